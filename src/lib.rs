@@ -1,0 +1,7 @@
+//! gridtwin: a deterministic discrete-event simulator and digital twin of smart low-voltage grids.
+//!
+//! See `ARCHITECTURE.md` for the code map. The simulation path is deterministic bit for bit:
+//! integer-nanosecond time, per-agent RNG streams, no hash-map iteration, no wall clock.
+#![forbid(unsafe_code)]
+
+pub mod engine;
