@@ -5,3 +5,6 @@
 #![forbid(unsafe_code)]
 
 pub mod engine;
+pub mod grid;
+pub mod mesh;
+pub mod twin;

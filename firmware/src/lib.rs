@@ -7,7 +7,11 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod hal;
+pub mod lmu;
+pub mod mesh;
 pub mod time;
 
 pub use time::{Duration, Instant};

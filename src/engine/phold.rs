@@ -92,21 +92,20 @@ impl Agent<()> for Lp {
 }
 
 /// Builds the PHOLD model as a [`Simulation`] with its initial events scheduled.
-pub fn build(cfg: &PholdConfig) -> Simulation<()> {
+pub fn build(cfg: &PholdConfig) -> Result<Simulation<()>, super::EngineError> {
     let mut sim = Simulation::new(cfg.seed);
     sim.reserve_events(cfg.lps as usize * cfg.events_per_lp as usize + 16);
     for i in 0..cfg.lps {
         let mut rng = SplitMix64::for_lp(cfg.seed, i);
         let mean = cfg.mean_ns as f64;
-        let id = sim.next_agent_id();
-        for _ in 0..cfg.events_per_lp {
-            let d = rng.delay(cfg.lookahead_ns, mean);
-            sim.schedule(id, id, SimTime(d), class::DEFAULT, ());
-        }
+        let first: Vec<u64> = (0..cfg.events_per_lp).map(|_| rng.delay(cfg.lookahead_ns, mean)).collect();
         let lp = Lp { rng, lps: cfg.lps, lookahead_ns: cfg.lookahead_ns, mean_ns: mean, count: 0, checksum: 0 };
-        sim.add_agent(Box::new(lp)).expect("PHOLD LP count is bounded by u32 and checked by the caller");
+        let id = sim.add_agent(Box::new(lp))?;
+        for d in first {
+            sim.schedule(id, id, SimTime(d), class::DEFAULT, ())?;
+        }
     }
-    sim
+    Ok(sim)
 }
 
 /// Collects count and checksum from a finished PHOLD simulation.
@@ -123,7 +122,7 @@ pub fn collect(sim: &Simulation<()>, cfg: &PholdConfig) -> PholdResult {
 /// Runs PHOLD through the engine. Errors if the configuration is out of range.
 pub fn run_engine(cfg: &PholdConfig) -> Result<PholdResult, String> {
     validate(cfg)?;
-    let mut sim = build(cfg);
+    let mut sim = build(cfg).map_err(|e| e.to_string())?;
     sim.run(Stop::at(SimTime(cfg.end_ns))).map_err(|e| e.to_string())?;
     Ok(collect(&sim, cfg))
 }

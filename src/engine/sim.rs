@@ -294,9 +294,20 @@ impl<M: 'static> Simulation<M> {
     }
 
     /// Schedules an event from outside any agent (the source is `src`, e.g. the agent itself for an initial timer).
-    pub fn schedule(&mut self, src: AgentId, dst: AgentId, at: SimTime, class: u8, msg: M) -> EventId {
+    /// Both agents must exist already.
+    pub fn schedule(&mut self, src: AgentId, dst: AgentId, at: SimTime, class: u8, msg: M) -> Result<EventId, EngineError> {
+        if src.index() >= self.agents.len() || dst.index() >= self.agents.len() {
+            return Err(EngineError::NoSuchAgent(src, dst.0));
+        }
         let at = at.max(self.core.now);
-        self.core.push(src, dst, at, class, msg)
+        let id = self.core.push(src, dst, at, class, msg);
+        match self.core.error.take() {
+            Some(e) => {
+                self.core.stop_requested = false;
+                Err(e)
+            }
+            None => Ok(id),
+        }
     }
 
     pub fn now(&self) -> SimTime {
@@ -412,6 +423,13 @@ mod tests {
         }
     }
 
+    struct Bad;
+    impl Agent<u32> for Bad {
+        fn handle(&mut self, _: Event<u32>, ctx: &mut Ctx<'_, u32>) {
+            ctx.send(AgentId(9), SimDuration::ZERO, 0);
+        }
+    }
+
     fn two(fanout: u32) -> Simulation<u32> {
         let mut sim = Simulation::new(1);
         for _ in 0..2 {
@@ -433,14 +451,14 @@ mod tests {
     #[test]
     fn cancel_stop_and_until() {
         let mut sim = two(0);
-        let e1 = sim.schedule(AgentId(0), AgentId(1), SimTime(5), class::DEFAULT, 7);
-        sim.schedule(AgentId(0), AgentId(1), SimTime(6), class::DEFAULT, 8);
-        sim.schedule(AgentId(0), AgentId(1), SimTime(20), class::DEFAULT, 9);
+        let e1 = sim.schedule(AgentId(0), AgentId(1), SimTime(5), class::DEFAULT, 7).unwrap();
+        sim.schedule(AgentId(0), AgentId(1), SimTime(6), class::DEFAULT, 8).unwrap();
+        sim.schedule(AgentId(0), AgentId(1), SimTime(20), class::DEFAULT, 9).unwrap();
         sim.core.cancelled.insert(e1.0);
         let st = sim.run(Stop::at(SimTime(10))).unwrap();
         assert_eq!((st.delivered, st.cancelled, st.pending), (1, 1, 1));
         assert_eq!(sim.now(), SimTime(10));
-        sim.schedule(AgentId(0), AgentId(1), SimTime(15), class::DEFAULT, 1000);
+        sim.schedule(AgentId(0), AgentId(1), SimTime(15), class::DEFAULT, 1000).unwrap();
         sim.run(Stop::never()).unwrap();
         assert_eq!(sim.now(), SimTime(15), "stop() halts before the event at 20");
         assert_eq!(sim.agent::<Echo>(AgentId(1)).unwrap().seen.len(), 2);
@@ -449,8 +467,10 @@ mod tests {
     #[test]
     fn bad_destination_and_queue_limit_are_errors() {
         let mut sim = two(0);
-        sim.schedule(AgentId(0), AgentId(9), SimTime(1), class::DEFAULT, 1);
-        assert_eq!(sim.run(Stop::never()), Err(EngineError::NoSuchAgent(AgentId(0), 9)));
+        assert_eq!(sim.schedule(AgentId(0), AgentId(9), SimTime(1), class::DEFAULT, 1), Err(EngineError::NoSuchAgent(AgentId(0), 9)));
+        sim.add_agent(Box::new(Bad)).unwrap();
+        sim.schedule(AgentId(2), AgentId(2), SimTime(1), class::DEFAULT, 1).unwrap();
+        assert_eq!(sim.run(Stop::never()), Err(EngineError::NoSuchAgent(AgentId(2), 9)));
         let mut sim = two(100);
         sim.set_max_pending(10);
         assert!(matches!(sim.run(Stop::never()), Err(EngineError::QueueFull(_))));

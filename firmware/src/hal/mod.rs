@@ -32,3 +32,8 @@ impl Error for ErrorKind {
 pub trait ErrorType {
     type Error: Error;
 }
+
+pub mod contactor;
+pub mod metering;
+pub mod radio;
+pub mod storage;

@@ -1,0 +1,2 @@
+//! Criterion benchmarks (mesh).
+fn main() {}

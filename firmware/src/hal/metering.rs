@@ -1,0 +1,1 @@
+//! HAL trait for the LMU's metering (filled in with the LMU firmware).

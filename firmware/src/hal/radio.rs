@@ -1,0 +1,1 @@
+//! HAL trait for the low-power radio (filled in with the mesh firmware).

@@ -1,0 +1,1 @@
+//! LMU firmware: power quality, protection, fault location/isolation/restoration.

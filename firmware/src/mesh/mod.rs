@@ -1,0 +1,1 @@
+//! Mesh firmware: RPL-style routing state machine and frame codecs.

@@ -1,0 +1,1 @@
+//! `gridtwin grid ...`: power flow and short circuits from the command line.

@@ -1,0 +1,1 @@
+//! Digital twins of LMU hardware: sensor front-end, contactor.

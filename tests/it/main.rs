@@ -1,0 +1,4 @@
+//! The one integration-test binary of gridtwin: one module per concern.
+mod grid;
+mod lmu;
+mod mesh;
