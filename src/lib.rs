@@ -4,6 +4,8 @@
 //! integer-nanosecond time, per-agent RNG streams, no hash-map iteration, no wall clock.
 #![forbid(unsafe_code)]
 
+pub mod agents;
+pub mod cli;
 pub mod engine;
 pub mod grid;
 pub mod mesh;

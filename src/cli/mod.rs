@@ -1,0 +1,2 @@
+//! The command-line interface: `run`, `check`, `sweep`, `bench`, `grid`.
+pub mod grid;
