@@ -13,6 +13,6 @@ mod sim;
 mod time;
 
 pub use digest::Digest;
-pub use rng::{derive_seed, mix64, purpose_id, stream, SimRng};
-pub use sim::{class, Agent, AgentId, Ctx, EngineError, Event, EventId, RunStats, Simulation, Stop, MAX_AGENTS};
-pub use time::{format_duration, parse_duration, SimDuration, SimTime, NS_PER_MS, NS_PER_S, NS_PER_US};
+pub use rng::{SimRng, derive_seed, mix64, purpose_id, stream};
+pub use sim::{Agent, AgentId, Ctx, EngineError, Event, EventId, MAX_AGENTS, RunStats, Simulation, Stop, class};
+pub use time::{NS_PER_MS, NS_PER_S, NS_PER_US, SimDuration, SimTime, format_duration, parse_duration};

@@ -23,8 +23,14 @@ pub struct PholdConfig {
 
 impl PholdConfig {
     /// Config A of the reference table.
-    pub const A: PholdConfig =
-        PholdConfig { lps: 1024, events_per_lp: 16, seed: 42, lookahead_ns: 100_000_000, mean_ns: 900_000_000, end_ns: 200_000_000_000 };
+    pub const A: PholdConfig = PholdConfig {
+        lps: 1024,
+        events_per_lp: 16,
+        seed: 42,
+        lookahead_ns: 100_000_000,
+        mean_ns: 900_000_000,
+        end_ns: 200_000_000_000,
+    };
 }
 
 /// Events handled and the checksum (wrapping sum of their times).
@@ -133,7 +139,10 @@ pub fn validate(cfg: &PholdConfig) -> Result<(), String> {
         return Err(format!("--lps {} is out of range (1..={})", cfg.lps, super::MAX_AGENTS));
     }
     if (cfg.lps as u64) * (cfg.events_per_lp as u64) > super::sim::DEFAULT_MAX_PENDING as u64 {
-        return Err(format!("--lps x --events-per-lp = {} initial events exceeds the queue limit", cfg.lps as u64 * cfg.events_per_lp as u64));
+        return Err(format!(
+            "--lps x --events-per-lp = {} initial events exceeds the queue limit",
+            cfg.lps as u64 * cfg.events_per_lp as u64
+        ));
     }
     Ok(())
 }

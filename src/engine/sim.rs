@@ -1,7 +1,7 @@
 //! The simulation core: the event queue, the agent table, the delivery loop and the handler context.
 
 use super::digest::Digest;
-use super::rng::{stream, SimRng};
+use super::rng::{SimRng, stream};
 use super::time::{SimDuration, SimTime};
 use std::any::Any;
 use std::cmp::Ordering;
@@ -295,7 +295,14 @@ impl<M: 'static> Simulation<M> {
 
     /// Schedules an event from outside any agent (the source is `src`, e.g. the agent itself for an initial timer).
     /// Both agents must exist already.
-    pub fn schedule(&mut self, src: AgentId, dst: AgentId, at: SimTime, class: u8, msg: M) -> Result<EventId, EngineError> {
+    pub fn schedule(
+        &mut self,
+        src: AgentId,
+        dst: AgentId,
+        at: SimTime,
+        class: u8,
+        msg: M,
+    ) -> Result<EventId, EngineError> {
         if src.index() >= self.agents.len() || dst.index() >= self.agents.len() {
             return Err(EngineError::NoSuchAgent(src, dst.0));
         }
@@ -358,7 +365,11 @@ impl<M: 'static> Simulation<M> {
     }
 
     /// Like [`Simulation::run`], and also stops before an event for which `keep_going(time)` is false.
-    pub fn run_while<F: FnMut(SimTime) -> bool>(&mut self, stop: Stop, mut keep_going: F) -> Result<RunStats, EngineError> {
+    pub fn run_while<F: FnMut(SimTime) -> bool>(
+        &mut self,
+        stop: Stop,
+        mut keep_going: F,
+    ) -> Result<RunStats, EngineError> {
         self.core.stop_requested = false;
         self.start_new_agents();
         let budget_end = self.core.stats.delivered.saturating_add(stop.max_events);
@@ -385,7 +396,12 @@ impl<M: 'static> Simulation<M> {
             self.core.digest.fold(time);
             self.core.digest.fold(order ^ ((dst as u64) << 8));
             self.core.stats.delivered += 1;
-            let event = Event { time: SimTime(time), src: AgentId(((order >> 32) & 0xFF_FFFF) as u32), class: (order >> 56) as u8, msg };
+            let event = Event {
+                time: SimTime(time),
+                src: AgentId(((order >> 32) & 0xFF_FFFF) as u32),
+                class: (order >> 56) as u8,
+                msg,
+            };
             let mut ctx = Ctx { me: AgentId(dst), core: &mut self.core };
             self.agents[dst as usize].handle(event, &mut ctx);
         }
@@ -467,7 +483,10 @@ mod tests {
     #[test]
     fn bad_destination_and_queue_limit_are_errors() {
         let mut sim = two(0);
-        assert_eq!(sim.schedule(AgentId(0), AgentId(9), SimTime(1), class::DEFAULT, 1), Err(EngineError::NoSuchAgent(AgentId(0), 9)));
+        assert_eq!(
+            sim.schedule(AgentId(0), AgentId(9), SimTime(1), class::DEFAULT, 1),
+            Err(EngineError::NoSuchAgent(AgentId(0), 9))
+        );
         sim.add_agent(Box::new(Bad)).unwrap();
         sim.schedule(AgentId(2), AgentId(2), SimTime(1), class::DEFAULT, 1).unwrap();
         assert_eq!(sim.run(Stop::never()), Err(EngineError::NoSuchAgent(AgentId(2), 9)));

@@ -162,7 +162,8 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
         if frac.contains('.') || (int.is_empty() && frac.is_empty()) {
             return Err(format!("`{text}`: `{num}` is not a number"));
         }
-        let int_v: u128 = if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("`{text}`: `{int}` is too large"))? };
+        let int_v: u128 =
+            if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("`{text}`: `{int}` is too large"))? };
         let mut value = int_v.checked_mul(scale).ok_or_else(|| format!("`{text}` is too long"))?;
         let mut place = scale;
         for c in frac.bytes() {
