@@ -9,4 +9,8 @@ pub mod cli;
 pub mod engine;
 pub mod grid;
 pub mod mesh;
+pub mod report;
+pub mod scenario;
+pub mod sweep;
 pub mod twin;
+pub mod world;

@@ -1,1 +1,4 @@
-fn main() {}
+//! The `gridtwin` command. All behaviour lives in `gridtwin::cli`.
+fn main() {
+    std::process::exit(gridtwin::cli::main());
+}

@@ -12,6 +12,7 @@ extern crate alloc;
 pub mod hal;
 pub mod lmu;
 pub mod mesh;
+pub mod report;
 pub mod time;
 
 pub use time::{Duration, Instant};

@@ -1,5 +1,7 @@
-//! The agents of a gridtwin run (one file per agent) and the message type they exchange.
+//! The agents of a gridtwin run (one file per agent or agent family) and the message type they exchange.
 
+pub mod gateway;
 mod msg;
 
+pub use gateway::{GatewayConfig, GwMsg};
 pub use msg::Msg;

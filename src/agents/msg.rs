@@ -17,6 +17,8 @@ pub enum Msg {
     Mesh(crate::mesh::MeshMsg),
     /// LMU devices: sensor samples, contactor operations, FLISR messages.
     Lmu(crate::twin::LmuMsg),
+    /// The upstream path: coordinator, UART, gateway, cloud.
+    Gw(crate::agents::GwMsg),
     /// Data of an agent kind defined outside gridtwin.
     Custom(Box<dyn Any + Send>),
 }

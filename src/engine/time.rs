@@ -132,6 +132,9 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
             i += 1;
         }
         let num = &s[start..i];
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
         let ustart = i;
         while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
             i += 1;

@@ -1,0 +1,37 @@
+//! Embeds `scenarios/` and `models/` into the binary, so `gridtwin` runs its default scenario (and any shipped
+//! scenario's models and networks) from any directory.
+use std::fs;
+use std::path::Path;
+
+fn collect(dir: &Path, rel: &str, out: &mut Vec<String>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    names.sort();
+    for p in names {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let r = format!("{rel}/{name}");
+        if p.is_dir() {
+            collect(&p, &r, out);
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("ron" | "json" | "csv")) {
+            out.push(r);
+        }
+    }
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for d in ["scenarios", "models"] {
+        println!("cargo:rerun-if-changed={d}");
+        collect(&root.join(d), d, &mut files);
+    }
+    let mut src = String::from(
+        "/// Files embedded from the source tree: (path relative to the repository root, contents).\npub static EMBEDDED: &[(&str, &str)] = &[\n",
+    );
+    for f in &files {
+        src.push_str(&format!("    ({f:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/{f}\"))),\n"));
+    }
+    src.push_str("];\n");
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("embedded.rs");
+    fs::write(out, src).unwrap();
+}

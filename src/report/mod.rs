@@ -1,0 +1,146 @@
+//! Run outputs: the summary (JSON), tables (CSV), time series (CSV) and plots (SVG), written atomically.
+//!
+//! Everything here is a pure function of the run except `timing.json` (wall-clock figures), which is kept in a
+//! file of its own so every other file is byte-identical between equal runs. Files are written into a temporary
+//! sibling directory that replaces the target only when complete, so a failed run never leaves half an output.
+
+mod plot;
+
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A CSV table: a header and rows of already formatted cells.
+#[derive(Clone, Debug, Default)]
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Self {
+        Table { header: header.iter().map(|s| s.to_string()).collect(), rows: Vec::new() }
+    }
+    pub fn push(&mut self, row: Vec<String>) {
+        debug_assert_eq!(row.len(), self.header.len());
+        self.rows.push(row);
+    }
+}
+
+/// A time series for CSV and plotting: (time in seconds since start, value) per column.
+#[derive(Clone, Debug, Default)]
+pub struct Series {
+    /// Plot title and file stem, e.g. `grid_voltage`.
+    pub name: String,
+    pub y_label: String,
+    pub t_s: Vec<f64>,
+    /// Named columns, each as long as `t_s`.
+    pub columns: Vec<(String, Vec<f64>)>,
+}
+
+/// Everything a run reports.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// `summary.json`: run identity first, then one object per subsystem.
+    pub summary: Map<String, Value>,
+    /// `<name>.csv` files.
+    pub tables: Vec<(String, Table)>,
+    /// `<name>.csv` series files and `<name>.svg` plots.
+    pub series: Vec<Series>,
+    /// Short lines for the human summary on stdout.
+    pub human: Vec<String>,
+}
+
+/// Formats a float for CSV: shortest round-trip representation (so files are exact and stable).
+pub fn num(v: f64) -> String {
+    if v.is_finite() { format!("{v}") } else { String::new() }
+}
+
+fn write_csv(path: &Path, header: &[String], rows: impl Iterator<Item = Vec<String>>) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(header)?;
+    for r in rows {
+        w.write_record(&r)?;
+    }
+    w.flush()
+}
+
+/// Writes `report` (and `timing` as `timing.json`) into directory `out`, atomically: either the complete
+/// new directory replaces `out`, or `out` is left as it was. Refuses to replace a directory that is not a
+/// gridtwin output (no `summary.json` in it) unless it is empty.
+pub fn write_output_dir(out: &Path, report: &Report, timing: &Value, plots: bool) -> Result<(), String> {
+    if out.exists() {
+        let is_ours = out.join("summary.json").exists()
+            || std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if !out.is_dir() || !is_ours {
+            return Err(format!(
+                "{} exists and is not a gridtwin output directory; choose another --out",
+                out.display()
+            ));
+        }
+    }
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).map_or(PathBuf::from("."), Path::to_path_buf);
+    std::fs::create_dir_all(&parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let stem = out.file_name().map_or("out".into(), |n| n.to_string_lossy().to_string());
+    let tmp = parent.join(format!(".{stem}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let result = (|| -> Result<(), String> {
+        let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
+        let p = tmp.join("summary.json");
+        let mut text =
+            serde_json::to_string_pretty(&Value::Object(report.summary.clone())).map_err(|e| e.to_string())?;
+        text.push('\n');
+        std::fs::write(&p, text).map_err(|e| io(&p, e))?;
+        for (name, t) in &report.tables {
+            let p = tmp.join(format!("{name}.csv"));
+            write_csv(&p, &t.header, t.rows.iter().cloned()).map_err(|e| io(&p, e))?;
+        }
+        for s in &report.series {
+            let p = tmp.join(format!("{}.csv", s.name));
+            let mut header = vec!["t_s".to_string()];
+            header.extend(s.columns.iter().map(|(n, _)| n.clone()));
+            let rows = (0..s.t_s.len()).map(|i| {
+                let mut r = vec![num(s.t_s[i])];
+                r.extend(s.columns.iter().map(|(_, c)| num(c[i])));
+                r
+            });
+            write_csv(&p, &header, rows).map_err(|e| io(&p, e))?;
+            if plots && !s.t_s.is_empty() {
+                let p = tmp.join(format!("{}.svg", s.name));
+                plot::svg(&p, s)?;
+            }
+        }
+        let p = tmp.join("timing.json");
+        let mut f = std::fs::File::create(&p).map_err(|e| io(&p, e))?;
+        writeln!(f, "{}", serde_json::to_string_pretty(timing).map_err(|e| e.to_string())?).map_err(|e| io(&p, e))?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if out.exists() {
+        std::fs::remove_dir_all(out).map_err(|e| {
+            let _ = std::fs::remove_dir_all(&tmp);
+            format!("cannot replace {}: {e}", out.display())
+        })?;
+    }
+    std::fs::rename(&tmp, out).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&tmp);
+        format!("cannot move output into {}: {e}", out.display())
+    })
+}
+
+/// Writes one file atomically (temp file beside it, then rename).
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).map_or(PathBuf::from("."), Path::to_path_buf);
+    std::fs::create_dir_all(&parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let name = path.file_name().map_or("out".into(), |n| n.to_string_lossy().to_string());
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", path.display())
+    })
+}

@@ -1,0 +1,236 @@
+//! Sweeps: one base scenario run over a grid of field overrides and replications, in parallel.
+//!
+//! A plan lists one or more blocks; each block is the cartesian product of its axes (an axis overrides the
+//! value at a scenario path, like `gateway.uart_baud` or `faults[0].r_ohm`, with RON text). Every point's seed
+//! is a pure function of (plan seed, point index, replication); points run on rayon's pool and results are
+//! collected in point order, so the CSV is byte-identical whatever the thread count.
+
+use crate::engine::derive_seed;
+use crate::report::Table;
+use crate::scenario::{InputError, Loaded, parse_ron, ron_path};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// Most points one plan may expand to.
+pub const MAX_POINTS: usize = 1_000_000;
+
+/// A sweep plan (RON).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Name of the study (the CSV is `<name>.csv`).
+    pub name: String,
+    /// Base scenario, relative to the plan file.
+    pub base: String,
+    /// Master seed of the sweep; each point's seed derives from it and the point's index.
+    pub seed: u64,
+    /// Runs per point, each with its own seed.
+    #[serde(default = "one")]
+    pub replications: u32,
+    /// Blocks of axes; the plan's points are the union of each block's cartesian product.
+    pub blocks: Vec<Vec<Axis>>,
+    /// KPI columns taken from each run's summary.json by path (`mesh.pdr`, `faults.events[0].trip_ms`).
+    /// Empty: every scalar at the top two levels of the summary.
+    #[serde(default)]
+    pub columns: Vec<Column>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One overridden field and its values (RON text, e.g. `"115200"`, `"\"30s\""`, `"File(\"net.json\")"`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Axis {
+    pub path: String,
+    /// CSV column name (default: the path).
+    #[serde(default)]
+    pub name: Option<String>,
+    pub values: Vec<String>,
+    /// Optional display label per value (same length as `values`), e.g. the feeder's name for a network file.
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+/// A KPI column: CSV header and summary path.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Column {
+    pub name: String,
+    pub path: String,
+}
+
+/// A loaded plan: one scenario per point, all parsed and validated before anything runs.
+pub struct Expanded {
+    pub plan: Plan,
+    pub file: String,
+    /// (block, values per axis as labels, scenario) per point.
+    pub points: Vec<Point>,
+    pub headers: Vec<String>,
+}
+
+pub struct Point {
+    pub labels: Vec<String>,
+    pub loaded: Loaded,
+}
+
+/// Reads a plan and expands it into validated scenarios.
+pub fn load(path: &Path) -> Result<Expanded, InputError> {
+    let file = path.display().to_string();
+    let text = crate::scenario::assets::read_text(path).map_err(|e| InputError::file(&file, e, None))?;
+    let plan: Plan = parse_ron(&file, &text)?;
+    let at = |p: &str, m: String| {
+        let pos = ron_path::parse_path(p).ok().and_then(|s| ron_path::find(&text, &s)).map_or(0, |r| r.start);
+        InputError::at(&file, &text, pos, format!("`{p}`: {m}"), None)
+    };
+    if plan.replications == 0 || plan.replications > 10_000 {
+        return Err(at("replications", "must be between 1 and 10000".into()));
+    }
+    if plan.blocks.is_empty() {
+        return Err(at("blocks", "needs at least one block (a list of axes; `[]` for just the base)".into()));
+    }
+    let base_dir = path.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() });
+    let base_path = base_dir.clone().unwrap_or_default().join(&plan.base);
+    let base = Loaded::from_file(&base_path)?;
+    let mut headers: Vec<String> = Vec::new();
+    for (b, block) in plan.blocks.iter().enumerate() {
+        for (a, axis) in block.iter().enumerate() {
+            let p = format!("blocks[{b}][{a}]");
+            if axis.values.is_empty() {
+                return Err(at(&format!("{p}.values"), "needs at least one value".into()));
+            }
+            if !axis.labels.is_empty() && axis.labels.len() != axis.values.len() {
+                return Err(at(
+                    &format!("{p}.labels"),
+                    format!("has {} labels for {} values", axis.labels.len(), axis.values.len()),
+                ));
+            }
+            ron_path::parse_path(&axis.path).map_err(|e| at(&format!("{p}.path"), e))?;
+            let h = axis.name.clone().unwrap_or_else(|| axis.path.clone());
+            if !headers.contains(&h) {
+                headers.push(h);
+            }
+        }
+    }
+    let mut points = Vec::new();
+    for (b, block) in plan.blocks.iter().enumerate() {
+        let n: usize =
+            block.iter().map(|a| a.values.len()).try_fold(1usize, |acc, n| acc.checked_mul(n)).unwrap_or(usize::MAX);
+        if points.len().saturating_add(n) > MAX_POINTS {
+            return Err(at("blocks", format!("expands to more than {MAX_POINTS} points")));
+        }
+        for k in 0..n {
+            let mut rest = k;
+            let mut text = base.text.clone();
+            let mut labels = vec![String::new(); headers.len()];
+            for (a, axis) in block.iter().enumerate().rev() {
+                let i = rest % axis.values.len();
+                rest /= axis.values.len();
+                let v = &axis.values[i];
+                text = ron_path::replace(&text, &axis.path, v).map_err(|e| at(&format!("blocks[{b}][{a}].path"), e))?;
+                let h = axis.name.clone().unwrap_or_else(|| axis.path.clone());
+                let col = headers.iter().position(|x| *x == h).expect("header registered above");
+                labels[col] = axis.labels.get(i).cloned().unwrap_or_else(|| v.trim_matches('"').to_string());
+            }
+            let name = format!("{} [block {b}, point {k}: {}]", base.file, labels.join(", "));
+            let loaded = Loaded::from_text(name, text, base.base_dir.clone())?;
+            loaded.validate()?;
+            points.push(Point { labels, loaded });
+        }
+    }
+    Ok(Expanded { plan, file, points, headers })
+}
+
+/// Looks up a path (`a.b[2].c`) in a JSON value.
+pub fn json_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = v;
+    for seg in ron_path::parse_path(path).ok()? {
+        cur = match seg {
+            ron_path::Seg::Field(f) => cur.get(f.as_str())?,
+            ron_path::Seg::Index(i) => cur.get(i)?,
+        };
+    }
+    Some(cur)
+}
+
+fn cell(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// Scalars of a summary at the top two levels, as (dotted name, value), in the summary's key order.
+fn default_columns(summary: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    if let Value::Object(m) = summary {
+        for (k, v) in m {
+            match v {
+                Value::Object(inner) => {
+                    for (k2, v2) in inner {
+                        if !v2.is_object() && !v2.is_array() {
+                            out.push((format!("{k}.{k2}"), v2.clone()));
+                        }
+                    }
+                }
+                Value::Array(_) => {}
+                _ if k != "scenario" && k != "version" => out.push((k.clone(), v.clone())),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Runs every point x replication on the current rayon pool; returns the CSV table in point order.
+pub fn run(exp: &Expanded, progress: &(dyn Fn() + Sync)) -> Result<Table, String> {
+    let reps = exp.plan.replications as usize;
+    let jobs: Vec<(usize, usize)> = (0..exp.points.len()).flat_map(|p| (0..reps).map(move |r| (p, r))).collect();
+    let results: Vec<Result<Value, String>> = jobs
+        .par_iter()
+        .map(|&(p, r)| {
+            let seed = derive_seed(exp.plan.seed, &[p as u64, r as u64]);
+            let out = run_one(&exp.points[p].loaded, seed);
+            progress();
+            out
+        })
+        .collect();
+    let mut header = vec!["point".to_string(), "replication".to_string(), "seed".to_string()];
+    header.extend(exp.headers.iter().cloned());
+    let mut kpi_names: Vec<String> = exp.plan.columns.iter().map(|c| c.name.clone()).collect();
+    let mut rows = Vec::new();
+    for (&(p, r), res) in jobs.iter().zip(results) {
+        let summary = res.map_err(|e| format!("point {p} replication {r}: {e}"))?;
+        let kpis: Vec<(String, Value)> = if exp.plan.columns.is_empty() {
+            default_columns(&summary)
+        } else {
+            exp.plan
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), json_path(&summary, &c.path).cloned().unwrap_or(Value::Null)))
+                .collect()
+        };
+        if exp.plan.columns.is_empty() && kpi_names.is_empty() {
+            kpi_names = kpis.iter().map(|k| k.0.clone()).collect();
+        }
+        let mut row = vec![p.to_string(), r.to_string(), cell(summary.get("seed"))];
+        row.extend(exp.points[p].labels.iter().cloned());
+        for name in &kpi_names {
+            row.push(cell(kpis.iter().find(|k| &k.0 == name).map(|k| &k.1)));
+        }
+        rows.push(row);
+    }
+    header.extend(kpi_names);
+    Ok(Table { header, rows })
+}
+
+/// Builds, runs and summarises one scenario (no files written).
+pub fn run_one(loaded: &Loaded, seed: u64) -> Result<Value, String> {
+    let mut world = crate::world::build(loaded, seed, None).map_err(|e| e.to_string())?;
+    world.run(1, |_| {})?;
+    Ok(Value::Object(world.report().summary))
+}
