@@ -3,6 +3,8 @@
 //! See `ARCHITECTURE.md` for the code map. The simulation path is deterministic bit for bit:
 //! integer-nanosecond time, per-agent RNG streams, no hash-map iteration, no wall clock.
 #![forbid(unsafe_code)]
+// Input errors carry their source snippet for display; they only travel on cold paths.
+#![allow(clippy::result_large_err)]
 
 pub mod agents;
 pub mod cli;

@@ -25,7 +25,7 @@ pub struct Cli {
 }
 
 /// Options every command takes.
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct Global {
     /// Master seed (overrides the scenario's or plan's).
     #[arg(long, global = true)]
@@ -96,8 +96,19 @@ pub enum BenchCmd {
 /// An error for the user: printed by `main`, exit code 1 (2 for bad input).
 #[derive(Debug)]
 pub enum CliError {
+    /// Bad input, located in its file.
     Input(Box<InputError>),
+    /// Anything else (I/O, a failed run).
     Other(String),
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CliError::Input(e) => write!(f, "{e}"),
+            CliError::Other(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 impl From<InputError> for CliError {
@@ -189,11 +200,19 @@ fn cmd_check(paths: &[PathBuf]) -> Result<(), CliError> {
 }
 
 fn cmd_run(g: &Global, path: Option<&Path>, until: Option<&str>) -> Result<(), CliError> {
-    let t0 = Instant::now();
     let loaded = load(path)?;
+    let (report, out, run_s) = run_to_dir(g, &loaded, until)?;
+    print_human(&report, &out, run_s);
+    Ok(())
+}
+
+/// `gridtwin run`: builds and runs `loaded`, writes the output directory atomically; returns the report,
+/// the directory and the wall time of the run. Nothing is written unless the run succeeds.
+pub fn run_to_dir(g: &Global, loaded: &Loaded, until: Option<&str>) -> Result<(Report, PathBuf, f64), CliError> {
+    let t0 = Instant::now();
     let until = until.map(|u| parse_duration(u).map_err(|e| format!("--until: {e}"))).transpose()?;
     let seed = g.seed.unwrap_or(loaded.scenario.seed);
-    let mut world = crate::world::build(&loaded, seed, until)?;
+    let mut world = crate::world::build(loaded, seed, until)?;
     let out = g.out.clone().unwrap_or_else(|| PathBuf::from("out").join(sanitize(&loaded.scenario.name)));
     let build_s = t0.elapsed().as_secs_f64();
     tracing::info!(scenario = %loaded.scenario.name, seed, agents = world.sim.agent_count(), "built");
@@ -212,8 +231,7 @@ fn cmd_run(g: &Global, path: Option<&Path>, until: Option<&str>) -> Result<(), C
         "events_per_s": if run_s > 0.0 { events as f64 / run_s } else { 0.0 },
     });
     write_output_dir(&out, &report, &timing, loaded.scenario.outputs.plots)?;
-    print_human(&report, &out, run_s);
-    Ok(())
+    Ok((report, out, run_s))
 }
 
 fn print_human(r: &Report, out: &Path, run_s: f64) {

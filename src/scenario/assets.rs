@@ -25,9 +25,40 @@ pub fn embedded(rel: &str) -> Option<&'static str> {
     EMBEDDED.iter().find(|(p, _)| *p == rel).map(|(_, t)| *t)
 }
 
-/// Names of the embedded scenarios (`scenarios/*.ron`).
-pub fn embedded_scenarios() -> impl Iterator<Item = &'static str> {
-    EMBEDDED.iter().map(|(p, _)| *p).filter(|p| p.starts_with("scenarios/") && p.ends_with(".ron"))
+/// The embedded scenarios (`scenarios/**/*.ron` whose top-level value is a `Scenario(...)`, not a sweep plan),
+/// as (path, text).
+pub fn embedded_scenarios() -> impl Iterator<Item = (&'static str, &'static str)> {
+    EMBEDDED
+        .iter()
+        .copied()
+        .filter(|(p, t)| p.starts_with("scenarios/") && p.ends_with(".ron") && top_level_name(t) == Some("Scenario"))
+}
+
+/// The embedded sweep plans (`Sweep(...)` files under `scenarios/`), as (path, text).
+pub fn embedded_plans() -> impl Iterator<Item = (&'static str, &'static str)> {
+    EMBEDDED
+        .iter()
+        .copied()
+        .filter(|(p, t)| p.starts_with("scenarios/") && p.ends_with(".ron") && top_level_name(t) == Some("Sweep"))
+}
+
+/// The struct name a RON document starts with, after comments and attributes.
+pub fn top_level_name(text: &str) -> Option<&str> {
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("//") {
+            rest = r.split_once('\n').map_or("", |x| x.1);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |x| x.1);
+        } else if let Some(r) = rest.strip_prefix("#!") {
+            rest = r.split_once(']').map_or("", |x| x.1);
+        } else {
+            break;
+        }
+    }
+    let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
 }
 
 /// A file named by a scenario, resolved: its display name and contents.

@@ -101,7 +101,7 @@ impl Scanner<'_> {
         while self.i < self.b.len() && (self.b[self.i].is_ascii_alphanumeric() || self.b[self.i] == b'_') {
             self.i += 1;
         }
-        (self.i > s).then(|| s..self.i)
+        (self.i > s).then_some(s..self.i)
     }
     fn string(&mut self) -> Option<()> {
         // at '"', 'r', or '\''

@@ -19,6 +19,7 @@ pub const MAX_POINTS: usize = 1_000_000;
 /// A sweep plan (RON).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+#[serde(rename = "Sweep")]
 pub struct Plan {
     /// Name of the study (the CSV is `<name>.csv`).
     pub name: String,
@@ -178,7 +179,7 @@ fn default_columns(summary: &Value) -> Vec<(String, Value)> {
                     }
                 }
                 Value::Array(_) => {}
-                _ if k != "scenario" && k != "version" => out.push((k.clone(), v.clone())),
+                _ if !matches!(k.as_str(), "scenario" | "version" | "seed") => out.push((k.clone(), v.clone())),
                 _ => {}
             }
         }
