@@ -1,4 +1,4 @@
-//! Run outputs: the summary (JSON), tables (CSV), time series (CSV) and plots (SVG), written atomically.
+//! Run outputs: the summary (JSON), tables (CSV), time series (CSV) and plots (SVG and PNG), written atomically.
 //!
 //! Everything here is a pure function of the run except `timing.json` (wall-clock figures), which is kept in a
 //! file of its own so every other file is byte-identical between equal runs. Files are written into a temporary
@@ -107,8 +107,8 @@ pub fn write_output_dir(out: &Path, report: &Report, timing: &Value, plots: bool
             });
             write_csv(&p, &header, rows).map_err(|e| io(&p, e))?;
             if plots && !s.t_s.is_empty() {
-                let p = tmp.join(format!("{}.svg", s.name));
-                plot::svg(&p, s)?;
+                plot::svg(&tmp.join(format!("{}.svg", s.name)), s)?;
+                plot::png(&tmp.join(format!("{}.png", s.name)), s)?;
             }
         }
         let p = tmp.join("timing.json");
@@ -143,4 +143,48 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         let _ = std::fs::remove_file(&tmp);
         format!("cannot write {}: {e}", path.display())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_complete_directory_and_replaces_it_atomically() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("run");
+        let mut r = Report::default();
+        r.summary.insert("scenario".into(), Value::from("t"));
+        let mut t = Table::new(&["a", "b"]);
+        t.push(vec!["1".into(), "x".into()]);
+        r.tables.push(("events".into(), t));
+        r.series.push(Series {
+            name: "v".into(),
+            y_label: "V".into(),
+            t_s: vec![0.0, 3600.0, 7200.0],
+            columns: vec![("a".into(), vec![230.0, 231.5, 229.0]), ("b".into(), vec![229.0, f64::NAN, 230.0])],
+        });
+        write_output_dir(&out, &r, &Value::Null, true).unwrap();
+        let names: Vec<String> = {
+            let mut v: Vec<String> =
+                std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names, ["events.csv", "summary.json", "timing.json", "v.csv", "v.png", "v.svg"]);
+        assert_eq!(
+            std::fs::read_to_string(out.join("v.csv")).unwrap(),
+            "t_s,a,b\n0,230,229\n3600,231.5,\n7200,229,230\n"
+        );
+        assert!(std::fs::read(out.join("v.png")).unwrap().starts_with(b"\x89PNG"));
+        // Replacing an output directory works; replacing a foreign directory is refused.
+        write_output_dir(&out, &r, &Value::Null, false).unwrap();
+        assert!(!out.join("v.svg").exists());
+        let foreign = tmp.path().join("home");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::write(foreign.join("notes.txt"), "keep").unwrap();
+        assert!(write_output_dir(&foreign, &r, &Value::Null, false).is_err());
+        assert!(foreign.join("notes.txt").exists());
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2, "no temporary directory left");
+    }
 }

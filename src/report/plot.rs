@@ -1,4 +1,5 @@
-//! SVG line plots of time series (plotters' SVG backend: no system libraries, no fonts needed).
+//! Line plots of time series: SVG (plotters' SVG backend) and PNG (bitmap backend, text drawn with the DejaVu
+//! Sans font bundled in `assets/fonts/`, so no system library or installed font is needed).
 
 use super::Series;
 use plotters::prelude::*;
@@ -13,8 +14,34 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-/// Plots every column of `s` against time in hours.
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static FONT_REGISTERED: std::sync::Once = std::sync::Once::new();
+
+/// Plots every column of `s` against time in hours, as SVG.
 pub fn svg(path: &Path, s: &Series) -> Result<(), String> {
+    register_font();
+    draw(SVGBackend::new(path, (900, 480)).into_drawing_area(), path, s)
+}
+
+/// The same plot as PNG.
+pub fn png(path: &Path, s: &Series) -> Result<(), String> {
+    register_font();
+    draw(BitMapBackend::new(path, (900, 480)).into_drawing_area(), path, s)
+}
+
+/// Text layout (both backends) needs a font; ours is bundled, registered once per process.
+fn register_font() {
+    FONT_REGISTERED.call_once(|| {
+        // The bundled font is valid; were it not, drawing text would fail and report it.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    path: &Path,
+    s: &Series,
+) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| format!("cannot plot {}: {e}", path.display());
     let t_h: Vec<f64> = s.t_s.iter().map(|t| t / 3600.0).collect();
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
@@ -32,7 +59,6 @@ pub fn svg(path: &Path, s: &Series) -> Result<(), String> {
     }
     let pad = (hi - lo) * 0.05;
     let t_end = t_h.last().copied().unwrap_or(1.0).max(1e-9);
-    let root = SVGBackend::new(path, (900, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(&s.name, ("sans-serif", 20))
