@@ -50,7 +50,11 @@ pub struct Axis {
     /// CSV column name (default: the path).
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(default)]
     pub values: Vec<String>,
+    /// Integer values `start..end` (end excluded), appended to `values`: e.g. every line of a feeder.
+    #[serde(default)]
+    pub range: Option<(i64, i64)>,
     /// Optional display label per value (same length as `values`), e.g. the feeder's name for a network file.
     #[serde(default)]
     pub labels: Vec<String>,
@@ -82,7 +86,17 @@ pub struct Point {
 pub fn load(path: &Path) -> Result<Expanded, InputError> {
     let file = path.display().to_string();
     let text = crate::scenario::assets::read_text(path).map_err(|e| InputError::file(&file, e, None))?;
-    let plan: Plan = parse_ron(&file, &text)?;
+    let mut plan: Plan = parse_ron(&file, &text)?;
+    for block in &mut plan.blocks {
+        for axis in block.iter_mut() {
+            if let Some((a, b)) = axis.range {
+                if b.saturating_sub(a) > MAX_POINTS as i64 {
+                    return Err(InputError::file(&file, format!("axis `{}`: range {a}..{b} is longer than {MAX_POINTS}", axis.path), None));
+                }
+                axis.values.extend((a..b).map(|v| v.to_string()));
+            }
+        }
+    }
     let at = |p: &str, m: String| {
         let pos = ron_path::parse_path(p).ok().and_then(|s| ron_path::find(&text, &s)).map_or(0, |r| r.start);
         InputError::at(&file, &text, pos, format!("`{p}`: {m}"), None)
@@ -101,7 +115,7 @@ pub fn load(path: &Path) -> Result<Expanded, InputError> {
         for (a, axis) in block.iter().enumerate() {
             let p = format!("blocks[{b}][{a}]");
             if axis.values.is_empty() {
-                return Err(at(&format!("{p}.values"), "needs at least one value".into()));
+                return Err(at(&format!("{p}.values"), "needs at least one value (or a non-empty `range`)".into()));
             }
             if !axis.labels.is_empty() && axis.labels.len() != axis.values.len() {
                 return Err(at(
