@@ -54,7 +54,7 @@ pub enum Command {
         #[arg(long)]
         until: Option<String>,
     },
-    /// Validate scenarios (and the models and networks they name) without running them.
+    /// Validate scenarios or sweep plans (and the models and networks they name) without running them.
     Check {
         #[arg(required = true)]
         scenarios: Vec<PathBuf>,
@@ -191,6 +191,12 @@ fn load(path: Option<&Path>) -> Result<Loaded, InputError> {
 
 fn cmd_check(paths: &[PathBuf]) -> Result<(), CliError> {
     for p in paths {
+        let text = crate::scenario::assets::read_text(p).map_err(|e| InputError::file(&p.display().to_string(), e, None))?;
+        if crate::scenario::assets::top_level_name(&text) == Some("Sweep") {
+            let exp = crate::sweep::load(p)?;
+            println!("{}: ok (sweep `{}`: {} points x {} replications)", p.display(), exp.plan.name, exp.points.len(), exp.plan.replications);
+            continue;
+        }
         let l = Loaded::from_file(p)?;
         // Building the world resolves every model and network the scenario names.
         crate::world::build(&l, l.scenario.seed, None)?;
