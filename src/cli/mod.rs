@@ -191,10 +191,17 @@ fn load(path: Option<&Path>) -> Result<Loaded, InputError> {
 
 fn cmd_check(paths: &[PathBuf]) -> Result<(), CliError> {
     for p in paths {
-        let text = crate::scenario::assets::read_text(p).map_err(|e| InputError::file(&p.display().to_string(), e, None))?;
+        let text =
+            crate::scenario::assets::read_text(p).map_err(|e| InputError::file(&p.display().to_string(), e, None))?;
         if crate::scenario::assets::top_level_name(&text) == Some("Sweep") {
             let exp = crate::sweep::load(p)?;
-            println!("{}: ok (sweep `{}`: {} points x {} replications)", p.display(), exp.plan.name, exp.points.len(), exp.plan.replications);
+            println!(
+                "{}: ok (sweep `{}`: {} points x {} replications)",
+                p.display(),
+                exp.plan.name,
+                exp.points.len(),
+                exp.plan.replications
+            );
             continue;
         }
         let l = Loaded::from_file(p)?;

@@ -91,7 +91,11 @@ pub fn load(path: &Path) -> Result<Expanded, InputError> {
         for axis in block.iter_mut() {
             if let Some((a, b)) = axis.range {
                 if b.saturating_sub(a) > MAX_POINTS as i64 {
-                    return Err(InputError::file(&file, format!("axis `{}`: range {a}..{b} is longer than {MAX_POINTS}", axis.path), None));
+                    return Err(InputError::file(
+                        &file,
+                        format!("axis `{}`: range {a}..{b} is longer than {MAX_POINTS}", axis.path),
+                        None,
+                    ));
                 }
                 axis.values.extend((a..b).map(|v| v.to_string()));
             }
