@@ -1,0 +1,208 @@
+//! `gridtwin-peers`: PHOLD-ns run side by side on gridtwin's engine, SimCore 0.1, NeXosim 1.0 and (through a
+//! Python subprocess) SimPy 4.1.2, all on one thread.
+//!
+//! Every run must produce the reference event count and checksum of its configuration; the binary exits with
+//! an error otherwise. It prints the median events per second of each engine (events divided by the wall time
+//! of the run phase, after the model is built and its initial events are scheduled) and gridtwin's speed ratio
+//! to each peer.
+//!
+//! Usage: `gridtwin-peers [--config A|A-short|B|C] [--runs K] [--engines gridtwin,simcore,nexosim,simpy,bare-heap]
+//!                        [--python PYTHON] [--simpy-runs K]`
+
+mod common;
+mod nexosim_phold;
+mod simcore_phold;
+
+use common::Named;
+use gridtwin::engine::phold::{self, PholdConfig, PholdResult};
+use gridtwin::engine::{SimTime, Stop};
+use std::process::{Command, ExitCode};
+
+struct Args {
+    config: String,
+    runs: usize,
+    engines: Vec<String>,
+    python: String,
+    simpy_runs: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        config: "A".into(),
+        runs: 5,
+        engines: ["gridtwin", "simcore", "nexosim", "simpy"].map(String::from).to_vec(),
+        python: "python3".into(),
+        simpy_runs: 3,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--config" => a.config = value()?,
+            "--runs" => a.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
+            "--simpy-runs" => a.simpy_runs = value()?.parse().map_err(|e| format!("--simpy-runs: {e}"))?,
+            "--python" => a.python = value()?,
+            "--engines" => a.engines = value()?.split(',').map(String::from).collect(),
+            "-h" | "--help" => {
+                return Err("usage: gridtwin-peers [--config A|A-short|B|C] [--runs K] \
+                            [--engines gridtwin,simcore,nexosim,simpy,bare-heap] [--python PYTHON] [--simpy-runs K]"
+                    .into());
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    if a.runs == 0 || a.simpy_runs == 0 {
+        return Err("--runs and --simpy-runs must be at least 1".into());
+    }
+    for e in &a.engines {
+        if !["gridtwin", "simcore", "nexosim", "simpy", "bare-heap"].contains(&e.as_str()) {
+            return Err(format!("unknown engine {e:?} (gridtwin, simcore, nexosim, simpy, bare-heap)"));
+        }
+    }
+    Ok(a)
+}
+
+/// gridtwin's engine through its real agent API: `phold::build` + `Simulation::run`, as `phold::run_engine` does.
+fn run_gridtwin(cfg: &PholdConfig) -> (PholdResult, f64, f64) {
+    let t0 = std::time::Instant::now();
+    let mut sim = phold::build(cfg).expect("PHOLD builds");
+    let t1 = std::time::Instant::now();
+    sim.run(Stop::at(SimTime(cfg.end_ns))).expect("PHOLD runs");
+    let t2 = std::time::Instant::now();
+    (phold::collect(&sim, cfg), (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64())
+}
+
+/// The oracle loop `phold::run_reference` (a `BinaryHeap<Reverse<(t, seq, lp)>>` and nothing else): the
+/// practical ceiling for a heap-based engine. Its setup (16k initial pushes) is timed with the run.
+fn run_bare_heap(cfg: &PholdConfig) -> (PholdResult, f64, f64) {
+    let t0 = std::time::Instant::now();
+    let r = phold::run_reference(cfg);
+    (r, 0.0, t0.elapsed().as_secs_f64())
+}
+
+/// Runs the SimPy script once per requested run; it prints one JSON object per run.
+fn run_simpy(python: &str, cfg: &PholdConfig, runs: usize) -> Result<Vec<(PholdResult, f64, f64)>, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/phold_simpy.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["--lps", &cfg.lps.to_string(), "--events-per-lp", &cfg.events_per_lp.to_string()])
+        .args(["--seed", &cfg.seed.to_string(), "--lookahead-ns", &cfg.lookahead_ns.to_string()])
+        .args(["--mean-ns", &cfg.mean_ns.to_string(), "--end-ns", &cfg.end_ns.to_string()])
+        .args(["--runs", &runs.to_string()])
+        .output()
+        .map_err(|e| format!("cannot start {python} {script}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("SimPy script failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    let mut v = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let j: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("SimPy output {line:?}: {e}"))?;
+        let field = |k: &str| j.get(k).ok_or_else(|| format!("SimPy output lacks {k:?}: {line}"));
+        let checksum = u64::from_str_radix(field("checksum")?.as_str().unwrap_or(""), 16)
+            .map_err(|e| format!("SimPy checksum: {e}"))?;
+        let events = field("events")?.as_u64().ok_or("SimPy events is not an integer")?;
+        let setup_s = field("setup_s")?.as_f64().ok_or("SimPy setup_s is not a number")?;
+        let run_s = field("run_s")?.as_f64().ok_or("SimPy run_s is not a number")?;
+        v.push((PholdResult { events, checksum }, setup_s, run_s));
+    }
+    if v.len() != runs {
+        return Err(format!("SimPy printed {} results, expected {runs}", v.len()));
+    }
+    Ok(v)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }
+}
+
+struct Row {
+    engine: &'static str,
+    events_per_s: f64,
+    setup_s: f64,
+    run_s: f64,
+}
+
+fn measure(engine: &str, named: &Named, args: &Args) -> Result<Row, String> {
+    let cfg = &named.cfg;
+    let (label, runs): (&'static str, Vec<(PholdResult, f64, f64)>) = match engine {
+        "gridtwin" => ("gridtwin", (0..args.runs).map(|_| run_gridtwin(cfg)).collect()),
+        "simcore" => ("SimCore 0.1", (0..args.runs).map(|_| simcore_phold::run(cfg)).collect()),
+        "nexosim" => ("NeXosim 1.0 (1 thread)", (0..args.runs).map(|_| nexosim_phold::run(cfg)).collect()),
+        "bare-heap" => ("bare BinaryHeap loop (no engine)", (0..args.runs).map(|_| run_bare_heap(cfg)).collect()),
+        _ => ("SimPy 4.1.2", run_simpy(&args.python, cfg, args.simpy_runs)?),
+    };
+    for (r, setup_s, run_s) in &runs {
+        eprintln!(
+            "{label:>24}: {} events, checksum {}, setup {setup_s:.3} s, run {run_s:.3} s, {:.3} M events/s",
+            r.events,
+            r.checksum_hex(),
+            r.events as f64 / run_s / 1e6
+        );
+        if (r.events, r.checksum) != (named.events, named.checksum) {
+            return Err(format!(
+                "{label} on config {}: {} events, checksum {}; the reference is {} events, checksum {:016x}",
+                named.name,
+                r.events,
+                r.checksum_hex(),
+                named.events,
+                named.checksum
+            ));
+        }
+    }
+    Ok(Row {
+        engine: label,
+        events_per_s: median(runs.iter().map(|(r, _, s)| r.events as f64 / s).collect()),
+        setup_s: median(runs.iter().map(|(_, s, _)| *s).collect()),
+        run_s: median(runs.iter().map(|(_, _, s)| *s).collect()),
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(named) = common::named(&args.config) else {
+        eprintln!("unknown config {:?} (A, A-short, B, C)", args.config);
+        return ExitCode::from(2);
+    };
+    let mut rows = Vec::new();
+    for e in &args.engines {
+        match measure(e, &named, &args) {
+            Ok(r) => rows.push(r),
+            Err(msg) => {
+                eprintln!("MISMATCH or failure: {msg}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let c = &named.cfg;
+    println!(
+        "PHOLD-ns config {} (N={} M={} T_END={} s): every engine gave {} events, checksum {:016x}",
+        named.name,
+        c.lps,
+        c.events_per_lp,
+        c.end_ns / 1_000_000_000,
+        named.events,
+        named.checksum
+    );
+    println!("| engine | events/s (median) | run s | setup s | gridtwin / engine |");
+    println!("|---|---|---|---|---|");
+    let ours = rows.iter().find(|r| r.engine == "gridtwin").map(|r| r.events_per_s);
+    for r in &rows {
+        let ratio = ours.map_or("-".to_string(), |o| format!("{:.2}x", o / r.events_per_s));
+        println!(
+            "| {} | {:.3} M | {:.3} | {:.3} | {ratio} |",
+            r.engine,
+            r.events_per_s / 1e6,
+            r.run_s,
+            r.setup_s
+        );
+    }
+    ExitCode::SUCCESS
+}
