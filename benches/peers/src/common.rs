@@ -6,6 +6,44 @@
 //! purpose (rather than reusing gridtwin's) so each peer is driven by code that does not depend on gridtwin.
 
 use gridtwin::engine::phold::PholdConfig;
+use std::time::Instant;
+
+/// Wall-clock and process CPU time at one moment. CPU time is what a run costs when other work shares the
+/// cores (the machine this was written on was often loaded); on an idle machine the two agree.
+#[derive(Clone, Copy)]
+pub struct Stamp {
+    wall: Instant,
+    cpu_s: f64,
+}
+
+impl Stamp {
+    pub fn now() -> Self {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes one timespec through a valid pointer; the clock id is a constant.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        let cpu_s = if rc == 0 { ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9 } else { f64::NAN };
+        Stamp { wall: Instant::now(), cpu_s }
+    }
+}
+
+/// Seconds spent building a model (wall) and running it (wall and CPU).
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub setup_s: f64,
+    pub run_s: f64,
+    pub run_cpu_s: f64,
+}
+
+impl Timing {
+    /// From stamps taken before the build, between build and run, and after the run.
+    pub fn from_stamps(t0: Stamp, t1: Stamp, t2: Stamp) -> Self {
+        Timing {
+            setup_s: (t1.wall - t0.wall).as_secs_f64(),
+            run_s: (t2.wall - t1.wall).as_secs_f64(),
+            run_cpu_s: t2.cpu_s - t1.cpu_s,
+        }
+    }
+}
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 

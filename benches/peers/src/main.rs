@@ -13,7 +13,7 @@ mod common;
 mod nexosim_phold;
 mod simcore_phold;
 
-use common::Named;
+use common::{Named, Stamp, Timing};
 use gridtwin::engine::phold::{self, PholdConfig, PholdResult};
 use gridtwin::engine::{SimTime, Stop};
 use std::process::{Command, ExitCode};
@@ -63,25 +63,25 @@ fn parse_args() -> Result<Args, String> {
 }
 
 /// gridtwin's engine through its real agent API: `phold::build` + `Simulation::run`, as `phold::run_engine` does.
-fn run_gridtwin(cfg: &PholdConfig) -> (PholdResult, f64, f64) {
-    let t0 = std::time::Instant::now();
+fn run_gridtwin(cfg: &PholdConfig) -> (PholdResult, Timing) {
+    let t0 = Stamp::now();
     let mut sim = phold::build(cfg).expect("PHOLD builds");
-    let t1 = std::time::Instant::now();
+    let t1 = Stamp::now();
     sim.run(Stop::at(SimTime(cfg.end_ns))).expect("PHOLD runs");
-    let t2 = std::time::Instant::now();
-    (phold::collect(&sim, cfg), (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64())
+    let t2 = Stamp::now();
+    (phold::collect(&sim, cfg), Timing::from_stamps(t0, t1, t2))
 }
 
 /// The oracle loop `phold::run_reference` (a `BinaryHeap<Reverse<(t, seq, lp)>>` and nothing else): the
 /// practical ceiling for a heap-based engine. Its setup (16k initial pushes) is timed with the run.
-fn run_bare_heap(cfg: &PholdConfig) -> (PholdResult, f64, f64) {
-    let t0 = std::time::Instant::now();
+fn run_bare_heap(cfg: &PholdConfig) -> (PholdResult, Timing) {
+    let t0 = Stamp::now();
     let r = phold::run_reference(cfg);
-    (r, 0.0, t0.elapsed().as_secs_f64())
+    (r, Timing::from_stamps(t0, t0, Stamp::now()))
 }
 
 /// Runs the SimPy script once per requested run; it prints one JSON object per run.
-fn run_simpy(python: &str, cfg: &PholdConfig, runs: usize) -> Result<Vec<(PholdResult, f64, f64)>, String> {
+fn run_simpy(python: &str, cfg: &PholdConfig, runs: usize) -> Result<Vec<(PholdResult, Timing)>, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/phold_simpy.py");
     let out = Command::new(python)
         .arg(script)
@@ -103,7 +103,8 @@ fn run_simpy(python: &str, cfg: &PholdConfig, runs: usize) -> Result<Vec<(PholdR
         let events = field("events")?.as_u64().ok_or("SimPy events is not an integer")?;
         let setup_s = field("setup_s")?.as_f64().ok_or("SimPy setup_s is not a number")?;
         let run_s = field("run_s")?.as_f64().ok_or("SimPy run_s is not a number")?;
-        v.push((PholdResult { events, checksum }, setup_s, run_s));
+        let run_cpu_s = field("run_cpu_s")?.as_f64().ok_or("SimPy run_cpu_s is not a number")?;
+        v.push((PholdResult { events, checksum }, Timing { setup_s, run_s, run_cpu_s }));
     }
     if v.len() != runs {
         return Err(format!("SimPy printed {} results, expected {runs}", v.len()));
@@ -119,26 +120,31 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 struct Row {
     engine: &'static str,
+    /// Median over runs of events / run wall time, and of events / run CPU time.
     events_per_s: f64,
+    events_per_cpu_s: f64,
     setup_s: f64,
     run_s: f64,
 }
 
 fn measure(engine: &str, named: &Named, args: &Args) -> Result<Row, String> {
     let cfg = &named.cfg;
-    let (label, runs): (&'static str, Vec<(PholdResult, f64, f64)>) = match engine {
+    let (label, runs): (&'static str, Vec<(PholdResult, Timing)>) = match engine {
         "gridtwin" => ("gridtwin", (0..args.runs).map(|_| run_gridtwin(cfg)).collect()),
         "simcore" => ("SimCore 0.1", (0..args.runs).map(|_| simcore_phold::run(cfg)).collect()),
         "nexosim" => ("NeXosim 1.0 (1 thread)", (0..args.runs).map(|_| nexosim_phold::run(cfg)).collect()),
         "bare-heap" => ("bare BinaryHeap loop (no engine)", (0..args.runs).map(|_| run_bare_heap(cfg)).collect()),
         _ => ("SimPy 4.1.2", run_simpy(&args.python, cfg, args.simpy_runs)?),
     };
-    for (r, setup_s, run_s) in &runs {
+    for (r, t) in &runs {
         eprintln!(
-            "{label:>24}: {} events, checksum {}, setup {setup_s:.3} s, run {run_s:.3} s, {:.3} M events/s",
+            "{label:>32}: {} events, checksum {}, setup {:.3} s, run {:.3} s (CPU {:.3} s), {:.3} M events/s",
             r.events,
             r.checksum_hex(),
-            r.events as f64 / run_s / 1e6
+            t.setup_s,
+            t.run_s,
+            t.run_cpu_s,
+            r.events as f64 / t.run_s / 1e6
         );
         if (r.events, r.checksum) != (named.events, named.checksum) {
             return Err(format!(
@@ -153,9 +159,10 @@ fn measure(engine: &str, named: &Named, args: &Args) -> Result<Row, String> {
     }
     Ok(Row {
         engine: label,
-        events_per_s: median(runs.iter().map(|(r, _, s)| r.events as f64 / s).collect()),
-        setup_s: median(runs.iter().map(|(_, s, _)| *s).collect()),
-        run_s: median(runs.iter().map(|(_, _, s)| *s).collect()),
+        events_per_s: median(runs.iter().map(|(r, t)| r.events as f64 / t.run_s).collect()),
+        events_per_cpu_s: median(runs.iter().map(|(r, t)| r.events as f64 / t.run_cpu_s).collect()),
+        setup_s: median(runs.iter().map(|(_, t)| t.setup_s).collect()),
+        run_s: median(runs.iter().map(|(_, t)| t.run_s).collect()),
     })
 }
 
@@ -191,15 +198,20 @@ fn main() -> ExitCode {
         named.events,
         named.checksum
     );
-    println!("| engine | events/s (median) | run s | setup s | gridtwin / engine |");
-    println!("|---|---|---|---|---|");
-    let ours = rows.iter().find(|r| r.engine == "gridtwin").map(|r| r.events_per_s);
+    println!(
+        "| engine | events/s (wall, median) | events/s (CPU, median) | run s (wall) | setup s | gridtwin / engine (wall) | gridtwin / engine (CPU) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let ours = rows.iter().find(|r| r.engine == "gridtwin").map(|r| (r.events_per_s, r.events_per_cpu_s));
     for r in &rows {
-        let ratio = ours.map_or("-".to_string(), |o| format!("{:.2}x", o / r.events_per_s));
+        let (wall, cpu) = ours.map_or(("-".into(), "-".into()), |(w, c)| {
+            (format!("{:.2}x", w / r.events_per_s), format!("{:.2}x", c / r.events_per_cpu_s))
+        });
         println!(
-            "| {} | {:.3} M | {:.3} | {:.3} | {ratio} |",
+            "| {} | {:.3} M | {:.3} M | {:.3} | {:.3} | {wall} | {cpu} |",
             r.engine,
             r.events_per_s / 1e6,
+            r.events_per_cpu_s / 1e6,
             r.run_s,
             r.setup_s
         );

@@ -6,7 +6,7 @@
 //! each LP owns one output per destination, each connected to one LP (N^2 outputs: the fastest routing NeXosim
 //! offers at run time, paid for in setup time and memory).
 
-use crate::common::Stream;
+use crate::common::{Stamp, Stream, Timing};
 use gridtwin::engine::phold::{PholdConfig, PholdResult};
 use nexosim::model::{Context, Model, schedulable};
 use nexosim::ports::{EventSinkReader, EventSource, Output, SinkState, event_queue};
@@ -75,9 +75,9 @@ impl Lp {
     }
 }
 
-/// Builds the bench, then runs it on one thread; returns the result and the seconds spent in (setup, run).
-pub fn run(cfg: &PholdConfig) -> (PholdResult, f64, f64) {
-    let t0 = std::time::Instant::now();
+/// Builds the bench, then runs it on one thread; returns the result and the timing.
+pub fn run(cfg: &PholdConfig) -> (PholdResult, Timing) {
+    let t0 = Stamp::now();
     let n = cfg.lps as usize;
     let mboxes: Vec<Mailbox<Lp>> = (0..n).map(|_| Mailbox::new()).collect();
     let (sink, mut totals_rx) = event_queue(SinkState::Enabled);
@@ -112,9 +112,9 @@ pub fn run(cfg: &PholdConfig) -> (PholdResult, f64, f64) {
         bench = bench.add_model(lp, mbox, &format!("lp{i}"));
     }
     let mut simu = bench.init(MonotonicTime::EPOCH).expect("NeXosim bench initialises");
-    let t1 = std::time::Instant::now();
+    let t1 = Stamp::now();
     simu.step_until(at(cfg.end_ns)).expect("NeXosim run");
-    let t2 = std::time::Instant::now();
+    let t2 = Stamp::now();
     simu.process_event(&report, ()).expect("NeXosim report");
     let mut r = PholdResult { events: 0, checksum: 0 };
     let mut reports = 0;
@@ -124,5 +124,5 @@ pub fn run(cfg: &PholdConfig) -> (PholdResult, f64, f64) {
         reports += 1;
     }
     assert_eq!(reports, n, "every LP reports once");
-    (r, (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64())
+    (r, Timing::from_stamps(t0, t1, t2))
 }

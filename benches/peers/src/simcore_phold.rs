@@ -4,7 +4,7 @@
 //! 2^53, so `clock + delay` is exact and the event times (hence the checksum) are the same integers as in the
 //! integer-time engines.
 
-use crate::common::Stream;
+use crate::common::{Stamp, Stream, Timing};
 use gridtwin::engine::phold::{PholdConfig, PholdResult};
 use simcore::{Event, EventHandler, Simulation, SimulationContext};
 use std::cell::RefCell;
@@ -35,9 +35,9 @@ impl EventHandler for Lp {
     }
 }
 
-/// Builds the model, then runs it; returns the result and the seconds spent in (setup, run).
-pub fn run(cfg: &PholdConfig) -> (PholdResult, f64, f64) {
-    let t0 = std::time::Instant::now();
+/// Builds the model, then runs it; returns the result and the timing.
+pub fn run(cfg: &PholdConfig) -> (PholdResult, Timing) {
+    let t0 = Stamp::now();
     let mut sim = Simulation::new(cfg.seed);
     let mean = cfg.mean_ns as f64;
     let mut lps = Vec::with_capacity(cfg.lps as usize);
@@ -61,14 +61,14 @@ pub fn run(cfg: &PholdConfig) -> (PholdResult, f64, f64) {
         sim.add_handler(&name, lp.clone());
         lps.push(lp);
     }
-    let t1 = std::time::Instant::now();
+    let t1 = Stamp::now();
     sim.step_until_time(cfg.end_ns as f64);
-    let t2 = std::time::Instant::now();
+    let t2 = Stamp::now();
     let mut r = PholdResult { events: 0, checksum: 0 };
     for lp in &lps {
         let lp = lp.borrow();
         r.events += lp.count;
         r.checksum = r.checksum.wrapping_add(lp.checksum);
     }
-    (r, (t1 - t0).as_secs_f64(), (t2 - t1).as_secs_f64())
+    (r, Timing::from_stamps(t0, t1, t2))
 }
