@@ -1,10 +1,14 @@
 //! PHOLD-ns on NeXosim 1.0: one model per LP, on a single executor thread.
 //!
 //! NeXosim models talk through connected ports and can schedule only their own inputs. An LP handling an event
-//! at `t` therefore sends the delivery time `t + delay` right away to the destination's `arrive` input, and the
-//! destination schedules its own `fire` at that time. To address a random destination without a broadcast,
-//! each LP owns one output per destination, each connected to one LP (N^2 outputs: the fastest routing NeXosim
-//! offers at run time, paid for in setup time and memory).
+//! at `t` therefore sends the delivery time `t + delay` right away toward the destination's `arrive` input, and
+//! the destination schedules its own `fire` at that time. Ports are wired before the run and an output
+//! broadcasts to everything connected to it, so addressing a random destination takes one of two shapes:
+//! - [`Routing::Direct`]: each LP owns one output per destination (N^2 outputs; one hop, but for N = 1024 a
+//!   million ports, about 1 GB, which the run pays for in cache misses);
+//! - [`Routing::Router`]: each LP has one output to a router model that owns one output per LP (2N ports;
+//!   one extra message per event).
+//! Both are timed; the comparison reports the faster.
 
 use crate::common::{Stamp, Stream, Timing};
 use gridtwin::engine::phold::{PholdConfig, PholdResult};
@@ -15,6 +19,13 @@ use nexosim::time::MonotonicTime;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+/// How LPs reach a random destination (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routing {
+    Direct,
+    Router,
+}
+
 #[derive(Serialize, Deserialize)]
 pub struct Lp {
     rng: Stream,
@@ -24,8 +35,10 @@ pub struct Lp {
     mean_ns: f64,
     count: u64,
     checksum: u64,
-    /// `to[j]` reaches LP `j`'s `arrive` input; the payload is the delivery time in ns.
+    /// Direct routing: `to[j]` reaches LP `j`'s `arrive` input; the payload is the delivery time in ns.
     to: Vec<Output<u64>>,
+    /// Router routing: (destination, delivery time in ns) to the router.
+    via: Output<(u32, u64)>,
     /// Where `report` sends (count, checksum).
     totals: Output<(u64, u64)>,
 }
@@ -66,7 +79,11 @@ impl Lp {
         self.checksum = self.checksum.wrapping_add(t_ns);
         let dest = self.rng.dest(self.lps);
         let d = self.rng.delay_ns(self.lookahead_ns, self.mean_ns);
-        self.to[dest as usize].send(t_ns.wrapping_add(d)).await;
+        let at_ns = t_ns.wrapping_add(d);
+        match self.to.get_mut(dest as usize) {
+            Some(out) => out.send(at_ns).await,
+            None => self.via.send((dest, at_ns)).await,
+        }
     }
 
     /// Sends this LP's (count, checksum) to its `totals` output.
@@ -75,8 +92,21 @@ impl Lp {
     }
 }
 
+/// Forwards (destination, time) to LP `destination`.
+#[derive(Serialize, Deserialize)]
+pub struct Router {
+    to: Vec<Output<u64>>,
+}
+
+#[Model]
+impl Router {
+    pub async fn route(&mut self, (dest, at_ns): (u32, u64)) {
+        self.to[dest as usize].send(at_ns).await;
+    }
+}
+
 /// Builds the bench, then runs it on one thread; returns the result and the timing.
-pub fn run(cfg: &PholdConfig) -> (PholdResult, Timing) {
+pub fn run(cfg: &PholdConfig, routing: Routing) -> (PholdResult, Timing) {
     let t0 = Stamp::now();
     let n = cfg.lps as usize;
     let mboxes: Vec<Mailbox<Lp>> = (0..n).map(|_| Mailbox::new()).collect();
@@ -84,14 +114,25 @@ pub fn run(cfg: &PholdConfig) -> (PholdResult, Timing) {
     let mut bench = SimInit::with_num_threads(1);
     let mut report = EventSource::new();
     let mut lps = Vec::with_capacity(n);
-    for i in 0..n {
-        let to = (0..n)
+    let to_all = || -> Vec<Output<u64>> {
+        (0..n)
             .map(|j| {
                 let mut o = Output::default();
                 o.connect(Lp::arrive, &mboxes[j]);
                 o
             })
-            .collect();
+            .collect()
+    };
+    let router_mbox = Mailbox::new();
+    for i in 0..n {
+        let mut via = Output::default();
+        let to = match routing {
+            Routing::Direct => to_all(),
+            Routing::Router => {
+                via.connect(Router::route, &router_mbox);
+                Vec::new()
+            }
+        };
         let mut totals = Output::default();
         totals.connect_sink(sink.clone());
         report = report.connect(Lp::report, &mboxes[i]);
@@ -104,8 +145,12 @@ pub fn run(cfg: &PholdConfig) -> (PholdResult, Timing) {
             count: 0,
             checksum: 0,
             to,
+            via,
             totals,
         });
+    }
+    if routing == Routing::Router {
+        bench = bench.add_model(Router { to: to_all() }, router_mbox, "router");
     }
     let report = report.register(&mut bench);
     for (i, (lp, mbox)) in lps.into_iter().zip(mboxes).enumerate() {
