@@ -99,24 +99,15 @@ pub struct RunStats {
     pub pending_max: usize,
 }
 
-/// One pending event's position in the delivery order, plus where its message is kept. `Copy` and 24 bytes, so
-/// the heap moves these cheaply whatever the message type.
+/// Everything about a pending event except its time and message: kept beside the heap's times so that choosing
+/// among children reads times only.
 #[derive(Clone, Copy)]
-struct Key {
-    time: u64,
+struct Side {
     /// class (8 bits) | source (24 bits) | per-source sequence (32 bits).
     order: u64,
     dst: u32,
     /// Index of the message in [`Queue::msgs`].
     slot: u32,
-}
-
-impl Key {
-    /// The delivery order as one integer: (time, class, source, sequence), lowest first.
-    #[inline(always)]
-    fn rank(&self) -> u128 {
-        ((self.time as u128) << 64) | self.order as u128
-    }
 }
 
 /// A delivered entry: its key and its message.
@@ -127,19 +118,23 @@ struct Entry<M> {
     msg: M,
 }
 
-/// The pending events: a 4-ary min-heap of [`Key`]s with a deferred pop, and a slab for the messages.
+/// The pending events: a 4-ary min-heap on (time, order) with a deferred pop, and a slab for the messages.
 ///
-/// Why 4-ary: half the depth of a binary heap, and a node's four children sit next to each other, so a sift
-/// touches about half as many cache lines. Why keys apart from messages: the heap moves 24-byte `Copy` keys
-/// whatever the size of `M`, and a message is written once and read once. Why the deferred pop: a run mostly
-/// pops one event and pushes one or more from its handler. `pop` moves the last key to the root but leaves it
-/// unsifted (`root_dirty`); if a push comes first, the new key takes the root and the moved key goes straight
-/// back to the slot it came from, so one sift-down serves both the pop and the push. Otherwise the next look at
-/// the top finishes the pop. Ranks are unique ((source, sequence) is), so delivery follows rank order whatever
-/// the heap's shape.
+/// Layout: the heap is two parallel arrays, `times` (8 bytes per event) and `sides` (order, destination,
+/// message slot: 16 bytes). A node's four children's times fill half a cache line, so picking the earliest
+/// child reads one line; `sides` is read only on equal times (rare) and for the one entry that moves per level.
+/// Messages live in a slab, written once and read once, so the heap moves small `Copy` values whatever `M` is.
+///
+/// Why 4-ary: half the depth of a binary heap for about the same number of lines touched per level. Why the
+/// deferred pop: a run mostly pops one event and pushes one or more from its handler. `pop` moves the last entry
+/// to the root but leaves it unsifted (`root_dirty`); if a push comes first, the new entry takes the root and
+/// the moved one goes straight back to the slot it came from, so one sift-down serves both the pop and the push.
+/// Otherwise the next look at the top finishes the pop. (time, order) is unique ((source, sequence) is), so
+/// delivery follows that order whatever the heap's shape.
 struct Queue<M> {
-    heap: Vec<Key>,
-    /// `heap[0]` holds a key moved there by `pop` and not yet sifted down.
+    times: Vec<u64>,
+    sides: Vec<Side>,
+    /// Index 0 holds an entry moved there by `pop` and not yet sifted down.
     root_dirty: bool,
     msgs: Vec<Option<M>>,
     /// Free slots of `msgs`, reused last-freed first (the slot a pop frees is usually the next push's, still
@@ -151,20 +146,28 @@ impl<M> Queue<M> {
     const ARITY: usize = 4;
 
     fn new() -> Self {
-        Queue { heap: Vec::new(), root_dirty: false, msgs: Vec::new(), free: Vec::new() }
+        Queue { times: Vec::new(), sides: Vec::new(), root_dirty: false, msgs: Vec::new(), free: Vec::new() }
     }
 
     #[inline(always)]
     fn len(&self) -> usize {
-        self.heap.len()
+        self.times.len()
     }
 
     fn reserve(&mut self, n: usize) {
-        self.heap.reserve(n);
+        self.times.reserve(n);
+        self.sides.reserve(n);
         self.msgs.reserve(n);
     }
 
-    /// Finishes a deferred pop, so `heap[0]` is the earliest key.
+    /// Whether the entry at `a` is delivered before the one at `b`.
+    #[inline(always)]
+    fn before(&self, a: usize, b: usize) -> bool {
+        let (ta, tb) = (self.times[a], self.times[b]);
+        if ta != tb { ta < tb } else { self.sides[a].order < self.sides[b].order }
+    }
+
+    /// Finishes a deferred pop, so index 0 is the earliest entry.
     #[inline(always)]
     fn settle(&mut self) {
         if self.root_dirty {
@@ -177,21 +180,22 @@ impl<M> Queue<M> {
     #[inline(always)]
     fn peek_time(&mut self) -> Option<u64> {
         self.settle();
-        self.heap.first().map(|k| k.time)
+        self.times.first().copied()
     }
 
     /// Removes the earliest entry.
     #[inline(always)]
     fn pop(&mut self) -> Option<Entry<M>> {
         self.settle();
-        if self.heap.is_empty() {
+        if self.times.is_empty() {
             return None;
         }
-        let top = self.heap.swap_remove(0);
-        self.root_dirty = self.heap.len() > 1;
-        let msg = self.msgs[top.slot as usize].take()?; // always Some: each slot is filled once per key
-        self.free.push(top.slot);
-        Some(Entry { time: top.time, order: top.order, dst: top.dst, msg })
+        let time = self.times.swap_remove(0);
+        let side = self.sides.swap_remove(0);
+        self.root_dirty = self.times.len() > 1;
+        let msg = self.msgs[side.slot as usize].take()?; // always Some: each slot is filled once per entry
+        self.free.push(side.slot);
+        Some(Entry { time, order: side.order, dst: side.dst, msg })
     }
 
     #[inline(always)]
@@ -206,70 +210,75 @@ impl<M> Queue<M> {
                 (self.msgs.len() - 1) as u32
             }
         };
-        let key = Key { time, order, dst, slot };
+        let side = Side { order, dst, slot };
         if self.root_dirty {
             self.root_dirty = false;
-            // The unsifted root came from the last slot; put it back there and sift the new key down from the
-            // top. The moved key is again below the parent it had before the pop: in order, unless that parent
+            // The unsifted root came from the last slot; put it back there and sift the new entry down from the
+            // top. The moved entry is again below the parent it had before the pop: in order, unless that parent
             // is the root, and then the sift-down from the root compares the two anyway.
-            let moved = std::mem::replace(&mut self.heap[0], key);
-            self.heap.push(moved);
+            let moved_time = std::mem::replace(&mut self.times[0], time);
+            let moved_side = std::mem::replace(&mut self.sides[0], side);
+            self.times.push(moved_time);
+            self.sides.push(moved_side);
             self.sift_down(0);
         } else {
-            self.heap.push(key);
-            self.sift_up(self.heap.len() - 1);
+            self.times.push(time);
+            self.sides.push(side);
+            self.sift_up(self.times.len() - 1);
         }
     }
 
-    /// Moves `heap[pos]` up to its place (keys move into the hole rather than being swapped).
+    /// Moves the entry at `pos` up to its place (entries move into the hole rather than being swapped).
     #[inline(always)]
     fn sift_up(&mut self, mut pos: usize) {
-        let h = &mut self.heap;
-        let elt = h[pos];
-        let r = elt.rank();
+        let (time, side) = (self.times[pos], self.sides[pos]);
         while pos > 0 {
             let parent = (pos - 1) / Self::ARITY;
-            if h[parent].rank() <= r {
+            let pt = self.times[parent];
+            if pt < time || (pt == time && self.sides[parent].order < side.order) {
                 break;
             }
-            h[pos] = h[parent];
+            self.times[pos] = pt;
+            self.sides[pos] = self.sides[parent];
             pos = parent;
         }
-        h[pos] = elt;
+        self.times[pos] = time;
+        self.sides[pos] = side;
     }
 
-    /// Moves `heap[pos]` down to its place. The smallest of four children is picked with index arithmetic
-    /// rather than branches: which child wins is a coin toss, so branches would be mispredicted half the time.
+    /// Moves the entry at `pos` down to its place. The earliest of four children is picked with index
+    /// arithmetic rather than branches: which child wins is a coin toss, so branches would be mispredicted half
+    /// the time. (The tie test on equal times is a branch, but one that is almost always predicted right.)
     #[inline(always)]
     fn sift_down(&mut self, mut pos: usize) {
-        let h = &mut self.heap[..];
-        let len = h.len();
-        let elt = h[pos];
-        let r = elt.rank();
+        let len = self.times.len();
+        let (time, side) = (self.times[pos], self.sides[pos]);
         loop {
             let c = Self::ARITY * pos + 1;
             let best = if c + 3 < len {
-                let q = &h[c..c + 4];
-                let i01 = (q[1].rank() < q[0].rank()) as usize;
-                let i23 = 2 + (q[3].rank() < q[2].rank()) as usize;
-                let take23 = (q[i23 & 3].rank() < q[i01 & 3].rank()) as usize;
-                c + (i01 ^ ((i01 ^ i23) & take23.wrapping_neg()))
+                let i01 = c + self.before(c + 1, c) as usize;
+                let i23 = c + 2 + self.before(c + 3, c + 2) as usize;
+                let take23 = self.before(i23, i01) as usize;
+                i01 ^ ((i01 ^ i23) & take23.wrapping_neg())
             } else if c < len {
                 let mut best = c;
                 for j in c + 1..len {
-                    best += (j - best) * (h[j].rank() < h[best].rank()) as usize;
+                    best += (j - best) * self.before(j, best) as usize;
                 }
                 best
             } else {
                 break;
             };
-            if h[best].rank() >= r {
+            let bt = self.times[best];
+            if bt > time || (bt == time && self.sides[best].order >= side.order) {
                 break;
             }
-            h[pos] = h[best];
+            self.times[pos] = bt;
+            self.sides[pos] = self.sides[best];
             pos = best;
         }
-        h[pos] = elt;
+        self.times[pos] = time;
+        self.sides[pos] = side;
     }
 }
 
