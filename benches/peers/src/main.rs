@@ -134,7 +134,9 @@ fn measure(engine: &str, named: &Named, args: &Args) -> Result<Row, String> {
     let (label, runs): (&'static str, Vec<(PholdResult, Timing)>) = match engine {
         "gridtwin" => ("gridtwin", (0..args.runs).map(|_| run_gridtwin(cfg)).collect()),
         "simcore" => ("SimCore 0.1", (0..args.runs).map(|_| simcore_phold::run(cfg)).collect()),
-        "nexosim" => ("NeXosim 1.0 (1 thread, direct)", (0..args.runs).map(|_| nexosim_phold::run(cfg, Direct)).collect()),
+        "nexosim" => {
+            ("NeXosim 1.0 (1 thread, direct)", (0..args.runs).map(|_| nexosim_phold::run(cfg, Direct)).collect())
+        }
         "nexosim-router" => {
             ("NeXosim 1.0 (1 thread, router)", (0..args.runs).map(|_| nexosim_phold::run(cfg, Router)).collect())
         }
@@ -205,7 +207,9 @@ fn main() -> ExitCode {
     );
     // Wall time is what a user waits; CPU time (process-wide) is what the run costs when other work shares the
     // cores. They agree on an idle machine, except for a peer that keeps helper threads busy.
-    println!("| engine | events/s (wall) | events/s (CPU) | run s (wall) | setup s | gridtwin / engine (wall) | gridtwin / engine (CPU) |");
+    println!(
+        "| engine | events/s (wall) | events/s (CPU) | run s (wall) | setup s | gridtwin / engine (wall) | gridtwin / engine (CPU) |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let ours = rows.iter().find(|r| r.engine == "gridtwin").map(|r| (r.events_per_s, r.events_per_cpu_s));
     for r in &rows {
