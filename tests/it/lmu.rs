@@ -79,3 +79,189 @@ fn thd_of_known_harmonics_is_recovered_within_0_1_point() {
     }
     assert!((b.freq_hz - 50.0).abs() < 0.01, "{}", b.freq_hz);
 }
+
+mod robustness {
+    use gridtwin_firmware::Instant;
+    use gridtwin_firmware::hal::contactor::Contactor;
+    use gridtwin_firmware::hal::metering::{RawSample, SampleSource};
+    use gridtwin_firmware::hal::{ErrorKind, ErrorType};
+    use gridtwin_firmware::lmu::dsp::FrontEndSettings;
+    use gridtwin_firmware::lmu::flisr::{FlisrSettings, PeerMsg};
+    use gridtwin_firmware::lmu::pq::PqSettings;
+    use gridtwin_firmware::lmu::protection::ProtectionSettings;
+    use gridtwin_firmware::lmu::{Lmu, LmuSettings};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, FileFailurePersistence};
+
+    /// A contactor whose auxiliary contact follows the coil at once (or never, when stuck).
+    struct Ideal {
+        coil: bool,
+        stuck: bool,
+        closed: bool,
+        ever_closed: bool,
+    }
+    impl ErrorType for Ideal {
+        type Error = ErrorKind;
+    }
+    impl Contactor for Ideal {
+        fn set_coil(&mut self, e: bool) -> Result<(), ErrorKind> {
+            self.coil = e;
+            if !self.stuck {
+                self.closed = e;
+            }
+            self.ever_closed |= self.closed;
+            Ok(())
+        }
+        fn aux_closed(&mut self) -> Result<bool, ErrorKind> {
+            Ok(self.closed)
+        }
+    }
+
+    struct Feed(Vec<RawSample>);
+    impl ErrorType for Feed {
+        type Error = ErrorKind;
+    }
+    impl SampleSource for Feed {
+        fn read_samples(&mut self, buf: &mut [RawSample]) -> Result<usize, ErrorKind> {
+            let n = buf.len().min(self.0.len());
+            for (k, s) in self.0.drain(..n).enumerate() {
+                buf[k] = s;
+            }
+            Ok(n)
+        }
+    }
+
+    fn settings(me: u16, tie: bool) -> LmuSettings {
+        let mut f = FlisrSettings::new(me);
+        if tie {
+            f.is_tie = true;
+            f.upstream = Some(1);
+            f.tie_requesters = vec![1];
+        } else {
+            f.upstream = Some(1);
+            f.downstream = vec![3, 4];
+            f.tie = Some(9);
+        }
+        LmuSettings {
+            front_end: Some(FrontEndSettings {
+                sample_rate_hz: 6400,
+                nominal_hz: 50,
+                v_per_count: 0.014,
+                a_per_count: 0.38,
+                full_scale_counts: 32767,
+            }),
+            pq: PqSettings::default(),
+            protection: ProtectionSettings::default(),
+            flisr: f,
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// A chunk of samples: (first seq gap, values, how many).
+        Samples {
+            gap: u32,
+            v: [i32; 3],
+            i: [i32; 4],
+            n: usize,
+            sine: bool,
+        },
+        Peer {
+            from: u16,
+            msg: [u8; 4],
+        },
+        Wait {
+            ms: u64,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let count = prop_oneof![Just(i32::MIN), Just(i32::MAX), Just(0), Just(32767), Just(-32768), any::<i32>()];
+        prop_oneof![
+            (
+                0u32..3000,
+                [count.clone(), count.clone(), count.clone()],
+                [count.clone(), count.clone(), count.clone(), count],
+                1usize..400,
+                any::<bool>()
+            )
+                .prop_map(|(gap, v, i, n, sine)| Step::Samples { gap, v, i, n, sine }),
+            (0u16..12, any::<[u8; 4]>(), 0u8..10, 0u16..12).prop_map(|(from, mut msg, tag, sec)| {
+                // Mostly well-formed messages, some garbage.
+                if tag < 8 {
+                    msg = [tag + 1, sec as u8, 0, msg[3] & 1];
+                }
+                Step::Peer { from, msg }
+            }),
+            (0u64..2000).prop_map(|ms| Step::Wait { ms }),
+        ]
+    }
+
+    fn run(tie: bool, steps: &[Step], open_first: bool) -> Ideal {
+        let mut lmu = Lmu::new(settings(2, tie)).unwrap();
+        let mut c = Ideal { coil: !tie, stuck: false, closed: !tie, ever_closed: false };
+        let mut now = 0u64;
+        let mut seq = 0u32;
+        if open_first {
+            lmu.on_peer(Instant(now), 1, PeerMsg::Open { section: 1 });
+            for _ in 0..5 {
+                lmu.poll(Instant(now), &mut c);
+                now += 1_000_000;
+            }
+            assert!(!c.coil, "a boundary opens on request");
+            c.ever_closed = false;
+        }
+        for s in steps {
+            match s {
+                Step::Samples { gap, v, i, n, sine } => {
+                    seq = seq.wrapping_add(*gap);
+                    let mut f = Feed(Vec::new());
+                    for k in 0..*n {
+                        let x = if *sine { ((k as f64) * 0.049).sin() } else { 1.0 };
+                        f.0.push(RawSample {
+                            seq,
+                            v: v.map(|c| (c as f64 * x) as i32),
+                            i: i.map(|c| (c as f64 * x) as i32),
+                        });
+                        seq = seq.wrapping_add(1);
+                    }
+                    now += *n as u64 * 156_250;
+                    lmu.read_samples(Instant(now), &mut f).unwrap();
+                }
+                Step::Peer { from, msg } => lmu.on_frame(Instant(now), *from, msg),
+                Step::Wait { ms } => now += ms * 1_000_000,
+            }
+            let next = lmu.poll(Instant(now), &mut c);
+            assert!(next.as_nanos() > now);
+            while let Some((to, _)) = lmu.pop_outgoing() {
+                assert!(to != 2, "never sends to itself");
+            }
+        }
+        c
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: 64,
+            failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+            ..Config::default()
+        })]
+
+        /// Any samples (garbage, saturation, gaps) and messages: no panic; a tie never closes without a
+        /// `Restore` from its configured requester.
+        #[test]
+        fn tie_never_closes_unasked(steps in prop::collection::vec(step(), 1..40)) {
+            let restore = steps.iter().any(|s| matches!(s, Step::Peer { from: 1, msg } if msg[0] == 7));
+            let c = run(true, &steps, false);
+            prop_assert!(restore || !c.ever_closed);
+        }
+
+        /// A line LMU that opened as the boundary of a faulted section never closes again on its own,
+        /// whatever it measures or hears (the faulted section is never re-energised from this side).
+        #[test]
+        fn boundary_stays_open(steps in prop::collection::vec(step(), 1..40)) {
+            let c = run(false, &steps, true);
+            prop_assert!(!c.ever_closed);
+        }
+    }
+}
