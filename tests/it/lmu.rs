@@ -265,3 +265,64 @@ mod robustness {
         }
     }
 }
+
+mod flisr_cases {
+    use gridtwin::engine::SimDuration;
+    use gridtwin::grid::network::Network;
+    use gridtwin::twin::link::LinkModel;
+    use gridtwin::twin::placement::PlacementRule;
+    use gridtwin::twin::scenario::{FaultPlan, FaultType, TieRule};
+    use gridtwin::twin::sensor::Fidelity;
+    use gridtwin::twin::study::{CaseInput, run_flisr_case, study_cases};
+
+    /// A shipped feeder: from `scenarios/networks/` once the grid ships it, else the reference copy.
+    pub fn network(name: &str) -> Network {
+        for p in [format!("scenarios/networks/{name}.json"), format!("../shared/reference/grid/{name}/network.json")] {
+            if let Ok(n) = Network::from_json_file(std::path::Path::new(&p)) {
+                return n;
+            }
+        }
+        panic!("network {name} not found");
+    }
+
+    pub fn base(name: &str) -> CaseInput {
+        CaseInput {
+            feeder: name.into(),
+            network: network(name),
+            placement: PlacementRule::EveryLine,
+            ties: TieRule::LeafEnds { length_m: 200.0 },
+            sensor: ron::from_str(&std::fs::read_to_string("models/lmu-v1.ron").unwrap()).unwrap(),
+            contactor: ron::from_str(&std::fs::read_to_string("models/contactor-lv400.ron").unwrap()).unwrap(),
+            protection: ron::from_str(&std::fs::read_to_string("models/protection-default.ron").unwrap()).unwrap(),
+            link: LinkModel::default(),
+            fidelity: Fidelity::Phasor,
+            fault: FaultPlan {
+                line: 5,
+                at: 0.5,
+                kind: FaultType::ThreePhase,
+                r_ohm: 0.0,
+                onset: SimDuration::from_secs(1),
+                duration: None,
+            },
+            pv_pct: 0.0,
+            seed: 42,
+            observe: SimDuration::from_secs(70),
+        }
+    }
+
+    #[test]
+    fn kerber_cases() {
+        let b = base("kerber_landnetz_freileitung_1");
+        for kind in FaultType::ALL {
+            for r in [0.0, 10.0] {
+                let mut c = b.clone();
+                c.fault.kind = kind;
+                c.fault.r_ohm = r;
+                c.pv_pct = 50.0;
+                let res = run_flisr_case(&c).unwrap();
+                eprintln!("{:?}\n   {:?} errs {:?}", res.row, res.event, res.solve_errors);
+            }
+        }
+        let _ = study_cases(&b, &FaultType::ALL, &[0.0], &[0.0]).unwrap();
+    }
+}

@@ -125,6 +125,8 @@ pub struct FlisrSettings {
     /// Retry period of unanswered `Open` / `Restore` (ms); at most `retries` retries.
     pub retry_ms: u32,
     pub retries: u8,
+    /// A tie that sees a superimposed current above this within 2 s of closing has closed onto a fault (A).
+    pub sotf_current_a: f64,
     /// Breaking capacity of the contactor (A): it is not opened above it (the upstream fuse must clear first).
     pub breaking_capacity_a: f64,
     /// Loop reactance of the section's line per km (ohm/km) for the distance estimate; 0 disables it.
@@ -150,6 +152,7 @@ impl FlisrSettings {
             open_conductor_logic_ms: 150,
             retry_ms: 300,
             retries: 4,
+            sotf_current_a: 300.0,
             breaking_capacity_a: 10_000.0,
             x_loop_ohm_per_km: 0.0,
             section_length_m: 0.0,
@@ -194,6 +197,9 @@ impl FlisrSettings {
         }
         if self.retries > 20 {
             return Err(SettingsError::new("retries", "must be <= 20"));
+        }
+        if !(self.sotf_current_a.is_finite() && self.sotf_current_a >= 1.0) {
+            return Err(SettingsError::new("sotf_current_a", "must be finite and >= 1 A"));
         }
         if !(self.breaking_capacity_a.is_finite() && self.breaking_capacity_a > 0.0) {
             return Err(SettingsError::new("breaking_capacity_a", "must be finite and > 0"));
@@ -552,6 +558,7 @@ impl Flisr {
         if self.s.is_tie {
             if let Some(c) = self.tie_close_at
                 && p.pickup
+                && p.fault_current_a > self.s.sotf_current_a
                 && t.saturating_sub(c) < 2_000_000_000
                 && self.coil_closed
             {

@@ -102,7 +102,7 @@ pub fn encode_settings(s: &ProtectionSettings) -> Vec<u8> {
     put_stage(&mut p, &s.phase);
     put_stage(&mut p, &s.phase_high);
     put_stage(&mut p, &s.earth);
-    for x in [s.delta_phase_a, s.delta_earth_a, s.char_angle_deg] {
+    for x in [s.delta_phase_a, s.delta_earth_a, s.delta_power_w, s.char_angle_deg] {
         p.extend_from_slice(&x.to_le_bytes());
     }
     p.push(s.directional as u8);
@@ -147,6 +147,7 @@ pub fn decode_settings(b: &[u8]) -> Result<ProtectionSettings, Option<SettingsEr
             earth: r.stage()?,
             delta_phase_a: r.f64()?,
             delta_earth_a: r.f64()?,
+            delta_power_w: r.f64()?,
             char_angle_deg: r.f64()?,
             directional: r.u8()? == 1,
             open_conductor: r.u8()? == 1,

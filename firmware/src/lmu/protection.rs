@@ -104,6 +104,9 @@ pub struct ProtectionSettings {
     pub delta_phase_a: f64,
     /// Superimposed residual current that raises a fault-passage flag (A).
     pub delta_earth_a: f64,
+    /// Extra active power drawn downstream that confirms a forward fault (W, all phases): constant-power
+    /// loads behind a sagging voltage change their current but not their power, a fault draws power.
+    pub delta_power_w: f64,
     /// Use direction: only forward (downstream) faults raise the forward flag.
     pub directional: bool,
     /// Angle by which forward fault current lags the pre-fault voltage (degrees, LV cables ~ 0..60).
@@ -145,6 +148,7 @@ impl Default for ProtectionSettings {
             },
             delta_phase_a: 12.0,
             delta_earth_a: 8.0,
+            delta_power_w: 1500.0,
             directional: true,
             char_angle_deg: 30.0,
             open_conductor: true,
@@ -173,6 +177,9 @@ impl ProtectionSettings {
         }
         if !in_range(self.delta_earth_a, 0.5, 10_000.0) {
             return Err(SettingsError::new("delta_earth_a", "must be within 0.5..=10000 A"));
+        }
+        if !in_range(self.delta_power_w, 10.0, 1.0e7) {
+            return Err(SettingsError::new("delta_power_w", "must be within 10..=1e7 W"));
         }
         if !in_range(self.char_angle_deg, -90.0, 90.0) {
             return Err(SettingsError::new("char_angle_deg", "must be within -90..=90 degrees"));
@@ -382,12 +389,23 @@ impl Protection {
         }
         let rot = Phasor::polar(1.0, -self.s.char_angle_deg.to_radians());
         let torque = |di: Phasor, v: Phasor| (di * (v * rot).conj()).re;
-        let forward = if !self.s.directional {
+        // Power confirmation: the extra active power drawn downstream, or a current far above the pre-fault one
+        // (a close-in fault collapses the voltage, so its power is small).
+        let s_now: f64 = (0..3).map(|p| (m.v[p] * m.i[p].conj()).re).sum();
+        let s_pre: f64 = (0..3).map(|p| (pre.v[p] * pre.i[p].conj()).re).sum();
+        let big = worst_mag > 4.0 * pre.i[worst].abs() + self.s.delta_phase_a;
+        let power_ok = s_now - s_pre > k * self.s.delta_power_w || big || absolute;
+        // A section that was dead before (energisation by a tie or a reclosing) has no pre-fault voltage to
+        // polarise with: only a current above the phase pickup counts as a fault (switch onto fault).
+        let was_dead = pre.v.iter().all(|v| v.abs() < 0.2 * self.s.u_nominal_v);
+        let forward = if was_dead {
+            absolute
+        } else if !self.s.directional {
             true
         } else if phase_pick || absolute {
-            torque(d[worst], pre.v[worst]) > 0.0
+            torque(d[worst], pre.v[worst]) > 0.0 && power_ok
         } else {
-            torque(d_res, pre.v[worst]) > 0.0
+            torque(d_res, pre.v[worst]) > 0.0 && power_ok
         };
         let picked: usize = mags.iter().filter(|&&x| x > k * self.s.delta_phase_a).count();
         let kind = match (picked, earth_pick) {
