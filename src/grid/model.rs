@@ -258,7 +258,8 @@ impl GridModel {
 
     /// All loads of the file with their bus file index.
     pub fn load_ids(&self) -> Vec<(LoadId, i64)> {
-        let mut v: Vec<(LoadId, i64)> = self.base.loads.iter().enumerate().map(|(k, l)| (LoadId::Balanced(k), l.bus)).collect();
+        let mut v: Vec<(LoadId, i64)> =
+            self.base.loads.iter().enumerate().map(|(k, l)| (LoadId::Balanced(k), l.bus)).collect();
         v.extend(self.base.asym_loads.iter().enumerate().map(|(k, l)| (LoadId::Asym(k), l.bus)));
         v
     }
@@ -602,11 +603,7 @@ impl GridModel {
             if let Some(n) = topo.bus_node[b] {
                 if topo.energised[n] {
                     energised[b] = true;
-                    v_pu[b] = if unbalanced {
-                        pf.phase_voltages(n)
-                    } else {
-                        seq_to_phase(zero, pf.v1[n], zero)
-                    };
+                    v_pu[b] = if unbalanced { pf.phase_voltages(n) } else { seq_to_phase(zero, pf.v1[n], zero) };
                 }
             }
         }
@@ -630,11 +627,8 @@ impl GridModel {
             let base = br.i_base_ka[end];
             [c[0] * base, c[1] * base, c[2] * base]
         };
-        let line_i_ka = work
-            .line_parts
-            .iter()
-            .map(|&(first, second)| [cur(first, 0), cur(second.unwrap_or(first), 1)])
-            .collect();
+        let line_i_ka =
+            work.line_parts.iter().map(|&(first, second)| [cur(first, 0), cur(second.unwrap_or(first), 1)]).collect();
         let mut fault_i_ka = Vec::new();
         for (fi, _) in self.faults.iter().enumerate() {
             let node = work.fault_bus[fi].and_then(|b| topo.bus_node[b]);

@@ -169,7 +169,12 @@ impl Lu {
     pub fn new(sym: std::sync::Arc<Symbolic>) -> Self {
         let len = sym.len();
         let n = sym.n;
-        Lu { sym, vals: vec![C64::new(0.0, 0.0); len], inv_diag: vec![C64::new(0.0, 0.0); n], work: vec![C64::new(0.0, 0.0); n] }
+        Lu {
+            sym,
+            vals: vec![C64::new(0.0, 0.0); len],
+            inv_diag: vec![C64::new(0.0, 0.0); n],
+            work: vec![C64::new(0.0, 0.0); n],
+        }
     }
 
     pub fn symbolic(&self) -> &Symbolic {
@@ -284,8 +289,12 @@ mod tests {
     fn singular_matrix_names_the_unknown() {
         let sym = Arc::new(Symbolic::new(2, &[(0, 1)]));
         let y = c(1.0, -1.0);
-        let entries =
-            [(sym.slot(0, 0).unwrap(), y), (sym.slot(1, 1).unwrap(), y), (sym.slot(0, 1).unwrap(), -y), (sym.slot(1, 0).unwrap(), -y)];
+        let entries = [
+            (sym.slot(0, 0).unwrap(), y),
+            (sym.slot(1, 1).unwrap(), y),
+            (sym.slot(0, 1).unwrap(), -y),
+            (sym.slot(1, 0).unwrap(), -y),
+        ];
         let mut lu = Lu::new(sym);
         assert!(lu.refactor(&entries).is_err());
     }

@@ -368,7 +368,8 @@ pub fn run_flisr_case(input: &CaseInput) -> Result<CaseResult, String> {
         let u_nom = net.buses[c.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
         let fw = Lmu::new(lmu_settings(c, input, u_nom)).map_err(|(part, e)| format!("LMU {}: {part}.{e}", c.peer))?;
         let agent = c.peer as u64;
-        let sensor = SensorTwin::new(input.sensor.clone(), input.fidelity, 25.0, stream(input.seed, agent, "sensor-noise"))?;
+        let sensor =
+            SensorTwin::new(input.sensor.clone(), input.fidelity, 25.0, stream(input.seed, agent, "sensor-noise"))?;
         let contactor = ContactorTwin::new(input.contactor.clone(), !c.is_tie)?;
         let link = Box::new(LossyLink::new(input.link, stream(input.seed, agent, "link")));
         let pl = Placement { bus: c.bus_pos, line: c.line_pos, end: c.end, switch: switches[k] };
@@ -403,9 +404,8 @@ pub fn run_flisr_case(input: &CaseInput) -> Result<CaseResult, String> {
     primaries.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let located = primaries.first().map(|p| p.1);
     let true_c = true_section.and_then(|s| lmus.iter().find(|c| c.peer == s));
-    let allowed: BTreeSet<u16> = true_c
-        .map(|c| std::iter::once(c.peer).chain(c.downstream.iter().copied()).collect())
-        .unwrap_or_default();
+    let allowed: BTreeSet<u16> =
+        true_c.map(|c| std::iter::once(c.peer).chain(c.downstream.iter().copied()).collect()).unwrap_or_default();
     let mut first_open: Option<(f64, u16)> = None;
     let mut healthy_trips = 0;
     let mut open_at: BTreeMap<u16, f64> = BTreeMap::new();

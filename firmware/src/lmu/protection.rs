@@ -104,7 +104,7 @@ pub struct ProtectionSettings {
     pub delta_phase_a: f64,
     /// Superimposed residual current that raises a fault-passage flag (A).
     pub delta_earth_a: f64,
-    /// Extra active power drawn downstream that confirms a forward fault (W, all phases): constant-power
+    /// Extra active power drawn downstream on a phase that confirms a forward fault (W): constant-power
     /// loads behind a sagging voltage change their current but not their power, a fault draws power.
     pub delta_power_w: f64,
     /// Use direction: only forward (downstream) faults raise the forward flag.
@@ -148,7 +148,7 @@ impl Default for ProtectionSettings {
             },
             delta_phase_a: 12.0,
             delta_earth_a: 8.0,
-            delta_power_w: 1500.0,
+            delta_power_w: 2000.0,
             directional: true,
             char_angle_deg: 30.0,
             open_conductor: true,
@@ -391,10 +391,18 @@ impl Protection {
         let torque = |di: Phasor, v: Phasor| (di * (v * rot).conj()).re;
         // Power confirmation: the extra active power drawn downstream, or a current far above the pre-fault one
         // (a close-in fault collapses the voltage, so its power is small).
-        let s_now: f64 = (0..3).map(|p| (m.v[p] * m.i[p].conj()).re).sum();
-        let s_pre: f64 = (0..3).map(|p| (pre.v[p] * pre.i[p].conj()).re).sum();
-        let big = worst_mag > 4.0 * pre.i[worst].abs() + self.s.delta_phase_a;
-        let power_ok = s_now - s_pre > k * self.s.delta_power_w || big || absolute;
+        // Per phase: constant-power loads behind a sag keep their power; a fault adds its own. A guard of 10 % of
+        // the pre-fault phase power covers the extra line losses of loads whose current rose with the sag.
+        let mut power_rise = false;
+        for p in 0..3 {
+            let s_now = (m.v[p] * m.i[p].conj()).re;
+            let s_pre = (pre.v[p] * pre.i[p].conj()).re;
+            if s_now - s_pre > k * self.s.delta_power_w.max(0.1 * s_pre.abs()) {
+                power_rise = true;
+            }
+        }
+        let big = worst_mag > (4.0 * pre.i[worst].abs() + self.s.delta_phase_a).max(10.0 * self.s.delta_phase_a);
+        let power_ok = power_rise || big || absolute;
         // A section that was dead before (energisation by a tie or a reclosing) has no pre-fault voltage to
         // polarise with: only a current above the phase pickup counts as a fault (switch onto fault).
         let was_dead = pre.v.iter().all(|v| v.abs() < 0.2 * self.s.u_nominal_v);
