@@ -190,6 +190,7 @@ pub fn run(args: &GridArgs) -> Result<(), String> {
                     &[
                         ("buses", net.buses.len().into()),
                         ("iterations", iters.into()),
+                        ("factor", format!("{:?}", pf.factor_size()).into()),
                         ("full_median_us", full_med.into()),
                         (
                             "note",

@@ -272,26 +272,27 @@ pub struct Meta {
     pub sn_mva: f64,
 }
 
-#[derive(Deserialize)]
-struct RawNetwork {
+/// The neutral format as data (what `network.json` holds; also usable inline in a scenario).
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+pub struct NetworkData {
     #[serde(default)]
-    meta: Option<Meta>,
+    pub meta: Option<Meta>,
     #[serde(default)]
-    buses: Vec<Bus>,
+    pub buses: Vec<Bus>,
     #[serde(default)]
-    lines: Vec<Line>,
+    pub lines: Vec<Line>,
     #[serde(default)]
-    trafos: Vec<Trafo>,
+    pub trafos: Vec<Trafo>,
     #[serde(default)]
-    ext_grid: Vec<ExtGrid>,
+    pub ext_grid: Vec<ExtGrid>,
     #[serde(default)]
-    loads: Vec<Load>,
+    pub loads: Vec<Load>,
     #[serde(default)]
-    asymmetric_loads: Vec<AsymLoad>,
+    pub asymmetric_loads: Vec<AsymLoad>,
     #[serde(default)]
-    sgens: Vec<Sgen>,
+    pub sgens: Vec<Sgen>,
     #[serde(default)]
-    switches: Vec<Switch>,
+    pub switches: Vec<Switch>,
 }
 
 /// A validated network. Element vectors keep file order; `bus_pos` maps a bus `index` to its position.
@@ -327,7 +328,12 @@ impl Network {
 
     /// Parses and validates the neutral JSON format.
     pub fn from_json_str(text: &str) -> Result<Network, String> {
-        let raw: RawNetwork = serde_json::from_str(text).map_err(|e| format!("invalid network JSON: {e}"))?;
+        let raw: NetworkData = serde_json::from_str(text).map_err(|e| format!("invalid network JSON: {e}"))?;
+        Network::from_data(raw)
+    }
+
+    /// Validates network data (e.g. an inline network of a scenario).
+    pub fn from_data(raw: NetworkData) -> Result<Network, String> {
         let meta = raw.meta.unwrap_or_default();
         let net = Network {
             name: meta.name.unwrap_or_else(|| "network".into()),
