@@ -262,7 +262,7 @@ pub struct Switch {
     pub kind: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Default)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
 pub struct Meta {
     #[serde(default)]
     pub name: Option<String>,
@@ -270,6 +270,12 @@ pub struct Meta {
     pub f_hz: f64,
     #[serde(default = "default_sn_mva")]
     pub sn_mva: f64,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta { name: None, f_hz: default_f_hz(), sn_mva: default_sn_mva() }
+    }
 }
 
 /// The neutral format as data (what `network.json` holds; also usable inline in a scenario).
@@ -541,6 +547,42 @@ impl Network {
                     b.index,
                     label(&b.name)
                 ));
+            }
+        }
+        // Islands: buses no source can reach even with every switch closed.
+        {
+            let n = self.buses.len();
+            let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
+            for l in self.lines.iter().filter(|l| l.in_service) {
+                let (f, t) = (pos[&l.from_bus], pos[&l.to_bus]);
+                adj[f].push(t);
+                adj[t].push(f);
+            }
+            for t in self.trafos.iter().filter(|t| t.in_service) {
+                let (h, l) = (pos[&t.hv_bus], pos[&t.lv_bus]);
+                adj[h].push(l);
+                adj[l].push(h);
+            }
+            for s in self.switches.iter().filter(|s| s.et == "b") {
+                let (a, b) = (pos[&s.bus], pos[&s.element]);
+                adj[a].push(b);
+                adj[b].push(a);
+            }
+            let mut seen = vec![false; n];
+            let mut stack: Vec<usize> = self.ext_grids.iter().filter(|e| e.in_service).map(|e| pos[&e.bus]).collect();
+            while let Some(k) = stack.pop() {
+                if !seen[k] && self.buses[k].in_service {
+                    seen[k] = true;
+                    stack.extend(adj[k].iter().copied());
+                }
+            }
+            let island: Vec<String> = (0..n)
+                .filter(|&k| self.buses[k].in_service && !seen[k])
+                .take(10)
+                .map(|k| format!("bus {}{}", self.buses[k].index, label(&self.buses[k].name)))
+                .collect();
+            if !island.is_empty() {
+                return Err(format!("island without a source (no path to an ext_grid): {}", island.join(", ")));
             }
         }
         let check_s = |w: &str, b: usize, field: &str, v: f64| -> Result<(), String> {
