@@ -12,9 +12,12 @@
 //! - [`agents`]: the grid and weather agents on the event queue, and [`GridMsg`].
 //! - [`config`]: the scenario section [`GridConfig`].
 
+pub mod agents;
+pub mod config;
 pub mod model;
 pub mod network;
 pub mod powerflow;
+pub mod profiles;
 pub mod shortcircuit;
 pub mod sparse;
 pub mod topology;
@@ -22,11 +25,5 @@ pub mod topology;
 pub use model::{Fault, FaultKind, FaultLocation, GridModel, GridSnapshot, LoadId, Phase};
 pub use network::Network;
 
-/// What a scenario says about the grid (filled in by the grid model).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GridConfig {}
-
-/// Messages of the grid agent.
-#[derive(Clone, Debug)]
-pub enum GridMsg {}
+pub use agents::{GridAgent, GridMsg, WeatherAgent};
+pub use config::GridConfig;

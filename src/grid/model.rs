@@ -120,6 +120,8 @@ pub struct GridModel {
     work: Option<Work>,
     /// Last solved phase voltages per bus, for warm starts across refactorisations.
     last_v: Vec<Option<[C64; 3]>>,
+    /// Admittance ports of the active faults (for fault currents).
+    fault_dy: Vec<Option<Port>>,
 }
 
 #[derive(Clone, Debug)]
@@ -164,6 +166,7 @@ impl GridModel {
             pf: None,
             work: None,
             last_v: vec![None; nb],
+            fault_dy: Vec::new(),
         }
     }
 
@@ -258,8 +261,7 @@ impl GridModel {
 
     /// All loads of the file with their bus file index.
     pub fn load_ids(&self) -> Vec<(LoadId, i64)> {
-        let mut v: Vec<(LoadId, i64)> =
-            self.base.loads.iter().enumerate().map(|(k, l)| (LoadId::Balanced(k), l.bus)).collect();
+        let mut v: Vec<(LoadId, i64)> = self.base.loads.iter().enumerate().map(|(k, l)| (LoadId::Balanced(k), l.bus)).collect();
         v.extend(self.base.asym_loads.iter().enumerate().map(|(k, l)| (LoadId::Asym(k), l.bus)));
         v
     }
@@ -463,11 +465,13 @@ impl GridModel {
         loads
     }
 
-    fn fault_ports(&self, work: &Work, pf: &PowerFlow) -> Result<Vec<Port>, String> {
+    /// One port per fault (`None` when the faulted element is de-energised), in fault order.
+    fn fault_ports(&self, work: &Work, pf: &PowerFlow) -> Result<Vec<Option<Port>>, String> {
         let topo = &pf.topo;
         let net = &work.net;
         let mut ports = Vec::new();
         for (fi, f) in self.faults.iter().enumerate() {
+            ports.push(None);
             if let FaultKind::OpenConductor(ph) = f.kind {
                 let FaultLocation::Line { line, .. } = f.location else { continue };
                 let pos = self.base.lines.iter().position(|l| l.index == line).unwrap_or(0);
@@ -511,7 +515,7 @@ impl GridModel {
                         dy[(3 + i) * 6 + 3 + j] = d[i][j];
                     }
                 }
-                ports.push(Port { nodes: vec![br.f, br.t], dy });
+                *ports.last_mut().expect("pushed") = Some(Port { nodes: vec![br.f, br.t], dy });
                 continue;
             }
             let Some(b) = work.fault_bus[fi] else { continue };
@@ -544,9 +548,36 @@ impl GridModel {
                 }
                 FaultKind::OpenConductor(_) => {}
             }
-            ports.push(Port { nodes: vec![node], dy: m.iter().flat_map(|r| r.iter().copied()).collect() });
+            *ports.last_mut().expect("pushed") =
+                Some(Port { nodes: vec![node], dy: m.iter().flat_map(|r| r.iter().copied()).collect() });
         }
         Ok(ports)
+    }
+
+    /// Loads as constant admittances at their nominal-voltage power (used while a fault is active).
+    fn load_ports(loads: &[NodeLoad]) -> Vec<Port> {
+        let z = C64::new(0.0, 0.0);
+        let mut ports = Vec::new();
+        for (k, l) in loads.iter().enumerate() {
+            if l.is_zero() {
+                continue;
+            }
+            let bal = l.s_p + l.s_i + l.s_z;
+            let mut m = [[z; 3]; 3];
+            for (ph, row) in m.iter_mut().enumerate() {
+                row[ph] = (bal + l.wye[ph]).conj();
+            }
+            // Delta: admittance between two phases at sqrt(3) p.u. line voltage.
+            for (d, (p, q)) in [(0usize, 1usize), (1, 2), (2, 0)].into_iter().enumerate() {
+                let y = l.delta[d].conj() / 3.0;
+                m[p][p] += y;
+                m[q][q] += y;
+                m[p][q] -= y;
+                m[q][p] -= y;
+            }
+            ports.push(Port { nodes: vec![k], dy: m.iter().flat_map(|r| r.iter().copied()).collect() });
+        }
+        ports
     }
 
     /// Solves the current state (warm-started) and returns the snapshot.
@@ -568,21 +599,34 @@ impl GridModel {
                     }
                 }
             }
-            let ports = self.fault_ports(&work, &pf).map_err(PfError::Model)?;
-            if !ports.is_empty() || self.unbalanced {
-                pf.set_ports(ports)?;
+            if self.unbalanced || !self.faults.is_empty() {
+                pf.prepare_unbalanced()?;
             }
             self.pf = Some(pf);
             self.work = Some(work);
         }
-        let loads = {
+        let (loads, fault_ports) = {
             let pf = self.pf.as_ref().expect("built");
             let work = self.work.as_ref().expect("built");
-            self.node_loads(&pf.topo, &work.net)
+            (self.node_loads(&pf.topo, &work.net), self.fault_ports(work, pf).map_err(PfError::Model)?)
         };
         let unbalanced = self.unbalanced || !self.faults.is_empty();
         let pf = self.pf.as_mut().expect("built");
-        pf.loads = loads;
+        if !self.faults.is_empty() || pf.port_nodes().len() > 0 {
+            pf.set_ports(Vec::new())?;
+        }
+        if self.faults.is_empty() {
+            pf.loads = loads;
+        } else {
+            // Fault state: loads become constant admittances (their nominal-voltage power), so the state is
+            // linear and well posed even where the fault collapses the voltage or floats a conductor.
+            let mut ports: Vec<Port> = fault_ports.iter().flatten().cloned().collect();
+            ports.extend(Self::load_ports(&loads));
+            pf.set_ports(ports)?;
+            pf.loads = vec![NodeLoad::default(); loads.len()];
+        }
+        self.fault_dy = fault_ports;
+        let pf = self.pf.as_mut().expect("built");
         let stats = if unbalanced { pf.solve_unbalanced()? } else { pf.solve_balanced()? };
         let snap = self.snapshot(stats.iterations, unbalanced);
         for (b, v) in snap.v_pu.iter().enumerate() {
@@ -603,7 +647,11 @@ impl GridModel {
             if let Some(n) = topo.bus_node[b] {
                 if topo.energised[n] {
                     energised[b] = true;
-                    v_pu[b] = if unbalanced { pf.phase_voltages(n) } else { seq_to_phase(zero, pf.v1[n], zero) };
+                    v_pu[b] = if unbalanced {
+                        pf.phase_voltages(n)
+                    } else {
+                        seq_to_phase(zero, pf.v1[n], zero)
+                    };
                 }
             }
         }
@@ -623,22 +671,50 @@ impl GridModel {
                 return [zero; 3];
             }
             let (a, b) = pf.branch_currents(bi);
-            let c = if end == 0 { a } else { b };
+            let mut c = if end == 0 { a } else { b };
+            // An open conductor modifies this line: add its admittance change times the end voltages.
+            for (fi, f) in self.faults.iter().enumerate() {
+                if let (FaultKind::OpenConductor(_), FaultLocation::Line { line, .. }) = (f.kind, f.location) {
+                    let pos = self.base.lines.iter().position(|l| l.index == line).unwrap_or(usize::MAX);
+                    if work.line_parts.get(pos).map(|p| p.0) != Some(k) {
+                        continue;
+                    }
+                    if let Some(Some(port)) = self.fault_dy.get(fi) {
+                        let v = [pf.phase_voltages(br.f), pf.phase_voltages(br.t)];
+                        for (r, cr) in c.iter_mut().enumerate() {
+                            let row = 3 * end + r;
+                            for col in 0..6 {
+                                *cr += port.dy[row * 6 + col] * v[col / 3][col % 3];
+                            }
+                        }
+                    }
+                }
+            }
             let base = br.i_base_ka[end];
             [c[0] * base, c[1] * base, c[2] * base]
         };
-        let line_i_ka =
-            work.line_parts.iter().map(|&(first, second)| [cur(first, 0), cur(second.unwrap_or(first), 1)]).collect();
+        let line_i_ka = work
+            .line_parts
+            .iter()
+            .map(|&(first, second)| [cur(first, 0), cur(second.unwrap_or(first), 1)])
+            .collect();
+        // Fault currents from the fault admittance and the solved voltages (shunt faults; for an open
+        // conductor, the current that would have flowed in the opened phase is zero by construction).
         let mut fault_i_ka = Vec::new();
-        for (fi, _) in self.faults.iter().enumerate() {
-            let node = work.fault_bus[fi].and_then(|b| topo.bus_node[b]);
+        for (fi, f) in self.faults.iter().enumerate() {
             let mut i = [zero; 3];
-            if let Some(n) = node {
-                if let Ok(p) = pf.port_nodes().binary_search(&n) {
-                    let vn = topo.node_vn_kv[n];
-                    let base = S_BASE_MVA / (3f64.sqrt() * vn);
-                    let c = pf.port_current[p];
-                    i = [-c[0] * base, -c[1] * base, -c[2] * base];
+            if !matches!(f.kind, FaultKind::OpenConductor(_)) {
+                if let Some(Some(port)) = self.fault_dy.get(fi) {
+                    let n = port.nodes[0];
+                    let v = pf.phase_voltages(n);
+                    let base = S_BASE_MVA / (3f64.sqrt() * topo.node_vn_kv[n]);
+                    for (r, ir) in i.iter_mut().enumerate() {
+                        let mut s = zero;
+                        for (c, vc) in v.iter().enumerate() {
+                            s += port.dy[3 * r + c] * vc;
+                        }
+                        *ir = s * base;
+                    }
                 }
             }
             fault_i_ka.push(i);

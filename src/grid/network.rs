@@ -262,7 +262,7 @@ pub struct Switch {
     pub kind: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Default)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
 pub struct Meta {
     #[serde(default)]
     pub name: Option<String>,
@@ -272,26 +272,33 @@ pub struct Meta {
     pub sn_mva: f64,
 }
 
-#[derive(Deserialize)]
-struct RawNetwork {
+impl Default for Meta {
+    fn default() -> Self {
+        Meta { name: None, f_hz: default_f_hz(), sn_mva: default_sn_mva() }
+    }
+}
+
+/// The neutral format as data (what `network.json` holds; also usable inline in a scenario).
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+pub struct NetworkData {
     #[serde(default)]
-    meta: Option<Meta>,
+    pub meta: Option<Meta>,
     #[serde(default)]
-    buses: Vec<Bus>,
+    pub buses: Vec<Bus>,
     #[serde(default)]
-    lines: Vec<Line>,
+    pub lines: Vec<Line>,
     #[serde(default)]
-    trafos: Vec<Trafo>,
+    pub trafos: Vec<Trafo>,
     #[serde(default)]
-    ext_grid: Vec<ExtGrid>,
+    pub ext_grid: Vec<ExtGrid>,
     #[serde(default)]
-    loads: Vec<Load>,
+    pub loads: Vec<Load>,
     #[serde(default)]
-    asymmetric_loads: Vec<AsymLoad>,
+    pub asymmetric_loads: Vec<AsymLoad>,
     #[serde(default)]
-    sgens: Vec<Sgen>,
+    pub sgens: Vec<Sgen>,
     #[serde(default)]
-    switches: Vec<Switch>,
+    pub switches: Vec<Switch>,
 }
 
 /// A validated network. Element vectors keep file order; `bus_pos` maps a bus `index` to its position.
@@ -327,7 +334,12 @@ impl Network {
 
     /// Parses and validates the neutral JSON format.
     pub fn from_json_str(text: &str) -> Result<Network, String> {
-        let raw: RawNetwork = serde_json::from_str(text).map_err(|e| format!("invalid network JSON: {e}"))?;
+        let raw: NetworkData = serde_json::from_str(text).map_err(|e| format!("invalid network JSON: {e}"))?;
+        Network::from_data(raw)
+    }
+
+    /// Validates network data (e.g. an inline network of a scenario).
+    pub fn from_data(raw: NetworkData) -> Result<Network, String> {
         let meta = raw.meta.unwrap_or_default();
         let net = Network {
             name: meta.name.unwrap_or_else(|| "network".into()),
@@ -388,10 +400,7 @@ impl Network {
                 return Err(format!("{w}: length_km = {} must be positive", l.length_km));
             }
             if l.length_km > 500.0 {
-                return Err(format!(
-                    "{w}: length_km = {} is implausible for a line (metres given as km?)",
-                    l.length_km
-                ));
+                return Err(format!("{w}: length_km = {} is implausible for a line (metres given as km?)", l.length_km));
             }
             for (field, v) in [("r_ohm_per_km", l.r_ohm_per_km), ("x_ohm_per_km", l.x_ohm_per_km)] {
                 if !(v.is_finite() && v >= 0.0) {
@@ -409,11 +418,7 @@ impl Network {
                     return Err(format!("{w}: {field} = {v} must be >= 0"));
                 }
             }
-            for (field, v) in [
-                ("r0_ohm_per_km", l.r0_ohm_per_km),
-                ("x0_ohm_per_km", l.x0_ohm_per_km),
-                ("c0_nf_per_km", l.c0_nf_per_km),
-            ] {
+            for (field, v) in [("r0_ohm_per_km", l.r0_ohm_per_km), ("x0_ohm_per_km", l.x0_ohm_per_km), ("c0_nf_per_km", l.c0_nf_per_km)] {
                 if let Some(v) = v {
                     if !(v.is_finite() && v >= 0.0) {
                         return Err(format!("{w}: {field} = {v} must be >= 0"));
@@ -433,10 +438,7 @@ impl Network {
             }
             let (vf, vt) = (self.buses[f].vn_kv, self.buses[t].vn_kv);
             if (vf / vt - 1.0).abs() > 0.1 {
-                return Err(format!(
-                    "{w}: connects bus {} ({vf} kV) to bus {} ({vt} kV); use a transformer",
-                    l.from_bus, l.to_bus
-                ));
+                return Err(format!("{w}: connects bus {} ({vf} kV) to bus {} ({vt} kV); use a transformer", l.from_bus, l.to_bus));
             }
             if l.in_service {
                 degree[f] += 1;
@@ -450,18 +452,13 @@ impl Network {
             if h == lv {
                 return Err(format!("{w}: hv_bus and lv_bus are the same bus"));
             }
-            for (field, v) in
-                [("sn_mva", t.sn_mva), ("vn_hv_kv", t.vn_hv_kv), ("vn_lv_kv", t.vn_lv_kv), ("vk_percent", t.vk_percent)]
-            {
+            for (field, v) in [("sn_mva", t.sn_mva), ("vn_hv_kv", t.vn_hv_kv), ("vn_lv_kv", t.vn_lv_kv), ("vk_percent", t.vk_percent)] {
                 if !(v.is_finite() && v > 0.0) {
                     return Err(format!("{w}: {field} = {v} must be positive"));
                 }
             }
             if !(t.vkr_percent >= 0.0 && t.vkr_percent <= t.vk_percent) {
-                return Err(format!(
-                    "{w}: vkr_percent = {} must be within 0..=vk_percent ({})",
-                    t.vkr_percent, t.vk_percent
-                ));
+                return Err(format!("{w}: vkr_percent = {} must be within 0..=vk_percent ({})", t.vkr_percent, t.vk_percent));
             }
             if t.vk_percent > 50.0 {
                 return Err(format!("{w}: vk_percent = {} is implausible (per unit given as percent?)", t.vk_percent));
@@ -471,10 +468,7 @@ impl Network {
             }
             let sm = (t.i0_percent / 100.0 * t.sn_mva).powi(2) - (t.pfe_kw / 1000.0).powi(2);
             if sm < -1e-12 {
-                return Err(format!(
-                    "{w}: pfe_kw = {} exceeds the no-load apparent power i0_percent * sn_mva (kW vs MW?)",
-                    t.pfe_kw
-                ));
+                return Err(format!("{w}: pfe_kw = {} exceeds the no-load apparent power i0_percent * sn_mva (kW vs MW?)", t.pfe_kw));
             }
             for (field, rated, b) in [("vn_hv_kv", t.vn_hv_kv, h), ("vn_lv_kv", t.vn_lv_kv, lv)] {
                 let vb = self.buses[b].vn_kv;
@@ -555,6 +549,42 @@ impl Network {
                 ));
             }
         }
+        // Islands: buses no source can reach even with every switch closed.
+        {
+            let n = self.buses.len();
+            let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
+            for l in self.lines.iter().filter(|l| l.in_service) {
+                let (f, t) = (pos[&l.from_bus], pos[&l.to_bus]);
+                adj[f].push(t);
+                adj[t].push(f);
+            }
+            for t in self.trafos.iter().filter(|t| t.in_service) {
+                let (h, l) = (pos[&t.hv_bus], pos[&t.lv_bus]);
+                adj[h].push(l);
+                adj[l].push(h);
+            }
+            for s in self.switches.iter().filter(|s| s.et == "b") {
+                let (a, b) = (pos[&s.bus], pos[&s.element]);
+                adj[a].push(b);
+                adj[b].push(a);
+            }
+            let mut seen = vec![false; n];
+            let mut stack: Vec<usize> = self.ext_grids.iter().filter(|e| e.in_service).map(|e| pos[&e.bus]).collect();
+            while let Some(k) = stack.pop() {
+                if !seen[k] && self.buses[k].in_service {
+                    seen[k] = true;
+                    stack.extend(adj[k].iter().copied());
+                }
+            }
+            let island: Vec<String> = (0..n)
+                .filter(|&k| self.buses[k].in_service && !seen[k])
+                .take(10)
+                .map(|k| format!("bus {}{}", self.buses[k].index, label(&self.buses[k].name)))
+                .collect();
+            if !island.is_empty() {
+                return Err(format!("island without a source (no path to an ext_grid): {}", island.join(", ")));
+            }
+        }
         let check_s = |w: &str, b: usize, field: &str, v: f64| -> Result<(), String> {
             if !v.is_finite() {
                 return Err(format!("{w}: {field} = {v} must be finite"));
@@ -572,12 +602,7 @@ impl Network {
             check_s(&w, b, "p_mw", l.p_mw)?;
             check_s(&w, b, "q_mvar", l.q_mvar)?;
             let (zp, ip, zq, iq) = l.zip_percent();
-            for (f, v) in [
-                ("const_z_p_percent", zp),
-                ("const_i_p_percent", ip),
-                ("const_z_q_percent", zq),
-                ("const_i_q_percent", iq),
-            ] {
+            for (f, v) in [("const_z_p_percent", zp), ("const_i_p_percent", ip), ("const_z_q_percent", zq), ("const_i_q_percent", iq)] {
                 if !(0.0..=100.0).contains(&v) {
                     return Err(format!("{w}: {f} = {v} must be within 0..=100"));
                 }
@@ -589,14 +614,7 @@ impl Network {
         for l in &self.asym_loads {
             let w = format!("asymmetric_load {}{}", l.index, label(&l.name));
             let b = bus(l.bus, &w)?;
-            for (f, v) in [
-                ("p_a_mw", l.p_a_mw),
-                ("q_a_mvar", l.q_a_mvar),
-                ("p_b_mw", l.p_b_mw),
-                ("q_b_mvar", l.q_b_mvar),
-                ("p_c_mw", l.p_c_mw),
-                ("q_c_mvar", l.q_c_mvar),
-            ] {
+            for (f, v) in [("p_a_mw", l.p_a_mw), ("q_a_mvar", l.q_a_mvar), ("p_b_mw", l.p_b_mw), ("q_b_mvar", l.q_b_mvar), ("p_c_mw", l.p_c_mw), ("q_c_mvar", l.q_c_mvar)] {
                 check_s(&w, b, f, v)?;
             }
             if l.kind != "wye" && l.kind != "delta" {
@@ -628,14 +646,10 @@ impl Network {
 impl Load {
     /// (const_z_p, const_i_p, const_z_q, const_i_q) in percent, falling back to the older shared fields.
     pub fn zip_percent(&self) -> (f64, f64, f64, f64) {
-        let zp =
-            if self.const_z_p_percent != 0.0 { self.const_z_p_percent } else { self.const_z_percent.unwrap_or(0.0) };
-        let ip =
-            if self.const_i_p_percent != 0.0 { self.const_i_p_percent } else { self.const_i_percent.unwrap_or(0.0) };
-        let zq =
-            if self.const_z_q_percent != 0.0 { self.const_z_q_percent } else { self.const_z_percent.unwrap_or(0.0) };
-        let iq =
-            if self.const_i_q_percent != 0.0 { self.const_i_q_percent } else { self.const_i_percent.unwrap_or(0.0) };
+        let zp = if self.const_z_p_percent != 0.0 { self.const_z_p_percent } else { self.const_z_percent.unwrap_or(0.0) };
+        let ip = if self.const_i_p_percent != 0.0 { self.const_i_p_percent } else { self.const_i_percent.unwrap_or(0.0) };
+        let zq = if self.const_z_q_percent != 0.0 { self.const_z_q_percent } else { self.const_z_percent.unwrap_or(0.0) };
+        let iq = if self.const_i_q_percent != 0.0 { self.const_i_q_percent } else { self.const_i_percent.unwrap_or(0.0) };
         (zp, ip, zq, iq)
     }
 }

@@ -34,7 +34,11 @@ pub fn seq_to_phase(v0: C64, v1: C64, v2: C64) -> [C64; 3] {
 #[inline]
 pub fn phase_to_seq(p: [C64; 3]) -> [C64; 3] {
     let third = 1.0 / 3.0;
-    [(p[0] + p[1] + p[2]) * third, (p[0] + A * p[1] + A2 * p[2]) * third, (p[0] + A2 * p[1] + A * p[2]) * third]
+    [
+        (p[0] + p[1] + p[2]) * third,
+        (p[0] + A * p[1] + A2 * p[2]) * third,
+        (p[0] + A2 * p[1] + A * p[2]) * third,
+    ]
 }
 
 /// Loads at one node (per unit on the three-phase base; sign: consumption positive).
@@ -79,9 +83,7 @@ pub enum PfError {
 impl std::fmt::Display for PfError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PfError::Singular { bus } => {
-                write!(f, "singular network matrix at {bus} (floating or zero-impedance part)")
-            }
+            PfError::Singular { bus } => write!(f, "singular network matrix at {bus} (floating or zero-impedance part)"),
             PfError::NotConverged { iterations, max_dv_pu, buses } => write!(
                 f,
                 "power flow did not converge after {iterations} iterations (last voltage change {max_dv_pu:.3e} p.u.); \
@@ -106,18 +108,33 @@ struct SeqSys {
     /// Constant right-hand side from fixed (slack) voltages, per unknown.
     fixed_rhs: Vec<C64>,
     rhs: Vec<C64>,
+    /// Current solution per unknown (elimination order).
+    x: Vec<C64>,
+}
+
+impl SeqSys {
+    fn load_from(&mut self, v: &[C64]) {
+        for (x, &k) in self.x.iter_mut().zip(&self.nodes) {
+            *x = v[k];
+        }
+    }
+    fn store_to(&self, v: &mut [C64]) {
+        for (x, &k) in self.x.iter().zip(&self.nodes) {
+            v[k] = *x;
+        }
+    }
+    /// Voltage of node `k` in this sequence (zero if not part of it).
+    #[inline]
+    fn get(&self, k: usize) -> C64 {
+        let u = self.idx[k];
+        if u == u32::MAX { ZERO } else { self.x[u as usize] }
+    }
 }
 
 impl SeqSys {
     /// Builds and factorises the system for sequence `seq` (0, 1, 2) over `member` nodes; `fixed` gives the
     /// nodes whose voltage is imposed (positive-sequence slacks).
-    fn build(
-        topo: &Topology,
-        seq: usize,
-        member: &[bool],
-        fixed: &[(usize, C64)],
-        names: &dyn Fn(usize) -> String,
-    ) -> Result<SeqSys, PfError> {
+    fn build(topo: &Topology, seq: usize, member: &[bool], fixed: &[(usize, C64)], names: &dyn Fn(usize) -> String) -> Result<SeqSys, PfError> {
         let n = topo.n_nodes;
         let mut idx = vec![u32::MAX; n];
         let mut nodes = Vec::new();
@@ -187,8 +204,16 @@ impl SeqSys {
         }
         let mut lu = Lu::new(sym);
         lu.refactor(&entries).map_err(|e| PfError::Singular { bus: names(nodes[e.0]) })?;
+        // Keep unknowns in elimination order so solves need no permutation.
+        let perm = lu.perm().to_vec();
+        let nodes: Vec<usize> = perm.iter().map(|&o| nodes[o]).collect();
+        let fixed_rhs: Vec<C64> = perm.iter().map(|&o| fixed_rhs[o]).collect();
+        for (u, &k) in nodes.iter().enumerate() {
+            idx[k] = u as u32;
+        }
         let rhs = vec![ZERO; nodes.len()];
-        Ok(SeqSys { idx, nodes, lu, fixed_rhs, rhs })
+        let x = vec![ZERO; nodes.len()];
+        Ok(SeqSys { idx, nodes, lu, fixed_rhs, rhs, x })
     }
 }
 
@@ -291,6 +316,11 @@ impl PowerFlow {
             stats: SolveStats::default(),
             unbalanced_ready: false,
         })
+    }
+
+    /// (unknowns, factor off-diagonal entries) of the positive-sequence system.
+    pub fn factor_size(&self) -> (usize, usize) {
+        (self.s1.nodes.len(), self.s1.lu.symbolic().factor_nnz())
     }
 
     pub fn node_name(&self, k: usize) -> &str {
@@ -404,7 +434,7 @@ impl PowerFlow {
                 }
                 let mut rhs = vec![ZERO; sys.nodes.len()];
                 rhs[sys.idx[k] as usize] = C64::new(1.0, 0.0);
-                sys.lu.solve(&mut rhs);
+                sys.lu.solve_ordered(&mut rhs);
                 for (u, &node) in sys.nodes.iter().enumerate() {
                     col[node] = rhs[u];
                 }
@@ -428,33 +458,41 @@ impl PowerFlow {
     pub fn solve_balanced(&mut self) -> Result<SolveStats, PfError> {
         let opt = self.options;
         let s1 = &mut self.s1;
+        s1.load_from(&self.v1);
+        // Loaded unknowns only: most nodes of a feeder carry no load.
+        let loaded: Vec<(usize, NodeLoad)> = s1
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| !self.loads[**k].is_zero())
+            .map(|(u, &k)| {
+                let mut l = self.loads[k];
+                // Per-phase loads enter as their three-phase total (per-phase p.u. sum / 3).
+                l.s_p += (l.wye[0] + l.wye[1] + l.wye[2] + l.delta[0] + l.delta[1] + l.delta[2]) / 3.0;
+                (u, l)
+            })
+            .collect();
         let mut dv = f64::INFINITY;
         for it in 1..=opt.max_iter {
-            for (u, &k) in s1.nodes.iter().enumerate() {
-                let v = self.v1[k];
-                let l = &self.loads[k];
-                let mut i = s1.fixed_rhs[u];
-                if !l.is_zero() {
-                    let vm2 = v.norm_sqr();
-                    // Per-phase loads enter as their three-phase total (per-phase p.u. sum / 3).
-                    let s = l.s_p
-                        + l.s_i * vm2.sqrt()
-                        + l.s_z * vm2
-                        + (l.wye[0] + l.wye[1] + l.wye[2] + l.delta[0] + l.delta[1] + l.delta[2]) / 3.0;
-                    i -= (s / v).conj();
-                }
-                s1.rhs[u] = i;
+            s1.rhs.copy_from_slice(&s1.fixed_rhs);
+            for (u, l) in &loaded {
+                let v = s1.x[*u];
+                let vm2 = v.norm_sqr();
+                let s = l.s_p + l.s_i * vm2.sqrt() + l.s_z * vm2;
+                s1.rhs[*u] -= (s / v).conj();
             }
-            s1.lu.solve(&mut s1.rhs);
+            s1.lu.solve_ordered(&mut s1.rhs);
             dv = 0.0;
-            for (u, &k) in s1.nodes.iter().enumerate() {
-                let d = (s1.rhs[u] - self.v1[k]).norm();
+            for (a, b) in s1.rhs.iter().zip(&s1.x) {
+                let d = (a - b).norm_sqr();
                 if d > dv || d.is_nan() {
                     dv = if d.is_nan() { f64::INFINITY } else { d };
                 }
-                self.v1[k] = s1.rhs[u];
             }
+            dv = dv.sqrt();
+            std::mem::swap(&mut s1.rhs, &mut s1.x);
             if dv < opt.tol_pu {
+                s1.store_to(&mut self.v1);
                 self.stats = SolveStats { iterations: it, max_dv_pu: dv };
                 return Ok(self.stats);
             }
@@ -462,6 +500,7 @@ impl PowerFlow {
                 break;
             }
         }
+        s1.store_to(&mut self.v1);
         let worst: Vec<(f64, usize)> = self.s1.nodes.iter().map(|&k| (self.v1[k].norm(), k)).collect();
         let e = self.not_converged(opt.max_iter, dv, &worst);
         self.reset_flat();
@@ -488,18 +527,28 @@ impl PowerFlow {
         self.prepare_unbalanced()?;
         let opt = self.options;
         let n = self.topo.n_nodes;
-        let mut inj = vec![[ZERO; 3]; n];
-        let mut dv = f64::INFINITY;
         let np = self.port_nodes.len();
+        let loaded: Vec<(usize, NodeLoad)> =
+            (0..n).filter(|&k| self.topo.energised[k] && !self.loads[k].is_zero()).map(|k| (k, self.loads[k])).collect();
+        let mut dv = f64::INFINITY;
+        {
+            let s2 = self.s2.as_mut().expect("prepared");
+            let s0 = self.s0.as_mut().expect("prepared");
+            self.s1.load_from(&self.v1);
+            s2.load_from(&self.v2);
+            s0.load_from(&self.v0);
+        }
         for it in 1..=opt.max_iter {
+            let s1 = &mut self.s1;
+            let s2 = self.s2.as_mut().expect("prepared");
+            let s0 = self.s0.as_mut().expect("prepared");
+            s1.rhs.copy_from_slice(&s1.fixed_rhs);
+            s2.rhs.iter_mut().for_each(|v| *v = ZERO);
+            s0.rhs.iter_mut().for_each(|v| *v = ZERO);
             // Load currents in the phase frame, then sequence injections.
-            for k in 0..n {
-                let l = &self.loads[k];
-                if l.is_zero() || !self.topo.energised[k] {
-                    inj[k] = [ZERO; 3];
-                    continue;
-                }
-                let vp = self.phase_voltages(k);
+            for (k, l) in &loaded {
+                let k = *k;
+                let vp = seq_to_phase(s0.get(k), s1.get(k), s2.get(k));
                 let mut ip = [ZERO; 3];
                 for ph in 0..3 {
                     let v = vp[ph];
@@ -515,54 +564,63 @@ impl PowerFlow {
                         ip[q] += i;
                     }
                 }
-                inj[k] = phase_to_seq(ip);
+                let is = phase_to_seq(ip);
+                for (sys, i) in [(&mut *s0, is[0]), (&mut *s1, is[1]), (&mut *s2, is[2])] {
+                    let u = sys.idx[k];
+                    if u != u32::MAX {
+                        sys.rhs[u as usize] += i;
+                    }
+                }
+            }
+            s1.lu.solve_ordered(&mut s1.rhs);
+            s2.lu.solve_ordered(&mut s2.rhs);
+            s0.lu.solve_ordered(&mut s0.rhs);
+            if np > 0 {
+                // Open-circuit (no-port) voltages in node order, exact port currents by compensation.
+                let mut new1 = self.v1.clone();
+                let mut new2 = vec![ZERO; n];
+                let mut new0 = vec![ZERO; n];
+                for (u, &k) in s1.nodes.iter().enumerate() {
+                    new1[k] = s1.rhs[u];
+                }
+                for (u, &k) in s2.nodes.iter().enumerate() {
+                    new2[k] = s2.rhs[u];
+                }
+                for (u, &k) in s0.nodes.iter().enumerate() {
+                    new0[k] = s0.rhs[u];
+                }
+                self.apply_ports(&mut new0, &mut new1, &mut new2)?;
+                let s1 = &mut self.s1;
+                let s2 = self.s2.as_mut().expect("prepared");
+                let s0 = self.s0.as_mut().expect("prepared");
+                for (sys, v) in [(&mut *s1, &new1), (&mut *s2, &new2), (&mut *s0, &new0)] {
+                    for (u, &k) in sys.nodes.iter().enumerate() {
+                        sys.rhs[u] = v[k];
+                    }
+                }
             }
             let s1 = &mut self.s1;
             let s2 = self.s2.as_mut().expect("prepared");
             let s0 = self.s0.as_mut().expect("prepared");
-            for (u, &k) in s1.nodes.iter().enumerate() {
-                s1.rhs[u] = s1.fixed_rhs[u] + inj[k][1];
-            }
-            for (u, &k) in s2.nodes.iter().enumerate() {
-                s2.rhs[u] = inj[k][2];
-            }
-            for (u, &k) in s0.nodes.iter().enumerate() {
-                s0.rhs[u] = inj[k][0];
-            }
-            s1.lu.solve(&mut s1.rhs);
-            s2.lu.solve(&mut s2.rhs);
-            s0.lu.solve(&mut s0.rhs);
-            // Open-circuit (no-port) voltages, then exact port currents by compensation.
-            let mut new1 = self.v1.clone();
-            let mut new2 = vec![ZERO; n];
-            let mut new0 = vec![ZERO; n];
-            for (u, &k) in s1.nodes.iter().enumerate() {
-                new1[k] = s1.rhs[u];
-            }
-            for (u, &k) in s2.nodes.iter().enumerate() {
-                new2[k] = s2.rhs[u];
-            }
-            for (u, &k) in s0.nodes.iter().enumerate() {
-                new0[k] = s0.rhs[u];
-            }
-            if np > 0 {
-                self.apply_ports(&mut new0, &mut new1, &mut new2)?;
-            }
             dv = 0.0;
-            for k in 0..n {
-                let d = (new1[k] - self.v1[k]).norm() + (new2[k] - self.v2[k]).norm() + (new0[k] - self.v0[k]).norm();
-                if d > dv || d.is_nan() {
-                    dv = if d.is_nan() { f64::INFINITY } else { d };
+            for sys in [&mut *s1, &mut *s2, &mut *s0] {
+                for (a, b) in sys.rhs.iter().zip(&sys.x) {
+                    let d = (a - b).norm_sqr();
+                    if d > dv || d.is_nan() {
+                        dv = if d.is_nan() { f64::INFINITY } else { d };
+                    }
                 }
+                std::mem::swap(&mut sys.rhs, &mut sys.x);
             }
-            self.v1 = new1;
-            self.v2 = new2;
-            self.v0 = new0;
-            if dv < opt.tol_pu {
-                self.stats = SolveStats { iterations: it, max_dv_pu: dv };
-                return Ok(self.stats);
-            }
-            if !dv.is_finite() || dv > 10.0 {
+            dv = dv.sqrt();
+            if dv < opt.tol_pu || !dv.is_finite() || dv > 10.0 || it == opt.max_iter {
+                s1.store_to(&mut self.v1);
+                s2.store_to(&mut self.v2);
+                s0.store_to(&mut self.v0);
+                if dv < opt.tol_pu {
+                    self.stats = SolveStats { iterations: it, max_dv_pu: dv };
+                    return Ok(self.stats);
+                }
                 break;
             }
         }

@@ -169,12 +169,7 @@ impl Lu {
     pub fn new(sym: std::sync::Arc<Symbolic>) -> Self {
         let len = sym.len();
         let n = sym.n;
-        Lu {
-            sym,
-            vals: vec![C64::new(0.0, 0.0); len],
-            inv_diag: vec![C64::new(0.0, 0.0); n],
-            work: vec![C64::new(0.0, 0.0); n],
-        }
+        Lu { sym, vals: vec![C64::new(0.0, 0.0); len], inv_diag: vec![C64::new(0.0, 0.0); n], work: vec![C64::new(0.0, 0.0); n] }
     }
 
     pub fn symbolic(&self) -> &Symbolic {
@@ -209,6 +204,35 @@ impl Lu {
             }
         }
         Ok(())
+    }
+
+    /// Original index of elimination position `k` (`perm[new] = old`).
+    pub fn perm(&self) -> &[usize] {
+        &self.sym.perm
+    }
+
+    /// Solves `A x = b` in place with `w` already in elimination order (`w[k]` belongs to `perm()[k]`).
+    pub fn solve_ordered(&self, w: &mut [C64]) {
+        let sym = &*self.sym;
+        let n = sym.n;
+        let nnz = sym.idx.len();
+        let upper = &self.vals[n..n + nnz];
+        let lower = &self.vals[n + nnz..n + 2 * nnz];
+        for k in 0..n {
+            let wk = w[k];
+            let (s, e) = (sym.ptr[k], sym.ptr[k + 1]);
+            for (l, &i) in lower[s..e].iter().zip(&sym.idx[s..e]) {
+                w[i] -= *l * wk;
+            }
+        }
+        for k in (0..n).rev() {
+            let (s, e) = (sym.ptr[k], sym.ptr[k + 1]);
+            let mut acc = w[k];
+            for (u, &j) in upper[s..e].iter().zip(&sym.idx[s..e]) {
+                acc -= *u * w[j];
+            }
+            w[k] = acc * self.inv_diag[k];
+        }
     }
 
     /// Solves `A x = b` in place (`b` in original order).
@@ -289,12 +313,8 @@ mod tests {
     fn singular_matrix_names_the_unknown() {
         let sym = Arc::new(Symbolic::new(2, &[(0, 1)]));
         let y = c(1.0, -1.0);
-        let entries = [
-            (sym.slot(0, 0).unwrap(), y),
-            (sym.slot(1, 1).unwrap(), y),
-            (sym.slot(0, 1).unwrap(), -y),
-            (sym.slot(1, 0).unwrap(), -y),
-        ];
+        let entries =
+            [(sym.slot(0, 0).unwrap(), y), (sym.slot(1, 1).unwrap(), y), (sym.slot(0, 1).unwrap(), -y), (sym.slot(1, 0).unwrap(), -y)];
         let mut lu = Lu::new(sym);
         assert!(lu.refactor(&entries).is_err());
     }
@@ -304,5 +324,16 @@ mod tests {
         let edges: Vec<(usize, usize)> = (1..50).map(|i| ((i - 1) / 2, i)).collect();
         let sym = Symbolic::new(50, &edges);
         assert_eq!(sym.idx.len(), 49);
+    }
+}
+
+impl Symbolic {
+    /// Off-diagonal entries of the factor (one triangle), to judge fill-in.
+    pub fn factor_nnz(&self) -> usize {
+        self.idx.len()
+    }
+    /// Number of multiply-add updates of one numeric factorisation.
+    pub fn update_ops(&self) -> usize {
+        self.ops.len()
     }
 }
