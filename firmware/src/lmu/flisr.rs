@@ -322,6 +322,7 @@ pub struct Flisr {
     outbox: VecDeque<(PeerId, PeerMsg)>,
     reports: VecDeque<FlisrReport>,
     current: Option<usize>,
+    healthy_now: bool,
 }
 
 impl Flisr {
@@ -350,6 +351,7 @@ impl Flisr {
             outbox: VecDeque::new(),
             reports: VecDeque::new(),
             current: None,
+            healthy_now: false,
         })
     }
 
@@ -442,7 +444,8 @@ impl Flisr {
         match msg {
             PeerMsg::Block if downstream => self.blocked_until = t + ms(self.s.block_hold_ms),
             PeerMsg::DropSeen if downstream => self.drop_blocked_until = t + ms(self.s.open_conductor_logic_ms * 2),
-            PeerMsg::LossOfVoltage if downstream => self.lov_at = Some(t),
+            // Only an LMU that itself has healthy voltage bounds the break from upstream.
+            PeerMsg::LossOfVoltage if downstream && self.healthy_now => self.lov_at = Some(t),
             PeerMsg::BreakerFailure if downstream => self.breaker_failure_at = Some(t),
             PeerMsg::Open { section } if self.is_neighbour(from) && !self.s.is_tie => {
                 if self.isolating.is_none() && self.mode == Mode::Normal {
@@ -536,6 +539,10 @@ impl Flisr {
         let mut next: Option<u64> = None;
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
         let forward = p.pickup && p.forward;
+        self.healthy_now = p.voltage_healthy;
+        if !p.voltage_healthy {
+            self.lov_at = None;
+        }
         if p.pickup {
             self.last_pickup_ns = Some(t);
         }
@@ -693,7 +700,7 @@ impl Flisr {
             }
         }
         let lov_recent = self.lov_at.is_some_and(|l| t.saturating_sub(l) < 2_000_000_000);
-        if (p.current_drop || lov_recent) && !p.loss_of_phase && !p.pickup {
+        if (p.current_drop || lov_recent) && p.voltage_healthy && !p.loss_of_phase && !forward {
             let oc = *self.oc_since.get_or_insert(t);
             let decide_at = oc + ms(self.s.open_conductor_logic_ms);
             if t >= decide_at {

@@ -243,6 +243,8 @@ pub struct ProtectionStatus {
     /// Loss of a phase voltage or neutral displacement lasted the set delay: this LMU is downstream of an
     /// open conductor or broken neutral.
     pub loss_of_phase: bool,
+    /// All phase voltages are above `healthy_pu`.
+    pub voltage_healthy: bool,
     /// A phase current dropped to near zero (for the set delay) while voltages stayed healthy: an open
     /// conductor lies downstream.
     pub current_drop: bool,
@@ -454,7 +456,8 @@ impl Protection {
         let lost = min < self.s.loss_pu && max > self.s.healthy_pu;
         let shifted = max > 1.0 + self.s.neutral_shift_pu && min < 1.0 - self.s.neutral_shift_pu;
         let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
-        if (lost || shifted) && !self.status.pickup {
+        // An open conductor looks like lost load from upstream (a reverse pickup): only a forward fault masks it.
+        if (lost || shifted) && !(self.status.pickup && self.status.forward) {
             let since = *self.loss_since.get_or_insert(t);
             self.status.loss_of_phase = t.saturating_sub(since) >= delay;
         } else {
@@ -463,6 +466,7 @@ impl Protection {
         }
         // Sudden loss of one phase current with healthy voltages (open conductor further downstream).
         let healthy_v = min > self.s.healthy_pu;
+        self.status.voltage_healthy = healthy_v;
         match self.drop_since {
             Some((since, p, pre_a)) => {
                 if healthy_v && m.i[p].abs() < self.s.current_drop_ratio * pre_a {
