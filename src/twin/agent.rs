@@ -201,7 +201,12 @@ impl Agent<Msg> for LmuAgent {
                 let _ = self.firmware.read_samples(fw_now, &mut self.sensor);
                 ctx.schedule(SimDuration::from_millis(10), Msg::Timer(TAG_SAMPLE));
             }
-            Msg::Timer(TAG_DEADLINE) => self.deadline = None,
+            Msg::Timer(TAG_DEADLINE) => {
+                self.deadline = None;
+                if std::env::var_os("GRIDTWIN_DEADLINE_TRACE").is_some() {
+                    eprintln!("deadline {now:?} S{} status {:?}", self.peer, self.firmware.protection().status());
+                }
+            }
             Msg::Timer(TAG_CONTACT) => {
                 self.contact_timer = None;
                 self.contactor.set_current(self.last_current_a);

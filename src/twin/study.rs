@@ -263,6 +263,8 @@ pub struct CaseResult {
     pub event: FaultEvent,
     pub digest: u64,
     pub solve_errors: Vec<String>,
+    /// Events the run delivered.
+    pub events: u64,
 }
 
 /// Adds the ties of `rule` to `net`; returns (tie line position, bus position where its LMU sits).
@@ -377,7 +379,12 @@ pub fn run_flisr_case(input: &CaseInput) -> Result<CaseResult, String> {
         sim.add_agent(Box::new(a)).map_err(|e| e.to_string())?;
     }
     let end = onset.saturating_add(input.observe);
-    sim.run(Stop::at(end)).map_err(|e| e.to_string())?;
+    // A generous event budget: a case that exceeds it is reported, never left spinning.
+    let budget = 200_000 + 20_000 * lmus.len() as u64 * (1 + input.observe.as_nanos() / 1_000_000_000);
+    let stats = sim.run(Stop { until: end, max_events: budget }).map_err(|e| e.to_string())?;
+    if stats.delivered >= budget {
+        return Err(format!("case exceeded its event budget of {budget} at {:?}", sim.now()));
+    }
 
     // Score.
     let host = sim.agent::<GridHost>(host_id).ok_or("grid host missing")?;
@@ -531,7 +538,13 @@ pub fn run_flisr_case(input: &CaseInput) -> Result<CaseResult, String> {
             eprintln!("t {t:?} energised {:?}", s.energised);
         }
     }
-    Ok(CaseResult { row, event, digest: sim.digest().value(), solve_errors: host.solve_errors.clone() })
+    Ok(CaseResult {
+        row,
+        event,
+        digest: sim.digest().value(),
+        solve_errors: host.solve_errors.clone(),
+        events: sim.stats().delivered,
+    })
 }
 
 /// All cases of the study for one feeder: every section (a fault halfway along its first line) x

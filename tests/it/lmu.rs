@@ -324,5 +324,82 @@ mod flisr_cases {
             }
         }
         let _ = study_cases(&b, &FaultType::ALL, &[0.0], &[0.0]).unwrap();
+        if let Ok(line) = std::env::var("CASE_LINE") {
+            let mut c = b.clone();
+            c.fault.line = line.parse().unwrap();
+            c.fault.kind = FaultType::OpenConductor;
+            c.observe = SimDuration::from_secs(std::env::var("CASE_OBS").map_or(5, |s| s.parse().unwrap()));
+            let res = run_flisr_case(&c).unwrap();
+            eprintln!("events {} {:?}", res.events, res.row);
+        }
+    }
+}
+
+mod study {
+    use super::flisr_cases::base;
+    use gridtwin::twin::placement::PlacementRule;
+    use gridtwin::twin::scenario::FaultType;
+    use gridtwin::twin::study::{CaseResult, run_flisr_case, study_cases};
+    use rayon::prelude::*;
+
+    fn run(name: &str, placement: PlacementRule, sections_max: usize) -> Vec<CaseResult> {
+        let mut b = base(name);
+        b.placement = placement;
+        let mut cases = study_cases(&b, &FaultType::ALL, &[0.0, 1.0, 5.0, 10.0], &[0.0, 50.0, 100.0]).unwrap();
+        cases.truncate(sections_max.saturating_mul(48));
+        cases
+            .par_iter()
+            .map(|c| {
+                let t = std::time::Instant::now();
+                let r = run_flisr_case(c).unwrap();
+                if std::env::var_os("STUDY_TRACE").is_some() {
+                    eprintln!("{:?} {:?} {:?}", t.elapsed(), c.fault, c.pv_pct);
+                }
+                r
+            })
+            .collect()
+    }
+
+    fn table(rows: &[CaseResult]) {
+        let mut w = csv::Writer::from_path(std::env::temp_dir().join("flisr-study.csv")).unwrap();
+        for r in rows {
+            w.serialize(&r.row).unwrap();
+        }
+        let n = rows.len() as f64;
+        let ok = rows.iter().filter(|r| r.row.located_section == r.row.true_section).count() as f64;
+        let healthy = rows.iter().filter(|r| r.event.healthy_trips > 0).count() as f64;
+        let tmax = |f: &dyn Fn(&CaseResult) -> Option<f64>| {
+            rows.iter().map(|r| f(r).unwrap_or(f64::INFINITY)).fold(0.0, f64::max)
+        };
+        eprintln!(
+            "{} cases: located {:.2} %, healthy trips {:.2} %, trip max {:.0} ms, isolation max {:.3} s, restore max {:.3} s",
+            rows.len(),
+            100.0 * ok / n,
+            100.0 * healthy / n,
+            tmax(&|r| r.event.trip_ms),
+            tmax(&|r| r.event.isolation_s),
+            tmax(&|r| r.event.restore_s)
+        );
+        for r in rows.iter().filter(|r| {
+            r.row.located_section != r.row.true_section
+                || r.event.healthy_trips > 0
+                || r.event.restore_s.is_none()
+                || r.event.trip_ms.is_none_or(|t| t > 400.0)
+        }) {
+            eprintln!("FAIL {:?} solve errors {:?}", r.row, r.solve_errors.first());
+        }
+    }
+
+    #[test]
+    #[ignore = "the full study; run with --release -- --ignored"]
+    fn flisr_study_kerber() {
+        table(&run("kerber_landnetz_freileitung_1", PlacementRule::EveryLine, usize::MAX));
+    }
+
+    #[test]
+    #[ignore = "the full study; run with --release -- --ignored"]
+    fn flisr_study_ieee_eu() {
+        let n = std::env::var("STUDY_SECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX);
+        table(&run("ieee_european_lv_on_peak_566", PlacementRule::Junctions, n));
     }
 }

@@ -621,7 +621,9 @@ impl Flisr {
         for (to, m) in resend {
             self.send(to, m);
         }
-        FlisrOutput { coil_closed: self.coil_closed, next_deadline: next.map(Instant) }
+        // A deadline that is not in the future would spin the caller: drop it (every condition above is
+        // re-evaluated at the next poll anyway).
+        FlisrOutput { coil_closed: self.coil_closed, next_deadline: next.filter(|&n| n > t).map(Instant) }
     }
 
     fn decide_trip(&mut self, t: u64, p: &ProtectionStatus, since: Option<u64>, forward: bool, next: &mut Option<u64>) {
@@ -677,7 +679,7 @@ impl Flisr {
                     self.lov_sent += 1;
                     self.last_lov_sent = t;
                 }
-                if self.lov_sent < 3 {
+                if self.lov_sent < 3 && self.s.upstream.is_some() {
                     want(self.last_lov_sent + ms(20), next);
                 }
             } else {
@@ -692,7 +694,7 @@ impl Flisr {
                     self.drop_sent += 1;
                     self.last_drop_sent = t;
                 }
-                if self.drop_sent < 3 {
+                if self.drop_sent < 3 && self.s.upstream.is_some() {
                     want(self.last_drop_sent + ms(20), next);
                 }
             } else {

@@ -393,13 +393,12 @@ impl Protection {
         let torque = |di: Phasor, v: Phasor| (di * (v * rot).conj()).re;
         // Power confirmation: the extra active power drawn downstream, or a current far above the pre-fault one
         // (a close-in fault collapses the voltage, so its power is small).
-        // Per phase: constant-power loads behind a sag keep their power; a fault adds its own. A guard of 10 % of
-        // the pre-fault phase power covers the extra line losses of loads whose current rose with the sag.
+        // Per phase: loads behind a sag draw less (or, at constant power, the same) power; a fault adds its own.
         let mut power_rise = false;
         for p in 0..3 {
             let s_now = (m.v[p] * m.i[p].conj()).re;
             let s_pre = (pre.v[p] * pre.i[p].conj()).re;
-            if s_now - s_pre > k * self.s.delta_power_w.max(0.1 * s_pre.abs()) {
+            if s_now - s_pre > k * self.s.delta_power_w {
                 power_rise = true;
             }
         }
@@ -593,7 +592,7 @@ impl Protection {
         if let (Some((since, _, _)), false) = (self.drop_since, self.status.current_drop) {
             take(since.saturating_add(delay));
         }
-        next.map(|n| Instant(n.max(t)))
+        next.filter(|&n| n > t).map(Instant)
     }
 
     /// Re-evaluates the delayed open-conductor conditions at `now` without a new measurement (event-driven
