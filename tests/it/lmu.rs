@@ -328,6 +328,7 @@ mod flisr_cases {
             let mut c = b.clone();
             c.fault.line = line.parse().unwrap();
             c.fault.kind = FaultType::OpenConductor;
+            c.pv_pct = std::env::var("CASE_PV").map_or(0.0, |s| s.parse().unwrap());
             c.observe = SimDuration::from_secs(std::env::var("CASE_OBS").map_or(5, |s| s.parse().unwrap()));
             let res = run_flisr_case(&c).unwrap();
             eprintln!("events {} {:?}", res.events, res.row);

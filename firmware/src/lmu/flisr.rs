@@ -323,6 +323,7 @@ pub struct Flisr {
     reports: VecDeque<FlisrReport>,
     current: Option<usize>,
     healthy_now: bool,
+    oc_blocked: bool,
 }
 
 impl Flisr {
@@ -352,6 +353,7 @@ impl Flisr {
             reports: VecDeque::new(),
             current: None,
             healthy_now: false,
+            oc_blocked: false,
         })
     }
 
@@ -386,6 +388,7 @@ impl Flisr {
         self.oc_since = None;
         self.lov_at = None;
         self.breaker_failure_at = None;
+        self.oc_blocked = false;
     }
 
     fn send(&mut self, to: PeerId, msg: PeerMsg) {
@@ -443,7 +446,11 @@ impl Flisr {
         let downstream = self.s.downstream.contains(&from);
         match msg {
             PeerMsg::Block if downstream => self.blocked_until = t + ms(self.s.block_hold_ms),
-            PeerMsg::DropSeen if downstream => self.drop_blocked_until = t + ms(self.s.open_conductor_logic_ms * 2),
+            PeerMsg::DropSeen if downstream => {
+                // The break lies beyond that neighbour: this LMU stays out of the episode until it ends.
+                self.drop_blocked_until = t + ms(self.s.open_conductor_logic_ms * 2);
+                self.oc_blocked = true;
+            }
             // Only an LMU that itself has healthy voltage bounds the break from upstream.
             PeerMsg::LossOfVoltage if downstream && self.healthy_now => self.lov_at = Some(t),
             PeerMsg::BreakerFailure if downstream => self.breaker_failure_at = Some(t),
@@ -705,7 +712,9 @@ impl Flisr {
         if (p.current_drop || lov_recent) && p.voltage_healthy && !p.loss_of_phase && !forward {
             let oc = *self.oc_since.get_or_insert(t);
             let decide_at = oc + ms(self.s.open_conductor_logic_ms);
-            if t >= decide_at {
+            if self.oc_blocked {
+                // Passed on to a downstream neighbour; nothing to decide here.
+            } else if t >= decide_at {
                 if self.drop_blocked_until <= t {
                     let mut r =
                         FlisrReport::new(Role::Primary, Some(self.s.me), FaultKind::OpenConductor, Some(Instant(oc)));
@@ -720,6 +729,7 @@ impl Flisr {
             }
         } else {
             self.oc_since = None;
+            self.oc_blocked = false;
         }
     }
 
