@@ -327,7 +327,13 @@ mod flisr_cases {
         if let Ok(line) = std::env::var("CASE_LINE") {
             let mut c = b.clone();
             c.fault.line = line.parse().unwrap();
-            c.fault.kind = FaultType::OpenConductor;
+            c.fault.kind = match std::env::var("CASE_KIND").as_deref() {
+                Ok("3ph") => FaultType::ThreePhase,
+                Ok("1ph") => FaultType::LineToEarth,
+                Ok("2ph") => FaultType::TwoPhase,
+                _ => FaultType::OpenConductor,
+            };
+            c.fault.r_ohm = std::env::var("CASE_R").map_or(0.0, |s| s.parse().unwrap());
             c.pv_pct = std::env::var("CASE_PV").map_or(0.0, |s| s.parse().unwrap());
             c.observe = SimDuration::from_secs(std::env::var("CASE_OBS").map_or(5, |s| s.parse().unwrap()));
             let res = run_flisr_case(&c).unwrap();

@@ -411,10 +411,21 @@ impl Protection {
             absolute
         } else if !self.s.directional {
             true
-        } else if phase_pick || absolute {
-            torque(d[worst], pre.v[worst]) > 0.0 && power_ok
+        } else if earth_pick {
+            // Earth fault: polarise the residual with the pre-fault voltage of the faulted phase, the one whose
+            // superimposed current lies most along the residual (balanced load changes cancel in the residual).
+            let mut fp = 0;
+            let mut best = f64::NEG_INFINITY;
+            for (p, dp) in d.iter().enumerate() {
+                let proj = (*dp * d_res.conj()).re;
+                if proj > best {
+                    best = proj;
+                    fp = p;
+                }
+            }
+            torque(d_res, pre.v[fp]) > 0.0 && power_ok
         } else {
-            torque(d_res, pre.v[worst]) > 0.0 && power_ok
+            torque(d[worst], pre.v[worst]) > 0.0 && power_ok
         };
         let picked: usize = mags.iter().filter(|&&x| x > k * self.s.delta_phase_a).count();
         let kind = match (picked, earth_pick) {
