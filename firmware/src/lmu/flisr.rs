@@ -30,8 +30,10 @@ use alloc::vec::Vec;
 /// Identity of an LMU among its peers.
 pub type PeerId = u16;
 
-/// Most neighbours or tie requesters one LMU may have.
+/// Most neighbours one LMU may have.
 pub const MAX_NEIGHBOURS: usize = 16;
+/// Most LMUs that may ask one tie to close (every LMU on the path from the source to the tie).
+pub const MAX_TIE_REQUESTERS: usize = 256;
 /// Bound of the outgoing queue; the oldest message is dropped beyond it.
 pub const OUTBOX_LEN: usize = 64;
 /// Reports kept.
@@ -163,8 +165,8 @@ impl FlisrSettings {
         if self.downstream.len() > MAX_NEIGHBOURS {
             return Err(SettingsError::new("downstream", "more than 16 neighbours"));
         }
-        if self.tie_requesters.len() > MAX_NEIGHBOURS {
-            return Err(SettingsError::new("tie_requesters", "more than 16 requesters"));
+        if self.tie_requesters.len() > MAX_TIE_REQUESTERS {
+            return Err(SettingsError::new("tie_requesters", "more than 256 requesters"));
         }
         if self.upstream == Some(self.me) || self.downstream.contains(&self.me) || self.tie == Some(self.me) {
             return Err(SettingsError::new("upstream", "an LMU cannot be its own neighbour"));

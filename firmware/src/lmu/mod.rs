@@ -12,6 +12,7 @@ pub mod nvm;
 pub mod phasor;
 pub mod pq;
 pub mod protection;
+pub mod selftest;
 
 use crate::hal::contactor::Contactor;
 use crate::hal::metering::{BlockMeasurement, CycleMeasurement, PhasorSource, RawSample, SampleSource};
