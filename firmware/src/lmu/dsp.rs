@@ -6,6 +6,8 @@
 //! only with a frequency deviation). Harmonic `h` of a 10-cycle window lies in DFT bin `10 h`
 //! (5 Hz resolution at 50 Hz, as in IEC 61000-4-7). Missing samples (sequence gaps) are replaced by zeros and
 //! counted; samples at or beyond full scale are clamped and flagged as saturated.
+// Per-phase arrays (a, b, c) read most clearly with a phase index.
+#![allow(clippy::needless_range_loop)]
 
 use crate::hal::metering::{BlockMeasurement, CycleMeasurement, Quality, RawSample};
 use crate::lmu::SettingsError;
@@ -35,17 +37,17 @@ pub struct FrontEndSettings {
 
 impl FrontEndSettings {
     pub fn samples_per_cycle(&self) -> usize {
-        if self.nominal_hz == 0 { 0 } else { (self.sample_rate_hz / self.nominal_hz) as usize }
+        self.sample_rate_hz.checked_div(self.nominal_hz).unwrap_or(0) as usize
     }
     pub fn validate(&self) -> Result<(), SettingsError> {
         if !(self.nominal_hz == 50 || self.nominal_hz == 60) {
             return Err(SettingsError::new("nominal_hz", "must be 50 or 60"));
         }
         let n = self.samples_per_cycle();
-        if self.sample_rate_hz % self.nominal_hz != 0 || n % 2 != 0 {
+        if !self.sample_rate_hz.is_multiple_of(self.nominal_hz) || !n.is_multiple_of(2) {
             return Err(SettingsError::new("sample_rate_hz", "must be an even multiple of nominal_hz"));
         }
-        if n < 2 * MAX_HARMONIC + 2 || n > 1024 {
+        if !(2 * MAX_HARMONIC + 2..=1024).contains(&n) {
             return Err(SettingsError::new("sample_rate_hz", "needs 82..=1024 samples per cycle (h40 below Nyquist)"));
         }
         if !(self.v_per_count.is_finite() && self.v_per_count > 0.0) {

@@ -6,6 +6,8 @@
 //! aggregation is time-weighted (the mean of squares over the interval), which equals the standard's
 //! root-mean-square of contiguous 10-cycle values and also serves the event-driven phasor fidelity, where a
 //! measurement holds until the next one. 10-minute intervals are aligned to multiples of 10 min of `now`.
+// Per-phase arrays (a, b, c) read most clearly with a phase index.
+#![allow(clippy::needless_range_loop)]
 
 use crate::hal::metering::BlockMeasurement;
 use crate::lmu::SettingsError;

@@ -7,6 +7,8 @@
 //! `1 / t(I)` over time (the IEC 60255 operate condition `integral dt / t(I) >= 1`), so they work both with
 //! measurements every half cycle and with event-driven measurements that hold until the next one; the
 //! element returns its operate instant as the next deadline.
+// Per-phase arrays (a, b, c) read most clearly with a phase index.
+#![allow(clippy::needless_range_loop)]
 
 use crate::hal::metering::CycleMeasurement;
 use crate::lmu::SettingsError;
@@ -41,7 +43,7 @@ impl Curve {
 
     /// Operate time in seconds at `multiple` times the pickup (infinite at or below pickup).
     pub fn operate_s(self, multiple: f64, tms: f64, delay_ms: u32) -> f64 {
-        if !(multiple > 1.0) || !multiple.is_finite() {
+        if multiple.is_nan() || multiple <= 1.0 || !multiple.is_finite() {
             return f64::INFINITY;
         }
         match self {

@@ -1,6 +1,8 @@
 //! Power-on self-test of the LMU firmware: runs power quality, protection and FLISR on a synthetic fault
 //! through small in-memory HAL stand-ins, and the settings record through RAM-backed storage. A board runs
 //! it at boot; the no_std probe calls it so the whole LMU stack is linked without std.
+// Per-phase arrays (a, b, c) read most clearly with a phase index.
+#![allow(clippy::needless_range_loop)]
 
 use crate::hal::contactor::Contactor;
 use crate::hal::metering::{BlockMeasurement, CycleMeasurement, RawSample, SampleSource};
