@@ -311,6 +311,42 @@ mod flisr_cases {
     }
 
     #[test]
+    fn same_fault_same_seed_same_digest() {
+        let mut c = base("kerber_landnetz_freileitung_1");
+        c.fault.kind = FaultType::LineToEarth;
+        c.fault.r_ohm = 5.0;
+        c.pv_pct = 50.0;
+        c.observe = SimDuration::from_secs(5);
+        let a = run_flisr_case(&c).unwrap();
+        let b = run_flisr_case(&c).unwrap();
+        assert_eq!(a.digest, b.digest);
+        assert_eq!(a.row, b.row);
+        c.seed = 43;
+        let d = run_flisr_case(&c).unwrap();
+        // The located section does not depend on the seed; the link's latency draws (and so the digest) do.
+        assert_eq!(d.row.located_section, a.row.located_section);
+        assert_ne!(d.digest, a.digest);
+    }
+
+    #[test]
+    fn bad_settings_and_models_are_rejected_by_field() {
+        let text = std::fs::read_to_string("models/protection-default.ron").unwrap();
+        let bad: gridtwin::twin::study::ProtectionFile =
+            ron::from_str(&text.replace("delta_phase_a: 8.0", "delta_phase_a: -3.0")).unwrap();
+        assert!(bad.validate().unwrap_err().starts_with("delta_phase_a"), "{:?}", bad.validate());
+        let bad: gridtwin::twin::study::ProtectionFile =
+            ron::from_str(&text.replace("backup_delay_ms: 250", "backup_delay_ms: 10")).unwrap();
+        assert!(bad.validate().unwrap_err().starts_with("backup_delay_ms"));
+        let err = ron::from_str::<gridtwin::twin::study::ProtectionFile>(&text.replace("tms: 0.2", "tmz: 0.2"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tmz"), "{err}");
+        let mut c = base("kerber_landnetz_freileitung_1");
+        c.fault.line = 999;
+        assert!(run_flisr_case(&c).unwrap_err().contains("line 999"));
+    }
+
+    #[test]
     fn kerber_cases() {
         let b = base("kerber_landnetz_freileitung_1");
         for kind in FaultType::ALL {
@@ -320,9 +356,23 @@ mod flisr_cases {
                 c.fault.r_ohm = r;
                 c.pv_pct = 50.0;
                 let res = run_flisr_case(&c).unwrap();
-                eprintln!("{:?}\n   {:?} errs {:?}", res.row, res.event, res.solve_errors);
+                assert_eq!(res.row.located_section, res.row.true_section, "{:?}", res.row);
+                assert_eq!(res.event.healthy_trips, 0, "{:?}", res.event);
+                let trip_limit = if kind == FaultType::OpenConductor { 400.0 } else { 100.0 };
+                assert!(res.event.trip_ms.is_some_and(|t| t <= trip_limit), "{:?}", res.event);
+                assert!(res.event.restore_s.is_some_and(|t| t < 60.0), "{:?}", res.event);
             }
         }
+        // The same fault seen through the waveform twin: the firmware works on synthesised samples.
+        let mut w = b.clone();
+        w.fidelity = Fidelity::Waveform;
+        w.fault.kind = FaultType::LineToEarth;
+        w.fault.r_ohm = 5.0;
+        w.observe = SimDuration::from_secs(2);
+        let res = run_flisr_case(&w).unwrap();
+        eprintln!("waveform: {:?}", res.event);
+        assert_eq!(res.row.located_section, res.row.true_section, "{:?}", res.row);
+        assert!(res.event.trip_ms.is_some_and(|t| t <= 100.0), "{:?}", res.event);
         let _ = study_cases(&b, &FaultType::ALL, &[0.0], &[0.0]).unwrap();
         if let Ok(line) = std::env::var("CASE_LINE") {
             let mut c = b.clone();
