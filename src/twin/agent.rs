@@ -11,6 +11,7 @@ use super::link::PeerLink;
 use super::sensor::{Fidelity, PrimaryState, SensorTwin};
 use crate::agents::Msg;
 use crate::engine::{Agent, AgentId, Ctx, Event, EventId, SimDuration, SimTime, class};
+use crate::grid::GridMsg;
 use crate::grid::model::GridSnapshot;
 use gridtwin_firmware::Instant;
 use gridtwin_firmware::lmu::Lmu;
@@ -55,6 +56,9 @@ pub struct LmuAgent {
     pub frames_sent: u64,
     pub frames_received: u64,
     last_current_a: f64,
+    /// Switch commands go to the grid agent as `GridMsg::SetSwitch` (true) or to the study's grid host as
+    /// `LmuMsg::SetSwitch` (false).
+    pub grid_agent_protocol: bool,
 }
 
 impl LmuAgent {
@@ -86,6 +90,7 @@ impl LmuAgent {
             frames_sent: 0,
             frames_received: 0,
             last_current_a: 0.0,
+            grid_agent_protocol: false,
         }
     }
 
@@ -167,7 +172,7 @@ impl Agent<Msg> for LmuAgent {
         let now = ctx.now();
         let fw_now = Instant(now.as_nanos());
         match ev.msg {
-            Msg::Lmu(LmuMsg::Snapshot(snap)) => {
+            Msg::Lmu(LmuMsg::Snapshot(snap)) | Msg::Grid(GridMsg::Solved(snap)) => {
                 self.observe(now, &snap);
                 if self.sensor.fidelity() == Fidelity::Phasor {
                     ctx.schedule_at(now.saturating_add(self.measure_delay), class::SENSE, Msg::Timer(TAG_MEASURE));
@@ -213,7 +218,12 @@ impl Agent<Msg> for LmuAgent {
                 if let Some(closed) = self.contactor.advance(now.as_nanos()) {
                     self.switching.push((now, closed));
                     ctx.digest(0x5357_0000 | ((self.peer as u64) << 1) | closed as u64);
-                    let msg = Msg::Lmu(LmuMsg::SetSwitch { switch: self.placement.switch, closed, lmu: self.peer });
+                    let switch = self.placement.switch;
+                    let msg = if self.grid_agent_protocol {
+                        Msg::Grid(GridMsg::SetSwitch { switch, closed })
+                    } else {
+                        Msg::Lmu(LmuMsg::SetSwitch { switch, closed, lmu: self.peer })
+                    };
                     ctx.send_at(self.grid, now, class::GRID, msg);
                 }
             }
