@@ -1,10 +1,239 @@
 //! `gridtwin grid ...`: power flow and short circuits from the command line.
+//!
+//! `grid solve NETWORK.json [--unbalanced] [--out FILE.csv] [--repeat K]` writes one row per bus
+//! (`index,vm_pu,va_degree`, or per phase with `--unbalanced`); `grid short-circuit NETWORK.json [--out
+//! FILE.csv] [--repeat K]` writes the IEC 60909 currents per bus. Angles are in degrees and include
+//! transformer phase shifts. Files are written atomically (temporary file in the same directory, then
+//! renamed), so a failed run never leaves a half-written file. `--repeat K` times K solves and prints a
+//! JSON line on stderr (or to `--timing-out FILE`).
 
-/// Arguments of `gridtwin grid` (filled in with the grid physics).
-#[derive(clap::Args, Debug)]
-pub struct GridArgs {}
+use crate::grid::model::GridModel;
+use crate::grid::network::Network;
+use crate::grid::powerflow::PowerFlow;
+use crate::grid::shortcircuit::short_circuit;
+use crate::grid::topology::{Purpose, Topology};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-/// Runs a `grid` subcommand.
-pub fn run(_args: &GridArgs) -> Result<(), String> {
-    Err("grid commands are not available in this build".into())
+/// Arguments of `gridtwin grid`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GridArgs {
+    #[command(subcommand)]
+    pub command: GridCommand,
+}
+
+/// The `grid` subcommands.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum GridCommand {
+    /// Power flow: one row per bus with voltage magnitude (p.u.) and angle (degrees).
+    Solve {
+        /// Network in the neutral `network.json` format.
+        network: PathBuf,
+        /// Three-phase unbalanced power flow (per-phase loads, sequence networks).
+        #[arg(long)]
+        unbalanced: bool,
+        /// Output CSV file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Time K solves and print per-solve timings as JSON.
+        #[arg(long, value_name = "K")]
+        repeat: Option<u32>,
+        /// Write the timing JSON to this file instead of stderr.
+        #[arg(long, value_name = "FILE")]
+        timing_out: Option<PathBuf>,
+    },
+    /// IEC 60909 initial symmetrical short-circuit currents per bus (kA).
+    ShortCircuit {
+        network: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_name = "K")]
+        repeat: Option<u32>,
+        #[arg(long, value_name = "FILE")]
+        timing_out: Option<PathBuf>,
+    },
+}
+
+/// Writes `text` to `path` atomically, or to stdout when `path` is `None`.
+fn write_output(path: Option<&Path>, text: &str) -> Result<(), String> {
+    match path {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes()).map_err(|e| format!("stdout: {e}"))
+        }
+        Some(p) => {
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let name = p.file_name().ok_or_else(|| format!("{}: not a file path", p.display()))?;
+            let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+            let res = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, p));
+            if let Err(e) = res {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(format!("{}: {e}", p.display()));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn fmt_f(v: f64) -> String {
+    if v.is_finite() { format!("{v:.12}") } else { "nan".to_string() }
+}
+
+/// Timing summary of `samples` (seconds) as a JSON object.
+fn timing_json(what: &str, network: &Path, extra: &[(&str, serde_json::Value)], samples: &mut [f64]) -> String {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let n = samples.len().max(1);
+    let mean = samples.iter().sum::<f64>() / n as f64;
+    let med = samples.get(samples.len() / 2).copied().unwrap_or(0.0);
+    let mut obj = serde_json::Map::new();
+    obj.insert("command".into(), what.into());
+    obj.insert("network".into(), network.display().to_string().into());
+    obj.insert("solves".into(), samples.len().into());
+    obj.insert("mean_us_per_solve".into(), (mean * 1e6).into());
+    obj.insert("median_us_per_solve".into(), (med * 1e6).into());
+    obj.insert("min_us_per_solve".into(), (samples.first().copied().unwrap_or(0.0) * 1e6).into());
+    for (k, v) in extra {
+        obj.insert((*k).into(), v.clone());
+    }
+    serde_json::Value::Object(obj).to_string()
+}
+
+fn emit_timing(path: Option<&Path>, json: &str) -> Result<(), String> {
+    match path {
+        Some(p) => write_output(Some(p), &format!("{json}\n")),
+        None => {
+            eprintln!("{json}");
+            Ok(())
+        }
+    }
+}
+
+fn solve_csv(net: &Network, unbalanced: bool) -> Result<(String, u64), String> {
+    let mut model = GridModel::new(net.clone());
+    model.unbalanced = unbalanced;
+    let snap = model.solve().map_err(|e| e.to_string())?;
+    let mut s = String::new();
+    if unbalanced {
+        s.push_str("index,vm_a_pu,va_a_degree,vm_b_pu,va_b_degree,vm_c_pu,va_c_degree\n");
+    } else {
+        s.push_str("index,vm_pu,va_degree\n");
+    }
+    for (b, bus) in net.buses.iter().enumerate() {
+        if !snap.energised[b] {
+            if unbalanced {
+                s.push_str(&format!("{},nan,nan,nan,nan,nan,nan\n", bus.index));
+            } else {
+                s.push_str(&format!("{},nan,nan\n", bus.index));
+            }
+            continue;
+        }
+        let v = snap.v_pu[b];
+        if unbalanced {
+            s.push_str(&format!("{}", bus.index));
+            for p in v {
+                s.push_str(&format!(",{},{}", fmt_f(p.norm()), fmt_f(p.arg().to_degrees())));
+            }
+            s.push('\n');
+        } else {
+            let v1 = snap.v1_pu(b);
+            s.push_str(&format!("{},{},{}\n", bus.index, fmt_f(v1.norm()), fmt_f(v1.arg().to_degrees())));
+        }
+    }
+    Ok((s, snap.iterations as u64))
+}
+
+/// Runs `gridtwin grid ...`.
+pub fn run(args: &GridArgs) -> Result<(), String> {
+    match &args.command {
+        GridCommand::Solve { network, unbalanced, out, repeat, timing_out } => {
+            let net = Network::from_json_file(network)?;
+            let (csv, iterations) = solve_csv(&net, *unbalanced)?;
+            if let Some(k) = repeat {
+                let k = (*k).max(1) as usize;
+                // Full: compile + factorise + flat-start solve. Resolve: reused factorisation, flat start.
+                let names: Vec<String> = (0..net.buses.len()).map(|b| net.bus_label(b)).collect();
+                let closed: Vec<bool> = net.switches.iter().map(|s| s.closed).collect();
+                let lis: Vec<bool> = net.lines.iter().map(|l| l.in_service).collect();
+                let mut model = GridModel::new(net.clone());
+                model.unbalanced = *unbalanced;
+                model.solve().map_err(|e| e.to_string())?;
+                let mut pf: PowerFlow = model.power_flow().cloned().ok_or("no solver")?;
+                let mut full = Vec::with_capacity(k);
+                for _ in 0..k.min(200) {
+                    let t0 = Instant::now();
+                    let topo = Topology::build(&net, &closed, &lis, Purpose::PowerFlow)?;
+                    let mut p = PowerFlow::new(topo, names.clone()).map_err(|e| e.to_string())?;
+                    p.loads = pf.loads.clone();
+                    if *unbalanced {
+                        p.solve_unbalanced().map_err(|e| e.to_string())?;
+                    } else {
+                        p.solve_balanced().map_err(|e| e.to_string())?;
+                    }
+                    full.push(t0.elapsed().as_secs_f64());
+                }
+                let mut resolve = Vec::with_capacity(k);
+                let mut iters = 0;
+                for _ in 0..k {
+                    pf.reset_flat();
+                    let t0 = Instant::now();
+                    let st = if *unbalanced { pf.solve_unbalanced() } else { pf.solve_balanced() }
+                        .map_err(|e| e.to_string())?;
+                    resolve.push(t0.elapsed().as_secs_f64());
+                    iters = st.iterations;
+                }
+                full.sort_by(|a, b| a.total_cmp(b));
+                let full_med = full[full.len() / 2] * 1e6;
+                let json = timing_json(
+                    if *unbalanced { "grid solve --unbalanced" } else { "grid solve" },
+                    network,
+                    &[
+                        ("buses", net.buses.len().into()),
+                        ("iterations", iters.into()),
+                        ("factor", format!("{:?}", pf.factor_size()).into()),
+                        ("full_median_us", full_med.into()),
+                        (
+                            "note",
+                            "per solve: flat start on the reused factorisation; full_median_us adds compile and factorisation"
+                                .into(),
+                        ),
+                    ],
+                    &mut resolve,
+                );
+                emit_timing(timing_out.as_deref(), &json)?;
+            }
+            let _ = iterations;
+            write_output(out.as_deref(), &csv)
+        }
+        GridCommand::ShortCircuit { network, out, repeat, timing_out } => {
+            let net = Network::from_json_file(network)?;
+            let res = short_circuit(&net)?;
+            if let Some(k) = repeat {
+                let mut samples = Vec::new();
+                for _ in 0..(*k).max(1) {
+                    let t0 = Instant::now();
+                    let r = short_circuit(&net)?;
+                    samples.push(t0.elapsed().as_secs_f64());
+                    std::hint::black_box(r);
+                }
+                let json = timing_json("grid short-circuit", network, &[("buses", net.buses.len().into())], &mut samples);
+                emit_timing(timing_out.as_deref(), &json)?;
+            }
+            let mut s =
+                String::from("index,ikss_ka_3ph_max,ikss_ka_3ph_min,ikss_ka_2ph_max,ikss_ka_2ph_min,ikss_ka_1ph_max,ikss_ka_1ph_min\n");
+            for r in &res {
+                s.push_str(&format!(
+                    "{},{},{},{},{},{},{}\n",
+                    r.index,
+                    fmt_f(r.ikss_ka_3ph_max),
+                    fmt_f(r.ikss_ka_3ph_min),
+                    fmt_f(r.ikss_ka_2ph_max),
+                    fmt_f(r.ikss_ka_2ph_min),
+                    fmt_f(r.ikss_ka_1ph_max),
+                    fmt_f(r.ikss_ka_1ph_min)
+                ));
+            }
+            write_output(out.as_deref(), &s)
+        }
+    }
 }

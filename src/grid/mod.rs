@@ -1,10 +1,29 @@
-//! Grid physics: three-phase LV networks, power flow, short circuits, loads and generation.
+//! Grid physics: three-phase LV networks, power flow, short circuits, faults, loads and generation.
+//!
+//! - [`network`]: the network model and the import of the neutral `network.json` format (kV, ohm, MW).
+//! - [`topology`]: compilation into per-unit sequence admittance primitives (switch states applied).
+//! - [`sparse`]: sparse LU with minimum-degree ordering, symbolic work reused between refactorisations.
+//! - [`powerflow`]: balanced and unbalanced power flow (fixed-point current injection on factorised
+//!   sequence networks), faults and open conductors by compensation.
+//! - [`shortcircuit`]: IEC 60909 initial symmetrical currents.
+//! - [`model`]: [`GridModel`], the simulation-facing state (loads, generators, switches, faults) and its
+//!   solved snapshot.
+//! - [`profiles`]: household load profiles (BDEW H0), PV, wind, hydro and biogas generation.
+//! - [`agents`]: the grid and weather agents on the event queue, and [`GridMsg`].
+//! - [`config`]: the scenario section [`GridConfig`].
 
-/// What a scenario says about the grid (filled in by the grid model).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GridConfig {}
+pub mod agents;
+pub mod config;
+pub mod model;
+pub mod network;
+pub mod powerflow;
+pub mod profiles;
+pub mod shortcircuit;
+pub mod sparse;
+pub mod topology;
 
-/// Messages of the grid agent.
-#[derive(Clone, Debug)]
-pub enum GridMsg {}
+pub use model::{Fault, FaultKind, FaultLocation, GridModel, GridSnapshot, LoadId, Phase};
+pub use network::Network;
+
+pub use agents::{GridAgent, GridMsg, WeatherAgent};
+pub use config::GridConfig;

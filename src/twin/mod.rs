@@ -1,5 +1,28 @@
-//! Digital twins of LMU hardware: sensor front-end, contactor.
+//! Digital twins of LMU hardware (sensor front-end, contactor), the LMU agent joining them with the
+//! firmware, the link LMUs talk over until the mesh carries their frames, feeder commissioning (placement,
+//! sections, neighbours), the fault metrics and the FLISR study case runner.
 
-/// Messages of the LMU twins and agents (filled in with the LMU model).
+pub mod agent;
+pub mod contactor;
+pub mod link;
+pub mod metrics;
+pub mod placement;
+pub mod scenario;
+pub mod sensor;
+pub mod study;
+
+use crate::grid::model::GridSnapshot;
+use std::sync::Arc;
+
+/// Messages of the LMU agents.
 #[derive(Clone, Debug)]
-pub enum LmuMsg {}
+pub enum LmuMsg {
+    /// A solved grid state (sent by the grid host to subscribed LMUs at class SENSE).
+    Snapshot(Arc<GridSnapshot>),
+    /// A FLISR frame from neighbour `from`.
+    Frame { from: u16, bytes: [u8; 4] },
+    /// An LMU's contactor changed state: the grid opens or closes switch `switch`.
+    SetSwitch { switch: usize, closed: bool, lmu: u16 },
+    /// Injects a contactor failure.
+    InjectContactor(contactor::ContactorFailure),
+}

@@ -1,1 +1,462 @@
-//! Integration tests of the LMU firmware and twins.
+//! Integration tests of the LMU firmware and twins: fidelity agreement, THD recovery, robustness of the
+//! firmware against arbitrary sample sequences.
+
+use gridtwin::engine::stream;
+use gridtwin::twin::sensor::{Fidelity, PrimaryState, SensorModel, SensorTwin};
+use gridtwin_firmware::hal::metering::{BlockMeasurement, RawSample, SampleSource};
+use gridtwin_firmware::lmu::dsp::Dsp;
+use gridtwin_firmware::lmu::phasor::Phasor;
+
+fn model() -> SensorModel {
+    ron::from_str(&std::fs::read_to_string("models/lmu-v1.ron").unwrap()).unwrap()
+}
+
+fn state(harmonics: Vec<(u32, f64, f64)>) -> PrimaryState {
+    let a = 2.0 * std::f64::consts::PI / 3.0;
+    let ang = [0.0, -a, a];
+    PrimaryState {
+        v: ang.map(|x| Phasor::polar(231.5, x + 0.3)),
+        i: ang.map(|x| Phasor::polar(183.0, x + 0.3 - 0.35)),
+        i_n: Phasor::ZERO,
+        v_harmonics: harmonics,
+        freq_hz: 50.0,
+    }
+}
+
+/// Runs the waveform path for 10 cycles and returns the firmware's block measurement.
+fn waveform_block(s: PrimaryState) -> BlockMeasurement {
+    let m = model();
+    let mut twin = SensorTwin::new(m.clone(), Fidelity::Waveform, 25.0, stream(7, 1, "sensor-noise")).unwrap();
+    let mut dsp = Dsp::new(m.front_end()).unwrap();
+    twin.set_state(0, s);
+    // Samples 0..=1279 are exactly 10 cycles at 6.4 kHz.
+    twin.synthesise_until(1279 * 1_000_000_000 / 6400 + 1);
+    let mut buf = [RawSample::default(); 256];
+    let mut block = None;
+    loop {
+        let n = twin.read_samples(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        for s in &buf[..n] {
+            if let Some(b) = dsp.push(s).block {
+                block = Some(b);
+            }
+        }
+    }
+    block.expect("one block after 1280 samples")
+}
+
+#[test]
+fn waveform_and_phasor_fidelity_agree_on_rms_within_one_lsb() {
+    let m = model();
+    let s = state(vec![(5, 3.0, 0.0)]);
+    let wave = waveform_block(s.clone());
+    let mut ph = SensorTwin::new(m.clone(), Fidelity::Phasor, 25.0, stream(7, 1, "sensor-noise")).unwrap();
+    ph.set_state(0, s);
+    let phasor = ph.block_measurement();
+    for p in 0..3 {
+        let dv = (wave.v_rms[p] - phasor.v_rms[p]).abs();
+        let di = (wave.i_rms[p] - phasor.i_rms[p]).abs();
+        eprintln!(
+            "phase {p}: |dV| = {dv:.5} V (LSB {:.5} V), |dI| = {di:.5} A (LSB {:.5} A)",
+            m.v_per_count(),
+            m.a_per_count()
+        );
+        assert!(dv <= m.v_per_count(), "phase {p}: V RMS differs by {dv} V > 1 LSB {}", m.v_per_count());
+        assert!(di <= m.a_per_count(), "phase {p}: I RMS differs by {di} A > 1 LSB {}", m.a_per_count());
+    }
+}
+
+#[test]
+fn thd_of_known_harmonics_is_recovered_within_0_1_point() {
+    let h = vec![(3, 4.0, 0.0), (5, 5.0, 30.0), (7, 3.0, -45.0), (11, 1.5, 10.0), (13, 1.0, 0.0), (39, 0.5, 0.0)];
+    let expect = h.iter().map(|(_, p, _)| p * p).sum::<f64>().sqrt();
+    let b = waveform_block(state(h));
+    for p in 0..3 {
+        eprintln!("phase {p}: THD {:.4} % vs {expect:.4} %", b.v_thd_pct[p]);
+        assert!((b.v_thd_pct[p] - expect).abs() < 0.1, "phase {p}: THD {} vs {expect}", b.v_thd_pct[p]);
+    }
+    assert!((b.freq_hz - 50.0).abs() < 0.01, "{}", b.freq_hz);
+}
+
+mod robustness {
+    use gridtwin_firmware::Instant;
+    use gridtwin_firmware::hal::contactor::Contactor;
+    use gridtwin_firmware::hal::metering::{RawSample, SampleSource};
+    use gridtwin_firmware::hal::{ErrorKind, ErrorType};
+    use gridtwin_firmware::lmu::dsp::FrontEndSettings;
+    use gridtwin_firmware::lmu::flisr::{FlisrSettings, PeerMsg};
+    use gridtwin_firmware::lmu::pq::PqSettings;
+    use gridtwin_firmware::lmu::protection::ProtectionSettings;
+    use gridtwin_firmware::lmu::{Lmu, LmuSettings};
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, FileFailurePersistence};
+
+    /// A contactor whose auxiliary contact follows the coil at once (or never, when stuck).
+    struct Ideal {
+        coil: bool,
+        stuck: bool,
+        closed: bool,
+        ever_closed: bool,
+    }
+    impl ErrorType for Ideal {
+        type Error = ErrorKind;
+    }
+    impl Contactor for Ideal {
+        fn set_coil(&mut self, e: bool) -> Result<(), ErrorKind> {
+            self.coil = e;
+            if !self.stuck {
+                self.closed = e;
+            }
+            self.ever_closed |= self.closed;
+            Ok(())
+        }
+        fn aux_closed(&mut self) -> Result<bool, ErrorKind> {
+            Ok(self.closed)
+        }
+    }
+
+    struct Feed(Vec<RawSample>);
+    impl ErrorType for Feed {
+        type Error = ErrorKind;
+    }
+    impl SampleSource for Feed {
+        fn read_samples(&mut self, buf: &mut [RawSample]) -> Result<usize, ErrorKind> {
+            let n = buf.len().min(self.0.len());
+            for (k, s) in self.0.drain(..n).enumerate() {
+                buf[k] = s;
+            }
+            Ok(n)
+        }
+    }
+
+    fn settings(me: u16, tie: bool) -> LmuSettings {
+        let mut f = FlisrSettings::new(me);
+        if tie {
+            f.is_tie = true;
+            f.upstream = Some(1);
+            f.tie_requesters = vec![1];
+        } else {
+            f.upstream = Some(1);
+            f.downstream = vec![3, 4];
+            f.tie = Some(9);
+        }
+        LmuSettings {
+            front_end: Some(FrontEndSettings {
+                sample_rate_hz: 6400,
+                nominal_hz: 50,
+                v_per_count: 0.014,
+                a_per_count: 0.38,
+                full_scale_counts: 32767,
+            }),
+            pq: PqSettings::default(),
+            protection: ProtectionSettings::default(),
+            flisr: f,
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// A chunk of samples: (first seq gap, values, how many).
+        Samples {
+            gap: u32,
+            v: [i32; 3],
+            i: [i32; 4],
+            n: usize,
+            sine: bool,
+        },
+        Peer {
+            from: u16,
+            msg: [u8; 4],
+        },
+        Wait {
+            ms: u64,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let count = prop_oneof![Just(i32::MIN), Just(i32::MAX), Just(0), Just(32767), Just(-32768), any::<i32>()];
+        prop_oneof![
+            (
+                0u32..3000,
+                [count.clone(), count.clone(), count.clone()],
+                [count.clone(), count.clone(), count.clone(), count],
+                1usize..400,
+                any::<bool>()
+            )
+                .prop_map(|(gap, v, i, n, sine)| Step::Samples { gap, v, i, n, sine }),
+            (0u16..12, any::<[u8; 4]>(), 0u8..10, 0u16..12).prop_map(|(from, mut msg, tag, sec)| {
+                // Mostly well-formed messages, some garbage.
+                if tag < 8 {
+                    msg = [tag + 1, sec as u8, 0, msg[3] & 1];
+                }
+                Step::Peer { from, msg }
+            }),
+            (0u64..2000).prop_map(|ms| Step::Wait { ms }),
+        ]
+    }
+
+    fn run(tie: bool, steps: &[Step], open_first: bool) -> Ideal {
+        let mut lmu = Lmu::new(settings(2, tie)).unwrap();
+        let mut c = Ideal { coil: !tie, stuck: false, closed: !tie, ever_closed: false };
+        let mut now = 0u64;
+        let mut seq = 0u32;
+        if open_first {
+            lmu.on_peer(Instant(now), 1, PeerMsg::Open { section: 1 });
+            for _ in 0..5 {
+                lmu.poll(Instant(now), &mut c);
+                now += 1_000_000;
+            }
+            assert!(!c.coil, "a boundary opens on request");
+            c.ever_closed = false;
+        }
+        for s in steps {
+            match s {
+                Step::Samples { gap, v, i, n, sine } => {
+                    seq = seq.wrapping_add(*gap);
+                    let mut f = Feed(Vec::new());
+                    for k in 0..*n {
+                        let x = if *sine { ((k as f64) * 0.049).sin() } else { 1.0 };
+                        f.0.push(RawSample {
+                            seq,
+                            v: v.map(|c| (c as f64 * x) as i32),
+                            i: i.map(|c| (c as f64 * x) as i32),
+                        });
+                        seq = seq.wrapping_add(1);
+                    }
+                    now += *n as u64 * 156_250;
+                    lmu.read_samples(Instant(now), &mut f).unwrap();
+                }
+                Step::Peer { from, msg } => lmu.on_frame(Instant(now), *from, msg),
+                Step::Wait { ms } => now += ms * 1_000_000,
+            }
+            let next = lmu.poll(Instant(now), &mut c);
+            assert!(next.as_nanos() > now);
+            while let Some((to, _)) = lmu.pop_outgoing() {
+                assert!(to != 2, "never sends to itself");
+            }
+        }
+        c
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            cases: 64,
+            failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+            ..Config::default()
+        })]
+
+        /// Any samples (garbage, saturation, gaps) and messages: no panic; a tie never closes without a
+        /// `Restore` from its configured requester.
+        #[test]
+        fn tie_never_closes_unasked(steps in prop::collection::vec(step(), 1..40)) {
+            let restore = steps.iter().any(|s| matches!(s, Step::Peer { from: 1, msg } if msg[0] == 7));
+            let c = run(true, &steps, false);
+            prop_assert!(restore || !c.ever_closed);
+        }
+
+        /// A line LMU that opened as the boundary of a faulted section never closes again on its own,
+        /// whatever it measures or hears (the faulted section is never re-energised from this side).
+        #[test]
+        fn boundary_stays_open(steps in prop::collection::vec(step(), 1..40)) {
+            let c = run(false, &steps, true);
+            prop_assert!(!c.ever_closed);
+        }
+    }
+}
+
+mod flisr_cases {
+    use gridtwin::engine::SimDuration;
+    use gridtwin::grid::network::Network;
+    use gridtwin::twin::link::LinkModel;
+    use gridtwin::twin::placement::PlacementRule;
+    use gridtwin::twin::scenario::{FaultPlan, FaultType, TieRule};
+    use gridtwin::twin::sensor::Fidelity;
+    use gridtwin::twin::study::{CaseInput, run_flisr_case, study_cases};
+
+    /// A shipped feeder: from `scenarios/networks/` once the grid ships it, else the reference copy.
+    pub fn network(name: &str) -> Network {
+        for p in [format!("scenarios/networks/{name}.json"), format!("../shared/reference/grid/{name}/network.json")] {
+            if let Ok(n) = Network::from_json_file(std::path::Path::new(&p)) {
+                return n;
+            }
+        }
+        panic!("network {name} not found");
+    }
+
+    pub fn base(name: &str) -> CaseInput {
+        CaseInput {
+            feeder: name.into(),
+            network: network(name),
+            placement: PlacementRule::EveryLine,
+            ties: TieRule::LeafEnds { length_m: 200.0 },
+            sensor: ron::from_str(&std::fs::read_to_string("models/lmu-v1.ron").unwrap()).unwrap(),
+            contactor: ron::from_str(&std::fs::read_to_string("models/contactor-lv400.ron").unwrap()).unwrap(),
+            protection: ron::from_str(&std::fs::read_to_string("models/protection-default.ron").unwrap()).unwrap(),
+            link: LinkModel::default(),
+            fidelity: Fidelity::Phasor,
+            fault: FaultPlan {
+                line: 5,
+                at: 0.5,
+                kind: FaultType::ThreePhase,
+                r_ohm: 0.0,
+                onset: SimDuration::from_secs(1),
+                duration: None,
+            },
+            pv_pct: 0.0,
+            seed: 42,
+            observe: SimDuration::from_secs(70),
+        }
+    }
+
+    #[test]
+    fn same_fault_same_seed_same_digest() {
+        let mut c = base("kerber_landnetz_freileitung_1");
+        c.fault.kind = FaultType::LineToEarth;
+        c.fault.r_ohm = 5.0;
+        c.pv_pct = 50.0;
+        c.observe = SimDuration::from_secs(5);
+        let a = run_flisr_case(&c).unwrap();
+        let b = run_flisr_case(&c).unwrap();
+        assert_eq!(a.digest, b.digest);
+        assert_eq!(a.row, b.row);
+        c.seed = 43;
+        let d = run_flisr_case(&c).unwrap();
+        // The located section does not depend on the seed; the link's latency draws (and so the digest) do.
+        assert_eq!(d.row.located_section, a.row.located_section);
+        assert_ne!(d.digest, a.digest);
+    }
+
+    #[test]
+    fn bad_settings_and_models_are_rejected_by_field() {
+        let text = std::fs::read_to_string("models/protection-default.ron").unwrap();
+        let bad: gridtwin::twin::study::ProtectionFile =
+            ron::from_str(&text.replace("delta_phase_a: 8.0", "delta_phase_a: -3.0")).unwrap();
+        assert!(bad.validate().unwrap_err().starts_with("delta_phase_a"), "{:?}", bad.validate());
+        let bad: gridtwin::twin::study::ProtectionFile =
+            ron::from_str(&text.replace("backup_delay_ms: 250", "backup_delay_ms: 10")).unwrap();
+        assert!(bad.validate().unwrap_err().starts_with("backup_delay_ms"));
+        let err = ron::from_str::<gridtwin::twin::study::ProtectionFile>(&text.replace("tms: 0.2", "tmz: 0.2"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tmz"), "{err}");
+        let mut c = base("kerber_landnetz_freileitung_1");
+        c.fault.line = 999;
+        assert!(run_flisr_case(&c).unwrap_err().contains("line 999"));
+    }
+
+    #[test]
+    fn kerber_cases() {
+        let b = base("kerber_landnetz_freileitung_1");
+        for kind in FaultType::ALL {
+            for r in [0.0, 10.0] {
+                let mut c = b.clone();
+                c.fault.kind = kind;
+                c.fault.r_ohm = r;
+                c.pv_pct = 50.0;
+                let res = run_flisr_case(&c).unwrap();
+                assert_eq!(res.row.located_section, res.row.true_section, "{:?}", res.row);
+                assert_eq!(res.event.healthy_trips, 0, "{:?}", res.event);
+                let trip_limit = if kind == FaultType::OpenConductor { 400.0 } else { 100.0 };
+                assert!(res.event.trip_ms.is_some_and(|t| t <= trip_limit), "{:?}", res.event);
+                assert!(res.event.restore_s.is_some_and(|t| t < 60.0), "{:?}", res.event);
+            }
+        }
+        // The same fault seen through the waveform twin: the firmware works on synthesised samples.
+        let mut w = b.clone();
+        w.fidelity = Fidelity::Waveform;
+        w.fault.kind = FaultType::LineToEarth;
+        w.fault.r_ohm = 5.0;
+        w.observe = SimDuration::from_secs(2);
+        let res = run_flisr_case(&w).unwrap();
+        eprintln!("waveform: {:?}", res.event);
+        assert_eq!(res.row.located_section, res.row.true_section, "{:?}", res.row);
+        assert!(res.event.trip_ms.is_some_and(|t| t <= 100.0), "{:?}", res.event);
+        let _ = study_cases(&b, &FaultType::ALL, &[0.0], &[0.0]).unwrap();
+        if let Ok(line) = std::env::var("CASE_LINE") {
+            let mut c = b.clone();
+            c.fault.line = line.parse().unwrap();
+            c.fault.kind = match std::env::var("CASE_KIND").as_deref() {
+                Ok("3ph") => FaultType::ThreePhase,
+                Ok("1ph") => FaultType::LineToEarth,
+                Ok("2ph") => FaultType::TwoPhase,
+                _ => FaultType::OpenConductor,
+            };
+            c.fault.r_ohm = std::env::var("CASE_R").map_or(0.0, |s| s.parse().unwrap());
+            c.pv_pct = std::env::var("CASE_PV").map_or(0.0, |s| s.parse().unwrap());
+            c.observe = SimDuration::from_secs(std::env::var("CASE_OBS").map_or(5, |s| s.parse().unwrap()));
+            let res = run_flisr_case(&c).unwrap();
+            eprintln!("events {} {:?}", res.events, res.row);
+        }
+    }
+}
+
+mod study {
+    use super::flisr_cases::base;
+    use gridtwin::twin::placement::PlacementRule;
+    use gridtwin::twin::scenario::FaultType;
+    use gridtwin::twin::study::{CaseResult, run_flisr_case, study_cases};
+    use rayon::prelude::*;
+
+    fn run(name: &str, placement: PlacementRule, sections_max: usize) -> Vec<CaseResult> {
+        let mut b = base(name);
+        b.placement = placement;
+        let mut cases = study_cases(&b, &FaultType::ALL, &[0.0, 1.0, 5.0, 10.0], &[0.0, 50.0, 100.0]).unwrap();
+        cases.truncate(sections_max.saturating_mul(48));
+        cases
+            .par_iter()
+            .map(|c| {
+                let t = std::time::Instant::now();
+                let r = run_flisr_case(c).unwrap();
+                if std::env::var_os("STUDY_TRACE").is_some() {
+                    eprintln!("{:?} {:?} {:?}", t.elapsed(), c.fault, c.pv_pct);
+                }
+                r
+            })
+            .collect()
+    }
+
+    fn table(rows: &[CaseResult]) {
+        let mut w = csv::Writer::from_path(std::env::temp_dir().join("flisr-study.csv")).unwrap();
+        for r in rows {
+            w.serialize(&r.row).unwrap();
+        }
+        let n = rows.len() as f64;
+        let ok = rows.iter().filter(|r| r.row.located_section == r.row.true_section).count() as f64;
+        let healthy = rows.iter().filter(|r| r.event.healthy_trips > 0).count() as f64;
+        let tmax = |f: &dyn Fn(&CaseResult) -> Option<f64>| {
+            rows.iter().map(|r| f(r).unwrap_or(f64::INFINITY)).fold(0.0, f64::max)
+        };
+        eprintln!(
+            "{} cases: located {:.2} %, healthy trips {:.2} %, trip max {:.0} ms, isolation max {:.3} s, restore max {:.3} s",
+            rows.len(),
+            100.0 * ok / n,
+            100.0 * healthy / n,
+            tmax(&|r| r.event.trip_ms),
+            tmax(&|r| r.event.isolation_s),
+            tmax(&|r| r.event.restore_s)
+        );
+        for r in rows.iter().filter(|r| {
+            r.row.located_section != r.row.true_section
+                || r.event.healthy_trips > 0
+                || r.event.restore_s.is_none()
+                || r.event.trip_ms.is_none_or(|t| t > 400.0)
+        }) {
+            eprintln!("FAIL {:?} solve errors {:?}", r.row, r.solve_errors.first());
+        }
+    }
+
+    #[test]
+    #[ignore = "the full study; run with --release -- --ignored"]
+    fn flisr_study_kerber() {
+        table(&run("kerber_landnetz_freileitung_1", PlacementRule::EveryLine, usize::MAX));
+    }
+
+    #[test]
+    #[ignore = "the full study; run with --release -- --ignored"]
+    fn flisr_study_ieee_eu() {
+        let n = std::env::var("STUDY_SECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX);
+        table(&run("ieee_european_lv_on_peak_566", PlacementRule::Junctions, n));
+    }
+}

@@ -1,1 +1,210 @@
-//! LMU firmware: power quality, protection, fault location/isolation/restoration.
+//! LMU firmware: power quality, protection, fault location/isolation/restoration, joined into one device.
+//!
+//! [`Lmu`] owns the state machines and is driven sans-IO: feed it measurements (through a HAL
+//! [`SampleSource`](crate::hal::metering::SampleSource) and the DSP, or a
+//! [`PhasorSource`](crate::hal::metering::PhasorSource)) and peer messages with the current time, call
+//! [`Lmu::poll`] with the contactor HAL, send what [`Lmu::pop_outgoing`] yields to the named neighbours, and
+//! call again at the returned deadline. Units: volts, amperes, hertz; time in ns.
+
+pub mod dsp;
+pub mod flisr;
+pub mod nvm;
+pub mod phasor;
+pub mod pq;
+pub mod protection;
+pub mod selftest;
+
+use crate::hal::contactor::Contactor;
+use crate::hal::metering::{BlockMeasurement, CycleMeasurement, PhasorSource, RawSample, SampleSource};
+use crate::time::{Duration, Instant};
+use dsp::{Dsp, FrontEndSettings};
+use flisr::{Flisr, FlisrSettings, PeerId, PeerMsg};
+use pq::{PowerQuality, PqSettings};
+use protection::{Protection, ProtectionSettings};
+
+/// A setting that failed validation: which field and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SettingsError {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+impl SettingsError {
+    pub const fn new(field: &'static str, reason: &'static str) -> Self {
+        SettingsError { field, reason }
+    }
+}
+
+impl core::fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+/// Everything an LMU is configured with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LmuSettings {
+    /// Sampling front-end; `None` for a metering IC delivering phasors.
+    pub front_end: Option<FrontEndSettings>,
+    pub pq: PqSettings,
+    pub protection: ProtectionSettings,
+    pub flisr: FlisrSettings,
+}
+
+impl LmuSettings {
+    /// Validates all parts; the error's field is prefixed by the part (`protection.delta_phase_a`).
+    pub fn validate(&self) -> Result<(), (&'static str, SettingsError)> {
+        if let Some(fe) = &self.front_end {
+            fe.validate().map_err(|e| ("front_end", e))?;
+        }
+        self.pq.validate().map_err(|e| ("pq", e))?;
+        self.protection.validate().map_err(|e| ("protection", e))?;
+        self.flisr.validate().map_err(|e| ("flisr", e))?;
+        Ok(())
+    }
+}
+
+/// Samples read from the front-end per call at most (bounds the work of one poll).
+pub const MAX_SAMPLES_PER_READ: usize = 4096;
+
+/// One LMU's firmware.
+pub struct Lmu {
+    dsp: Option<Dsp>,
+    pq: PowerQuality,
+    protection: Protection,
+    flisr: Flisr,
+    i_max_a: f64,
+    coil_error: bool,
+    buf: [RawSample; 64],
+}
+
+impl Lmu {
+    pub fn new(s: LmuSettings) -> Result<Self, (&'static str, SettingsError)> {
+        s.validate()?;
+        let dsp = match s.front_end {
+            Some(fe) => Some(Dsp::new(fe).map_err(|e| ("front_end", e))?),
+            None => None,
+        };
+        Ok(Lmu {
+            dsp,
+            pq: PowerQuality::new(s.pq).map_err(|e| ("pq", e))?,
+            protection: Protection::new(s.protection).map_err(|e| ("protection", e))?,
+            flisr: Flisr::new(s.flisr).map_err(|e| ("flisr", e))?,
+            i_max_a: 0.0,
+            coil_error: false,
+            buf: [RawSample::default(); 64],
+        })
+    }
+
+    pub fn pq(&self) -> &PowerQuality {
+        &self.pq
+    }
+    pub fn protection(&self) -> &Protection {
+        &self.protection
+    }
+    pub fn flisr(&self) -> &Flisr {
+        &self.flisr
+    }
+    pub fn flisr_mut(&mut self) -> &mut Flisr {
+        &mut self.flisr
+    }
+
+    /// A cycle measurement taken at `now` (half-cycle refresh in waveform fidelity, on change in phasor
+    /// fidelity).
+    pub fn on_cycle(&mut self, now: Instant, m: &CycleMeasurement) {
+        self.pq.on_half_cycle(now, m.v_rms);
+        self.protection.on_cycle(now, m);
+        let i = m.i.iter().map(|p| p.abs()).fold(0.0, f64::max);
+        if i.is_finite() && m.quality.missing == 0 {
+            self.i_max_a = i;
+        }
+    }
+
+    /// A 10-cycle measurement ending at `now`.
+    pub fn on_block(&mut self, now: Instant, b: &BlockMeasurement) {
+        self.pq.on_block(now, b);
+    }
+
+    /// Reads all samples the front-end holds (at most [`MAX_SAMPLES_PER_READ`]); the newest was taken at
+    /// `now`. Does nothing without a sampling front-end.
+    pub fn read_samples<S: SampleSource>(&mut self, now: Instant, src: &mut S) -> Result<usize, S::Error> {
+        let Some(fs) = self.dsp.as_ref().map(|d| d.settings().sample_rate_hz as u64) else { return Ok(0) };
+        let mut total = 0;
+        while total < MAX_SAMPLES_PER_READ {
+            let n = src.read_samples(&mut self.buf)?.min(self.buf.len());
+            if n == 0 {
+                break;
+            }
+            for k in 0..n {
+                let raw = self.buf[k];
+                let Some(dsp) = self.dsp.as_mut() else { break };
+                let out = dsp.push(&raw);
+                // Time of this sample: samples are contiguous and the last of this chunk is the newest so far.
+                let back = (n - 1 - k) as u64 * 1_000_000_000 / fs;
+                let t = Instant(now.as_nanos().saturating_sub(back));
+                if let Some(c) = out.cycle {
+                    self.on_cycle(t, &c);
+                }
+                if let Some(b) = out.block {
+                    self.on_block(t, &b);
+                }
+            }
+            total += n;
+            if n < self.buf.len() {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Reads the newest measurements of a metering IC.
+    pub fn read_phasors<P: PhasorSource>(&mut self, now: Instant, src: &mut P) -> Result<(), P::Error> {
+        if let Some(c) = src.read_cycle()? {
+            self.on_cycle(now, &c);
+        }
+        if let Some(b) = src.read_block()? {
+            self.on_block(now, &b);
+        }
+        Ok(())
+    }
+
+    /// A FLISR message from neighbour `from`.
+    pub fn on_peer(&mut self, now: Instant, from: PeerId, msg: PeerMsg) {
+        self.flisr.on_peer(now, from, msg);
+    }
+
+    /// A raw frame from neighbour `from`; frames that are not FLISR messages are ignored.
+    pub fn on_frame(&mut self, now: Instant, from: PeerId, frame: &[u8]) {
+        if let Ok(m) = PeerMsg::decode(frame) {
+            self.flisr.on_peer(now, from, m);
+        }
+    }
+
+    /// Runs the state machines at `now`, drives the contactor, returns the next deadline.
+    pub fn poll<C: Contactor>(&mut self, now: Instant, contactor: &mut C) -> Instant {
+        self.protection.tick(now);
+        let status = self.protection.status();
+        let aux = contactor.aux_closed().ok();
+        let out = self.flisr.poll(now, &status, aux, self.i_max_a);
+        self.coil_error = contactor.set_coil(out.coil_closed).is_err();
+        if status.trip.is_some() && self.flisr.locked_out() {
+            self.protection.reset_trip();
+        }
+        let mut next = self.pq.poll(now);
+        if let Some(p) = self.protection.poll(now) {
+            next = next.min(p);
+        }
+        if let Some(f) = out.next_deadline {
+            next = next.min(f);
+        }
+        if self.coil_error {
+            next = next.min(now + Duration::from_millis(1));
+        }
+        next.max(now + Duration::from_nanos(1)).min(Instant::MAX)
+    }
+
+    /// The next message to send: (neighbour, message).
+    pub fn pop_outgoing(&mut self) -> Option<(PeerId, PeerMsg)> {
+        self.flisr.pop_outgoing()
+    }
+}

@@ -1,0 +1,854 @@
+//! Peer-to-peer fault location, isolation and service restoration (FLISR) between neighbouring LMUs.
+//!
+//! Each LMU knows (from commissioning) its upstream neighbour, its downstream neighbours and, if any, the
+//! normally-open tie LMU that can back-feed the part of the feeder downstream of it. Sections are named by
+//! the LMU at their upstream end. The scheme:
+//! - **Fault passage and blocking**: an LMU that sees forward (downstream) fault current raises its flag and
+//!   keeps sending `Block` to its upstream neighbour. A flagged LMU that is not blocked when its logic delay
+//!   expires trips: the fault lies between it (the last flagged LMU) and its downstream neighbours (the first
+//!   unflagged ones). Blocked LMUs are graded backup: they trip after the backup delay if the fault persists,
+//!   or at once when a downstream neighbour reports that its contactor failed (`BreakerFailure`).
+//! - **Open conductor**: LMUs that lose a phase voltage send `LossOfVoltage` upstream; LMUs whose phase
+//!   current collapses with healthy voltage send `DropSeen` upstream. The healthy-voltage LMU that has a
+//!   current drop or a loss-of-voltage report from downstream, and no `DropSeen` from downstream, locates the
+//!   break in its own section.
+//! - **Isolation**: the locating LMU opens and sends `Open` to its downstream neighbours, which open and
+//!   confirm with their auxiliary contacts (`Opened`); an LMU whose contactor fails passes `Open` further down.
+//! - **Restoration**: upstream of the tripping LMU supply never stops; each downstream boundary, once its
+//!   opening is confirmed, asks its tie to close (`Restore`). A tie closes only on a request from a configured
+//!   requester whose opening is confirmed, never while it sees fault current, and opens again and locks out if
+//!   it closes onto a fault.
+//!
+//! Units: milliseconds in settings, metres and ohms for the distance estimate, time in ns.
+
+use crate::lmu::SettingsError;
+use crate::lmu::protection::{FaultKind, ProtectionStatus};
+use crate::time::{Duration, Instant};
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+/// Identity of an LMU among its peers.
+pub type PeerId = u16;
+
+/// Most neighbours one LMU may have.
+pub const MAX_NEIGHBOURS: usize = 16;
+/// Most LMUs that may ask one tie to close (every LMU on the path from the source to the tie).
+pub const MAX_TIE_REQUESTERS: usize = 256;
+/// Bound of the outgoing queue; the oldest message is dropped beyond it.
+pub const OUTBOX_LEN: usize = 64;
+/// Reports kept.
+pub const REPORTS_LEN: usize = 16;
+
+/// A FLISR message between neighbouring LMUs (4 bytes on the air, see [`PeerMsg::encode`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerMsg {
+    /// "I see forward fault current": sent to the upstream neighbour.
+    Block,
+    /// "I lost a phase voltage": sent to the upstream neighbour.
+    LossOfVoltage,
+    /// "A phase current of mine collapsed": sent to the upstream neighbour.
+    DropSeen,
+    /// "My contactor failed to open": back me up now.
+    BreakerFailure,
+    /// "Section `section` is faulted: open your contactor".
+    Open { section: PeerId },
+    /// Reply to `Open`: the requested opening (possibly by devices further down) is confirmed.
+    Opened { section: PeerId, ok: bool },
+    /// "I isolated section `section` upstream of you: close the tie".
+    Restore { section: PeerId },
+    /// Reply of a tie to `Restore`.
+    Restored { section: PeerId, ok: bool },
+}
+
+/// A frame that is not a FLISR message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeError;
+
+impl PeerMsg {
+    pub const ENCODED_LEN: usize = 4;
+    /// Encodes as tag, section (little endian), flag.
+    pub fn encode(&self) -> [u8; 4] {
+        let (tag, section, flag) = match *self {
+            PeerMsg::Block => (1u8, 0u16, 0u8),
+            PeerMsg::LossOfVoltage => (2, 0, 0),
+            PeerMsg::DropSeen => (3, 0, 0),
+            PeerMsg::BreakerFailure => (4, 0, 0),
+            PeerMsg::Open { section } => (5, section, 0),
+            PeerMsg::Opened { section, ok } => (6, section, ok as u8),
+            PeerMsg::Restore { section } => (7, section, 0),
+            PeerMsg::Restored { section, ok } => (8, section, ok as u8),
+        };
+        let s = section.to_le_bytes();
+        [tag, s[0], s[1], flag]
+    }
+    pub fn decode(b: &[u8]) -> Result<PeerMsg, DecodeError> {
+        if b.len() != 4 || b[3] > 1 {
+            return Err(DecodeError);
+        }
+        let section = u16::from_le_bytes([b[1], b[2]]);
+        let ok = b[3] == 1;
+        Ok(match b[0] {
+            1 => PeerMsg::Block,
+            2 => PeerMsg::LossOfVoltage,
+            3 => PeerMsg::DropSeen,
+            4 => PeerMsg::BreakerFailure,
+            5 => PeerMsg::Open { section },
+            6 => PeerMsg::Opened { section, ok },
+            7 => PeerMsg::Restore { section },
+            8 => PeerMsg::Restored { section, ok },
+            _ => return Err(DecodeError),
+        })
+    }
+}
+
+/// Commissioning and timing of one LMU's FLISR.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlisrSettings {
+    pub me: PeerId,
+    pub upstream: Option<PeerId>,
+    pub downstream: Vec<PeerId>,
+    /// Normally-open tie LMU that can back-feed the part downstream of this LMU.
+    pub tie: Option<PeerId>,
+    /// This LMU is itself a normally-open tie; it accepts `Restore` only from these peers.
+    pub tie_requesters: Vec<PeerId>,
+    pub is_tie: bool,
+    /// Wait for blocks after a forward pickup before tripping (ms).
+    pub logic_delay_ms: u32,
+    /// Backup trip of a blocked LMU while the fault persists (ms after pickup).
+    pub backup_delay_ms: u32,
+    /// Repeat period of `Block` while flagged (ms).
+    pub block_repeat_ms: u32,
+    /// A received block holds for this long (ms).
+    pub block_hold_ms: u32,
+    /// The auxiliary contact must confirm an operation within this time (ms).
+    pub contactor_confirm_ms: u32,
+    /// Wait for `DropSeen` from downstream before locating an open conductor (ms).
+    pub open_conductor_logic_ms: u32,
+    /// Retry period of unanswered `Open` / `Restore` (ms); at most `retries` retries.
+    pub retry_ms: u32,
+    pub retries: u8,
+    /// A tie that sees a superimposed current above this within 2 s of closing has closed onto a fault (A).
+    pub sotf_current_a: f64,
+    /// Breaking capacity of the contactor (A): it is not opened above it (the upstream fuse must clear first).
+    pub breaking_capacity_a: f64,
+    /// Loop reactance of the section's line per km (ohm/km) for the distance estimate; 0 disables it.
+    pub x_loop_ohm_per_km: f64,
+    /// Length of the own section (m) to bound the distance estimate.
+    pub section_length_m: f64,
+}
+
+impl FlisrSettings {
+    pub fn new(me: PeerId) -> Self {
+        FlisrSettings {
+            me,
+            upstream: None,
+            downstream: Vec::new(),
+            tie: None,
+            tie_requesters: Vec::new(),
+            is_tie: false,
+            logic_delay_ms: 30,
+            backup_delay_ms: 250,
+            block_repeat_ms: 5,
+            block_hold_ms: 40,
+            contactor_confirm_ms: 80,
+            open_conductor_logic_ms: 150,
+            retry_ms: 300,
+            retries: 4,
+            sotf_current_a: 300.0,
+            breaking_capacity_a: 10_000.0,
+            x_loop_ohm_per_km: 0.0,
+            section_length_m: 0.0,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.downstream.len() > MAX_NEIGHBOURS {
+            return Err(SettingsError::new("downstream", "more than 16 neighbours"));
+        }
+        if self.tie_requesters.len() > MAX_TIE_REQUESTERS {
+            return Err(SettingsError::new("tie_requesters", "more than 256 requesters"));
+        }
+        if self.upstream == Some(self.me) || self.downstream.contains(&self.me) || self.tie == Some(self.me) {
+            return Err(SettingsError::new("upstream", "an LMU cannot be its own neighbour"));
+        }
+        if let Some(u) = self.upstream
+            && self.downstream.contains(&u)
+        {
+            return Err(SettingsError::new("downstream", "contains the upstream neighbour"));
+        }
+        if !(5..=1000).contains(&self.logic_delay_ms) {
+            return Err(SettingsError::new("logic_delay_ms", "must be within 5..=1000 ms"));
+        }
+        if self.backup_delay_ms <= self.logic_delay_ms || self.backup_delay_ms > 5000 {
+            return Err(SettingsError::new("backup_delay_ms", "must exceed logic_delay_ms and be <= 5000 ms"));
+        }
+        if !(1..=100).contains(&self.block_repeat_ms) {
+            return Err(SettingsError::new("block_repeat_ms", "must be within 1..=100 ms"));
+        }
+        if self.block_hold_ms < self.block_repeat_ms || self.block_hold_ms > 1000 {
+            return Err(SettingsError::new("block_hold_ms", "must be within block_repeat_ms..=1000 ms"));
+        }
+        if !(5..=2000).contains(&self.contactor_confirm_ms) {
+            return Err(SettingsError::new("contactor_confirm_ms", "must be within 5..=2000 ms"));
+        }
+        if !(10..=5000).contains(&self.open_conductor_logic_ms) {
+            return Err(SettingsError::new("open_conductor_logic_ms", "must be within 10..=5000 ms"));
+        }
+        if !(10..=60_000).contains(&self.retry_ms) {
+            return Err(SettingsError::new("retry_ms", "must be within 10..=60000 ms"));
+        }
+        if self.retries > 20 {
+            return Err(SettingsError::new("retries", "must be <= 20"));
+        }
+        if !(self.sotf_current_a.is_finite() && self.sotf_current_a >= 1.0) {
+            return Err(SettingsError::new("sotf_current_a", "must be finite and >= 1 A"));
+        }
+        if !(self.breaking_capacity_a.is_finite() && self.breaking_capacity_a > 0.0) {
+            return Err(SettingsError::new("breaking_capacity_a", "must be finite and > 0"));
+        }
+        if !(self.x_loop_ohm_per_km.is_finite() && self.x_loop_ohm_per_km >= 0.0) {
+            return Err(SettingsError::new("x_loop_ohm_per_km", "must be finite and >= 0"));
+        }
+        if !(self.section_length_m.is_finite() && self.section_length_m >= 0.0) {
+            return Err(SettingsError::new("section_length_m", "must be finite and >= 0"));
+        }
+        Ok(())
+    }
+}
+
+/// How this LMU took part in clearing a fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Located the fault in its own section and tripped.
+    Primary,
+    /// Tripped as graded backup (blocked, fault persisted or a downstream contactor failed).
+    Backup,
+    /// Tripped by a standalone time-graded element.
+    Standalone,
+    /// Opened on request as the downstream boundary of a faulted section.
+    Boundary,
+    /// Closed as normally-open tie to restore a section downstream of a fault.
+    Tie,
+}
+
+/// One LMU's record of a fault it took part in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FlisrReport {
+    pub role: Role,
+    /// Faulted section (named by its upstream LMU) as this LMU knows it.
+    pub section: Option<PeerId>,
+    pub kind: FaultKind,
+    /// When the fault was detected here (pickup or open-conductor condition).
+    pub detected: Option<Instant>,
+    /// When this LMU commanded its contactor.
+    pub commanded: Option<Instant>,
+    /// When its auxiliary contact confirmed the operation.
+    pub confirmed: Option<Instant>,
+    /// Primary: when both sides of the section were confirmed open.
+    pub isolated: Option<Instant>,
+    /// Primary and boundaries: when a tie confirmed restoring the downstream part.
+    pub restored: Option<Instant>,
+    /// Estimated distance from this LMU to the fault (m), where the section's reactance is known.
+    pub distance_m: Option<f64>,
+    /// The contactor failed to operate.
+    pub failed: bool,
+}
+
+impl FlisrReport {
+    fn new(role: Role, section: Option<PeerId>, kind: FaultKind, detected: Option<Instant>) -> Self {
+        FlisrReport {
+            role,
+            section,
+            kind,
+            detected,
+            commanded: None,
+            confirmed: None,
+            isolated: None,
+            restored: None,
+            distance_m: None,
+            failed: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Contactor in its normal position, watching.
+    Normal,
+    /// Contactor commanded (open for line LMUs, closed for a tie) and waiting for the auxiliary contact.
+    Operating { since: u64 },
+    /// Operation done and confirmed; stays until reset.
+    Done,
+    /// The contactor failed to operate; stays until reset.
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    peer: PeerId,
+    msg: PeerMsg,
+    next_ns: u64,
+    left: u8,
+    done: bool,
+}
+
+/// Output of one [`Flisr::poll`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlisrOutput {
+    /// Desired coil state (true = closed).
+    pub coil_closed: bool,
+    pub next_deadline: Option<Instant>,
+}
+
+/// The FLISR state machine of one LMU.
+pub struct Flisr {
+    s: FlisrSettings,
+    coil_closed: bool,
+    mode: Mode,
+    blocked_until: u64,
+    drop_blocked_until: u64,
+    lov_at: Option<u64>,
+    last_block_sent: Option<u64>,
+    oc_since: Option<u64>,
+    lov_sent: u8,
+    drop_sent: u8,
+    last_lov_sent: u64,
+    last_drop_sent: u64,
+    breaker_failure_at: Option<u64>,
+    /// Section this LMU is isolating (as primary or boundary), and who to answer `Opened` to.
+    isolating: Option<(PeerId, Option<PeerId>)>,
+    pending: Vec<Pending>,
+    tie_close_at: Option<u64>,
+    tie_requester: Option<(PeerId, PeerId)>,
+    last_pickup_ns: Option<u64>,
+    outbox: VecDeque<(PeerId, PeerMsg)>,
+    reports: VecDeque<FlisrReport>,
+    current: Option<usize>,
+    healthy_now: bool,
+    oc_blocked: bool,
+}
+
+impl Flisr {
+    pub fn new(s: FlisrSettings) -> Result<Self, SettingsError> {
+        s.validate()?;
+        let closed = !s.is_tie;
+        Ok(Flisr {
+            s,
+            coil_closed: closed,
+            mode: Mode::Normal,
+            blocked_until: 0,
+            drop_blocked_until: 0,
+            lov_at: None,
+            last_block_sent: None,
+            oc_since: None,
+            lov_sent: 0,
+            drop_sent: 0,
+            last_lov_sent: 0,
+            last_drop_sent: 0,
+            breaker_failure_at: None,
+            isolating: None,
+            pending: Vec::new(),
+            tie_close_at: None,
+            tie_requester: None,
+            last_pickup_ns: None,
+            outbox: VecDeque::new(),
+            reports: VecDeque::new(),
+            current: None,
+            healthy_now: false,
+            oc_blocked: false,
+        })
+    }
+
+    pub fn settings(&self) -> &FlisrSettings {
+        &self.s
+    }
+    pub fn coil_closed(&self) -> bool {
+        self.coil_closed
+    }
+    /// Reports, oldest first (bounded).
+    pub fn reports(&self) -> impl Iterator<Item = &FlisrReport> {
+        self.reports.iter()
+    }
+    /// Takes the next outgoing message (destination, message).
+    pub fn pop_outgoing(&mut self) -> Option<(PeerId, PeerMsg)> {
+        self.outbox.pop_front()
+    }
+    /// The device operated (or failed) and waits for a reset.
+    pub fn locked_out(&self) -> bool {
+        matches!(self.mode, Mode::Done | Mode::Failed)
+    }
+
+    /// Returns to the normal position and forgets the episode (a command from the operator after repair).
+    pub fn reset(&mut self) {
+        self.coil_closed = !self.s.is_tie;
+        self.mode = Mode::Normal;
+        self.isolating = None;
+        self.pending.clear();
+        self.tie_close_at = None;
+        self.tie_requester = None;
+        self.current = None;
+        self.oc_since = None;
+        self.lov_at = None;
+        self.breaker_failure_at = None;
+        self.oc_blocked = false;
+    }
+
+    fn send(&mut self, to: PeerId, msg: PeerMsg) {
+        if self.outbox.len() >= OUTBOX_LEN {
+            self.outbox.pop_front();
+        }
+        self.outbox.push_back((to, msg));
+    }
+
+    fn send_reliable(&mut self, now: u64, to: PeerId, msg: PeerMsg) {
+        self.send(to, msg);
+        if self.pending.len() < 2 * MAX_NEIGHBOURS {
+            self.pending.push(Pending {
+                peer: to,
+                msg,
+                next_ns: now + ms(self.s.retry_ms),
+                left: self.s.retries,
+                done: false,
+            });
+        }
+    }
+
+    fn ack(&mut self, from: PeerId, section: PeerId, restore: bool) {
+        for p in &mut self.pending {
+            let matches = match p.msg {
+                PeerMsg::Open { section: s } => !restore && s == section,
+                PeerMsg::Restore { section: s } => restore && s == section,
+                _ => false,
+            };
+            if p.peer == from && matches {
+                p.done = true;
+            }
+        }
+    }
+
+    fn report(&mut self, r: FlisrReport) {
+        if self.reports.len() >= REPORTS_LEN {
+            self.reports.pop_front();
+        }
+        self.reports.push_back(r);
+        self.current = Some(self.reports.len() - 1);
+    }
+
+    fn current_mut(&mut self) -> Option<&mut FlisrReport> {
+        self.current.and_then(|k| self.reports.get_mut(k))
+    }
+
+    fn is_neighbour(&self, p: PeerId) -> bool {
+        self.s.upstream == Some(p) || self.s.downstream.contains(&p)
+    }
+
+    /// Handles a message from peer `from` received at `now`. Messages from strangers are ignored.
+    pub fn on_peer(&mut self, now: Instant, from: PeerId, msg: PeerMsg) {
+        let t = now.as_nanos();
+        let downstream = self.s.downstream.contains(&from);
+        match msg {
+            PeerMsg::Block if downstream => self.blocked_until = t + ms(self.s.block_hold_ms),
+            PeerMsg::DropSeen if downstream => {
+                // The break lies beyond that neighbour: this LMU stays out of the episode until it ends.
+                self.drop_blocked_until = t + ms(self.s.open_conductor_logic_ms * 2);
+                self.oc_blocked = true;
+            }
+            // Only an LMU that itself has healthy voltage bounds the break from upstream.
+            PeerMsg::LossOfVoltage if downstream && self.healthy_now => self.lov_at = Some(t),
+            PeerMsg::BreakerFailure if downstream => self.breaker_failure_at = Some(t),
+            PeerMsg::Open { section } if self.is_neighbour(from) && !self.s.is_tie => {
+                if self.isolating.is_none() && self.mode == Mode::Normal {
+                    self.isolating = Some((section, Some(from)));
+                    self.report(FlisrReport::new(Role::Boundary, Some(section), FaultKind::Unknown, None));
+                    self.command(t, false);
+                } else if self.isolating.map(|(s, _)| s) == Some(section) {
+                    // A repeated request: answer again if already confirmed.
+                    if self.mode == Mode::Done {
+                        self.send(from, PeerMsg::Opened { section, ok: true });
+                    }
+                } else if self.mode == Mode::Done && !self.coil_closed {
+                    // Already open for another reason: the boundary holds.
+                    self.send(from, PeerMsg::Opened { section, ok: true });
+                }
+            }
+            PeerMsg::Opened { section, ok } => {
+                self.ack(from, section, false);
+                if !ok {
+                    return;
+                }
+                self.check_isolated(t);
+            }
+            PeerMsg::Restore { section } if self.s.is_tie && self.s.tie_requesters.contains(&from) => {
+                let fault_seen_recently = self.last_pickup_ns.is_some_and(|p| t.saturating_sub(p) < 1_000_000_000);
+                if self.mode == Mode::Normal && !self.coil_closed && !fault_seen_recently {
+                    self.tie_requester = Some((from, section));
+                    self.report(FlisrReport::new(Role::Tie, Some(section), FaultKind::Unknown, None));
+                    self.command(t, true);
+                    self.tie_close_at = Some(t);
+                } else if self.mode == Mode::Done && self.tie_requester == Some((from, section)) {
+                    self.send(from, PeerMsg::Restored { section, ok: true });
+                } else if self.tie_requester != Some((from, section)) {
+                    self.send(from, PeerMsg::Restored { section, ok: false });
+                }
+            }
+            PeerMsg::Restored { section, ok } => {
+                self.ack(from, section, true);
+                if ok
+                    && let Some(r) = self.current_mut()
+                    && r.restored.is_none()
+                {
+                    r.restored = Some(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn command(&mut self, t: u64, close: bool) {
+        self.coil_closed = close;
+        self.mode = Mode::Operating { since: t };
+        if let Some(r) = self.current_mut() {
+            r.commanded = Some(Instant(t));
+        }
+    }
+
+    fn check_isolated(&mut self, t: u64) {
+        let all_acked = self.pending.iter().filter(|p| matches!(p.msg, PeerMsg::Open { .. })).all(|p| p.done);
+        if self.mode != Mode::Done && self.mode != Mode::Failed {
+            return;
+        }
+        if !all_acked {
+            return;
+        }
+        let Some((section, reply_to)) = self.isolating else { return };
+        if let Some(r) = self.current_mut()
+            && r.isolated.is_none()
+        {
+            r.isolated = Some(Instant(t));
+        }
+        if let Some(to) = reply_to
+            && !self.pending.iter().any(|p| p.peer == to && matches!(p.msg, PeerMsg::Opened { .. }))
+        {
+            self.send(to, PeerMsg::Opened { section, ok: true });
+            // Remember that the answer went out (never retried: the requester retries `Open`).
+            self.pending.push(Pending {
+                peer: to,
+                msg: PeerMsg::Opened { section, ok: true },
+                next_ns: 0,
+                left: 0,
+                done: true,
+            });
+        }
+    }
+
+    /// Runs the state machine at `now` with the protection state and the auxiliary contact (None if it
+    /// could not be read) and the largest phase current (A).
+    pub fn poll(&mut self, now: Instant, p: &ProtectionStatus, aux_closed: Option<bool>, i_max_a: f64) -> FlisrOutput {
+        let t = now.as_nanos();
+        let mut next: Option<u64> = None;
+        let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
+        let forward = p.pickup && p.forward;
+        self.healthy_now = p.voltage_healthy;
+        if !p.voltage_healthy {
+            self.lov_at = None;
+        }
+        if p.pickup {
+            self.last_pickup_ns = Some(t);
+        }
+        let since = p.pickup_since.map(|s| s.as_nanos());
+
+        // Fault-passage flag: keep blocking the upstream neighbour while flagged (bounded in time).
+        if forward
+            && let (Some(up), Some(since)) = (self.s.upstream, since)
+            && t <= since + ms(self.s.backup_delay_ms) + ms(100)
+        {
+            let due = self.last_block_sent.is_none_or(|l| t >= l + ms(self.s.block_repeat_ms) || l < since);
+            if due {
+                self.send(up, PeerMsg::Block);
+                self.last_block_sent = Some(t);
+            }
+            want(self.last_block_sent.unwrap_or(t) + ms(self.s.block_repeat_ms), &mut next);
+        }
+
+        // Tie: switched onto a fault -> open again and lock out.
+        if self.s.is_tie {
+            if let Some(c) = self.tie_close_at
+                && p.pickup
+                && p.fault_current_a > self.s.sotf_current_a
+                && t.saturating_sub(c) < 2_000_000_000
+                && self.coil_closed
+            {
+                self.coil_closed = false;
+                self.mode = Mode::Failed;
+                if let Some((to, section)) = self.tie_requester {
+                    self.send(to, PeerMsg::Restored { section, ok: false });
+                }
+            }
+        } else if self.mode == Mode::Normal {
+            self.decide_trip(t, p, since, forward, &mut next);
+        }
+
+        // Contactor supervision.
+        if let Mode::Operating { since } = self.mode {
+            let confirmed = aux_closed == Some(self.coil_closed);
+            let blocked_by_capacity = !self.coil_closed && i_max_a > self.s.breaking_capacity_a;
+            if blocked_by_capacity {
+                // Keep the coil energised until the current falls below the breaking capacity.
+                let out = FlisrOutput { coil_closed: true, next_deadline: Some(Instant(t + ms(1))) };
+                self.mode = Mode::Operating { since: t };
+                return out;
+            }
+            if confirmed {
+                self.mode = Mode::Done;
+                if let Some(r) = self.current_mut() {
+                    r.confirmed = Some(now);
+                }
+                self.on_confirmed(t);
+            } else if t >= since + ms(self.s.contactor_confirm_ms) {
+                self.mode = Mode::Failed;
+                if let Some(r) = self.current_mut() {
+                    r.failed = true;
+                }
+                self.on_failed(t);
+            } else {
+                want(since + ms(self.s.contactor_confirm_ms), &mut next);
+            }
+        }
+
+        // Retries of unanswered requests (bounded).
+        let mut resend: Vec<(PeerId, PeerMsg)> = Vec::new();
+        for q in &mut self.pending {
+            if !q.done && q.left > 0 && t >= q.next_ns {
+                q.left -= 1;
+                q.next_ns = t + ms(self.s.retry_ms);
+                resend.push((q.peer, q.msg));
+            }
+            if !q.done && q.left > 0 {
+                want(q.next_ns, &mut next);
+            }
+        }
+        for (to, m) in resend {
+            self.send(to, m);
+        }
+        // A deadline that is not in the future would spin the caller: drop it (every condition above is
+        // re-evaluated at the next poll anyway).
+        FlisrOutput { coil_closed: self.coil_closed, next_deadline: next.filter(|&n| n > t).map(Instant) }
+    }
+
+    fn decide_trip(&mut self, t: u64, p: &ProtectionStatus, since: Option<u64>, forward: bool, next: &mut Option<u64>) {
+        let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
+        // Standalone time-graded element.
+        if let Some(_cause) = p.trip {
+            self.report(FlisrReport::new(Role::Standalone, None, p.kind.unwrap_or(FaultKind::Unknown), p.pickup_since));
+            self.command(t, false);
+            return;
+        }
+        if forward && let Some(since) = since {
+            let bf = self.breaker_failure_at.is_some_and(|b| b + 1_000_000_000 >= t);
+            let decide_at = since + ms(self.s.logic_delay_ms);
+            let backup_at = since + ms(self.s.backup_delay_ms);
+            if t >= decide_at && self.blocked_until < decide_at && self.blocked_until <= t {
+                // Last flagged LMU: the fault is in its own section.
+                let mut r = FlisrReport::new(
+                    Role::Primary,
+                    Some(self.s.me),
+                    p.kind.unwrap_or(FaultKind::Unknown),
+                    Some(Instant(since)),
+                );
+                r.distance_m = self.distance(p);
+                self.report(r);
+                self.isolate_own_section(t);
+                return;
+            }
+            if bf || t >= backup_at {
+                self.report(FlisrReport::new(
+                    Role::Backup,
+                    None,
+                    p.kind.unwrap_or(FaultKind::Unknown),
+                    Some(Instant(since)),
+                ));
+                self.command(t, false);
+                return;
+            }
+            if t < decide_at {
+                want(decide_at, next);
+            } else {
+                want(backup_at, next);
+            }
+            return;
+        }
+        // Open conductor: healthy here, but a phase current collapsed or a downstream neighbour lost a phase.
+        if self.s.upstream.is_some() || !self.s.downstream.is_empty() {
+            if p.loss_of_phase {
+                if let Some(up) = self.s.upstream
+                    && self.lov_sent < 3
+                    && (self.lov_sent == 0 || t >= self.last_lov_sent + ms(20))
+                {
+                    self.send(up, PeerMsg::LossOfVoltage);
+                    self.lov_sent += 1;
+                    self.last_lov_sent = t;
+                }
+                if self.lov_sent < 3 && self.s.upstream.is_some() {
+                    want(self.last_lov_sent + ms(20), next);
+                }
+            } else {
+                self.lov_sent = 0;
+            }
+            if p.current_drop {
+                if let Some(up) = self.s.upstream
+                    && self.drop_sent < 3
+                    && (self.drop_sent == 0 || t >= self.last_drop_sent + ms(20))
+                {
+                    self.send(up, PeerMsg::DropSeen);
+                    self.drop_sent += 1;
+                    self.last_drop_sent = t;
+                }
+                if self.drop_sent < 3 && self.s.upstream.is_some() {
+                    want(self.last_drop_sent + ms(20), next);
+                }
+            } else {
+                self.drop_sent = 0;
+            }
+        }
+        let lov_recent = self.lov_at.is_some_and(|l| t.saturating_sub(l) < 2_000_000_000);
+        if (p.current_drop || lov_recent) && p.voltage_healthy && !p.loss_of_phase && !forward {
+            let oc = *self.oc_since.get_or_insert(t);
+            let decide_at = oc + ms(self.s.open_conductor_logic_ms);
+            if self.oc_blocked {
+                // Passed on to a downstream neighbour; nothing to decide here.
+            } else if t >= decide_at {
+                if self.drop_blocked_until <= t {
+                    let mut r =
+                        FlisrReport::new(Role::Primary, Some(self.s.me), FaultKind::OpenConductor, Some(Instant(oc)));
+                    r.distance_m = None;
+                    self.report(r);
+                    self.isolate_own_section(t);
+                } else {
+                    want(self.drop_blocked_until, next);
+                }
+            } else {
+                want(decide_at, next);
+            }
+        } else {
+            self.oc_since = None;
+            self.oc_blocked = false;
+        }
+    }
+
+    fn isolate_own_section(&mut self, t: u64) {
+        let me = self.s.me;
+        self.isolating = Some((me, None));
+        self.command(t, false);
+        let down = self.s.downstream.clone();
+        for d in down {
+            self.send_reliable(t, d, PeerMsg::Open { section: me });
+        }
+    }
+
+    fn on_confirmed(&mut self, t: u64) {
+        if self.s.is_tie {
+            if let Some((to, section)) = self.tie_requester {
+                self.send(to, PeerMsg::Restored { section, ok: true });
+                if let Some(r) = self.current_mut() {
+                    r.restored = Some(Instant(t));
+                }
+            }
+            return;
+        }
+        if let Some((section, reply_to)) = self.isolating {
+            // A downstream boundary asks its tie to back-feed the healthy part beyond it.
+            if reply_to.is_some()
+                && let Some(tie) = self.s.tie
+            {
+                self.send_reliable(t, tie, PeerMsg::Restore { section });
+            }
+            self.check_isolated(t);
+        }
+    }
+
+    fn on_failed(&mut self, t: u64) {
+        if self.s.is_tie {
+            if let Some((to, section)) = self.tie_requester {
+                self.send(to, PeerMsg::Restored { section, ok: false });
+            }
+            return;
+        }
+        // Ask the upstream neighbour to back us up now.
+        if let Some(up) = self.s.upstream {
+            self.send(up, PeerMsg::BreakerFailure);
+        }
+        // As a downstream boundary, extend the isolation one step further down.
+        if let Some((section, Some(_))) = self.isolating {
+            let down = self.s.downstream.clone();
+            for d in down {
+                self.send_reliable(t, d, PeerMsg::Open { section });
+            }
+            self.check_isolated(t);
+        }
+    }
+
+    fn distance(&self, p: &ProtectionStatus) -> Option<f64> {
+        let z = p.loop_impedance?;
+        if self.s.x_loop_ohm_per_km <= 0.0 || !z.im.is_finite() || z.im < 0.0 {
+            return None;
+        }
+        let d = 1000.0 * z.im / self.s.x_loop_ohm_per_km;
+        if self.s.section_length_m > 0.0 && d > 1.5 * self.s.section_length_m {
+            return None;
+        }
+        Some(d)
+    }
+}
+
+const fn ms(x: u32) -> u64 {
+    x as u64 * 1_000_000
+}
+
+/// The next of two optional deadlines.
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Deadline `d` after `now`.
+pub fn after(now: Instant, d: Duration) -> Instant {
+    now + d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_garbage_is_rejected() {
+        let all = [
+            PeerMsg::Block,
+            PeerMsg::LossOfVoltage,
+            PeerMsg::DropSeen,
+            PeerMsg::BreakerFailure,
+            PeerMsg::Open { section: 7 },
+            PeerMsg::Opened { section: 65535, ok: true },
+            PeerMsg::Restore { section: 3 },
+            PeerMsg::Restored { section: 3, ok: false },
+        ];
+        for m in all {
+            assert_eq!(PeerMsg::decode(&m.encode()), Ok(m));
+        }
+        assert!(PeerMsg::decode(&[9, 0, 0, 0]).is_err());
+        assert!(PeerMsg::decode(&[1, 0, 0]).is_err());
+        assert!(PeerMsg::decode(&[6, 0, 0, 2]).is_err());
+    }
+
+    #[test]
+    fn self_neighbour_is_rejected_by_name() {
+        let mut s = FlisrSettings::new(3);
+        s.upstream = Some(3);
+        assert_eq!(s.validate().unwrap_err().field, "upstream");
+        let mut s = FlisrSettings::new(3);
+        s.backup_delay_ms = 10;
+        assert_eq!(s.validate().unwrap_err().field, "backup_delay_ms");
+    }
+}

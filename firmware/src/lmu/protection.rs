@@ -1,0 +1,724 @@
+//! Protection of the LMU: IEC 60255-151 inverse-time (SI, VI, EI, LTI) and definite-time overcurrent on the
+//! phases and on the residual (earth-fault) current, superimposed-quantity fault detection with direction
+//! (for fault-passage flags where DER back-feeds), and open-conductor / broken-neutral detection from loss of
+//! phase voltage, neutral displacement and sudden loss of a phase current.
+//!
+//! Units: amperes, volts, milliseconds in settings; time in ns. Inverse-time elements integrate
+//! `1 / t(I)` over time (the IEC 60255 operate condition `integral dt / t(I) >= 1`), so they work both with
+//! measurements every half cycle and with event-driven measurements that hold until the next one; the
+//! element returns its operate instant as the next deadline.
+// Per-phase arrays (a, b, c) read most clearly with a phase index.
+#![allow(clippy::needless_range_loop)]
+
+use crate::hal::metering::CycleMeasurement;
+use crate::lmu::SettingsError;
+use crate::lmu::phasor::Phasor;
+use crate::time::{Duration, Instant};
+
+/// IEC 60255-151 characteristic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Curve {
+    /// Operates `delay_ms` after pickup.
+    DefiniteTime,
+    /// Standard inverse: k = 0.14, alpha = 0.02.
+    StandardInverse,
+    /// Very inverse: k = 13.5, alpha = 1.
+    VeryInverse,
+    /// Extremely inverse: k = 80, alpha = 2.
+    ExtremelyInverse,
+    /// Long-time inverse: k = 120, alpha = 1.
+    LongTimeInverse,
+}
+
+impl Curve {
+    fn k_alpha(self) -> (f64, f64) {
+        match self {
+            Curve::DefiniteTime => (0.0, 0.0),
+            Curve::StandardInverse => (0.14, 0.02),
+            Curve::VeryInverse => (13.5, 1.0),
+            Curve::ExtremelyInverse => (80.0, 2.0),
+            Curve::LongTimeInverse => (120.0, 1.0),
+        }
+    }
+
+    /// Operate time in seconds at `multiple` times the pickup (infinite at or below pickup).
+    pub fn operate_s(self, multiple: f64, tms: f64, delay_ms: u32) -> f64 {
+        if multiple.is_nan() || multiple <= 1.0 || !multiple.is_finite() {
+            return f64::INFINITY;
+        }
+        match self {
+            Curve::DefiniteTime => delay_ms as f64 * 1e-3,
+            _ => {
+                let (k, alpha) = self.k_alpha();
+                let d = libm::pow(multiple, alpha) - 1.0;
+                if d <= 1e-12 { f64::INFINITY } else { tms * k / d }
+            }
+        }
+    }
+}
+
+/// One overcurrent stage.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OvercurrentStage {
+    pub enabled: bool,
+    pub curve: Curve,
+    /// Pickup current (A, primary).
+    pub pickup_a: f64,
+    /// Time multiplier of inverse curves.
+    pub tms: f64,
+    /// Delay of the definite-time curve (ms).
+    pub delay_ms: u32,
+}
+
+impl OvercurrentStage {
+    pub const fn disabled() -> Self {
+        OvercurrentStage { enabled: false, curve: Curve::DefiniteTime, pickup_a: 1000.0, tms: 0.1, delay_ms: 100 }
+    }
+    fn validate(&self, field: &'static str, max_pickup_a: f64) -> Result<(), SettingsError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        if !(self.pickup_a.is_finite() && self.pickup_a >= 1.0 && self.pickup_a <= max_pickup_a) {
+            return Err(SettingsError::new(field, "pickup_a out of range"));
+        }
+        if self.curve != Curve::DefiniteTime && !(self.tms.is_finite() && (0.025..=1.5).contains(&self.tms)) {
+            return Err(SettingsError::new(field, "tms must be within 0.025..=1.5"));
+        }
+        if self.curve == Curve::DefiniteTime && self.delay_ms > 60_000 {
+            return Err(SettingsError::new(field, "delay_ms must be <= 60000"));
+        }
+        Ok(())
+    }
+}
+
+/// All protection settings of one LMU.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProtectionSettings {
+    /// Nominal phase-to-neutral voltage (V).
+    pub u_nominal_v: f64,
+    /// Phase overcurrent, inverse or definite time (I>).
+    pub phase: OvercurrentStage,
+    /// Phase high-set, normally definite time (I>>).
+    pub phase_high: OvercurrentStage,
+    /// Earth fault on the residual current Ia + Ib + Ic + In (IE>).
+    pub earth: OvercurrentStage,
+    /// Superimposed phase current that raises a fault-passage flag (A).
+    pub delta_phase_a: f64,
+    /// Superimposed residual current that raises a fault-passage flag (A).
+    pub delta_earth_a: f64,
+    /// Extra active power drawn downstream on a phase that confirms a forward fault (W): constant-power
+    /// loads behind a sagging voltage change their current but not their power, a fault draws power.
+    pub delta_power_w: f64,
+    /// Use direction: only forward (downstream) faults raise the forward flag.
+    pub directional: bool,
+    /// Angle by which forward fault current lags the pre-fault voltage (degrees, LV cables ~ 0..60).
+    pub char_angle_deg: f64,
+    /// Open-conductor and broken-neutral detection.
+    pub open_conductor: bool,
+    /// A phase below this (per unit) while another is healthy counts as lost.
+    pub loss_pu: f64,
+    /// A phase above this (per unit) counts as healthy.
+    pub healthy_pu: f64,
+    /// Neutral displacement: one phase above `1 + shift_pu` and one below `1 - shift_pu`.
+    pub neutral_shift_pu: f64,
+    /// How long loss of phase or a current drop must last (ms).
+    pub open_conductor_delay_ms: u32,
+    /// A phase current falling below this share of its pre-fault value counts as a drop.
+    pub current_drop_ratio: f64,
+    /// Smallest pre-drop phase current that makes a drop meaningful (A).
+    pub current_drop_min_a: f64,
+}
+
+impl Default for ProtectionSettings {
+    fn default() -> Self {
+        ProtectionSettings {
+            u_nominal_v: 230.0,
+            phase: OvercurrentStage {
+                enabled: true,
+                curve: Curve::StandardInverse,
+                pickup_a: 400.0,
+                tms: 0.2,
+                delay_ms: 0,
+            },
+            phase_high: OvercurrentStage::disabled(),
+            earth: OvercurrentStage {
+                enabled: true,
+                curve: Curve::DefiniteTime,
+                pickup_a: 100.0,
+                tms: 0.1,
+                delay_ms: 1000,
+            },
+            delta_phase_a: 12.0,
+            delta_earth_a: 8.0,
+            delta_power_w: 2000.0,
+            directional: true,
+            char_angle_deg: 30.0,
+            open_conductor: true,
+            loss_pu: 0.6,
+            healthy_pu: 0.8,
+            neutral_shift_pu: 0.12,
+            open_conductor_delay_ms: 300,
+            current_drop_ratio: 0.1,
+            current_drop_min_a: 3.0,
+        }
+    }
+}
+
+impl ProtectionSettings {
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let in_range = |x: f64, lo: f64, hi: f64| x.is_finite() && x >= lo && x <= hi;
+        if !in_range(self.u_nominal_v, 50.0, 1000.0) {
+            return Err(SettingsError::new("u_nominal_v", "must be within 50..=1000 V"));
+        }
+        self.phase.validate("phase", 100_000.0)?;
+        self.phase_high.validate("phase_high", 100_000.0)?;
+        self.earth.validate("earth", 100_000.0)?;
+        if !in_range(self.delta_phase_a, 0.5, 10_000.0) {
+            return Err(SettingsError::new("delta_phase_a", "must be within 0.5..=10000 A"));
+        }
+        if !in_range(self.delta_earth_a, 0.5, 10_000.0) {
+            return Err(SettingsError::new("delta_earth_a", "must be within 0.5..=10000 A"));
+        }
+        if !in_range(self.delta_power_w, 10.0, 1.0e7) {
+            return Err(SettingsError::new("delta_power_w", "must be within 10..=1e7 W"));
+        }
+        if !in_range(self.char_angle_deg, -90.0, 90.0) {
+            return Err(SettingsError::new("char_angle_deg", "must be within -90..=90 degrees"));
+        }
+        if !in_range(self.loss_pu, 0.05, 0.9) {
+            return Err(SettingsError::new("loss_pu", "must be within 0.05..=0.9"));
+        }
+        if !in_range(self.healthy_pu, self.loss_pu + 0.05, 1.0) {
+            return Err(SettingsError::new("healthy_pu", "must be within loss_pu + 0.05..=1.0"));
+        }
+        if !in_range(self.neutral_shift_pu, 0.03, 0.5) {
+            return Err(SettingsError::new("neutral_shift_pu", "must be within 0.03..=0.5"));
+        }
+        if !(20..=10_000).contains(&self.open_conductor_delay_ms) {
+            return Err(SettingsError::new("open_conductor_delay_ms", "must be within 20..=10000 ms"));
+        }
+        if !in_range(self.current_drop_ratio, 0.01, 0.5) {
+            return Err(SettingsError::new("current_drop_ratio", "must be within 0.01..=0.5"));
+        }
+        if !in_range(self.current_drop_min_a, 0.1, 10_000.0) {
+            return Err(SettingsError::new("current_drop_min_a", "must be within 0.1..=10000 A"));
+        }
+        Ok(())
+    }
+}
+
+/// What a fault looks like from the measured phases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultKind {
+    ThreePhase,
+    TwoPhase,
+    SinglePhaseEarth,
+    OpenConductor,
+    Unknown,
+}
+
+/// Why a standalone (time-graded) element operated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TripCause {
+    PhaseOvercurrent,
+    PhaseHighSet,
+    EarthFault,
+}
+
+/// Snapshot of the protection state.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProtectionStatus {
+    /// A superimposed fault current is present (either direction).
+    pub pickup: bool,
+    /// ... and it flows downstream (toward the fault): the fault-passage flag.
+    pub forward: bool,
+    /// When the present pickup began.
+    pub pickup_since: Option<Instant>,
+    pub kind: Option<FaultKind>,
+    /// Largest superimposed phase current of the present pickup (A).
+    pub fault_current_a: f64,
+    /// Apparent loop impedance to the fault (ohm), from the faulted loop's voltage and current.
+    pub loop_impedance: Option<Phasor>,
+    /// A standalone element operated (latched until [`Protection::reset_trip`]).
+    pub trip: Option<TripCause>,
+    /// Loss of a phase voltage or neutral displacement lasted the set delay: this LMU is downstream of an
+    /// open conductor or broken neutral.
+    pub loss_of_phase: bool,
+    /// All phase voltages are above `healthy_pu`.
+    pub voltage_healthy: bool,
+    /// A phase current dropped to near zero (for the set delay) while voltages stayed healthy: an open
+    /// conductor lies downstream.
+    pub current_drop: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Timed {
+    acc: f64,
+    last_ns: u64,
+    multiple: f64,
+    dt_since: Option<u64>,
+}
+
+/// The protection state machine.
+pub struct Protection {
+    s: ProtectionSettings,
+    history: [(u64, CycleMeasurement); 8],
+    history_len: usize,
+    history_pos: usize,
+    memory: Option<CycleMeasurement>,
+    status: ProtectionStatus,
+    elements: [Timed; 3],
+    loss_since: Option<u64>,
+    drop_since: Option<(u64, usize, f64)>,
+    last_ns: u64,
+}
+
+/// Memory depth: the pre-fault reference is at least this old, so a window straddling the onset is not used.
+const MEMORY_AGE_NS: u64 = 40_000_000;
+/// A pickup longer than this re-baselines the memory (a persistent load change is not a fault).
+const MAX_PICKUP_NS: u64 = 5_000_000_000;
+
+impl Protection {
+    pub fn new(s: ProtectionSettings) -> Result<Self, SettingsError> {
+        s.validate()?;
+        Ok(Protection {
+            s,
+            history: [(0, CycleMeasurement::default()); 8],
+            history_len: 0,
+            history_pos: 0,
+            memory: None,
+            status: ProtectionStatus::default(),
+            elements: [Timed::default(); 3],
+            loss_since: None,
+            drop_since: None,
+            last_ns: 0,
+        })
+    }
+
+    pub fn settings(&self) -> &ProtectionSettings {
+        &self.s
+    }
+    pub fn status(&self) -> ProtectionStatus {
+        self.status
+    }
+    /// Clears a latched standalone trip (after the contactor opened and the event was logged).
+    pub fn reset_trip(&mut self) {
+        self.status.trip = None;
+        self.elements = [Timed::default(); 3];
+    }
+
+    /// Feeds one cycle measurement taken at `now`; it holds until the next one. Measurements with non-finite
+    /// values or missing samples are ignored (the state holds), so garbage never raises or clears a flag.
+    pub fn on_cycle(&mut self, now: Instant, m: &CycleMeasurement) {
+        let t = now.as_nanos().max(self.last_ns);
+        let finite = m.v.iter().chain(m.i.iter()).all(|p| p.is_finite())
+            && m.i_n.is_finite()
+            && m.v_rms.iter().chain(m.i_rms.iter()).all(|x| x.is_finite());
+        if !finite || m.quality.missing > 0 {
+            self.advance(t);
+            return;
+        }
+        self.advance(t);
+        self.last_ns = t;
+        // Pre-fault memory: the newest unfaulted measurement at least MEMORY_AGE_NS old.
+        if !self.status.pickup {
+            self.memory = self.reference(t);
+        }
+        self.detect_fault(t, m);
+        if !self.status.pickup {
+            self.push_history(t, m);
+        } else if let Some(since) = self.status.pickup_since
+            && t.saturating_sub(since.as_nanos()) > MAX_PICKUP_NS
+        {
+            self.clear_pickup();
+            self.history_len = 0;
+            self.push_history(t, m);
+        }
+        self.detect_open_conductor(t, m);
+        self.update_elements(t, m);
+    }
+
+    fn reference(&self, t: u64) -> Option<CycleMeasurement> {
+        let mut best: Option<(u64, CycleMeasurement)> = None;
+        for k in 0..self.history_len {
+            let (ht, hm) = self.history[k];
+            if ht + MEMORY_AGE_NS <= t && best.is_none_or(|(bt, _)| ht > bt) {
+                best = Some((ht, hm));
+            }
+        }
+        best.map(|(_, m)| m)
+    }
+
+    fn push_history(&mut self, t: u64, m: &CycleMeasurement) {
+        self.history[self.history_pos] = (t, *m);
+        self.history_pos = (self.history_pos + 1) % self.history.len();
+        self.history_len = (self.history_len + 1).min(self.history.len());
+    }
+
+    fn clear_pickup(&mut self) {
+        self.status.pickup = false;
+        self.status.forward = false;
+        self.status.pickup_since = None;
+        self.status.kind = None;
+        self.status.fault_current_a = 0.0;
+        self.status.loop_impedance = None;
+    }
+
+    fn detect_fault(&mut self, t: u64, m: &CycleMeasurement) {
+        let Some(pre) = self.memory else { return };
+        let res = |x: &CycleMeasurement| x.i[0] + x.i[1] + x.i[2] + x.i_n;
+        let d = [m.i[0] - pre.i[0], m.i[1] - pre.i[1], m.i[2] - pre.i[2]];
+        let d_res = res(m) - res(&pre);
+        let mags = d.map(|x| x.abs());
+        let (mut worst, mut worst_mag) = (0usize, mags[0]);
+        for (p, &mg) in mags.iter().enumerate() {
+            if mg > worst_mag {
+                worst = p;
+                worst_mag = mg;
+            }
+        }
+        // Dropout at 70 % of the pickup thresholds (hysteresis).
+        let k = if self.status.pickup { 0.7 } else { 1.0 };
+        let phase_pick = worst_mag > k * self.s.delta_phase_a;
+        let earth_pick = d_res.abs() > k * self.s.delta_earth_a;
+        let absolute = self.s.phase.enabled && m.i.iter().any(|i| i.abs() > self.s.phase.pickup_a);
+        if !(phase_pick || earth_pick || absolute) {
+            if self.status.pickup {
+                self.clear_pickup();
+                // Start a fresh memory after the fault: the post-fault state differs from the pre-fault one.
+                self.history_len = 0;
+            }
+            return;
+        }
+        let rot = Phasor::polar(1.0, -self.s.char_angle_deg.to_radians());
+        let torque = |di: Phasor, v: Phasor| (di * (v * rot).conj()).re;
+        // Power confirmation: the extra active power drawn downstream, or a current far above the pre-fault one
+        // (a close-in fault collapses the voltage, so its power is small).
+        // Per phase: loads behind a sag draw less (or, at constant power, the same) power; a fault adds its own.
+        let mut power_rise = false;
+        for p in 0..3 {
+            let s_now = (m.v[p] * m.i[p].conj()).re;
+            let s_pre = (pre.v[p] * pre.i[p].conj()).re;
+            if s_now - s_pre > k * self.s.delta_power_w {
+                power_rise = true;
+            }
+        }
+        let big = worst_mag > (4.0 * pre.i[worst].abs() + self.s.delta_phase_a).max(10.0 * self.s.delta_phase_a);
+        let power_ok = power_rise || big || absolute;
+        // A section that was dead before (energisation by a tie or a reclosing) has no pre-fault voltage to
+        // polarise with: only a current above the phase pickup counts as a fault (switch onto fault).
+        let was_dead = pre.v.iter().all(|v| v.abs() < 0.2 * self.s.u_nominal_v);
+        let forward = if was_dead {
+            absolute
+        } else if !self.s.directional {
+            true
+        } else if earth_pick {
+            // Earth fault: polarise the residual with the pre-fault voltage of the faulted phase, the one whose
+            // superimposed current lies most along the residual (balanced load changes cancel in the residual).
+            let mut fp = 0;
+            let mut best = f64::NEG_INFINITY;
+            for (p, dp) in d.iter().enumerate() {
+                let proj = (*dp * d_res.conj()).re;
+                if proj > best {
+                    best = proj;
+                    fp = p;
+                }
+            }
+            torque(d_res, pre.v[fp]) > 0.0 && power_ok
+        } else {
+            torque(d[worst], pre.v[worst]) > 0.0 && power_ok
+        };
+        let picked: usize = mags.iter().filter(|&&x| x > k * self.s.delta_phase_a).count();
+        let kind = match (picked, earth_pick) {
+            (3, _) => FaultKind::ThreePhase,
+            (2, false) => FaultKind::TwoPhase,
+            (2, true) => FaultKind::TwoPhase,
+            (_, true) => FaultKind::SinglePhaseEarth,
+            _ => FaultKind::Unknown,
+        };
+        // Apparent impedance of the faulted loop, for a distance estimate.
+        let z = match kind {
+            FaultKind::TwoPhase => {
+                let mut ph = [0usize, 1, 2];
+                ph.sort_by(|a, b| mags[*b].partial_cmp(&mags[*a]).unwrap_or(core::cmp::Ordering::Equal));
+                let (a, b) = (ph[0], ph[1]);
+                div(m.v[a] - m.v[b], m.i[a] - m.i[b])
+            }
+            _ => div(m.v[worst], m.i[worst]),
+        };
+        if !self.status.pickup {
+            self.status.pickup = true;
+            self.status.pickup_since = Some(Instant(t));
+        }
+        self.status.forward = forward;
+        self.status.kind = Some(kind);
+        self.status.fault_current_a = worst_mag.max(self.status.fault_current_a);
+        self.status.loop_impedance = z;
+    }
+
+    fn detect_open_conductor(&mut self, t: u64, m: &CycleMeasurement) {
+        if !self.s.open_conductor {
+            return;
+        }
+        let u = self.s.u_nominal_v;
+        let pu = m.v.map(|v| v.abs() / u);
+        let max = pu.iter().cloned().fold(0.0, f64::max);
+        let min = pu.iter().cloned().fold(f64::INFINITY, f64::min);
+        let lost = min < self.s.loss_pu && max > self.s.healthy_pu;
+        let shifted = max > 1.0 + self.s.neutral_shift_pu && min < 1.0 - self.s.neutral_shift_pu;
+        let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
+        // An open conductor looks like lost load from upstream (a reverse pickup): only a forward fault masks it.
+        if (lost || shifted) && !(self.status.pickup && self.status.forward) {
+            let since = *self.loss_since.get_or_insert(t);
+            self.status.loss_of_phase = t.saturating_sub(since) >= delay;
+        } else {
+            self.loss_since = None;
+            self.status.loss_of_phase = false;
+        }
+        // Sudden loss of one phase current with healthy voltages (open conductor further downstream).
+        let healthy_v = min > self.s.healthy_pu;
+        self.status.voltage_healthy = healthy_v;
+        match self.drop_since {
+            Some((since, p, pre_a)) => {
+                if healthy_v && m.i[p].abs() < self.s.current_drop_ratio * pre_a {
+                    self.status.current_drop = t.saturating_sub(since) >= delay;
+                } else {
+                    self.drop_since = None;
+                    self.status.current_drop = false;
+                }
+            }
+            None => {
+                if let (Some(pre), true) = (self.memory, healthy_v) {
+                    for p in 0..3 {
+                        let pre_a = pre.i[p].abs();
+                        let others_kept = (0..3).filter(|&q| q != p).all(|q| {
+                            m.i[q].abs() >= 0.5 * pre.i[q].abs() || pre.i[q].abs() < self.s.current_drop_min_a
+                        });
+                        if pre_a >= self.s.current_drop_min_a
+                            && m.i[p].abs() < self.s.current_drop_ratio * pre_a
+                            && others_kept
+                        {
+                            self.drop_since = Some((t, p, pre_a));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn update_elements(&mut self, t: u64, m: &CycleMeasurement) {
+        let i_max = m.i.iter().map(|p| p.abs()).fold(0.0, f64::max);
+        let i_res = (m.i[0] + m.i[1] + m.i[2] + m.i_n).abs();
+        let stages = [self.s.phase, self.s.phase_high, self.s.earth];
+        let current = [i_max, i_max, i_res];
+        for k in 0..3 {
+            let st = stages[k];
+            let e = &mut self.elements[k];
+            e.last_ns = t;
+            if !st.enabled {
+                continue;
+            }
+            e.multiple = current[k] / st.pickup_a;
+            if e.multiple > 1.0 {
+                e.dt_since.get_or_insert(t);
+            } else {
+                // Instantaneous reset below pickup.
+                e.acc = 0.0;
+                e.dt_since = None;
+            }
+        }
+        self.check_trip(t);
+    }
+
+    fn advance(&mut self, t: u64) {
+        let stages = [self.s.phase, self.s.phase_high, self.s.earth];
+        for k in 0..3 {
+            let st = stages[k];
+            let e = &mut self.elements[k];
+            if st.enabled && st.curve != Curve::DefiniteTime && e.multiple > 1.0 && t > e.last_ns {
+                let op = st.curve.operate_s(e.multiple, st.tms, st.delay_ms);
+                if op.is_finite() && op > 0.0 {
+                    e.acc += (t - e.last_ns) as f64 * 1e-9 / op;
+                }
+            }
+            e.last_ns = e.last_ns.max(t);
+        }
+        self.check_trip(t);
+    }
+
+    fn check_trip(&mut self, t: u64) {
+        if self.status.trip.is_some() {
+            return;
+        }
+        let stages = [self.s.phase, self.s.phase_high, self.s.earth];
+        let causes = [TripCause::PhaseOvercurrent, TripCause::PhaseHighSet, TripCause::EarthFault];
+        for k in 0..3 {
+            let (st, e) = (stages[k], &self.elements[k]);
+            if !st.enabled || e.multiple <= 1.0 {
+                continue;
+            }
+            let operated = match (st.curve, e.dt_since) {
+                (Curve::DefiniteTime, Some(since)) => t.saturating_sub(since) >= st.delay_ms as u64 * 1_000_000,
+                (Curve::DefiniteTime, None) => false,
+                _ => e.acc >= 1.0 - 1e-9,
+            };
+            if operated {
+                self.status.trip = Some(causes[k]);
+                return;
+            }
+        }
+    }
+
+    /// Advances timed elements to `now`; returns the next instant at which something may operate.
+    pub fn poll(&mut self, now: Instant) -> Option<Instant> {
+        let t = now.as_nanos().max(self.last_ns);
+        self.advance(t);
+        if self.status.trip.is_some() {
+            return None;
+        }
+        let mut next: Option<u64> = None;
+        let mut take = |x: u64| next = Some(next.map_or(x, |n: u64| n.min(x)));
+        let stages = [self.s.phase, self.s.phase_high, self.s.earth];
+        for k in 0..3 {
+            let (st, e) = (stages[k], &self.elements[k]);
+            if !st.enabled || e.multiple <= 1.0 {
+                continue;
+            }
+            match (st.curve, e.dt_since) {
+                (Curve::DefiniteTime, Some(since)) => take(since.saturating_add(st.delay_ms as u64 * 1_000_000)),
+                (Curve::DefiniteTime, None) => {}
+                _ => {
+                    let op = st.curve.operate_s(e.multiple, st.tms, st.delay_ms);
+                    if op.is_finite() {
+                        let left_ns = libm::ceil((1.0 - e.acc).max(0.0) * op * 1e9) as u64 + 1;
+                        take(t.saturating_add(left_ns.max(1)));
+                    }
+                }
+            }
+        }
+        let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
+        if let (Some(since), false) = (self.loss_since, self.status.loss_of_phase) {
+            take(since.saturating_add(delay));
+        }
+        if let (Some((since, _, _)), false) = (self.drop_since, self.status.current_drop) {
+            take(since.saturating_add(delay));
+        }
+        next.filter(|&n| n > t).map(Instant)
+    }
+
+    /// Re-evaluates the delayed open-conductor conditions at `now` without a new measurement (event-driven
+    /// fidelity: the last measurement still holds).
+    pub fn tick(&mut self, now: Instant) {
+        let t = now.as_nanos();
+        let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
+        if let Some(since) = self.loss_since {
+            self.status.loss_of_phase = t.saturating_sub(since) >= delay;
+        }
+        if let Some((since, _, _)) = self.drop_since {
+            self.status.current_drop = t.saturating_sub(since) >= delay;
+        }
+        self.advance(t.max(self.last_ns));
+    }
+}
+
+fn div(a: Phasor, b: Phasor) -> Option<Phasor> {
+    let d = b.norm_sqr();
+    if d > 1e-12 && d.is_finite() {
+        let z = a * b.conj();
+        Some(Phasor::new(z.re / d, z.im / d))
+    } else {
+        None
+    }
+}
+
+/// Operate time of `curve` at `current_a` for a stage (for tests and coordination studies).
+pub fn operate_time(stage: &OvercurrentStage, current_a: f64) -> Option<Duration> {
+    let s = stage.curve.operate_s(current_a / stage.pickup_a, stage.tms, stage.delay_ms);
+    if s.is_finite() { Some(Duration((s * 1e9) as u64)) } else { None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meas(v: f64, i: [f64; 3]) -> CycleMeasurement {
+        let a = 2.0 * core::f64::consts::PI / 3.0;
+        let ang = [0.0, -a, a];
+        let mut m = CycleMeasurement::default();
+        for p in 0..3 {
+            m.v[p] = Phasor::polar(v, ang[p]);
+            m.i[p] = Phasor::polar(i[p], ang[p] - 0.2);
+            m.v_rms[p] = v;
+            m.i_rms[p] = i[p];
+        }
+        m
+    }
+
+    #[test]
+    fn iec_curves_match_the_standard_formula() {
+        // SI at 10x, TMS 1: 0.14 / (10^0.02 - 1) = 2.97 s.
+        assert!((Curve::StandardInverse.operate_s(10.0, 1.0, 0) - 2.971).abs() < 0.001);
+        assert!((Curve::VeryInverse.operate_s(10.0, 1.0, 0) - 1.5).abs() < 1e-9);
+        assert!((Curve::ExtremelyInverse.operate_s(10.0, 1.0, 0) - 80.0 / 99.0).abs() < 1e-9);
+        assert!((Curve::LongTimeInverse.operate_s(10.0, 1.0, 0) - 120.0 / 9.0).abs() < 1e-9);
+        assert!(Curve::StandardInverse.operate_s(1.0, 1.0, 0).is_infinite());
+    }
+
+    #[test]
+    fn inverse_time_trips_at_the_integrated_time() {
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        p.on_cycle(Instant(0), &meas(230.0, [50.0; 3]));
+        p.on_cycle(Instant(1_000_000_000), &meas(200.0, [4000.0; 3]));
+        let dl = p.poll(Instant(1_000_000_000)).unwrap();
+        // 10x pickup, SI, TMS 0.2: 0.594 s.
+        let expect = 1_000_000_000 + (0.2 * 0.14 / (libm::pow(10.0, 0.02) - 1.0) * 1e9) as u64;
+        assert!((dl.as_nanos() as i64 - expect as i64).abs() < 1_000, "{dl:?}");
+        p.poll(Instant(expect - 1_000_000));
+        assert!(p.status().trip.is_none());
+        p.poll(dl);
+        assert_eq!(p.status().trip, Some(TripCause::PhaseOvercurrent));
+    }
+
+    #[test]
+    fn forward_and_reverse_faults_by_superimposed_current() {
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        p.on_cycle(Instant(0), &meas(230.0, [20.0; 3]));
+        let mut f = meas(180.0, [20.0; 3]);
+        f.i[0] = f.i[0] + Phasor::polar(300.0, -0.3);
+        p.on_cycle(Instant(50_000_000), &f);
+        let s = p.status();
+        assert!(s.pickup && s.forward);
+        assert_eq!(s.kind, Some(FaultKind::SinglePhaseEarth));
+        // A downstream device sees its load current fall and DER current flowing back: reverse.
+        let mut q = Protection::new(ProtectionSettings::default()).unwrap();
+        q.on_cycle(Instant(0), &meas(230.0, [20.0; 3]));
+        let mut r = meas(150.0, [20.0; 3]);
+        r.i[0] = Phasor::polar(30.0, core::f64::consts::PI);
+        q.on_cycle(Instant(50_000_000), &r);
+        assert!(q.status().pickup && !q.status().forward);
+    }
+
+    #[test]
+    fn loss_of_phase_after_delay() {
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        p.on_cycle(Instant(0), &meas(230.0, [0.0; 3]));
+        let mut m = meas(230.0, [0.0; 3]);
+        m.v[1] = Phasor::ZERO;
+        p.on_cycle(Instant(100_000_000), &m);
+        assert!(!p.status().loss_of_phase);
+        assert_eq!(p.poll(Instant(100_000_000)), Some(Instant(400_000_000)));
+        p.tick(Instant(400_000_000));
+        assert!(p.status().loss_of_phase);
+    }
+
+    #[test]
+    fn out_of_range_setting_names_the_field() {
+        let s = ProtectionSettings { delta_phase_a: -1.0, ..Default::default() };
+        assert_eq!(s.validate().unwrap_err().field, "delta_phase_a");
+        let mut s = ProtectionSettings::default();
+        s.phase.tms = 5.0;
+        assert_eq!(s.validate().unwrap_err().field, "phase");
+    }
+}

@@ -1,0 +1,302 @@
+//! The grid and weather agents on the event queue, and the grid's message type [`GridMsg`].
+//!
+//! [`GridAgent`] owns a [`GridModel`]. It re-solves only when something changed: a profile step (its own
+//! timer), a weather sample, a switching command, fault onset or clearing, or a set-point command. Changes
+//! arriving at the same instant are coalesced into one solve (a solve timer at class `GRID + 1`, after all
+//! `GRID`-class changes of that instant). After each solve it sends `GridMsg::Solved(Arc<GridSnapshot>)`
+//! with class `SENSE` to every subscriber; a failed solve sends `GridMsg::SolveFailed` naming the buses.
+//! Simulation time 0 is midnight (UTC) of the configured day of year.
+//!
+//! [`WeatherAgent`] produces irradiance (clear sky times a seeded cloud-cover Markov chain) and wind speed
+//! (seeded mean-reverting process) every weather step and sends them to the grid agent.
+
+use super::config::GridConfig;
+use super::model::{Fault, GridModel, GridSnapshot, LoadId};
+use super::profiles::{GeneratorKind, Household, WeatherSample, clear_sky_ghi, cloudy_ghi, cos_zenith};
+use crate::agents::Msg;
+use crate::engine::{Agent, AgentId, Ctx, Event, NS_PER_S, SimDuration, SimRng, SimTime, class};
+use rand::RngExt;
+use std::sync::Arc;
+
+/// Messages to and from the grid agent.
+#[derive(Clone, Debug)]
+pub enum GridMsg {
+    /// A solved state (sent by the grid agent after each solve, class `SENSE`).
+    Solved(Arc<GridSnapshot>),
+    /// The last solve failed; the text names the buses involved.
+    SolveFailed(Arc<String>),
+    /// Send future snapshots to this agent.
+    Subscribe(AgentId),
+    /// Open or close the switch at position `switch` (network file switches first, then added ones).
+    SetSwitch { switch: usize, closed: bool },
+    /// Fault onset.
+    FaultOn(Fault),
+    /// Fault clearing (removes equal faults).
+    FaultOff(Fault),
+    /// Set a load's power (MW, Mvar; three-phase total). Overrides the profile until its next step.
+    SetLoad { load: LoadId, p_mw: f64, q_mvar: f64 },
+    /// Set a generator's output (MW, Mvar).
+    SetGeneration { sgen: usize, p_mw: f64, q_mvar: f64 },
+    /// A weather sample for the generators.
+    Weather(WeatherSample),
+}
+
+const TAG_STEP: u64 = 1;
+const TAG_SOLVE: u64 = 2;
+
+/// The grid agent.
+pub struct GridAgent {
+    pub model: GridModel,
+    households: Vec<(LoadId, Household)>,
+    household_cfg: Option<(f64, f64)>,
+    generators: Vec<(usize, GeneratorKind)>,
+    subscribers: Vec<AgentId>,
+    step: SimDuration,
+    day_of_year: u32,
+    weather: WeatherSample,
+    solve_pending: bool,
+    noise: Option<SimRng>,
+    /// The last snapshot (for reports after a run).
+    pub last: Option<Arc<GridSnapshot>>,
+    pub solves: u64,
+    pub failures: u64,
+    pub last_error: Option<String>,
+}
+
+impl GridAgent {
+    /// A grid agent for `cfg` (validated) with its network loaded from `scenario_dir`.
+    pub fn from_config(cfg: &GridConfig, scenario_dir: &std::path::Path) -> Result<GridAgent, String> {
+        cfg.validate()?;
+        let net = cfg.load_network(scenario_dir)?;
+        let (model, generators) = cfg.build_model(net)?;
+        let household_cfg = match cfg.loads {
+            super::config::LoadConfig::H0 { annual_kwh, jitter } => Some((annual_kwh, jitter)),
+            super::config::LoadConfig::FromNetwork => None,
+        };
+        Ok(GridAgent::new(model, generators, household_cfg, cfg.profile_step()?, cfg.day_of_year))
+    }
+
+    /// A grid agent around a model. `households = Some((annual_kwh, jitter))` makes every load of the file
+    /// follow H0; `step` is the profile step.
+    pub fn new(
+        model: GridModel,
+        generators: Vec<(usize, GeneratorKind)>,
+        households: Option<(f64, f64)>,
+        step: SimDuration,
+        day_of_year: u32,
+    ) -> GridAgent {
+        GridAgent {
+            model,
+            households: Vec::new(),
+            household_cfg: households,
+            generators,
+            subscribers: Vec::new(),
+            step: if step == SimDuration::ZERO { SimDuration::from_mins(1) } else { step },
+            day_of_year,
+            weather: WeatherSample::default(),
+            solve_pending: false,
+            noise: None,
+            last: None,
+            solves: 0,
+            failures: 0,
+            last_error: None,
+        }
+    }
+
+    /// Subscribes `agent` to snapshots (before the run; at run time send `GridMsg::Subscribe`).
+    pub fn subscribe(&mut self, agent: AgentId) {
+        if !self.subscribers.contains(&agent) {
+            self.subscribers.push(agent);
+        }
+    }
+
+    fn day_and_seconds(&self, now: SimTime) -> (u32, f64) {
+        let s = now.as_nanos() / NS_PER_S;
+        let day = ((self.day_of_year as u64 - 1 + s / 86_400) % 365 + 1) as u32;
+        (day, (s % 86_400) as f64 + (now.as_nanos() % NS_PER_S) as f64 * 1e-9)
+    }
+
+    /// Applies household profiles and generator outputs at `now`.
+    fn apply_profiles(&mut self, now: SimTime) {
+        let (day, t) = self.day_and_seconds(now);
+        for (id, h) in &self.households {
+            let (p, q) = h.power_kw(day, t);
+            let _ = self.model.set_load(*id, p / 1000.0, q / 1000.0);
+        }
+        self.apply_generation();
+    }
+
+    fn apply_generation(&mut self) {
+        for (k, kind) in &self.generators {
+            let noise = match (&mut self.noise, kind) {
+                (Some(r), GeneratorKind::Biogas { .. }) => r.random::<f64>(),
+                _ => 0.5,
+            };
+            let p = kind.power_kw(&self.weather, noise);
+            let _ = self.model.set_sgen(*k, p / 1000.0, 0.0);
+        }
+    }
+
+    fn request_solve(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if !self.solve_pending {
+            self.solve_pending = true;
+            ctx.schedule_at(ctx.now(), class::GRID + 1, Msg::Timer(TAG_SOLVE));
+        }
+    }
+
+    fn solve(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        self.solve_pending = false;
+        match self.model.solve() {
+            Ok(snap) => {
+                self.solves += 1;
+                ctx.digest(snap.iterations as u64);
+                ctx.digest(snap.slack_s_mva.re.to_bits());
+                for &s in &self.subscribers {
+                    ctx.send_at(s, ctx.now(), class::SENSE, Msg::Grid(GridMsg::Solved(snap.clone())));
+                }
+                self.last = Some(snap);
+            }
+            Err(e) => {
+                self.failures += 1;
+                let text = Arc::new(e.to_string());
+                tracing::warn!("grid solve failed: {text}");
+                self.last_error = Some(text.to_string());
+                for &s in &self.subscribers {
+                    ctx.send_at(s, ctx.now(), class::SENSE, Msg::Grid(GridMsg::SolveFailed(text.clone())));
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, msg: GridMsg, ctx: &mut Ctx<'_, Msg>) {
+        let res: Result<bool, String> = match msg {
+            GridMsg::Subscribe(a) => {
+                self.subscribe(a);
+                Ok(false)
+            }
+            GridMsg::SetSwitch { switch, closed } => self.model.set_switch(switch, closed),
+            GridMsg::FaultOn(f) => self.model.add_fault(f).map(|_| true),
+            GridMsg::FaultOff(f) => Ok(self.model.clear_fault(&f) > 0),
+            GridMsg::SetLoad { load, p_mw, q_mvar } => self.model.set_load(load, p_mw, q_mvar).map(|_| true),
+            GridMsg::SetGeneration { sgen, p_mw, q_mvar } => self.model.set_sgen(sgen, p_mw, q_mvar).map(|_| true),
+            GridMsg::Weather(w) => {
+                self.weather = w;
+                self.apply_generation();
+                Ok(true)
+            }
+            GridMsg::Solved(_) | GridMsg::SolveFailed(_) => Ok(false),
+        };
+        match res {
+            Ok(true) => self.request_solve(ctx),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!("grid command rejected: {e}");
+                self.last_error = Some(e);
+            }
+        }
+    }
+}
+
+impl Agent<Msg> for GridAgent {
+    fn start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if let Some((annual_kwh, jitter)) = self.household_cfg {
+            let mut rng = ctx.rng("households");
+            self.households = self
+                .model
+                .load_ids()
+                .into_iter()
+                .map(|(id, _)| (id, Household::draw(annual_kwh, jitter, &mut rng)))
+                .collect();
+        }
+        self.noise = Some(ctx.rng("biogas"));
+        ctx.schedule_at(ctx.now(), class::GRID, Msg::Timer(TAG_STEP));
+    }
+
+    fn handle(&mut self, event: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
+        match event.msg {
+            Msg::Timer(TAG_STEP) => {
+                self.apply_profiles(ctx.now());
+                self.request_solve(ctx);
+                ctx.schedule_at(ctx.now().saturating_add(self.step), class::GRID, Msg::Timer(TAG_STEP));
+            }
+            Msg::Timer(TAG_SOLVE) => self.solve(ctx),
+            Msg::Grid(m) => self.command(m, ctx),
+            _ => {}
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "grid"
+    }
+}
+
+/// The weather agent: irradiance and wind for the generators, sent to the grid agent every step.
+pub struct WeatherAgent {
+    grid: AgentId,
+    lat_deg: f64,
+    lon_deg: f64,
+    day_of_year: u32,
+    mean_okta: f64,
+    wind_mean_m_s: f64,
+    step: SimDuration,
+    okta: f64,
+    wind_m_s: f64,
+    rng: Option<SimRng>,
+    pub last: WeatherSample,
+}
+
+impl WeatherAgent {
+    pub fn from_config(cfg: &GridConfig, grid: AgentId) -> Result<WeatherAgent, String> {
+        let w = &cfg.weather;
+        let step = crate::engine::parse_duration(&w.step).map_err(|e| format!("grid.weather.step: {e}"))?;
+        Ok(WeatherAgent {
+            grid,
+            lat_deg: w.lat_deg,
+            lon_deg: w.lon_deg,
+            day_of_year: cfg.day_of_year,
+            mean_okta: w.mean_okta,
+            wind_mean_m_s: w.wind_mean_m_s,
+            step: if step == SimDuration::ZERO { SimDuration::from_mins(10) } else { step },
+            okta: w.mean_okta,
+            wind_m_s: w.wind_mean_m_s,
+            rng: None,
+            last: WeatherSample::default(),
+        })
+    }
+
+    fn sample(&mut self, now: SimTime) -> WeatherSample {
+        let rng = self.rng.as_mut().expect("started");
+        // Cloud cover: mean-reverting random walk on okta (0..8), one step per weather interval.
+        let u: f64 = rng.random();
+        let drift = 0.2 * (self.mean_okta - self.okta);
+        let jump = if u < 0.2 { -1.0 } else if u > 0.8 { 1.0 } else { 0.0 };
+        self.okta = (self.okta + drift + jump).clamp(0.0, 8.0);
+        // Wind: AR(1) around the mean with 25 % relative noise, never negative.
+        let n: f64 = rng.random::<f64>() * 2.0 - 1.0;
+        self.wind_m_s = (self.wind_m_s + 0.3 * (self.wind_mean_m_s - self.wind_m_s) + 0.25 * self.wind_mean_m_s * n).max(0.0);
+        let s = now.as_nanos() / NS_PER_S;
+        let day = ((self.day_of_year as u64 - 1 + s / 86_400) % 365 + 1) as u32;
+        let cz = cos_zenith(self.lat_deg, self.lon_deg, day, (s % 86_400) as f64);
+        WeatherSample { ghi_w_m2: cloudy_ghi(clear_sky_ghi(cz), self.okta), okta: self.okta, wind_10m_m_s: self.wind_m_s }
+    }
+}
+
+impl Agent<Msg> for WeatherAgent {
+    fn start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        self.rng = Some(ctx.rng("weather"));
+        ctx.schedule_at(ctx.now(), class::GRID, Msg::Timer(TAG_STEP));
+    }
+
+    fn handle(&mut self, event: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
+        if let Msg::Timer(TAG_STEP) = event.msg {
+            let w = self.sample(ctx.now());
+            self.last = w;
+            ctx.send_at(self.grid, ctx.now(), class::GRID, Msg::Grid(GridMsg::Weather(w)));
+            ctx.schedule_at(ctx.now().saturating_add(self.step), class::GRID, Msg::Timer(TAG_STEP));
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "weather"
+    }
+}

@@ -1,0 +1,740 @@
+//! [`GridModel`]: the network plus its changing state (load and generation set points, switch states,
+//! faults), solved on demand with warm start, and the [`GridSnapshot`] each solve produces.
+//!
+//! Topology changes (switching, fault onset or clearing) recompile and refactorise the network; set-point
+//! changes only change the right-hand side. Voltages are phasors in per unit of the bus phase base
+//! (`vn_kv / sqrt(3)`), angles in radians including transformer phase shifts; currents are phasors in kA.
+//! A fault at a fraction along a line splits that line at a new internal bus (named after the line).
+
+use super::network::{Line, Network, Sgen};
+use super::powerflow::{NodeLoad, PfError, Port, PowerFlow, phase_to_seq, seq_to_phase};
+use super::topology::{Element, Purpose, S_BASE_MVA, Topology};
+use num_complex::Complex64 as C64;
+use std::sync::Arc;
+
+/// A conductor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum Phase {
+    A,
+    B,
+    C,
+}
+
+impl Phase {
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+/// Kind of fault (shunt faults through `r_ohm` per faulted conductor; open conductor interrupts one phase).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum FaultKind {
+    /// All three phases to earth.
+    ThreePhase,
+    /// Two phases to each other (through `r_ohm`).
+    LineToLine(Phase, Phase),
+    /// Two phases to earth.
+    TwoLineToEarth(Phase, Phase),
+    /// One phase to earth.
+    LineToEarth(Phase),
+    /// One conductor of a line interrupted (location must be a line; the fraction is ignored).
+    OpenConductor(Phase),
+}
+
+/// Where a fault is.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum FaultLocation {
+    /// At a bus (file index).
+    Bus(i64),
+    /// On a line (file index), `fraction` of its length from the from-bus (0..=1).
+    Line { line: i64, fraction: f64 },
+}
+
+/// A fault state.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Fault {
+    pub location: FaultLocation,
+    pub kind: FaultKind,
+    /// Fault resistance per faulted conductor (ohm); values below 0.1 milliohm count as 0.1 milliohm.
+    pub r_ohm: f64,
+}
+
+/// A load of the network file: balanced (`loads`) or per phase (`asymmetric_loads`), by position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LoadId {
+    Balanced(usize),
+    Asym(usize),
+}
+
+/// The solved state, shared with observers as `Arc<GridSnapshot>`.
+#[derive(Clone, Debug)]
+pub struct GridSnapshot {
+    /// Bus file indices (position = bus position in the network file).
+    pub bus_index: Vec<i64>,
+    pub bus_vn_kv: Vec<f64>,
+    /// Phase voltages (p.u. of the phase base); zero when de-energised.
+    pub v_pu: Vec<[C64; 3]>,
+    pub energised: Vec<bool>,
+    /// Line file indices (position = line position).
+    pub line_index: Vec<i64>,
+    /// Phase currents into the line at its from end and at its to end (kA); zero when out of service.
+    pub line_i_ka: Vec<[[C64; 3]; 2]>,
+    /// Per active fault (in the order given): current flowing from the network into the fault (kA).
+    pub fault_i_ka: Vec<[C64; 3]>,
+    /// Power drawn from the slack(s), MW + j Mvar (three-phase total).
+    pub slack_s_mva: C64,
+    pub iterations: usize,
+    pub unbalanced: bool,
+}
+
+impl GridSnapshot {
+    /// Positive-sequence voltage of a bus (p.u.).
+    pub fn v1_pu(&self, bus: usize) -> C64 {
+        phase_to_seq(self.v_pu[bus])[1]
+    }
+    /// Phase-to-neutral voltage magnitudes in volts.
+    pub fn v_volts(&self, bus: usize) -> [f64; 3] {
+        let base = self.bus_vn_kv[bus] * 1000.0 / 3f64.sqrt();
+        let v = self.v_pu[bus];
+        [v[0].norm() * base, v[1].norm() * base, v[2].norm() * base]
+    }
+}
+
+/// The network with its state, solved on demand.
+#[derive(Clone, Debug)]
+pub struct GridModel {
+    base: Network,
+    /// Switch states by switch position (switches of the file plus added ones).
+    closed: Vec<bool>,
+    line_in_service: Vec<bool>,
+    /// Balanced loads: (p_mw, q_mvar) three-phase total.
+    load_set: Vec<(f64, f64)>,
+    /// Per-phase loads: [p, q] per phase (MW, Mvar).
+    asym_set: Vec<[(f64, f64); 3]>,
+    sgen_set: Vec<(f64, f64)>,
+    faults: Vec<Fault>,
+    /// Solve with per-phase detail (forced while a fault is active).
+    pub unbalanced: bool,
+    pf: Option<PowerFlow>,
+    /// Compiled network for the current faults: (network with split lines, line map to base, fault nodes).
+    work: Option<Work>,
+    /// Last solved phase voltages per bus, for warm starts across refactorisations.
+    last_v: Vec<Option<[C64; 3]>>,
+    /// Admittance ports of the active faults (for fault currents).
+    fault_dy: Vec<Option<Port>>,
+}
+
+#[derive(Clone, Debug)]
+struct Work {
+    net: Network,
+    /// For each base line: (first part position, second part position if split).
+    line_parts: Vec<(usize, Option<usize>)>,
+    /// Bus position in `net` where each fault sits (for shunt faults).
+    fault_bus: Vec<Option<usize>>,
+}
+
+fn bus_names(net: &Network) -> Vec<String> {
+    (0..net.buses.len()).map(|k| net.bus_label(k)).collect()
+}
+
+impl GridModel {
+    /// A model of `net` with the loads and generators of the file, switches as in the file.
+    pub fn new(net: Network) -> GridModel {
+        let closed = net.switches.iter().map(|s| s.closed).collect();
+        let line_in_service = net.lines.iter().map(|l| l.in_service).collect();
+        let load_set = net.loads.iter().map(|l| (l.p_mw * l.scaling, l.q_mvar * l.scaling)).collect();
+        let asym_set = net
+            .asym_loads
+            .iter()
+            .map(|l| {
+                let s = l.scaling;
+                [(l.p_a_mw * s, l.q_a_mvar * s), (l.p_b_mw * s, l.q_b_mvar * s), (l.p_c_mw * s, l.q_c_mvar * s)]
+            })
+            .collect();
+        let sgen_set = net.sgens.iter().map(|g| (g.p_mw * g.scaling, g.q_mvar * g.scaling)).collect();
+        let unbalanced = !net.asym_loads.is_empty();
+        let nb = net.buses.len();
+        GridModel {
+            base: net,
+            closed,
+            line_in_service,
+            load_set,
+            asym_set,
+            sgen_set,
+            faults: Vec::new(),
+            unbalanced,
+            pf: None,
+            work: None,
+            last_v: vec![None; nb],
+            fault_dy: Vec::new(),
+        }
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.base
+    }
+
+    fn invalidate(&mut self) {
+        self.pf = None;
+        self.work = None;
+    }
+
+    /// Adds a switch (contactor) at the `bus` end of line `line` (file indices); returns its position.
+    pub fn add_line_switch(&mut self, line: i64, bus: i64, closed: bool, name: &str) -> Result<usize, String> {
+        let l = self.base.lines.iter().find(|l| l.index == line).ok_or_else(|| format!("no line {line}"))?;
+        if l.from_bus != bus && l.to_bus != bus {
+            return Err(format!("bus {bus} is not an end of line {line}"));
+        }
+        let index = self.base.switches.iter().map(|s| s.index).max().unwrap_or(-1) + 1;
+        self.base.switches.push(super::network::Switch {
+            index,
+            name: Some(name.to_string()),
+            bus,
+            element: line,
+            et: "l".into(),
+            closed,
+            kind: Some("CB".into()),
+        });
+        self.closed.push(closed);
+        self.invalidate();
+        Ok(self.closed.len() - 1)
+    }
+
+    /// Opens or closes switch at position `k`. Returns whether the state changed.
+    pub fn set_switch(&mut self, k: usize, closed: bool) -> Result<bool, String> {
+        let s = self.closed.get_mut(k).ok_or_else(|| format!("no switch at position {k}"))?;
+        if *s == closed {
+            return Ok(false);
+        }
+        *s = closed;
+        self.invalidate();
+        Ok(true)
+    }
+
+    pub fn switch_closed(&self, k: usize) -> Option<bool> {
+        self.closed.get(k).copied()
+    }
+
+    /// Takes line (position) in or out of service.
+    pub fn set_line_in_service(&mut self, k: usize, on: bool) -> Result<(), String> {
+        let s = self.line_in_service.get_mut(k).ok_or_else(|| format!("no line at position {k}"))?;
+        if *s != on {
+            *s = on;
+            self.invalidate();
+        }
+        Ok(())
+    }
+
+    /// Sets a load's power (MW, Mvar; three-phase total). A per-phase load keeps its phase shares.
+    pub fn set_load(&mut self, id: LoadId, p_mw: f64, q_mvar: f64) -> Result<(), String> {
+        if !p_mw.is_finite() || !q_mvar.is_finite() {
+            return Err(format!("load {id:?}: power must be finite"));
+        }
+        match id {
+            LoadId::Balanced(k) => *self.load_set.get_mut(k).ok_or_else(|| format!("no load {k}"))? = (p_mw, q_mvar),
+            LoadId::Asym(k) => {
+                let base = self.base.asym_loads.get(k).ok_or_else(|| format!("no asymmetric load {k}"))?;
+                let bp = [base.p_a_mw, base.p_b_mw, base.p_c_mw];
+                let tot: f64 = bp.iter().sum();
+                let share: [f64; 3] =
+                    if tot.abs() > 0.0 { [bp[0] / tot, bp[1] / tot, bp[2] / tot] } else { [1.0 / 3.0; 3] };
+                self.asym_set[k] = [
+                    (p_mw * share[0], q_mvar * share[0]),
+                    (p_mw * share[1], q_mvar * share[1]),
+                    (p_mw * share[2], q_mvar * share[2]),
+                ];
+            }
+        }
+        Ok(())
+    }
+
+    /// Base (file) power of a load: (p_mw, q_mvar), three-phase total.
+    pub fn load_base(&self, id: LoadId) -> Option<(f64, f64)> {
+        match id {
+            LoadId::Balanced(k) => self.base.loads.get(k).map(|l| (l.p_mw * l.scaling, l.q_mvar * l.scaling)),
+            LoadId::Asym(k) => self.base.asym_loads.get(k).map(|l| {
+                let s = l.scaling;
+                ((l.p_a_mw + l.p_b_mw + l.p_c_mw) * s, (l.q_a_mvar + l.q_b_mvar + l.q_c_mvar) * s)
+            }),
+        }
+    }
+
+    /// All loads of the file with their bus file index.
+    pub fn load_ids(&self) -> Vec<(LoadId, i64)> {
+        let mut v: Vec<(LoadId, i64)> = self.base.loads.iter().enumerate().map(|(k, l)| (LoadId::Balanced(k), l.bus)).collect();
+        v.extend(self.base.asym_loads.iter().enumerate().map(|(k, l)| (LoadId::Asym(k), l.bus)));
+        v
+    }
+
+    /// Adds a balanced static generator (PV, wind, hydro, biogas) at bus `bus`; returns its position.
+    pub fn add_sgen(&mut self, bus: i64, p_mw: f64, q_mvar: f64, kind: &str) -> Result<usize, String> {
+        if self.base.bus(bus).is_none() {
+            return Err(format!("generator '{kind}': bus {bus} does not exist"));
+        }
+        let index = self.base.sgens.iter().map(|s| s.index).max().unwrap_or(-1) + 1;
+        self.base.sgens.push(Sgen {
+            index,
+            name: Some(kind.to_string()),
+            bus,
+            p_mw,
+            q_mvar,
+            sn_mva: None,
+            scaling: 1.0,
+            in_service: true,
+            kind: Some(kind.to_string()),
+        });
+        self.sgen_set.push((p_mw, q_mvar));
+        Ok(self.sgen_set.len() - 1)
+    }
+
+    /// Sets a generator's output (MW, Mvar; generation positive).
+    pub fn set_sgen(&mut self, k: usize, p_mw: f64, q_mvar: f64) -> Result<(), String> {
+        if !p_mw.is_finite() || !q_mvar.is_finite() {
+            return Err(format!("sgen {k}: power must be finite"));
+        }
+        *self.sgen_set.get_mut(k).ok_or_else(|| format!("no sgen {k}"))? = (p_mw, q_mvar);
+        Ok(())
+    }
+
+    /// Applies a fault; returns its id (position in the active fault list at the time).
+    pub fn add_fault(&mut self, fault: Fault) -> Result<usize, String> {
+        match fault.location {
+            FaultLocation::Bus(b) => {
+                if self.base.bus(b).is_none() {
+                    return Err(format!("fault at bus {b}: no such bus"));
+                }
+                if matches!(fault.kind, FaultKind::OpenConductor(_)) {
+                    return Err(format!("fault at bus {b}: an open conductor needs a line location"));
+                }
+            }
+            FaultLocation::Line { line, fraction } => {
+                if !self.base.lines.iter().any(|l| l.index == line) {
+                    return Err(format!("fault on line {line}: no such line"));
+                }
+                if !(0.0..=1.0).contains(&fraction) {
+                    return Err(format!("fault on line {line}: fraction = {fraction} must be within 0..=1"));
+                }
+            }
+        }
+        if !(fault.r_ohm.is_finite() && fault.r_ohm >= 0.0) {
+            return Err(format!("fault: r_ohm = {} must be >= 0", fault.r_ohm));
+        }
+        if let FaultKind::LineToLine(p, q) | FaultKind::TwoLineToEarth(p, q) = fault.kind {
+            if p == q {
+                return Err("fault: the two phases must differ".into());
+            }
+        }
+        self.faults.push(fault);
+        self.unbalanced_invalidate();
+        Ok(self.faults.len() - 1)
+    }
+
+    fn unbalanced_invalidate(&mut self) {
+        self.invalidate();
+    }
+
+    /// Removes all faults equal to `fault`; returns how many.
+    pub fn clear_fault(&mut self, fault: &Fault) -> usize {
+        let before = self.faults.len();
+        self.faults.retain(|f| f != fault);
+        let n = before - self.faults.len();
+        if n > 0 {
+            self.invalidate();
+        }
+        n
+    }
+
+    pub fn clear_faults(&mut self) {
+        if !self.faults.is_empty() {
+            self.faults.clear();
+            self.invalidate();
+        }
+    }
+
+    pub fn faults(&self) -> &[Fault] {
+        &self.faults
+    }
+
+    /// Builds the working network: lines with faults at a fraction are split at a new bus.
+    fn build_work(&self) -> Work {
+        let mut net = self.base.clone();
+        for (k, l) in net.lines.iter_mut().enumerate() {
+            l.in_service = self.line_in_service[k];
+        }
+        for (k, s) in net.switches.iter_mut().enumerate() {
+            s.closed = self.closed[k];
+        }
+        let mut line_parts: Vec<(usize, Option<usize>)> = (0..net.lines.len()).map(|k| (k, None)).collect();
+        let mut fault_bus = Vec::new();
+        let mut next_bus = net.buses.iter().map(|b| b.index).max().unwrap_or(0) + 1;
+        let mut next_line = net.lines.iter().map(|l| l.index).max().unwrap_or(0) + 1;
+        for f in &self.faults {
+            let fb = match (f.location, f.kind) {
+                (_, FaultKind::OpenConductor(_)) => None,
+                (FaultLocation::Bus(b), _) => net.bus(b),
+                (FaultLocation::Line { line, fraction }, _) => {
+                    let pos = net.lines.iter().position(|l| l.index == line).expect("validated");
+                    // Find the current part holding the base line (a line may already be split).
+                    let li = if line_parts[pos].1.is_some() { line_parts[pos].1.unwrap_or(pos) } else { pos };
+                    let l = net.lines[li].clone();
+                    let frac = fraction.clamp(0.0, 1.0);
+                    if frac <= 1e-9 {
+                        net.bus(l.from_bus)
+                    } else if frac >= 1.0 - 1e-9 {
+                        net.bus(l.to_bus)
+                    } else {
+                        let vn = net.buses[net.bus(l.from_bus).unwrap_or(0)].vn_kv;
+                        let nb = super::network::Bus {
+                            index: next_bus,
+                            name: Some(format!("fault on line {line} at {:.3}", frac)),
+                            vn_kv: vn,
+                            in_service: true,
+                            x: None,
+                            y: None,
+                        };
+                        next_bus += 1;
+                        net.bus_pos.insert(nb.index, net.buses.len());
+                        net.buses.push(nb);
+                        let bpos = net.buses.len() - 1;
+                        let mut second: Line = l.clone();
+                        second.index = next_line;
+                        next_line += 1;
+                        second.from_bus = net.buses[bpos].index;
+                        second.length_km = l.length_km * (1.0 - frac);
+                        second.r_ohm = None;
+                        net.lines[li].to_bus = net.buses[bpos].index;
+                        net.lines[li].length_km = l.length_km * frac;
+                        net.lines[li].r_ohm = None;
+                        // Switches at the original to-end now sit on the second part.
+                        for s in net.switches.iter_mut() {
+                            if s.et == "l" && s.element == l.index && s.bus == l.to_bus {
+                                s.element = second.index;
+                            }
+                        }
+                        net.lines.push(second);
+                        line_parts[pos].1 = Some(net.lines.len() - 1);
+                        Some(bpos)
+                    }
+                }
+            };
+            fault_bus.push(fb);
+        }
+        Work { net, line_parts, fault_bus }
+    }
+
+    fn node_loads(&self, topo: &Topology, net: &Network) -> Vec<NodeLoad> {
+        let mut loads = vec![NodeLoad::default(); topo.n_nodes];
+        let node_of = |bus: i64| net.bus(bus).and_then(|b| topo.bus_node[b]);
+        for (k, l) in net.loads.iter().enumerate() {
+            if !l.in_service {
+                continue;
+            }
+            let Some(n) = node_of(l.bus) else { continue };
+            let (p, q) = self.load_set[k];
+            let (zp, ip, zq, iq) = l.zip_percent();
+            let (zp, ip, zq, iq) = (zp / 100.0, ip / 100.0, zq / 100.0, iq / 100.0);
+            let nl = &mut loads[n];
+            nl.s_p += C64::new(p * (1.0 - zp - ip), q * (1.0 - zq - iq)) / S_BASE_MVA;
+            nl.s_i += C64::new(p * ip, q * iq) / S_BASE_MVA;
+            nl.s_z += C64::new(p * zp, q * zq) / S_BASE_MVA;
+        }
+        for (k, l) in net.asym_loads.iter().enumerate() {
+            if !l.in_service {
+                continue;
+            }
+            let Some(n) = node_of(l.bus) else { continue };
+            let set = self.asym_set[k];
+            for ph in 0..3 {
+                // Per-phase per unit: phase MW over S_BASE/3.
+                let s = C64::new(set[ph].0, set[ph].1) * 3.0 / S_BASE_MVA;
+                if l.kind == "delta" {
+                    loads[n].delta[ph] += s;
+                } else {
+                    loads[n].wye[ph] += s;
+                }
+            }
+        }
+        for (k, g) in net.sgens.iter().enumerate() {
+            if !g.in_service {
+                continue;
+            }
+            let Some(n) = node_of(g.bus) else { continue };
+            let (p, q) = self.sgen_set[k];
+            loads[n].s_p -= C64::new(p, q) / S_BASE_MVA;
+        }
+        loads
+    }
+
+    /// One port per fault (`None` when the faulted element is de-energised), in fault order.
+    fn fault_ports(&self, work: &Work, pf: &PowerFlow) -> Result<Vec<Option<Port>>, String> {
+        let topo = &pf.topo;
+        let net = &work.net;
+        let mut ports = Vec::new();
+        for (fi, f) in self.faults.iter().enumerate() {
+            ports.push(None);
+            if let FaultKind::OpenConductor(ph) = f.kind {
+                let FaultLocation::Line { line, .. } = f.location else { continue };
+                let pos = self.base.lines.iter().position(|l| l.index == line).unwrap_or(0);
+                let part = work.line_parts[pos].0;
+                let Some(bi) = topo.branches.iter().position(|b| b.element == Element::Line(part)) else { continue };
+                let br = &topo.branches[bi];
+                if !topo.energised[br.f] || !topo.energised[br.t] {
+                    continue;
+                }
+                let y1s = -br.y1[1];
+                let y0s = if br.y0[1].re.is_finite() && br.y0[1] != C64::new(0.0, 0.0) { -br.y0[1] } else { y1s };
+                let (z1, z0) = (y1s.inv(), y0s.inv());
+                let zs = (z0 + z1 * 2.0) / 3.0;
+                let zm = (z0 - z1) / 3.0;
+                let ys = (y0s + y1s * 2.0) / 3.0;
+                let ym = (y0s - y1s) / 3.0;
+                let mut d = [[C64::new(0.0, 0.0); 3]; 3];
+                let p = ph.idx();
+                let others: Vec<usize> = (0..3).filter(|&i| i != p).collect();
+                let det = zs * zs - zm * zm;
+                for i in 0..3 {
+                    for j in 0..3 {
+                        let full = if i == j { ys } else { ym };
+                        let open = if i == p || j == p {
+                            C64::new(0.0, 0.0)
+                        } else if i == j {
+                            zs / det
+                        } else {
+                            -zm / det
+                        };
+                        d[i][j] = open - full;
+                    }
+                }
+                let _ = others;
+                let mut dy = vec![C64::new(0.0, 0.0); 36];
+                for i in 0..3 {
+                    for j in 0..3 {
+                        dy[i * 6 + j] = d[i][j];
+                        dy[i * 6 + 3 + j] = -d[i][j];
+                        dy[(3 + i) * 6 + j] = -d[i][j];
+                        dy[(3 + i) * 6 + 3 + j] = d[i][j];
+                    }
+                }
+                *ports.last_mut().expect("pushed") = Some(Port { nodes: vec![br.f, br.t], dy });
+                continue;
+            }
+            let Some(b) = work.fault_bus[fi] else { continue };
+            let Some(node) = topo.bus_node[b] else { continue };
+            if !topo.energised[node] {
+                continue;
+            }
+            let vn = net.buses[b].vn_kv;
+            let zb = vn * vn / S_BASE_MVA;
+            let y = C64::new(zb / f.r_ohm.max(1e-4), 0.0);
+            let z = C64::new(0.0, 0.0);
+            let mut m = [[z; 3]; 3];
+            match f.kind {
+                FaultKind::ThreePhase => {
+                    for (i, row) in m.iter_mut().enumerate() {
+                        row[i] = y;
+                    }
+                }
+                FaultKind::LineToEarth(p) => m[p.idx()][p.idx()] = y,
+                FaultKind::TwoLineToEarth(p, q) => {
+                    m[p.idx()][p.idx()] = y;
+                    m[q.idx()][q.idx()] = y;
+                }
+                FaultKind::LineToLine(p, q) => {
+                    let (p, q) = (p.idx(), q.idx());
+                    m[p][p] = y;
+                    m[q][q] = y;
+                    m[p][q] = -y;
+                    m[q][p] = -y;
+                }
+                FaultKind::OpenConductor(_) => {}
+            }
+            *ports.last_mut().expect("pushed") =
+                Some(Port { nodes: vec![node], dy: m.iter().flat_map(|r| r.iter().copied()).collect() });
+        }
+        Ok(ports)
+    }
+
+    /// Loads as constant admittances at their nominal-voltage power (used while a fault is active).
+    fn load_ports(loads: &[NodeLoad]) -> Vec<Port> {
+        let z = C64::new(0.0, 0.0);
+        let mut ports = Vec::new();
+        for (k, l) in loads.iter().enumerate() {
+            if l.is_zero() {
+                continue;
+            }
+            let bal = l.s_p + l.s_i + l.s_z;
+            let mut m = [[z; 3]; 3];
+            for (ph, row) in m.iter_mut().enumerate() {
+                row[ph] = (bal + l.wye[ph]).conj();
+            }
+            // Delta: admittance between two phases at sqrt(3) p.u. line voltage.
+            for (d, (p, q)) in [(0usize, 1usize), (1, 2), (2, 0)].into_iter().enumerate() {
+                let y = l.delta[d].conj() / 3.0;
+                m[p][p] += y;
+                m[q][q] += y;
+                m[p][q] -= y;
+                m[q][p] -= y;
+            }
+            ports.push(Port { nodes: vec![k], dy: m.iter().flat_map(|r| r.iter().copied()).collect() });
+        }
+        ports
+    }
+
+    /// Solves the current state (warm-started) and returns the snapshot.
+    pub fn solve(&mut self) -> Result<Arc<GridSnapshot>, PfError> {
+        if self.pf.is_none() {
+            let work = self.build_work();
+            let closed: Vec<bool> = work.net.switches.iter().map(|s| s.closed).collect();
+            let lis: Vec<bool> = work.net.lines.iter().map(|l| l.in_service).collect();
+            let topo = Topology::build(&work.net, &closed, &lis, Purpose::PowerFlow).map_err(PfError::Model)?;
+            let mut pf = PowerFlow::new(topo, bus_names(&work.net))?;
+            // Warm start from the last solution of the same buses.
+            for (b, last) in self.last_v.iter().enumerate() {
+                if let (Some(v), Some(n)) = (last, pf.topo.bus_node.get(b).copied().flatten()) {
+                    if pf.topo.energised[n] && !pf.topo.slacks.iter().any(|s| s.0 == n) && v[0].norm() > 0.5 {
+                        let s = phase_to_seq(*v);
+                        pf.v1[n] = s[1];
+                        pf.v2[n] = s[2];
+                        pf.v0[n] = s[0];
+                    }
+                }
+            }
+            if self.unbalanced || !self.faults.is_empty() {
+                pf.prepare_unbalanced()?;
+            }
+            self.pf = Some(pf);
+            self.work = Some(work);
+        }
+        let (loads, fault_ports) = {
+            let pf = self.pf.as_ref().expect("built");
+            let work = self.work.as_ref().expect("built");
+            (self.node_loads(&pf.topo, &work.net), self.fault_ports(work, pf).map_err(PfError::Model)?)
+        };
+        let unbalanced = self.unbalanced || !self.faults.is_empty();
+        let pf = self.pf.as_mut().expect("built");
+        if !self.faults.is_empty() || pf.port_nodes().len() > 0 {
+            pf.set_ports(Vec::new())?;
+        }
+        if self.faults.is_empty() {
+            pf.loads = loads;
+        } else {
+            // Fault state: loads become constant admittances (their nominal-voltage power), so the state is
+            // linear and well posed even where the fault collapses the voltage or floats a conductor.
+            let mut ports: Vec<Port> = fault_ports.iter().flatten().cloned().collect();
+            ports.extend(Self::load_ports(&loads));
+            pf.set_ports(ports)?;
+            pf.loads = vec![NodeLoad::default(); loads.len()];
+        }
+        self.fault_dy = fault_ports;
+        let pf = self.pf.as_mut().expect("built");
+        let stats = if unbalanced { pf.solve_unbalanced()? } else { pf.solve_balanced()? };
+        let snap = self.snapshot(stats.iterations, unbalanced);
+        for (b, v) in snap.v_pu.iter().enumerate() {
+            self.last_v[b] = if snap.energised[b] { Some(*v) } else { None };
+        }
+        Ok(Arc::new(snap))
+    }
+
+    fn snapshot(&self, iterations: usize, unbalanced: bool) -> GridSnapshot {
+        let pf = self.pf.as_ref().expect("built");
+        let work = self.work.as_ref().expect("built");
+        let topo = &pf.topo;
+        let zero = C64::new(0.0, 0.0);
+        let nb = self.base.buses.len();
+        let mut v_pu = vec![[zero; 3]; nb];
+        let mut energised = vec![false; nb];
+        for b in 0..nb {
+            if let Some(n) = topo.bus_node[b] {
+                if topo.energised[n] {
+                    energised[b] = true;
+                    v_pu[b] = if unbalanced {
+                        pf.phase_voltages(n)
+                    } else {
+                        seq_to_phase(zero, pf.v1[n], zero)
+                    };
+                }
+            }
+        }
+        let mut branch_of_line = vec![usize::MAX; work.net.lines.len()];
+        for (bi, br) in topo.branches.iter().enumerate() {
+            if let Element::Line(k) = br.element {
+                branch_of_line[k] = bi;
+            }
+        }
+        let cur = |k: usize, end: usize| -> [C64; 3] {
+            let bi = branch_of_line[k];
+            if bi == usize::MAX {
+                return [zero; 3];
+            }
+            let br = &topo.branches[bi];
+            if !topo.energised[br.f] {
+                return [zero; 3];
+            }
+            let (a, b) = pf.branch_currents(bi);
+            let mut c = if end == 0 { a } else { b };
+            // An open conductor modifies this line: add its admittance change times the end voltages.
+            for (fi, f) in self.faults.iter().enumerate() {
+                if let (FaultKind::OpenConductor(_), FaultLocation::Line { line, .. }) = (f.kind, f.location) {
+                    let pos = self.base.lines.iter().position(|l| l.index == line).unwrap_or(usize::MAX);
+                    if work.line_parts.get(pos).map(|p| p.0) != Some(k) {
+                        continue;
+                    }
+                    if let Some(Some(port)) = self.fault_dy.get(fi) {
+                        let v = [pf.phase_voltages(br.f), pf.phase_voltages(br.t)];
+                        for (r, cr) in c.iter_mut().enumerate() {
+                            let row = 3 * end + r;
+                            for col in 0..6 {
+                                *cr += port.dy[row * 6 + col] * v[col / 3][col % 3];
+                            }
+                        }
+                    }
+                }
+            }
+            let base = br.i_base_ka[end];
+            [c[0] * base, c[1] * base, c[2] * base]
+        };
+        let line_i_ka = work
+            .line_parts
+            .iter()
+            .map(|&(first, second)| [cur(first, 0), cur(second.unwrap_or(first), 1)])
+            .collect();
+        // Fault currents from the fault admittance and the solved voltages (shunt faults; for an open
+        // conductor, the current that would have flowed in the opened phase is zero by construction).
+        let mut fault_i_ka = Vec::new();
+        for (fi, f) in self.faults.iter().enumerate() {
+            let mut i = [zero; 3];
+            if !matches!(f.kind, FaultKind::OpenConductor(_)) {
+                if let Some(Some(port)) = self.fault_dy.get(fi) {
+                    let n = port.nodes[0];
+                    let v = pf.phase_voltages(n);
+                    let base = S_BASE_MVA / (3f64.sqrt() * topo.node_vn_kv[n]);
+                    for (r, ir) in i.iter_mut().enumerate() {
+                        let mut s = zero;
+                        for (c, vc) in v.iter().enumerate() {
+                            s += port.dy[3 * r + c] * vc;
+                        }
+                        *ir = s * base;
+                    }
+                }
+            }
+            fault_i_ka.push(i);
+        }
+        GridSnapshot {
+            bus_index: self.base.buses.iter().map(|b| b.index).collect(),
+            bus_vn_kv: self.base.buses.iter().map(|b| b.vn_kv).collect(),
+            v_pu,
+            energised,
+            line_index: self.base.lines.iter().map(|l| l.index).collect(),
+            line_i_ka,
+            fault_i_ka,
+            slack_s_mva: pf.slack_power_mva(),
+            iterations,
+            unbalanced,
+        }
+    }
+
+    /// Node loads and topology of the last build, for diagnostics (e.g. property tests).
+    pub fn power_flow(&self) -> Option<&PowerFlow> {
+        self.pf.as_ref()
+    }
+}

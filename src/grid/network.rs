@@ -1,0 +1,655 @@
+//! The network model: buses, lines, transformers, external grids, loads, static generators and switches,
+//! with the import of the neutral `network.json` format (pandapower's tables as JSON arrays).
+//!
+//! Units are in the field names as in the neutral format: kV line-to-line, ohm, nF, uS, MW, Mvar, MVA, km,
+//! degrees. Element references use the file's own `index` values; errors name the element by table, index
+//! and name. Validation catches dangling buses, non-physical values and typical unit mistakes (kW given as
+//! MW, volts given as kV, metres given as km) before anything is solved.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+fn default_true() -> bool {
+    true
+}
+fn one() -> f64 {
+    1.0
+}
+fn default_f_hz() -> f64 {
+    50.0
+}
+fn default_sn_mva() -> f64 {
+    1.0
+}
+fn default_endtemp() -> f64 {
+    // IEC 60909 minimum case: conductor temperature at the end of the short circuit (assumed as in the
+    // reference data when the file gives none).
+    80.0
+}
+fn default_vg() -> String {
+    "Dyn".to_string()
+}
+fn default_si0() -> f64 {
+    0.9
+}
+fn default_mag0() -> f64 {
+    100.0
+}
+fn default_wye() -> String {
+    "wye".to_string()
+}
+
+/// A bus (node). `vn_kv` is the line-to-line nominal voltage and the per-unit base.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct Bus {
+    pub index: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub vn_kv: f64,
+    #[serde(default = "default_true")]
+    pub in_service: bool,
+    #[serde(default)]
+    pub x: Option<f64>,
+    #[serde(default)]
+    pub y: Option<f64>,
+}
+
+/// A line (pi model). Positive and zero sequence per km; `parallel` identical systems.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct Line {
+    pub index: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub from_bus: i64,
+    pub to_bus: i64,
+    pub length_km: f64,
+    pub r_ohm_per_km: f64,
+    pub x_ohm_per_km: f64,
+    #[serde(default)]
+    pub c_nf_per_km: f64,
+    #[serde(default)]
+    pub g_us_per_km: f64,
+    #[serde(default)]
+    pub r0_ohm_per_km: Option<f64>,
+    #[serde(default)]
+    pub x0_ohm_per_km: Option<f64>,
+    #[serde(default)]
+    pub c0_nf_per_km: Option<f64>,
+    #[serde(default)]
+    pub max_i_ka: Option<f64>,
+    #[serde(default = "one")]
+    pub parallel: f64,
+    #[serde(default = "default_true")]
+    pub in_service: bool,
+    #[serde(default = "default_endtemp")]
+    pub endtemp_degree: f64,
+    /// Derived total series resistance (checked against the per-km data when present).
+    #[serde(default)]
+    pub r_ohm: Option<f64>,
+}
+
+/// A two-winding transformer; nameplate data as in the neutral format.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct Trafo {
+    pub index: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub hv_bus: i64,
+    pub lv_bus: i64,
+    pub sn_mva: f64,
+    pub vn_hv_kv: f64,
+    pub vn_lv_kv: f64,
+    pub vk_percent: f64,
+    pub vkr_percent: f64,
+    #[serde(default)]
+    pub pfe_kw: f64,
+    #[serde(default)]
+    pub i0_percent: f64,
+    #[serde(default)]
+    pub shift_degree: f64,
+    #[serde(default = "default_vg")]
+    pub vector_group: String,
+    #[serde(default)]
+    pub tap_side: Option<String>,
+    #[serde(default)]
+    pub tap_neutral: Option<f64>,
+    #[serde(default)]
+    pub tap_pos: Option<f64>,
+    #[serde(default)]
+    pub tap_step_percent: Option<f64>,
+    #[serde(default)]
+    pub tap_step_degree: Option<f64>,
+    #[serde(default)]
+    pub vk0_percent: Option<f64>,
+    #[serde(default)]
+    pub vkr0_percent: Option<f64>,
+    #[serde(default = "default_mag0")]
+    pub mag0_percent: f64,
+    #[serde(default)]
+    pub mag0_rx: f64,
+    #[serde(default = "default_si0")]
+    pub si0_hv_partial: f64,
+    #[serde(default = "one")]
+    pub parallel: f64,
+    #[serde(default = "default_true")]
+    pub in_service: bool,
+}
+
+/// The slack: an ideal voltage source in power flow, a source impedance in short-circuit calculations.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct ExtGrid {
+    #[serde(default)]
+    pub index: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub bus: i64,
+    #[serde(default = "one")]
+    pub vm_pu: f64,
+    #[serde(default)]
+    pub va_degree: f64,
+    #[serde(default)]
+    pub s_sc_max_mva: Option<f64>,
+    #[serde(default)]
+    pub s_sc_min_mva: Option<f64>,
+    #[serde(default)]
+    pub rx_max: Option<f64>,
+    #[serde(default)]
+    pub rx_min: Option<f64>,
+    #[serde(default)]
+    pub r0x0_max: Option<f64>,
+    #[serde(default)]
+    pub x0x_max: Option<f64>,
+    #[serde(default)]
+    pub r0x0_min: Option<f64>,
+    #[serde(default)]
+    pub x0x_min: Option<f64>,
+    #[serde(default = "default_true")]
+    pub in_service: bool,
+}
+
+/// A balanced load (three-phase total), ZIP voltage dependence by percentages.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct Load {
+    #[serde(default)]
+    pub index: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub bus: i64,
+    pub p_mw: f64,
+    #[serde(default)]
+    pub q_mvar: f64,
+    #[serde(default)]
+    pub const_z_p_percent: f64,
+    #[serde(default)]
+    pub const_i_p_percent: f64,
+    #[serde(default)]
+    pub const_z_q_percent: f64,
+    #[serde(default)]
+    pub const_i_q_percent: f64,
+    /// Older exports give one `const_z_percent`/`const_i_percent` for both P and Q.
+    #[serde(default)]
+    pub const_z_percent: Option<f64>,
+    #[serde(default)]
+    pub const_i_percent: Option<f64>,
+    #[serde(default = "one")]
+    pub scaling: f64,
+    #[serde(default = "default_true")]
+    pub in_service: bool,
+}
+
+/// A per-phase load: wye (phase to neutral) or delta (a-b, b-c, c-a for phases a, b, c).
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct AsymLoad {
+    #[serde(default)]
+    pub index: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub bus: i64,
+    #[serde(default)]
+    pub p_a_mw: f64,
+    #[serde(default)]
+    pub q_a_mvar: f64,
+    #[serde(default)]
+    pub p_b_mw: f64,
+    #[serde(default)]
+    pub q_b_mvar: f64,
+    #[serde(default)]
+    pub p_c_mw: f64,
+    #[serde(default)]
+    pub q_c_mvar: f64,
+    #[serde(default = "one")]
+    pub scaling: f64,
+    #[serde(default = "default_wye", rename = "type")]
+    pub kind: String,
+    #[serde(default = "default_true")]
+    pub in_service: bool,
+}
+
+/// A static generator (PV, wind, hydro, biogas inverter or machine) as a negative balanced PQ load.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct Sgen {
+    #[serde(default)]
+    pub index: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub bus: i64,
+    pub p_mw: f64,
+    #[serde(default)]
+    pub q_mvar: f64,
+    #[serde(default)]
+    pub sn_mva: Option<f64>,
+    #[serde(default = "one")]
+    pub scaling: f64,
+    #[serde(default = "default_true")]
+    pub in_service: bool,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// A switch: `et` = "b" (bus-bus), "l" (at the `bus` end of line `element`), "t" (at a transformer terminal).
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct Switch {
+    #[serde(default)]
+    pub index: i64,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub bus: i64,
+    pub element: i64,
+    pub et: String,
+    #[serde(default = "default_true")]
+    pub closed: bool,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct Meta {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "default_f_hz")]
+    pub f_hz: f64,
+    #[serde(default = "default_sn_mva")]
+    pub sn_mva: f64,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta { name: None, f_hz: default_f_hz(), sn_mva: default_sn_mva() }
+    }
+}
+
+/// The neutral format as data (what `network.json` holds; also usable inline in a scenario).
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+pub struct NetworkData {
+    #[serde(default)]
+    pub meta: Option<Meta>,
+    #[serde(default)]
+    pub buses: Vec<Bus>,
+    #[serde(default)]
+    pub lines: Vec<Line>,
+    #[serde(default)]
+    pub trafos: Vec<Trafo>,
+    #[serde(default)]
+    pub ext_grid: Vec<ExtGrid>,
+    #[serde(default)]
+    pub loads: Vec<Load>,
+    #[serde(default)]
+    pub asymmetric_loads: Vec<AsymLoad>,
+    #[serde(default)]
+    pub sgens: Vec<Sgen>,
+    #[serde(default)]
+    pub switches: Vec<Switch>,
+}
+
+/// A validated network. Element vectors keep file order; `bus_pos` maps a bus `index` to its position.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Network {
+    pub name: String,
+    pub f_hz: f64,
+    pub buses: Vec<Bus>,
+    pub lines: Vec<Line>,
+    pub trafos: Vec<Trafo>,
+    pub ext_grids: Vec<ExtGrid>,
+    pub loads: Vec<Load>,
+    pub asym_loads: Vec<AsymLoad>,
+    pub sgens: Vec<Sgen>,
+    pub switches: Vec<Switch>,
+    #[serde(skip)]
+    pub bus_pos: BTreeMap<i64, usize>,
+}
+
+fn label(name: &Option<String>) -> String {
+    match name {
+        Some(n) if !n.is_empty() => format!(" ('{n}')"),
+        _ => String::new(),
+    }
+}
+
+impl Network {
+    /// Reads and validates a `network.json` file.
+    pub fn from_json_file(path: &std::path::Path) -> Result<Network, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Network::from_json_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parses and validates the neutral JSON format.
+    pub fn from_json_str(text: &str) -> Result<Network, String> {
+        let raw: NetworkData = serde_json::from_str(text).map_err(|e| format!("invalid network JSON: {e}"))?;
+        Network::from_data(raw)
+    }
+
+    /// Validates network data (e.g. an inline network of a scenario).
+    pub fn from_data(raw: NetworkData) -> Result<Network, String> {
+        let meta = raw.meta.unwrap_or_default();
+        let net = Network {
+            name: meta.name.unwrap_or_else(|| "network".into()),
+            f_hz: meta.f_hz,
+            buses: raw.buses,
+            lines: raw.lines,
+            trafos: raw.trafos,
+            ext_grids: raw.ext_grid,
+            loads: raw.loads,
+            asym_loads: raw.asymmetric_loads,
+            sgens: raw.sgens,
+            switches: raw.switches,
+            bus_pos: BTreeMap::new(),
+        };
+        net.validated()
+    }
+
+    /// Checks the network and builds the bus index map. Errors name the element.
+    pub fn validated(mut self) -> Result<Network, String> {
+        if !(self.f_hz > 0.0 && self.f_hz < 1000.0) {
+            return Err(format!("meta.f_hz = {} must be a mains frequency in Hz (e.g. 50)", self.f_hz));
+        }
+        if self.buses.is_empty() {
+            return Err("network has no buses".into());
+        }
+        let mut pos = BTreeMap::new();
+        for (k, b) in self.buses.iter().enumerate() {
+            let l = label(&b.name);
+            if pos.insert(b.index, k).is_some() {
+                return Err(format!("bus {}{l}: duplicate index", b.index));
+            }
+            if !(b.vn_kv.is_finite() && b.vn_kv > 0.0) {
+                return Err(format!("bus {}{l}: vn_kv = {} must be positive", b.index, b.vn_kv));
+            }
+            if b.vn_kv > 800.0 {
+                return Err(format!(
+                    "bus {}{l}: vn_kv = {} is not a plausible voltage in kV (given in volts?)",
+                    b.index, b.vn_kv
+                ));
+            }
+        }
+        let bus = |idx: i64, what: &str| -> Result<usize, String> {
+            pos.get(&idx).copied().ok_or_else(|| format!("{what} refers to bus {idx}, which does not exist"))
+        };
+        let mut degree = vec![0usize; self.buses.len()];
+        let mut line_ids = BTreeMap::new();
+        for l in &self.lines {
+            let w = format!("line {}{}", l.index, label(&l.name));
+            if line_ids.insert(l.index, ()).is_some() {
+                return Err(format!("{w}: duplicate index"));
+            }
+            let f = bus(l.from_bus, &format!("{w} from_bus"))?;
+            let t = bus(l.to_bus, &format!("{w} to_bus"))?;
+            if f == t {
+                return Err(format!("{w}: from_bus and to_bus are both bus {}", l.from_bus));
+            }
+            if !(l.length_km.is_finite() && l.length_km > 0.0) {
+                return Err(format!("{w}: length_km = {} must be positive", l.length_km));
+            }
+            if l.length_km > 500.0 {
+                return Err(format!("{w}: length_km = {} is implausible for a line (metres given as km?)", l.length_km));
+            }
+            for (field, v) in [("r_ohm_per_km", l.r_ohm_per_km), ("x_ohm_per_km", l.x_ohm_per_km)] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(format!("{w}: {field} = {v} must be >= 0"));
+                }
+                if v > 50.0 {
+                    return Err(format!("{w}: {field} = {v} is implausible (milliohm given as ohm?)"));
+                }
+            }
+            if l.r_ohm_per_km == 0.0 && l.x_ohm_per_km == 0.0 {
+                return Err(format!("{w}: zero impedance (r_ohm_per_km and x_ohm_per_km are 0); use a switch"));
+            }
+            for (field, v) in [("c_nf_per_km", l.c_nf_per_km), ("g_us_per_km", l.g_us_per_km)] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(format!("{w}: {field} = {v} must be >= 0"));
+                }
+            }
+            for (field, v) in [("r0_ohm_per_km", l.r0_ohm_per_km), ("x0_ohm_per_km", l.x0_ohm_per_km), ("c0_nf_per_km", l.c0_nf_per_km)] {
+                if let Some(v) = v {
+                    if !(v.is_finite() && v >= 0.0) {
+                        return Err(format!("{w}: {field} = {v} must be >= 0"));
+                    }
+                }
+            }
+            if !(l.parallel.is_finite() && l.parallel >= 1.0) {
+                return Err(format!("{w}: parallel = {} must be >= 1", l.parallel));
+            }
+            if let Some(r) = l.r_ohm {
+                let expect = l.r_ohm_per_km * l.length_km / l.parallel;
+                if (r - expect).abs() > 1e-6 * expect.abs().max(1e-6) + 1e-12 {
+                    return Err(format!(
+                        "{w}: r_ohm = {r} does not equal r_ohm_per_km * length_km / parallel = {expect} (unit mistake?)"
+                    ));
+                }
+            }
+            let (vf, vt) = (self.buses[f].vn_kv, self.buses[t].vn_kv);
+            if (vf / vt - 1.0).abs() > 0.1 {
+                return Err(format!("{w}: connects bus {} ({vf} kV) to bus {} ({vt} kV); use a transformer", l.from_bus, l.to_bus));
+            }
+            if l.in_service {
+                degree[f] += 1;
+                degree[t] += 1;
+            }
+        }
+        for t in &self.trafos {
+            let w = format!("trafo {}{}", t.index, label(&t.name));
+            let h = bus(t.hv_bus, &format!("{w} hv_bus"))?;
+            let lv = bus(t.lv_bus, &format!("{w} lv_bus"))?;
+            if h == lv {
+                return Err(format!("{w}: hv_bus and lv_bus are the same bus"));
+            }
+            for (field, v) in [("sn_mva", t.sn_mva), ("vn_hv_kv", t.vn_hv_kv), ("vn_lv_kv", t.vn_lv_kv), ("vk_percent", t.vk_percent)] {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err(format!("{w}: {field} = {v} must be positive"));
+                }
+            }
+            if !(t.vkr_percent >= 0.0 && t.vkr_percent <= t.vk_percent) {
+                return Err(format!("{w}: vkr_percent = {} must be within 0..=vk_percent ({})", t.vkr_percent, t.vk_percent));
+            }
+            if t.vk_percent > 50.0 {
+                return Err(format!("{w}: vk_percent = {} is implausible (per unit given as percent?)", t.vk_percent));
+            }
+            if !(t.pfe_kw >= 0.0 && t.i0_percent >= 0.0) {
+                return Err(format!("{w}: pfe_kw and i0_percent must be >= 0"));
+            }
+            let sm = (t.i0_percent / 100.0 * t.sn_mva).powi(2) - (t.pfe_kw / 1000.0).powi(2);
+            if sm < -1e-12 {
+                return Err(format!("{w}: pfe_kw = {} exceeds the no-load apparent power i0_percent * sn_mva (kW vs MW?)", t.pfe_kw));
+            }
+            for (field, rated, b) in [("vn_hv_kv", t.vn_hv_kv, h), ("vn_lv_kv", t.vn_lv_kv, lv)] {
+                let vb = self.buses[b].vn_kv;
+                if (rated / vb - 1.0).abs() > 0.3 {
+                    return Err(format!(
+                        "{w}: {field} = {rated} does not match its bus {} at {vb} kV (unit mistake?)",
+                        self.buses[b].index
+                    ));
+                }
+            }
+            if !(0.0..=1.0).contains(&t.si0_hv_partial) {
+                return Err(format!("{w}: si0_hv_partial = {} must be within 0..=1", t.si0_hv_partial));
+            }
+            if !(t.parallel.is_finite() && t.parallel >= 1.0) {
+                return Err(format!("{w}: parallel = {} must be >= 1", t.parallel));
+            }
+            if t.in_service {
+                degree[h] += 1;
+                degree[lv] += 1;
+            }
+        }
+        let mut slack = 0;
+        for e in &self.ext_grids {
+            let w = format!("ext_grid {}{}", e.index, label(&e.name));
+            let b = bus(e.bus, &w)?;
+            if !(e.vm_pu.is_finite() && e.vm_pu > 0.5 && e.vm_pu < 1.5) {
+                return Err(format!("{w}: vm_pu = {} must be a per-unit voltage near 1", e.vm_pu));
+            }
+            for (field, v) in [("s_sc_max_mva", e.s_sc_max_mva), ("s_sc_min_mva", e.s_sc_min_mva)] {
+                if let Some(v) = v {
+                    if !(v.is_finite() && v > 0.0) {
+                        return Err(format!("{w}: {field} = {v} must be positive"));
+                    }
+                }
+            }
+            if e.in_service {
+                slack += 1;
+                degree[b] += 1;
+            }
+        }
+        if slack == 0 {
+            return Err("no slack: the network needs an in-service ext_grid".into());
+        }
+        for s in &self.switches {
+            let w = format!("switch {}{}", s.index, label(&s.name));
+            let b = bus(s.bus, &w)?;
+            match s.et.as_str() {
+                "b" => {
+                    let e = bus(s.element, &format!("{w} element"))?;
+                    degree[b] += 1;
+                    degree[e] += 1;
+                }
+                "l" => {
+                    let line = self.lines.iter().find(|l| l.index == s.element);
+                    match line {
+                        Some(l) if l.from_bus == s.bus || l.to_bus == s.bus => {}
+                        Some(_) => return Err(format!("{w}: bus {} is not an end of line {}", s.bus, s.element)),
+                        None => return Err(format!("{w}: refers to line {}, which does not exist", s.element)),
+                    }
+                }
+                "t" => {
+                    let tr = self.trafos.iter().find(|t| t.index == s.element);
+                    match tr {
+                        Some(t) if t.hv_bus == s.bus || t.lv_bus == s.bus => {}
+                        Some(_) => return Err(format!("{w}: bus {} is not a terminal of trafo {}", s.bus, s.element)),
+                        None => return Err(format!("{w}: refers to trafo {}, which does not exist", s.element)),
+                    }
+                }
+                other => return Err(format!("{w}: et = '{other}' must be 'b', 'l' or 't'")),
+            }
+        }
+        for (k, b) in self.buses.iter().enumerate() {
+            if b.in_service && degree[k] == 0 {
+                return Err(format!(
+                    "bus {}{} is dangling: no line, transformer, switch or ext_grid connects it",
+                    b.index,
+                    label(&b.name)
+                ));
+            }
+        }
+        // Islands: buses no source can reach even with every switch closed.
+        {
+            let n = self.buses.len();
+            let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
+            for l in self.lines.iter().filter(|l| l.in_service) {
+                let (f, t) = (pos[&l.from_bus], pos[&l.to_bus]);
+                adj[f].push(t);
+                adj[t].push(f);
+            }
+            for t in self.trafos.iter().filter(|t| t.in_service) {
+                let (h, l) = (pos[&t.hv_bus], pos[&t.lv_bus]);
+                adj[h].push(l);
+                adj[l].push(h);
+            }
+            for s in self.switches.iter().filter(|s| s.et == "b") {
+                let (a, b) = (pos[&s.bus], pos[&s.element]);
+                adj[a].push(b);
+                adj[b].push(a);
+            }
+            let mut seen = vec![false; n];
+            let mut stack: Vec<usize> = self.ext_grids.iter().filter(|e| e.in_service).map(|e| pos[&e.bus]).collect();
+            while let Some(k) = stack.pop() {
+                if !seen[k] && self.buses[k].in_service {
+                    seen[k] = true;
+                    stack.extend(adj[k].iter().copied());
+                }
+            }
+            let island: Vec<String> = (0..n)
+                .filter(|&k| self.buses[k].in_service && !seen[k])
+                .take(10)
+                .map(|k| format!("bus {}{}", self.buses[k].index, label(&self.buses[k].name)))
+                .collect();
+            if !island.is_empty() {
+                return Err(format!("island without a source (no path to an ext_grid): {}", island.join(", ")));
+            }
+        }
+        let check_s = |w: &str, b: usize, field: &str, v: f64| -> Result<(), String> {
+            if !v.is_finite() {
+                return Err(format!("{w}: {field} = {v} must be finite"));
+            }
+            // A single LV connection above 10 MW is a unit mistake (kW written into an MW field).
+            let vn = self.buses[b].vn_kv;
+            if vn < 1.0 && v.abs() > 10.0 {
+                return Err(format!("{w}: {field} = {v} MW at a {vn} kV bus is implausible (kW given as MW?)"));
+            }
+            Ok(())
+        };
+        for l in &self.loads {
+            let w = format!("load {}{}", l.index, label(&l.name));
+            let b = bus(l.bus, &w)?;
+            check_s(&w, b, "p_mw", l.p_mw)?;
+            check_s(&w, b, "q_mvar", l.q_mvar)?;
+            let (zp, ip, zq, iq) = l.zip_percent();
+            for (f, v) in [("const_z_p_percent", zp), ("const_i_p_percent", ip), ("const_z_q_percent", zq), ("const_i_q_percent", iq)] {
+                if !(0.0..=100.0).contains(&v) {
+                    return Err(format!("{w}: {f} = {v} must be within 0..=100"));
+                }
+            }
+            if zp + ip > 100.0 || zq + iq > 100.0 {
+                return Err(format!("{w}: constant-impedance plus constant-current share exceeds 100 %"));
+            }
+        }
+        for l in &self.asym_loads {
+            let w = format!("asymmetric_load {}{}", l.index, label(&l.name));
+            let b = bus(l.bus, &w)?;
+            for (f, v) in [("p_a_mw", l.p_a_mw), ("q_a_mvar", l.q_a_mvar), ("p_b_mw", l.p_b_mw), ("q_b_mvar", l.q_b_mvar), ("p_c_mw", l.p_c_mw), ("q_c_mvar", l.q_c_mvar)] {
+                check_s(&w, b, f, v)?;
+            }
+            if l.kind != "wye" && l.kind != "delta" {
+                return Err(format!("{w}: type = '{}' must be 'wye' or 'delta'", l.kind));
+            }
+        }
+        for s in &self.sgens {
+            let w = format!("sgen {}{}", s.index, label(&s.name));
+            let b = bus(s.bus, &w)?;
+            check_s(&w, b, "p_mw", s.p_mw)?;
+            check_s(&w, b, "q_mvar", s.q_mvar)?;
+        }
+        self.bus_pos = pos;
+        Ok(self)
+    }
+
+    /// Position of the bus with file index `index`.
+    pub fn bus(&self, index: i64) -> Option<usize> {
+        self.bus_pos.get(&index).copied()
+    }
+
+    /// A readable name for the bus at position `k`: "bus 12 ('name')".
+    pub fn bus_label(&self, k: usize) -> String {
+        let b = &self.buses[k];
+        format!("bus {}{}", b.index, label(&b.name))
+    }
+}
+
+impl Load {
+    /// (const_z_p, const_i_p, const_z_q, const_i_q) in percent, falling back to the older shared fields.
+    pub fn zip_percent(&self) -> (f64, f64, f64, f64) {
+        let zp = if self.const_z_p_percent != 0.0 { self.const_z_p_percent } else { self.const_z_percent.unwrap_or(0.0) };
+        let ip = if self.const_i_p_percent != 0.0 { self.const_i_p_percent } else { self.const_i_percent.unwrap_or(0.0) };
+        let zq = if self.const_z_q_percent != 0.0 { self.const_z_q_percent } else { self.const_z_percent.unwrap_or(0.0) };
+        let iq = if self.const_i_q_percent != 0.0 { self.const_i_q_percent } else { self.const_i_percent.unwrap_or(0.0) };
+        (zp, ip, zq, iq)
+    }
+}

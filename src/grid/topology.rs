@@ -1,0 +1,347 @@
+//! Compiling a [`Network`] (plus switch states) into sequence admittance primitives on nodes.
+//!
+//! Closed bus-bus switches merge buses into one node; an open switch at a line or transformer terminal gives
+//! that terminal its own node (the branch still charges from its other end). Every branch becomes three 2x2
+//! per-unit admittance primitives (positive, negative, zero sequence) on the node voltage bases (kV
+//! line-to-line, system base 1 MVA). Transformers use the T equivalent circuit (series impedance split in two
+//! halves, magnetising branch in the middle), which is pandapower's default `trafo_model="t"`.
+
+use super::network::Network;
+use num_complex::Complex64 as C64;
+
+/// Per-unit power base in MVA.
+pub const S_BASE_MVA: f64 = 1.0;
+
+/// What the primitives are built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Power flow: full line pi models, transformer T model with magnetising branch.
+    PowerFlow,
+    /// IEC 60909 maximum currents: series impedances only, transformer correction factor K_T.
+    ScMax,
+    /// IEC 60909 minimum currents: series impedances only, line resistance at the end temperature.
+    ScMin,
+}
+
+/// Which element a branch comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Element {
+    Line(usize),
+    Trafo(usize),
+}
+
+/// A branch's nodal admittance primitive: [y_ff, y_ft, y_tf, y_tt] per sequence (per unit).
+#[derive(Clone, Debug)]
+pub struct Branch {
+    pub element: Element,
+    pub f: usize,
+    pub t: usize,
+    pub y1: [C64; 4],
+    pub y2: [C64; 4],
+    pub y0: [C64; 4],
+    /// Current base in kA at the from and to nodes.
+    pub i_base_ka: [f64; 2],
+}
+
+/// A compiled network: nodes, branches, slacks and shunts per sequence.
+#[derive(Clone, Debug)]
+pub struct Topology {
+    pub n_nodes: usize,
+    /// Node of each bus (by bus position); `None` if the bus is out of service.
+    pub bus_node: Vec<Option<usize>>,
+    /// A representative bus position of each node (for naming).
+    pub node_bus: Vec<usize>,
+    pub node_vn_kv: Vec<f64>,
+    pub branches: Vec<Branch>,
+    /// Slack nodes with their positive-sequence voltage (per unit, angle in radians applied).
+    pub slacks: Vec<(usize, C64)>,
+    /// Sequence shunts to ground at nodes: (node, y1, y2, y0) per unit (external grid source impedances in
+    /// SC; ext grid negative/zero sequence impedances in power flow).
+    pub shunts: Vec<(usize, C64, C64, C64)>,
+    /// Nodes connected to a slack through in-service branches.
+    pub energised: Vec<bool>,
+}
+
+fn find(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
+}
+
+/// Voltage factor c of IEC 60909 at a bus of `vn_kv` (LV tolerance 10 %): (c_max, c_min).
+pub fn c_factors(vn_kv: f64) -> (f64, f64) {
+    if vn_kv < 1.0 { (1.1, 0.9) } else { (1.1, 1.0) }
+}
+
+/// Resistance factor at the end temperature of a short circuit (copper/aluminium alpha = 0.004 1/K).
+pub fn end_temperature_factor(endtemp_degree: f64) -> f64 {
+    1.0 + 0.004 * (endtemp_degree - 20.0)
+}
+
+impl Topology {
+    /// Compiles `net` with the given switch states (`closed[k]` for `net.switches[k]`) and line service
+    /// overrides (`line_in_service[k]`).
+    pub fn build(net: &Network, closed: &[bool], line_in_service: &[bool], purpose: Purpose) -> Result<Topology, String> {
+        let nb = net.buses.len();
+        let mut parent: Vec<usize> = (0..nb).collect();
+        for (k, s) in net.switches.iter().enumerate() {
+            if s.et == "b" && closed.get(k).copied().unwrap_or(s.closed) {
+                if let (Some(a), Some(b)) = (net.bus(s.bus), net.bus(s.element)) {
+                    if net.buses[a].in_service && net.buses[b].in_service {
+                        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+                        if ra != rb {
+                            parent[ra.max(rb)] = ra.min(rb);
+                        }
+                    }
+                }
+            }
+        }
+        let mut bus_node = vec![None; nb];
+        let mut node_bus = Vec::new();
+        let mut node_vn_kv = Vec::new();
+        let mut root_node = vec![usize::MAX; nb];
+        for b in 0..nb {
+            if !net.buses[b].in_service {
+                continue;
+            }
+            let r = find(&mut parent, b);
+            if root_node[r] == usize::MAX {
+                root_node[r] = node_bus.len();
+                node_bus.push(b);
+                node_vn_kv.push(net.buses[r].vn_kv);
+            }
+            bus_node[b] = Some(root_node[r]);
+        }
+        // Terminals with an open switch get an auxiliary node.
+        let open_terminal = |et: &str, element: i64, bus: i64| -> bool {
+            net.switches.iter().enumerate().any(|(k, s)| {
+                s.et == et && s.element == element && s.bus == bus && !closed.get(k).copied().unwrap_or(s.closed)
+            })
+        };
+        let mut topo = Topology {
+            n_nodes: 0,
+            bus_node,
+            node_bus,
+            node_vn_kv,
+            branches: Vec::new(),
+            slacks: Vec::new(),
+            shunts: Vec::new(),
+            energised: Vec::new(),
+        };
+        let aux = |topo: &mut Topology, bus: usize| -> usize {
+            topo.node_bus.push(bus);
+            topo.node_vn_kv.push(net.buses[bus].vn_kv);
+            topo.node_bus.len() - 1
+        };
+        let w = 2.0 * std::f64::consts::PI * net.f_hz;
+        let zero = C64::new(0.0, 0.0);
+        for (k, l) in net.lines.iter().enumerate() {
+            if !line_in_service.get(k).copied().unwrap_or(l.in_service) {
+                continue;
+            }
+            let (fb, tb) = (net.bus(l.from_bus).unwrap_or(0), net.bus(l.to_bus).unwrap_or(0));
+            let (Some(mut f), Some(mut t)) = (topo.bus_node[fb], topo.bus_node[tb]) else { continue };
+            if open_terminal("l", l.index, l.from_bus) {
+                f = aux(&mut topo, fb);
+            }
+            if open_terminal("l", l.index, l.to_bus) {
+                t = aux(&mut topo, tb);
+            }
+            if f == t {
+                continue;
+            }
+            let vb = net.buses[fb].vn_kv;
+            let zb = vb * vb / S_BASE_MVA;
+            let len = l.length_km;
+            let par = l.parallel;
+            let rfac = if purpose == Purpose::ScMin { end_temperature_factor(l.endtemp_degree) } else { 1.0 };
+            let z1 = C64::new(l.r_ohm_per_km * rfac, l.x_ohm_per_km) * len / par / zb;
+            let ysh1 = if purpose == Purpose::PowerFlow {
+                C64::new(l.g_us_per_km * 1e-6, w * l.c_nf_per_km * 1e-9) * len * par * zb
+            } else {
+                zero
+            };
+            let y1s = z1.inv();
+            let y1 = [y1s + ysh1 / 2.0, -y1s, -y1s, y1s + ysh1 / 2.0];
+            let y0 = match (l.r0_ohm_per_km, l.x0_ohm_per_km) {
+                (Some(r0), Some(x0)) if r0 > 0.0 || x0 > 0.0 => {
+                    let z0 = C64::new(r0 * rfac, x0) * len / par / zb;
+                    let ysh0 = if purpose == Purpose::PowerFlow {
+                        C64::new(0.0, w * l.c0_nf_per_km.unwrap_or(0.0) * 1e-9) * len * par * zb
+                    } else {
+                        zero
+                    };
+                    let y0s = z0.inv();
+                    [y0s + ysh0 / 2.0, -y0s, -y0s, y0s + ysh0 / 2.0]
+                }
+                _ => [C64::new(f64::NAN, 0.0); 4],
+            };
+            let ib = S_BASE_MVA / (3f64.sqrt() * vb);
+            topo.branches.push(Branch { element: Element::Line(k), f, t, y1, y2: y1, y0, i_base_ka: [ib, ib] });
+        }
+        for (k, tr) in net.trafos.iter().enumerate() {
+            if !tr.in_service {
+                continue;
+            }
+            let (hb, lb) = (net.bus(tr.hv_bus).unwrap_or(0), net.bus(tr.lv_bus).unwrap_or(0));
+            let (Some(mut f), Some(mut t)) = (topo.bus_node[hb], topo.bus_node[lb]) else { continue };
+            if open_terminal("t", tr.index, tr.hv_bus) {
+                f = aux(&mut topo, hb);
+            }
+            if open_terminal("t", tr.index, tr.lv_bus) {
+                t = aux(&mut topo, lb);
+            }
+            if f == t {
+                continue;
+            }
+            let (vh, vl) = (net.buses[hb].vn_kv, net.buses[lb].vn_kv);
+            // Tap changer: scales the rated voltage of its side; phase-shifting taps add to the shift.
+            let steps = match (tr.tap_pos, tr.tap_neutral) {
+                (Some(p), Some(n)) if p.is_finite() && n.is_finite() => p - n,
+                (Some(p), None) if p.is_finite() => p,
+                _ => 0.0,
+            };
+            let tap = 1.0 + steps * tr.tap_step_percent.filter(|v| v.is_finite()).unwrap_or(0.0) / 100.0;
+            let (mut vn_hv, mut vn_lv) = (tr.vn_hv_kv, tr.vn_lv_kv);
+            match tr.tap_side.as_deref() {
+                Some("hv") => vn_hv *= tap,
+                Some("lv") => vn_lv *= tap,
+                _ => {}
+            }
+            let shift_deg = tr.shift_degree + steps * tr.tap_step_degree.filter(|v| v.is_finite()).unwrap_or(0.0);
+            let shift = shift_deg.to_radians();
+            let ratio = (vn_hv / vn_lv) / (vh / vl);
+            let t1 = C64::from_polar(ratio, shift);
+            let t2 = C64::from_polar(ratio, -shift);
+            let scale = (vn_lv / vl).powi(2) * S_BASE_MVA / tr.sn_mva / tr.parallel;
+            let vkx = (tr.vk_percent.powi(2) - tr.vkr_percent.powi(2)).max(0.0).sqrt();
+            let mut zs = C64::new(tr.vkr_percent, vkx) / 100.0 * scale;
+            let (cmax, _) = c_factors(vl);
+            let kt = 0.95 * cmax / (1.0 + 0.6 * vkx / 100.0);
+            if purpose == Purpose::ScMax {
+                zs *= kt;
+            }
+            let core = if purpose == Purpose::PowerFlow {
+                // T model: halves of the series impedance around the magnetising admittance.
+                let vl2 = vn_lv * vn_lv;
+                let g = tr.pfe_kw / 1000.0 / vl2;
+                let b = ((tr.i0_percent / 100.0 * tr.sn_mva).powi(2) - (tr.pfe_kw / 1000.0).powi(2)).max(0.0).sqrt() / vl2;
+                let ym = C64::new(g, -b) * tr.parallel * (vl * vl / S_BASE_MVA);
+                let y1 = (zs / 2.0).inv();
+                let d = y1 + y1 + ym;
+                [y1 - y1 * y1 / d, -y1 * y1 / d]
+            } else {
+                let ys = zs.inv();
+                [ys, -ys]
+            };
+            let prim = |t: C64| [core[0] / t.norm_sqr(), core[1] / t.conj(), core[1] / t, core[0]];
+            // Zero sequence from the vector group (delta windings block zero-sequence current).
+            let vk0 = tr.vk0_percent.filter(|v| *v > 0.0).unwrap_or(tr.vk_percent);
+            let vkr0 = tr.vkr0_percent.filter(|v| *v > 0.0).unwrap_or(tr.vkr_percent);
+            let vkx0 = (vk0 * vk0 - vkr0 * vkr0).max(0.0).sqrt();
+            let scale0 = (vn_lv / vl).powi(2) * S_BASE_MVA / tr.sn_mva;
+            let mut z0k = C64::new(vkr0, vkx0) / 100.0 * scale0 / tr.parallel;
+            if purpose == Purpose::ScMax {
+                z0k *= kt;
+            }
+            // Zero-sequence magnetising impedance: mag0_percent of the zero-sequence short-circuit impedance.
+            let zm_abs = vk0 / 100.0 * scale0 * tr.mag0_percent / 100.0;
+            let xm = zm_abs / (tr.mag0_rx * tr.mag0_rx + 1.0).sqrt();
+            let z_mag = C64::new(xm * tr.mag0_rx, xm) / tr.parallel;
+            let z1 = z0k * tr.si0_hv_partial;
+            let z2 = z0k * (1.0 - tr.si0_hv_partial);
+            let vg = tr.vector_group.to_ascii_lowercase();
+            let nan = C64::new(f64::NAN, 0.0);
+            let y0 = match vg.as_str() {
+                "dyn" => {
+                    let y = if purpose == Purpose::PowerFlow {
+                        (z2 + if z1.norm() > 0.0 { z1 * z_mag / (z1 + z_mag) } else { zero }).inv()
+                    } else {
+                        z0k.inv()
+                    };
+                    [zero, zero, zero, y]
+                }
+                "ynd" => {
+                    let y = if purpose == Purpose::PowerFlow {
+                        (z1 + if z2.norm() > 0.0 { z2 * z_mag / (z2 + z_mag) } else { zero }).inv()
+                    } else {
+                        z0k.inv()
+                    };
+                    // Referred to the HV side through the ratio.
+                    [y / (ratio * ratio), zero, zero, zero]
+                }
+                "ynyn" => {
+                    let ys = z0k.inv();
+                    [ys / (ratio * ratio), -ys / ratio, -ys / ratio, ys]
+                }
+                "yy" | "yd" | "dy" | "dd" | "yyn" | "yny" => [zero; 4],
+                _ => [nan; 4],
+            };
+            let ibh = S_BASE_MVA / (3f64.sqrt() * vh);
+            let ibl = S_BASE_MVA / (3f64.sqrt() * vl);
+            topo.branches.push(Branch {
+                element: Element::Trafo(k),
+                f,
+                t,
+                y1: prim(t1),
+                y2: prim(t2),
+                y0,
+                i_base_ka: [ibh, ibl],
+            });
+        }
+        topo.n_nodes = topo.node_bus.len();
+        for e in net.ext_grids.iter().filter(|e| e.in_service) {
+            let Some(b) = net.bus(e.bus) else { continue };
+            let Some(node) = topo.bus_node[b] else { continue };
+            let vn = net.buses[b].vn_kv;
+            let (cmax, cmin) = c_factors(vn);
+            let (c, s_sc, rx, x0x, r0x0) = match purpose {
+                Purpose::ScMin => (cmin, e.s_sc_min_mva, e.rx_min, e.x0x_min, e.r0x0_min),
+                // Power flow uses the maximum-case source impedance with c = 1.1 for the negative and zero
+                // sequences (as pandapower's three-phase power flow does).
+                _ => (cmax, e.s_sc_max_mva, e.rx_max, e.x0x_max, e.r0x0_max),
+            };
+            let v = C64::from_polar(e.vm_pu, e.va_degree.to_radians());
+            if purpose == Purpose::PowerFlow {
+                topo.slacks.push((node, v));
+            }
+            if let Some(s_sc) = s_sc {
+                let rx = rx.unwrap_or(0.1);
+                let z = c * S_BASE_MVA / s_sc;
+                let x = z / (rx * rx + 1.0).sqrt();
+                let zq = C64::new(rx * x, x);
+                let x0 = x0x.unwrap_or(1.0) * x;
+                let zq0 = C64::new(r0x0.unwrap_or(rx) * x0, x0);
+                topo.shunts.push((node, zq.inv(), zq.inv(), zq0.inv()));
+            } else if purpose != Purpose::PowerFlow {
+                return Err(format!(
+                    "ext_grid {} has no s_sc_{}_mva: needed for short-circuit calculations",
+                    e.index,
+                    if purpose == Purpose::ScMin { "min" } else { "max" }
+                ));
+            }
+        }
+        // Energised nodes: reachable from a slack (power flow) or a source (short circuit).
+        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); topo.n_nodes];
+        for br in &topo.branches {
+            adj[br.f].push(br.t);
+            adj[br.t].push(br.f);
+        }
+        let mut energised = vec![false; topo.n_nodes];
+        let mut stack: Vec<usize> = match purpose {
+            Purpose::PowerFlow => topo.slacks.iter().map(|s| s.0).collect(),
+            _ => topo.shunts.iter().map(|s| s.0).collect(),
+        };
+        while let Some(n) = stack.pop() {
+            if energised[n] {
+                continue;
+            }
+            energised[n] = true;
+            stack.extend(adj[n].iter().copied().filter(|&m| !energised[m]));
+        }
+        topo.energised = energised;
+        Ok(topo)
+    }
+}

@@ -1,0 +1,238 @@
+//! The LMU agent: joins the sensor and contactor twins with the LMU firmware on the event queue.
+//!
+//! It observes the grid through solved snapshots (its bus voltage and the current into its line), drives
+//! its sensor twin in phasor or waveform fidelity, runs the firmware at the deadlines it returns, turns
+//! contactor transitions into switch commands for the grid, and carries FLISR frames to its neighbours over
+//! a [`PeerLink`]. Units: V, A; time in ns.
+
+use super::LmuMsg;
+use super::contactor::ContactorTwin;
+use super::link::PeerLink;
+use super::sensor::{Fidelity, PrimaryState, SensorTwin};
+use crate::agents::Msg;
+use crate::engine::{Agent, AgentId, Ctx, Event, EventId, SimDuration, SimTime, class};
+use crate::grid::GridMsg;
+use crate::grid::model::GridSnapshot;
+use gridtwin_firmware::Instant;
+use gridtwin_firmware::lmu::Lmu;
+use gridtwin_firmware::lmu::flisr::{PeerId, PeerMsg};
+use gridtwin_firmware::lmu::phasor::Phasor;
+use std::collections::BTreeMap;
+
+const TAG_DEADLINE: u64 = 1;
+const TAG_CONTACT: u64 = 2;
+const TAG_SAMPLE: u64 = 3;
+const TAG_MEASURE: u64 = 4;
+
+/// Where an LMU measures and switches in the grid (positions in the network's element vectors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// Bus position of the LMU's VT.
+    pub bus: usize,
+    /// Line position the contactor and CTs sit on.
+    pub line: usize,
+    /// The LMU sits at the line's from end (0) or to end (1).
+    pub end: usize,
+    /// Switch position in the grid model.
+    pub switch: usize,
+}
+
+/// One LMU on the event queue.
+pub struct LmuAgent {
+    pub peer: PeerId,
+    pub placement: Placement,
+    firmware: Lmu,
+    sensor: SensorTwin,
+    contactor: ContactorTwin,
+    grid: AgentId,
+    peers: BTreeMap<PeerId, AgentId>,
+    link: Box<dyn PeerLink>,
+    deadline: Option<(SimTime, EventId)>,
+    contact_timer: Option<(SimTime, EventId)>,
+    /// Delay from a change of the grid state to the phasor measurement that reflects it (one DFT window).
+    measure_delay: SimDuration,
+    /// Main-contact changes: (time, closed).
+    pub switching: Vec<(SimTime, bool)>,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    last_current_a: f64,
+    /// Switch commands go to the grid agent as `GridMsg::SetSwitch` (true) or to the study's grid host as
+    /// `LmuMsg::SetSwitch` (false).
+    pub grid_agent_protocol: bool,
+}
+
+impl LmuAgent {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        peer: PeerId,
+        placement: Placement,
+        firmware: Lmu,
+        sensor: SensorTwin,
+        contactor: ContactorTwin,
+        grid: AgentId,
+        peers: BTreeMap<PeerId, AgentId>,
+        link: Box<dyn PeerLink>,
+    ) -> Self {
+        let window_ns = 1_000_000_000 / sensor.model().nominal_hz.max(1) as u64;
+        LmuAgent {
+            peer,
+            placement,
+            firmware,
+            sensor,
+            contactor,
+            grid,
+            peers,
+            link,
+            deadline: None,
+            contact_timer: None,
+            measure_delay: SimDuration::from_nanos(window_ns),
+            switching: Vec::new(),
+            frames_sent: 0,
+            frames_received: 0,
+            last_current_a: 0.0,
+            grid_agent_protocol: false,
+        }
+    }
+
+    pub fn firmware(&self) -> &Lmu {
+        &self.firmware
+    }
+    pub fn contactor(&self) -> &ContactorTwin {
+        &self.contactor
+    }
+    pub fn sensor(&self) -> &SensorTwin {
+        &self.sensor
+    }
+
+    fn observe(&mut self, now: SimTime, snap: &GridSnapshot) {
+        let pl = self.placement;
+        let (Some(v), Some(i)) = (snap.v_pu.get(pl.bus), snap.line_i_ka.get(pl.line)) else { return };
+        let base_v = snap.bus_vn_kv.get(pl.bus).copied().unwrap_or(0.4) * 1000.0 / 3f64.sqrt();
+        let i = i[pl.end.min(1)];
+        let state = PrimaryState {
+            v: [0, 1, 2].map(|p| Phasor::new(v[p].re * base_v, v[p].im * base_v).finite_or_zero()),
+            i: [0, 1, 2].map(|p| Phasor::new(i[p].re * 1000.0, i[p].im * 1000.0).finite_or_zero()),
+            i_n: Phasor::ZERO,
+            v_harmonics: self.sensor.state().v_harmonics.clone(),
+            freq_hz: 50.0,
+        };
+        self.last_current_a = state.i.iter().map(|p| p.abs()).fold(0.0, f64::max);
+        self.sensor.set_state(now.as_nanos(), state);
+    }
+
+    /// Sets the voltage harmonics the waveform twin adds (order, percent, degrees).
+    pub fn set_harmonics(&mut self, h: Vec<(u32, f64, f64)>) {
+        let mut s = self.sensor.state().clone();
+        s.v_harmonics = h;
+        self.sensor.set_state(0, s);
+    }
+
+    fn service(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now();
+        self.contactor.set_now(now.as_nanos());
+        self.contactor.set_current(self.last_current_a);
+        let next = self.firmware.poll(Instant(now.as_nanos()), &mut self.contactor);
+        while let Some((to, msg)) = self.firmware.pop_outgoing() {
+            self.frames_sent += 1;
+            let Some(&dst) = self.peers.get(&to) else { continue };
+            if let Some(delay) = self.link.transmit(self.peer, to, PeerMsg::ENCODED_LEN) {
+                ctx.send(dst, delay, Msg::Lmu(LmuMsg::Frame { from: self.peer, bytes: msg.encode() }));
+            }
+        }
+        if let Some(t) = self.contactor.next_transition() {
+            let t = SimTime::from_nanos(t.max(now.as_nanos()));
+            if self.contact_timer.is_none_or(|(pt, _)| pt != t) {
+                if let Some((_, id)) = self.contact_timer.take() {
+                    ctx.cancel(id);
+                }
+                let id = ctx.schedule_at(t, class::SENSE, Msg::Timer(TAG_CONTACT));
+                self.contact_timer = Some((t, id));
+            }
+        }
+        let next = SimTime::from_nanos(next.as_nanos());
+        if next < SimTime::MAX && self.deadline.is_none_or(|(t, _)| t != next) {
+            if let Some((_, id)) = self.deadline.take() {
+                ctx.cancel(id);
+            }
+            let id = ctx.schedule_at(next, class::SENSE, Msg::Timer(TAG_DEADLINE));
+            self.deadline = Some((next, id));
+        }
+    }
+}
+
+impl Agent<Msg> for LmuAgent {
+    fn start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if self.sensor.fidelity() == Fidelity::Waveform {
+            ctx.schedule(SimDuration::from_millis(10), Msg::Timer(TAG_SAMPLE));
+        }
+        self.service(ctx);
+    }
+
+    fn handle(&mut self, ev: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now();
+        let fw_now = Instant(now.as_nanos());
+        match ev.msg {
+            Msg::Lmu(LmuMsg::Snapshot(snap)) | Msg::Grid(GridMsg::Solved(snap)) => {
+                self.observe(now, &snap);
+                if self.sensor.fidelity() == Fidelity::Phasor {
+                    ctx.schedule_at(now.saturating_add(self.measure_delay), class::SENSE, Msg::Timer(TAG_MEASURE));
+                }
+                return;
+            }
+            Msg::Lmu(LmuMsg::Frame { from, bytes }) => {
+                self.frames_received += 1;
+                ctx.digest(((from as u64) << 32) | u32::from_le_bytes(bytes) as u64);
+                self.firmware.on_frame(fw_now, from, &bytes);
+            }
+            Msg::Lmu(LmuMsg::InjectContactor(f)) => {
+                self.contactor.set_now(now.as_nanos());
+                self.contactor.inject(f);
+            }
+            Msg::Timer(TAG_MEASURE) => {
+                let _ = self.firmware.read_phasors(fw_now, &mut self.sensor);
+                if std::env::var_os("GRIDTWIN_LMU_TRACE").is_some() {
+                    let st = self.sensor.state();
+                    eprintln!(
+                        "{now:?} S{} V {:?} I {:?} status {:?}",
+                        self.peer,
+                        st.v.map(|p| (p.abs() as i64, (p.arg().to_degrees()) as i64)),
+                        st.i.map(|p| (p.abs() as i64, (p.arg().to_degrees()) as i64)),
+                        self.firmware.protection().status()
+                    );
+                }
+            }
+            Msg::Timer(TAG_SAMPLE) => {
+                self.sensor.synthesise_until(now.as_nanos());
+                let _ = self.firmware.read_samples(fw_now, &mut self.sensor);
+                ctx.schedule(SimDuration::from_millis(10), Msg::Timer(TAG_SAMPLE));
+            }
+            Msg::Timer(TAG_DEADLINE) => {
+                self.deadline = None;
+                if std::env::var_os("GRIDTWIN_DEADLINE_TRACE").is_some() {
+                    eprintln!("deadline {now:?} S{} status {:?}", self.peer, self.firmware.protection().status());
+                }
+            }
+            Msg::Timer(TAG_CONTACT) => {
+                self.contact_timer = None;
+                self.contactor.set_current(self.last_current_a);
+                if let Some(closed) = self.contactor.advance(now.as_nanos()) {
+                    self.switching.push((now, closed));
+                    ctx.digest(0x5357_0000 | ((self.peer as u64) << 1) | closed as u64);
+                    let switch = self.placement.switch;
+                    let msg = if self.grid_agent_protocol {
+                        Msg::Grid(GridMsg::SetSwitch { switch, closed })
+                    } else {
+                        Msg::Lmu(LmuMsg::SetSwitch { switch, closed, lmu: self.peer })
+                    };
+                    ctx.send_at(self.grid, now, class::GRID, msg);
+                }
+            }
+            _ => return,
+        }
+        self.service(ctx);
+    }
+
+    fn kind(&self) -> &'static str {
+        "lmu"
+    }
+}

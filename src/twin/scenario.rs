@@ -1,0 +1,131 @@
+//! Scenario sections the LMU subsystem owns: where LMUs sit and with which hardware and settings, and the
+//! faults and hardware failures to inject. Durations are strings ("250ms", "10:00" style is not accepted
+//! here: use "1s", "15min") parsed with [`crate::engine::parse_duration`].
+
+use super::contactor::ContactorFailure;
+use super::link::LinkModel;
+use super::placement::PlacementRule;
+use super::sensor::Fidelity;
+use crate::engine::{SimDuration, parse_duration};
+
+/// `lmus: (...)` in a scenario.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmuSection {
+    /// Sensor front-end model name (`models/<name>.ron`).
+    pub model: String,
+    /// Contactor model name (`models/<name>.ron`).
+    pub contactor: String,
+    /// Protection settings name (`models/<name>.ron`, a [`crate::twin::study::ProtectionFile`]).
+    pub protection: String,
+    #[serde(default)]
+    pub fidelity: Fidelity,
+    pub at: PlacementRule,
+    /// Normally-open ties at feeder ends back to the source bus, so FLISR can restore downstream parts.
+    #[serde(default)]
+    pub ties: TieRule,
+    #[serde(default)]
+    pub link: LinkModel,
+    /// Ambient temperature of the sensor electronics (degC).
+    #[serde(default = "default_temp")]
+    pub temperature_c: f64,
+}
+
+fn default_temp() -> f64 {
+    25.0
+}
+
+/// Where normally-open ties are added.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum TieRule {
+    /// No ties (downstream parts stay dark until repair).
+    #[default]
+    None,
+    /// One tie from the far end of every leaf section back to the source bus, `length_m` long.
+    LeafEnds { length_m: f64 },
+}
+
+/// Fault kinds of the study (the grid's fault states on phase A, or A and B).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum FaultType {
+    ThreePhase,
+    TwoPhase,
+    LineToEarth,
+    OpenConductor,
+}
+
+impl FaultType {
+    pub const ALL: [FaultType; 4] =
+        [FaultType::ThreePhase, FaultType::TwoPhase, FaultType::LineToEarth, FaultType::OpenConductor];
+    pub fn label(self) -> &'static str {
+        match self {
+            FaultType::ThreePhase => "3ph",
+            FaultType::TwoPhase => "2ph",
+            FaultType::LineToEarth => "1ph-e",
+            FaultType::OpenConductor => "open",
+        }
+    }
+}
+
+/// One entry of `faults: [...]`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum FaultSpec {
+    /// A shunt fault or open conductor on a line (file index) at `at` (0..=1 of its length).
+    Line { line: i64, at: f64, kind: FaultType, r_ohm: f64, onset: String, duration: Option<String> },
+    /// A hardware failure of the LMU at bus `bus` (file index) from `onset`.
+    Contactor { bus: i64, failure: ContactorFailure, onset: String },
+}
+
+/// A validated fault with times resolved.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaultPlan {
+    pub line: i64,
+    pub at: f64,
+    pub kind: FaultType,
+    pub r_ohm: f64,
+    pub onset: SimDuration,
+    /// `None` for a permanent fault.
+    pub duration: Option<SimDuration>,
+}
+
+impl FaultSpec {
+    /// Checks the fields and resolves durations; the error names the field.
+    pub fn plan(&self) -> Result<Option<FaultPlan>, String> {
+        match self {
+            FaultSpec::Line { line, at, kind, r_ohm, onset, duration } => {
+                if !(at.is_finite() && (0.0..=1.0).contains(at)) {
+                    return Err(format!("faults: line {line}: at = {at} must be within 0..=1"));
+                }
+                if !(r_ohm.is_finite() && (0.0..=1000.0).contains(r_ohm)) {
+                    return Err(format!("faults: line {line}: r_ohm = {r_ohm} must be within 0..=1000"));
+                }
+                let onset = parse_duration(onset).map_err(|e| format!("faults: line {line}: onset: {e}"))?;
+                let duration = match duration {
+                    Some(d) => Some(parse_duration(d).map_err(|e| format!("faults: line {line}: duration: {e}"))?),
+                    None => None,
+                };
+                Ok(Some(FaultPlan { line: *line, at: *at, kind: *kind, r_ohm: *r_ohm, onset, duration }))
+            }
+            FaultSpec::Contactor { onset, bus, .. } => {
+                parse_duration(onset).map_err(|e| format!("faults: contactor at bus {bus}: onset: {e}"))?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl LmuSection {
+    pub fn validate(&self) -> Result<(), String> {
+        self.link.validate().map_err(|e| format!("lmus.link.{e}"))?;
+        if !(self.temperature_c.is_finite() && (-50.0..=100.0).contains(&self.temperature_c)) {
+            return Err(format!("lmus.temperature_c: {} must be within -50..=100", self.temperature_c));
+        }
+        if let TieRule::LeafEnds { length_m } = self.ties
+            && !(length_m.is_finite() && length_m > 0.0 && length_m <= 5000.0)
+        {
+            return Err(format!("lmus.ties.length_m: {length_m} must be within 0..=5000"));
+        }
+        Ok(())
+    }
+}
