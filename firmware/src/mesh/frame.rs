@@ -7,6 +7,7 @@
 //! - DOWN `[3, origin:2, dst:2, seq:2, next:1, n:1, hops:2n, payload..]`: source-routed from the root;
 //!   `hops[next]` is the hop this frame is addressed to, `hops[n-1] == dst`.
 //! - NBR `[4, src:2, seq:2, payload..]`: a one-hop message between neighbours (FLISR).
+//! - DIS `[5]`: a DODAG information solicitation, broadcast by a node without a parent.
 //!
 //! Decoding never panics: truncated or malformed input yields a [`FrameError`].
 
@@ -41,6 +42,7 @@ pub enum Frame<'a> {
     Up { kind: UpKind, origin: u16, root: u16, seq: u16, hop_limit: u8, sender_rank: u16, payload: &'a [u8] },
     Down { origin: u16, dst: u16, seq: u16, next: u8, hops: Route<'a>, payload: &'a [u8] },
     Nbr { src: u16, seq: u16, payload: &'a [u8] },
+    Dis,
 }
 
 /// A source route as stored in a DOWN frame (pairs of little-endian bytes).
@@ -114,6 +116,7 @@ impl<'a> Frame<'a> {
             4 => {
                 Ok(Frame::Nbr { src: rd16(b, 1)?, seq: rd16(b, 3)?, payload: b.get(5..).ok_or(FrameError::Truncated)? })
             }
+            5 => Ok(Frame::Dis),
             k => Err(FrameError::UnknownKind(k)),
         }
     }
@@ -159,6 +162,7 @@ impl<'a> Frame<'a> {
                 out.extend_from_slice(&seq.to_le_bytes());
                 out.extend_from_slice(payload);
             }
+            Frame::Dis => out.push(5),
         }
     }
 
@@ -216,6 +220,7 @@ mod tests {
                 payload: &[0xAA; 5],
             },
             Frame::Nbr { src: 8, seq: 2, payload: b"trip" },
+            Frame::Dis,
         ];
         for f in frames {
             let b = f.encode();

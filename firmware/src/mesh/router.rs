@@ -62,6 +62,8 @@ pub struct RouterConfig {
     pub global_repair_s: u32,
     /// Times an upward frame may be rerouted to another parent after its link failed.
     pub max_reroutes: u8,
+    /// A node without a parent solicits DIOs (DIS) this often, ms.
+    pub dis_interval_ms: u32,
 }
 
 impl Default for RouterConfig {
@@ -70,10 +72,10 @@ impl Default for RouterConfig {
             trickle_imin_ms: 1000,
             trickle_doublings: 11,
             trickle_k: 5,
-            parent_switch_threshold: 96,
+            parent_switch_threshold: 192,
             max_link_etx: 6 * ETX_ONE,
             neighbors_max: 24,
-            dao_delay_ms: 2000,
+            dao_delay_ms: 4000,
             dao_refresh_s: 3600,
             max_fail_streak: 2,
             hop_limit: 32,
@@ -82,6 +84,7 @@ impl Default for RouterConfig {
             child_hold_s: 1800,
             global_repair_s: 0,
             max_reroutes: 2,
+            dis_interval_ms: 10_000,
         }
     }
 }
@@ -103,6 +106,9 @@ impl RouterConfig {
         }
         if self.neighbors_max < 2 {
             return Err("neighbors_max must be >= 2");
+        }
+        if self.dis_interval_ms == 0 {
+            return Err("dis_interval_ms must be > 0");
         }
         if self.max_fail_streak == 0 {
             return Err("max_fail_streak must be >= 1");
@@ -209,6 +215,8 @@ pub struct Router {
     trickle: Trickle,
     trickle_on: bool,
     dao_at: Instant,
+    dao_last: Instant,
+    dis_at: Instant,
     repair_at: Instant,
     seq: u16,
     next_token: u32,
@@ -242,6 +250,8 @@ impl Router {
             trickle: Trickle { interval_ns: 0, t_at: Instant::MAX, end: Instant::MAX, c: 0, fired: true },
             trickle_on: false,
             dao_at: Instant::MAX,
+            dao_last: Instant::ZERO,
+            dis_at: Instant::MAX,
             repair_at: Instant::MAX,
             seq: 0,
             next_token: 0,
@@ -291,6 +301,10 @@ impl Router {
     pub fn route_count(&self) -> usize {
         self.routes.len()
     }
+    /// Root only: the (node, parent) pairs learnt from DAOs, by node address.
+    pub fn routes(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
+        self.routes.iter().map(|(&n, &p)| (n, p))
+    }
     /// Next payload delivered to this node's application.
     pub fn pop_delivery(&mut self) -> Option<Delivery> {
         self.deliveries.pop_front()
@@ -331,13 +345,17 @@ impl Router {
             if self.cfg.global_repair_s > 0 {
                 self.repair_at = now + Duration::from_secs(self.cfg.global_repair_s as u64);
             }
+        } else {
+            // Join quickly if the DIO flood passes us by: solicit after a random share of the DIS interval.
+            let span = self.cfg.dis_interval_ms as u64 * 1_000_000;
+            self.dis_at = now + Duration(span / 2 + self.jitter(span / 2 + 1));
         }
         self.deadline()
     }
 
     /// The earliest time [`Router::poll`] must run.
     pub fn deadline(&self) -> Instant {
-        let mut d = self.dao_at.min(self.repair_at);
+        let mut d = self.dao_at.min(self.repair_at).min(self.dis_at);
         if self.trickle_on {
             d = d.min(if self.trickle.fired { self.trickle.end } else { self.trickle.t_at });
         }
@@ -397,8 +415,18 @@ impl Router {
                 if self.send_up_frame(p, f, 0, radio) {
                     self.stats.dao_sent += 1;
                 }
+                self.dao_last = now;
                 let refresh = self.cfg.dao_refresh_s as u64 * 1_000_000_000;
                 self.dao_at = now + Duration(refresh - refresh / 4 + self.jitter(refresh / 2 + 1));
+            }
+        }
+        if now >= self.dis_at {
+            self.dis_at = Instant::MAX;
+            if !self.is_root && self.parent.is_none() {
+                let token = self.token();
+                let _ = radio.transmit(BROADCAST, token, &Frame::Dis.encode());
+                let span = self.cfg.dis_interval_ms as u64 * 1_000_000;
+                self.dis_at = now + Duration(span / 2 + self.jitter(span / 2 + 1));
             }
         }
         if now >= self.repair_at {
@@ -608,16 +636,20 @@ impl Router {
                     }
                     return self.deadline();
                 }
-                if sender_rank <= self.rank || Some(src) == self.parent {
-                    // Upward traffic from a node not below us: the DODAG has a loop. Drop and re-advertise.
+                if Some(src) == self.parent {
+                    // Our parent routes through us: a loop. Drop the frame and the parent, re-advertise.
                     self.stats.loops_detected += 1;
-                    if Some(src) == self.parent {
-                        self.drop_neighbor(src);
-                        self.choose_parent(now);
-                    }
+                    self.drop_neighbor(src);
+                    self.choose_parent(now);
                     self.trickle.interval_ns = 0;
                     self.trickle_reset(now);
                     return self.deadline();
+                }
+                if sender_rank <= self.rank {
+                    // Rank inconsistency (RFC 6550 11.2.2.2): the sender's view of our rank is stale, or there
+                    // is a longer loop. Forward anyway (the hop limit bounds a real loop); the sender learns our
+                    // rank from the next DIO. Not resetting Trickle here keeps a dense mesh out of DIO storms.
+                    self.stats.loops_detected += 1;
                 }
                 if hop_limit <= 1 {
                     self.stats.drop_hop_limit += 1;
@@ -651,6 +683,12 @@ impl Router {
                     if self.send_unicast(nh, &f, radio).is_ok() {
                         self.stats.forwarded += 1;
                     }
+                }
+            }
+            Frame::Dis => {
+                if self.is_root || self.parent.is_some() {
+                    self.trickle.interval_ns = 0;
+                    self.trickle_reset(now);
                 }
             }
             Frame::Nbr { src: origin, seq, payload } => {
@@ -693,6 +731,12 @@ impl Router {
                 n.root = root;
                 n.version = version;
                 n.rank = rank;
+                // Hearing a DIO proves the link works again: pull an estimate that failures pushed past the
+                // usable limit halfway back to the signal-strength guess, so a lone parent is not lost forever.
+                if n.link_etx > self.cfg.max_link_etx {
+                    n.link_etx = ((n.link_etx as u32 + etx0 as u32) / 2) as u16;
+                    n.fail_streak = 0;
+                }
             }
             None => {
                 let n =
@@ -730,7 +774,11 @@ impl Router {
     }
 
     fn usable(&self, n: &Nbr, now: Instant) -> bool {
-        n.rank != INFINITE_RANK
+        // Loop avoidance (RFC 6550 8.2.2.4): an attached node only takes parents ranked below its current
+        // rank, which its children never are; the current parent stays acceptable while it is still below.
+        let below = self.parent.is_none() || n.rank < self.rank || Some(n.addr) == self.parent;
+        below
+            && n.rank != INFINITE_RANK
             && n.link_etx <= self.cfg.max_link_etx
             && n.child_until <= now
             && !(n.root == self.root && n.version != self.version)
@@ -754,28 +802,33 @@ impl Router {
             (Some(c), Some(b)) if c.1 <= b.1 + self.cfg.parent_switch_threshold as u32 => Some(c),
             (_, b) => b,
         };
-        let old_rank = self.rank;
         match chosen {
             Some((addr, cost, root, version)) => {
                 let was_detached = self.parent.is_none();
+                let switched = !was_detached && self.parent != Some(addr);
                 if self.parent != Some(addr) {
                     if !was_detached {
                         self.stats.parent_changes += 1;
                     }
                     self.parent = Some(addr);
                     let d = self.cfg.dao_delay_ms as u64 * 1_000_000;
-                    self.dao_at = self.dao_at.min(now + Duration(d + self.jitter(d + 1)));
+                    // One DAO per parent-change burst, and no more often than every four DAO delays.
+                    let earliest = self.dao_last.saturating_add(Duration(4 * d));
+                    self.dao_at = self.dao_at.min((now + Duration(d + self.jitter(d + 1))).max(earliest));
                 }
                 self.root = root;
                 self.version = version;
                 self.rank = cost.min(INFINITE_RANK as u32 - 1) as u16;
                 if was_detached {
+                    self.dis_at = Instant::MAX;
                     if self.joined_at.is_none() {
                         self.joined_at = Some(now);
                     }
                     self.trickle.interval_ns = 0;
                     self.trickle_reset(now);
-                } else if self.rank.abs_diff(old_rank) > ETX_ONE {
+                } else if switched {
+                    // A new parent is a DODAG change worth advertising soon; mere rank drift waits for the
+                    // next DIO (children that notice a stale rank trigger a reset themselves).
                     self.trickle.interval_ns = 0;
                     self.trickle_reset(now);
                 }
@@ -786,6 +839,7 @@ impl Router {
                     self.rank = INFINITE_RANK;
                     self.stats.detaches += 1;
                     self.dao_at = Instant::MAX;
+                    self.dis_at = now + Duration(self.jitter(1_000_000_000));
                     self.trickle.interval_ns = 0;
                     self.trickle_reset(now);
                 }
@@ -826,8 +880,9 @@ impl Router {
                 _ => None,
             };
             if let Some(s) = sample {
-                // EWMA with weight 3/4 on the history (reacts within a few frames).
-                n.link_etx = ((3 * n.link_etx as u32 + s as u32) / 4) as u16;
+                // EWMA with weight 0.8 on the history: one lost frame moves the estimate by about 2 ETX, enough
+                // to notice a dying link without making every collision a reason to change parent.
+                n.link_etx = ((4 * n.link_etx as u32 + s as u32) / 5) as u16;
             }
             match status {
                 TxStatus::Acked { .. } => n.fail_streak = 0,
@@ -846,9 +901,11 @@ impl Router {
         if dropped_parent || matches!(status, TxStatus::NoAck { .. }) {
             self.choose_parent(now);
         }
+        let busy = matches!(status, TxStatus::ChannelBusy { .. });
         if let (TxStatus::NoAck { .. } | TxStatus::ChannelBusy { .. }, Some(mut frame)) = (status, inf.up) {
             match self.parent {
-                Some(p) if p != inf.to && inf.reroutes < self.cfg.max_reroutes => {
+                // A busy channel says nothing about the link: try the same parent again. A failed link: reroute.
+                Some(p) if (busy || p != inf.to) && inf.reroutes < self.cfg.max_reroutes => {
                     // Local repair: the frame takes the new parent; its sender rank is ours now.
                     if frame.len() > 10 {
                         frame[9..11].copy_from_slice(&self.rank.to_le_bytes());
@@ -933,7 +990,7 @@ mod tests {
         let mut n = Router::new(5, false, cfg, 3);
         let now = Instant(0);
         n.on_frame(now, 2, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
-        n.on_frame(now, 3, -60, &dio(1, 0, 1000), &mut air);
+        n.on_frame(now, 3, -60, &dio(1, 0, 300), &mut air);
         assert_eq!(n.parent(), Some(2));
         for k in 0..2 {
             air.sent.clear();
