@@ -181,7 +181,7 @@ pub fn route_bytes(hops: &[u16]) -> Vec<u8> {
 
 /// Wraps route bytes (pairs) for encoding; `None` if the length is odd or the route too long or empty.
 pub fn route_from_bytes(b: &[u8]) -> Option<Route<'_>> {
-    (b.len() % 2 == 0 && !b.is_empty() && b.len() / 2 <= MAX_SOURCE_ROUTE).then_some(Route(b))
+    (b.len().is_multiple_of(2) && !b.is_empty() && b.len() / 2 <= MAX_SOURCE_ROUTE).then_some(Route(b))
 }
 
 #[cfg(test)]
