@@ -134,7 +134,10 @@ const BROADCAST_LIMIT: usize = 0xFFFF;
 fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, warnings: &mut Vec<String>) {
     let n = agent.nodes.len();
     let margin_db = if cfg.fading == Fading::Rayleigh { 5.0 } else { 0.0 };
-    let thr = radio.sensitivity_dbm - margin_db;
+    let sens = radio.sensitivity_dbm;
+    // Lists reach down to the noise floor: they also serve as the interference and CCA neighbourhoods (a
+    // transmission whose mean power is below the noise floor at a node is ignored there).
+    let thr = (sens - margin_db).min(radio.noise_floor_dbm());
     let max_loss = radio.link_budget_offset_dbm() - thr + 3.5 * cfg.propagation.shadowing_db();
     let reach = cfg.propagation.range_for_loss_m(max_loss, radio.frequency_mhz).max(1.0);
     let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
@@ -184,12 +187,14 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
     // Isolated nodes: nobody hears them (with symmetric links, they hear nobody either).
     let mut heard = vec![false; n];
     for l in &lists {
-        for &(j, _) in l {
-            heard[j as usize] = true;
+        for &(j, p) in l {
+            if p as f64 >= sens {
+                heard[j as usize] = true;
+            }
         }
     }
     for i in 0..n {
-        if lists[i].is_empty() && !heard[i] {
+        if !lists[i].iter().any(|e| e.1 as f64 >= sens) && !heard[i] {
             let a = &agent.nodes[i];
             let nearest = (0..n).filter(|&j| j != i).min_by(|&p, &q| {
                 let dp = (agent.nodes[p].x_m - a.x_m).powi(2) + (agent.nodes[p].y_m - a.y_m).powi(2);
@@ -225,14 +230,17 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
     while let Some(u) = stack.pop() {
         // `lists[u]` are the nodes hearing u: the downward direction; links are symmetric unless shadowing
         // is asymmetric, in which case this is a conservative reachability check.
-        for &(v, _) in &lists[u] {
-            if !reach_c[v as usize] {
+        for &(v, p) in &lists[u] {
+            if p as f64 >= sens && !reach_c[v as usize] {
                 reach_c[v as usize] = true;
                 stack.push(v as usize);
             }
         }
     }
-    let cut: Vec<u32> = (0..n).filter(|&i| !reach_c[i] && !lists[i].is_empty()).map(|i| agent.nodes[i].id).collect();
+    let cut: Vec<u32> = (0..n)
+        .filter(|&i| !reach_c[i] && lists[i].iter().any(|e| e.1 as f64 >= sens))
+        .map(|i| agent.nodes[i].id)
+        .collect();
     if !cut.is_empty() {
         warnings.push(format!(
             "mesh: {} node(s) have no radio path to any coordinator: {}",

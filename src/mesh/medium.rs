@@ -536,11 +536,21 @@ impl MeshAgent {
         ctx.schedule_at(SimTime(at), class::DEFAULT, m);
     }
 
+    /// Mean power at `to` of `from`'s transmissions from the neighbour list, dBm; `None` below the noise floor.
+    fn link_dbm(&self, from: usize, to: usize) -> Option<f64> {
+        let l = &self.nodes[from].nbrs;
+        l.binary_search_by_key(&(to as u32), |e| e.0).ok().map(|k| l[k].1 as f64)
+    }
+
     fn channel_busy(&self, i: usize, now: u64) -> bool {
         let mut mw = 0.0;
         for g in &self.air {
-            if g.src as usize != i && g.start <= now && now < g.end {
-                mw += dbm_to_mw(self.mean_rx_dbm(g.src as usize, i));
+            if g.src as usize != i
+                && g.start <= now
+                && now < g.end
+                && let Some(p) = self.link_dbm(g.src as usize, i)
+            {
+                mw += dbm_to_mw(p);
             }
         }
         mw >= self.cca_mw
@@ -610,7 +620,7 @@ impl MeshAgent {
                 lost = true; // half duplex: it was transmitting
                 break;
             }
-            let pg = self.mean_rx_dbm(g.src as usize, r);
+            let Some(pg) = self.link_dbm(g.src as usize, r) else { continue };
             if pg >= sens {
                 let locked_elsewhere = g.start <= f.start && p_dbm < pg + cap;
                 let captured_away = g.start > f.start && pg >= p_dbm + cap;
