@@ -140,6 +140,7 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
     let thr = (sens - margin_db).min(radio.noise_floor_dbm());
     let max_loss = radio.link_budget_offset_dbm() - thr + 3.5 * cfg.propagation.shadowing_db();
     let reach = cfg.propagation.range_for_loss_m(max_loss, radio.frequency_mhz).max(1.0);
+    agent.reach_m = reach;
     let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
     for nd in &agent.nodes {
         x0 = x0.min(nd.x_m);

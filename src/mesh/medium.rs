@@ -254,6 +254,8 @@ pub struct MeshAgent {
     pub(crate) by_id: Vec<(u32, u32)>,
     scratch: Vec<Interferer>,
     pub(crate) started_ns: u64,
+    /// Longest distance at which a neighbour list holds an entry, m.
+    pub(crate) reach_m: f64,
 }
 
 fn addr_idx(a: u16) -> usize {
@@ -318,6 +320,7 @@ impl MeshAgent {
             by_id,
             scratch: Vec::new(),
             started_ns: 0,
+            reach_m: f64::INFINITY,
         })
     }
 
@@ -653,7 +656,18 @@ impl MeshAgent {
 
     /// Transmissions overlapping `f` in time (computed once per frame, shared by all its receivers).
     fn overlaps_of(&self, f: &OnAir) -> Vec<OnAir> {
-        self.air.iter().filter(|g| g.id != f.id && g.start < f.end && g.end > f.start).copied().collect()
+        // A transmitter farther than two neighbour reaches from `f`'s source cannot be in any receiver's list.
+        let (fx, fy) = (self.nodes[f.src as usize].x_m, self.nodes[f.src as usize].y_m);
+        let r2 = (2.0 * self.reach_m).powi(2);
+        self.air
+            .iter()
+            .filter(|g| g.id != f.id && g.start < f.end && g.end > f.start)
+            .filter(|g| {
+                let n = &self.nodes[g.src as usize];
+                (n.x_m - fx).powi(2) + (n.y_m - fy).powi(2) <= r2
+            })
+            .copied()
+            .collect()
     }
 
     fn deliver_frame(&mut self, r: usize, from: usize, rssi: f64, bytes: &[u8], ctx: &mut Ctx<'_, Msg>) {
