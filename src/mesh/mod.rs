@@ -1,10 +1,108 @@
-//! The radio mesh: propagation, PHY, MAC, routing twins and the mesh agents.
+//! The radio mesh of the LMUs: propagation (dB), PHY error models, the 802.15.4 MAC and the channel as a twin,
+//! the RPL-style routing firmware driven through the radio HAL, and the mesh metrics.
+//!
+//! Layout: [`radio`] (hardware model), [`propagation`] (path loss, shadowing, fading), [`phy`] (BER/PER,
+//! SINR over changing interference), [`medium`] (the mesh agent: channel, MAC, routers), [`config`] (the
+//! scenario section), [`build`] (wiring into a simulation, validation, reports).
+//!
+//! The application seam: an agent sends `Msg::Mesh(MeshMsg::Send(..))` to the mesh agent
+//! ([`MeshHandle::agent`]) naming its node; payloads arriving at a node whose [`NodeSpec::app`] is set come
+//! back to that agent as `Msg::Mesh(MeshMsg::Deliver(..))`.
 
-/// What a scenario says about the mesh (filled in by the mesh model).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MeshConfig {}
+pub mod build;
+pub mod config;
+pub mod medium;
+pub mod phy;
+pub mod propagation;
+pub mod radio;
 
-/// Messages of the mesh agents.
+pub use build::{MeshHandle, MeshReport, NodeRow, build};
+pub use config::{Layout, MeshConfig, MeshEvent, NodeSpec, RandomFailures, Routing, Traffic};
+pub use gridtwin_firmware::mesh::DeliveryKind;
+pub use medium::{MeshAgent, NodeStats};
+pub use propagation::{Fading, Propagation};
+pub use radio::{MacParams, PhyKind, RadioModel};
+
+use crate::engine::SimTime;
+
+/// Where an application payload goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeshDest {
+    /// Upward to the node's coordinator (its DODAG root).
+    Coordinator,
+    /// One hop to the neighbour with this id (FLISR messages).
+    Neighbor(u32),
+    /// From a coordinator, source-routed down to the node with this id (commands).
+    Node(u32),
+}
+
+/// An application's request to send through its node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeshSend {
+    /// Id of the sending node.
+    pub node: u32,
+    pub to: MeshDest,
+    pub payload: Vec<u8>,
+}
+
+/// A payload delivered to a node's application agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeshDelivery {
+    /// Id of the receiving node.
+    pub node: u32,
+    /// Id of the originating node.
+    pub from: u32,
+    pub kind: DeliveryKind,
+    pub payload: Vec<u8>,
+    /// When the origin handed it to the mesh.
+    pub sent_at: SimTime,
+    pub hops: u8,
+}
+
+/// What a mesh-internal timer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    Router,
+    Report,
+    Command,
+    Cca,
+    TxEnd,
+    AckEnd,
+    AckTimeout,
+}
+
+/// A mesh-internal timer of node index `node`; stale when the node's power generation `epoch` changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MeshTimer {
+    pub node: u32,
+    pub epoch: u32,
+    pub kind: TimerKind,
+    /// Transmission id for `TxEnd`/`AckEnd`.
+    pub air: u64,
+}
+
+/// Power and routing changes (by node index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeshControl {
+    Fail(u32),
+    Recover(u32),
+    Join(u32),
+    /// Fail this many parts per million of the current relays.
+    FailRelays(u32),
+    GlobalRepair,
+    RandomFail(u32),
+    RandomRecover(u32),
+}
+
+/// Messages of the mesh.
 #[derive(Clone, Debug)]
-pub enum MeshMsg {}
+pub enum MeshMsg {
+    /// Application -> mesh agent.
+    Send(Box<MeshSend>),
+    /// Mesh agent -> application agent.
+    Deliver(Box<MeshDelivery>),
+    /// Mesh agent -> itself.
+    Timer(MeshTimer),
+    /// Scheduled changes (mesh agent -> itself, or from a scenario driver).
+    Control(MeshControl),
+}

@@ -1,1 +1,213 @@
-//! Integration tests of the radio mesh.
+//! Integration tests of the radio mesh: closed forms for hop-by-hop delivery, determinism, self-healing,
+//! joins, and bad input.
+
+use gridtwin::agents::Msg;
+use gridtwin::engine::{Agent, AgentId, Ctx, Event, SimTime, Simulation, Stop};
+use gridtwin::mesh::{
+    self, Layout, MeshAgent, MeshConfig, MeshEvent, MeshMsg, MeshReport, NodeSpec, Propagation, RadioModel, Traffic,
+};
+
+fn radio(name: &str) -> RadioModel {
+    let text = std::fs::read_to_string(format!("{}/models/radio-{name}.ron", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    ron::from_str(&text).unwrap()
+}
+
+/// An application agent that counts what its node receives.
+#[derive(Default)]
+struct Sink {
+    got: u64,
+}
+impl Agent<Msg> for Sink {
+    fn handle(&mut self, e: Event<Msg>, _: &mut Ctx<'_, Msg>) {
+        if let Msg::Mesh(MeshMsg::Deliver(_)) = e.msg {
+            self.got += 1;
+        }
+    }
+}
+
+fn no_shadow(exponent: f64) -> Propagation {
+    Propagation::LogDistance { exponent, shadowing_db: 0.0, ref_distance_m: 1.0, asymmetric: false }
+}
+
+/// A line root - 1 - ... - k, 400 m apart (only neighbours hear each other); only the far end reports.
+fn line(k: u32, p: f64, packets: u64) -> (Simulation<Msg>, mesh::MeshHandle, u64) {
+    let mut sim = Simulation::new(11);
+    let sink = sim.add_agent(Box::new(Sink::default())).unwrap();
+    let every_s = 4;
+    let cfg = MeshConfig {
+        propagation: no_shadow(3.0),
+        fixed_per: Some(p),
+        traffic: Traffic {
+            report_every: Some(format!("{every_s}s")),
+            report_bytes: 40,
+            start: "2min".into(),
+            command_every: None,
+        },
+        ..MeshConfig::default()
+    };
+    let nodes: Vec<NodeSpec> = (0..=k)
+        .map(|i| NodeSpec {
+            id: 100 + i,
+            x_m: 400.0 * i as f64,
+            y_m: 0.0,
+            coordinator: i == 0,
+            // Relays get an application agent, so they do not generate reports of their own.
+            app: (i != k).then_some(sink),
+            join_at: None,
+        })
+        .collect();
+    let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &nodes).unwrap();
+    assert!(h.warnings.is_empty(), "{:?}", h.warnings);
+    // First report between 2 and 2 min + 4 s, then every 4 s; stop when `packets` have been generated + drain.
+    let until = 120 + every_s * packets;
+    sim.run(Stop::at(SimTime::from_secs(until))).unwrap();
+    (sim, h, k as u64)
+}
+
+fn check_closed_form(k: u32, p: f64) {
+    let (sim, h, _) = line(k, p, 100_000);
+    let m: &MeshAgent = h.mesh(&sim).unwrap();
+    let rep = h.report(&sim);
+    let far = rep.node_rows.iter().find(|r| r.id == 100 + k).unwrap();
+    assert!((100_000..100_100).contains(&far.generated), "generated {}", far.generated);
+    let r = 3; // macMaxFrameRetries of the model
+    let hop = 1.0 - p.powi(r + 1);
+    let expect = hop.powi(k as i32);
+    let pdr = far.delivered as f64 / far.generated as f64;
+    assert!((pdr - expect).abs() <= 0.005, "{k}-hop delivery {pdr} vs closed form {expect}");
+    // Mean transmissions per data frame on each hop: (1 - p^(R+1)) / (1 - p).
+    let mean_tx = hop / (1.0 - p);
+    for i in 1..=k as usize {
+        let s = m.node_stats(i);
+        let got = s.app_attempts as f64 / s.app_frames as f64;
+        assert!((got / mean_tx - 1.0).abs() < 0.01, "hop from node {i}: {got} transmissions/frame vs {mean_tx}");
+    }
+    // One flow: only the occasional routing broadcast can collide with it.
+    assert!(rep.collisions < 100, "{} collisions", rep.collisions);
+}
+
+#[test]
+fn single_hop_delivery_and_transmissions_match_closed_form() {
+    check_closed_form(1, 0.25);
+}
+
+#[test]
+fn three_hop_line_delivery_is_the_product_of_hops() {
+    check_closed_form(3, 0.25);
+}
+
+fn small_district(seed: u64, events: Vec<MeshEvent>, hours: u64) -> (Simulation<Msg>, mesh::MeshHandle, MeshReport) {
+    let mut sim = Simulation::new(seed);
+    let cfg = MeshConfig {
+        layout: Some(Layout::Grid { nodes: 300, spacing_m: 150.0, jitter_m: 40.0, coordinators: 2 }),
+        traffic: Traffic {
+            report_every: Some("5min".into()),
+            report_bytes: 40,
+            start: "2min".into(),
+            command_every: Some("1min".into()),
+        },
+        events,
+        ..MeshConfig::default()
+    };
+    let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &[]).unwrap();
+    sim.run(Stop::at(SimTime::from_secs(hours * 3600))).unwrap();
+    let r = h.report(&sim);
+    (sim, h, r)
+}
+
+#[test]
+fn district_forms_delivers_and_is_deterministic_with_collisions_and_shadowing() {
+    let (s1, _, r1) = small_district(5, vec![], 1);
+    let (s2, _, r2) = small_district(5, vec![], 1);
+    let (s3, _, _) = small_district(6, vec![], 1);
+    assert_eq!(s1.digest(), s2.digest());
+    assert_eq!(serde_json::to_string(&r1).unwrap(), serde_json::to_string(&r2).unwrap());
+    assert_ne!(s1.digest(), s3.digest());
+    assert!(r1.collisions > 0, "collisions are modelled and happen");
+    assert_eq!(r1.unjoined, 0);
+    // The first hour includes formation (DIO flood, DAO burst); steady state is higher.
+    assert!(r1.pdr >= 0.98, "pdr {}", r1.pdr);
+    let routed = r1.down_sent - r1.down_no_route;
+    assert!(
+        r1.down_delivered > 0 && r1.down_delivered as f64 >= 0.95 * routed as f64,
+        "down {routed} routed, {} delivered",
+        r1.down_delivered
+    );
+    assert!(r1.latency_ms_p50 > 0.0 && r1.latency_ms_p99 >= r1.latency_ms_p50);
+    assert!(r1.energy_j_mean > 0.0 && r1.duty_cycle_mean > 0.0 && r1.duty_cycle_mean < 0.01);
+}
+
+#[test]
+fn mesh_heals_after_ten_percent_of_relays_fail_and_a_new_node_joins() {
+    let events = vec![
+        MeshEvent::FailRelays { fraction: 0.1, at: "1h".into() },
+        MeshEvent::Join { node: 9999, x_m: 1200.0, y_m: 1300.0, at: "1h30min".into() },
+    ];
+    let (_, _, r) = small_district(7, events, 3);
+    let f = &r.failures[0];
+    assert!(f.failed >= 3 && f.affected > 0, "{f:?}");
+    assert_eq!(f.unrepaired, 0, "{f:?}");
+    let rec = r.repair_s.expect("delivery returns to >= 99 %");
+    assert!(rec < 3600.0, "{rec}");
+    let new = r.node_rows.iter().find(|n| n.id == 9999).unwrap();
+    assert!(new.joined_s.is_some() && new.delivered > 0, "{new:?}");
+}
+
+#[test]
+fn bad_input_is_named() {
+    let r = radio("sun-fsk-868");
+    let cfg = MeshConfig::default();
+    // Duplicate ids.
+    let mut sim = Simulation::new(1);
+    let nodes = vec![NodeSpec::coordinator(1, 0.0, 0.0), NodeSpec::lmu(7, 100.0, 0.0), NodeSpec::lmu(7, 200.0, 0.0)];
+    let e = mesh::build(&mut sim, &cfg, &r, &nodes).unwrap_err();
+    assert!(e.contains("duplicate") && e.contains('7'), "{e}");
+    // A node far outside everyone's range.
+    let nodes = vec![NodeSpec::coordinator(1, 0.0, 0.0), NodeSpec::lmu(2, 300.0, 0.0), NodeSpec::lmu(3, 40_000.0, 0.0)];
+    let h = mesh::build(&mut sim, &cfg, &r, &nodes).unwrap();
+    assert!(
+        h.warnings.iter().any(|w| w.contains("node 3 ") && w.contains("outside every other node's range")),
+        "{:?}",
+        h.warnings
+    );
+    // Impossible radio values.
+    let mut bad = r.clone();
+    bad.sensitivity_dbm = 10.0;
+    let e = mesh::build(&mut Simulation::new(1), &cfg, &bad, &nodes).unwrap_err();
+    assert!(e.contains("sensitivity_dbm"), "{e}");
+    // No coordinator; unknown node in an event.
+    let e = mesh::build(&mut Simulation::new(1), &cfg, &r, &[NodeSpec::lmu(1, 0.0, 0.0)]).unwrap_err();
+    assert!(e.contains("coordinator"), "{e}");
+    let cfg2 = MeshConfig { events: vec![MeshEvent::Fail { node: 55, at: "1h".into() }], ..MeshConfig::default() };
+    let e = mesh::build(&mut Simulation::new(1), &cfg2, &r, &nodes).unwrap_err();
+    assert!(e.contains("55"), "{e}");
+}
+
+#[test]
+fn application_seam_sends_up_down_and_to_neighbours() {
+    let mut sim = Simulation::new(3);
+    let a: AgentId = sim.add_agent(Box::new(Sink::default())).unwrap();
+    let b: AgentId = sim.add_agent(Box::new(Sink::default())).unwrap();
+    let c: AgentId = sim.add_agent(Box::new(Sink::default())).unwrap();
+    let nodes = vec![
+        NodeSpec { app: Some(a), ..NodeSpec::coordinator(1, 0.0, 0.0) },
+        NodeSpec { app: Some(b), ..NodeSpec::lmu(2, 300.0, 0.0) },
+        NodeSpec { app: Some(c), ..NodeSpec::lmu(3, 600.0, 0.0) },
+    ];
+    let cfg = MeshConfig { propagation: no_shadow(3.0), ..MeshConfig::default() };
+    let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &nodes).unwrap();
+    let send = |node, to, at_s| {
+        let m = Msg::Mesh(MeshMsg::Send(Box::new(mesh::MeshSend { node, to, payload: b"hello".to_vec() })));
+        (SimTime::from_secs(at_s), m)
+    };
+    for (t, m) in [
+        send(3, mesh::MeshDest::Coordinator, 120),
+        send(1, mesh::MeshDest::Node(3), 180),
+        send(2, mesh::MeshDest::Neighbor(3), 200),
+    ] {
+        sim.schedule(c, h.agent(), t, gridtwin::engine::class::DEFAULT, m).unwrap();
+    }
+    sim.run(Stop::at(SimTime::from_secs(300))).unwrap();
+    let got = |id| sim.agent::<Sink>(id).unwrap().got;
+    assert_eq!((got(a), got(b), got(c)), (1, 0, 2));
+}

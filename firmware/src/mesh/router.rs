@@ -1,0 +1,1088 @@
+//! The RPL-style routing state machine of one mesh node (RFC 6550 non-storing mode, RFC 6719 MRHOF, RFC 6206
+//! Trickle), sans-IO.
+//!
+//! Ranks and link costs are in ETX x 128 (so a perfect link costs 128 and the root advertises 128). A node's
+//! rank is its preferred parent's rank plus the estimated ETX of the link to it; it switches parent only when
+//! another candidate is better by `parent_switch_threshold` (hysteresis). Link ETX is estimated from the MAC's
+//! acknowledgement results (EWMA), seeded from the received signal strength of the first DIO.
+//!
+//! Repair: after `max_fail_streak` unacknowledged frames to its parent a node drops that parent and picks the
+//! best remaining candidate (local repair), rerouting the frame that failed; a node with no candidate left
+//! detaches and poisons its rank so its children move away; a root can bump the DODAG version (global repair),
+//! which makes every node choose its parents afresh. Loops are avoided by never choosing a neighbour that
+//! recently forwarded upward traffic through us, and detected when upward traffic arrives from a node whose
+//! rank is not above ours (the packet is dropped and Trickle reset), with a hop limit as the last guard.
+//!
+//! Downward traffic is source-routed from the root, which learns every node's parent from DAOs.
+//! Time is whatever [`Instant`] the caller passes; every input returns the next deadline at which
+//! [`Router::poll`] must be called.
+
+use super::frame::{Frame, MAX_SOURCE_ROUTE, UpKind, route_bytes, route_from_bytes};
+use crate::hal::Error as _;
+use crate::hal::radio::{BROADCAST, LinkAddr, Radio, TxStatus};
+use crate::time::{Duration, Instant};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+
+/// Rank of a node with no route (poison).
+pub const INFINITE_RANK: u16 = 0xFFFF;
+/// ETX x 128 of a perfect link, and the root's rank.
+pub const ETX_ONE: u16 = 128;
+
+/// Tunables of the routing state machine (RFC names in parentheses).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouterConfig {
+    /// Smallest Trickle interval (Imin), ms.
+    pub trickle_imin_ms: u32,
+    /// Trickle doublings (Imax = Imin * 2^doublings).
+    pub trickle_doublings: u8,
+    /// Trickle redundancy constant k.
+    pub trickle_k: u8,
+    /// Hysteresis before switching parent, ETX x 128 (PARENT_SWITCH_THRESHOLD).
+    pub parent_switch_threshold: u16,
+    /// Links estimated worse than this ETX x 128 are not used as parents.
+    pub max_link_etx: u16,
+    /// Neighbour table size.
+    pub neighbors_max: u8,
+    /// Delay before a DAO after a parent change, ms (jittered up to twice that).
+    pub dao_delay_ms: u32,
+    /// DAO refresh period, s.
+    pub dao_refresh_s: u32,
+    /// Unacknowledged frames in a row after which a parent is dropped.
+    pub max_fail_streak: u8,
+    /// Initial hop limit of upward frames.
+    pub hop_limit: u8,
+    /// Application frames held while the node has no parent.
+    pub pending_max: u8,
+    /// Receiver sensitivity used to seed link ETX from signal strength, dBm.
+    pub sensitivity_dbm: i16,
+    /// How long a neighbour that forwarded upward traffic through us is excluded as parent, s.
+    pub child_hold_s: u32,
+    /// Root only: bump the DODAG version this often (global repair), s; 0 = never.
+    pub global_repair_s: u32,
+    /// Times an upward frame may be rerouted to another parent after its link failed.
+    pub max_reroutes: u8,
+    /// A node without a parent solicits DIOs (DIS) this often, ms.
+    pub dis_interval_ms: u32,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            trickle_imin_ms: 1000,
+            trickle_doublings: 11,
+            trickle_k: 5,
+            parent_switch_threshold: 192,
+            max_link_etx: 6 * ETX_ONE,
+            neighbors_max: 24,
+            dao_delay_ms: 4000,
+            dao_refresh_s: 3600,
+            max_fail_streak: 2,
+            hop_limit: 32,
+            pending_max: 8,
+            sensitivity_dbm: -105,
+            child_hold_s: 1800,
+            global_repair_s: 0,
+            max_reroutes: 2,
+            dis_interval_ms: 10_000,
+        }
+    }
+}
+
+impl RouterConfig {
+    /// Checks the values, naming the first bad field.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.trickle_imin_ms == 0 {
+            return Err("trickle_imin_ms must be > 0");
+        }
+        if self.trickle_doublings > 24 {
+            return Err("trickle_doublings must be <= 24");
+        }
+        if self.trickle_k == 0 {
+            return Err("trickle_k must be >= 1");
+        }
+        if self.max_link_etx < ETX_ONE {
+            return Err("max_link_etx must be >= 128 (ETX 1)");
+        }
+        if self.neighbors_max < 2 {
+            return Err("neighbors_max must be >= 2");
+        }
+        if self.dis_interval_ms == 0 {
+            return Err("dis_interval_ms must be > 0");
+        }
+        if self.max_fail_streak == 0 {
+            return Err("max_fail_streak must be >= 1");
+        }
+        if self.hop_limit < 2 {
+            return Err("hop_limit must be >= 2");
+        }
+        Ok(())
+    }
+}
+
+/// How a payload reached this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryKind {
+    /// Upward to this root from `origin`.
+    Up,
+    /// Downward (source-routed) from the root `origin`.
+    Down,
+    /// One hop from the neighbour `origin`.
+    Neighbor,
+}
+
+/// What the router hands to the application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub kind: DeliveryKind,
+    pub origin: u16,
+    pub seq: u16,
+    pub hops: u8,
+    pub payload: Vec<u8>,
+}
+
+/// Why a send request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The root has no (complete) DAO route to the destination.
+    NoRoute,
+    /// This node is a root (upward sends) or not a root (downward sends).
+    WrongRole,
+    /// Payload too long for one frame.
+    TooLong,
+    /// The radio's queue is full.
+    QueueFull,
+}
+
+/// Counters of one router.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouterStats {
+    pub dio_sent: u32,
+    pub dao_sent: u32,
+    pub data_originated: u32,
+    pub forwarded: u32,
+    pub parent_changes: u32,
+    pub local_repairs: u32,
+    pub detaches: u32,
+    pub loops_detected: u32,
+    pub drop_no_route: u32,
+    pub drop_link: u32,
+    pub drop_queue: u32,
+    pub drop_hop_limit: u32,
+    pub bad_frames: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Nbr {
+    addr: u16,
+    root: u16,
+    version: u8,
+    rank: u16,
+    link_etx: u16,
+    fail_streak: u8,
+    child_until: Instant,
+}
+
+#[derive(Clone, Debug)]
+struct Inflight {
+    token: u32,
+    to: u16,
+    /// Upward frames keep their bytes so they can be rerouted.
+    up: Option<Vec<u8>>,
+    reroutes: u8,
+}
+
+#[derive(Clone, Debug)]
+struct Trickle {
+    interval_ns: u64,
+    t_at: Instant,
+    end: Instant,
+    c: u8,
+    fired: bool,
+}
+
+/// Routing state of one node.
+#[derive(Clone, Debug)]
+pub struct Router {
+    addr: u16,
+    is_root: bool,
+    cfg: RouterConfig,
+    root: u16,
+    version: u8,
+    rank: u16,
+    parent: Option<u16>,
+    nbrs: Vec<Nbr>,
+    trickle: Trickle,
+    trickle_on: bool,
+    dao_at: Instant,
+    dao_last: Instant,
+    dis_at: Instant,
+    repair_at: Instant,
+    seq: u16,
+    next_token: u32,
+    rng: u64,
+    routes: BTreeMap<u16, u16>,
+    inflight: VecDeque<Inflight>,
+    pending: VecDeque<Vec<u8>>,
+    deliveries: VecDeque<Delivery>,
+    joined_at: Option<Instant>,
+    stats: RouterStats,
+}
+
+fn newer(a: u8, b: u8) -> bool {
+    (a.wrapping_sub(b) as i8) > 0
+}
+
+const MAX_INFLIGHT: usize = 64;
+const MAX_DELIVERIES: usize = 256;
+
+impl Router {
+    /// A node with short address `addr` (a root if `is_root`), seeded for its jitter draws.
+    pub fn new(addr: u16, is_root: bool, cfg: RouterConfig, seed: u64) -> Router {
+        Router {
+            addr,
+            is_root,
+            root: if is_root { addr } else { BROADCAST },
+            version: 0,
+            rank: if is_root { ETX_ONE } else { INFINITE_RANK },
+            parent: None,
+            nbrs: Vec::new(),
+            trickle: Trickle { interval_ns: 0, t_at: Instant::MAX, end: Instant::MAX, c: 0, fired: true },
+            trickle_on: false,
+            dao_at: Instant::MAX,
+            dao_last: Instant::ZERO,
+            dis_at: Instant::MAX,
+            repair_at: Instant::MAX,
+            seq: 0,
+            next_token: 0,
+            rng: seed ^ 0x5DEE_CE66_D1CE_B00C,
+            routes: BTreeMap::new(),
+            inflight: VecDeque::new(),
+            pending: VecDeque::new(),
+            deliveries: VecDeque::new(),
+            joined_at: if is_root { Some(Instant::ZERO) } else { None },
+            stats: RouterStats::default(),
+            cfg,
+        }
+    }
+
+    pub fn addr(&self) -> u16 {
+        self.addr
+    }
+    pub fn is_root(&self) -> bool {
+        self.is_root
+    }
+    pub fn rank(&self) -> u16 {
+        self.rank
+    }
+    pub fn parent(&self) -> Option<u16> {
+        self.parent
+    }
+    /// The root of the DODAG this node belongs to (`BROADCAST` when detached and never joined).
+    pub fn dodag_root(&self) -> u16 {
+        self.root
+    }
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+    pub fn stats(&self) -> RouterStats {
+        self.stats
+    }
+    /// When the node first got a route (roots: at construction).
+    pub fn joined_at(&self) -> Option<Instant> {
+        self.joined_at
+    }
+    /// Estimated ETX x 128 of the link to the preferred parent.
+    pub fn parent_link_etx(&self) -> Option<u16> {
+        let p = self.parent?;
+        self.nbrs.iter().find(|n| n.addr == p).map(|n| n.link_etx)
+    }
+    /// Root only: number of nodes with a DAO route.
+    pub fn route_count(&self) -> usize {
+        self.routes.len()
+    }
+    /// Root only: the (node, parent) pairs learnt from DAOs, by node address.
+    pub fn routes(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
+        self.routes.iter().map(|(&n, &p)| (n, p))
+    }
+    /// Next payload delivered to this node's application.
+    pub fn pop_delivery(&mut self) -> Option<Delivery> {
+        self.deliveries.pop_front()
+    }
+
+    fn rand(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn jitter(&mut self, span_ns: u64) -> u64 {
+        if span_ns == 0 { 0 } else { self.rand() % span_ns }
+    }
+
+    fn imin_ns(&self) -> u64 {
+        self.cfg.trickle_imin_ms as u64 * 1_000_000
+    }
+    fn trickle_interval(&mut self, now: Instant, interval_ns: u64) {
+        let half = interval_ns / 2;
+        let t = half + self.jitter(interval_ns - half);
+        self.trickle =
+            Trickle { interval_ns, t_at: now + Duration(t), end: now + Duration(interval_ns), c: 0, fired: false };
+    }
+    fn trickle_reset(&mut self, now: Instant) {
+        self.trickle_on = true;
+        if self.trickle.interval_ns != self.imin_ns() || self.trickle.end == Instant::MAX {
+            self.trickle_interval(now, self.imin_ns());
+        }
+    }
+
+    /// Starts the node at `now` (a root begins advertising).
+    pub fn start<R: Radio>(&mut self, now: Instant, _radio: &mut R) -> Instant {
+        if self.is_root {
+            self.joined_at = Some(now);
+            self.trickle_reset(now);
+            if self.cfg.global_repair_s > 0 {
+                self.repair_at = now + Duration::from_secs(self.cfg.global_repair_s as u64);
+            }
+        } else {
+            // Join quickly if the DIO flood passes us by: solicit after a random share of the DIS interval.
+            let span = self.cfg.dis_interval_ms as u64 * 1_000_000;
+            self.dis_at = now + Duration(span / 2 + self.jitter(span / 2 + 1));
+        }
+        self.deadline()
+    }
+
+    /// The earliest time [`Router::poll`] must run.
+    pub fn deadline(&self) -> Instant {
+        let mut d = self.dao_at.min(self.repair_at).min(self.dis_at);
+        if self.trickle_on {
+            d = d.min(if self.trickle.fired { self.trickle.end } else { self.trickle.t_at });
+        }
+        d
+    }
+
+    /// Root only: starts a global repair now (new DODAG version).
+    pub fn global_repair<R: Radio>(&mut self, now: Instant, _radio: &mut R) -> Instant {
+        if self.is_root {
+            self.version = self.version.wrapping_add(1);
+            self.routes.clear();
+            self.trickle.interval_ns = 0;
+            self.trickle_reset(now);
+        }
+        self.deadline()
+    }
+
+    /// Runs expired timers: Trickle DIOs, DAOs, global repair.
+    pub fn poll<R: Radio>(&mut self, now: Instant, radio: &mut R) -> Instant {
+        if self.trickle_on {
+            if !self.trickle.fired && now >= self.trickle.t_at {
+                self.trickle.fired = true;
+                let advertise = self.is_root || self.parent.is_some() || self.rank == INFINITE_RANK;
+                if self.trickle.c < self.cfg.trickle_k && advertise && self.root != BROADCAST {
+                    let f = Frame::Dio { root: self.root, version: self.version, rank: self.rank }.encode();
+                    let token = self.token();
+                    if radio.transmit(BROADCAST, token, &f).is_ok() {
+                        self.stats.dio_sent += 1;
+                    }
+                }
+                // A detached node poisons once, then stays quiet until it joins again.
+                if !self.is_root && self.parent.is_none() {
+                    self.trickle_on = false;
+                }
+            }
+            if self.trickle_on && now >= self.trickle.end {
+                let imax = self.imin_ns() << self.cfg.trickle_doublings;
+                let next = (self.trickle.interval_ns * 2).min(imax);
+                let at = self.trickle.end;
+                self.trickle_interval(at.max(now), next);
+            }
+        }
+        if now >= self.dao_at {
+            self.dao_at = Instant::MAX;
+            if let Some(p) = self.parent {
+                let seq = self.next_seq();
+                let f = Frame::Up {
+                    kind: UpKind::Dao { parent: p },
+                    origin: self.addr,
+                    root: self.root,
+                    seq,
+                    hop_limit: self.cfg.hop_limit,
+                    sender_rank: self.rank,
+                    payload: &[],
+                }
+                .encode();
+                if self.send_up_frame(p, f, 0, radio) {
+                    self.stats.dao_sent += 1;
+                }
+                self.dao_last = now;
+                let refresh = self.cfg.dao_refresh_s as u64 * 1_000_000_000;
+                self.dao_at = now + Duration(refresh - refresh / 4 + self.jitter(refresh / 2 + 1));
+            }
+        }
+        if now >= self.dis_at {
+            self.dis_at = Instant::MAX;
+            if !self.is_root && self.parent.is_none() {
+                let token = self.token();
+                let _ = radio.transmit(BROADCAST, token, &Frame::Dis.encode());
+                let span = self.cfg.dis_interval_ms as u64 * 1_000_000;
+                self.dis_at = now + Duration(span / 2 + self.jitter(span / 2 + 1));
+            }
+        }
+        if now >= self.repair_at {
+            self.repair_at = now + Duration::from_secs(self.cfg.global_repair_s as u64);
+            self.global_repair(now, radio);
+        }
+        self.deadline()
+    }
+
+    fn token(&mut self) -> u32 {
+        self.next_token = self.next_token.wrapping_add(1);
+        self.next_token
+    }
+    fn next_seq(&mut self) -> u16 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    fn send_up_frame<R: Radio>(&mut self, to: u16, frame: Vec<u8>, reroutes: u8, radio: &mut R) -> bool {
+        let token = self.token();
+        match radio.transmit(to, token, &frame) {
+            Ok(()) => {
+                if self.inflight.len() >= MAX_INFLIGHT {
+                    self.inflight.pop_front();
+                }
+                self.inflight.push_back(Inflight { token, to, up: Some(frame), reroutes });
+                true
+            }
+            Err(_) => {
+                self.stats.drop_queue += 1;
+                false
+            }
+        }
+    }
+
+    fn send_unicast<R: Radio>(&mut self, to: u16, frame: &[u8], radio: &mut R) -> Result<(), SendError> {
+        let token = self.token();
+        match radio.transmit(to, token, frame) {
+            Ok(()) => {
+                if self.inflight.len() >= MAX_INFLIGHT {
+                    self.inflight.pop_front();
+                }
+                self.inflight.push_back(Inflight { token, to, up: None, reroutes: 0 });
+                Ok(())
+            }
+            Err(e) if e.kind() == crate::hal::ErrorKind::Invalid => Err(SendError::TooLong),
+            Err(_) => {
+                self.stats.drop_queue += 1;
+                Err(SendError::QueueFull)
+            }
+        }
+    }
+
+    /// Sends an application payload towards the root. Held (bounded) while the node has no parent.
+    pub fn send_up<R: Radio>(&mut self, now: Instant, payload: &[u8], radio: &mut R) -> Result<Instant, SendError> {
+        if self.is_root {
+            return Err(SendError::WrongRole);
+        }
+        if payload.len() + 11 > radio.max_frame_len() {
+            return Err(SendError::TooLong);
+        }
+        self.stats.data_originated += 1;
+        match self.parent {
+            Some(p) => {
+                let seq = self.next_seq();
+                let f = Frame::Up {
+                    kind: UpKind::Data,
+                    origin: self.addr,
+                    root: self.root,
+                    seq,
+                    hop_limit: self.cfg.hop_limit,
+                    sender_rank: self.rank,
+                    payload,
+                }
+                .encode();
+                self.send_up_frame(p, f, 0, radio);
+            }
+            None => {
+                if self.pending.len() >= self.cfg.pending_max as usize {
+                    self.pending.pop_front();
+                    self.stats.drop_no_route += 1;
+                }
+                self.pending.push_back(payload.to_vec());
+            }
+        }
+        Ok(self.deadline_after(now))
+    }
+
+    fn deadline_after(&self, _now: Instant) -> Instant {
+        self.deadline()
+    }
+
+    /// Root only: source-routes `payload` down to `dst` along the parents learnt from DAOs.
+    pub fn send_down<R: Radio>(
+        &mut self,
+        now: Instant,
+        dst: u16,
+        payload: &[u8],
+        radio: &mut R,
+    ) -> Result<Instant, SendError> {
+        if !self.is_root {
+            return Err(SendError::WrongRole);
+        }
+        let mut path: Vec<u16> = Vec::with_capacity(8);
+        let mut cur = dst;
+        loop {
+            if path.len() >= MAX_SOURCE_ROUTE || path.contains(&cur) {
+                return Err(SendError::NoRoute);
+            }
+            path.push(cur);
+            match self.routes.get(&cur) {
+                Some(&p) if p == self.addr => break,
+                Some(&p) => cur = p,
+                None => return Err(SendError::NoRoute),
+            }
+        }
+        path.reverse();
+        if payload.len() + 9 + 2 * path.len() > radio.max_frame_len() {
+            return Err(SendError::TooLong);
+        }
+        let rb = route_bytes(&path);
+        let hops = route_from_bytes(&rb).ok_or(SendError::NoRoute)?;
+        let seq = self.next_seq();
+        let f = Frame::Down { origin: self.addr, dst, seq, next: 0, hops, payload }.encode();
+        self.send_unicast(path[0], &f, radio)?;
+        Ok(self.deadline_after(now))
+    }
+
+    /// Sends `payload` one hop to the neighbour `dst` (no routing).
+    pub fn send_neighbor<R: Radio>(
+        &mut self,
+        now: Instant,
+        dst: u16,
+        payload: &[u8],
+        radio: &mut R,
+    ) -> Result<Instant, SendError> {
+        if payload.len() + 5 > radio.max_frame_len() {
+            return Err(SendError::TooLong);
+        }
+        let seq = self.next_seq();
+        let f = Frame::Nbr { src: self.addr, seq, payload }.encode();
+        self.send_unicast(dst, &f, radio)?;
+        Ok(self.deadline_after(now))
+    }
+
+    fn initial_etx(&self, rssi_dbm: i16) -> u16 {
+        let margin = rssi_dbm as i32 - self.cfg.sensitivity_dbm as i32;
+        // Seeds the estimate before any acknowledgement statistics exist: strong links start near ETX 1,
+        // links close to sensitivity start pessimistic so they are used only when nothing better exists.
+        match margin {
+            m if m >= 20 => ETX_ONE,
+            m if m >= 14 => ETX_ONE + ETX_ONE / 4,
+            m if m >= 10 => 2 * ETX_ONE,
+            m if m >= 6 => 4 * ETX_ONE,
+            _ => 8 * ETX_ONE,
+        }
+    }
+
+    fn deliver(&mut self, d: Delivery) {
+        if self.deliveries.len() >= MAX_DELIVERIES {
+            self.deliveries.pop_front();
+        }
+        self.deliveries.push_back(d);
+    }
+
+    /// Handles a frame received from link neighbour `src` with signal strength `rssi_dbm`.
+    pub fn on_frame<R: Radio>(
+        &mut self,
+        now: Instant,
+        src: LinkAddr,
+        rssi_dbm: i16,
+        bytes: &[u8],
+        radio: &mut R,
+    ) -> Instant {
+        let frame = match Frame::decode(bytes) {
+            Ok(f) => f,
+            Err(_) => {
+                self.stats.bad_frames += 1;
+                return self.deadline();
+            }
+        };
+        match frame {
+            Frame::Dio { root, version, rank } => {
+                self.on_dio(now, src, rssi_dbm, root, version, rank, radio);
+            }
+            Frame::Up { kind, origin, root, seq, hop_limit, sender_rank, payload } => {
+                if let Some(n) = self.nbrs.iter_mut().find(|n| n.addr == src) {
+                    n.child_until = now + Duration::from_secs(self.cfg.child_hold_s as u64);
+                }
+                if self.is_root {
+                    match kind {
+                        UpKind::Data => {
+                            let hops = self.cfg.hop_limit.saturating_sub(hop_limit).saturating_add(1);
+                            self.deliver(Delivery {
+                                kind: DeliveryKind::Up,
+                                origin,
+                                seq,
+                                hops,
+                                payload: payload.to_vec(),
+                            });
+                        }
+                        UpKind::Dao { parent } => {
+                            if self.routes.len() < u16::MAX as usize || self.routes.contains_key(&origin) {
+                                self.routes.insert(origin, parent);
+                            }
+                        }
+                    }
+                    return self.deadline();
+                }
+                if Some(src) == self.parent {
+                    // Our parent routes through us: a loop. Drop the frame and the parent, re-advertise.
+                    self.stats.loops_detected += 1;
+                    self.drop_neighbor(src);
+                    self.choose_parent(now);
+                    self.trickle.interval_ns = 0;
+                    self.trickle_reset(now);
+                    return self.deadline();
+                }
+                if sender_rank <= self.rank {
+                    // Rank inconsistency (RFC 6550 11.2.2.2): the sender's view of our rank is stale, or there
+                    // is a longer loop. Forward anyway (the hop limit bounds a real loop); the sender learns our
+                    // rank from the next DIO. Not resetting Trickle here keeps a dense mesh out of DIO storms.
+                    self.stats.loops_detected += 1;
+                }
+                if hop_limit <= 1 {
+                    self.stats.drop_hop_limit += 1;
+                    return self.deadline();
+                }
+                let Some(p) = self.parent else {
+                    self.stats.drop_no_route += 1;
+                    return self.deadline();
+                };
+                let f =
+                    Frame::Up { kind, origin, root, seq, hop_limit: hop_limit - 1, sender_rank: self.rank, payload }
+                        .encode();
+                if self.send_up_frame(p, f, 0, radio) {
+                    self.stats.forwarded += 1;
+                }
+            }
+            Frame::Down { origin, dst, seq, next, hops, payload } => {
+                if hops.get(next as usize) != Some(self.addr) {
+                    return self.deadline();
+                }
+                if dst == self.addr {
+                    self.deliver(Delivery {
+                        kind: DeliveryKind::Down,
+                        origin,
+                        seq,
+                        hops: next + 1,
+                        payload: payload.to_vec(),
+                    });
+                } else if let Some(nh) = hops.get(next as usize + 1) {
+                    let f = Frame::Down { origin, dst, seq, next: next + 1, hops, payload }.encode();
+                    if self.send_unicast(nh, &f, radio).is_ok() {
+                        self.stats.forwarded += 1;
+                    }
+                }
+            }
+            Frame::Dis => {
+                if self.is_root || self.parent.is_some() {
+                    self.trickle.interval_ns = 0;
+                    self.trickle_reset(now);
+                }
+            }
+            Frame::Nbr { src: origin, seq, payload } => {
+                self.deliver(Delivery { kind: DeliveryKind::Neighbor, origin, seq, hops: 1, payload: payload.to_vec() })
+            }
+        }
+        self.deadline()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_dio<R: Radio>(
+        &mut self,
+        now: Instant,
+        src: u16,
+        rssi_dbm: i16,
+        root: u16,
+        version: u8,
+        rank: u16,
+        radio: &mut R,
+    ) -> Instant {
+        if self.is_root {
+            if root == self.root && version == self.version && rank != INFINITE_RANK {
+                self.trickle.c = self.trickle.c.saturating_add(1);
+            }
+            return self.deadline();
+        }
+        // Global repair: a newer version of our own DODAG invalidates every parent choice made under the old one.
+        if root == self.root && newer(version, self.version) {
+            self.version = version;
+            for n in self.nbrs.iter_mut().filter(|n| n.root == root) {
+                n.rank = INFINITE_RANK;
+            }
+            self.parent = None;
+            self.rank = INFINITE_RANK;
+            self.trickle.interval_ns = 0;
+        }
+        let etx0 = self.initial_etx(rssi_dbm);
+        match self.nbrs.iter_mut().find(|n| n.addr == src) {
+            Some(n) => {
+                n.root = root;
+                n.version = version;
+                n.rank = rank;
+                // Hearing a DIO proves the link works again: pull an estimate that failures pushed past the
+                // usable limit halfway back to the signal-strength guess, so a lone parent is not lost forever.
+                if n.link_etx > self.cfg.max_link_etx {
+                    n.link_etx = ((n.link_etx as u32 + etx0 as u32) / 2) as u16;
+                    n.fail_streak = 0;
+                }
+            }
+            None => {
+                let n =
+                    Nbr { addr: src, root, version, rank, link_etx: etx0, fail_streak: 0, child_until: Instant::ZERO };
+                if self.nbrs.len() < self.cfg.neighbors_max as usize {
+                    self.nbrs.push(n);
+                } else {
+                    // Replace the worst non-parent entry if the newcomer is better.
+                    let parent = self.parent;
+                    let worst = self
+                        .nbrs
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, m)| Some(m.addr) != parent)
+                        .max_by_key(|(_, m)| (m.rank as u32 + m.link_etx as u32, m.addr))
+                        .map(|(i, m)| (i, m.rank as u32 + m.link_etx as u32));
+                    if let Some((i, cost)) = worst
+                        && (rank as u32 + etx0 as u32) < cost
+                    {
+                        self.nbrs[i] = n;
+                    }
+                }
+            }
+        }
+        if rank != INFINITE_RANK && root == self.root && version == self.version {
+            self.trickle.c = self.trickle.c.saturating_add(1);
+        }
+        self.choose_parent(now);
+        self.flush_pending(radio);
+        self.deadline()
+    }
+
+    fn drop_neighbor(&mut self, addr: u16) {
+        self.nbrs.retain(|n| n.addr != addr);
+    }
+
+    fn usable(&self, n: &Nbr, now: Instant) -> bool {
+        // Loop avoidance (RFC 6550 8.2.2.4): an attached node only takes parents ranked below its current
+        // rank, which its children never are; the current parent stays acceptable while it is still below.
+        let below = self.parent.is_none() || n.rank < self.rank || Some(n.addr) == self.parent;
+        below
+            && n.rank != INFINITE_RANK
+            && n.link_etx <= self.cfg.max_link_etx
+            && n.child_until <= now
+            && !(n.root == self.root && n.version != self.version)
+            && (n.rank as u32 + n.link_etx as u32) < INFINITE_RANK as u32
+    }
+
+    /// MRHOF parent selection with hysteresis; handles joining and detaching.
+    fn choose_parent(&mut self, now: Instant) {
+        let best = self
+            .nbrs
+            .iter()
+            .filter(|n| self.usable(n, now))
+            .min_by_key(|n| (n.rank as u32 + n.link_etx as u32, n.addr))
+            .map(|n| (n.addr, n.rank as u32 + n.link_etx as u32, n.root, n.version));
+        let current = self
+            .parent
+            .and_then(|p| self.nbrs.iter().find(|n| n.addr == p))
+            .filter(|n| self.usable(n, now))
+            .map(|n| (n.addr, n.rank as u32 + n.link_etx as u32, n.root, n.version));
+        let chosen = match (current, best) {
+            (Some(c), Some(b)) if c.1 <= b.1 + self.cfg.parent_switch_threshold as u32 => Some(c),
+            (_, b) => b,
+        };
+        match chosen {
+            Some((addr, cost, root, version)) => {
+                let was_detached = self.parent.is_none();
+                let switched = !was_detached && self.parent != Some(addr);
+                if self.parent != Some(addr) {
+                    if !was_detached {
+                        self.stats.parent_changes += 1;
+                    }
+                    self.parent = Some(addr);
+                    let d = self.cfg.dao_delay_ms as u64 * 1_000_000;
+                    // One DAO per parent-change burst, and no more often than every four DAO delays.
+                    let earliest = self.dao_last.saturating_add(Duration(4 * d));
+                    self.dao_at = self.dao_at.min((now + Duration(d + self.jitter(d + 1))).max(earliest));
+                }
+                self.root = root;
+                self.version = version;
+                self.rank = cost.min(INFINITE_RANK as u32 - 1) as u16;
+                if was_detached {
+                    self.dis_at = Instant::MAX;
+                    if self.joined_at.is_none() {
+                        self.joined_at = Some(now);
+                    }
+                    self.trickle.interval_ns = 0;
+                    self.trickle_reset(now);
+                } else if switched {
+                    // A new parent is a DODAG change worth advertising soon; mere rank drift waits for the
+                    // next DIO (children that notice a stale rank trigger a reset themselves).
+                    self.trickle.interval_ns = 0;
+                    self.trickle_reset(now);
+                }
+            }
+            None => {
+                if self.parent.is_some() {
+                    self.parent = None;
+                    self.rank = INFINITE_RANK;
+                    self.stats.detaches += 1;
+                    self.dao_at = Instant::MAX;
+                    self.dis_at = now + Duration(self.jitter(1_000_000_000));
+                    self.trickle.interval_ns = 0;
+                    self.trickle_reset(now);
+                }
+            }
+        }
+    }
+
+    /// Flushes application frames held while detached (called after joining).
+    fn flush_pending<R: Radio>(&mut self, radio: &mut R) {
+        while let (Some(p), Some(payload)) = (self.parent, self.pending.pop_front()) {
+            let seq = self.next_seq();
+            let f = Frame::Up {
+                kind: UpKind::Data,
+                origin: self.addr,
+                root: self.root,
+                seq,
+                hop_limit: self.cfg.hop_limit,
+                sender_rank: self.rank,
+                payload: &payload,
+            }
+            .encode();
+            self.send_up_frame(p, f, 0, radio);
+        }
+    }
+
+    /// Handles the MAC's outcome for the frame queued with `token`.
+    pub fn on_tx_done<R: Radio>(&mut self, now: Instant, token: u32, status: TxStatus, radio: &mut R) -> Instant {
+        let Some(pos) = self.inflight.iter().position(|f| f.token == token) else {
+            self.flush_pending(radio);
+            return self.deadline();
+        };
+        let Some(inf) = self.inflight.remove(pos) else { return self.deadline() };
+        let mut dropped_parent = false;
+        if let Some(n) = self.nbrs.iter_mut().find(|n| n.addr == inf.to) {
+            let sample = match status {
+                TxStatus::Acked { attempts } => Some(attempts as u16 * ETX_ONE),
+                TxStatus::NoAck { .. } => Some(10 * ETX_ONE),
+                _ => None,
+            };
+            if let Some(s) = sample {
+                // EWMA with weight 0.8 on the history: one lost frame moves the estimate by about 2 ETX, enough
+                // to notice a dying link without making every collision a reason to change parent.
+                n.link_etx = ((4 * n.link_etx as u32 + s as u32) / 5) as u16;
+            }
+            match status {
+                TxStatus::Acked { .. } => n.fail_streak = 0,
+                TxStatus::NoAck { .. } => n.fail_streak = n.fail_streak.saturating_add(1),
+                _ => {}
+            }
+            if n.fail_streak >= self.cfg.max_fail_streak && Some(inf.to) == self.parent {
+                let has_other = self.nbrs.iter().any(|m| m.addr != inf.to && self.usable(m, now));
+                if has_other {
+                    self.stats.local_repairs += 1;
+                    self.drop_neighbor(inf.to);
+                    dropped_parent = true;
+                }
+            }
+        }
+        if dropped_parent || matches!(status, TxStatus::NoAck { .. }) {
+            self.choose_parent(now);
+        }
+        let busy = matches!(status, TxStatus::ChannelBusy { .. });
+        if let (TxStatus::NoAck { .. } | TxStatus::ChannelBusy { .. }, Some(mut frame)) = (status, inf.up) {
+            match self.parent {
+                // A busy channel says nothing about the link: try the same parent again. A failed link: reroute.
+                Some(p) if (busy || p != inf.to) && inf.reroutes < self.cfg.max_reroutes => {
+                    // Local repair: the frame takes the new parent; its sender rank is ours now.
+                    if frame.len() > 10 {
+                        frame[9..11].copy_from_slice(&self.rank.to_le_bytes());
+                    }
+                    self.send_up_frame(p, frame, inf.reroutes + 1, radio);
+                }
+                _ => self.stats.drop_link += 1,
+            }
+        }
+        self.flush_pending(radio);
+        self.deadline()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hal::{ErrorKind, ErrorType};
+    use alloc::vec;
+
+    #[derive(Default)]
+    struct Air {
+        sent: Vec<(u16, u32, Vec<u8>)>,
+        full: bool,
+    }
+    impl ErrorType for Air {
+        type Error = ErrorKind;
+    }
+    impl Radio for Air {
+        fn transmit(&mut self, dst: u16, token: u32, frame: &[u8]) -> Result<(), ErrorKind> {
+            if self.full {
+                return Err(ErrorKind::WouldBlock);
+            }
+            self.sent.push((dst, token, frame.to_vec()));
+            Ok(())
+        }
+        fn max_frame_len(&self) -> usize {
+            100
+        }
+    }
+
+    fn dio(root: u16, version: u8, rank: u16) -> Vec<u8> {
+        Frame::Dio { root, version, rank }.encode()
+    }
+
+    #[test]
+    fn root_advertises_and_node_joins_best_parent_then_sends_dao() {
+        let cfg = RouterConfig::default();
+        let mut air = Air::default();
+        let mut root = Router::new(1, true, cfg.clone(), 1);
+        let mut t = root.start(Instant::ZERO, &mut air);
+        while air.sent.is_empty() {
+            t = root.poll(t, &mut air);
+        }
+        assert_eq!(Frame::decode(&air.sent[0].2), Ok(Frame::Dio { root: 1, version: 0, rank: ETX_ONE }));
+
+        let mut n = Router::new(5, false, cfg, 2);
+        let now = Instant(1_000_000_000);
+        // A weak link to the root and a strong link to a rank-256 node: MRHOF prefers the lower path cost.
+        n.on_frame(now, 1, -97, &dio(1, 0, ETX_ONE), &mut air);
+        assert_eq!(n.parent(), Some(1));
+        assert_eq!(n.rank(), ETX_ONE + 4 * ETX_ONE);
+        n.on_frame(now, 2, -70, &dio(1, 0, 2 * ETX_ONE), &mut air);
+        assert_eq!(n.parent(), Some(2));
+        assert_eq!(n.rank(), 3 * ETX_ONE);
+        assert!(n.joined_at().is_some());
+        // The DAO goes up after the jittered delay.
+        air.sent.clear();
+        let mut t = n.deadline();
+        for _ in 0..10 {
+            t = n.poll(t, &mut air);
+        }
+        let dao =
+            air.sent.iter().find(|s| matches!(Frame::decode(&s.2), Ok(Frame::Up { kind: UpKind::Dao { .. }, .. })));
+        assert_eq!(dao.map(|s| s.0), Some(2));
+    }
+
+    #[test]
+    fn local_repair_reroutes_to_backup_parent() {
+        let cfg = RouterConfig { max_fail_streak: 2, ..RouterConfig::default() };
+        let mut air = Air::default();
+        let mut n = Router::new(5, false, cfg, 3);
+        let now = Instant(0);
+        n.on_frame(now, 2, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
+        n.on_frame(now, 3, -60, &dio(1, 0, 300), &mut air);
+        assert_eq!(n.parent(), Some(2));
+        for k in 0..2 {
+            air.sent.clear();
+            n.send_up(now, &[k], &mut air).unwrap();
+            let (to, token, _) = air.sent[0].clone();
+            assert_eq!(to, 2, "ETX alone does not outweigh the rank gap");
+            n.on_tx_done(now, token, TxStatus::NoAck { attempts: 4 }, &mut air);
+        }
+        assert_eq!(n.parent(), Some(3), "parent 2 dropped after two failures");
+        // The failed frame was rerouted to the backup parent.
+        assert_eq!(air.sent.last().map(|s| s.0), Some(3));
+        assert!(n.stats().local_repairs >= 1 || n.stats().parent_changes >= 1);
+    }
+
+    #[test]
+    fn root_source_routes_down_via_daos() {
+        let mut air = Air::default();
+        let mut root = Router::new(1, true, RouterConfig::default(), 4);
+        let now = Instant(0);
+        for (origin, parent) in [(2u16, 1u16), (3, 2), (4, 3)] {
+            let f = Frame::Up {
+                kind: UpKind::Dao { parent },
+                origin,
+                root: 1,
+                seq: 1,
+                hop_limit: 30,
+                sender_rank: 600,
+                payload: &[],
+            }
+            .encode();
+            root.on_frame(now, 2, -60, &f, &mut air);
+        }
+        root.send_down(now, 4, b"open", &mut air).unwrap();
+        let (to, _, bytes) = air.sent.last().unwrap().clone();
+        assert_eq!(to, 2);
+        let Ok(Frame::Down { hops, dst: 4, .. }) = Frame::decode(&bytes) else { panic!("not a DOWN frame") };
+        assert_eq!((0..hops.len()).map(|i| hops.get(i).unwrap()).collect::<Vec<_>>(), vec![2, 3, 4]);
+        assert_eq!(root.send_down(now, 9, b"x", &mut air), Err(SendError::NoRoute));
+        // Hop 2 forwards, hop 4 delivers.
+        let mut r3 = Router::new(3, false, RouterConfig::default(), 5);
+        let mut mid = bytes.clone();
+        mid[7] = 1; // next = 1 (addressed to node 3)
+        r3.on_frame(now, 2, -60, &mid, &mut air);
+        assert_eq!(air.sent.last().unwrap().0, 4);
+        let mut r4 = Router::new(4, false, RouterConfig::default(), 6);
+        r4.on_frame(now, 3, -60, &air.sent.last().unwrap().2.clone(), &mut air);
+        let d = r4.pop_delivery().unwrap();
+        assert_eq!((d.kind, d.origin, d.payload.as_slice()), (DeliveryKind::Down, 1, &b"open"[..]));
+    }
+
+    #[test]
+    fn poison_detaches_children_and_global_repair_rejoins() {
+        let mut air = Air::default();
+        let mut n = Router::new(5, false, RouterConfig::default(), 7);
+        let now = Instant(0);
+        n.on_frame(now, 2, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
+        assert_eq!(n.parent(), Some(2));
+        n.on_frame(now, 2, -60, &dio(1, 0, INFINITE_RANK), &mut air);
+        assert_eq!(n.parent(), None);
+        assert_eq!(n.rank(), INFINITE_RANK);
+        // Data is held while detached and flushed after rejoining.
+        n.send_up(now, b"r", &mut air).unwrap();
+        air.sent.clear();
+        n.on_frame(now, 3, -60, &dio(1, 1, 2 * ETX_ONE), &mut air);
+        assert_eq!((n.parent(), n.version()), (Some(3), 1));
+        n.on_tx_done(now, 0, TxStatus::Sent, &mut air);
+        assert!(air.sent.iter().any(|s| s.0 == 3), "held data flushed to the new parent");
+        // A DIO of the old version no longer counts as a parent candidate.
+        n.on_frame(now, 4, -50, &dio(1, 0, ETX_ONE), &mut air);
+        assert_eq!(n.parent(), Some(3));
+    }
+
+    #[test]
+    fn loops_are_detected_and_bad_frames_counted() {
+        let mut air = Air::default();
+        let mut n = Router::new(5, false, RouterConfig::default(), 8);
+        n.on_frame(Instant(0), 2, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
+        let up = Frame::Up {
+            kind: UpKind::Data,
+            origin: 9,
+            root: 1,
+            seq: 1,
+            hop_limit: 30,
+            sender_rank: ETX_ONE,
+            payload: &[],
+        }
+        .encode();
+        n.on_frame(Instant(0), 7, -60, &up, &mut air);
+        assert_eq!(n.stats().loops_detected, 1);
+        n.on_frame(Instant(0), 7, -60, &[0xEE, 1], &mut air);
+        assert_eq!(n.stats().bad_frames, 1);
+        air.full = true;
+        assert_eq!(n.send_neighbor(Instant(0), 7, b"x", &mut air), Err(SendError::QueueFull));
+    }
+}

@@ -1,0 +1,661 @@
+//! Wiring the mesh into a simulation ([`build`]), input checks with warnings that name nodes, and the mesh
+//! report (`summary.json` object `mesh`, per-node and per-bin CSV files). Times in the report are seconds or
+//! milliseconds as the field names say; energy in joules.
+
+use super::config::{Layout, MeshConfig, MeshEvent, NodeSpec, dur};
+use super::medium::{Bin, MeshAgent, Node};
+use super::propagation::Fading;
+use super::radio::RadioModel;
+use super::{MeshControl, MeshMsg};
+use crate::agents::Msg;
+use crate::engine::{AgentId, SimTime, Simulation, class};
+use gridtwin_firmware::mesh::{ETX_ONE, INFINITE_RANK};
+use serde::Serialize;
+use std::path::Path;
+
+/// A built mesh: the agent id, the warnings found while building, and the way to read the results back.
+#[derive(Clone, Debug)]
+pub struct MeshHandle {
+    agent: AgentId,
+    /// Problems that do not stop a run (isolated or partitioned nodes, model validity, inconsistent ranges).
+    pub warnings: Vec<String>,
+}
+
+/// Longest list of ids quoted in one message.
+const QUOTE: usize = 12;
+
+fn quote_ids(ids: &[u32]) -> String {
+    let mut s: Vec<String> = ids.iter().take(QUOTE).map(|i| i.to_string()).collect();
+    if ids.len() > QUOTE {
+        s.push(format!("... ({} in all)", ids.len()));
+    }
+    s.join(", ")
+}
+
+/// Adds the mesh to `sim`: one [`MeshAgent`] holding `nodes` (or, if `nodes` is empty, the nodes of
+/// `cfg.layout`), plus the late joiners of `cfg.events`. Fails with a message naming the problem on invalid
+/// configuration, radio model, duplicate node ids or events naming unknown nodes.
+pub fn build(
+    sim: &mut Simulation<Msg>,
+    cfg: &MeshConfig,
+    radio: &RadioModel,
+    nodes: &[NodeSpec],
+) -> Result<MeshHandle, String> {
+    cfg.validate()?;
+    radio.validate()?;
+    let seed = sim.master_seed();
+    let mut warnings = Vec::new();
+    let mut specs: Vec<NodeSpec> = if nodes.is_empty() {
+        match &cfg.layout {
+            Some(l) => l.nodes(seed),
+            None => return Err("mesh: no nodes given and no mesh.layout to generate them".into()),
+        }
+    } else {
+        if cfg.layout.is_some() {
+            warnings.push("mesh.layout ignored: the world supplies the mesh nodes".into());
+        }
+        nodes.to_vec()
+    };
+    for e in &cfg.events {
+        if let MeshEvent::Join { node, x_m, y_m, at } = e {
+            let t = dur("events.Join.at", at)?;
+            specs.push(NodeSpec { join_at: Some(SimTime(t.0)), ..NodeSpec::lmu(*node, *x_m, *y_m) });
+        }
+    }
+    if cfg.radio != radio.name {
+        warnings.push(format!("mesh.radio is `{}` but the radio model given is `{}`", cfg.radio, radio.name));
+    }
+    // Identity checks.
+    let mut ids: Vec<u32> = specs.iter().map(|s| s.id).collect();
+    ids.sort_unstable();
+    let dups: Vec<u32> = ids.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect::<Vec<_>>();
+    if !dups.is_empty() {
+        let mut d = dups.clone();
+        d.dedup();
+        return Err(format!("mesh: duplicate node ids: {} (each node id must be unique)", quote_ids(&d)));
+    }
+    if specs.len() >= BROADCAST_LIMIT {
+        return Err(format!("mesh: {} nodes; at most {} fit 16-bit link addresses", specs.len(), BROADCAST_LIMIT - 1));
+    }
+    if !specs.iter().any(|s| s.coordinator) {
+        return Err("mesh: no coordinator among the nodes (at least one node must be a coordinator)".into());
+    }
+    if let Some(s) = specs.iter().find(|s| !(s.x_m.is_finite() && s.y_m.is_finite())) {
+        return Err(format!("mesh: node {} has a non-finite position ({}, {})", s.id, s.x_m, s.y_m));
+    }
+    let router_cfg = cfg.routing.router_config(radio.sensitivity_dbm)?;
+
+    let mut agent_nodes: Vec<Node> =
+        specs.iter().map(|s| Node::new(s.id, s.x_m, s.y_m, s.coordinator, s.app, s.join_at.map(|t| t.0))).collect();
+    let me = sim.next_agent_id();
+    let mut agent = MeshAgent::new(cfg, radio, Vec::new(), router_cfg, seed, me)?;
+    agent.nodes = std::mem::take(&mut agent_nodes);
+    agent.by_id = {
+        let mut v: Vec<(u32, u32)> = agent.nodes.iter().enumerate().map(|(i, n)| (n.id, i as u32)).collect();
+        v.sort_unstable();
+        v
+    };
+    neighbour_lists(&mut agent, cfg, radio, &mut warnings);
+
+    // Scheduled events (by id -> index).
+    let mut controls: Vec<(u64, MeshControl)> = Vec::new();
+    for (k, e) in cfg.events.iter().enumerate() {
+        let idx = |id: u32| agent.index_of(id).ok_or_else(|| format!("mesh.events[{k}]: no node with id {id}"));
+        match e {
+            MeshEvent::Fail { node, at } => {
+                controls.push((dur("events.at", at)?.0, MeshControl::Fail(idx(*node)? as u32)))
+            }
+            MeshEvent::Recover { node, at } => {
+                controls.push((dur("events.at", at)?.0, MeshControl::Recover(idx(*node)? as u32)))
+            }
+            MeshEvent::FailRelays { fraction, at } => {
+                controls.push((dur("events.at", at)?.0, MeshControl::FailRelays((fraction * 1e6).round() as u32)))
+            }
+            MeshEvent::GlobalRepair { at } => controls.push((dur("events.at", at)?.0, MeshControl::GlobalRepair)),
+            MeshEvent::Join { .. } => {}
+        }
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let id = sim.add_agent(Box::new(agent)).map_err(|e| format!("mesh: {e}"))?;
+    debug_assert_eq!(id, me);
+    for (at, c) in controls {
+        sim.schedule(id, id, SimTime(at), class::DEFAULT, Msg::Mesh(MeshMsg::Control(c)))
+            .map_err(|e| format!("mesh: {e}"))?;
+    }
+    Ok(MeshHandle { agent: id, warnings })
+}
+
+const BROADCAST_LIMIT: usize = 0xFFFF;
+
+/// Fills every node's neighbour list (who hears it above the threshold) with a grid-bucket spatial index and
+/// warns about isolated and partitioned nodes and out-of-validity propagation.
+fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, warnings: &mut Vec<String>) {
+    let n = agent.nodes.len();
+    let margin_db = if cfg.fading == Fading::Rayleigh { 5.0 } else { 0.0 };
+    let sens = radio.sensitivity_dbm;
+    // Lists reach down to the noise floor: they also serve as the interference and CCA neighbourhoods (a
+    // transmission whose mean power is below the noise floor at a node is ignored there).
+    let thr = (sens - margin_db).min(radio.noise_floor_dbm());
+    let max_loss = radio.link_budget_offset_dbm() - thr + 3.5 * cfg.propagation.shadowing_db();
+    let reach = cfg.propagation.range_for_loss_m(max_loss, radio.frequency_mhz).max(1.0);
+    agent.reach_m = reach;
+    let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
+    for nd in &agent.nodes {
+        x0 = x0.min(nd.x_m);
+        y0 = y0.min(nd.y_m);
+        x1 = x1.max(nd.x_m);
+        y1 = y1.max(nd.y_m);
+    }
+    // Cells at least `reach` wide, and no more than 2048 per axis.
+    let cell = reach.max((x1 - x0) / 2048.0).max((y1 - y0) / 2048.0);
+    let nx = ((x1 - x0) / cell) as usize + 1;
+    let ny = ((y1 - y0) / cell) as usize + 1;
+    let cell_of = |x: f64, y: f64| (((x - x0) / cell) as usize, ((y - y0) / cell) as usize);
+    let mut heads = vec![u32::MAX; nx * ny];
+    let mut next = vec![u32::MAX; n];
+    for i in (0..n).rev() {
+        let (cx, cy) = cell_of(agent.nodes[i].x_m, agent.nodes[i].y_m);
+        next[i] = heads[cy * nx + cx];
+        heads[cy * nx + cx] = i as u32;
+    }
+    let mut lists: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
+    let (mut dmin, mut dmax) = (f64::MAX, 0.0f64);
+    for (i, list) in lists.iter_mut().enumerate() {
+        let (cx, cy) = cell_of(agent.nodes[i].x_m, agent.nodes[i].y_m);
+        for gy in cy.saturating_sub(1)..=(cy + 1).min(ny - 1) {
+            for gx in cx.saturating_sub(1)..=(cx + 1).min(nx - 1) {
+                let mut j = heads[gy * nx + gx];
+                while j != u32::MAX {
+                    let ju = j as usize;
+                    if ju != i {
+                        let p = agent.mean_rx_dbm(i, ju);
+                        if p >= thr {
+                            list.push((j, p as f32));
+                            let (a, b) = (&agent.nodes[i], &agent.nodes[ju]);
+                            let d = ((a.x_m - b.x_m).powi(2) + (a.y_m - b.y_m).powi(2)).sqrt();
+                            dmin = dmin.min(d);
+                            dmax = dmax.max(d);
+                        }
+                    }
+                    j = next[ju];
+                }
+            }
+        }
+        list.sort_unstable_by_key(|e| e.0);
+    }
+    // Isolated nodes: nobody hears them (with symmetric links, they hear nobody either).
+    let mut heard = vec![false; n];
+    for l in &lists {
+        for &(j, p) in l {
+            if p as f64 >= sens {
+                heard[j as usize] = true;
+            }
+        }
+    }
+    for i in 0..n {
+        if !lists[i].iter().any(|e| e.1 as f64 >= sens) && !heard[i] {
+            let a = &agent.nodes[i];
+            let nearest = (0..n).filter(|&j| j != i).min_by(|&p, &q| {
+                let dp = (agent.nodes[p].x_m - a.x_m).powi(2) + (agent.nodes[p].y_m - a.y_m).powi(2);
+                let dq = (agent.nodes[q].x_m - a.x_m).powi(2) + (agent.nodes[q].y_m - a.y_m).powi(2);
+                dp.total_cmp(&dq)
+            });
+            let near = match nearest {
+                Some(j) => {
+                    let b = &agent.nodes[j];
+                    let d = ((a.x_m - b.x_m).powi(2) + (a.y_m - b.y_m).powi(2)).sqrt();
+                    format!(
+                        "; nearest is node {} at {:.0} m, received at {:.1} dBm against {:.1} dBm sensitivity",
+                        b.id,
+                        d,
+                        agent.mean_rx_dbm(i, j),
+                        radio.sensitivity_dbm
+                    )
+                }
+                None => String::new(),
+            };
+            warnings.push(format!(
+                "mesh: node {} at ({:.0}, {:.0}) m is outside every other node's range{near}",
+                a.id, a.x_m, a.y_m
+            ));
+        }
+    }
+    // Partitions: nodes with no radio path to any coordinator.
+    let mut reach_c = vec![false; n];
+    let mut stack: Vec<usize> = (0..n).filter(|&i| agent.nodes[i].coordinator).collect();
+    for &s in &stack {
+        reach_c[s] = true;
+    }
+    while let Some(u) = stack.pop() {
+        // `lists[u]` are the nodes hearing u: the downward direction; links are symmetric unless shadowing
+        // is asymmetric, in which case this is a conservative reachability check.
+        for &(v, p) in &lists[u] {
+            if p as f64 >= sens && !reach_c[v as usize] {
+                reach_c[v as usize] = true;
+                stack.push(v as usize);
+            }
+        }
+    }
+    let cut: Vec<u32> = (0..n)
+        .filter(|&i| !reach_c[i] && lists[i].iter().any(|e| e.1 as f64 >= sens))
+        .map(|i| agent.nodes[i].id)
+        .collect();
+    if !cut.is_empty() {
+        warnings.push(format!(
+            "mesh: {} node(s) have no radio path to any coordinator: {}",
+            cut.len(),
+            quote_ids(&cut)
+        ));
+    }
+    if dmax > 0.0
+        && let Some(w) = cfg.propagation.validity_issue(radio.frequency_mhz, dmin, dmax)
+    {
+        warnings.push(format!("mesh.propagation: {w}"));
+    }
+    let median = cfg.propagation.range_for_loss_m(radio.max_path_loss_db(), radio.frequency_mhz);
+    if (median - radio.range_m).abs() > 0.25 * radio.range_m {
+        warnings.push(format!(
+            "radio `{}` states range_m {} m but under mesh.propagation its median range is {:.0} m",
+            radio.name, radio.range_m, median
+        ));
+    }
+    for (nd, l) in agent.nodes.iter_mut().zip(lists) {
+        nd.nbrs = l;
+    }
+}
+
+/// One node's row of `mesh_nodes.csv`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeRow {
+    pub id: u32,
+    pub x_m: f64,
+    pub y_m: f64,
+    pub coordinator: bool,
+    pub alive: bool,
+    pub parent: Option<u32>,
+    pub rank_etx: Option<f64>,
+    pub parent_link_etx: Option<f64>,
+    pub neighbours: u32,
+    pub hops_last: u8,
+    pub hops_mean: Option<f64>,
+    pub generated: u32,
+    pub delivered: u32,
+    pub pdr: Option<f64>,
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p90: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+    pub tx_frames: u32,
+    pub retries: u32,
+    pub noack: u32,
+    pub collisions: u32,
+    pub channel_access_failures: u32,
+    pub queue_drops: u32,
+    pub parent_changes: u32,
+    pub dio_sent: u32,
+    pub dao_sent: u32,
+    pub duty_cycle: f64,
+    pub energy_j: f64,
+    pub joined_s: Option<f64>,
+}
+
+/// One time bin of `mesh_pdr.csv` (reports by generation time).
+#[derive(Clone, Debug, Serialize)]
+pub struct BinRow {
+    pub t_s: f64,
+    pub sent: u32,
+    pub delivered: u32,
+    pub pdr: Option<f64>,
+}
+
+/// How the mesh coped with one failure event.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailureReport {
+    pub at_s: f64,
+    pub failed: usize,
+    /// Live nodes whose preferred parent failed.
+    pub affected: u32,
+    /// Of those, still without a working parent at the end.
+    pub unrepaired: u32,
+    /// Time until the last affected node had a working parent again, s.
+    pub route_repair_s: f64,
+    /// Delivery ratio of the reports generated during the first reporting period after the failure.
+    pub pdr_first_period: Option<f64>,
+    /// Time from the failure to the first reporting period (by generation time) delivered at >= 99 %, s.
+    pub pdr_recovery_s: Option<f64>,
+}
+
+/// Per-flow-kind delivery (`mesh_flows.csv`).
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowRow {
+    pub flow: &'static str,
+    pub sent: u64,
+    pub delivered: u64,
+    pub pdr: Option<f64>,
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p90: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+}
+
+/// The mesh results: the `mesh` object of `summary.json`; node, bin and flow rows go to CSV files.
+#[derive(Clone, Debug, Serialize)]
+pub struct MeshReport {
+    pub radio: String,
+    pub nodes: usize,
+    pub coordinators: usize,
+    /// Reports delivered / generated (end-to-end, upward), excluding the last two minutes (still in flight).
+    pub pdr: f64,
+    pub reports_generated: u64,
+    pub reports_delivered: u64,
+    pub latency_ms_p50: f64,
+    pub latency_ms_p90: f64,
+    pub latency_ms_p99: f64,
+    pub hops_mean: f64,
+    pub down_sent: u64,
+    pub down_delivered: u64,
+    pub down_no_route: u64,
+    pub neighbour_sent: u64,
+    pub neighbour_delivered: u64,
+    /// Time until every node present at the start had joined, s (`None` if some never did).
+    pub convergence_s: Option<f64>,
+    pub unjoined: usize,
+    /// Longest delivery recovery after a failure event (see `failures`), s; `None` without failures.
+    pub repair_s: Option<f64>,
+    /// Longest route repair after a failure event, s.
+    pub route_repair_s: Option<f64>,
+    pub failures: Vec<FailureReport>,
+    pub tx_frames: u64,
+    pub retries: u64,
+    pub collisions: u64,
+    pub channel_access_failures: u64,
+    pub noack: u64,
+    pub queue_drops: u64,
+    pub dio_sent: u64,
+    pub dao_sent: u64,
+    pub parent_changes: u64,
+    pub local_repairs: u64,
+    pub loops_detected: u64,
+    /// Frames dropped by routing: no parent, link failed after retries and reroutes, queue full, hop limit.
+    pub drop_no_route: u64,
+    pub drop_link: u64,
+    pub drop_queue: u64,
+    pub drop_hop_limit: u64,
+    pub duty_cycle_mean: f64,
+    pub energy_j_mean: f64,
+    pub energy_j_total: f64,
+    pub warnings: Vec<String>,
+    #[serde(skip)]
+    pub node_rows: Vec<NodeRow>,
+    #[serde(skip)]
+    pub bins: Vec<BinRow>,
+    #[serde(skip)]
+    pub flows: Vec<FlowRow>,
+}
+
+fn pct(sorted: &[u32], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let k = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    Some(sorted[k] as f64 / 1000.0)
+}
+
+impl MeshHandle {
+    /// The mesh agent (destination of `MeshMsg::Send`).
+    pub fn agent(&self) -> AgentId {
+        self.agent
+    }
+
+    /// The mesh agent of a simulation, to inspect nodes.
+    pub fn mesh<'a>(&self, sim: &'a Simulation<Msg>) -> Option<&'a MeshAgent> {
+        sim.agent::<MeshAgent>(self.agent)
+    }
+
+    /// The results so far.
+    pub fn report(&self, sim: &Simulation<Msg>) -> MeshReport {
+        let Some(m) = self.mesh(sim) else {
+            panic!("MeshHandle::report: agent {:?} is not the mesh agent of this simulation", self.agent)
+        };
+        let now = sim.now().0;
+        let r = &m.radio;
+        let mut rows = Vec::with_capacity(m.nodes.len());
+        let (mut e_total, mut duty_sum, mut duty_n) = (0.0, 0.0, 0usize);
+        let mut t = [0u64; 7];
+        let mut rt = [0u64; 9];
+        for (i, n) in m.nodes.iter().enumerate() {
+            let alive_ns = m.alive_ns(i, now);
+            let s = n.stats;
+            let listen_ns = alive_ns.saturating_sub(s.tx_ns + s.rx_ns);
+            let energy_j = r.supply_v
+                * 1e-3
+                * (r.tx_ma * s.tx_ns as f64 + r.rx_ma * s.rx_ns as f64 + r.listen_ma * listen_ns as f64)
+                * 1e-9;
+            let duty = if alive_ns > 0 { s.tx_ns as f64 / alive_ns as f64 } else { 0.0 };
+            e_total += energy_j;
+            if alive_ns > 0 {
+                duty_sum += duty;
+                duty_n += 1;
+            }
+            let mut lat = n.lat_us.clone();
+            lat.sort_unstable();
+            let rs = n.router.stats();
+            for (k, v) in [s.tx_frames, s.retries, s.collisions, s.cca_failures, s.noack, s.queue_drops, 0]
+                .into_iter()
+                .enumerate()
+            {
+                t[k] += v as u64;
+            }
+            for (k, v) in [
+                rs.dio_sent,
+                rs.dao_sent,
+                rs.parent_changes,
+                rs.local_repairs,
+                rs.loops_detected,
+                rs.drop_no_route,
+                rs.drop_link,
+                rs.drop_queue,
+                rs.drop_hop_limit,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                rt[k] += v as u64;
+            }
+            let routed = n.alive && !n.coordinator;
+            rows.push(NodeRow {
+                id: n.id,
+                x_m: n.x_m,
+                y_m: n.y_m,
+                coordinator: n.coordinator,
+                alive: n.alive,
+                parent: if routed { n.router.parent().map(|p| m.nodes[p as usize].id) } else { None },
+                rank_etx: (n.alive && n.router.rank() != INFINITE_RANK)
+                    .then(|| n.router.rank() as f64 / ETX_ONE as f64),
+                parent_link_etx: if routed {
+                    n.router.parent_link_etx().map(|e| e as f64 / ETX_ONE as f64)
+                } else {
+                    None
+                },
+                neighbours: n.nbrs.len() as u32,
+                hops_last: s.last_hops,
+                hops_mean: (s.delivered > 0).then(|| s.hops_sum as f64 / s.delivered as f64),
+                generated: s.generated,
+                delivered: s.delivered,
+                pdr: (s.generated > 0).then(|| s.delivered as f64 / s.generated as f64),
+                latency_ms_p50: pct(&lat, 0.5),
+                latency_ms_p90: pct(&lat, 0.9),
+                latency_ms_p99: pct(&lat, 0.99),
+                tx_frames: s.tx_frames,
+                retries: s.retries,
+                noack: s.noack,
+                collisions: s.collisions,
+                channel_access_failures: s.cca_failures,
+                queue_drops: s.queue_drops,
+                parent_changes: rs.parent_changes,
+                dio_sent: rs.dio_sent,
+                dao_sent: rs.dao_sent,
+                duty_cycle: duty,
+                energy_j,
+                joined_s: s.joined_ns.map(|j| j.saturating_sub(n.join_at.unwrap_or(m.started_ns)) as f64 * 1e-9),
+            });
+        }
+        // Delivery by generation-time bin; the last two minutes may still be in flight.
+        let drain = 120_000_000_000u64;
+        let complete = (now.saturating_sub(drain) / m.bin_ns) as usize;
+        let bins: &[Bin] = &m.bins[..complete.min(m.bins.len())];
+        let (sent, delivered) = bins.iter().fold((0u64, 0u64), |(s, d), b| (s + b.sent as u64, d + b.delivered as u64));
+        let bin_rows: Vec<BinRow> = m
+            .bins
+            .iter()
+            .enumerate()
+            .map(|(k, b)| BinRow {
+                t_s: k as f64 * m.bin_ns as f64 * 1e-9,
+                sent: b.sent,
+                delivered: b.delivered,
+                pdr: (b.sent > 0).then(|| b.delivered as f64 / b.sent as f64),
+            })
+            .collect();
+        let period_bins = (m.report_period_ns().unwrap_or(m.bin_ns) / m.bin_ns).max(1) as usize;
+        let window = |b0: usize| -> Option<f64> {
+            if b0 + period_bins > bins.len() {
+                return None;
+            }
+            let (s, d) = bins[b0..b0 + period_bins]
+                .iter()
+                .fold((0u64, 0u64), |(s, d), b| (s + b.sent as u64, d + b.delivered as u64));
+            (s > 0).then(|| d as f64 / s as f64)
+        };
+        let failures: Vec<FailureReport> = m
+            .failures
+            .iter()
+            .map(|f| {
+                let b0 = f.at_ns.div_ceil(m.bin_ns) as usize;
+                let recovery = (b0..bins.len())
+                    .find(|&b| window(b).is_some_and(|p| p >= 0.99))
+                    .map(|b| (b as u64 * m.bin_ns).saturating_sub(f.at_ns) as f64 * 1e-9);
+                FailureReport {
+                    at_s: f.at_ns as f64 * 1e-9,
+                    failed: f.failed.len(),
+                    affected: f.affected,
+                    unrepaired: f.affected - f.repaired,
+                    route_repair_s: (f.last_repair_ns - f.at_ns) as f64 * 1e-9,
+                    pdr_first_period: window(b0),
+                    pdr_recovery_s: recovery,
+                }
+            })
+            .collect();
+        let repair_s = if failures.is_empty() {
+            None
+        } else {
+            failures.iter().map(|f| f.pdr_recovery_s.unwrap_or(f64::INFINITY)).reduce(f64::max)
+        };
+        let route_repair_s = failures.iter().map(|f| f.route_repair_s).reduce(f64::max);
+        let mut lat = m.lat_us.clone();
+        lat.sort_unstable();
+        let mut dlat = m.down_lat_us.clone();
+        dlat.sort_unstable();
+        let starters: Vec<&NodeRow> =
+            rows.iter().zip(&m.nodes).filter(|(_, n)| n.join_at.is_none() && !n.coordinator).map(|(r, _)| r).collect();
+        let unjoined = starters.iter().filter(|r| r.joined_s.is_none()).count();
+        let convergence_s =
+            if unjoined == 0 { starters.iter().filter_map(|r| r.joined_s).reduce(f64::max) } else { None };
+        let hops: (u64, u64) =
+            m.nodes.iter().fold((0, 0), |a, n| (a.0 + n.stats.hops_sum as u64, a.1 + n.stats.delivered as u64));
+        let fl = &m.flows;
+        let flows = vec![
+            FlowRow {
+                flow: "up",
+                sent: fl.up_sent,
+                delivered: fl.up_delivered,
+                pdr: (fl.up_sent > 0).then(|| fl.up_delivered as f64 / fl.up_sent as f64),
+                latency_ms_p50: pct(&lat, 0.5),
+                latency_ms_p90: pct(&lat, 0.9),
+                latency_ms_p99: pct(&lat, 0.99),
+            },
+            FlowRow {
+                flow: "down",
+                sent: fl.down_sent,
+                delivered: fl.down_delivered,
+                pdr: (fl.down_sent > 0).then(|| fl.down_delivered as f64 / fl.down_sent as f64),
+                latency_ms_p50: pct(&dlat, 0.5),
+                latency_ms_p90: pct(&dlat, 0.9),
+                latency_ms_p99: pct(&dlat, 0.99),
+            },
+            FlowRow {
+                flow: "neighbour",
+                sent: fl.nbr_sent,
+                delivered: fl.nbr_delivered,
+                pdr: (fl.nbr_sent > 0).then(|| fl.nbr_delivered as f64 / fl.nbr_sent as f64),
+                latency_ms_p50: None,
+                latency_ms_p90: None,
+                latency_ms_p99: None,
+            },
+        ];
+        MeshReport {
+            radio: r.name.clone(),
+            nodes: m.nodes.len(),
+            coordinators: m.nodes.iter().filter(|n| n.coordinator).count(),
+            pdr: if sent > 0 { delivered as f64 / sent as f64 } else { 0.0 },
+            reports_generated: sent,
+            reports_delivered: delivered,
+            latency_ms_p50: pct(&lat, 0.5).unwrap_or(0.0),
+            latency_ms_p90: pct(&lat, 0.9).unwrap_or(0.0),
+            latency_ms_p99: pct(&lat, 0.99).unwrap_or(0.0),
+            hops_mean: if hops.1 > 0 { hops.0 as f64 / hops.1 as f64 } else { 0.0 },
+            down_sent: fl.down_sent,
+            down_delivered: fl.down_delivered,
+            down_no_route: fl.down_no_route,
+            neighbour_sent: fl.nbr_sent,
+            neighbour_delivered: fl.nbr_delivered,
+            convergence_s,
+            unjoined,
+            repair_s,
+            route_repair_s,
+            failures,
+            tx_frames: t[0],
+            retries: t[1],
+            collisions: t[2],
+            channel_access_failures: t[3],
+            noack: t[4],
+            queue_drops: t[5],
+            dio_sent: rt[0],
+            dao_sent: rt[1],
+            parent_changes: rt[2],
+            local_repairs: rt[3],
+            loops_detected: rt[4],
+            drop_no_route: rt[5],
+            drop_link: rt[6],
+            drop_queue: rt[7],
+            drop_hop_limit: rt[8],
+            duty_cycle_mean: if duty_n > 0 { duty_sum / duty_n as f64 } else { 0.0 },
+            energy_j_mean: if m.nodes.is_empty() { 0.0 } else { e_total / m.nodes.len() as f64 },
+            energy_j_total: e_total,
+            warnings: self.warnings.clone(),
+            node_rows: rows,
+            bins: bin_rows,
+            flows,
+        }
+    }
+}
+
+impl MeshReport {
+    /// Writes `mesh_nodes.csv`, `mesh_pdr.csv` and `mesh_flows.csv` into `dir`.
+    pub fn write_csv(&self, dir: &Path) -> Result<(), String> {
+        fn write<T: Serialize>(path: &Path, rows: &[T]) -> Result<(), String> {
+            let mut w = csv::Writer::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for r in rows {
+                w.serialize(r).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            w.flush().map_err(|e| format!("{}: {e}", path.display()))
+        }
+        write(&dir.join("mesh_nodes.csv"), &self.node_rows)?;
+        write(&dir.join("mesh_pdr.csv"), &self.bins)?;
+        write(&dir.join("mesh_flows.csv"), &self.flows)
+    }
+}
+
+/// Builds the nodes of a layout (re-exported for callers that want to place them in their own world).
+pub fn layout_nodes(layout: &Layout, seed: u64) -> Vec<NodeSpec> {
+    layout.nodes(seed)
+}

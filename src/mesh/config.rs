@@ -1,0 +1,392 @@
+//! The scenario's `mesh` section: radio model name, propagation, layout of a standalone district, traffic,
+//! routing tunables and the failure/join schedule. Durations are strings (`"15min"`), distances metres.
+
+use super::propagation::{Fading, Propagation};
+use crate::engine::{AgentId, SimDuration, SimTime, derive_seed, parse_duration};
+use gridtwin_firmware::mesh::{ETX_ONE, RouterConfig};
+use serde::{Deserialize, Serialize};
+
+/// The `mesh` section of a scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshConfig {
+    /// Radio model name (`models/radio-<name>.ron`).
+    pub radio: String,
+    #[serde(default)]
+    pub propagation: Propagation,
+    #[serde(default)]
+    pub fading: Fading,
+    /// Generated node positions for a district without a grid model; `None` when the world builder supplies nodes.
+    #[serde(default)]
+    pub layout: Option<Layout>,
+    #[serde(default)]
+    pub traffic: Traffic,
+    #[serde(default)]
+    pub routing: Routing,
+    /// Scheduled failures, recoveries, joins and global repairs.
+    #[serde(default)]
+    pub events: Vec<MeshEvent>,
+    /// Random node failures (exponential up and down times).
+    #[serde(default)]
+    pub random_failures: Option<RandomFailures>,
+    /// Validation aid: every data-frame transmission is additionally lost with this probability (acks are not),
+    /// independent of SINR, so delivery can be compared with closed forms.
+    #[serde(default)]
+    pub fixed_per: Option<f64>,
+    /// Width of the delivery-ratio time bins (by generation time).
+    #[serde(default = "default_bin")]
+    pub metrics_bin: String,
+}
+
+fn default_bin() -> String {
+    "60s".into()
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        MeshConfig {
+            radio: "sun-fsk-868".into(),
+            propagation: Propagation::default(),
+            fading: Fading::None,
+            layout: None,
+            traffic: Traffic::default(),
+            routing: Routing::default(),
+            events: Vec::new(),
+            random_failures: None,
+            fixed_per: None,
+            metrics_bin: default_bin(),
+        }
+    }
+}
+
+/// Generated positions for a standalone district.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum Layout {
+    /// `nodes` LMUs on a square grid of pitch `spacing_m`, each moved by up to `jitter_m` in x and y, with
+    /// `coordinators` coordinators placed at the centres of a near-square grid of equal cells.
+    Grid { nodes: u32, spacing_m: f64, jitter_m: f64, coordinators: u32 },
+    /// `nodes` in a straight line `spacing_m` apart; node 0 is the coordinator.
+    Line { nodes: u32, spacing_m: f64 },
+}
+
+/// Traffic the mesh generates by itself (for nodes without an application agent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Traffic {
+    /// Each LMU reports to its coordinator this often; `None` for no self-generated reports.
+    pub report_every: Option<String>,
+    /// Application payload of a report, bytes.
+    pub report_bytes: u16,
+    /// First reports are spread uniformly over one period starting at this time.
+    pub start: String,
+    /// Each coordinator sends a command down to a random node of its DODAG this often.
+    #[serde(default)]
+    pub command_every: Option<String>,
+}
+
+impl Default for Traffic {
+    fn default() -> Self {
+        Traffic { report_every: Some("15min".into()), report_bytes: 40, start: "0s".into(), command_every: None }
+    }
+}
+
+/// Routing tunables (see `gridtwin_firmware::mesh::RouterConfig`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Routing {
+    pub trickle_imin: String,
+    pub trickle_doublings: u8,
+    pub trickle_k: u8,
+    pub parent_switch_threshold_etx: f64,
+    pub max_link_etx: f64,
+    pub neighbors_max: u8,
+    pub dao_delay: String,
+    pub dao_refresh: String,
+    pub max_fail_streak: u8,
+    pub hop_limit: u8,
+    pub child_hold: String,
+    /// A node without a parent solicits DIOs this often.
+    pub dis_interval: String,
+    /// Roots bump the DODAG version this often (global repair); `None` = only on scheduled events.
+    pub global_repair_every: Option<String>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        let d = RouterConfig::default();
+        Routing {
+            trickle_imin: format!("{}ms", d.trickle_imin_ms),
+            trickle_doublings: d.trickle_doublings,
+            trickle_k: d.trickle_k,
+            parent_switch_threshold_etx: d.parent_switch_threshold as f64 / ETX_ONE as f64,
+            max_link_etx: d.max_link_etx as f64 / ETX_ONE as f64,
+            neighbors_max: d.neighbors_max,
+            dao_delay: format!("{}ms", d.dao_delay_ms),
+            dao_refresh: format!("{}s", d.dao_refresh_s),
+            max_fail_streak: d.max_fail_streak,
+            hop_limit: d.hop_limit,
+            child_hold: format!("{}s", d.child_hold_s),
+            dis_interval: format!("{}ms", d.dis_interval_ms),
+            global_repair_every: None,
+        }
+    }
+}
+
+/// A scheduled change of the mesh.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum MeshEvent {
+    /// Node `node` (its id) powers off.
+    Fail { node: u32, at: String },
+    /// Node `node` powers on again and rejoins.
+    Recover { node: u32, at: String },
+    /// A `fraction` of the nodes currently relaying traffic for others (chosen by seed) power off at once.
+    FailRelays { fraction: f64, at: String },
+    /// A new node with id `node` at (`x_m`, `y_m`) powers on and joins.
+    Join { node: u32, x_m: f64, y_m: f64, at: String },
+    /// Every coordinator starts a new DODAG version.
+    GlobalRepair { at: String },
+}
+
+/// Random failures of LMUs (coordinators never fail randomly).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomFailures {
+    /// Mean time between failures of one node.
+    pub mtbf: String,
+    /// Mean time to repair.
+    pub mttr: String,
+}
+
+/// One mesh node as the world builder (or a [`Layout`]) describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSpec {
+    /// Identity in the scenario (the LMU or coordinator id); must be unique.
+    pub id: u32,
+    pub x_m: f64,
+    pub y_m: f64,
+    pub coordinator: bool,
+    /// The application agent that sends through this node and receives its deliveries, if any. Nodes without
+    /// one generate the configured reports themselves.
+    pub app: Option<AgentId>,
+    /// The node powers on at this time instead of at the start.
+    pub join_at: Option<SimTime>,
+}
+
+impl NodeSpec {
+    pub fn lmu(id: u32, x_m: f64, y_m: f64) -> NodeSpec {
+        NodeSpec { id, x_m, y_m, coordinator: false, app: None, join_at: None }
+    }
+    pub fn coordinator(id: u32, x_m: f64, y_m: f64) -> NodeSpec {
+        NodeSpec { id, x_m, y_m, coordinator: true, app: None, join_at: None }
+    }
+}
+
+pub(crate) fn dur(field: &str, s: &str) -> Result<SimDuration, String> {
+    parse_duration(s).map_err(|e| format!("mesh.{field}: {e}"))
+}
+
+impl Routing {
+    /// The firmware configuration these tunables describe.
+    pub fn router_config(&self, sensitivity_dbm: f64) -> Result<RouterConfig, String> {
+        let ms = |f: &str, s: &str| -> Result<u32, String> {
+            let d = dur(f, s)?;
+            u32::try_from(d.0 / 1_000_000).map_err(|_| format!("mesh.{f} = `{s}` is too long"))
+        };
+        let secs = |f: &str, s: &str| -> Result<u32, String> {
+            let d = dur(f, s)?;
+            u32::try_from(d.0 / 1_000_000_000).map_err(|_| format!("mesh.{f} = `{s}` is too long"))
+        };
+        let etx = |f: &str, v: f64| -> Result<u16, String> {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(format!("mesh.routing.{f} = {v} is outside 0 ..= 100"));
+            }
+            Ok((v * ETX_ONE as f64).round() as u16)
+        };
+        let cfg = RouterConfig {
+            trickle_imin_ms: ms("routing.trickle_imin", &self.trickle_imin)?,
+            trickle_doublings: self.trickle_doublings,
+            trickle_k: self.trickle_k,
+            parent_switch_threshold: etx("parent_switch_threshold_etx", self.parent_switch_threshold_etx)?,
+            max_link_etx: etx("max_link_etx", self.max_link_etx)?,
+            neighbors_max: self.neighbors_max,
+            dao_delay_ms: ms("routing.dao_delay", &self.dao_delay)?,
+            dao_refresh_s: secs("routing.dao_refresh", &self.dao_refresh)?.max(1),
+            max_fail_streak: self.max_fail_streak,
+            hop_limit: self.hop_limit,
+            pending_max: 8,
+            sensitivity_dbm: sensitivity_dbm.round().clamp(-200.0, 0.0) as i16,
+            child_hold_s: secs("routing.child_hold", &self.child_hold)?,
+            global_repair_s: match &self.global_repair_every {
+                Some(s) => secs("routing.global_repair_every", s)?.max(1),
+                None => 0,
+            },
+            max_reroutes: 2,
+            dis_interval_ms: ms("routing.dis_interval", &self.dis_interval)?,
+        };
+        cfg.validate().map_err(|e| format!("mesh.routing: {e}"))?;
+        Ok(cfg)
+    }
+}
+
+impl MeshConfig {
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.radio.trim().is_empty() {
+            return Err("mesh.radio: empty model name".into());
+        }
+        self.propagation.validate()?;
+        if let Some(p) = self.fixed_per
+            && !(0.0..1.0).contains(&p)
+        {
+            return Err(format!("mesh.fixed_per = {p} must be in [0, 1)"));
+        }
+        if dur("metrics_bin", &self.metrics_bin)?.0 == 0 {
+            return Err("mesh.metrics_bin must be > 0".into());
+        }
+        if let Some(s) = &self.traffic.report_every
+            && dur("traffic.report_every", s)?.0 == 0
+        {
+            return Err("mesh.traffic.report_every must be > 0".into());
+        }
+        if let Some(s) = &self.traffic.command_every
+            && dur("traffic.command_every", s)?.0 == 0
+        {
+            return Err("mesh.traffic.command_every must be > 0".into());
+        }
+        dur("traffic.start", &self.traffic.start)?;
+        if self.traffic.report_bytes > 1000 {
+            return Err("mesh.traffic.report_bytes must be <= 1000".into());
+        }
+        self.routing.router_config(-100.0)?;
+        if let Some(rf) = &self.random_failures {
+            for (f, s) in [("random_failures.mtbf", &rf.mtbf), ("random_failures.mttr", &rf.mttr)] {
+                if dur(f, s)?.0 == 0 {
+                    return Err(format!("mesh.{f} must be > 0"));
+                }
+            }
+        }
+        for (i, e) in self.events.iter().enumerate() {
+            let at = match e {
+                MeshEvent::Fail { at, .. }
+                | MeshEvent::Recover { at, .. }
+                | MeshEvent::Join { at, .. }
+                | MeshEvent::GlobalRepair { at } => at,
+                MeshEvent::FailRelays { fraction, at } => {
+                    if !(0.0..=1.0).contains(fraction) {
+                        return Err(format!("mesh.events[{i}].fraction = {fraction} must be within 0 ..= 1"));
+                    }
+                    at
+                }
+            };
+            dur(&format!("events[{i}].at"), at)?;
+            if let MeshEvent::Join { x_m, y_m, node, .. } = e
+                && !(x_m.is_finite() && y_m.is_finite())
+            {
+                return Err(format!("mesh.events[{i}]: node {node} has a non-finite position"));
+            }
+        }
+        if let Some(l) = &self.layout {
+            match *l {
+                Layout::Grid { nodes, spacing_m, jitter_m, coordinators } => {
+                    if nodes == 0 || nodes > 60_000 {
+                        return Err("mesh.layout.Grid.nodes must be within 1 ..= 60000".into());
+                    }
+                    if coordinators == 0 || coordinators > nodes {
+                        return Err("mesh.layout.Grid.coordinators must be within 1 ..= nodes".into());
+                    }
+                    if !(spacing_m > 0.0 && spacing_m.is_finite()) {
+                        return Err("mesh.layout.Grid.spacing_m must be > 0".into());
+                    }
+                    if !(jitter_m >= 0.0 && jitter_m < spacing_m) {
+                        return Err("mesh.layout.Grid.jitter_m must be >= 0 and < spacing_m".into());
+                    }
+                }
+                Layout::Line { nodes, spacing_m } => {
+                    if !(2..=60_000).contains(&nodes) {
+                        return Err("mesh.layout.Line.nodes must be within 2 ..= 60000".into());
+                    }
+                    if !(spacing_m > 0.0 && spacing_m.is_finite()) {
+                        return Err("mesh.layout.Line.spacing_m must be > 0".into());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Layout {
+    /// The nodes of this layout (ids 1..; coordinators first), deterministic in `seed`, plus the `Join` events
+    /// of `events` as late-joining nodes.
+    pub fn nodes(&self, seed: u64) -> Vec<NodeSpec> {
+        match *self {
+            Layout::Line { nodes, spacing_m } => (0..nodes)
+                .map(|i| NodeSpec {
+                    id: i + 1,
+                    x_m: i as f64 * spacing_m,
+                    y_m: 0.0,
+                    coordinator: i == 0,
+                    app: None,
+                    join_at: None,
+                })
+                .collect(),
+            Layout::Grid { nodes, spacing_m, jitter_m, coordinators } => {
+                let side = (nodes as f64).sqrt().ceil() as u32;
+                let width = side as f64 * spacing_m;
+                let rows = (nodes as f64 / side as f64).ceil() as u32;
+                let height = rows as f64 * spacing_m;
+                // Coordinators on a near-square grid of equal cells.
+                let cx = (coordinators as f64).sqrt().ceil() as u32;
+                let cy = coordinators.div_ceil(cx);
+                let mut out = Vec::with_capacity((nodes + coordinators) as usize);
+                for c in 0..coordinators {
+                    let (i, j) = (c % cx, c / cx);
+                    out.push(NodeSpec::coordinator(
+                        c + 1,
+                        (i as f64 + 0.5) * width / cx as f64,
+                        (j as f64 + 0.5) * height / cy as f64,
+                    ));
+                }
+                let u = |k: u32, axis: u64| {
+                    let h = derive_seed(seed, &[0x4C41_594F_5554, k as u64, axis]);
+                    (h >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+                };
+                for k in 0..nodes {
+                    let (i, j) = (k % side, k / side);
+                    out.push(NodeSpec::lmu(
+                        coordinators + 1 + k,
+                        (i as f64 + 0.5) * spacing_m + jitter_m * u(k, 0),
+                        (j as f64 + 0.5) * spacing_m + jitter_m * u(k, 1),
+                    ));
+                }
+                out
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_section_and_rejects_unknown_fields() {
+        let text = r#"(
+            radio: "sun-fsk-868",
+            propagation: LogDistance(exponent: 3.0, shadowing_db: 4.0),
+            layout: Some(Grid(nodes: 100, spacing_m: 120.0, jitter_m: 20.0, coordinators: 2)),
+            traffic: (report_every: Some("15min"), report_bytes: 40, start: "1min"),
+            events: [FailRelays(fraction: 0.1, at: "6h"), Join(node: 999, x_m: 5.0, y_m: 5.0, at: "12h")],
+        )"#;
+        let c: MeshConfig = ron::from_str(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.layout.unwrap().nodes(1).len(), 102);
+        assert!(ron::from_str::<MeshConfig>(r#"(radio: "x", bogus: 1)"#).is_err());
+        let bad = MeshConfig { fixed_per: Some(1.5), ..MeshConfig::default() };
+        assert!(bad.validate().unwrap_err().contains("fixed_per"));
+        let bad = MeshConfig { events: vec![MeshEvent::Fail { node: 3, at: "soon".into() }], ..MeshConfig::default() };
+        assert!(bad.validate().unwrap_err().contains("events[0].at"));
+    }
+}

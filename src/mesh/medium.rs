@@ -1,0 +1,1046 @@
+//! The mesh agent: the shared radio channel plus every node's radio twin (PHY and 802.15.4 MAC) and routing
+//! firmware, in one agent so a district of 10,000 nodes costs a few events per frame instead of one per
+//! receiver. Times are integer ns, powers dBm/mW.
+//!
+//! Per node: a bounded transmit queue, unslotted CSMA/CA (random backoff in unit periods, energy-detection
+//! CCA), half-duplex transmissions, hardware acknowledgements after the turnaround time, retries, duplicate
+//! rejection by MAC sequence number; and the firmware [`Router`] driven through the [`Radio`] HAL.
+//! The channel keeps every transmission still on air (or recently ended); a receiver locks onto the first
+//! frame above sensitivity unless a later one is `capture_threshold_db` stronger, and decodes it with the
+//! SINR-dependent error model over each stretch of constant interference.
+
+use super::config::{MeshConfig, Traffic, dur};
+use super::phy::{Interferer, dbm_to_mw, success_probability};
+use super::propagation::{Fading, Propagation};
+use super::radio::{ACK_PSDU_BYTES, RadioModel};
+use super::{MeshControl, MeshDelivery, MeshDest, MeshMsg, MeshSend, MeshTimer, TimerKind};
+use crate::agents::Msg;
+use crate::engine::{Agent, AgentId, Ctx, Event, SimRng, SimTime, class, stream};
+use gridtwin_firmware::Instant;
+use gridtwin_firmware::hal::radio::{BROADCAST, Radio, TxStatus};
+use gridtwin_firmware::hal::{ErrorKind, ErrorType};
+use gridtwin_firmware::mesh::{Delivery, DeliveryKind, Router, RouterConfig, SendError};
+use rand::RngExt;
+use std::collections::VecDeque;
+
+/// Bytes the twin prepends to every application payload: generation time (ns) and a per-node serial, so
+/// deliveries can be matched and timed (a real report carries its timestamp too).
+pub const META_BYTES: usize = 12;
+
+/// Counters of one node.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NodeStats {
+    pub generated: u32,
+    pub delivered: u32,
+    pub tx_frames: u32,
+    pub retries: u32,
+    pub app_frames: u32,
+    pub app_attempts: u32,
+    pub noack: u32,
+    pub cca_failures: u32,
+    pub collisions: u32,
+    pub queue_drops: u32,
+    pub hops_sum: u32,
+    pub last_hops: u8,
+    pub tx_ns: u64,
+    pub rx_ns: u64,
+    pub alive_ns: u64,
+    pub joined_ns: Option<u64>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Out {
+    dst: u16,
+    token: u32,
+    app: bool,
+    frame: Vec<u8>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Mac {
+    queue: VecDeque<Out>,
+    busy: bool,
+    nb: u8,
+    be: u8,
+    attempts: u8,
+    seq: u8,
+    ack_busy_until: u64,
+}
+
+/// One node: position, power state, radio twin and firmware.
+pub(crate) struct Node {
+    pub id: u32,
+    pub x_m: f64,
+    pub y_m: f64,
+    pub coordinator: bool,
+    pub app: Option<AgentId>,
+    pub join_at: Option<u64>,
+    pub alive: bool,
+    alive_since: u64,
+    epoch: u32,
+    pub router: Router,
+    mac: Mac,
+    timer_at: u64,
+    /// Nodes that hear this node's transmissions above the neighbour threshold, with their mean power (dBm).
+    pub nbrs: Vec<(u32, f32)>,
+    pub stats: NodeStats,
+    /// Latencies of this node's delivered reports, µs.
+    pub lat_us: Vec<u32>,
+    recent_rx: [(u16, u8); 8],
+    recent_i: u8,
+    serial: u32,
+    delivered_serials: [u32; 8],
+    delivered_i: u8,
+    watch_repair: Option<u32>,
+}
+
+impl Node {
+    pub(crate) fn new(
+        id: u32,
+        x_m: f64,
+        y_m: f64,
+        coordinator: bool,
+        app: Option<AgentId>,
+        join_at: Option<u64>,
+    ) -> Node {
+        Node {
+            id,
+            x_m,
+            y_m,
+            coordinator,
+            app,
+            join_at,
+            alive: false,
+            alive_since: 0,
+            epoch: 0,
+            router: Router::new(0, coordinator, RouterConfig::default(), 0),
+            mac: Mac::default(),
+            timer_at: u64::MAX,
+            nbrs: Vec::new(),
+            stats: NodeStats::default(),
+            lat_us: Vec::new(),
+            recent_rx: [(u16::MAX, 0); 8],
+            recent_i: 0,
+            serial: 0,
+            delivered_serials: [u32::MAX; 8],
+            delivered_i: 0,
+            watch_repair: None,
+        }
+    }
+}
+
+/// A transmission on the channel.
+#[derive(Clone, Copy, Debug)]
+struct OnAir {
+    id: u64,
+    src: u32,
+    dst: u16,
+    start: u64,
+    end: u64,
+    psdu: u16,
+    seq: u8,
+    ack: bool,
+}
+
+/// Sent/delivered counts of reports generated in one time bin.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Bin {
+    pub sent: u32,
+    pub delivered: u32,
+}
+
+/// A failure event and how the mesh repaired around it.
+#[derive(Clone, Debug, Default)]
+pub struct FailureRecord {
+    pub at_ns: u64,
+    pub failed: Vec<u32>,
+    /// Live nodes whose preferred parent failed.
+    pub affected: u32,
+    pub repaired: u32,
+    /// Latest time an affected node found a working parent, ns.
+    pub last_repair_ns: u64,
+}
+
+/// Flow counters (upward reports, downward commands, neighbour messages).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Flows {
+    pub up_sent: u64,
+    pub up_delivered: u64,
+    pub down_sent: u64,
+    pub down_delivered: u64,
+    pub down_no_route: u64,
+    pub nbr_sent: u64,
+    pub nbr_delivered: u64,
+    pub dropped_dead: u64,
+}
+
+/// The radio port a router transmits through: the node's MAC queue.
+struct Port<'a> {
+    q: &'a mut VecDeque<Out>,
+    cap: usize,
+    max: usize,
+    drops: &'a mut u32,
+}
+impl ErrorType for Port<'_> {
+    type Error = ErrorKind;
+}
+impl Radio for Port<'_> {
+    fn transmit(&mut self, dst: u16, token: u32, frame: &[u8]) -> Result<(), ErrorKind> {
+        if frame.len() > self.max {
+            return Err(ErrorKind::Invalid);
+        }
+        if self.q.len() >= self.cap {
+            *self.drops += 1;
+            return Err(ErrorKind::WouldBlock);
+        }
+        // Application data: UP/data, DOWN, NBR frames.
+        let app = matches!(frame.first(), Some(3) | Some(4)) || (frame.first() == Some(&2) && frame.get(1) == Some(&0));
+        self.q.push_back(Out { dst, token, app, frame: frame.to_vec() });
+        Ok(())
+    }
+    fn max_frame_len(&self) -> usize {
+        self.max
+    }
+}
+
+macro_rules! port {
+    ($self:ident, $i:expr) => {{
+        let n = &mut $self.nodes[$i];
+        (
+            &mut n.router,
+            Port { q: &mut n.mac.queue, cap: $self.queue_cap, max: $self.max_payload, drops: &mut n.stats.queue_drops },
+        )
+    }};
+}
+
+/// The mesh agent.
+pub struct MeshAgent {
+    pub(crate) radio: RadioModel,
+    prop: Propagation,
+    fading: Fading,
+    seed: u64,
+    pub(crate) nodes: Vec<Node>,
+    air: Vec<OnAir>,
+    next_air: u64,
+    rng_mac: SimRng,
+    rng_phy: SimRng,
+    rng_traffic: SimRng,
+    rng_fail: SimRng,
+    noise_mw: f64,
+    offset_dbm: f64,
+    cca_mw: f64,
+    queue_cap: usize,
+    max_payload: usize,
+    max_air_ns: u64,
+    ack_air_ns: u64,
+    ack_wait_ns: u64,
+    unit_ns: u64,
+    cca_ns: u64,
+    turn_ns: u64,
+    fixed_per: Option<f64>,
+    router_cfg: RouterConfig,
+    report_every: Option<u64>,
+    report_bytes: u16,
+    report_start: u64,
+    command_every: Option<u64>,
+    pub(crate) bin_ns: u64,
+    pub(crate) bins: Vec<Bin>,
+    pub(crate) lat_us: Vec<u32>,
+    pub(crate) down_lat_us: Vec<u32>,
+    pub(crate) failures: Vec<FailureRecord>,
+    pub(crate) flows: Flows,
+    random_failures: Option<(u64, u64)>,
+    /// (id, index) sorted by id.
+    pub(crate) by_id: Vec<(u32, u32)>,
+    scratch: Vec<Interferer>,
+    pub(crate) started_ns: u64,
+    /// Longest distance at which a neighbour list holds an entry, m.
+    pub(crate) reach_m: f64,
+}
+
+fn addr_idx(a: u16) -> usize {
+    a as usize
+}
+
+impl MeshAgent {
+    pub(crate) fn new(
+        cfg: &MeshConfig,
+        radio: &RadioModel,
+        nodes: Vec<Node>,
+        router_cfg: RouterConfig,
+        seed: u64,
+        me: AgentId,
+    ) -> Result<MeshAgent, String> {
+        let traffic: &Traffic = &cfg.traffic;
+        let report_every = traffic.report_every.as_deref().map(|s| dur("traffic.report_every", s)).transpose()?;
+        let command_every = traffic.command_every.as_deref().map(|s| dur("traffic.command_every", s)).transpose()?;
+        let random_failures = match &cfg.random_failures {
+            Some(rf) => Some((dur("random_failures.mtbf", &rf.mtbf)?.0, dur("random_failures.mttr", &rf.mttr)?.0)),
+            None => None,
+        };
+        let mut by_id: Vec<(u32, u32)> = nodes.iter().enumerate().map(|(i, n)| (n.id, i as u32)).collect();
+        by_id.sort_unstable();
+        let a = me.0 as u64;
+        Ok(MeshAgent {
+            noise_mw: dbm_to_mw(radio.noise_floor_dbm()),
+            offset_dbm: radio.link_budget_offset_dbm(),
+            cca_mw: dbm_to_mw(radio.cca_threshold_dbm),
+            queue_cap: radio.mac.queue_frames as usize,
+            max_payload: radio.max_payload_bytes(),
+            max_air_ns: radio.airtime_ns(radio.max_psdu_bytes),
+            ack_air_ns: radio.airtime_ns(ACK_PSDU_BYTES),
+            ack_wait_ns: radio.ack_wait_ns(),
+            unit_ns: radio.unit_backoff_us as u64 * 1000,
+            cca_ns: radio.cca_us as u64 * 1000,
+            turn_ns: radio.turnaround_us as u64 * 1000,
+            radio: radio.clone(),
+            prop: cfg.propagation.clone(),
+            fading: cfg.fading,
+            seed,
+            nodes,
+            air: Vec::new(),
+            next_air: 0,
+            rng_mac: stream(seed, a, "mesh-mac"),
+            rng_phy: stream(seed, a, "mesh-phy"),
+            rng_traffic: stream(seed, a, "mesh-traffic"),
+            rng_fail: stream(seed, a, "mesh-failures"),
+            fixed_per: cfg.fixed_per,
+            router_cfg,
+            report_every: report_every.map(|d| d.0),
+            report_bytes: traffic.report_bytes,
+            report_start: dur("traffic.start", &traffic.start)?.0,
+            command_every: command_every.map(|d| d.0),
+            bin_ns: dur("metrics_bin", &cfg.metrics_bin)?.0,
+            bins: Vec::new(),
+            lat_us: Vec::new(),
+            down_lat_us: Vec::new(),
+            failures: Vec::new(),
+            flows: Flows::default(),
+            random_failures,
+            by_id,
+            scratch: Vec::new(),
+            started_ns: 0,
+            reach_m: f64::INFINITY,
+        })
+    }
+
+    /// Counters of the node at index `i` (build order).
+    pub fn node_stats(&self, i: usize) -> NodeStats {
+        self.nodes[i].stats
+    }
+
+    /// Routing counters of the node at index `i`.
+    pub fn router_stats(&self, i: usize) -> gridtwin_firmware::mesh::RouterStats {
+        self.nodes[i].router.stats()
+    }
+
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Index of the node with scenario id `id`.
+    pub fn index_of(&self, id: u32) -> Option<usize> {
+        self.by_id.binary_search_by_key(&id, |p| p.0).ok().map(|k| self.by_id[k].1 as usize)
+    }
+
+    /// Mean received power at `to` of a transmission from `from`, dBm (shadowing included, no fading).
+    pub fn mean_rx_dbm(&self, from: usize, to: usize) -> f64 {
+        let (a, b) = (&self.nodes[from], &self.nodes[to]);
+        let d = ((a.x_m - b.x_m).powi(2) + (a.y_m - b.y_m).powi(2)).sqrt();
+        self.offset_dbm - self.prop.loss_db(self.seed, from as u32, to as u32, d, self.radio.frequency_mhz)
+    }
+
+    fn timer(&self, i: usize, kind: TimerKind, air: u64) -> Msg {
+        Msg::Mesh(MeshMsg::Timer(MeshTimer { node: i as u32, epoch: self.nodes[i].epoch, kind, air }))
+    }
+
+    fn bin(&mut self, t: u64) -> &mut Bin {
+        let b = (t / self.bin_ns) as usize;
+        if self.bins.len() <= b {
+            self.bins.resize(b + 1, Bin::default());
+        }
+        &mut self.bins[b]
+    }
+
+    // ----- power -----
+
+    fn power_on(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>, first_report_base: u64) {
+        let now = ctx.now().0;
+        let seed = crate::engine::derive_seed(self.seed, &[0x524F_5554_4552, i as u64, self.nodes[i].epoch as u64]);
+        let n = &mut self.nodes[i];
+        if n.alive {
+            return;
+        }
+        n.alive = true;
+        n.alive_since = now;
+        n.epoch = n.epoch.wrapping_add(1);
+        n.router = Router::new(i as u16, n.coordinator, self.router_cfg.clone(), seed);
+        n.mac = Mac::default();
+        n.timer_at = u64::MAX;
+        let (r, mut port) = port!(self, i);
+        r.start(Instant(now), &mut port);
+        self.after_router(i, ctx);
+        let n = &self.nodes[i];
+        if !n.coordinator
+            && n.app.is_none()
+            && let Some(every) = self.report_every
+        {
+            let phase = self.rng_traffic.random_range(0..every);
+            let at = first_report_base.max(now) + phase;
+            let m = self.timer(i, TimerKind::Report, 0);
+            ctx.schedule_at(SimTime(at), class::DEFAULT, m);
+        }
+        if n.coordinator
+            && let Some(every) = self.command_every
+        {
+            let at = now + every + self.rng_traffic.random_range(0..every);
+            let m = self.timer(i, TimerKind::Command, 0);
+            ctx.schedule_at(SimTime(at), class::DEFAULT, m);
+        }
+    }
+
+    fn power_off(&mut self, i: usize, now: u64) {
+        let n = &mut self.nodes[i];
+        if !n.alive {
+            return;
+        }
+        n.alive = false;
+        n.stats.alive_ns += now - n.alive_since;
+        n.epoch = n.epoch.wrapping_add(1);
+        n.mac = Mac::default();
+        n.timer_at = u64::MAX;
+    }
+
+    // ----- router glue -----
+
+    fn after_router(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now().0;
+        while let Some(d) = self.nodes[i].router.pop_delivery() {
+            self.on_delivery(i, d, ctx);
+        }
+        let n = &mut self.nodes[i];
+        if n.stats.joined_ns.is_none()
+            && let Some(t) = n.router.joined_at()
+        {
+            n.stats.joined_ns = Some(t.0);
+        }
+        if let Some(f) = n.watch_repair
+            && let Some(p) = n.router.parent()
+            && self.nodes.get(addr_idx(p)).is_some_and(|pn| pn.alive)
+        {
+            self.nodes[i].watch_repair = None;
+            let rec = &mut self.failures[f as usize];
+            rec.repaired += 1;
+            rec.last_repair_ns = rec.last_repair_ns.max(now);
+        }
+        let n = &mut self.nodes[i];
+        let d = n.router.deadline().0;
+        if d < n.timer_at || n.timer_at < now {
+            n.timer_at = d;
+            if d != u64::MAX {
+                let m = self.timer(i, TimerKind::Router, 0);
+                ctx.schedule_at(SimTime(d), class::DEFAULT, m);
+            }
+        }
+        self.mac_kick(i, ctx);
+    }
+
+    fn meta(now: u64, serial: u32, app: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(META_BYTES + app.len());
+        v.extend_from_slice(&now.to_le_bytes());
+        v.extend_from_slice(&serial.to_le_bytes());
+        v.extend_from_slice(app);
+        v
+    }
+
+    fn send_up(&mut self, i: usize, app: &[u8], ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now().0;
+        let n = &mut self.nodes[i];
+        n.serial = n.serial.wrapping_add(1);
+        n.stats.generated += 1;
+        let payload = Self::meta(now, n.serial, app);
+        self.flows.up_sent += 1;
+        self.bin(now).sent += 1;
+        let (r, mut port) = port!(self, i);
+        let _ = r.send_up(Instant(now), &payload, &mut port);
+        self.after_router(i, ctx);
+    }
+
+    fn on_delivery(&mut self, i: usize, d: Delivery, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now().0;
+        if d.payload.len() < META_BYTES {
+            return;
+        }
+        let gen_ns = u64::from_le_bytes(d.payload[0..8].try_into().expect("8 bytes"));
+        let serial = u32::from_le_bytes(d.payload[8..12].try_into().expect("4 bytes"));
+        let origin = addr_idx(d.origin);
+        if origin >= self.nodes.len() {
+            return;
+        }
+        let lat = ((now.saturating_sub(gen_ns)) / 1000).min(u32::MAX as u64) as u32;
+        match d.kind {
+            DeliveryKind::Up => {
+                let o = &mut self.nodes[origin];
+                if o.delivered_serials.contains(&serial) {
+                    return; // an end-to-end duplicate (a rerouted frame whose ack was lost)
+                }
+                o.delivered_serials[o.delivered_i as usize % 8] = serial;
+                o.delivered_i = o.delivered_i.wrapping_add(1);
+                o.stats.delivered += 1;
+                o.stats.last_hops = d.hops;
+                o.stats.hops_sum += d.hops as u32;
+                o.lat_us.push(lat);
+                self.lat_us.push(lat);
+                self.flows.up_delivered += 1;
+                self.bin(gen_ns).delivered += 1;
+            }
+            DeliveryKind::Down => {
+                self.flows.down_delivered += 1;
+                self.down_lat_us.push(lat);
+            }
+            DeliveryKind::Neighbor => self.flows.nbr_delivered += 1,
+        }
+        ctx.digest(((origin as u64) << 32) ^ serial as u64 ^ ((i as u64) << 48));
+        if let Some(app) = self.nodes[i].app {
+            let msg = MeshDelivery {
+                node: self.nodes[i].id,
+                from: self.nodes[origin].id,
+                kind: d.kind,
+                payload: d.payload[META_BYTES..].to_vec(),
+                sent_at: SimTime(gen_ns),
+                hops: d.hops,
+            };
+            ctx.send(app, crate::engine::SimDuration::ZERO, Msg::Mesh(MeshMsg::Deliver(Box::new(msg))));
+        }
+    }
+
+    // ----- MAC -----
+
+    fn mac_kick(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
+        let n = &mut self.nodes[i];
+        if !n.alive || n.mac.busy || n.mac.queue.is_empty() {
+            return;
+        }
+        n.mac.busy = true;
+        n.mac.nb = 0;
+        n.mac.be = self.radio.mac.min_be;
+        n.mac.attempts = 0;
+        n.mac.seq = n.mac.seq.wrapping_add(1);
+        self.backoff(i, ctx);
+    }
+
+    fn backoff(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
+        let be = self.nodes[i].mac.be;
+        let slots = self.rng_mac.random_range(0..(1u64 << be));
+        let base = ctx.now().0.max(self.nodes[i].mac.ack_busy_until);
+        let at = base + slots * self.unit_ns + self.cca_ns;
+        let m = self.timer(i, TimerKind::Cca, 0);
+        ctx.schedule_at(SimTime(at), class::DEFAULT, m);
+    }
+
+    /// Mean power at `to` of `from`'s transmissions from the neighbour list, dBm; `None` below the noise floor.
+    fn link_dbm(&self, from: usize, to: usize) -> Option<f64> {
+        let l = &self.nodes[from].nbrs;
+        l.binary_search_by_key(&(to as u32), |e| e.0).ok().map(|k| l[k].1 as f64)
+    }
+
+    fn channel_busy(&self, i: usize, now: u64) -> bool {
+        let mut mw = 0.0;
+        for g in &self.air {
+            if g.src as usize != i
+                && g.start <= now
+                && now < g.end
+                && let Some(p) = self.link_dbm(g.src as usize, i)
+            {
+                mw += dbm_to_mw(p);
+            }
+        }
+        mw >= self.cca_mw
+    }
+
+    fn on_cca(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now().0;
+        if !self.nodes[i].mac.busy {
+            return;
+        }
+        if now < self.nodes[i].mac.ack_busy_until {
+            self.backoff(i, ctx);
+            return;
+        }
+        if self.channel_busy(i, now) {
+            let mac = &mut self.nodes[i].mac;
+            mac.nb += 1;
+            mac.be = (mac.be + 1).min(self.radio.mac.max_be);
+            if mac.nb > self.radio.mac.max_backoffs {
+                let attempts = mac.attempts;
+                self.nodes[i].stats.cca_failures += 1;
+                self.finish(i, TxStatus::ChannelBusy { attempts }, ctx);
+            } else {
+                self.backoff(i, ctx);
+            }
+            return;
+        }
+        // Clear: turn the radio around and transmit.
+        let Some(out) = self.nodes[i].mac.queue.front() else { return };
+        let psdu = self.radio.data_psdu_bytes(out.frame.len());
+        let (dst, app) = (out.dst, out.app);
+        let start = now + self.turn_ns;
+        let end = start + self.radio.airtime_ns(psdu);
+        let id = self.next_air;
+        self.next_air += 1;
+        let keep = now.saturating_sub(2 * self.max_air_ns + self.ack_wait_ns);
+        self.air.retain(|g| g.end >= keep);
+        let n = &mut self.nodes[i];
+        self.air.push(OnAir { id, src: i as u32, dst, start, end, psdu, seq: n.mac.seq, ack: false });
+        n.mac.attempts += 1;
+        n.stats.tx_frames += 1;
+        n.stats.tx_ns += end - start;
+        if app {
+            n.stats.app_attempts += 1;
+        }
+        let m = self.timer(i, TimerKind::TxEnd, id);
+        ctx.schedule_at(SimTime(end), class::DEFAULT, m);
+    }
+
+    /// Whether node `r` decodes transmission `f` whose mean power at `r` is `mean_dbm`; returns the power.
+    fn receive(&mut self, f: OnAir, r: usize, mean_dbm: f64, overlaps: &[OnAir]) -> Option<f64> {
+        let sens = self.radio.sensitivity_dbm;
+        let mut p_dbm = mean_dbm;
+        if self.fading == Fading::Rayleigh {
+            let u: f64 = self.rng_phy.random::<f64>().max(1e-300);
+            p_dbm += 10.0 * (-u.ln()).log10();
+        }
+        if p_dbm < sens {
+            return None;
+        }
+        let cap = self.radio.capture_threshold_db;
+        let mut ints = std::mem::take(&mut self.scratch);
+        ints.clear();
+        let mut lost = false;
+        for &g in overlaps {
+            if g.src as usize == r {
+                lost = true; // half duplex: it was transmitting
+                break;
+            }
+            let Some(pg) = self.link_dbm(g.src as usize, r) else { continue };
+            if pg >= sens {
+                let locked_elsewhere = g.start <= f.start && p_dbm < pg + cap;
+                let captured_away = g.start > f.start && pg >= p_dbm + cap;
+                if locked_elsewhere || captured_away {
+                    lost = true;
+                    break;
+                }
+            }
+            ints.push(Interferer { start: g.start, end: g.end, mw: dbm_to_mw(pg) });
+        }
+        self.nodes[r].stats.rx_ns += f.end - f.start;
+        let ok = !lost && {
+            let p = success_probability(
+                &self.radio,
+                f.start,
+                f.end,
+                dbm_to_mw(p_dbm),
+                self.noise_mw,
+                8.0 * f.psdu as f64,
+                &ints,
+            );
+            p >= 1.0 || self.rng_phy.random::<f64>() < p
+        };
+        if !ok && (lost || !ints.is_empty()) {
+            self.nodes[r].stats.collisions += 1;
+        }
+        self.scratch = ints;
+        ok.then_some(p_dbm)
+    }
+
+    /// Transmissions overlapping `f` in time (computed once per frame, shared by all its receivers).
+    fn overlaps_of(&self, f: &OnAir) -> Vec<OnAir> {
+        // A transmitter farther than two neighbour reaches from `f`'s source cannot be in any receiver's list.
+        let (fx, fy) = (self.nodes[f.src as usize].x_m, self.nodes[f.src as usize].y_m);
+        let r2 = (2.0 * self.reach_m).powi(2);
+        self.air
+            .iter()
+            .filter(|g| g.id != f.id && g.start < f.end && g.end > f.start)
+            .filter(|g| {
+                let n = &self.nodes[g.src as usize];
+                (n.x_m - fx).powi(2) + (n.y_m - fy).powi(2) <= r2
+            })
+            .copied()
+            .collect()
+    }
+
+    fn deliver_frame(&mut self, r: usize, from: usize, rssi: f64, bytes: &[u8], ctx: &mut Ctx<'_, Msg>) {
+        let now = Instant(ctx.now().0);
+        let (rt, mut port) = port!(self, r);
+        rt.on_frame(now, from as u16, rssi.round().clamp(-200.0, 50.0) as i16, bytes, &mut port);
+        self.after_router(r, ctx);
+    }
+
+    fn on_tx_end(&mut self, i: usize, air: u64, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now().0;
+        let Some(f) = self.air.iter().rev().find(|g| g.id == air).copied() else { return };
+        let Some(bytes) = self.nodes[i].mac.queue.front().map(|o| o.frame.to_vec()) else { return };
+        let ov = self.overlaps_of(&f);
+        if f.dst == BROADCAST {
+            for k in 0..self.nodes[i].nbrs.len() {
+                let (r, p) = self.nodes[i].nbrs[k];
+                let r = r as usize;
+                if !self.nodes[r].alive {
+                    continue;
+                }
+                if let Some(rssi) = self.receive(f, r, p as f64, &ov) {
+                    self.deliver_frame(r, i, rssi, &bytes, ctx);
+                }
+            }
+            self.finish(i, TxStatus::Sent, ctx);
+            return;
+        }
+        let d = addr_idx(f.dst);
+        let mut got = None;
+        if d < self.nodes.len() && d != i && self.nodes[d].alive {
+            let mean = self.mean_rx_dbm(i, d);
+            got = self.receive(f, d, mean, &ov);
+            if got.is_some()
+                && let Some(p) = self.fixed_per
+                && self.rng_phy.random::<f64>() < p
+            {
+                got = None;
+            }
+        }
+        let Some(rssi) = got else {
+            let m = self.timer(i, TimerKind::AckTimeout, 0);
+            ctx.schedule_at(SimTime(now + self.ack_wait_ns), class::DEFAULT, m);
+            return;
+        };
+        // The receiver acknowledges after its turnaround, unless its own transmission is in the way.
+        let ack_start = now + self.turn_ns;
+        let ack_end = ack_start + self.ack_air_ns;
+        let blocked = self.air.iter().any(|g| g.src as usize == d && g.start < ack_end && g.end > ack_start);
+        if blocked {
+            let m = self.timer(i, TimerKind::AckTimeout, 0);
+            ctx.schedule_at(SimTime(now + self.ack_wait_ns), class::DEFAULT, m);
+        } else {
+            let id = self.next_air;
+            self.next_air += 1;
+            self.air.push(OnAir {
+                id,
+                src: d as u32,
+                dst: i as u16,
+                start: ack_start,
+                end: ack_end,
+                psdu: ACK_PSDU_BYTES,
+                seq: f.seq,
+                ack: true,
+            });
+            let dn = &mut self.nodes[d];
+            dn.mac.ack_busy_until = ack_end;
+            dn.stats.tx_ns += ack_end - ack_start;
+            let m = self.timer(i, TimerKind::AckEnd, id);
+            ctx.schedule_at(SimTime(ack_end), class::DEFAULT, m);
+        }
+        // MAC duplicate rejection (a retransmission after a lost ack).
+        let key = (i as u16, f.seq);
+        let dn = &mut self.nodes[d];
+        if dn.recent_rx.contains(&key) {
+            return;
+        }
+        dn.recent_rx[dn.recent_i as usize % 8] = key;
+        dn.recent_i = dn.recent_i.wrapping_add(1);
+        self.deliver_frame(d, i, rssi, &bytes, ctx);
+    }
+
+    fn on_ack_end(&mut self, i: usize, air: u64, ctx: &mut Ctx<'_, Msg>) {
+        let Some(a) = self.air.iter().rev().find(|g| g.id == air).copied() else { return };
+        debug_assert!(a.ack);
+        let mean = self.mean_rx_dbm(a.src as usize, i);
+        let ov = self.overlaps_of(&a);
+        if self.receive(a, i, mean, &ov).is_some() {
+            let attempts = self.nodes[i].mac.attempts;
+            self.finish(i, TxStatus::Acked { attempts }, ctx);
+        } else {
+            self.retry(i, ctx);
+        }
+    }
+
+    fn retry(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
+        let mac = &mut self.nodes[i].mac;
+        if !mac.busy {
+            return;
+        }
+        if mac.attempts <= self.radio.mac.max_retries {
+            mac.nb = 0;
+            mac.be = self.radio.mac.min_be;
+            self.backoff(i, ctx);
+        } else {
+            let attempts = mac.attempts;
+            self.nodes[i].stats.noack += 1;
+            self.finish(i, TxStatus::NoAck { attempts }, ctx);
+        }
+    }
+
+    fn finish(&mut self, i: usize, status: TxStatus, ctx: &mut Ctx<'_, Msg>) {
+        let n = &mut self.nodes[i];
+        let Some(out) = n.mac.queue.pop_front() else { return };
+        n.mac.busy = false;
+        let attempts = status.attempts();
+        n.stats.retries += attempts.saturating_sub(1) as u32;
+        if out.app {
+            n.stats.app_frames += 1;
+        }
+        let now = Instant(ctx.now().0);
+        let (r, mut port) = port!(self, i);
+        r.on_tx_done(now, out.token, status, &mut port);
+        self.after_router(i, ctx);
+    }
+
+    // ----- controls -----
+
+    fn fail_nodes(&mut self, victims: Vec<usize>, now: u64) {
+        let rec_idx = self.failures.len() as u32;
+        let mut dead = vec![false; self.nodes.len()];
+        for &v in &victims {
+            dead[v] = true;
+        }
+        let mut affected = 0;
+        for (k, n) in self.nodes.iter_mut().enumerate() {
+            if n.alive
+                && !dead[k]
+                && let Some(p) = n.router.parent()
+                && dead.get(addr_idx(p)).copied().unwrap_or(false)
+            {
+                n.watch_repair = Some(rec_idx);
+                affected += 1;
+            }
+        }
+        for &v in &victims {
+            self.power_off(v, now);
+        }
+        self.failures.push(FailureRecord {
+            at_ns: now,
+            failed: victims.iter().map(|&v| self.nodes[v].id).collect(),
+            affected,
+            repaired: 0,
+            last_repair_ns: now,
+        });
+    }
+
+    fn on_control(&mut self, c: MeshControl, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now().0;
+        match c {
+            MeshControl::Fail(i) => {
+                let i = i as usize;
+                if self.nodes[i].alive {
+                    self.fail_nodes(vec![i], now);
+                }
+            }
+            MeshControl::Recover(i) | MeshControl::Join(i) => self.power_on(i as usize, ctx, 0),
+            MeshControl::FailRelays(ppm) => {
+                let mut is_relay = vec![false; self.nodes.len()];
+                for n in self.nodes.iter().filter(|n| n.alive) {
+                    if let Some(p) = n.router.parent() {
+                        is_relay[addr_idx(p)] = true;
+                    }
+                }
+                let mut relays: Vec<usize> = (0..self.nodes.len())
+                    .filter(|&k| is_relay[k] && self.nodes[k].alive && !self.nodes[k].coordinator)
+                    .collect();
+                let k = ((relays.len() as u64 * ppm as u64 + 500_000) / 1_000_000) as usize;
+                for j in 0..k.min(relays.len()) {
+                    let pick = self.rng_fail.random_range(j..relays.len());
+                    relays.swap(j, pick);
+                }
+                relays.truncate(k);
+                relays.sort_unstable();
+                self.fail_nodes(relays, now);
+            }
+            MeshControl::GlobalRepair => {
+                for i in 0..self.nodes.len() {
+                    if self.nodes[i].alive && self.nodes[i].coordinator {
+                        let (r, mut port) = port!(self, i);
+                        r.global_repair(Instant(now), &mut port);
+                        self.after_router(i, ctx);
+                    }
+                }
+            }
+            MeshControl::RandomFail(i) => {
+                let i = i as usize;
+                if let Some((_, mttr)) = self.random_failures {
+                    if self.nodes[i].alive {
+                        self.fail_nodes(vec![i], now);
+                    }
+                    let t = now + exp_draw(&mut self.rng_fail, mttr);
+                    ctx.schedule_at(
+                        SimTime(t),
+                        class::DEFAULT,
+                        Msg::Mesh(MeshMsg::Control(MeshControl::RandomRecover(i as u32))),
+                    );
+                }
+            }
+            MeshControl::RandomRecover(i) => {
+                let i = i as usize;
+                self.power_on(i, ctx, 0);
+                if let Some((mtbf, _)) = self.random_failures {
+                    let t = now + exp_draw(&mut self.rng_fail, mtbf);
+                    ctx.schedule_at(
+                        SimTime(t),
+                        class::DEFAULT,
+                        Msg::Mesh(MeshMsg::Control(MeshControl::RandomFail(i as u32))),
+                    );
+                }
+            }
+        }
+    }
+
+    fn on_send(&mut self, s: MeshSend, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now().0;
+        let Some(i) = self.index_of(s.node) else {
+            tracing::warn!(node = s.node, "mesh send from unknown node id");
+            return;
+        };
+        if !self.nodes[i].alive {
+            self.flows.dropped_dead += 1;
+            return;
+        }
+        match s.to {
+            MeshDest::Coordinator => self.send_up(i, &s.payload, ctx),
+            MeshDest::Neighbor(id) | MeshDest::Node(id) => {
+                let Some(d) = self.index_of(id) else {
+                    tracing::warn!(node = s.node, dst = id, "mesh send to unknown node id");
+                    return;
+                };
+                let n = &mut self.nodes[i];
+                n.serial = n.serial.wrapping_add(1);
+                let payload = Self::meta(now, n.serial, &s.payload);
+                let down = matches!(s.to, MeshDest::Node(_));
+                let (r, mut port) = port!(self, i);
+                let res = if down {
+                    r.send_down(Instant(now), d as u16, &payload, &mut port)
+                } else {
+                    r.send_neighbor(Instant(now), d as u16, &payload, &mut port)
+                };
+                if down {
+                    self.flows.down_sent += 1;
+                    if res == Err(SendError::NoRoute) {
+                        self.flows.down_no_route += 1;
+                    }
+                } else {
+                    self.flows.nbr_sent += 1;
+                }
+                self.after_router(i, ctx);
+            }
+        }
+    }
+
+    fn on_command_timer(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now().0;
+        if let Some(every) = self.command_every {
+            let m = self.timer(i, TimerKind::Command, 0);
+            ctx.schedule_at(SimTime(now + every), class::DEFAULT, m);
+        }
+        let count = self.nodes[i].router.route_count();
+        if count == 0 {
+            return;
+        }
+        let k = self.rng_traffic.random_range(0..count);
+        let Some((dst, _)) = self.nodes[i].router.routes().nth(k) else { return };
+        let n = &mut self.nodes[i];
+        n.serial = n.serial.wrapping_add(1);
+        let payload = Self::meta(now, n.serial, &[0u8; 8]);
+        self.flows.down_sent += 1;
+        let (r, mut port) = port!(self, i);
+        if r.send_down(Instant(now), dst, &payload, &mut port) == Err(SendError::NoRoute) {
+            self.flows.down_no_route += 1;
+        }
+        self.after_router(i, ctx);
+    }
+
+    /// The self-generated report period, ns.
+    pub(crate) fn report_period_ns(&self) -> Option<u64> {
+        self.report_every
+    }
+
+    /// Node-seconds alive up to `now` (for duty cycle and energy).
+    pub(crate) fn alive_ns(&self, i: usize, now: u64) -> u64 {
+        let n = &self.nodes[i];
+        n.stats.alive_ns + if n.alive { now - n.alive_since } else { 0 }
+    }
+}
+
+fn exp_draw(rng: &mut SimRng, mean_ns: u64) -> u64 {
+    let u: f64 = rng.random::<f64>().max(1e-300);
+    ((-u.ln()) * mean_ns as f64).min(1e18) as u64
+}
+
+impl Agent<Msg> for MeshAgent {
+    fn start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now().0;
+        self.started_ns = now;
+        let base = self.report_start;
+        for i in 0..self.nodes.len() {
+            match self.nodes[i].join_at {
+                Some(t) if t > now => {
+                    ctx.schedule_at(
+                        SimTime(t),
+                        class::DEFAULT,
+                        Msg::Mesh(MeshMsg::Control(MeshControl::Join(i as u32))),
+                    );
+                }
+                _ => self.power_on(i, ctx, base),
+            }
+            if let Some((mtbf, _)) = self.random_failures
+                && !self.nodes[i].coordinator
+            {
+                let t = now + exp_draw(&mut self.rng_fail, mtbf);
+                ctx.schedule_at(
+                    SimTime(t),
+                    class::DEFAULT,
+                    Msg::Mesh(MeshMsg::Control(MeshControl::RandomFail(i as u32))),
+                );
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
+        let Msg::Mesh(m) = ev.msg else { return };
+        match m {
+            MeshMsg::Timer(t) => {
+                let i = t.node as usize;
+                if i >= self.nodes.len() || self.nodes[i].epoch != t.epoch || !self.nodes[i].alive {
+                    return; // the node failed or rebooted since
+                }
+                match t.kind {
+                    TimerKind::Router => {
+                        if self.nodes[i].timer_at != ctx.now().0 {
+                            return;
+                        }
+                        self.nodes[i].timer_at = u64::MAX;
+                        let (r, mut port) = port!(self, i);
+                        r.poll(Instant(ctx.now().0), &mut port);
+                        self.after_router(i, ctx);
+                    }
+                    TimerKind::Report => {
+                        if let Some(every) = self.report_every {
+                            let m = self.timer(i, TimerKind::Report, 0);
+                            ctx.schedule_at(SimTime(ctx.now().0 + every), class::DEFAULT, m);
+                            let body = vec![0u8; self.report_bytes as usize];
+                            self.send_up(i, &body, ctx);
+                        }
+                    }
+                    TimerKind::Command => self.on_command_timer(i, ctx),
+                    TimerKind::Cca => self.on_cca(i, ctx),
+                    TimerKind::TxEnd => self.on_tx_end(i, t.air, ctx),
+                    TimerKind::AckEnd => self.on_ack_end(i, t.air, ctx),
+                    TimerKind::AckTimeout => self.retry(i, ctx),
+                }
+            }
+            MeshMsg::Control(c) => self.on_control(c, ctx),
+            MeshMsg::Send(s) => self.on_send(*s, ctx),
+            MeshMsg::Deliver(_) => {}
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "mesh"
+    }
+}
