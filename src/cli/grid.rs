@@ -216,11 +216,13 @@ pub fn run(args: &GridArgs) -> Result<(), String> {
                     samples.push(t0.elapsed().as_secs_f64());
                     std::hint::black_box(r);
                 }
-                let json = timing_json("grid short-circuit", network, &[("buses", net.buses.len().into())], &mut samples);
+                let json =
+                    timing_json("grid short-circuit", network, &[("buses", net.buses.len().into())], &mut samples);
                 emit_timing(timing_out.as_deref(), &json)?;
             }
-            let mut s =
-                String::from("index,ikss_ka_3ph_max,ikss_ka_3ph_min,ikss_ka_2ph_max,ikss_ka_2ph_min,ikss_ka_1ph_max,ikss_ka_1ph_min\n");
+            let mut s = String::from(
+                "index,ikss_ka_3ph_max,ikss_ka_3ph_min,ikss_ka_2ph_max,ikss_ka_2ph_min,ikss_ka_1ph_max,ikss_ka_1ph_min\n",
+            );
             for r in &res {
                 s.push_str(&format!(
                     "{},{},{},{},{},{},{}\n",

@@ -269,15 +269,26 @@ impl WeatherAgent {
         // Cloud cover: mean-reverting random walk on okta (0..8), one step per weather interval.
         let u: f64 = rng.random();
         let drift = 0.2 * (self.mean_okta - self.okta);
-        let jump = if u < 0.2 { -1.0 } else if u > 0.8 { 1.0 } else { 0.0 };
+        let jump = if u < 0.2 {
+            -1.0
+        } else if u > 0.8 {
+            1.0
+        } else {
+            0.0
+        };
         self.okta = (self.okta + drift + jump).clamp(0.0, 8.0);
         // Wind: AR(1) around the mean with 25 % relative noise, never negative.
         let n: f64 = rng.random::<f64>() * 2.0 - 1.0;
-        self.wind_m_s = (self.wind_m_s + 0.3 * (self.wind_mean_m_s - self.wind_m_s) + 0.25 * self.wind_mean_m_s * n).max(0.0);
+        self.wind_m_s =
+            (self.wind_m_s + 0.3 * (self.wind_mean_m_s - self.wind_m_s) + 0.25 * self.wind_mean_m_s * n).max(0.0);
         let s = now.as_nanos() / NS_PER_S;
         let day = ((self.day_of_year as u64 - 1 + s / 86_400) % 365 + 1) as u32;
         let cz = cos_zenith(self.lat_deg, self.lon_deg, day, (s % 86_400) as f64);
-        WeatherSample { ghi_w_m2: cloudy_ghi(clear_sky_ghi(cz), self.okta), okta: self.okta, wind_10m_m_s: self.wind_m_s }
+        WeatherSample {
+            ghi_w_m2: cloudy_ghi(clear_sky_ghi(cz), self.okta),
+            okta: self.okta,
+            wind_10m_m_s: self.wind_m_s,
+        }
     }
 }
 

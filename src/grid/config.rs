@@ -13,7 +13,7 @@ pub enum NetworkSource {
     /// A `network.json` path, relative to the scenario file.
     File(String),
     /// The neutral format inline.
-    Inline(NetworkData),
+    Inline(Box<NetworkData>),
 }
 
 /// How loads vary over the day.
@@ -147,7 +147,7 @@ impl GridConfig {
     pub fn load_network(&self, scenario_dir: &Path) -> Result<Network, String> {
         let net = match &self.network {
             NetworkSource::File(p) => Network::from_json_file(&scenario_dir.join(p))?,
-            NetworkSource::Inline(d) => Network::from_data(d.clone()).map_err(|e| format!("grid.network: {e}"))?,
+            NetworkSource::Inline(d) => Network::from_data((**d).clone()).map_err(|e| format!("grid.network: {e}"))?,
         };
         for (k, g) in self.generators.iter().enumerate() {
             if net.bus(g.bus).is_none() {

@@ -14,12 +14,18 @@
 
 pub mod agents;
 pub mod config;
+// Index loops here mirror the per-phase and matrix algebra they implement.
+#[allow(clippy::needless_range_loop)]
 pub mod model;
 pub mod network;
 pub mod powerflow;
 pub mod profiles;
 pub mod shortcircuit;
+// Index loops here mirror the per-phase and matrix algebra they implement.
+#[allow(clippy::needless_range_loop)]
 pub mod sparse;
+// Index loops here mirror the per-phase and matrix algebra they implement.
+#[allow(clippy::needless_range_loop)]
 pub mod topology;
 
 pub use model::{Fault, FaultKind, FaultLocation, GridModel, GridSnapshot, LoadId, Phase};

@@ -261,7 +261,8 @@ impl GridModel {
 
     /// All loads of the file with their bus file index.
     pub fn load_ids(&self) -> Vec<(LoadId, i64)> {
-        let mut v: Vec<(LoadId, i64)> = self.base.loads.iter().enumerate().map(|(k, l)| (LoadId::Balanced(k), l.bus)).collect();
+        let mut v: Vec<(LoadId, i64)> =
+            self.base.loads.iter().enumerate().map(|(k, l)| (LoadId::Balanced(k), l.bus)).collect();
         v.extend(self.base.asym_loads.iter().enumerate().map(|(k, l)| (LoadId::Asym(k), l.bus)));
         v
     }
@@ -319,10 +320,10 @@ impl GridModel {
         if !(fault.r_ohm.is_finite() && fault.r_ohm >= 0.0) {
             return Err(format!("fault: r_ohm = {} must be >= 0", fault.r_ohm));
         }
-        if let FaultKind::LineToLine(p, q) | FaultKind::TwoLineToEarth(p, q) = fault.kind {
-            if p == q {
-                return Err("fault: the two phases must differ".into());
-            }
+        if let FaultKind::LineToLine(p, q) | FaultKind::TwoLineToEarth(p, q) = fault.kind
+            && p == q
+        {
+            return Err("fault: the two phases must differ".into());
         }
         self.faults.push(fault);
         self.unbalanced_invalidate();
@@ -590,13 +591,15 @@ impl GridModel {
             let mut pf = PowerFlow::new(topo, bus_names(&work.net))?;
             // Warm start from the last solution of the same buses.
             for (b, last) in self.last_v.iter().enumerate() {
-                if let (Some(v), Some(n)) = (last, pf.topo.bus_node.get(b).copied().flatten()) {
-                    if pf.topo.energised[n] && !pf.topo.slacks.iter().any(|s| s.0 == n) && v[0].norm() > 0.5 {
-                        let s = phase_to_seq(*v);
-                        pf.v1[n] = s[1];
-                        pf.v2[n] = s[2];
-                        pf.v0[n] = s[0];
-                    }
+                if let (Some(v), Some(n)) = (last, pf.topo.bus_node.get(b).copied().flatten())
+                    && pf.topo.energised[n]
+                    && !pf.topo.slacks.iter().any(|s| s.0 == n)
+                    && v[0].norm() > 0.5
+                {
+                    let s = phase_to_seq(*v);
+                    pf.v1[n] = s[1];
+                    pf.v2[n] = s[2];
+                    pf.v0[n] = s[0];
                 }
             }
             if self.unbalanced || !self.faults.is_empty() {
@@ -612,7 +615,7 @@ impl GridModel {
         };
         let unbalanced = self.unbalanced || !self.faults.is_empty();
         let pf = self.pf.as_mut().expect("built");
-        if !self.faults.is_empty() || pf.port_nodes().len() > 0 {
+        if !self.faults.is_empty() || !pf.port_nodes().is_empty() {
             pf.set_ports(Vec::new())?;
         }
         if self.faults.is_empty() {
@@ -644,15 +647,11 @@ impl GridModel {
         let mut v_pu = vec![[zero; 3]; nb];
         let mut energised = vec![false; nb];
         for b in 0..nb {
-            if let Some(n) = topo.bus_node[b] {
-                if topo.energised[n] {
-                    energised[b] = true;
-                    v_pu[b] = if unbalanced {
-                        pf.phase_voltages(n)
-                    } else {
-                        seq_to_phase(zero, pf.v1[n], zero)
-                    };
-                }
+            if let Some(n) = topo.bus_node[b]
+                && topo.energised[n]
+            {
+                energised[b] = true;
+                v_pu[b] = if unbalanced { pf.phase_voltages(n) } else { seq_to_phase(zero, pf.v1[n], zero) };
             }
         }
         let mut branch_of_line = vec![usize::MAX; work.net.lines.len()];
@@ -693,28 +692,25 @@ impl GridModel {
             let base = br.i_base_ka[end];
             [c[0] * base, c[1] * base, c[2] * base]
         };
-        let line_i_ka = work
-            .line_parts
-            .iter()
-            .map(|&(first, second)| [cur(first, 0), cur(second.unwrap_or(first), 1)])
-            .collect();
+        let line_i_ka =
+            work.line_parts.iter().map(|&(first, second)| [cur(first, 0), cur(second.unwrap_or(first), 1)]).collect();
         // Fault currents from the fault admittance and the solved voltages (shunt faults; for an open
         // conductor, the current that would have flowed in the opened phase is zero by construction).
         let mut fault_i_ka = Vec::new();
         for (fi, f) in self.faults.iter().enumerate() {
             let mut i = [zero; 3];
-            if !matches!(f.kind, FaultKind::OpenConductor(_)) {
-                if let Some(Some(port)) = self.fault_dy.get(fi) {
-                    let n = port.nodes[0];
-                    let v = pf.phase_voltages(n);
-                    let base = S_BASE_MVA / (3f64.sqrt() * topo.node_vn_kv[n]);
-                    for (r, ir) in i.iter_mut().enumerate() {
-                        let mut s = zero;
-                        for (c, vc) in v.iter().enumerate() {
-                            s += port.dy[3 * r + c] * vc;
-                        }
-                        *ir = s * base;
+            if !matches!(f.kind, FaultKind::OpenConductor(_))
+                && let Some(Some(port)) = self.fault_dy.get(fi)
+            {
+                let n = port.nodes[0];
+                let v = pf.phase_voltages(n);
+                let base = S_BASE_MVA / (3f64.sqrt() * topo.node_vn_kv[n]);
+                for (r, ir) in i.iter_mut().enumerate() {
+                    let mut s = zero;
+                    for (c, vc) in v.iter().enumerate() {
+                        s += port.dy[3 * r + c] * vc;
                     }
+                    *ir = s * base;
                 }
             }
             fault_i_ka.push(i);

@@ -400,7 +400,10 @@ impl Network {
                 return Err(format!("{w}: length_km = {} must be positive", l.length_km));
             }
             if l.length_km > 500.0 {
-                return Err(format!("{w}: length_km = {} is implausible for a line (metres given as km?)", l.length_km));
+                return Err(format!(
+                    "{w}: length_km = {} is implausible for a line (metres given as km?)",
+                    l.length_km
+                ));
             }
             for (field, v) in [("r_ohm_per_km", l.r_ohm_per_km), ("x_ohm_per_km", l.x_ohm_per_km)] {
                 if !(v.is_finite() && v >= 0.0) {
@@ -418,11 +421,15 @@ impl Network {
                     return Err(format!("{w}: {field} = {v} must be >= 0"));
                 }
             }
-            for (field, v) in [("r0_ohm_per_km", l.r0_ohm_per_km), ("x0_ohm_per_km", l.x0_ohm_per_km), ("c0_nf_per_km", l.c0_nf_per_km)] {
-                if let Some(v) = v {
-                    if !(v.is_finite() && v >= 0.0) {
-                        return Err(format!("{w}: {field} = {v} must be >= 0"));
-                    }
+            for (field, v) in [
+                ("r0_ohm_per_km", l.r0_ohm_per_km),
+                ("x0_ohm_per_km", l.x0_ohm_per_km),
+                ("c0_nf_per_km", l.c0_nf_per_km),
+            ] {
+                if let Some(v) = v
+                    && !(v.is_finite() && v >= 0.0)
+                {
+                    return Err(format!("{w}: {field} = {v} must be >= 0"));
                 }
             }
             if !(l.parallel.is_finite() && l.parallel >= 1.0) {
@@ -438,7 +445,10 @@ impl Network {
             }
             let (vf, vt) = (self.buses[f].vn_kv, self.buses[t].vn_kv);
             if (vf / vt - 1.0).abs() > 0.1 {
-                return Err(format!("{w}: connects bus {} ({vf} kV) to bus {} ({vt} kV); use a transformer", l.from_bus, l.to_bus));
+                return Err(format!(
+                    "{w}: connects bus {} ({vf} kV) to bus {} ({vt} kV); use a transformer",
+                    l.from_bus, l.to_bus
+                ));
             }
             if l.in_service {
                 degree[f] += 1;
@@ -452,13 +462,18 @@ impl Network {
             if h == lv {
                 return Err(format!("{w}: hv_bus and lv_bus are the same bus"));
             }
-            for (field, v) in [("sn_mva", t.sn_mva), ("vn_hv_kv", t.vn_hv_kv), ("vn_lv_kv", t.vn_lv_kv), ("vk_percent", t.vk_percent)] {
+            for (field, v) in
+                [("sn_mva", t.sn_mva), ("vn_hv_kv", t.vn_hv_kv), ("vn_lv_kv", t.vn_lv_kv), ("vk_percent", t.vk_percent)]
+            {
                 if !(v.is_finite() && v > 0.0) {
                     return Err(format!("{w}: {field} = {v} must be positive"));
                 }
             }
             if !(t.vkr_percent >= 0.0 && t.vkr_percent <= t.vk_percent) {
-                return Err(format!("{w}: vkr_percent = {} must be within 0..=vk_percent ({})", t.vkr_percent, t.vk_percent));
+                return Err(format!(
+                    "{w}: vkr_percent = {} must be within 0..=vk_percent ({})",
+                    t.vkr_percent, t.vk_percent
+                ));
             }
             if t.vk_percent > 50.0 {
                 return Err(format!("{w}: vk_percent = {} is implausible (per unit given as percent?)", t.vk_percent));
@@ -468,7 +483,10 @@ impl Network {
             }
             let sm = (t.i0_percent / 100.0 * t.sn_mva).powi(2) - (t.pfe_kw / 1000.0).powi(2);
             if sm < -1e-12 {
-                return Err(format!("{w}: pfe_kw = {} exceeds the no-load apparent power i0_percent * sn_mva (kW vs MW?)", t.pfe_kw));
+                return Err(format!(
+                    "{w}: pfe_kw = {} exceeds the no-load apparent power i0_percent * sn_mva (kW vs MW?)",
+                    t.pfe_kw
+                ));
             }
             for (field, rated, b) in [("vn_hv_kv", t.vn_hv_kv, h), ("vn_lv_kv", t.vn_lv_kv, lv)] {
                 let vb = self.buses[b].vn_kv;
@@ -498,10 +516,10 @@ impl Network {
                 return Err(format!("{w}: vm_pu = {} must be a per-unit voltage near 1", e.vm_pu));
             }
             for (field, v) in [("s_sc_max_mva", e.s_sc_max_mva), ("s_sc_min_mva", e.s_sc_min_mva)] {
-                if let Some(v) = v {
-                    if !(v.is_finite() && v > 0.0) {
-                        return Err(format!("{w}: {field} = {v} must be positive"));
-                    }
+                if let Some(v) = v
+                    && !(v.is_finite() && v > 0.0)
+                {
+                    return Err(format!("{w}: {field} = {v} must be positive"));
                 }
             }
             if e.in_service {
@@ -602,7 +620,12 @@ impl Network {
             check_s(&w, b, "p_mw", l.p_mw)?;
             check_s(&w, b, "q_mvar", l.q_mvar)?;
             let (zp, ip, zq, iq) = l.zip_percent();
-            for (f, v) in [("const_z_p_percent", zp), ("const_i_p_percent", ip), ("const_z_q_percent", zq), ("const_i_q_percent", iq)] {
+            for (f, v) in [
+                ("const_z_p_percent", zp),
+                ("const_i_p_percent", ip),
+                ("const_z_q_percent", zq),
+                ("const_i_q_percent", iq),
+            ] {
                 if !(0.0..=100.0).contains(&v) {
                     return Err(format!("{w}: {f} = {v} must be within 0..=100"));
                 }
@@ -614,7 +637,14 @@ impl Network {
         for l in &self.asym_loads {
             let w = format!("asymmetric_load {}{}", l.index, label(&l.name));
             let b = bus(l.bus, &w)?;
-            for (f, v) in [("p_a_mw", l.p_a_mw), ("q_a_mvar", l.q_a_mvar), ("p_b_mw", l.p_b_mw), ("q_b_mvar", l.q_b_mvar), ("p_c_mw", l.p_c_mw), ("q_c_mvar", l.q_c_mvar)] {
+            for (f, v) in [
+                ("p_a_mw", l.p_a_mw),
+                ("q_a_mvar", l.q_a_mvar),
+                ("p_b_mw", l.p_b_mw),
+                ("q_b_mvar", l.q_b_mvar),
+                ("p_c_mw", l.p_c_mw),
+                ("q_c_mvar", l.q_c_mvar),
+            ] {
                 check_s(&w, b, f, v)?;
             }
             if l.kind != "wye" && l.kind != "delta" {
@@ -646,10 +676,14 @@ impl Network {
 impl Load {
     /// (const_z_p, const_i_p, const_z_q, const_i_q) in percent, falling back to the older shared fields.
     pub fn zip_percent(&self) -> (f64, f64, f64, f64) {
-        let zp = if self.const_z_p_percent != 0.0 { self.const_z_p_percent } else { self.const_z_percent.unwrap_or(0.0) };
-        let ip = if self.const_i_p_percent != 0.0 { self.const_i_p_percent } else { self.const_i_percent.unwrap_or(0.0) };
-        let zq = if self.const_z_q_percent != 0.0 { self.const_z_q_percent } else { self.const_z_percent.unwrap_or(0.0) };
-        let iq = if self.const_i_q_percent != 0.0 { self.const_i_q_percent } else { self.const_i_percent.unwrap_or(0.0) };
+        let zp =
+            if self.const_z_p_percent != 0.0 { self.const_z_p_percent } else { self.const_z_percent.unwrap_or(0.0) };
+        let ip =
+            if self.const_i_p_percent != 0.0 { self.const_i_p_percent } else { self.const_i_percent.unwrap_or(0.0) };
+        let zq =
+            if self.const_z_q_percent != 0.0 { self.const_z_q_percent } else { self.const_z_percent.unwrap_or(0.0) };
+        let iq =
+            if self.const_i_q_percent != 0.0 { self.const_i_q_percent } else { self.const_i_percent.unwrap_or(0.0) };
         (zp, ip, zq, iq)
     }
 }

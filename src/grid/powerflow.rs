@@ -34,11 +34,7 @@ pub fn seq_to_phase(v0: C64, v1: C64, v2: C64) -> [C64; 3] {
 #[inline]
 pub fn phase_to_seq(p: [C64; 3]) -> [C64; 3] {
     let third = 1.0 / 3.0;
-    [
-        (p[0] + p[1] + p[2]) * third,
-        (p[0] + A * p[1] + A2 * p[2]) * third,
-        (p[0] + A2 * p[1] + A * p[2]) * third,
-    ]
+    [(p[0] + p[1] + p[2]) * third, (p[0] + A * p[1] + A2 * p[2]) * third, (p[0] + A2 * p[1] + A * p[2]) * third]
 }
 
 /// Loads at one node (per unit on the three-phase base; sign: consumption positive).
@@ -83,7 +79,9 @@ pub enum PfError {
 impl std::fmt::Display for PfError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PfError::Singular { bus } => write!(f, "singular network matrix at {bus} (floating or zero-impedance part)"),
+            PfError::Singular { bus } => {
+                write!(f, "singular network matrix at {bus} (floating or zero-impedance part)")
+            }
             PfError::NotConverged { iterations, max_dv_pu, buses } => write!(
                 f,
                 "power flow did not converge after {iterations} iterations (last voltage change {max_dv_pu:.3e} p.u.); \
@@ -134,7 +132,13 @@ impl SeqSys {
 impl SeqSys {
     /// Builds and factorises the system for sequence `seq` (0, 1, 2) over `member` nodes; `fixed` gives the
     /// nodes whose voltage is imposed (positive-sequence slacks).
-    fn build(topo: &Topology, seq: usize, member: &[bool], fixed: &[(usize, C64)], names: &dyn Fn(usize) -> String) -> Result<SeqSys, PfError> {
+    fn build(
+        topo: &Topology,
+        seq: usize,
+        member: &[bool],
+        fixed: &[(usize, C64)],
+        names: &dyn Fn(usize) -> String,
+    ) -> Result<SeqSys, PfError> {
         let n = topo.n_nodes;
         let mut idx = vec![u32::MAX; n];
         let mut nodes = Vec::new();
@@ -528,8 +532,10 @@ impl PowerFlow {
         let opt = self.options;
         let n = self.topo.n_nodes;
         let np = self.port_nodes.len();
-        let loaded: Vec<(usize, NodeLoad)> =
-            (0..n).filter(|&k| self.topo.energised[k] && !self.loads[k].is_zero()).map(|k| (k, self.loads[k])).collect();
+        let loaded: Vec<(usize, NodeLoad)> = (0..n)
+            .filter(|&k| self.topo.energised[k] && !self.loads[k].is_zero())
+            .map(|k| (k, self.loads[k]))
+            .collect();
         let mut dv = f64::INFINITY;
         {
             let s2 = self.s2.as_mut().expect("prepared");

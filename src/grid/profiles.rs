@@ -182,7 +182,11 @@ impl GeneratorKind {
                 pos("Hydro.head_m", head_m)?;
                 pos("Hydro.rated_kw", rated_kw)?;
                 frac("Hydro.efficiency", efficiency)?;
-                if flow_m3_s.is_finite() && flow_m3_s >= 0.0 { Ok(()) } else { Err("Hydro.flow_m3_s must be >= 0".into()) }
+                if flow_m3_s.is_finite() && flow_m3_s >= 0.0 {
+                    Ok(())
+                } else {
+                    Err("Hydro.flow_m3_s must be >= 0".into())
+                }
             }
             GeneratorKind::Biogas { rated_kw, availability, fluctuation } => {
                 pos("Biogas.rated_kw", rated_kw)?;
@@ -257,7 +261,13 @@ mod tests {
 
     #[test]
     fn wind_power_curve() {
-        let wt = GeneratorKind::Wind { rated_kw: 50.0, cut_in_m_s: 3.0, rated_m_s: 12.0, cut_out_m_s: 25.0, hub_height_m: 10.0 };
+        let wt = GeneratorKind::Wind {
+            rated_kw: 50.0,
+            cut_in_m_s: 3.0,
+            rated_m_s: 12.0,
+            cut_out_m_s: 25.0,
+            hub_height_m: 10.0,
+        };
         let at = |v: f64| wt.power_kw(&WeatherSample { wind_10m_m_s: v, ..Default::default() }, 0.0);
         assert_eq!(at(2.0), 0.0);
         assert_eq!(at(13.0), 50.0);

@@ -111,10 +111,12 @@ fn thevenin_diagonal(topo: &Topology, seq: usize) -> Vec<Option<C64>> {
             continue;
         }
         for (r, c, v) in [(b.f, b.f, y[0]), (b.f, b.t, y[1]), (b.t, b.f, y[2]), (b.t, b.t, y[3])] {
-            if v != zero && idx[r] != usize::MAX && idx[c] != usize::MAX {
-                if let Some(s) = sym.slot(idx[r], idx[c]) {
-                    entries.push((s, v));
-                }
+            if v != zero
+                && idx[r] != usize::MAX
+                && idx[c] != usize::MAX
+                && let Some(s) = sym.slot(idx[r], idx[c])
+            {
+                entries.push((s, v));
             }
         }
     }

@@ -169,7 +169,12 @@ impl Lu {
     pub fn new(sym: std::sync::Arc<Symbolic>) -> Self {
         let len = sym.len();
         let n = sym.n;
-        Lu { sym, vals: vec![C64::new(0.0, 0.0); len], inv_diag: vec![C64::new(0.0, 0.0); n], work: vec![C64::new(0.0, 0.0); n] }
+        Lu {
+            sym,
+            vals: vec![C64::new(0.0, 0.0); len],
+            inv_diag: vec![C64::new(0.0, 0.0); n],
+            work: vec![C64::new(0.0, 0.0); n],
+        }
     }
 
     pub fn symbolic(&self) -> &Symbolic {
@@ -190,6 +195,8 @@ impl Lu {
         let scale = vals[..sym.n].iter().fold(0.0f64, |m, v| m.max(v.norm())).max(f64::MIN_POSITIVE);
         for k in 0..sym.n {
             let piv = vals[k];
+            // Written so that a NaN pivot also fails the test.
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
             if !(piv.norm() > 1e-13 * scale) || !piv.re.is_finite() || !piv.im.is_finite() {
                 return Err(SingularAt(sym.perm[k]));
             }
@@ -267,6 +274,17 @@ impl Lu {
     }
 }
 
+impl Symbolic {
+    /// Off-diagonal entries of the factor (one triangle), to judge fill-in.
+    pub fn factor_nnz(&self) -> usize {
+        self.idx.len()
+    }
+    /// Number of multiply-add updates of one numeric factorisation.
+    pub fn update_ops(&self) -> usize {
+        self.ops.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,8 +331,12 @@ mod tests {
     fn singular_matrix_names_the_unknown() {
         let sym = Arc::new(Symbolic::new(2, &[(0, 1)]));
         let y = c(1.0, -1.0);
-        let entries =
-            [(sym.slot(0, 0).unwrap(), y), (sym.slot(1, 1).unwrap(), y), (sym.slot(0, 1).unwrap(), -y), (sym.slot(1, 0).unwrap(), -y)];
+        let entries = [
+            (sym.slot(0, 0).unwrap(), y),
+            (sym.slot(1, 1).unwrap(), y),
+            (sym.slot(0, 1).unwrap(), -y),
+            (sym.slot(1, 0).unwrap(), -y),
+        ];
         let mut lu = Lu::new(sym);
         assert!(lu.refactor(&entries).is_err());
     }
@@ -324,16 +346,5 @@ mod tests {
         let edges: Vec<(usize, usize)> = (1..50).map(|i| ((i - 1) / 2, i)).collect();
         let sym = Symbolic::new(50, &edges);
         assert_eq!(sym.idx.len(), 49);
-    }
-}
-
-impl Symbolic {
-    /// Off-diagonal entries of the factor (one triangle), to judge fill-in.
-    pub fn factor_nnz(&self) -> usize {
-        self.idx.len()
-    }
-    /// Number of multiply-add updates of one numeric factorisation.
-    pub fn update_ops(&self) -> usize {
-        self.ops.len()
     }
 }

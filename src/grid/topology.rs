@@ -83,18 +83,24 @@ pub fn end_temperature_factor(endtemp_degree: f64) -> f64 {
 impl Topology {
     /// Compiles `net` with the given switch states (`closed[k]` for `net.switches[k]`) and line service
     /// overrides (`line_in_service[k]`).
-    pub fn build(net: &Network, closed: &[bool], line_in_service: &[bool], purpose: Purpose) -> Result<Topology, String> {
+    pub fn build(
+        net: &Network,
+        closed: &[bool],
+        line_in_service: &[bool],
+        purpose: Purpose,
+    ) -> Result<Topology, String> {
         let nb = net.buses.len();
         let mut parent: Vec<usize> = (0..nb).collect();
         for (k, s) in net.switches.iter().enumerate() {
-            if s.et == "b" && closed.get(k).copied().unwrap_or(s.closed) {
-                if let (Some(a), Some(b)) = (net.bus(s.bus), net.bus(s.element)) {
-                    if net.buses[a].in_service && net.buses[b].in_service {
-                        let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
-                        if ra != rb {
-                            parent[ra.max(rb)] = ra.min(rb);
-                        }
-                    }
+            if s.et == "b"
+                && closed.get(k).copied().unwrap_or(s.closed)
+                && let (Some(a), Some(b)) = (net.bus(s.bus), net.bus(s.element))
+                && net.buses[a].in_service
+                && net.buses[b].in_service
+            {
+                let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+                if ra != rb {
+                    parent[ra.max(rb)] = ra.min(rb);
                 }
             }
         }
@@ -227,7 +233,8 @@ impl Topology {
                 // T model: halves of the series impedance around the magnetising admittance.
                 let vl2 = vn_lv * vn_lv;
                 let g = tr.pfe_kw / 1000.0 / vl2;
-                let b = ((tr.i0_percent / 100.0 * tr.sn_mva).powi(2) - (tr.pfe_kw / 1000.0).powi(2)).max(0.0).sqrt() / vl2;
+                let b =
+                    ((tr.i0_percent / 100.0 * tr.sn_mva).powi(2) - (tr.pfe_kw / 1000.0).powi(2)).max(0.0).sqrt() / vl2;
                 let ym = C64::new(g, -b) * tr.parallel * (vl * vl / S_BASE_MVA);
                 let y1 = (zs / 2.0).inv();
                 let d = y1 + y1 + ym;

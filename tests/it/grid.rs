@@ -28,7 +28,8 @@ fn table(path: &std::path::Path) -> BTreeMap<i64, BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for rec in r.records() {
         let rec = rec.unwrap();
-        let row: BTreeMap<String, String> = headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect();
+        let row: BTreeMap<String, String> =
+            headers.iter().zip(rec.iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect();
         out.insert(row["index"].parse().unwrap(), row);
     }
     out
@@ -62,7 +63,8 @@ fn balanced_power_flow_matches_pandapower() {
         assert!(dv <= 1e-6, "{}: max |dV| {dv}", dir.display());
         assert!(da <= 1e-4, "{}: max |dangle| {da} deg", dir.display());
         // Slack power and losses as in the reference summary.
-        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("network.json")).unwrap()).unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("network.json")).unwrap()).unwrap();
         let p_ref = meta["meta"]["reference_summary"]["ext_grid_p_mw_t"].as_f64().unwrap();
         assert!((snap.slack_s_mva.re - p_ref).abs() < 1e-8, "slack P {} vs {p_ref}", snap.slack_s_mva.re);
     }
@@ -122,18 +124,26 @@ fn kerber() -> Network {
 }
 
 fn kerber_json() -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(data_dir().join("kerber_landnetz_freileitung_1/network.json")).unwrap()).unwrap()
+    serde_json::from_str(
+        &std::fs::read_to_string(data_dir().join("kerber_landnetz_freileitung_1/network.json")).unwrap(),
+    )
+    .unwrap()
 }
+
+type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
 
 #[test]
 fn bad_input_is_rejected_naming_the_element_and_nothing_is_written() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(&str, Mutation, &str)> = vec![
         ("negative length", Box::new(|j| j["lines"][3]["length_km"] = (-0.021).into()), "line 3"),
         ("missing slack", Box::new(|j| j["ext_grid"] = serde_json::json!([])), "ext_grid"),
         (
             "dangling bus",
             Box::new(|j| {
-                j["buses"].as_array_mut().unwrap().push(serde_json::json!({"index": 99, "name": "orphan", "vn_kv": 0.4}))
+                j["buses"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"index": 99, "name": "orphan", "vn_kv": 0.4}))
             }),
             "bus 99",
         ),
@@ -145,7 +155,10 @@ fn bad_input_is_rejected_naming_the_element_and_nothing_is_written() {
             "island",
             Box::new(|j| {
                 j["buses"].as_array_mut().unwrap().push(serde_json::json!({"index": 98, "name": "far", "vn_kv": 0.4}));
-                j["buses"].as_array_mut().unwrap().push(serde_json::json!({"index": 99, "name": "farther", "vn_kv": 0.4}));
+                j["buses"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"index": 99, "name": "farther", "vn_kv": 0.4}));
                 let mut l = j["lines"][0].clone();
                 l["index"] = 50.into();
                 l["from_bus"] = 98.into();
@@ -185,11 +198,18 @@ fn cli_writes_the_contract_columns() {
     let net = data_dir().join("kerber_landnetz_freileitung_1/network.json");
     let out = tmp.path().join("sc.csv");
     let args = gridtwin::cli::grid::GridArgs {
-        command: gridtwin::cli::grid::GridCommand::ShortCircuit { network: net, out: Some(out.clone()), repeat: None, timing_out: None },
+        command: gridtwin::cli::grid::GridCommand::ShortCircuit {
+            network: net,
+            out: Some(out.clone()),
+            repeat: None,
+            timing_out: None,
+        },
     };
     gridtwin::cli::grid::run(&args).unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.starts_with("index,ikss_ka_3ph_max,ikss_ka_3ph_min,ikss_ka_2ph_max,ikss_ka_2ph_min,ikss_ka_1ph_max,ikss_ka_1ph_min\n"));
+    assert!(text.starts_with(
+        "index,ikss_ka_3ph_max,ikss_ka_3ph_min,ikss_ka_2ph_max,ikss_ka_2ph_min,ikss_ka_1ph_max,ikss_ka_1ph_min\n"
+    ));
     assert_eq!(text.lines().count(), 16);
 }
 
@@ -240,8 +260,12 @@ fn fault_along_a_line_and_fault_resistance() {
     let mut currents = Vec::new();
     for r in [0.0, 1.0, 10.0] {
         let mut m = GridModel::new(net.clone());
-        m.add_fault(Fault { location: FaultLocation::Line { line, fraction: 0.4 }, kind: FaultKind::LineToEarth(Phase::B), r_ohm: r })
-            .unwrap();
+        m.add_fault(Fault {
+            location: FaultLocation::Line { line, fraction: 0.4 },
+            kind: FaultKind::LineToEarth(Phase::B),
+            r_ohm: r,
+        })
+        .unwrap();
         let snap = m.solve().unwrap();
         currents.push(snap.fault_i_ka[0][1].norm());
         // The line carries the fault current at its from end.
@@ -257,8 +281,12 @@ fn open_conductor_interrupts_one_phase() {
     let net = kerber();
     let line = net.lines[2].index;
     let mut m = GridModel::new(net.clone());
-    m.add_fault(Fault { location: FaultLocation::Line { line, fraction: 0.5 }, kind: FaultKind::OpenConductor(Phase::A), r_ohm: 0.0 })
-        .unwrap();
+    m.add_fault(Fault {
+        location: FaultLocation::Line { line, fraction: 0.5 },
+        kind: FaultKind::OpenConductor(Phase::A),
+        r_ohm: 0.0,
+    })
+    .unwrap();
     let snap = m.solve().unwrap();
     let i = snap.line_i_ka[2][0];
     assert!(i[0].norm() < 1e-6, "open phase still carries {} kA", i[0].norm());
@@ -439,7 +467,11 @@ mod properties {
     }
 
     fn cfg() -> Config {
-        Config { cases: 48, failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))), ..Config::default() }
+        Config {
+            cases: 48,
+            failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+            ..Config::default()
+        }
     }
 
     proptest! {
