@@ -123,16 +123,9 @@ impl Coordinator {
 impl Agent<Msg> for Coordinator {
     fn handle(&mut self, e: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
         match e.msg {
-            Msg::Gw(GwMsg::Uplink(frame)) => {
-                if self.queue.len() >= self.buffer_frames {
-                    self.frames_dropped += 1;
-                    return;
-                }
-                self.queue.push_back(frame);
-                if !self.busy {
-                    self.start_next(ctx);
-                }
-            }
+            Msg::Gw(GwMsg::Uplink(frame)) => self.enqueue(frame, ctx),
+            // A report that crossed the radio mesh to this coordinator's node.
+            Msg::Mesh(crate::mesh::MeshMsg::Deliver(d)) => self.enqueue(d.payload, ctx),
             Msg::Timer(TIMER_UART_DONE) => {
                 if let Some(frame) = self.queue.pop_front() {
                     self.frames_sent += 1;
@@ -145,6 +138,20 @@ impl Agent<Msg> for Coordinator {
     }
     fn kind(&self) -> &'static str {
         "coordinator"
+    }
+}
+
+impl Coordinator {
+    /// Queues a frame for the UART (dropped and counted when the buffer is full).
+    fn enqueue(&mut self, frame: Vec<u8>, ctx: &mut Ctx<'_, Msg>) {
+        if self.queue.len() >= self.buffer_frames {
+            self.frames_dropped += 1;
+            return;
+        }
+        self.queue.push_back(frame);
+        if !self.busy {
+            self.start_next(ctx);
+        }
     }
 }
 
@@ -166,6 +173,11 @@ pub struct Gateway {
 const TIMER_WAIT_ALL: u64 = 2;
 
 impl Gateway {
+    /// Sets how many LMUs make a complete batch (the world knows only after placing them).
+    pub fn set_expected(&mut self, expected_lmus: usize) {
+        self.expected = expected_lmus;
+    }
+
     pub fn new(cfg: &GatewayConfig, cloud: AgentId, expected_lmus: usize) -> Self {
         Gateway {
             cloud,

@@ -46,6 +46,12 @@ pub struct Scenario {
     /// Grid physics: network, loads, generation, weather.
     #[serde(default)]
     pub grid: Option<crate::grid::GridConfig>,
+    /// LMUs on the feeder's poles: hardware models, protection settings, placement (needs `grid`).
+    #[serde(default)]
+    pub lmus: Option<crate::twin::scenario::LmuSection>,
+    /// Faults and hardware failures to inject (needs `grid`; contactor failures need `lmus`).
+    #[serde(default)]
+    pub faults: Vec<crate::twin::scenario::FaultSpec>,
     /// Radio mesh between LMUs and coordinators.
     #[serde(default)]
     pub mesh: Option<crate::mesh::MeshConfig>,
@@ -180,6 +186,29 @@ impl Loaded {
         InputError::at(&self.file, &self.text, pos, format!("`{path}`: {}", message.into()), help)
     }
 
+    /// An error from a section's own validation, whose message starts with a path such as
+    /// `grid.weather.step: ...` or `lmus.link.loss: ...`: located at that path when the text has it, else at
+    /// `section`.
+    pub fn error_in(&self, section: &str, message: String) -> InputError {
+        let head: String = message.chars().take_while(|c| !matches!(c, ':' | ' ' | '=')).collect();
+        let mut path = head.trim_end_matches('.').to_string();
+        if !path.starts_with(section) {
+            path = section.to_string();
+        }
+        while !path.is_empty() {
+            let found = ron_path::parse_path(&path).ok().and_then(|p| ron_path::find(&self.text, &p)).is_some();
+            if found {
+                break;
+            }
+            match path.rfind(['.', '[']) {
+                Some(k) => path.truncate(k),
+                None => path.clear(),
+            }
+        }
+        let pos = ron_path::parse_path(&path).ok().and_then(|p| ron_path::find(&self.text, &p)).map_or(0, |r| r.start);
+        InputError::at(&self.file, &self.text, pos, message, None)
+    }
+
     /// Checks values the schema cannot: ranges, consistency, and that every named file and model resolves.
     pub fn validate(&self) -> Result<(), InputError> {
         let s = &self.scenario;
@@ -198,6 +227,24 @@ impl Loaded {
         }
         if s.outputs.max_log_rows == 0 {
             return Err(self.error_at("outputs.max_log_rows", "must be at least 1", None));
+        }
+        if let Some(g) = &s.grid {
+            g.validate().map_err(|e| self.error_in("grid", e))?;
+        }
+        if s.lmus.is_some() && s.grid.is_none() {
+            return Err(self.error_at("lmus", "LMUs need a `grid` section to sit on", None));
+        }
+        if let Some(l) = &s.lmus {
+            l.validate().map_err(|e| self.error_in("lmus", e))?;
+        }
+        if !s.faults.is_empty() && s.grid.is_none() {
+            return Err(self.error_at("faults", "faults need a `grid` section", None));
+        }
+        for (k, f) in s.faults.iter().enumerate() {
+            f.plan().map_err(|e| self.error_in(&format!("faults[{k}]"), e))?;
+        }
+        if let Some(m) = &s.mesh {
+            m.validate().map_err(|e| self.error_in("mesh", e.clone()))?;
         }
         if let Some(g) = &s.gateway {
             g.validate().map_err(|(field, msg)| self.error_at(&format!("gateway.{field}"), msg, None))?;

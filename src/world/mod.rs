@@ -4,9 +4,14 @@
 use crate::agents::Msg;
 use crate::agents::gateway::{Cloud, Coordinator, Gateway};
 use crate::engine::{AgentId, SimDuration, SimTime, Simulation, Stop};
+use crate::mesh::NodeSpec;
 use crate::report::{Report, Series, num};
 use crate::scenario::{InputError, Loaded};
 use serde_json::{Value, json};
+
+pub mod grid;
+pub mod lmu;
+pub mod mesh;
 
 /// A subsystem in a built world: reports on its agents after the run.
 pub trait Part {
@@ -24,12 +29,17 @@ pub struct World {
 }
 
 /// Builds the world for `loaded` with master seed `seed` (which overrides the scenario's when given).
+///
+/// Order of agents (their ids follow it): the upstream path (coordinator, gateway, cloud), the grid (grid,
+/// weather, recorder), the LMUs, then the mesh, whose nodes are the LMU poles plus the coordinator (or, with
+/// no LMUs, the mesh's own layout).
 pub fn build(loaded: &Loaded, seed: u64, until: Option<SimDuration>) -> Result<World, InputError> {
     loaded.validate()?;
     let s = &loaded.scenario;
     let mut sim: Simulation<Msg> = Simulation::new(seed);
     let mut parts: Vec<Box<dyn Part>> = Vec::new();
     let engine_err = |e: crate::engine::EngineError| loaded.error_at("name", e.to_string(), None);
+    let mut upstream = None;
     if let Some(g) = &s.gateway {
         let coordinator = sim.next_agent_id();
         let gateway = AgentId(coordinator.0 + 1);
@@ -37,11 +47,64 @@ pub fn build(loaded: &Loaded, seed: u64, until: Option<SimDuration>) -> Result<W
         sim.add_agent(Box::new(Coordinator::new(g, gateway))).map_err(engine_err)?;
         sim.add_agent(Box::new(Gateway::new(g, cloud, 0))).map_err(engine_err)?;
         sim.add_agent(Box::new(Cloud::default())).map_err(engine_err)?;
-        parts.push(Box::new(UpstreamPart { coordinator, gateway, cloud }));
+        upstream = Some(UpstreamPart { coordinator, gateway, cloud });
+    }
+    let coordinator = upstream.as_ref().map(|u| u.coordinator);
+    let mut lmus = None;
+    let mut source_xy_m = (0.0, 0.0);
+    if let Some(g) = &s.grid {
+        let part = grid::add(&mut sim, loaded, g)?;
+        let xy = grid::bus_positions(&part.network);
+        if let Some(e) = part.network.ext_grids.first()
+            && let Some(b) = part.network.bus(e.bus)
+        {
+            source_xy_m = xy[b];
+        }
+        let cx = lmu::LmuContext { loaded, seed, sim: &mut sim, grid: part.grid, bus_xy_m: &xy, uplink: coordinator };
+        lmus = lmu::attach(cx)?;
+        parts.push(Box::new(part));
+    } else if s.lmus.is_some() || !s.faults.is_empty() {
+        return Err(loaded.error_at("lmus", "LMUs and faults need a `grid` section", None));
+    }
+    if let Some(m) = &s.mesh {
+        let mut nodes = Vec::new();
+        if let Some(l) = &lmus {
+            for &(agent, id, (x_m, y_m)) in &l.lmus {
+                nodes.push(NodeSpec { app: Some(agent), ..NodeSpec::lmu(id, x_m, y_m) });
+            }
+            // The coordinator sits at the substation, a few metres from the source bus.
+            let id = l.lmus.iter().map(|n| n.1).max().map_or(0, |m| m + 1).max(COORDINATOR_NODE_ID);
+            nodes.push(NodeSpec {
+                id,
+                x_m: source_xy_m.0 - 5.0,
+                y_m: source_xy_m.1,
+                coordinator: true,
+                app: coordinator,
+                join_at: None,
+            });
+        }
+        let part = mesh::add(&mut sim, loaded, m, &nodes)?;
+        if let Some(l) = &lmus {
+            l.use_mesh(&mut sim, part.handle.agent());
+        }
+        parts.push(Box::new(part));
+    }
+    if let Some(u) = upstream {
+        let n = lmus.as_ref().map_or(0, |l| l.lmus.len());
+        if let Some(g) = sim.agent_mut::<Gateway>(u.gateway) {
+            g.set_expected(n);
+        }
+        parts.insert(0, Box::new(u));
+    }
+    if let Some(l) = lmus {
+        parts.push(Box::new(l));
     }
     let until = SimTime::ZERO + until.unwrap_or(s.duration.0);
     Ok(World { sim, until, seed, name: s.name.clone(), parts })
 }
+
+/// Mesh node id of the coordinator when the world supplies the nodes (LMU ids stay below it).
+pub const COORDINATOR_NODE_ID: u32 = 1_000_000;
 
 /// Wall-clock figures of a run (kept apart from everything deterministic).
 #[derive(Clone, Copy, Debug, Default)]

@@ -1,0 +1,254 @@
+//! The grid part of a world: the [`GridAgent`] (network, loads, generators) and the [`WeatherAgent`] from the
+//! scenario's `grid` section, a recorder of every solved state for the report, and a pole layout of the
+//! feeder (metres) for the radio mesh. Units: MW and Mvar in the model, kW/kWh and p.u. in the report.
+
+use super::Part;
+use crate::agents::Msg;
+use crate::engine::{Agent, AgentId, Ctx, Event, SimTime, Simulation};
+use crate::grid::agents::{GridAgent, WeatherAgent};
+use crate::grid::config::{LoadConfig, NetworkSource};
+use crate::grid::network::Network;
+use crate::grid::{GridConfig, GridMsg};
+use crate::report::{Report, Series};
+use crate::scenario::{InputError, Loaded};
+use serde_json::json;
+use std::collections::VecDeque;
+
+/// The grid as built: agent ids and the network it runs.
+pub struct GridPart {
+    pub grid: AgentId,
+    pub weather: AgentId,
+    pub recorder: AgentId,
+    pub network: Network,
+}
+
+/// Loads the scenario's network: a file beside the scenario (or embedded) or inline. Errors name the file.
+pub fn load_network(loaded: &Loaded, cfg: &GridConfig) -> Result<Network, InputError> {
+    let net = match &cfg.network {
+        NetworkSource::File(rel) => {
+            let r = loaded.resolve(rel).map_err(|e| loaded.error_at("grid.network", e, None))?;
+            Network::from_json_str(&r.text).map_err(|e| InputError::file(&r.file, e, None))?
+        }
+        NetworkSource::Inline(d) => {
+            Network::from_data((**d).clone()).map_err(|e| loaded.error_at("grid.network", e, None))?
+        }
+    };
+    for (k, g) in cfg.generators.iter().enumerate() {
+        if net.bus(g.bus).is_none() {
+            return Err(loaded.error_at(
+                &format!("grid.generators[{k}].bus"),
+                format!("no bus {} in the network", g.bus),
+                None,
+            ));
+        }
+    }
+    Ok(net)
+}
+
+/// Adds the grid, weather and recorder agents.
+pub fn add(sim: &mut Simulation<Msg>, loaded: &Loaded, cfg: &GridConfig) -> Result<GridPart, InputError> {
+    let net = load_network(loaded, cfg)?;
+    let (model, gens) = cfg.build_model(net.clone()).map_err(|e| loaded.error_in("grid", e))?;
+    let households = match cfg.loads {
+        LoadConfig::H0 { annual_kwh, jitter } => Some((annual_kwh, jitter)),
+        LoadConfig::FromNetwork => None,
+    };
+    let step = cfg.profile_step().map_err(|e| loaded.error_in("grid", e))?;
+    let engine = |e: crate::engine::EngineError| loaded.error_at("grid", e.to_string(), None);
+    let mut agent = GridAgent::new(model, gens, households, step, cfg.day_of_year);
+    let grid = sim.next_agent_id();
+    let weather = AgentId(grid.0 + 1);
+    let recorder = AgentId(grid.0 + 2);
+    agent.subscribe(recorder);
+    let w = WeatherAgent::from_config(cfg, grid).map_err(|e| loaded.error_in("grid", e))?;
+    sim.add_agent(Box::new(agent)).map_err(engine)?;
+    sim.add_agent(Box::new(w)).map_err(engine)?;
+    let max_rows = loaded.scenario.outputs.max_log_rows;
+    let lv: Vec<bool> = net.buses.iter().map(|b| b.vn_kv < 1.0).collect();
+    sim.add_agent(Box::new(GridRecorder { lv, max_rows, rows: VecDeque::new(), dropped: 0, failed: 0 }))
+        .map_err(engine)?;
+    Ok(GridPart { grid, weather, recorder, network: net })
+}
+
+/// One solved state, condensed.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    t: SimTime,
+    p_mw: f64,
+    q_mvar: f64,
+    v_min_pu: f64,
+    v_max_pu: f64,
+    energised_pct: f64,
+}
+
+/// Keeps a condensed row per solved state (bounded: the oldest rows go first when full, counted).
+struct GridRecorder {
+    lv: Vec<bool>,
+    max_rows: usize,
+    rows: VecDeque<Row>,
+    dropped: u64,
+    failed: u64,
+}
+
+impl Agent<Msg> for GridRecorder {
+    fn handle(&mut self, e: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
+        match e.msg {
+            Msg::Grid(GridMsg::Solved(s)) => {
+                let (mut lo, mut hi, mut on, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0usize, 0usize);
+                for (b, v) in s.v_pu.iter().enumerate() {
+                    if !self.lv.get(b).copied().unwrap_or(false) {
+                        continue;
+                    }
+                    n += 1;
+                    if !s.energised.get(b).copied().unwrap_or(false) {
+                        continue;
+                    }
+                    on += 1;
+                    for ph in v {
+                        lo = lo.min(ph.norm());
+                        hi = hi.max(ph.norm());
+                    }
+                }
+                if self.rows.len() >= self.max_rows {
+                    self.rows.pop_front();
+                    self.dropped += 1;
+                }
+                self.rows.push_back(Row {
+                    t: ctx.now(),
+                    p_mw: s.slack_s_mva.re,
+                    q_mvar: s.slack_s_mva.im,
+                    v_min_pu: if on > 0 { lo } else { 0.0 },
+                    v_max_pu: if on > 0 { hi } else { 0.0 },
+                    energised_pct: if n > 0 { 100.0 * on as f64 / n as f64 } else { 0.0 },
+                });
+            }
+            Msg::Grid(GridMsg::SolveFailed(_)) => self.failed += 1,
+            _ => {}
+        }
+    }
+    fn kind(&self) -> &'static str {
+        "grid-recorder"
+    }
+}
+
+impl Part for GridPart {
+    fn report(&self, sim: &Simulation<Msg>, r: &mut Report) {
+        let (Some(g), Some(rec), Some(w)) = (
+            sim.agent::<GridAgent>(self.grid),
+            sim.agent::<GridRecorder>(self.recorder),
+            sim.agent::<WeatherAgent>(self.weather),
+        ) else {
+            return;
+        };
+        // Energy from the slack: each state holds until the next (or the end of the run).
+        let end = sim.now();
+        let (mut import_kwh, mut export_kwh) = (0.0, 0.0);
+        let rows: Vec<Row> = rec.rows.iter().copied().collect();
+        for (k, row) in rows.iter().enumerate() {
+            let until = rows.get(k + 1).map_or(end, |n| n.t);
+            let h = until.as_secs_f64() - row.t.as_secs_f64();
+            let kwh = row.p_mw * 1000.0 * h / 3600.0;
+            if kwh >= 0.0 {
+                import_kwh += kwh;
+            } else {
+                export_kwh -= kwh;
+            }
+        }
+        let fold = |f: fn(&Row) -> f64, init: f64, m: fn(f64, f64) -> f64| {
+            rows.iter().filter(|x| x.energised_pct > 0.0).map(f).fold(init, m)
+        };
+        let v_min = fold(|x| x.v_min_pu, f64::INFINITY, f64::min);
+        let v_max = fold(|x| x.v_max_pu, f64::NEG_INFINITY, f64::max);
+        let p_peak = rows.iter().map(|x| x.p_mw).fold(f64::NEG_INFINITY, f64::max);
+        let fin = |x: f64| if x.is_finite() { json!(x) } else { serde_json::Value::Null };
+        let net = &self.network;
+        r.summary.insert(
+            "grid".into(),
+            json!({
+                "buses": net.buses.len(),
+                "lines": net.lines.len(),
+                "loads": net.loads.len() + net.asym_loads.len(),
+                "unbalanced": g.model.unbalanced,
+                "solves": g.solves,
+                "solve_failures": g.failures,
+                "last_error": g.last_error,
+                "energy_import_kwh": import_kwh,
+                "energy_export_kwh": export_kwh,
+                "p_peak_kw": fin(p_peak * 1000.0),
+                "v_min_pu": fin(v_min),
+                "v_max_pu": fin(v_max),
+                "ghi_last_w_m2": w.last.ghi_w_m2,
+                "rows_dropped": rec.dropped,
+            }),
+        );
+        r.human.push(format!(
+            "grid: {} solves ({} failed), import {:.1} kWh, export {:.1} kWh, V {:.3}..{:.3} p.u.",
+            g.solves, g.failures, import_kwh, export_kwh, v_min, v_max
+        ));
+        if !rows.is_empty() {
+            let t_s: Vec<f64> = rows.iter().map(|x| x.t.as_secs_f64()).collect();
+            let mut p = Series {
+                name: "grid_power".into(),
+                y_label: "kW / kvar".into(),
+                t_s: t_s.clone(),
+                ..Default::default()
+            };
+            p.columns.push(("p_slack_kw".into(), rows.iter().map(|x| x.p_mw * 1000.0).collect()));
+            p.columns.push(("q_slack_kvar".into(), rows.iter().map(|x| x.q_mvar * 1000.0).collect()));
+            r.series.push(p);
+            let mut v = Series { name: "grid_voltage".into(), y_label: "p.u.".into(), t_s, ..Default::default() };
+            v.columns.push(("v_min_pu".into(), rows.iter().map(|x| x.v_min_pu).collect()));
+            v.columns.push(("v_max_pu".into(), rows.iter().map(|x| x.v_max_pu).collect()));
+            r.series.push(v);
+        }
+    }
+}
+
+/// A drawing of the feeder on the ground (metres): the slack bus at the origin, each line laid out at its
+/// length, children fanned out around their parent's direction. Pole positions for the radio mesh, since the
+/// network files carry no geodata. Buses not reached from a slack sit at the origin.
+pub fn bus_positions(net: &Network) -> Vec<(f64, f64)> {
+    let nb = net.buses.len();
+    let mut adj: Vec<Vec<(usize, f64)>> = vec![Vec::new(); nb];
+    for l in &net.lines {
+        if let (Some(a), Some(b)) = (net.bus(l.from_bus), net.bus(l.to_bus)) {
+            adj[a].push((b, l.length_km * 1000.0));
+            adj[b].push((a, l.length_km * 1000.0));
+        }
+    }
+    for t in &net.trafos {
+        if let (Some(a), Some(b)) = (net.bus(t.hv_bus), net.bus(t.lv_bus)) {
+            adj[a].push((b, 10.0));
+            adj[b].push((a, 10.0));
+        }
+    }
+    let mut pos = vec![(0.0, 0.0); nb];
+    let mut dir = vec![0.0f64; nb];
+    let mut seen = vec![false; nb];
+    let mut queue = VecDeque::new();
+    for e in &net.ext_grids {
+        if let Some(s) = net.bus(e.bus)
+            && !seen[s]
+        {
+            seen[s] = true;
+            queue.push_back(s);
+        }
+    }
+    while let Some(u) = queue.pop_front() {
+        let kids: Vec<(usize, f64)> = adj[u].iter().copied().filter(|&(v, _)| !seen[v]).collect();
+        let n = kids.len();
+        for (k, (v, len_m)) in kids.into_iter().enumerate() {
+            if seen[v] {
+                continue;
+            }
+            seen[v] = true;
+            // The first child continues straight on; others branch off at alternating angles.
+            let turn = if k == 0 { 0.0 } else { (if k % 2 == 1 { 1.0 } else { -1.0 }) * (0.6 + 0.2 * (k / 2) as f64) };
+            let a = dir[u] + if n > 1 { turn } else { 0.0 };
+            dir[v] = a;
+            pos[v] = (pos[u].0 + len_m * a.cos(), pos[u].1 + len_m * a.sin());
+            queue.push_back(v);
+        }
+    }
+    pos
+}
