@@ -85,6 +85,10 @@ pub struct GridConfig {
     pub unbalanced: Option<bool>,
     #[serde(default)]
     pub weather: WeatherConfig,
+    /// Rooftop PV at every load bus, as a share of that load's base active power (percent, constant output,
+    /// unity power factor); 0 for none.
+    #[serde(default)]
+    pub rooftop_pv_pct: f64,
 }
 
 impl Default for GridConfig {
@@ -97,6 +101,7 @@ impl Default for GridConfig {
             day_of_year: default_day(),
             unbalanced: None,
             weather: WeatherConfig::default(),
+            rooftop_pv_pct: 0.0,
         }
     }
 }
@@ -107,6 +112,9 @@ impl GridConfig {
         let step = parse_duration(&self.profile_step).map_err(|e| format!("grid.profile_step: {e}"))?;
         if step == SimDuration::ZERO {
             return Err("grid.profile_step must be positive".into());
+        }
+        if !(self.rooftop_pv_pct.is_finite() && (0.0..=1000.0).contains(&self.rooftop_pv_pct)) {
+            return Err(format!("grid.rooftop_pv_pct = {} must be within 0..=1000", self.rooftop_pv_pct));
         }
         if !(1..=366).contains(&self.day_of_year) {
             return Err(format!("grid.day_of_year = {} must be within 1..=366", self.day_of_year));
@@ -173,6 +181,14 @@ impl GridConfig {
             };
             let k = model.add_sgen(g.bus, 0.0, 0.0, name)?;
             gens.push((k, g.kind.clone()));
+        }
+        if self.rooftop_pv_pct > 0.0 {
+            for (id, bus) in model.load_ids() {
+                let p = model.load_base(id).map_or(0.0, |l| l.0);
+                if p > 0.0 {
+                    model.add_sgen(bus, p * self.rooftop_pv_pct / 100.0, 0.0, "rooftop-pv")?;
+                }
+            }
         }
         Ok((model, gens))
     }

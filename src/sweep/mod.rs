@@ -66,6 +66,10 @@ pub struct Axis {
 pub struct Column {
     pub name: String,
     pub path: String,
+    /// Text written when the summary has no value there (absent or null), e.g. `"inf"` for an event that
+    /// never happened; default empty.
+    #[serde(default)]
+    pub missing: Option<String>,
 }
 
 /// A loaded plan: one scenario per point, all parsed and validated before anything runs.
@@ -230,7 +234,13 @@ pub fn run(exp: &Expanded, progress: &(dyn Fn() + Sync)) -> Result<Table, String
             exp.plan
                 .columns
                 .iter()
-                .map(|c| (c.name.clone(), json_path(&summary, &c.path).cloned().unwrap_or(Value::Null)))
+                .map(|c| {
+                    let v = json_path(&summary, &c.path).cloned().unwrap_or(Value::Null);
+                    match (&v, &c.missing) {
+                        (Value::Null, Some(m)) => (c.name.clone(), Value::String(m.clone())),
+                        _ => (c.name.clone(), v),
+                    }
+                })
                 .collect()
         };
         if exp.plan.columns.is_empty() && kpi_names.is_empty() {

@@ -10,9 +10,11 @@ use super::contactor::ContactorTwin;
 use super::link::PeerLink;
 use super::sensor::{Fidelity, PrimaryState, SensorTwin};
 use crate::agents::Msg;
+use crate::agents::gateway::GwMsg;
 use crate::engine::{Agent, AgentId, Ctx, Event, EventId, SimDuration, SimTime, class};
 use crate::grid::GridMsg;
 use crate::grid::model::GridSnapshot;
+use crate::mesh::{MeshDest, MeshMsg, MeshSend};
 use gridtwin_firmware::Instant;
 use gridtwin_firmware::lmu::Lmu;
 use gridtwin_firmware::lmu::flisr::{PeerId, PeerMsg};
@@ -23,6 +25,16 @@ const TAG_DEADLINE: u64 = 1;
 const TAG_CONTACT: u64 = 2;
 const TAG_SAMPLE: u64 = 3;
 const TAG_MEASURE: u64 = 4;
+const TAG_REPORT: u64 = 5;
+
+/// Where an LMU's periodic readings (48-byte report frames) go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uplink {
+    /// Straight to the coordinator agent (`GwMsg::Uplink`).
+    Direct(AgentId),
+    /// Through the radio mesh agent, from the node with the LMU's id up to its coordinator.
+    Mesh(AgentId),
+}
 
 /// Where an LMU measures and switches in the grid (positions in the network's element vectors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,9 +68,12 @@ pub struct LmuAgent {
     pub frames_sent: u64,
     pub frames_received: u64,
     last_current_a: f64,
-    /// Switch commands go to the grid agent as `GridMsg::SetSwitch` (true) or to the study's grid host as
-    /// `LmuMsg::SetSwitch` (false).
+    /// Switch commands go to the grid agent as `GridMsg::SetSwitch` (true) or as `LmuMsg::SetSwitch` to a
+    /// custom host (false).
     pub grid_agent_protocol: bool,
+    uplink: Option<(Uplink, SimDuration)>,
+    /// Readings sent.
+    pub readings_sent: u32,
 }
 
 impl LmuAgent {
@@ -91,7 +106,40 @@ impl LmuAgent {
             frames_received: 0,
             last_current_a: 0.0,
             grid_agent_protocol: false,
+            uplink: None,
+            readings_sent: 0,
         }
+    }
+
+    /// Sends a reading every `every` (from `every` on) to `to`.
+    pub fn set_uplink(&mut self, to: Uplink, every: SimDuration) {
+        self.uplink = Some((to, every.max(SimDuration::from_secs(1))));
+    }
+
+    /// Changes where readings go, keeping the interval (no effect without an uplink).
+    pub fn reroute_uplink(&mut self, to: Uplink) {
+        if let Some(u) = &mut self.uplink {
+            u.0 = to;
+        }
+    }
+
+    fn send_reading(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let Some((to, _)) = self.uplink else { return };
+        let r = self.firmware.reading(self.peer as u32, self.readings_sent, Instant(ctx.now().as_nanos()));
+        let payload = r.to_bytes().to_vec();
+        self.readings_sent = self.readings_sent.wrapping_add(1);
+        let msg = match to {
+            Uplink::Direct(a) => (a, Msg::Gw(GwMsg::Uplink(payload))),
+            Uplink::Mesh(a) => (
+                a,
+                Msg::Mesh(MeshMsg::Send(Box::new(MeshSend {
+                    node: self.peer as u32,
+                    to: MeshDest::Coordinator,
+                    payload,
+                }))),
+            ),
+        };
+        ctx.send(msg.0, SimDuration::ZERO, msg.1);
     }
 
     pub fn firmware(&self) -> &Lmu {
@@ -165,6 +213,9 @@ impl Agent<Msg> for LmuAgent {
         if self.sensor.fidelity() == Fidelity::Waveform {
             ctx.schedule(SimDuration::from_millis(10), Msg::Timer(TAG_SAMPLE));
         }
+        if let Some((_, every)) = self.uplink {
+            ctx.schedule_at(ctx.now().saturating_add(every), class::REPORT, Msg::Timer(TAG_REPORT));
+        }
         self.service(ctx);
     }
 
@@ -190,16 +241,13 @@ impl Agent<Msg> for LmuAgent {
             }
             Msg::Timer(TAG_MEASURE) => {
                 let _ = self.firmware.read_phasors(fw_now, &mut self.sensor);
-                if std::env::var_os("GRIDTWIN_LMU_TRACE").is_some() {
-                    let st = self.sensor.state();
-                    eprintln!(
-                        "{now:?} S{} V {:?} I {:?} status {:?}",
-                        self.peer,
-                        st.v.map(|p| (p.abs() as i64, (p.arg().to_degrees()) as i64)),
-                        st.i.map(|p| (p.abs() as i64, (p.arg().to_degrees()) as i64)),
-                        self.firmware.protection().status()
-                    );
+            }
+            Msg::Timer(TAG_REPORT) => {
+                self.send_reading(ctx);
+                if let Some((_, every)) = self.uplink {
+                    ctx.schedule_at(now.saturating_add(every), class::REPORT, Msg::Timer(TAG_REPORT));
                 }
+                return;
             }
             Msg::Timer(TAG_SAMPLE) => {
                 self.sensor.synthesise_until(now.as_nanos());
@@ -208,9 +256,6 @@ impl Agent<Msg> for LmuAgent {
             }
             Msg::Timer(TAG_DEADLINE) => {
                 self.deadline = None;
-                if std::env::var_os("GRIDTWIN_DEADLINE_TRACE").is_some() {
-                    eprintln!("deadline {now:?} S{} status {:?}", self.peer, self.firmware.protection().status());
-                }
             }
             Msg::Timer(TAG_CONTACT) => {
                 self.contact_timer = None;

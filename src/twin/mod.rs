@@ -1,8 +1,10 @@
 //! Digital twins of LMU hardware (sensor front-end, contactor), the LMU agent joining them with the
 //! firmware, the link LMUs talk over until the mesh carries their frames, feeder commissioning (placement,
-//! sections, neighbours), the fault metrics and the FLISR study case runner.
+//! sections, neighbours), the builder that puts them around a grid agent and scores faults (shared by the
+//! world and the FLISR study case runner), the fault metrics and the case runner.
 
 pub mod agent;
+pub mod build;
 pub mod contactor;
 pub mod link;
 pub mod metrics;

@@ -17,6 +17,10 @@ pub enum PlacementRule {
     Junctions,
     /// On the lines leaving these buses (file indices) and the source bus.
     Buses(Vec<i64>),
+    /// On the main branches only: a line leaving the source or a junction gets an LMU when at least
+    /// `min_loads` loads lie below it and the junction splits into two or more such branches (cable
+    /// distribution cabinets rather than every joint of a long cable run).
+    MainJunctions { min_loads: u32 },
 }
 
 /// One commissioned LMU.
@@ -112,13 +116,49 @@ pub fn commission(net: &Network, rule: &PlacementRule, ties: &[(usize, usize)]) 
         }
         _ => BTreeSet::new(),
     };
+    // Loads below each bus (for MainJunctions).
+    let mut below = vec![0u32; nb];
+    if let PlacementRule::MainJunctions { .. } = rule {
+        for l in &net.loads {
+            if let Some(b) = net.bus(l.bus) {
+                below[b] += 1;
+            }
+        }
+        for l in &net.asym_loads {
+            if let Some(b) = net.bus(l.bus) {
+                below[b] += 1;
+            }
+        }
+        // Children after parents in BFS order: accumulate leaves up.
+        let mut order = vec![f.source_bus_pos];
+        let mut k = 0;
+        while k < order.len() {
+            let b = order[k];
+            order.extend(f.children[b].iter().map(|c| c.1));
+            k += 1;
+        }
+        for &b in order.iter().rev() {
+            if let Some((_, p)) = f.parent[b] {
+                below[p] += below[b];
+            }
+        }
+    }
     // Which (bus, line) pairs get an LMU.
     let mut at: Vec<(usize, usize, usize)> = Vec::new(); // (bus, line, child bus)
     for b in 0..nb {
+        if let PlacementRule::MainJunctions { min_loads } = rule {
+            let main: Vec<(usize, usize)> =
+                f.children[b].iter().copied().filter(|&(_, c)| below[c] >= (*min_loads).max(1)).collect();
+            if b == f.source_bus_pos || main.len() >= 2 {
+                at.extend(main.into_iter().map(|(line, child)| (b, line, child)));
+            }
+            continue;
+        }
         let take = match rule {
             PlacementRule::EveryLine => true,
             PlacementRule::Junctions => b == f.source_bus_pos || f.children[b].len() >= 2,
             PlacementRule::Buses(_) => b == f.source_bus_pos || bus_set.contains(&b),
+            PlacementRule::MainJunctions { .. } => false,
         };
         if take {
             for &(line, child) in &f.children[b] {

@@ -29,10 +29,17 @@ pub struct LmuSection {
     /// Ambient temperature of the sensor electronics (degC).
     #[serde(default = "default_temp")]
     pub temperature_c: f64,
+    /// Interval of each LMU's reading to the coordinator (e.g. "15min").
+    #[serde(default = "default_report_every")]
+    pub report_every: String,
 }
 
 fn default_temp() -> f64 {
     25.0
+}
+
+fn default_report_every() -> String {
+    "15min".into()
 }
 
 /// Where normally-open ties are added.
@@ -73,6 +80,9 @@ impl FaultType {
 pub enum FaultSpec {
     /// A shunt fault or open conductor on a line (file index) at `at` (0..=1 of its length).
     Line { line: i64, at: f64, kind: FaultType, r_ohm: f64, onset: String, duration: Option<String> },
+    /// The same on the first line of section `section` (the peer id of the LMU at its upstream end, 1..=the
+    /// number of line LMUs as commissioned): lets a study sweep the sections of a feeder by number.
+    Section { section: u16, at: f64, kind: FaultType, r_ohm: f64, onset: String, duration: Option<String> },
     /// A hardware failure of the LMU at bus `bus` (file index) from `onset`.
     Contactor { bus: i64, failure: ContactorFailure, onset: String },
 }
@@ -80,7 +90,10 @@ pub enum FaultSpec {
 /// A validated fault with times resolved.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FaultPlan {
+    /// Line (file index); resolved from `section` when that is given.
     pub line: i64,
+    /// Section named in the scenario (resolved to its first line when the LMUs are commissioned).
+    pub section: Option<u16>,
     pub at: f64,
     pub kind: FaultType,
     pub r_ohm: f64,
@@ -92,26 +105,33 @@ pub struct FaultPlan {
 impl FaultSpec {
     /// Checks the fields and resolves durations; the error names the field.
     pub fn plan(&self) -> Result<Option<FaultPlan>, String> {
-        match self {
+        let (line, section, at, kind, r_ohm, onset, duration, what) = match self {
             FaultSpec::Line { line, at, kind, r_ohm, onset, duration } => {
-                if !(at.is_finite() && (0.0..=1.0).contains(at)) {
-                    return Err(format!("faults: line {line}: at = {at} must be within 0..=1"));
+                (*line, None, at, kind, r_ohm, onset, duration, format!("line {line}"))
+            }
+            FaultSpec::Section { section, at, kind, r_ohm, onset, duration } => {
+                if *section == 0 {
+                    return Err("faults: section = 0: sections are numbered from 1".into());
                 }
-                if !(r_ohm.is_finite() && (0.0..=1000.0).contains(r_ohm)) {
-                    return Err(format!("faults: line {line}: r_ohm = {r_ohm} must be within 0..=1000"));
-                }
-                let onset = parse_duration(onset).map_err(|e| format!("faults: line {line}: onset: {e}"))?;
-                let duration = match duration {
-                    Some(d) => Some(parse_duration(d).map_err(|e| format!("faults: line {line}: duration: {e}"))?),
-                    None => None,
-                };
-                Ok(Some(FaultPlan { line: *line, at: *at, kind: *kind, r_ohm: *r_ohm, onset, duration }))
+                (-1, Some(*section), at, kind, r_ohm, onset, duration, format!("section {section}"))
             }
             FaultSpec::Contactor { onset, bus, .. } => {
                 parse_duration(onset).map_err(|e| format!("faults: contactor at bus {bus}: onset: {e}"))?;
-                Ok(None)
+                return Ok(None);
             }
+        };
+        if !(at.is_finite() && (0.0..=1.0).contains(at)) {
+            return Err(format!("faults: {what}: at = {at} must be within 0..=1"));
         }
+        if !(r_ohm.is_finite() && (0.0..=1000.0).contains(r_ohm)) {
+            return Err(format!("faults: {what}: r_ohm = {r_ohm} must be within 0..=1000"));
+        }
+        let onset = parse_duration(onset).map_err(|e| format!("faults: {what}: onset: {e}"))?;
+        let duration = match duration {
+            Some(d) => Some(parse_duration(d).map_err(|e| format!("faults: {what}: duration: {e}"))?),
+            None => None,
+        };
+        Ok(Some(FaultPlan { line, section, at: *at, kind: *kind, r_ohm: *r_ohm, onset, duration }))
     }
 }
 
@@ -125,6 +145,11 @@ impl LmuSection {
             && !(length_m.is_finite() && length_m > 0.0 && length_m <= 5000.0)
         {
             return Err(format!("lmus.ties.length_m: {length_m} must be within 0..=5000"));
+        }
+        match parse_duration(&self.report_every) {
+            Ok(d) if d >= SimDuration::from_secs(1) => {}
+            Ok(_) => return Err("lmus.report_every: must be at least 1s".into()),
+            Err(e) => return Err(format!("lmus.report_every: {e}")),
         }
         Ok(())
     }

@@ -298,6 +298,7 @@ mod flisr_cases {
             fidelity: Fidelity::Phasor,
             fault: FaultPlan {
                 line: 5,
+                section: None,
                 at: 0.5,
                 kind: FaultType::ThreePhase,
                 r_ohm: 0.0,
@@ -458,5 +459,105 @@ mod study {
     fn flisr_study_ieee_eu() {
         let n = std::env::var("STUDY_SECTIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX);
         table(&run("ieee_european_lv_on_peak_566", PlacementRule::Junctions, n));
+    }
+}
+
+mod world {
+    use gridtwin::scenario::Loaded;
+    use serde_json::Value;
+
+    fn case(edit: &[(&str, &str)]) -> Value {
+        let base = Loaded::from_file(std::path::Path::new("scenarios/flisr-case.ron")).unwrap();
+        let mut text = base.text.clone();
+        for (path, v) in edit {
+            text = gridtwin::scenario::ron_path::replace(&text, path, v).unwrap();
+        }
+        let l = Loaded::from_text("case.ron".into(), text, base.base_dir.clone()).unwrap();
+        gridtwin::sweep::run_one(&l, 7).unwrap()
+    }
+
+    #[test]
+    fn a_fault_by_section_runs_through_the_world_and_is_scored() {
+        let s = case(&[]);
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["true_section"], "S6", "{e}");
+        assert_eq!(e["located_section"], "S6", "{e}");
+        assert!(e["trip_ms"].as_f64().unwrap() <= 100.0, "{e}");
+        assert!(e["restore_s"].as_f64().unwrap() < 60.0, "{e}");
+        assert_eq!(s["faults"]["located_correct_pct"], 100.0);
+        assert!(s["faults"]["en50160"].as_array().unwrap().len() >= 13);
+        assert_eq!(s["lmus"]["sections"], 13);
+        // Same scenario, same seed: same digest.
+        assert_eq!(case(&[])["digest"], s["digest"]);
+    }
+
+    #[test]
+    fn open_conductor_under_full_pv_backfeed_is_located() {
+        for section in ["2", "6", "13"] {
+            let s = case(&[
+                ("faults[0].kind", "OpenConductor"),
+                ("grid.rooftop_pv_pct", "100.0"),
+                ("faults[0].section", section),
+            ]);
+            let e = &s["faults"]["events"][0];
+            assert_eq!(e["located_section"], e["true_section"], "{e}");
+            assert!(e["detection_ms"].as_f64().unwrap() <= 1000.0, "{e}");
+            assert_eq!(e["healthy_trips"], 0, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_section_that_does_not_exist_is_rejected_with_its_location() {
+        let base = Loaded::from_file(std::path::Path::new("scenarios/flisr-case.ron")).unwrap();
+        let text = gridtwin::scenario::ron_path::replace(&base.text, "faults[0].section", "99").unwrap();
+        let l = Loaded::from_text("case.ron".into(), text, base.base_dir.clone()).unwrap();
+        let err = gridtwin::world::build(&l, 1, None).err().expect("section 99 is rejected");
+        assert!(err.message.contains("section 99"), "{}", err.message);
+        assert!(err.line > 1, "{err:?}");
+    }
+}
+
+mod debug_case {
+    use gridtwin::engine::SimDuration;
+    use gridtwin::scenario::Loaded;
+    use gridtwin::twin::agent::LmuAgent;
+    use gridtwin_firmware::lmu::phasor::sequence;
+
+    #[test]
+    #[ignore = "prints one case's LMU states; set CASE_EDITS=path=value;..."]
+    fn print_case() {
+        let base = Loaded::from_file(std::path::Path::new("scenarios/flisr-case.ron")).unwrap();
+        let mut text = base.text.clone();
+        for kv in std::env::var("CASE_EDITS").unwrap_or_default().split(';').filter(|s| !s.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap();
+            text = gridtwin::scenario::ron_path::replace(&text, k, v).unwrap();
+        }
+        let l = Loaded::from_text("case.ron".into(), text, base.base_dir.clone()).unwrap();
+        let ms: u64 = std::env::var("CASE_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(1500);
+        let mut w = gridtwin::world::build(&l, 7, Some(SimDuration::from_millis(ms))).unwrap();
+        w.run(1, |_| {}).unwrap();
+        let ids: Vec<_> = w.sim.agents().filter(|(_, a)| a.kind() == "lmu").map(|(id, _)| id).collect();
+        for id in ids {
+            let a = w.sim.agent::<LmuAgent>(id).unwrap();
+            let st = a.firmware().protection().status();
+            let m = a.firmware().last_measurement().unwrap();
+            let s = sequence(&m.v);
+            eprintln!(
+                "S{} V {:?} I {:?} U1 {:.2} U2 {:.2} | pickup {} fwd {} lop {} ub {} healthy {} drop {} | sw {:?} | {:?}",
+                a.peer,
+                m.v.map(|p| (p.abs() as i64, p.arg().to_degrees() as i64)),
+                m.i.map(|p| (p.abs() as i64, p.arg().to_degrees() as i64)),
+                s[1].abs(),
+                s[2].abs(),
+                st.pickup,
+                st.forward,
+                st.loss_of_phase,
+                st.unbalance_step,
+                st.voltage_healthy,
+                st.current_drop,
+                a.switching,
+                a.firmware().flisr().reports().collect::<Vec<_>>()
+            );
+        }
     }
 }

@@ -454,7 +454,10 @@ impl Flisr {
                 self.oc_blocked = true;
             }
             // Only an LMU that itself has healthy voltage bounds the break from upstream.
-            PeerMsg::LossOfVoltage if downstream && self.healthy_now => self.lov_at = Some(t),
+            // (A normally-open tie at the far end of this section reports like a downstream neighbour.)
+            PeerMsg::LossOfVoltage if (downstream || self.s.tie == Some(from)) && self.healthy_now => {
+                self.lov_at = Some(t)
+            }
             PeerMsg::BreakerFailure if downstream => self.breaker_failure_at = Some(t),
             PeerMsg::Open { section } if self.is_neighbour(from) && !self.s.is_tie => {
                 if self.isolating.is_none() && self.mode == Mode::Normal {
@@ -584,6 +587,10 @@ impl Flisr {
                     self.send(to, PeerMsg::Restored { section, ok: false });
                 }
             }
+            // An open tie watches the far end of its section: it reports a lost phase there.
+            if self.mode == Mode::Normal && !self.coil_closed {
+                self.signal_open_conductor(t, p, &mut next);
+            }
         } else if self.mode == Mode::Normal {
             self.decide_trip(t, p, since, forward, &mut next);
         }
@@ -678,7 +685,37 @@ impl Flisr {
             return;
         }
         // Open conductor: healthy here, but a phase current collapsed or a downstream neighbour lost a phase.
-        if self.s.upstream.is_some() || !self.s.downstream.is_empty() {
+        self.signal_open_conductor(t, p, next);
+        let lov_recent = self.lov_at.is_some_and(|l| t.saturating_sub(l) < 2_000_000_000);
+        if (p.current_drop || lov_recent) && p.voltage_healthy && !p.loss_of_phase && !forward {
+            let oc = *self.oc_since.get_or_insert(t);
+            let decide_at = oc + ms(self.s.open_conductor_logic_ms);
+            if self.oc_blocked {
+                // Passed on to a downstream neighbour; nothing to decide here.
+            } else if t >= decide_at {
+                if self.drop_blocked_until <= t {
+                    let mut r =
+                        FlisrReport::new(Role::Primary, Some(self.s.me), FaultKind::OpenConductor, Some(Instant(oc)));
+                    r.distance_m = None;
+                    self.report(r);
+                    self.isolate_own_section(t);
+                } else {
+                    want(self.drop_blocked_until, next);
+                }
+            } else {
+                want(decide_at, next);
+            }
+        } else {
+            self.oc_since = None;
+            self.oc_blocked = false;
+        }
+    }
+
+    /// Tells the upstream neighbour about a lost phase (`LossOfVoltage`) or a collapsed phase current
+    /// (`DropSeen`) here, three times 20 ms apart per episode.
+    fn signal_open_conductor(&mut self, t: u64, p: &ProtectionStatus, next: &mut Option<u64>) {
+        let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
+        if self.s.upstream.is_some() {
             if p.loss_of_phase {
                 if let Some(up) = self.s.upstream
                     && self.lov_sent < 3
@@ -709,29 +746,6 @@ impl Flisr {
             } else {
                 self.drop_sent = 0;
             }
-        }
-        let lov_recent = self.lov_at.is_some_and(|l| t.saturating_sub(l) < 2_000_000_000);
-        if (p.current_drop || lov_recent) && p.voltage_healthy && !p.loss_of_phase && !forward {
-            let oc = *self.oc_since.get_or_insert(t);
-            let decide_at = oc + ms(self.s.open_conductor_logic_ms);
-            if self.oc_blocked {
-                // Passed on to a downstream neighbour; nothing to decide here.
-            } else if t >= decide_at {
-                if self.drop_blocked_until <= t {
-                    let mut r =
-                        FlisrReport::new(Role::Primary, Some(self.s.me), FaultKind::OpenConductor, Some(Instant(oc)));
-                    r.distance_m = None;
-                    self.report(r);
-                    self.isolate_own_section(t);
-                } else {
-                    want(self.drop_blocked_until, next);
-                }
-            } else {
-                want(decide_at, next);
-            }
-        } else {
-            self.oc_since = None;
-            self.oc_blocked = false;
         }
     }
 

@@ -16,6 +16,7 @@ pub mod selftest;
 
 use crate::hal::contactor::Contactor;
 use crate::hal::metering::{BlockMeasurement, CycleMeasurement, PhasorSource, RawSample, SampleSource};
+use crate::report::ReportRepr;
 use crate::time::{Duration, Instant};
 use dsp::{Dsp, FrontEndSettings};
 use flisr::{Flisr, FlisrSettings, PeerId, PeerMsg};
@@ -64,6 +65,14 @@ impl LmuSettings {
     }
 }
 
+fn clamp_u(x: f64, max: f64) -> f64 {
+    if x.is_finite() { libm::round(x).clamp(0.0, max) } else { 0.0 }
+}
+
+fn clamp_i(x: f64) -> i32 {
+    if x.is_finite() { libm::round(x).clamp(i32::MIN as f64, i32::MAX as f64) as i32 } else { 0 }
+}
+
 /// Samples read from the front-end per call at most (bounds the work of one poll).
 pub const MAX_SAMPLES_PER_READ: usize = 4096;
 
@@ -75,7 +84,22 @@ pub struct Lmu {
     flisr: Flisr,
     i_max_a: f64,
     coil_error: bool,
+    last: Option<CycleMeasurement>,
     buf: [RawSample; 64],
+}
+
+/// Flags of a report frame (bit set).
+pub mod report_flags {
+    /// The contactor is commanded open.
+    pub const OPEN: u16 = 1;
+    /// FLISR operated and waits for a reset.
+    pub const LOCKED_OUT: u16 = 2;
+    /// A phase is lost downstream of an open conductor.
+    pub const LOSS_OF_PHASE: u16 = 4;
+    /// A fault pickup is present.
+    pub const PICKUP: u16 = 8;
+    /// The last complete 10-minute interval broke an EN 50160 voltage limit.
+    pub const PQ_VIOLATION: u16 = 16;
 }
 
 impl Lmu {
@@ -92,6 +116,7 @@ impl Lmu {
             flisr: Flisr::new(s.flisr).map_err(|e| ("flisr", e))?,
             i_max_a: 0.0,
             coil_error: false,
+            last: None,
             buf: [RawSample::default(); 64],
         })
     }
@@ -117,7 +142,50 @@ impl Lmu {
         let i = m.i.iter().map(|p| p.abs()).fold(0.0, f64::max);
         if i.is_finite() && m.quality.missing == 0 {
             self.i_max_a = i;
+            self.last = Some(*m);
         }
+    }
+
+    /// The newest valid cycle measurement.
+    pub fn last_measurement(&self) -> Option<&CycleMeasurement> {
+        self.last.as_ref()
+    }
+
+    /// A periodic reading for the report frame: RMS voltages and currents of the newest measurement, the
+    /// active and reactive power through the LMU (downstream positive) and the state flags.
+    pub fn reading(&self, lmu_id: u32, seq: u32, now: Instant) -> ReportRepr {
+        let mut r = ReportRepr { lmu_id, seq, taken_at_ms: now.as_nanos() / 1_000_000, ..ReportRepr::default() };
+        if let Some(m) = &self.last {
+            let (mut p, mut q) = (0.0, 0.0);
+            for k in 0..3 {
+                r.v_cv[k] = clamp_u(m.v_rms[k] * 100.0, u16::MAX as f64) as u16;
+                r.i_ma[k] = clamp_u(m.i_rms[k] * 1000.0, u32::MAX as f64) as u32;
+                let s = m.v[k] * m.i[k].conj();
+                p += s.re;
+                q += s.im;
+            }
+            r.p_w = clamp_i(p);
+            r.q_var = clamp_i(q);
+        }
+        let st = self.protection.status();
+        let mut f = 0;
+        if !self.flisr.coil_closed() {
+            f |= report_flags::OPEN;
+        }
+        if self.flisr.locked_out() {
+            f |= report_flags::LOCKED_OUT;
+        }
+        if st.loss_of_phase {
+            f |= report_flags::LOSS_OF_PHASE;
+        }
+        if st.pickup {
+            f |= report_flags::PICKUP;
+        }
+        if self.pq.counters().intervals_10min > 0 && !self.pq.counters().compliance().compliant {
+            f |= report_flags::PQ_VIOLATION;
+        }
+        r.flags = f;
+        r
     }
 
     /// A 10-cycle measurement ending at `now`.

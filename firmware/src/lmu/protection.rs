@@ -12,7 +12,7 @@
 
 use crate::hal::metering::CycleMeasurement;
 use crate::lmu::SettingsError;
-use crate::lmu::phasor::Phasor;
+use crate::lmu::phasor::{Phasor, sequence};
 use crate::time::{Duration, Instant};
 
 /// IEC 60255-151 characteristic.
@@ -127,6 +127,12 @@ pub struct ProtectionSettings {
     pub current_drop_ratio: f64,
     /// Smallest pre-drop phase current that makes a drop meaningful (A).
     pub current_drop_min_a: f64,
+    /// Series-fault signature without loss of voltage (an open conductor whose downstream part is held up by
+    /// back-feeding DER): a step of the negative-sequence voltage above this (per unit of `u_nominal_v`)
+    /// with healthy voltages and no superimposed current here, lasting twice the open-conductor delay (shunt
+    /// faults elsewhere are cleared by then). Location stays with FLISR: the upstream neighbour that sees
+    /// neither the step nor fault current bounds the break.
+    pub unbalance_step_pu: f64,
 }
 
 impl Default for ProtectionSettings {
@@ -160,6 +166,7 @@ impl Default for ProtectionSettings {
             open_conductor_delay_ms: 300,
             current_drop_ratio: 0.1,
             current_drop_min_a: 3.0,
+            unbalance_step_pu: 0.01,
         }
     }
 }
@@ -204,6 +211,9 @@ impl ProtectionSettings {
         if !in_range(self.current_drop_min_a, 0.1, 10_000.0) {
             return Err(SettingsError::new("current_drop_min_a", "must be within 0.1..=10000 A"));
         }
+        if !in_range(self.unbalance_step_pu, 0.002, 0.2) {
+            return Err(SettingsError::new("unbalance_step_pu", "must be within 0.002..=0.2"));
+        }
         Ok(())
     }
 }
@@ -242,9 +252,12 @@ pub struct ProtectionStatus {
     pub loop_impedance: Option<Phasor>,
     /// A standalone element operated (latched until [`Protection::reset_trip`]).
     pub trip: Option<TripCause>,
-    /// Loss of a phase voltage or neutral displacement lasted the set delay: this LMU is downstream of an
-    /// open conductor or broken neutral.
+    /// Loss of a phase voltage, neutral displacement or a negative-sequence voltage step without
+    /// superimposed current lasted the set delay: this LMU is downstream of an open conductor or broken
+    /// neutral.
     pub loss_of_phase: bool,
+    /// The present (or last) loss-of-phase condition is the negative-sequence step alone (voltages healthy).
+    pub unbalance_step: bool,
     /// All phase voltages are above `healthy_pu`.
     pub voltage_healthy: bool,
     /// A phase current dropped to near zero (for the set delay) while voltages stayed healthy: an open
@@ -271,6 +284,10 @@ pub struct Protection {
     elements: [Timed; 3],
     loss_since: Option<u64>,
     drop_since: Option<(u64, usize, f64)>,
+    /// Pre-event reference of the unbalance-step element: (U2/U1, |U1|), latched while the step lasts.
+    ub_ref: Option<(Phasor, f64)>,
+    /// Delay of the present loss-of-phase condition (ns).
+    loss_delay_ns: u64,
     last_ns: u64,
 }
 
@@ -292,6 +309,8 @@ impl Protection {
             elements: [Timed::default(); 3],
             loss_since: None,
             drop_since: None,
+            ub_ref: None,
+            loss_delay_ns: 0,
             last_ns: 0,
         })
     }
@@ -467,11 +486,15 @@ impl Protection {
         let min = pu.iter().cloned().fold(f64::INFINITY, f64::min);
         let lost = min < self.s.loss_pu && max > self.s.healthy_pu;
         let shifted = max > 1.0 + self.s.neutral_shift_pu && min < 1.0 - self.s.neutral_shift_pu;
+        let step = self.unbalance_step(m, min);
+        self.status.unbalance_step = step && !lost && !shifted;
         let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
         // An open conductor looks like lost load from upstream (a reverse pickup): only a forward fault masks it.
-        if (lost || shifted) && !(self.status.pickup && self.status.forward) {
+        if (lost || shifted || step) && !(self.status.pickup && self.status.forward) {
             let since = *self.loss_since.get_or_insert(t);
-            self.status.loss_of_phase = t.saturating_sub(since) >= delay;
+            // The step alone waits twice as long: a shunt fault elsewhere is cleared (even by backup) first.
+            self.loss_delay_ns = if lost || shifted { delay } else { 2 * delay };
+            self.status.loss_of_phase = t.saturating_sub(since) >= self.loss_delay_ns;
         } else {
             self.loss_since = None;
             self.status.loss_of_phase = false;
@@ -506,6 +529,39 @@ impl Protection {
                 }
             }
         }
+    }
+
+    /// The negative-sequence voltage step of a series fault (see [`ProtectionSettings::unbalance_step_pu`]),
+    /// against the pre-event memory, latched while it lasts. Needs healthy voltages now and before, and no
+    /// superimposed current: a dip or a dead interval re-baselines it.
+    fn unbalance_step(&mut self, m: &CycleMeasurement, min_pu: f64) -> bool {
+        let u = self.s.u_nominal_v;
+        let ratio_of = |v: &[Phasor; 3]| -> Option<(Phasor, f64)> {
+            let s = sequence(v);
+            let u1 = s[1].abs();
+            if u1 < 0.5 * u || !u1.is_finite() {
+                return None;
+            }
+            div(s[2], s[1]).map(|r| (r, u1))
+        };
+        let healthy = min_pu > self.s.healthy_pu;
+        let now = if healthy && !self.status.pickup { ratio_of(&m.v) } else { None };
+        let Some((r_now, u1_now)) = now else {
+            self.ub_ref = None;
+            return false;
+        };
+        let reference = match self.ub_ref {
+            Some(r) => Some(r),
+            None => self.memory.and_then(|pre| {
+                let pre_min = pre.v.iter().map(|v| v.abs() / u).fold(f64::INFINITY, f64::min);
+                if pre_min > self.s.healthy_pu { ratio_of(&pre.v) } else { None }
+            }),
+        };
+        let Some((r_pre, u1_pre)) = reference else { return false };
+        let d2 = (r_now - r_pre).abs() * u1_now;
+        let step = d2 > self.s.unbalance_step_pu * u;
+        self.ub_ref = if step { Some((r_pre, u1_pre)) } else { None };
+        step
     }
 
     fn update_elements(&mut self, t: u64, m: &CycleMeasurement) {
@@ -600,7 +656,7 @@ impl Protection {
         }
         let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
         if let (Some(since), false) = (self.loss_since, self.status.loss_of_phase) {
-            take(since.saturating_add(delay));
+            take(since.saturating_add(self.loss_delay_ns.max(delay)));
         }
         if let (Some((since, _, _)), false) = (self.drop_since, self.status.current_drop) {
             take(since.saturating_add(delay));
@@ -614,7 +670,7 @@ impl Protection {
         let t = now.as_nanos();
         let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
         if let Some(since) = self.loss_since {
-            self.status.loss_of_phase = t.saturating_sub(since) >= delay;
+            self.status.loss_of_phase = t.saturating_sub(since) >= self.loss_delay_ns.max(delay);
         }
         if let Some((since, _, _)) = self.drop_since {
             self.status.current_drop = t.saturating_sub(since) >= delay;

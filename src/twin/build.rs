@@ -1,0 +1,447 @@
+//! Builds the LMUs of a feeder around a grid agent, and scores the faults of the run.
+//!
+//! One code path for every use: the world builder (`src/world/lmu.rs`) and the FLISR case runner
+//! ([`super::study::run_flisr_case`]) both commission the feeder ([`Commissioning`]), put the LMU agents,
+//! their switches and a supply recorder around a [`GridAgent`] with [`attach`], schedule the faults on the
+//! grid agent, and score the run with [`score`]. Units: s and ms as named, MW in the model, kWh in reports.
+
+use super::LmuMsg;
+use super::agent::{LmuAgent, Placement, Uplink};
+use super::contactor::{ContactorFailure, ContactorModel, ContactorTwin};
+use super::link::{LinkModel, LossyLink};
+use super::metrics::{FaultEvent, FaultsReport, LmuCompliance};
+use super::placement::{Commissioned, Feeder, PlacementRule, commission, farthest_below, section_of_line};
+use super::scenario::{FaultPlan, FaultType, TieRule};
+use super::sensor::{Fidelity, SensorModel, SensorTwin};
+use super::study::ProtectionFile;
+use crate::agents::Msg;
+use crate::engine::{Agent, AgentId, Ctx, Event, SimDuration, SimTime, Simulation, class, stream};
+use crate::grid::GridMsg;
+use crate::grid::agents::GridAgent;
+use crate::grid::model::{Fault, FaultKind, FaultLocation, GridSnapshot, Phase};
+use crate::grid::network::Network;
+use gridtwin_firmware::lmu::flisr::Role;
+use gridtwin_firmware::lmu::pq::PqSettings;
+use gridtwin_firmware::lmu::{Lmu, LmuSettings};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The hardware and settings every LMU of a feeder gets.
+#[derive(Clone, Debug)]
+pub struct LmuHardware {
+    pub sensor: SensorModel,
+    pub contactor: ContactorModel,
+    pub protection: ProtectionFile,
+    pub link: LinkModel,
+    pub fidelity: Fidelity,
+    /// Ambient temperature of the sensor electronics (degC).
+    pub temperature_c: f64,
+}
+
+impl LmuHardware {
+    /// Checks every model; the error names the part and field.
+    pub fn validate(&self) -> Result<(), String> {
+        self.sensor.validate().map_err(|e| format!("sensor model: {e}"))?;
+        self.contactor.validate().map_err(|e| format!("contactor model: {e}"))?;
+        self.protection.validate().map_err(|e| format!("protection: {e}"))?;
+        self.link.validate()
+    }
+}
+
+/// A feeder with its normally-open ties added and its LMUs commissioned.
+#[derive(Clone, Debug)]
+pub struct Commissioning {
+    /// The network with the tie lines appended.
+    pub network: Network,
+    /// (tie line position, bus position of its LMU).
+    pub ties: Vec<(usize, usize)>,
+    /// Line LMUs first (peers 1..=sections), then the tie LMUs.
+    pub lmus: Vec<Commissioned>,
+}
+
+impl Commissioning {
+    pub fn new(net: &Network, placement: &PlacementRule, ties: &TieRule) -> Result<Self, String> {
+        let mut network = net.clone();
+        let ties = add_ties(&mut network, placement, ties)?;
+        let lmus = commission(&network, placement, &ties)?;
+        Ok(Commissioning { network, ties, lmus })
+    }
+
+    /// Number of sections (line LMUs).
+    pub fn sections(&self) -> usize {
+        self.lmus.iter().filter(|c| !c.is_tie).count()
+    }
+
+    /// Resolves a fault named by section to the first line of that section (halfway unless `at` says).
+    pub fn resolve(&self, p: &FaultPlan) -> Result<FaultPlan, String> {
+        let Some(s) = p.section else {
+            if !self.network.lines.iter().any(|l| l.index == p.line) {
+                return Err(format!("faults: line {} does not exist", p.line));
+            }
+            return Ok(*p);
+        };
+        let c = self
+            .lmus
+            .iter()
+            .find(|c| c.peer == s && !c.is_tie)
+            .ok_or(format!("faults: section {s} does not exist (the feeder has sections 1..={})", self.sections()))?;
+        let line = c.section_lines.first().map(|&l| self.network.lines[l].index).ok_or("section without lines")?;
+        Ok(FaultPlan { line, ..*p })
+    }
+
+    /// The section (peer id of its LMU) holding line `line` (file index).
+    pub fn section_of(&self, line: i64) -> Option<u16> {
+        let pos = self.network.lines.iter().position(|l| l.index == line)?;
+        section_of_line(&self.lmus, pos)
+    }
+}
+
+/// Adds the ties of `rule` to `net`; returns (tie line position, bus position where its LMU sits).
+pub fn add_ties(net: &mut Network, placement: &PlacementRule, rule: &TieRule) -> Result<Vec<(usize, usize)>, String> {
+    let TieRule::LeafEnds { length_m } = rule else { return Ok(Vec::new()) };
+    let lmus = commission(net, placement, &[])?;
+    let f = Feeder::new(net, &BTreeSet::new())?;
+    let src_index = net.buses[f.source_bus_pos].index;
+    let mut ties = Vec::new();
+    let mut used = BTreeSet::new();
+    for c in lmus.iter().filter(|c| c.downstream.is_empty()) {
+        let first_child = if c.end == 0 { net.lines[c.line_pos].to_bus } else { net.lines[c.line_pos].from_bus };
+        let Some(cb) = net.bus(first_child) else { continue };
+        let far = farthest_below(&f, cb);
+        if far == f.source_bus_pos || !used.insert(far) {
+            continue;
+        }
+        let mut line = net.lines[c.line_pos].clone();
+        line.index = net.lines.iter().map(|l| l.index).max().unwrap_or(-1) + 1;
+        line.name = Some(format!("tie-{}", net.buses[far].index));
+        line.from_bus = src_index;
+        line.to_bus = net.buses[far].index;
+        line.length_km = length_m / 1000.0;
+        line.r_ohm = None;
+        line.in_service = true;
+        net.lines.push(line);
+        ties.push((net.lines.len() - 1, far));
+    }
+    Ok(ties)
+}
+
+/// The grid's fault state for a plan (phase A, or A and B).
+pub fn grid_fault(p: &FaultPlan) -> Fault {
+    let kind = match p.kind {
+        FaultType::ThreePhase => FaultKind::ThreePhase,
+        FaultType::TwoPhase => FaultKind::LineToLine(Phase::A, Phase::B),
+        FaultType::LineToEarth => FaultKind::LineToEarth(Phase::A),
+        FaultType::OpenConductor => FaultKind::OpenConductor(Phase::A),
+    };
+    Fault { location: FaultLocation::Line { line: p.line, fraction: p.at }, kind, r_ohm: p.r_ohm }
+}
+
+/// What [`attach`] needs besides the feeder.
+pub struct AttachOptions<'a> {
+    pub hw: &'a LmuHardware,
+    /// Line faults, resolved (see [`Commissioning::resolve`]).
+    pub faults: &'a [FaultPlan],
+    /// Contactor failures: (bus file index, failure, onset); every LMU at that bus gets it.
+    pub contactor_faults: &'a [(i64, ContactorFailure, SimDuration)],
+    pub seed: u64,
+    /// Periodic readings: where to and how often.
+    pub uplink: Option<(AgentId, SimDuration)>,
+}
+
+/// The LMUs as built, with what scoring needs.
+pub struct LmuBuild {
+    pub commissioning: Commissioning,
+    /// Agent of each LMU, in the order of `commissioning.lmus`.
+    pub agents: Vec<AgentId>,
+    pub recorder: AgentId,
+    /// Customers: (bus position, base active power MW) per load.
+    pub loads: Vec<(usize, f64)>,
+    pub faults: Vec<FaultPlan>,
+}
+
+/// Builds the firmware settings of one LMU from commissioning.
+fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64) -> LmuSettings {
+    let mut f = hw.protection.flisr(c.peer);
+    f.upstream = c.upstream;
+    f.downstream = c.downstream.clone();
+    f.tie = c.tie;
+    f.is_tie = c.is_tie;
+    f.tie_requesters = c.tie_requesters.clone();
+    f.breaking_capacity_a = hw.contactor.breaking_capacity_a;
+    f.x_loop_ohm_per_km = c.x_ohm_per_km;
+    f.section_length_m = c.first_line_len_m;
+    LmuSettings {
+        front_end: (hw.fidelity == Fidelity::Waveform).then(|| hw.sensor.front_end()),
+        pq: PqSettings { u_din_v: u_nominal_v, ..PqSettings::default() },
+        protection: hw.protection.protection(u_nominal_v),
+        flisr: f,
+    }
+}
+
+/// Adds the LMUs of `c` around the grid agent `grid` (already in `sim`, its model built on `c.network`): a
+/// switch per LMU in the grid model, the LMU agents (subscribed to the grid's snapshots), a supply recorder,
+/// and the faults as grid commands at their onsets. Agent ids follow: LMUs in commissioning order, then the
+/// recorder.
+pub fn attach(
+    sim: &mut Simulation<Msg>,
+    grid: AgentId,
+    c: Commissioning,
+    o: &AttachOptions,
+) -> Result<LmuBuild, String> {
+    o.hw.validate()?;
+    let first = sim.next_agent_id().0;
+    let n = c.lmus.len() as u32;
+    let ids: Vec<AgentId> = (0..n).map(|k| AgentId(first + k)).collect();
+    let recorder = AgentId(first + n);
+    let peers: BTreeMap<u16, AgentId> = c.lmus.iter().zip(&ids).map(|(l, &a)| (l.peer, a)).collect();
+    let g = sim.agent_mut::<GridAgent>(grid).ok_or("the grid agent is missing")?;
+    let mut loads = Vec::new();
+    for (id, bus) in g.model.load_ids() {
+        let (p, _) = g.model.load_base(id).unwrap_or((0.0, 0.0));
+        loads.push((c.network.bus(bus).ok_or(format!("load at missing bus {bus}"))?, p));
+    }
+    let mut switches = Vec::new();
+    for l in &c.lmus {
+        switches.push(g.model.add_line_switch(l.line, l.bus, !l.is_tie, &format!("lmu-{}", l.peer))?);
+    }
+    for &a in &ids {
+        g.subscribe(a);
+    }
+    g.subscribe(recorder);
+    for (k, l) in c.lmus.iter().enumerate() {
+        let u_nom = c.network.buses[l.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
+        let fw = Lmu::new(lmu_settings(l, o.hw, u_nom)).map_err(|(part, e)| format!("LMU {}: {part}.{e}", l.peer))?;
+        let key = l.peer as u64;
+        let sensor = SensorTwin::new(
+            o.hw.sensor.clone(),
+            o.hw.fidelity,
+            o.hw.temperature_c,
+            stream(o.seed, key, "sensor-noise"),
+        )?;
+        let contactor = ContactorTwin::new(o.hw.contactor.clone(), !l.is_tie)?;
+        let link = Box::new(LossyLink::new(o.hw.link, stream(o.seed, key, "link")));
+        let pl = Placement { bus: l.bus_pos, line: l.line_pos, end: l.end, switch: switches[k] };
+        let mut a = LmuAgent::new(l.peer, pl, fw, sensor, contactor, grid, peers.clone(), link);
+        a.grid_agent_protocol = true;
+        if let Some((to, every)) = o.uplink {
+            a.set_uplink(Uplink::Direct(to), every);
+        }
+        let id = sim.add_agent(Box::new(a)).map_err(|e| e.to_string())?;
+        debug_assert_eq!(id, ids[k]);
+    }
+    let buses: Vec<usize> = loads.iter().map(|l| l.0).collect();
+    sim.add_agent(Box::new(SupplyRecorder { buses, history: Vec::new(), dropped: 0 })).map_err(|e| e.to_string())?;
+    for f in o.faults {
+        let on = SimTime::ZERO + f.onset;
+        let gf = grid_fault(f);
+        sim.schedule(grid, grid, on, class::GRID, Msg::Grid(GridMsg::FaultOn(gf))).map_err(|e| e.to_string())?;
+        if let Some(d) = f.duration {
+            let off = on.saturating_add(d);
+            sim.schedule(grid, grid, off, class::GRID, Msg::Grid(GridMsg::FaultOff(gf))).map_err(|e| e.to_string())?;
+        }
+    }
+    for &(bus, failure, onset) in o.contactor_faults {
+        let at: Vec<usize> = (0..c.lmus.len()).filter(|&k| c.lmus[k].bus == bus).collect();
+        if at.is_empty() {
+            return Err(format!("faults: no LMU at bus {bus} for the contactor failure"));
+        }
+        for k in at {
+            let a = ids[k];
+            let msg = Msg::Lmu(LmuMsg::InjectContactor(failure));
+            sim.schedule(a, a, SimTime::ZERO + onset, class::GRID, msg).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(LmuBuild { commissioning: c, agents: ids, recorder, loads, faults: o.faults.to_vec() })
+}
+
+/// Most supply states the recorder keeps (a state is kept only when it changes).
+pub const SUPPLY_HISTORY_MAX: usize = 100_000;
+
+/// Records, per solved grid state that changed it, which customers are supplied: bus energised and every
+/// phase above 0.5 p.u.
+pub struct SupplyRecorder {
+    buses: Vec<usize>,
+    /// (time, supplied per customer).
+    pub history: Vec<(SimTime, Vec<bool>)>,
+    pub dropped: u64,
+}
+
+fn supplied(snap: &GridSnapshot, b: usize) -> bool {
+    snap.energised.get(b).copied().unwrap_or(false)
+        && snap.v_pu.get(b).is_some_and(|v| v.iter().all(|p| p.norm().is_finite() && p.norm() > 0.5))
+}
+
+impl Agent<Msg> for SupplyRecorder {
+    fn handle(&mut self, ev: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
+        if let Msg::Grid(GridMsg::Solved(snap)) = ev.msg {
+            let bits: Vec<bool> = self.buses.iter().map(|&b| supplied(&snap, b)).collect();
+            if self.history.last().is_some_and(|h| h.1 == bits) {
+                return;
+            }
+            if self.history.len() >= SUPPLY_HISTORY_MAX {
+                self.dropped += 1;
+                return;
+            }
+            self.history.push((ctx.now(), bits));
+        }
+    }
+    fn kind(&self) -> &'static str {
+        "supply-recorder"
+    }
+}
+
+/// Scores every fault of the run up to `end`: each fault is judged over its own window (its onset to the
+/// next fault's onset or `end`).
+pub fn score(sim: &Simulation<Msg>, b: &LmuBuild, end: SimTime) -> FaultsReport {
+    let lmus = &b.commissioning.lmus;
+    let agents: Vec<Option<&LmuAgent>> = b.agents.iter().map(|&a| sim.agent::<LmuAgent>(a)).collect();
+    let history: &[(SimTime, Vec<bool>)] = sim.agent::<SupplyRecorder>(b.recorder).map_or(&[], |r| &r.history);
+    let mut order: Vec<usize> = (0..b.faults.len()).collect();
+    order.sort_by_key(|&k| (b.faults[k].onset, k));
+    let mut events = Vec::new();
+    for (j, &k) in order.iter().enumerate() {
+        let f = &b.faults[k];
+        let onset = SimTime::ZERO + f.onset;
+        let until = order.get(j + 1).map_or(end, |&n| SimTime::ZERO + b.faults[n].onset).max(onset);
+        events.push(score_one(f, onset, until, lmus, &agents, &b.loads, history, &b.commissioning));
+    }
+    let mut en = Vec::new();
+    for (l, a) in lmus.iter().zip(&agents) {
+        if let Some(a) = a {
+            en.push(LmuCompliance::from_counters(l.peer, l.bus, a.firmware().pq().counters()));
+        }
+    }
+    FaultsReport::aggregate(events, b.loads.len() as u32, en)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn score_one(
+    f: &FaultPlan,
+    onset: SimTime,
+    until: SimTime,
+    lmus: &[Commissioned],
+    agents: &[Option<&LmuAgent>],
+    loads: &[(usize, f64)],
+    history: &[(SimTime, Vec<bool>)],
+    c: &Commissioning,
+) -> FaultEvent {
+    let onset_s = onset.as_secs_f64();
+    let rel = |t: SimTime| t.as_secs_f64() - onset_s;
+    let ns = |t: SimTime| t.as_nanos();
+    let in_window = |t: u64| t >= ns(onset) && t < ns(until);
+    let true_section = c.section_of(f.line);
+    let mut primaries: Vec<(u64, u16, Option<f64>, Option<f64>)> = Vec::new();
+    let mut detection: Option<f64> = None;
+    for a in agents.iter().flatten() {
+        for r in a.firmware().flisr().reports() {
+            if let Some(d) = r.detected
+                && in_window(d.as_nanos())
+            {
+                let d = d.as_nanos() as f64 * 1e-9 - onset_s;
+                detection = Some(detection.map_or(d, |x: f64| x.min(d)));
+            }
+            if r.role == Role::Primary {
+                let Some(cmd) = r.commanded.map(|c| c.as_nanos()) else { continue };
+                if !in_window(cmd) {
+                    continue;
+                }
+                let iso = r.isolated.map(|c| c.as_nanos() as f64 * 1e-9 - onset_s);
+                primaries.push((cmd, r.section.unwrap_or(0), iso, r.distance_m));
+            }
+        }
+    }
+    primaries.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let located = primaries.first().map(|p| p.1);
+    let true_c = true_section.and_then(|s| lmus.iter().find(|c| c.peer == s));
+    let allowed: BTreeSet<u16> =
+        true_c.map(|c| std::iter::once(c.peer).chain(c.downstream.iter().copied()).collect()).unwrap_or_default();
+    let mut first_open: Option<(f64, u16)> = None;
+    let mut healthy_trips = 0;
+    let mut open_at: BTreeMap<u16, f64> = BTreeMap::new();
+    for (a, l) in agents.iter().zip(lmus) {
+        let Some(a) = a else { continue };
+        if l.is_tie {
+            continue;
+        }
+        if let Some(&(t, _)) = a.switching.iter().find(|(t, closed)| !closed && *t >= onset && *t < until) {
+            let r = rel(t);
+            open_at.insert(l.peer, r);
+            if first_open.is_none_or(|(ft, _)| r < ft) {
+                first_open = Some((r, l.peer));
+            }
+            if !allowed.contains(&l.peer) {
+                healthy_trips += 1;
+            }
+        }
+    }
+    let isolation = if allowed.is_empty() {
+        None
+    } else if allowed.iter().all(|p| open_at.contains_key(p)) {
+        allowed.iter().map(|p| open_at[p]).fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
+    } else {
+        primaries.first().and_then(|p| p.2)
+    };
+    // Customers: out from the first state after the onset that does not supply them.
+    let section_buses: BTreeSet<usize> = true_c.map(|c| c.section_buses.iter().copied().collect()).unwrap_or_default();
+    let end_s = rel(until);
+    let (mut interrupted, mut not_restored) = (0u32, 0u32);
+    let (mut restore_max, mut minutes, mut ens_kwh) = (0.0f64, 0.0, 0.0);
+    for (k, &(b, p_mw)) in loads.iter().enumerate() {
+        let mut out_since: Option<f64> = None;
+        let mut outage_s = 0.0;
+        let mut was_out = false;
+        let mut restored_at: Option<f64> = None;
+        for (t, bits) in history {
+            if *t < onset || *t >= until {
+                continue;
+            }
+            let r = rel(*t);
+            match (bits.get(k).copied().unwrap_or(true), out_since) {
+                (false, None) => {
+                    out_since = Some(r);
+                    was_out = true;
+                }
+                (true, Some(s)) => {
+                    outage_s += r - s;
+                    out_since = None;
+                    restored_at = Some(r);
+                }
+                _ => {}
+            }
+        }
+        if !was_out {
+            continue;
+        }
+        interrupted += 1;
+        if let Some(s) = out_since {
+            outage_s += end_s - s;
+        }
+        minutes += outage_s / 60.0;
+        ens_kwh += p_mw * 1000.0 * outage_s / 3600.0;
+        if !section_buses.contains(&b) {
+            match (out_since, restored_at) {
+                (None, Some(r)) => restore_max = restore_max.max(r),
+                _ => not_restored += 1,
+            }
+        }
+    }
+    let name = |s: Option<u16>| s.map_or("none".to_string(), |p| format!("S{p}"));
+    FaultEvent {
+        kind: f.kind.label().into(),
+        line: f.line,
+        r_ohm: f.r_ohm,
+        true_section: name(true_section),
+        located_section: name(located),
+        onset_s,
+        detection_ms: detection.map(|d| d * 1e3),
+        trip_ms: first_open.map(|f| f.0 * 1e3),
+        selective: first_open.is_some_and(|f| Some(f.1) == true_section),
+        isolation_s: isolation,
+        restore_s: if not_restored > 0 { None } else { Some(restore_max) },
+        distance_m: primaries.first().and_then(|p| p.3),
+        healthy_trips,
+        customers_interrupted: interrupted,
+        healthy_customers_not_restored: not_restored,
+        customer_minutes_lost: minutes,
+        energy_not_supplied_kwh: ens_kwh,
+    }
+}
