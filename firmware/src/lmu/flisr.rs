@@ -46,6 +46,8 @@ pub enum PeerMsg {
     Block,
     /// "I lost a phase voltage": sent to the upstream neighbour.
     LossOfVoltage,
+    /// "My voltages stepped into unbalance without fault current here": sent to the upstream neighbour.
+    UnbalanceSeen,
     /// "A phase current of mine collapsed": sent to the upstream neighbour.
     DropSeen,
     /// "My contactor failed to open": back me up now.
@@ -77,6 +79,7 @@ impl PeerMsg {
             PeerMsg::Opened { section, ok } => (6, section, ok as u8),
             PeerMsg::Restore { section } => (7, section, 0),
             PeerMsg::Restored { section, ok } => (8, section, ok as u8),
+            PeerMsg::UnbalanceSeen => (9, 0, 0),
         };
         let s = section.to_le_bytes();
         [tag, s[0], s[1], flag]
@@ -96,6 +99,7 @@ impl PeerMsg {
             6 => PeerMsg::Opened { section, ok },
             7 => PeerMsg::Restore { section },
             8 => PeerMsg::Restored { section, ok },
+            9 => PeerMsg::UnbalanceSeen,
             _ => return Err(DecodeError),
         })
     }
@@ -326,6 +330,9 @@ pub struct Flisr {
     current: Option<usize>,
     healthy_now: bool,
     oc_blocked: bool,
+    /// When the present forward flag rose (a pickup that turns forward later, e.g. when switching reroutes
+    /// the current, gets its own logic delay).
+    fwd_since: Option<u64>,
 }
 
 impl Flisr {
@@ -356,6 +363,7 @@ impl Flisr {
             current: None,
             healthy_now: false,
             oc_blocked: false,
+            fwd_since: None,
         })
     }
 
@@ -458,6 +466,14 @@ impl Flisr {
             PeerMsg::LossOfVoltage if (downstream || self.s.tie == Some(from)) && self.healthy_now => {
                 self.lov_at = Some(t)
             }
+            // The weaker evidence counts only where no fault current passed lately.
+            PeerMsg::UnbalanceSeen
+                if (downstream || self.s.tie == Some(from))
+                    && self.healthy_now
+                    && self.last_pickup_ns.is_none_or(|p| t.saturating_sub(p) >= 1_000_000_000) =>
+            {
+                self.lov_at = Some(t)
+            }
             PeerMsg::BreakerFailure if downstream => self.breaker_failure_at = Some(t),
             PeerMsg::Open { section } if self.is_neighbour(from) && !self.s.is_tie => {
                 if self.isolating.is_none() && self.mode == Mode::Normal {
@@ -558,7 +574,13 @@ impl Flisr {
         if p.pickup {
             self.last_pickup_ns = Some(t);
         }
-        let since = p.pickup_since.map(|s| s.as_nanos());
+        if forward {
+            let ps = p.pickup_since.map_or(t, |s| s.as_nanos());
+            self.fwd_since = Some(self.fwd_since.unwrap_or(t).max(ps));
+        } else {
+            self.fwd_since = None;
+        }
+        let since = if forward { self.fwd_since } else { p.pickup_since.map(|s| s.as_nanos()) };
 
         // Fault-passage flag: keep blocking the upstream neighbour while flagged (bounded in time).
         if forward
@@ -689,7 +711,10 @@ impl Flisr {
         let lov_recent = self.lov_at.is_some_and(|l| t.saturating_sub(l) < 2_000_000_000);
         if (p.current_drop || lov_recent) && p.voltage_healthy && !p.loss_of_phase && !forward {
             let oc = *self.oc_since.get_or_insert(t);
-            let decide_at = oc + ms(self.s.open_conductor_logic_ms);
+            // A downstream neighbour that lost a phase while this LMU stays healthy, with no current drop here
+            // (DER held the load), bounds the break at once; a current drop waits for `DropSeen` from further
+            // down.
+            let decide_at = if lov_recent && !p.current_drop { oc } else { oc + ms(self.s.open_conductor_logic_ms) };
             if self.oc_blocked {
                 // Passed on to a downstream neighbour; nothing to decide here.
             } else if t >= decide_at {
@@ -721,7 +746,8 @@ impl Flisr {
                     && self.lov_sent < 3
                     && (self.lov_sent == 0 || t >= self.last_lov_sent + ms(20))
                 {
-                    self.send(up, PeerMsg::LossOfVoltage);
+                    let m = if p.unbalance_step { PeerMsg::UnbalanceSeen } else { PeerMsg::LossOfVoltage };
+                    self.send(up, m);
                     self.lov_sent += 1;
                     self.last_lov_sent = t;
                 }
@@ -847,11 +873,12 @@ mod tests {
             PeerMsg::Opened { section: 65535, ok: true },
             PeerMsg::Restore { section: 3 },
             PeerMsg::Restored { section: 3, ok: false },
+            PeerMsg::UnbalanceSeen,
         ];
         for m in all {
             assert_eq!(PeerMsg::decode(&m.encode()), Ok(m));
         }
-        assert!(PeerMsg::decode(&[9, 0, 0, 0]).is_err());
+        assert!(PeerMsg::decode(&[10, 0, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[1, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[6, 0, 0, 2]).is_err());
     }

@@ -288,11 +288,16 @@ pub struct Protection {
     ub_ref: Option<(Phasor, f64)>,
     /// Delay of the present loss-of-phase condition (ns).
     loss_delay_ns: u64,
+    /// Last measurement with a pickup or an unhealthy voltage: the unbalance step is not judged for
+    /// [`QUIET_NS`] after it (switching after a fault reshapes the unbalance; that is no open conductor).
+    disturbed_at: Option<u64>,
     last_ns: u64,
 }
 
 /// Memory depth: the pre-fault reference is at least this old, so a window straddling the onset is not used.
 const MEMORY_AGE_NS: u64 = 40_000_000;
+/// Quiet time after a disturbance before the unbalance-step element judges again.
+const QUIET_NS: u64 = 1_000_000_000;
 /// A pickup longer than this re-baselines the memory (a persistent load change is not a fault).
 const MAX_PICKUP_NS: u64 = 5_000_000_000;
 
@@ -311,6 +316,7 @@ impl Protection {
             drop_since: None,
             ub_ref: None,
             loss_delay_ns: 0,
+            disturbed_at: None,
             last_ns: 0,
         })
     }
@@ -545,7 +551,11 @@ impl Protection {
             div(s[2], s[1]).map(|r| (r, u1))
         };
         let healthy = min_pu > self.s.healthy_pu;
-        let now = if healthy && !self.status.pickup { ratio_of(&m.v) } else { None };
+        if !healthy || self.status.pickup {
+            self.disturbed_at = Some(self.last_ns);
+        }
+        let quiet = self.disturbed_at.is_none_or(|d| self.last_ns >= d + QUIET_NS);
+        let now = if quiet { ratio_of(&m.v) } else { None };
         let Some((r_now, u1_now)) = now else {
             self.ub_ref = None;
             return false;
