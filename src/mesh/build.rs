@@ -129,18 +129,25 @@ pub fn build(
 
 const BROADCAST_LIMIT: usize = 0xFFFF;
 
-/// Fills every node's neighbour list (who hears it above the threshold) with a grid-bucket spatial index and
-/// warns about isolated and partitioned nodes and out-of-validity propagation.
+/// Fills every node's neighbour list (who may decode it) with a grid-bucket spatial index, sets the channel's
+/// interference reach, and warns about isolated and partitioned nodes and out-of-validity propagation.
 fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, warnings: &mut Vec<String>) {
     let n = agent.nodes.len();
     let margin_db = if cfg.fading == Fading::Rayleigh { 5.0 } else { 0.0 };
     let sens = radio.sensitivity_dbm;
-    // Lists reach down to the noise floor: they also serve as the interference and CCA neighbourhoods (a
-    // transmission whose mean power is below the noise floor at a node is ignored there).
-    let thr = (sens - margin_db).min(radio.noise_floor_dbm());
-    let max_loss = radio.link_budget_offset_dbm() - thr + 3.5 * cfg.propagation.shadowing_db();
-    let reach = cfg.propagation.range_for_loss_m(max_loss, radio.frequency_mhz).max(1.0);
-    agent.reach_m = reach;
+    // Lists hold the nodes a transmission may be decoded at; interference and CCA see every transmission whose
+    // mean power is at or above the noise floor, computed per link on demand (static shadowing included).
+    let thr = sens - margin_db;
+    let interference = thr.min(radio.noise_floor_dbm());
+    let shadow_margin = 3.5 * cfg.propagation.shadowing_db();
+    let offset = radio.link_budget_offset_dbm();
+    let f = radio.frequency_mhz;
+    let reach = cfg.propagation.range_for_loss_m(offset - thr + shadow_margin, f).max(1.0);
+    let interference_reach = cfg.propagation.range_for_loss_m(offset - interference + shadow_margin, f).max(reach);
+    agent.xy = agent.nodes.iter().map(|nd| (nd.x_m, nd.y_m)).collect();
+    agent.audible_reach_m = reach;
+    agent.reach2 = interference_reach * interference_reach;
+    agent.interference_dbm = interference;
     let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
     for nd in &agent.nodes {
         x0 = x0.min(nd.x_m);
@@ -169,12 +176,12 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
                 let mut j = heads[gy * nx + gx];
                 while j != u32::MAX {
                     let ju = j as usize;
-                    if ju != i {
+                    let (a, b) = (agent.xy[i], agent.xy[ju]);
+                    let d = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
+                    if ju != i && d <= reach {
                         let p = agent.mean_rx_dbm(i, ju);
                         if p >= thr {
                             list.push((j, p as f32));
-                            let (a, b) = (&agent.nodes[i], &agent.nodes[ju]);
-                            let d = ((a.x_m - b.x_m).powi(2) + (a.y_m - b.y_m).powi(2)).sqrt();
                             dmin = dmin.min(d);
                             dmax = dmax.max(d);
                         }

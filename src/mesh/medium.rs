@@ -81,7 +81,8 @@ pub(crate) struct Node {
     pub router: Router,
     mac: Mac,
     timer_at: u64,
-    /// Nodes that hear this node's transmissions above the neighbour threshold, with their mean power (dBm).
+    /// Nodes that may decode this node's transmissions (mean power at or above sensitivity, less the fading
+    /// margin), with that mean power (dBm), by index.
     pub nbrs: Vec<(u32, f32)>,
     pub stats: NodeStats,
     /// Latencies of this node's delivered reports, µs.
@@ -253,9 +254,18 @@ pub struct MeshAgent {
     /// (id, index) sorted by id.
     pub(crate) by_id: Vec<(u32, u32)>,
     scratch: Vec<Interferer>,
+    scratch_air: Vec<OnAir>,
     pub(crate) started_ns: u64,
-    /// Longest distance at which a neighbour list holds an entry, m.
-    pub(crate) reach_m: f64,
+    /// Node positions by index, m (a compact copy for the link computations of the channel).
+    pub(crate) xy: Vec<(f64, f64)>,
+    /// Square of the distance beyond which no transmission reaches the interference threshold, m^2.
+    pub(crate) reach2: f64,
+    /// Mean received power below which a transmission is ignored at a receiver (interference, CCA), dBm.
+    pub(crate) interference_dbm: f64,
+    /// Longest distance at which a node may decode another (neighbour lists), m.
+    pub(crate) audible_reach_m: f64,
+    /// Log-distance propagation: reference distance (m), loss there (dB) and dB per decade.
+    log_distance: Option<(f64, f64, f64)>,
 }
 
 fn addr_idx(a: u16) -> usize {
@@ -319,8 +329,20 @@ impl MeshAgent {
             random_failures,
             by_id,
             scratch: Vec::new(),
+            scratch_air: Vec::new(),
             started_ns: 0,
-            reach_m: f64::INFINITY,
+            xy: Vec::new(),
+            reach2: f64::INFINITY,
+            interference_dbm: radio.noise_floor_dbm(),
+            audible_reach_m: f64::INFINITY,
+            log_distance: match cfg.propagation {
+                Propagation::LogDistance { exponent, ref_distance_m, .. } => Some((
+                    ref_distance_m,
+                    super::propagation::fspl_db(ref_distance_m, radio.frequency_mhz),
+                    10.0 * exponent,
+                )),
+                _ => None,
+            },
         })
     }
 
@@ -346,9 +368,34 @@ impl MeshAgent {
 
     /// Mean received power at `to` of a transmission from `from`, dBm (shadowing included, no fading).
     pub fn mean_rx_dbm(&self, from: usize, to: usize) -> f64 {
-        let (a, b) = (&self.nodes[from], &self.nodes[to]);
-        let d = ((a.x_m - b.x_m).powi(2) + (a.y_m - b.y_m).powi(2)).sqrt();
-        self.offset_dbm - self.prop.loss_db(self.seed, from as u32, to as u32, d, self.radio.frequency_mhz)
+        let (a, b) = (self.xy[from], self.xy[to]);
+        let d = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
+        self.offset_dbm - self.loss_db(from, to, d)
+    }
+
+    /// Path loss of a link, dB (the propagation model's, with the log-distance reference loss computed once).
+    #[inline]
+    fn loss_db(&self, from: usize, to: usize, d: f64) -> f64 {
+        match self.log_distance {
+            Some((d0, l0, slope)) if d > d0 && d >= super::propagation::MIN_DISTANCE_M => {
+                l0 + slope * (d / d0).log10() + self.prop.shadow_db(self.seed, from as u32, to as u32)
+            }
+            _ => self.prop.loss_db(self.seed, from as u32, to as u32, d, self.radio.frequency_mhz),
+        }
+    }
+
+    /// Mean power at `to` of `from`'s transmissions, dBm; `None` below the interference threshold (the noise
+    /// floor) or beyond the distance where shadowing could lift it there. Computed from the link's path loss
+    /// and static shadowing on demand: no per-link table, and the same value every time.
+    #[inline]
+    pub(crate) fn link_dbm(&self, from: usize, to: usize) -> Option<f64> {
+        let (a, b) = (self.xy[from], self.xy[to]);
+        let d2 = (a.0 - b.0).powi(2) + (a.1 - b.1).powi(2);
+        if d2 > self.reach2 {
+            return None;
+        }
+        let p = self.offset_dbm - self.loss_db(from, to, d2.sqrt());
+        (p >= self.interference_dbm).then_some(p)
     }
 
     fn timer(&self, i: usize, kind: TimerKind, air: u64) -> Msg {
@@ -539,12 +586,6 @@ impl MeshAgent {
         ctx.schedule_at(SimTime(at), class::DEFAULT, m);
     }
 
-    /// Mean power at `to` of `from`'s transmissions from the neighbour list, dBm; `None` below the noise floor.
-    fn link_dbm(&self, from: usize, to: usize) -> Option<f64> {
-        let l = &self.nodes[from].nbrs;
-        l.binary_search_by_key(&(to as u32), |e| e.0).ok().map(|k| l[k].1 as f64)
-    }
-
     fn channel_busy(&self, i: usize, now: u64) -> bool {
         let mut mw = 0.0;
         for g in &self.air {
@@ -655,19 +696,19 @@ impl MeshAgent {
     }
 
     /// Transmissions overlapping `f` in time (computed once per frame, shared by all its receivers).
-    fn overlaps_of(&self, f: &OnAir) -> Vec<OnAir> {
-        // A transmitter farther than two neighbour reaches from `f`'s source cannot be in any receiver's list.
-        let (fx, fy) = (self.nodes[f.src as usize].x_m, self.nodes[f.src as usize].y_m);
-        let r2 = (2.0 * self.reach_m).powi(2);
-        self.air
-            .iter()
-            .filter(|g| g.id != f.id && g.start < f.end && g.end > f.start)
-            .filter(|g| {
-                let n = &self.nodes[g.src as usize];
-                (n.x_m - fx).powi(2) + (n.y_m - fy).powi(2) <= r2
-            })
-            .copied()
-            .collect()
+    /// Fills `out` (the agent's scratch buffer, taken by the caller) with them.
+    fn overlaps_of(&self, f: &OnAir, out: &mut Vec<OnAir>) {
+        // A transmitter farther from `f`'s source than the decoding reach plus the interference reach cannot
+        // disturb any receiver of `f`.
+        let (fx, fy) = self.xy[f.src as usize];
+        let r2 = (self.audible_reach_m + self.reach2.sqrt()).powi(2);
+        out.clear();
+        out.extend(self.air.iter().filter(|g| {
+            g.id != f.id && g.start < f.end && g.end > f.start && {
+                let (x, y) = self.xy[g.src as usize];
+                (x - fx).powi(2) + (y - fy).powi(2) <= r2
+            }
+        }));
     }
 
     fn deliver_frame(&mut self, r: usize, from: usize, rssi: f64, bytes: &[u8], ctx: &mut Ctx<'_, Msg>) {
@@ -680,8 +721,10 @@ impl MeshAgent {
     fn on_tx_end(&mut self, i: usize, air: u64, ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now().0;
         let Some(f) = self.air.iter().rev().find(|g| g.id == air).copied() else { return };
-        let Some(bytes) = self.nodes[i].mac.queue.front().map(|o| o.frame.to_vec()) else { return };
-        let ov = self.overlaps_of(&f);
+        // The frame's bytes leave the queue for the deliveries and go back for a possible retry.
+        let Some(bytes) = self.nodes[i].mac.queue.front_mut().map(|o| std::mem::take(&mut o.frame)) else { return };
+        let mut ov = std::mem::take(&mut self.scratch_air);
+        self.overlaps_of(&f, &mut ov);
         if f.dst == BROADCAST {
             for k in 0..self.nodes[i].nbrs.len() {
                 let (r, p) = self.nodes[i].nbrs[k];
@@ -693,6 +736,7 @@ impl MeshAgent {
                     self.deliver_frame(r, i, rssi, &bytes, ctx);
                 }
             }
+            self.scratch_air = ov;
             self.finish(i, TxStatus::Sent, ctx);
             return;
         }
@@ -708,7 +752,9 @@ impl MeshAgent {
                 got = None;
             }
         }
+        self.scratch_air = ov;
         let Some(rssi) = got else {
+            self.restore_frame(i, bytes);
             let m = self.timer(i, TimerKind::AckTimeout, 0);
             ctx.schedule_at(SimTime(now + self.ack_wait_ns), class::DEFAULT, m);
             return;
@@ -742,20 +788,32 @@ impl MeshAgent {
         // MAC duplicate rejection (a retransmission after a lost ack).
         let key = (i as u16, f.seq);
         let dn = &mut self.nodes[d];
-        if dn.recent_rx.contains(&key) {
-            return;
+        if !dn.recent_rx.contains(&key) {
+            dn.recent_rx[dn.recent_i as usize % 8] = key;
+            dn.recent_i = dn.recent_i.wrapping_add(1);
+            self.deliver_frame(d, i, rssi, &bytes, ctx);
         }
-        dn.recent_rx[dn.recent_i as usize % 8] = key;
-        dn.recent_i = dn.recent_i.wrapping_add(1);
-        self.deliver_frame(d, i, rssi, &bytes, ctx);
+        self.restore_frame(i, bytes);
+    }
+
+    /// Puts the bytes of the frame being sent back at the head of node `i`'s queue.
+    fn restore_frame(&mut self, i: usize, bytes: Vec<u8>) {
+        if let Some(o) = self.nodes[i].mac.queue.front_mut()
+            && o.frame.is_empty()
+        {
+            o.frame = bytes;
+        }
     }
 
     fn on_ack_end(&mut self, i: usize, air: u64, ctx: &mut Ctx<'_, Msg>) {
         let Some(a) = self.air.iter().rev().find(|g| g.id == air).copied() else { return };
         debug_assert!(a.ack);
         let mean = self.mean_rx_dbm(a.src as usize, i);
-        let ov = self.overlaps_of(&a);
-        if self.receive(a, i, mean, &ov).is_some() {
+        let mut ov = std::mem::take(&mut self.scratch_air);
+        self.overlaps_of(&a, &mut ov);
+        let got = self.receive(a, i, mean, &ov);
+        self.scratch_air = ov;
+        if got.is_some() {
             let attempts = self.nodes[i].mac.attempts;
             self.finish(i, TxStatus::Acked { attempts }, ctx);
         } else {

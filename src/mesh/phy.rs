@@ -13,7 +13,7 @@ use super::radio::{PhyKind, RadioModel};
 /// dBm to mW.
 #[inline]
 pub fn dbm_to_mw(dbm: f64) -> f64 {
-    10f64.powf(dbm / 10.0)
+    (dbm * (std::f64::consts::LN_10 / 10.0)).exp()
 }
 /// mW to dBm.
 #[inline]
@@ -91,27 +91,52 @@ pub fn success_probability(
     if end <= start {
         return 0.0;
     }
+    if interferers.is_empty() {
+        return (1.0 - ber(radio, signal_mw / noise_mw)).powf(bits);
+    }
     let total = (end - start) as f64;
-    // Boundaries where the interference level changes.
-    let mut cuts: Vec<u64> = Vec::with_capacity(2 + 2 * interferers.len());
-    cuts.push(start);
-    cuts.push(end);
+    // Sweep over the times where the interference level changes (on the stack for the usual few interferers).
+    let mut level = 0.0;
+    let mut stack = [(0u64, 0f64); 64];
+    let mut heap = Vec::new();
+    let ev: &mut [(u64, f64)] = if 2 * interferers.len() <= stack.len() {
+        &mut stack[..]
+    } else {
+        heap.resize(2 * interferers.len(), (0, 0.0));
+        &mut heap[..]
+    };
+    let mut n = 0;
     for i in interferers {
-        for t in [i.start, i.end] {
-            if t > start && t < end {
-                cuts.push(t);
-            }
+        if i.end <= start || i.start >= end {
+            continue;
+        }
+        if i.start <= start {
+            level += i.mw;
+        } else {
+            ev[n] = (i.start, i.mw);
+            n += 1;
+        }
+        if i.end < end {
+            ev[n] = (i.end, -i.mw);
+            n += 1;
         }
     }
-    cuts.sort_unstable();
-    cuts.dedup();
-    let mut p = 1.0;
-    for w in cuts.windows(2) {
-        let (a, b) = (w[0], w[1]);
-        let i_mw: f64 = interferers.iter().filter(|i| i.start < b && i.end > a).map(|i| i.mw).sum();
-        let sinr = signal_mw / (noise_mw + i_mw);
-        let n = bits * (b - a) as f64 / total;
-        p *= (1.0 - ber(radio, sinr)).powf(n);
+    let ev = &mut ev[..n];
+    ev.sort_unstable_by_key(|e| e.0);
+    let segment = |a: u64, b: u64, i_mw: f64| {
+        let sinr = signal_mw / (noise_mw + i_mw.max(0.0));
+        (1.0 - ber(radio, sinr)).powf(bits * (b - a) as f64 / total)
+    };
+    let (mut t, mut p) = (start, 1.0);
+    for &(at, d) in ev.iter() {
+        if at > t {
+            p *= segment(t, at, level);
+            t = at;
+        }
+        level += d;
+    }
+    if end > t {
+        p *= segment(t, end, level);
     }
     p
 }
