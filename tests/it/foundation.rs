@@ -10,6 +10,20 @@ use std::path::{Path, PathBuf};
 
 /// Longest simulated time a shipped scenario gets in these (debug-build) tests.
 const TEST_UNTIL: &str = "6h";
+/// Simulated time for the large mesh studies (thousands of nodes), which cost minutes per simulated day.
+const TEST_UNTIL_LARGE: &str = "5min";
+
+/// How long to run a shipped scenario in tests: large meshes get a short window that still covers joining,
+/// routing and first reports.
+fn test_until(l: &Loaded) -> &'static str {
+    let nodes = l
+        .scenario
+        .mesh
+        .as_ref()
+        .and_then(|m| m.layout.as_ref())
+        .map_or(0, |lay| gridtwin::mesh::build::layout_nodes(lay, l.scenario.seed).len());
+    if nodes > 1000 { TEST_UNTIL_LARGE } else { TEST_UNTIL }
+}
 
 fn read_dir_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut m = BTreeMap::new();
@@ -36,7 +50,8 @@ fn every_shipped_scenario_is_deterministic_across_runs_and_thread_counts() {
             let out = tmp.path().join(format!("{n}-{k}"));
             let g = Global { out: Some(out.clone()), quiet: true, threads: Some(threads), ..Global::default() };
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| run_to_dir(&g, &loaded, Some(TEST_UNTIL))).unwrap_or_else(|e| panic!("{rel}: {e}"));
+            pool.install(|| run_to_dir(&g, &loaded, Some(test_until(&loaded))))
+                .unwrap_or_else(|e| panic!("{rel}: {e}"));
             let mut files = read_dir_files(&out);
             assert!(files.remove("timing.json").is_some(), "{rel}: timing.json missing");
             assert!(files.contains_key("summary.json"), "{rel}: summary.json missing");
@@ -183,7 +198,12 @@ fn bad_input_never_panics_always_locates_and_writes_nothing() {
         let file = format!("{}#{k}", path.display());
         let outcome =
             Loaded::from_text(file.clone(), text.clone(), path.parent().map(Path::to_path_buf)).and_then(|l| {
-                gridtwin::world::build(&l, 1, None)?;
+                // Large meshes are validated, not built, to keep the test quick.
+                if test_until(&l) == TEST_UNTIL_LARGE {
+                    l.validate()?;
+                } else {
+                    gridtwin::world::build(&l, 1, None)?;
+                }
                 Ok(l)
             });
         match outcome {
@@ -194,7 +214,7 @@ fn bad_input_never_panics_always_locates_and_writes_nothing() {
             }
             Ok(l) => {
                 // Accepted variants must run; a run cut short keeps the test fast. Every 10th only.
-                if k % 10 == 0 {
+                if k % 10 == 0 && test_until(&l) != TEST_UNTIL_LARGE {
                     let out = tmp.path().join(format!("ok-{k}"));
                     let g = Global { out: Some(out.clone()), quiet: true, ..Global::default() };
                     run_to_dir(&g, &l, Some("1min"))
@@ -215,6 +235,9 @@ fn bad_input_never_panics_always_locates_and_writes_nothing() {
         else {
             continue;
         };
+        if test_until(&l) == TEST_UNTIL_LARGE {
+            continue;
+        }
         let out = tmp.path().join(format!("bad-{k}"));
         let g = Global { out: Some(out.clone()), quiet: true, ..Global::default() };
         if run_to_dir(&g, &l, Some("1min")).is_err() {
