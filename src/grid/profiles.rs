@@ -41,10 +41,12 @@ pub fn day_type(day_of_year: u32) -> usize {
     }
 }
 
-/// Un-normalised H0 day shape (relative power) at hour `h` (0..24).
-fn h0_shape(season: Season, day_type: usize, h: f64) -> f64 {
-    // (centre hour, width h, height) bumps over a base; evening peak higher in winter, flatter in summer.
-    let (base, bumps): (f64, [(f64, f64, f64); 4]) = match (season, day_type) {
+/// Parameters of the H0 day shape: a base level and four (centre hour, width h, height) Gaussian bumps; the
+/// evening peak is higher in winter and flatter in summer.
+type H0Params = (f64, [(f64, f64, f64); 4]);
+
+fn h0_params(season: Season, day_type: usize) -> H0Params {
+    match (season, day_type) {
         (Season::Winter, 0) => (0.55, [(7.5, 1.2, 0.75), (12.5, 1.6, 0.75), (18.5, 2.0, 1.35), (22.5, 1.2, 0.35)]),
         (Season::Winter, 1) => (0.55, [(9.5, 1.6, 0.85), (12.5, 1.5, 1.0), (18.3, 2.0, 1.25), (22.5, 1.2, 0.4)]),
         (Season::Winter, _) => (0.55, [(10.0, 1.8, 0.9), (12.3, 1.2, 1.2), (18.3, 2.0, 1.15), (22.0, 1.2, 0.35)]),
@@ -54,10 +56,17 @@ fn h0_shape(season: Season, day_type: usize, h: f64) -> f64 {
         (Season::Transition, 0) => (0.52, [(7.5, 1.2, 0.7), (12.5, 1.7, 0.72), (19.0, 2.1, 1.15), (22.5, 1.2, 0.4)]),
         (Season::Transition, 1) => (0.52, [(9.5, 1.7, 0.8), (12.5, 1.5, 0.95), (18.7, 2.1, 1.05), (22.5, 1.2, 0.42)]),
         (Season::Transition, _) => (0.52, [(10.0, 1.8, 0.85), (12.3, 1.2, 1.1), (18.7, 2.1, 1.0), (22.0, 1.2, 0.38)]),
-    };
-    // Night trough around 3-5 h.
-    let night = 0.25 * (-((h - 4.0) / 2.0).powi(2)).exp();
-    let mut v = base - night;
+    }
+}
+
+/// Night trough around 3-5 h: depth and its centre and width (hours).
+const H0_NIGHT: (f64, f64, f64) = (0.25, 4.0, 2.0);
+
+/// Un-normalised H0 day shape (relative power) at hour `h` (0..24).
+fn h0_shape(season: Season, day_type: usize, h: f64) -> f64 {
+    let (base, bumps) = h0_params(season, day_type);
+    let (depth, centre, width) = H0_NIGHT;
+    let mut v = base - depth * (-((h - centre) / width).powi(2)).exp();
     for (c, w, a) in bumps {
         // Periodic distance so the curve joins at midnight.
         let d = ((h - c + 12.0).rem_euclid(24.0)) - 12.0;
@@ -66,9 +75,19 @@ fn h0_shape(season: Season, day_type: usize, h: f64) -> f64 {
     v
 }
 
-/// Mean of the shape over a day (for normalisation), by 1-minute quadrature.
+/// erf(2), for the night trough's integral over the day.
+const ERF_2: f64 = 0.995_322_265_018_952_7;
+
+/// Mean of the shape over a day (for normalisation), in closed form: each periodic bump integrates to
+/// `a w sqrt(2 pi)` (its tails beyond +-12 h are below 1e-6 of it), the night trough over 0..24 h to
+/// `depth width sqrt(pi) (erf(centre / width) + erf((24 - centre) / width))`, with erf(10) = 1 to double precision.
 fn h0_shape_mean(season: Season, day_type: usize) -> f64 {
-    (0..1440).map(|m| h0_shape(season, day_type, m as f64 / 60.0)).sum::<f64>() / 1440.0
+    let (base, bumps) = h0_params(season, day_type);
+    let (depth, centre, width) = H0_NIGHT;
+    debug_assert!(centre == 4.0 && width == 2.0, "ERF_2 belongs to centre / width = 2");
+    let night = depth * width * PI.sqrt() * (ERF_2 + 1.0) / 2.0;
+    let bumps: f64 = bumps.iter().map(|&(_, w, a)| a * w * (2.0 * PI).sqrt()).sum();
+    base + (bumps - night) / 24.0
 }
 
 /// Household demand in kW at `t_s` seconds into day `day_of_year` for `annual_kwh` per year.
@@ -240,6 +259,18 @@ mod tests {
         }
         // The dynamisation polynomial averages to about 1 over the year.
         assert!((kwh / 1000.0 - 1.0).abs() < 0.03, "annual energy {kwh} kWh");
+    }
+
+    #[test]
+    fn closed_form_day_mean_matches_fine_quadrature() {
+        for season in [Season::Winter, Season::Summer, Season::Transition] {
+            for dt in 0..3 {
+                let n = 24 * 3600;
+                let q = (0..n).map(|k| h0_shape(season, dt, (k as f64 + 0.5) / 3600.0)).sum::<f64>() / n as f64;
+                let c = h0_shape_mean(season, dt);
+                assert!((q - c).abs() < 1e-6 * c, "{season:?} {dt}: quadrature {q} vs closed form {c}");
+            }
+        }
     }
 
     #[test]

@@ -159,7 +159,22 @@ pub struct Lu {
     vals: Vec<C64>,
     inv_diag: Vec<C64>,
     work: Vec<C64>,
+    /// Packed factors when the pattern is a forest (radial feeders: every column of L holds at most one entry,
+    /// the parent), so a triangular solve walks one array with no inner loops. Empty otherwise.
+    tree: Vec<TreeNode>,
 }
+
+/// One unknown of a forest-shaped factor: its parent (`NO_PARENT` at a root), the L and U couplings to it
+/// and the inverse pivot.
+#[derive(Clone, Copy, Debug)]
+struct TreeNode {
+    parent: u32,
+    l: C64,
+    u: C64,
+    inv_diag: C64,
+}
+
+const NO_PARENT: u32 = u32::MAX;
 
 /// A zero (or non-finite) pivot: the matrix is singular at this original unknown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,6 +189,7 @@ impl Lu {
             vals: vec![C64::new(0.0, 0.0); len],
             inv_diag: vec![C64::new(0.0, 0.0); n],
             work: vec![C64::new(0.0, 0.0); n],
+            tree: Vec::new(),
         }
     }
 
@@ -210,6 +226,24 @@ impl Lu {
                 vals[t as usize] -= d;
             }
         }
+        self.tree.clear();
+        if sym.ptr.windows(2).all(|w| w[1] - w[0] <= 1) {
+            let nnz = sym.idx.len();
+            self.tree.extend((0..sym.n).map(|k| {
+                let p = sym.ptr[k];
+                if sym.ptr[k + 1] > p {
+                    TreeNode {
+                        parent: sym.idx[p] as u32,
+                        l: vals[sym.n + nnz + p],
+                        u: vals[sym.n + p],
+                        inv_diag: self.inv_diag[k],
+                    }
+                } else {
+                    let zero = C64::new(0.0, 0.0);
+                    TreeNode { parent: NO_PARENT, l: zero, u: zero, inv_diag: self.inv_diag[k] }
+                }
+            }));
+        }
         Ok(())
     }
 
@@ -222,6 +256,25 @@ impl Lu {
     pub fn solve_ordered(&self, w: &mut [C64]) {
         let sym = &*self.sym;
         let n = sym.n;
+        if !self.tree.is_empty() {
+            let w = &mut w[..n];
+            // Parents come later in elimination order: forward pushes each value to its parent, backward
+            // reads the parent's finished value.
+            for (k, t) in self.tree.iter().enumerate() {
+                if t.parent != NO_PARENT {
+                    let wk = w[k];
+                    w[t.parent as usize] -= t.l * wk;
+                }
+            }
+            for (k, t) in self.tree.iter().enumerate().rev() {
+                let mut acc = w[k];
+                if t.parent != NO_PARENT {
+                    acc -= t.u * w[t.parent as usize];
+                }
+                w[k] = acc * t.inv_diag;
+            }
+            return;
+        }
         let nnz = sym.idx.len();
         let upper = &self.vals[n..n + nnz];
         let lower = &self.vals[n + nnz..n + 2 * nnz];
@@ -244,33 +297,16 @@ impl Lu {
 
     /// Solves `A x = b` in place (`b` in original order).
     pub fn solve(&mut self, b: &mut [C64]) {
-        let sym = &*self.sym;
-        let n = sym.n;
-        let w = &mut self.work;
-        for k in 0..n {
-            w[k] = b[sym.perm[k]];
+        let mut w = std::mem::take(&mut self.work);
+        let perm = &self.sym.perm;
+        for (wk, &old) in w.iter_mut().zip(perm) {
+            *wk = b[old];
         }
-        let up0 = n;
-        let lo0 = n + sym.idx.len();
-        for k in 0..n {
-            let wk = w[k];
-            if wk.re != 0.0 || wk.im != 0.0 {
-                for p in sym.ptr[k]..sym.ptr[k + 1] {
-                    let i = sym.idx[p];
-                    w[i] -= self.vals[lo0 + p] * wk;
-                }
-            }
+        self.solve_ordered(&mut w);
+        for (wk, &old) in w.iter().zip(perm) {
+            b[old] = *wk;
         }
-        for k in (0..n).rev() {
-            let mut s = w[k];
-            for p in sym.ptr[k]..sym.ptr[k + 1] {
-                s -= self.vals[up0 + p] * w[sym.idx[p]];
-            }
-            w[k] = s * self.inv_diag[k];
-        }
-        for k in 0..n {
-            b[sym.perm[k]] = w[k];
-        }
+        self.work = w;
     }
 }
 
@@ -339,6 +375,38 @@ mod tests {
         ];
         let mut lu = Lu::new(sym);
         assert!(lu.refactor(&entries).is_err());
+    }
+
+    #[test]
+    fn forest_fast_path_matches_a_dense_solve() {
+        // Two trees (a forest), non-symmetric values as with phase-shifting transformers.
+        let n = 40;
+        let edges: Vec<(usize, usize)> =
+            (1..n).filter(|&i| i != 20).map(|i| (if i > 20 { (i - 21) / 3 + 20 } else { (i - 1) / 2 }, i)).collect();
+        let sym = Arc::new(Symbolic::new(n, &edges));
+        let mut dense = vec![vec![c(0.0, 0.0); n]; n];
+        let mut entries = Vec::new();
+        for (k, &(i, j)) in edges.iter().enumerate() {
+            let y = c(2.0 + (k % 7) as f64, -3.0 + 0.25 * (k % 5) as f64);
+            for (r, s, v) in [(i, i, y), (j, j, y), (i, j, -y * c(0.99, 0.05)), (j, i, -y * c(1.0, -0.05))] {
+                dense[r][s] += v;
+                entries.push((sym.slot(r, s).unwrap(), v));
+            }
+        }
+        for (i, row) in dense.iter_mut().enumerate() {
+            let y = c(0.1 + 0.01 * i as f64, 0.02);
+            row[i] += y;
+            entries.push((sym.slot(i, i).unwrap(), y));
+        }
+        let mut lu = Lu::new(sym);
+        lu.refactor(&entries).unwrap();
+        assert!(!lu.tree.is_empty(), "a forest takes the packed path");
+        let x_true: Vec<C64> = (0..n).map(|i| c((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos())).collect();
+        let mut b: Vec<C64> = (0..n).map(|i| (0..n).map(|j| dense[i][j] * x_true[j]).sum()).collect();
+        lu.solve(&mut b);
+        for i in 0..n {
+            assert!((b[i] - x_true[i]).norm() < 1e-10, "{i}: {} vs {}", b[i], x_true[i]);
+        }
     }
 
     #[test]

@@ -340,6 +340,35 @@ fn impossible_load_is_reported_with_bus_names() {
 }
 
 #[test]
+fn reduced_and_full_iterations_agree() {
+    // The Thevenin reduction onto loaded nodes and the full triangular sweeps iterate the same fixed point.
+    for dir in reference_networks() {
+        let net = Network::from_json_file(&dir.join("network.json")).unwrap();
+        for unbalanced in [false, true] {
+            let mut model = GridModel::new(net.clone());
+            model.unbalanced = unbalanced;
+            model.solve().unwrap();
+            let mut pf = model.power_flow().cloned().unwrap();
+            let mut run = |reduce: bool| {
+                pf.options.reduce = reduce;
+                pf.reset_flat();
+                let st = if unbalanced { pf.solve_unbalanced() } else { pf.solve_balanced() }.unwrap();
+                let v: Vec<_> = (0..pf.topo.n_nodes).map(|k| pf.phase_voltages(k)).collect();
+                (st.iterations, v)
+            };
+            let (it_full, v_full) = run(false);
+            let (it_red, v_red) = run(true);
+            assert!(it_full.abs_diff(it_red) <= 1, "{}: {it_full} vs {it_red} iterations", dir.display());
+            for (k, (a, b)) in v_full.iter().zip(&v_red).enumerate() {
+                for ph in 0..3 {
+                    assert!((a[ph] - b[ph]).norm() < 1e-10, "{} node {k}: {} vs {}", dir.display(), a[ph], b[ph]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn warm_started_time_series_converges_fast() {
     let net = Network::from_json_file(&data_dir().join("ieee_european_lv_on_peak_566/network.json")).unwrap();
     let mut m = GridModel::new(net);
