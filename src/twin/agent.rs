@@ -19,6 +19,7 @@ use gridtwin_firmware::Instant;
 use gridtwin_firmware::lmu::Lmu;
 use gridtwin_firmware::lmu::flisr::{PeerId, PeerMsg};
 use gridtwin_firmware::lmu::phasor::Phasor;
+use rand::RngExt;
 use std::collections::BTreeMap;
 
 const TAG_DEADLINE: u64 = 1;
@@ -71,7 +72,8 @@ pub struct LmuAgent {
     /// Switch commands go to the grid agent as `GridMsg::SetSwitch` (true) or as `LmuMsg::SetSwitch` to a
     /// custom host (false).
     pub grid_agent_protocol: bool,
-    uplink: Option<(Uplink, SimDuration)>,
+    /// (destination, interval, spread of the send offset).
+    uplink: Option<(Uplink, SimDuration, SimDuration)>,
     /// Readings sent.
     pub readings_sent: u32,
 }
@@ -111,9 +113,11 @@ impl LmuAgent {
         }
     }
 
-    /// Sends a reading every `every` (from `every` on) to `to`.
-    pub fn set_uplink(&mut self, to: Uplink, every: SimDuration) {
-        self.uplink = Some((to, every.max(SimDuration::from_secs(1))));
+    /// Sends a reading to `to` every `every`, each at this LMU's own offset after the interval boundary (drawn
+    /// once, uniform in `[0, spread)`, from the agent's `report-offset` stream).
+    pub fn set_uplink(&mut self, to: Uplink, every: SimDuration, spread: SimDuration) {
+        let every = every.max(SimDuration::from_secs(1));
+        self.uplink = Some((to, every, SimDuration::from_nanos(spread.as_nanos().min(every.as_nanos() - 1))));
     }
 
     /// Changes where readings go, keeping the interval (no effect without an uplink).
@@ -124,7 +128,7 @@ impl LmuAgent {
     }
 
     fn send_reading(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        let Some((to, _)) = self.uplink else { return };
+        let Some((to, _, _)) = self.uplink else { return };
         let r = self.firmware.reading(self.peer as u32, self.readings_sent, Instant(ctx.now().as_nanos()));
         let payload = r.to_bytes().to_vec();
         self.readings_sent = self.readings_sent.wrapping_add(1);
@@ -213,8 +217,11 @@ impl Agent<Msg> for LmuAgent {
         if self.sensor.fidelity() == Fidelity::Waveform {
             ctx.schedule(SimDuration::from_millis(10), Msg::Timer(TAG_SAMPLE));
         }
-        if let Some((_, every)) = self.uplink {
-            ctx.schedule_at(ctx.now().saturating_add(every), class::REPORT, Msg::Timer(TAG_REPORT));
+        if let Some((_, every, spread)) = self.uplink {
+            let offset_ns =
+                if spread.as_nanos() == 0 { 0 } else { ctx.rng("report-offset").random_range(0..spread.as_nanos()) };
+            let first = ctx.now().saturating_add(every).saturating_add(SimDuration::from_nanos(offset_ns));
+            ctx.schedule_at(first, class::REPORT, Msg::Timer(TAG_REPORT));
         }
         self.service(ctx);
     }
@@ -244,7 +251,7 @@ impl Agent<Msg> for LmuAgent {
             }
             Msg::Timer(TAG_REPORT) => {
                 self.send_reading(ctx);
-                if let Some((_, every)) = self.uplink {
+                if let Some((_, every, _)) = self.uplink {
                     ctx.schedule_at(now.saturating_add(every), class::REPORT, Msg::Timer(TAG_REPORT));
                 }
                 return;

@@ -144,7 +144,8 @@ pub struct AttachOptions<'a> {
     pub contactor_faults: &'a [(i64, ContactorFailure, SimDuration)],
     pub seed: u64,
     /// Periodic readings: where to and how often.
-    pub uplink: Option<(AgentId, SimDuration)>,
+    /// Readings go to this agent: (agent, interval, spread of the per-LMU send offsets).
+    pub uplink: Option<(AgentId, SimDuration, SimDuration)>,
 }
 
 /// The LMUs as built, with what scoring needs.
@@ -222,8 +223,8 @@ pub fn attach(
         let pl = Placement { bus: l.bus_pos, line: l.line_pos, end: l.end, switch: switches[k] };
         let mut a = LmuAgent::new(l.peer, pl, fw, sensor, contactor, grid, peers.clone(), link);
         a.grid_agent_protocol = true;
-        if let Some((to, every)) = o.uplink {
-            a.set_uplink(Uplink::Direct(to), every);
+        if let Some((to, every, spread)) = o.uplink {
+            a.set_uplink(Uplink::Direct(to), every, spread);
         }
         let id = sim.add_agent(Box::new(a)).map_err(|e| e.to_string())?;
         debug_assert_eq!(id, ids[k]);

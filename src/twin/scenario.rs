@@ -32,6 +32,10 @@ pub struct LmuSection {
     /// Interval of each LMU's reading to the coordinator (e.g. "15min").
     #[serde(default = "default_report_every")]
     pub report_every: String,
+    /// Each LMU sends its reading this long at most after the interval boundary, at an offset of its own
+    /// (drawn once from its random stream), so a feeder's LMUs do not all contend for the channel at once.
+    #[serde(default = "default_report_spread")]
+    pub report_spread: String,
 }
 
 fn default_temp() -> f64 {
@@ -40,6 +44,10 @@ fn default_temp() -> f64 {
 
 fn default_report_every() -> String {
     "15min".into()
+}
+
+fn default_report_spread() -> String {
+    "10s".into()
 }
 
 /// Where normally-open ties are added.
@@ -146,10 +154,20 @@ impl LmuSection {
         {
             return Err(format!("lmus.ties.length_m: {length_m} must be within 0..=5000"));
         }
-        match parse_duration(&self.report_every) {
-            Ok(d) if d >= SimDuration::from_secs(1) => {}
+        let every = match parse_duration(&self.report_every) {
+            Ok(d) if d >= SimDuration::from_secs(1) => d,
             Ok(_) => return Err("lmus.report_every: must be at least 1s".into()),
             Err(e) => return Err(format!("lmus.report_every: {e}")),
+        };
+        match parse_duration(&self.report_spread) {
+            Ok(d) if d < every => {}
+            Ok(_) => {
+                return Err(format!(
+                    "lmus.report_spread: {} must be shorter than report_every ({})",
+                    self.report_spread, self.report_every
+                ));
+            }
+            Err(e) => return Err(format!("lmus.report_spread: {e}")),
         }
         Ok(())
     }

@@ -124,6 +124,7 @@ pub fn attach(cx: LmuContext<'_>) -> Result<Option<LmuPart>, InputError> {
         .validate()
         .map_err(|e| loaded.error_at("lmus.protection", format!("protection `{}`: {e}", sec.protection), None))?;
     let every = parse_duration(&sec.report_every).map_err(|e| loaded.error_at("lmus.report_every", e, None))?;
+    let spread = parse_duration(&sec.report_spread).map_err(|e| loaded.error_at("lmus.report_spread", e, None))?;
     let net = super::grid::load_network(loaded, gcfg)?;
     let c = Commissioning::new(&net, &sec.at, &sec.ties).map_err(|e| loaded.error_at("lmus.at", e, None))?;
     if c.sections() == 0 {
@@ -148,7 +149,7 @@ pub fn attach(cx: LmuContext<'_>) -> Result<Option<LmuPart>, InputError> {
         faults: &resolved,
         contactor_faults: &contactor,
         seed: cx.seed,
-        uplink: cx.uplink.map(|u| (u, every)),
+        uplink: cx.uplink.map(|u| (u, every, spread)),
     };
     let build = build::attach(cx.sim, cx.grid, c, &o).map_err(|e| loaded.error_at("lmus", e, None))?;
     let lmus = build
