@@ -159,7 +159,7 @@ impl GridAgent {
             Err(e) => {
                 self.failures += 1;
                 let text = Arc::new(e.to_string());
-                tracing::warn!("grid solve failed: {text}");
+                tracing::warn!(t = %ctx.now(), "grid solve failed: {text}");
                 self.last_error = Some(text.to_string());
                 for &s in &self.subscribers {
                     ctx.send_at(s, ctx.now(), class::SENSE, Msg::Grid(GridMsg::SolveFailed(text.clone())));
@@ -190,7 +190,7 @@ impl GridAgent {
             Ok(true) => self.request_solve(ctx),
             Ok(false) => {}
             Err(e) => {
-                tracing::warn!("grid command rejected: {e}");
+                tracing::warn!(t = %ctx.now(), "grid command rejected: {e}");
                 self.last_error = Some(e);
             }
         }
