@@ -60,6 +60,10 @@ pub enum PeerMsg {
     Restore { section: PeerId },
     /// Reply of a tie to `Restore`.
     Restored { section: PeerId, ok: bool },
+    /// "My contactor interrupted the fault current that passed you": sent to the upstream neighbour, which
+    /// re-baselines its superimposed-quantity memory (the post-fault flows differ from the pre-fault ones)
+    /// and passes it on up the path the fault current took.
+    Cleared,
 }
 
 /// A frame that is not a FLISR message.
@@ -80,6 +84,7 @@ impl PeerMsg {
             PeerMsg::Restore { section } => (7, section, 0),
             PeerMsg::Restored { section, ok } => (8, section, ok as u8),
             PeerMsg::UnbalanceSeen => (9, 0, 0),
+            PeerMsg::Cleared => (10, 0, 0),
         };
         let s = section.to_le_bytes();
         [tag, s[0], s[1], flag]
@@ -100,6 +105,7 @@ impl PeerMsg {
             7 => PeerMsg::Restore { section },
             8 => PeerMsg::Restored { section, ok },
             9 => PeerMsg::UnbalanceSeen,
+            10 => PeerMsg::Cleared,
             _ => return Err(DecodeError),
         })
     }
@@ -333,6 +339,10 @@ pub struct Flisr {
     /// When the present forward flag rose (a pickup that turns forward later, e.g. when switching reroutes
     /// the current, gets its own logic delay).
     fwd_since: Option<u64>,
+    /// A downstream neighbour reported the fault current interrupted: the protection re-baselines.
+    rebaseline: bool,
+    /// When a `Cleared` was last passed on (copies within 100 ms are one report).
+    cleared_at: Option<u64>,
 }
 
 impl Flisr {
@@ -364,6 +374,8 @@ impl Flisr {
             healthy_now: false,
             oc_blocked: false,
             fwd_since: None,
+            rebaseline: false,
+            cleared_at: None,
         })
     }
 
@@ -380,6 +392,11 @@ impl Flisr {
     /// Takes the next outgoing message (destination, message).
     pub fn pop_outgoing(&mut self) -> Option<(PeerId, PeerMsg)> {
         self.outbox.pop_front()
+    }
+    /// Whether the protection should re-baseline its pre-fault memory now (set by a `Cleared` from
+    /// downstream; taken once).
+    pub fn take_rebaseline(&mut self) -> bool {
+        core::mem::take(&mut self.rebaseline)
     }
     /// The device operated (or failed) and waits for a reset.
     pub fn locked_out(&self) -> bool {
@@ -399,6 +416,7 @@ impl Flisr {
         self.lov_at = None;
         self.breaker_failure_at = None;
         self.oc_blocked = false;
+        self.cleared_at = None;
     }
 
     fn send(&mut self, to: PeerId, msg: PeerMsg) {
@@ -475,6 +493,18 @@ impl Flisr {
                 self.lov_at = Some(t)
             }
             PeerMsg::BreakerFailure if downstream => self.breaker_failure_at = Some(t),
+            PeerMsg::Cleared if downstream && self.mode == Mode::Normal && !self.s.is_tie => {
+                // Pass it on up the fault current's path once per episode (the sender repeats it).
+                let on_path = self.last_pickup_ns.is_some_and(|p| t.saturating_sub(p) < 1_000_000_000);
+                let repeat = self.cleared_at.is_some_and(|c| t.saturating_sub(c) < ms(100));
+                if on_path && !repeat {
+                    self.cleared_at = Some(t);
+                    self.rebaseline = true;
+                    self.blocked_until = 0;
+                    self.fwd_since = None;
+                    self.send_cleared();
+                }
+            }
             PeerMsg::Open { section } if self.is_neighbour(from) && !self.s.is_tie => {
                 if self.isolating.is_none() && self.mode == Mode::Normal {
                     self.isolating = Some((section, Some(from)));
@@ -583,7 +613,9 @@ impl Flisr {
         let since = if forward { self.fwd_since } else { p.pickup_since.map(|s| s.as_nanos()) };
 
         // Fault-passage flag: keep blocking the upstream neighbour while flagged (bounded in time).
+        // An LMU whose contactor is commanded open no longer passes the fault current: it stops blocking.
         if forward
+            && self.coil_closed
             && let (Some(up), Some(since)) = (self.s.upstream, since)
             && t <= since + ms(self.s.backup_delay_ms) + ms(100)
         {
@@ -795,6 +827,12 @@ impl Flisr {
             }
             return;
         }
+        let interrupter = self.current.and_then(|k| self.reports.get(k)).is_some_and(|r| {
+            matches!(r.role, Role::Primary | Role::Backup | Role::Standalone) && r.kind != FaultKind::OpenConductor
+        });
+        if !self.coil_closed && interrupter {
+            self.send_cleared();
+        }
         if let Some((section, reply_to)) = self.isolating {
             // A downstream boundary asks its tie to back-feed the healthy part beyond it.
             if reply_to.is_some()
@@ -803,6 +841,16 @@ impl Flisr {
                 self.send_reliable(t, tie, PeerMsg::Restore { section });
             }
             self.check_isolated(t);
+        }
+    }
+
+    /// Tells the upstream neighbour the fault current through here is interrupted (three copies: the
+    /// message is not acknowledged).
+    fn send_cleared(&mut self) {
+        if let Some(up) = self.s.upstream {
+            for _ in 0..3 {
+                self.send(up, PeerMsg::Cleared);
+            }
         }
     }
 
@@ -874,11 +922,12 @@ mod tests {
             PeerMsg::Restore { section: 3 },
             PeerMsg::Restored { section: 3, ok: false },
             PeerMsg::UnbalanceSeen,
+            PeerMsg::Cleared,
         ];
         for m in all {
             assert_eq!(PeerMsg::decode(&m.encode()), Ok(m));
         }
-        assert!(PeerMsg::decode(&[10, 0, 0, 0]).is_err());
+        assert!(PeerMsg::decode(&[11, 0, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[1, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[6, 0, 0, 2]).is_err());
     }

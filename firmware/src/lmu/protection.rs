@@ -291,6 +291,9 @@ pub struct Protection {
     /// Last measurement with a pickup or an unhealthy voltage: the unbalance step is not judged for
     /// [`QUIET_NS`] after it (switching after a fault reshapes the unbalance; that is no open conductor).
     disturbed_at: Option<u64>,
+    /// Last measurement with a forward pickup: a current drop soon after it is the fault being cleared
+    /// downstream (the faulted part's load went with it), not an open conductor.
+    forward_at: Option<u64>,
     last_ns: u64,
 }
 
@@ -317,6 +320,7 @@ impl Protection {
             ub_ref: None,
             loss_delay_ns: 0,
             disturbed_at: None,
+            forward_at: None,
             last_ns: 0,
         })
     }
@@ -350,18 +354,35 @@ impl Protection {
         if !self.status.pickup {
             self.memory = self.reference(t);
         }
+        let was_forward = self.status.pickup && self.status.forward;
         self.detect_fault(t, m);
+        if was_forward || (self.status.pickup && self.status.forward) {
+            self.forward_at = Some(t);
+        }
         if !self.status.pickup {
             self.push_history(t, m);
         } else if let Some(since) = self.status.pickup_since
             && t.saturating_sub(since.as_nanos()) > MAX_PICKUP_NS
         {
             self.clear_pickup();
-            self.history_len = 0;
+            self.clear_history();
             self.push_history(t, m);
         }
         self.detect_open_conductor(t, m);
         self.update_elements(t, m);
+    }
+
+    /// Forgets the pre-fault memory and any pickup: the fault current was interrupted elsewhere and the
+    /// flows that follow (lost load and DER, re-routed supply) are the new normal. Detection resumes once
+    /// the new memory is [`MEMORY_AGE_NS`] old.
+    pub fn rebaseline(&mut self) {
+        if self.status.pickup {
+            self.clear_pickup();
+        }
+        self.clear_history();
+        self.memory = None;
+        self.drop_since = None;
+        self.status.current_drop = false;
     }
 
     fn reference(&self, t: u64) -> Option<CycleMeasurement> {
@@ -373,6 +394,12 @@ impl Protection {
             }
         }
         best.map(|(_, m)| m)
+    }
+
+    /// Empties the history ring (the next entry goes to slot 0, so no stale slot is read as valid).
+    fn clear_history(&mut self) {
+        self.history_len = 0;
+        self.history_pos = 0;
     }
 
     fn push_history(&mut self, t: u64, m: &CycleMeasurement) {
@@ -412,7 +439,7 @@ impl Protection {
             if self.status.pickup {
                 self.clear_pickup();
                 // Start a fresh memory after the fault: the post-fault state differs from the pre-fault one.
-                self.history_len = 0;
+                self.clear_history();
             }
             return;
         }
@@ -518,7 +545,9 @@ impl Protection {
                 }
             }
             None => {
-                if let (Some(pre), true) = (self.memory, healthy_v) {
+                // Fault current passed here lately: the drop is its clearing by a downstream device.
+                let after_fault = self.forward_at.is_some_and(|f| t < f + QUIET_NS);
+                if let (Some(pre), true, false) = (self.memory, healthy_v, after_fault) {
                     for p in 0..3 {
                         let pre_a = pre.i[p].abs();
                         let others_kept = (0..3).filter(|&q| q != p).all(|q| {
