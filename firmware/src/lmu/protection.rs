@@ -350,6 +350,21 @@ impl Protection {
         }
         self.advance(t);
         self.last_ns = t;
+        // De-energised here (no voltage and no current, not a close-in fault): whatever was picked up is
+        // over, and the memory restarts from the dead state, so re-energisation (by a tie) is judged as a
+        // switch onto a dead section, not as a superimposed current against the flows before the outage.
+        let dead_v = 0.2 * self.s.u_nominal_v;
+        let dead_i = 0.5 * self.s.delta_phase_a;
+        if m.v.iter().all(|v| v.abs() < dead_v) && m.i.iter().all(|i| i.abs() < dead_i) {
+            let was_dead = self.history_len > 0 && {
+                let last = (self.history_pos + self.history.len() - 1) % self.history.len();
+                self.history[last].1.v.iter().all(|v| v.abs() < dead_v)
+            };
+            if self.status.pickup || !was_dead {
+                self.clear_pickup();
+                self.clear_history();
+            }
+        }
         // Pre-fault memory: the newest unfaulted measurement at least MEMORY_AGE_NS old.
         if !self.status.pickup {
             self.memory = self.reference(t);
