@@ -459,6 +459,14 @@ impl Protection {
             return;
         }
         let rot = Phasor::polar(1.0, -self.s.char_angle_deg.to_radians());
+        // Superimposed direction: with the source behind, the voltage change opposes the current change
+        // (dV = -Z_source dI, so Re(-dV conj(dI)) > 0). Loads and DER downstream that merely follow a voltage
+        // change (the healthy phases swelling under an earth fault's neutral shift) draw dI along dV: that is
+        // no fault ahead. Judged only where the voltage change is measurable (1 % of nominal).
+        let behind = |p: usize, di: Phasor| {
+            let dv = m.v[p] - pre.v[p];
+            dv.abs() < 0.01 * self.s.u_nominal_v || (-dv * di.conj()).re > 0.0
+        };
         let torque = |di: Phasor, v: Phasor| (di * (v * rot).conj()).re;
         // Power confirmation: the extra active power drawn downstream, or a current far above the pre-fault one
         // (a close-in fault collapses the voltage, so its power is small).
@@ -492,9 +500,9 @@ impl Protection {
                     fp = p;
                 }
             }
-            torque(d_res, pre.v[fp]) > 0.0 && power_ok
+            torque(d_res, pre.v[fp]) > 0.0 && power_ok && behind(fp, d_res)
         } else {
-            torque(d[worst], pre.v[worst]) > 0.0 && power_ok
+            torque(d[worst], pre.v[worst]) > 0.0 && power_ok && behind(worst, d[worst])
         };
         let picked: usize = mags.iter().filter(|&&x| x > k * self.s.delta_phase_a).count();
         let kind = match (picked, earth_pick) {
