@@ -434,9 +434,13 @@ impl Protection {
 
     fn detect_fault(&mut self, t: u64, m: &CycleMeasurement) {
         let Some(pre) = self.memory else { return };
-        let res = |x: &CycleMeasurement| x.i[0] + x.i[1] + x.i[2] + x.i_n;
-        let d = [m.i[0] - pre.i[0], m.i[1] - pre.i[1], m.i[2] - pre.i[2]];
-        let d_res = res(m) - res(&pre);
+        // A phase that lost both voltage and current here lost its supply (an open conductor upstream, or
+        // an upstream device opened): its vanished load or DER current is no fault current.
+        let dead_v = 0.2 * self.s.u_nominal_v;
+        let dead_i = 0.5 * self.s.delta_phase_a;
+        let dead = |p: usize| m.v[p].abs() < dead_v && m.i[p].abs() < dead_i;
+        let d = [0, 1, 2].map(|p| if dead(p) { Phasor::ZERO } else { m.i[p] - pre.i[p] });
+        let d_res = d[0] + d[1] + d[2] + (m.i_n - pre.i_n);
         let mags = d.map(|x| x.abs());
         let (mut worst, mut worst_mag) = (0usize, mags[0]);
         for (p, &mg) in mags.iter().enumerate() {
