@@ -625,7 +625,9 @@ impl Protection {
         };
         let Some((r_pre, u1_pre)) = reference else { return false };
         let d2 = (r_now - r_pre).abs() * u1_now;
-        let step = d2 > self.s.unbalance_step_pu * u;
+        // A series break adds negative-sequence voltage; a feeder that got more balanced (load switched away
+        // elsewhere) shows a step too, but downward.
+        let step = d2 > self.s.unbalance_step_pu * u && r_now.abs() > r_pre.abs();
         self.ub_ref = if step { Some((r_pre, u1_pre)) } else { None };
         step
     }
