@@ -335,6 +335,8 @@ pub struct Flisr {
     reports: VecDeque<FlisrReport>,
     current: Option<usize>,
     healthy_now: bool,
+    /// This LMU itself sees a negative-sequence voltage step (see `UnbalanceSeen`).
+    step_here: bool,
     oc_blocked: bool,
     /// When the present forward flag rose (a pickup that turns forward later, e.g. when switching reroutes
     /// the current, gets its own logic delay).
@@ -372,6 +374,7 @@ impl Flisr {
             reports: VecDeque::new(),
             current: None,
             healthy_now: false,
+            step_here: false,
             oc_blocked: false,
             fwd_since: None,
             rebaseline: false,
@@ -488,6 +491,9 @@ impl Flisr {
             PeerMsg::UnbalanceSeen
                 if (downstream || self.s.tie == Some(from))
                     && self.healthy_now
+                    // A break in this section steps the unbalance beyond it, not at this LMU's own bus; a
+                    // step seen here too came from elsewhere (switching upstream or on another branch).
+                    && !self.step_here
                     && self.last_pickup_ns.is_none_or(|p| t.saturating_sub(p) >= 1_000_000_000) =>
             {
                 self.lov_at = Some(t)
@@ -598,6 +604,7 @@ impl Flisr {
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
         let forward = p.pickup && p.forward;
         self.healthy_now = p.voltage_healthy;
+        self.step_here = p.unbalance_step;
         if !p.voltage_healthy {
             self.lov_at = None;
         }

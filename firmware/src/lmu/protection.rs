@@ -286,6 +286,8 @@ pub struct Protection {
     drop_since: Option<(u64, usize, f64)>,
     /// Pre-event reference of the unbalance-step element: (U2/U1, |U1|), latched while the step lasts.
     ub_ref: Option<(Phasor, f64)>,
+    /// U2/U1 when the present step was first seen: a series break is one step and then holds.
+    ub_first: Option<Phasor>,
     /// Delay of the present loss-of-phase condition (ns).
     loss_delay_ns: u64,
     /// Last measurement with a pickup or an unhealthy voltage: the unbalance step is not judged for
@@ -318,6 +320,7 @@ impl Protection {
             loss_since: None,
             drop_since: None,
             ub_ref: None,
+            ub_first: None,
             loss_delay_ns: 0,
             disturbed_at: None,
             forward_at: None,
@@ -614,6 +617,7 @@ impl Protection {
         let now = if quiet { ratio_of(&m.v) } else { None };
         let Some((r_now, u1_now)) = now else {
             self.ub_ref = None;
+            self.ub_first = None;
             return false;
         };
         let reference = match self.ub_ref {
@@ -628,7 +632,17 @@ impl Protection {
         // A series break adds negative-sequence voltage; a feeder that got more balanced (load switched away
         // elsewhere) shows a step too, but downward.
         let step = d2 > self.s.unbalance_step_pu * u && r_now.abs() > r_pre.abs();
+        // The unbalance moved again while the step lasted (a fault's onset, then its clearing elsewhere):
+        // a sequence of switching, not a break; judge again after the quiet time.
+        let moved = step && self.ub_first.is_some_and(|f| (r_now - f).abs() * u1_now > 0.5 * self.s.unbalance_step_pu * u);
+        if moved {
+            self.disturbed_at = Some(self.last_ns);
+            self.ub_ref = None;
+            self.ub_first = None;
+            return false;
+        }
         self.ub_ref = if step { Some((r_pre, u1_pre)) } else { None };
+        self.ub_first = if step { Some(self.ub_first.unwrap_or(r_now)) } else { None };
         step
     }
 
