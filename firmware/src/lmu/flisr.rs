@@ -8,10 +8,17 @@
 //!   expires trips: the fault lies between it (the last flagged LMU) and its downstream neighbours (the first
 //!   unflagged ones). Blocked LMUs are graded backup: they trip after the backup delay if the fault persists,
 //!   or at once when a downstream neighbour reports that its contactor failed (`BreakerFailure`).
+//! - **Clearing**: an LMU that interrupted fault current (primary, backup or standalone, confirmed open)
+//!   stops blocking and sends `Cleared` upstream; each LMU on the fault current's path re-baselines its
+//!   superimposed-quantity memory and passes it on, so the flows after the clearing (lost load and DER,
+//!   supply re-routed through ties) are not taken for a persisting fault and trip no graded backup.
 //! - **Open conductor**: LMUs that lose a phase voltage send `LossOfVoltage` upstream; LMUs whose phase
 //!   current collapses with healthy voltage send `DropSeen` upstream. The healthy-voltage LMU that has a
 //!   current drop or a loss-of-voltage report from downstream, and no `DropSeen` from downstream, locates the
 //!   break in its own section.
+//!   The weaker `UnbalanceSeen` (a negative-sequence step with healthy voltages, DER holding the part beyond
+//!   a break) counts only where this LMU sees no such step itself (a step shared with its own bus came from
+//!   elsewhere) and no fault current passed lately.
 //! - **Isolation**: the locating LMU opens and sends `Open` to its downstream neighbours, which open and
 //!   confirm with their auxiliary contacts (`Opened`); an LMU whose contactor fails passes `Open` further down.
 //! - **Restoration**: upstream of the tripping LMU supply never stops; each downstream boundary, once its

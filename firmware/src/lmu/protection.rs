@@ -3,6 +3,15 @@
 //! (for fault-passage flags where DER back-feeds), and open-conductor / broken-neutral detection from loss of
 //! phase voltage, neutral displacement and sudden loss of a phase current.
 //!
+//! The superimposed elements compare with a pre-fault memory (the newest unfaulted measurement at least
+//! 40 ms old). Forward needs the extra current to look like a load along the pre-fault voltage, a rise of
+//! power (or a current far above the pre-fault one) and, where the voltage change is measurable, a voltage
+//! change opposing the current change (source behind). A phase that lost both voltage and current adds no
+//! superimposed current; a de-energised LMU drops its pickup and restarts its memory from the dead state;
+//! [`Protection::rebaseline`] forgets the memory when a downstream device reports the fault cleared. A
+//! current drop shortly after a forward pickup is the fault's clearing, not an open conductor; the
+//! unbalance step must grow the negative-sequence voltage and hold still while it is timed.
+//!
 //! Units: amperes, volts, milliseconds in settings; time in ns. Inverse-time elements integrate
 //! `1 / t(I)` over time (the IEC 60255 operate condition `integral dt / t(I) >= 1`), so they work both with
 //! measurements every half cycle and with event-driven measurements that hold until the next one; the
@@ -634,7 +643,8 @@ impl Protection {
         let step = d2 > self.s.unbalance_step_pu * u && r_now.abs() > r_pre.abs();
         // The unbalance moved again while the step lasted (a fault's onset, then its clearing elsewhere):
         // a sequence of switching, not a break; judge again after the quiet time.
-        let moved = step && self.ub_first.is_some_and(|f| (r_now - f).abs() * u1_now > 0.5 * self.s.unbalance_step_pu * u);
+        let moved =
+            step && self.ub_first.is_some_and(|f| (r_now - f).abs() * u1_now > 0.5 * self.s.unbalance_step_pu * u);
         if moved {
             self.disturbed_at = Some(self.last_ns);
             self.ub_ref = None;
