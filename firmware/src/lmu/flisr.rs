@@ -8,8 +8,8 @@
 //!   expires trips: the fault lies between it (the last flagged LMU) and its downstream neighbours (the first
 //!   unflagged ones). Blocked LMUs are graded backup: they trip after the backup delay if the fault persists,
 //!   or at once when a downstream neighbour reports that its contactor failed (`BreakerFailure`).
-//! - **Clearing**: an LMU that interrupted fault current (primary, backup or standalone, confirmed open)
-//!   stops blocking and sends `Cleared` upstream; each LMU on the fault current's path re-baselines its
+//! - **Clearing**: an LMU that interrupted fault current or isolated a break (primary, backup or standalone,
+//!   confirmed open) stops blocking and sends `Cleared` upstream; each LMU on the fault current's path re-baselines its
 //!   superimposed-quantity memory and passes it on, so the flows after the clearing (lost load and DER,
 //!   supply re-routed through ties) are not taken for a persisting fault and trip no graded backup.
 //! - **Open conductor**: LMUs that lose a phase voltage send `LossOfVoltage` upstream; LMUs whose phase
@@ -841,9 +841,11 @@ impl Flisr {
             }
             return;
         }
-        let interrupter = self.current.and_then(|k| self.reports.get(k)).is_some_and(|r| {
-            matches!(r.role, Role::Primary | Role::Backup | Role::Standalone) && r.kind != FaultKind::OpenConductor
-        });
+        // Also after isolating an open conductor: the flows upstream change just the same.
+        let interrupter = self
+            .current
+            .and_then(|k| self.reports.get(k))
+            .is_some_and(|r| matches!(r.role, Role::Primary | Role::Backup | Role::Standalone));
         if !self.coil_closed && interrupter {
             self.send_cleared();
         }
