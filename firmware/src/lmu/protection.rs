@@ -504,7 +504,9 @@ impl Protection {
             absolute
         } else if !self.s.directional {
             true
-        } else if earth_pick {
+        } else if earth_pick && d_res.abs() >= 0.5 * worst_mag {
+            // (A residual small beside the phase currents is the load's share under a phase-to-phase fault:
+            // the phase element judges that one.)
             // Earth fault: polarise the residual with the pre-fault voltage of the faulted phase, the one whose
             // superimposed current lies most along the residual (balanced load changes cancel in the residual).
             let mut fp = 0;
