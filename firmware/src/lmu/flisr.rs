@@ -611,7 +611,7 @@ impl Flisr {
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
         let forward = p.pickup && p.forward;
         self.healthy_now = p.voltage_healthy;
-        self.step_here = p.unbalance_step;
+        self.step_here = p.unbalance_step || p.unbalance_seen_here;
         if !p.voltage_healthy {
             self.lov_at = None;
         }

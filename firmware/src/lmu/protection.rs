@@ -269,6 +269,9 @@ pub struct ProtectionStatus {
     pub unbalance_step: bool,
     /// All phase voltages are above `healthy_pu`.
     pub voltage_healthy: bool,
+    /// A negative-sequence voltage step of at least half `unbalance_step_pu` was seen here within the last
+    /// second (a step shared with this LMU's bus did not come from a break downstream of it).
+    pub unbalance_seen_here: bool,
     /// A phase current dropped to near zero (for the set delay) while voltages stayed healthy: an open
     /// conductor lies downstream.
     pub current_drop: bool,
@@ -297,6 +300,8 @@ pub struct Protection {
     ub_ref: Option<(Phasor, f64)>,
     /// U2/U1 when the present step was first seen: a series break is one step and then holds.
     ub_first: Option<Phasor>,
+    /// Last measurement whose negative-sequence step reached half the setting.
+    ub_seen_at: Option<u64>,
     /// Delay of the present loss-of-phase condition (ns).
     loss_delay_ns: u64,
     /// Last measurement with a pickup or an unhealthy voltage: the unbalance step is not judged for
@@ -330,6 +335,7 @@ impl Protection {
             drop_since: None,
             ub_ref: None,
             ub_first: None,
+            ub_seen_at: None,
             loss_delay_ns: 0,
             disturbed_at: None,
             forward_at: None,
@@ -561,6 +567,7 @@ impl Protection {
         let lost = min < self.s.loss_pu && max > self.s.healthy_pu;
         let shifted = max > 1.0 + self.s.neutral_shift_pu && min < 1.0 - self.s.neutral_shift_pu;
         let step = self.unbalance_step(m, min);
+        self.status.unbalance_seen_here = self.ub_seen_at.is_some_and(|s| t < s + QUIET_NS);
         self.status.unbalance_step = step && !lost && !shifted;
         let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
         // An open conductor looks like lost load from upstream (a reverse pickup): only a forward fault masks it.
@@ -640,6 +647,9 @@ impl Protection {
         };
         let Some((r_pre, u1_pre)) = reference else { return false };
         let d2 = (r_now - r_pre).abs() * u1_now;
+        if d2 > 0.5 * self.s.unbalance_step_pu * u {
+            self.ub_seen_at = Some(self.last_ns);
+        }
         // A series break adds negative-sequence voltage; a feeder that got more balanced (load switched away
         // elsewhere) shows a step too, but downward.
         let step = d2 > self.s.unbalance_step_pu * u && r_now.abs() > r_pre.abs();
