@@ -817,6 +817,50 @@ mod tests {
     }
 
     #[test]
+    fn cleared_fault_rebaselines_and_the_new_flows_raise_nothing() {
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        for k in 0..4 {
+            p.on_cycle(Instant(k * 20_000_000), &meas(230.0, [20.0; 3]));
+        }
+        let mut f = meas(180.0, [20.0; 3]);
+        f.i[0] = f.i[0] + Phasor::polar(300.0, -0.3);
+        p.on_cycle(Instant(100_000_000), &f);
+        assert!(p.status().pickup && p.status().forward);
+        // Cleared downstream: lost load changes the flows for good; after the re-baseline that is normal.
+        p.rebaseline();
+        assert!(!p.status().pickup);
+        for k in 0..20 {
+            p.on_cycle(Instant(120_000_000 + k * 20_000_000), &meas(230.0, [5.0, 20.0, 20.0]));
+            let s = p.status();
+            assert!(!s.pickup && !s.current_drop, "cycle {k}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn a_dead_phase_adds_no_superimposed_current_and_a_dead_lmu_restarts_its_memory() {
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        for k in 0..4 {
+            p.on_cycle(Instant(k * 20_000_000), &meas(230.0, [20.0; 3]));
+        }
+        // Phase a lost supply upstream (no voltage, no current): no fault ahead.
+        let mut m = meas(230.0, [0.0, 20.0, 20.0]);
+        m.v[0] = Phasor::ZERO;
+        p.on_cycle(Instant(100_000_000), &m);
+        assert!(!(p.status().pickup && p.status().forward), "{:?}", p.status());
+        // All dead, then re-energised with the old load: a switch onto a dead section, not a forward fault.
+        let mut q = Protection::new(ProtectionSettings::default()).unwrap();
+        for k in 0..4 {
+            q.on_cycle(Instant(k * 20_000_000), &meas(230.0, [20.0; 3]));
+        }
+        for k in 0..4 {
+            q.on_cycle(Instant(100_000_000 + k * 20_000_000), &meas(0.0, [0.0; 3]));
+        }
+        assert!(!q.status().pickup);
+        q.on_cycle(Instant(300_000_000), &meas(230.0, [60.0; 3]));
+        assert!(!(q.status().pickup && q.status().forward), "{:?}", q.status());
+    }
+
+    #[test]
     fn iec_curves_match_the_standard_formula() {
         // SI at 10x, TMS 1: 0.14 / (10^0.02 - 1) = 2.97 s.
         assert!((Curve::StandardInverse.operate_s(10.0, 1.0, 0) - 2.971).abs() < 0.001);
