@@ -542,6 +542,11 @@ mod debug_case {
             let st = a.firmware().protection().status();
             let m = a.firmware().last_measurement().unwrap();
             let s = sequence(&m.v);
+            let fs = a.firmware().flisr().settings();
+            eprintln!(
+                "S{} up {:?} down {:?} tie {:?} is_tie {} req {:?}",
+                a.peer, fs.upstream, fs.downstream, fs.tie, fs.is_tie, fs.tie_requesters
+            );
             eprintln!(
                 "S{} V {:?} I {:?} U1 {:.2} U2 {:.2} | pickup {} fwd {} lop {} ub {} healthy {} drop {} | sw {:?} | {:?}",
                 a.peer,

@@ -8,10 +8,17 @@
 //!   expires trips: the fault lies between it (the last flagged LMU) and its downstream neighbours (the first
 //!   unflagged ones). Blocked LMUs are graded backup: they trip after the backup delay if the fault persists,
 //!   or at once when a downstream neighbour reports that its contactor failed (`BreakerFailure`).
+//! - **Clearing**: an LMU that interrupted fault current or isolated a break (primary, backup or standalone,
+//!   confirmed open) stops blocking and sends `Cleared` upstream; each LMU on the fault current's path re-baselines its
+//!   superimposed-quantity memory and passes it on, so the flows after the clearing (lost load and DER,
+//!   supply re-routed through ties) are not taken for a persisting fault and trip no graded backup.
 //! - **Open conductor**: LMUs that lose a phase voltage send `LossOfVoltage` upstream; LMUs whose phase
 //!   current collapses with healthy voltage send `DropSeen` upstream. The healthy-voltage LMU that has a
 //!   current drop or a loss-of-voltage report from downstream, and no `DropSeen` from downstream, locates the
 //!   break in its own section.
+//!   The weaker `UnbalanceSeen` (a negative-sequence step with healthy voltages, DER holding the part beyond
+//!   a break) counts only where this LMU sees no such step itself (a step shared with its own bus came from
+//!   elsewhere) and no fault current passed lately.
 //! - **Isolation**: the locating LMU opens and sends `Open` to its downstream neighbours, which open and
 //!   confirm with their auxiliary contacts (`Opened`); an LMU whose contactor fails passes `Open` further down.
 //! - **Restoration**: upstream of the tripping LMU supply never stops; each downstream boundary, once its
@@ -60,6 +67,10 @@ pub enum PeerMsg {
     Restore { section: PeerId },
     /// Reply of a tie to `Restore`.
     Restored { section: PeerId, ok: bool },
+    /// "My contactor interrupted the fault current that passed you": sent to the upstream neighbour, which
+    /// re-baselines its superimposed-quantity memory (the post-fault flows differ from the pre-fault ones)
+    /// and passes it on up the path the fault current took.
+    Cleared,
 }
 
 /// A frame that is not a FLISR message.
@@ -80,6 +91,7 @@ impl PeerMsg {
             PeerMsg::Restore { section } => (7, section, 0),
             PeerMsg::Restored { section, ok } => (8, section, ok as u8),
             PeerMsg::UnbalanceSeen => (9, 0, 0),
+            PeerMsg::Cleared => (10, 0, 0),
         };
         let s = section.to_le_bytes();
         [tag, s[0], s[1], flag]
@@ -100,6 +112,7 @@ impl PeerMsg {
             7 => PeerMsg::Restore { section },
             8 => PeerMsg::Restored { section, ok },
             9 => PeerMsg::UnbalanceSeen,
+            10 => PeerMsg::Cleared,
             _ => return Err(DecodeError),
         })
     }
@@ -329,10 +342,16 @@ pub struct Flisr {
     reports: VecDeque<FlisrReport>,
     current: Option<usize>,
     healthy_now: bool,
+    /// This LMU itself sees a negative-sequence voltage step (see `UnbalanceSeen`).
+    step_here: bool,
     oc_blocked: bool,
     /// When the present forward flag rose (a pickup that turns forward later, e.g. when switching reroutes
     /// the current, gets its own logic delay).
     fwd_since: Option<u64>,
+    /// A downstream neighbour reported the fault current interrupted: the protection re-baselines.
+    rebaseline: bool,
+    /// When a `Cleared` was last passed on (copies within 100 ms are one report).
+    cleared_at: Option<u64>,
 }
 
 impl Flisr {
@@ -362,8 +381,11 @@ impl Flisr {
             reports: VecDeque::new(),
             current: None,
             healthy_now: false,
+            step_here: false,
             oc_blocked: false,
             fwd_since: None,
+            rebaseline: false,
+            cleared_at: None,
         })
     }
 
@@ -380,6 +402,11 @@ impl Flisr {
     /// Takes the next outgoing message (destination, message).
     pub fn pop_outgoing(&mut self) -> Option<(PeerId, PeerMsg)> {
         self.outbox.pop_front()
+    }
+    /// Whether the protection should re-baseline its pre-fault memory now (set by a `Cleared` from
+    /// downstream; taken once).
+    pub fn take_rebaseline(&mut self) -> bool {
+        core::mem::take(&mut self.rebaseline)
     }
     /// The device operated (or failed) and waits for a reset.
     pub fn locked_out(&self) -> bool {
@@ -399,6 +426,7 @@ impl Flisr {
         self.lov_at = None;
         self.breaker_failure_at = None;
         self.oc_blocked = false;
+        self.cleared_at = None;
     }
 
     fn send(&mut self, to: PeerId, msg: PeerMsg) {
@@ -470,11 +498,26 @@ impl Flisr {
             PeerMsg::UnbalanceSeen
                 if (downstream || self.s.tie == Some(from))
                     && self.healthy_now
+                    // A break in this section steps the unbalance beyond it, not at this LMU's own bus; a
+                    // step seen here too came from elsewhere (switching upstream or on another branch).
+                    && !self.step_here
                     && self.last_pickup_ns.is_none_or(|p| t.saturating_sub(p) >= 1_000_000_000) =>
             {
                 self.lov_at = Some(t)
             }
             PeerMsg::BreakerFailure if downstream => self.breaker_failure_at = Some(t),
+            PeerMsg::Cleared if downstream && self.mode == Mode::Normal && !self.s.is_tie => {
+                // Pass it on up the fault current's path once per episode (the sender repeats it).
+                let on_path = self.last_pickup_ns.is_some_and(|p| t.saturating_sub(p) < 1_000_000_000);
+                let repeat = self.cleared_at.is_some_and(|c| t.saturating_sub(c) < ms(100));
+                if on_path && !repeat {
+                    self.cleared_at = Some(t);
+                    self.rebaseline = true;
+                    self.blocked_until = 0;
+                    self.fwd_since = None;
+                    self.send_cleared();
+                }
+            }
             PeerMsg::Open { section } if self.is_neighbour(from) && !self.s.is_tie => {
                 if self.isolating.is_none() && self.mode == Mode::Normal {
                     self.isolating = Some((section, Some(from)));
@@ -568,6 +611,7 @@ impl Flisr {
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
         let forward = p.pickup && p.forward;
         self.healthy_now = p.voltage_healthy;
+        self.step_here = p.unbalance_step || p.unbalance_seen_here;
         if !p.voltage_healthy {
             self.lov_at = None;
         }
@@ -583,7 +627,9 @@ impl Flisr {
         let since = if forward { self.fwd_since } else { p.pickup_since.map(|s| s.as_nanos()) };
 
         // Fault-passage flag: keep blocking the upstream neighbour while flagged (bounded in time).
+        // An LMU whose contactor is commanded open no longer passes the fault current: it stops blocking.
         if forward
+            && self.coil_closed
             && let (Some(up), Some(since)) = (self.s.upstream, since)
             && t <= since + ms(self.s.backup_delay_ms) + ms(100)
         {
@@ -795,6 +841,14 @@ impl Flisr {
             }
             return;
         }
+        // Also after isolating an open conductor: the flows upstream change just the same.
+        let interrupter = self
+            .current
+            .and_then(|k| self.reports.get(k))
+            .is_some_and(|r| matches!(r.role, Role::Primary | Role::Backup | Role::Standalone));
+        if !self.coil_closed && interrupter {
+            self.send_cleared();
+        }
         if let Some((section, reply_to)) = self.isolating {
             // A downstream boundary asks its tie to back-feed the healthy part beyond it.
             if reply_to.is_some()
@@ -803,6 +857,16 @@ impl Flisr {
                 self.send_reliable(t, tie, PeerMsg::Restore { section });
             }
             self.check_isolated(t);
+        }
+    }
+
+    /// Tells the upstream neighbour the fault current through here is interrupted (three copies: the
+    /// message is not acknowledged).
+    fn send_cleared(&mut self) {
+        if let Some(up) = self.s.upstream {
+            for _ in 0..3 {
+                self.send(up, PeerMsg::Cleared);
+            }
         }
     }
 
@@ -874,11 +938,12 @@ mod tests {
             PeerMsg::Restore { section: 3 },
             PeerMsg::Restored { section: 3, ok: false },
             PeerMsg::UnbalanceSeen,
+            PeerMsg::Cleared,
         ];
         for m in all {
             assert_eq!(PeerMsg::decode(&m.encode()), Ok(m));
         }
-        assert!(PeerMsg::decode(&[10, 0, 0, 0]).is_err());
+        assert!(PeerMsg::decode(&[11, 0, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[1, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[6, 0, 0, 2]).is_err());
     }

@@ -239,12 +239,15 @@ impl Lmu {
     /// A FLISR message from neighbour `from`.
     pub fn on_peer(&mut self, now: Instant, from: PeerId, msg: PeerMsg) {
         self.flisr.on_peer(now, from, msg);
+        if self.flisr.take_rebaseline() {
+            self.protection.rebaseline();
+        }
     }
 
     /// A raw frame from neighbour `from`; frames that are not FLISR messages are ignored.
     pub fn on_frame(&mut self, now: Instant, from: PeerId, frame: &[u8]) {
         if let Ok(m) = PeerMsg::decode(frame) {
-            self.flisr.on_peer(now, from, m);
+            self.on_peer(now, from, m);
         }
     }
 

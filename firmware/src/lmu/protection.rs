@@ -3,6 +3,15 @@
 //! (for fault-passage flags where DER back-feeds), and open-conductor / broken-neutral detection from loss of
 //! phase voltage, neutral displacement and sudden loss of a phase current.
 //!
+//! The superimposed elements compare with a pre-fault memory (the newest unfaulted measurement at least
+//! 40 ms old). Forward needs the extra current to look like a load along the pre-fault voltage, a rise of
+//! power (or a current far above the pre-fault one) and, where the voltage change is measurable, a voltage
+//! change opposing the current change (source behind). A phase that lost both voltage and current adds no
+//! superimposed current; a de-energised LMU drops its pickup and restarts its memory from the dead state;
+//! [`Protection::rebaseline`] forgets the memory when a downstream device reports the fault cleared. A
+//! current drop shortly after a forward pickup is the fault's clearing, not an open conductor; the
+//! unbalance step must grow the negative-sequence voltage and hold still while it is timed.
+//!
 //! Units: amperes, volts, milliseconds in settings; time in ns. Inverse-time elements integrate
 //! `1 / t(I)` over time (the IEC 60255 operate condition `integral dt / t(I) >= 1`), so they work both with
 //! measurements every half cycle and with event-driven measurements that hold until the next one; the
@@ -260,6 +269,9 @@ pub struct ProtectionStatus {
     pub unbalance_step: bool,
     /// All phase voltages are above `healthy_pu`.
     pub voltage_healthy: bool,
+    /// A negative-sequence voltage step of at least half `unbalance_step_pu` was seen here within the last
+    /// second (a step shared with this LMU's bus did not come from a break downstream of it).
+    pub unbalance_seen_here: bool,
     /// A phase current dropped to near zero (for the set delay) while voltages stayed healthy: an open
     /// conductor lies downstream.
     pub current_drop: bool,
@@ -286,11 +298,18 @@ pub struct Protection {
     drop_since: Option<(u64, usize, f64)>,
     /// Pre-event reference of the unbalance-step element: (U2/U1, |U1|), latched while the step lasts.
     ub_ref: Option<(Phasor, f64)>,
+    /// U2/U1 when the present step was first seen: a series break is one step and then holds.
+    ub_first: Option<Phasor>,
+    /// Last measurement whose negative-sequence step reached half the setting.
+    ub_seen_at: Option<u64>,
     /// Delay of the present loss-of-phase condition (ns).
     loss_delay_ns: u64,
     /// Last measurement with a pickup or an unhealthy voltage: the unbalance step is not judged for
     /// [`QUIET_NS`] after it (switching after a fault reshapes the unbalance; that is no open conductor).
     disturbed_at: Option<u64>,
+    /// Last measurement with a forward pickup: a current drop soon after it is the fault being cleared
+    /// downstream (the faulted part's load went with it), not an open conductor.
+    forward_at: Option<u64>,
     last_ns: u64,
 }
 
@@ -315,8 +334,11 @@ impl Protection {
             loss_since: None,
             drop_since: None,
             ub_ref: None,
+            ub_first: None,
+            ub_seen_at: None,
             loss_delay_ns: 0,
             disturbed_at: None,
+            forward_at: None,
             last_ns: 0,
         })
     }
@@ -346,22 +368,54 @@ impl Protection {
         }
         self.advance(t);
         self.last_ns = t;
+        // De-energised here (no voltage and no current, not a close-in fault): whatever was picked up is
+        // over, and the memory restarts from the dead state, so re-energisation (by a tie) is judged as a
+        // switch onto a dead section, not as a superimposed current against the flows before the outage.
+        let dead_v = 0.2 * self.s.u_nominal_v;
+        let dead_i = 0.5 * self.s.delta_phase_a;
+        if m.v.iter().all(|v| v.abs() < dead_v) && m.i.iter().all(|i| i.abs() < dead_i) {
+            let was_dead = self.history_len > 0 && {
+                let last = (self.history_pos + self.history.len() - 1) % self.history.len();
+                self.history[last].1.v.iter().all(|v| v.abs() < dead_v)
+            };
+            if self.status.pickup || !was_dead {
+                self.clear_pickup();
+                self.clear_history();
+            }
+        }
         // Pre-fault memory: the newest unfaulted measurement at least MEMORY_AGE_NS old.
         if !self.status.pickup {
             self.memory = self.reference(t);
         }
+        let was_forward = self.status.pickup && self.status.forward;
         self.detect_fault(t, m);
+        if was_forward || (self.status.pickup && self.status.forward) {
+            self.forward_at = Some(t);
+        }
         if !self.status.pickup {
             self.push_history(t, m);
         } else if let Some(since) = self.status.pickup_since
             && t.saturating_sub(since.as_nanos()) > MAX_PICKUP_NS
         {
             self.clear_pickup();
-            self.history_len = 0;
+            self.clear_history();
             self.push_history(t, m);
         }
         self.detect_open_conductor(t, m);
         self.update_elements(t, m);
+    }
+
+    /// Forgets the pre-fault memory and any pickup: the fault current was interrupted elsewhere and the
+    /// flows that follow (lost load and DER, re-routed supply) are the new normal. Detection resumes once
+    /// the new memory is [`MEMORY_AGE_NS`] old.
+    pub fn rebaseline(&mut self) {
+        if self.status.pickup {
+            self.clear_pickup();
+        }
+        self.clear_history();
+        self.memory = None;
+        self.drop_since = None;
+        self.status.current_drop = false;
     }
 
     fn reference(&self, t: u64) -> Option<CycleMeasurement> {
@@ -373,6 +427,12 @@ impl Protection {
             }
         }
         best.map(|(_, m)| m)
+    }
+
+    /// Empties the history ring (the next entry goes to slot 0, so no stale slot is read as valid).
+    fn clear_history(&mut self) {
+        self.history_len = 0;
+        self.history_pos = 0;
     }
 
     fn push_history(&mut self, t: u64, m: &CycleMeasurement) {
@@ -392,9 +452,13 @@ impl Protection {
 
     fn detect_fault(&mut self, t: u64, m: &CycleMeasurement) {
         let Some(pre) = self.memory else { return };
-        let res = |x: &CycleMeasurement| x.i[0] + x.i[1] + x.i[2] + x.i_n;
-        let d = [m.i[0] - pre.i[0], m.i[1] - pre.i[1], m.i[2] - pre.i[2]];
-        let d_res = res(m) - res(&pre);
+        // A phase that lost both voltage and current here lost its supply (an open conductor upstream, or
+        // an upstream device opened): its vanished load or DER current is no fault current.
+        let dead_v = 0.2 * self.s.u_nominal_v;
+        let dead_i = 0.5 * self.s.delta_phase_a;
+        let dead = |p: usize| m.v[p].abs() < dead_v && m.i[p].abs() < dead_i;
+        let d = [0, 1, 2].map(|p| if dead(p) { Phasor::ZERO } else { m.i[p] - pre.i[p] });
+        let d_res = d[0] + d[1] + d[2] + (m.i_n - pre.i_n);
         let mags = d.map(|x| x.abs());
         let (mut worst, mut worst_mag) = (0usize, mags[0]);
         for (p, &mg) in mags.iter().enumerate() {
@@ -412,11 +476,19 @@ impl Protection {
             if self.status.pickup {
                 self.clear_pickup();
                 // Start a fresh memory after the fault: the post-fault state differs from the pre-fault one.
-                self.history_len = 0;
+                self.clear_history();
             }
             return;
         }
         let rot = Phasor::polar(1.0, -self.s.char_angle_deg.to_radians());
+        // Superimposed direction: with the source behind, the voltage change opposes the current change
+        // (dV = -Z_source dI, so Re(-dV conj(dI)) > 0). Loads and DER downstream that merely follow a voltage
+        // change (the healthy phases swelling under an earth fault's neutral shift) draw dI along dV: that is
+        // no fault ahead. Judged only where the voltage change is measurable (1 % of nominal).
+        let behind = |p: usize, di: Phasor| {
+            let dv = m.v[p] - pre.v[p];
+            dv.abs() < 0.01 * self.s.u_nominal_v || (-dv * di.conj()).re > 0.0
+        };
         let torque = |di: Phasor, v: Phasor| (di * (v * rot).conj()).re;
         // Power confirmation: the extra active power drawn downstream, or a current far above the pre-fault one
         // (a close-in fault collapses the voltage, so its power is small).
@@ -438,7 +510,9 @@ impl Protection {
             absolute
         } else if !self.s.directional {
             true
-        } else if earth_pick {
+        } else if earth_pick && d_res.abs() >= 0.5 * worst_mag {
+            // (A residual small beside the phase currents is the load's share under a phase-to-phase fault:
+            // the phase element judges that one.)
             // Earth fault: polarise the residual with the pre-fault voltage of the faulted phase, the one whose
             // superimposed current lies most along the residual (balanced load changes cancel in the residual).
             let mut fp = 0;
@@ -450,9 +524,9 @@ impl Protection {
                     fp = p;
                 }
             }
-            torque(d_res, pre.v[fp]) > 0.0 && power_ok
+            torque(d_res, pre.v[fp]) > 0.0 && power_ok && behind(fp, d_res)
         } else {
-            torque(d[worst], pre.v[worst]) > 0.0 && power_ok
+            torque(d[worst], pre.v[worst]) > 0.0 && power_ok && behind(worst, d[worst])
         };
         let picked: usize = mags.iter().filter(|&&x| x > k * self.s.delta_phase_a).count();
         let kind = match (picked, earth_pick) {
@@ -493,6 +567,7 @@ impl Protection {
         let lost = min < self.s.loss_pu && max > self.s.healthy_pu;
         let shifted = max > 1.0 + self.s.neutral_shift_pu && min < 1.0 - self.s.neutral_shift_pu;
         let step = self.unbalance_step(m, min);
+        self.status.unbalance_seen_here = self.ub_seen_at.is_some_and(|s| t < s + QUIET_NS);
         self.status.unbalance_step = step && !lost && !shifted;
         let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
         // An open conductor looks like lost load from upstream (a reverse pickup): only a forward fault masks it.
@@ -518,7 +593,9 @@ impl Protection {
                 }
             }
             None => {
-                if let (Some(pre), true) = (self.memory, healthy_v) {
+                // Fault current passed here lately: the drop is its clearing by a downstream device.
+                let after_fault = self.forward_at.is_some_and(|f| t < f + QUIET_NS);
+                if let (Some(pre), true, false) = (self.memory, healthy_v, after_fault) {
                     for p in 0..3 {
                         let pre_a = pre.i[p].abs();
                         let others_kept = (0..3).filter(|&q| q != p).all(|q| {
@@ -558,6 +635,7 @@ impl Protection {
         let now = if quiet { ratio_of(&m.v) } else { None };
         let Some((r_now, u1_now)) = now else {
             self.ub_ref = None;
+            self.ub_first = None;
             return false;
         };
         let reference = match self.ub_ref {
@@ -569,8 +647,24 @@ impl Protection {
         };
         let Some((r_pre, u1_pre)) = reference else { return false };
         let d2 = (r_now - r_pre).abs() * u1_now;
-        let step = d2 > self.s.unbalance_step_pu * u;
+        if d2 > 0.5 * self.s.unbalance_step_pu * u {
+            self.ub_seen_at = Some(self.last_ns);
+        }
+        // A series break adds negative-sequence voltage; a feeder that got more balanced (load switched away
+        // elsewhere) shows a step too, but downward.
+        let step = d2 > self.s.unbalance_step_pu * u && r_now.abs() > r_pre.abs();
+        // The unbalance moved again while the step lasted (a fault's onset, then its clearing elsewhere):
+        // a sequence of switching, not a break; judge again after the quiet time.
+        let moved =
+            step && self.ub_first.is_some_and(|f| (r_now - f).abs() * u1_now > 0.5 * self.s.unbalance_step_pu * u);
+        if moved {
+            self.disturbed_at = Some(self.last_ns);
+            self.ub_ref = None;
+            self.ub_first = None;
+            return false;
+        }
         self.ub_ref = if step { Some((r_pre, u1_pre)) } else { None };
+        self.ub_first = if step { Some(self.ub_first.unwrap_or(r_now)) } else { None };
         step
     }
 
@@ -720,6 +814,50 @@ mod tests {
             m.i_rms[p] = i[p];
         }
         m
+    }
+
+    #[test]
+    fn cleared_fault_rebaselines_and_the_new_flows_raise_nothing() {
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        for k in 0..4 {
+            p.on_cycle(Instant(k * 20_000_000), &meas(230.0, [20.0; 3]));
+        }
+        let mut f = meas(180.0, [20.0; 3]);
+        f.i[0] = f.i[0] + Phasor::polar(300.0, -0.3);
+        p.on_cycle(Instant(100_000_000), &f);
+        assert!(p.status().pickup && p.status().forward);
+        // Cleared downstream: lost load changes the flows for good; after the re-baseline that is normal.
+        p.rebaseline();
+        assert!(!p.status().pickup);
+        for k in 0..20 {
+            p.on_cycle(Instant(120_000_000 + k * 20_000_000), &meas(230.0, [5.0, 20.0, 20.0]));
+            let s = p.status();
+            assert!(!s.pickup && !s.current_drop, "cycle {k}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn a_dead_phase_adds_no_superimposed_current_and_a_dead_lmu_restarts_its_memory() {
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        for k in 0..4 {
+            p.on_cycle(Instant(k * 20_000_000), &meas(230.0, [20.0; 3]));
+        }
+        // Phase a lost supply upstream (no voltage, no current): no fault ahead.
+        let mut m = meas(230.0, [0.0, 20.0, 20.0]);
+        m.v[0] = Phasor::ZERO;
+        p.on_cycle(Instant(100_000_000), &m);
+        assert!(!(p.status().pickup && p.status().forward), "{:?}", p.status());
+        // All dead, then re-energised with the old load: a switch onto a dead section, not a forward fault.
+        let mut q = Protection::new(ProtectionSettings::default()).unwrap();
+        for k in 0..4 {
+            q.on_cycle(Instant(k * 20_000_000), &meas(230.0, [20.0; 3]));
+        }
+        for k in 0..4 {
+            q.on_cycle(Instant(100_000_000 + k * 20_000_000), &meas(0.0, [0.0; 3]));
+        }
+        assert!(!q.status().pickup);
+        q.on_cycle(Instant(300_000_000), &meas(230.0, [60.0; 3]));
+        assert!(!(q.status().pickup && q.status().forward), "{:?}", q.status());
     }
 
     #[test]
