@@ -9,9 +9,12 @@
 //! Repair: after `max_fail_streak` unacknowledged frames to its parent a node drops that parent and picks the
 //! best remaining candidate (local repair), rerouting the frame that failed; a node with no candidate left
 //! detaches and poisons its rank so its children move away; a root can bump the DODAG version (global repair),
-//! which makes every node choose its parents afresh. Loops are avoided by never choosing a neighbour that
-//! recently forwarded upward traffic through us, and detected when upward traffic arrives from a node whose
-//! rank is not above ours (the packet is dropped and Trickle reset), with a hop limit as the last guard.
+//! which makes every node choose its parents afresh. Loops are avoided by never choosing a parent ranked at or
+//! above our lowest advertised rank plus one ETX (no descendant can be ranked that low, RFC 6550 8.2.2.4) nor a
+//! neighbour that recently forwarded upward traffic through us. On the data path (RFC 6550 11.2.2.2) a frame from
+//! a sender not ranked above us is flagged and forwarded once, and dropped on a second inconsistency; a frame we
+//! forwarded that comes back is a loop and is dropped; the hop limit is the last guard. A frame whose link
+//! failed after the MAC's retries takes the next-best parent (bounded by `max_reroutes`).
 //!
 //! Downward traffic is source-routed from the root, which learns every node's parent from DAOs.
 //! Time is whatever [`Instant`] the caller passes; every input returns the next deadline at which
