@@ -310,7 +310,8 @@ pub struct NodeRow {
 /// One time bin of `mesh_pdr.csv` (reports by generation time).
 #[derive(Clone, Debug, Serialize)]
 pub struct BinRow {
-    pub t_s: f64,
+    /// Start of the bin, s, formatted exactly from integer ns (`60`, not `60.00000000000001`).
+    pub t_s: String,
     pub sent: u32,
     pub delivered: u32,
     pub pdr: Option<f64>,
@@ -382,7 +383,12 @@ pub struct MeshReport {
     pub dao_sent: u64,
     pub parent_changes: u64,
     pub local_repairs: u64,
+    /// Upward frames dropped on a second rank inconsistency or received from the sender's own child (loops).
     pub loops_detected: u64,
+    /// Upward frames that met a first rank inconsistency (flagged and forwarded).
+    pub rank_errors: u64,
+    /// Upward frames sent to the next-best parent after the MAC gave up on a link.
+    pub reroutes: u64,
     /// Frames dropped by routing: no parent, link failed after retries and reroutes, queue full, hop limit.
     pub drop_no_route: u64,
     pub drop_link: u64,
@@ -429,7 +435,7 @@ impl MeshHandle {
         let mut rows = Vec::with_capacity(m.nodes.len());
         let (mut e_total, mut duty_sum, mut duty_n) = (0.0, 0.0, 0usize);
         let mut t = [0u64; 7];
-        let mut rt = [0u64; 9];
+        let mut rt = [0u64; 11];
         for (i, n) in m.nodes.iter().enumerate() {
             let alive_ns = m.alive_ns(i, now);
             let s = n.stats;
@@ -463,6 +469,8 @@ impl MeshHandle {
                 rs.drop_link,
                 rs.drop_queue,
                 rs.drop_hop_limit,
+                rs.rank_errors,
+                rs.reroutes,
             ]
             .into_iter()
             .enumerate()
@@ -517,7 +525,7 @@ impl MeshHandle {
             .iter()
             .enumerate()
             .map(|(k, b)| BinRow {
-                t_s: k as f64 * m.bin_ns as f64 * 1e-9,
+                t_s: crate::report::secs_from_ns(k as u64 * m.bin_ns),
                 sent: b.sent,
                 delivered: b.delivered,
                 pdr: (b.sent > 0).then(|| b.delivered as f64 / b.sent as f64),
@@ -635,6 +643,8 @@ impl MeshHandle {
             drop_link: rt[6],
             drop_queue: rt[7],
             drop_hop_limit: rt[8],
+            rank_errors: rt[9],
+            reroutes: rt[10],
             duty_cycle_mean: if duty_n > 0 { duty_sum / duty_n as f64 } else { 0.0 },
             energy_j_mean: if m.nodes.is_empty() { 0.0 } else { e_total / m.nodes.len() as f64 },
             energy_j_total: e_total,

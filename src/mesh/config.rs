@@ -224,6 +224,7 @@ impl Routing {
             },
             max_reroutes: 2,
             dis_interval_ms: ms("routing.dis_interval", &self.dis_interval)?,
+            ..RouterConfig::default()
         };
         cfg.validate().map_err(|e| format!("mesh.routing: {e}"))?;
         Ok(cfg)

@@ -56,6 +56,18 @@ pub fn num(v: f64) -> String {
     if v.is_finite() { format!("{v}") } else { String::new() }
 }
 
+/// Formats a time held as integer nanoseconds as seconds for CSV, exactly and without float artefacts:
+/// `60`, `0.5`, `3600.000000001` (no exponent, no trailing zeros).
+pub fn secs_from_ns(ns: u64) -> String {
+    let (s, frac) = (ns / 1_000_000_000, ns % 1_000_000_000);
+    if frac == 0 {
+        format!("{s}")
+    } else {
+        let f = format!("{frac:09}");
+        format!("{s}.{}", f.trim_end_matches('0'))
+    }
+}
+
 fn write_csv(path: &Path, header: &[String], rows: impl Iterator<Item = Vec<String>>) -> std::io::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
     w.write_record(header)?;
@@ -148,6 +160,17 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_from_integer_ns_are_exact() {
+        assert_eq!(secs_from_ns(0), "0");
+        assert_eq!(secs_from_ns(60_000_000_000), "60");
+        assert_eq!(secs_from_ns(120_000_000_000), "120");
+        assert_eq!(secs_from_ns(500_000_000), "0.5");
+        assert_eq!(secs_from_ns(3_600_000_000_001), "3600.000000001");
+        // The float route prints artefacts this helper avoids.
+        assert_eq!(format!("{}", 1.0 * 60e9 * 1e-9), "60.00000000000001");
+    }
 
     #[test]
     fn writes_a_complete_directory_and_replaces_it_atomically() {

@@ -3,7 +3,9 @@
 //! Layouts (byte offsets; addresses and ranks are `u16`):
 //! - DIO `[1, root:2, version:1, rank:2]`: a DODAG information object, broadcast under Trickle.
 //! - UP `[2, sub:1, origin:2, root:2, seq:2, hop_limit:1, sender_rank:2, body..]`: travels towards the root
-//!   hop by hop; `sub` 0 = application data (body = payload), 1 = DAO (body = `[parent:2]`).
+//!   hop by hop; the low seven bits of `sub` give the kind, 0 = application data (body = payload), 1 = DAO
+//!   (body = `[parent:2]`); its top bit is the rank-error flag of data-path validation (RFC 6553 'R'), set by
+//!   the first node that saw the frame come from a sender not ranked above it.
 //! - DOWN `[3, origin:2, dst:2, seq:2, next:1, n:1, hops:2n, payload..]`: source-routed from the root;
 //!   `hops[next]` is the hop this frame is addressed to, `hops[n-1] == dst`.
 //! - NBR `[4, src:2, seq:2, payload..]`: a one-hop message between neighbours (FLISR).
@@ -12,6 +14,9 @@
 //! Decoding never panics: truncated or malformed input yields a [`FrameError`].
 
 use alloc::vec::Vec;
+
+/// Bit of an UP frame's `sub` byte that carries the rank-error flag.
+pub const RANK_ERROR_FLAG: u8 = 0x80;
 
 /// Most hops a source route may hold.
 pub const MAX_SOURCE_ROUTE: usize = 24;
@@ -38,10 +43,35 @@ pub enum UpKind {
 /// A decoded frame borrowing its variable parts from the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame<'a> {
-    Dio { root: u16, version: u8, rank: u16 },
-    Up { kind: UpKind, origin: u16, root: u16, seq: u16, hop_limit: u8, sender_rank: u16, payload: &'a [u8] },
-    Down { origin: u16, dst: u16, seq: u16, next: u8, hops: Route<'a>, payload: &'a [u8] },
-    Nbr { src: u16, seq: u16, payload: &'a [u8] },
+    Dio {
+        root: u16,
+        version: u8,
+        rank: u16,
+    },
+    Up {
+        kind: UpKind,
+        origin: u16,
+        root: u16,
+        seq: u16,
+        hop_limit: u8,
+        sender_rank: u16,
+        /// A rank inconsistency was already seen on this frame's path (RFC 6553 'R' flag).
+        rank_error: bool,
+        payload: &'a [u8],
+    },
+    Down {
+        origin: u16,
+        dst: u16,
+        seq: u16,
+        next: u8,
+        hops: Route<'a>,
+        payload: &'a [u8],
+    },
+    Nbr {
+        src: u16,
+        seq: u16,
+        payload: &'a [u8],
+    },
     Dis,
 }
 
@@ -77,7 +107,7 @@ impl<'a> Frame<'a> {
             1 => Ok(Frame::Dio { root: rd16(b, 1)?, version: rd8(b, 3)?, rank: rd16(b, 4)? }),
             2 => {
                 let sub = rd8(b, 1)?;
-                let (kind, body) = match sub {
+                let (kind, body) = match sub & !RANK_ERROR_FLAG {
                     0 => (UpKind::Data, 11),
                     1 => (UpKind::Dao { parent: rd16(b, 11)? }, 13),
                     k => return Err(FrameError::UnknownKind(k)),
@@ -89,6 +119,7 @@ impl<'a> Frame<'a> {
                     seq: rd16(b, 6)?,
                     hop_limit: rd8(b, 8)?,
                     sender_rank: rd16(b, 9)?,
+                    rank_error: sub & RANK_ERROR_FLAG != 0,
                     payload: b.get(body..).ok_or(FrameError::Truncated)?,
                 })
             }
@@ -130,12 +161,13 @@ impl<'a> Frame<'a> {
                 out.push(version);
                 out.extend_from_slice(&rank.to_le_bytes());
             }
-            Frame::Up { kind, origin, root, seq, hop_limit, sender_rank, payload } => {
+            Frame::Up { kind, origin, root, seq, hop_limit, sender_rank, rank_error, payload } => {
                 out.push(2);
-                out.push(match kind {
+                let sub = match kind {
                     UpKind::Data => 0,
                     UpKind::Dao { .. } => 1,
-                });
+                };
+                out.push(if rank_error { sub | RANK_ERROR_FLAG } else { sub });
                 out.extend_from_slice(&origin.to_le_bytes());
                 out.extend_from_slice(&root.to_le_bytes());
                 out.extend_from_slice(&seq.to_le_bytes());
@@ -200,6 +232,7 @@ mod tests {
                 seq: 65535,
                 hop_limit: 30,
                 sender_rank: 900,
+                rank_error: false,
                 payload: &[1, 2, 3],
             },
             Frame::Up {
@@ -209,6 +242,7 @@ mod tests {
                 seq: 1,
                 hop_limit: 30,
                 sender_rank: 900,
+                rank_error: true,
                 payload: &[],
             },
             Frame::Down {

@@ -9,9 +9,12 @@
 //! Repair: after `max_fail_streak` unacknowledged frames to its parent a node drops that parent and picks the
 //! best remaining candidate (local repair), rerouting the frame that failed; a node with no candidate left
 //! detaches and poisons its rank so its children move away; a root can bump the DODAG version (global repair),
-//! which makes every node choose its parents afresh. Loops are avoided by never choosing a neighbour that
-//! recently forwarded upward traffic through us, and detected when upward traffic arrives from a node whose
-//! rank is not above ours (the packet is dropped and Trickle reset), with a hop limit as the last guard.
+//! which makes every node choose its parents afresh. Loops are avoided by never choosing a parent ranked at or
+//! above our lowest advertised rank plus one ETX (no descendant can be ranked that low, RFC 6550 8.2.2.4) nor a
+//! neighbour that recently forwarded upward traffic through us. On the data path (RFC 6550 11.2.2.2) a frame from
+//! a sender not ranked above us is flagged and forwarded once, and dropped on a second inconsistency; a frame we
+//! forwarded that comes back is a loop and is dropped; the hop limit is the last guard. A frame whose link
+//! failed after the MAC's retries takes the next-best parent (bounded by `max_reroutes`).
 //!
 //! Downward traffic is source-routed from the root, which learns every node's parent from DAOs.
 //! Time is whatever [`Instant`] the caller passes; every input returns the next deadline at which
@@ -64,6 +67,12 @@ pub struct RouterConfig {
     pub max_reroutes: u8,
     /// A node without a parent solicits DIOs (DIS) this often, ms.
     pub dis_interval_ms: u32,
+    /// A rank this much above the last advertised one is advertised at once, outside Trickle, ETX x 128;
+    /// 0 = never.
+    pub rank_advertise_threshold: u16,
+    /// ETX sample of a frame the MAC gave up on, in units of its transmission attempts, ETX x 128 per attempt
+    /// (128 = the attempts it took, as if the next one would have worked).
+    pub noack_etx_per_attempt: u16,
 }
 
 impl Default for RouterConfig {
@@ -85,6 +94,8 @@ impl Default for RouterConfig {
             global_repair_s: 0,
             max_reroutes: 2,
             dis_interval_ms: 10_000,
+            rank_advertise_threshold: 0,
+            noack_etx_per_attempt: 160,
         }
     }
 }
@@ -164,7 +175,13 @@ pub struct RouterStats {
     pub parent_changes: u32,
     pub local_repairs: u32,
     pub detaches: u32,
+    /// Upward frames dropped because they met a second rank inconsistency (a loop) or came from our own
+    /// parent (a two-node loop).
     pub loops_detected: u32,
+    /// Upward frames that met a first rank inconsistency (flagged and forwarded, RFC 6550 11.2.2.2).
+    pub rank_errors: u32,
+    /// Upward frames sent to another parent after the MAC gave up on the link.
+    pub reroutes: u32,
     pub drop_no_route: u32,
     pub drop_link: u32,
     pub drop_queue: u32,
@@ -211,6 +228,15 @@ pub struct Router {
     version: u8,
     rank: u16,
     parent: Option<u16>,
+    /// Lowest rank advertised since joining this DODAG version (RFC 6550 8.2.2.4 "L"); bounds parent choice.
+    lowest_adv: u16,
+    /// Rank in the last DIO sent.
+    adv_rank: u16,
+    /// One-off DIO outside Trickle (a significant rank change, a child with a stale view of our rank).
+    dio_at: Instant,
+    /// (origin, seq, hop limit) of the last upward frames forwarded: a frame coming back is a loop.
+    recent_fwd: [(u16, u16, u8); RECENT_FWD],
+    recent_fwd_i: u8,
     nbrs: Vec<Nbr>,
     trickle: Trickle,
     trickle_on: bool,
@@ -234,6 +260,7 @@ fn newer(a: u8, b: u8) -> bool {
 }
 
 const MAX_INFLIGHT: usize = 64;
+const RECENT_FWD: usize = 16;
 const MAX_DELIVERIES: usize = 256;
 
 impl Router {
@@ -246,6 +273,11 @@ impl Router {
             version: 0,
             rank: if is_root { ETX_ONE } else { INFINITE_RANK },
             parent: None,
+            lowest_adv: INFINITE_RANK,
+            adv_rank: INFINITE_RANK,
+            dio_at: Instant::MAX,
+            recent_fwd: [(BROADCAST, 0, 0); RECENT_FWD],
+            recent_fwd_i: 0,
             nbrs: Vec::new(),
             trickle: Trickle { interval_ns: 0, t_at: Instant::MAX, end: Instant::MAX, c: 0, fired: true },
             trickle_on: false,
@@ -355,7 +387,7 @@ impl Router {
 
     /// The earliest time [`Router::poll`] must run.
     pub fn deadline(&self) -> Instant {
-        let mut d = self.dao_at.min(self.repair_at).min(self.dis_at);
+        let mut d = self.dao_at.min(self.repair_at).min(self.dis_at).min(self.dio_at);
         if self.trickle_on {
             d = d.min(if self.trickle.fired { self.trickle.end } else { self.trickle.t_at });
         }
@@ -380,11 +412,7 @@ impl Router {
                 self.trickle.fired = true;
                 let advertise = self.is_root || self.parent.is_some() || self.rank == INFINITE_RANK;
                 if self.trickle.c < self.cfg.trickle_k && advertise && self.root != BROADCAST {
-                    let f = Frame::Dio { root: self.root, version: self.version, rank: self.rank }.encode();
-                    let token = self.token();
-                    if radio.transmit(BROADCAST, token, &f).is_ok() {
-                        self.stats.dio_sent += 1;
-                    }
+                    self.send_dio(radio);
                 }
                 // A detached node poisons once, then stays quiet until it joins again.
                 if !self.is_root && self.parent.is_none() {
@@ -398,6 +426,12 @@ impl Router {
                 self.trickle_interval(at.max(now), next);
             }
         }
+        if now >= self.dio_at {
+            self.dio_at = Instant::MAX;
+            if self.parent.is_some() {
+                self.send_dio(radio);
+            }
+        }
         if now >= self.dao_at {
             self.dao_at = Instant::MAX;
             if let Some(p) = self.parent {
@@ -409,6 +443,7 @@ impl Router {
                     seq,
                     hop_limit: self.cfg.hop_limit,
                     sender_rank: self.rank,
+                    rank_error: false,
                     payload: &[],
                 }
                 .encode();
@@ -434,6 +469,26 @@ impl Router {
             self.global_repair(now, radio);
         }
         self.deadline()
+    }
+
+    fn send_dio<R: Radio>(&mut self, radio: &mut R) {
+        let f = Frame::Dio { root: self.root, version: self.version, rank: self.rank }.encode();
+        let token = self.token();
+        if radio.transmit(BROADCAST, token, &f).is_ok() {
+            self.stats.dio_sent += 1;
+            self.adv_rank = self.rank;
+            if self.rank != INFINITE_RANK {
+                self.lowest_adv = self.lowest_adv.min(self.rank);
+            }
+        }
+    }
+
+    /// Schedules a one-off DIO within the next Imin (unless one is pending already).
+    fn dio_soon(&mut self, now: Instant) {
+        if self.dio_at == Instant::MAX {
+            let span = self.imin_ns();
+            self.dio_at = now + Duration(span / 2 + self.jitter(span / 2 + 1));
+        }
     }
 
     fn token(&mut self) -> u32 {
@@ -499,6 +554,7 @@ impl Router {
                     seq,
                     hop_limit: self.cfg.hop_limit,
                     sender_rank: self.rank,
+                    rank_error: false,
                     payload,
                 }
                 .encode();
@@ -612,7 +668,7 @@ impl Router {
             Frame::Dio { root, version, rank } => {
                 self.on_dio(now, src, rssi_dbm, root, version, rank, radio);
             }
-            Frame::Up { kind, origin, root, seq, hop_limit, sender_rank, payload } => {
+            Frame::Up { kind, origin, root, seq, hop_limit, sender_rank, rank_error, payload } => {
                 if let Some(n) = self.nbrs.iter_mut().find(|n| n.addr == src) {
                     n.child_until = now + Duration::from_secs(self.cfg.child_hold_s as u64);
                 }
@@ -636,32 +692,67 @@ impl Router {
                     }
                     return self.deadline();
                 }
+                // Data-path validation (RFC 6550 11.2.2.2, RFC 6553): upward traffic must come from a node ranked
+                // above us. Every sender that routes through us took its rank from one of our DIOs plus at least
+                // one ETX, so it is ranked above the lowest rank we advertised, however far our current rank has
+                // drifted since; a sender ranked at or below that (or below our current rank) has a view of the
+                // DODAG that contradicts ours. A first inconsistency may still be a stale view: flag the frame and
+                // forward it. A second one on the same frame means a loop: drop it.
+                let mut rank_error = rank_error;
                 if Some(src) == self.parent {
-                    // Our parent routes through us: a loop. Drop the frame and the parent, re-advertise.
-                    self.stats.loops_detected += 1;
+                    // Our parent routes through us: a two-node loop. Leave that parent, re-advertise, and let
+                    // the frame take the new parent (flagged) unless it had already met an inconsistency.
                     self.drop_neighbor(src);
                     self.choose_parent(now);
                     self.trickle.interval_ns = 0;
                     self.trickle_reset(now);
-                    return self.deadline();
+                    if rank_error {
+                        self.stats.loops_detected += 1;
+                        return self.deadline();
+                    }
+                    self.stats.rank_errors += 1;
+                    rank_error = true;
+                } else if sender_rank <= self.rank.min(self.lowest_adv) {
+                    if rank_error {
+                        self.stats.loops_detected += 1;
+                        return self.deadline();
+                    }
+                    self.stats.rank_errors += 1;
+                    rank_error = true;
                 }
-                if sender_rank <= self.rank {
-                    // Rank inconsistency (RFC 6550 11.2.2.2): the sender's view of our rank is stale, or there
-                    // is a longer loop. Forward anyway (the hop limit bounds a real loop); the sender learns our
-                    // rank from the next DIO. Not resetting Trickle here keeps a dense mesh out of DIO storms.
+                if let Some(k) = self.recent_fwd.iter().position(|e| e.0 == origin && e.1 == seq) {
+                    if hop_limit >= self.recent_fwd[k].2 {
+                        // A second copy (a frame rerouted after a lost acknowledgement): already forwarded.
+                        return self.deadline();
+                    }
+                    // A frame we forwarded came back: a loop (our parent's path runs through us). Drop it
+                    // instead of letting it circle until its hop limit; the rank checks and Trickle repair
+                    // the routes.
                     self.stats.loops_detected += 1;
+                    return self.deadline();
                 }
                 if hop_limit <= 1 {
                     self.stats.drop_hop_limit += 1;
                     return self.deadline();
                 }
+                let slot = self.recent_fwd_i as usize % RECENT_FWD;
+                self.recent_fwd[slot] = (origin, seq, hop_limit);
+                self.recent_fwd_i = self.recent_fwd_i.wrapping_add(1);
                 let Some(p) = self.parent else {
                     self.stats.drop_no_route += 1;
                     return self.deadline();
                 };
-                let f =
-                    Frame::Up { kind, origin, root, seq, hop_limit: hop_limit - 1, sender_rank: self.rank, payload }
-                        .encode();
+                let f = Frame::Up {
+                    kind,
+                    origin,
+                    root,
+                    seq,
+                    hop_limit: hop_limit - 1,
+                    sender_rank: self.rank,
+                    rank_error,
+                    payload,
+                }
+                .encode();
                 if self.send_up_frame(p, f, 0, radio) {
                     self.stats.forwarded += 1;
                 }
@@ -723,6 +814,7 @@ impl Router {
             }
             self.parent = None;
             self.rank = INFINITE_RANK;
+            self.lowest_adv = INFINITE_RANK;
             self.trickle.interval_ns = 0;
         }
         let etx0 = self.initial_etx(rssi_dbm);
@@ -774,15 +866,28 @@ impl Router {
     }
 
     fn usable(&self, n: &Nbr, now: Instant) -> bool {
-        // Loop avoidance (RFC 6550 8.2.2.4): an attached node only takes parents ranked below its current
-        // rank, which its children never are; the current parent stays acceptable while it is still below.
-        let below = self.parent.is_none() || n.rank < self.rank || Some(n.addr) == self.parent;
+        // Loop avoidance (RFC 6550 8.2.2.4): every descendant of ours took its rank from one of our DIOs plus
+        // at least one ETX per hop, so it is ranked at least `lowest_adv + ETX_ONE`; a candidate ranked below
+        // that is never one of them, however our own rank has drifted since. A node that never advertised
+        // (or poisoned its rank since) has no descendants. The current parent stays acceptable.
+        let below = self.lowest_adv == INFINITE_RANK
+            || (n.rank as u32) < self.lowest_adv as u32 + ETX_ONE as u32
+            || Some(n.addr) == self.parent;
         below
             && n.rank != INFINITE_RANK
             && n.link_etx <= self.cfg.max_link_etx
             && n.child_until <= now
             && !(n.root == self.root && n.version != self.version)
             && (n.rank as u32 + n.link_etx as u32) < INFINITE_RANK as u32
+    }
+
+    /// The best usable neighbour other than `exclude` ranked below us (an alternate parent for one frame).
+    fn backup_parent(&self, exclude: u16, now: Instant) -> Option<u16> {
+        self.nbrs
+            .iter()
+            .filter(|n| n.addr != exclude && n.rank < self.rank && self.usable(n, now))
+            .min_by_key(|n| (n.rank as u32 + n.link_etx as u32, n.addr))
+            .map(|n| n.addr)
     }
 
     /// MRHOF parent selection with hysteresis; handles joining and detaching.
@@ -827,16 +932,27 @@ impl Router {
                     self.trickle.interval_ns = 0;
                     self.trickle_reset(now);
                 } else if switched {
-                    // A new parent is a DODAG change worth advertising soon; mere rank drift waits for the
-                    // next DIO (children that notice a stale rank trigger a reset themselves).
+                    // A new parent is a DODAG change worth advertising soon (Trickle, so redundant DIOs are
+                    // suppressed in a dense neighbourhood).
                     self.trickle.interval_ns = 0;
                     self.trickle_reset(now);
+                }
+                let threshold = self.cfg.rank_advertise_threshold as u32;
+                if threshold > 0
+                    && self.adv_rank != INFINITE_RANK
+                    && self.rank as u32 >= self.adv_rank as u32 + threshold
+                {
+                    // A significant rank increase must reach the neighbours even when Trickle would suppress it:
+                    // a neighbour holding our old, lower rank could take us as its parent while we route
+                    // through it. Decreases are harmless (they only make us look worse than we are).
+                    self.dio_soon(now);
                 }
             }
             None => {
                 if self.parent.is_some() {
                     self.parent = None;
                     self.rank = INFINITE_RANK;
+                    self.lowest_adv = INFINITE_RANK;
                     self.stats.detaches += 1;
                     self.dao_at = Instant::MAX;
                     self.dis_at = now + Duration(self.jitter(1_000_000_000));
@@ -858,6 +974,7 @@ impl Router {
                 seq,
                 hop_limit: self.cfg.hop_limit,
                 sender_rank: self.rank,
+                rank_error: false,
                 payload: &payload,
             }
             .encode();
@@ -876,7 +993,9 @@ impl Router {
         if let Some(n) = self.nbrs.iter_mut().find(|n| n.addr == inf.to) {
             let sample = match status {
                 TxStatus::Acked { attempts } => Some(attempts as u16 * ETX_ONE),
-                TxStatus::NoAck { .. } => Some(10 * ETX_ONE),
+                TxStatus::NoAck { attempts } => {
+                    Some((attempts.max(1) as u32 * self.cfg.noack_etx_per_attempt as u32).min(u16::MAX as u32) as u16)
+                }
                 _ => None,
             };
             if let Some(s) = sample {
@@ -903,16 +1022,31 @@ impl Router {
         }
         let busy = matches!(status, TxStatus::ChannelBusy { .. });
         if let (TxStatus::NoAck { .. } | TxStatus::ChannelBusy { .. }, Some(mut frame)) = (status, inf.up) {
-            match self.parent {
-                // A busy channel says nothing about the link: try the same parent again. A failed link: reroute.
-                Some(p) if (busy || p != inf.to) && inf.reroutes < self.cfg.max_reroutes => {
-                    // Local repair: the frame takes the new parent; its sender rank is ours now.
+            let next = if inf.reroutes >= self.cfg.max_reroutes {
+                None
+            } else if busy {
+                // A busy channel says nothing about the link: try the (possibly new) parent again.
+                self.parent
+            } else {
+                // The MAC gave up on the link: the frame takes the new parent if there is one, else the
+                // next-best parent (bounded by `max_reroutes`), never the link that just failed.
+                match self.parent {
+                    Some(p) if p != inf.to => Some(p),
+                    _ => self.backup_parent(inf.to, now),
+                }
+            };
+            match next {
+                Some(p) => {
+                    // The frame leaves with our rank as its sender rank.
                     if frame.len() > 10 {
                         frame[9..11].copy_from_slice(&self.rank.to_le_bytes());
                     }
+                    if p != inf.to {
+                        self.stats.reroutes += 1;
+                    }
                     self.send_up_frame(p, frame, inf.reroutes + 1, radio);
                 }
-                _ => self.stats.drop_link += 1,
+                None => self.stats.drop_link += 1,
             }
         }
         self.flush_pending(radio);
@@ -1018,6 +1152,7 @@ mod tests {
                 seq: 1,
                 hop_limit: 30,
                 sender_rank: 600,
+                rank_error: false,
                 payload: &[],
             }
             .encode();
@@ -1068,21 +1203,86 @@ mod tests {
         let mut air = Air::default();
         let mut n = Router::new(5, false, RouterConfig::default(), 8);
         n.on_frame(Instant(0), 2, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
-        let up = Frame::Up {
+        let up = |rank_error| {
+            Frame::Up {
+                kind: UpKind::Data,
+                origin: 9,
+                root: 1,
+                seq: 1,
+                hop_limit: 30,
+                sender_rank: ETX_ONE,
+                rank_error,
+                payload: &[],
+            }
+            .encode()
+        };
+        // Normal forwarding (sender ranked above us) is neither an error nor a loop.
+        let fine = Frame::Up {
             kind: UpKind::Data,
             origin: 9,
             root: 1,
-            seq: 1,
+            seq: 2,
             hop_limit: 30,
-            sender_rank: ETX_ONE,
+            sender_rank: 20 * ETX_ONE,
+            rank_error: false,
             payload: &[],
         }
         .encode();
-        n.on_frame(Instant(0), 7, -60, &up, &mut air);
+        air.sent.clear();
+        n.on_frame(Instant(0), 7, -60, &fine, &mut air);
+        assert_eq!((n.stats().rank_errors, n.stats().loops_detected, n.stats().forwarded), (0, 0, 1));
+        // A first inconsistency: flagged and forwarded.
+        air.sent.clear();
+        n.on_frame(Instant(0), 7, -60, &up(false), &mut air);
+        assert_eq!((n.stats().rank_errors, n.stats().loops_detected), (1, 0));
+        let fwd = air.sent.iter().find(|s| s.0 == 2).expect("forwarded to the parent");
+        assert!(matches!(Frame::decode(&fwd.2), Ok(Frame::Up { rank_error: true, .. })));
+        // A second one on the same frame: a loop, dropped.
+        air.sent.clear();
+        n.on_frame(Instant(0), 7, -60, &up(true), &mut air);
         assert_eq!(n.stats().loops_detected, 1);
+        assert!(!air.sent.iter().any(|s| s.0 == 2), "looping frame dropped");
         n.on_frame(Instant(0), 7, -60, &[0xEE, 1], &mut air);
         assert_eq!(n.stats().bad_frames, 1);
         air.full = true;
         assert_eq!(n.send_neighbor(Instant(0), 7, b"x", &mut air), Err(SendError::QueueFull));
+    }
+
+    #[test]
+    fn parent_choice_never_takes_a_node_ranked_like_our_descendants() {
+        let mut air = Air::default();
+        let mut n = Router::new(5, false, RouterConfig::default(), 9);
+        let now = Instant(0);
+        n.on_frame(now, 2, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
+        assert_eq!(n.rank(), 3 * ETX_ONE);
+        // Advertise (Trickle DIO), so children may take our rank.
+        let mut t = n.deadline();
+        while n.stats().dio_sent == 0 {
+            t = n.poll(t, &mut air);
+        }
+        // Our parent's rank rises a lot; a neighbour at rank 4 ETX (possibly our child) must not become parent.
+        n.on_frame(now, 3, -60, &dio(1, 0, 4 * ETX_ONE), &mut air);
+        n.on_frame(now, 2, -60, &dio(1, 0, 9 * ETX_ONE), &mut air);
+        assert_eq!(n.parent(), Some(2));
+        // A neighbour ranked below our lowest advertised rank plus one hop is fine.
+        n.on_frame(now, 4, -60, &dio(1, 0, 3 * ETX_ONE), &mut air);
+        assert_eq!(n.parent(), Some(4));
+    }
+
+    #[test]
+    fn failed_link_reroutes_one_frame_to_the_next_best_parent() {
+        let mut air = Air::default();
+        let mut n = Router::new(5, false, RouterConfig::default(), 10);
+        let now = Instant(0);
+        n.on_frame(now, 2, -60, &dio(1, 0, ETX_ONE), &mut air);
+        n.on_frame(now, 3, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
+        assert_eq!(n.parent(), Some(2));
+        air.sent.clear();
+        n.send_up(now, b"r", &mut air).unwrap();
+        let (_, token, _) = air.sent[0].clone();
+        n.on_tx_done(now, token, TxStatus::NoAck { attempts: 4 }, &mut air);
+        assert_eq!(n.parent(), Some(2), "one failure is within the hysteresis");
+        assert_eq!(air.sent.last().map(|s| s.0), Some(3), "the frame tries the backup parent");
+        assert_eq!((n.stats().reroutes, n.stats().drop_link), (1, 0));
     }
 }
