@@ -293,6 +293,7 @@ mod flisr_cases {
             ties: TieRule::LeafEnds { length_m: 200.0 },
             sensor: ron::from_str(&std::fs::read_to_string("models/lmu-v1.ron").unwrap()).unwrap(),
             contactor: ron::from_str(&std::fs::read_to_string("models/contactor-lv400.ron").unwrap()).unwrap(),
+            feeder_head: Some(ron::from_str(&std::fs::read_to_string("models/breaker-lv630.ron").unwrap()).unwrap()),
             protection: ron::from_str(&std::fs::read_to_string("models/protection-default.ron").unwrap()).unwrap(),
             link: LinkModel::default(),
             fidelity: Fidelity::Phasor,

@@ -45,6 +45,11 @@ pub const MAX_TIE_REQUESTERS: usize = 256;
 pub const OUTBOX_LEN: usize = 64;
 /// Reports kept.
 pub const REPORTS_LEN: usize = 16;
+/// Share of the measuring range at which a current reading counts as full scale.
+pub const FULL_SCALE_SHARE: f64 = 0.95;
+/// A section that goes dead this soon after fault current passed this LMU (unblocked) was cleared by the
+/// upstream fuse or breaker: the fault is in this LMU's own section (ns).
+pub const DEAD_AFTER_PASSAGE_NS: u64 = 500_000_000;
 
 /// A FLISR message between neighbouring LMUs (4 bytes on the air, see [`PeerMsg::encode`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,8 +151,13 @@ pub struct FlisrSettings {
     pub retries: u8,
     /// A tie that sees a superimposed current above this within 2 s of closing has closed onto a fault (A).
     pub sotf_current_a: f64,
-    /// Breaking capacity of the contactor (A): it is not opened above it (the upstream fuse must clear first).
+    /// Breaking capacity of the contactor (A RMS): it is not opened above it (the upstream fuse or breaker
+    /// must clear first).
     pub breaking_capacity_a: f64,
+    /// RMS current at which the current channel reaches full scale (A); a reading at or above
+    /// [`FULL_SCALE_SHARE`] of it says only that the true current is at least that high, so the contactor is
+    /// not opened either.
+    pub measuring_range_a: f64,
     /// Loop reactance of the section's line per km (ohm/km) for the distance estimate; 0 disables it.
     pub x_loop_ohm_per_km: f64,
     /// Length of the own section (m) to bound the distance estimate.
@@ -173,6 +183,7 @@ impl FlisrSettings {
             retries: 4,
             sotf_current_a: 300.0,
             breaking_capacity_a: 10_000.0,
+            measuring_range_a: 1.0e6,
             x_loop_ohm_per_km: 0.0,
             section_length_m: 0.0,
         }
@@ -222,6 +233,9 @@ impl FlisrSettings {
         }
         if !(self.breaking_capacity_a.is_finite() && self.breaking_capacity_a > 0.0) {
             return Err(SettingsError::new("breaking_capacity_a", "must be finite and > 0"));
+        }
+        if !(self.measuring_range_a.is_finite() && self.measuring_range_a > 0.0) {
+            return Err(SettingsError::new("measuring_range_a", "must be finite and > 0"));
         }
         if !(self.x_loop_ohm_per_km.is_finite() && self.x_loop_ohm_per_km >= 0.0) {
             return Err(SettingsError::new("x_loop_ohm_per_km", "must be finite and >= 0"));
@@ -352,6 +366,22 @@ pub struct Flisr {
     rebaseline: bool,
     /// When a `Cleared` was last passed on (copies within 100 ms are one report).
     cleared_at: Option<u64>,
+    /// The newest current reading is at or beyond full scale (the sensor says only "at least this much").
+    full_scale: bool,
+    /// The line is dead: no voltage and no current (set by the owner before [`Flisr::poll`]).
+    dead: bool,
+    /// Forward fault current passed here while closed and in the normal mode: (first seen, last seen, kind,
+    /// distance estimate, not blocked by a downstream neighbour at the last sight).
+    passage: Option<Passage>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Passage {
+    since: u64,
+    last: u64,
+    kind: FaultKind,
+    distance_m: Option<f64>,
+    unblocked: bool,
 }
 
 impl Flisr {
@@ -386,6 +416,9 @@ impl Flisr {
             fwd_since: None,
             rebaseline: false,
             cleared_at: None,
+            full_scale: false,
+            dead: false,
+            passage: None,
         })
     }
 
@@ -427,6 +460,25 @@ impl Flisr {
         self.breaker_failure_at = None;
         self.oc_blocked = false;
         self.cleared_at = None;
+        self.passage = None;
+    }
+
+    /// The state of the line before a [`Flisr::poll`]: the current reading is at or beyond the sensor's full
+    /// scale (`full_scale`; saturated, so the true current may exceed the breaking capacity), and the line is
+    /// dead (`dead`: no voltage on any phase and no current, e.g. after the upstream fuse or breaker cleared).
+    pub fn set_line_state(&mut self, full_scale: bool, dead: bool) {
+        self.full_scale = full_scale;
+        self.dead = dead;
+    }
+
+    /// Whether the contactor may interrupt the present current: the reading is within the breaking capacity
+    /// and below full scale. Above, the opening waits (coil kept closed) until the current falls, i.e. until
+    /// the upstream fuse or breaker has cleared (IEC 60947-4-1 type-2 coordination).
+    pub fn may_interrupt(&self, i_max_a: f64) -> bool {
+        !(self.full_scale
+            || !i_max_a.is_finite()
+            || i_max_a > self.s.breaking_capacity_a
+            || i_max_a >= FULL_SCALE_SHARE * self.s.measuring_range_a)
     }
 
     fn send(&mut self, to: PeerId, msg: PeerMsg) {
@@ -625,6 +677,20 @@ impl Flisr {
             self.fwd_since = None;
         }
         let since = if forward { self.fwd_since } else { p.pickup_since.map(|s| s.as_nanos()) };
+        if forward && self.coil_closed && self.mode == Mode::Normal && !self.s.is_tie {
+            let unblocked = self.blocked_until <= t;
+            let distance_m = self.distance(p);
+            let kind = p.kind.unwrap_or(FaultKind::Unknown);
+            let first =
+                self.passage.filter(|q| t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS).map_or(t, |q| q.since);
+            self.passage =
+                Some(Passage { since: since.unwrap_or(first).min(first), last: t, kind, distance_m, unblocked });
+        } else if let Some(q) = &mut self.passage
+            && self.blocked_until > q.last
+        {
+            // A block that arrives after the passage (radio latency) still places the fault downstream.
+            q.unblocked = false;
+        }
 
         // Fault-passage flag: keep blocking the upstream neighbour while flagged (bounded in time).
         // An LMU whose contactor is commanded open no longer passes the fault current: it stops blocking.
@@ -666,9 +732,10 @@ impl Flisr {
         // Contactor supervision.
         if let Mode::Operating { since } = self.mode {
             let confirmed = aux_closed == Some(self.coil_closed);
-            let blocked_by_capacity = !self.coil_closed && i_max_a > self.s.breaking_capacity_a;
+            let blocked_by_capacity = !self.coil_closed && !self.may_interrupt(i_max_a);
             if blocked_by_capacity {
-                // Keep the coil energised until the current falls below the breaking capacity.
+                // Keep the coil energised until the current falls below the breaking capacity and the
+                // sensor's full scale (the upstream fuse or breaker clears it).
                 let out = FlisrOutput { coil_closed: true, next_deadline: Some(Instant(t + ms(1))) };
                 self.mode = Mode::Operating { since: t };
                 return out;
@@ -750,6 +817,21 @@ impl Flisr {
             } else {
                 want(backup_at, next);
             }
+            return;
+        }
+        // The section went dead right after unblocked fault current passed here: the upstream fuse or
+        // breaker cleared a fault in this LMU's own section (too much current for this contactor, or faster
+        // than the logic delay). Locate it here and isolate (opening a dead line).
+        if self.dead
+            && let Some(q) = self.passage
+            && q.unblocked
+            && t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS
+        {
+            self.passage = None;
+            let mut r = FlisrReport::new(Role::Primary, Some(self.s.me), q.kind, Some(Instant(q.since)));
+            r.distance_m = q.distance_m;
+            self.report(r);
+            self.isolate_own_section(t);
             return;
         }
         // Open conductor: healthy here, but a phase current collapsed or a downstream neighbour lost a phase.
