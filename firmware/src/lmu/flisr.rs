@@ -1039,4 +1039,85 @@ mod tests {
         s.backup_delay_ms = 10;
         assert_eq!(s.validate().unwrap_err().field, "backup_delay_ms");
     }
+
+    fn fwd(since_ms: u64) -> ProtectionStatus {
+        ProtectionStatus {
+            pickup: true,
+            forward: true,
+            pickup_since: Some(Instant(since_ms * 1_000_000)),
+            kind: Some(FaultKind::ThreePhase),
+            fault_current_a: 9000.0,
+            ..ProtectionStatus::default()
+        }
+    }
+
+    fn head_lmu() -> Flisr {
+        let mut s = FlisrSettings::new(1);
+        s.downstream = alloc::vec![2];
+        s.breaking_capacity_a = 12_000.0;
+        s.measuring_range_a = 8839.0;
+        Flisr::new(s).unwrap()
+    }
+
+    fn at(x: u64) -> Instant {
+        Instant(x * 1_000_000)
+    }
+
+    #[test]
+    fn no_opening_above_breaking_capacity_or_at_full_scale_until_the_current_falls() {
+        for (i_a, full_scale) in [(12_500.0, false), (8600.0, false), (6000.0, true)] {
+            let mut f = head_lmu();
+            f.set_line_state(full_scale, false);
+            assert!(!f.may_interrupt(i_a));
+            let mut t = 0;
+            while t <= 200 {
+                let out = f.poll(at(t), &fwd(0), Some(true), i_a);
+                assert!(out.coil_closed, "{i_a} A at {t} ms: the coil must stay closed");
+                t += 1;
+            }
+            // Located and commanded all the same: the downstream boundary is asked to open.
+            let r = f.reports().last().copied().unwrap();
+            assert_eq!((r.role, r.section), (Role::Primary, Some(1)));
+            assert!(core::iter::from_fn(|| f.pop_outgoing()).any(|m| m == (2, PeerMsg::Open { section: 1 })));
+            // The upstream device cleared: dead line, no current -> the contactor opens.
+            f.set_line_state(false, true);
+            let out = f.poll(at(t), &ProtectionStatus::default(), Some(true), 0.0);
+            assert!(!out.coil_closed);
+            let out = f.poll(at(t + 20), &ProtectionStatus::default(), Some(false), 0.0);
+            assert!(!out.coil_closed && f.locked_out());
+        }
+        // Within range: opens at the logic delay as ever.
+        let mut f = head_lmu();
+        assert!(f.may_interrupt(8000.0));
+        f.poll(at(0), &fwd(0), Some(true), 8000.0);
+        let out = f.poll(at(30), &fwd(0), Some(true), 8000.0);
+        assert!(!out.coil_closed);
+    }
+
+    #[test]
+    fn a_section_cleared_upstream_right_after_fault_passage_is_located_here_unless_blocked() {
+        // Fault current passes (unblocked) for 10 ms, then the feeder-head breaker clears it: dead line.
+        let mut f = head_lmu();
+        f.poll(at(0), &fwd(0), Some(true), 9000.0);
+        f.poll(at(10), &fwd(0), Some(true), 9000.0);
+        f.set_line_state(false, true);
+        let out = f.poll(at(20), &ProtectionStatus::default(), Some(true), 0.0);
+        assert!(!out.coil_closed);
+        let r = f.reports().last().copied().unwrap();
+        assert_eq!((r.role, r.section, r.detected), (Role::Primary, Some(1), Some(at(0))));
+        // Blocked by the downstream neighbour (the fault is beyond it): not located here.
+        let mut f = head_lmu();
+        f.poll(at(0), &fwd(0), Some(true), 9000.0);
+        f.on_peer(at(5), 2, PeerMsg::Block);
+        f.set_line_state(false, true);
+        let out = f.poll(at(20), &ProtectionStatus::default(), Some(true), 0.0);
+        assert!(out.coil_closed && f.reports().next().is_none());
+        // Dead long after the passage (an unrelated outage): not located here either.
+        let mut f = head_lmu();
+        f.poll(at(0), &fwd(0), Some(true), 9000.0);
+        f.poll(at(1), &ProtectionStatus::default(), Some(true), 100.0);
+        f.set_line_state(false, true);
+        let out = f.poll(at(900), &ProtectionStatus::default(), Some(true), 0.0);
+        assert!(out.coil_closed && f.reports().next().is_none());
+    }
 }
