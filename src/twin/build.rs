@@ -412,11 +412,11 @@ fn score_one(
     // Feeder-head fuse or breaker operations: the first interruption counts as the trip. It is selective
     // when the faulted section is the first of its feeder (no LMU upstream of it): the device is then the
     // section's upstream boundary; anywhere else it took out healthy sections (a healthy trip).
-    let head_first = head_ops
+    let head_op = head_ops
         .iter()
         .filter(|o| o.interrupted_ns >= ns(onset) && o.interrupted_ns < ns(until))
-        .map(|o| o.interrupted_ns as f64 * 1e-9 - onset_s)
-        .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.min(x))));
+        .min_by_key(|o| (o.interrupted_ns, o.line));
+    let head_first = head_op.map(|o| o.interrupted_ns as f64 * 1e-9 - onset_s);
     let head_section = true_c.is_some_and(|c| c.upstream.is_none());
     if let Some(h) = head_first {
         if !head_section {
@@ -493,6 +493,8 @@ fn score_one(
         distance_m: primaries.first().and_then(|p| p.3),
         healthy_trips,
         feeder_head_ms: head_first.map(|h| h * 1e3),
+        feeder_head_line: head_op.map(|o| o.line),
+        feeder_head_current_a: head_op.map(|o| o.current_a),
         customers_interrupted: interrupted,
         healthy_customers_not_restored: not_restored,
         customer_minutes_lost: minutes,

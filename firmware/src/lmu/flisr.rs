@@ -19,6 +19,12 @@
 //!   The weaker `UnbalanceSeen` (a negative-sequence step with healthy voltages, DER holding the part beyond
 //!   a break) counts only where this LMU sees no such step itself (a step shared with its own bus came from
 //!   elsewhere) and no fault current passed lately.
+//! - **Breaking capacity**: the contactor is never commanded open while the current reading exceeds its
+//!   breaking capacity or is at the sensor's full scale (the true current may be higher); the coil stays
+//!   closed until the current falls, i.e. until the upstream feeder-head fuse or breaker has cleared
+//!   (IEC 60947-4-1 type-2 coordination). A section that goes dead within 500 ms after unblocked forward
+//!   fault current passed its LMU was cleared upstream: that LMU locates the fault in its own section and
+//!   isolates it (opening a dead line), so restoration proceeds as for any other fault.
 //! - **Isolation**: the locating LMU opens and sends `Open` to its downstream neighbours, which open and
 //!   confirm with their auxiliary contacts (`Opened`); an LMU whose contactor fails passes `Open` further down.
 //! - **Restoration**: upstream of the tripping LMU supply never stops; each downstream boundary, once its
