@@ -133,6 +133,9 @@ mod robustness {
 
     fn settings(me: u16, tie: bool) -> LmuSettings {
         let mut f = FlisrSettings::new(me);
+        // The front-end's range (random samples reach full scale, so the breaking-capacity hold is exercised).
+        f.breaking_capacity_a = 12_000.0;
+        f.measuring_range_a = 0.38 * 32767.0 / std::f64::consts::SQRT_2;
         if tie {
             f.is_tie = true;
             f.upstream = Some(1);
