@@ -8,6 +8,7 @@
 use super::LmuMsg;
 use super::agent::{LmuAgent, Placement, Uplink};
 use super::contactor::{ContactorFailure, ContactorModel, ContactorTwin};
+use super::feeder_head::{FeederDeviceModel, FeederHead, FeederHeadAgent, FeederOperation};
 use super::link::{LinkModel, LossyLink};
 use super::metrics::{FaultEvent, FaultsReport, LmuCompliance};
 use super::placement::{Commissioned, Feeder, PlacementRule, commission, farthest_below, section_of_line};
@@ -35,6 +36,8 @@ pub struct LmuHardware {
     pub fidelity: Fidelity,
     /// Ambient temperature of the sensor electronics (degC).
     pub temperature_c: f64,
+    /// Fuse or breaker at the head of every outgoing feeder line, if any.
+    pub feeder_head: Option<FeederDeviceModel>,
 }
 
 impl LmuHardware {
@@ -43,6 +46,9 @@ impl LmuHardware {
         self.sensor.validate().map_err(|e| format!("sensor model: {e}"))?;
         self.contactor.validate().map_err(|e| format!("contactor model: {e}"))?;
         self.protection.validate().map_err(|e| format!("protection: {e}"))?;
+        if let Some(m) = &self.feeder_head {
+            m.validate().map_err(|e| format!("feeder-head model: {e}"))?;
+        }
         self.link.validate()
     }
 }
@@ -157,6 +163,8 @@ pub struct LmuBuild {
     /// Customers: (bus position, base active power MW) per load.
     pub loads: Vec<(usize, f64)>,
     pub faults: Vec<FaultPlan>,
+    /// The feeder-head devices' agent, if any.
+    pub feeder_head: Option<AgentId>,
 }
 
 /// Builds the firmware settings of one LMU from commissioning.
@@ -168,6 +176,7 @@ fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64) -> LmuSett
     f.is_tie = c.is_tie;
     f.tie_requesters = c.tie_requesters.clone();
     f.breaking_capacity_a = hw.contactor.breaking_capacity_a;
+    f.measuring_range_a = hw.sensor.current_range_a_rms();
     f.x_loop_ohm_per_km = c.x_ohm_per_km;
     f.section_length_m = c.first_line_len_m;
     LmuSettings {
@@ -180,8 +189,9 @@ fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64) -> LmuSett
 
 /// Adds the LMUs of `c` around the grid agent `grid` (already in `sim`, its model built on `c.network`): a
 /// switch per LMU in the grid model, the LMU agents (subscribed to the grid's snapshots), a supply recorder,
-/// and the faults as grid commands at their onsets. Agent ids follow: LMUs in commissioning order, then the
-/// recorder.
+/// the feeder-head fuses or breakers (one agent for every line leaving the source bus, ties excluded), and
+/// the faults as grid commands at their onsets. Agent ids follow: LMUs in commissioning order, the
+/// recorder, then the feeder-head agent.
 pub fn attach(
     sim: &mut Simulation<Msg>,
     grid: AgentId,
@@ -199,6 +209,24 @@ pub fn attach(
     for (id, bus) in g.model.load_ids() {
         let (p, _) = g.model.load_base(id).unwrap_or((0.0, 0.0));
         loads.push((c.network.bus(bus).ok_or(format!("load at missing bus {bus}"))?, p));
+    }
+    let mut heads = Vec::new();
+    if o.hw.feeder_head.is_some() {
+        let tie_lines: BTreeSet<usize> = c.ties.iter().map(|t| t.0).collect();
+        let f = Feeder::new(&c.network, &tie_lines)?;
+        let src = c.network.buses[f.source_bus_pos].index;
+        for (k, l) in c.network.lines.iter().enumerate() {
+            if tie_lines.contains(&k) || !l.in_service || (l.from_bus != src && l.to_bus != src) {
+                continue;
+            }
+            let end = if l.from_bus == src { 0 } else { 1 };
+            let sw = g.model.add_line_switch(l.index, src, true, &format!("feeder-head-{}", l.index))?;
+            heads.push(FeederHead::new(k, l.index, end, sw));
+        }
+    }
+    let head_agent = (!heads.is_empty()).then_some(AgentId(first + n + 1));
+    if let Some(a) = head_agent {
+        g.subscribe(a);
     }
     let mut switches = Vec::new();
     for l in &c.lmus {
@@ -231,6 +259,10 @@ pub fn attach(
     }
     let buses: Vec<usize> = loads.iter().map(|l| l.0).collect();
     sim.add_agent(Box::new(SupplyRecorder { buses, history: Vec::new(), dropped: 0 })).map_err(|e| e.to_string())?;
+    if let (Some(expect), Some(m)) = (head_agent, &o.hw.feeder_head) {
+        let id = sim.add_agent(Box::new(FeederHeadAgent::new(m.clone(), grid, heads)?)).map_err(|e| e.to_string())?;
+        debug_assert_eq!(id, expect);
+    }
     for f in o.faults {
         let on = SimTime::ZERO + f.onset;
         let gf = grid_fault(f);
@@ -251,7 +283,7 @@ pub fn attach(
             sim.schedule(a, a, SimTime::ZERO + onset, class::GRID, msg).map_err(|e| e.to_string())?;
         }
     }
-    Ok(LmuBuild { commissioning: c, agents: ids, recorder, loads, faults: o.faults.to_vec() })
+    Ok(LmuBuild { commissioning: c, agents: ids, recorder, loads, faults: o.faults.to_vec(), feeder_head: head_agent })
 }
 
 /// Most supply states the recorder keeps (a state is kept only when it changes).
@@ -296,6 +328,8 @@ pub fn score(sim: &Simulation<Msg>, b: &LmuBuild, end: SimTime) -> FaultsReport 
     let lmus = &b.commissioning.lmus;
     let agents: Vec<Option<&LmuAgent>> = b.agents.iter().map(|&a| sim.agent::<LmuAgent>(a)).collect();
     let history: &[(SimTime, Vec<bool>)] = sim.agent::<SupplyRecorder>(b.recorder).map_or(&[], |r| &r.history);
+    let head_ops: &[FeederOperation] =
+        b.feeder_head.and_then(|a| sim.agent::<FeederHeadAgent>(a)).map_or(&[], |h| &h.operations);
     let mut order: Vec<usize> = (0..b.faults.len()).collect();
     order.sort_by_key(|&k| (b.faults[k].onset, k));
     let mut events = Vec::new();
@@ -303,7 +337,7 @@ pub fn score(sim: &Simulation<Msg>, b: &LmuBuild, end: SimTime) -> FaultsReport 
         let f = &b.faults[k];
         let onset = SimTime::ZERO + f.onset;
         let until = order.get(j + 1).map_or(end, |&n| SimTime::ZERO + b.faults[n].onset).max(onset);
-        events.push(score_one(f, onset, until, lmus, &agents, &b.loads, history, &b.commissioning));
+        events.push(score_one(f, onset, until, lmus, &agents, &b.loads, history, head_ops, &b.commissioning));
     }
     let mut en = Vec::new();
     for (l, a) in lmus.iter().zip(&agents) {
@@ -323,6 +357,7 @@ fn score_one(
     agents: &[Option<&LmuAgent>],
     loads: &[(usize, f64)],
     history: &[(SimTime, Vec<bool>)],
+    head_ops: &[FeederOperation],
     c: &Commissioning,
 ) -> FaultEvent {
     let onset_s = onset.as_secs_f64();
@@ -372,6 +407,23 @@ fn score_one(
             if !allowed.contains(&l.peer) {
                 healthy_trips += 1;
             }
+        }
+    }
+    // Feeder-head fuse or breaker operations: the first interruption counts as the trip. It is selective
+    // when the faulted section is the first of its feeder (no LMU upstream of it): the device is then the
+    // section's upstream boundary; anywhere else it took out healthy sections (a healthy trip).
+    let head_op = head_ops
+        .iter()
+        .filter(|o| o.interrupted_ns >= ns(onset) && o.interrupted_ns < ns(until))
+        .min_by_key(|o| (o.interrupted_ns, o.line));
+    let head_first = head_op.map(|o| o.interrupted_ns as f64 * 1e-9 - onset_s);
+    let head_section = true_c.is_some_and(|c| c.upstream.is_none());
+    if let Some(h) = head_first {
+        if !head_section {
+            healthy_trips += 1;
+        }
+        if first_open.is_none_or(|(ft, _)| h < ft) {
+            first_open = Some((h, if head_section { true_section.unwrap_or(0) } else { 0 }));
         }
     }
     let isolation = if allowed.is_empty() {
@@ -440,6 +492,9 @@ fn score_one(
         restore_s: if not_restored > 0 { None } else { Some(restore_max) },
         distance_m: primaries.first().and_then(|p| p.3),
         healthy_trips,
+        feeder_head_ms: head_first.map(|h| h * 1e3),
+        feeder_head_line: head_op.map(|o| o.line),
+        feeder_head_current_a: head_op.map(|o| o.current_a),
         customers_interrupted: interrupted,
         healthy_customers_not_restored: not_restored,
         customer_minutes_lost: minutes,

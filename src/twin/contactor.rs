@@ -2,7 +2,8 @@
 //!
 //! The model ([`ContactorModel`], `models/contactor-*.ron`) gives operate (close) and release (open) times,
 //! contact bounce on closing, the breaking capacity (opening above it welds the contacts: coordination with the
-//! upstream fuse or breaker matters), mechanical and electrical life. Failure modes (welded, stuck open, coil
+//! upstream fuse or breaker matters, see [`super::feeder_head`]; the firmware does not open above it),
+//! mechanical and electrical life. Failure modes (welded, stuck open, coil
 //! failure) can be injected. Units: ms in the model, amperes, ns for time.
 //!
 //! The twin implements the firmware's [`Contactor`] HAL. Because HAL calls carry no time, the owner sets

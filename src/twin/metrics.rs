@@ -29,8 +29,14 @@ pub struct FaultEvent {
     pub restore_s: Option<f64>,
     /// Estimated distance from the locating LMU (m), where the section's reactance allows.
     pub distance_m: Option<f64>,
-    /// LMUs that opened although their opening was not part of isolating this fault.
+    /// LMUs that opened although their opening was not part of isolating this fault, plus a feeder-head fuse
+    /// or breaker that operated for a fault outside its feeder's first section.
     pub healthy_trips: u32,
+    /// Onset to the first interruption by a feeder-head fuse or breaker (ms), if one operated.
+    pub feeder_head_ms: Option<f64>,
+    /// The line (file index) whose feeder-head device operated first, and the current it interrupted (A).
+    pub feeder_head_line: Option<i64>,
+    pub feeder_head_current_a: Option<f64>,
     pub customers_interrupted: u32,
     pub healthy_customers_not_restored: u32,
     pub customer_minutes_lost: f64,

@@ -1,4 +1,5 @@
-//! Digital twins of LMU hardware (sensor front-end, contactor), the LMU agent joining them with the
+//! Digital twins of LMU hardware (sensor front-end, contactor), of the feeder-head fuse or breaker the LMUs
+//! coordinate with, the LMU agent joining them with the
 //! firmware, the link LMUs talk over until the mesh carries their frames, feeder commissioning (placement,
 //! sections, neighbours), the builder that puts them around a grid agent and scores faults (shared by the
 //! world and the FLISR study case runner), the fault metrics and the case runner.
@@ -6,6 +7,7 @@
 pub mod agent;
 pub mod build;
 pub mod contactor;
+pub mod feeder_head;
 pub mod link;
 pub mod metrics;
 pub mod placement;

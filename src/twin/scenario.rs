@@ -36,6 +36,14 @@ pub struct LmuSection {
     /// (drawn once from its random stream), so a feeder's LMUs do not all contend for the channel at once.
     #[serde(default = "default_report_spread")]
     pub report_spread: String,
+    /// Protective device at the head of every outgoing feeder (a `FeederDeviceModel` in
+    /// `models/<name>.ron`: gG fuse or breaker), coordinated with the LMU contactors; `None` for none.
+    #[serde(default = "default_feeder_head")]
+    pub feeder_head: Option<String>,
+}
+
+fn default_feeder_head() -> Option<String> {
+    Some("breaker-lv630".into())
 }
 
 fn default_temp() -> f64 {

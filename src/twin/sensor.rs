@@ -100,6 +100,11 @@ impl SensorModel {
     pub fn a_per_count(&self) -> f64 {
         self.adc_range_v / self.full_scale_counts() as f64 * self.ct_ratio / self.burden_ohm
     }
+    /// RMS primary current of a sine whose peak reaches the ADC's full scale (A): the current channel's
+    /// measuring range.
+    pub fn current_range_a_rms(&self) -> f64 {
+        self.a_per_count() * self.full_scale_counts() as f64 / std::f64::consts::SQRT_2
+    }
     /// The firmware's front-end settings for this hardware.
     pub fn front_end(&self) -> FrontEndSettings {
         FrontEndSettings {

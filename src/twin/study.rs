@@ -7,6 +7,7 @@
 
 use super::build::{AttachOptions, Commissioning, LmuHardware, attach, score};
 use super::contactor::ContactorModel;
+use super::feeder_head::FeederDeviceModel;
 use super::link::LinkModel;
 use super::metrics::FaultEvent;
 use super::placement::PlacementRule;
@@ -148,6 +149,8 @@ pub struct CaseInput {
     pub ties: TieRule,
     pub sensor: SensorModel,
     pub contactor: ContactorModel,
+    /// Fuse or breaker at the head of every outgoing feeder line.
+    pub feeder_head: Option<FeederDeviceModel>,
     pub protection: ProtectionFile,
     pub link: LinkModel,
     pub fidelity: Fidelity,
@@ -205,6 +208,7 @@ pub fn run_flisr_case(input: &CaseInput) -> Result<CaseResult, String> {
         link: input.link,
         fidelity: input.fidelity,
         temperature_c: 25.0,
+        feeder_head: input.feeder_head.clone(),
     };
     hw.validate()?;
     let c = Commissioning::new(&input.network, &input.placement, &input.ties)?;

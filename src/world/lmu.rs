@@ -15,6 +15,7 @@ use crate::scenario::{InputError, Loaded};
 use crate::twin::agent::{LmuAgent, Uplink};
 use crate::twin::build::{self, AttachOptions, Commissioning, LmuBuild, LmuHardware, grid_fault, score};
 use crate::twin::contactor::ContactorModel;
+use crate::twin::feeder_head::FeederDeviceModel;
 use crate::twin::scenario::FaultSpec;
 use crate::twin::sensor::SensorModel;
 use crate::twin::study::ProtectionFile;
@@ -113,6 +114,16 @@ pub fn attach(cx: LmuContext<'_>) -> Result<Option<LmuPart>, InputError> {
         link: sec.link,
         fidelity: sec.fidelity,
         temperature_c: sec.temperature_c,
+        feeder_head: match &sec.feeder_head {
+            Some(name) => {
+                let (m, _) = loaded.model::<FeederDeviceModel>(name)?;
+                m.validate().map_err(|e| {
+                    loaded.error_at("lmus.feeder_head", format!("feeder-head model `{name}`: {e}"), None)
+                })?;
+                Some(m)
+            }
+            None => None,
+        },
     };
     hw.sensor
         .validate()

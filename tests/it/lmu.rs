@@ -133,6 +133,9 @@ mod robustness {
 
     fn settings(me: u16, tie: bool) -> LmuSettings {
         let mut f = FlisrSettings::new(me);
+        // The front-end's range (random samples reach full scale, so the breaking-capacity hold is exercised).
+        f.breaking_capacity_a = 12_000.0;
+        f.measuring_range_a = 0.38 * 32767.0 / std::f64::consts::SQRT_2;
         if tie {
             f.is_tie = true;
             f.upstream = Some(1);
@@ -293,6 +296,7 @@ mod flisr_cases {
             ties: TieRule::LeafEnds { length_m: 200.0 },
             sensor: ron::from_str(&std::fs::read_to_string("models/lmu-v1.ron").unwrap()).unwrap(),
             contactor: ron::from_str(&std::fs::read_to_string("models/contactor-lv400.ron").unwrap()).unwrap(),
+            feeder_head: Some(ron::from_str(&std::fs::read_to_string("models/breaker-lv630.ron").unwrap()).unwrap()),
             protection: ron::from_str(&std::fs::read_to_string("models/protection-default.ron").unwrap()).unwrap(),
             link: LinkModel::default(),
             fidelity: Fidelity::Phasor,
@@ -345,6 +349,39 @@ mod flisr_cases {
         let mut c = base("kerber_landnetz_freileitung_1");
         c.fault.line = 999;
         assert!(run_flisr_case(&c).unwrap_err().contains("line 999"));
+    }
+
+    #[test]
+    fn bolted_fault_next_to_the_transformer_is_cleared_by_the_feeder_head_breaker() {
+        // ~29 kA: above the LMU contactor's 12 kA breaking capacity and its sensor's full scale.
+        let mut b = base("ieee_european_lv_on_peak_566");
+        b.placement = PlacementRule::MainJunctions { min_loads: 3 };
+        b.fault.section = Some(1);
+        b.observe = SimDuration::from_secs(5);
+        for kind in [FaultType::ThreePhase, FaultType::TwoPhase, FaultType::LineToEarth] {
+            let mut c = b.clone();
+            c.fault.kind = kind;
+            let res = run_flisr_case(&c).unwrap();
+            let e = &res.event;
+            assert_eq!(res.row.located_section, "S1", "{e:?}");
+            assert!(e.feeder_head_ms.is_some_and(|t| t <= 50.0), "{e:?}");
+            assert!(e.selective && e.healthy_trips == 0, "{e:?}");
+            assert!(e.isolation_s.is_some_and(|t| t <= 2.0), "{e:?}");
+            // Every healthy customer (downstream of S1, through the ties) is back; S1's stay out.
+            assert!(e.restore_s.is_some_and(|t| t < 60.0) && e.healthy_customers_not_restored == 0, "{e:?}");
+        }
+        // Without the feeder-head device nothing can interrupt it: the LMU holds its contactor (it would
+        // weld) and the section is never isolated.
+        let mut c = b.clone();
+        c.feeder_head = None;
+        let res = run_flisr_case(&c).unwrap();
+        assert!(res.event.isolation_s.is_none() && res.event.feeder_head_ms.is_none(), "{:?}", res.event);
+        // A bolted fault at the first junction (~7 kA) stays the LMUs' job: the breaker does not operate.
+        let mut c = b.clone();
+        c.fault.section = Some(2);
+        let res = run_flisr_case(&c).unwrap();
+        assert!(res.event.feeder_head_ms.is_none() && res.event.selective, "{:?}", res.event);
+        assert!(res.event.trip_ms.is_some_and(|t| t <= 100.0), "{:?}", res.event);
     }
 
     #[test]

@@ -19,6 +19,12 @@
 //!   The weaker `UnbalanceSeen` (a negative-sequence step with healthy voltages, DER holding the part beyond
 //!   a break) counts only where this LMU sees no such step itself (a step shared with its own bus came from
 //!   elsewhere) and no fault current passed lately.
+//! - **Breaking capacity**: the contactor is never commanded open while the current reading exceeds its
+//!   breaking capacity or is at the sensor's full scale (the true current may be higher); the coil stays
+//!   closed until the current falls, i.e. until the upstream feeder-head fuse or breaker has cleared
+//!   (IEC 60947-4-1 type-2 coordination). A section that goes dead within 500 ms after unblocked forward
+//!   fault current passed its LMU was cleared upstream: that LMU locates the fault in its own section and
+//!   isolates it (opening a dead line), so restoration proceeds as for any other fault.
 //! - **Isolation**: the locating LMU opens and sends `Open` to its downstream neighbours, which open and
 //!   confirm with their auxiliary contacts (`Opened`); an LMU whose contactor fails passes `Open` further down.
 //! - **Restoration**: upstream of the tripping LMU supply never stops; each downstream boundary, once its
@@ -45,6 +51,11 @@ pub const MAX_TIE_REQUESTERS: usize = 256;
 pub const OUTBOX_LEN: usize = 64;
 /// Reports kept.
 pub const REPORTS_LEN: usize = 16;
+/// Share of the measuring range at which a current reading counts as full scale.
+pub const FULL_SCALE_SHARE: f64 = 0.95;
+/// A section that goes dead this soon after fault current passed this LMU (unblocked) was cleared by the
+/// upstream fuse or breaker: the fault is in this LMU's own section (ns).
+pub const DEAD_AFTER_PASSAGE_NS: u64 = 500_000_000;
 
 /// A FLISR message between neighbouring LMUs (4 bytes on the air, see [`PeerMsg::encode`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,8 +157,13 @@ pub struct FlisrSettings {
     pub retries: u8,
     /// A tie that sees a superimposed current above this within 2 s of closing has closed onto a fault (A).
     pub sotf_current_a: f64,
-    /// Breaking capacity of the contactor (A): it is not opened above it (the upstream fuse must clear first).
+    /// Breaking capacity of the contactor (A RMS): it is not opened above it (the upstream fuse or breaker
+    /// must clear first).
     pub breaking_capacity_a: f64,
+    /// RMS current at which the current channel reaches full scale (A); a reading at or above
+    /// [`FULL_SCALE_SHARE`] of it says only that the true current is at least that high, so the contactor is
+    /// not opened either.
+    pub measuring_range_a: f64,
     /// Loop reactance of the section's line per km (ohm/km) for the distance estimate; 0 disables it.
     pub x_loop_ohm_per_km: f64,
     /// Length of the own section (m) to bound the distance estimate.
@@ -173,6 +189,7 @@ impl FlisrSettings {
             retries: 4,
             sotf_current_a: 300.0,
             breaking_capacity_a: 10_000.0,
+            measuring_range_a: 1.0e6,
             x_loop_ohm_per_km: 0.0,
             section_length_m: 0.0,
         }
@@ -222,6 +239,9 @@ impl FlisrSettings {
         }
         if !(self.breaking_capacity_a.is_finite() && self.breaking_capacity_a > 0.0) {
             return Err(SettingsError::new("breaking_capacity_a", "must be finite and > 0"));
+        }
+        if !(self.measuring_range_a.is_finite() && self.measuring_range_a > 0.0) {
+            return Err(SettingsError::new("measuring_range_a", "must be finite and > 0"));
         }
         if !(self.x_loop_ohm_per_km.is_finite() && self.x_loop_ohm_per_km >= 0.0) {
             return Err(SettingsError::new("x_loop_ohm_per_km", "must be finite and >= 0"));
@@ -352,6 +372,22 @@ pub struct Flisr {
     rebaseline: bool,
     /// When a `Cleared` was last passed on (copies within 100 ms are one report).
     cleared_at: Option<u64>,
+    /// The newest current reading is at or beyond full scale (the sensor says only "at least this much").
+    full_scale: bool,
+    /// The line is dead: no voltage and no current (set by the owner before [`Flisr::poll`]).
+    dead: bool,
+    /// Forward fault current passed here while closed and in the normal mode: (first seen, last seen, kind,
+    /// distance estimate, not blocked by a downstream neighbour at the last sight).
+    passage: Option<Passage>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Passage {
+    since: u64,
+    last: u64,
+    kind: FaultKind,
+    distance_m: Option<f64>,
+    unblocked: bool,
 }
 
 impl Flisr {
@@ -386,6 +422,9 @@ impl Flisr {
             fwd_since: None,
             rebaseline: false,
             cleared_at: None,
+            full_scale: false,
+            dead: false,
+            passage: None,
         })
     }
 
@@ -427,6 +466,25 @@ impl Flisr {
         self.breaker_failure_at = None;
         self.oc_blocked = false;
         self.cleared_at = None;
+        self.passage = None;
+    }
+
+    /// The state of the line before a [`Flisr::poll`]: the current reading is at or beyond the sensor's full
+    /// scale (`full_scale`; saturated, so the true current may exceed the breaking capacity), and the line is
+    /// dead (`dead`: no voltage on any phase and no current, e.g. after the upstream fuse or breaker cleared).
+    pub fn set_line_state(&mut self, full_scale: bool, dead: bool) {
+        self.full_scale = full_scale;
+        self.dead = dead;
+    }
+
+    /// Whether the contactor may interrupt the present current: the reading is within the breaking capacity
+    /// and below full scale. Above, the opening waits (coil kept closed) until the current falls, i.e. until
+    /// the upstream fuse or breaker has cleared (IEC 60947-4-1 type-2 coordination).
+    pub fn may_interrupt(&self, i_max_a: f64) -> bool {
+        !(self.full_scale
+            || !i_max_a.is_finite()
+            || i_max_a > self.s.breaking_capacity_a
+            || i_max_a >= FULL_SCALE_SHARE * self.s.measuring_range_a)
     }
 
     fn send(&mut self, to: PeerId, msg: PeerMsg) {
@@ -625,6 +683,20 @@ impl Flisr {
             self.fwd_since = None;
         }
         let since = if forward { self.fwd_since } else { p.pickup_since.map(|s| s.as_nanos()) };
+        if forward && self.coil_closed && self.mode == Mode::Normal && !self.s.is_tie {
+            let unblocked = self.blocked_until <= t;
+            let distance_m = self.distance(p);
+            let kind = p.kind.unwrap_or(FaultKind::Unknown);
+            let first =
+                self.passage.filter(|q| t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS).map_or(t, |q| q.since);
+            self.passage =
+                Some(Passage { since: since.unwrap_or(first).min(first), last: t, kind, distance_m, unblocked });
+        } else if let Some(q) = &mut self.passage
+            && self.blocked_until > q.last
+        {
+            // A block that arrives after the passage (radio latency) still places the fault downstream.
+            q.unblocked = false;
+        }
 
         // Fault-passage flag: keep blocking the upstream neighbour while flagged (bounded in time).
         // An LMU whose contactor is commanded open no longer passes the fault current: it stops blocking.
@@ -666,9 +738,10 @@ impl Flisr {
         // Contactor supervision.
         if let Mode::Operating { since } = self.mode {
             let confirmed = aux_closed == Some(self.coil_closed);
-            let blocked_by_capacity = !self.coil_closed && i_max_a > self.s.breaking_capacity_a;
+            let blocked_by_capacity = !self.coil_closed && !self.may_interrupt(i_max_a);
             if blocked_by_capacity {
-                // Keep the coil energised until the current falls below the breaking capacity.
+                // Keep the coil energised until the current falls below the breaking capacity and the
+                // sensor's full scale (the upstream fuse or breaker clears it).
                 let out = FlisrOutput { coil_closed: true, next_deadline: Some(Instant(t + ms(1))) };
                 self.mode = Mode::Operating { since: t };
                 return out;
@@ -750,6 +823,21 @@ impl Flisr {
             } else {
                 want(backup_at, next);
             }
+            return;
+        }
+        // The section went dead right after unblocked fault current passed here: the upstream fuse or
+        // breaker cleared a fault in this LMU's own section (too much current for this contactor, or faster
+        // than the logic delay). Locate it here and isolate (opening a dead line).
+        if self.dead
+            && let Some(q) = self.passage
+            && q.unblocked
+            && t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS
+        {
+            self.passage = None;
+            let mut r = FlisrReport::new(Role::Primary, Some(self.s.me), q.kind, Some(Instant(q.since)));
+            r.distance_m = q.distance_m;
+            self.report(r);
+            self.isolate_own_section(t);
             return;
         }
         // Open conductor: healthy here, but a phase current collapsed or a downstream neighbour lost a phase.
@@ -956,5 +1044,86 @@ mod tests {
         let mut s = FlisrSettings::new(3);
         s.backup_delay_ms = 10;
         assert_eq!(s.validate().unwrap_err().field, "backup_delay_ms");
+    }
+
+    fn fwd(since_ms: u64) -> ProtectionStatus {
+        ProtectionStatus {
+            pickup: true,
+            forward: true,
+            pickup_since: Some(Instant(since_ms * 1_000_000)),
+            kind: Some(FaultKind::ThreePhase),
+            fault_current_a: 9000.0,
+            ..ProtectionStatus::default()
+        }
+    }
+
+    fn head_lmu() -> Flisr {
+        let mut s = FlisrSettings::new(1);
+        s.downstream = alloc::vec![2];
+        s.breaking_capacity_a = 12_000.0;
+        s.measuring_range_a = 8839.0;
+        Flisr::new(s).unwrap()
+    }
+
+    fn at(x: u64) -> Instant {
+        Instant(x * 1_000_000)
+    }
+
+    #[test]
+    fn no_opening_above_breaking_capacity_or_at_full_scale_until_the_current_falls() {
+        for (i_a, full_scale) in [(12_500.0, false), (8600.0, false), (6000.0, true)] {
+            let mut f = head_lmu();
+            f.set_line_state(full_scale, false);
+            assert!(!f.may_interrupt(i_a));
+            let mut t = 0;
+            while t <= 200 {
+                let out = f.poll(at(t), &fwd(0), Some(true), i_a);
+                assert!(out.coil_closed, "{i_a} A at {t} ms: the coil must stay closed");
+                t += 1;
+            }
+            // Located and commanded all the same: the downstream boundary is asked to open.
+            let r = f.reports().last().copied().unwrap();
+            assert_eq!((r.role, r.section), (Role::Primary, Some(1)));
+            assert!(core::iter::from_fn(|| f.pop_outgoing()).any(|m| m == (2, PeerMsg::Open { section: 1 })));
+            // The upstream device cleared: dead line, no current -> the contactor opens.
+            f.set_line_state(false, true);
+            let out = f.poll(at(t), &ProtectionStatus::default(), Some(true), 0.0);
+            assert!(!out.coil_closed);
+            let out = f.poll(at(t + 20), &ProtectionStatus::default(), Some(false), 0.0);
+            assert!(!out.coil_closed && f.locked_out());
+        }
+        // Within range: opens at the logic delay as ever.
+        let mut f = head_lmu();
+        assert!(f.may_interrupt(8000.0));
+        f.poll(at(0), &fwd(0), Some(true), 8000.0);
+        let out = f.poll(at(30), &fwd(0), Some(true), 8000.0);
+        assert!(!out.coil_closed);
+    }
+
+    #[test]
+    fn a_section_cleared_upstream_right_after_fault_passage_is_located_here_unless_blocked() {
+        // Fault current passes (unblocked) for 10 ms, then the feeder-head breaker clears it: dead line.
+        let mut f = head_lmu();
+        f.poll(at(0), &fwd(0), Some(true), 9000.0);
+        f.poll(at(10), &fwd(0), Some(true), 9000.0);
+        f.set_line_state(false, true);
+        let out = f.poll(at(20), &ProtectionStatus::default(), Some(true), 0.0);
+        assert!(!out.coil_closed);
+        let r = f.reports().last().copied().unwrap();
+        assert_eq!((r.role, r.section, r.detected), (Role::Primary, Some(1), Some(at(0))));
+        // Blocked by the downstream neighbour (the fault is beyond it): not located here.
+        let mut f = head_lmu();
+        f.poll(at(0), &fwd(0), Some(true), 9000.0);
+        f.on_peer(at(5), 2, PeerMsg::Block);
+        f.set_line_state(false, true);
+        let out = f.poll(at(20), &ProtectionStatus::default(), Some(true), 0.0);
+        assert!(out.coil_closed && f.reports().next().is_none());
+        // Dead long after the passage (an unrelated outage): not located here either.
+        let mut f = head_lmu();
+        f.poll(at(0), &fwd(0), Some(true), 9000.0);
+        f.poll(at(1), &ProtectionStatus::default(), Some(true), 100.0);
+        f.set_line_state(false, true);
+        let out = f.poll(at(900), &ProtectionStatus::default(), Some(true), 0.0);
+        assert!(out.coil_closed && f.reports().next().is_none());
     }
 }

@@ -73,6 +73,11 @@ fn clamp_i(x: f64) -> i32 {
     if x.is_finite() { libm::round(x).clamp(i32::MIN as f64, i32::MAX as f64) as i32 } else { 0 }
 }
 
+/// A line whose highest phase voltage is below this share of nominal, with no current, is dead.
+pub const DEAD_VOLTAGE_SHARE: f64 = 0.1;
+/// Largest current (A) on a dead line (measurement noise).
+pub const DEAD_CURRENT_A: f64 = 5.0;
+
 /// Samples read from the front-end per call at most (bounds the work of one poll).
 pub const MAX_SAMPLES_PER_READ: usize = 4096;
 
@@ -83,6 +88,8 @@ pub struct Lmu {
     protection: Protection,
     flisr: Flisr,
     i_max_a: f64,
+    /// Nominal phase voltage (V), for telling a dead line.
+    u_nom_v: f64,
     coil_error: bool,
     last: Option<CycleMeasurement>,
     buf: [RawSample; 64],
@@ -105,6 +112,7 @@ pub mod report_flags {
 impl Lmu {
     pub fn new(s: LmuSettings) -> Result<Self, (&'static str, SettingsError)> {
         s.validate()?;
+        let u_nom_v = s.pq.u_din_v;
         let dsp = match s.front_end {
             Some(fe) => Some(Dsp::new(fe).map_err(|e| ("front_end", e))?),
             None => None,
@@ -115,6 +123,7 @@ impl Lmu {
             protection: Protection::new(s.protection).map_err(|e| ("protection", e))?,
             flisr: Flisr::new(s.flisr).map_err(|e| ("flisr", e))?,
             i_max_a: 0.0,
+            u_nom_v,
             coil_error: false,
             last: None,
             buf: [RawSample::default(); 64],
@@ -143,6 +152,11 @@ impl Lmu {
         if i.is_finite() && m.quality.missing == 0 {
             self.i_max_a = i;
             self.last = Some(*m);
+            let full_scale =
+                m.quality.saturated && i >= flisr::FULL_SCALE_SHARE * self.flisr.settings().measuring_range_a;
+            let v_max = m.v.iter().map(|p| p.abs()).fold(0.0, f64::max);
+            let dead = v_max.is_finite() && v_max < DEAD_VOLTAGE_SHARE * self.u_nom_v && i < DEAD_CURRENT_A;
+            self.flisr.set_line_state(full_scale, dead);
         }
     }
 
