@@ -10,6 +10,11 @@
 //! Faults and open conductors enter as dense admittance changes at a few "ports", handled exactly every
 //! iteration by compensation (the Thevenin matrix of the ports comes from the factorisations).
 //!
+//! Where few nodes carry load (a feeder's junctions and cable runs outnumber its customers), the iteration
+//! runs on the Thevenin reduction of each sequence network onto the loaded nodes: a dense `m x m` product per
+//! iteration instead of two dependent triangular sweeps over every node, then one full solve at the end for
+//! the other nodes. Same fixed point, same iterates at the loaded nodes; `PfOptions::reduce` turns it off.
+//!
 //! All quantities are per unit: voltages on the node's `vn_kv / sqrt(3)` phase base, powers on
 //! `S_BASE_MVA / 3` per phase (equal to the three-phase total on `S_BASE_MVA`).
 
