@@ -272,15 +272,10 @@ impl SeqSys {
         self.red = Reduced { units: units.to_vec(), z, v_nl };
     }
 
-    /// Voltages at the reduced unknowns with no load current (the sources alone).
-    fn no_load_at_units(&self) -> Vec<C64> {
-        self.red.v_nl.clone()
-    }
-
     /// `out = v_nl + Z i` at the reduced unknowns; returns the largest `|out - prev|^2` (infinite on NaN).
-    fn reduced_apply(&self, v_nl: &[C64], i: &[C64], prev: &[C64], out: &mut [C64]) -> f64 {
-        let m = v_nl.len();
-        out.copy_from_slice(v_nl);
+    fn reduced_apply(&self, i: &[C64], prev: &[C64], out: &mut [C64]) -> f64 {
+        let m = self.red.units.len();
+        out.copy_from_slice(&self.red.v_nl);
         for (col, &ib) in self.red.z.chunks_exact(m).zip(i) {
             if ib == ZERO {
                 continue;
@@ -308,6 +303,15 @@ impl SeqSys {
         }
         self.lu.solve_ordered(&mut self.x);
     }
+}
+
+/// Current injected by a node's loads (three-phase total folded into `s_p`, `s_i`, `s_z`) at positive-sequence
+/// voltage `v` (p.u.; consumption draws current).
+#[inline]
+fn balanced_load_current(l: &NodeLoad, v: C64) -> C64 {
+    let vm2 = v.norm_sqr();
+    let s = l.s_p + l.s_i * vm2.sqrt() + l.s_z * vm2;
+    -(s / v).conj()
 }
 
 /// Phase currents injected by the loads of one node at phase voltages `vp` (p.u.; consumption draws current).
@@ -574,6 +578,26 @@ impl PowerFlow {
         PfError::NotConverged { iterations, max_dv_pu: dv, buses }
     }
 
+    /// The error of a balanced solve that did not converge (voltages stored), naming the lowest buses; resets
+    /// to the flat start so the next solve does not start from garbage.
+    fn balanced_failure(&mut self, dv: f64) -> PfError {
+        let worst: Vec<(f64, usize)> = self.s1.nodes.iter().map(|&k| (self.v1[k].norm(), k)).collect();
+        let e = self.not_converged(self.options.max_iter, dv, &worst);
+        self.reset_flat();
+        e
+    }
+
+    /// The unbalanced counterpart of [`Self::balanced_failure`]: the lowest phase voltage per energised node.
+    fn unbalanced_failure(&mut self, dv: f64) -> PfError {
+        let worst: Vec<(f64, usize)> = (0..self.topo.n_nodes)
+            .filter(|&k| self.topo.energised[k])
+            .map(|k| (self.phase_voltages(k).iter().map(|v| v.norm()).fold(f64::INFINITY, f64::min), k))
+            .collect();
+        let e = self.not_converged(self.options.max_iter, dv, &worst);
+        self.reset_flat();
+        e
+    }
+
     /// Balanced solve: every load as its three-phase total, positive sequence only.
     pub fn solve_balanced(&mut self) -> Result<SolveStats, PfError> {
         let opt = self.options;
@@ -599,10 +623,7 @@ impl PowerFlow {
         for it in 1..=opt.max_iter {
             s1.rhs.copy_from_slice(&s1.fixed_rhs);
             for (u, l) in &loaded {
-                let v = s1.x[*u];
-                let vm2 = v.norm_sqr();
-                let s = l.s_p + l.s_i * vm2.sqrt() + l.s_z * vm2;
-                s1.rhs[*u] -= (s / v).conj();
+                s1.rhs[*u] += balanced_load_current(l, s1.x[*u]);
             }
             s1.lu.solve_ordered(&mut s1.rhs);
             dv = 0.0;
@@ -624,10 +645,7 @@ impl PowerFlow {
             }
         }
         s1.store_to(&mut self.v1);
-        let worst: Vec<(f64, usize)> = self.s1.nodes.iter().map(|&k| (self.v1[k].norm(), k)).collect();
-        let e = self.not_converged(opt.max_iter, dv, &worst);
-        self.reset_flat();
-        Err(e)
+        Err(self.balanced_failure(dv))
     }
 
     /// The balanced iteration on the Thevenin reduction onto the loaded unknowns `loaded` (unknown index, load).
@@ -638,7 +656,6 @@ impl PowerFlow {
         let s1 = &mut self.s1;
         let units: Vec<u32> = loaded.iter().map(|(u, _)| *u as u32).collect();
         s1.reduce_onto(&units);
-        let v_nl = s1.no_load_at_units();
         let m = units.len();
         let mut v: Vec<C64> = units.iter().map(|&u| s1.x[u as usize]).collect();
         let mut v_new = vec![ZERO; m];
@@ -646,11 +663,9 @@ impl PowerFlow {
         let mut dv = f64::INFINITY;
         for it in 1..=opt.max_iter {
             for ((ij, vj), (_, l)) in i.iter_mut().zip(&v).zip(loaded) {
-                let vm2 = vj.norm_sqr();
-                let s = l.s_p + l.s_i * vm2.sqrt() + l.s_z * vm2;
-                *ij = -(s / vj).conj();
+                *ij = balanced_load_current(l, *vj);
             }
-            dv = s1.reduced_apply(&v_nl, &i, &v, &mut v_new).sqrt();
+            dv = s1.reduced_apply(&i, &v, &mut v_new).sqrt();
             std::mem::swap(&mut v, &mut v_new);
             if dv < opt.tol_pu {
                 s1.expand(&i);
@@ -664,23 +679,18 @@ impl PowerFlow {
         }
         s1.expand(&i);
         s1.store_to(&mut self.v1);
-        let worst: Vec<(f64, usize)> = self.s1.nodes.iter().map(|&k| (self.v1[k].norm(), k)).collect();
-        let e = self.not_converged(opt.max_iter, dv, &worst);
-        self.reset_flat();
-        Err(e)
+        Err(self.balanced_failure(dv))
     }
 
     /// The unbalanced iteration on the Thevenin reductions of the three sequence networks onto the loaded nodes
     /// (no ports). Same iterates at the loaded nodes as the full sweeps.
     fn solve_unbalanced_reduced(&mut self, loaded: &[(usize, NodeLoad)]) -> Result<SolveStats, PfError> {
         let opt = self.options;
-        let n = self.topo.n_nodes;
         let s1 = &mut self.s1;
         let s2 = self.s2.as_mut().expect("prepared");
         let s0 = self.s0.as_mut().expect("prepared");
         // Per sequence: the reduced unknowns and, per loaded node, its position among them.
         let mut pos = vec![[u32::MAX; 3]; loaded.len()];
-        let mut v_nl: [Vec<C64>; 3] = Default::default();
         let mut v: [Vec<C64>; 3] = Default::default();
         for (q, sys) in [&mut *s0, &mut *s1, &mut *s2].into_iter().enumerate() {
             let mut units = Vec::with_capacity(loaded.len());
@@ -692,7 +702,6 @@ impl PowerFlow {
                 }
             }
             sys.reduce_onto(&units);
-            v_nl[q] = sys.no_load_at_units();
             v[q] = units.iter().map(|&u| sys.x[u as usize]).collect();
         }
         let mut v_new: [Vec<C64>; 3] = [vec![ZERO; v[0].len()], vec![ZERO; v[1].len()], vec![ZERO; v[2].len()]];
@@ -713,7 +722,7 @@ impl PowerFlow {
             }
             dv = 0.0;
             for (q, sys) in [&*s0, &*s1, &*s2].into_iter().enumerate() {
-                dv = dv.max(sys.reduced_apply(&v_nl[q], &i[q], &v[q], &mut v_new[q]));
+                dv = dv.max(sys.reduced_apply(&i[q], &v[q], &mut v_new[q]));
             }
             dv = dv.sqrt();
             std::mem::swap(&mut v, &mut v_new);
@@ -735,13 +744,7 @@ impl PowerFlow {
             self.stats = SolveStats { iterations: it, max_dv_pu: dv };
             return Ok(self.stats);
         }
-        let worst: Vec<(f64, usize)> = (0..n)
-            .filter(|&k| self.topo.energised[k])
-            .map(|k| (self.phase_voltages(k).iter().map(|v| v.norm()).fold(f64::INFINITY, f64::min), k))
-            .collect();
-        let e = self.not_converged(opt.max_iter, dv, &worst);
-        self.reset_flat();
-        Err(e)
+        Err(self.unbalanced_failure(dv))
     }
 
     /// Resets voltages to the flat start (after a failure, so the next solve does not start from garbage).
@@ -849,13 +852,7 @@ impl PowerFlow {
                 break;
             }
         }
-        let worst: Vec<(f64, usize)> = (0..n)
-            .filter(|&k| self.topo.energised[k])
-            .map(|k| (self.phase_voltages(k).iter().map(|v| v.norm()).fold(f64::INFINITY, f64::min), k))
-            .collect();
-        let e = self.not_converged(opt.max_iter, dv, &worst);
-        self.reset_flat();
-        Err(e)
+        Err(self.unbalanced_failure(dv))
     }
 
     /// Given open-circuit sequence voltages, solves the port currents and superposes their effect.
