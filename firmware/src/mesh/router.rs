@@ -73,6 +73,9 @@ pub struct RouterConfig {
     /// ETX sample of a frame the MAC gave up on, in units of its transmission attempts, ETX x 128 per attempt
     /// (128 = the attempts it took, as if the next one would have worked).
     pub noack_etx_per_attempt: u16,
+    /// How far our rank may rise above the lowest rank we advertised while we keep the current parent, ETX x 128
+    /// (DAGMaxRankIncrease, RFC 6550 8.2.2.4); beyond it the parent is given up.
+    pub max_rank_increase: u16,
 }
 
 impl Default for RouterConfig {
@@ -96,6 +99,7 @@ impl Default for RouterConfig {
             dis_interval_ms: 10_000,
             rank_advertise_threshold: 0,
             noack_etx_per_attempt: 160,
+            max_rank_increase: 4 * ETX_ONE,
         }
     }
 }
@@ -693,11 +697,12 @@ impl Router {
                     return self.deadline();
                 }
                 // Data-path validation (RFC 6550 11.2.2.2, RFC 6553): upward traffic must come from a node ranked
-                // above us. Every sender that routes through us took its rank from one of our DIOs plus at least
-                // one ETX, so it is ranked above the lowest rank we advertised, however far our current rank has
-                // drifted since; a sender ranked at or below that (or below our current rank) has a view of the
-                // DODAG that contradicts ours. A first inconsistency may still be a stale view: flag the frame and
-                // forward it. A second one on the same frame means a loop: drop it.
+                // above us. A sender ranked at or below our current rank took its rank from an advertisement of
+                // ours that is out of date (our rank rose since), or routes through us in a loop; either way the
+                // cure is to advertise our rank now, outside Trickle, so the sender and everything below it
+                // re-rank (around a loop the ranks count up until the parent bound in `usable` breaks it). A
+                // first inconsistency may still be that stale view: flag the frame and forward it. A second one
+                // on the same frame means a loop: drop it.
                 let mut rank_error = rank_error;
                 if Some(src) == self.parent {
                     // Our parent routes through us: a two-node loop. Leave that parent, re-advertise, and let
@@ -712,7 +717,8 @@ impl Router {
                     }
                     self.stats.rank_errors += 1;
                     rank_error = true;
-                } else if sender_rank <= self.rank.min(self.lowest_adv) {
+                } else if sender_rank <= self.rank {
+                    self.dio_soon(now);
                     if rank_error {
                         self.stats.loops_detected += 1;
                         return self.deadline();
@@ -726,9 +732,10 @@ impl Router {
                         return self.deadline();
                     }
                     // A frame we forwarded came back: a loop (our parent's path runs through us). Drop it
-                    // instead of letting it circle until its hop limit; the rank checks and Trickle repair
-                    // the routes.
+                    // instead of letting it circle until its hop limit, and advertise our rank so the ranks
+                    // around the loop count up until it breaks.
                     self.stats.loops_detected += 1;
+                    self.dio_soon(now);
                     return self.deadline();
                 }
                 if hop_limit <= 1 {
@@ -869,10 +876,13 @@ impl Router {
         // Loop avoidance (RFC 6550 8.2.2.4): every descendant of ours took its rank from one of our DIOs plus
         // at least one ETX per hop, so it is ranked at least `lowest_adv + ETX_ONE`; a candidate ranked below
         // that is never one of them, however our own rank has drifted since. A node that never advertised
-        // (or poisoned its rank since) has no descendants. The current parent stays acceptable.
+        // (or poisoned its rank since) has no descendants. The current parent stays acceptable while it keeps
+        // our rank within `max_rank_increase` of the lowest we advertised: a parent whose rank keeps climbing
+        // is usually counting up around a loop through us, and keeping it would keep the loop.
         let below = self.lowest_adv == INFINITE_RANK
             || (n.rank as u32) < self.lowest_adv as u32 + ETX_ONE as u32
-            || Some(n.addr) == self.parent;
+            || (Some(n.addr) == self.parent
+                && (n.rank as u32 + n.link_etx as u32) <= self.lowest_adv as u32 + self.cfg.max_rank_increase as u32);
         below
             && n.rank != INFINITE_RANK
             && n.link_etx <= self.cfg.max_link_etx
@@ -1260,13 +1270,59 @@ mod tests {
         while n.stats().dio_sent == 0 {
             t = n.poll(t, &mut air);
         }
-        // Our parent's rank rises a lot; a neighbour at rank 4 ETX (possibly our child) must not become parent.
+        // Our parent's rank rises within DAGMaxRankIncrease (4 ETX); a neighbour at rank 4 ETX (possibly our
+        // child) must not become parent.
         n.on_frame(now, 3, -60, &dio(1, 0, 4 * ETX_ONE), &mut air);
-        n.on_frame(now, 2, -60, &dio(1, 0, 9 * ETX_ONE), &mut air);
+        n.on_frame(now, 2, -60, &dio(1, 0, 6 * ETX_ONE), &mut air);
         assert_eq!(n.parent(), Some(2));
+        assert_eq!(n.rank(), 7 * ETX_ONE);
         // A neighbour ranked below our lowest advertised rank plus one hop is fine.
         n.on_frame(now, 4, -60, &dio(1, 0, 3 * ETX_ONE), &mut air);
         assert_eq!(n.parent(), Some(4));
+        // That parent climbs past the bound (as around a loop through us) and nothing else qualifies: we give it
+        // up and poison rather than follow it up.
+        n.on_frame(now, 4, -60, &dio(1, 0, 7 * ETX_ONE), &mut air);
+        assert_eq!(n.parent(), None);
+        assert_eq!(n.rank(), INFINITE_RANK);
+    }
+
+    #[test]
+    fn a_sender_ranked_below_us_makes_us_advertise_our_rank_at_once() {
+        let mut air = Air::default();
+        let mut n = Router::new(5, false, RouterConfig::default(), 9);
+        let now = Instant(0);
+        n.on_frame(now, 2, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
+        assert_eq!(n.rank(), 3 * ETX_ONE);
+        let mut t = n.deadline();
+        while n.stats().dio_sent == 0 {
+            t = n.poll(t, &mut air);
+        }
+        // Let Trickle back off far beyond Imin.
+        while n.stats().dio_sent < 6 {
+            t = n.poll(t, &mut air);
+        }
+        let quiet_from = t;
+        // A child still holding an old, lower view of our rank forwards through us.
+        let up = Frame::Up {
+            kind: UpKind::Data,
+            origin: 9,
+            root: 1,
+            seq: 1,
+            hop_limit: 30,
+            sender_rank: 3 * ETX_ONE,
+            rank_error: false,
+            payload: b"r",
+        }
+        .encode();
+        n.on_frame(quiet_from, 6, -60, &up, &mut air);
+        assert_eq!(n.stats().rank_errors, 1);
+        let sent = n.stats().dio_sent;
+        let imin = Duration::from_millis(RouterConfig::default().trickle_imin_ms as u64);
+        let mut t = quiet_from;
+        while t <= quiet_from + imin {
+            t = n.poll(t, &mut air).min(quiet_from + imin + Duration(1));
+        }
+        assert_eq!(n.stats().dio_sent, sent + 1, "a DIO within Imin of the inconsistency");
     }
 
     #[test]
