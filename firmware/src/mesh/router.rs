@@ -242,6 +242,10 @@ pub struct Router {
     recent_fwd: [(u16, u16, u8); RECENT_FWD],
     recent_fwd_i: u8,
     nbrs: Vec<Nbr>,
+    /// Something parent choice depends on changed since it last ran (a neighbour's rank or link, our bound).
+    reselect: bool,
+    /// Earliest time a held-off neighbour becomes usable again (parent choice depends on `now` through it).
+    hold_expiry: Instant,
     trickle: Trickle,
     trickle_on: bool,
     dao_at: Instant,
@@ -283,6 +287,8 @@ impl Router {
             recent_fwd: [(BROADCAST, 0, 0); RECENT_FWD],
             recent_fwd_i: 0,
             nbrs: Vec::new(),
+            reselect: true,
+            hold_expiry: Instant::MAX,
             trickle: Trickle { interval_ns: 0, t_at: Instant::MAX, end: Instant::MAX, c: 0, fired: true },
             trickle_on: false,
             dao_at: Instant::MAX,
@@ -481,8 +487,9 @@ impl Router {
         if radio.transmit(BROADCAST, token, &f).is_ok() {
             self.stats.dio_sent += 1;
             self.adv_rank = self.rank;
-            if self.rank != INFINITE_RANK {
-                self.lowest_adv = self.lowest_adv.min(self.rank);
+            if self.rank != INFINITE_RANK && self.rank < self.lowest_adv {
+                self.lowest_adv = self.rank;
+                self.reselect = true;
             }
         }
     }
@@ -675,6 +682,7 @@ impl Router {
             Frame::Up { kind, origin, root, seq, hop_limit, sender_rank, rank_error, payload } => {
                 if let Some(n) = self.nbrs.iter_mut().find(|n| n.addr == src) {
                     n.child_until = now + Duration::from_secs(self.cfg.child_hold_s as u64);
+                    self.reselect = true;
                 }
                 if self.is_root {
                     match kind {
@@ -823,18 +831,40 @@ impl Router {
             self.rank = INFINITE_RANK;
             self.lowest_adv = INFINITE_RANK;
             self.trickle.interval_ns = 0;
+            self.reselect = true;
         }
         let etx0 = self.initial_etx(rssi_dbm);
-        match self.nbrs.iter_mut().find(|n| n.addr == src) {
-            Some(n) => {
-                n.root = root;
-                n.version = version;
-                n.rank = rank;
+        // One pass over the table finds the sender or, failing that, the worst non-parent entry (by cost, then
+        // address): in a dense neighbourhood most DIOs come from nodes we do not keep, on every receiver.
+        let mut found = None;
+        let mut worst: Option<(u64, usize)> = None;
+        for (i, m) in self.nbrs.iter().enumerate() {
+            if m.addr == src {
+                found = Some(i);
+                break;
+            }
+            if Some(m.addr) != self.parent {
+                let key = ((m.rank as u64 + m.link_etx as u64) << 16) | m.addr as u64;
+                if worst.is_none_or(|w| key > w.0) {
+                    worst = Some((key, i));
+                }
+            }
+        }
+        match found {
+            Some(i) => {
+                let n = &mut self.nbrs[i];
+                if (n.root, n.version, n.rank) != (root, version, rank) {
+                    n.root = root;
+                    n.version = version;
+                    n.rank = rank;
+                    self.reselect = true;
+                }
                 // Hearing a DIO proves the link works again: pull an estimate that failures pushed past the
                 // usable limit halfway back to the signal-strength guess, so a lone parent is not lost forever.
                 if n.link_etx > self.cfg.max_link_etx {
                     n.link_etx = ((n.link_etx as u32 + etx0 as u32) / 2) as u16;
                     n.fail_streak = 0;
+                    self.reselect = true;
                 }
             }
             None => {
@@ -842,34 +872,37 @@ impl Router {
                     Nbr { addr: src, root, version, rank, link_etx: etx0, fail_streak: 0, child_until: Instant::ZERO };
                 if self.nbrs.len() < self.cfg.neighbors_max as usize {
                     self.nbrs.push(n);
-                } else {
-                    // Replace the worst non-parent entry if the newcomer is better.
-                    let parent = self.parent;
-                    let worst = self
-                        .nbrs
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, m)| Some(m.addr) != parent)
-                        .max_by_key(|(_, m)| (m.rank as u32 + m.link_etx as u32, m.addr))
-                        .map(|(i, m)| (i, m.rank as u32 + m.link_etx as u32));
-                    if let Some((i, cost)) = worst
-                        && (rank as u32 + etx0 as u32) < cost
-                    {
-                        self.nbrs[i] = n;
-                    }
+                    self.reselect = true;
+                } else if let Some((key, i)) = worst
+                    && (rank as u64 + etx0 as u64) < key >> 16
+                {
+                    // Replace the worst non-parent entry: the newcomer is better.
+                    self.nbrs[i] = n;
+                    self.reselect = true;
                 }
             }
         }
         if rank != INFINITE_RANK && root == self.root && version == self.version {
             self.trickle.c = self.trickle.c.saturating_add(1);
         }
-        self.choose_parent(now);
+        // Most DIOs in a dense neighbourhood repeat what we knew: parent choice runs only when one of its
+        // inputs changed (the result is then provably the same, which debug builds check).
+        if self.reselect || now >= self.hold_expiry {
+            self.choose_parent(now);
+        } else {
+            debug_assert_eq!(
+                self.selection(now).map(|c| (c.0, c.1.min(INFINITE_RANK as u32 - 1) as u16)),
+                self.parent.map(|p| (p, self.rank)),
+                "parent choice skipped although its inputs changed"
+            );
+        }
         self.flush_pending(radio);
         self.deadline()
     }
 
     fn drop_neighbor(&mut self, addr: u16) {
         self.nbrs.retain(|n| n.addr != addr);
+        self.reselect = true;
     }
 
     fn usable(&self, n: &Nbr, now: Instant) -> bool {
@@ -900,8 +933,8 @@ impl Router {
             .map(|n| n.addr)
     }
 
-    /// MRHOF parent selection with hysteresis; handles joining and detaching.
-    fn choose_parent(&mut self, now: Instant) {
+    /// The parent MRHOF with hysteresis would choose now: (address, our rank through it, root, version).
+    fn selection(&self, now: Instant) -> Option<(u16, u32, u16, u8)> {
         let best = self
             .nbrs
             .iter()
@@ -913,10 +946,17 @@ impl Router {
             .and_then(|p| self.nbrs.iter().find(|n| n.addr == p))
             .filter(|n| self.usable(n, now))
             .map(|n| (n.addr, n.rank as u32 + n.link_etx as u32, n.root, n.version));
-        let chosen = match (current, best) {
+        match (current, best) {
             (Some(c), Some(b)) if c.1 <= b.1 + self.cfg.parent_switch_threshold as u32 => Some(c),
             (_, b) => b,
-        };
+        }
+    }
+
+    /// MRHOF parent selection with hysteresis; handles joining and detaching.
+    fn choose_parent(&mut self, now: Instant) {
+        let chosen = self.selection(now);
+        self.reselect = false;
+        self.hold_expiry = self.nbrs.iter().map(|n| n.child_until).filter(|&t| t > now).min().unwrap_or(Instant::MAX);
         match chosen {
             Some((addr, cost, root, version)) => {
                 let was_detached = self.parent.is_none();
@@ -963,6 +1003,8 @@ impl Router {
                     self.parent = None;
                     self.rank = INFINITE_RANK;
                     self.lowest_adv = INFINITE_RANK;
+                    // Without the bound every neighbour is a candidate again.
+                    self.reselect = true;
                     self.stats.detaches += 1;
                     self.dao_at = Instant::MAX;
                     self.dis_at = now + Duration(self.jitter(1_000_000_000));
@@ -1011,7 +1053,11 @@ impl Router {
             if let Some(s) = sample {
                 // EWMA with weight 0.8 on the history: one lost frame moves the estimate by about 2 ETX, enough
                 // to notice a dying link without making every collision a reason to change parent.
-                n.link_etx = ((4 * n.link_etx as u32 + s as u32) / 5) as u16;
+                let etx = ((4 * n.link_etx as u32 + s as u32) / 5) as u16;
+                if etx != n.link_etx {
+                    n.link_etx = etx;
+                    self.reselect = true;
+                }
             }
             match status {
                 TxStatus::Acked { .. } => n.fail_streak = 0,
