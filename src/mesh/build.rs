@@ -330,7 +330,9 @@ pub struct FailureReport {
     pub route_repair_s: f64,
     /// Delivery ratio of the reports generated during the first reporting period after the failure.
     pub pdr_first_period: Option<f64>,
-    /// Time from the failure to the first reporting period (by generation time) delivered at >= 99 %, s.
+    /// Time from the failure until delivery is back at >= 99 %, s: the start of the first metrics bin (by
+    /// generation time) that is delivered at >= 99 % and begins a reporting period delivered at >= 99 %
+    /// (0 if the mesh never fell below). `None` if it never recovers within the run.
     pub pdr_recovery_s: Option<f64>,
 }
 
@@ -546,8 +548,9 @@ impl MeshHandle {
             .iter()
             .map(|f| {
                 let b0 = f.at_ns.div_ceil(m.bin_ns) as usize;
+                let bin_pdr = |b: usize| bins[b].sent == 0 || bins[b].delivered as f64 >= 0.99 * bins[b].sent as f64;
                 let recovery = (b0..bins.len())
-                    .find(|&b| window(b).is_some_and(|p| p >= 0.99))
+                    .find(|&b| bin_pdr(b) && window(b).is_some_and(|p| p >= 0.99))
                     .map(|b| (b as u64 * m.bin_ns).saturating_sub(f.at_ns) as f64 * 1e-9);
                 FailureReport {
                     at_s: f.at_ns as f64 * 1e-9,

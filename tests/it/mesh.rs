@@ -125,8 +125,8 @@ fn district_forms_delivers_and_is_deterministic_with_collisions_and_shadowing() 
     assert_ne!(s1.digest(), s3.digest());
     assert!(r1.collisions > 0, "collisions are modelled and happen");
     assert_eq!(r1.unjoined, 0);
-    // The first hour includes formation (DIO flood, DAO burst); steady state is higher.
-    assert!(r1.pdr >= 0.98, "pdr {}", r1.pdr);
+    // The first hour includes formation (DIO flood, DAO burst).
+    assert!(r1.pdr >= 0.99, "pdr {}", r1.pdr);
     let routed = r1.down_sent - r1.down_no_route;
     assert!(
         r1.down_delivered > 0 && r1.down_delivered as f64 >= 0.95 * routed as f64,
