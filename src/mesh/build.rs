@@ -112,6 +112,10 @@ pub fn build(
                 controls.push((dur("events.at", at)?.0, MeshControl::FailRelays((fraction * 1e6).round() as u32)))
             }
             MeshEvent::GlobalRepair { at } => controls.push((dur("events.at", at)?.0, MeshControl::GlobalRepair)),
+            MeshEvent::DegradeLink { a, b, loss_db, at } => controls.push((
+                dur("events.at", at)?.0,
+                MeshControl::DegradeLink(idx(*a)? as u32, idx(*b)? as u32, (loss_db * 1000.0).round() as u32),
+            )),
             MeshEvent::Join { .. } => {}
         }
     }

@@ -147,6 +147,9 @@ pub enum MeshEvent {
     Join { node: u32, x_m: f64, y_m: f64, at: String },
     /// Every coordinator starts a new DODAG version.
     GlobalRepair { at: String },
+    /// The link between nodes `a` and `b` (ids) loses `loss_db` more than its path loss and shadowing say, both
+    /// ways (a new building, foliage, a damaged antenna); `loss_db: 0.0` restores it. Lasts until changed.
+    DegradeLink { a: u32, b: u32, loss_db: f64, at: String },
 }
 
 /// Random failures of LMUs (coordinators never fail randomly).
@@ -274,6 +277,17 @@ impl MeshConfig {
                 | MeshEvent::Recover { at, .. }
                 | MeshEvent::Join { at, .. }
                 | MeshEvent::GlobalRepair { at } => at,
+                MeshEvent::DegradeLink { a, b, loss_db, at } => {
+                    if a == b {
+                        return Err(format!("mesh.events[{i}]: DegradeLink from node {a} to itself"));
+                    }
+                    if !(0.0..=200.0).contains(loss_db) {
+                        return Err(format!(
+                            "mesh.events[{i}].loss_db = {loss_db} must be within 0 ..= 200 dB (0 restores the link)"
+                        ));
+                    }
+                    at
+                }
                 MeshEvent::FailRelays { fraction, at } => {
                     if !(0.0..=1.0).contains(fraction) {
                         return Err(format!("mesh.events[{i}].fraction = {fraction} must be within 0 ..= 1"));

@@ -257,6 +257,9 @@ pub struct MeshAgent {
     pub(crate) by_id: Vec<(u32, u32)>,
     scratch: Vec<Interferer>,
     scratch_air: Vec<OnAir>,
+    /// Extra loss of degraded links, dB, by (lower index << 32 | higher index), sorted; empty in most runs, so
+    /// the hot path pays one length check.
+    link_extra_db: Vec<(u64, f64)>,
     pub(crate) started_ns: u64,
     /// Node positions by index, m (a compact copy for the link computations of the channel).
     pub(crate) xy: Vec<(f64, f64)>,
@@ -332,6 +335,7 @@ impl MeshAgent {
             by_id,
             scratch: Vec::new(),
             scratch_air: Vec::new(),
+            link_extra_db: Vec::new(),
             started_ns: 0,
             xy: Vec::new(),
             reach2: f64::INFINITY,
@@ -372,7 +376,36 @@ impl MeshAgent {
     pub fn mean_rx_dbm(&self, from: usize, to: usize) -> f64 {
         let (a, b) = (self.xy[from], self.xy[to]);
         let d = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
-        self.offset_dbm - self.loss_db(from, to, d)
+        self.offset_dbm - self.loss_db(from, to, d) - self.extra_db(from, to)
+    }
+
+    /// Extra loss a `DegradeLink` event put on the link between `a` and `b`, dB.
+    #[inline]
+    fn extra_db(&self, a: usize, b: usize) -> f64 {
+        if self.link_extra_db.is_empty() {
+            return 0.0;
+        }
+        let key = ((a.min(b) as u64) << 32) | a.max(b) as u64;
+        self.link_extra_db.binary_search_by_key(&key, |e| e.0).map_or(0.0, |k| self.link_extra_db[k].1)
+    }
+
+    /// Sets the extra loss of the link between `a` and `b` and refreshes the cached powers of both directions.
+    fn degrade_link(&mut self, a: usize, b: usize, loss_db: f64) {
+        let key = ((a.min(b) as u64) << 32) | a.max(b) as u64;
+        match self.link_extra_db.binary_search_by_key(&key, |e| e.0) {
+            Ok(k) if loss_db == 0.0 => {
+                self.link_extra_db.remove(k);
+            }
+            Ok(k) => self.link_extra_db[k].1 = loss_db,
+            Err(_) if loss_db == 0.0 => {}
+            Err(k) => self.link_extra_db.insert(k, (key, loss_db)),
+        }
+        for (from, to) in [(a, b), (b, a)] {
+            let p = self.mean_rx_dbm(from, to) as f32;
+            if let Some(e) = self.nodes[from].nbrs.iter_mut().find(|e| e.0 as usize == to) {
+                e.1 = p;
+            }
+        }
     }
 
     /// Path loss of a link, dB (the propagation model's, with the log-distance reference loss computed once).
@@ -396,7 +429,7 @@ impl MeshAgent {
         if d2 > self.reach2 {
             return None;
         }
-        let p = self.offset_dbm - self.loss_db(from, to, d2.sqrt());
+        let p = self.offset_dbm - self.loss_db(from, to, d2.sqrt()) - self.extra_db(from, to);
         (p >= self.interference_dbm).then_some(p)
     }
 
@@ -922,6 +955,9 @@ impl MeshAgent {
                         self.after_router(i, ctx);
                     }
                 }
+            }
+            MeshControl::DegradeLink(a, b, loss_mdb) => {
+                self.degrade_link(a as usize, b as usize, loss_mdb as f64 / 1000.0)
             }
             MeshControl::RandomFail(i) => {
                 let i = i as usize;

@@ -90,6 +90,8 @@ pub enum MeshControl {
     /// Fail this many parts per million of the current relays.
     FailRelays(u32),
     GlobalRepair,
+    /// Extra loss on the link between two node indices, milli-dB (0 restores it).
+    DegradeLink(u32, u32, u32),
     RandomFail(u32),
     RandomRecover(u32),
 }

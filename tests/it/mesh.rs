@@ -211,3 +211,53 @@ fn application_seam_sends_up_down_and_to_neighbours() {
     let got = |id| sim.agent::<Sink>(id).unwrap().got;
     assert_eq!((got(a), got(b), got(c)), (1, 0, 2));
 }
+
+#[test]
+fn a_degraded_link_is_routed_around_and_named_when_bad() {
+    // Root 100 at the origin; 101 at 212 m (a relay with its own application, so it sends nothing); 102 at 150 m
+    // from both, reporting every 10 s. 102 starts one hop from the root; at 30 min its direct link loses 40 dB
+    // (-120 dBm, far below sensitivity) and it must go through 101.
+    let build = |events: Vec<MeshEvent>| {
+        let mut sim = Simulation::new(5);
+        let sink = sim.add_agent(Box::new(Sink::default())).unwrap();
+        let cfg = MeshConfig {
+            propagation: no_shadow(3.0),
+            traffic: Traffic {
+                report_every: Some("10s".into()),
+                report_bytes: 40,
+                start: "1min".into(),
+                command_every: None,
+            },
+            events,
+            ..MeshConfig::default()
+        };
+        let nodes = vec![
+            NodeSpec::coordinator(100, 0.0, 0.0),
+            NodeSpec { app: Some(sink), ..NodeSpec::lmu(101, 150.0, 150.0) },
+            NodeSpec::lmu(102, 150.0, 0.0),
+        ];
+        mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &nodes).map(|h| (sim, h))
+    };
+    let (mut sim, h) =
+        build(vec![MeshEvent::DegradeLink { a: 102, b: 100, loss_db: 40.0, at: "30min".into() }]).unwrap();
+    sim.run(Stop::at(SimTime::from_secs(1800))).unwrap();
+    let before = h.report(&sim).node_rows.into_iter().find(|n| n.id == 102).unwrap();
+    assert_eq!(before.hops_last, 1, "{before:?}");
+    sim.run(Stop::at(SimTime::from_secs(3600))).unwrap();
+    let after = h.report(&sim).node_rows.into_iter().find(|n| n.id == 102).unwrap();
+    assert_eq!(after.hops_last, 2, "{after:?}");
+    let (g, d) = (after.generated - before.generated, after.delivered - before.delivered);
+    assert!(d as f64 >= 0.99 * g as f64, "{d} of {g} delivered after the link degraded");
+
+    // Unknown nodes and impossible losses are named.
+    let e = build(vec![MeshEvent::DegradeLink { a: 102, b: 7, loss_db: 10.0, at: "1min".into() }]).err().unwrap();
+    assert!(e.contains("no node with id 7"), "{e}");
+    for (a, b, loss) in [(102, 101, -3.0), (102, 101, f64::NAN), (102, 102, 10.0)] {
+        let cfg = MeshConfig {
+            events: vec![MeshEvent::DegradeLink { a, b, loss_db: loss, at: "1min".into() }],
+            ..MeshConfig::default()
+        };
+        let e = cfg.validate().unwrap_err();
+        assert!(e.contains("events[0]"), "{e}");
+    }
+}
