@@ -11,10 +11,14 @@
 //! detaches and poisons its rank so its children move away; a root can bump the DODAG version (global repair),
 //! which makes every node choose its parents afresh. Loops are avoided by never choosing a parent ranked at or
 //! above our lowest advertised rank plus one ETX (no descendant can be ranked that low, RFC 6550 8.2.2.4) nor a
-//! neighbour that recently forwarded upward traffic through us. On the data path (RFC 6550 11.2.2.2) a frame from
-//! a sender not ranked above us is flagged and forwarded once, and dropped on a second inconsistency; a frame we
-//! forwarded that comes back is a loop and is dropped; the hop limit is the last guard. A frame whose link
-//! failed after the MAC's retries takes the next-best parent (bounded by `max_reroutes`).
+//! neighbour that recently forwarded upward traffic through us, and by giving up the current parent once it would
+//! put us more than `max_rank_increase` above that lowest rank (DAGMaxRankIncrease). Loops that form anyway (a
+//! node whose DIOs Trickle suppressed in a dense neighbourhood keeps an old, low rank in its neighbours' tables)
+//! are found on the data path (RFC 6550 11.2.2.2): a frame from a sender not ranked above us makes us advertise
+//! our rank at once, is flagged and forwarded once, and is dropped on a second inconsistency; a frame we
+//! forwarded that comes back is dropped and also makes us advertise. The ranks around the loop then count up
+//! until the parent bound breaks it; the hop limit is the last guard. A frame whose link failed after the MAC's
+//! retries takes the next-best parent (bounded by `max_reroutes`).
 //!
 //! Downward traffic is source-routed from the root, which learns every node's parent from DAOs.
 //! Time is whatever [`Instant`] the caller passes; every input returns the next deadline at which
