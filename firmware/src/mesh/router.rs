@@ -15,9 +15,10 @@
 //! put us more than `max_rank_increase` above that lowest rank (DAGMaxRankIncrease). Loops that form anyway (a
 //! node whose DIOs Trickle suppressed in a dense neighbourhood keeps an old, low rank in its neighbours' tables)
 //! are found on the data path (RFC 6550 11.2.2.2): a frame from a sender not ranked above us makes us advertise
-//! our rank at once, is flagged and forwarded once, and is dropped on a second inconsistency; a frame we
-//! forwarded that comes back is dropped and also makes us advertise. The ranks around the loop then count up
-//! until the parent bound breaks it; the hop limit is the last guard. A frame whose link failed after the MAC's
+//! our rank outside Trickle (at most once per `inconsistency_holdoff_s`, so the ETX churn of a forming, congested
+//! mesh cannot feed a DIO storm), is flagged and forwarded once, and is dropped on a second inconsistency; a
+//! frame we forwarded that comes back is dropped and also makes us advertise. The ranks around the loop then
+//! count up until the parent bound breaks it; the hop limit is the last guard. A frame whose link failed after the MAC's
 //! retries takes the next-best parent (bounded by `max_reroutes`).
 //!
 //! Downward traffic is source-routed from the root, which learns every node's parent from DAOs.
@@ -80,6 +81,8 @@ pub struct RouterConfig {
     /// How far our rank may rise above the lowest rank we advertised while we keep the current parent, ETX x 128
     /// (DAGMaxRankIncrease, RFC 6550 8.2.2.4); beyond it the parent is given up.
     pub max_rank_increase: u16,
+    /// Least time between two DIOs sent because the data path met an inconsistency, s.
+    pub inconsistency_holdoff_s: u32,
 }
 
 impl Default for RouterConfig {
@@ -104,6 +107,7 @@ impl Default for RouterConfig {
             rank_advertise_threshold: 0,
             noack_etx_per_attempt: 160,
             max_rank_increase: 4 * ETX_ONE,
+            inconsistency_holdoff_s: 60,
         }
     }
 }
@@ -248,6 +252,8 @@ pub struct Router {
     nbrs: Vec<Nbr>,
     /// Something parent choice depends on changed since it last ran (a neighbour's rank or link, our bound).
     reselect: bool,
+    /// When the data path last made us advertise (see `inconsistency_holdoff_s`).
+    last_inconsistency: Option<Instant>,
     /// Earliest time a held-off neighbour becomes usable again (parent choice depends on `now` through it).
     hold_expiry: Instant,
     trickle: Trickle,
@@ -292,6 +298,7 @@ impl Router {
             recent_fwd_i: 0,
             nbrs: Vec::new(),
             reselect: true,
+            last_inconsistency: None,
             hold_expiry: Instant::MAX,
             trickle: Trickle { interval_ns: 0, t_at: Instant::MAX, end: Instant::MAX, c: 0, fired: true },
             trickle_on: false,
@@ -495,6 +502,16 @@ impl Router {
                 self.lowest_adv = self.rank;
                 self.reselect = true;
             }
+        }
+    }
+
+    /// The data path met an inconsistency (a sender ranked at or below us, or a frame coming back): advertise
+    /// our rank outside Trickle, at most once per `inconsistency_holdoff_s`.
+    fn inconsistent(&mut self, now: Instant) {
+        let hold = Duration::from_secs(self.cfg.inconsistency_holdoff_s as u64);
+        if self.last_inconsistency.is_none_or(|t| now >= t + hold) {
+            self.last_inconsistency = Some(now);
+            self.dio_soon(now);
         }
     }
 
@@ -730,7 +747,7 @@ impl Router {
                     self.stats.rank_errors += 1;
                     rank_error = true;
                 } else if sender_rank <= self.rank {
-                    self.dio_soon(now);
+                    self.inconsistent(now);
                     if rank_error {
                         self.stats.loops_detected += 1;
                         return self.deadline();
@@ -747,7 +764,7 @@ impl Router {
                     // instead of letting it circle until its hop limit, and advertise our rank so the ranks
                     // around the loop count up until it breaks.
                     self.stats.loops_detected += 1;
-                    self.dio_soon(now);
+                    self.inconsistent(now);
                     return self.deadline();
                 }
                 if hop_limit <= 1 {
