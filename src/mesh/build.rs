@@ -335,8 +335,9 @@ pub struct FailureReport {
     /// Delivery ratio of the reports generated during the first reporting period after the failure.
     pub pdr_first_period: Option<f64>,
     /// Time from the failure until delivery is back at >= 99 %, s: the start of the first metrics bin (by
-    /// generation time) that is delivered at >= 99 % and begins a reporting period delivered at >= 99 %
-    /// (0 if the mesh never fell below). `None` if it never recovers within the run.
+    /// generation time) from which every bin up to the end of the first reporting period after the failure is
+    /// delivered at >= 99 %, and which begins a reporting period delivered at >= 99 % (0 if the mesh never fell
+    /// below). `None` if it never recovers within the run.
     pub pdr_recovery_s: Option<f64>,
 }
 
@@ -552,16 +553,20 @@ impl MeshHandle {
             .iter()
             .map(|f| {
                 let b0 = f.at_ns.div_ceil(m.bin_ns) as usize;
-                let bin_pdr = |b: usize| bins[b].sent == 0 || bins[b].delivered as f64 >= 0.99 * bins[b].sent as f64;
+                let bin_ok = |b: usize| bins[b].sent == 0 || bins[b].delivered as f64 >= 0.99 * bins[b].sent as f64;
+                // Recovered from bin b on: the reporting period from b is delivered at >= 99 %, and so is every
+                // bin from b to the end of the first reporting period after the failure (a dip a minute after
+                // the failure counts, however good the first minute was).
+                let first_period_end = (b0 + period_bins).min(bins.len());
                 let recovery = (b0..bins.len())
-                    .find(|&b| bin_pdr(b) && window(b).is_some_and(|p| p >= 0.99))
-                    .map(|b| (b as u64 * m.bin_ns).saturating_sub(f.at_ns) as f64 * 1e-9);
+                    .find(|&b| (b..first_period_end.max(b + 1)).all(bin_ok) && window(b).is_some_and(|p| p >= 0.99))
+                    .map(|b| (b as u64 * m.bin_ns).saturating_sub(f.at_ns) as f64 / 1e9);
                 FailureReport {
-                    at_s: f.at_ns as f64 * 1e-9,
+                    at_s: f.at_ns as f64 / 1e9,
                     failed: f.failed.len(),
                     affected: f.affected,
                     unrepaired: f.affected - f.repaired,
-                    route_repair_s: (f.last_repair_ns - f.at_ns) as f64 * 1e-9,
+                    route_repair_s: (f.last_repair_ns - f.at_ns) as f64 / 1e9,
                     pdr_first_period: window(b0),
                     pdr_recovery_s: recovery,
                 }
