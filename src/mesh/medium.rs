@@ -19,7 +19,7 @@ use crate::engine::{Agent, AgentId, Ctx, Event, SimRng, SimTime, class, stream};
 use gridtwin_firmware::Instant;
 use gridtwin_firmware::hal::radio::{BROADCAST, Radio, TxStatus};
 use gridtwin_firmware::hal::{ErrorKind, ErrorType};
-use gridtwin_firmware::mesh::frame::RANK_ERROR_FLAG;
+use gridtwin_firmware::mesh::frame::{Frame, UpKind};
 use gridtwin_firmware::mesh::{Delivery, DeliveryKind, Router, RouterConfig, SendError};
 use rand::RngExt;
 use std::collections::VecDeque;
@@ -196,8 +196,10 @@ impl Radio for Port<'_> {
             return Err(ErrorKind::WouldBlock);
         }
         // Application data: UP/data, DOWN, NBR frames.
-        let up_data = frame.first() == Some(&2) && frame.get(1).is_some_and(|&sub| sub & !RANK_ERROR_FLAG == 0);
-        let app = matches!(frame.first(), Some(3) | Some(4)) || up_data;
+        let app = matches!(
+            Frame::decode(frame),
+            Ok(Frame::Up { kind: UpKind::Data, .. } | Frame::Down { .. } | Frame::Nbr { .. })
+        );
         self.q.push_back(Out { dst, token, app, frame: frame.to_vec() });
         Ok(())
     }

@@ -118,7 +118,7 @@ impl<'a> Frame<'a> {
                     root: rd16(b, 4)?,
                     seq: rd16(b, 6)?,
                     hop_limit: rd8(b, 8)?,
-                    sender_rank: rd16(b, 9)?,
+                    sender_rank: rd16(b, UP_SENDER_RANK_AT)?,
                     rank_error: sub & RANK_ERROR_FLAG != 0,
                     payload: b.get(body..).ok_or(FrameError::Truncated)?,
                 })
@@ -206,6 +206,24 @@ impl<'a> Frame<'a> {
     }
 }
 
+/// Byte offset of an UP frame's sender rank.
+const UP_SENDER_RANK_AT: usize = 9;
+
+/// Rewrites the sender rank of an encoded UP frame in place (a frame rerouted by a node leaves with that
+/// node's rank); `false` if `b` is not an UP frame.
+pub fn set_up_sender_rank(b: &mut [u8], rank: u16) -> bool {
+    if b.first() != Some(&2) {
+        return false;
+    }
+    match b.get_mut(UP_SENDER_RANK_AT..UP_SENDER_RANK_AT + 2) {
+        Some(r) => {
+            r.copy_from_slice(&rank.to_le_bytes());
+            true
+        }
+        None => false,
+    }
+}
+
 /// Builds the route bytes of a DOWN frame from hop addresses.
 pub fn route_bytes(hops: &[u16]) -> Vec<u8> {
     hops.iter().flat_map(|h| h.to_le_bytes()).collect()
@@ -264,6 +282,28 @@ mod tests {
                 let _ = Frame::decode(&b[..cut]);
             }
         }
+    }
+
+    #[test]
+    fn sender_rank_is_rewritten_in_place_on_up_frames_only() {
+        let up = |sender_rank| Frame::Up {
+            kind: UpKind::Dao { parent: 5 },
+            origin: 17,
+            root: 3,
+            seq: 1,
+            hop_limit: 30,
+            sender_rank,
+            rank_error: true,
+            payload: b"x",
+        };
+        let mut b = up(900).encode();
+        assert!(set_up_sender_rank(&mut b, 1234));
+        assert_eq!(b, up(1234).encode());
+        let mut dio = Frame::Dio { root: 3, version: 1, rank: 700 }.encode();
+        let before = dio.clone();
+        assert!(!set_up_sender_rank(&mut dio, 1234));
+        assert_eq!(dio, before);
+        assert!(!set_up_sender_rank(&mut b[..10], 1));
     }
 
     #[test]

@@ -18,14 +18,14 @@
 //! our rank outside Trickle (at most once per `inconsistency_holdoff_s`, so the ETX churn of a forming, congested
 //! mesh cannot feed a DIO storm), is flagged and forwarded once, and is dropped on a second inconsistency; a
 //! frame we forwarded that comes back is dropped and also makes us advertise. The ranks around the loop then
-//! count up until the parent bound breaks it; the hop limit is the last guard. A frame whose link failed after the MAC's
-//! retries takes the next-best parent (bounded by `max_reroutes`).
+//! count up until the parent bound breaks it; the hop limit is the last guard. A frame whose link failed after
+//! the MAC's retries takes the next-best parent (bounded by `max_reroutes`).
 //!
 //! Downward traffic is source-routed from the root, which learns every node's parent from DAOs.
 //! Time is whatever [`Instant`] the caller passes; every input returns the next deadline at which
 //! [`Router::poll`] must be called.
 
-use super::frame::{Frame, MAX_SOURCE_ROUTE, UpKind, route_bytes, route_from_bytes};
+use super::frame::{Frame, MAX_SOURCE_ROUTE, UpKind, route_bytes, route_from_bytes, set_up_sender_rank};
 use crate::hal::Error as _;
 use crate::hal::radio::{BROADCAST, LinkAddr, Radio, TxStatus};
 use crate::time::{Duration, Instant};
@@ -72,9 +72,6 @@ pub struct RouterConfig {
     pub max_reroutes: u8,
     /// A node without a parent solicits DIOs (DIS) this often, ms.
     pub dis_interval_ms: u32,
-    /// A rank this much above the last advertised one is advertised at once, outside Trickle, ETX x 128;
-    /// 0 = never.
-    pub rank_advertise_threshold: u16,
     /// ETX sample of a frame the MAC gave up on, in units of its transmission attempts, ETX x 128 per attempt
     /// (128 = the attempts it took, as if the next one would have worked).
     pub noack_etx_per_attempt: u16,
@@ -104,7 +101,6 @@ impl Default for RouterConfig {
             global_repair_s: 0,
             max_reroutes: 2,
             dis_interval_ms: 10_000,
-            rank_advertise_threshold: 0,
             noack_etx_per_attempt: 160,
             max_rank_increase: 4 * ETX_ONE,
             inconsistency_holdoff_s: 60,
@@ -242,9 +238,7 @@ pub struct Router {
     parent: Option<u16>,
     /// Lowest rank advertised since joining this DODAG version (RFC 6550 8.2.2.4 "L"); bounds parent choice.
     lowest_adv: u16,
-    /// Rank in the last DIO sent.
-    adv_rank: u16,
-    /// One-off DIO outside Trickle (a significant rank change, a child with a stale view of our rank).
+    /// One-off DIO outside Trickle (a child with a stale view of our rank, a loop).
     dio_at: Instant,
     /// (origin, seq, hop limit) of the last upward frames forwarded: a frame coming back is a loop.
     recent_fwd: [(u16, u16, u8); RECENT_FWD],
@@ -292,7 +286,6 @@ impl Router {
             rank: if is_root { ETX_ONE } else { INFINITE_RANK },
             parent: None,
             lowest_adv: INFINITE_RANK,
-            adv_rank: INFINITE_RANK,
             dio_at: Instant::MAX,
             recent_fwd: [(BROADCAST, 0, 0); RECENT_FWD],
             recent_fwd_i: 0,
@@ -497,7 +490,6 @@ impl Router {
         let token = self.token();
         if radio.transmit(BROADCAST, token, &f).is_ok() {
             self.stats.dio_sent += 1;
-            self.adv_rank = self.rank;
             if self.rank != INFINITE_RANK && self.rank < self.lowest_adv {
                 self.lowest_adv = self.rank;
                 self.reselect = true;
@@ -1008,16 +1000,6 @@ impl Router {
                     self.trickle.interval_ns = 0;
                     self.trickle_reset(now);
                 }
-                let threshold = self.cfg.rank_advertise_threshold as u32;
-                if threshold > 0
-                    && self.adv_rank != INFINITE_RANK
-                    && self.rank as u32 >= self.adv_rank as u32 + threshold
-                {
-                    // A significant rank increase must reach the neighbours even when Trickle would suppress it:
-                    // a neighbour holding our old, lower rank could take us as its parent while we route
-                    // through it. Decreases are harmless (they only make us look worse than we are).
-                    self.dio_soon(now);
-                }
             }
             None => {
                 if self.parent.is_some() {
@@ -1115,9 +1097,7 @@ impl Router {
             match next {
                 Some(p) => {
                     // The frame leaves with our rank as its sender rank.
-                    if frame.len() > 10 {
-                        frame[9..11].copy_from_slice(&self.rank.to_le_bytes());
-                    }
+                    set_up_sender_rank(&mut frame, self.rank);
                     if p != inf.to {
                         self.stats.reroutes += 1;
                     }
@@ -1160,6 +1140,25 @@ mod tests {
 
     fn dio(root: u16, version: u8, rank: u16) -> Vec<u8> {
         Frame::Dio { root, version, rank }.encode()
+    }
+
+    /// An upward data frame from origin 9 as a child would forward it.
+    fn up_data(seq: u16, sender_rank: u16, rank_error: bool) -> Vec<u8> {
+        Frame::Up { kind: UpKind::Data, origin: 9, root: 1, seq, hop_limit: 30, sender_rank, rank_error, payload: b"r" }
+            .encode()
+    }
+
+    /// Node 5, joined under parent 2 (rank 2 ETX, so ours is 3 ETX), polled until it has sent `dios` DIOs
+    /// (children may have taken its rank); returns the node and the time reached.
+    fn advertised_node(air: &mut Air, dios: u32) -> (Router, Instant) {
+        let mut n = Router::new(5, false, RouterConfig::default(), 9);
+        n.on_frame(Instant(0), 2, -60, &dio(1, 0, 2 * ETX_ONE), air);
+        assert_eq!(n.rank(), 3 * ETX_ONE);
+        let mut t = n.deadline();
+        while n.stats().dio_sent < dios {
+            t = n.poll(t, air);
+        }
+        (n, t)
     }
 
     #[test]
@@ -1280,31 +1279,9 @@ mod tests {
         let mut air = Air::default();
         let mut n = Router::new(5, false, RouterConfig::default(), 8);
         n.on_frame(Instant(0), 2, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
-        let up = |rank_error| {
-            Frame::Up {
-                kind: UpKind::Data,
-                origin: 9,
-                root: 1,
-                seq: 1,
-                hop_limit: 30,
-                sender_rank: ETX_ONE,
-                rank_error,
-                payload: &[],
-            }
-            .encode()
-        };
+        let up = |rank_error| up_data(1, ETX_ONE, rank_error);
         // Normal forwarding (sender ranked above us) is neither an error nor a loop.
-        let fine = Frame::Up {
-            kind: UpKind::Data,
-            origin: 9,
-            root: 1,
-            seq: 2,
-            hop_limit: 30,
-            sender_rank: 20 * ETX_ONE,
-            rank_error: false,
-            payload: &[],
-        }
-        .encode();
+        let fine = up_data(2, 20 * ETX_ONE, false);
         air.sent.clear();
         n.on_frame(Instant(0), 7, -60, &fine, &mut air);
         assert_eq!((n.stats().rank_errors, n.stats().loops_detected, n.stats().forwarded), (0, 0, 1));
@@ -1328,15 +1305,9 @@ mod tests {
     #[test]
     fn parent_choice_never_takes_a_node_ranked_like_our_descendants() {
         let mut air = Air::default();
-        let mut n = Router::new(5, false, RouterConfig::default(), 9);
-        let now = Instant(0);
-        n.on_frame(now, 2, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
-        assert_eq!(n.rank(), 3 * ETX_ONE);
         // Advertise (Trickle DIO), so children may take our rank.
-        let mut t = n.deadline();
-        while n.stats().dio_sent == 0 {
-            t = n.poll(t, &mut air);
-        }
+        let (mut n, _) = advertised_node(&mut air, 1);
+        let now = Instant(0);
         // Our parent's rank rises within DAGMaxRankIncrease (4 ETX); a neighbour at rank 4 ETX (possibly our
         // child) must not become parent.
         n.on_frame(now, 3, -60, &dio(1, 0, 4 * ETX_ONE), &mut air);
@@ -1356,32 +1327,10 @@ mod tests {
     #[test]
     fn a_sender_ranked_below_us_makes_us_advertise_our_rank_at_once() {
         let mut air = Air::default();
-        let mut n = Router::new(5, false, RouterConfig::default(), 9);
-        let now = Instant(0);
-        n.on_frame(now, 2, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
-        assert_eq!(n.rank(), 3 * ETX_ONE);
-        let mut t = n.deadline();
-        while n.stats().dio_sent == 0 {
-            t = n.poll(t, &mut air);
-        }
         // Let Trickle back off far beyond Imin.
-        while n.stats().dio_sent < 6 {
-            t = n.poll(t, &mut air);
-        }
-        let quiet_from = t;
+        let (mut n, quiet_from) = advertised_node(&mut air, 6);
         // A child still holding an old, lower view of our rank forwards through us.
-        let up = Frame::Up {
-            kind: UpKind::Data,
-            origin: 9,
-            root: 1,
-            seq: 1,
-            hop_limit: 30,
-            sender_rank: 3 * ETX_ONE,
-            rank_error: false,
-            payload: b"r",
-        }
-        .encode();
-        n.on_frame(quiet_from, 6, -60, &up, &mut air);
+        n.on_frame(quiet_from, 6, -60, &up_data(1, 3 * ETX_ONE, false), &mut air);
         assert_eq!(n.stats().rank_errors, 1);
         let sent = n.stats().dio_sent;
         let imin = Duration::from_millis(RouterConfig::default().trickle_imin_ms as u64);
