@@ -9,6 +9,7 @@
 
 extern crate alloc;
 
+pub mod app;
 pub mod hal;
 pub mod lmu;
 pub mod mesh;
