@@ -251,6 +251,18 @@ pub struct Cloud {
     /// End-to-end latency of every reading (measurement to storage), in milliseconds.
     pub latency_ms: Vec<f64>,
     pub readings: u64,
+    /// Every stored reading with its storage time, in arrival order, up to `max_stored` (then counted in
+    /// `stored_dropped`): `cloud_readings.csv`.
+    pub stored: Vec<(SimTime, ReportRepr)>,
+    pub max_stored: usize,
+    pub stored_dropped: u64,
+}
+
+impl Cloud {
+    /// A cloud that keeps up to `max_stored` readings for the report.
+    pub fn with_log(max_stored: usize) -> Cloud {
+        Cloud { max_stored, ..Cloud::default() }
+    }
 }
 
 impl Agent<Msg> for Cloud {
@@ -261,6 +273,11 @@ impl Agent<Msg> for Cloud {
                 let lat_ns = ctx.now().0.saturating_sub(r.taken_at_ms.saturating_mul(1_000_000));
                 self.latency_ms.push(lat_ns as f64 / 1e6);
                 v_sum += r.v_cv[0] as f64 / 100.0;
+                if self.stored.len() < self.max_stored {
+                    self.stored.push((ctx.now(), *r));
+                } else {
+                    self.stored_dropped += 1;
+                }
             }
             self.readings += b.readings.len() as u64;
             let n = b.readings.len();

@@ -79,6 +79,9 @@ pub struct GridSnapshot {
     pub line_index: Vec<i64>,
     /// Phase currents into the line at its from end and at its to end (kA); zero when out of service.
     pub line_i_ka: Vec<[[C64; 3]; 2]>,
+    /// Phase currents into each transformer (position = trafo position) at its HV and LV ends (kA); zero
+    /// when de-energised.
+    pub trafo_i_ka: Vec<[[C64; 3]; 2]>,
     /// Per active fault (in the order given): current flowing from the network into the fault (kA).
     pub fault_i_ka: Vec<[C64; 3]>,
     /// Power drawn from the slack(s), MW + j Mvar (three-phase total).
@@ -694,6 +697,16 @@ impl GridModel {
         };
         let line_i_ka =
             work.line_parts.iter().map(|&(first, second)| [cur(first, 0), cur(second.unwrap_or(first), 1)]).collect();
+        let mut trafo_i_ka = vec![[[zero; 3]; 2]; self.base.trafos.len()];
+        for (bi, br) in topo.branches.iter().enumerate() {
+            if let Element::Trafo(k) = br.element
+                && k < trafo_i_ka.len()
+                && topo.energised[br.f]
+            {
+                let (a, b) = pf.branch_currents(bi);
+                trafo_i_ka[k] = [a.map(|c| c * br.i_base_ka[0]), b.map(|c| c * br.i_base_ka[1])];
+            }
+        }
         // Fault currents from the fault admittance and the solved voltages (shunt faults; for an open
         // conductor, the current that would have flowed in the opened phase is zero by construction).
         let mut fault_i_ka = Vec::new();
@@ -722,6 +735,7 @@ impl GridModel {
             energised,
             line_index: self.base.lines.iter().map(|l| l.index).collect(),
             line_i_ka,
+            trafo_i_ka,
             fault_i_ka,
             slack_s_mva: pf.slack_power_mva(),
             iterations,

@@ -325,6 +325,12 @@ fn label(name: &Option<String>) -> String {
     }
 }
 
+/// How errors name an element: its place in the JSON (`lines[2]`), then its `index` and name, e.g.
+/// `lines[2] (index 3 'line_1_4')`. The CLI locates the leading path in the file.
+fn element(array: &str, k: usize, index: i64, name: &Option<String>) -> String {
+    format!("{array}[{k}] (index {index}{})", label(name))
+}
+
 impl Network {
     /// Reads and validates a `network.json` file.
     pub fn from_json_file(path: &std::path::Path) -> Result<Network, String> {
@@ -367,18 +373,15 @@ impl Network {
         }
         let mut pos = BTreeMap::new();
         for (k, b) in self.buses.iter().enumerate() {
-            let l = label(&b.name);
+            let w = element("buses", k, b.index, &b.name);
             if pos.insert(b.index, k).is_some() {
-                return Err(format!("bus {}{l}: duplicate index", b.index));
+                return Err(format!("{w}: duplicate index"));
             }
             if !(b.vn_kv.is_finite() && b.vn_kv > 0.0) {
-                return Err(format!("bus {}{l}: vn_kv = {} must be positive", b.index, b.vn_kv));
+                return Err(format!("{w}: vn_kv = {} must be positive", b.vn_kv));
             }
             if b.vn_kv > 800.0 {
-                return Err(format!(
-                    "bus {}{l}: vn_kv = {} is not a plausible voltage in kV (given in volts?)",
-                    b.index, b.vn_kv
-                ));
+                return Err(format!("{w}: vn_kv = {} is not a plausible voltage in kV (given in volts?)", b.vn_kv));
             }
         }
         let bus = |idx: i64, what: &str| -> Result<usize, String> {
@@ -386,8 +389,8 @@ impl Network {
         };
         let mut degree = vec![0usize; self.buses.len()];
         let mut line_ids = BTreeMap::new();
-        for l in &self.lines {
-            let w = format!("line {}{}", l.index, label(&l.name));
+        for (k, l) in self.lines.iter().enumerate() {
+            let w = element("lines", k, l.index, &l.name);
             if line_ids.insert(l.index, ()).is_some() {
                 return Err(format!("{w}: duplicate index"));
             }
@@ -455,8 +458,8 @@ impl Network {
                 degree[t] += 1;
             }
         }
-        for t in &self.trafos {
-            let w = format!("trafo {}{}", t.index, label(&t.name));
+        for (k, t) in self.trafos.iter().enumerate() {
+            let w = element("trafos", k, t.index, &t.name);
             let h = bus(t.hv_bus, &format!("{w} hv_bus"))?;
             let lv = bus(t.lv_bus, &format!("{w} lv_bus"))?;
             if h == lv {
@@ -509,8 +512,8 @@ impl Network {
             }
         }
         let mut slack = 0;
-        for e in &self.ext_grids {
-            let w = format!("ext_grid {}{}", e.index, label(&e.name));
+        for (k, e) in self.ext_grids.iter().enumerate() {
+            let w = element("ext_grid", k, e.index, &e.name);
             let b = bus(e.bus, &w)?;
             if !(e.vm_pu.is_finite() && e.vm_pu > 0.5 && e.vm_pu < 1.5) {
                 return Err(format!("{w}: vm_pu = {} must be a per-unit voltage near 1", e.vm_pu));
@@ -530,8 +533,8 @@ impl Network {
         if slack == 0 {
             return Err("no slack: the network needs an in-service ext_grid".into());
         }
-        for s in &self.switches {
-            let w = format!("switch {}{}", s.index, label(&s.name));
+        for (k, s) in self.switches.iter().enumerate() {
+            let w = element("switches", k, s.index, &s.name);
             let b = bus(s.bus, &w)?;
             match s.et.as_str() {
                 "b" => {
@@ -614,8 +617,8 @@ impl Network {
             }
             Ok(())
         };
-        for l in &self.loads {
-            let w = format!("load {}{}", l.index, label(&l.name));
+        for (k, l) in self.loads.iter().enumerate() {
+            let w = element("loads", k, l.index, &l.name);
             let b = bus(l.bus, &w)?;
             check_s(&w, b, "p_mw", l.p_mw)?;
             check_s(&w, b, "q_mvar", l.q_mvar)?;
@@ -634,8 +637,8 @@ impl Network {
                 return Err(format!("{w}: constant-impedance plus constant-current share exceeds 100 %"));
             }
         }
-        for l in &self.asym_loads {
-            let w = format!("asymmetric_load {}{}", l.index, label(&l.name));
+        for (k, l) in self.asym_loads.iter().enumerate() {
+            let w = element("asymmetric_loads", k, l.index, &l.name);
             let b = bus(l.bus, &w)?;
             for (f, v) in [
                 ("p_a_mw", l.p_a_mw),
@@ -651,8 +654,8 @@ impl Network {
                 return Err(format!("{w}: type = '{}' must be 'wye' or 'delta'", l.kind));
             }
         }
-        for s in &self.sgens {
-            let w = format!("sgen {}{}", s.index, label(&s.name));
+        for (k, s) in self.sgens.iter().enumerate() {
+            let w = element("sgens", k, s.index, &s.name);
             let b = bus(s.bus, &w)?;
             check_s(&w, b, "p_mw", s.p_mw)?;
             check_s(&w, b, "q_mvar", s.q_mvar)?;

@@ -5,6 +5,8 @@
 //! is a pure function of (plan seed, point index, replication); points run on rayon's pool and results are
 //! collected in point order, so the CSV is byte-identical whatever the thread count.
 
+pub mod stats;
+
 use crate::engine::derive_seed;
 use crate::report::Table;
 use crate::scenario::{InputError, Loaded, parse_ron, ron_path};
@@ -91,6 +93,7 @@ pub fn load(path: &Path) -> Result<Expanded, InputError> {
     let file = path.display().to_string();
     let text = crate::scenario::assets::read_text(path).map_err(|e| InputError::file(&file, e, None))?;
     let mut plan: Plan = parse_ron(&file, &text)?;
+    let listed: Vec<Vec<usize>> = plan.blocks.iter().map(|b| b.iter().map(|a| a.values.len()).collect()).collect();
     for block in &mut plan.blocks {
         for axis in block.iter_mut() {
             if let Some((a, b)) = axis.range {
@@ -159,12 +162,49 @@ pub fn load(path: &Path) -> Result<Expanded, InputError> {
                 labels[col] = axis.labels.get(i).cloned().unwrap_or_else(|| v.trim_matches('"').to_string());
             }
             let name = format!("{} [block {b}, point {k}: {}]", base.file, labels.join(", "));
-            let loaded = Loaded::from_text(name, text, base.base_dir.clone())?;
-            loaded.validate()?;
+            let loaded = Loaded::from_text(name, text.clone(), base.base_dir.clone())
+                .and_then(|l| l.validate().map(|_| l))
+                .map_err(|e| point_error(&plan, &listed, b, k, &text, e, &at))?;
             points.push(Point { labels, loaded });
         }
     }
     Ok(Expanded { plan, file, points, headers })
+}
+
+/// An error in the scenario of point `k` of block `b`, located at the plan's value that made it (the axis
+/// whose overridden value holds the error), else at the block.
+fn point_error(
+    plan: &Plan,
+    listed: &[Vec<usize>],
+    b: usize,
+    k: usize,
+    text: &str,
+    e: InputError,
+    at: &dyn Fn(&str, String) -> InputError,
+) -> InputError {
+    let block = &plan.blocks[b];
+    let mut rest = k;
+    let mut which = vec![0; block.len()];
+    for (a, axis) in block.iter().enumerate().rev() {
+        which[a] = rest % axis.values.len();
+        rest /= axis.values.len();
+    }
+    let culprit = block.iter().enumerate().find(|(_, axis)| {
+        ron_path::parse_path(&axis.path)
+            .ok()
+            .and_then(|p| ron_path::find(text, &p))
+            .is_some_and(|r| r.start <= e.offset() && e.offset() <= r.end)
+    });
+    let settings: Vec<String> =
+        block.iter().zip(&which).map(|(axis, &i)| format!("{} = {}", axis.path, axis.values[i])).collect();
+    let message = format!("point {k} of block {b} ({}): {}", settings.join(", "), e.message);
+    let mut out = match culprit {
+        Some((a, _)) if which[a] < listed[b][a] => at(&format!("blocks[{b}][{a}].values[{}]", which[a]), message),
+        Some((a, _)) => at(&format!("blocks[{b}][{a}].range"), message),
+        None => at(&format!("blocks[{b}]"), message),
+    };
+    out.help = e.help;
+    out
 }
 
 /// Looks up a path (`a.b[2].c`) in a JSON value.

@@ -3,6 +3,7 @@
 //! feeder (metres) for the radio mesh. Units: MW and Mvar in the model, kW/kWh and p.u. in the report.
 
 use super::Part;
+use super::grid_detail::Sampler;
 use crate::agents::Msg;
 use crate::engine::{Agent, AgentId, Ctx, Event, SimTime, Simulation};
 use crate::grid::agents::{GridAgent, WeatherAgent};
@@ -27,7 +28,7 @@ pub fn load_network(loaded: &Loaded, cfg: &GridConfig) -> Result<Network, InputE
     let net = match &cfg.network {
         NetworkSource::File(rel) => {
             let r = loaded.resolve(rel).map_err(|e| loaded.error_at("grid.network", e, None))?;
-            Network::from_json_str(&r.text).map_err(|e| InputError::file(&r.file, e, None))?
+            Network::from_json_str(&r.text).map_err(|e| crate::scenario::json_path::error(&r.file, &r.text, &e))?
         }
         NetworkSource::Inline(d) => {
             Network::from_data((**d).clone()).map_err(|e| loaded.error_at("grid.network", e, None))?
@@ -65,7 +66,8 @@ pub fn add(sim: &mut Simulation<Msg>, loaded: &Loaded, cfg: &GridConfig) -> Resu
     sim.add_agent(Box::new(w)).map_err(engine)?;
     let max_rows = loaded.scenario.outputs.max_log_rows;
     let lv: Vec<bool> = net.buses.iter().map(|b| b.vn_kv < 1.0).collect();
-    sim.add_agent(Box::new(GridRecorder { lv, max_rows, rows: VecDeque::new(), dropped: 0, failed: 0 }))
+    let detail = loaded.scenario.outputs.grid_detail.as_ref().map(|d| Sampler::new(&net, d.every.0.as_nanos()));
+    sim.add_agent(Box::new(GridRecorder { lv, max_rows, rows: VecDeque::new(), dropped: 0, failed: 0, detail }))
         .map_err(engine)?;
     Ok(GridPart { grid, weather, recorder, network: net })
 }
@@ -88,12 +90,17 @@ struct GridRecorder {
     rows: VecDeque<Row>,
     dropped: u64,
     failed: u64,
+    /// Per-element samples (`outputs.grid_detail`).
+    detail: Option<Sampler>,
 }
 
 impl Agent<Msg> for GridRecorder {
     fn handle(&mut self, e: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
         match e.msg {
             Msg::Grid(GridMsg::Solved(s)) => {
+                if let Some(d) = &mut self.detail {
+                    d.solved(ctx.now().as_nanos(), s.clone());
+                }
                 let (mut lo, mut hi, mut on, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0usize, 0usize);
                 for (b, v) in s.v_pu.iter().enumerate() {
                     if !self.lv.get(b).copied().unwrap_or(false) {
@@ -200,6 +207,9 @@ impl Part for GridPart {
             v.columns.push(("v_min_pu".into(), rows.iter().map(|x| x.v_min_pu).collect()));
             v.columns.push(("v_max_pu".into(), rows.iter().map(|x| x.v_max_pu).collect()));
             r.series.push(v);
+        }
+        if let Some(d) = &rec.detail {
+            r.tables.extend(d.tables(end.as_nanos()));
         }
     }
 }

@@ -5,11 +5,12 @@ use crate::agents::Msg;
 use crate::agents::gateway::{Cloud, Coordinator, Gateway};
 use crate::engine::{AgentId, SimDuration, SimTime, Simulation, Stop};
 use crate::mesh::NodeSpec;
-use crate::report::{Report, Series, num};
+use crate::report::{Report, Series, Table, num, secs_from_ns};
 use crate::scenario::{InputError, Loaded};
 use serde_json::{Value, json};
 
 pub mod grid;
+pub mod grid_detail;
 pub mod lmu;
 pub mod mesh;
 
@@ -46,7 +47,7 @@ pub fn build(loaded: &Loaded, seed: u64, until: Option<SimDuration>) -> Result<W
         let cloud = AgentId(coordinator.0 + 2);
         sim.add_agent(Box::new(Coordinator::new(g, gateway))).map_err(engine_err)?;
         sim.add_agent(Box::new(Gateway::new(g, cloud, 0))).map_err(engine_err)?;
-        sim.add_agent(Box::new(Cloud::default())).map_err(engine_err)?;
+        sim.add_agent(Box::new(Cloud::with_log(s.outputs.max_log_rows))).map_err(engine_err)?;
         upstream = Some(UpstreamPart { coordinator, gateway, cloud });
     }
     let coordinator = upstream.as_ref().map(|u| u.coordinator);
@@ -177,6 +178,7 @@ impl Part for UpstreamPart {
                 "batches": g.batches,
                 "batches_complete": g.batches_complete,
                 "readings_stored": k.readings,
+                "readings_logged_dropped": k.stored_dropped,
                 "latency_ms_p50": pct(0.5),
                 "latency_ms_p99": pct(0.99),
             }),
@@ -193,6 +195,38 @@ impl Part for UpstreamPart {
             s.columns.push(("v_a_mean_v".into(), k.batches.iter().map(|b| b.3).collect()));
             r.series.push(s);
         }
-        let _ = num;
+        // The readings the cloud stored, per LMU (grouped by LMU, in measurement order).
+        let mut rows: Vec<&(SimTime, gridtwin_firmware::report::ReportRepr)> = k.stored.iter().collect();
+        rows.sort_by_key(|(t, x)| (x.lmu_id, x.taken_at_ms, x.seq, *t));
+        if !rows.is_empty() {
+            let mut t = Table::new(&[
+                "lmu",
+                "seq",
+                "taken_at_s",
+                "stored_at_s",
+                "v_a_v",
+                "v_b_v",
+                "v_c_v",
+                "i_a_a",
+                "i_b_a",
+                "i_c_a",
+                "p_w",
+                "q_var",
+                "flags",
+            ]);
+            for (at, x) in rows {
+                let mut row = vec![
+                    x.lmu_id.to_string(),
+                    x.seq.to_string(),
+                    secs_from_ns(x.taken_at_ms.saturating_mul(1_000_000)),
+                    secs_from_ns(at.as_nanos()),
+                ];
+                row.extend(x.v_cv.iter().map(|v| num(*v as f64 / 100.0)));
+                row.extend(x.i_ma.iter().map(|i| num(*i as f64 / 1000.0)));
+                row.extend([x.p_w.to_string(), x.q_var.to_string(), x.flags.to_string()]);
+                t.push(row);
+            }
+            r.tables.push(("cloud_readings".into(), t));
+        }
     }
 }

@@ -135,7 +135,7 @@ type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
 #[test]
 fn bad_input_is_rejected_naming_the_element_and_nothing_is_written() {
     let cases: Vec<(&str, Mutation, &str)> = vec![
-        ("negative length", Box::new(|j| j["lines"][3]["length_km"] = (-0.021).into()), "line 3"),
+        ("negative length", Box::new(|j| j["lines"][3]["length_km"] = (-0.021).into()), "lines[3]"),
         ("missing slack", Box::new(|j| j["ext_grid"] = serde_json::json!([])), "ext_grid"),
         (
             "dangling bus",
@@ -147,9 +147,9 @@ fn bad_input_is_rejected_naming_the_element_and_nothing_is_written() {
             }),
             "bus 99",
         ),
-        ("kW as MW", Box::new(|j| j["loads"][2]["p_mw"] = 8.0e3.into()), "load 2"),
+        ("kW as MW", Box::new(|j| j["loads"][2]["p_mw"] = 8.0e3.into()), "loads[2]"),
         ("volts as kV", Box::new(|j| j["buses"][4]["vn_kv"] = 400.0.into()), "line"),
-        ("metres as km", Box::new(|j| j["lines"][0]["length_km"] = 21.0.into()), "line 0"),
+        ("metres as km", Box::new(|j| j["lines"][0]["length_km"] = 21.0.into()), "lines[0]"),
         ("dangling reference", Box::new(|j| j["loads"][0]["bus"] = 77.into()), "bus 77"),
         (
             "island",
