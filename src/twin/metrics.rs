@@ -120,8 +120,9 @@ impl FaultsReport {
         let healthy = events.iter().filter(|e| e.healthy_trips > 0).count();
         let max = |f: &dyn Fn(&FaultEvent) -> Option<f64>| events.iter().filter_map(f).reduce(f64::max);
         let missing = |f: &dyn Fn(&FaultEvent) -> Option<f64>| events.iter().filter(|e| f(e).is_none()).count() as u32;
-        let interrupted: f64 = events.iter().map(|e| e.customers_interrupted as f64).sum();
-        let minutes: f64 = events.iter().map(|e| e.customer_minutes_lost).sum();
+        // `+ 0.0`: an empty float sum is -0.0, which would print as "-0.000".
+        let interrupted: f64 = events.iter().map(|e| e.customers_interrupted as f64).sum::<f64>() + 0.0;
+        let minutes: f64 = events.iter().map(|e| e.customer_minutes_lost).sum::<f64>() + 0.0;
         let served = customers_served.max(1) as f64;
         let saifi = interrupted / served;
         let saidi = minutes / served;
@@ -138,7 +139,7 @@ impl FaultsReport {
             saifi,
             saidi_min: saidi,
             caidi_min: (saifi > 0.0).then(|| saidi / saifi),
-            energy_not_supplied_kwh: events.iter().map(|e| e.energy_not_supplied_kwh).sum(),
+            energy_not_supplied_kwh: events.iter().map(|e| e.energy_not_supplied_kwh).sum::<f64>() + 0.0,
             events,
             en50160,
         }
@@ -178,6 +179,7 @@ mod tests {
         let v = serde_json::to_value(&r).unwrap();
         assert!(v["located_correct_pct"].is_null() && v["trip_ms_max"].is_null());
         assert!(r.human().contains("located correctly n/a %"), "{}", r.human());
+        assert!(r.human().contains("SAIDI 0.000 min"), "{}", r.human());
     }
 
     #[test]
