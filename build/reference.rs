@@ -196,7 +196,6 @@ impl Sources {
                 let hinted = hint.iter().filter(|h| p.contains(&format!("/{h}"))).count();
                 (hinted, same_file, same_dir)
             })
-            .map(|d| d)
     }
 }
 

@@ -95,9 +95,11 @@ impl Agent<Msg> for StreetLights {
     }
 }
 
-/// Runs the default scenario for `days` with the street lights added; returns (switchings, hours lit,
-/// switch log, digest).
-fn run(days: u64) -> Result<(u32, f64, Vec<(SimTime, bool)>, String), String> {
+/// What a run of the street lights gives: switchings, hours lit, the switch log and the run digest.
+type Outcome = (u32, f64, Vec<(SimTime, bool)>, String);
+
+/// Runs the default scenario for `days` with the street lights added.
+fn run(days: u64) -> Result<Outcome, String> {
     let loaded = Loaded::default_embedded();
     let until = SimDuration::from_secs(days * DAY_S);
     let mut world = gridtwin::world::build(&loaded, 7, Some(until)).map_err(|e| e.to_string())?;
