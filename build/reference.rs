@@ -188,14 +188,13 @@ impl Sources {
             return defs.first();
         }
         let hint: Vec<String> = ty.segments.iter().map(|s| s.ident.to_string()).filter(|s| s != "crate").collect();
-        defs.iter()
-            .max_by_key(|d| {
-                let p = d.file.to_string_lossy().to_string();
-                let same_file = d.file == from;
-                let same_dir = d.file.parent() == from.parent();
-                let hinted = hint.iter().filter(|h| p.contains(&format!("/{h}"))).count();
-                (hinted, same_file, same_dir)
-            })
+        defs.iter().max_by_key(|d| {
+            let p = d.file.to_string_lossy().to_string();
+            let same_file = d.file == from;
+            let same_dir = d.file.parent() == from.parent();
+            let hinted = hint.iter().filter(|h| p.contains(&format!("/{h}"))).count();
+            (hinted, same_file, same_dir)
+        })
     }
 }
 

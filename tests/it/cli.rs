@@ -274,3 +274,51 @@ fn generated_argument_lists_never_panic_and_exit_with_a_documented_code() {
     // The generator reaches both successes and bad input.
     assert!(codes[0] > 0 && codes[2] > 0, "codes {codes:?}");
 }
+
+#[test]
+fn grid_detail_and_cloud_readings_are_written_per_element() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = root().join("scenarios/default.ron");
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "    gateway: (",
+        "    outputs: (grid_detail: (every: \"15min\")),\n    gateway: (",
+        1,
+    );
+    let l = gridtwin::scenario::Loaded::from_text(path.display().to_string(), text, Some(root().join("scenarios")))
+        .unwrap();
+    let out = tmp.path().join("o");
+    let g = gridtwin::cli::Global { out: Some(out.clone()), quiet: true, ..Default::default() };
+    gridtwin::cli::run_to_dir(&g, &l, Some("1h")).unwrap();
+    let read = |name: &str| {
+        let mut r = csv::Reader::from_path(out.join(name)).unwrap();
+        let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+        let rows: Vec<Vec<String>> = r.records().map(|x| x.unwrap().iter().map(String::from).collect()).collect();
+        (h, rows)
+    };
+    let net = gridtwin::grid::network::Network::from_json_file(
+        &root().join("scenarios/networks/kerber_landnetz_freileitung_1.json"),
+    )
+    .unwrap();
+    let (h, rows) = read("grid_bus_voltage_pu.csv");
+    assert_eq!(h.len(), 1 + net.buses.len());
+    // Samples at 0, 15, 30, 45 and 60 min.
+    assert_eq!(rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["0", "900", "1800", "2700", "3600"]);
+    for r in &rows {
+        for v in &r[1..] {
+            let v: f64 = v.parse().unwrap();
+            assert!((0.9..1.1).contains(&v), "bus voltage {v} p.u.");
+        }
+    }
+    let (h, rows) = read("grid_branch_loading_pct.csv");
+    assert_eq!(h.len(), 1 + net.lines.len() + net.trafos.len());
+    assert!(h.iter().any(|c| c.starts_with('t')) && h.iter().any(|c| c.starts_with('l')));
+    let trafo = h.iter().position(|c| c.starts_with('t') && c != "t_s").unwrap();
+    let x: f64 = rows[2][trafo].parse().unwrap();
+    assert!(x > 0.0 && x < 100.0, "transformer loading {x} %");
+    // The cloud's readings: one per LMU per reporting interval, grouped by LMU.
+    let (h, rows) = read("cloud_readings.csv");
+    assert_eq!(h[..4], ["lmu", "seq", "taken_at_s", "stored_at_s"]);
+    assert!(!rows.is_empty());
+    let lmus: Vec<u32> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert!(lmus.windows(2).all(|w| w[0] <= w[1]), "not grouped by LMU");
+}
