@@ -11,7 +11,7 @@ pub use error::{CliError, EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK}
 use crate::engine::{SimDuration, format_duration, parse_duration, phold};
 use crate::report::{Report, check_out_dir, write_file_atomic, write_output_dir};
 use crate::scenario::{InputError, Loaded};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -129,19 +129,6 @@ pub enum Command {
     Schema,
 }
 
-impl Command {
-    fn name(&self) -> &'static str {
-        match self {
-            Command::Run { .. } => "run",
-            Command::Check { .. } => "check",
-            Command::Sweep { .. } => "sweep",
-            Command::Bench(_) => "bench",
-            Command::Grid(_) => "grid",
-            Command::Schema => "schema",
-        }
-    }
-}
-
 #[derive(Subcommand, Debug)]
 pub enum BenchCmd {
     /// PHOLD-ns through the engine: prints one JSON object (events, checksum, events_per_s).
@@ -227,7 +214,8 @@ fn progress_bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
 /// Runs the CLI; returns the process exit code (see [`error`] for the table).
 pub fn main() -> i32 {
     error::install_closed_pipe_hook();
-    let cli = match Cli::try_parse() {
+    let parsed = Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, matches) = match parsed {
         Ok(c) => c,
         Err(e) => {
             // --help and --version are "errors" that exit 0; a closed pipe while printing them is fine too.
@@ -236,12 +224,13 @@ pub fn main() -> i32 {
         }
     };
     init_logging(&cli.log);
-    error::report(dispatch(cli))
+    let name = matches.subcommand_name().unwrap_or("run").to_string();
+    error::report(dispatch(cli, &name))
 }
 
 /// Merges the top-level run options into a command's (an option given in both places is a mistake) and
 /// refuses them for commands they mean nothing to.
-fn merge(top: &RunArgs, threads: Option<u16>, cmd: &Command) -> Result<(), CliError> {
+fn merge(top: &RunArgs, threads: Option<u16>, cmd: &Command, name: &str) -> Result<(), CliError> {
     let given: Vec<&str> = [
         top.seed.map(|_| "--seed"),
         top.out.as_ref().map(|_| "--out"),
@@ -257,7 +246,7 @@ fn merge(top: &RunArgs, threads: Option<u16>, cmd: &Command) -> Result<(), CliEr
         _ => &[],
     };
     if let Some(bad) = given.iter().find(|g| !allowed.contains(g)) {
-        return Err(CliError::usage(format!("`{bad}` is not an option of `{}`", cmd.name())));
+        return Err(CliError::usage(format!("`{bad}` is not an option of `{name}`")));
     }
     Ok(())
 }
@@ -270,7 +259,8 @@ fn either<T: Clone>(a: &Option<T>, b: &Option<T>, name: &str) -> Result<Option<T
     }
 }
 
-fn dispatch(cli: Cli) -> Result<(), CliError> {
+/// Runs the parsed command line (`name`: the subcommand's name, for messages).
+fn dispatch(cli: Cli, name: &str) -> Result<(), CliError> {
     let log = cli.log.clone();
     let global = |r: &RunArgs| Global {
         seed: r.seed,
@@ -285,7 +275,7 @@ fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         return cmd_run(&global(&cli.run), None, cli.run.until);
     };
-    merge(&cli.run, cli.threads, &cmd)?;
+    merge(&cli.run, cli.threads, &cmd, name)?;
     match cmd {
         Command::Run { scenario, opts } => {
             let r = RunArgs {
