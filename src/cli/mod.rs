@@ -4,6 +4,7 @@
 //! (hidden when stderr is not a terminal), logs through `tracing` to stderr, and writes outputs atomically.
 
 pub mod grid;
+pub mod market;
 
 use crate::engine::{parse_duration, phold};
 use crate::report::{Report, write_file_atomic, write_output_dir};
@@ -69,6 +70,12 @@ pub enum Command {
     Bench(BenchCmd),
     /// Power flow and short circuits on a network file.
     Grid(grid::GridArgs),
+    /// The energy market: clear an order book.
+    #[command(subcommand)]
+    Market(market::MarketCmd),
+    /// Electricity wallets: trace every kWh to its origin.
+    #[command(subcommand)]
+    Wallet(market::WalletCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -168,6 +175,8 @@ pub fn main() -> i32 {
         Some(Command::Sweep { plan }) => cmd_sweep(&cli.global, &plan),
         Some(Command::Bench(b)) => cmd_bench(b),
         Some(Command::Grid(args)) => grid::run(&args).map_err(CliError::Other),
+        Some(Command::Market(m)) => market::market(&m).map_err(CliError::Other),
+        Some(Command::Wallet(w)) => market::wallet(&w).map_err(CliError::Other),
     };
     match result {
         Ok(()) => 0,

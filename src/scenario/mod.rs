@@ -58,6 +58,9 @@ pub struct Scenario {
     /// Coordinator, UART, gateway and cloud.
     #[serde(default)]
     pub gateway: Option<crate::agents::GatewayConfig>,
+    /// The energy market: contracts, settlement slot, demand response (needs `grid`).
+    #[serde(default)]
+    pub market: Option<crate::market::world::MarketConfig>,
     /// What the run writes.
     #[serde(default)]
     pub outputs: OutputConfig,
@@ -248,6 +251,12 @@ impl Loaded {
         }
         if let Some(g) = &s.gateway {
             g.validate().map_err(|(field, msg)| self.error_at(&format!("gateway.{field}"), msg, None))?;
+        }
+        if let Some(m) = &s.market {
+            if s.grid.is_none() {
+                return Err(self.error_at("market", "the market needs a `grid` section to meter", None));
+            }
+            m.validate().map_err(|e| self.error_in("market", e))?;
         }
         Ok(())
     }
