@@ -729,9 +729,13 @@ impl GridModel {
             .zip(&self.load_set)
             .map(|(l, s)| if on(l.bus) && l.in_service { s.0 } else { 0.0 })
             .collect();
-        load_p_mw.extend(self.base.asym_loads.iter().zip(&self.asym_set).map(|(l, s)| {
-            if on(l.bus) && l.in_service { s[0].0 + s[1].0 + s[2].0 } else { 0.0 }
-        }));
+        load_p_mw.extend(
+            self.base
+                .asym_loads
+                .iter()
+                .zip(&self.asym_set)
+                .map(|(l, s)| if on(l.bus) && l.in_service { s[0].0 + s[1].0 + s[2].0 } else { 0.0 }),
+        );
         let sgen_p_mw: Vec<f64> = self
             .base
             .sgens

@@ -287,7 +287,10 @@ impl Genesis {
         if self.plants.iter().any(|p| p.owner >= nw) || self.wallets.iter().any(|w| w.plants.iter().any(|&p| p >= np)) {
             return Err("plant or wallet index out of range");
         }
-        if self.mix.iter().any(|&(p, _)| p >= np) || self.operator_wallet >= nw || self.channel_wallets.iter().any(|&w| w >= nw) {
+        if self.mix.iter().any(|&(p, _)| p >= np)
+            || self.operator_wallet >= nw
+            || self.channel_wallets.iter().any(|&w| w >= nw)
+        {
             return Err("mix or channel index out of range");
         }
         if self.slot_ns == 0 {
@@ -549,9 +552,15 @@ pub enum MoveKind {
     Mint,
     Import,
     /// A P2P trade at `price` per kWh (seller's) plus `fee`.
-    Trade { price: i64, fee: i64 },
+    Trade {
+        price: i64,
+        fee: i64,
+    },
     Transfer,
-    Offtake { channel: u8, price: i64 },
+    Offtake {
+        channel: u8,
+        price: i64,
+    },
     Claim,
 }
 
@@ -815,7 +824,8 @@ impl MarketApp {
             }
             matches.push(Match { bid: b as usize, ask: a as usize, wh, price });
         }
-        let welfare = clearing::welfare(&book, &matches).map_err(|_| refuse(code::CONTRACT, "match breaks a preference"))?;
+        let welfare =
+            clearing::welfare(&book, &matches).map_err(|_| refuse(code::CONTRACT, "match breaks a preference"))?;
         let c = Clearing { matches, welfare };
         let d = Duals { u: s.u.clone(), v: s.v.clone() };
         clearing::verify(&book, &c, &d).map_err(|_| refuse(code::NOT_OPTIMAL, "clearing certificate refused"))?;
@@ -914,7 +924,9 @@ impl MarketApp {
                     return Err(refuse(code::ABOVE_METERED, "claim above the metered consumption"));
                 }
                 let own: Vec<u32> = (0..self.genesis.plants.len() as u32)
-                    .filter(|&p| self.genesis.plants[p as usize].owner == w && self.genesis.plants[p as usize].self_consume)
+                    .filter(|&p| {
+                        self.genesis.plants[p as usize].owner == w && self.genesis.plants[p as usize].self_consume
+                    })
                     .collect();
                 let claimed = self.state.certs.claim(w, *slot, *wh, &own).map_err(cert_refusal)?;
                 for r in &claimed {

@@ -310,7 +310,10 @@ impl Registry {
             by_ps.entry((r.plant, r.slot)).or_default().push((r.start, r.end()));
         }
         if held != self.held_wh || claimed != self.claimed_wh {
-            return Err(format!("totals drifted: held {held} vs {}, claimed {claimed} vs {}", self.held_wh, self.claimed_wh));
+            return Err(format!(
+                "totals drifted: held {held} vs {}, claimed {claimed} vs {}",
+                self.held_wh, self.claimed_wh
+            ));
         }
         if self.minted_wh != held + claimed {
             return Err(format!("minted {} != held {held} + claimed {claimed}", self.minted_wh));

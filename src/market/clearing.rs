@@ -477,13 +477,21 @@ impl Simplex {
             let mut w = u;
             while w != join {
                 let p = self.pred[w] as usize;
-                if self.up[w] { self.flow[p] -= delta } else { self.flow[p] += delta }
+                if self.up[w] {
+                    self.flow[p] -= delta
+                } else {
+                    self.flow[p] += delta
+                }
                 w = self.parent[w] as usize;
             }
             let mut w = v;
             while w != join {
                 let p = self.pred[w] as usize;
-                if self.up[w] { self.flow[p] += delta } else { self.flow[p] -= delta }
+                if self.up[w] {
+                    self.flow[p] += delta
+                } else {
+                    self.flow[p] -= delta
+                }
                 w = self.parent[w] as usize;
             }
         }
@@ -588,7 +596,9 @@ pub fn cda(book: &Book, seed: u64) -> Clearing {
             while rb[i] > 0 {
                 let best = resting_a
                     .keys()
-                    .filter_map(|&j| book.gain(i, j).filter(|&g| g > 0).map(|_| (book.asks[j].price + book.fee(i, j), j)))
+                    .filter_map(|&j| {
+                        book.gain(i, j).filter(|&g| g > 0).map(|_| (book.asks[j].price + book.fee(i, j), j))
+                    })
                     .min();
                 let Some((_, j)) = best else { break };
                 let q = rb[i].min(ra[j]);
@@ -608,7 +618,9 @@ pub fn cda(book: &Book, seed: u64) -> Clearing {
                 let best = resting_b
                     .keys()
                     .filter_map(|&i| {
-                        book.gain(i, j).filter(|&g| g > 0).map(|_| (std::cmp::Reverse(book.bids[i].price - book.fee(i, j)), i))
+                        book.gain(i, j)
+                            .filter(|&g| g > 0)
+                            .map(|_| (std::cmp::Reverse(book.bids[i].price - book.fee(i, j)), i))
                     })
                     .min();
                 let Some((_, i)) = best else { break };
@@ -625,8 +637,7 @@ pub fn cda(book: &Book, seed: u64) -> Clearing {
             }
         }
     }
-    let matches: Vec<Match> =
-        agg.into_iter().map(|((bid, ask), (wh, price))| Match { bid, ask, wh, price }).collect();
+    let matches: Vec<Match> = agg.into_iter().map(|((bid, ask), (wh, price))| Match { bid, ask, wh, price }).collect();
     let welfare = welfare(book, &matches).unwrap_or(0);
     Clearing { matches, welfare }
 }

@@ -279,7 +279,9 @@ impl LoadedContracts {
         for (k, cu) in c.customers.iter().enumerate() {
             let at = |f: &str| format!("customers[{k}].{f}");
             if !id_ok(&cu.id) || !ids.insert(cu.id.clone()) {
-                return Err(self.error_at(&at("id"), format!("\"{}\" must be a unique id of letters, digits or `_`", cu.id)));
+                return Err(
+                    self.error_at(&at("id"), format!("\"{}\" must be a unique id of letters, digits or `_`", cu.id))
+                );
             }
             if cu.load >= loads || !used_loads.insert(cu.load) {
                 return Err(self.error_at(&at("load"), format!("no free load {} (the network has {loads})", cu.load)));
@@ -289,7 +291,9 @@ impl LoadedContracts {
                 return Err(self.error_at(&at("preferences"), "too many entries"));
             }
             if !(0..=100_000_000).contains(&p.price_cap) {
-                return Err(self.error_at(&at("preferences.price_cap"), "must be within 0..=100000000 milli-cents per kWh"));
+                return Err(
+                    self.error_at(&at("preferences.price_cap"), "must be within 0..=100000000 milli-cents per kWh")
+                );
             }
             for (q, name) in p.plants.iter().enumerate() {
                 if !c.plants.iter().any(|pl| &pl.id == name) {
@@ -312,7 +316,10 @@ impl LoadedContracts {
                     && finite_pos(h.band_k)
                     && (0.0..=10.0).contains(&h.dr_setback_k))
             {
-                return Err(self.error_at(&at("devices.heat_pump"), "powers, COP, UA and capacity must be positive; setpoint 5..=30 C; setback 0..=10 K"));
+                return Err(self.error_at(
+                    &at("devices.heat_pump"),
+                    "powers, COP, UA and capacity must be positive; setpoint 5..=30 C; setback 0..=10 K",
+                ));
             }
             if let Some(e) = &d.ev
                 && !(finite_pos(e.battery_kwh)
@@ -324,12 +331,21 @@ impl LoadedContracts {
                     && frac(e.target_soc)
                     && e.arrive_soc <= e.target_soc)
             {
-                return Err(self.error_at(&at("devices.ev"), "sizes positive, hours within 0..24, 0 <= arrive_soc <= target_soc <= 1"));
+                return Err(self.error_at(
+                    &at("devices.ev"),
+                    "sizes positive, hours within 0..24, 0 <= arrive_soc <= target_soc <= 1",
+                ));
             }
             if let Some(b) = &d.battery
-                && !(finite_pos(b.capacity_kwh) && finite_pos(b.power_kw) && frac(b.soc) && b.efficiency > 0.0 && b.efficiency <= 1.0)
+                && !(finite_pos(b.capacity_kwh)
+                    && finite_pos(b.power_kw)
+                    && frac(b.soc)
+                    && b.efficiency > 0.0
+                    && b.efficiency <= 1.0)
             {
-                return Err(self.error_at(&at("devices.battery"), "sizes positive, soc within 0..=1, efficiency within (0, 1]"));
+                return Err(
+                    self.error_at(&at("devices.battery"), "sizes positive, soc within 0..=1, efficiency within (0, 1]")
+                );
             }
             if let Some(o) = &cu.dr {
                 if o.min_reward < 0 || o.cap_wh == 0 {
@@ -341,7 +357,8 @@ impl LoadedContracts {
                     return Err(self.error_at(&at("dr.baseline"), "PriorSlots needs 1..=96 slots"));
                 }
                 if d.heat_pump.is_none() && d.ev.is_none() && d.battery.is_none() {
-                    return Err(self.error_at(&at("dr"), format!("customer \"{}\" offers DR but has no flexible device", cu.id)));
+                    return Err(self
+                        .error_at(&at("dr"), format!("customer \"{}\" offers DR but has no flexible device", cu.id)));
                 }
             }
         }
@@ -350,10 +367,15 @@ impl LoadedContracts {
         for (k, p) in c.plants.iter().enumerate() {
             let at = |f: &str| format!("plants[{k}].{f}");
             if !id_ok(&p.id) || !pids.insert(p.id.clone()) || ids.contains(&p.id) {
-                return Err(self.error_at(&at("id"), format!("\"{}\" must be a unique id (also among customers)", p.id)));
+                return Err(
+                    self.error_at(&at("id"), format!("\"{}\" must be a unique id (also among customers)", p.id))
+                );
             }
             if p.generator >= generators || !used_gens.insert(p.generator) {
-                return Err(self.error_at(&at("generator"), format!("no free generator {} (the grid has {generators})", p.generator)));
+                return Err(self.error_at(
+                    &at("generator"),
+                    format!("no free generator {} (the grid has {generators})", p.generator),
+                ));
             }
             if let Some(o) = &p.owner
                 && !c.customers.iter().any(|cu| &cu.id == o)
@@ -366,7 +388,10 @@ impl LoadedContracts {
             let mut seen = BTreeSet::new();
             for (q, ch) in p.sell.channels.iter().enumerate() {
                 if !seen.insert(ch.channel) || !(0..=100_000_000).contains(&ch.min_price) {
-                    return Err(self.error_at(&at(&format!("sell.channels[{q}]")), "each channel once, min_price within 0..=100000000"));
+                    return Err(self.error_at(
+                        &at(&format!("sell.channels[{q}]")),
+                        "each channel once, min_price within 0..=100000000",
+                    ));
                 }
             }
         }
@@ -381,9 +406,17 @@ impl LoadedContracts {
         if pr.market_hourly.len() != 24 {
             return Err(self.error_at("prices.market_hourly", "give 24 hourly prices"));
         }
-        for (name, v) in [("fee_base", pr.fee_base), ("fee_per_km", pr.fee_per_km), ("trader", pr.trader), ("feed_in", pr.feed_in), ("retail", pr.retail)] {
+        for (name, v) in [
+            ("fee_base", pr.fee_base),
+            ("fee_per_km", pr.fee_per_km),
+            ("trader", pr.trader),
+            ("feed_in", pr.feed_in),
+            ("retail", pr.retail),
+        ] {
             if !(0..=100_000_000).contains(&v) {
-                return Err(self.error_at(&format!("prices.{name}"), "must be within 0..=100000000 milli-cents per kWh"));
+                return Err(
+                    self.error_at(&format!("prices.{name}"), "must be within 0..=100000000 milli-cents per kWh")
+                );
             }
         }
         Ok(())

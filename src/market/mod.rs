@@ -10,12 +10,12 @@
 //! Units everywhere in state: energy in integer Wh, money in integer milli-cents, prices in milli-cents per
 //! kWh, time in integer nanoseconds (slots are numbered from the run's start).
 
+pub mod app;
 pub mod certs;
 pub mod clearing;
-pub mod orders;
-pub mod app;
 pub mod codec;
 pub mod contracts;
+pub mod orders;
 pub mod sim;
 pub mod trace;
 pub mod world;

@@ -163,7 +163,10 @@ mod tests {
         let cases = [
             (r#"{"bids": [{"id": "h1", "wh": -5, "price": 1}], "asks": []}"#, "bids[0] (id \"h1\"): wh = -5"),
             (r#"{"bids": [{"id": "h1", "wh": 2.5, "price": 1}], "asks": []}"#, "wh = 2.5"),
-            (r#"{"bids": [], "asks": [{"id": "a", "wh": 5, "price": 1, "tech": "coal"}]}"#, "unknown technology \"coal\""),
+            (
+                r#"{"bids": [], "asks": [{"id": "a", "wh": 5, "price": 1, "tech": "coal"}]}"#,
+                "unknown technology \"coal\"",
+            ),
             (r#"{"bids": [{"id": "h1", "wh": 5, "price": 1, "accept": ["sun"]}], "asks": []}"#, "(id \"h1\"): accept"),
             (r#"{"bids": [], "asks": [], "fees": [{"bid": "x", "ask": "y", "fee": 1}]}"#, "no bid with id \"x\""),
             (r#"{"bids": [, "asks": []}"#, "malformed order book"),

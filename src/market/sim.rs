@@ -11,9 +11,7 @@
 //! supplier desk mints imports (block 2); the customers, told the slot is settled, claim their metered
 //! consumption (block 3).
 
-use super::app::{
-    CH_FEED_IN, CH_MARKET, CH_P2P, CH_TRADER, Genesis, MarketApp, Role, Settle, Tx,
-};
+use super::app::{CH_FEED_IN, CH_MARKET, CH_P2P, CH_TRADER, Genesis, MarketApp, Role, Settle, Tx};
 use super::clearing;
 use super::contracts::{Battery, Ev, HeatPump};
 use crate::agents::Msg;
@@ -111,9 +109,7 @@ pub struct Sequencer {
 
 impl Sequencer {
     pub fn new(app: MarketApp, block_every: SimDuration, prices: OfftakePrices, customers: Vec<AgentId>) -> Sequencer {
-        let find = |name: &str| {
-            app.genesis.participants.iter().position(|p| p.name == name).map_or(0, |k| k as u32)
-        };
+        let find = |name: &str| app.genesis.participants.iter().position(|p| p.name == name).map_or(0, |k| k as u32);
         let domain = app.genesis.domain.clone();
         let (market_who, supply_who) = (find("market-operator"), find("grid-operator-supply"));
         let genesis_root = app.root();
@@ -138,10 +134,9 @@ impl Sequencer {
 
     fn submit(&mut self, tx: Arc<Vec<u8>>, ctx: &mut Ctx<'_, Msg>) {
         // Mempool admission: stateless checks and nonces against the committed state.
-        if self.app.check_tx(&tx).is_ok() {
-            self.mempool.push(tx);
-        } else {
-            *self.app.refusals.entry(0).or_insert(0) += 1;
+        match self.app.check_tx(&tx) {
+            Ok(()) => self.mempool.push(tx),
+            Err(e) => *self.app.refusals.entry(e.code).or_insert(0) += 1,
         }
         self.ensure_block(ctx);
     }
@@ -761,7 +756,11 @@ impl Agent<Msg> for GridOperator {
                     let m = MarketMsg::DrOffer { event: id, first_slot: first, last_slot: last, reward: pg.reward };
                     ctx.send(c, SimDuration::ZERO, Msg::Market(m));
                 }
-                ctx.schedule_at(end.saturating_add(SimDuration::from_secs(5)), class::DEFAULT, Msg::Timer(TAG_DR_SETTLE + ((id as u64) << 8)));
+                ctx.schedule_at(
+                    end.saturating_add(SimDuration::from_secs(5)),
+                    class::DEFAULT,
+                    Msg::Timer(TAG_DR_SETTLE + ((id as u64) << 8)),
+                );
             }
             Msg::Timer(t) if t & 0xff == TAG_DR_SETTLE => {
                 let tx = self.signer.sign(&Tx::DrSettle { event: (t >> 8) as u32 });

@@ -25,13 +25,16 @@ fn hex(b: &[u8]) -> String {
 pub fn replay(out_dir: &Path) -> Result<MarketApp, String> {
     let lp = out_dir.join("market_ledger.csv");
     let bp = out_dir.join("market_blocks.csv");
-    let mut lr = csv::Reader::from_path(&lp).map_err(|e| format!("{}: {e} (a run with a `market` section writes it)", lp.display()))?;
+    let mut lr = csv::Reader::from_path(&lp)
+        .map_err(|e| format!("{}: {e} (a run with a `market` section writes it)", lp.display()))?;
     let mut br = csv::Reader::from_path(&bp).map_err(|e| format!("{}: {e}", bp.display()))?;
     let mut roots: BTreeMap<u64, (u64, String)> = BTreeMap::new();
     for (k, rec) in br.records().enumerate() {
         let rec = rec.map_err(|e| format!("{}: row {}: {e}", bp.display(), k + 2))?;
-        let h: u64 = rec.get(0).unwrap_or("").parse().map_err(|_| format!("{}: row {}: bad height", bp.display(), k + 2))?;
-        let t: u64 = rec.get(1).unwrap_or("").parse().map_err(|_| format!("{}: row {}: bad time", bp.display(), k + 2))?;
+        let h: u64 =
+            rec.get(0).unwrap_or("").parse().map_err(|_| format!("{}: row {}: bad height", bp.display(), k + 2))?;
+        let t: u64 =
+            rec.get(1).unwrap_or("").parse().map_err(|_| format!("{}: row {}: bad time", bp.display(), k + 2))?;
         roots.insert(h, (t, rec.get(4).unwrap_or("").to_string()));
     }
     let mut app: Option<MarketApp> = None;
@@ -43,7 +46,9 @@ pub fn replay(out_dir: &Path) -> Result<MarketApp, String> {
         app.execute_block(&BlockInfo { height, time_ns: t, proposer: 0 }, &refs);
         let got = hex(&app.commit());
         if got != root {
-            return Err(format!("block {height}: state root {got} differs from the recorded {root}: the ledger was altered"));
+            return Err(format!(
+                "block {height}: state root {got} differs from the recorded {root}: the ledger was altered"
+            ));
         }
         block.clear();
         Ok(())
@@ -51,7 +56,8 @@ pub fn replay(out_dir: &Path) -> Result<MarketApp, String> {
     for (k, rec) in lr.records().enumerate() {
         let row = k + 2;
         let rec = rec.map_err(|e| format!("{}: row {row}: {e}", lp.display()))?;
-        let h: u64 = rec.get(0).unwrap_or("").parse().map_err(|_| format!("{}: row {row}: bad height", lp.display()))?;
+        let h: u64 =
+            rec.get(0).unwrap_or("").parse().map_err(|_| format!("{}: row {row}: bad height", lp.display()))?;
         let bytes = unhex(rec.get(4).unwrap_or("")).map_err(|e| format!("{}: row {row}: {e}", lp.display()))?;
         if h == 0 {
             let g = Genesis::decode(&bytes).map_err(|e| format!("{}: row {row}: genesis: {e}", lp.display()))?;
@@ -212,11 +218,17 @@ pub fn trace(out_dir: &Path, wallet: &str, kwh: Option<&str>) -> Result<String, 
             head,
             "metered consumption {metered} Wh, claimed {} Wh ({})",
             total,
-            if total == metered { "every consumed Wh has an origin".to_string() } else { format!("{} Wh unclaimed (slots not yet settled)", metered.saturating_sub(total)) }
+            if total == metered {
+                "every consumed Wh has an origin".to_string()
+            } else {
+                format!("{} Wh unclaimed (slots not yet settled)", metered.saturating_sub(total))
+            }
         );
         let mix: Vec<String> = by_tech
             .iter()
-            .map(|(t, v)| format!("{t} {v} Wh ({:.1} %)", if total > 0 { 100.0 * *v as f64 / total as f64 } else { 0.0 }))
+            .map(|(t, v)| {
+                format!("{t} {v} Wh ({:.1} %)", if total > 0 { 100.0 * *v as f64 / total as f64 } else { 0.0 })
+            })
             .collect();
         let _ = writeln!(head, "origin: {}", mix.join(", "));
     }

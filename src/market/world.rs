@@ -6,14 +6,14 @@
 //! `dr` program removed, so every other random draw is the same) in the same process when it reports.
 
 use super::app::{
-    CH_FEED_IN, CH_MARKET, CH_P2P, CH_SELF, CH_TRADER, Genesis, MarketApp, MoveKind, Participant,
-    PlantInfo, Role, WalletInfo,
+    CH_FEED_IN, CH_MARKET, CH_P2P, CH_SELF, CH_TRADER, Genesis, MarketApp, MoveKind, Participant, PlantInfo, Role,
+    WalletInfo,
 };
 use super::clearing::{ACCEPT_ANY, Tech};
 use super::contracts::{Baseline, Channel, Fallback, LoadedContracts};
 use super::sim::{
-    Customer, CustomerSpec, DeviceState, DrProgram, GridOperator, Measures, Meter, Metering, OfftakePrices,
-    Sequencer, Signer, key_for,
+    Customer, CustomerSpec, DeviceState, DrProgram, GridOperator, Measures, Meter, Metering, OfftakePrices, Sequencer,
+    Signer, key_for,
 };
 use crate::agents::Msg;
 use crate::engine::{AgentId, SimDuration, Simulation};
@@ -88,11 +88,18 @@ impl MarketConfig {
         if self.block_every.0 == SimDuration::ZERO || self.block_every.0.as_nanos() * 10 > slot {
             return Err("market.block_every must be positive and at most a tenth of the slot".into());
         }
-        if !(self.outdoor_min_c.is_finite() && self.outdoor_max_c.is_finite() && self.outdoor_min_c <= self.outdoor_max_c) {
+        if !(self.outdoor_min_c.is_finite()
+            && self.outdoor_max_c.is_finite()
+            && self.outdoor_min_c <= self.outdoor_max_c)
+        {
             return Err("market.outdoor_min_c must not exceed market.outdoor_max_c".into());
         }
         if let Some(d) = &self.dr
-            && !(d.trigger_kw.is_finite() && d.trigger_kw > 0.0 && (1..=96).contains(&d.window_slots) && d.reward >= 0 && d.max_events <= 96)
+            && !(d.trigger_kw.is_finite()
+                && d.trigger_kw > 0.0
+                && (1..=96).contains(&d.window_slots)
+                && d.reward >= 0
+                && d.max_events <= 96)
         {
             return Err("market.dr: trigger_kw > 0, window_slots within 1..=96, reward >= 0, max_events <= 96".into());
         }
@@ -190,17 +197,18 @@ pub fn add(
     let xy = crate::world::grid::bus_positions(net);
     let fd = feeders(net);
     let load_bus: Vec<i64> = net.loads.iter().map(|l| l.bus).chain(net.asym_loads.iter().map(|l| l.bus)).collect();
-    let pos = |bus: i64| {
-        net.bus(bus).map_or((0, 0, u32::MAX), |b| (xy[b].0.round() as i64, xy[b].1.round() as i64, fd[b]))
-    };
+    let pos =
+        |bus: i64| net.bus(bus).map_or((0, 0, u32::MAX), |b| (xy[b].0.round() as i64, xy[b].1.round() as i64, fd[b]));
     let domain = c.domain.clone();
     // Wallets: customers, independent producers, then the operator and the channel counterparties.
     let mut wallets = Vec::new();
     for cu in &c.customers {
         let (x_m, y_m, feeder) = pos(load_bus[cu.load]);
         let p = &cu.preferences;
-        let accept = if p.technologies.is_empty() { ACCEPT_ANY } else { p.technologies.iter().fold(0, |m, t| m | t.bit()) };
-        let plants = p.plants.iter().filter_map(|n| c.plants.iter().position(|pl| &pl.id == n).map(|k| k as u32)).collect();
+        let accept =
+            if p.technologies.is_empty() { ACCEPT_ANY } else { p.technologies.iter().fold(0, |m, t| m | t.bit()) };
+        let plants =
+            p.plants.iter().filter_map(|n| c.plants.iter().position(|pl| &pl.id == n).map(|k| k as u32)).collect();
         wallets.push(WalletInfo {
             id: cu.id.clone(),
             x_m,
@@ -352,7 +360,11 @@ pub fn add(
         let m = Measures::Connection { load: cu.load, flex_sgen: flex_sgens[k] };
         meters.push(Meter::new(m, Signer::new(key_for(&domain, &format!("meter/{}", cu.id))), Some(customers[k])));
         if let Some(s) = flex_sgens[k] {
-            meters.push(Meter::new(Measures::Flex { sgen: s }, Signer::new(key_for(&domain, &format!("flex/{}", cu.id))), None));
+            meters.push(Meter::new(
+                Measures::Flex { sgen: s },
+                Signer::new(key_for(&domain, &format!("flex/{}", cu.id))),
+                None,
+            ));
         }
     }
     for p in &c.plants {
@@ -456,7 +468,8 @@ impl Part for MarketPart {
             v.dedup();
             v
         };
-        let uncovered: Vec<u32> = claimed_slots.iter().copied().filter(|&s| app.uncovered_after_claims(s).is_some()).collect();
+        let uncovered: Vec<u32> =
+            claimed_slots.iter().copied().filter(|&s| app.uncovered_after_claims(s).is_some()).collect();
         // Claims by wallet and technology; local solar and preference shares.
         let n_customers = self.customers.len();
         let mut by_wallet_tech: BTreeMap<(u32, Tech), u64> = BTreeMap::new();
@@ -518,8 +531,20 @@ impl Part for MarketPart {
         // Producers' channels.
         let mut channels = serde_json::Map::new();
         let mut ct = Table::new(&[
-            "plant", "tech", "owner", "produced_wh", "self_wh", "p2p_wh", "trader_wh", "market_wh", "feed_in_wh",
-            "unsold_wh", "p2p_revenue_mc", "trader_revenue_mc", "market_revenue_mc", "feed_in_revenue_mc",
+            "plant",
+            "tech",
+            "owner",
+            "produced_wh",
+            "self_wh",
+            "p2p_wh",
+            "trader_wh",
+            "market_wh",
+            "feed_in_wh",
+            "unsold_wh",
+            "p2p_revenue_mc",
+            "trader_revenue_mc",
+            "market_revenue_mc",
+            "feed_in_revenue_mc",
         ]);
         for (k, p) in g.plants.iter().enumerate().filter(|(_, p)| !p.supplier) {
             let k = k as u32;
@@ -608,15 +633,27 @@ impl Part for MarketPart {
         r.tables.push(("market_channels".into(), ct));
         // Wallets.
         let mut wt = Table::new(&[
-            "wallet", "consumed_wh", "claimed_wh", "preference_share_pct", "solar_wh", "wind_wh", "hydro_wh",
-            "biogas_wh", "conventional_wh", "nuclear_wh", "balance_mc", "dr_reduced_wh", "dr_paid_mc",
+            "wallet",
+            "consumed_wh",
+            "claimed_wh",
+            "preference_share_pct",
+            "solar_wh",
+            "wind_wh",
+            "hydro_wh",
+            "biogas_wh",
+            "conventional_wh",
+            "nuclear_wh",
+            "balance_mc",
+            "dr_reduced_wh",
+            "dr_paid_mc",
         ]);
         for (w, wi) in g.wallets.iter().enumerate() {
             let w = w as u32;
             let consumed: u64 = app.state.metered.iter().filter(|((x, _), _)| *x == w).map(|(_, v)| v).sum();
             let claimed: u64 = by_wallet_tech.iter().filter(|((x, _), _)| *x == w).map(|(_, v)| v).sum();
             let tech = |t: Tech| by_wallet_tech.get(&(w, t)).copied().unwrap_or(0).to_string();
-            let (drw, drm) = app.state.payouts.iter().filter(|((_, x), _)| *x == w).fold((0, 0), |a, (_, v)| (a.0 + v.0, a.1 + v.1));
+            let (drw, drm) =
+                app.state.payouts.iter().filter(|((_, x), _)| *x == w).fold((0, 0), |a, (_, v)| (a.0 + v.0, a.1 + v.1));
             wt.push(vec![
                 wi.id.clone(),
                 consumed.to_string(),
@@ -644,7 +681,13 @@ impl Part for MarketPart {
                 lt.push(vec![b.height.to_string(), b.time_ns.to_string(), i.to_string(), o.to_string(), hex(t)]);
             }
             let refused = b.outcomes.iter().filter(|&&o| o != 0).count();
-            bt.push(vec![b.height.to_string(), b.time_ns.to_string(), b.txs.len().to_string(), refused.to_string(), hex(&b.root)]);
+            bt.push(vec![
+                b.height.to_string(),
+                b.time_ns.to_string(),
+                b.txs.len().to_string(),
+                refused.to_string(),
+                hex(&b.root),
+            ]);
         }
         r.tables.push(("market_ledger".into(), lt));
         r.tables.push(("market_blocks".into(), bt));
@@ -705,11 +748,18 @@ impl Part for MarketPart {
             columns: vec![("optimal_ct".into(), wo), ("greedy_ct".into(), wg), ("cda_ct".into(), wc)],
         });
         let peak = |m: &BTreeMap<u32, f64>, k: usize| m.get(&(k as u32)).copied().unwrap_or(f64::NAN);
-        let mut dr_cols = vec![("transformer_peak_kw_with_dr".into(), (0..nseries).map(|k| peak(&op.peak_by_slot, k)).collect())];
+        let mut dr_cols =
+            vec![("transformer_peak_kw_with_dr".into(), (0..nseries).map(|k| peak(&op.peak_by_slot, k)).collect())];
         if !twin_slots.is_empty() {
-            dr_cols.push(("transformer_peak_kw_without_dr".into(), (0..nseries).map(|k| peak(&twin_slots, k)).collect()));
+            dr_cols
+                .push(("transformer_peak_kw_without_dr".into(), (0..nseries).map(|k| peak(&twin_slots, k)).collect()));
         }
-        r.series.push(Series { name: "market_dr".into(), y_label: "kW (highest per slot)".into(), t_s: t_s.clone(), columns: dr_cols });
+        r.series.push(Series {
+            name: "market_dr".into(),
+            y_label: "kW (highest per slot)".into(),
+            t_s: t_s.clone(),
+            columns: dr_cols,
+        });
         // Origin mix per customer wallet: cumulative kWh claimed by technology.
         for (w, cols) in cum_tech.iter().enumerate() {
             if cols.is_empty() {
@@ -719,10 +769,14 @@ impl Part for MarketPart {
                 .iter()
                 .map(|(t, v)| {
                     let mut acc = 0.0;
-                    let c: Vec<f64> = v.iter().take(nseries).map(|x| {
-                        acc += x;
-                        acc
-                    }).collect();
+                    let c: Vec<f64> = v
+                        .iter()
+                        .take(nseries)
+                        .map(|x| {
+                            acc += x;
+                            acc
+                        })
+                        .collect();
                     (format!("{}_kwh", t.name()), c)
                 })
                 .collect();

@@ -63,7 +63,16 @@ pub fn build(loaded: &Loaded, seed: u64, until: Option<SimDuration>) -> Result<W
         let cx = lmu::LmuContext { loaded, seed, sim: &mut sim, grid: part.grid, bus_xy_m: &xy, uplink: coordinator };
         lmus = lmu::attach(cx)?;
         let market = match &s.market {
-            Some(m) => Some(crate::market::world::add(&mut sim, loaded, m, part.grid, &part.network, &g.generators, seed, until)?),
+            Some(m) => Some(crate::market::world::add(
+                &mut sim,
+                loaded,
+                m,
+                part.grid,
+                &part.network,
+                &g.generators,
+                seed,
+                until,
+            )?),
             None => None,
         };
         parts.push(Box::new(part));

@@ -3,5 +3,5 @@
 mod foundation;
 mod grid;
 mod lmu;
-mod mesh;
 mod market;
+mod mesh;

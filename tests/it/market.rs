@@ -6,8 +6,7 @@ use gridtwin::market::app::{
     CH_FEED_IN, CH_P2P, Genesis, MarketApp, MoveKind, Participant, PlantInfo, Role, Tx, WalletInfo, code,
 };
 use gridtwin::market::clearing::{
-    ACCEPT_ANY, Ask, Bid, Book, Clearing, Tech, cda, check_feasible, clear, greedy, reference_welfare, verify,
-    welfare,
+    ACCEPT_ANY, Ask, Bid, Book, Clearing, Tech, cda, check_feasible, clear, greedy, reference_welfare, verify, welfare,
 };
 use gridtwin::market::orders::parse_book;
 use gridtwin::market::sim::{OfftakePrices, Sequencer, Signer, key_for};
@@ -35,7 +34,9 @@ impl Rng {
 fn random_book(r: &mut Rng) -> Book {
     let (n, m) = (1 + r.below(8) as usize, 1 + r.below(8) as usize);
     let narrow = r.below(3) == 0;
-    let price = |r: &mut Rng, lo: i64, hi: i64| if narrow { lo + 10 * r.below(4) as i64 } else { lo + r.below((hi - lo) as u64) as i64 };
+    let price = |r: &mut Rng, lo: i64, hi: i64| {
+        if narrow { lo + 10 * r.below(4) as i64 } else { lo + r.below((hi - lo) as u64) as i64 }
+    };
     let bids = (0..n)
         .map(|i| {
             let accept = if r.below(10) < 6 {
@@ -57,7 +58,9 @@ fn random_book(r: &mut Rng) -> Book {
     let fees = if r.below(5) == 0 {
         Vec::new()
     } else {
-        (0..n * m).map(|_| if r.below(10) < 7 { if narrow { 10 * r.below(3) as i64 } else { r.below(61) as i64 } } else { 0 }).collect()
+        (0..n * m)
+            .map(|_| if r.below(10) < 7 { if narrow { 10 * r.below(3) as i64 } else { r.below(61) as i64 } } else { 0 })
+            .collect()
     };
     Book { bids, asks, fees }
 }
@@ -119,14 +122,30 @@ fn bad_order_books_are_refused_naming_the_item_and_nothing_is_printed() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("malformed", r#"{"bids": [{"id": "h1", "wh": 10, "price": 1}], "asks": [}"#, "malformed order book"),
-        ("unknown-tech", r#"{"bids": [], "asks": [{"id": "pv7", "wh": 10, "price": 1, "tech": "coal"}]}"#, "asks[0] (id \"pv7\"): tech: unknown technology \"coal\""),
-        ("negative", r#"{"bids": [{"id": "h1", "wh": -3000, "price": 1}], "asks": []}"#, "bids[0] (id \"h1\"): wh = -3000"),
-        ("fractional", r#"{"bids": [{"id": "h1", "wh": 2.5, "price": 1}], "asks": []}"#, "bids[0] (id \"h1\"): wh = 2.5"),
+        (
+            "unknown-tech",
+            r#"{"bids": [], "asks": [{"id": "pv7", "wh": 10, "price": 1, "tech": "coal"}]}"#,
+            "asks[0] (id \"pv7\"): tech: unknown technology \"coal\"",
+        ),
+        (
+            "negative",
+            r#"{"bids": [{"id": "h1", "wh": -3000, "price": 1}], "asks": []}"#,
+            "bids[0] (id \"h1\"): wh = -3000",
+        ),
+        (
+            "fractional",
+            r#"{"bids": [{"id": "h1", "wh": 2.5, "price": 1}], "asks": []}"#,
+            "bids[0] (id \"h1\"): wh = 2.5",
+        ),
     ];
     for (name, text, want) in cases {
         let p = dir.path().join(format!("{name}.json"));
         std::fs::write(&p, text).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin")).args(["market", "clear"]).arg(&p).output().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin"))
+            .args(["market", "clear"])
+            .arg(&p)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name}: accepted");
         assert!(err.contains(want), "{name}: {err}");
@@ -136,7 +155,8 @@ fn bad_order_books_are_refused_naming_the_item_and_nothing_is_printed() {
     // A good book clears to the issue's example answer.
     let p = dir.path().join("good.json");
     std::fs::write(&p, r#"{"bids": [{"id": "h1", "wh": 3000, "price": 250, "accept": ["solar", "wind"]}], "asks": [{"id": "pv7", "wh": 2000, "price": 120, "tech": "solar"}], "fees": [{"bid": "h1", "ask": "pv7", "fee": 10}]}"#).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin")).args(["market", "clear"]).arg(&p).output().unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin")).args(["market", "clear"]).arg(&p).output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["welfare"], 2000 * (250 - 120 - 10));
@@ -161,13 +181,33 @@ fn genesis(nc: usize, owners: &[Option<usize>], techs: &[Tech], prefs: &[u8]) ->
             dr: None,
         })
         .collect();
-    let blank = |id: String| WalletInfo { id, x_m: 0, y_m: 0, feeder: u32::MAX, accept: ACCEPT_ANY, max_distance_m: None, same_feeder: false, plants: vec![], price_cap: 0, renewable_only: false, dr: None };
+    let blank = |id: String| WalletInfo {
+        id,
+        x_m: 0,
+        y_m: 0,
+        feeder: u32::MAX,
+        accept: ACCEPT_ANY,
+        max_distance_m: None,
+        same_feeder: false,
+        plants: vec![],
+        price_cap: 0,
+        renewable_only: false,
+        dr: None,
+    };
     let mut plants = Vec::new();
     let mut participants = Vec::new();
     let key = |n: &str| key_for(&domain, n).verifying_key().to_bytes();
     for k in 0..nc {
-        participants.push(Participant { name: format!("owner/c{k}"), key: key(&format!("owner/c{k}")), role: Role::Owner(k as u32) });
-        participants.push(Participant { name: format!("meter/c{k}"), key: key(&format!("meter/c{k}")), role: Role::Meter(k as u32) });
+        participants.push(Participant {
+            name: format!("owner/c{k}"),
+            key: key(&format!("owner/c{k}")),
+            role: Role::Owner(k as u32),
+        });
+        participants.push(Participant {
+            name: format!("meter/c{k}"),
+            key: key(&format!("meter/c{k}")),
+            role: Role::Meter(k as u32),
+        });
     }
     for (p, o) in owners.iter().enumerate() {
         let owner = match o {
@@ -188,7 +228,11 @@ fn genesis(nc: usize, owners: &[Option<usize>], techs: &[Tech], prefs: &[u8]) ->
             channels: vec![(CH_P2P, 5_000 + 1_000 * p as i64), (CH_FEED_IN, 0)],
             supplier: false,
         });
-        participants.push(Participant { name: format!("meter/p{p}"), key: key(&format!("meter/p{p}")), role: Role::PlantMeter(p as u32) });
+        participants.push(Participant {
+            name: format!("meter/p{p}"),
+            key: key(&format!("meter/p{p}")),
+            role: Role::PlantMeter(p as u32),
+        });
     }
     let op = wallets.len() as u32;
     for id in ["op", "trader", "exchange", "feed_in"] {
@@ -196,10 +240,24 @@ fn genesis(nc: usize, owners: &[Option<usize>], techs: &[Tech], prefs: &[u8]) ->
     }
     let mix = vec![(plants.len() as u32, 60), (plants.len() as u32 + 1, 40)];
     for t in [Tech::Nuclear, Tech::Wind] {
-        plants.push(PlantInfo { id: format!("mix_{}", t.name()), tech: t, owner: op, x_m: 0, y_m: 0, feeder: u32::MAX, self_consume: false, channels: vec![], supplier: true });
+        plants.push(PlantInfo {
+            id: format!("mix_{}", t.name()),
+            tech: t,
+            owner: op,
+            x_m: 0,
+            y_m: 0,
+            feeder: u32::MAX,
+            self_consume: false,
+            channels: vec![],
+            supplier: true,
+        });
     }
     participants.push(Participant { name: "market-operator".into(), key: key("market-operator"), role: Role::Market });
-    participants.push(Participant { name: "grid-operator-supply".into(), key: key("grid-operator-supply"), role: Role::Operator });
+    participants.push(Participant {
+        name: "grid-operator-supply".into(),
+        key: key("grid-operator-supply"),
+        role: Role::Operator,
+    });
     Genesis {
         domain,
         slot_ns: 900_000_000_000,
@@ -218,20 +276,32 @@ fn genesis(nc: usize, owners: &[Option<usize>], techs: &[Tech], prefs: &[u8]) ->
 
 /// Runs one day of `slots` through the application the way the sequencer does (readings, back-office
 /// settlement, claims) and checks the invariants after every slot.
-fn run_day(nc: usize, owners: &[Option<usize>], techs: &[Tech], prefs: &[u8], cons: &[Vec<u64>], prod: &[Vec<u64>]) -> Result<(), String> {
+fn run_day(
+    nc: usize,
+    owners: &[Option<usize>],
+    techs: &[Tech],
+    prefs: &[u8],
+    cons: &[Vec<u64>],
+    prod: &[Vec<u64>],
+) -> Result<(), String> {
     let g = genesis(nc, owners, techs, prefs);
     let app = MarketApp::new(g.clone());
     let prices = OfftakePrices { trader: 7000, market_hourly: vec![8000; 24], feed_in: 6000 };
     let mut seq = Sequencer::new(app, gridtwin::engine::SimDuration::from_secs(1), prices, Vec::new());
     let mut signers: BTreeMap<String, Signer> = BTreeMap::new();
-    let mut sign = |name: &str, tx: &Tx| signers.entry(name.to_string()).or_insert_with(|| Signer::new(key_for("t", name))).sign(tx);
+    let mut sign = |name: &str, tx: &Tx| {
+        signers.entry(name.to_string()).or_insert_with(|| Signer::new(key_for("t", name))).sign(tx)
+    };
     let mut height = 0;
     let mut market = Signer::new(key_for("t", "market-operator"));
     let mut supply = Signer::new(key_for("t", "grid-operator-supply"));
     let slots = cons[0].len();
     for s in 0..slots as u32 {
         let t0 = (s as u64 + 1) * g.slot_ns + 1_000_000_000;
-        let mut block = |seq: &mut Sequencer, txs: Vec<std::sync::Arc<Vec<u8>>>, t: u64| -> Vec<Result<(), gridtwin_firmware::app::Refusal>> {
+        let mut block = |seq: &mut Sequencer,
+                         txs: Vec<std::sync::Arc<Vec<u8>>>,
+                         t: u64|
+         -> Vec<Result<(), gridtwin_firmware::app::Refusal>> {
             height += 1;
             let refs: Vec<&[u8]> = txs.iter().map(|t| t.as_slice()).collect();
             let out = seq.app.execute_block(&BlockInfo { height, time_ns: t, proposer: 0 }, &refs);
@@ -240,15 +310,22 @@ fn run_day(nc: usize, owners: &[Option<usize>], techs: &[Tech], prefs: &[u8], co
         };
         let mut txs = Vec::new();
         for c in 0..nc {
-            txs.push(sign(&format!("meter/c{c}"), &Tx::Reading { slot: s, consumed_wh: cons[c][s as usize], produced_wh: 0 }));
+            txs.push(sign(
+                &format!("meter/c{c}"),
+                &Tx::Reading { slot: s, consumed_wh: cons[c][s as usize], produced_wh: 0 },
+            ));
         }
         for p in 0..owners.len() {
-            txs.push(sign(&format!("meter/p{p}"), &Tx::Reading { slot: s, consumed_wh: 0, produced_wh: prod[p][s as usize] }));
+            txs.push(sign(
+                &format!("meter/p{p}"),
+                &Tx::Reading { slot: s, consumed_wh: 0, produced_wh: prod[p][s as usize] },
+            ));
         }
         for o in block(&mut seq, txs, t0) {
             o.map_err(|e| format!("reading refused: {e:?}"))?;
         }
-        let txs: Vec<_> = seq.propose(s).into_iter().map(|(m, tx)| if m { market.sign(&tx) } else { supply.sign(&tx) }).collect();
+        let txs: Vec<_> =
+            seq.propose(s).into_iter().map(|(m, tx)| if m { market.sign(&tx) } else { supply.sign(&tx) }).collect();
         for o in block(&mut seq, txs, t0 + 1_000_000_000) {
             o.map_err(|e| format!("back office refused: {e:?}"))?;
         }
@@ -297,7 +374,8 @@ fn run_day(nc: usize, owners: &[Option<usize>], techs: &[Tech], prefs: &[u8], co
             }
         }
         for cl in &claimed {
-            let origins = minted.iter().filter(|mi| mi.0 == cl.0 && mi.1 == cl.1 && mi.2 <= cl.2 && cl.3 <= mi.3).count();
+            let origins =
+                minted.iter().filter(|mi| mi.0 == cl.0 && mi.1 == cl.1 && mi.2 <= cl.2 && cl.3 <= mi.3).count();
             if origins != 1 {
                 return Err(format!("claimed range {cl:?} has {origins} origins"));
             }
@@ -329,4 +407,96 @@ proptest! {
         let result = run_day(nc, &owners, &techs[..np.min(3)].iter().copied().chain(std::iter::repeat(Tech::Wind)).take(np).collect::<Vec<_>>(), &prefs, &cons, &prod);
         prop_assert!(result.is_ok(), "{:?}", result);
     }
+}
+
+fn market_day() -> gridtwin::scenario::Loaded {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/market-day.ron");
+    let mut l = gridtwin::scenario::Loaded::from_file(&path).unwrap();
+    l.scenario.outputs.plots = false;
+    l
+}
+
+#[test]
+fn market_day_balances_its_certificates_cuts_the_peak_and_every_wallet_traces() {
+    use gridtwin::cli::{Global, run_to_dir};
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("mk");
+    let g = Global { out: Some(out.clone()), quiet: true, ..Global::default() };
+    let (report, _, _) = run_to_dir(&g, &market_day(), None).unwrap();
+    let m = &report.summary["market"];
+    let n = |k: &str| m[k].as_f64().unwrap_or_else(|| panic!("market.{k} missing: {m}"));
+    assert!(n("minted_wh") > 0.0);
+    assert_eq!(n("minted_wh"), n("claimed_wh") + n("held_wh"));
+    assert_eq!(m["certificates_consistent"], true, "{m}");
+    assert_eq!(m["slots_with_unclaimed_consumption"].as_array().unwrap().len(), 0, "{m}");
+    assert!(n("slots_claimed") >= 90.0, "{m}");
+    assert_eq!(n("refused"), 0.0, "{m}");
+    assert!(n("dr_peak_reduction_pct") >= 15.0, "{m}");
+    assert!(n("dr_payouts_mc") > 0.0 && n("p2p_wh") > 0.0 && n("import_wh") > 0.0, "{m}");
+    assert!(n("welfare_optimal") >= n("welfare_greedy") && n("welfare_optimal") >= n("welfare_cda"), "{m}");
+    assert!(n("metering_max_slot_error_wh") <= n("meters"), "{m}");
+    // Producers' energy goes through several channels, and each producer's split adds up.
+    let mut used = std::collections::BTreeSet::new();
+    for (_, c) in m["channels"].as_object().unwrap() {
+        let parts: u64 = ["self_wh", "p2p_wh", "trader_wh", "market_wh", "feed_in_wh", "unsold_wh"]
+            .iter()
+            .map(|k| {
+                let v = c[*k].as_u64().unwrap();
+                if v > 0 {
+                    used.insert(*k);
+                }
+                v
+            })
+            .sum();
+        assert_eq!(parts, c["produced_wh"].as_u64().unwrap(), "{c}");
+    }
+    assert!(used.len() >= 5, "channels used: {used:?}");
+    // Every customer's trace accounts for all of its metered consumption.
+    for k in 1..=13 {
+        let w = format!("h{k:02}");
+        let t = gridtwin::market::trace::trace(&out, &w, None).unwrap();
+        assert!(
+            t.contains("every consumed Wh has an origin"),
+            "{w}: {}",
+            t.lines().take(3).collect::<Vec<_>>().join("\n")
+        );
+    }
+    // A single altered transaction in the ledger is caught by the state roots.
+    let lp = out.join("market_ledger.csv");
+    let text = std::fs::read_to_string(&lp).unwrap();
+    let line = text.lines().nth(50).unwrap().to_string();
+    let mut bytes = line.clone().into_bytes();
+    let at = bytes.len() - 70;
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&lp, text.replace(&line, &String::from_utf8(bytes).unwrap())).unwrap();
+    let e = gridtwin::market::trace::trace(&out, "h01", None).unwrap_err();
+    assert!(e.contains("state root"), "{e}");
+}
+
+#[test]
+fn a_contract_naming_an_unknown_plant_is_refused_with_its_location_and_nothing_is_written() {
+    use gridtwin::cli::{Global, run_to_dir};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let contracts = std::fs::read_to_string(root.join("contracts/market-day.ron")).unwrap();
+    let bad = contracts.replace("plants: [\"biogas1\"]", "plants: [\"biogas9\"]");
+    assert_ne!(bad, contracts);
+    std::fs::create_dir_all(tmp.path().join("contracts")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("scenarios/networks")).unwrap();
+    std::fs::write(tmp.path().join("contracts/market-day.ron"), &bad).unwrap();
+    let scen = std::fs::read_to_string(root.join("scenarios/market-day.ron")).unwrap();
+    let sp = tmp.path().join("scenarios/market-day.ron");
+    std::fs::write(&sp, scen).unwrap();
+    let l = gridtwin::scenario::Loaded::from_file(&sp).unwrap();
+    let out = tmp.path().join("out");
+    let g = Global { out: Some(out.clone()), quiet: true, ..Global::default() };
+    let e = match run_to_dir(&g, &l, Some("1h")) {
+        Err(gridtwin::cli::CliError::Input(e)) => e,
+        other => panic!("expected an input error, got {:?}", other.map(|_| ())),
+    };
+    assert!(e.file.ends_with("contracts/market-day.ron"), "{e}");
+    assert!(e.message.contains("unknown plant \"biogas9\""), "{e}");
+    let line = bad.lines().position(|l| l.contains("biogas9")).unwrap() + 1;
+    assert_eq!(e.line, line, "{e}");
+    assert!(!out.exists(), "a refused run wrote {}", out.display());
 }
