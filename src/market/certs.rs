@@ -25,6 +25,9 @@ impl Range {
     }
 }
 
+/// Key of a held range: (wallet, slot, plant, first serial).
+type HeldKey = (u32, u32, u32, u64);
+
 /// Why a certificate operation was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CertError {
@@ -234,7 +237,7 @@ impl Registry {
         slot: u32,
         start: u64,
         len: u64,
-    ) -> Result<((u32, u32, u32, u64), u64), CertError> {
+    ) -> Result<(HeldKey, u64), CertError> {
         let not_held = CertError::NotHeld { wallet, plant, slot, start, end: start.saturating_add(len) };
         let (&k, &l) = self.held.range(..=(wallet, slot, plant, start)).next_back().ok_or(not_held.clone())?;
         if (k.0, k.1, k.2) != (wallet, slot, plant) || k.3 + l < start.saturating_add(len) || len == 0 {

@@ -82,7 +82,7 @@ fn one() -> u32 {
 impl MarketConfig {
     pub fn validate(&self) -> Result<(), String> {
         let slot = self.slot.0.as_nanos();
-        if slot < 60 * crate::engine::NS_PER_S || 86_400 * crate::engine::NS_PER_S % slot != 0 {
+        if slot < 60 * crate::engine::NS_PER_S || !(86_400 * crate::engine::NS_PER_S).is_multiple_of(slot) {
             return Err("market.slot must be at least 1min and divide a day".into());
         }
         if self.block_every.0 == SimDuration::ZERO || self.block_every.0.as_nanos() * 10 > slot {
@@ -178,6 +178,7 @@ pub struct MarketPart {
 }
 
 /// Adds the market's agents for `cfg` around the grid agent `grid` running `net` with `generators`.
+#[allow(clippy::too_many_arguments)]
 pub fn add(
     sim: &mut Simulation<Msg>,
     loaded: &Loaded,

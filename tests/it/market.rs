@@ -309,16 +309,16 @@ fn run_day(
             out
         };
         let mut txs = Vec::new();
-        for c in 0..nc {
+        for (c, cc) in cons.iter().enumerate() {
             txs.push(sign(
                 &format!("meter/c{c}"),
-                &Tx::Reading { slot: s, consumed_wh: cons[c][s as usize], produced_wh: 0 },
+                &Tx::Reading { slot: s, consumed_wh: cc[s as usize], produced_wh: 0 },
             ));
         }
-        for p in 0..owners.len() {
+        for (p, pp) in prod.iter().enumerate() {
             txs.push(sign(
                 &format!("meter/p{p}"),
-                &Tx::Reading { slot: s, consumed_wh: 0, produced_wh: prod[p][s as usize] },
+                &Tx::Reading { slot: s, consumed_wh: 0, produced_wh: pp[s as usize] },
             ));
         }
         for o in block(&mut seq, txs, t0) {
@@ -330,9 +330,9 @@ fn run_day(
             o.map_err(|e| format!("back office refused: {e:?}"))?;
         }
         let mut txs = Vec::new();
-        for c in 0..nc {
-            if cons[c][s as usize] > 0 {
-                txs.push(sign(&format!("owner/c{c}"), &Tx::Claim { slot: s, wh: cons[c][s as usize] }));
+        for (c, cc) in cons.iter().enumerate() {
+            if cc[s as usize] > 0 {
+                txs.push(sign(&format!("owner/c{c}"), &Tx::Claim { slot: s, wh: cc[s as usize] }));
             }
         }
         // A claim above the metered consumption is refused.
