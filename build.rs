@@ -1,4 +1,4 @@
-//! Embeds `scenarios/` and `models/` into the binary, so `gridtwin` runs its default scenario (and any shipped
+//! Embeds `scenarios/`, `models/` and `contracts/` into the binary, so `gridtwin` runs its default scenario (and any shipped
 //! scenario's models and networks) from any directory; generates the scenario reference (`gridtwin schema`,
 //! docs/scenario.md) from the schema's source.
 #[path = "build/reference.rs"]
@@ -25,7 +25,7 @@ fn collect(dir: &Path, rel: &str, out: &mut Vec<String>) {
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for d in ["scenarios", "models"] {
+    for d in ["scenarios", "models", "contracts"] {
         println!("cargo:rerun-if-changed={d}");
         collect(&root.join(d), d, &mut files);
     }

@@ -10,6 +10,7 @@ pub mod agents;
 pub mod cli;
 pub mod engine;
 pub mod grid;
+pub mod market;
 pub mod mesh;
 pub mod report;
 pub mod scenario;

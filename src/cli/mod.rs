@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod grid;
+pub mod market;
 
 pub use error::{CliError, EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK};
 
@@ -127,6 +128,12 @@ pub enum Command {
     /// Print the scenario reference (every section and field, with units and defaults) as Markdown; the same
     /// text as docs/scenario.md.
     Schema,
+    /// The energy market: clear an order book.
+    #[command(subcommand)]
+    Market(market::MarketCmd),
+    /// Electricity wallets: trace every kWh to its origin.
+    #[command(subcommand)]
+    Wallet(market::WalletCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -299,6 +306,8 @@ fn dispatch(cli: Cli, name: &str) -> Result<(), CliError> {
         Command::Bench(b) => cmd_bench(b),
         Command::Grid(args) => grid::run(&args),
         Command::Schema => error::print(crate::scenario::reference::MARKDOWN),
+        Command::Market(m) => market::market(&m),
+        Command::Wallet(w) => market::wallet(&w),
     }
 }
 

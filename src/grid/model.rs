@@ -86,6 +86,12 @@ pub struct GridSnapshot {
     pub fault_i_ka: Vec<[C64; 3]>,
     /// Power drawn from the slack(s), MW + j Mvar (three-phase total).
     pub slack_s_mva: C64,
+    /// Active power of each load as set for this solve (MW, three-phase total; balanced loads first, then
+    /// per-phase loads, as in `GridModel::load_ids`), zero where its bus is de-energised: what meters integrate.
+    pub load_p_mw: Vec<f64>,
+    /// Active power of each static generator as set for this solve (MW, generation positive; zero where its
+    /// bus is de-energised).
+    pub sgen_p_mw: Vec<f64>,
     pub iterations: usize,
     pub unbalanced: bool,
 }
@@ -728,6 +734,28 @@ impl GridModel {
             }
             fault_i_ka.push(i);
         }
+        let on = |bus: i64| self.base.bus(bus).is_some_and(|b| energised[b]);
+        let mut load_p_mw: Vec<f64> = self
+            .base
+            .loads
+            .iter()
+            .zip(&self.load_set)
+            .map(|(l, s)| if on(l.bus) && l.in_service { s.0 } else { 0.0 })
+            .collect();
+        load_p_mw.extend(
+            self.base
+                .asym_loads
+                .iter()
+                .zip(&self.asym_set)
+                .map(|(l, s)| if on(l.bus) && l.in_service { s[0].0 + s[1].0 + s[2].0 } else { 0.0 }),
+        );
+        let sgen_p_mw: Vec<f64> = self
+            .base
+            .sgens
+            .iter()
+            .zip(&self.sgen_set)
+            .map(|(g, s)| if on(g.bus) && g.in_service { s.0 } else { 0.0 })
+            .collect();
         GridSnapshot {
             bus_index: self.base.buses.iter().map(|b| b.index).collect(),
             bus_vn_kv: self.base.buses.iter().map(|b| b.vn_kv).collect(),
@@ -738,6 +766,8 @@ impl GridModel {
             trafo_i_ka,
             fault_i_ka,
             slack_s_mva: pf.slack_power_mva(),
+            load_p_mw,
+            sgen_p_mw,
             iterations,
             unbalanced,
         }

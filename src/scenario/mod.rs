@@ -60,6 +60,9 @@ pub struct Scenario {
     /// Coordinator, UART, gateway and cloud.
     #[serde(default)]
     pub gateway: Option<crate::agents::GatewayConfig>,
+    /// The energy market: contracts, settlement slot, demand response (needs `grid`).
+    #[serde(default)]
+    pub market: Option<crate::market::world::MarketConfig>,
     /// What the run writes.
     #[serde(default)]
     pub outputs: OutputConfig,
@@ -424,6 +427,14 @@ impl Loaded {
             && let Err((field, msg)) = g.validate()
         {
             errors.push(self.error_at(&format!("gateway.{field}"), msg, None));
+        }
+        if let Some(m) = &s.market {
+            if s.grid.is_none() {
+                errors.push(self.error_at("market", "the market needs a `grid` section to meter", None));
+            }
+            if let Err(e) = m.validate() {
+                errors.push(self.error_in("market", e));
+            }
         }
         match InputError::collect(errors) {
             Some(e) => Err(e),

@@ -63,7 +63,23 @@ pub fn build(loaded: &Loaded, seed: u64, until: Option<SimDuration>) -> Result<W
         }
         let cx = lmu::LmuContext { loaded, seed, sim: &mut sim, grid: part.grid, bus_xy_m: &xy, uplink: coordinator };
         lmus = lmu::attach(cx)?;
+        let market = match &s.market {
+            Some(m) => Some(crate::market::world::add(
+                &mut sim,
+                loaded,
+                m,
+                part.grid,
+                &part.network,
+                &g.generators,
+                seed,
+                until,
+            )?),
+            None => None,
+        };
         parts.push(Box::new(part));
+        if let Some(m) = market {
+            parts.push(Box::new(m));
+        }
     } else if s.lmus.is_some() || !s.faults.is_empty() {
         return Err(loaded.error_at("lmus", "LMUs and faults need a `grid` section", None));
     }

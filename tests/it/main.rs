@@ -4,4 +4,5 @@ mod cli;
 mod foundation;
 mod grid;
 mod lmu;
+mod market;
 mod mesh;
