@@ -19,6 +19,8 @@ pub enum Msg {
     Lmu(crate::twin::LmuMsg),
     /// The upstream path: coordinator, UART, gateway, cloud.
     Gw(crate::agents::GwMsg),
+    /// The private chain: transactions for the validators' mempool.
+    Chain(crate::chain::ChainMsg),
     /// Data of an agent kind defined outside gridtwin.
     Custom(Box<dyn Any + Send>),
 }

@@ -3,6 +3,7 @@
 //! Only the CLI touches files and the wall clock: it loads inputs, times runs, shows progress on stderr
 //! (hidden when stderr is not a terminal), logs through `tracing` to stderr, and writes outputs atomically.
 
+pub mod chain;
 pub mod grid;
 
 use crate::engine::{parse_duration, phold};
@@ -69,6 +70,12 @@ pub enum Command {
     Bench(BenchCmd),
     /// Power flow and short circuits on a network file.
     Grid(grid::GridArgs),
+    /// The private chain: adversarial fuzzing of consensus, finality measurements.
+    #[command(subcommand)]
+    Chain(chain::ChainCmd),
+    /// The ledger of a run's output directory.
+    #[command(subcommand)]
+    Ledger(chain::LedgerCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -168,6 +175,8 @@ pub fn main() -> i32 {
         Some(Command::Sweep { plan }) => cmd_sweep(&cli.global, &plan),
         Some(Command::Bench(b)) => cmd_bench(b),
         Some(Command::Grid(args)) => grid::run(&args).map_err(CliError::Other),
+        Some(Command::Chain(c)) => chain::run_chain(&c).map_err(CliError::Other),
+        Some(Command::Ledger(c)) => chain::run_ledger(&c).map_err(CliError::Other),
     };
     match result {
         Ok(()) => 0,

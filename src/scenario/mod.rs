@@ -58,6 +58,9 @@ pub struct Scenario {
     /// Coordinator, UART, gateway and cloud.
     #[serde(default)]
     pub gateway: Option<crate::agents::GatewayConfig>,
+    /// The private permissioned chain: validators, their links, Byzantine behaviours.
+    #[serde(default)]
+    pub chain: Option<crate::chain::ChainConfig>,
     /// What the run writes.
     #[serde(default)]
     pub outputs: OutputConfig,
@@ -248,6 +251,9 @@ impl Loaded {
         }
         if let Some(g) = &s.gateway {
             g.validate().map_err(|(field, msg)| self.error_at(&format!("gateway.{field}"), msg, None))?;
+        }
+        if let Some(c) = &s.chain {
+            c.validate().map_err(|e| self.error_in("chain", e))?;
         }
         Ok(())
     }
