@@ -331,6 +331,7 @@ pub struct Clients {
     tx_every_ns: u64,
     bad_every: u32,
     count: u64,
+    last_good: Option<Vec<u8>>,
     rng: crate::engine::SimRng,
 }
 
@@ -357,6 +358,7 @@ impl Clients {
             tx_every_ns: l.tx_every.0.as_nanos(),
             bad_every: l.bad_every,
             count: 0,
+            last_good: None,
             rng: stream(seed, 0, "chain-load"),
         }
     }
@@ -386,10 +388,14 @@ impl Clients {
         };
         if !bad {
             let n = self.nonce(&key);
-            return Some(signed(&key, n, op));
+            let tx = signed(&key, n, op);
+            self.last_good = Some(tx.clone());
+            return Some(tx);
         }
         Some(match (self.count / self.bad_every.max(1) as u64) % 4 {
-            0 => {
+            // A replay: an earlier good transaction, byte for byte.
+            2 if self.last_good.is_some() => self.last_good.clone().unwrap_or_default(),
+            0 | 2 => {
                 let n = self.nonce(&key);
                 let mut t = signed(&key, n, op);
                 if let Some(b) = t.last_mut() {
@@ -398,7 +404,6 @@ impl Clients {
                 t
             }
             1 => signed(&key_from_seed_text(&format!("stranger-{}", self.count)), 1, op),
-            2 => signed(&key, 1, op), // nonce 1 again: a replay once the key has signed before
             _ => {
                 // A meter trying to move money, or a wallet signing a reading: not its role.
                 let n = self.nonce(&key);

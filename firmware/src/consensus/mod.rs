@@ -231,6 +231,10 @@ struct RoundState {
     proposal_hash: Option<Hash>,
     prevotes: Vec<Option<Vote>>,
     precommits: Vec<Option<Vote>>,
+    /// A second, conflicting vote of a validator (an equivocator counts for both values: safe while
+    /// Byzantine power is below 1/3, and it keeps a polka verifiable by everyone).
+    prevotes_alt: Vec<Option<Vote>>,
+    precommits_alt: Vec<Option<Vote>>,
     /// Validators heard from in this round (any message).
     heard: Vec<bool>,
     prevote_timeout_set: bool,
@@ -256,7 +260,7 @@ pub struct Tendermint {
     timeout_precommit: Option<(Instant, u32)>,
     next_gossip: Instant,
     /// Own messages of the current round (re-sent each gossip tick).
-    own: Vec<Vec<u8>>,
+    own: BTreeMap<u32, Vec<Vec<u8>>>,
     future: Vec<Vec<u8>>,
     pending_evidence: Vec<Evidence>,
     evidence_keys: BTreeSet<(u32, u64, u32, u8)>,
@@ -286,7 +290,7 @@ impl Tendermint {
             timeout_prevote: None,
             timeout_precommit: None,
             next_gossip: Instant::MAX,
-            own: Vec::new(),
+            own: BTreeMap::new(),
             future: Vec::new(),
             pending_evidence: Vec::new(),
             evidence_keys: BTreeSet::new(),
@@ -317,6 +321,8 @@ impl Tendermint {
         self.rounds.entry(r).or_insert_with(|| RoundState {
             prevotes: alloc::vec![None; n],
             precommits: alloc::vec![None; n],
+            prevotes_alt: alloc::vec![None; n],
+            precommits_alt: alloc::vec![None; n],
             heard: alloc::vec![false; n],
             ..RoundState::default()
         })
@@ -324,12 +330,12 @@ impl Tendermint {
 
     fn power(&self, r: u32, kind: VoteKind, value: Option<Option<&Hash>>) -> u64 {
         let Some(rs) = self.rounds.get(&r) else { return 0 };
-        let list = if kind == VoteKind::Prevote { &rs.prevotes } else { &rs.precommits };
+        let (list, alt) =
+            if kind == VoteKind::Prevote { (&rs.prevotes, &rs.prevotes_alt) } else { (&rs.precommits, &rs.precommits_alt) };
         let mut p = 0;
-        for (i, v) in list.iter().enumerate() {
-            if let Some(v) = v
-                && value.is_none_or(|want| v.block.as_ref() == want)
-            {
+        for (i, (v, a)) in list.iter().zip(alt).enumerate() {
+            let hit = |v: &Option<Vote>| v.as_ref().is_some_and(|v| value.is_none_or(|want| v.block.as_ref() == want));
+            if hit(v) || (value.is_some() && hit(a)) {
                 p += self.vals.get(i as u32).map_or(0, |x| x.power);
             }
         }
@@ -361,7 +367,7 @@ impl Tendermint {
 
     fn send(&mut self, m: Message, out: &mut Output) {
         let b = m.to_bytes();
-        self.own.push(b.clone());
+        self.own.entry(self.round).or_default().push(b.clone());
         out.broadcast.push(b);
     }
 
@@ -375,7 +381,6 @@ impl Tendermint {
     fn start_round(&mut self, r: u32, out: &mut Output, sig: &mut dyn SigCheck) {
         self.round = r;
         self.step = Step::Propose;
-        self.own.clear();
         self.timeout_prevote = None;
         self.timeout_precommit = None;
         // Forget rounds far behind (their votes can no longer change anything but a late decision).
@@ -383,6 +388,7 @@ impl Tendermint {
         let locked = self.locked.as_ref().map(|l| l.0);
         let validr = self.valid.as_ref().map(|l| l.0);
         self.rounds.retain(|k, _| *k >= keep_from || Some(*k) == locked || Some(*k) == validr);
+        self.own.retain(|k, _| *k >= keep_from || Some(*k) == locked || Some(*k) == validr);
         let proposer = self.vals.proposer(self.tip.height, r);
         match &self.me {
             Some((idx, key)) if *idx == proposer => {
@@ -454,7 +460,11 @@ impl Tendermint {
         let i = v.validator as usize;
         let rs = self.round_mut(v.round);
         rs.heard[i] = true;
-        let slot = if v.kind == VoteKind::Prevote { &mut rs.prevotes[i] } else { &mut rs.precommits[i] };
+        let (slot, alt) = if v.kind == VoteKind::Prevote {
+            (&mut rs.prevotes[i], &mut rs.prevotes_alt[i])
+        } else {
+            (&mut rs.precommits[i], &mut rs.precommits_alt[i])
+        };
         match slot {
             None => {
                 *slot = Some(v);
@@ -464,6 +474,9 @@ impl Tendermint {
             }
             Some(old) if old.block != v.block => {
                 let old = *old;
+                if alt.is_none() {
+                    *alt = Some(v);
+                }
                 let e = Evidence::new(old, v);
                 let key = (v.validator, v.height, v.round, v.kind as u8);
                 if self.evidence_keys.insert(key) {
@@ -505,6 +518,7 @@ impl Tendermint {
                 let sigs = rs
                     .precommits
                     .iter()
+                    .chain(&rs.precommits_alt)
                     .flatten()
                     .filter(|v| v.block == Some(bh))
                     .map(|v| CommitSig { validator: v.validator, signature: v.signature })
@@ -644,11 +658,15 @@ impl Tendermint {
                     out.refused += 1;
                     return;
                 }
-                let known = self.rounds.get(&v.round).and_then(|rs| {
-                    let l = if v.kind == VoteKind::Prevote { &rs.prevotes } else { &rs.precommits };
-                    l[v.validator as usize]
+                let known = self.rounds.get(&v.round).is_some_and(|rs| {
+                    let (l, a) = if v.kind == VoteKind::Prevote {
+                        (&rs.prevotes, &rs.prevotes_alt)
+                    } else {
+                        (&rs.precommits, &rs.precommits_alt)
+                    };
+                    l[v.validator as usize] == Some(v) || a[v.validator as usize] == Some(v)
                 });
-                if known == Some(v) {
+                if known {
                     return;
                 }
                 if !sig.check(&self.vals, v.validator, &v.sign_bytes(&self.cfg.chain_id), &v.signature) {
@@ -704,6 +722,7 @@ impl Consensus for Tendermint {
         self.locked = None;
         self.valid = None;
         self.rounds.clear();
+        self.own.clear();
         self.validity.clear();
         self.started = true;
         self.next_gossip = self.now.saturating_add(self.cfg.gossip_interval);
@@ -762,7 +781,18 @@ impl Consensus for Tendermint {
         }
         if now >= self.next_gossip {
             self.next_gossip = now.saturating_add(self.cfg.gossip_interval);
-            out.broadcast.extend(self.own.iter().cloned());
+            // Own messages of this round, the previous one, and the rounds of the lock and the valid value
+            // (so everyone can eventually check the polka a re-proposal cites).
+            let mut rounds = alloc::vec![self.round, self.round.saturating_sub(1)];
+            rounds.extend(self.locked.as_ref().map(|l| l.0));
+            rounds.extend(self.valid.as_ref().map(|l| l.0));
+            rounds.sort_unstable();
+            rounds.dedup();
+            for r in rounds {
+                if let Some(m) = self.own.get(&r) {
+                    out.broadcast.extend(m.iter().cloned());
+                }
+            }
             // Relay the current round's proposal when it is someone else's.
             if let Some(p) = self.rounds.get(&self.round).and_then(|s| s.proposal.as_ref())
                 && self.me.as_ref().is_none_or(|(i, _)| *i != self.vals.proposer(p.height, p.round))
