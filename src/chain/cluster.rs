@@ -678,4 +678,8 @@ impl Cluster {
     pub fn genesis_root(&self) -> Hash {
         self.genesis_root
     }
+    /// Application state root after the last canonical block.
+    pub fn last_root(&self) -> Hash {
+        self.canonical.last().and_then(|h| self.roots_after.get(h)).copied().unwrap_or(self.genesis_root)
+    }
 }

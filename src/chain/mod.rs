@@ -526,7 +526,7 @@ impl Part for ChainPart {
                 "transactions_refused": c.stats.tx_refused.values().sum::<u64>(),
                 "refused_by_reason": refused,
                 "evidence_recorded": evidence,
-                "state_root": hex(&blocks.last().map_or(c.genesis_root(), |_| c.genesis_root())),
+                "state_root": hex(&c.last_root()),
                 "chain_id": hex(&c.chain_id),
                 "dir": "ledger",
             }),

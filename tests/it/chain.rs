@@ -52,7 +52,7 @@ fn every_single_bit_flip_in_every_ledger_file_is_detected_and_named() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     let g = Global { out: Some(out.clone()), quiet: true, ..Global::default() };
-    let (report, _, _) = run_to_dir(&g, &chain_day(), Some("1min")).unwrap();
+    let (report, _, _) = run_to_dir(&g, &chain_day(), Some("3min")).unwrap();
     let v = verify_dir(&out).unwrap();
     assert!(v.blocks >= 10, "only {} blocks", v.blocks);
     assert_eq!(report.summary["ledger"]["blocks"], v.blocks);
@@ -90,7 +90,7 @@ fn every_single_bit_flip_in_every_ledger_file_is_detected_and_named() {
 fn bad_transactions_are_refused_with_a_reason_and_counted() {
     let tmp = tempfile::tempdir().unwrap();
     let g = Global { out: Some(tmp.path().join("r")), quiet: true, ..Global::default() };
-    let (report, _, _) = run_to_dir(&g, &chain_day(), Some("2min")).unwrap();
+    let (report, _, _) = run_to_dir(&g, &chain_day(), Some("3min")).unwrap();
     let l = &report.summary["ledger"];
     let by = l["refused_by_reason"].as_object().unwrap();
     for reason in ["bad signature", "unknown or revoked signer", "nonce not above the signer's last", "not permitted for the signer's role"] {
