@@ -23,7 +23,12 @@ fn cluster31(seed: u64) -> Cluster {
         timeouts: Config::new([0; 32]),
         block_interval_ns: 0,
         delay_max_ns: 0,
-        genesis: Genesis { chain_name: b"bench".to_vec(), app_name: b"null".to_vec(), validators: Vec::new(), app_state: Vec::new() },
+        genesis: Genesis {
+            chain_name: b"bench".to_vec(),
+            app_name: b"null".to_vec(),
+            validators: Vec::new(),
+            app_state: Vec::new(),
+        },
         seed,
         protocol: Protocol::Tendermint,
     };
@@ -47,11 +52,21 @@ fn main() {
         })
     });
     let keys: Vec<_> = (0..31).map(validator_key).collect();
-    let vals = ValidatorSet::new(keys.iter().map(|k| Validator { key: k.verifying_key().to_bytes(), power: 1 }).collect()).unwrap();
+    let vals =
+        ValidatorSet::new(keys.iter().map(|k| Validator { key: k.verifying_key().to_bytes(), power: 1 }).collect())
+            .unwrap();
     let chain = [1u8; 32];
-    let block = Block::build(Header { height: 1, validators_hash: vals.hash(), ..Header::default() }, vec![vec![1; 200]; 50], Vec::new());
+    let block = Block::build(
+        Header { height: 1, validators_hash: vals.hash(), ..Header::default() },
+        vec![vec![1; 200]; 50],
+        Vec::new(),
+    );
     let sigs = (0..21u32)
-        .map(|i| CommitSig { validator: i, signature: Vote::sign(&chain, &keys[i as usize], VoteKind::Precommit, 1, 0, Some(block.hash()), i).signature })
+        .map(|i| CommitSig {
+            validator: i,
+            signature: Vote::sign(&chain, &keys[i as usize], VoteKind::Precommit, 1, 0, Some(block.hash()), i)
+                .signature,
+        })
         .collect();
     let commit = Commit { height: 1, round: 0, block_hash: block.hash(), sigs };
     c.bench_function("verify_commit_n31", |b| b.iter(|| black_box(commit.verify(&chain, &vals).is_ok())));

@@ -14,7 +14,9 @@ use crate::engine::{SimRng, stream};
 use gridtwin_firmware::app::{Application, BlockInfo, Hash, Refusal};
 use gridtwin_firmware::consensus::poa::Poa;
 use gridtwin_firmware::consensus::{Config, Consensus, Message, Output, Proposal, SigCheck, Tendermint};
-use gridtwin_firmware::ledger::{Block, Commit, Evidence, Genesis, Tip, Validator, ValidatorSet, Vote, VoteKind, domain, hash_parts};
+use gridtwin_firmware::ledger::{
+    Block, Commit, Evidence, Genesis, Tip, Validator, ValidatorSet, Vote, VoteKind, domain, hash_parts,
+};
 use gridtwin_firmware::time::Instant;
 use rand::RngExt;
 use std::cmp::Reverse;
@@ -176,6 +178,9 @@ pub struct Stats {
     pub tx_committed: u64,
 }
 
+/// The two signed proposals (encoded) an equivocating proposer sends to the two halves.
+type SplitProposal = (Rc<Vec<u8>>, Rc<Vec<u8>>);
+
 /// Validators, network and chain of one run.
 pub struct Cluster {
     pub chain_id: Hash,
@@ -212,7 +217,7 @@ pub struct Cluster {
     pub height_start_ns: BTreeMap<u64, u64>,
     // Byzantine coalition.
     side: Vec<u8>,
-    plans: BTreeMap<(u64, u32), (Rc<Vec<u8>>, Rc<Vec<u8>>)>,
+    plans: BTreeMap<(u64, u32), SplitProposal>,
     sent_votes: BTreeMap<(u32, u64, u32, u8), Option<Hash>>,
     double_signers: BTreeMap<u64, BTreeSet<u32>>,
     pub stats: Stats,
@@ -226,8 +231,12 @@ impl Cluster {
         if spec.powers.len() != n || spec.behaviour.len() != n {
             return Err("keys, powers and behaviours differ in length".into());
         }
-        let validators: Vec<Validator> =
-            spec.keys.iter().zip(&spec.powers).map(|(k, p)| Validator { key: k.verifying_key().to_bytes(), power: *p }).collect();
+        let validators: Vec<Validator> = spec
+            .keys
+            .iter()
+            .zip(&spec.powers)
+            .map(|(k, p)| Validator { key: k.verifying_key().to_bytes(), power: *p })
+            .collect();
         let vals = ValidatorSet::new(validators.clone()).map_err(|e| e.to_string())?;
         let mut genesis = spec.genesis.clone();
         genesis.validators = validators;
@@ -238,9 +247,12 @@ impl Cluster {
                 let me = Some((i as u32, spec.keys[i].clone()));
                 match spec.protocol {
                     Protocol::Tendermint => Box::new(Tendermint::new(cfg, vals.clone(), me)),
-                    Protocol::Poa { step_ms } => {
-                        Box::new(Poa::new(chain_id, gridtwin_firmware::time::Duration::from_millis(step_ms), vals.clone(), me))
-                    }
+                    Protocol::Poa { step_ms } => Box::new(Poa::new(
+                        chain_id,
+                        gridtwin_firmware::time::Duration::from_millis(step_ms),
+                        vals.clone(),
+                        me,
+                    )),
                 }
             })
             .collect();
@@ -320,7 +332,11 @@ impl Cluster {
     }
     /// Lowest height every honest, running validator has decided.
     pub fn min_honest_height(&self) -> u64 {
-        (0..self.n()).filter(|i| self.is_honest(*i) && !self.halted[*i]).map(|i| self.decided_by[i].len() as u64).min().unwrap_or(0)
+        (0..self.n())
+            .filter(|i| self.is_honest(*i) && !self.halted[*i])
+            .map(|i| self.decided_by[i].len() as u64)
+            .min()
+            .unwrap_or(0)
     }
     pub fn max_honest_height(&self) -> u64 {
         (0..self.n()).filter(|i| self.is_honest(*i)).map(|i| self.decided_by[i].len() as u64).max().unwrap_or(0)
@@ -478,7 +494,13 @@ impl Cluster {
         let hash = block.hash();
         self.decided_by[i].push(hash);
         if self.is_honest(i) {
-            self.decisions.entry(h).or_default().push(Decision { node: i as u32, hash, time_ns: self.now, round: commit.round, block_time_ns: block.header.time_ns });
+            self.decisions.entry(h).or_default().push(Decision {
+                node: i as u32,
+                hash,
+                time_ns: self.now,
+                round: commit.round,
+                block_time_ns: block.header.time_ns,
+            });
             if self.canonical.len() as u64 == h - 1 {
                 self.canonical.push(hash);
                 self.execute(&block);
@@ -506,7 +528,8 @@ impl Cluster {
 
     fn execute(&mut self, block: &Block) {
         let Some(app) = self.app.as_mut() else { return };
-        let info = BlockInfo { height: block.header.height, time_ns: block.header.time_ns, proposer: block.header.proposer };
+        let info =
+            BlockInfo { height: block.header.height, time_ns: block.header.time_ns, proposer: block.header.proposer };
         let txs: Vec<&[u8]> = block.txs.iter().map(|t| t.as_slice()).collect();
         for o in app.execute_block(&info, &txs) {
             match o {
@@ -618,11 +641,20 @@ impl Cluster {
                     let (ha, hb) = (p.block.hash(), pb.block.hash());
                     self.plans.insert(key, (Rc::new(bytes), Rc::new(Message::Proposal(pb).to_bytes())));
                     // The whole coalition votes A to the first half and B to the second.
-                    let coalition: Vec<usize> = (0..self.n()).filter(|j| self.behaviour[*j] == Behaviour::Equivocate).collect();
+                    let coalition: Vec<usize> =
+                        (0..self.n()).filter(|j| self.behaviour[*j] == Behaviour::Equivocate).collect();
                     for j in coalition {
                         for kind in [VoteKind::Prevote, VoteKind::Precommit] {
                             for (target, h) in [(0u8, ha), (1u8, hb)] {
-                                let v = Vote::sign(&self.chain_id, &self.keys[j], kind, p.height, p.round, Some(h), j as u32);
+                                let v = Vote::sign(
+                                    &self.chain_id,
+                                    &self.keys[j],
+                                    kind,
+                                    p.height,
+                                    p.round,
+                                    Some(h),
+                                    j as u32,
+                                );
                                 self.record_vote(&v);
                                 let m = Rc::new(Message::Vote(v).to_bytes());
                                 self.broadcast(j, m, 0, |to| side[to] == target || (target == 0 && side[to] == 2));
@@ -640,7 +672,8 @@ impl Cluster {
                 }
                 match v.block {
                     Some(_) => {
-                        let nil = Vote::sign(&self.chain_id, &self.keys[i], v.kind, v.height, v.round, None, v.validator);
+                        let nil =
+                            Vote::sign(&self.chain_id, &self.keys[i], v.kind, v.height, v.round, None, v.validator);
                         self.record_vote(&nil);
                         self.broadcast(i, Rc::new(bytes), 0, |to| side[to] != 1);
                         self.broadcast(i, Rc::new(Message::Vote(nil).to_bytes()), 0, |to| side[to] == 1);

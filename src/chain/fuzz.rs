@@ -53,7 +53,7 @@ pub struct ScheduleResult {
 /// Deterministic validator key `i` of a fuzz cluster.
 pub fn validator_key(i: usize) -> Key {
     let mut s = [0u8; 32];
-    s[..8].copy_from_slice(&derive_seed(0x6368_6169_6e, &[i as u64]).to_le_bytes());
+    s[..8].copy_from_slice(&derive_seed(0x0063_6861_696e, &[i as u64]).to_le_bytes());
     s[8] = 0xc4;
     Key::from_bytes(&s)
 }
@@ -107,7 +107,12 @@ pub fn schedule_spec(n: usize, f: usize, seed: u64, index: u64) -> ClusterSpec {
         timeouts,
         block_interval_ns: rng.random_range(0..=1_000) * ms,
         delay_max_ns: rng.random_range(100..=5_000) * ms,
-        genesis: Genesis { chain_name: b"fuzz".to_vec(), app_name: b"null".to_vec(), validators: Vec::new(), app_state: Vec::new() },
+        genesis: Genesis {
+            chain_name: b"fuzz".to_vec(),
+            app_name: b"null".to_vec(),
+            validators: Vec::new(),
+            app_state: Vec::new(),
+        },
         seed: s,
         protocol: Protocol::Tendermint,
     }
@@ -116,7 +121,13 @@ pub fn schedule_spec(n: usize, f: usize, seed: u64, index: u64) -> ClusterSpec {
 /// Runs schedule `index`.
 pub fn run_schedule(n: usize, f: usize, seed: u64, index: u64) -> Result<ScheduleResult, String> {
     let spec = schedule_spec(n, f, seed, index);
-    let byzantine = spec.behaviour.iter().enumerate().filter(|(_, b)| **b != Behaviour::Honest).map(|(i, b)| (i as u32, *b)).collect();
+    let byzantine = spec
+        .behaviour
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b != Behaviour::Honest)
+        .map(|(i, b)| (i as u32, *b))
+        .collect();
     let mut c = Cluster::new(spec, None)?;
     c.run_heights(HEIGHTS_PER_SCHEDULE, SCHEDULE_LIMIT_NS);
     Ok(ScheduleResult { index, heights: c.max_honest_height(), conflicts: c.conflicts(), byzantine })
@@ -124,7 +135,7 @@ pub fn run_schedule(n: usize, f: usize, seed: u64, index: u64) -> Result<Schedul
 
 /// Runs `schedules` schedules in parallel (results combined in schedule order, so threads change nothing).
 pub fn fuzz(n: usize, f: usize, schedules: u64, seed: u64) -> Result<FuzzSummary, String> {
-    if n < 1 || n > 256 {
+    if !(1..=256).contains(&n) {
         return Err(format!("--validators {n}: must be 1..=256"));
     }
     if f > n {

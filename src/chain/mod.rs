@@ -214,7 +214,8 @@ impl ChainConfig {
         }
         let mut keys: Vec<[u8; 32]> = Vec::new();
         for (i, (name, seed, power)) in all.iter().enumerate() {
-            let at = if i < self.validators.len() { format!("chain.validators[{i}]") } else { "chain.generated".into() };
+            let at =
+                if i < self.validators.len() { format!("chain.validators[{i}]") } else { "chain.generated".into() };
             if *power == 0 {
                 return Err(format!("{at}.power: validator `{name}` has zero voting power; give it at least 1"));
             }

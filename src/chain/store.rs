@@ -11,7 +11,9 @@
 
 use super::app::{APP_NAME, RegistryApp};
 use gridtwin_firmware::app::{Application, BlockInfo, Envelope, Hash};
-use gridtwin_firmware::ledger::{Genesis, LedgerError, Tip, ValidatorSet, decode_stored, domain, hash_parts, validate_block, validate_commit};
+use gridtwin_firmware::ledger::{
+    Genesis, LedgerError, Tip, ValidatorSet, decode_stored, domain, hash_parts, validate_block, validate_commit,
+};
 use std::path::{Path, PathBuf};
 
 /// Path of block `height` inside an output directory.

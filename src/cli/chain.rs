@@ -98,12 +98,18 @@ fn run_fuzz(a: &FuzzArgs) -> Result<(), String> {
             s.schedules, a.validators, a.byzantine, s.heights_committed, s.conflicting_commits
         );
         for v in s.violations.iter().take(10) {
-            println!("  schedule {} height {}: culprits {:?} (replay: --replay {})", v.schedule, v.height, v.culprits, v.schedule);
+            println!(
+                "  schedule {} height {}: culprits {:?} (replay: --replay {})",
+                v.schedule, v.height, v.culprits, v.schedule
+            );
         }
     }
     // Conflicts with at most f Byzantine of n = 3f + 1 are a safety bug: fail.
     if s.conflicting_commits > 0 && 3 * a.byzantine < a.validators {
-        return Err(format!("{} conflicting commits with {} Byzantine of {}", s.conflicting_commits, a.byzantine, a.validators));
+        return Err(format!(
+            "{} conflicting commits with {} Byzantine of {}",
+            s.conflicting_commits, a.byzantine, a.validators
+        ));
     }
     Ok(())
 }
@@ -125,7 +131,12 @@ fn run_finality(a: &FinalityArgs) -> Result<(), String> {
         timeouts: Config::new([0; 32]),
         block_interval_ns: 0,
         delay_max_ns: 0,
-        genesis: Genesis { chain_name: b"finality".to_vec(), app_name: b"null".to_vec(), validators: Vec::new(), app_state: Vec::new() },
+        genesis: Genesis {
+            chain_name: b"finality".to_vec(),
+            app_name: b"null".to_vec(),
+            validators: Vec::new(),
+            app_state: Vec::new(),
+        },
         seed: a.seed,
         protocol: if a.poa_step_ms > 0 { Protocol::Poa { step_ms: a.poa_step_ms } } else { Protocol::Tendermint },
     };

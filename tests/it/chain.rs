@@ -93,7 +93,12 @@ fn bad_transactions_are_refused_with_a_reason_and_counted() {
     let (report, _, _) = run_to_dir(&g, &chain_day(), Some("3min")).unwrap();
     let l = &report.summary["ledger"];
     let by = l["refused_by_reason"].as_object().unwrap();
-    for reason in ["bad signature", "unknown or revoked signer", "nonce not above the signer's last", "not permitted for the signer's role"] {
+    for reason in [
+        "bad signature",
+        "unknown or revoked signer",
+        "nonce not above the signer's last",
+        "not permitted for the signer's role",
+    ] {
         assert!(by.get(reason).and_then(|v| v.as_u64()).unwrap_or(0) > 0, "no `{reason}` refusal: {by:?}");
     }
     assert!(l["transactions"].as_u64().unwrap() > 0);

@@ -21,7 +21,10 @@ pub mod poa;
 
 use crate::app::Hash;
 use crate::ledger::codec::{Reader, Writer};
-use crate::ledger::{Block, Commit, CommitSig, Evidence, Header, LedgerError, Tip, ValidatorSet, Vote, VoteKind, domain, validate_block, validate_commit};
+use crate::ledger::{
+    Block, Commit, CommitSig, Evidence, Header, LedgerError, Tip, ValidatorSet, Vote, VoteKind, domain, validate_block,
+    validate_commit,
+};
 use crate::time::{Duration, Instant};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
@@ -79,14 +82,27 @@ pub struct Proposal {
 }
 
 /// The bytes a proposal's signature covers.
-pub fn proposal_sign_bytes(chain_id: &Hash, height: u64, round: u32, pol_round: Option<u32>, block_hash: &Hash) -> Vec<u8> {
+pub fn proposal_sign_bytes(
+    chain_id: &Hash,
+    height: u64,
+    round: u32,
+    pol_round: Option<u32>,
+    block_hash: &Hash,
+) -> Vec<u8> {
     let mut w = Writer::with_capacity(96);
     w.raw(domain::PROPOSAL).raw(chain_id).u64(height).u32(round).u32(pol_round.unwrap_or(u32::MAX)).raw(block_hash);
     w.buf
 }
 
 impl Proposal {
-    pub fn sign(chain_id: &Hash, key: &SigningKey, height: u64, round: u32, pol_round: Option<u32>, block: Block) -> Proposal {
+    pub fn sign(
+        chain_id: &Hash,
+        key: &SigningKey,
+        height: u64,
+        round: u32,
+        pol_round: Option<u32>,
+        block: Block,
+    ) -> Proposal {
         let signature = key.sign(&proposal_sign_bytes(chain_id, height, round, pol_round, &block.hash())).to_bytes();
         Proposal { height, round, pol_round, block, signature }
     }
@@ -100,7 +116,10 @@ pub enum Message {
     /// A decided block and its commit (answers a peer that is behind).
     Decided(Block, Commit),
     /// Validator `from` asks for the block at `height` (PoA chain sync).
-    Request { from: u32, height: u64 },
+    Request {
+        from: u32,
+        height: u64,
+    },
 }
 
 const TAG_PROPOSAL: u8 = 1;
@@ -140,7 +159,13 @@ impl Message {
                 let pol = r.u32()?;
                 let signature = r.arr64()?;
                 let block = Block::decode(&mut r)?;
-                Message::Proposal(Proposal { height, round, pol_round: (pol != u32::MAX).then_some(pol), block, signature })
+                Message::Proposal(Proposal {
+                    height,
+                    round,
+                    pol_round: (pol != u32::MAX).then_some(pol),
+                    block,
+                    signature,
+                })
             }
             TAG_VOTE => Message::Vote(Vote::decode(&mut r)?),
             TAG_DECIDED => {
@@ -330,8 +355,11 @@ impl Tendermint {
 
     fn power(&self, r: u32, kind: VoteKind, value: Option<Option<&Hash>>) -> u64 {
         let Some(rs) = self.rounds.get(&r) else { return 0 };
-        let (list, alt) =
-            if kind == VoteKind::Prevote { (&rs.prevotes, &rs.prevotes_alt) } else { (&rs.precommits, &rs.precommits_alt) };
+        let (list, alt) = if kind == VoteKind::Prevote {
+            (&rs.prevotes, &rs.prevotes_alt)
+        } else {
+            (&rs.precommits, &rs.precommits_alt)
+        };
         let mut p = 0;
         for (i, (v, a)) in list.iter().zip(alt).enumerate() {
             let hit = |v: &Option<Vote>| v.as_ref().is_some_and(|v| value.is_none_or(|want| v.block.as_ref() == want));
@@ -532,7 +560,12 @@ impl Tendermint {
         let higher: Vec<u32> = self.rounds.range(r + 1..).map(|(k, _)| *k).collect();
         for rr in higher.into_iter().rev() {
             let heard = &self.rounds[&rr].heard;
-            let p: u64 = heard.iter().enumerate().filter(|(_, h)| **h).map(|(i, _)| self.vals.get(i as u32).map_or(0, |v| v.power)).sum();
+            let p: u64 = heard
+                .iter()
+                .enumerate()
+                .filter(|(_, h)| **h)
+                .map(|(i, _)| self.vals.get(i as u32).map_or(0, |v| v.power))
+                .sum();
             if self.vals.is_one_third(p) {
                 self.start_round(rr, out, sig);
                 return true;
@@ -590,7 +623,9 @@ impl Tendermint {
             self.vote(VoteKind::Precommit, None, out, sig);
             return true;
         }
-        if !self.rounds.get(&r).is_some_and(|s| s.precommit_timeout_set) && self.vals.is_quorum(self.power(r, VoteKind::Precommit, None)) {
+        if !self.rounds.get(&r).is_some_and(|s| s.precommit_timeout_set)
+            && self.vals.is_quorum(self.power(r, VoteKind::Precommit, None))
+        {
             self.round_mut(r).precommit_timeout_set = true;
             let t = self.cfg.timeout_vote.as_nanos() + r as u64 * self.cfg.timeout_delta.as_nanos();
             self.timeout_precommit = Some((self.now.saturating_add(Duration(t)), r));
@@ -644,7 +679,10 @@ impl Tendermint {
             if let Some(peer) = peer
                 && (peer as usize) < self.n()
             {
-                let due = self.served.get(&peer).is_none_or(|(sh, t)| *sh != mh || self.now >= t.saturating_add(self.cfg.gossip_interval));
+                let due = self
+                    .served
+                    .get(&peer)
+                    .is_none_or(|(sh, t)| *sh != mh || self.now >= t.saturating_add(self.cfg.gossip_interval));
                 if due {
                     self.served.insert(peer, (mh, self.now));
                     out.catch_up.push((peer, mh));
@@ -676,7 +714,9 @@ impl Tendermint {
                 self.add_vote(v, out, sig, false);
             }
             Message::Proposal(p) => {
-                if p.round > self.round + MAX_ROUNDS_AHEAD || self.rounds.get(&p.round).is_some_and(|s| s.proposal.is_some()) {
+                if p.round > self.round + MAX_ROUNDS_AHEAD
+                    || self.rounds.get(&p.round).is_some_and(|s| s.proposal.is_some())
+                {
                     return;
                 }
                 let proposer = self.vals.proposer(p.height, p.round);
@@ -832,7 +872,9 @@ mod tests {
 
     fn setup(n: usize) -> (Vec<SigningKey>, ValidatorSet, Config) {
         let keys: Vec<SigningKey> = (0..n).map(|i| SigningKey::from_bytes(&[i as u8 + 11; 32])).collect();
-        let vals = ValidatorSet::new(keys.iter().map(|k| Validator { key: k.verifying_key().to_bytes(), power: 1 }).collect()).unwrap();
+        let vals =
+            ValidatorSet::new(keys.iter().map(|k| Validator { key: k.verifying_key().to_bytes(), power: 1 }).collect())
+                .unwrap();
         (keys, vals, Config::new([7; 32]))
     }
 
@@ -872,7 +914,12 @@ mod tests {
                 (to, b, out)
             } else {
                 // Nothing in flight: advance to the earliest deadline.
-                let (i, t) = nodes.iter().enumerate().filter_map(|(i, x)| x.next_deadline().map(|t| (i, t))).min_by_key(|x| x.1).unwrap();
+                let (i, t) = nodes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, x)| x.next_deadline().map(|t| (i, t)))
+                    .min_by_key(|x| x.1)
+                    .unwrap();
                 now = t;
                 let mut out = Output::default();
                 nodes[i].on_deadline(now, &mut sig, &mut out);
@@ -883,7 +930,12 @@ mod tests {
             if let Some((blk, commit)) = out.decided {
                 validate_commit(&cfg.chain_id, &vals, &blk, &commit).unwrap();
                 decided[to].push(blk.hash());
-                let tip = Tip { height: blk.header.height + 1, prev_hash: blk.hash(), prev_time_ns: blk.header.time_ns, state_root: [0; 32] };
+                let tip = Tip {
+                    height: blk.header.height + 1,
+                    prev_hash: blk.hash(),
+                    prev_time_ns: blk.header.time_ns,
+                    state_root: [0; 32],
+                };
                 let mut o2 = Output::default();
                 now = now + Duration::from_millis(1);
                 nodes[to].start_height(now, tip, Vec::new(), &mut sig, &mut o2);

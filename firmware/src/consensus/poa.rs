@@ -82,7 +82,8 @@ impl Poa {
     fn produce(&mut self, out: &mut Output) {
         let slot = self.slot_of(self.now);
         let Some((idx, key)) = &self.me else { return };
-        if self.proposer(slot) != *idx || self.produced_slot.is_some_and(|s| s >= slot) || self.chain.len() >= MAX_CHAIN {
+        if self.proposer(slot) != *idx || self.produced_slot.is_some_and(|s| s >= slot) || self.chain.len() >= MAX_CHAIN
+        {
             return;
         }
         if self.chain.last().is_some_and(|e| e.slot >= slot) {
@@ -146,7 +147,8 @@ impl Poa {
         let slot = p.round as u64;
         let hd = &p.block.header;
         let proposer = self.proposer(slot);
-        if hd.proposer != proposer || hd.round != p.round || hd.height != p.height || slot > self.slot_of(self.now) + 1 {
+        if hd.proposer != proposer || hd.round != p.round || hd.height != p.height || slot > self.slot_of(self.now) + 1
+        {
             out.refused += 1;
             return;
         }
@@ -235,7 +237,13 @@ impl Consensus for Poa {
                 if let Some(e) = self.chain.get((height as usize).wrapping_sub(1))
                     && (from as usize) < self.vals.len()
                 {
-                    let p = Proposal { height, round: e.slot as u32, pol_round: None, block: e.block.clone(), signature: e.signature };
+                    let p = Proposal {
+                        height,
+                        round: e.slot as u32,
+                        pol_round: None,
+                        block: e.block.clone(),
+                        signature: e.signature,
+                    };
                     out.direct.push((from, Message::Proposal(p).to_bytes()));
                 }
             }

@@ -155,8 +155,13 @@ impl ValidatorSet {
             if validators[..i].iter().any(|w| w.key == v.key) {
                 return Err(LedgerError::BadValidatorSet("duplicate key"));
             }
-            total = total.checked_add(v.power).filter(|t| *t < 1 << 60).ok_or(LedgerError::BadValidatorSet("total power too large"))?;
-            keys.push(VerifyingKey::from_bytes(&v.key).map_err(|_| LedgerError::BadValidatorSet("not an ed25519 key"))?);
+            total = total
+                .checked_add(v.power)
+                .filter(|t| *t < 1 << 60)
+                .ok_or(LedgerError::BadValidatorSet("total power too large"))?;
+            keys.push(
+                VerifyingKey::from_bytes(&v.key).map_err(|_| LedgerError::BadValidatorSet("not an ed25519 key"))?,
+            );
         }
         let mut w = Writer::with_capacity(4 + validators.len() * 40);
         w.u32(validators.len() as u32);
@@ -270,7 +275,15 @@ pub fn vote_sign_bytes(chain_id: &Hash, kind: VoteKind, height: u64, round: u32,
 
 impl Vote {
     /// Signs a vote with `key` as validator `validator`.
-    pub fn sign(chain_id: &Hash, key: &SigningKey, kind: VoteKind, height: u64, round: u32, block: Option<Hash>, validator: u32) -> Vote {
+    pub fn sign(
+        chain_id: &Hash,
+        key: &SigningKey,
+        kind: VoteKind,
+        height: u64,
+        round: u32,
+        block: Option<Hash>,
+        validator: u32,
+    ) -> Vote {
         let signature = key.sign(&vote_sign_bytes(chain_id, kind, height, round, block.as_ref())).to_bytes();
         Vote { kind, height, round, block, validator, signature }
     }
@@ -590,7 +603,13 @@ pub struct Tip {
 
 /// Checks a block against the chain it extends (height, link, roots, validators, proposer, time, evidence).
 /// `round` is the round it was proposed at (checked only when `Some`).
-pub fn validate_block(chain_id: &Hash, vals: &ValidatorSet, tip: &Tip, block: &Block, round: Option<u32>) -> Result<(), LedgerError> {
+pub fn validate_block(
+    chain_id: &Hash,
+    vals: &ValidatorSet,
+    tip: &Tip,
+    block: &Block,
+    round: Option<u32>,
+) -> Result<(), LedgerError> {
     let h = &block.header;
     if h.height != tip.height {
         return Err(LedgerError::Mismatch("height"));
@@ -626,7 +645,12 @@ pub fn validate_block(chain_id: &Hash, vals: &ValidatorSet, tip: &Tip, block: &B
 }
 
 /// Checks a commit for `block`: same height, hash, and more than 2/3 of the power in valid signatures.
-pub fn validate_commit(chain_id: &Hash, vals: &ValidatorSet, block: &Block, commit: &Commit) -> Result<(), LedgerError> {
+pub fn validate_commit(
+    chain_id: &Hash,
+    vals: &ValidatorSet,
+    block: &Block,
+    commit: &Commit,
+) -> Result<(), LedgerError> {
     if commit.height != block.header.height {
         return Err(LedgerError::Mismatch("commit height"));
     }
@@ -716,7 +740,8 @@ mod tests {
         (0..n).map(|i| SigningKey::from_bytes(&[i as u8 + 1; 32])).collect()
     }
     fn set(k: &[SigningKey]) -> ValidatorSet {
-        ValidatorSet::new(k.iter().map(|k| Validator { key: k.verifying_key().to_bytes(), power: 1 }).collect()).unwrap()
+        ValidatorSet::new(k.iter().map(|k| Validator { key: k.verifying_key().to_bytes(), power: 1 }).collect())
+            .unwrap()
     }
 
     #[test]
@@ -750,14 +775,29 @@ mod tests {
         let vals = set(&k);
         let chain = [9u8; 32];
         let tip = Tip { height: 1, prev_hash: chain, prev_time_ns: 0, state_root: [3; 32] };
-        let header = Header { height: 1, round: 0, prev_hash: chain, time_ns: 5, state_root: [3; 32], validators_hash: vals.hash(), proposer: vals.proposer(1, 0), ..Header::default() };
+        let header = Header {
+            height: 1,
+            round: 0,
+            prev_hash: chain,
+            time_ns: 5,
+            state_root: [3; 32],
+            validators_hash: vals.hash(),
+            proposer: vals.proposer(1, 0),
+            ..Header::default()
+        };
         let ev = Evidence::new(
             Vote::sign(&chain, &k[2], VoteKind::Prevote, 0, 1, Some([1; 32]), 2),
             Vote::sign(&chain, &k[2], VoteKind::Prevote, 0, 1, None, 2),
         );
         let block = Block::build(header, vec![b"tx-one".to_vec(), b"tx-two".to_vec()], vec![ev]);
         validate_block(&chain, &vals, &tip, &block, Some(0)).unwrap();
-        let sigs = (0..3).map(|i| CommitSig { validator: i, signature: Vote::sign(&chain, &k[i as usize], VoteKind::Precommit, 1, 0, Some(block.hash()), i).signature }).collect();
+        let sigs = (0..3)
+            .map(|i| CommitSig {
+                validator: i,
+                signature: Vote::sign(&chain, &k[i as usize], VoteKind::Precommit, 1, 0, Some(block.hash()), i)
+                    .signature,
+            })
+            .collect();
         let commit = Commit { height: 1, round: 0, block_hash: block.hash(), sigs };
         validate_commit(&chain, &vals, &block, &commit).unwrap();
         let stored = encode_stored(&block, &commit);
@@ -773,6 +813,9 @@ mod tests {
         }
         // Two signatures of four are not a quorum.
         let short = Commit { sigs: commit.sigs[..2].to_vec(), ..commit.clone() };
-        assert_eq!(validate_commit(&chain, &vals, &block, &short), Err(LedgerError::InsufficientPower { signed: 2, total: 4 }));
+        assert_eq!(
+            validate_commit(&chain, &vals, &block, &short),
+            Err(LedgerError::InsufficientPower { signed: 2, total: 4 })
+        );
     }
 }
