@@ -10,7 +10,9 @@
 extern crate alloc;
 
 pub mod app;
+pub mod consensus;
 pub mod hal;
+pub mod ledger;
 pub mod lmu;
 pub mod mesh;
 pub mod report;

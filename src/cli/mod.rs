@@ -4,6 +4,7 @@
 //! (hidden when stderr is not a terminal), logs through `tracing` to stderr, and writes outputs atomically.
 
 pub mod error;
+pub mod chain;
 pub mod grid;
 pub mod market;
 
@@ -134,6 +135,12 @@ pub enum Command {
     /// Electricity wallets: trace every kWh to its origin.
     #[command(subcommand)]
     Wallet(market::WalletCmd),
+    /// The private chain: adversarial fuzzing of consensus, finality measurements.
+    #[command(subcommand)]
+    Chain(chain::ChainCmd),
+    /// The ledger of a run's output directory.
+    #[command(subcommand)]
+    Ledger(chain::LedgerCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -308,6 +315,8 @@ fn dispatch(cli: Cli, name: &str) -> Result<(), CliError> {
         Command::Schema => error::print(crate::scenario::reference::MARKDOWN),
         Command::Market(m) => market::market(&m),
         Command::Wallet(w) => market::wallet(&w),
+        Command::Chain(c) => chain::run_chain(&c).map_err(CliError::from),
+        Command::Ledger(c) => chain::run_ledger(&c).map_err(CliError::from),
     }
 }
 

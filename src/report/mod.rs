@@ -49,6 +49,8 @@ pub struct Report {
     pub series: Vec<Series>,
     /// Short lines for the human summary on stdout.
     pub human: Vec<String>,
+    /// Other files, by path relative to the output directory (e.g. the chain's `ledger/...`).
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// Formats a float for CSV: shortest round-trip representation (so files are exact and stable).
@@ -113,6 +115,13 @@ pub fn write_output_dir(out: &Path, report: &Report, timing: &Value, plots: bool
                 plot::svg(&tmp.join(format!("{}.svg", s.name)), s)?;
                 plot::png(&tmp.join(format!("{}.png", s.name)), s)?;
             }
+        }
+        for (rel, bytes) in &report.files {
+            let p = tmp.join(rel);
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
+            }
+            std::fs::write(&p, bytes).map_err(|e| io(&p, e))?;
         }
         let p = tmp.join("timing.json");
         let mut f = std::fs::File::create(&p).map_err(|e| io(&p, e))?;

@@ -63,6 +63,9 @@ pub struct Scenario {
     /// The energy market: contracts, settlement slot, demand response (needs `grid`).
     #[serde(default)]
     pub market: Option<crate::market::world::MarketConfig>,
+    /// The private permissioned chain: validators, their links, Byzantine behaviours.
+    #[serde(default)]
+    pub chain: Option<crate::chain::ChainConfig>,
     /// What the run writes.
     #[serde(default)]
     pub outputs: OutputConfig,
@@ -435,6 +438,11 @@ impl Loaded {
             if let Err(e) = m.validate() {
                 errors.push(self.error_in("market", e));
             }
+        }
+        if let Some(c) = &s.chain
+            && let Err(e) = c.validate()
+        {
+            errors.push(self.error_in("chain", e));
         }
         match InputError::collect(errors) {
             Some(e) => Err(e),

@@ -116,6 +116,9 @@ pub fn build(loaded: &Loaded, seed: u64, until: Option<SimDuration>) -> Result<W
     if let Some(l) = lmus {
         parts.push(Box::new(l));
     }
+    if let Some(c) = &s.chain {
+        parts.push(Box::new(crate::chain::add(&mut sim, loaded, c, seed)?));
+    }
     let until = SimTime::ZERO + until.unwrap_or(s.duration.0);
     Ok(World { sim, until, seed, name: s.name.clone(), parts })
 }

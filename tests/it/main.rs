@@ -1,5 +1,6 @@
 //! The one integration-test binary of gridtwin: one module per concern.
 #![allow(clippy::result_large_err)]
+mod chain;
 mod cli;
 mod foundation;
 mod grid;
