@@ -10,9 +10,12 @@
 extern crate alloc;
 
 pub mod app;
+pub mod gateway;
 pub mod hal;
+pub mod link;
 pub mod lmu;
 pub mod mesh;
+pub mod mqtt;
 pub mod report;
 pub mod time;
 

@@ -3,6 +3,7 @@
 //! Only the CLI touches files and the wall clock: it loads inputs, times runs, shows progress on stderr
 //! (hidden when stderr is not a terminal), logs through `tracing` to stderr, and writes outputs atomically.
 
+pub mod bridge;
 pub mod grid;
 
 use crate::engine::{parse_duration, phold};
@@ -54,6 +55,8 @@ pub enum Command {
         #[arg(long)]
         until: Option<String>,
     },
+    /// Run a scenario with its gateway connected to a real MQTT broker (mqtt://HOST:PORT).
+    Bridge(bridge::BridgeArgs),
     /// Validate scenarios or sweep plans (and the models and networks they name) without running them.
     Check {
         #[arg(required = true)]
@@ -168,6 +171,7 @@ pub fn main() -> i32 {
         Some(Command::Sweep { plan }) => cmd_sweep(&cli.global, &plan),
         Some(Command::Bench(b)) => cmd_bench(b),
         Some(Command::Grid(args)) => grid::run(&args).map_err(CliError::Other),
+        Some(Command::Bridge(args)) => bridge::run(&cli.global, &args),
     };
     match result {
         Ok(()) => 0,
