@@ -203,7 +203,12 @@ impl GatewayAgent {
             ctx.schedule(t, Msg::Timer(TIMER_UART_DOWN_DONE));
         }
         next = next.min(self.fw.poll(fnow));
-        let next = SimTime::from_nanos(next.as_nanos().max(now.as_nanos() + 1));
+        // A deadline in the past is the client asking for a transport, which is being opened or waits for the
+        // end of an outage (its own timer): only the batch timeout is left to wake up for.
+        if next <= fnow {
+            next = self.fw.batch_deadline().filter(|&t| t > fnow).unwrap_or(Instant::MAX);
+        }
+        let next = SimTime::from_nanos(next.as_nanos());
         if next < SimTime::MAX && self.poll_at.is_none_or(|(t, _)| t != next) {
             if let Some((_, id)) = self.poll_at.take() {
                 ctx.cancel(id);

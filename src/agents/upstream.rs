@@ -296,9 +296,13 @@ impl crate::world::Part for UpstreamPart {
         ]);
         let mut cmd_lat = Vec::new();
         let mut applied = 0u64;
-        if let Some(k) = cloud {
-            for i in &k.issued {
-                let c = i.command;
+        // Without the cloud agent (bridge mode) a command counts from its arrival at the gateway.
+        let issued: Vec<(Command, SimTime)> = match cloud {
+            Some(k) => k.issued.iter().map(|i| (i.command, i.at)).collect(),
+            None => g.forwarded.iter().map(|f| (f.command, f.at)).collect(),
+        };
+        {
+            for &(c, at) in &issued {
                 let fwd = g.forwarded.iter().find(|f| f.command.id == c.id && f.command.lmu_id == c.lmu_id).map(|f| f.at);
                 let lmu = lmus.iter().find(|l| l.peer as u32 == c.lmu_id);
                 let app = lmu.and_then(|l| l.commands.iter().find(|(_, x)| x.id == c.id).map(|x| x.0));
@@ -318,7 +322,7 @@ impl crate::world::Part for UpstreamPart {
                 if app.is_some() {
                     applied += 1;
                 }
-                let l_ms = done.map(|t| (t.as_nanos() - i.at.as_nanos()) as f64 / 1e6);
+                let l_ms = done.map(|t| (t.as_nanos().saturating_sub(at.as_nanos())) as f64 / 1e6);
                 if let Some(x) = l_ms {
                     cmd_lat.push(x);
                 }
@@ -327,14 +331,14 @@ impl crate::world::Part for UpstreamPart {
                     c.id.to_string(),
                     c.lmu_id.to_string(),
                     c.to_text().split(' ').next().unwrap_or("").to_string(),
-                    num(i.at.as_secs_f64()),
+                    num(at.as_secs_f64()),
                     opt(fwd),
                     opt(app),
                     opt(moved),
                     l_ms.map_or(String::new(), num),
                 ]);
             }
-            if !k.issued.is_empty() {
+            if !issued.is_empty() {
                 r.tables.push(("commands".into(), ctab));
             }
         }
@@ -378,7 +382,7 @@ impl crate::world::Part for UpstreamPart {
             "payload_bytes_per_reading": bytes_per_reading,
             "latency_ms_p50": pct(&lat, 0.5),
             "latency_ms_p99": pct(&lat, 0.99),
-            "commands_issued": cloud.map_or(0, |k| k.stats.commands_issued),
+            "commands_issued": issued.len(),
             "commands_applied": applied,
             "command_latency_ms_p50": pct(&cmd_lat, 0.5),
             "command_latency_ms_max": cmd_lat.last().copied(),

@@ -1,6 +1,7 @@
 //! The one integration-test binary of gridtwin: one module per concern.
 #![allow(clippy::result_large_err)]
 mod foundation;
+mod gateway;
 mod grid;
 mod lmu;
 mod mesh;

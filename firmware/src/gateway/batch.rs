@@ -140,7 +140,8 @@ impl Cursor<'_> {
         BatchError { at_byte: self.at, kind }
     }
     fn take<const N: usize>(&mut self) -> Result<[u8; N], BatchError> {
-        let s = self.b.get(self.at..self.at + N).ok_or(self.err(BatchErrorKind::Truncated))?;
+        let b = self.b;
+        let s = b.get(self.at..self.at + N).ok_or(self.err(BatchErrorKind::Truncated))?;
         self.at += N;
         let mut a = [0u8; N];
         a.copy_from_slice(s);

@@ -271,7 +271,13 @@ impl Gateway {
         self.client.disconnect(now);
     }
 
-    /// Runs timers (batch timeout, keepalive, reconnect) and returns the next deadline.
+    /// When the open batch closes on its timeout, if a batch is open.
+    pub fn batch_deadline(&self) -> Option<Instant> {
+        self.open_since.map(|t| t + self.cfg.wait_all)
+    }
+
+    /// Runs timers (batch timeout, keepalive, reconnect) and returns the next deadline. A deadline at or before
+    /// `now` means the client wants a transport (see [`Gateway::wants_transport`]).
     pub fn poll(&mut self, now: Instant) -> Instant {
         if let Some(t) = self.open_since
             && now >= t + self.cfg.wait_all
