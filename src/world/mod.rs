@@ -5,9 +5,9 @@ use crate::agents::Msg;
 use crate::agents::coordinator::CommandRoute;
 use crate::engine::{AgentId, SimDuration, SimTime, Simulation, Stop};
 use crate::mesh::NodeSpec;
-use crate::report::{Report, Series, num};
+use crate::report::Report;
 use crate::scenario::{InputError, Loaded};
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub mod grid;
 pub mod lmu;
@@ -46,7 +46,6 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
     let s = &loaded.scenario;
     let mut sim: Simulation<Msg> = Simulation::new(seed);
     let mut parts: Vec<Box<dyn Part>> = Vec::new();
-    let engine_err = |e: crate::engine::EngineError| loaded.error_at("name", e.to_string(), None);
     let mut upstream = None;
     if let Some(g) = &s.gateway {
         let span = until.unwrap_or(s.duration.0);
