@@ -231,8 +231,9 @@ fn default_tls_handshake() -> u32 {
 fn default_qos() -> u8 {
     1
 }
+/// 20 minutes: longer than the usual reporting period, so a cellular gateway does not wake its modem only to ping.
 fn default_keep_alive() -> Dur {
-    Dur(crate::engine::SimDuration::from_secs(60))
+    Dur(crate::engine::SimDuration::from_secs(1200))
 }
 fn default_password() -> String {
     "gridtwin-gateway".into()

@@ -314,6 +314,11 @@ impl CellLink {
         t
     }
 
+    /// When the last bytes sent down so far reach the modem.
+    pub fn down_idle_at(&self) -> SimTime {
+        self.down_free_at
+    }
+
     /// Sends `bytes` of MQTT up at `now`: returns the arrival time at the broker.
     pub fn send_up(&mut self, now: SimTime, bytes: u32, publish_bytes: u32, rng: &mut SimRng) -> SimTime {
         let p = self.promotion(now);
