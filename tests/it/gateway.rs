@@ -379,6 +379,7 @@ fn uart_overload_overflows_at_the_rate_the_capacity_bound_predicts() {
     let capacity = 11_520.0 / frame_len as f64;
     let predicted = (offered_per_s as f64 - capacity) * secs as f64 - 20.0;
     let got = line.stats.frames_overflowed as f64;
+    eprintln!("UART overload: {got} frames overflowed, {predicted:.1} predicted by the capacity bound");
     assert!((got - predicted).abs() <= 3.0, "overflowed {got}, predicted {predicted:.1}");
     // Below capacity nothing overflows.
     let mut calm = UartLine::new(UartSettings { baud: 115_200, buffer_bytes: 2 * frame_len, policy: OverflowPolicy::DropNewest, bit_error_rate: 0.0, framing_error_rate: 0.0 });
@@ -566,6 +567,14 @@ fn bridge_against_mosquitto() {
             .unwrap()
             .success()
     );
+    // A malformed command and one for an LMU that does not exist: refused and counted by the gateway.
+    for (topic, msg) in [("grid/gw-000001/cmd/bad", "explode 3"), ("grid/gw-000001/cmd/999", "open 999")] {
+        let st = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &p, "-u", "watcher", "-P", "w4tch", "-q", "1", "-r", "-t", topic, "-m", msg])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
     let bin = env!("CARGO_BIN_EXE_gridtwin");
     let scen = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.ron");
     let out = d.join("br");
@@ -587,6 +596,14 @@ fn bridge_against_mosquitto() {
     assert_eq!(lines.len() as u64, s["mqtt"]["messages_published"].as_u64().unwrap(), "{log}");
     assert_eq!(bytes, s["mqtt"]["payload_bytes"].as_u64().unwrap());
     assert_eq!(s["mqtt"]["commands_forwarded"], 1, "{}", s["mqtt"]);
+    assert_eq!(s["mqtt"]["commands_malformed"], 1, "{}", s["mqtt"]);
+    assert_eq!(s["mqtt"]["commands_unknown_lmu"], 1, "{}", s["mqtt"]);
+    eprintln!(
+        "bridge vs mosquitto: subscriber saw {} messages / {bytes} payload bytes; summary says {} / {}",
+        lines.len(),
+        s["mqtt"]["messages_published"],
+        s["mqtt"]["payload_bytes"]
+    );
     let cmds = std::fs::read_to_string(out.join("commands.csv")).unwrap();
     let row = cmds.lines().nth(1).expect("a command row");
     let cols: Vec<&str> = row.split(',').collect();
