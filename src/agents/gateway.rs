@@ -90,7 +90,13 @@ pub struct GatewayAgent {
 }
 
 impl GatewayAgent {
-    pub fn new(fw: FwConfig, uart: UartSettings, max_frame_bytes: usize, coordinator: AgentId, backhaul: Backhaul) -> Result<Self, String> {
+    pub fn new(
+        fw: FwConfig,
+        uart: UartSettings,
+        max_frame_bytes: usize,
+        coordinator: AgentId,
+        backhaul: Backhaul,
+    ) -> Result<Self, String> {
         let fw = Gateway::new(fw).map_err(|e| format!("{}: {}", e.0, e.1))?;
         Ok(GatewayAgent {
             fw,

@@ -45,10 +45,15 @@ pub fn run(g: &Global, a: &BridgeArgs) -> Result<(), CliError> {
         response_timeout: Duration::from_secs(10),
     };
     let loaded = with_credentials(&load(Some(&a.scenario))?, &o)?;
-    let until = a.until.as_deref().map(|u| crate::engine::parse_duration(u).map_err(|e| format!("--until: {e}"))).transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|u| crate::engine::parse_duration(u).map_err(|e| format!("--until: {e}")))
+        .transpose()?;
     let seed = g.seed.unwrap_or(loaded.scenario.seed);
     let mut world = crate::world::build_with(&loaded, seed, until, true)?;
-    let out = g.out.clone().unwrap_or_else(|| PathBuf::from("out").join(sanitize(&loaded.scenario.name)).join("bridge"));
+    let out =
+        g.out.clone().unwrap_or_else(|| PathBuf::from("out").join(sanitize(&loaded.scenario.name)).join("bridge"));
     let pb = progress_bar(1000, g.quiet, &loaded.scenario.name);
     let t1 = Instant::now();
     let r = crate::bridge::run(&mut world, &o, |f| pb.set_position((f * 1000.0) as u64));

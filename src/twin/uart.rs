@@ -169,7 +169,13 @@ mod tests {
     use crate::engine::stream;
 
     fn line(policy: OverflowPolicy) -> UartLine {
-        UartLine::new(UartSettings { baud: 115_200, buffer_bytes: 106, policy, bit_error_rate: 0.0, framing_error_rate: 0.0 })
+        UartLine::new(UartSettings {
+            baud: 115_200,
+            buffer_bytes: 106,
+            policy,
+            bit_error_rate: 0.0,
+            framing_error_rate: 0.0,
+        })
     }
 
     #[test]

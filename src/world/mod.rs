@@ -97,7 +97,8 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
         parts.push(Box::new(part));
     }
     if let Some(mut u) = upstream {
-        let list: Vec<(AgentId, u32)> = lmus.as_ref().map_or(Vec::new(), |l| l.lmus.iter().map(|n| (n.0, n.1)).collect());
+        let list: Vec<(AgentId, u32)> =
+            lmus.as_ref().map_or(Vec::new(), |l| l.lmus.iter().map(|n| (n.0, n.1)).collect());
         if matches!(route, CommandRoute::None) && !list.is_empty() {
             route = CommandRoute::Direct(list.iter().map(|&(a, id)| (id, a)).collect());
         }
