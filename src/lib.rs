@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod agents;
+pub mod bridge;
 pub mod chain;
 pub mod cli;
 pub mod engine;

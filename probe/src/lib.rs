@@ -85,4 +85,43 @@ pub extern "C" fn probe_chain(seed: u8, bytes: *const u8, len: usize) -> u32 {
             && validate_commit(&cfg.chain_id, &vals, &b, &c).is_ok() => 2,
         _ => 3,
     }
+/// Frames a report for the UART, decodes it back, batches it, runs an MQTT session to a PUBLISH and parses a
+/// command: links the link, MQTT and gateway firmware.
+#[unsafe(no_mangle)]
+pub extern "C" fn probe_gateway(buf: *mut u8) -> u32 {
+    use gridtwin_firmware::Instant;
+    use gridtwin_firmware::gateway::{GatewayConfig, batch, command::Command, Gateway};
+    use gridtwin_firmware::link::{self, FrameDecoder};
+    use gridtwin_firmware::mqtt::{ClientConfig, ConnAck, Packet, QoS, Version};
+    let r = ReportRepr { lmu_id: 3, ..ReportRepr::default() };
+    let mut wire = alloc::vec::Vec::new();
+    link::encode(&r.to_bytes(), &mut wire);
+    let mut d = FrameDecoder::new(128);
+    let mut n = 0u32;
+    let cfg = GatewayConfig {
+        gateway_id: "gw-1".into(),
+        lmus: [3u32].into_iter().collect(),
+        wait_all: gridtwin_firmware::Duration::from_secs(30),
+        max_batch_readings: 16,
+        store_batches: 4,
+        qos: QoS::AtLeastOnce,
+        downlink_queue: 4,
+        mqtt: ClientConfig::new("gw-1"),
+    };
+    let Ok(mut g) = Gateway::new(cfg) else { return 0 };
+    d.feed(&wire, |p| {
+        g.on_frame(Instant(0), p);
+        n += 1;
+    });
+    g.transport_up(Instant(1));
+    let mut ack = alloc::vec::Vec::new();
+    let _ = Packet::ConnAck(ConnAck { session_present: false, code: 0 }).encode(Version::V311, &mut ack);
+    g.input(Instant(2), &ack);
+    let out = g.take_output();
+    let mut b = alloc::vec::Vec::new();
+    let _ = batch::encode(&[r], &mut b);
+    let c = Command::parse(b"open 3").map_or(0, |c| c.lmu_id);
+    let dst = unsafe { core::slice::from_raw_parts_mut(buf, 4) };
+    dst.copy_from_slice(&(out.len() as u32).to_le_bytes());
+    n + c + b.len() as u32
 }

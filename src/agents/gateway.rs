@@ -1,331 +1,340 @@
-//! The upstream path: coordinator → UART → gateway → (3G/4G) → cloud, as three agents.
+//! The gateway agent: the gateway firmware ([`gridtwin_firmware::gateway`]) on the event queue, with its UART
+//! receiver and command transmitter toward the coordinator, and its cellular modem twin
+//! ([`crate::twin::cellular`]) toward the broker.
 //!
-//! The coordinator receives LMU report frames (from the mesh, or directly where a scenario has no mesh) and
-//! writes them to its UART: each frame occupies the line for `10 bits x bytes / baud` (8N1), queued in a
-//! bounded transmit buffer (frames beyond it are dropped and counted). The gateway decodes frames, keeps the
-//! latest reading per LMU id, and publishes a batch when every expected LMU has reported in the current
-//! interval or `wait_all_timeout` after the interval's first report, whichever is first. The cloud stores
-//! batches as a time series and measures end-to-end latency and completeness.
+//! Its backhaul is either simulated (bytes cross the modem twin to the cloud broker agent, with promotion,
+//! RTT, rates and outages) or external: the live bridge (`src/bridge/`) carries the very same MQTT bytes over a
+//! TCP socket to a real broker, injecting what comes back as events.
 
 use super::Msg;
-use crate::engine::{Agent, AgentId, Ctx, Event, SimDuration, SimTime};
-use crate::scenario::Dur;
-use gridtwin_firmware::report::{ReportPacket, ReportRepr};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
-
-/// Scenario section: the coordinator's UART, the gateway's batching and its cellular uplink.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct GatewayConfig {
-    /// UART line rate between coordinator and gateway (8N1: 10 line bits per byte).
-    pub uart_baud: u32,
-    /// Frames the coordinator's UART transmit buffer holds.
-    #[serde(default = "default_uart_buffer_frames")]
-    pub uart_buffer_frames: usize,
-    /// How often LMUs report (the gateway's batching interval).
-    pub report_every: Dur,
-    /// How long the gateway waits for the last LMUs of an interval after the first report arrives.
-    pub wait_all_timeout: Dur,
-    /// One-way latency of the cellular uplink from gateway to cloud.
-    #[serde(default = "default_uplink_latency")]
-    pub uplink_latency: Dur,
-}
-
-fn default_uart_buffer_frames() -> usize {
-    256
-}
-fn default_uplink_latency() -> Dur {
-    Dur(SimDuration::from_millis(120))
-}
-
-impl GatewayConfig {
-    /// Checks ranges; errors name the field.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if !(300..=4_000_000).contains(&self.uart_baud) {
-            return Err(("uart_baud", format!("{} is outside 300..=4000000 baud", self.uart_baud)));
-        }
-        if !(1..=1 << 20).contains(&self.uart_buffer_frames) {
-            return Err(("uart_buffer_frames", "must be between 1 and 1048576".into()));
-        }
-        if self.report_every.0 < SimDuration::from_secs(1) {
-            return Err(("report_every", "must be at least 1s".into()));
-        }
-        if self.wait_all_timeout.0 >= self.report_every.0 {
-            return Err(("wait_all_timeout", "must be shorter than report_every".into()));
-        }
-        if self.uplink_latency.0 > SimDuration::from_secs(60) {
-            return Err(("uplink_latency", "must be at most 60s".into()));
-        }
-        Ok(())
-    }
-}
+use crate::engine::{Agent, AgentId, Ctx, Event, EventId, SimDuration, SimRng, SimTime, class};
+use crate::twin::cellular::CellLink;
+use crate::twin::uart::{UartLine, UartSettings};
+use gridtwin_firmware::Instant;
+use gridtwin_firmware::gateway::command::Command;
+use gridtwin_firmware::gateway::{Gateway, GatewayConfig as FwConfig};
+use gridtwin_firmware::link::{self, FrameDecoder};
+use gridtwin_firmware::mqtt::State;
 
 /// Messages on the upstream path.
 #[derive(Debug)]
 pub enum GwMsg {
-    /// A report frame for the coordinator to forward (from the mesh or an LMU).
+    /// A report frame for the coordinator to forward (from an LMU without a mesh).
     Uplink(Vec<u8>),
-    /// A frame that finished crossing the UART (coordinator → gateway).
-    Uart(Vec<u8>),
-    /// A batch arriving at the cloud.
-    Publish(Batch),
+    /// Bytes that crossed the UART from the coordinator to the gateway.
+    UartUp(Vec<u8>),
+    /// Bytes that crossed the UART from the gateway to the coordinator.
+    UartDown(Vec<u8>),
+    /// Gateway's own: connection `conn` is established (TCP, and TLS if any).
+    LinkUp(u64),
+    /// MQTT bytes reaching the broker on connection `conn`.
+    ToBroker { conn: u64, bytes: Vec<u8> },
+    /// MQTT bytes from the broker reaching the gateway's cell.
+    FromBroker { conn: u64, bytes: Vec<u8> },
+    /// MQTT bytes the gateway's modem has received (or, in bridge mode, read from the socket).
+    Rx { conn: u64, bytes: Vec<u8> },
+    /// Connection `conn` was closed by the other side.
+    Closed(u64),
+    /// Gateway's own: the broker's close of `conn` reaches the modem, after the bytes the broker sent before it.
+    ClosedRx(u64),
+    /// Bridge mode: the socket to the real broker is connected.
+    ExternalUp,
 }
 
-/// One published batch.
-#[derive(Clone, Debug)]
-pub struct Batch {
-    pub interval: u64,
-    pub published_at: SimTime,
-    pub readings: Vec<(ReportRepr, SimTime)>,
+const TIMER_POLL: u64 = 1;
+const TIMER_UART_DOWN_DONE: u64 = 2;
+const TIMER_OUTAGE: u64 = 3;
+const TIMER_RETRY: u64 = 4;
+
+/// Where the gateway's MQTT bytes go.
+pub enum Backhaul {
+    /// The modem twin and the cloud broker agent.
+    Sim { cell: Box<CellLink>, broker: AgentId },
+    /// A real broker through the live bridge: bytes wait in `out` for the bridge to send.
+    External { out: Vec<u8>, wants_connect: bool },
 }
 
-const TIMER_UART_DONE: u64 = 1;
-
-/// The mesh's root side: forwards frames onto the UART.
-pub struct Coordinator {
-    gateway: AgentId,
-    uart_baud: u64,
-    buffer_frames: usize,
-    queue: VecDeque<Vec<u8>>,
-    busy: bool,
-    pub frames_sent: u64,
-    pub frames_dropped: u64,
-    pub uart_busy_ns: u64,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Down,
+    Connecting,
+    Up,
 }
 
-impl Coordinator {
-    pub fn new(cfg: &GatewayConfig, gateway: AgentId) -> Self {
-        Coordinator {
-            gateway,
-            uart_baud: cfg.uart_baud as u64,
-            buffer_frames: cfg.uart_buffer_frames,
-            queue: VecDeque::new(),
-            busy: false,
-            frames_sent: 0,
-            frames_dropped: 0,
-            uart_busy_ns: 0,
+/// A command the gateway forwarded: when it arrived from the broker and what it was.
+#[derive(Clone, Copy, Debug)]
+pub struct Forwarded {
+    pub at: SimTime,
+    pub command: Command,
+}
+
+/// The gateway on the event queue.
+pub struct GatewayAgent {
+    pub fw: Gateway,
+    rx_up: FrameDecoder,
+    pub down: UartLine,
+    coordinator: AgentId,
+    pub backhaul: Backhaul,
+    conn: u64,
+    link: Link,
+    poll_at: Option<(SimTime, EventId)>,
+    retry_at: Option<SimTime>,
+    rng: Option<SimRng>,
+    uart_rng: Option<SimRng>,
+    /// Arrival time of every reading at the gateway (for the one-reading-per-publish comparison).
+    pub arrivals: Vec<SimTime>,
+    pub forwarded: Vec<Forwarded>,
+    /// Connections broken by a coverage outage.
+    pub outage_breaks: u64,
+    publish_bytes_taken: u64,
+}
+
+impl GatewayAgent {
+    pub fn new(
+        fw: FwConfig,
+        uart: UartSettings,
+        max_frame_bytes: usize,
+        coordinator: AgentId,
+        backhaul: Backhaul,
+    ) -> Result<Self, String> {
+        let fw = Gateway::new(fw).map_err(|e| format!("{}: {}", e.0, e.1))?;
+        Ok(GatewayAgent {
+            fw,
+            rx_up: FrameDecoder::new(max_frame_bytes),
+            down: UartLine::new(uart),
+            coordinator,
+            backhaul,
+            conn: 0,
+            link: Link::Down,
+            poll_at: None,
+            retry_at: None,
+            rng: None,
+            uart_rng: None,
+            arrivals: Vec::new(),
+            forwarded: Vec::new(),
+            outage_breaks: 0,
+            publish_bytes_taken: 0,
+        })
+    }
+
+    /// Valid frames and rejected runs the UART receiver saw.
+    pub fn uart_rx(&self) -> (u64, u64) {
+        (self.rx_up.frames, self.rx_up.errors)
+    }
+
+    /// Bridge mode: bytes for the real broker (taken).
+    pub fn take_external(&mut self) -> Vec<u8> {
+        match &mut self.backhaul {
+            Backhaul::External { out, .. } => std::mem::take(out),
+            Backhaul::Sim { .. } => Vec::new(),
         }
     }
-    fn start_next(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        if let Some(front) = self.queue.front() {
-            // 8N1: 10 line bits per byte; rounded up to the next nanosecond.
-            let t = SimDuration((front.len() as u64 * 10 * 1_000_000_000).div_ceil(self.uart_baud));
-            self.uart_busy_ns += t.0;
-            self.busy = true;
-            ctx.schedule(t, Msg::Timer(TIMER_UART_DONE));
-        } else {
-            self.busy = false;
+    /// Bridge mode: bytes waiting for the bridge.
+    pub fn external_pending(&self) -> usize {
+        match &self.backhaul {
+            Backhaul::External { out, .. } => out.len(),
+            Backhaul::Sim { .. } => 0,
         }
     }
-}
-
-impl Agent<Msg> for Coordinator {
-    fn handle(&mut self, e: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
-        match e.msg {
-            Msg::Gw(GwMsg::Uplink(frame)) => self.enqueue(frame, ctx),
-            // A report that crossed the radio mesh to this coordinator's node.
-            Msg::Mesh(crate::mesh::MeshMsg::Deliver(d)) => self.enqueue(d.payload, ctx),
-            Msg::Timer(TIMER_UART_DONE) => {
-                if let Some(frame) = self.queue.pop_front() {
-                    self.frames_sent += 1;
-                    ctx.send(self.gateway, SimDuration::ZERO, Msg::Gw(GwMsg::Uart(frame)));
-                }
-                self.start_next(ctx);
-            }
-            _ => {}
-        }
+    /// Bridge mode: whether the firmware wants a connection now.
+    pub fn external_wants_connect(&self) -> bool {
+        matches!(self.backhaul, Backhaul::External { wants_connect: true, .. })
     }
-    fn kind(&self) -> &'static str {
-        "coordinator"
+    /// The connection id in use.
+    pub fn conn(&self) -> u64 {
+        self.conn
     }
-}
+    pub fn link_up(&self) -> bool {
+        self.link == Link::Up
+    }
 
-impl Coordinator {
-    /// Queues a frame for the UART (dropped and counted when the buffer is full).
-    fn enqueue(&mut self, frame: Vec<u8>, ctx: &mut Ctx<'_, Msg>) {
-        if self.queue.len() >= self.buffer_frames {
-            self.frames_dropped += 1;
+    fn close_link(&mut self, ctx: &mut Ctx<'_, Msg>, notify: bool) {
+        if self.link == Link::Down {
             return;
         }
-        self.queue.push_back(frame);
-        if !self.busy {
-            self.start_next(ctx);
+        self.link = Link::Down;
+        if notify && let Backhaul::Sim { broker, .. } = &self.backhaul {
+            ctx.send(*broker, SimDuration::ZERO, Msg::Gw(GwMsg::Closed(self.conn)));
+        }
+    }
+
+    fn pump(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now();
+        let fnow = Instant(now.as_nanos());
+        let mut next = self.fw.poll(fnow);
+        // The client gave up on the connection (timeout, protocol error, refusal): close it.
+        if self.link != Link::Down && !matches!(self.fw.client().state(), State::Connected | State::Connecting { .. }) {
+            self.close_link(ctx, true);
+        }
+        if self.link == Link::Down && self.fw.wants_transport(fnow) {
+            match &mut self.backhaul {
+                Backhaul::Sim { cell, .. } => {
+                    if let Some(o) = cell.outage_at(now) {
+                        if self.retry_at != Some(o.end) {
+                            self.retry_at = Some(o.end);
+                            ctx.schedule_at(o.end, class::DEFAULT, Msg::Timer(TIMER_RETRY));
+                        }
+                    } else {
+                        self.conn += 1;
+                        self.link = Link::Connecting;
+                        let rng = self.rng.get_or_insert_with(|| ctx.rng("cellular"));
+                        let t = cell.connect(now, rng);
+                        ctx.schedule_at(t, class::DEFAULT, Msg::Gw(GwMsg::LinkUp(self.conn)));
+                    }
+                }
+                Backhaul::External { wants_connect, .. } => *wants_connect = true,
+            }
+        }
+        let out = self.fw.take_output();
+        let publish_bytes = (self.fw.stats.publish_packet_bytes - self.publish_bytes_taken) as u32;
+        self.publish_bytes_taken = self.fw.stats.publish_packet_bytes;
+        if !out.is_empty() {
+            match &mut self.backhaul {
+                Backhaul::Sim { cell, broker } => {
+                    if self.link == Link::Up {
+                        let rng = self.rng.get_or_insert_with(|| ctx.rng("cellular"));
+                        let at = cell.send_up(now, out.len() as u32, publish_bytes, rng);
+                        let msg = Msg::Gw(GwMsg::ToBroker { conn: self.conn, bytes: out });
+                        ctx.send_at(*broker, at, class::DEFAULT, msg);
+                    }
+                }
+                Backhaul::External { out: ext, .. } => ext.extend_from_slice(&out),
+            }
+        }
+        while let Some(d) = self.fw.pop_downlink() {
+            self.forwarded.push(Forwarded { at: SimTime::from_nanos(d.received_at.as_nanos()), command: d.command });
+            let mut wire = Vec::new();
+            link::encode(&d.command.to_frame(), &mut wire);
+            self.down.offer(wire);
+        }
+        if let Some(t) = self.down.start() {
+            ctx.schedule(t, Msg::Timer(TIMER_UART_DOWN_DONE));
+        }
+        next = next.min(self.fw.poll(fnow));
+        // A deadline in the past is the client asking for a transport, which is being opened or waits for the
+        // end of an outage (its own timer): only the batch timeout is left to wake up for.
+        if next <= fnow {
+            next = self.fw.batch_deadline().filter(|&t| t > fnow).unwrap_or(Instant::MAX);
+        }
+        let next = SimTime::from_nanos(next.as_nanos());
+        if next < SimTime::MAX && self.poll_at.is_none_or(|(t, _)| t != next) {
+            if let Some((_, id)) = self.poll_at.take() {
+                ctx.cancel(id);
+            }
+            let id = ctx.schedule_at(next, class::DEFAULT, Msg::Timer(TIMER_POLL));
+            self.poll_at = Some((next, id));
         }
     }
 }
 
-/// Aggregates readings by LMU id and publishes batches.
-pub struct Gateway {
-    cloud: AgentId,
-    expected: usize,
-    report_every_ns: u64,
-    wait_all: SimDuration,
-    uplink: SimDuration,
-    current: BTreeMap<u32, (ReportRepr, SimTime)>,
-    interval: Option<u64>,
-    deadline: Option<crate::engine::EventId>,
-    pub frames_bad: u64,
-    pub batches: u64,
-    pub batches_complete: u64,
-}
-
-const TIMER_WAIT_ALL: u64 = 2;
-
-impl Gateway {
-    /// Sets how many LMUs make a complete batch (the world knows only after placing them).
-    pub fn set_expected(&mut self, expected_lmus: usize) {
-        self.expected = expected_lmus;
+impl Agent<Msg> for GatewayAgent {
+    fn start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        if let Backhaul::Sim { cell, .. } = &self.backhaul {
+            let starts: Vec<SimTime> = cell.outages().iter().map(|o| o.start).collect();
+            for s in starts {
+                ctx.schedule_at(s, class::DEFAULT, Msg::Timer(TIMER_OUTAGE));
+            }
+        }
+        self.pump(ctx);
     }
 
-    pub fn new(cfg: &GatewayConfig, cloud: AgentId, expected_lmus: usize) -> Self {
-        Gateway {
-            cloud,
-            expected: expected_lmus,
-            report_every_ns: cfg.report_every.0.0,
-            wait_all: cfg.wait_all_timeout.0,
-            uplink: cfg.uplink_latency.0,
-            current: BTreeMap::new(),
-            interval: None,
-            deadline: None,
-            frames_bad: 0,
-            batches: 0,
-            batches_complete: 0,
-        }
-    }
-    fn publish(&mut self, ctx: &mut Ctx<'_, Msg>) {
-        let Some(interval) = self.interval.take() else { return };
-        if let Some(id) = self.deadline.take() {
-            ctx.cancel(id);
-        }
-        let readings: Vec<_> = std::mem::take(&mut self.current).into_values().collect();
-        self.batches += 1;
-        if readings.len() >= self.expected {
-            self.batches_complete += 1;
-        }
-        ctx.digest(readings.len() as u64);
-        let batch = Batch { interval, published_at: ctx.now(), readings };
-        ctx.send(self.cloud, self.uplink, Msg::Gw(GwMsg::Publish(batch)));
-    }
-}
-
-impl Agent<Msg> for Gateway {
     fn handle(&mut self, e: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now();
+        let fnow = Instant(now.as_nanos());
         match e.msg {
-            Msg::Gw(GwMsg::Uart(frame)) => {
-                let Ok(p) = ReportPacket::new_checked(&frame[..]) else {
-                    self.frames_bad += 1;
+            Msg::Gw(GwMsg::UartUp(bytes)) => {
+                let mut frames = Vec::new();
+                self.rx_up.feed(&bytes, |p| frames.push(p.to_vec()));
+                for f in frames {
+                    let before = self.fw.stats.readings_in;
+                    self.fw.on_frame(fnow, &f);
+                    if self.fw.stats.readings_in > before {
+                        self.arrivals.push(now);
+                    }
+                }
+            }
+            Msg::Gw(GwMsg::LinkUp(conn)) => {
+                if conn != self.conn || self.link != Link::Connecting {
                     return;
-                };
-                let r = ReportRepr::parse(&p);
-                let interval = r.taken_at_ms.saturating_mul(1_000_000) / self.report_every_ns;
-                if self.interval.is_some_and(|i| i != interval) {
-                    self.publish(ctx); // a report of a new interval closes the old one
                 }
-                if self.interval.is_none() {
-                    self.interval = Some(interval);
-                    self.deadline = Some(ctx.schedule(self.wait_all, Msg::Timer(TIMER_WAIT_ALL)));
-                }
-                self.current.insert(r.lmu_id, (r, ctx.now()));
-                if self.current.len() >= self.expected {
-                    self.publish(ctx);
+                let in_outage = matches!(&self.backhaul, Backhaul::Sim { cell, .. } if cell.outage_at(now).is_some());
+                if in_outage {
+                    self.link = Link::Down;
+                    self.fw.transport_down(fnow);
+                } else {
+                    self.link = Link::Up;
+                    self.fw.transport_up(fnow);
                 }
             }
-            Msg::Timer(TIMER_WAIT_ALL) => {
-                self.deadline = None;
-                self.publish(ctx);
+            Msg::Gw(GwMsg::ExternalUp) => {
+                if let Backhaul::External { wants_connect, .. } = &mut self.backhaul {
+                    *wants_connect = false;
+                }
+                self.conn += 1;
+                self.link = Link::Up;
+                self.fw.transport_up(fnow);
             }
-            _ => {}
+            Msg::Gw(GwMsg::FromBroker { conn, bytes }) => {
+                if conn != self.conn || self.link != Link::Up {
+                    return;
+                }
+                if let Backhaul::Sim { cell, .. } = &mut self.backhaul {
+                    let rng = self.rng.get_or_insert_with(|| ctx.rng("cellular"));
+                    let at = cell.send_down(now, bytes.len() as u32, rng);
+                    ctx.schedule_at(at, class::DEFAULT, Msg::Gw(GwMsg::Rx { conn, bytes }));
+                }
+                return;
+            }
+            Msg::Gw(GwMsg::Rx { conn, bytes }) => {
+                if conn != self.conn || self.link != Link::Up {
+                    return;
+                }
+                if !self.fw.input(fnow, &bytes) {
+                    self.fw.transport_down(fnow);
+                    self.close_link(ctx, true);
+                }
+            }
+            Msg::Gw(GwMsg::Closed(conn)) => {
+                if let Backhaul::Sim { cell, .. } = &self.backhaul {
+                    // In order with the broker's last bytes (TCP): FIN after data.
+                    let at = cell.down_idle_at().max(now);
+                    ctx.schedule_at(at, class::DEFAULT, Msg::Gw(GwMsg::ClosedRx(conn)));
+                    return;
+                }
+                if conn == self.conn && self.link != Link::Down {
+                    self.fw.transport_down(fnow);
+                    self.close_link(ctx, false);
+                }
+            }
+            Msg::Gw(GwMsg::ClosedRx(conn)) => {
+                if conn == self.conn && self.link != Link::Down {
+                    self.fw.transport_down(fnow);
+                    self.close_link(ctx, false);
+                }
+            }
+            Msg::Timer(TIMER_OUTAGE) => {
+                if self.link != Link::Down {
+                    self.outage_breaks += 1;
+                    if let Backhaul::Sim { cell, .. } = &mut self.backhaul {
+                        cell.broken += 1;
+                    }
+                    self.fw.transport_down(fnow);
+                    self.close_link(ctx, true);
+                }
+            }
+            Msg::Timer(TIMER_RETRY) => self.retry_at = None,
+            Msg::Timer(TIMER_UART_DOWN_DONE) => {
+                let rng = self.uart_rng.get_or_insert_with(|| ctx.rng("uart-down"));
+                let bytes = self.down.finish(rng);
+                ctx.send(self.coordinator, SimDuration::ZERO, Msg::Gw(GwMsg::UartDown(bytes)));
+            }
+            Msg::Timer(TIMER_POLL) => self.poll_at = None,
+            _ => return,
         }
+        self.pump(ctx);
     }
+
     fn kind(&self) -> &'static str {
         "gateway"
-    }
-}
-
-/// The cloud's time-series store.
-#[derive(Default)]
-pub struct Cloud {
-    /// Per batch: (arrival time, interval, readings in it, mean |V| of phase a over readings in volts).
-    pub batches: Vec<(SimTime, u64, usize, f64)>,
-    /// End-to-end latency of every reading (measurement to storage), in milliseconds.
-    pub latency_ms: Vec<f64>,
-    pub readings: u64,
-    /// Every stored reading with its storage time, in arrival order, up to `max_stored` (then counted in
-    /// `stored_dropped`): `cloud_readings.csv`.
-    pub stored: Vec<(SimTime, ReportRepr)>,
-    pub max_stored: usize,
-    pub stored_dropped: u64,
-}
-
-impl Cloud {
-    /// A cloud that keeps up to `max_stored` readings for the report.
-    pub fn with_log(max_stored: usize) -> Cloud {
-        Cloud { max_stored, ..Cloud::default() }
-    }
-}
-
-impl Agent<Msg> for Cloud {
-    fn handle(&mut self, e: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
-        if let Msg::Gw(GwMsg::Publish(b)) = e.msg {
-            let mut v_sum = 0.0;
-            for (r, _) in &b.readings {
-                let lat_ns = ctx.now().0.saturating_sub(r.taken_at_ms.saturating_mul(1_000_000));
-                self.latency_ms.push(lat_ns as f64 / 1e6);
-                v_sum += r.v_cv[0] as f64 / 100.0;
-                if self.stored.len() < self.max_stored {
-                    self.stored.push((ctx.now(), *r));
-                } else {
-                    self.stored_dropped += 1;
-                }
-            }
-            self.readings += b.readings.len() as u64;
-            let n = b.readings.len();
-            self.batches.push((ctx.now(), b.interval, n, if n > 0 { v_sum / n as f64 } else { f64::NAN }));
-        }
-    }
-    fn kind(&self) -> &'static str {
-        "cloud"
-    }
-}
-
-/// Sends frames in at given times (for tests and mesh-less scenarios).
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::{Simulation, Stop, class};
-
-    #[test]
-    fn batches_when_all_report_or_on_timeout_and_uart_takes_time() {
-        let cfg = GatewayConfig {
-            uart_baud: 9600,
-            uart_buffer_frames: 8,
-            report_every: Dur(SimDuration::from_secs(900)),
-            wait_all_timeout: Dur(SimDuration::from_secs(30)),
-            uplink_latency: Dur(SimDuration::from_millis(100)),
-        };
-        cfg.validate().unwrap();
-        let mut sim: Simulation<Msg> = Simulation::new(1);
-        let (c, g, k) = (AgentId(0), AgentId(1), AgentId(2));
-        sim.add_agent(Box::new(Coordinator::new(&cfg, g))).unwrap();
-        sim.add_agent(Box::new(Gateway::new(&cfg, k, 3))).unwrap();
-        sim.add_agent(Box::new(Cloud::default())).unwrap();
-        let frame = |id: u32, t_s: u64| {
-            ReportRepr { lmu_id: id, taken_at_ms: t_s * 1000, v_cv: [23_000; 3], ..Default::default() }
-                .to_bytes()
-                .to_vec()
-        };
-        // Interval 0: all three report -> published at once. Interval 1: only two -> published on timeout.
-        for (id, t) in [(0, 0), (1, 0), (2, 0), (0, 900), (1, 900)] {
-            sim.schedule(c, c, SimTime::from_secs(t), class::DEFAULT, Msg::Gw(GwMsg::Uplink(frame(id, t)))).unwrap();
-        }
-        sim.run(Stop::never()).unwrap();
-        let cloud: &Cloud = sim.agent(k).unwrap();
-        assert_eq!(cloud.batches.iter().map(|b| (b.1, b.2)).collect::<Vec<_>>(), vec![(0, 3), (1, 2)]);
-        // 3 frames x 48 bytes x 10 bits at 9600 baud = 150 ms (each frame rounded up to the ns), plus 100 ms uplink.
-        assert_eq!(cloud.batches[0].0, SimTime(3 * 50_000_000 + 100_000_000));
-        // The wait starts when the interval's first frame reaches the gateway (900 s + 50 ms on the UART).
-        assert_eq!(cloud.batches[1].0, SimTime::from_secs(930) + SimDuration::from_millis(150));
-        assert_eq!(sim.agent::<Gateway>(g).unwrap().batches_complete, 1);
     }
 }

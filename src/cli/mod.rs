@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod chain;
+pub mod bridge;
 pub mod grid;
 pub mod market;
 
@@ -107,6 +108,8 @@ pub enum Command {
         #[command(flatten)]
         opts: RunArgs,
     },
+    /// Run a scenario with its gateway connected to a real MQTT broker (mqtt://HOST:PORT).
+    Bridge(bridge::BridgeArgs),
     /// Validate scenarios or sweep plans (and the models and networks they name) without running them;
     /// reports every error of each file.
     Check {
@@ -315,6 +318,7 @@ fn dispatch(cli: Cli, name: &str) -> Result<(), CliError> {
         Command::Schema => error::print(crate::scenario::reference::MARKDOWN),
         Command::Market(m) => market::market(&m),
         Command::Wallet(w) => market::wallet(&w),
+        Command::Bridge(args) => bridge::run(&global(&cli.run), &args),
         Command::Chain(c) => chain::run_chain(&c).map_err(CliError::from),
         Command::Ledger(c) => chain::run_ledger(&c).map_err(CliError::from),
     }

@@ -76,6 +76,8 @@ pub struct LmuAgent {
     uplink: Option<(Uplink, SimDuration, SimDuration)>,
     /// Readings sent.
     pub readings_sent: u32,
+    /// Operator commands received (from the gateway, down the mesh): when, and what.
+    pub commands: Vec<(SimTime, gridtwin_firmware::gateway::command::Command)>,
 }
 
 impl LmuAgent {
@@ -110,6 +112,7 @@ impl LmuAgent {
             grid_agent_protocol: false,
             uplink: None,
             readings_sent: 0,
+            commands: Vec::new(),
         }
     }
 
@@ -241,6 +244,27 @@ impl Agent<Msg> for LmuAgent {
                 self.frames_received += 1;
                 ctx.digest(((from as u64) << 32) | u32::from_le_bytes(bytes) as u64);
                 self.firmware.on_frame(fw_now, from, &bytes);
+            }
+            Msg::Mesh(MeshMsg::Deliver(d)) => {
+                use gridtwin_firmware::gateway::command::{Action, Command};
+                // Only operator command frames for this LMU are taken; anything else is ignored.
+                let Ok(c) = Command::from_frame(&d.payload) else { return };
+                if c.lmu_id != self.peer as u32 {
+                    return;
+                }
+                ctx.digest(0x434d_0000_0000 | ((c.lmu_id as u64) << 8) | c.id as u64);
+                self.commands.push((now, c));
+                match c.action {
+                    Action::Open => self.firmware.set_operator_hold(Some(false)),
+                    Action::Close => self.firmware.set_operator_hold(Some(true)),
+                    Action::Auto => self.firmware.set_operator_hold(None),
+                    Action::ReportEvery(s) => {
+                        if let Some(u) = &mut self.uplink {
+                            u.1 = SimDuration::from_secs(s as u64);
+                            u.2 = SimDuration::from_nanos(u.2.as_nanos().min(u.1.as_nanos() - 1));
+                        }
+                    }
+                }
             }
             Msg::Lmu(LmuMsg::InjectContactor(f)) => {
                 self.contactor.set_now(now.as_nanos());

@@ -6,6 +6,7 @@
 
 pub mod agent;
 pub mod build;
+pub mod cellular;
 pub mod contactor;
 pub mod feeder_head;
 pub mod link;
@@ -14,6 +15,7 @@ pub mod placement;
 pub mod scenario;
 pub mod sensor;
 pub mod study;
+pub mod uart;
 
 use crate::grid::model::GridSnapshot;
 use std::sync::Arc;

@@ -2,12 +2,12 @@
 //! every subsystem's report. Subsystems plug in as [`Part`]s: each adds its agents and later reports on them.
 
 use crate::agents::Msg;
-use crate::agents::gateway::{Cloud, Coordinator, Gateway};
+use crate::agents::coordinator::CommandRoute;
 use crate::engine::{AgentId, SimDuration, SimTime, Simulation, Stop};
 use crate::mesh::NodeSpec;
-use crate::report::{Report, Series, Table, num, secs_from_ns};
+use crate::report::Report;
 use crate::scenario::{InputError, Loaded};
-use serde_json::{Value, json};
+use serde_json::json;
 
 pub mod grid;
 pub mod grid_detail;
@@ -26,6 +26,8 @@ pub struct World {
     pub until: SimTime,
     pub seed: u64,
     pub name: String,
+    /// The gateway agent, if the scenario has a `gateway` section (the live bridge drives it).
+    pub gateway: Option<AgentId>,
     parts: Vec<Box<dyn Part>>,
 }
 
@@ -35,22 +37,23 @@ pub struct World {
 /// weather, recorder), the LMUs, then the mesh, whose nodes are the LMU poles plus the coordinator (or, with
 /// no LMUs, the mesh's own layout).
 pub fn build(loaded: &Loaded, seed: u64, until: Option<SimDuration>) -> Result<World, InputError> {
+    build_with(loaded, seed, until, false)
+}
+
+/// [`build`], with the gateway's backhaul left to an external transport (the live bridge) when `external`:
+/// no cloud broker agent is added.
+pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, external: bool) -> Result<World, InputError> {
     loaded.validate()?;
     let s = &loaded.scenario;
     let mut sim: Simulation<Msg> = Simulation::new(seed);
     let mut parts: Vec<Box<dyn Part>> = Vec::new();
-    let engine_err = |e: crate::engine::EngineError| loaded.error_at("name", e.to_string(), None);
     let mut upstream = None;
     if let Some(g) = &s.gateway {
-        let coordinator = sim.next_agent_id();
-        let gateway = AgentId(coordinator.0 + 1);
-        let cloud = AgentId(coordinator.0 + 2);
-        sim.add_agent(Box::new(Coordinator::new(g, gateway))).map_err(engine_err)?;
-        sim.add_agent(Box::new(Gateway::new(g, cloud, 0))).map_err(engine_err)?;
-        sim.add_agent(Box::new(Cloud::with_log(s.outputs.max_log_rows))).map_err(engine_err)?;
-        upstream = Some(UpstreamPart { coordinator, gateway, cloud });
+        let span = until.unwrap_or(s.duration.0);
+        upstream = Some(crate::agents::upstream::add(&mut sim, loaded, g, seed, span, external)?);
     }
     let coordinator = upstream.as_ref().map(|u| u.coordinator);
+    let gateway = upstream.as_ref().map(|u| u.gateway);
     let mut lmus = None;
     let mut source_xy_m = (0.0, 0.0);
     if let Some(g) = &s.grid {
@@ -83,6 +86,7 @@ pub fn build(loaded: &Loaded, seed: u64, until: Option<SimDuration>) -> Result<W
     } else if s.lmus.is_some() || !s.faults.is_empty() {
         return Err(loaded.error_at("lmus", "LMUs and faults need a `grid` section", None));
     }
+    let mut route = CommandRoute::None;
     if let Some(m) = &s.mesh {
         let mut nodes = Vec::new();
         if let Some(l) = &lmus {
@@ -104,13 +108,18 @@ pub fn build(loaded: &Loaded, seed: u64, until: Option<SimDuration>) -> Result<W
         if let Some(l) = &lmus {
             l.use_mesh(&mut sim, part.handle.agent());
         }
+        if let Some(c) = nodes.iter().find(|n| n.coordinator) {
+            route = CommandRoute::Mesh { mesh: part.handle.agent(), node: c.id };
+        }
         parts.push(Box::new(part));
     }
-    if let Some(u) = upstream {
-        let n = lmus.as_ref().map_or(0, |l| l.lmus.len());
-        if let Some(g) = sim.agent_mut::<Gateway>(u.gateway) {
-            g.set_expected(n);
+    if let Some(mut u) = upstream {
+        let list: Vec<(AgentId, u32)> =
+            lmus.as_ref().map_or(Vec::new(), |l| l.lmus.iter().map(|n| (n.0, n.1)).collect());
+        if matches!(route, CommandRoute::None) && !list.is_empty() {
+            route = CommandRoute::Direct(list.iter().map(|&(a, id)| (id, a)).collect());
         }
+        u.attach_lmus(&mut sim, loaded, &list, route)?;
         parts.insert(0, Box::new(u));
     }
     if let Some(l) = lmus {
@@ -120,7 +129,7 @@ pub fn build(loaded: &Loaded, seed: u64, until: Option<SimDuration>) -> Result<W
         parts.push(Box::new(crate::chain::add(&mut sim, loaded, c, seed)?));
     }
     let until = SimTime::ZERO + until.unwrap_or(s.duration.0);
-    Ok(World { sim, until, seed, name: s.name.clone(), parts })
+    Ok(World { sim, until, seed, name: s.name.clone(), gateway, parts })
 }
 
 /// Mesh node id of the coordinator when the world supplies the nodes (LMU ids stay below it).
@@ -164,88 +173,5 @@ impl World {
             p.report(&self.sim, &mut r);
         }
         r
-    }
-}
-
-struct UpstreamPart {
-    coordinator: AgentId,
-    gateway: AgentId,
-    cloud: AgentId,
-}
-
-impl Part for UpstreamPart {
-    fn report(&self, sim: &Simulation<Msg>, r: &mut Report) {
-        let (Some(c), Some(g), Some(k)) = (
-            sim.agent::<Coordinator>(self.coordinator),
-            sim.agent::<Gateway>(self.gateway),
-            sim.agent::<Cloud>(self.cloud),
-        ) else {
-            return;
-        };
-        let mut lat = k.latency_ms.clone();
-        lat.sort_by(f64::total_cmp);
-        let pct = |q: f64| {
-            if lat.is_empty() { Value::Null } else { json!(lat[((lat.len() - 1) as f64 * q).round() as usize]) }
-        };
-        r.summary.insert(
-            "gateway".into(),
-            json!({
-                "uart_frames_sent": c.frames_sent,
-                "uart_frames_dropped": c.frames_dropped,
-                "uart_busy_s": c.uart_busy_ns as f64 * 1e-9,
-                "frames_bad": g.frames_bad,
-                "batches": g.batches,
-                "batches_complete": g.batches_complete,
-                "readings_stored": k.readings,
-                "readings_logged_dropped": k.stored_dropped,
-                "latency_ms_p50": pct(0.5),
-                "latency_ms_p99": pct(0.99),
-            }),
-        );
-        r.human.push(format!(
-            "gateway: {} batches ({} complete), {} readings stored",
-            g.batches, g.batches_complete, k.readings
-        ));
-        if !k.batches.is_empty() {
-            let mut s =
-                Series { name: "cloud_batches".into(), y_label: "readings per batch".into(), ..Default::default() };
-            s.t_s = k.batches.iter().map(|b| b.0.as_secs_f64()).collect();
-            s.columns.push(("readings".into(), k.batches.iter().map(|b| b.2 as f64).collect()));
-            s.columns.push(("v_a_mean_v".into(), k.batches.iter().map(|b| b.3).collect()));
-            r.series.push(s);
-        }
-        // The readings the cloud stored, per LMU (grouped by LMU, in measurement order).
-        let mut rows: Vec<&(SimTime, gridtwin_firmware::report::ReportRepr)> = k.stored.iter().collect();
-        rows.sort_by_key(|(t, x)| (x.lmu_id, x.taken_at_ms, x.seq, *t));
-        if !rows.is_empty() {
-            let mut t = Table::new(&[
-                "lmu",
-                "seq",
-                "taken_at_s",
-                "stored_at_s",
-                "v_a_v",
-                "v_b_v",
-                "v_c_v",
-                "i_a_a",
-                "i_b_a",
-                "i_c_a",
-                "p_w",
-                "q_var",
-                "flags",
-            ]);
-            for (at, x) in rows {
-                let mut row = vec![
-                    x.lmu_id.to_string(),
-                    x.seq.to_string(),
-                    secs_from_ns(x.taken_at_ms.saturating_mul(1_000_000)),
-                    secs_from_ns(at.as_nanos()),
-                ];
-                row.extend(x.v_cv.iter().map(|v| num(*v as f64 / 100.0)));
-                row.extend(x.i_ma.iter().map(|i| num(*i as f64 / 1000.0)));
-                row.extend([x.p_w.to_string(), x.q_var.to_string(), x.flags.to_string()]);
-                t.push(row);
-            }
-            r.tables.push(("cloud_readings".into(), t));
-        }
     }
 }

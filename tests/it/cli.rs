@@ -316,8 +316,8 @@ fn grid_detail_and_cloud_readings_are_written_per_element() {
     let x: f64 = rows[2][trafo].parse().unwrap();
     assert!(x > 0.0 && x < 100.0, "transformer loading {x} %");
     // The cloud's readings: one per LMU per reporting interval, grouped by LMU.
-    let (h, rows) = read("cloud_readings.csv");
-    assert_eq!(h[..4], ["lmu", "seq", "taken_at_s", "stored_at_s"]);
+    let (h, rows) = read("readings.csv");
+    assert_eq!(h[..4], ["lmu_id", "seq", "taken_at_s", "received_at_s"]);
     assert!(!rows.is_empty());
     let lmus: Vec<u32> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
     assert!(lmus.windows(2).all(|w| w[0] <= w[1]), "not grouped by LMU");

@@ -3,6 +3,7 @@
 mod chain;
 mod cli;
 mod foundation;
+mod gateway;
 mod grid;
 mod lmu;
 mod market;

@@ -93,6 +93,8 @@ pub struct Lmu {
     coil_error: bool,
     last: Option<CycleMeasurement>,
     buf: [RawSample; 64],
+    /// An operator's command holding the contactor open (`Some(false)`) or closed (`Some(true)`).
+    operator_hold: Option<bool>,
 }
 
 /// Flags of a report frame (bit set).
@@ -127,6 +129,7 @@ impl Lmu {
             coil_error: false,
             last: None,
             buf: [RawSample::default(); 64],
+            operator_hold: None,
         })
     }
 
@@ -183,7 +186,7 @@ impl Lmu {
         }
         let st = self.protection.status();
         let mut f = 0;
-        if !self.flisr.coil_closed() {
+        if !self.operator_hold.unwrap_or(self.flisr.coil_closed()) {
             f |= report_flags::OPEN;
         }
         if self.flisr.locked_out() {
@@ -271,7 +274,7 @@ impl Lmu {
         let status = self.protection.status();
         let aux = contactor.aux_closed().ok();
         let out = self.flisr.poll(now, &status, aux, self.i_max_a);
-        self.coil_error = contactor.set_coil(out.coil_closed).is_err();
+        self.coil_error = contactor.set_coil(self.operator_hold.unwrap_or(out.coil_closed)).is_err();
         if status.trip.is_some() && self.flisr.locked_out() {
             self.protection.reset_trip();
         }
@@ -286,6 +289,17 @@ impl Lmu {
             next = next.min(now + Duration::from_millis(1));
         }
         next.max(now + Duration::from_nanos(1)).min(Instant::MAX)
+    }
+
+    /// An operator command: hold the contactor closed (`Some(true)`) or open (`Some(false)`) whatever
+    /// protection and FLISR decide, or hand it back to them (`None`). Takes effect at the next `poll`.
+    pub fn set_operator_hold(&mut self, hold: Option<bool>) {
+        self.operator_hold = hold;
+    }
+
+    /// The operator's hold, if any.
+    pub fn operator_hold(&self) -> Option<bool> {
+        self.operator_hold
     }
 
     /// The next message to send: (neighbour, message).

@@ -1,0 +1,318 @@
+//! The live bridge: runs a scenario with its gateway connected to a real MQTT broker over TCP.
+//!
+//! The simulated gateway's firmware MQTT client is the same one the simulation uses; the bridge only carries
+//! its bytes: what the client writes goes to the socket, what the socket yields is injected into the run as
+//! events at the current simulated time. The broker's commands on `grid/{gateway_id}/cmd/#` therefore travel
+//! down the simulated UART and mesh to the named LMU's contactor.
+//!
+//! Pacing lives only here: `--speed 1` keeps simulated time in step with the wall clock, `--speed 10` runs
+//! ten times faster, `--speed max` as fast as the run goes. Whatever the speed, while the client waits for the
+//! broker (CONNACK, PUBACK/PUBREC/PUBCOMP, PINGRESP) simulated time does not advance, so acknowledgements
+//! arrive "at once" in simulated time, and the run's MQTT exchange is the one a real gateway would have.
+//! At the end, the gateway closes its open batch, publishes what it stores, waits for the acknowledgements and
+//! sends DISCONNECT.
+
+use crate::agents::GwMsg;
+use crate::agents::Msg;
+use crate::agents::gateway::GatewayAgent;
+use crate::engine::{AgentId, SimDuration, SimTime, Stop, class};
+use crate::scenario::Loaded;
+use crate::world::World;
+use gridtwin_firmware::Instant as FwInstant;
+use gridtwin_firmware::mqtt::State;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+/// How fast simulated time runs against the wall clock.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Speed {
+    /// Simulated seconds per wall-clock second.
+    Factor(f64),
+    /// As fast as possible.
+    Max,
+}
+
+impl std::str::FromStr for Speed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("max") {
+            return Ok(Speed::Max);
+        }
+        match s.parse::<f64>() {
+            Ok(f) if f.is_finite() && f > 0.0 && f <= 1e6 => Ok(Speed::Factor(f)),
+            _ => Err(format!("`{s}` is not a speed: give a factor such as 1 or 10, or `max`")),
+        }
+    }
+}
+
+/// Where the broker is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Parses `mqtt://HOST[:PORT]` (port 1883 by default). Other schemes are refused with the reason.
+pub fn parse_broker_url(url: &str) -> Result<BrokerUrl, String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!("broker URL `{url}` has no scheme: write mqtt://HOST:PORT"));
+    };
+    if !scheme.eq_ignore_ascii_case("mqtt") && !scheme.eq_ignore_ascii_case("tcp") {
+        return Err(format!(
+            "broker URL `{url}`: unsupported scheme `{scheme}://` (the bridge speaks plain MQTT over TCP: mqtt://HOST:PORT)"
+        ));
+    }
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') || rest.contains('@') {
+        return Err(format!("broker URL `{url}`: expected mqtt://HOST:PORT with no path or user part"));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+            let port =
+                p.parse::<u16>().map_err(|_| format!("broker URL `{url}`: port `{p}` is not a number in 1..=65535"))?;
+            if port == 0 {
+                return Err(format!("broker URL `{url}`: port 0 is not a broker port"));
+            }
+            (h.trim_start_matches('[').trim_end_matches(']').to_string(), port)
+        }
+        _ => (rest.to_string(), 1883),
+    };
+    if host.is_empty() {
+        return Err(format!("broker URL `{url}`: the host is empty"));
+    }
+    Ok(BrokerUrl { host, port })
+}
+
+/// Bridge settings.
+#[derive(Clone, Debug)]
+pub struct BridgeOptions {
+    pub broker: BrokerUrl,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub speed: Speed,
+    /// Longest wall-clock wait for a broker response before the bridge gives up.
+    pub response_timeout: Duration,
+}
+
+/// The scenario with the bridge's credentials in its gateway section.
+pub fn with_credentials(loaded: &Loaded, o: &BridgeOptions) -> Result<Loaded, String> {
+    let mut l = loaded.clone();
+    let Some(g) = l.scenario.gateway.as_mut() else {
+        return Err(format!(
+            "{}: the scenario has no `gateway` section; the bridge needs a gateway to connect",
+            loaded.file
+        ));
+    };
+    if let Some(u) = &o.username {
+        g.mqtt.username = Some(u.clone());
+    }
+    if let Some(p) = &o.password {
+        g.mqtt.password = p.clone();
+    }
+    Ok(l)
+}
+
+struct Link {
+    stream: TcpStream,
+    conn: u64,
+}
+
+fn gw(world: &mut World, id: AgentId) -> Result<&mut GatewayAgent, String> {
+    world.sim.agent_mut::<GatewayAgent>(id).ok_or_else(|| "the gateway agent is missing".to_string())
+}
+
+fn inject(world: &mut World, id: AgentId, msg: GwMsg) -> Result<(), String> {
+    let now = world.sim.now();
+    world.sim.schedule(id, id, now, class::DEFAULT, Msg::Gw(msg)).map_err(|e| e.to_string())?;
+    world.sim.run(Stop::at(now)).map_err(|e| format!("simulation stopped: {e}"))?;
+    Ok(())
+}
+
+fn refused_error(world: &mut World, id: AgentId, o: &BridgeOptions) -> Result<(), String> {
+    let g = gw(world, id)?;
+    if let State::Refused(code) = g.fw.client().state() {
+        let what = match code {
+            4 => "bad user name or password",
+            5 => "not authorised",
+            0x86 => "bad user name or password",
+            0x87 => "not authorised",
+            _ => "refused",
+        };
+        return Err(format!(
+            "the broker at {}:{} refused the connection for user `{}`: CONNACK code {code} ({what})",
+            o.broker.host,
+            o.broker.port,
+            o.username.as_deref().unwrap_or(g.fw.config().mqtt.username.as_deref().unwrap_or(""))
+        ));
+    }
+    Ok(())
+}
+
+/// Sends what the gateway wrote; reads what the broker sent (waiting up to `wait` for something when the
+/// client awaits a response) and injects it. Returns false when the connection closed.
+fn exchange(world: &mut World, id: AgentId, link: &mut Link, wait: Duration) -> Result<bool, String> {
+    let out = gw(world, id)?.take_external();
+    if !out.is_empty() {
+        link.stream.write_all(&out).map_err(|e| format!("writing to the broker: {e}"))?;
+    }
+    let awaiting = gw(world, id)?.fw.client().awaiting_response();
+    let timeout = if awaiting { wait } else { Duration::from_micros(50) };
+    link.stream.set_read_timeout(Some(timeout.max(Duration::from_micros(1)))).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 16 * 1024];
+    match link.stream.read(&mut buf) {
+        Ok(0) => {
+            inject(world, id, GwMsg::Closed(link.conn))?;
+            Ok(false)
+        }
+        Ok(n) => {
+            inject(world, id, GwMsg::Rx { conn: link.conn, bytes: buf[..n].to_vec() })?;
+            Ok(true)
+        }
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+            if awaiting {
+                return Err(format!("the broker did not answer within {} s", wait.as_secs_f64()));
+            }
+            Ok(true)
+        }
+        Err(e) => Err(format!("reading from the broker: {e}")),
+    }
+}
+
+fn connect(o: &BridgeOptions) -> Result<TcpStream, String> {
+    let addr = format!("{}:{}", o.broker.host, o.broker.port);
+    let addrs: Vec<_> = addr.to_socket_addrs().map_err(|e| format!("cannot resolve broker `{addr}`: {e}"))?.collect();
+    let mut last = String::from("no address");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, Duration::from_secs(5)) {
+            Ok(s) => {
+                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                return Ok(s);
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("cannot connect to the broker at {addr}: {last}"))
+}
+
+/// Runs `world` (built with an external backhaul) against the broker. Most reconnects before giving up: 20.
+pub fn run(world: &mut World, o: &BridgeOptions, mut progress: impl FnMut(f64)) -> Result<(), String> {
+    let id = world.gateway.ok_or("the scenario has no gateway")?;
+    let until = world.until;
+    let wall0 = Instant::now();
+    let mut link: Option<Link> = None;
+    let mut connects = 0u32;
+    let step = match o.speed {
+        Speed::Max => SimDuration::from_secs(10),
+        Speed::Factor(_) => SimDuration::from_millis(100),
+    };
+    loop {
+        refused_error(world, id, o)?;
+        let now = world.sim.now();
+        if link.is_none() && gw(world, id)?.external_wants_connect() {
+            connects += 1;
+            if connects > 20 {
+                return Err("the connection to the broker failed 20 times; giving up".into());
+            }
+            let stream = connect(o)?;
+            inject(world, id, GwMsg::ExternalUp)?;
+            link = Some(Link { stream, conn: gw(world, id)?.conn() });
+        }
+        if let Some(l) = link.as_mut() {
+            // Answer everything the client waits for before time moves on (bounded: each round either
+            // reads bytes or ends).
+            for _ in 0..100_000 {
+                if !exchange(world, id, l, o.response_timeout)? {
+                    link = None;
+                    break;
+                }
+                let g = gw(world, id)?;
+                if !g.fw.client().awaiting_response() && g.external_pending() == 0 {
+                    break;
+                }
+            }
+            if link.is_some() && !gw(world, id)?.link_up() {
+                // The client closed the connection (timeout or protocol error).
+                link = None;
+            }
+        }
+        refused_error(world, id, o)?;
+        if now >= until {
+            break;
+        }
+        let target = match o.speed {
+            Speed::Max => now.saturating_add(step),
+            Speed::Factor(k) => {
+                let wall = wall0.elapsed().as_secs_f64() * k;
+                let t = SimTime::from_nanos((wall * 1e9) as u64);
+                if t <= now {
+                    // Wait a little for the broker (commands) before checking the clock again.
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+                t.min(now.saturating_add(step))
+            }
+        };
+        let target = target.min(until);
+        world.sim.run(Stop::at(target)).map_err(|e| format!("simulation stopped at {}: {e}", world.sim.now()))?;
+        progress(target.as_secs_f64() / until.as_secs_f64().max(1e-9));
+    }
+    // Wrap up: publish what is left, wait for the acknowledgements, say goodbye.
+    let Some(mut l) = link else {
+        return Ok(());
+    };
+    let now = FwInstant(world.sim.now().as_nanos());
+    gw(world, id)?.fw.flush(now);
+    for _ in 0..100_000 {
+        let g = gw(world, id)?;
+        let mut out = g.take_external();
+        out.extend(g.fw.take_output());
+        if !out.is_empty() {
+            l.stream.write_all(&out).map_err(|e| format!("writing to the broker: {e}"))?;
+        }
+        if !g.fw.client().awaiting_response() && g.fw.stored_batches() == 0 {
+            break;
+        }
+        if !g.fw.client().is_connected() {
+            return Err("the connection to the broker ended before every publish was acknowledged".into());
+        }
+        l.stream.set_read_timeout(Some(o.response_timeout)).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 16 * 1024];
+        match l.stream.read(&mut buf) {
+            Ok(0) => return Err("the broker closed the connection before acknowledging every publish".into()),
+            Ok(n) => {
+                if !gw(world, id)?.fw.input(now, &buf[..n]) {
+                    return Err("the broker's answer was not valid MQTT".into());
+                }
+            }
+            Err(e) => return Err(format!("waiting for acknowledgements: {e}")),
+        }
+    }
+    let g = gw(world, id)?;
+    g.fw.disconnect(now);
+    let out = g.fw.take_output();
+    let _ = l.stream.write_all(&out);
+    let _ = l.stream.flush();
+    let _ = l.stream.shutdown(std::net::Shutdown::Both);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(parse_broker_url("mqtt://127.0.0.1:1884"), Ok(BrokerUrl { host: "127.0.0.1".into(), port: 1884 }));
+        assert_eq!(parse_broker_url("mqtt://broker.local"), Ok(BrokerUrl { host: "broker.local".into(), port: 1883 }));
+        assert_eq!(parse_broker_url("mqtt://[::1]:1883"), Ok(BrokerUrl { host: "::1".into(), port: 1883 }));
+        let e = parse_broker_url("http://x:1").unwrap_err();
+        assert!(e.contains("unsupported scheme `http://`"), "{e}");
+        assert!(parse_broker_url("mqtts://x:8883").unwrap_err().contains("unsupported scheme"));
+        assert!(parse_broker_url("localhost:1883").unwrap_err().contains("no scheme"));
+        assert!(parse_broker_url("mqtt://x:99999").unwrap_err().contains("port"));
+        assert_eq!("max".parse::<Speed>(), Ok(Speed::Max));
+        assert_eq!("10".parse::<Speed>(), Ok(Speed::Factor(10.0)));
+        assert!("fast".parse::<Speed>().is_err());
+    }
+}
