@@ -76,6 +76,13 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<(), String> {
     }
 }
 
+/// Prints the network's import warnings on stderr, each naming the file and the element.
+fn warn_network(path: &Path, net: &Network) {
+    for w in &net.warnings {
+        eprintln!("warning: {}: {w}", path.display());
+    }
+}
+
 fn fmt_f(v: f64) -> String {
     if v.is_finite() { format!("{v:.12}") } else { "nan".to_string() }
 }
@@ -148,6 +155,7 @@ pub fn run(args: &GridArgs) -> Result<(), String> {
     match &args.command {
         GridCommand::Solve { network, unbalanced, out, repeat, timing_out } => {
             let net = Network::from_json_file(network)?;
+            warn_network(network, &net);
             let (csv, iterations) = solve_csv(&net, *unbalanced)?;
             if let Some(k) = repeat {
                 let k = (*k).max(1) as usize;
@@ -207,6 +215,7 @@ pub fn run(args: &GridArgs) -> Result<(), String> {
         }
         GridCommand::ShortCircuit { network, out, repeat, timing_out } => {
             let net = Network::from_json_file(network)?;
+            warn_network(network, &net);
             let res = short_circuit(&net)?;
             if let Some(k) = repeat {
                 let mut samples = Vec::new();

@@ -269,6 +269,19 @@ impl GridModel {
 
     /// Adds a balanced static generator (PV, wind, hydro, biogas) at bus `bus`; returns its position.
     pub fn add_sgen(&mut self, bus: i64, p_mw: f64, q_mvar: f64, kind: &str) -> Result<usize, String> {
+        self.add_sgen_rated(bus, p_mw, q_mvar, kind, None)
+    }
+
+    /// As [`GridModel::add_sgen`], with the inverter's (or machine's) rated apparent power in MVA, which sets
+    /// its short-circuit contribution (`k` = [`super::network::DEFAULT_SGEN_K`] times rated current).
+    pub fn add_sgen_rated(
+        &mut self,
+        bus: i64,
+        p_mw: f64,
+        q_mvar: f64,
+        kind: &str,
+        sn_mva: Option<f64>,
+    ) -> Result<usize, String> {
         if self.base.bus(bus).is_none() {
             return Err(format!("generator '{kind}': bus {bus} does not exist"));
         }
@@ -279,7 +292,8 @@ impl GridModel {
             bus,
             p_mw,
             q_mvar,
-            sn_mva: None,
+            sn_mva,
+            k: None,
             scaling: 1.0,
             in_service: true,
             kind: Some(kind.to_string()),
@@ -423,7 +437,10 @@ impl GridModel {
         Work { net, line_parts, fault_bus }
     }
 
-    fn node_loads(&self, topo: &Topology, net: &Network) -> Vec<NodeLoad> {
+    /// Loads per node. With `fault_state`, static generators are not negative loads but full-converter current
+    /// sources (IEC 60909-0:2016): `k` times their rated current, reactive (lagging the node's last solved
+    /// positive-sequence voltage by 90 degrees, i.e. supporting the voltage), independent of the fault depth.
+    fn node_loads(&self, topo: &Topology, net: &Network, fault_state: bool) -> Vec<NodeLoad> {
         let mut loads = vec![NodeLoad::default(); topo.n_nodes];
         let node_of = |bus: i64| net.bus(bus).and_then(|b| topo.bus_node[b]);
         for (k, l) in net.loads.iter().enumerate() {
@@ -460,6 +477,17 @@ impl GridModel {
                 continue;
             }
             let Some(n) = node_of(g.bus) else { continue };
+            if fault_state {
+                let i_pu = g.rating_mva() * g.k_factor() / S_BASE_MVA;
+                let dir = net
+                    .bus(g.bus)
+                    .and_then(|b| self.last_v.get(b).copied().flatten())
+                    .map(|v| phase_to_seq(v)[1])
+                    .filter(|v1| v1.norm() > 1e-6)
+                    .map_or(C64::new(1.0, 0.0), |v1| v1 / v1.norm());
+                loads[n].i1_inj += dir * C64::new(0.0, -i_pu);
+                continue;
+            }
             let (p, q) = self.sgen_set[k];
             loads[n].s_p -= C64::new(p, q) / S_BASE_MVA;
         }
@@ -560,7 +588,7 @@ impl GridModel {
         let z = C64::new(0.0, 0.0);
         let mut ports = Vec::new();
         for (k, l) in loads.iter().enumerate() {
-            if l.is_zero() {
+            if (NodeLoad { i1_inj: z, ..*l }).is_zero() {
                 continue;
             }
             let bal = l.s_p + l.s_i + l.s_z;
@@ -611,7 +639,10 @@ impl GridModel {
         let (loads, fault_ports) = {
             let pf = self.pf.as_ref().expect("built");
             let work = self.work.as_ref().expect("built");
-            (self.node_loads(&pf.topo, &work.net), self.fault_ports(work, pf).map_err(PfError::Model)?)
+            (
+                self.node_loads(&pf.topo, &work.net, !self.faults.is_empty()),
+                self.fault_ports(work, pf).map_err(PfError::Model)?,
+            )
         };
         let unbalanced = self.unbalanced || !self.faults.is_empty();
         let pf = self.pf.as_mut().expect("built");
@@ -623,10 +654,11 @@ impl GridModel {
         } else {
             // Fault state: loads become constant admittances (their nominal-voltage power), so the state is
             // linear and well posed even where the fault collapses the voltage or floats a conductor.
+            // Converter generators stay current sources (fixed injections) beside the ports.
             let mut ports: Vec<Port> = fault_ports.iter().flatten().cloned().collect();
             ports.extend(Self::load_ports(&loads));
             pf.set_ports(ports)?;
-            pf.loads = vec![NodeLoad::default(); loads.len()];
+            pf.loads = loads.iter().map(|l| NodeLoad { i1_inj: l.i1_inj, ..NodeLoad::default() }).collect();
         }
         self.fault_dy = fault_ports;
         let pf = self.pf.as_mut().expect("built");

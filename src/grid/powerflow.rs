@@ -53,6 +53,9 @@ pub struct NodeLoad {
     pub wye: [C64; 3],
     /// Per-phase delta constant power (a-b, b-c, c-a).
     pub delta: [C64; 3],
+    /// A fixed positive-sequence current injected into the node (per unit; generation positive): the
+    /// current-limited contribution of full-converter generators while a fault is on.
+    pub i1_inj: C64,
 }
 
 impl NodeLoad {
@@ -311,18 +314,20 @@ impl SeqSys {
 fn balanced_load_current(l: &NodeLoad, v: C64) -> C64 {
     let vm2 = v.norm_sqr();
     let s = l.s_p + l.s_i * vm2.sqrt() + l.s_z * vm2;
-    -(s / v).conj()
+    if s == ZERO { l.i1_inj } else { l.i1_inj - (s / v).conj() }
 }
 
 /// Phase currents injected by the loads of one node at phase voltages `vp` (p.u.; consumption draws current).
 #[inline]
 fn load_phase_currents(l: &NodeLoad, vp: [C64; 3]) -> [C64; 3] {
-    let mut ip = [ZERO; 3];
+    let mut ip = if l.i1_inj == ZERO { [ZERO; 3] } else { seq_to_phase(ZERO, l.i1_inj, ZERO) };
     for ph in 0..3 {
         let v = vp[ph];
         let vm = v.norm_sqr().sqrt();
         let s = l.s_p + l.s_i * vm + l.s_z * vm * vm + l.wye[ph];
-        ip[ph] = -(s / v).conj();
+        if s != ZERO {
+            ip[ph] -= (s / v).conj();
+        }
     }
     for (d, (p, q)) in [(0usize, 1usize), (1, 2), (2, 0)].into_iter().enumerate() {
         if l.delta[d] != ZERO {

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Builds the modified networks of tests/data/grid (taps moved on either side and both signs, parallel
+transformers, several slacks, lines lengthened, loads scaled, switches opened, PV added) as pandapower JSON
+files, for `pandapower-export OUTDIR file:PATH`. Needs pandapower 3.5.6 and simbench in a venv of its own;
+the tests never run it (they read the exported copies).
+
+    venv/bin/python make_variants.py OUTDIR      # writes OUTDIR/var_*.json
+"""
+import sys
+from pathlib import Path
+
+import pandapower as pp
+import pandapower.networks as pn
+
+
+def dorf():
+    return pn.create_kerber_dorfnetz()
+
+
+def lv_load_buses(net):
+    return sorted(set(int(b) for b in net.load.bus))
+
+
+def parallel_taps_two_slacks():
+    """Kerber Dorfnetz: its transformer at tap +2 (HV side), a second one in parallel tapped on the LV side at
+    -1 (circulating current), and a second 10 kV source feeding the far end of a feeder through a third
+    transformer at tap -2 (HV side): three transformers, two slacks, a meshed LV network."""
+    net = dorf()
+    t = net.trafo.index[0]
+    net.trafo.loc[t, ["tap_side", "tap_pos", "tap_neutral", "tap_step_percent"]] = ["hv", 2, 0, 2.5]
+    row = net.trafo.loc[t].to_dict()
+    t2 = pp.create_transformer_from_parameters(
+        net, hv_bus=row["hv_bus"], lv_bus=row["lv_bus"], sn_mva=row["sn_mva"], vn_hv_kv=row["vn_hv_kv"],
+        vn_lv_kv=row["vn_lv_kv"], vkr_percent=row["vkr_percent"], vk_percent=row["vk_percent"],
+        pfe_kw=row["pfe_kw"], i0_percent=row["i0_percent"], shift_degree=row["shift_degree"],
+        tap_side="lv", tap_pos=-1, tap_neutral=0, tap_step_percent=2.5, tap_min=-2, tap_max=2,
+        name="parallel LV-tapped")
+    mv = pp.create_bus(net, vn_kv=net.bus.vn_kv[row["hv_bus"]], name="second MV source")
+    pp.create_ext_grid(net, mv, vm_pu=1.0, s_sc_max_mva=80.0, s_sc_min_mva=40.0, rx_max=0.1, rx_min=0.1,
+                       r0x0_max=0.1, x0x_max=1.0, r0x0_min=0.1, x0x_min=1.0)
+    far = lv_load_buses(net)[-1]
+    pp.create_transformer_from_parameters(
+        net, hv_bus=mv, lv_bus=far, sn_mva=0.25, vn_hv_kv=net.bus.vn_kv[mv], vn_lv_kv=0.4, vkr_percent=1.2,
+        vk_percent=4.0, pfe_kw=0.6, i0_percent=0.24, shift_degree=150, tap_side="hv", tap_pos=-2,
+        tap_neutral=0, tap_step_percent=2.5, tap_min=-2, tap_max=2, name="second source, HV tap -2")
+    return net
+
+
+def tie_opened():
+    """Kerber Dorfnetz with a tie cable between the ends of two feeders and the first cable of one feeder
+    opened by a line switch: that feeder is supplied backwards over the tie."""
+    net = dorf()
+    loads = lv_load_buses(net)
+    a, b = loads[len(loads) // 2 - 1], loads[-1]
+    pp.create_line(net, a, b, length_km=0.05, std_type="NAYY 4x150 SE", name="tie")
+    lv_main = int(net.trafo.lv_bus.iloc[0])
+    feeders = net.line.index[(net.line.from_bus == lv_main) | (net.line.to_bus == lv_main)]
+    first = int(feeders[-1])
+    pp.create_switch(net, bus=lv_main, element=first, et="l", closed=False, name="feeder opened")
+    return net
+
+
+def pv_added():
+    """Kerber Dorfnetz with a 6 kW rooftop inverter (8 kVA, k = 1.2; every fifth one k = 1.5) at every load bus."""
+    net = dorf()
+    for i, b in enumerate(lv_load_buses(net)):
+        pp.create_sgen(net, b, p_mw=0.006, q_mvar=0.0, sn_mva=0.008, k=1.5 if i % 5 == 0 else 1.2,
+                       name=f"pv {i}")
+    return net
+
+
+def lengthened():
+    """Kerber Landnetz Kabel 2 with every cable four times as long."""
+    net = pn.create_kerber_landnetz_kabel_2()
+    net.line.length_km *= 4.0
+    return net
+
+
+def loads_scaled():
+    """Kerber Vorstadtnetz Kabel 1 with every load scaled by 1.6 (scaling column)."""
+    net = pn.create_kerber_vorstadtnetz_kabel_1()
+    net.load.scaling = 1.6
+    return net
+
+
+def ieee_scaled_pv():
+    """IEEE European LV feeder (on-peak): single-phase loads scaled by 1.5, PV (balanced, 4 kW, 5 kVA) at every
+    tenth load bus, transformer at tap -2 on the LV side."""
+    net = pn.ieee_european_lv_asymmetric("on_peak_566")
+    net.asymmetric_load.scaling = 1.5
+    for i, b in enumerate(sorted(set(int(x) for x in net.asymmetric_load.bus))[::10]):
+        pp.create_sgen(net, b, p_mw=0.004, q_mvar=0.0, sn_mva=0.005, k=1.2, name=f"pv {i}")
+    t = net.trafo.index[0]
+    net.trafo.loc[t, ["tap_side", "tap_pos", "tap_neutral", "tap_step_percent"]] = ["lv", -2, 0, 2.5]
+    return net
+
+
+def rural_lv_taps():
+    """SimBench 1-LV-rural1--0-sw with its transformer tapped on the LV side at +2 and PV doubled."""
+    import simbench
+    net = simbench.get_simbench_net("1-LV-rural1--0-sw")
+    net.trafo["tap_side"] = "lv"
+    net.trafo["tap_pos"] = net.trafo.tap_neutral.fillna(0) + 2
+    net.trafo["tap_step_percent"] = net.trafo.tap_step_percent.fillna(2.5)
+    net.sgen.p_mw *= 2.0
+    net.sgen.sn_mva *= 2.0
+    return net
+
+
+VARIANTS = {
+    "var_dorfnetz_parallel_taps_two_slacks": parallel_taps_two_slacks,
+    "var_dorfnetz_tie_opened": tie_opened,
+    "var_dorfnetz_pv": pv_added,
+    "var_landnetz_kabel_2_lengthened": lengthened,
+    "var_vorstadtnetz_kabel_1_loads_x1p6": loads_scaled,
+    "var_ieee_on_peak_scaled_pv_lv_tap": ieee_scaled_pv,
+    "var_simbench_rural1_lv_tap_pv_x2": rural_lv_taps,
+}
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    for name, make in VARIANTS.items():
+        net = make()
+        pp.runpp(net)  # the variant must solve before it is exported
+        pp.to_json(net, str(out / f"{name}.json"))
+        print(name, len(net.bus), "buses", file=sys.stderr)
