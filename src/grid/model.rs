@@ -7,7 +7,7 @@
 //! A fault at a fraction along a line splits that line at a new internal bus (named after the line).
 
 use super::network::{Line, Network, Sgen};
-use super::powerflow::{NodeLoad, PfError, Port, PowerFlow, phase_to_seq, seq_to_phase};
+use super::powerflow::{Converters, NodeLoad, PfError, Port, PowerFlow, phase_to_seq, seq_to_phase};
 use super::topology::{Element, Purpose, S_BASE_MVA, Topology};
 use num_complex::Complex64 as C64;
 use std::sync::Arc;
@@ -122,6 +122,8 @@ pub struct GridModel {
     last_v: Vec<Option<[C64; 3]>>,
     /// Admittance ports of the active faults (for fault currents).
     fault_dy: Vec<Option<Port>>,
+    /// Phase voltages per bus of the last healthy state before the active faults (the converters' reference).
+    prefault_v: Vec<Option<[C64; 3]>>,
 }
 
 #[derive(Clone, Debug)]
@@ -167,6 +169,7 @@ impl GridModel {
             work: None,
             last_v: vec![None; nb],
             fault_dy: Vec::new(),
+            prefault_v: Vec::new(),
         }
     }
 
@@ -339,6 +342,10 @@ impl GridModel {
         {
             return Err("fault: the two phases must differ".into());
         }
+        if self.faults.is_empty() {
+            // The healthy state the converters refer their currents to.
+            self.prefault_v = self.last_v.clone();
+        }
         self.faults.push(fault);
         self.unbalanced_invalidate();
         Ok(self.faults.len() - 1)
@@ -437,9 +444,9 @@ impl GridModel {
         Work { net, line_parts, fault_bus }
     }
 
-    /// Loads per node. With `fault_state`, static generators are not negative loads but full-converter current
-    /// sources (IEC 60909-0:2016): `k` times their rated current, reactive (lagging the node's last solved
-    /// positive-sequence voltage by 90 degrees, i.e. supporting the voltage), independent of the fault depth.
+    /// Loads per node. With `fault_state`, static generators are not negative loads but current-controlled
+    /// full-converter sources ([`Converters`]): their pre-fault current plus reactive support in proportion to
+    /// the voltage dip, limited to `k` x rated current (IEC 60909-0:2016), referred to the pre-fault voltage.
     fn node_loads(&self, topo: &Topology, net: &Network, fault_state: bool) -> Vec<NodeLoad> {
         let mut loads = vec![NodeLoad::default(); topo.n_nodes];
         let node_of = |bus: i64| net.bus(bus).and_then(|b| topo.bus_node[b]);
@@ -477,18 +484,23 @@ impl GridModel {
                 continue;
             }
             let Some(n) = node_of(g.bus) else { continue };
+            let (p, q) = self.sgen_set[k];
             if fault_state {
-                let i_pu = g.rating_mva() * g.k_factor() / S_BASE_MVA;
-                let dir = net
+                let in_pu = g.rating_mva() / S_BASE_MVA;
+                let v1 = net
                     .bus(g.bus)
-                    .and_then(|b| self.last_v.get(b).copied().flatten())
+                    .and_then(|b| self.prefault_v.get(b).copied().flatten())
                     .map(|v| phase_to_seq(v)[1])
-                    .filter(|v1| v1.norm() > 1e-6)
-                    .map_or(C64::new(1.0, 0.0), |v1| v1 / v1.norm());
-                loads[n].i1_inj += dir * C64::new(0.0, -i_pu);
+                    .filter(|v1| v1.norm() > 1e-3)
+                    .unwrap_or(C64::new(1.0, 0.0));
+                let c = &mut loads[n].conv;
+                c.dir = v1 / v1.norm();
+                c.v0_pu = v1.norm();
+                c.s_pu += C64::new(p, q) / S_BASE_MVA;
+                c.in_pu += in_pu;
+                c.imax_pu += in_pu * g.k_factor();
                 continue;
             }
-            let (p, q) = self.sgen_set[k];
             loads[n].s_p -= C64::new(p, q) / S_BASE_MVA;
         }
         loads
@@ -588,7 +600,7 @@ impl GridModel {
         let z = C64::new(0.0, 0.0);
         let mut ports = Vec::new();
         for (k, l) in loads.iter().enumerate() {
-            if (NodeLoad { i1_inj: z, ..*l }).is_zero() {
+            if (NodeLoad { conv: Converters::default(), ..*l }).is_zero() {
                 continue;
             }
             let bal = l.s_p + l.s_i + l.s_z;
@@ -640,7 +652,13 @@ impl GridModel {
             let pf = self.pf.as_ref().expect("built");
             let work = self.work.as_ref().expect("built");
             (
-                self.node_loads(&pf.topo, &work.net, !self.faults.is_empty()),
+                // Converters act as current sources while a short circuit is on (an open conductor alone
+                // draws no fault current: they stay the admittances all loads become in a fault state).
+                self.node_loads(
+                    &pf.topo,
+                    &work.net,
+                    self.faults.iter().any(|f| !matches!(f.kind, FaultKind::OpenConductor(_))),
+                ),
                 self.fault_ports(work, pf).map_err(PfError::Model)?,
             )
         };
@@ -658,7 +676,7 @@ impl GridModel {
             let mut ports: Vec<Port> = fault_ports.iter().flatten().cloned().collect();
             ports.extend(Self::load_ports(&loads));
             pf.set_ports(ports)?;
-            pf.loads = loads.iter().map(|l| NodeLoad { i1_inj: l.i1_inj, ..NodeLoad::default() }).collect();
+            pf.loads = loads.iter().map(|l| NodeLoad { conv: l.conv, ..NodeLoad::default() }).collect();
         }
         self.fault_dy = fault_ports;
         let pf = self.pf.as_mut().expect("built");

@@ -458,11 +458,8 @@ impl MeshAgent {
     /// floor) or beyond the distance where shadowing could lift it there. Computed from the link's path loss
     /// and static shadowing on demand: no per-link table, and the same value every time.
     #[inline]
-    pub(crate) fn link_dbm(&self, from: usize, to: usize) -> Option<f64> {
-        self.link_dbm_at(self.xy[from], from, to)
-    }
-
-    /// [`MeshAgent::link_dbm`] with the transmitter's position `a` given (as an [`OnAir`] carries it).
+    /// The transmitter's position `a` is given (an [`OnAir`] carries it), so scans of the channel do not touch
+    /// the node table.
     #[inline]
     fn link_dbm_at(&self, a: (f64, f64), from: usize, to: usize) -> Option<f64> {
         let b = self.xy[to];

@@ -35,8 +35,10 @@ fn table(path: &std::path::Path) -> BTreeMap<i64, BTreeMap<String, String>> {
     out
 }
 
+/// A number of a reference table; empty (pandas' NaN) is NaN.
 fn f(row: &BTreeMap<String, String>, k: &str) -> f64 {
-    row[k].parse().unwrap()
+    let v = row[k].trim();
+    if v.is_empty() { f64::NAN } else { v.parse().unwrap() }
 }
 
 /// Wraps an angle difference into (-180, 180].
@@ -680,11 +682,13 @@ fn inverters_feed_faults_with_k_times_rated_current() {
         let d = (at_fault.fault_i_ka[0][p] - without.fault_i_ka[0][p]).norm();
         assert!((d / i_k - 1.0).abs() < 0.02, "phase {p}: fault current grew by {d} kA, expected {i_k} kA");
     }
-    // Upstream of the fault, the inverter carries part of the fault current: the head line carries less.
+    // Upstream of the fault, the inverter carries part of the fault current (by superposition, about the share
+    // of the source-side impedance, here near half): the head line's current changes by that phasor.
     let upstream = solve(Some(mid));
     let li = net.lines.iter().position(|l| l.index == head_line).unwrap();
-    let head = |s: &gridtwin::grid::GridSnapshot| s.line_i_ka[li][0][0].norm();
-    assert!(head(&upstream) < head(&without) - 0.5 * i_k, "{} vs {}", head(&upstream), head(&without));
+    let head = |s: &gridtwin::grid::GridSnapshot| s.line_i_ka[li][0][0];
+    let d = (head(&upstream) - head(&without)).norm();
+    assert!(d > 0.3 * i_k && d < i_k, "head current changed by {d} kA of the inverter's {i_k} kA");
     // IEC 60909: the maximum case at the inverter's bus grows by its k I_rG (network currents add).
     let mut with_pv = net.clone();
     with_pv.sgens.push(gridtwin::grid::network::Sgen {
