@@ -521,10 +521,7 @@ impl Network {
                 ));
             }
             if !(t.pfe_kw.is_finite() && t.pfe_kw >= 0.0 && t.i0_percent.is_finite() && t.i0_percent >= 0.0) {
-                return Err(format!(
-                    "{w}: pfe_kw = {} and i0_percent = {} must be >= 0",
-                    t.pfe_kw, t.i0_percent
-                ));
+                return Err(format!("{w}: pfe_kw = {} and i0_percent = {} must be >= 0", t.pfe_kw, t.i0_percent));
             }
             let s0_kva = t.i0_percent / 100.0 * t.sn_mva * 1000.0;
             if t.pfe_kw > 1000.0 * t.sn_mva {
@@ -754,10 +751,8 @@ impl Network {
             ));
         }
         if !no_sn.is_empty() {
-            warnings.push(format!(
-                "sgen {}: no sn_mva; the rating is taken as |p_mw + j q_mvar| x scaling",
-                list(&no_sn)
-            ));
+            warnings
+                .push(format!("sgen {}: no sn_mva; the rating is taken as |p_mw + j q_mvar| x scaling", list(&no_sn)));
         }
         self.bus_pos = pos;
         self.warnings = warnings;

@@ -360,11 +360,8 @@ fn balanced_load_current(l: &NodeLoad, v: C64) -> C64 {
 /// Phase currents injected by the loads of one node at phase voltages `vp` (p.u.; consumption draws current).
 #[inline]
 fn load_phase_currents(l: &NodeLoad, vp: [C64; 3]) -> [C64; 3] {
-    let mut ip = if l.conv.imax_pu > 0.0 {
-        seq_to_phase(ZERO, l.conv.current(phase_to_seq(vp)[1]), ZERO)
-    } else {
-        [ZERO; 3]
-    };
+    let mut ip =
+        if l.conv.imax_pu > 0.0 { seq_to_phase(ZERO, l.conv.current(phase_to_seq(vp)[1]), ZERO) } else { [ZERO; 3] };
     for ph in 0..3 {
         let v = vp[ph];
         let vm = v.norm_sqr().sqrt();

@@ -171,7 +171,12 @@ fn thevenin_diagonal(topo: &Topology, seq: usize) -> (Vec<Option<C64>>, Option<S
 /// neglects them). The source angle is `-arg(Z_jj)` for the three-phase fault and -90 degrees for the
 /// unbalanced ones, as pandapower's `calc_sc` takes them. Returns per node: (three-phase, two-phase and
 /// single-phase) additions in per unit of current, or zeros where there is no generation.
-fn converter_contributions(net: &Network, topo: &Topology, sys: Option<&mut SeqSystem>, z1: &[Option<C64>]) -> Vec<[f64; 2]> {
+fn converter_contributions(
+    net: &Network,
+    topo: &Topology,
+    sys: Option<&mut SeqSystem>,
+    z1: &[Option<C64>],
+) -> Vec<[f64; 2]> {
     let n = topo.n_nodes;
     let mut out = vec![[0.0; 2]; n];
     let Some(sys) = sys else { return out };

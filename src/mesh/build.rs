@@ -150,7 +150,9 @@ pub fn assign_pans(specs: &[NodeSpec], pan_max: usize) -> Result<Vec<u16>, Strin
         return Ok(vec![0; n]);
     }
     let mut coords: Vec<usize> = (0..n).filter(|&i| specs[i].coordinator).collect();
-    coords.sort_by(|&a, &b| specs[a].x_m.total_cmp(&specs[b].x_m).then(specs[a].y_m.total_cmp(&specs[b].y_m)).then(a.cmp(&b)));
+    coords.sort_by(|&a, &b| {
+        specs[a].x_m.total_cmp(&specs[b].x_m).then(specs[a].y_m.total_cmp(&specs[b].y_m)).then(a.cmp(&b))
+    });
     // Nearest coordinator of every node (by rank along x; coordinators are their own, ties to the lower rank).
     let mut own = vec![usize::MAX; n];
     for (r, &c) in coords.iter().enumerate() {

@@ -316,10 +316,7 @@ impl MeshConfig {
             match *l {
                 Layout::Grid { nodes, spacing_m, jitter_m, coordinators } => {
                     if nodes == 0 || nodes as usize > super::build::MAX_NODES {
-                        return Err(format!(
-                            "mesh.layout.Grid.nodes must be within 1 ..= {}",
-                            super::build::MAX_NODES
-                        ));
+                        return Err(format!("mesh.layout.Grid.nodes must be within 1 ..= {}", super::build::MAX_NODES));
                     }
                     if coordinators == 0 || coordinators > nodes {
                         return Err("mesh.layout.Grid.coordinators must be within 1 ..= nodes".into());
@@ -333,10 +330,7 @@ impl MeshConfig {
                 }
                 Layout::Line { nodes, spacing_m } => {
                     if !(2..=super::build::MAX_NODES as u32).contains(&nodes) {
-                        return Err(format!(
-                            "mesh.layout.Line.nodes must be within 2 ..= {}",
-                            super::build::MAX_NODES
-                        ));
+                        return Err(format!("mesh.layout.Line.nodes must be within 2 ..= {}", super::build::MAX_NODES));
                     }
                     if !(spacing_m > 0.0 && spacing_m.is_finite()) {
                         return Err("mesh.layout.Line.spacing_m must be > 0".into());

@@ -456,10 +456,8 @@ impl MeshAgent {
 
     /// Mean power at `to` of `from`'s transmissions, dBm; `None` below the interference threshold (the noise
     /// floor) or beyond the distance where shadowing could lift it there. Computed from the link's path loss
-    /// and static shadowing on demand: no per-link table, and the same value every time.
-    #[inline]
-    /// The transmitter's position `a` is given (an [`OnAir`] carries it), so scans of the channel do not touch
-    /// the node table.
+    /// and static shadowing on demand: no per-link table, and the same value every time. The transmitter's
+    /// position `a` is given (an [`OnAir`] carries it), so scans of the channel do not touch the node table.
     #[inline]
     fn link_dbm_at(&self, a: (f64, f64), from: usize, to: usize) -> Option<f64> {
         let b = self.xy[to];
@@ -775,9 +773,7 @@ impl MeshAgent {
         let r2 = (self.audible_reach_m + self.reach2.sqrt()).powi(2);
         out.clear();
         out.extend(self.air.iter().filter(|g| {
-            g.id != f.id && g.start < f.end && g.end > f.start && {
-                (g.x_m - fx).powi(2) + (g.y_m - fy).powi(2) <= r2
-            }
+            g.id != f.id && g.start < f.end && g.end > f.start && { (g.x_m - fx).powi(2) + (g.y_m - fy).powi(2) <= r2 }
         }));
     }
 

@@ -47,6 +47,11 @@ fn wrap(d: f64) -> f64 {
     if x == -180.0 { 180.0 } else { x }
 }
 
+/// Whether `x` is at most `tol` (false for NaN).
+fn within(x: f64, tol: f64) -> bool {
+    x <= tol
+}
+
 /// Relative or absolute difference, `None` where both are NaN (a bus neither side supplies), infinite where
 /// only one side is NaN.
 fn diff(got: f64, want: f64, relative: bool) -> Option<f64> {
@@ -104,7 +109,7 @@ fn every_reference_network_matches_pandapower() {
                     du = du.max(diff(got, f(row, &format!("vm_{ph}_pu")), false).unwrap_or(0.0));
                 }
             }
-            if !(du <= 1e-5) {
+            if !within(du, 1e-5) {
                 failures.push(format!("{name}: unbalanced max |dV| {du:e} p.u."));
             }
         }
@@ -123,13 +128,13 @@ fn every_reference_network_matches_pandapower() {
                 ("ikss_ka_1ph_min", s.ikss_ka_1ph_min),
             ] {
                 if let Some(d) = diff(v, f(row, k), true)
-                    && !(d <= worst.0)
+                    && d > worst.0
                 {
                     worst = (d, format!("bus {} {k}", s.index));
                 }
             }
         }
-        if !(worst.0 <= 1e-3) {
+        if !within(worst.0, 1e-3) {
             failures.push(format!("{name}: SC worst relative error {:e} at {}", worst.0, worst.1));
         }
         lines.push(format!("{name}: {} buses, dV {dv:.1e}, dV3 {du:.1e}, SC {:.1e}", net.buses.len(), worst.0));
