@@ -96,6 +96,13 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<(), CliError> {
     }
 }
 
+/// Prints the network's import warnings on stderr, each naming the file and the element.
+fn warn_network(path: &Path, net: &Network) {
+    for w in &net.warnings {
+        eprintln!("warning: {}: {w}", path.display());
+    }
+}
+
 fn fmt_f(v: f64) -> String {
     if v.is_finite() { format!("{v:.12}") } else { "nan".to_string() }
 }
@@ -172,6 +179,7 @@ pub fn run(args: &GridArgs) -> Result<(), CliError> {
             check_out_file(out.as_deref(), "--out")?;
             check_out_file(timing_out.as_deref(), "--timing-out")?;
             let net = load_network(network)?;
+            warn_network(network, &net);
             let (csv, iterations) = solve_csv(&net, *unbalanced)?;
             if let Some(k) = repeat {
                 let k = (*k).max(1) as usize;
@@ -233,6 +241,7 @@ pub fn run(args: &GridArgs) -> Result<(), CliError> {
             check_out_file(out.as_deref(), "--out")?;
             check_out_file(timing_out.as_deref(), "--timing-out")?;
             let net = load_network(network)?;
+            warn_network(network, &net);
             let res = short_circuit(&net)?;
             if let Some(k) = repeat {
                 let mut samples = Vec::new();

@@ -36,6 +36,10 @@ pub struct MeshConfig {
     /// Width of the delivery-ratio time bins (by generation time).
     #[serde(default = "default_bin")]
     pub metrics_bin: String,
+    /// Most nodes in one PAN (16-bit short addresses: at most 65,534, the default). A mesh with more nodes is
+    /// split into several PANs, each headed by a strip of coordinators (see `mesh::build::assign_pans`).
+    #[serde(default)]
+    pub pan_max_nodes: Option<u32>,
 }
 
 fn default_bin() -> String {
@@ -55,6 +59,7 @@ impl Default for MeshConfig {
             random_failures: None,
             fixed_per: None,
             metrics_bin: default_bin(),
+            pan_max_nodes: None,
         }
     }
 }
@@ -240,6 +245,11 @@ impl MeshConfig {
         if self.radio.trim().is_empty() {
             return Err("mesh.radio: empty model name".into());
         }
+        if let Some(m) = self.pan_max_nodes
+            && !(1..=super::build::PAN_MAX_NODES as u32).contains(&m)
+        {
+            return Err(format!("mesh.pan_max_nodes = {m} must be within 1 ..= {}", super::build::PAN_MAX_NODES));
+        }
         self.propagation.validate()?;
         if let Some(p) = self.fixed_per
             && !(0.0..1.0).contains(&p)
@@ -305,8 +315,8 @@ impl MeshConfig {
         if let Some(l) = &self.layout {
             match *l {
                 Layout::Grid { nodes, spacing_m, jitter_m, coordinators } => {
-                    if nodes == 0 || nodes > 60_000 {
-                        return Err("mesh.layout.Grid.nodes must be within 1 ..= 60000".into());
+                    if nodes == 0 || nodes as usize > super::build::MAX_NODES {
+                        return Err(format!("mesh.layout.Grid.nodes must be within 1 ..= {}", super::build::MAX_NODES));
                     }
                     if coordinators == 0 || coordinators > nodes {
                         return Err("mesh.layout.Grid.coordinators must be within 1 ..= nodes".into());
@@ -319,8 +329,8 @@ impl MeshConfig {
                     }
                 }
                 Layout::Line { nodes, spacing_m } => {
-                    if !(2..=60_000).contains(&nodes) {
-                        return Err("mesh.layout.Line.nodes must be within 2 ..= 60000".into());
+                    if !(2..=super::build::MAX_NODES as u32).contains(&nodes) {
+                        return Err(format!("mesh.layout.Line.nodes must be within 2 ..= {}", super::build::MAX_NODES));
                     }
                     if !(spacing_m > 0.0 && spacing_m.is_finite()) {
                         return Err("mesh.layout.Line.spacing_m must be > 0".into());

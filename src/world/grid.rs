@@ -34,6 +34,9 @@ pub fn load_network(loaded: &Loaded, cfg: &GridConfig) -> Result<Network, InputE
             Network::from_data((**d).clone()).map_err(|e| loaded.error_at("grid.network", e, None))?
         }
     };
+    for w in &net.warnings {
+        tracing::warn!("{}: grid.network: {w}", loaded.file);
+    }
     for (k, g) in cfg.generators.iter().enumerate() {
         if net.bus(g.bus).is_none() {
             return Err(loaded.error_at(
@@ -186,8 +189,16 @@ impl Part for GridPart {
                 "v_max_pu": fin(v_max),
                 "ghi_last_w_m2": w.last.ghi_w_m2,
                 "rows_dropped": rec.dropped,
+                "warnings": net.warnings,
             }),
         );
+        if !net.warnings.is_empty() {
+            r.human.push(format!(
+                "grid: {} network warning(s), e.g. {} (all in summary.json grid.warnings)",
+                net.warnings.len(),
+                net.warnings[0]
+            ));
+        }
         r.human.push(format!(
             "grid: {} solves ({} failed), import {:.1} kWh, export {:.1} kWh, V {:.3}..{:.3} p.u.",
             g.solves, g.failures, import_kwh, export_kwh, v_min, v_max
