@@ -11,6 +11,7 @@ pub mod cli;
 pub mod engine;
 pub mod grid;
 pub mod mesh;
+pub mod plan;
 pub mod report;
 pub mod scenario;
 pub mod sweep;

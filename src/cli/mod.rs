@@ -4,6 +4,9 @@
 //! (hidden when stderr is not a terminal), logs through `tracing` to stderr, and writes outputs atomically.
 
 pub mod grid;
+pub mod outputs;
+pub mod plan;
+pub mod sweep;
 
 use crate::engine::{parse_duration, phold};
 use crate::report::{Report, write_file_atomic, write_output_dir};
@@ -53,6 +56,12 @@ pub enum Command {
         /// Stop after this much simulated time instead of the scenario's duration (e.g. "2h").
         #[arg(long)]
         until: Option<String>,
+        /// Compare the summary's KPIs with this file (RON) and fail on a regression.
+        #[arg(long)]
+        expect: Option<PathBuf>,
+        /// Record the summary's KPIs (with default tolerances) in this file.
+        #[arg(long)]
+        write_expect: Option<PathBuf>,
     },
     /// Validate scenarios or sweep plans (and the models and networks they name) without running them.
     Check {
@@ -63,7 +72,27 @@ pub enum Command {
     Sweep {
         /// Sweep plan (RON).
         plan: PathBuf,
+        #[command(flatten)]
+        scale: sweep::ScaleArgs,
     },
+    /// Merge sweep shard directories into the whole result (give the target with --out).
+    Merge {
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+    },
+    /// Mesh planning tools.
+    #[command(subcommand)]
+    Mesh(plan::MeshCmd),
+    /// Redraw the plots of an output directory from its CSV files.
+    Plot {
+        dir: PathBuf,
+        /// Plot kinds to draw (default: all): series, voltage-profile, mesh-map, fault-timeline,
+        /// mesh-distributions, accounting, sweep.
+        #[arg(long)]
+        kind: Vec<String>,
+    },
+    /// Write a self-contained report.html (plots inline, KPI tables, the scenario) into an output directory.
+    Report { dir: PathBuf },
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -162,10 +191,20 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(&cli.global);
     let result = match cli.command {
-        None => cmd_run(&cli.global, None, None),
-        Some(Command::Run { scenario, until }) => cmd_run(&cli.global, scenario.as_deref(), until.as_deref()),
+        None => cmd_run(&cli.global, None, None, None, None),
+        Some(Command::Run { scenario, until, expect, write_expect }) => cmd_run(
+            &cli.global,
+            scenario.as_deref(),
+            until.as_deref(),
+            expect.as_deref(),
+            write_expect.as_deref(),
+        ),
         Some(Command::Check { scenarios }) => cmd_check(&scenarios),
-        Some(Command::Sweep { plan }) => cmd_sweep(&cli.global, &plan),
+        Some(Command::Sweep { plan, scale }) => sweep::run(&cli.global, &plan, &scale),
+        Some(Command::Merge { shards }) => sweep::merge(&cli.global, &shards),
+        Some(Command::Mesh(m)) => plan::run(&cli.global, &m),
+        Some(Command::Plot { dir, kind }) => outputs::plot(&dir, &kind),
+        Some(Command::Report { dir }) => outputs::report(&dir),
         Some(Command::Bench(b)) => cmd_bench(b),
         Some(Command::Grid(args)) => grid::run(&args).map_err(CliError::Other),
     };
@@ -212,11 +251,17 @@ fn cmd_check(paths: &[PathBuf]) -> Result<(), CliError> {
     Ok(())
 }
 
-fn cmd_run(g: &Global, path: Option<&Path>, until: Option<&str>) -> Result<(), CliError> {
+fn cmd_run(
+    g: &Global,
+    path: Option<&Path>,
+    until: Option<&str>,
+    expect: Option<&Path>,
+    write_expect: Option<&Path>,
+) -> Result<(), CliError> {
     let loaded = load(path)?;
     let (report, out, run_s) = run_to_dir(g, &loaded, until)?;
     print_human(&report, &out, run_s);
-    Ok(())
+    outputs::check_expect(&report.summary, expect, write_expect)
 }
 
 /// `gridtwin run`: builds and runs `loaded`, writes the output directory atomically; returns the report,
@@ -235,7 +280,8 @@ pub fn run_to_dir(g: &Global, loaded: &Loaded, until: Option<&str>) -> Result<(R
     pb.finish_and_clear();
     let run_s = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
-    let report = world.report();
+    let mut report = world.report();
+    report.files.push(("scenario.ron".into(), loaded.text.clone().into_bytes()));
     let events = world.sim.stats().delivered;
     let timing = json!({
         "build_s": build_s,
@@ -266,42 +312,6 @@ fn print_human(r: &Report, out: &Path, run_s: f64) {
 
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
-}
-
-fn cmd_sweep(g: &Global, plan_path: &Path) -> Result<(), CliError> {
-    let t0 = Instant::now();
-    let mut exp = crate::sweep::load(plan_path)?;
-    if let Some(seed) = g.seed {
-        exp.plan.seed = seed;
-    }
-    let out = g.out.clone().unwrap_or_else(|| PathBuf::from("out").join(sanitize(&exp.plan.name)));
-    let total = exp.points.len() as u64 * exp.plan.replications as u64;
-    let pb = progress_bar(total, g.quiet, &exp.plan.name);
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = g.threads {
-        builder = builder.num_threads(n.max(1));
-    }
-    let pool = builder.build().map_err(|e| format!("cannot start {} threads: {e}", g.threads.unwrap_or(0)))?;
-    let table = pool.install(|| crate::sweep::run(&exp, &|| pb.inc(1)))?;
-    pb.finish_and_clear();
-    let mut report = Report::default();
-    report.summary.insert("sweep".into(), json!(exp.plan.name));
-    report.summary.insert("plan".into(), json!(exp.file));
-    report.summary.insert("seed".into(), json!(exp.plan.seed));
-    report.summary.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
-    report.summary.insert("points".into(), json!(exp.points.len()));
-    report.summary.insert("replications".into(), json!(exp.plan.replications));
-    let rows = table.rows.len();
-    report.tables.push((sanitize(&exp.plan.name), table));
-    let wall = t0.elapsed().as_secs_f64();
-    let timing = json!({"wall_s": wall, "threads": pool.current_num_threads()});
-    write_output_dir(&out, &report, &timing, false)?;
-    println!(
-        "{}: {rows} runs in {wall:.2} s; results in {}",
-        exp.plan.name,
-        out.join(format!("{}.csv", sanitize(&exp.plan.name))).display()
-    );
-    Ok(())
 }
 
 fn cmd_bench(b: BenchCmd) -> Result<(), CliError> {

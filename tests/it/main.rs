@@ -4,3 +4,4 @@ mod foundation;
 mod grid;
 mod lmu;
 mod mesh;
+mod plan;
