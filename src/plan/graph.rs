@@ -153,7 +153,8 @@ pub fn hops(g: &Graph, src: usize) -> Vec<Option<u32>> {
 }
 
 /// The node-split flow network of a graph (node v: in = 2v, out = 2v + 1; arc v_in -> v_out capacity 1,
-/// arcs u_out -> v_in capacity 1 for each link), reusable across (source, sink) pairs.
+/// arcs u_out -> v_in capacity 1 for each link), reusable across (source, sink) pairs. Each node's arcs are
+/// ordered by the far end's hop distance to a target (the gateway), so augmenting searches head for it first.
 pub struct FlowNet {
     start: Vec<u32>,
     to: Vec<u32>,
@@ -166,17 +167,22 @@ pub struct FlowNet {
 #[derive(Default)]
 pub struct FlowScratch {
     cap: Vec<u8>,
-    level: Vec<i32>,
+    seen: Vec<u32>,
+    stamp: u32,
     it: Vec<u32>,
     touched: Vec<u32>,
-    queue: Vec<u32>,
     stack: Vec<u32>,
     path: Vec<u32>,
 }
 
 impl FlowNet {
-    pub fn new(g: &Graph) -> FlowNet {
+    /// The flow network of `g`, arcs ordered towards `toward` (hop distance) when given.
+    pub fn new(g: &Graph, toward: Option<usize>) -> FlowNet {
         let n = g.n();
+        let rank: Vec<u32> = match toward {
+            Some(t) if t < n => hops(g, t).iter().map(|h| h.unwrap_or(u32::MAX)).collect(),
+            _ => vec![0; n],
+        };
         // Arcs per split node: v_in has the arc to v_out plus the reverses of the arcs u_out -> v_in;
         // v_out has the reverse of v_in -> v_out plus its arcs to neighbours' ins.
         let mut start = Vec::with_capacity(2 * n + 1);
@@ -207,7 +213,9 @@ impl FlowNet {
             add(&mut fill, 2 * v, 2 * v + 1, 1);
         }
         for u in 0..n {
-            for &v in g.neighbours(u) {
+            let mut nb: Vec<u32> = g.neighbours(u).to_vec();
+            nb.sort_by_key(|&v| (rank[v as usize], v));
+            for v in nb {
                 add(&mut fill, 2 * u + 1, 2 * v as usize, 1);
             }
         }
@@ -216,17 +224,14 @@ impl FlowNet {
     }
 
     pub fn scratch(&self) -> FlowScratch {
-        FlowScratch {
-            cap: self.cap0.clone(),
-            level: vec![-1; self.start.len() - 1],
-            it: vec![0; self.start.len() - 1],
-            ..FlowScratch::default()
-        }
+        let nodes = self.start.len() - 1;
+        FlowScratch { cap: self.cap0.clone(), seen: vec![0; nodes], it: vec![0; nodes], ..FlowScratch::default() }
     }
 
     /// The number of node-disjoint paths between `s` and `t` (`s != t`; a direct link counts as one path),
-    /// counting at most `limit`. Dinic's algorithm on the split network; O(m sqrt n) per pair, and it stops as
-    /// soon as the count reaches min(degree(s), degree(t), limit).
+    /// counting at most `limit`: the maximum flow of the split network, by augmenting paths found with a
+    /// depth-first search that tries arcs towards the gateway first. Stops as soon as the count reaches
+    /// min(degree(s), degree(t), limit), so only a deficient pair pays for the final, exhaustive search.
     pub fn disjoint_paths(&self, sc: &mut FlowScratch, s: usize, t: usize, limit: u32) -> u32 {
         if s == t {
             return 0;
@@ -235,84 +240,53 @@ impl FlowNet {
         let (src, sink) = (2 * s + 1, 2 * t);
         let mut flow = 0u32;
         while flow < bound {
-            // BFS levels from the source, stopping at the sink's level.
-            sc.level.iter_mut().for_each(|l| *l = -1);
-            sc.level[src] = 0;
-            sc.queue.clear();
-            sc.queue.push(src as u32);
-            let mut head = 0;
-            let mut sink_level = i32::MAX;
-            while head < sc.queue.len() {
-                let u = sc.queue[head] as usize;
-                head += 1;
-                if sc.level[u] >= sink_level {
+            sc.stamp = sc.stamp.wrapping_add(1);
+            if sc.stamp == 0 {
+                sc.seen.iter_mut().for_each(|x| *x = 0);
+                sc.stamp = 1;
+            }
+            let stamp = sc.stamp;
+            sc.stack.clear();
+            sc.path.clear();
+            sc.stack.push(src as u32);
+            sc.seen[src] = stamp;
+            sc.it[src] = self.start[src];
+            let mut reached = false;
+            while let Some(&u) = sc.stack.last() {
+                let u = u as usize;
+                if u == sink {
+                    reached = true;
                     break;
                 }
-                for e in self.start[u] as usize..self.start[u + 1] as usize {
+                let mut advanced = false;
+                while sc.it[u] < self.start[u + 1] {
+                    let e = sc.it[u] as usize;
+                    sc.it[u] += 1;
                     let v = self.to[e] as usize;
-                    if sc.cap[e] > 0 && sc.level[v] < 0 {
-                        sc.level[v] = sc.level[u] + 1;
-                        if v == sink {
-                            sink_level = sc.level[v];
-                        }
-                        sc.queue.push(v as u32);
-                    }
-                }
-            }
-            if sc.level[sink] < 0 {
-                break;
-            }
-            for &u in &sc.queue {
-                sc.it[u as usize] = self.start[u as usize];
-            }
-            // Blocking flow: iterative DFS along level-increasing arcs with current-arc pointers.
-            loop {
-                if flow >= bound {
-                    break;
-                }
-                sc.stack.clear();
-                sc.path.clear();
-                sc.stack.push(src as u32);
-                let mut reached = false;
-                while let Some(&u) = sc.stack.last() {
-                    let u = u as usize;
-                    if u == sink {
-                        reached = true;
+                    if sc.cap[e] > 0 && sc.seen[v] != stamp {
+                        sc.seen[v] = stamp;
+                        sc.it[v] = self.start[v];
+                        sc.stack.push(v as u32);
+                        sc.path.push(e as u32);
+                        advanced = true;
                         break;
                     }
-                    let mut advanced = false;
-                    while sc.it[u] < self.start[u + 1] {
-                        let e = sc.it[u] as usize;
-                        let v = self.to[e] as usize;
-                        if sc.cap[e] > 0 && sc.level[v] == sc.level[u] + 1 && (v == sink || sc.level[v] < sink_level) {
-                            sc.stack.push(v as u32);
-                            sc.path.push(e as u32);
-                            advanced = true;
-                            break;
-                        }
-                        sc.it[u] += 1;
-                    }
-                    if !advanced {
-                        sc.level[u] = -1;
-                        sc.stack.pop();
-                        if sc.path.pop().is_some()
-                            && let Some(&p) = sc.stack.last()
-                        {
-                            sc.it[p as usize] += 1;
-                        }
-                    }
                 }
-                if !reached {
-                    break;
+                if !advanced {
+                    sc.stack.pop();
+                    sc.path.pop();
                 }
-                for &e in &sc.path {
-                    let e = e as usize;
-                    sc.cap[e] -= 1;
-                    sc.cap[self.rev[e] as usize] += 1;
-                    sc.touched.push(e as u32);
-                }
-                flow += 1;
             }
+            if !reached {
+                break;
+            }
+            for &e in &sc.path {
+                let e = e as usize;
+                sc.cap[e] -= 1;
+                sc.cap[self.rev[e] as usize] += 1;
+                sc.touched.push(e as u32);
+            }
+            flow += 1;
         }
         for &e in &sc.touched {
             let e = e as usize;
@@ -415,14 +389,14 @@ mod tests {
     fn disjoint_paths_on_small_graphs() {
         // A 4-cycle 0-1-2-3-0 plus chord 0-2: between 1 and 3 there are 2 node-disjoint paths (via 0 and 2).
         let g = graph(4, &[(0, 1), (1, 2), (2, 3), (3, 0), (0, 2)]);
-        let f = FlowNet::new(&g);
+        let f = FlowNet::new(&g, Some(0));
         let mut sc = f.scratch();
         assert_eq!(f.disjoint_paths(&mut sc, 1, 3, 99), 2);
         assert_eq!(f.disjoint_paths(&mut sc, 0, 2, 99), 3);
         assert_eq!(f.disjoint_paths(&mut sc, 0, 2, 2), 2);
         // A bow tie: two triangles sharing node 2; 0 to 4 has one node-disjoint path.
         let g = graph(5, &[(0, 1), (1, 2), (0, 2), (2, 3), (3, 4), (2, 4)]);
-        let f = FlowNet::new(&g);
+        let f = FlowNet::new(&g, Some(0));
         let mut sc = f.scratch();
         assert_eq!(f.disjoint_paths(&mut sc, 0, 4, 99), 1);
         let c = cuts(&g, 4);

@@ -93,7 +93,7 @@ pub fn plan(sites: Sites, gateway: usize, rule: RangeRule, k: u32, place_relays:
     let dist = |a: usize, b: usize| sites.distance_m(a, b);
     let graph = graph::unit_disc(&pts, range_m, sites.projection_slack(), dist);
     let hops = graph::hops(&graph, gateway);
-    let net = FlowNet::new(&graph);
+    let net = FlowNet::new(&graph, Some(gateway));
     let n = pts.len();
     let paths: Vec<Option<u32>> = (0..n)
         .into_par_iter()

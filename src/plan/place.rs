@@ -157,7 +157,7 @@ pub fn place(pos: &[(f64, f64)], g: &Graph, gw: usize, range_m: f64, k: u32, sit
         update(&mut near, &reached[..n], &w, &newly);
     }
     // 2. Strengthen.
-    let mut net = FlowNet::new(&w.graph());
+    let mut net = FlowNet::new(&w.graph(), Some(gw));
     let mut sc = net.scratch();
     let mut paths: Vec<u32> = (0..n).map(|s| if s == gw { k } else { net.disjoint_paths(&mut sc, s, gw, k) }).collect();
     let mut deficient: Vec<usize> = (0..n).filter(|&s| paths[s] < k).collect();
@@ -170,7 +170,7 @@ pub fn place(pos: &[(f64, f64)], g: &Graph, gw: usize, range_m: f64, k: u32, sit
         let mut best: Option<(u32, (f64, f64))> = None;
         for c in cands {
             let g2 = w.graph_with(c);
-            let net2 = FlowNet::new(&g2);
+            let net2 = FlowNet::new(&g2, Some(gw));
             let mut sc2 = net2.scratch();
             let gain: u32 = near_deficient
                 .iter()
@@ -191,7 +191,7 @@ pub fn place(pos: &[(f64, f64)], g: &Graph, gw: usize, range_m: f64, k: u32, sit
                 w.chain(a, b, 1, Phase::Chain, &mut relays);
             }
         }
-        net = FlowNet::new(&w.graph());
+        net = FlowNet::new(&w.graph(), Some(gw));
         sc = net.scratch();
         for &x in &deficient {
             paths[x] = net.disjoint_paths(&mut sc, x, gw, k);
@@ -276,7 +276,7 @@ pub fn exact_min(pos: &[(f64, f64)], gw: usize, range_m: f64, k: u32, cands: &[(
         all.extend(chosen.iter().map(|&c| cands[c]));
         let d = |a: usize, b: usize| (all[a].0 - all[b].0).hypot(all[a].1 - all[b].1);
         let g = super::graph::unit_disc(&all, range_m, 1.0, d);
-        let net = FlowNet::new(&g);
+        let net = FlowNet::new(&g, Some(gw));
         let mut sc = net.scratch();
         (0..pos.len()).all(|s| s == gw || net.disjoint_paths(&mut sc, s, gw, k) >= k)
     };

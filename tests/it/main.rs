@@ -5,3 +5,5 @@ mod grid;
 mod lmu;
 mod mesh;
 mod plan;
+mod plots;
+mod sweeps;

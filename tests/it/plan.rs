@@ -111,7 +111,7 @@ fn hops_and_disjoint_paths_agree_with_petgraph_on_random_sets() {
         }
         assert_eq!(p.results[0].disjoint_paths, None);
         // Single points of failure: exactly petgraph's articulation points in the gateway's component.
-        let aps = petgraph::algo::articulation_points(&reference);
+        let aps = petgraph::algo::articulation_points::articulation_points(&reference);
         for (k, r) in p.results.iter().enumerate().skip(1) {
             let ap = aps.contains(&NodeIndex::new(k)) && r.hops.is_some();
             assert_eq!(r.cuts_off > 0, ap, "set {seed} site {k}: articulation point");
