@@ -451,68 +451,84 @@ fn series_from_csv(ctx: &Context, stem: &str, csv: &Csv) -> SeriesFig {
     SeriesFig { title: ctx.title(&file_title(stem)), t_h, groups, en50160 }
 }
 
+/// Draws a polyline clipped to the chart, dropping points that land on the same pixel as the one before
+/// (the bitmap backend's thick-line code turns a zero-length segment into a stroke across the whole image).
+fn draw_line<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    pts: &[(f64, f64)],
+    x: (f64, f64),
+    y: (f64, f64),
+    style: ShapeStyle,
+) -> R {
+    for piece in clip_polyline(pts, x, y) {
+        let mut kept: Vec<(f64, f64)> = Vec::with_capacity(piece.len());
+        let mut last_px: Option<(i32, i32)> = None;
+        for p in piece {
+            let px = chart.backend_coord(&p);
+            if last_px != Some(px) {
+                kept.push(p);
+                last_px = Some(px);
+            }
+        }
+        if kept.len() >= 2 {
+            chart.draw_series(std::iter::once(PathElement::new(kept, style))).map_err(pe)?;
+        }
+    }
+    Ok(())
+}
+
 fn draw_series<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &SeriesFig) -> R {
-    let n_entries: usize = s.groups.iter().take(2).map(|g| g.2.len()).sum::<usize>() + usize::from(s.en50160);
-    let (area, legend) = layout(&root, &s.title, if n_entries > 1 || s.groups.len() > 1 { 1 + (n_entries as u32 / 4) } else { 0 })?;
+    // One panel per unit (at most three), stacked over a shared time axis: one quantity per axis.
+    let groups: Vec<&(String, String, Vec<(String, Vec<f64>)>)> = s.groups.iter().take(3).collect();
+    let n_entries: usize = groups.iter().map(|g| g.2.len()).sum::<usize>() + usize::from(s.en50160);
+    let (area, legend) = layout(&root, &s.title, if n_entries > 1 { 1 + (n_entries as u32 / 4) } else { 0 })?;
     let (t0, t1) = finite_range(s.t_h.iter().copied()).unwrap_or((0.0, 1.0));
     let t1 = if t1 > t0 { t1 } else { t0 + 1.0 };
-    let yr = |g: &(String, String, Vec<(String, Vec<f64>)>), lim: bool| {
-        let mut r = finite_range(g.2.iter().flat_map(|c| c.1.iter().copied())).unwrap_or((0.0, 1.0));
-        if lim && g.0 == "p.u." {
-            r = (r.0.min(0.88), r.1.max(1.12));
-        }
-        padded(r)
-    };
-    let Some(g0) = s.groups.first() else { return root.present().map_err(pe) };
-    let y0 = yr(g0, s.en50160);
-    let mut builder = ChartBuilder::on(&area);
-    builder.margin(12).x_label_area_size(45).y_label_area_size(80);
-    if s.groups.len() > 1 {
-        builder.right_y_label_area_size(80);
-    }
-    let mut chart = builder.build_cartesian_2d(t0..t1, y0.0..y0.1).map_err(pe)?;
-    let axis = |g: &(String, String, Vec<(String, Vec<f64>)>)| format!("{} ({})", g.1, g.0);
-    chart
-        .configure_mesh()
-        .x_desc("time since start (h)")
-        .y_desc(axis(g0))
-        .axis_desc_style((FONT_NAME, 16))
-        .label_style((FONT_NAME, 14))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(pe)?;
+    let panels = area.split_evenly((groups.len().max(1), 1));
     let mut entries = Vec::new();
-    let mut k = 0usize;
     if s.en50160 {
-        for lim in [0.9, 1.1] {
-            dashed_hline(&mut chart, (t0, t1), lim, LIMIT)?;
-        }
         entries.push(Entry { label: "EN 50160 limits (±10 %)".into(), colour: LIMIT, line: true, dashed: true });
     }
-    for (label, vals) in &g0.2 {
-        let colour = COLOURS[k % COLOURS.len()];
-        k += 1;
-        let pts: Vec<(f64, f64)> = s.t_h.iter().copied().zip(vals.iter().copied()).collect();
-        for piece in clip_polyline(&pts, (t0, t1), y0) {
-            chart.draw_series(LineSeries::new(piece, colour.stroke_width(2))).map_err(pe)?;
+    let mut k = 0usize;
+    for (gi, (g, panel)) in groups.iter().zip(panels.iter()).enumerate() {
+        let last = gi + 1 == groups.len();
+        let mut r = finite_range(g.2.iter().flat_map(|c| c.1.iter().copied())).unwrap_or((0.0, 1.0));
+        let lim = s.en50160 && g.0 == "p.u.";
+        if lim {
+            r = (r.0.min(0.88), r.1.max(1.12));
         }
-        entries.push(Entry { label: if s.groups.len() > 1 { format!("{label} (left)") } else { label.clone() }, colour, line: true, dashed: false });
-    }
-    if let Some(g1) = s.groups.get(1) {
-        let y1 = yr(g1, false);
-        let mut chart = chart.set_secondary_coord(t0..t1, y1.0..y1.1);
-        chart.configure_secondary_axes().y_desc(axis(g1)).axis_desc_style((FONT_NAME, 16)).label_style((FONT_NAME, 14)).draw().map_err(pe)?;
-        for (label, vals) in &g1.2 {
+        let y = padded(r);
+        let mut chart = ChartBuilder::on(panel)
+            .margin(10)
+            .x_label_area_size(if last { 45 } else { 8 })
+            .y_label_area_size(90)
+            .build_cartesian_2d(t0..t1, y.0..y.1)
+            .map_err(pe)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.y_desc(format!("{} ({})", g.1, g.0))
+            .axis_desc_style((FONT_NAME, 15))
+            .label_style((FONT_NAME, 13))
+            .light_line_style(RGBColor(235, 235, 235));
+        if last {
+            mesh.x_desc("time since start (h)");
+        } else {
+            mesh.x_label_formatter(&|_| String::new());
+        }
+        mesh.draw().map_err(pe)?;
+        if lim {
+            for l in [0.9, 1.1] {
+                dashed_hline(&mut chart, (t0, t1), l, LIMIT)?;
+            }
+        }
+        for (label, vals) in &g.2 {
             let colour = COLOURS[k % COLOURS.len()];
             k += 1;
             let pts: Vec<(f64, f64)> = s.t_h.iter().copied().zip(vals.iter().copied()).collect();
-            for piece in clip_polyline(&pts, (t0, t1), y1) {
-                chart.draw_secondary_series(LineSeries::new(piece, colour.stroke_width(2))).map_err(pe)?;
-            }
-            entries.push(Entry { label: format!("{label} (right)"), colour, line: true, dashed: false });
+            draw_line(&mut chart, &pts, (t0, t1), y, colour.stroke_width(2))?;
+            entries.push(Entry { label: label.clone(), colour, line: true, dashed: false });
         }
     }
-    if entries.len() > 1 || s.groups.len() > 1 {
+    if n_entries > 1 {
         draw_legend(&legend, &entries)?;
     }
     root.present().map_err(pe)
@@ -764,7 +780,7 @@ fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Co
         .margin(12)
         .x_label_area_size(45)
         .y_label_area_size(230)
-        .build_cartesian_2d((x.0..x.1).log_scale(), -0.5f64..(n as f64 - 0.5))
+        .build_cartesian_2d((x.0..x.1).log_scale(), -0.6f64..(n as f64 - 0.4))
         .map_err(pe)?;
     let lab = labels.clone();
     chart
@@ -774,6 +790,7 @@ fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Co
         .axis_desc_style((FONT_NAME, 16))
         .label_style((FONT_NAME, 13))
         .y_labels(n.max(1))
+        .disable_y_mesh()
         .y_label_formatter(&move |v: &f64| {
             let k = v.round();
             if (v - k).abs() < 1e-6 && k >= 0.0 { lab.get(k as usize).cloned().unwrap_or_default() } else { String::new() }
@@ -782,22 +799,24 @@ fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Co
         .draw()
         .map_err(pe)?;
     let mut entries = Vec::new();
-    for (k, (name, vals)) in steps.iter().enumerate() {
-        let colour = COLOURS[k % COLOURS.len()];
-        chart
-            .draw_series((0..n).filter(|&i| vals[i].is_finite() && vals[i] > 0.0).map(|i| {
-                let y = i as f64 + (k as f64 - 1.5) * 0.12;
-                Circle::new((vals[i], y), 6, colour.filled())
-            }))
-            .map_err(pe)?;
-        // A thin bar from the previous step to this one.
-        entries.push(Entry { label: (*name).to_string(), colour, line: false, dashed: false });
-    }
     for i in 0..n {
         let pts: Vec<(f64, f64)> = steps.iter().map(|s| s.1[i]).filter(|v| v.is_finite() && *v > 0.0).map(|v| (v, i as f64)).collect();
         if pts.len() >= 2 {
-            chart.draw_series(std::iter::once(PathElement::new(vec![pts[0], pts[pts.len() - 1]], GREY.stroke_width(1)))).map_err(pe)?;
+            chart.draw_series(std::iter::once(PathElement::new(vec![pts[0], pts[pts.len() - 1]], GREY.stroke_width(2)))).map_err(pe)?;
         }
+    }
+    for (k, (name, vals)) in steps.iter().enumerate() {
+        let colour = COLOURS[k % COLOURS.len()];
+        for i in (0..n).filter(|&i| vals[i].is_finite() && vals[i] > 0.0) {
+            chart.draw_series(std::iter::once(Circle::new((vals[i], i as f64), 7, colour.filled()))).map_err(pe)?;
+            // The value beside the marker, alternately above and below the row so neighbours do not collide.
+            let txt = if vals[i] < 1.0 { format!("{:.0} ms", vals[i] * 1e3) } else { format!("{:.2} s", vals[i]) };
+            let dy = if k % 2 == 0 { 0.12 } else { -0.06 };
+            chart
+                .draw_series(std::iter::once(Text::new(txt, (vals[i], i as f64 + dy), (FONT_NAME, 13).into_font().color(&colour))))
+                .map_err(pe)?;
+        }
+        entries.push(Entry { label: (*name).to_string(), colour, line: false, dashed: false });
     }
     let never: Vec<&str> = steps.iter().filter(|s| s.1.iter().any(|v| v.is_infinite())).map(|s| s.0).collect();
     if !never.is_empty() {
@@ -810,9 +829,9 @@ fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Co
 // ---------------------------------------------------------------------------------------------------------
 // Mesh distributions.
 
-fn histogram<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, vals: &[f64], x_desc: &str, caption: &str, colour: RGBColor) -> R {
+fn histogram<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, vals: &[f64], x_desc: &str, caption: &str, colour: RGBColor, fixed: Option<(f64, f64)>) -> R {
     let v: Vec<f64> = vals.iter().copied().filter(|x| x.is_finite()).collect();
-    let (lo, hi) = finite_range(v.iter().copied()).unwrap_or((0.0, 1.0));
+    let (lo, hi) = fixed.unwrap_or_else(|| finite_range(v.iter().copied()).unwrap_or((0.0, 1.0)));
     let (lo, hi) = if hi - lo < 1e-9 { (lo - 0.5 * lo.abs().max(0.01), hi + 0.5 * hi.abs().max(0.01)) } else { (lo, hi) };
     let bins = 30usize;
     let w = (hi - lo) / bins as f64;
@@ -833,6 +852,7 @@ fn histogram<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, vals: &[f64], x_
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc("nodes (count)")
+        .y_label_formatter(&|v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() })
         .axis_desc_style((FONT_NAME, 15))
         .label_style((FONT_NAME, 13))
         .light_line_style(RGBColor(235, 235, 235))
@@ -855,8 +875,11 @@ fn draw_mesh_distributions<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: 
     let keep = |vals: Vec<f64>| -> Vec<f64> { vals.into_iter().enumerate().filter(|(i, _)| coord.get(*i).is_none_or(|c| c != "true")).map(|(_, v)| v).collect() };
     let pdr = csv.col("pdr").map(|c| keep(csv.nums(c))).unwrap_or_default();
     let lat = csv.col("latency_ms_p50").map(|c| keep(csv.nums(c))).unwrap_or_default();
-    histogram(&left, &pdr.iter().map(|p| p * 100.0).collect::<Vec<_>>(), "end-to-end delivery ratio per LMU (%)", "Delivery ratio", COLOURS[0])?;
-    histogram(&right, &lat, "median end-to-end latency per LMU (ms)", "Latency", COLOURS[1])?;
+    let pct: Vec<f64> = pdr.iter().map(|p| p * 100.0).collect();
+    // Delivery ratio: bins of 1 % up to 100 %, from at most 70 % (lower when some node delivered less).
+    let low = finite_range(pct.iter().copied()).map_or(70.0, |(a, _)| (a.floor() - 1.0).min(70.0).max(0.0));
+    histogram(&left, &pct, "end-to-end delivery ratio per LMU (%)", "Delivery ratio", COLOURS[0], Some((low, 100.0 + 1e-9)))?;
+    histogram(&right, &lat, "median end-to-end latency per LMU (ms)", "Latency", COLOURS[1], None)?;
     root.present().map_err(pe)
 }
 
@@ -1116,7 +1139,7 @@ fn draw_pareto<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, P
         .draw()
         .map_err(pe)?;
     chart.draw_series(p.points.iter().map(|q| Circle::new((q.0, q.1), 4, COLOURS[0].mix(0.6).filled()))).map_err(pe)?;
-    chart.draw_series(LineSeries::new(p.front.iter().copied(), COLOURS[3].stroke_width(2))).map_err(pe)?;
+    draw_line(&mut chart, &p.front, x, y, COLOURS[3].stroke_width(2))?;
     chart.draw_series(p.front.iter().map(|q| Circle::new(*q, 6, COLOURS[3].filled()))).map_err(pe)?;
     draw_legend(
         &legend,
