@@ -25,7 +25,11 @@ fn village() -> String {
         let offset = 300.0 + 450.0 * (street / 2) as f64 + if horizontal { 0.0 } else { 200.0 };
         for j in 0..25u64 {
             let along = 40.0 + 110.0 * j as f64 + 20.0 * u(k);
-            let (x, y) = if horizontal { (along, offset + 8.0 * u(k + 1)) } else { (offset * 1.4 + 8.0 * u(k + 1), along * 0.7) };
+            let (x, y) = if horizontal {
+                (along, offset + 8.0 * u(k + 1))
+            } else {
+                (offset * 1.4 + 8.0 * u(k + 1), along * 0.7)
+            };
             text.push_str(&format!("pole{k},{x:.1},{y:.1}\n"));
             k += 2;
         }
@@ -45,7 +49,12 @@ struct Design {
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let hours: u32 = args.iter().position(|a| a == "--hours").and_then(|i| args.get(i + 1)).and_then(|h| h.parse().ok()).unwrap_or(2);
+    let hours: u32 = args
+        .iter()
+        .position(|a| a == "--hours")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(2);
     let (file, text) = match args.iter().find(|a| !a.starts_with("--") && a.parse::<u32>().is_err()) {
         Some(p) => (p.clone(), std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?),
         None => ("generated village".to_string(), village()),
@@ -57,7 +66,10 @@ fn main() -> Result<(), String> {
         (base.sites.iter().map(|s| s.x_m).sum::<f64>() / n, base.sites.iter().map(|s| s.y_m).sum::<f64>() / n)
     };
     let nearest = |x: f64, y: f64| {
-        base.sites.iter().min_by(|a, b| (a.x_m - x).hypot(a.y_m - y).total_cmp(&(b.x_m - x).hypot(b.y_m - y))).map(|s| s.id.clone())
+        base.sites
+            .iter()
+            .min_by(|a, b| (a.x_m - x).hypot(a.y_m - y).total_cmp(&(b.x_m - x).hypot(b.y_m - y)))
+            .map(|s| s.id.clone())
     };
     let (x0, x1) = base.sites.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, s| (a.0.min(s.x_m), a.1.max(s.x_m)));
     let mut gateways: Vec<String> = [(cx, cy), (x0, cy), (x1, cy)].iter().filter_map(|&(x, y)| nearest(x, y)).collect();
@@ -105,7 +117,10 @@ fn main() -> Result<(), String> {
         .collect();
     let mut ds: Vec<Design> = results.into_iter().collect::<Result<_, _>>()?;
     ds.sort_by(|a, b| a.cost.total_cmp(&b.cost).then(b.pdr.total_cmp(&a.pdr)));
-    println!("{:<10} {:<14} {:>2} {:>6} {:>7} {:>9} {:>9}  pareto", "gateway", "radio", "k", "relays", "cost", "pdr_%", "p99_ms");
+    println!(
+        "{:<10} {:<14} {:>2} {:>6} {:>7} {:>9} {:>9}  pareto",
+        "gateway", "radio", "k", "relays", "cost", "pdr_%", "p99_ms"
+    );
     let mut best_pdr = f64::NEG_INFINITY;
     for d in &ds {
         let front = d.pdr > best_pdr;

@@ -192,13 +192,9 @@ pub fn main() -> i32 {
     init_logging(&cli.global);
     let result = match cli.command {
         None => cmd_run(&cli.global, None, None, None, None),
-        Some(Command::Run { scenario, until, expect, write_expect }) => cmd_run(
-            &cli.global,
-            scenario.as_deref(),
-            until.as_deref(),
-            expect.as_deref(),
-            write_expect.as_deref(),
-        ),
+        Some(Command::Run { scenario, until, expect, write_expect }) => {
+            cmd_run(&cli.global, scenario.as_deref(), until.as_deref(), expect.as_deref(), write_expect.as_deref())
+        }
         Some(Command::Check { scenarios }) => cmd_check(&scenarios),
         Some(Command::Sweep { plan, scale }) => sweep::run(&cli.global, &plan, &scale),
         Some(Command::Merge { shards }) => sweep::merge(&cli.global, &shards),

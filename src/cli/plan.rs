@@ -68,12 +68,17 @@ fn run_plan(g: &Global, a: &PlanArgs) -> Result<(), CliError> {
             .min_by_key(|id| crate::scenario::edit_distance(id, &a.gateway))
             .cloned()
             .unwrap_or_default();
-        InputError::file(&file, format!("--gateway `{}` is not a site id in this file", a.gateway), Some(format!("did you mean `{best}`?")))
+        InputError::file(
+            &file,
+            format!("--gateway `{}` is not a site id in this file", a.gateway),
+            Some(format!("did you mean `{best}`?")),
+        )
     })?;
     let (rule, radio_name) = match &a.radio {
         Some(m) => {
             let mut l = Loaded::default_embedded();
-            l.base_dir = a.poles.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() });
+            l.base_dir =
+                a.poles.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() });
             let name = format!("radio-{}", m.trim_start_matches("radio-"));
             let (r, res) = l.model::<crate::mesh::RadioModel>(&name)?;
             r.validate().map_err(|e| InputError::file(&res.file, e, None))?;
@@ -99,7 +104,8 @@ fn run_plan(g: &Global, a: &PlanArgs) -> Result<(), CliError> {
     let summary = p.summary();
     write_plan_dir(&out, &p, &summary, &radio_name, &stem)?;
     if a.json {
-        let relays: Vec<_> = p.placement.relays.iter().map(|((x, y), ph)| json!({"x_m": x, "y_m": y, "phase": ph.name()})).collect();
+        let relays: Vec<_> =
+            p.placement.relays.iter().map(|((x, y), ph)| json!({"x_m": x, "y_m": y, "phase": ph.name()})).collect();
         let v = json!({"sites": p.results, "summary": summary, "relays": relays});
         println!("{}", serde_json::to_string(&v).map_err(|e| e.to_string())?);
     } else {
@@ -120,14 +126,24 @@ fn run_plan(g: &Global, a: &PlanArgs) -> Result<(), CliError> {
             summary["relays"],
             summary["relays_lower_bound"],
             p.placement.relays.len() as i64 - p.placement.lower_bound as i64,
-            if p.placement.unresolved.is_empty() { String::new() } else { format!("; {} sites unresolved", p.placement.unresolved.len()) }
+            if p.placement.unresolved.is_empty() {
+                String::new()
+            } else {
+                format!("; {} sites unresolved", p.placement.unresolved.len())
+            }
         );
         println!("  outputs in {} (scenario.ron is ready for `gridtwin run`)", out.display());
     }
     Ok(())
 }
 
-fn write_plan_dir(out: &std::path::Path, p: &plan::Plan, summary: &serde_json::Value, radio: &str, stem: &str) -> Result<(), CliError> {
+fn write_plan_dir(
+    out: &std::path::Path,
+    p: &plan::Plan,
+    summary: &serde_json::Value,
+    radio: &str,
+    stem: &str,
+) -> Result<(), CliError> {
     let mut r = Report::default();
     if let serde_json::Value::Object(m) = summary {
         r.summary.insert("plan".into(), json!(stem));
@@ -135,7 +151,19 @@ fn write_plan_dir(out: &std::path::Path, p: &plan::Plan, summary: &serde_json::V
         r.summary.extend(m.clone());
     }
     let ids = p.node_ids();
-    let mut t = Table::new(&["id", "node_id", "x_m", "y_m", "neighbours", "hops", "disjoint_paths", "cuts_off", "cut_by", "single_points_of_failure", "paths_after_relays"]);
+    let mut t = Table::new(&[
+        "id",
+        "node_id",
+        "x_m",
+        "y_m",
+        "neighbours",
+        "hops",
+        "disjoint_paths",
+        "cuts_off",
+        "cut_by",
+        "single_points_of_failure",
+        "paths_after_relays",
+    ]);
     for (i, s) in p.results.iter().enumerate() {
         let st = &p.sites.sites[i];
         t.push(vec![
@@ -157,7 +185,11 @@ fn write_plan_dir(out: &std::path::Path, p: &plan::Plan, summary: &serde_json::V
     for a in 0..p.graph.n() {
         for &b in p.graph.neighbours(a) {
             if (b as usize) > a {
-                links.push(vec![p.sites.sites[a].id.clone(), p.sites.sites[b as usize].id.clone(), format!("{:.2}", p.sites.distance_m(a, b as usize))]);
+                links.push(vec![
+                    p.sites.sites[a].id.clone(),
+                    p.sites.sites[b as usize].id.clone(),
+                    format!("{:.2}", p.sites.distance_m(a, b as usize)),
+                ]);
             }
         }
     }

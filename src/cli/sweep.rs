@@ -104,7 +104,8 @@ pub fn run(g: &Global, plan_path: &Path, a: &ScaleArgs) -> Result<(), CliError> 
     }
     report.tables.push((name.clone(), table));
     let wall = t0.elapsed().as_secs_f64();
-    let timing = json!({"wall_s": wall, "threads": pool.current_num_threads(), "jobs_run": todo.len(), "jobs_resumed": resumed});
+    let timing =
+        json!({"wall_s": wall, "threads": pool.current_num_threads(), "jobs_run": todo.len(), "jobs_resumed": resumed});
     write_output_dir(&out, &report, &timing, shard.is_none())?;
     let _ = std::fs::remove_dir_all(&partial);
     println!(

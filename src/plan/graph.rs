@@ -407,7 +407,8 @@ mod tests {
 
     #[test]
     fn spatial_grid_finds_every_pair_in_range() {
-        let pts: Vec<(f64, f64)> = (0..200).map(|k| ((k * 37 % 101) as f64 * 13.0, (k * 53 % 97) as f64 * 11.0)).collect();
+        let pts: Vec<(f64, f64)> =
+            (0..200).map(|k| ((k * 37 % 101) as f64 * 13.0, (k * 53 % 97) as f64 * 11.0)).collect();
         let d = |a: usize, b: usize| (pts[a].0 - pts[b].0).hypot(pts[a].1 - pts[b].1);
         let g = unit_disc(&pts, 150.0, 1.0, d);
         let mut m = 0;

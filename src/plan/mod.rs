@@ -84,7 +84,9 @@ pub struct Plan {
 pub fn plan(sites: Sites, gateway: usize, rule: RangeRule, k: u32, place_relays: bool) -> Result<Plan, String> {
     let range_m = rule.range_m();
     if !(range_m > 0.0 && range_m.is_finite()) {
-        return Err(format!("radio range {range_m} m is not positive; check --range-m or the radio model and fade margin"));
+        return Err(format!(
+            "radio range {range_m} m is not positive; check --range-m or the radio model and fade margin"
+        ));
     }
     if !(1..=16).contains(&k) {
         return Err(format!("--k {k} must be within 1..=16"));
@@ -197,9 +199,23 @@ impl Plan {
         use std::fmt::Write;
         let ids = self.node_ids();
         let mut s = String::new();
-        let _ = writeln!(s, "// Written by `gridtwin mesh plan`: {} sites and {} relays around gateway `{}`, range {:.1} m, k = {}.", self.sites.sites.len(), self.placement.relays.len(), self.sites.sites[self.gateway].id, self.range_m, self.k);
-        let _ = writeln!(s, "// Node ids: the gateway's coordinator is 1, sites follow in file order (sites.csv maps them), relays after.");
-        let _ = writeln!(s, "Scenario(\n    name: {name:?},\n    seed: 1,\n    duration: \"2h\",\n    mesh: (\n        radio: {radio:?},");
+        let _ = writeln!(
+            s,
+            "// Written by `gridtwin mesh plan`: {} sites and {} relays around gateway `{}`, range {:.1} m, k = {}.",
+            self.sites.sites.len(),
+            self.placement.relays.len(),
+            self.sites.sites[self.gateway].id,
+            self.range_m,
+            self.k
+        );
+        let _ = writeln!(
+            s,
+            "// Node ids: the gateway's coordinator is 1, sites follow in file order (sites.csv maps them), relays after."
+        );
+        let _ = writeln!(
+            s,
+            "Scenario(\n    name: {name:?},\n    seed: 1,\n    duration: \"2h\",\n    mesh: (\n        radio: {radio:?},"
+        );
         let _ = writeln!(s, "        propagation: LogDistance(exponent: 3.0, shadowing_db: 4.0),");
         let _ = writeln!(s, "        traffic: (report_every: Some(\"15min\"), report_bytes: 40, start: \"1min\"),");
         let _ = writeln!(s, "        layout: Some(Sites([");
@@ -207,11 +223,19 @@ impl Plan {
         order.sort_by_key(|&i| ids[i]);
         for i in order {
             let st = &self.sites.sites[i];
-            let _ = writeln!(s, "            (id: {}, x_m: {:.2}, y_m: {:.2}, coordinator: {}),", ids[i], st.x_m, st.y_m, i == self.gateway);
+            let _ = writeln!(
+                s,
+                "            (id: {}, x_m: {:.2}, y_m: {:.2}, coordinator: {}),",
+                ids[i],
+                st.x_m,
+                st.y_m,
+                i == self.gateway
+            );
         }
         let base = self.sites.sites.len() as u32 + 1;
         for (j, ((x, y), _)) in self.placement.relays.iter().enumerate() {
-            let _ = writeln!(s, "            (id: {}, x_m: {:.2}, y_m: {:.2}, coordinator: false),", base + j as u32, x, y);
+            let _ =
+                writeln!(s, "            (id: {}, x_m: {:.2}, y_m: {:.2}, coordinator: false),", base + j as u32, x, y);
         }
         let _ = writeln!(s, "        ])),\n    ),\n)");
         s

@@ -99,7 +99,14 @@ impl Work<'_> {
         lists.push(nb);
         Graph::from_lists(lists)
     }
-    fn chain(&mut self, a: (f64, f64), b: (f64, f64), min_relays: usize, phase: Phase, out: &mut Vec<((f64, f64), Phase)>) {
+    fn chain(
+        &mut self,
+        a: (f64, f64),
+        b: (f64, f64),
+        min_relays: usize,
+        phase: Phase,
+        out: &mut Vec<((f64, f64), Phase)>,
+    ) {
         let d = (a.0 - b.0).hypot(a.1 - b.1);
         let m = (((d / (0.999 * self.range_m)).ceil() as usize).saturating_sub(1)).max(min_relays);
         for i in 1..=m {
@@ -113,7 +120,14 @@ impl Work<'_> {
 
 /// Places relays so every site has at least `k` node-disjoint paths to `gw`. `pos` are site positions in a
 /// plane, `g` their radio graph, `site_dist` the true distance between sites (relay distances are planar).
-pub fn place(pos: &[(f64, f64)], g: &Graph, gw: usize, range_m: f64, k: u32, site_dist: &dyn Fn(usize, usize) -> f64) -> Placement {
+pub fn place(
+    pos: &[(f64, f64)],
+    g: &Graph,
+    gw: usize,
+    range_m: f64,
+    k: u32,
+    site_dist: &dyn Fn(usize, usize) -> f64,
+) -> Placement {
     let n = pos.len();
     let lower_bound = lower_bound(pos, g, gw, range_m, k, site_dist);
     let mut w = Work { pos: pos.to_vec(), lists: g.to_lists(), n_sites: n, range_m, site_dist };
@@ -224,11 +238,21 @@ fn candidates(w: &Work, s: usize) -> Vec<(f64, f64)> {
 }
 
 /// A lower bound on the number of relays any placement needs (see the module docs).
-pub fn lower_bound(pos: &[(f64, f64)], g: &Graph, gw: usize, range_m: f64, k: u32, site_dist: &dyn Fn(usize, usize) -> f64) -> u32 {
+pub fn lower_bound(
+    pos: &[(f64, f64)],
+    g: &Graph,
+    gw: usize,
+    range_m: f64,
+    k: u32,
+    site_dist: &dyn Fn(usize, usize) -> f64,
+) -> u32 {
     let n = pos.len();
     // (a) degree bound over far-apart sites, neediest first.
-    let mut needy: Vec<(u32, usize)> =
-        (0..n).filter(|&s| s != gw).map(|s| (k.saturating_sub(g.degree(s) as u32), s)).filter(|&(d, _)| d > 0).collect();
+    let mut needy: Vec<(u32, usize)> = (0..n)
+        .filter(|&s| s != gw)
+        .map(|s| (k.saturating_sub(g.degree(s) as u32), s))
+        .filter(|&(d, _)| d > 0)
+        .collect();
     needy.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let mut picked: Vec<usize> = Vec::new();
     let mut deg_bound = 0u32;
@@ -270,7 +294,14 @@ pub fn lower_bound(pos: &[(f64, f64)], g: &Graph, gw: usize, range_m: f64, k: u3
 
 /// The fewest relays, chosen from `cands`, that give every site at least `k` disjoint paths to `gw`, by
 /// exhaustive search over subsets of up to `max_size` candidates (for small cases); `None` if none is found.
-pub fn exact_min(pos: &[(f64, f64)], gw: usize, range_m: f64, k: u32, cands: &[(f64, f64)], max_size: usize) -> Option<Vec<usize>> {
+pub fn exact_min(
+    pos: &[(f64, f64)],
+    gw: usize,
+    range_m: f64,
+    k: u32,
+    cands: &[(f64, f64)],
+    max_size: usize,
+) -> Option<Vec<usize>> {
     let ok = |chosen: &[usize]| {
         let mut all: Vec<(f64, f64)> = pos.to_vec();
         all.extend(chosen.iter().map(|&c| cands[c]));

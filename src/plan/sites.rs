@@ -87,7 +87,13 @@ pub fn parse(file: &str, text: &str) -> Result<Sites, InputError> {
     // The header: the first line that is neither empty nor a comment.
     let (header_line, header) = loop {
         match lines.next() {
-            None => return Err(InputError::file(file, "empty poles file: want a header `id,x_m,y_m` or `id,lat,lon`", None)),
+            None => {
+                return Err(InputError::file(
+                    file,
+                    "empty poles file: want a header `id,x_m,y_m` or `id,lat,lon`",
+                    None,
+                ));
+            }
             Some((_, l)) if l.trim().is_empty() || l.trim_start().starts_with('#') => continue,
             Some((n, l)) => break (n, l),
         }
@@ -95,13 +101,23 @@ pub fn parse(file: &str, text: &str) -> Result<Sites, InputError> {
     let cols: Vec<String> = header.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
     let find = |name: &str| cols.iter().position(|c| c == name);
     let id_col = find("id").ok_or_else(|| {
-        err_line(header_line, 1, format!("header has no `id` column (found: {})", cols.join(", ")), Some("the header must be `id,x_m,y_m` or `id,lat,lon` (optional: height_m, feeder_bus)".into()))
+        err_line(
+            header_line,
+            1,
+            format!("header has no `id` column (found: {})", cols.join(", ")),
+            Some("the header must be `id,x_m,y_m` or `id,lat,lon` (optional: height_m, feeder_bus)".into()),
+        )
     })?;
     let (coords, c1, c2) = match (find("x_m"), find("y_m"), find("lat"), find("lon")) {
         (Some(x), Some(y), None, None) => (Coords::Plane, x, y),
         (None, None, Some(la), Some(lo)) => (Coords::LatLon, la, lo),
         (Some(_), Some(_), Some(_), Some(_)) => {
-            return Err(err_line(header_line, 1, "header has both x_m/y_m and lat/lon columns; give one pair".into(), None));
+            return Err(err_line(
+                header_line,
+                1,
+                "header has both x_m/y_m and lat/lon columns; give one pair".into(),
+                None,
+            ));
         }
         _ => {
             let missing: Vec<&str> = if find("x_m").is_some() || find("y_m").is_some() {
@@ -132,7 +148,12 @@ pub fn parse(file: &str, text: &str) -> Result<Sites, InputError> {
         }
         let cells: Vec<&str> = l.split(',').map(|c| c.trim().trim_matches('"')).collect();
         if cells.len() != cols.len() {
-            return Err(err_line(n, 1, format!("line {n} has {} fields; the header has {}", cells.len(), cols.len()), None));
+            return Err(err_line(
+                n,
+                1,
+                format!("line {n} has {} fields; the header has {}", cells.len(), cols.len()),
+                None,
+            ));
         }
         let col_of = |k: usize| 1 + cells[..k].iter().map(|c| c.len() + 1).sum::<usize>();
         let id = cells[id_col].to_string();
@@ -140,33 +161,61 @@ pub fn parse(file: &str, text: &str) -> Result<Sites, InputError> {
             return Err(err_line(n, col_of(id_col), format!("line {n}: empty site id"), None));
         }
         if let Some(first) = seen.get(&id) {
-            return Err(err_line(n, col_of(id_col), format!("line {n}: duplicate site id `{id}` (first on line {first})"), Some("every site id must be unique".into())));
+            return Err(err_line(
+                n,
+                col_of(id_col),
+                format!("line {n}: duplicate site id `{id}` (first on line {first})"),
+                Some("every site id must be unique".into()),
+            ));
         }
         seen.insert(id.clone(), n);
         let number = |k: usize, what: &str| -> Result<f64, InputError> {
             let c = cells[k];
             match c.parse::<f64>() {
                 Ok(v) if v.is_finite() => Ok(v),
-                _ => Err(err_line(n, col_of(k), format!("line {n}, site `{id}`: {what} `{c}` is not a finite number"), None)),
+                _ => Err(err_line(
+                    n,
+                    col_of(k),
+                    format!("line {n}, site `{id}`: {what} `{c}` is not a finite number"),
+                    None,
+                )),
             }
         };
         let (a, b) = (number(c1, &cols[c1])?, number(c2, &cols[c2])?);
-        let height_m = h_col.map(|k| if cells[k].is_empty() { Ok(None) } else { number(k, "height_m").map(Some) }).transpose()?.flatten();
+        let height_m = h_col
+            .map(|k| if cells[k].is_empty() { Ok(None) } else { number(k, "height_m").map(Some) })
+            .transpose()?
+            .flatten();
         if let Some(h) = height_m
             && !(0.0..=500.0).contains(&h)
         {
-            return Err(err_line(n, col_of(h_col.unwrap_or(0)), format!("line {n}, site `{id}`: height_m {h} is outside 0..=500"), None));
+            return Err(err_line(
+                n,
+                col_of(h_col.unwrap_or(0)),
+                format!("line {n}, site `{id}`: height_m {h} is outside 0..=500"),
+                None,
+            ));
         }
         let feeder_bus = match bus_col {
             Some(k) if !cells[k].is_empty() => Some(cells[k].parse::<u32>().map_err(|_| {
-                err_line(n, col_of(k), format!("line {n}, site `{id}`: feeder_bus `{}` is not a bus number", cells[k]), None)
+                err_line(
+                    n,
+                    col_of(k),
+                    format!("line {n}, site `{id}`: feeder_bus `{}` is not a bus number", cells[k]),
+                    None,
+                )
             })?),
             _ => None,
         };
         let lat_lon_deg = match coords {
             Coords::LatLon => {
                 if !(-90.0..=90.0).contains(&a) || !(-180.0..=180.0).contains(&b) {
-                    return Err(err_line(n, col_of(c1), format!("line {n}, site `{id}`: lat {a}, lon {b} is not a WGS-84 position"), None));
+                    return Err(err_line(
+                        n,
+                        col_of(c1),
+                        format!("line {n}, site `{id}`: lat {a}, lon {b} is not a WGS-84 position"),
+                        None,
+                    ));
                 }
                 Some((a, b))
             }
@@ -183,7 +232,11 @@ pub fn parse(file: &str, text: &str) -> Result<Sites, InputError> {
         let lat0 = sites.iter().map(|s| s.x_m).sum::<f64>() / k;
         let lon0 = sites.iter().map(|s| s.y_m).sum::<f64>() / k;
         if sites.iter().any(|s| (s.x_m - lat0).abs() > 5.0 || (s.y_m - lon0).abs() > 5.0) {
-            return Err(InputError::file(file, "sites span more than 5 degrees from their centre; a local plan covers a district, not a country", None));
+            return Err(InputError::file(
+                file,
+                "sites span more than 5 degrees from their centre; a local plan covers a district, not a country",
+                None,
+            ));
         }
         let c0 = lat0.to_radians().cos();
         for s in &mut sites {

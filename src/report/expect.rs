@@ -61,7 +61,13 @@ pub fn parse(file: &str, text: &str) -> Result<Expect, InputError> {
             && !(value.is_finite() && *abs >= 0.0 && *rel >= 0.0 && abs.is_finite() && rel.is_finite())
         {
             let pos = text.find(&format!("\"{k}\"")).unwrap_or(0);
-            return Err(InputError::at(file, text, pos, format!("KPI `{k}`: value must be finite and tolerances >= 0"), None));
+            return Err(InputError::at(
+                file,
+                text,
+                pos,
+                format!("KPI `{k}`: value must be finite and tolerances >= 0"),
+                None,
+            ));
         }
     }
     Ok(e)
@@ -73,7 +79,13 @@ pub fn compare(summary: &Map<String, Value>, e: &Expect) -> Vec<Line> {
     let mut out = Vec::new();
     if let Some(name) = &e.scenario {
         let got = s.get("scenario").and_then(Value::as_str).unwrap_or("");
-        out.push(Line { path: "scenario".into(), expected: name.clone(), got: got.into(), tolerance: "exact".into(), ok: got == name });
+        out.push(Line {
+            path: "scenario".into(),
+            expected: name.clone(),
+            got: got.into(),
+            tolerance: "exact".into(),
+            ok: got == name,
+        });
     }
     for (path, kpi) in &e.kpis {
         let got = crate::sweep::json_path(&s, path);
@@ -160,7 +172,8 @@ mod tests {
 
     #[test]
     fn records_and_compares() {
-        let s: Map<String, Value> = serde_json::from_str(r#"{"scenario":"x","mesh":{"pdr":0.99,"nodes":10},"digest":"ab"}"#).unwrap();
+        let s: Map<String, Value> =
+            serde_json::from_str(r#"{"scenario":"x","mesh":{"pdr":0.99,"nodes":10},"digest":"ab"}"#).unwrap();
         let text = record(&s);
         let e = parse("e.ron", &text).unwrap();
         assert!(compare(&s, &e).iter().all(|l| l.ok), "{text}");

@@ -33,7 +33,11 @@ fn scalar(v: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         Value::Number(n) => Some(match n.as_f64() {
             Some(f) if n.is_f64() => {
-                if f.abs() >= 1e6 || (f != 0.0 && f.abs() < 1e-3) { format!("{f:.4e}") } else { format!("{}", (f * 1e4).round() / 1e4) }
+                if f.abs() >= 1e6 || (f != 0.0 && f.abs() < 1e-3) {
+                    format!("{f:.4e}")
+                } else {
+                    format!("{}", (f * 1e4).round() / 1e4)
+                }
             }
             _ => n.to_string(),
         }),
@@ -91,8 +95,10 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
     let summary: Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", summary_path.display()))?;
     let ctx = super::plot::Context::read(dir);
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     files.sort();
     // Plots missing (a run with plots off): draw them first, from the CSVs.
     if !files.iter().any(|p| p.extension().is_some_and(|x| x == "svg")) {
@@ -109,10 +115,11 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
         CSS
     );
     let _ = writeln!(h, "<h1>{}</h1>", escape(&title));
-    let ident: Vec<(String, String)> = ["scenario", "sweep", "plan", "seed", "version", "digest", "events", "sim_time_s", "points", "replications"]
-        .iter()
-        .filter_map(|k| summary.get(*k).and_then(scalar).map(|v| (k.replace('_', " "), v)))
-        .collect();
+    let ident: Vec<(String, String)> =
+        ["scenario", "sweep", "plan", "seed", "version", "digest", "events", "sim_time_s", "points", "replications"]
+            .iter()
+            .filter_map(|k| summary.get(*k).and_then(scalar).map(|v| (k.replace('_', " "), v)))
+            .collect();
     kv_table(&mut h, &ident);
     if let Some(desc) = description(dir) {
         let _ = writeln!(h, "<p>{}</p>", escape(&desc));
@@ -169,9 +176,14 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
             let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
             h.push_str(body);
         } else {
-            let _ = write!(h, "<p class=\"note\">{} is {} MB; open it beside this report</p>", escape(&name), size >> 20);
+            let _ =
+                write!(h, "<p class=\"note\">{} is {} MB; open it beside this report</p>", escape(&name), size >> 20);
         }
-        let _ = writeln!(h, "<figcaption>{} (PNG beside it; regenerate with <code>gridtwin plot</code>)</figcaption>\n</figure>", escape(&name));
+        let _ = writeln!(
+            h,
+            "<figcaption>{} (PNG beside it; regenerate with <code>gridtwin plot</code>)</figcaption>\n</figure>",
+            escape(&name)
+        );
     }
     // Small CSV tables.
     h.push_str("<h2 id=\"tables\">Tables</h2>\n");
@@ -196,7 +208,12 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
         }
         h.push_str("</tbody></table></div>\n");
         if csv.rows.len() > MAX_TABLE_ROWS {
-            let _ = writeln!(h, "<p class=\"note\">first {MAX_TABLE_ROWS} of {} rows; the full table is {}</p>", csv.rows.len(), escape(&name));
+            let _ = writeln!(
+                h,
+                "<p class=\"note\">first {MAX_TABLE_ROWS} of {} rows; the full table is {}</p>",
+                csv.rows.len(),
+                escape(&name)
+            );
         }
     }
     // Scenario.
@@ -217,7 +234,11 @@ pub fn write_report(dir: &Path) -> Result<PathBuf, String> {
         let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let _ = writeln!(h, "<li>{} ({} bytes)</li>", escape(&name), size);
     }
-    let _ = writeln!(h, "</ul>\n<footer>gridtwin {} · every figure here is regenerated from the files listed above</footer>\n</body></html>", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(
+        h,
+        "</ul>\n<footer>gridtwin {} · every figure here is regenerated from the files listed above</footer>\n</body></html>",
+        env!("CARGO_PKG_VERSION")
+    );
     let out = dir.join("report.html");
     super::write_file_atomic(&out, h.as_bytes())?;
     Ok(out)

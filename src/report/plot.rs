@@ -59,9 +59,11 @@ macro_rules! emit {
     ($dir:expr, $stem:expr, $draw:ident, $data:expr, $out:expr) => {{
         let stem: &str = $stem;
         let svg = $dir.join(format!("{stem}.svg"));
-        $draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), $data).map_err(|e| format!("cannot plot {}: {e}", svg.display()))?;
+        $draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), $data)
+            .map_err(|e| format!("cannot plot {}: {e}", svg.display()))?;
         let png = $dir.join(format!("{stem}.png"));
-        $draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), $data).map_err(|e| format!("cannot plot {}: {e}", png.display()))?;
+        $draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), $data)
+            .map_err(|e| format!("cannot plot {}: {e}", png.display()))?;
         $out.push(svg);
         $out.push(png);
     }};
@@ -189,7 +191,10 @@ pub fn render_dir(dir: &Path, kinds: &[String]) -> Result<Vec<PathBuf>, String> 
     if want("sweep")
         && let Some(name) = ctx.summary.get("sweep").and_then(Value::as_str)
     {
-        let stem = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect::<String>();
+        let stem = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect::<String>();
         if let Some(csv) = Csv::read(&dir.join(format!("{stem}.csv"))) {
             let axes: Vec<String> = ctx
                 .summary
@@ -282,7 +287,11 @@ fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 /// Pads a value range by 5 % (and widens a flat one) for an axis.
 fn padded((lo, hi): (f64, f64)) -> (f64, f64) {
-    let (lo, hi) = if hi - lo < 1e-12 * hi.abs().max(1.0) { (lo - 0.5 * lo.abs().max(1e-3), hi + 0.5 * hi.abs().max(1e-3)) } else { (lo, hi) };
+    let (lo, hi) = if hi - lo < 1e-12 * hi.abs().max(1.0) {
+        (lo - 0.5 * lo.abs().max(1e-3), hi + 0.5 * hi.abs().max(1e-3))
+    } else {
+        (lo, hi)
+    };
     let pad = (hi - lo) * 0.05;
     (lo - pad, hi + pad)
 }
@@ -370,10 +379,15 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[Ent
         if e.line {
             if e.dashed {
                 for k in 0..3 {
-                    area.draw(&PathElement::new(vec![(x + k * 9, y + 8), (x + k * 9 + 5, y + 8)], e.colour.stroke_width(2))).map_err(pe)?;
+                    area.draw(&PathElement::new(
+                        vec![(x + k * 9, y + 8), (x + k * 9 + 5, y + 8)],
+                        e.colour.stroke_width(2),
+                    ))
+                    .map_err(pe)?;
                 }
             } else {
-                area.draw(&PathElement::new(vec![(x, y + 8), (x + 24, y + 8)], e.colour.stroke_width(3))).map_err(pe)?;
+                area.draw(&PathElement::new(vec![(x, y + 8), (x + 24, y + 8)], e.colour.stroke_width(3)))
+                    .map_err(pe)?;
             }
         } else {
             area.draw(&Circle::new((x + 12, y + 8), 5, e.colour.filled())).map_err(pe)?;
@@ -385,7 +399,11 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[Ent
 }
 
 /// Splits `root` into a titled chart area and a legend strip of `legend_rows` rows below it.
-fn layout<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, legend_rows: u32) -> Result<(DrawingArea<DB, Shift>, DrawingArea<DB, Shift>), String> {
+fn layout<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    legend_rows: u32,
+) -> Result<(DrawingArea<DB, Shift>, DrawingArea<DB, Shift>), String> {
     root.fill(&WHITE).map_err(pe)?;
     let titled = root.titled(title, (FONT_NAME, 20)).map_err(pe)?;
     let (_, h) = titled.dim_in_pixel();
@@ -454,24 +472,42 @@ fn series_from_csv(ctx: &Context, stem: &str, csv: &Csv) -> SeriesFig {
 /// Draws a polyline clipped to the chart, dropping points that land on the same pixel as the one before
 /// (the bitmap backend's thick-line code turns a zero-length segment into a stroke across the whole image).
 fn draw_line<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
     pts: &[(f64, f64)],
     x: (f64, f64),
     y: (f64, f64),
     style: ShapeStyle,
 ) -> R {
     for piece in clip_polyline(pts, x, y) {
-        let mut kept: Vec<(f64, f64)> = Vec::with_capacity(piece.len());
-        let mut last_px: Option<(i32, i32)> = None;
+        // Also split where the line turns back by more than 90 degrees: the bitmap backend joins thick
+        // segments with mitres, and a mitre at a reversal (a spike down and back up) reaches far out.
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        let mut px_run: Vec<(i32, i32)> = Vec::new();
         for p in piece {
             let px = chart.backend_coord(&p);
-            if last_px != Some(px) {
-                kept.push(p);
-                last_px = Some(px);
+            if px_run.last() == Some(&px) {
+                continue;
+            }
+            if px_run.len() >= 2 {
+                let (a, b) = (px_run[px_run.len() - 2], px_run[px_run.len() - 1]);
+                let (d1, d2) = ((b.0 - a.0, b.1 - a.1), (px.0 - b.0, px.1 - b.1));
+                if (d1.0 as i64) * (d2.0 as i64) + (d1.1 as i64) * (d2.1 as i64) < 0 {
+                    let vertex = *runs.last().and_then(|r| r.last()).unwrap_or(&p);
+                    runs.push(vec![vertex]);
+                    px_run = vec![b];
+                }
+            }
+            px_run.push(px);
+            if let Some(r) = runs.last_mut() {
+                r.push(p);
             }
         }
-        if kept.len() >= 2 {
-            chart.draw_series(std::iter::once(PathElement::new(kept, style))).map_err(pe)?;
+        for run in runs.into_iter().filter(|r| r.len() >= 2) {
+            chart.draw_series(std::iter::once(PathElement::new(run, style))).map_err(pe)?;
         }
     }
     Ok(())
@@ -570,15 +606,25 @@ fn draw_voltage_profile<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(C
     // A bar from lowest to highest per bus, with markers at both ends.
     let n = dist.len();
     chart
-        .draw_series((0..n).filter(|&i| dist[i].is_finite() && lo[i].is_finite() && hi[i].is_finite()).map(|i| {
-            PathElement::new(vec![(dist[i], lo[i]), (dist[i], hi[i])], GREY.stroke_width(2))
-        }))
+        .draw_series(
+            (0..n)
+                .filter(|&i| dist[i].is_finite() && lo[i].is_finite() && hi[i].is_finite())
+                .map(|i| PathElement::new(vec![(dist[i], lo[i]), (dist[i], hi[i])], GREY.stroke_width(2))),
+        )
         .map_err(pe)?;
     chart
-        .draw_series((0..n).filter(|&i| dist[i].is_finite() && lo[i].is_finite()).map(|i| Circle::new((dist[i], lo[i]), 4, COLOURS[0].filled())))
+        .draw_series(
+            (0..n)
+                .filter(|&i| dist[i].is_finite() && lo[i].is_finite())
+                .map(|i| Circle::new((dist[i], lo[i]), 4, COLOURS[0].filled())),
+        )
         .map_err(pe)?;
     chart
-        .draw_series((0..n).filter(|&i| dist[i].is_finite() && hi[i].is_finite()).map(|i| Circle::new((dist[i], hi[i]), 4, COLOURS[1].filled())))
+        .draw_series(
+            (0..n)
+                .filter(|&i| dist[i].is_finite() && hi[i].is_finite())
+                .map(|i| Circle::new((dist[i], hi[i]), 4, COLOURS[1].filled())),
+        )
         .map_err(pe)?;
     draw_legend(
         &legend,
@@ -610,7 +656,8 @@ impl MeshMap {
     /// From a run's `mesh_nodes.csv`: each node's route to its parent, classed by the link's ETX.
     pub fn from_mesh_nodes(ctx: &Context, csv: &Csv) -> Option<MeshMap> {
         let (cid, cx, cy) = (csv.col("id")?, csv.col("x_m")?, csv.col("y_m")?);
-        let (cc, ca, cp, ce) = (csv.col("coordinator")?, csv.col("alive")?, csv.col("parent")?, csv.col("parent_link_etx"));
+        let (cc, ca, cp, ce) =
+            (csv.col("coordinator")?, csv.col("alive")?, csv.col("parent")?, csv.col("parent_link_etx"));
         let ids = csv.nums(cid);
         let (xs, ys) = (csv.nums(cx), csv.nums(cy));
         let coord = csv.text(cc);
@@ -621,7 +668,19 @@ impl MeshMap {
         by_id.sort_unstable();
         let find = |id: f64| by_id.binary_search_by_key(&(id as u64), |e| e.0).ok().map(|k| by_id[k].1);
         let nodes = (0..ids.len())
-            .map(|i| (xs[i], ys[i], if coord[i] == "true" { 1 } else if alive[i] == "false" { 2 } else { 0 }))
+            .map(|i| {
+                (
+                    xs[i],
+                    ys[i],
+                    if coord[i] == "true" {
+                        1
+                    } else if alive[i] == "false" {
+                        2
+                    } else {
+                        0
+                    },
+                )
+            })
             .collect();
         let mut links = Vec::new();
         for i in 0..ids.len() {
@@ -630,7 +689,13 @@ impl MeshMap {
             }
             if let Some(j) = find(parent[i]) {
                 let e = etx.get(i).copied().unwrap_or(f64::NAN);
-                let q = if !(e.is_finite()) || e <= 1.5 { 0 } else if e <= 3.0 { 1 } else { 2 };
+                let q = if !(e.is_finite()) || e <= 1.5 {
+                    0
+                } else if e <= 3.0 {
+                    1
+                } else {
+                    2
+                };
                 links.push(((xs[i], ys[i]), (xs[j], ys[j]), q));
             }
         }
@@ -658,7 +723,19 @@ impl MeshMap {
         let find = |id: &str| by_id.binary_search_by_key(&id, |e| e.0).ok().map(|k| by_id[k].1);
         let range = ctx.summary.get("range_m").and_then(Value::as_f64).unwrap_or(750.0);
         let mut nodes: Vec<(f64, f64, u8)> = (0..ids.len())
-            .map(|i| (xs[i], ys[i], if node[i] == 1.0 { 1 } else if hops.get(i).is_some_and(|h| h.is_nan()) { 2 } else { 0 }))
+            .map(|i| {
+                (
+                    xs[i],
+                    ys[i],
+                    if node[i] == 1.0 {
+                        1
+                    } else if hops.get(i).is_some_and(|h| h.is_nan()) {
+                        2
+                    } else {
+                        0
+                    },
+                )
+            })
             .collect();
         if let Some(r) = relays
             && let (Some(rx), Some(ry)) = (r.col("x_m"), r.col("y_m"))
@@ -670,7 +747,13 @@ impl MeshMap {
         let mut segs = Vec::new();
         for (k, row) in links.rows.iter().enumerate() {
             if let (Some(i), Some(j)) = (find(&row[la]), find(&row[lb])) {
-                let q = if d[k] <= 0.5 * range { 0 } else if d[k] <= 0.8 * range { 1 } else { 2 };
+                let q = if d[k] <= 0.5 * range {
+                    0
+                } else if d[k] <= 0.8 * range {
+                    1
+                } else {
+                    2
+                };
                 segs.push(((xs[i], ys[i]), (xs[j], ys[j]), q));
             }
         }
@@ -723,22 +806,59 @@ fn draw_mesh_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &MeshMap) 
     for q in 0..3u8 {
         chart
             .draw_series(m.links.iter().filter(|l| l.2 == q).map(|l| {
-                PathElement::new(vec![(l.0.0 * s, l.0.1 * s), (l.1.0 * s, l.1.1 * s)], qc[q as usize].mix(if big { 0.5 } else { 0.8 }).stroke_width(1))
+                PathElement::new(
+                    vec![(l.0.0 * s, l.0.1 * s), (l.1.0 * s, l.1.1 * s)],
+                    qc[q as usize].mix(if big { 0.5 } else { 0.8 }).stroke_width(1),
+                )
             }))
             .map_err(pe)?;
     }
     let (r0, r1) = if big { (1, 2) } else { (3, 4) };
-    chart.draw_series(m.nodes.iter().filter(|n| n.2 == 0).map(|n| Circle::new((n.0 * s, n.1 * s), r0, COLOURS[0].filled()))).map_err(pe)?;
-    chart.draw_series(m.nodes.iter().filter(|n| n.2 == 3).map(|n| TriangleMarker::new((n.0 * s, n.1 * s), 6, COLOURS[4].filled()))).map_err(pe)?;
-    chart.draw_series(m.nodes.iter().filter(|n| n.2 == 2).map(|n| Cross::new((n.0 * s, n.1 * s), r1 + 2, BLACK.stroke_width(2)))).map_err(pe)?;
-    chart.draw_series(m.nodes.iter().filter(|n| n.2 == 1).map(|n| Rectangle::new([(n.0 * s, n.1 * s), (n.0 * s, n.1 * s)], BLACK))).map_err(pe)?;
-    chart.draw_series(m.nodes.iter().filter(|n| n.2 == 1).map(|n| Circle::new((n.0 * s, n.1 * s), 8, BLACK.filled()))).map_err(pe)?;
+    chart
+        .draw_series(
+            m.nodes.iter().filter(|n| n.2 == 0).map(|n| Circle::new((n.0 * s, n.1 * s), r0, COLOURS[0].filled())),
+        )
+        .map_err(pe)?;
+    chart
+        .draw_series(
+            m.nodes
+                .iter()
+                .filter(|n| n.2 == 3)
+                .map(|n| TriangleMarker::new((n.0 * s, n.1 * s), 6, COLOURS[4].filled())),
+        )
+        .map_err(pe)?;
+    chart
+        .draw_series(
+            m.nodes.iter().filter(|n| n.2 == 2).map(|n| Cross::new((n.0 * s, n.1 * s), r1 + 2, BLACK.stroke_width(2))),
+        )
+        .map_err(pe)?;
+    chart
+        .draw_series(
+            m.nodes
+                .iter()
+                .filter(|n| n.2 == 1)
+                .map(|n| Rectangle::new([(n.0 * s, n.1 * s), (n.0 * s, n.1 * s)], BLACK)),
+        )
+        .map_err(pe)?;
+    chart
+        .draw_series(m.nodes.iter().filter(|n| n.2 == 1).map(|n| Circle::new((n.0 * s, n.1 * s), 8, BLACK.filled())))
+        .map_err(pe)?;
     let mut entries = vec![
-        Entry { label: if m.link_kind == "route" { "LMU".into() } else { "site".into() }, colour: COLOURS[0], line: false, dashed: false },
+        Entry {
+            label: if m.link_kind == "route" { "LMU".into() } else { "site".into() },
+            colour: COLOURS[0],
+            line: false,
+            dashed: false,
+        },
         Entry { label: "gateway / coordinator".into(), colour: BLACK, line: false, dashed: false },
     ];
     if m.nodes.iter().any(|n| n.2 == 2) {
-        entries.push(Entry { label: if m.link_kind == "route" { "failed node (×)".into() } else { "unreachable site (×)".into() }, colour: RGBColor(60, 60, 60), line: false, dashed: false });
+        entries.push(Entry {
+            label: if m.link_kind == "route" { "failed node (×)".into() } else { "unreachable site (×)".into() },
+            colour: RGBColor(60, 60, 60),
+            line: false,
+            dashed: false,
+        });
     }
     if m.nodes.iter().any(|n| n.2 == 3) {
         entries.push(Entry { label: "proposed relay (▲)".into(), colour: COLOURS[4], line: false, dashed: false });
@@ -756,7 +876,8 @@ fn draw_mesh_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &MeshMap) 
 fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, Csv)) -> R {
     let (ctx, csv) = d;
     let (area, legend) = layout(&root, &ctx.title("Fault timeline: time after onset of each step"), 1)?;
-    let get = |name: &str, scale: f64| csv.col(name).map(|c| csv.nums(c).iter().map(|v| v * scale).collect::<Vec<f64>>());
+    let get =
+        |name: &str, scale: f64| csv.col(name).map(|c| csv.nums(c).iter().map(|v| v * scale).collect::<Vec<f64>>());
     let steps: Vec<(&str, Vec<f64>)> = [
         ("detection", get("detection_ms", 1e-3)),
         ("trip", get("trip_ms", 1e-3)),
@@ -793,16 +914,23 @@ fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Co
         .disable_y_mesh()
         .y_label_formatter(&move |v: &f64| {
             let k = v.round();
-            if (v - k).abs() < 1e-6 && k >= 0.0 { lab.get(k as usize).cloned().unwrap_or_default() } else { String::new() }
+            if (v - k).abs() < 1e-6 && k >= 0.0 {
+                lab.get(k as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .x_label_formatter(&|v: &f64| if *v >= 1.0 { format!("{v:.0}") } else { format!("{v}") })
         .draw()
         .map_err(pe)?;
     let mut entries = Vec::new();
     for i in 0..n {
-        let pts: Vec<(f64, f64)> = steps.iter().map(|s| s.1[i]).filter(|v| v.is_finite() && *v > 0.0).map(|v| (v, i as f64)).collect();
+        let pts: Vec<(f64, f64)> =
+            steps.iter().map(|s| s.1[i]).filter(|v| v.is_finite() && *v > 0.0).map(|v| (v, i as f64)).collect();
         if pts.len() >= 2 {
-            chart.draw_series(std::iter::once(PathElement::new(vec![pts[0], pts[pts.len() - 1]], GREY.stroke_width(2)))).map_err(pe)?;
+            chart
+                .draw_series(std::iter::once(PathElement::new(vec![pts[0], pts[pts.len() - 1]], GREY.stroke_width(2))))
+                .map_err(pe)?;
         }
     }
     for (k, (name, vals)) in steps.iter().enumerate() {
@@ -813,14 +941,23 @@ fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Co
             let txt = if vals[i] < 1.0 { format!("{:.0} ms", vals[i] * 1e3) } else { format!("{:.2} s", vals[i]) };
             let dy = if k % 2 == 0 { 0.12 } else { -0.06 };
             chart
-                .draw_series(std::iter::once(Text::new(txt, (vals[i], i as f64 + dy), (FONT_NAME, 13).into_font().color(&colour))))
+                .draw_series(std::iter::once(Text::new(
+                    txt,
+                    (vals[i], i as f64 + dy),
+                    (FONT_NAME, 13).into_font().color(&colour),
+                )))
                 .map_err(pe)?;
         }
         entries.push(Entry { label: (*name).to_string(), colour, line: false, dashed: false });
     }
     let never: Vec<&str> = steps.iter().filter(|s| s.1.iter().any(|v| v.is_infinite())).map(|s| s.0).collect();
     if !never.is_empty() {
-        entries.push(Entry { label: format!("never reached: {}", never.join(", ")), colour: GREY, line: true, dashed: true });
+        entries.push(Entry {
+            label: format!("never reached: {}", never.join(", ")),
+            colour: GREY,
+            line: true,
+            dashed: true,
+        });
     }
     draw_legend(&legend, &entries)?;
     root.present().map_err(pe)
@@ -829,10 +966,18 @@ fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Co
 // ---------------------------------------------------------------------------------------------------------
 // Mesh distributions.
 
-fn histogram<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, vals: &[f64], x_desc: &str, caption: &str, colour: RGBColor, fixed: Option<(f64, f64)>) -> R {
+fn histogram<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    vals: &[f64],
+    x_desc: &str,
+    caption: &str,
+    colour: RGBColor,
+    fixed: Option<(f64, f64)>,
+) -> R {
     let v: Vec<f64> = vals.iter().copied().filter(|x| x.is_finite()).collect();
     let (lo, hi) = fixed.unwrap_or_else(|| finite_range(v.iter().copied()).unwrap_or((0.0, 1.0)));
-    let (lo, hi) = if hi - lo < 1e-9 { (lo - 0.5 * lo.abs().max(0.01), hi + 0.5 * hi.abs().max(0.01)) } else { (lo, hi) };
+    let (lo, hi) =
+        if hi - lo < 1e-9 { (lo - 0.5 * lo.abs().max(0.01), hi + 0.5 * hi.abs().max(0.01)) } else { (lo, hi) };
     let bins = 30usize;
     let w = (hi - lo) / bins as f64;
     let mut count = vec![0u32; bins];
@@ -872,13 +1017,26 @@ fn draw_mesh_distributions<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: 
     let (area, _) = layout(&root, &ctx.title("Per-node delivery ratio and latency"), 0)?;
     let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
     let coord = csv.col("coordinator").map(|c| csv.text(c)).unwrap_or_default();
-    let keep = |vals: Vec<f64>| -> Vec<f64> { vals.into_iter().enumerate().filter(|(i, _)| coord.get(*i).is_none_or(|c| c != "true")).map(|(_, v)| v).collect() };
+    let keep = |vals: Vec<f64>| -> Vec<f64> {
+        vals.into_iter()
+            .enumerate()
+            .filter(|(i, _)| coord.get(*i).is_none_or(|c| c != "true"))
+            .map(|(_, v)| v)
+            .collect()
+    };
     let pdr = csv.col("pdr").map(|c| keep(csv.nums(c))).unwrap_or_default();
     let lat = csv.col("latency_ms_p50").map(|c| keep(csv.nums(c))).unwrap_or_default();
     let pct: Vec<f64> = pdr.iter().map(|p| p * 100.0).collect();
     // Delivery ratio: bins of 1 % up to 100 %, from at most 70 % (lower when some node delivered less).
     let low = finite_range(pct.iter().copied()).map_or(70.0, |(a, _)| (a.floor() - 1.0).min(70.0).max(0.0));
-    histogram(&left, &pct, "end-to-end delivery ratio per LMU (%)", "Delivery ratio", COLOURS[0], Some((low, 100.0 + 1e-9)))?;
+    histogram(
+        &left,
+        &pct,
+        "end-to-end delivery ratio per LMU (%)",
+        "Delivery ratio",
+        COLOURS[0],
+        Some((low, 100.0 + 1e-9)),
+    )?;
     histogram(&right, &lat, "median end-to-end latency per LMU (ms)", "Latency", COLOURS[1], None)?;
     root.present().map_err(pe)
 }
@@ -930,7 +1088,11 @@ fn draw_waterfall<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context
         .x_labels(n)
         .x_label_formatter(&move |v: &f64| {
             let k = v.round();
-            if (v - k).abs() < 1e-6 && k >= 0.0 { names.get(k as usize).cloned().unwrap_or_default() } else { String::new() }
+            if (v - k).abs() < 1e-6 && k >= 0.0 {
+                names.get(k as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .disable_x_mesh()
         .draw()
@@ -946,7 +1108,9 @@ fn draw_waterfall<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context
             level = a;
             r
         };
-        chart.draw_series(std::iter::once(Rectangle::new([(i as f64 - 0.35, a), (i as f64 + 0.35, b)], c.filled()))).map_err(pe)?;
+        chart
+            .draw_series(std::iter::once(Rectangle::new([(i as f64 - 0.35, a), (i as f64 + 0.35, b)], c.filled())))
+            .map_err(pe)?;
     }
     root.present().map_err(pe)
 }
@@ -1006,8 +1170,18 @@ fn sweep_heatmaps(csv: &Csv, axes: &[String]) -> Vec<Heatmap> {
                 sum[j][i].1 += 1;
             }
         }
-        let values = sum.iter().map(|row| row.iter().map(|&(s, n)| if n > 0 { s / n as f64 } else { f64::NAN }).collect()).collect();
-        out.push(Heatmap { x_name: csv.header[cx].clone(), y_name: csv.header[cy].clone(), kpi: csv.header[k].clone(), xs: xs.clone(), ys: ys.clone(), values });
+        let values = sum
+            .iter()
+            .map(|row| row.iter().map(|&(s, n)| if n > 0 { s / n as f64 } else { f64::NAN }).collect())
+            .collect();
+        out.push(Heatmap {
+            x_name: csv.header[cx].clone(),
+            y_name: csv.header[cy].clone(),
+            kpi: csv.header[k].clone(),
+            xs: xs.clone(),
+            ys: ys.clone(),
+            values,
+        });
         if out.len() >= 6 {
             break;
         }
@@ -1017,7 +1191,8 @@ fn sweep_heatmaps(csv: &Csv, axes: &[String]) -> Vec<Heatmap> {
 
 fn heat_colour(t: f64) -> RGBColor {
     // Viridis-like ramp from dark blue through green to yellow.
-    let stops = [(68.0, 1.0, 84.0), (59.0, 82.0, 139.0), (33.0, 145.0, 140.0), (94.0, 201.0, 98.0), (253.0, 231.0, 37.0)];
+    let stops =
+        [(68.0, 1.0, 84.0), (59.0, 82.0, 139.0), (33.0, 145.0, 140.0), (94.0, 201.0, 98.0), (253.0, 231.0, 37.0)];
     let t = t.clamp(0.0, 1.0) * (stops.len() - 1) as f64;
     let i = (t.floor() as usize).min(stops.len() - 2);
     let f = t - i as f64;
@@ -1049,11 +1224,19 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
         .y_labels(ny)
         .x_label_formatter(&move |v: &f64| {
             let k = v.round();
-            if (v - k).abs() < 1e-6 && k >= 0.0 { xs.get(k as usize).cloned().unwrap_or_default() } else { String::new() }
+            if (v - k).abs() < 1e-6 && k >= 0.0 {
+                xs.get(k as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .y_label_formatter(&move |v: &f64| {
             let k = v.round();
-            if (v - k).abs() < 1e-6 && k >= 0.0 { ys.get(k as usize).cloned().unwrap_or_default() } else { String::new() }
+            if (v - k).abs() < 1e-6 && k >= 0.0 {
+                ys.get(k as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .disable_mesh()
         .draw()
@@ -1061,14 +1244,25 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
     for j in 0..ny {
         for i in 0..nx {
             let v = h.values[j][i];
-            let c = if v.is_finite() { heat_colour(if hi > lo { (v - lo) / (hi - lo) } else { 0.5 }) } else { RGBColor(220, 220, 220) };
+            let c = if v.is_finite() {
+                heat_colour(if hi > lo { (v - lo) / (hi - lo) } else { 0.5 })
+            } else {
+                RGBColor(220, 220, 220)
+            };
             chart
-                .draw_series(std::iter::once(Rectangle::new([(i as f64 - 0.5, j as f64 - 0.5), (i as f64 + 0.5, j as f64 + 0.5)], c.filled())))
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(i as f64 - 0.5, j as f64 - 0.5), (i as f64 + 0.5, j as f64 + 0.5)],
+                    c.filled(),
+                )))
                 .map_err(pe)?;
             if v.is_finite() && nx * ny <= 100 {
                 let t = if (v - lo) / (hi - lo).max(1e-300) > 0.6 { BLACK } else { WHITE };
                 chart
-                    .draw_series(std::iter::once(Text::new(format!("{}", sig(v)), (i as f64 - 0.15, j as f64), (FONT_NAME, 14).into_font().color(&t))))
+                    .draw_series(std::iter::once(Text::new(
+                        format!("{}", sig(v)),
+                        (i as f64 - 0.15, j as f64),
+                        (FONT_NAME, 14).into_font().color(&t),
+                    )))
                     .map_err(pe)?;
             }
         }
@@ -1076,7 +1270,12 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
     let entries: Vec<Entry> = (0..5)
         .map(|k| {
             let t = k as f64 / 4.0;
-            Entry { label: format!("{} {u}", sig(lo + (hi - lo) * t)), colour: heat_colour(t), line: false, dashed: false }
+            Entry {
+                label: format!("{} {u}", sig(lo + (hi - lo) * t)),
+                colour: heat_colour(t),
+                line: false,
+                dashed: false,
+            }
         })
         .collect();
     draw_legend(&legend, &entries)?;
@@ -1128,7 +1327,12 @@ fn draw_pareto<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, P
     let (area, legend) = layout(&root, &ctx.title(&format!("Sweep: {qr} against {qc}")), 1)?;
     let x = padded(finite_range(p.points.iter().map(|q| q.0)).unwrap_or((0.0, 1.0)));
     let y = padded(finite_range(p.points.iter().map(|q| q.1)).unwrap_or((0.0, 1.0)));
-    let mut chart = ChartBuilder::on(&area).margin(12).x_label_area_size(45).y_label_area_size(80).build_cartesian_2d(x.0..x.1, y.0..y.1).map_err(pe)?;
+    let mut chart = ChartBuilder::on(&area)
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
+        .map_err(pe)?;
     chart
         .configure_mesh()
         .x_desc(format!("{qc} ({uc}), lower is better"))
@@ -1145,7 +1349,12 @@ fn draw_pareto<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, P
         &legend,
         &[
             Entry { label: "sweep point".into(), colour: COLOURS[0], line: false, dashed: false },
-            Entry { label: "Pareto front (no point is cheaper and more reliable)".into(), colour: COLOURS[3], line: true, dashed: false },
+            Entry {
+                label: "Pareto front (no point is cheaper and more reliable)".into(),
+                colour: COLOURS[3],
+                line: true,
+                dashed: false,
+            },
         ],
     )?;
     root.present().map_err(pe)
@@ -1165,7 +1374,10 @@ mod tests {
         }
         assert_eq!(pieces.len(), 2);
         assert_eq!(clip_polyline(&[(0.0, 0.5), (1.0, f64::NAN), (2.0, 0.5)], (0.0, 2.0), (0.0, 1.0)).len(), 0);
-        assert_eq!(clip_polyline(&[(0.0, 0.5), (1.0, 0.6), (2.0, 0.5)], (0.0, 2.0), (0.0, 1.0)), vec![vec![(0.0, 0.5), (1.0, 0.6), (2.0, 0.5)]]);
+        assert_eq!(
+            clip_polyline(&[(0.0, 0.5), (1.0, 0.6), (2.0, 0.5)], (0.0, 2.0), (0.0, 1.0)),
+            vec![vec![(0.0, 0.5), (1.0, 0.6), (2.0, 0.5)]]
+        );
     }
 
     #[test]

@@ -164,7 +164,10 @@ pub fn load(path: &Path) -> Result<Expanded, InputError> {
             let p = format!("blocks[{b}][{a}]");
             if let Some((lo, hi)) = axis.between {
                 if plan.sampling == Sampling::Grid {
-                    return Err(at(&format!("{p}.between"), "needs `sampling: Random(..)` or `LatinHypercube(..)`; a grid takes `values`".into()));
+                    return Err(at(
+                        &format!("{p}.between"),
+                        "needs `sampling: Random(..)` or `LatinHypercube(..)`; a grid takes `values`".into(),
+                    ));
                 }
                 if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
                     return Err(at(&format!("{p}.between"), format!("({lo}, {hi}) is not an interval")));
@@ -218,7 +221,8 @@ pub fn load(path: &Path) -> Result<Expanded, InputError> {
                     }
                     Some(u) => axis_value(axis, u[a][k]),
                 };
-                text = ron_path::replace(&text, &axis.path, &v).map_err(|e| at(&format!("blocks[{b}][{a}].path"), e))?;
+                text =
+                    ron_path::replace(&text, &axis.path, &v).map_err(|e| at(&format!("blocks[{b}][{a}].path"), e))?;
                 let h = axis.name.clone().unwrap_or_else(|| axis.path.clone());
                 let col = headers.iter().position(|x| *x == h).expect("header registered above");
                 labels[col] = label;
@@ -249,7 +253,11 @@ fn draw(sampling: &Sampling, seed: u64, b: usize, axes: usize, n: usize) -> Vec<
                     let j = (derive_seed(seed, &[TAG, 1, b as u64, a as u64, i as u64]) % (i as u64 + 1)) as usize;
                     perm.swap(i, j);
                 }
-                (0..n).map(|k| (perm[k] as f64 + unit(derive_seed(seed, &[TAG, 2, b as u64, a as u64, k as u64]))) / n as f64).collect()
+                (0..n)
+                    .map(|k| {
+                        (perm[k] as f64 + unit(derive_seed(seed, &[TAG, 2, b as u64, a as u64, k as u64]))) / n as f64
+                    })
+                    .collect()
             }
             _ => (0..n).map(|k| unit(derive_seed(seed, &[TAG, 3, b as u64, a as u64, k as u64]))).collect(),
         })

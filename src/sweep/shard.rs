@@ -28,7 +28,9 @@ pub const MAX_SHARDS: usize = 100_000;
 /// `SLURM_ARRAY_TASK_ID` (minus `SLURM_ARRAY_TASK_MIN` when set), Kubernetes `JOB_COMPLETION_INDEX` or HyperQueue
 /// `HQ_TASK_ID`, and the count from `auto/N`, `SLURM_ARRAY_TASK_COUNT` or `GRIDTWIN_SHARDS`.
 pub fn parse_shard(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Shard, String> {
-    let num = |what: &str, v: &str| v.trim().parse::<usize>().map_err(|_| format!("--shard {s}: {what} `{v}` is not a whole number"));
+    let num = |what: &str, v: &str| {
+        v.trim().parse::<usize>().map_err(|_| format!("--shard {s}: {what} `{v}` is not a whole number"))
+    };
     let (i, n) = if let Some(rest) = s.strip_prefix("auto") {
         let count = match rest.strip_prefix('/') {
             Some(n) => Some(num("shard count", n)?),
@@ -38,7 +40,11 @@ pub fn parse_shard(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Shar
         let (index, from) = if let Some(id) = env("SLURM_ARRAY_TASK_ID") {
             let min = env("SLURM_ARRAY_TASK_MIN").map(|m| num("SLURM_ARRAY_TASK_MIN", &m)).transpose()?.unwrap_or(0);
             let id = num("SLURM_ARRAY_TASK_ID", &id)?;
-            (id.checked_sub(min).ok_or_else(|| format!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}"))?, "SLURM_ARRAY_TASK_ID")
+            (
+                id.checked_sub(min)
+                    .ok_or_else(|| format!("SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}"))?,
+                "SLURM_ARRAY_TASK_ID",
+            )
         } else if let Some(id) = env("JOB_COMPLETION_INDEX") {
             (num("JOB_COMPLETION_INDEX", &id)?, "JOB_COMPLETION_INDEX")
         } else if let Some(id) = env("HQ_TASK_ID") {
@@ -50,12 +56,18 @@ pub fn parse_shard(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Shar
             Some(c) => c,
             None => match env("SLURM_ARRAY_TASK_COUNT").or_else(|| env("GRIDTWIN_SHARDS")) {
                 Some(c) => num("shard count", &c)?,
-                None => return Err(format!("--shard auto: the index comes from {from}, but no shard count: use `--shard auto/N` or set GRIDTWIN_SHARDS")),
+                None => {
+                    return Err(format!(
+                        "--shard auto: the index comes from {from}, but no shard count: use `--shard auto/N` or set GRIDTWIN_SHARDS"
+                    ));
+                }
             },
         };
         (index, count)
     } else {
-        let (i, n) = s.split_once('/').ok_or_else(|| format!("--shard {s}: want `I/N` (0-based, e.g. 0/8), `auto` or `auto/N`"))?;
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("--shard {s}: want `I/N` (0-based, e.g. 0/8), `auto` or `auto/N`"))?;
         (num("shard index", i)?, num("shard count", n)?)
     };
     if n == 0 || n > MAX_SHARDS {
@@ -165,7 +177,8 @@ pub fn save_job(dir: &Path, j: usize, v: &Value) -> Result<(), String> {
 /// Reads a shard directory's manifest.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, String> {
     let p = dir.join("manifest.json");
-    let t = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e} (is {} a sweep shard directory?)", p.display(), dir.display()))?;
+    let t = std::fs::read_to_string(&p)
+        .map_err(|e| format!("{}: {e} (is {} a sweep shard directory?)", p.display(), dir.display()))?;
     serde_json::from_str(&t).map_err(|e| format!("{}: not a shard manifest: {e}", p.display()))
 }
 
@@ -206,17 +219,29 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, String> {
                 return Err(format!("{}: job {j} is beyond the plan's {total} jobs", dirs[k].display()));
             }
             match owner[j] {
-                Some(o) => dups.push(format!("point {} replication {} (in {} and {})", j / reps, j % reps, dirs[o].display(), dirs[k].display())),
+                Some(o) => dups.push(format!(
+                    "point {} replication {} (in {} and {})",
+                    j / reps,
+                    j % reps,
+                    dirs[o].display(),
+                    dirs[k].display()
+                )),
                 None => owner[j] = Some(k),
             }
         }
     }
     if !dups.is_empty() {
-        return Err(format!("merge refused: {} duplicate job(s): {}{}", dups.len(), dups.iter().take(10).cloned().collect::<Vec<_>>().join("; "), if dups.len() > 10 { "; ..." } else { "" }));
+        return Err(format!(
+            "merge refused: {} duplicate job(s): {}{}",
+            dups.len(),
+            dups.iter().take(10).cloned().collect::<Vec<_>>().join("; "),
+            if dups.len() > 10 { "; ..." } else { "" }
+        ));
     }
     let missing: Vec<usize> = (0..total).filter(|&j| owner[j].is_none()).collect();
     if !missing.is_empty() {
-        let names: Vec<String> = missing.iter().take(20).map(|j| format!("point {} replication {}", j / reps, j % reps)).collect();
+        let names: Vec<String> =
+            missing.iter().take(20).map(|j| format!("point {} replication {}", j / reps, j % reps)).collect();
         let shards: Vec<String> = {
             let mut have: Vec<usize> = ms.iter().map(|m| m.shard.index).collect();
             have.sort_unstable();
@@ -236,11 +261,18 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, String> {
     for (k, m) in ms.iter().enumerate() {
         let p = dirs[k].join(&m.csv);
         let mut r = csv::Reader::from_path(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-        let h: Vec<String> = r.headers().map_err(|e| format!("{}: {e}", p.display()))?.iter().map(str::to_string).collect();
+        let h: Vec<String> =
+            r.headers().map_err(|e| format!("{}: {e}", p.display()))?.iter().map(str::to_string).collect();
         match &header {
             None => header = Some(h),
             Some(h0) if *h0 != h => {
-                return Err(format!("merge refused: {} has columns {} but {} has {}", p.display(), h.join(","), dirs[0].display(), h0.join(",")));
+                return Err(format!(
+                    "merge refused: {} has columns {} but {} has {}",
+                    p.display(),
+                    h.join(","),
+                    dirs[0].display(),
+                    h0.join(",")
+                ));
             }
             _ => {}
         }

@@ -75,7 +75,7 @@ pub fn add(sim: &mut Simulation<Msg>, loaded: &Loaded, cfg: &GridConfig) -> Resu
         bus_lo: vec![f64::INFINITY; nb],
         bus_hi: vec![f64::NEG_INFINITY; nb],
     }))
-        .map_err(engine)?;
+    .map_err(engine)?;
     Ok(GridPart { grid, weather, recorder, network: net })
 }
 

@@ -124,7 +124,8 @@ fn disjoint_paths_equal_brute_force_menger_on_small_graphs() {
     for seed in 0..40u64 {
         let n = 6 + (seed % 7) as usize;
         let s = random_sites(100 + seed, n, 1400.0);
-        let adj: Vec<Vec<usize>> = (0..n).map(|a| (0..n).filter(|&b| b != a && s.distance_m(a, b) <= 750.0).collect()).collect();
+        let adj: Vec<Vec<usize>> =
+            (0..n).map(|a| (0..n).filter(|&b| b != a && s.distance_m(a, b) <= 750.0).collect()).collect();
         let p = plan::plan(s, 0, RangeRule::Plain { range_m: 750.0 }, 2, false).unwrap();
         for t in 1..n {
             assert_eq!(p.results[t].disjoint_paths, Some(menger(&adj, t, 0)), "seed {seed} site {t}");
@@ -134,7 +135,9 @@ fn disjoint_paths_equal_brute_force_menger_on_small_graphs() {
 
 #[test]
 fn relays_make_every_site_k_connected_and_stay_near_the_bound() {
-    for (seed, n, side, k) in [(7u64, 60usize, 5000.0, 2u32), (8, 200, 8000.0, 2), (9, 40, 3000.0, 3), (10, 120, 12000.0, 1)] {
+    for (seed, n, side, k) in
+        [(7u64, 60usize, 5000.0, 2u32), (8, 200, 8000.0, 2), (9, 40, 3000.0, 3), (10, 120, 12000.0, 1)]
+    {
         let s = random_sites(seed, n, side);
         let pos: Vec<(f64, f64)> = s.sites.iter().map(|x| (x.x_m, x.y_m)).collect();
         let p = plan::plan(s, 0, RangeRule::Plain { range_m: 750.0 }, k, true).unwrap();
@@ -187,7 +190,11 @@ fn relay_placement_on_small_cases_against_the_exhaustive_optimum() {
 fn lat_lon_sites_use_great_circle_distances() {
     let mut text = String::from("id,lat,lon\n");
     for k in 0..200u64 {
-        text.push_str(&format!("g{k},{:.7},{:.7}\n", 51.0 + uniform(77, 2 * k) * 0.045, 10.0 + uniform(77, 2 * k + 1) * 0.07));
+        text.push_str(&format!(
+            "g{k},{:.7},{:.7}\n",
+            51.0 + uniform(77, 2 * k) * 0.045,
+            10.0 + uniform(77, 2 * k + 1) * 0.07
+        ));
     }
     let s = sites::parse("ll.csv", &text).unwrap();
     let reference = pair_scan(&s, 750.0);
@@ -202,7 +209,13 @@ fn lat_lon_sites_use_great_circle_distances() {
 #[test]
 fn radio_model_range_follows_the_link_budget() {
     // sun-fsk-868: median range 750 m at exponent 3 without margin; a 9 dB margin shortens it by 10^(9/30).
-    let rule = |m: f64| RangeRule::Radio { model: "x".into(), max_path_loss_db: 14.0 - 1.5 + 105.0, frequency_mhz: 868.3, exponent: 3.0, fade_margin_db: m };
+    let rule = |m: f64| RangeRule::Radio {
+        model: "x".into(),
+        max_path_loss_db: 14.0 - 1.5 + 105.0,
+        frequency_mhz: 868.3,
+        exponent: 3.0,
+        fade_margin_db: m,
+    };
     let r0 = rule(0.0).range_m();
     let r9 = rule(9.0).range_m();
     assert!((r0 / r9 - 10f64.powf(0.3)).abs() < 1e-6, "{r0} {r9}");
@@ -221,7 +234,18 @@ fn the_cli_writes_json_and_a_scenario_that_checks() {
     let out = dir.path().join("plan");
     let bin = env!("CARGO_BIN_EXE_gridtwin");
     let o = std::process::Command::new(bin)
-        .args(["mesh", "plan", poles.to_str().unwrap(), "--gateway", "p0", "--k", "2", "--json", "--out", out.to_str().unwrap()])
+        .args([
+            "mesh",
+            "plan",
+            poles.to_str().unwrap(),
+            "--gateway",
+            "p0",
+            "--k",
+            "2",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -230,13 +254,30 @@ fn the_cli_writes_json_and_a_scenario_that_checks() {
     assert_eq!(sites.len(), 30);
     assert_eq!(sites[0]["hops"], 0);
     assert!(sites.iter().all(|s| s.get("disjoint_paths").is_some() && s.get("hops").is_some()));
-    for f in ["scenario.ron", "plan_sites.csv", "plan_links.csv", "plan_relays.csv", "plan_cuts.csv", "mesh_map.svg", "mesh_map.png"] {
+    for f in [
+        "scenario.ron",
+        "plan_sites.csv",
+        "plan_links.csv",
+        "plan_relays.csv",
+        "plan_cuts.csv",
+        "mesh_map.svg",
+        "mesh_map.png",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
-    let c = std::process::Command::new(bin).args(["check", out.join("scenario.ron").to_str().unwrap()]).output().unwrap();
+    let c =
+        std::process::Command::new(bin).args(["check", out.join("scenario.ron").to_str().unwrap()]).output().unwrap();
     assert!(c.status.success(), "written scenario does not check: {}", String::from_utf8_lossy(&c.stderr));
     let r = std::process::Command::new(bin)
-        .args(["--quiet", "run", out.join("scenario.ron").to_str().unwrap(), "--until", "20min", "--out", dir.path().join("run").to_str().unwrap()])
+        .args([
+            "--quiet",
+            "run",
+            out.join("scenario.ron").to_str().unwrap(),
+            "--until",
+            "20min",
+            "--out",
+            dir.path().join("run").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(r.status.success(), "written scenario does not run: {}", String::from_utf8_lossy(&r.stderr));

@@ -34,17 +34,36 @@ fn every_plot_kind_renders_from_a_real_run() {
     // The default scenario through its 10:00 earth fault.
     run_to_dir(&g, &Loaded::default_embedded(), Some("11h")).unwrap();
     let seed_title = "rural-feeder-day (seed 42)";
-    svg_ok(&out.join("grid_power.svg"), &[seed_title, "active power at the transformer (left)", "reactive power at the transformer (right)", "time since start (h)"]);
+    svg_ok(
+        &out.join("grid_power.svg"),
+        &[
+            seed_title,
+            "active power at the transformer (kW)",
+            "reactive power at the transformer (kvar)",
+            "time since start (h)",
+        ],
+    );
     svg_ok(&out.join("grid_voltage.svg"), &["EN 50160 limits", "lowest LV bus voltage", "voltage (p.u.)"]);
-    svg_ok(&out.join("cloud_batches.svg"), &["readings per batch (left)", "mean phase-A voltage reported (right)"]);
+    svg_ok(&out.join("cloud_batches.svg"), &["readings per batch (count)", "mean phase-A voltage reported (V)"]);
     svg_ok(&out.join("voltage_profile.svg"), &["distance from the transformer", "EN 50160 limits", seed_title]);
     svg_ok(&out.join("mesh_map.svg"), &["gateway / coordinator", "route, ETX", "east (m)"]);
-    svg_ok(&out.join("fault_timeline.svg"), &["time after fault onset", "detection", "trip", "isolation", "restoration"]);
+    svg_ok(
+        &out.join("fault_timeline.svg"),
+        &["time after fault onset", "detection", "trip", "isolation", "restoration"],
+    );
     svg_ok(&out.join("mesh_distributions.svg"), &["delivery ratio per LMU (%)", "latency per LMU (ms)"]);
     let csv = std::fs::read_to_string(out.join("grid_buses.csv")).unwrap();
     assert!(csv.starts_with("bus,name,distance_m,v_min_pu,v_max_pu\n") && csv.lines().count() > 10, "{csv}");
     // PNGs: right size, and nothing in a series colour above the chart (lines are clipped).
-    for stem in ["grid_power", "grid_voltage", "cloud_batches", "voltage_profile", "mesh_map", "fault_timeline", "mesh_distributions"] {
+    for stem in [
+        "grid_power",
+        "grid_voltage",
+        "cloud_batches",
+        "voltage_profile",
+        "mesh_map",
+        "fault_timeline",
+        "mesh_distributions",
+    ] {
         let (w, h, px, bpp) = png(&out.join(format!("{stem}.png")));
         assert_eq!((w, h), (960, 540), "{stem}");
         let series = [[31u8, 119, 180], [255, 127, 14]];
@@ -65,13 +84,17 @@ fn every_plot_kind_renders_from_a_real_run() {
     let o = std::process::Command::new(bin).args(["report", out.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    let svgs = std::fs::read_dir(&out).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "svg")).count();
+    let svgs = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "svg"))
+        .count();
     assert_eq!(html.matches("<svg").count(), svgs);
     for s in ["rural-feeder-day", "digest", "Scenario(", "<h3>mesh</h3>", "faults.csv"] {
         assert!(html.contains(s), "report.html lacks {s}");
     }
     for s in ["http://", "https://", "<script", "<link", "src="] {
-        let n = html.matches(s).count() - html.matches("xmlns=\"http://www.w3.org").count() * usize::from(s == "http://");
+        let n =
+            html.matches(s).count() - html.matches("xmlns=\"http://www.w3.org").count() * usize::from(s == "http://");
         assert_eq!(n, 0, "report.html refers outside itself: {s}");
     }
 }

@@ -81,7 +81,13 @@ fn shards_merge_to_the_unsharded_result_byte_for_byte() {
             // A shard missing: refused, naming the points.
             let o = gt(&["merge", &dirs[0], &dirs[2], "--out", d.join("bad").to_str().unwrap()]);
             let e = String::from_utf8_lossy(&o.stderr);
-            assert!(!o.status.success() && e.contains("missing") && e.contains("point 1 replication 0") && e.contains("1/3"), "{e}");
+            assert!(
+                !o.status.success()
+                    && e.contains("missing")
+                    && e.contains("point 2 replication 0")
+                    && e.contains("1/3"),
+                "{e}"
+            );
             // The same shard twice: refused as duplicate.
             let o = gt(&["merge", &dirs[0], &dirs[0], &dirs[1], &dirs[2], "--out", d.join("bad").to_str().unwrap()]);
             assert!(String::from_utf8_lossy(&o.stderr).contains("duplicate"));
@@ -93,7 +99,14 @@ fn shards_merge_to_the_unsharded_result_byte_for_byte() {
     assert!(o.status.success());
     let s0 = d.join("s3-0");
     let s2 = d.join("s3-2");
-    let o = gt(&["merge", s0.to_str().unwrap(), other.to_str().unwrap(), s2.to_str().unwrap(), "--out", d.join("bad").to_str().unwrap()]);
+    let o = gt(&[
+        "merge",
+        s0.to_str().unwrap(),
+        other.to_str().unwrap(),
+        s2.to_str().unwrap(),
+        "--out",
+        d.join("bad").to_str().unwrap(),
+    ]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && e.contains("different plans") && e.contains("hash"), "{e}");
     assert!(!d.join("bad").exists());
