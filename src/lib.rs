@@ -14,6 +14,7 @@ pub mod engine;
 pub mod grid;
 pub mod market;
 pub mod mesh;
+pub mod plan;
 pub mod report;
 pub mod scenario;
 pub mod sweep;

@@ -8,6 +8,9 @@ pub mod chain;
 pub mod bridge;
 pub mod grid;
 pub mod market;
+pub mod outputs;
+pub mod plan;
+pub mod sweep;
 
 pub use error::{CliError, EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK};
 
@@ -107,6 +110,12 @@ pub enum Command {
         scenario: Option<PathBuf>,
         #[command(flatten)]
         opts: RunArgs,
+        /// Compare the summary's KPIs with this file (RON) and fail (exit 1) on a regression.
+        #[arg(long, value_name = "FILE")]
+        expect: Option<PathBuf>,
+        /// Record the summary's KPIs (with default tolerances) in this file.
+        #[arg(long, value_name = "FILE")]
+        write_expect: Option<PathBuf>,
     },
     /// Run a scenario with its gateway connected to a real MQTT broker (mqtt://HOST:PORT).
     Bridge(bridge::BridgeArgs),
@@ -123,6 +132,34 @@ pub enum Command {
         plan: PathBuf,
         #[command(flatten)]
         opts: SweepArgs,
+        #[command(flatten)]
+        scale: sweep::ScaleArgs,
+    },
+    /// Merge sweep shard directories into the whole result (give the target with --out).
+    Merge {
+        /// Shard output directories (each with its manifest.json).
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Directory for the merged result.
+        #[arg(long, value_name = "DIR", required = true)]
+        out: PathBuf,
+    },
+    /// Mesh planning tools.
+    #[command(subcommand)]
+    Mesh(plan::MeshCmd),
+    /// Redraw the plots of an output directory from its CSV files.
+    Plot {
+        /// Output directory of a run or sweep.
+        dir: PathBuf,
+        /// Plot kinds to draw (default: all): series, voltage-profile, mesh-map, fault-timeline,
+        /// mesh-distributions, accounting, sweep.
+        #[arg(long)]
+        kind: Vec<String>,
+    },
+    /// Write a self-contained report.html (plots inline, KPI tables, the scenario) into an output directory.
+    Report {
+        /// Output directory of a run.
+        dir: PathBuf,
     },
     /// Benchmarks.
     #[command(subcommand)]
@@ -290,20 +327,20 @@ fn dispatch(cli: Cli, name: &str) -> Result<(), CliError> {
         if cli.threads.is_some() {
             return Err(CliError::usage("`--threads` is an option of `sweep`"));
         }
-        return cmd_run(&global(&cli.run), None, cli.run.until);
+        return cmd_run(&global(&cli.run), None, cli.run.until, None, None);
     };
     merge(&cli.run, cli.threads, &cmd, name)?;
     match cmd {
-        Command::Run { scenario, opts } => {
+        Command::Run { scenario, opts, expect, write_expect } => {
             let r = RunArgs {
                 seed: either(&cli.run.seed, &opts.seed, "--seed")?,
                 out: either(&cli.run.out, &opts.out, "--out")?,
                 until: either(&cli.run.until, &opts.until, "--until")?,
             };
-            cmd_run(&global(&r), scenario.as_deref(), r.until)
+            cmd_run(&global(&r), scenario.as_deref(), r.until, expect.as_deref(), write_expect.as_deref())
         }
         Command::Check { scenarios } => cmd_check(&scenarios),
-        Command::Sweep { plan, opts } => {
+        Command::Sweep { plan, opts, scale } => {
             let r = RunArgs {
                 seed: either(&cli.run.seed, &opts.seed, "--seed")?,
                 out: either(&cli.run.out, &opts.out, "--out")?,
@@ -311,7 +348,7 @@ fn dispatch(cli: Cli, name: &str) -> Result<(), CliError> {
             };
             let mut g = global(&r);
             g.threads = either(&cli.threads, &opts.threads, "--threads")?.map(usize::from);
-            cmd_sweep(&g, &plan)
+            sweep::run(&g, &plan, &scale)
         }
         Command::Bench(b) => cmd_bench(b),
         Command::Grid(args) => grid::run(&args),
@@ -321,6 +358,14 @@ fn dispatch(cli: Cli, name: &str) -> Result<(), CliError> {
         Command::Bridge(args) => bridge::run(&global(&cli.run), &args),
         Command::Chain(c) => chain::run_chain(&c).map_err(CliError::from),
         Command::Ledger(c) => chain::run_ledger(&c).map_err(CliError::from),
+        Command::Merge { shards, out } => {
+            let mut g = global(&cli.run);
+            g.out = Some(out);
+            sweep::merge(&g, &shards)
+        }
+        Command::Mesh(m) => plan::run(&global(&cli.run), &m),
+        Command::Plot { dir, kind } => outputs::plot(&dir, &kind),
+        Command::Report { dir } => outputs::report(&dir),
     }
 }
 
@@ -364,14 +409,21 @@ fn check_one(p: &Path) -> Result<String, InputError> {
     Ok(format!("{}: ok ({})", p.display(), l.scenario.name))
 }
 
-fn cmd_run(g: &Global, path: Option<&Path>, until: Option<SimDuration>) -> Result<(), CliError> {
+fn cmd_run(
+    g: &Global,
+    path: Option<&Path>,
+    until: Option<SimDuration>,
+    expect: Option<&Path>,
+    write_expect: Option<&Path>,
+) -> Result<(), CliError> {
     // Everything that can be checked before the run is: the output directory first, then the scenario.
     if let Some(out) = &g.out {
         check_out_dir(out).map_err(CliError::usage)?;
     }
     let loaded = load(path)?;
     let (report, out, run_s) = run_for(g, &loaded, until)?;
-    print_human(&report, &out, run_s)
+    print_human(&report, &out, run_s)?;
+    outputs::check_expect(&report.summary, expect, write_expect)
 }
 
 /// `gridtwin run`: builds and runs `loaded`, writes the output directory atomically; returns the report,
@@ -395,7 +447,8 @@ fn run_for(g: &Global, loaded: &Loaded, until: Option<SimDuration>) -> Result<(R
     pb.finish_and_clear();
     let run_s = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
-    let report = world.report();
+    let mut report = world.report();
+    report.files.push(("scenario.ron".into(), loaded.text.clone().into_bytes()));
     let events = world.sim.stats().delivered;
     let timing = json!({
         "build_s": build_s,
@@ -427,49 +480,6 @@ fn print_human(r: &Report, out: &Path, run_s: f64) -> Result<(), CliError> {
 
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
-}
-
-fn cmd_sweep(g: &Global, plan_path: &Path) -> Result<(), CliError> {
-    let t0 = Instant::now();
-    if let Some(out) = &g.out {
-        check_out_dir(out).map_err(CliError::usage)?;
-    }
-    let mut exp = crate::sweep::load(plan_path)?;
-    if let Some(seed) = g.seed {
-        exp.plan.seed = seed;
-    }
-    let out = g.out.clone().unwrap_or_else(|| PathBuf::from("out").join(sanitize(&exp.plan.name)));
-    check_out_dir(&out).map_err(CliError::usage)?;
-    let total = exp.points.len() as u64 * exp.plan.replications as u64;
-    let pb = progress_bar(total, g.quiet, &exp.plan.name);
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = g.threads {
-        builder = builder.num_threads(n.max(1));
-    }
-    let pool = builder.build().map_err(|e| format!("cannot start {} threads: {e}", g.threads.unwrap_or(0)))?;
-    let table = pool.install(|| crate::sweep::run(&exp, &|| pb.inc(1)))?;
-    pb.finish_and_clear();
-    let mut report = Report::default();
-    report.summary.insert("sweep".into(), json!(exp.plan.name));
-    report.summary.insert("plan".into(), json!(exp.file));
-    report.summary.insert("seed".into(), json!(exp.plan.seed));
-    report.summary.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
-    report.summary.insert("points".into(), json!(exp.points.len()));
-    report.summary.insert("replications".into(), json!(exp.plan.replications));
-    let rows = table.rows.len();
-    if exp.plan.replications > 1 {
-        let points = crate::sweep::stats::per_point(&table, exp.headers.len());
-        report.tables.push((format!("{}_points", sanitize(&exp.plan.name)), points));
-    }
-    report.tables.push((sanitize(&exp.plan.name), table));
-    let wall = t0.elapsed().as_secs_f64();
-    let timing = json!({"wall_s": wall, "threads": pool.current_num_threads()});
-    write_output_dir(&out, &report, &timing, false)?;
-    error::println(&format!(
-        "{}: {rows} runs in {wall:.2} s; results in {}",
-        exp.plan.name,
-        out.join(format!("{}.csv", sanitize(&exp.plan.name))).display()
-    ))
 }
 
 fn cmd_bench(b: BenchCmd) -> Result<(), CliError> {

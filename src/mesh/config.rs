@@ -73,6 +73,19 @@ pub enum Layout {
     Grid { nodes: u32, spacing_m: f64, jitter_m: f64, coordinators: u32 },
     /// `nodes` in a straight line `spacing_m` apart; node 0 is the coordinator.
     Line { nodes: u32, spacing_m: f64 },
+    /// Explicit sites (as `gridtwin mesh plan` writes them), in the order given.
+    Sites(Vec<SiteSpec>),
+}
+
+/// One explicitly placed node of [`Layout::Sites`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    pub id: u32,
+    pub x_m: f64,
+    pub y_m: f64,
+    #[serde(default)]
+    pub coordinator: bool,
 }
 
 /// Traffic the mesh generates by itself (for nodes without an application agent).
@@ -328,6 +341,17 @@ impl MeshConfig {
                         return Err("mesh.layout.Grid.jitter_m must be >= 0 and < spacing_m".into());
                     }
                 }
+                Layout::Sites(ref sites) => {
+                    if sites.is_empty() || sites.len() > 60_000 {
+                        return Err("mesh.layout.Sites must list 1 ..= 60000 sites".into());
+                    }
+                    if !sites.iter().any(|s| s.coordinator) {
+                        return Err("mesh.layout.Sites needs at least one site with `coordinator: true`".into());
+                    }
+                    if let Some(s) = sites.iter().find(|s| !(s.x_m.is_finite() && s.y_m.is_finite())) {
+                        return Err(format!("mesh.layout.Sites: site {} has a non-finite position", s.id));
+                    }
+                }
                 Layout::Line { nodes, spacing_m } => {
                     if !(2..=super::build::MAX_NODES as u32).contains(&nodes) {
                         return Err(format!("mesh.layout.Line.nodes must be within 2 ..= {}", super::build::MAX_NODES));
@@ -347,6 +371,10 @@ impl Layout {
     /// of `events` as late-joining nodes.
     pub fn nodes(&self, seed: u64) -> Vec<NodeSpec> {
         match *self {
+            Layout::Sites(ref sites) => sites
+                .iter()
+                .map(|s| NodeSpec { coordinator: s.coordinator, ..NodeSpec::lmu(s.id, s.x_m, s.y_m) })
+                .collect(),
             Layout::Line { nodes, spacing_m } => (0..nodes)
                 .map(|i| NodeSpec {
                     id: i + 1,

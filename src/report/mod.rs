@@ -4,7 +4,9 @@
 //! file of its own so every other file is byte-identical between equal runs. Files are written into a temporary
 //! sibling directory that replaces the target only when complete, so a failed run never leaves half an output.
 
-mod plot;
+pub mod expect;
+pub mod html;
+pub mod plot;
 
 use serde_json::{Map, Value};
 use std::io::Write;
@@ -49,7 +51,8 @@ pub struct Report {
     pub series: Vec<Series>,
     /// Short lines for the human summary on stdout.
     pub human: Vec<String>,
-    /// Other files, by path relative to the output directory (e.g. the chain's `ledger/...`).
+    /// Other files written verbatim, by path relative to the output directory (e.g. the chain's `ledger/...`, the
+    /// scenario echoed as `scenario.ron`).
     pub files: Vec<(String, Vec<u8>)>,
 }
 
@@ -111,10 +114,6 @@ pub fn write_output_dir(out: &Path, report: &Report, timing: &Value, plots: bool
                 r
             });
             write_csv(&p, &header, rows).map_err(|e| io(&p, e))?;
-            if plots && !s.t_s.is_empty() {
-                plot::svg(&tmp.join(format!("{}.svg", s.name)), s)?;
-                plot::png(&tmp.join(format!("{}.png", s.name)), s)?;
-            }
         }
         for (rel, bytes) in &report.files {
             let p = tmp.join(rel);
@@ -122,6 +121,10 @@ pub fn write_output_dir(out: &Path, report: &Report, timing: &Value, plots: bool
                 std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
             }
             std::fs::write(&p, bytes).map_err(|e| io(&p, e))?;
+        }
+        if plots {
+            // Plots are drawn from the files just written, as `gridtwin plot` would.
+            plot::render_dir(&tmp, &[])?;
         }
         let p = tmp.join("timing.json");
         let mut f = std::fs::File::create(&p).map_err(|e| io(&p, e))?;

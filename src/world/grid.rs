@@ -70,8 +70,18 @@ pub fn add(sim: &mut Simulation<Msg>, loaded: &Loaded, cfg: &GridConfig) -> Resu
     let max_rows = loaded.scenario.outputs.max_log_rows;
     let lv: Vec<bool> = net.buses.iter().map(|b| b.vn_kv < 1.0).collect();
     let detail = loaded.scenario.outputs.grid_detail.as_ref().map(|d| Sampler::new(&net, d.every.0.as_nanos()));
-    sim.add_agent(Box::new(GridRecorder { lv, max_rows, rows: VecDeque::new(), dropped: 0, failed: 0, detail }))
-        .map_err(engine)?;
+    let nb = lv.len();
+    sim.add_agent(Box::new(GridRecorder {
+        lv,
+        max_rows,
+        rows: VecDeque::new(),
+        dropped: 0,
+        failed: 0,
+        detail,
+        bus_lo: vec![f64::INFINITY; nb],
+        bus_hi: vec![f64::NEG_INFINITY; nb],
+    }))
+    .map_err(engine)?;
     Ok(GridPart { grid, weather, recorder, network: net })
 }
 
@@ -95,6 +105,9 @@ struct GridRecorder {
     failed: u64,
     /// Per-element samples (`outputs.grid_detail`).
     detail: Option<Sampler>,
+    /// Lowest and highest phase voltage per bus over the energised states, p.u. (for the voltage profile).
+    bus_lo: Vec<f64>,
+    bus_hi: Vec<f64>,
 }
 
 impl Agent<Msg> for GridRecorder {
@@ -117,6 +130,10 @@ impl Agent<Msg> for GridRecorder {
                     for ph in v {
                         lo = lo.min(ph.norm());
                         hi = hi.max(ph.norm());
+                        if let (Some(l), Some(h)) = (self.bus_lo.get_mut(b), self.bus_hi.get_mut(b)) {
+                            *l = l.min(ph.norm());
+                            *h = h.max(ph.norm());
+                        }
                     }
                 }
                 if self.rows.len() >= self.max_rows {
@@ -222,7 +239,64 @@ impl Part for GridPart {
         if let Some(d) = &rec.detail {
             r.tables.extend(d.tables(end.as_nanos()));
         }
+        // Voltage range per LV bus against its distance from the transformer along the lines.
+        let dist = distance_from_slack_m(net);
+        let mut t = crate::report::Table::new(&["bus", "name", "distance_m", "v_min_pu", "v_max_pu"]);
+        for (k, b) in net.buses.iter().enumerate() {
+            if !rec.lv.get(k).copied().unwrap_or(false) || !rec.bus_lo[k].is_finite() {
+                continue;
+            }
+            t.push(vec![
+                b.index.to_string(),
+                b.name.clone().unwrap_or_default(),
+                crate::report::num(dist[k]),
+                crate::report::num(rec.bus_lo[k]),
+                crate::report::num(rec.bus_hi[k]),
+            ]);
+        }
+        if !t.rows.is_empty() {
+            r.tables.push(("grid_buses".into(), t));
+        }
     }
+}
+
+/// Distance of every bus from the nearest external-grid bus along lines (transformers count 0 m), m; NaN
+/// where not connected (Dijkstra over line lengths).
+pub fn distance_from_slack_m(net: &Network) -> Vec<f64> {
+    let nb = net.buses.len();
+    let mut adj: Vec<Vec<(usize, f64)>> = vec![Vec::new(); nb];
+    for l in &net.lines {
+        if let (Some(a), Some(b)) = (net.bus(l.from_bus), net.bus(l.to_bus)) {
+            adj[a].push((b, l.length_km * 1000.0));
+            adj[b].push((a, l.length_km * 1000.0));
+        }
+    }
+    for t in &net.trafos {
+        if let (Some(a), Some(b)) = (net.bus(t.hv_bus), net.bus(t.lv_bus)) {
+            adj[a].push((b, 0.0));
+            adj[b].push((a, 0.0));
+        }
+    }
+    let mut d = vec![f64::INFINITY; nb];
+    let mut done = vec![false; nb];
+    for e in &net.ext_grids {
+        if let Some(s) = net.bus(e.bus) {
+            d[s] = 0.0;
+        }
+    }
+    // O(n²) selection: LV feeders have tens to hundreds of buses.
+    for _ in 0..nb {
+        let Some(u) = (0..nb).filter(|&v| !done[v] && d[v].is_finite()).min_by(|&a, &b| d[a].total_cmp(&d[b])) else {
+            break;
+        };
+        done[u] = true;
+        for &(v, w) in &adj[u] {
+            if d[u] + w < d[v] {
+                d[v] = d[u] + w;
+            }
+        }
+    }
+    d.into_iter().map(|x| if x.is_finite() { x } else { f64::NAN }).collect()
 }
 
 /// A drawing of the feeder on the ground (metres): the slack bus at the origin, each line laid out at its

@@ -8,3 +8,6 @@ mod grid;
 mod lmu;
 mod market;
 mod mesh;
+mod plan;
+mod plots;
+mod sweeps;
