@@ -85,8 +85,7 @@ pub fn run(g: &Global, plan_path: &Path, a: &ScaleArgs) -> Result<(), CliError> 
     done.sort_by_key(|d| d.0);
     let table = crate::sweep::table(&exp, &done);
     let rows = table.rows.len();
-    let mut report = Report::default();
-    report.summary = shard::sweep_summary(&exp);
+    let mut report = Report { summary: shard::sweep_summary(&exp), ..Report::default() };
     let csv = format!("{name}.csv");
     if let Some(s) = shard {
         let m = Manifest {

@@ -279,8 +279,8 @@ pub fn lower_bound(
         }
         let mut d = f64::INFINITY;
         for &a in &members {
-            for b in 0..n {
-                if comp[b] != s {
+            for (b, &cb) in comp.iter().enumerate() {
+                if cb != s {
                     d = d.min(site_dist(a, b));
                 }
             }

@@ -50,6 +50,12 @@ fn register_font() {
 }
 
 type R = Result<(), String>;
+/// A line segment between two points with a class.
+type Segment = ((f64, f64), (f64, f64), u8);
+/// Columns of one unit: (unit, axis label, (legend label, values) per column).
+type Group = (String, String, Vec<(String, Vec<f64>)>);
+/// A chart area and its legend strip.
+type Areas<DB> = (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>);
 fn pe<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
@@ -403,7 +409,7 @@ fn layout<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     legend_rows: u32,
-) -> Result<(DrawingArea<DB, Shift>, DrawingArea<DB, Shift>), String> {
+) -> Result<Areas<DB>, String> {
     root.fill(&WHITE).map_err(pe)?;
     let titled = root.titled(title, (FONT_NAME, 20)).map_err(pe)?;
     let (_, h) = titled.dim_in_pixel();
@@ -436,14 +442,14 @@ pub struct SeriesFig {
     pub title: String,
     pub t_h: Vec<f64>,
     /// (unit, quantity label, columns (legend label, values)).
-    pub groups: Vec<(String, String, Vec<(String, Vec<f64>)>)>,
+    pub groups: Vec<Group>,
     /// EN 50160 limits apply (a p.u. voltage group exists).
     pub en50160: bool,
 }
 
 fn series_from_csv(ctx: &Context, stem: &str, csv: &Csv) -> SeriesFig {
     let t_h: Vec<f64> = csv.nums(0).iter().map(|t| t / 3600.0).collect();
-    let mut groups: Vec<(String, String, Vec<(String, Vec<f64>)>)> = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     for c in 1..csv.header.len() {
         let (q, u) = describe(&csv.header[c]);
         let vals = csv.nums(c);
@@ -515,7 +521,7 @@ fn draw_line<DB: DrawingBackend>(
 
 fn draw_series<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &SeriesFig) -> R {
     // One panel per unit (at most three), stacked over a shared time axis: one quantity per axis.
-    let groups: Vec<&(String, String, Vec<(String, Vec<f64>)>)> = s.groups.iter().take(3).collect();
+    let groups: Vec<&Group> = s.groups.iter().take(3).collect();
     let n_entries: usize = groups.iter().map(|g| g.2.len()).sum::<usize>() + usize::from(s.en50160);
     let (area, legend) = layout(&root, &s.title, if n_entries > 1 { 1 + (n_entries as u32 / 4) } else { 0 })?;
     let (t0, t1) = finite_range(s.t_h.iter().copied()).unwrap_or((0.0, 1.0));
@@ -534,14 +540,21 @@ fn draw_series<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &SeriesFig) 
             r = (r.0.min(0.88), r.1.max(1.12));
         }
         let y = padded(r);
-        let mut chart = ChartBuilder::on(panel)
+        // Stacked panels: the quantity as the panel's caption, the unit on its axis (long axis titles would
+        // overlap in short panels).
+        let stacked = groups.len() > 1;
+        let mut builder = ChartBuilder::on(panel);
+        if stacked {
+            builder.caption(&g.1, (FONT_NAME, 15));
+        }
+        let mut chart = builder
             .margin(10)
             .x_label_area_size(if last { 45 } else { 8 })
             .y_label_area_size(90)
             .build_cartesian_2d(t0..t1, y.0..y.1)
             .map_err(pe)?;
         let mut mesh = chart.configure_mesh();
-        mesh.y_desc(format!("{} ({})", g.1, g.0))
+        mesh.y_desc(if stacked { g.0.clone() } else { format!("{} ({})", g.1, g.0) })
             .axis_desc_style((FONT_NAME, 15))
             .label_style((FONT_NAME, 13))
             .light_line_style(RGBColor(235, 235, 235));
@@ -582,7 +595,7 @@ fn draw_voltage_profile<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(C
     let dist: Vec<f64> = csv.nums(cd).iter().map(|m| m / 1000.0).collect();
     let (lo, hi) = (csv.nums(clo), csv.nums(chi));
     let x = padded(finite_range(dist.iter().copied()).unwrap_or((0.0, 1.0)));
-    let x = (x.0.max(0.0).min(0.0), x.1);
+    let x = (x.0.min(0.0), x.1);
     let yr = finite_range(lo.iter().chain(hi.iter()).copied()).unwrap_or((0.9, 1.1));
     let y = padded((yr.0.min(0.88), yr.1.max(1.12)));
     let mut chart = ChartBuilder::on(&area)
@@ -646,7 +659,7 @@ pub struct MeshMap {
     /// (x_m, y_m, kind): 0 LMU/site, 1 gateway/coordinator, 2 failed, 3 relay (planned).
     pub nodes: Vec<(f64, f64, u8)>,
     /// Route or link segments with a quality class: 0 good, 1 fair, 2 poor.
-    pub links: Vec<((f64, f64), (f64, f64), u8)>,
+    pub links: Vec<Segment>,
     /// What the links are ("route to the gateway" or "radio link").
     pub link_kind: &'static str,
     pub quality_names: [&'static str; 3],
@@ -863,8 +876,8 @@ fn draw_mesh_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &MeshMap) 
     if m.nodes.iter().any(|n| n.2 == 3) {
         entries.push(Entry { label: "proposed relay (▲)".into(), colour: COLOURS[4], line: false, dashed: false });
     }
-    for q in 0..3 {
-        entries.push(Entry { label: m.quality_names[q].into(), colour: qc[q], line: true, dashed: false });
+    for (name, colour) in m.quality_names.iter().zip(qc) {
+        entries.push(Entry { label: (*name).into(), colour, line: true, dashed: false });
     }
     draw_legend(&legend, &entries)?;
     root.present().map_err(pe)
@@ -1028,7 +1041,7 @@ fn draw_mesh_distributions<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: 
     let lat = csv.col("latency_ms_p50").map(|c| keep(csv.nums(c))).unwrap_or_default();
     let pct: Vec<f64> = pdr.iter().map(|p| p * 100.0).collect();
     // Delivery ratio: bins of 1 % up to 100 %, from at most 70 % (lower when some node delivered less).
-    let low = finite_range(pct.iter().copied()).map_or(70.0, |(a, _)| (a.floor() - 1.0).min(70.0).max(0.0));
+    let low = finite_range(pct.iter().copied()).map_or(70.0, |(a, _)| (a.floor() - 1.0).clamp(0.0, 70.0));
     histogram(
         &left,
         &pct,
@@ -1259,7 +1272,7 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
                 let t = if (v - lo) / (hi - lo).max(1e-300) > 0.6 { BLACK } else { WHITE };
                 chart
                     .draw_series(std::iter::once(Text::new(
-                        format!("{}", sig(v)),
+                        sig(v),
                         (i as f64 - 0.15, j as f64),
                         (FONT_NAME, 14).into_font().color(&t),
                     )))

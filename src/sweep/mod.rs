@@ -283,7 +283,7 @@ fn unit(h: u64) -> f64 {
 
 /// Uniform draws in [0, 1) per axis and point of block `b`: independent (`Random`) or Latin-hypercube.
 fn draw(sampling: &Sampling, seed: u64, b: usize, axes: usize, n: usize) -> Vec<Vec<f64>> {
-    const TAG: u64 = 0x5357_4545_50; // "SWEEP"
+    const TAG: u64 = 0x0053_5745_4550; // "SWEEP"
     (0..axes)
         .map(|a| match sampling {
             Sampling::LatinHypercube { .. } => {

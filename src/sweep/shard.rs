@@ -89,7 +89,7 @@ pub fn shard_jobs(total: usize, s: Shard) -> std::ops::Range<usize> {
 pub fn plan_hash(exp: &Expanded) -> String {
     let mut a = Digest::default();
     let mut b = Digest::default();
-    b.fold(0x5348_4152_44);
+    b.fold(0x0053_4841_5244);
     let mut feed = |bytes: &[u8]| {
         a.fold_bytes(bytes);
         b.fold_bytes(bytes);

@@ -44,7 +44,7 @@ fn every_plot_kind_renders_from_a_real_run() {
         ],
     );
     svg_ok(&out.join("grid_voltage.svg"), &["EN 50160 limits", "lowest LV bus voltage", "voltage (p.u.)"]);
-    svg_ok(&out.join("cloud_batches.svg"), &["readings per batch (count)", "mean phase-A voltage reported (V)"]);
+    svg_ok(&out.join("cloud_batches.svg"), &["readings per batch", "mean phase-A voltage reported"]);
     svg_ok(&out.join("voltage_profile.svg"), &["distance from the transformer", "EN 50160 limits", seed_title]);
     svg_ok(&out.join("mesh_map.svg"), &["gateway / coordinator", "route, ETX", "east (m)"]);
     svg_ok(
