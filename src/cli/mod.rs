@@ -1,4 +1,4 @@
-//! The command-line interface (clap derive): `run`, `check`, `sweep`, `bench`, `grid`.
+//! The command-line interface (clap derive): `run`, `check`, `sweep`, `bench`, `grid`, `market`, `wallet`.
 //!
 //! Only the CLI touches files and the wall clock: it loads inputs, times runs, shows progress on stderr
 //! (hidden when stderr is not a terminal), logs through `tracing` to stderr, and writes outputs atomically.
