@@ -3,9 +3,9 @@
 //! Only the CLI touches files and the wall clock: it loads inputs, times runs, shows progress on stderr
 //! (hidden when stderr is not a terminal), logs through `tracing` to stderr, and writes outputs atomically.
 
-pub mod error;
-pub mod chain;
 pub mod bridge;
+pub mod chain;
+pub mod error;
 pub mod grid;
 pub mod market;
 pub mod outputs;

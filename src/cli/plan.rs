@@ -103,7 +103,11 @@ fn run_plan(g: &Global, a: &PlanArgs) -> Result<(), CliError> {
     };
     let p = plan::plan(sites, gateway, rule, a.k, true)?;
     let stem = a.poles.file_stem().map_or("poles".into(), |s| s.to_string_lossy().to_string());
-    let out = a.out.clone().or_else(|| g.out.clone()).unwrap_or_else(|| PathBuf::from("out").join(format!("plan-{}", sanitize(&stem))));
+    let out = a
+        .out
+        .clone()
+        .or_else(|| g.out.clone())
+        .unwrap_or_else(|| PathBuf::from("out").join(format!("plan-{}", sanitize(&stem))));
     let summary = p.summary();
     write_plan_dir(&out, &p, &summary, &radio_name, &stem)?;
     if a.json {

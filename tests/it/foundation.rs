@@ -22,7 +22,15 @@ fn test_until(l: &Loaded) -> &'static str {
         .as_ref()
         .and_then(|m| m.layout.as_ref())
         .map_or(0, |lay| gridtwin::mesh::build::layout_nodes(lay, l.scenario.seed).len());
-    if nodes > 1000 { TEST_UNTIL_LARGE } else { TEST_UNTIL }
+    // The city (10^5 nodes) gets a window that covers building, joining and the first reports' start; the
+    // district and the small scenarios longer ones.
+    if nodes > 50_000 {
+        "20s"
+    } else if nodes > 1000 {
+        TEST_UNTIL_LARGE
+    } else {
+        TEST_UNTIL
+    }
 }
 
 fn read_dir_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
