@@ -33,12 +33,21 @@ fn test_until(l: &Loaded) -> &'static str {
     }
 }
 
+/// Every file under `dir` (subdirectories such as `ledger/` included), by path relative to `dir`.
 fn read_dir_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut m = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        m.insert(p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap());
+    fn walk(root: &Path, dir: &Path, m: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, m);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+                m.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
     }
+    let mut m = BTreeMap::new();
+    walk(dir, dir, &mut m);
     m
 }
 

@@ -239,7 +239,9 @@ fn odd_but_real_data_is_accepted_with_warnings_naming_the_element() {
     j["lines"].as_array_mut().unwrap().push(l);
     let net = Network::from_json_str(&j.to_string()).unwrap();
     let all = net.warnings.join("\n");
-    for expect in ["trafo 0 ('0.1 MVA 10/0.4 kV'): pfe_kw = 0.45", "bus 97 ('unused busbar')", "bus 98 ('far')"] {
+    for expect in
+        ["trafos[0] (index 0 ('0.1 MVA 10/0.4 kV')): pfe_kw = 0.45", "bus 97 ('unused busbar')", "bus 98 ('far')"]
+    {
         assert!(all.contains(expect), "warnings should name '{expect}':\n{all}");
     }
     assert_eq!(net.warnings.len(), 3, "{all}");
@@ -261,7 +263,7 @@ fn odd_but_real_data_is_accepted_with_warnings_naming_the_element() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("warning") && err.contains("trafo 0 ('0.1 MVA 10/0.4 kV')"), "stderr: {err}");
+    assert!(err.contains("warning") && err.contains("trafos[0] (index 0 ('0.1 MVA 10/0.4 kV'))"), "stderr: {err}");
     assert!(tmp.path().join("pf.csv").exists());
 }
 

@@ -39,7 +39,6 @@ fn every_plot_kind_renders_from_a_real_run() {
         &[seed_title, "active power at the transformer", "kvar", "time since start (h)"],
     );
     svg_ok(&out.join("grid_voltage.svg"), &["EN 50160 limits", "lowest LV bus voltage", "voltage (p.u.)"]);
-    svg_ok(&out.join("cloud_batches.svg"), &["readings per batch", "mean phase-A voltage reported"]);
     svg_ok(&out.join("voltage_profile.svg"), &["distance from the transformer", "EN 50160 limits", seed_title]);
     svg_ok(&out.join("mesh_map.svg"), &["gateway / coordinator", "route, ETX", "east (m)"]);
     svg_ok(
@@ -50,15 +49,7 @@ fn every_plot_kind_renders_from_a_real_run() {
     let csv = std::fs::read_to_string(out.join("grid_buses.csv")).unwrap();
     assert!(csv.starts_with("bus,name,distance_m,v_min_pu,v_max_pu\n") && csv.lines().count() > 10, "{csv}");
     // PNGs: right size, and nothing in a series colour above the chart (lines are clipped).
-    for stem in [
-        "grid_power",
-        "grid_voltage",
-        "cloud_batches",
-        "voltage_profile",
-        "mesh_map",
-        "fault_timeline",
-        "mesh_distributions",
-    ] {
+    for stem in ["grid_power", "grid_voltage", "voltage_profile", "mesh_map", "fault_timeline", "mesh_distributions"] {
         let (w, h, px, bpp) = png(&out.join(format!("{stem}.png")));
         assert_eq!((w, h), (960, 540), "{stem}");
         let series = [[31u8, 119, 180], [255, 127, 14]];
