@@ -85,6 +85,8 @@ pub extern "C" fn probe_chain(seed: u8, bytes: *const u8, len: usize) -> u32 {
             && validate_commit(&cfg.chain_id, &vals, &b, &c).is_ok() => 2,
         _ => 3,
     }
+}
+
 /// Frames a report for the UART, decodes it back, batches it, runs an MQTT session to a PUBLISH and parses a
 /// command: links the link, MQTT and gateway firmware.
 #[unsafe(no_mangle)]
