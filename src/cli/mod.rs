@@ -151,10 +151,13 @@ pub enum Command {
     Plot {
         /// Output directory of a run or sweep.
         dir: PathBuf,
-        /// Plot kinds to draw (default: all): series, voltage-profile, mesh-map, fault-timeline,
+        /// Plot kinds to draw (default: all): series, voltage-profile, lmu-series, mesh-map, fault-timeline,
         /// mesh-distributions, accounting, sweep.
         #[arg(long)]
         kind: Vec<String>,
+        /// LMUs whose readings `lmu-series` draws (repeatable; default: the three that saw the lowest voltage).
+        #[arg(long)]
+        lmu: Vec<u32>,
     },
     /// Write a self-contained report.html (plots inline, KPI tables, the scenario) into an output directory.
     Report {
@@ -364,7 +367,7 @@ fn dispatch(cli: Cli, name: &str) -> Result<(), CliError> {
             sweep::merge(&g, &shards)
         }
         Command::Mesh(m) => plan::run(&global(&cli.run), &m),
-        Command::Plot { dir, kind } => outputs::plot(&dir, &kind),
+        Command::Plot { dir, kind, lmu } => outputs::plot(&dir, &kind, &lmu),
         Command::Report { dir } => outputs::report(&dir),
     }
 }

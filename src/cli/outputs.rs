@@ -7,11 +7,11 @@ use crate::scenario::InputError;
 use std::path::Path;
 
 /// Redraws the plots of an output directory from its files.
-pub fn plot(dir: &Path, kinds: &[String]) -> Result<(), CliError> {
+pub fn plot(dir: &Path, kinds: &[String], lmus: &[u32]) -> Result<(), CliError> {
     if !dir.join("summary.json").exists() {
         return Err(format!("{} is not a gridtwin output directory (no summary.json)", dir.display()).into());
     }
-    let files = crate::report::plot::render_dir(dir, kinds)?;
+    let files = crate::report::plot::render_dir_with(dir, kinds, lmus)?;
     println!("{} plot files written in {}", files.len(), dir.display());
     Ok(())
 }

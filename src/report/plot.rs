@@ -38,8 +38,19 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static FONT_REGISTERED: std::sync::Once = std::sync::Once::new();
 
 /// Every plot kind, in the order `run` draws them.
-pub const KINDS: [&str; 7] =
-    ["series", "voltage-profile", "mesh-map", "fault-timeline", "mesh-distributions", "accounting", "sweep"];
+pub const KINDS: [&str; 8] = [
+    "series",
+    "voltage-profile",
+    "lmu-series",
+    "mesh-map",
+    "fault-timeline",
+    "mesh-distributions",
+    "accounting",
+    "sweep",
+];
+
+/// LMUs drawn by the `lmu-series` kind when none are chosen: the ones that saw the lowest voltages.
+pub const AUTO_LMUS: usize = 3;
 
 /// Text layout (both backends) needs a font; ours is bundled, registered once per process.
 fn register_font() {
@@ -132,6 +143,12 @@ impl Context {
 
 /// Renders the plots of `kinds` (all when empty) from the files in `dir`; returns the files written.
 pub fn render_dir(dir: &Path, kinds: &[String]) -> Result<Vec<PathBuf>, String> {
+    render_dir_with(dir, kinds, &[])
+}
+
+/// [`render_dir`] with the LMUs whose readings the `lmu-series` kind draws (empty: the [`AUTO_LMUS`] LMUs
+/// that saw the lowest phase voltage). A chosen LMU without readings is an error naming it.
+pub fn render_dir_with(dir: &Path, kinds: &[String], lmus: &[u32]) -> Result<Vec<PathBuf>, String> {
     register_font();
     for k in kinds {
         if !KINDS.contains(&k.as_str()) {
@@ -164,6 +181,16 @@ pub fn render_dir(dir: &Path, kinds: &[String]) -> Result<Vec<PathBuf>, String> 
     {
         let d = (ctx.clone(), csv);
         emit!(dir, "voltage_profile", draw_voltage_profile, &d, out);
+    }
+    if want("lmu-series")
+        && let Some(csv) = Csv::read(&dir.join("readings.csv"))
+    {
+        for fig in lmu_series(&ctx, &csv, lmus)? {
+            let stem = format!("lmu_{}_readings", fig.0);
+            emit!(dir, &stem, draw_series, &fig.1, out);
+        }
+    } else if !lmus.is_empty() && want("lmu-series") {
+        return Err(format!("{} has no readings.csv: no LMU readings to plot", dir.display()));
     }
     if want("mesh-map") {
         let map = Csv::read(&dir.join("mesh_nodes.csv"))
@@ -236,11 +263,23 @@ pub fn describe(col: &str) -> (String, String) {
         ("sent", "reports sent", "count"),
         ("delivered", "reports delivered", "count"),
         ("pdr", "delivery ratio", "ratio"),
+        ("p2p_mean_price_ct_per_kwh", "mean P2P price", "ct/kWh"),
+        ("minted_kwh", "minted (certificates)", "kWh"),
+        ("p2p_kwh", "traded peer to peer", "kWh"),
+        ("grid_import_kwh", "imported from the grid", "kWh"),
+        ("claimed_kwh", "claimed against consumption", "kWh"),
+        ("transformer_peak_kw_with_dr", "transformer power with demand response", "kW"),
+        ("transformer_peak_kw_without_dr", "transformer power without demand response", "kW"),
+        ("optimal_ct", "optimal clearing", "ct"),
+        ("greedy_ct", "greedy matching", "ct"),
+        ("cda_ct", "continuous double auction", "ct"),
     ];
     if let Some((_, q, u)) = known.iter().find(|(c, _, _)| *c == col) {
         return (q.to_string(), u.to_string());
     }
     let units: &[(&str, &str)] = &[
+        ("_ct_per_kwh", "ct/kWh"),
+        ("_ct", "ct"),
         ("_kwh", "kWh"),
         ("_kw", "kW"),
         ("_kvar", "kvar"),
@@ -269,6 +308,13 @@ fn file_title(stem: &str) -> String {
         "grid_voltage" => "Voltage range over the LV buses".into(),
         "cloud_batches" => "Batches stored in the cloud".into(),
         "mesh_pdr" => "Mesh delivery over time".into(),
+        "market_prices" => "Mean P2P clearing price per slot".into(),
+        "market_volumes" => "Energy minted, traded P2P, imported and claimed per slot".into(),
+        "market_welfare" => "Welfare per slot: optimal clearing against greedy and CDA".into(),
+        "market_dr" => "Transformer peak with and without demand response".into(),
+        s if s.starts_with("market_origin_") => {
+            format!("Origin of {}'s consumed energy (cumulative)", &s["market_origin_".len()..])
+        }
         s => {
             let mut t = s.replace('_', " ");
             if let Some(c) = t.get_mut(0..1) {
@@ -467,12 +513,99 @@ fn series_from_csv(ctx: &Context, stem: &str, csv: &Csv) -> SeriesFig {
                 "p.u." => "voltage".into(),
                 "kW" => "active power".into(),
                 "count" => "count".into(),
+                "kWh" => "energy".into(),
+                "ct" => "welfare".into(),
                 u => u.to_string(),
             };
         }
     }
     let en50160 = groups.iter().any(|g| g.0 == "p.u." && g.2.iter().any(|c| c.0.contains("voltage")));
     SeriesFig { title: ctx.title(&file_title(stem)), t_h, groups, en50160 }
+}
+
+/// The LMUs worth a look when none are chosen, at most [`AUTO_LMUS`]: the one that saw the lowest phase
+/// voltage while supplied (above 0.5 p.u.), the one that carried the highest phase current, and one that lost
+/// supply (below 0.5 p.u.) if any did; the lowest ids fill the rest.
+fn auto_lmus(ids: &[Option<u32>], v: &[Vec<f64>; 3], i: &[Vec<f64>; 3]) -> Vec<u32> {
+    use std::collections::BTreeMap;
+    let (mut v_min, mut i_max, mut dark) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    for (r, id) in ids.iter().enumerate() {
+        let Some(id) = *id else { continue };
+        for c in v {
+            let x = c[r];
+            if x.is_finite() && x >= 0.5 * 230.0 {
+                let e = v_min.entry(id).or_insert(f64::INFINITY);
+                *e = x.min(*e);
+            } else if x.is_finite() {
+                dark.insert(id, ());
+            }
+        }
+        for c in i {
+            if c[r].is_finite() {
+                let e = i_max.entry(id).or_insert(f64::NEG_INFINITY);
+                *e = c[r].max(*e);
+            }
+        }
+    }
+    let best = |m: &BTreeMap<u32, f64>, lowest: bool| {
+        m.iter()
+            .min_by(|a, b| if lowest { a.1.total_cmp(b.1) } else { b.1.total_cmp(a.1) }.then(a.0.cmp(b.0)))
+            .map(|(id, _)| *id)
+    };
+    let mut out: Vec<u32> = Vec::new();
+    let all: Vec<u32> = {
+        let mut a: Vec<u32> = ids.iter().flatten().copied().collect();
+        a.sort_unstable();
+        a.dedup();
+        a
+    };
+    let picks = [best(&v_min, true), best(&i_max, false), dark.keys().next().copied()];
+    for id in picks.into_iter().flatten().chain(all) {
+        if out.len() == AUTO_LMUS {
+            break;
+        }
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// Per-LMU figures from `readings.csv` (one row per reading the cloud stored): phase voltages in p.u. of
+/// 230 V against the EN 50160 limits, phase currents (A) and active power (kW), over the time each reading
+/// was taken.
+fn lmu_series(ctx: &Context, csv: &Csv, chosen: &[u32]) -> Result<Vec<(u32, SeriesFig)>, String> {
+    let col = |name: &str| csv.col(name).ok_or_else(|| format!("readings.csv has no column `{name}`"));
+    let (id_c, t_c) = (col("lmu_id")?, col("taken_at_s")?);
+    let v_c = [col("v_a_v")?, col("v_b_v")?, col("v_c_v")?];
+    let i_c = [col("i_a_a")?, col("i_b_a")?, col("i_c_a")?];
+    let p_c = col("p_w")?;
+    let ids: Vec<Option<u32>> = csv.text(id_c).iter().map(|t| t.parse().ok()).collect();
+    let num = |c: usize| csv.nums(c);
+    let (t, v, i, p) = (num(t_c), v_c.map(num), i_c.map(num), num(p_c));
+    let mut lmus: Vec<u32> = chosen.to_vec();
+    if lmus.is_empty() {
+        lmus = auto_lmus(&ids, &v, &i);
+    }
+    let mut figs = Vec::new();
+    for id in lmus {
+        let rows: Vec<usize> = (0..ids.len()).filter(|&r| ids[r] == Some(id)).collect();
+        if rows.is_empty() {
+            return Err(format!("readings.csv has no readings of LMU {id}"));
+        }
+        let pick = |c: &Vec<f64>, scale: f64| rows.iter().map(|&r| c[r] * scale).collect::<Vec<f64>>();
+        let phases = ["A", "B", "C"];
+        let volts = (0..3).map(|k| (format!("phase-{} voltage", phases[k]), pick(&v[k], 1.0 / 230.0))).collect();
+        let amps = (0..3).map(|k| (format!("phase-{} current", phases[k]), pick(&i[k], 1.0))).collect();
+        let groups = vec![
+            ("p.u.".to_string(), "voltage (of 230 V)".to_string(), volts),
+            ("A".to_string(), "current".to_string(), amps),
+            ("kW".to_string(), "active power".to_string(), vec![("active power".to_string(), pick(&p, 1e-3))]),
+        ];
+        let title = ctx.title(&format!("Readings of LMU {id}"));
+        figs.push((id, SeriesFig { title, t_h: pick(&t, 1.0 / 3600.0), groups, en50160: true }));
+    }
+    Ok(figs)
 }
 
 /// Draws a polyline clipped to the chart, dropping points that land on the same pixel as the one before
@@ -557,6 +690,12 @@ fn draw_series<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &SeriesFig) 
         mesh.y_desc(if stacked { g.0.clone() } else { format!("{} ({})", g.1, g.0) })
             .axis_desc_style((FONT_NAME, 15))
             .label_style((FONT_NAME, 13))
+            // Fewer labels on shorter panels so that they never overlap.
+            .y_labels(match groups.len() {
+                1 => 10,
+                2 => 6,
+                _ => 4,
+            })
             .light_line_style(RGBColor(235, 235, 235));
         if last {
             mesh.x_desc("time since start (h)");
