@@ -59,7 +59,7 @@ fn every_single_bit_flip_in_every_ledger_file_is_detected_and_named() {
     let mut files = Vec::new();
     files_under(&out.join("ledger"), &mut files);
     files.sort();
-    assert_eq!(files.len() as u64, v.blocks + 1);
+    assert_eq!(files.len() as u64, v.blocks + 2, "genesis, head and the blocks");
     let mut rng = stream(99, 0, "bit-flips");
     let mut flips = 0;
     for (k, f) in files.iter().enumerate() {
@@ -80,6 +80,14 @@ fn every_single_bit_flip_in_every_ledger_file_is_detected_and_named() {
         std::fs::write(f, &orig).unwrap();
     }
     assert!(flips > files.len());
+    verify_dir(&out).unwrap();
+    // A truncated ledger (the last block removed) does not match its head record.
+    let last = files.iter().rfind(|f| f.to_string_lossy().contains("blocks")).unwrap().clone();
+    let kept = std::fs::read(&last).unwrap();
+    std::fs::remove_file(&last).unwrap();
+    let e = verify_dir(&out).unwrap_err();
+    assert!(e.contains("head.bin"), "{e}");
+    std::fs::write(&last, kept).unwrap();
     verify_dir(&out).unwrap();
     // A stray file is not part of an intact ledger.
     std::fs::write(out.join("ledger/blocks/notes.txt"), b"x").unwrap();
