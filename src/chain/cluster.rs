@@ -485,11 +485,15 @@ impl Cluster {
             }
         }
         for (peer, h) in out.catch_up {
-            if let Some(hash) = self.decided_by[i].get(h as usize - 1).copied()
-                && let Some((b, c)) = self.blocks.get(&hash)
-            {
-                let m = Rc::new(Message::Decided(b.clone(), c.clone()).to_bytes());
-                self.send(i, peer as usize, m, 0);
+            // The decided blocks from `h` on, a bounded run (each its own message, each can be lost).
+            let upto = (h + gridtwin_firmware::consensus::MAX_CATCH_UP_BLOCKS).min(self.decided_by[i].len() as u64 + 1);
+            for hh in h.max(1)..upto {
+                if let Some(hash) = self.decided_by[i].get(hh as usize - 1).copied()
+                    && let Some((b, c)) = self.blocks.get(&hash)
+                {
+                    let m = Rc::new(Message::Decided(b.clone(), c.clone()).to_bytes());
+                    self.send(i, peer as usize, m, 0);
+                }
             }
         }
         if let Some((block, commit)) = out.decided {
