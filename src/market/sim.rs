@@ -10,6 +10,11 @@
 //! records them and mints production certificates; the market operator then clears each feeder's book and the
 //! supplier desk mints imports (block 2); the customers, told the slot is settled, claim their metered
 //! consumption (block 3).
+//!
+//! With the scenario's `chain` section the same three steps run on the chain: every agent submits to the chain
+//! agent ([`Orderer::Chain`]), the validators order and execute the blocks, and the sequencer (now the market
+//! operator's full node) re-executes each committed block it is sent, settles a slot once its readings are
+//! committed and tells the customers to claim once the settlement is.
 
 use super::app::{CH_FEED_IN, CH_MARKET, CH_P2P, CH_TRADER, Genesis, MarketApp, Role, Settle, Tx};
 use super::clearing;

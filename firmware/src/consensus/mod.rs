@@ -15,7 +15,10 @@
 //! 1/3 of the power at a higher round makes a validator skip to it. Safety needs fewer than 1/3 of the power
 //! Byzantine; liveness needs messages to arrive eventually, for which a validator re-sends its own messages
 //! of the current round and relays the round's proposal every `gossip_interval`, and answers a peer that is
-//! a height behind with the decided block and its commit.
+//! a height behind with the decided block and its commit. A validator that hears a later height (for
+//! `timeout_vote`, or at once when two heights behind) asks that peer for the decided blocks from its own height
+//! on ([`Message::Request`]); the driver answers with up to [`MAX_CATCH_UP_BLOCKS`] blocks with their commits,
+//! which are buffered up to [`MAX_HEIGHTS_AHEAD`] heights ahead (catch-up of commits under message loss).
 
 pub mod poa;
 
