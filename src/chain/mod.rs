@@ -549,7 +549,10 @@ pub fn add_app(
     seed: u64,
     hosted: HostedApp,
 ) -> Result<ChainPart, InputError> {
-    let quiet = ChainConfig { load: LoadConfig { meters: 0, wallets: 0, tx_every: Dur(SimDuration::ZERO), bad_every: 0 }, ..c.clone() };
+    let quiet = ChainConfig {
+        load: LoadConfig { meters: 0, wallets: 0, tx_every: Dur(SimDuration::ZERO), bad_every: 0 },
+        ..c.clone()
+    };
     let (mut spec, clients) = quiet.spec(seed);
     spec.genesis.app_name = hosted.name.into_bytes();
     spec.genesis.app_state = hosted.state;

@@ -72,8 +72,8 @@ pub fn app_for(genesis: &Genesis) -> Result<Option<Box<dyn Application>>, String
             RegistryApp::from_genesis(&genesis.app_state).map_err(|e| format!("application genesis: {e}"))?,
         ))),
         n if n == crate::market::world::APP_NAME.as_bytes() => {
-            let g = crate::market::app::Genesis::decode(&genesis.app_state)
-                .map_err(|e| format!("market genesis: {e}"))?;
+            let g =
+                crate::market::app::Genesis::decode(&genesis.app_state).map_err(|e| format!("market genesis: {e}"))?;
             g.check().map_err(|e| format!("market genesis: {e}"))?;
             Ok(Some(Box::new(crate::market::app::MarketApp::new(g))))
         }
@@ -171,7 +171,11 @@ pub fn verify_dir(out: &Path) -> Result<Verified, String> {
     let hpath = out.join(HEAD_FILE);
     let (hh, hash, hroot) = decode_head(&read(&hpath)?).map_err(|e| format!("{}: {e}", hpath.display()))?;
     if hh != v.blocks {
-        return Err(format!("{}: the head names block {hh} but the ledger ends at block {}", hpath.display(), v.blocks));
+        return Err(format!(
+            "{}: the head names block {hh} but the ledger ends at block {}",
+            hpath.display(),
+            v.blocks
+        ));
     }
     if hash != tip.prev_hash {
         return Err(format!("{}: the head's block hash differs from block {hh}'s", hpath.display()));

@@ -398,7 +398,11 @@ impl Agent<Msg> for Sequencer {
             Msg::Market(MarketMsg::SlotClosed { slot, readings }) => {
                 if self.chain.is_some() {
                     self.closing.insert(slot, (readings, ctx.now()));
-                    ctx.schedule_at(ctx.now().saturating_add(self.patience()), class::DEFAULT, Msg::Timer(TAG_PROGRESS));
+                    ctx.schedule_at(
+                        ctx.now().saturating_add(self.patience()),
+                        class::DEFAULT,
+                        Msg::Timer(TAG_PROGRESS),
+                    );
                     self.progress(ctx);
                 } else {
                     self.to_settle.push(slot);
