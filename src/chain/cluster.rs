@@ -221,6 +221,11 @@ pub struct Cluster {
     sent_votes: BTreeMap<(u32, u64, u32, u8), Option<Hash>>,
     double_signers: BTreeMap<u64, BTreeSet<u32>>,
     pub stats: Stats,
+    /// Validators start a height only when the mempool holds a transaction (Tendermint's
+    /// `create_empty_blocks = false`): an idle chain sends nothing.
+    pub wait_for_transactions: bool,
+    /// Validators waiting for a transaction to start their next height.
+    idle: Vec<u32>,
 }
 
 impl Cluster {
@@ -303,6 +308,8 @@ impl Cluster {
             sent_votes: BTreeMap::new(),
             double_signers: BTreeMap::new(),
             stats: Stats { bytes_sent: vec![0; n], ..Stats::default() },
+            wait_for_transactions: false,
+            idle: Vec::new(),
         };
         c.genesis_root = c.app.as_mut().map_or(c.genesis_root, |a| a.commit());
         let tip = Tip { height: 1, prev_hash: chain_id, prev_time_ns: 0, state_root: c.genesis_root };
@@ -354,6 +361,12 @@ impl Cluster {
         }
         if self.mempool.len() < 100_000 {
             self.mempool.push(tx);
+            // Idle validators start their height one block interval after the first transaction (so a burst
+            // of transactions goes into one block).
+            let at = self.now + self.block_interval_ns;
+            for node in std::mem::take(&mut self.idle) {
+                self.push(at, Ev::Start { node });
+            }
         } else {
             *self.stats.tx_refused.entry("mempool full").or_default() += 1;
         }
@@ -444,6 +457,10 @@ impl Cluster {
                 if self.halted[i] {
                     return;
                 }
+                if self.wait_for_transactions && self.mempool.is_empty() {
+                    self.idle.push(node);
+                    return;
+                }
                 let tip = self.tips[i];
                 if self.is_honest(i) {
                     self.height_start_ns.entry(tip.height).or_insert(self.now);
@@ -468,11 +485,15 @@ impl Cluster {
             }
         }
         for (peer, h) in out.catch_up {
-            if let Some(hash) = self.decided_by[i].get(h as usize - 1).copied()
-                && let Some((b, c)) = self.blocks.get(&hash)
-            {
-                let m = Rc::new(Message::Decided(b.clone(), c.clone()).to_bytes());
-                self.send(i, peer as usize, m, 0);
+            // The decided blocks from `h` on, a bounded run (each its own message, each can be lost).
+            let upto = (h + gridtwin_firmware::consensus::MAX_CATCH_UP_BLOCKS).min(self.decided_by[i].len() as u64 + 1);
+            for hh in h.max(1)..upto {
+                if let Some(hash) = self.decided_by[i].get(hh as usize - 1).copied()
+                    && let Some((b, c)) = self.blocks.get(&hash)
+                {
+                    let m = Rc::new(Message::Decided(b.clone(), c.clone()).to_bytes());
+                    self.send(i, peer as usize, m, 0);
+                }
             }
         }
         if let Some((block, commit)) = out.decided {
@@ -707,6 +728,14 @@ impl Cluster {
     /// Evidence items on the canonical chain.
     pub fn evidence_on_chain(&self) -> Vec<Evidence> {
         self.canonical_blocks().flat_map(|(b, _)| b.evidence.iter().copied()).collect()
+    }
+    /// A decided block and its first commit seen, by hash.
+    pub fn block(&self, hash: &Hash) -> Option<&(Block, Commit)> {
+        self.blocks.get(hash)
+    }
+    /// Application state root after the canonical block `hash` (None: not executed).
+    pub fn root_after(&self, hash: &Hash) -> Option<Hash> {
+        self.roots_after.get(hash).copied()
     }
     pub fn genesis_root(&self) -> Hash {
         self.genesis_root

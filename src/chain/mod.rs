@@ -40,11 +40,25 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// Messages to the chain agent.
+/// Messages to and from the chain agent.
 #[derive(Debug)]
 pub enum ChainMsg {
     /// A signed transaction (an [`gridtwin_firmware::app::Envelope`]) for the mempool.
     Submit(Vec<u8>),
+    /// A block of the canonical chain was decided (chain agent -> the application's subscriber).
+    Committed(CommittedBlock),
+}
+
+/// A decided block as an application's full node sees it: what to execute and the root to expect after.
+#[derive(Clone, Debug)]
+pub struct CommittedBlock {
+    pub height: u64,
+    /// Block time (ns since the run's start).
+    pub time_ns: u64,
+    pub proposer: u32,
+    pub txs: Vec<Vec<u8>>,
+    /// The application's state root after executing the block.
+    pub root: gridtwin_firmware::app::Hash,
 }
 
 fn one() -> u64 {
@@ -427,9 +441,30 @@ pub struct ChainAgent {
     pub clients: Clients,
     pub genesis: Genesis,
     step_at: Option<u64>,
+    /// Told of every canonical block (the application's full node), with how many were told.
+    subscriber: Option<AgentId>,
+    delivered: usize,
 }
 
 impl ChainAgent {
+    /// Sends the canonical blocks decided since the last call to the subscriber.
+    fn deliver(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let Some(to) = self.subscriber else { return };
+        while self.delivered < self.cluster.canonical.len() {
+            let hash = self.cluster.canonical[self.delivered];
+            self.delivered += 1;
+            let Some((b, _)) = self.cluster.block(&hash) else { continue };
+            let m = CommittedBlock {
+                height: b.header.height,
+                time_ns: b.header.time_ns,
+                proposer: b.header.proposer,
+                txs: b.txs.clone(),
+                root: self.cluster.root_after(&hash).unwrap_or([0; 32]),
+            };
+            ctx.send(to, SimDuration::ZERO, Msg::Chain(ChainMsg::Committed(m)));
+        }
+    }
+
     fn reschedule(&mut self, ctx: &mut Ctx<'_, Msg>) {
         if let Some(t) = self.cluster.next_time()
             && self.step_at.is_none_or(|s| t < s)
@@ -457,6 +492,7 @@ impl Agent<Msg> for ChainAgent {
                 self.step_at = None;
                 self.cluster.run_until(ctx.now().0);
                 ctx.digest(self.cluster.canonical.len() as u64);
+                self.deliver(ctx);
             }
             Msg::Timer(TIMER_LOAD) => {
                 if let Some(tx) = self.clients.next_tx() {
@@ -464,7 +500,11 @@ impl Agent<Msg> for ChainAgent {
                 }
                 ctx.schedule(SimDuration::from_nanos(self.clients.tx_every_ns), Msg::Timer(TIMER_LOAD));
             }
-            Msg::Chain(ChainMsg::Submit(tx)) => self.cluster.submit(tx),
+            Msg::Chain(ChainMsg::Submit(tx)) => {
+                self.cluster.run_until(ctx.now().0);
+                self.deliver(ctx);
+                self.cluster.submit(tx);
+            }
             _ => {}
         }
         self.reschedule(ctx);
@@ -486,7 +526,47 @@ pub fn add(sim: &mut Simulation<Msg>, loaded: &Loaded, c: &ChainConfig, seed: u6
         .collect();
     let app = RegistryApp::from_state(clients.genesis.clone());
     let cluster = Cluster::new(spec, Some(Box::new(app))).map_err(|e| loaded.error_at("chain", e, None))?;
-    let agent = ChainAgent { cluster, clients, genesis, step_at: None };
+    let agent = ChainAgent { cluster, clients, genesis, step_at: None, subscriber: None, delivered: 0 };
+    let id = sim.add_agent(Box::new(agent)).map_err(|e| loaded.error_at("chain", e.to_string(), None))?;
+    Ok(ChainPart { agent: id })
+}
+
+/// An application the chain orders instead of the built-in registry: its genesis name and bytes (what
+/// [`store::app_for`] rebuilds it from), a fresh instance, and the agent told of every committed block.
+pub struct HostedApp {
+    pub name: String,
+    pub state: Vec<u8>,
+    pub app: Box<dyn gridtwin_firmware::app::Application>,
+    pub subscriber: AgentId,
+}
+
+/// Adds the chain agent of `c` ordering and executing `hosted` (the section's `load` is not generated: the
+/// application's own agents submit). Validators wait for transactions instead of deciding empty blocks.
+pub fn add_app(
+    sim: &mut Simulation<Msg>,
+    loaded: &Loaded,
+    c: &ChainConfig,
+    seed: u64,
+    hosted: HostedApp,
+) -> Result<ChainPart, InputError> {
+    let quiet = ChainConfig {
+        load: LoadConfig { meters: 0, wallets: 0, tx_every: Dur(SimDuration::ZERO), bad_every: 0 },
+        ..c.clone()
+    };
+    let (mut spec, clients) = quiet.spec(seed);
+    spec.genesis.app_name = hosted.name.into_bytes();
+    spec.genesis.app_state = hosted.state;
+    let mut genesis = spec.genesis.clone();
+    genesis.validators = spec
+        .keys
+        .iter()
+        .zip(&spec.powers)
+        .map(|(k, p)| gridtwin_firmware::ledger::Validator { key: k.verifying_key().to_bytes(), power: *p })
+        .collect();
+    let mut cluster = Cluster::new(spec, Some(hosted.app)).map_err(|e| loaded.error_at("chain", e, None))?;
+    cluster.wait_for_transactions = true;
+    let agent =
+        ChainAgent { cluster, clients, genesis, step_at: None, subscriber: Some(hosted.subscriber), delivered: 0 };
     let id = sim.add_agent(Box::new(agent)).map_err(|e| loaded.error_at("chain", e.to_string(), None))?;
     Ok(ChainPart { agent: id })
 }
@@ -563,6 +643,8 @@ impl Part for ChainPart {
             evidence
         ));
         r.files.push(("ledger/genesis.bin".into(), a.genesis.to_bytes()));
+        let last = blocks.last().map_or(c.chain_id, |(b, _)| b.hash());
+        r.files.push((store::HEAD_FILE.into(), store::encode_head(blocks.len() as u64, &last, &c.last_root())));
         for (b, cm) in blocks {
             r.files.push((store::block_file(b.header.height), gridtwin_firmware::ledger::encode_stored(b, cm)));
         }

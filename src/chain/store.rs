@@ -8,6 +8,11 @@
 //! time, validator-set hash, proposer, transaction and evidence Merkle roots, evidence signatures), checks
 //! the commit's signatures and voting power, re-executes every block from genesis and compares each state
 //! root the next header carries, and names the first bad file, block and transaction.
+//!
+//! `OUT_DIR/ledger/head.bin` seals the end of the ledger: `HEAD_MAGIC | height u64 | last block hash [32] |
+//! state root after the last block [32]` (little endian). No header carries the state after the last block,
+//! so the verifier compares the re-executed final root with this record, and a removed last block (or an
+//! altered head) does not pass either.
 
 use super::app::{APP_NAME, RegistryApp};
 use gridtwin_firmware::app::{Application, BlockInfo, Envelope, Hash};
@@ -15,6 +20,34 @@ use gridtwin_firmware::ledger::{
     Genesis, LedgerError, Tip, ValidatorSet, decode_stored, domain, hash_parts, validate_block, validate_commit,
 };
 use std::path::{Path, PathBuf};
+
+/// First bytes of `ledger/head.bin`.
+pub const HEAD_MAGIC: &[u8; 16] = b"gridtwin/head/v1";
+/// Path of the head record inside an output directory.
+pub const HEAD_FILE: &str = "ledger/head.bin";
+
+/// The head record: height of the last block (0: none), its hash (the chain id when none), final state root.
+pub fn encode_head(height: u64, last_hash: &Hash, state_root: &Hash) -> Vec<u8> {
+    let mut v = Vec::with_capacity(HEAD_MAGIC.len() + 72);
+    v.extend_from_slice(HEAD_MAGIC);
+    v.extend_from_slice(&height.to_le_bytes());
+    v.extend_from_slice(last_hash);
+    v.extend_from_slice(state_root);
+    v
+}
+
+/// Decodes a head record strictly (exact length and magic).
+pub fn decode_head(b: &[u8]) -> Result<(u64, Hash, Hash), String> {
+    if b.len() != HEAD_MAGIC.len() + 72 || &b[..16] != HEAD_MAGIC {
+        return Err("not a head record".into());
+    }
+    let mut h = [0u8; 8];
+    h.copy_from_slice(&b[16..24]);
+    let (mut last, mut root) = ([0u8; 32], [0u8; 32]);
+    last.copy_from_slice(&b[24..56]);
+    root.copy_from_slice(&b[56..88]);
+    Ok((u64::from_le_bytes(h), last, root))
+}
 
 /// Path of block `height` inside an output directory.
 pub fn block_file(height: u64) -> String {
@@ -38,6 +71,12 @@ pub fn app_for(genesis: &Genesis) -> Result<Option<Box<dyn Application>>, String
         n if n == APP_NAME.as_bytes() => Ok(Some(Box::new(
             RegistryApp::from_genesis(&genesis.app_state).map_err(|e| format!("application genesis: {e}"))?,
         ))),
+        n if n == crate::market::world::APP_NAME.as_bytes() => {
+            let g =
+                crate::market::app::Genesis::decode(&genesis.app_state).map_err(|e| format!("market genesis: {e}"))?;
+            g.check().map_err(|e| format!("market genesis: {e}"))?;
+            Ok(Some(Box::new(crate::market::app::MarketApp::new(g))))
+        }
         other => Err(format!("unknown application `{}`", String::from_utf8_lossy(other))),
     }
 }
@@ -57,7 +96,7 @@ pub fn verify_dir(out: &Path) -> Result<Verified, String> {
     for e in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
         let e = e.map_err(|e| e.to_string())?;
         let name = e.file_name().to_string_lossy().to_string();
-        if name != "genesis.bin" && name != "blocks" {
+        if name != "genesis.bin" && name != "blocks" && name != "head.bin" {
             return Err(format!("{}: unexpected file in the ledger", e.path().display()));
         }
     }
@@ -129,5 +168,25 @@ pub fn verify_dir(out: &Path) -> Result<Verified, String> {
         tip = Tip { height: h + 1, prev_hash: block.hash(), prev_time_ns: block.header.time_ns, state_root: root };
     }
     v.state_root = root;
+    let hpath = out.join(HEAD_FILE);
+    let (hh, hash, hroot) = decode_head(&read(&hpath)?).map_err(|e| format!("{}: {e}", hpath.display()))?;
+    if hh != v.blocks {
+        return Err(format!(
+            "{}: the head names block {hh} but the ledger ends at block {}",
+            hpath.display(),
+            v.blocks
+        ));
+    }
+    if hash != tip.prev_hash {
+        return Err(format!("{}: the head's block hash differs from block {hh}'s", hpath.display()));
+    }
+    if hroot != root {
+        return Err(format!(
+            "{}: state root after block {hh} is {} on re-execution, the head records {}",
+            hpath.display(),
+            super::hex(&root),
+            super::hex(&hroot)
+        ));
+    }
     Ok(v)
 }

@@ -330,7 +330,14 @@ struct Simplex {
     /// The tree arc of a node points from it to its parent.
     up: Vec<bool>,
     depth: Vec<u32>,
-    children: Vec<Vec<u32>>,
+    /// Children of each tree node as intrusive doubly linked lists (O(1) unlink when a subtree moves).
+    first_child: Vec<u32>,
+    next_sib: Vec<u32>,
+    prev_sib: Vec<u32>,
+    /// Scratch buffers reused by every pivot (no allocation per pivot).
+    path: Vec<u32>,
+    old: Vec<(u32, bool)>,
+    stack: Vec<u32>,
 }
 
 const NONE: u32 = u32::MAX;
@@ -352,7 +359,12 @@ impl Simplex {
             pred: vec![NONE; nodes],
             up: vec![false; nodes],
             depth: vec![0; nodes],
-            children: vec![Vec::new(); nodes],
+            first_child: vec![NONE; nodes],
+            next_sib: vec![NONE; nodes],
+            prev_sib: vec![NONE; nodes],
+            path: Vec::new(),
+            old: Vec::new(),
+            stack: Vec::new(),
         };
         for j in 0..m {
             s.push_arc(j as u32, root, 0);
@@ -374,6 +386,32 @@ impl Simplex {
         self.push_arc(a as u32, b as u32, c);
     }
 
+    /// Makes `c` the first child of `p`.
+    fn link(&mut self, p: usize, c: usize) {
+        let f = self.first_child[p];
+        self.next_sib[c] = f;
+        self.prev_sib[c] = NONE;
+        if f != NONE {
+            self.prev_sib[f as usize] = c as u32;
+        }
+        self.first_child[p] = c as u32;
+    }
+
+    /// Removes `c` from its parent `p`'s children.
+    fn unlink(&mut self, p: usize, c: usize) {
+        let (pr, nx) = (self.prev_sib[c], self.next_sib[c]);
+        if pr == NONE {
+            self.first_child[p] = nx;
+        } else {
+            self.next_sib[pr as usize] = nx;
+        }
+        if nx != NONE {
+            self.prev_sib[nx as usize] = pr;
+        }
+        self.prev_sib[c] = NONE;
+        self.next_sib[c] = NONE;
+    }
+
     fn rc(&self, e: usize) -> i64 {
         self.cost[e] + self.pi[self.src[e] as usize] - self.pi[self.dst[e] as usize]
     }
@@ -393,7 +431,9 @@ impl Simplex {
             self.depth[v] = 1;
             self.up[v] = v < m;
             self.flow[v] = self.supply[v].abs();
-            self.children[root].push(v as u32);
+        }
+        for v in (0..root).rev() {
+            self.link(root, v);
         }
         let arcs = self.src.len();
         let block = ((arcs as f64).sqrt() as usize).max(10).min(arcs.max(1));
@@ -498,49 +538,56 @@ impl Simplex {
         self.flow[e] = delta;
         // Re-hang the subtree of q from the entering arc: reverse the path x .. q.
         let (x, y) = if u_side { (u, v) } else { (v, u) };
-        let mut path = Vec::new();
+        let mut path = std::mem::take(&mut self.path);
+        let mut old = std::mem::take(&mut self.old);
+        path.clear();
+        old.clear();
         let mut w = x;
         loop {
-            path.push(w);
+            path.push(w as u32);
             if w == q {
                 break;
             }
             w = self.parent[w] as usize;
         }
         let old_parent_q = self.parent[q] as usize;
-        remove_child(&mut self.children[old_parent_q], q as u32);
-        let old: Vec<(u32, bool)> = path.iter().map(|&w| (self.pred[w], self.up[w])).collect();
+        self.unlink(old_parent_q, q);
+        old.extend(path.iter().map(|&w| (self.pred[w as usize], self.up[w as usize])));
         for k in 0..path.len() - 1 {
-            let (c, p) = (path[k], path[k + 1]);
-            remove_child(&mut self.children[p], c as u32);
+            let (c, p) = (path[k] as usize, path[k + 1] as usize);
+            self.unlink(p, c);
         }
         for k in 1..path.len() {
-            let (c, p) = (path[k], path[k - 1]);
+            let (c, p) = (path[k] as usize, path[k - 1] as usize);
             self.parent[c] = p as u32;
             self.pred[c] = old[k - 1].0;
             self.up[c] = !old[k - 1].1;
-            self.children[p].push(c as u32);
+            self.link(p, c);
         }
         self.parent[x] = y as u32;
         self.pred[x] = e as u32;
         self.up[x] = u_side; // the entering arc goes u -> v: from x to its new parent when x = u
-        self.children[y].push(x as u32);
+        self.link(y, x);
         // Depths and potentials of the moved subtree.
-        let mut stack = vec![x];
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.clear();
+        stack.push(x as u32);
         while let Some(w) = stack.pop() {
+            let w = w as usize;
             let p = self.parent[w] as usize;
             self.depth[w] = self.depth[p] + 1;
             let c = self.cost[self.pred[w] as usize];
             self.pi[w] = if self.up[w] { self.pi[p] - c } else { self.pi[p] + c };
-            stack.extend(self.children[w].iter().map(|&c| c as usize));
+            let mut ch = self.first_child[w];
+            while ch != NONE {
+                stack.push(ch);
+                ch = self.next_sib[ch as usize];
+            }
         }
+        self.path = path;
+        self.old = old;
+        self.stack = stack;
         Ok(())
-    }
-}
-
-fn remove_child(list: &mut Vec<u32>, c: u32) {
-    if let Some(k) = list.iter().position(|&x| x == c) {
-        list.remove(k);
     }
 }
 

@@ -10,17 +10,23 @@
 //! records them and mints production certificates; the market operator then clears each feeder's book and the
 //! supplier desk mints imports (block 2); the customers, told the slot is settled, claim their metered
 //! consumption (block 3).
+//!
+//! With the scenario's `chain` section the same three steps run on the chain: every agent submits to the chain
+//! agent ([`Orderer::Chain`]), the validators order and execute the blocks, and the sequencer (now the market
+//! operator's full node) re-executes each committed block it is sent, settles a slot once its readings are
+//! committed and tells the customers to claim once the settlement is.
 
 use super::app::{CH_FEED_IN, CH_MARKET, CH_P2P, CH_TRADER, Genesis, MarketApp, Role, Settle, Tx};
 use super::clearing;
 use super::contracts::{Battery, Ev, HeatPump};
 use crate::agents::Msg;
+use crate::chain::{ChainMsg, CommittedBlock};
 use crate::engine::{Agent, AgentId, Ctx, Event, NS_PER_S, SimDuration, SimRng, SimTime, class};
 use crate::grid::{GridMsg, GridSnapshot};
 use gridtwin_firmware::app::{Application, BlockInfo, Key, seal};
 use rand::RngExt;
 use sha2::{Digest as _, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Messages of the market's agents.
@@ -28,8 +34,8 @@ use std::sync::Arc;
 pub enum MarketMsg {
     /// A signed transaction for the sequencer's mempool.
     Tx(Arc<Vec<u8>>),
-    /// A slot's readings were all submitted (meters -> sequencer).
-    SlotClosed { slot: u32 },
+    /// A slot's readings were all submitted (meters -> sequencer): how many.
+    SlotClosed { slot: u32, readings: u32 },
     /// A customer's main-meter reading of a slot (meter -> customer).
     Metered { slot: u32, wh: u64 },
     /// The slot's settlement is committed: claim now (sequencer -> customers).
@@ -62,10 +68,34 @@ impl Signer {
     }
 }
 
+/// Where the market's agents send their signed transactions: the trusted sequencer's mempool, or the chain's
+/// validators (`Msg::Chain(ChainMsg::Submit)`), which order them and execute them on their own [`MarketApp`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Orderer {
+    Sequencer(AgentId),
+    Chain(AgentId),
+}
+
+impl Orderer {
+    /// Sends one signed transaction to the orderer.
+    pub fn submit(&self, ctx: &mut Ctx<'_, Msg>, tx: Arc<Vec<u8>>) {
+        match *self {
+            Orderer::Sequencer(a) => {
+                ctx.send(a, SimDuration::ZERO, Msg::Market(MarketMsg::Tx(tx)));
+            }
+            Orderer::Chain(a) => {
+                let bytes = Arc::try_unwrap(tx).unwrap_or_else(|t| t.as_ref().clone());
+                ctx.send(a, SimDuration::ZERO, Msg::Chain(ChainMsg::Submit(bytes)));
+            }
+        }
+    }
+}
+
 const TAG_BLOCK: u64 = 1;
 const TAG_SLOT: u64 = 2;
 const TAG_STEP: u64 = 3;
 const TAG_DR_SETTLE: u64 = 4;
+const TAG_PROGRESS: u64 = 5;
 
 /// One committed block of the ledger.
 #[derive(Clone, Debug)]
@@ -87,6 +117,13 @@ pub struct OfftakePrices {
 }
 
 /// The trusted sequencer, with the market operator and supplier desk.
+///
+/// With a chain ([`Sequencer::on_chain`]) it orders nothing itself: it is the market operator's full node. It
+/// submits its transactions to the chain agent, re-executes every committed block on its own [`MarketApp`]
+/// replica (checking each state root against the validators'), keeps the same block records, and acts on the
+/// committed state: once a slot's readings are all committed it proposes the slot's settlement, and once
+/// the settlement is committed it tells the customers to claim. A slot whose readings or settlement do not
+/// all arrive within a tenth of a slot goes ahead with what is committed.
 pub struct Sequencer {
     pub app: MarketApp,
     mempool: Vec<Arc<Vec<u8>>>,
@@ -105,6 +142,16 @@ pub struct Sequencer {
     pending_notify: Vec<u32>,
     /// Most transactions per block (the rest wait for the next).
     pub max_block_txs: usize,
+    /// The chain agent that orders the market's transactions (None: this agent orders them).
+    chain: Option<AgentId>,
+    /// Chain mode: readings seen in committed blocks per slot.
+    readings_seen: BTreeMap<u32, u32>,
+    /// Chain mode: closed slots waiting for their readings: slot -> (readings submitted, closed at).
+    closing: BTreeMap<u32, (u32, SimTime)>,
+    /// Chain mode: settled slots waiting for their back-office transactions: slot -> (digests, submitted at).
+    settling: BTreeMap<u32, (BTreeSet<[u8; 32]>, SimTime)>,
+    /// Chain mode: committed blocks whose re-executed state root differs from the validators'.
+    pub root_mismatches: u64,
 }
 
 impl Sequencer {
@@ -129,10 +176,97 @@ impl Sequencer {
             to_settle: Vec::new(),
             pending_notify: Vec::new(),
             max_block_txs: 10_000,
+            chain: None,
+            readings_seen: BTreeMap::new(),
+            closing: BTreeMap::new(),
+            settling: BTreeMap::new(),
+            root_mismatches: 0,
+        }
+    }
+
+    /// Leaves the ordering to the chain agent `chain` (see the type's docs).
+    pub fn on_chain(mut self, chain: AgentId) -> Sequencer {
+        self.chain = Some(chain);
+        self
+    }
+
+    /// How long a chain-mode slot waits for missing readings or settlement transactions.
+    fn patience(&self) -> SimDuration {
+        SimDuration::from_nanos((self.app.genesis.slot_ns / 10).max(1))
+    }
+
+    /// Chain mode: executes a committed block on the replica and acts on the new committed state.
+    fn on_committed(&mut self, b: CommittedBlock, ctx: &mut Ctx<'_, Msg>) {
+        let info = BlockInfo { height: b.height, time_ns: b.time_ns, proposer: b.proposer };
+        let refs: Vec<&[u8]> = b.txs.iter().map(|t| t.as_slice()).collect();
+        let outcomes = self.app.execute_block(&info, &refs);
+        let root = self.app.commit();
+        if root != b.root {
+            self.root_mismatches += 1;
+            tracing::warn!("market replica: block {} state root differs from the chain's", b.height);
+        }
+        ctx.digest(u64::from_le_bytes(root[..8].try_into().unwrap_or([0; 8])));
+        for t in b.txs.iter() {
+            let d: [u8; 32] = Sha256::digest(t).into();
+            for (set, _) in self.settling.values_mut() {
+                set.remove(&d);
+            }
+            if let Ok(env) = gridtwin_firmware::app::Envelope::parse(t)
+                && let Ok(Tx::Reading { slot, .. }) = Tx::decode(env.payload)
+            {
+                *self.readings_seen.entry(slot).or_insert(0) += 1;
+            }
+        }
+        let outcomes = outcomes.iter().map(|o| o.err().map_or(0, |r| r.code)).collect();
+        let txs = b.txs.iter().map(|t| Arc::new(t.clone())).collect();
+        self.blocks.push(BlockRec { height: b.height, time_ns: b.time_ns, txs, outcomes, root });
+        self.progress(ctx);
+    }
+
+    /// Chain mode: settles the slots whose readings are in and notifies the slots whose settlement is.
+    fn progress(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let Some(chain) = self.chain else { return };
+        let now = ctx.now();
+        let wait = self.patience();
+        let ready: Vec<u32> = self
+            .closing
+            .iter()
+            .filter(|(s, (n, at))| {
+                self.readings_seen.get(s).copied().unwrap_or(0) >= *n || now >= at.saturating_add(wait)
+            })
+            .map(|(s, _)| *s)
+            .collect();
+        for slot in ready {
+            self.closing.remove(&slot);
+            self.readings_seen.remove(&slot);
+            let mut digests = BTreeSet::new();
+            for (signer, tx) in self.propose(slot) {
+                let bytes = if signer { self.market.sign(&tx) } else { self.supply.sign(&tx) };
+                digests.insert(Sha256::digest(bytes.as_slice()).into());
+                ctx.send(chain, SimDuration::ZERO, Msg::Chain(ChainMsg::Submit(bytes.as_ref().clone())));
+            }
+            self.settling.insert(slot, (digests, now));
+            ctx.schedule_at(now.saturating_add(wait), class::DEFAULT, Msg::Timer(TAG_PROGRESS));
+        }
+        let done: Vec<u32> = self
+            .settling
+            .iter()
+            .filter(|(_, (set, at))| set.is_empty() || now >= at.saturating_add(wait))
+            .map(|(s, _)| *s)
+            .collect();
+        for slot in done {
+            self.settling.remove(&slot);
+            for &c in &self.customers {
+                ctx.send(c, SimDuration::ZERO, Msg::Market(MarketMsg::Settled { slot }));
+            }
         }
     }
 
     fn submit(&mut self, tx: Arc<Vec<u8>>, ctx: &mut Ctx<'_, Msg>) {
+        if let Some(chain) = self.chain {
+            Orderer::Chain(chain).submit(ctx, tx);
+            return;
+        }
         // Mempool admission: stateless checks and nonces against the committed state.
         match self.app.check_tx(&tx) {
             Ok(()) => self.mempool.push(tx),
@@ -261,7 +395,21 @@ impl Agent<Msg> for Sequencer {
         match e.msg {
             Msg::Timer(TAG_BLOCK) => self.make_block(ctx),
             Msg::Market(MarketMsg::Tx(tx)) => self.submit(tx, ctx),
-            Msg::Market(MarketMsg::SlotClosed { slot }) => self.to_settle.push(slot),
+            Msg::Market(MarketMsg::SlotClosed { slot, readings }) => {
+                if self.chain.is_some() {
+                    self.closing.insert(slot, (readings, ctx.now()));
+                    ctx.schedule_at(
+                        ctx.now().saturating_add(self.patience()),
+                        class::DEFAULT,
+                        Msg::Timer(TAG_PROGRESS),
+                    );
+                    self.progress(ctx);
+                } else {
+                    self.to_settle.push(slot);
+                }
+            }
+            Msg::Timer(TAG_PROGRESS) => self.progress(ctx),
+            Msg::Chain(ChainMsg::Committed(b)) => self.on_committed(b, ctx),
             _ => {}
         }
     }
@@ -319,6 +467,7 @@ impl Meter {
 /// half a Wh from the power flow over any span of slots), sign and submit.
 pub struct Metering {
     pub meters: Vec<Meter>,
+    orderer: Orderer,
     sequencer: AgentId,
     slot: SimDuration,
     last: Option<(SimTime, Arc<GridSnapshot>)>,
@@ -344,9 +493,11 @@ pub struct SlotEnergy {
 }
 
 impl Metering {
-    pub fn new(meters: Vec<Meter>, sequencer: AgentId, slot: SimDuration) -> Metering {
+    /// Meters that submit to `orderer` and tell the back office `sequencer` when a slot is read.
+    pub fn new(meters: Vec<Meter>, orderer: Orderer, sequencer: AgentId, slot: SimDuration) -> Metering {
         Metering {
             meters,
+            orderer,
             sequencer,
             slot,
             last: None,
@@ -394,7 +545,7 @@ impl Metering {
                 _ => (din, dout),
             };
             let tx = Tx::Reading { slot, consumed_wh, produced_wh };
-            ctx.send(self.sequencer, SimDuration::ZERO, Msg::Market(MarketMsg::Tx(m.signer.sign(&tx))));
+            self.orderer.submit(ctx, m.signer.sign(&tx));
             if let Some(c) = m.customer {
                 ctx.send(c, SimDuration::ZERO, Msg::Market(MarketMsg::Metered { slot, wh: din }));
             }
@@ -404,7 +555,8 @@ impl Metering {
         e.slack_wh = self.slack_cum_wh - self.slack_read_wh;
         self.slack_read_wh = self.slack_cum_wh;
         self.slots.push(e);
-        ctx.send(self.sequencer, SimDuration::ZERO, Msg::Market(MarketMsg::SlotClosed { slot }));
+        let readings = self.meters.len() as u32;
+        ctx.send(self.sequencer, SimDuration::ZERO, Msg::Market(MarketMsg::SlotClosed { slot, readings }));
         ctx.schedule_at(ctx.now().saturating_add(self.slot), class::GRID - 1, Msg::Timer(TAG_SLOT));
     }
 }
@@ -524,7 +676,7 @@ pub struct Customer {
     pub id: String,
     pub wallet: u32,
     owner: Signer,
-    sequencer: AgentId,
+    sequencer: Orderer,
     grid: AgentId,
     pub devices: DeviceState,
     flex_sgen: Option<usize>,
@@ -548,7 +700,7 @@ pub struct CustomerSpec {
     pub id: String,
     pub wallet: u32,
     pub owner: Signer,
-    pub sequencer: AgentId,
+    pub sequencer: Orderer,
     pub grid: AgentId,
     pub devices: DeviceState,
     pub flex_sgen: Option<usize>,
@@ -652,7 +804,7 @@ impl Agent<Msg> for Customer {
                     && wh > 0
                 {
                     let tx = self.owner.sign(&Tx::Claim { slot, wh });
-                    ctx.send(self.sequencer, SimDuration::ZERO, Msg::Market(MarketMsg::Tx(tx)));
+                    self.sequencer.submit(ctx, tx);
                     self.claims += 1;
                 }
             }
@@ -667,7 +819,7 @@ impl Agent<Msg> for Customer {
                 if declared {
                     let b = self.baseline(ctx.now(), first_slot, last_slot);
                     let tx = self.owner.sign(&Tx::DrBaseline { event, baseline_wh: b });
-                    ctx.send(self.sequencer, SimDuration::ZERO, Msg::Market(MarketMsg::Tx(tx)));
+                    self.sequencer.submit(ctx, tx);
                 }
                 self.dr = Some(DrWindow { start, end, restore: SimTime(end.as_nanos() + delay_ns) });
                 self.dr_accepted += 1;
@@ -695,7 +847,7 @@ pub struct DrProgram {
 pub struct GridOperator {
     program: Option<DrProgram>,
     signer: Signer,
-    sequencer: AgentId,
+    sequencer: Orderer,
     customers: Vec<AgentId>,
     slot: SimDuration,
     pub events: Vec<(u32, u32, u32, SimTime)>,
@@ -710,7 +862,7 @@ impl GridOperator {
     pub fn new(
         program: Option<DrProgram>,
         signer: Signer,
-        sequencer: AgentId,
+        sequencer: Orderer,
         customers: Vec<AgentId>,
         slot: SimDuration,
     ) -> GridOperator {
@@ -751,7 +903,7 @@ impl Agent<Msg> for GridOperator {
                 let end = SimTime((last as u64 + 1) * self.slot.as_nanos());
                 self.busy_until = end;
                 let tx = self.signer.sign(&Tx::DrEvent { id, first_slot: first, last_slot: last, reward: pg.reward });
-                ctx.send(self.sequencer, SimDuration::ZERO, Msg::Market(MarketMsg::Tx(tx)));
+                self.sequencer.submit(ctx, tx);
                 for &c in &self.customers {
                     let m = MarketMsg::DrOffer { event: id, first_slot: first, last_slot: last, reward: pg.reward };
                     ctx.send(c, SimDuration::ZERO, Msg::Market(m));
@@ -764,7 +916,7 @@ impl Agent<Msg> for GridOperator {
             }
             Msg::Timer(t) if t & 0xff == TAG_DR_SETTLE => {
                 let tx = self.signer.sign(&Tx::DrSettle { event: (t >> 8) as u32 });
-                ctx.send(self.sequencer, SimDuration::ZERO, Msg::Market(MarketMsg::Tx(tx)));
+                self.sequencer.submit(ctx, tx);
             }
             _ => {}
         }

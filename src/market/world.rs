@@ -12,8 +12,8 @@ use super::app::{
 use super::clearing::{ACCEPT_ANY, Tech};
 use super::contracts::{Baseline, Channel, Fallback, LoadedContracts};
 use super::sim::{
-    Customer, CustomerSpec, DeviceState, DrProgram, GridOperator, Measures, Meter, Metering, OfftakePrices, Sequencer,
-    Signer, key_for,
+    Customer, CustomerSpec, DeviceState, DrProgram, GridOperator, Measures, Meter, Metering, OfftakePrices, Orderer,
+    Sequencer, Signer, key_for,
 };
 use crate::agents::Msg;
 use crate::engine::{AgentId, SimDuration, Simulation};
@@ -175,9 +175,15 @@ pub struct MarketPart {
     /// The no-DR twin to run for the peak comparison: (scenario, seed, until).
     twin: Option<(Loaded, u64, Option<SimDuration>)>,
     slot_ns: u64,
+    /// The chain that orders and executes the market (None: the trusted sequencer does).
+    pub chain: Option<crate::chain::ChainPart>,
 }
 
-/// Adds the market's agents for `cfg` around the grid agent `grid` running `net` with `generators`.
+/// Name of the market application in a chain's genesis.
+pub const APP_NAME: &str = "gridtwin-market/v1";
+
+/// Adds the market's agents for `cfg` around the grid agent `grid` running `net` with `generators`; with the
+/// scenario's `chain` section, the chain's validators order and execute the market's transactions.
 #[allow(clippy::too_many_arguments)]
 pub fn add(
     sim: &mut Simulation<Msg>,
@@ -354,8 +360,21 @@ pub fn add(
         market_hourly: c.prices.market_hourly.clone(),
         feed_in: c.prices.feed_in,
     };
+    let chain_cfg = loaded.scenario.chain.clone();
+    // The chain agent comes right after the customers.
+    let chain_id = AgentId(first + 3 + c.customers.len() as u32);
+    let orderer = if chain_cfg.is_some() { Orderer::Chain(chain_id) } else { Orderer::Sequencer(sequencer) };
+    let hosted = chain_cfg.as_ref().map(|_| crate::chain::HostedApp {
+        name: APP_NAME.into(),
+        state: genesis.encode(),
+        app: Box::new(MarketApp::new(genesis.clone())),
+        subscriber: sequencer,
+    });
     let app = MarketApp::new(genesis);
-    let seq = Sequencer::new(app, cfg.block_every.0, prices, customers.clone());
+    let mut seq = Sequencer::new(app, cfg.block_every.0, prices, customers.clone());
+    if chain_cfg.is_some() {
+        seq = seq.on_chain(chain_id);
+    }
     let mut meters = Vec::new();
     for (k, cu) in c.customers.iter().enumerate() {
         let m = Measures::Connection { load: cu.load, flex_sgen: flex_sgens[k] };
@@ -381,9 +400,9 @@ pub fn add(
     let offered: Vec<AgentId> =
         c.customers.iter().zip(&customers).filter(|(cu, _)| cu.dr.is_some()).map(|(_, &a)| a).collect();
     sim.add_agent(Box::new(seq)).map_err(engine)?;
-    sim.add_agent(Box::new(Metering::new(meters, sequencer, cfg.slot.0))).map_err(engine)?;
+    sim.add_agent(Box::new(Metering::new(meters, orderer, sequencer, cfg.slot.0))).map_err(engine)?;
     let op_signer = Signer::new(key_for(&domain, "grid-operator-dr"));
-    sim.add_agent(Box::new(GridOperator::new(program, op_signer, sequencer, offered, cfg.slot.0))).map_err(engine)?;
+    sim.add_agent(Box::new(GridOperator::new(program, op_signer, orderer, offered, cfg.slot.0))).map_err(engine)?;
     for (k, cu) in c.customers.iter().enumerate() {
         let d = &cu.devices;
         let devices = DeviceState {
@@ -404,7 +423,7 @@ pub fn add(
             id: cu.id.clone(),
             wallet: k as u32,
             owner: Signer::new(key_for(&domain, &format!("owner/{}", cu.id))),
-            sequencer,
+            sequencer: orderer,
             grid,
             devices,
             flex_sgen: flex_sgens[k],
@@ -425,14 +444,26 @@ pub fn add(
             }
         }
     }
+    let chain = match (&chain_cfg, hosted) {
+        (Some(cc), Some(h)) => {
+            if sim.next_agent_id() != chain_id {
+                return Err(loaded.error_at("market", "internal: the chain agent's id moved", None));
+            }
+            Some(crate::chain::add_app(sim, loaded, cc, seed, h)?)
+        }
+        _ => None,
+    };
+    // The twin without DR orders on the trusted sequencer: the peak is physics, not ordering, and the draws
+    // of every agent but the chain's are the same.
     let twin = cfg.dr.as_ref().map(|_| {
         let mut l = loaded.clone();
         if let Some(m) = &mut l.scenario.market {
             m.dr = None;
         }
+        l.scenario.chain = None;
         (l, seed, until)
     });
-    Ok(MarketPart { sequencer, metering, operator, customers, twin, slot_ns: cfg.slot.0.as_nanos() })
+    Ok(MarketPart { sequencer, metering, operator, customers, twin, slot_ns: cfg.slot.0.as_nanos(), chain })
 }
 
 fn hex(b: &[u8]) -> String {
@@ -450,6 +481,9 @@ fn run_twin(twin: &(Loaded, u64, Option<SimDuration>), operator: AgentId) -> Res
 
 impl Part for MarketPart {
     fn report(&self, sim: &Simulation<Msg>, r: &mut Report) {
+        if let Some(c) = &self.chain {
+            c.report(sim, r);
+        }
         let (Some(seq), Some(met), Some(op)) = (
             sim.agent::<Sequencer>(self.sequencer),
             sim.agent::<Metering>(self.metering),
@@ -597,6 +631,8 @@ impl Part for MarketPart {
                 "refused": refused,
                 "refusals_by_code": refusals,
                 "state_root": hex(&root),
+                "orderer": if self.chain.is_some() { "chain" } else { "sequencer" },
+                "replica_root_mismatches": seq.root_mismatches,
                 "p2p_wh": p2p_wh,
                 "import_wh": import_wh,
                 "welfare_optimal": welfare_num(w_opt),

@@ -125,7 +125,9 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
     if let Some(l) = lmus {
         parts.push(Box::new(l));
     }
-    if let Some(c) = &s.chain {
+    if let Some(c) = &s.chain
+        && s.market.is_none()
+    {
         parts.push(Box::new(crate::chain::add(&mut sim, loaded, c, seed)?));
     }
     let until = SimTime::ZERO + until.unwrap_or(s.duration.0);

@@ -59,7 +59,7 @@ fn every_single_bit_flip_in_every_ledger_file_is_detected_and_named() {
     let mut files = Vec::new();
     files_under(&out.join("ledger"), &mut files);
     files.sort();
-    assert_eq!(files.len() as u64, v.blocks + 1);
+    assert_eq!(files.len() as u64, v.blocks + 2, "genesis, head and the blocks");
     let mut rng = stream(99, 0, "bit-flips");
     let mut flips = 0;
     for (k, f) in files.iter().enumerate() {
@@ -80,6 +80,14 @@ fn every_single_bit_flip_in_every_ledger_file_is_detected_and_named() {
         std::fs::write(f, &orig).unwrap();
     }
     assert!(flips > files.len());
+    verify_dir(&out).unwrap();
+    // A truncated ledger (the last block removed) does not match its head record.
+    let last = files.iter().rfind(|f| f.to_string_lossy().contains("blocks")).unwrap().clone();
+    let kept = std::fs::read(&last).unwrap();
+    std::fs::remove_file(&last).unwrap();
+    let e = verify_dir(&out).unwrap_err();
+    assert!(e.contains("head.bin"), "{e}");
+    std::fs::write(&last, kept).unwrap();
     verify_dir(&out).unwrap();
     // A stray file is not part of an intact ledger.
     std::fs::write(out.join("ledger/blocks/notes.txt"), b"x").unwrap();
@@ -119,4 +127,49 @@ fn duplicate_validator_keys_and_zero_power_are_rejected_with_their_location() {
     let zero = base.replace("(name: \"coop-1\")", "(name: \"coop-1\", power: 0)");
     let e = Loaded::from_text("zero.ron".into(), zero, None).unwrap().validate().unwrap_err();
     assert!(e.message.contains("chain.validators[3].power") && e.message.contains("zero voting power"), "{e}");
+}
+
+fn finality_cluster(
+    n: usize,
+    loss: f64,
+    protocol: gridtwin::chain::cluster::Protocol,
+    seed: u64,
+) -> gridtwin::chain::cluster::Cluster {
+    use gridtwin::chain::cluster::{Behaviour, Cluster, ClusterSpec, NetModel};
+    let spec = ClusterSpec {
+        keys: (0..n).map(gridtwin::chain::fuzz::validator_key).collect(),
+        powers: vec![1; n],
+        behaviour: vec![Behaviour::Honest; n],
+        net: NetModel { latency_min_ns: 50_000_000, latency_max_ns: 300_000_000, jitter_ns: 0, loss },
+        partitions: Vec::new(),
+        timeouts: gridtwin_firmware::consensus::Config::new([0; 32]),
+        block_interval_ns: 0,
+        delay_max_ns: 0,
+        genesis: gridtwin_firmware::ledger::Genesis {
+            chain_name: b"loss".to_vec(),
+            app_name: b"null".to_vec(),
+            validators: Vec::new(),
+            app_state: Vec::new(),
+        },
+        seed,
+        protocol,
+    };
+    Cluster::new(spec, None).unwrap()
+}
+
+#[test]
+fn under_ten_percent_loss_laggards_catch_up_and_poa_keeps_finalising() {
+    use gridtwin::chain::cluster::Protocol;
+    // Tendermint: every validator decides every height within a few seconds (catch-up of commits).
+    let mut c = finality_cluster(13, 0.1, Protocol::Tendermint, 5);
+    c.run_heights(40, 120_000_000_000);
+    assert_eq!(c.min_honest_height(), 40, "Tendermint stalled under loss");
+    let mut f = c.finality_ns();
+    f.sort_unstable();
+    let p99 = f[(f.len() - 1) * 99 / 100];
+    assert!(p99 < 5_000_000_000, "p99 finality {} ms", p99 / 1_000_000);
+    // PoA: stale fork blocks do not hold back the honest chain.
+    let mut c = finality_cluster(13, 0.1, Protocol::Poa { step_ms: 1000 }, 5);
+    c.run_heights(40, 600_000_000_000);
+    assert_eq!(c.min_honest_height(), 40, "PoA stalled under loss");
 }

@@ -435,6 +435,14 @@ fn market_day_balances_its_certificates_cuts_the_peak_and_every_wallet_traces() 
     assert!(n("dr_payouts_mc") > 0.0 && n("p2p_wh") > 0.0 && n("import_wh") > 0.0, "{m}");
     assert!(n("welfare_optimal") >= n("welfare_greedy") && n("welfare_optimal") >= n("welfare_cda"), "{m}");
     assert!(n("metering_max_slot_error_wh") <= n("meters"), "{m}");
+    // The chain ordered and executed the market: the operator's replica agrees with the validators on every
+    // state root, and the stored ledger re-executes from genesis to the same final root.
+    assert_eq!(m["orderer"], "chain", "{m}");
+    assert_eq!(n("replica_root_mismatches"), 0.0, "{m}");
+    let v = gridtwin::chain::store::verify_dir(&out).unwrap();
+    assert_eq!(v.transactions, n("transactions") as u64);
+    assert_eq!(gridtwin::chain::hex(&v.state_root), report.summary["ledger"]["state_root"].as_str().unwrap());
+    assert_eq!(report.summary["consensus"]["conflicting_commits"], 0);
     // Producers' energy goes through several channels, and each producer's split adds up.
     let mut used = std::collections::BTreeSet::new();
     for (_, c) in m["channels"].as_object().unwrap() {

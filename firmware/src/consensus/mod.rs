@@ -15,7 +15,10 @@
 //! 1/3 of the power at a higher round makes a validator skip to it. Safety needs fewer than 1/3 of the power
 //! Byzantine; liveness needs messages to arrive eventually, for which a validator re-sends its own messages
 //! of the current round and relays the round's proposal every `gossip_interval`, and answers a peer that is
-//! a height behind with the decided block and its commit.
+//! a height behind with the decided block and its commit. A validator that hears a later height (for
+//! `timeout_vote`, or at once when two heights behind) asks that peer for the decided blocks from its own height
+//! on ([`Message::Request`]); the driver answers with up to [`MAX_CATCH_UP_BLOCKS`] blocks with their commits,
+//! which are buffered up to [`MAX_HEIGHTS_AHEAD`] heights ahead (catch-up of commits under message loss).
 
 pub mod poa;
 
@@ -32,8 +35,12 @@ use ed25519_dalek::{Signer as _, SigningKey};
 
 /// Most rounds ahead of the current one whose messages are kept (bounds memory under spam).
 pub const MAX_ROUNDS_AHEAD: u32 = 32;
-/// Most messages of the next height buffered while this height is being decided.
+/// Most messages of later heights buffered while this height is being decided.
 pub const MAX_FUTURE_MESSAGES: usize = 4096;
+/// Messages up to this many heights ahead are buffered (decided blocks of a catch-up arrive together).
+pub const MAX_HEIGHTS_AHEAD: u64 = 8;
+/// Most decided blocks a validator sends a peer that asked to catch up (the driver's bound).
+pub const MAX_CATCH_UP_BLOCKS: u64 = 8;
 /// Most equivocation evidence items waiting to be put in a block.
 pub const MAX_PENDING_EVIDENCE: usize = 256;
 /// Most rule re-evaluations after one input (each applies at most one step of the state machine).
@@ -292,6 +299,10 @@ pub struct Tendermint {
     started: bool,
     /// Last catch-up answer per peer: (height, time).
     served: BTreeMap<u32, (u64, Instant)>,
+    /// When a message of a later height first arrived at this height (evidence of being behind).
+    behind_since: Option<Instant>,
+    /// Last catch-up request: (height, time).
+    requested: Option<(u64, Instant)>,
     now: Instant,
 }
 
@@ -321,6 +332,8 @@ impl Tendermint {
             evidence_keys: BTreeSet::new(),
             started: false,
             served: BTreeMap::new(),
+            behind_since: None,
+            requested: None,
             now: Instant::ZERO,
         }
     }
@@ -655,15 +668,30 @@ impl Tendermint {
             out.refused += 1;
             return;
         };
-        if matches!(msg, Message::Request { .. }) {
+        let h = self.tip.height;
+        if let Message::Request { from, height } = msg {
+            // A peer asks for the decided blocks from `height` on (the driver sends them, bounded).
+            if height < h && (from as usize) < self.n() && self.me.as_ref().is_none_or(|(i, _)| *i != from) {
+                let again = self.cfg.timeout_vote.as_nanos() / 2;
+                let due = self
+                    .served
+                    .get(&from)
+                    .is_none_or(|(sh, t)| *sh != height || self.now >= t.saturating_add(Duration(again)));
+                if due {
+                    self.served.insert(from, (height, self.now));
+                    out.catch_up.push((from, height));
+                }
+            } else {
+                out.refused += u32::from((from as usize) >= self.n());
+            }
             return;
         }
-        let h = self.tip.height;
         let mh = msg.height();
         if mh > h {
-            if mh == h + 1 && self.future.len() < MAX_FUTURE_MESSAGES {
+            if mh <= h + MAX_HEIGHTS_AHEAD && self.future.len() < MAX_FUTURE_MESSAGES {
                 self.future.push(bytes.to_vec());
             }
+            self.maybe_request(mh, &msg, out);
             return;
         }
         if mh == h && self.step == Step::Decided {
@@ -747,6 +775,32 @@ impl Tendermint {
         self.run_rules(out, sig);
     }
 
+    /// A message of height `mh` above ours arrived: after `timeout_vote` of such evidence (at once when two or
+    /// more heights behind), ask its sender for the decided blocks from our height on, at most once per half
+    /// `timeout_vote` (catch-up of commits, instead of waiting for our gossip to reach a peer that moved on).
+    fn maybe_request(&mut self, mh: u64, msg: &Message, out: &mut Output) {
+        let h = self.tip.height;
+        let since = *self.behind_since.get_or_insert(self.now);
+        let vote = self.cfg.timeout_vote.as_nanos();
+        if mh < h + 2 && self.now < since.saturating_add(Duration(vote)) {
+            return;
+        }
+        if self.requested.is_some_and(|(rh, t)| rh == h && self.now < t.saturating_add(Duration(vote / 2))) {
+            return;
+        }
+        let peer = match msg {
+            Message::Vote(v) => v.validator,
+            Message::Proposal(p) => self.vals.proposer(p.height, p.round),
+            Message::Decided(..) | Message::Request { .. } => return,
+        };
+        let Some((me, _)) = &self.me else { return };
+        if peer == *me || peer as usize >= self.n() {
+            return;
+        }
+        self.requested = Some((h, self.now));
+        out.direct.push((peer, Message::Request { from: *me, height: h }.to_bytes()));
+    }
+
     fn set_now(&mut self, now: Instant) {
         if now > self.now {
             self.now = now;
@@ -766,11 +820,20 @@ impl Consensus for Tendermint {
         self.validity.clear();
         self.started = true;
         self.next_gossip = self.now.saturating_add(self.cfg.gossip_interval);
+        self.behind_since = None;
         self.start_round(0, out, sig);
+        // Buffered messages: this height's are handled, later heights' kept, earlier ones dropped.
         let future = core::mem::take(&mut self.future);
         for m in future {
-            if self.step == Step::Decided {
-                break;
+            let Ok(mh) = Message::decode(&m).map(|x| x.height()) else { continue };
+            if mh < self.tip.height {
+                continue;
+            }
+            if mh > self.tip.height || self.step == Step::Decided {
+                if mh > self.tip.height && self.future.len() < MAX_FUTURE_MESSAGES {
+                    self.future.push(m);
+                }
+                continue;
             }
             self.handle(&m, out, sig);
         }

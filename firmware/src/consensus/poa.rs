@@ -182,36 +182,46 @@ impl Poa {
     }
 
     /// Attaches a run of orphans to the chain when it links up and is longer than the current best chain.
+    ///
+    /// Orphans at final heights can never attach and are dropped; every orphan whose parent is on the chain
+    /// is tried as the start of a run (not only the lowest, so a stale block left from a dead fork does not
+    /// hold back the blocks above it).
     fn attach(&mut self, out: &mut Output) {
-        let Some((&low, _)) = self.orphans.iter().next() else { return };
-        let Some(parent) = self.hash_at(low - 1) else { return };
-        if self.orphans[&low].block.header.prev_hash != parent || low <= self.finalized {
-            return;
-        }
-        let mut run = Vec::new();
-        let mut h = low;
-        let mut prev = parent;
-        let mut prev_slot = if low >= 2 { self.chain[low as usize - 2].slot } else { 0 };
-        while let Some(e) = self.orphans.get(&h) {
-            if e.block.header.prev_hash != prev || (h > 1 && e.slot <= prev_slot) {
-                break;
+        let fin = self.finalized;
+        self.orphans.retain(|k, _| *k > fin);
+        let starts: Vec<u64> = self.orphans.keys().copied().collect();
+        for low in starts {
+            let Some(first) = self.orphans.get(&low) else { continue };
+            let Some(parent) = self.hash_at(low - 1) else { continue };
+            if first.block.header.prev_hash != parent {
+                continue;
             }
-            prev = e.hash;
-            prev_slot = e.slot;
-            run.push(e.clone());
-            h += 1;
-        }
-        let new_len = low - 1 + run.len() as u64;
-        if run.is_empty() || new_len <= self.chain.len() as u64 {
-            // Not longer: drop what was checked.
+            let mut run = Vec::new();
+            let mut h = low;
+            let mut prev = parent;
+            let mut prev_slot = if low >= 2 { self.chain[low as usize - 2].slot } else { 0 };
+            while let Some(e) = self.orphans.get(&h) {
+                if e.block.header.prev_hash != prev || (h > 1 && e.slot <= prev_slot) {
+                    break;
+                }
+                prev = e.hash;
+                prev_slot = e.slot;
+                run.push(e.clone());
+                h += 1;
+            }
+            let new_len = low - 1 + run.len() as u64;
+            if run.is_empty() || new_len <= self.chain.len() as u64 {
+                // Not longer: drop what was checked.
+                self.orphans.retain(|k, _| *k < low || *k >= h);
+                continue;
+            }
+            self.chain.truncate(low as usize - 1);
+            self.chain.extend(run);
             self.orphans.retain(|k, _| *k >= h);
+            self.finalize();
+            let _ = out;
             return;
         }
-        self.chain.truncate(low as usize - 1);
-        self.chain.extend(run);
-        self.orphans.retain(|k, _| *k >= h);
-        let _ = out;
-        self.finalize();
     }
 }
 
