@@ -45,6 +45,10 @@ pub struct SecurityConfig {
     pub status_level: Level,
     /// The keys provisioned at commissioning.
     pub keys: KeyPlan,
+    /// Time-stamped frame counters (the LMUs' clocks are synchronised): a frame older than this is refused,
+    /// so one the receiver never got cannot be delivered late by a replaying radio. Absent: counters only.
+    #[serde(default)]
+    pub max_frame_age: Option<Dur>,
     /// Key rotations: at `at` every LMU installs the new key and seals with it; the old key is removed
     /// `retire_after` later.
     #[serde(default)]
@@ -192,6 +196,11 @@ impl SecurityConfig {
             }
             prev = r.at.0;
         }
+        if let Some(a) = self.max_frame_age
+            && a.0 < SimDuration::from_millis(10)
+        {
+            return Err("security.max_frame_age: must be at least 10ms (one counter tick)".into());
+        }
         for (k, a) in self.attackers.iter().enumerate() {
             let AttackerSpec::RogueRadio { at, range_m, start, stop, forge_every, replay_every, .. } = a;
             if !(range_m.is_finite() && *range_m > 0.0 && *range_m <= 10_000.0) {
@@ -289,6 +298,9 @@ pub fn add(
         if cfg.enabled {
             let mut s = FrameSecurity::new(cfg.pan_id, l.peer, policy, cfg.status_level.firmware());
             s.install_key(*index, key).map_err(|e| loaded.error_at("security.keys", format!("{e:?}"), None))?;
+            if let Some(age) = cfg.max_frame_age {
+                s.set_freshness(gridtwin_firmware::Duration::from_nanos(age.0.as_nanos()));
+            }
             a.security = Some(s);
         }
     }
@@ -426,6 +438,7 @@ impl crate::world::Part for SecurityPart {
                 stats.level_too_low += x.level_too_low;
                 stats.malformed += x.malformed;
                 stats.table_full += x.table_full;
+                stats.stale += x.stale;
                 stats.overhead_bytes += x.overhead_bytes;
             }
         }
@@ -484,6 +497,7 @@ impl crate::world::Part for SecurityPart {
                     "level_too_low": stats.level_too_low,
                     "malformed": stats.malformed,
                     "table_full": stats.table_full,
+                    "stale": stats.stale,
                 },
                 "frames_sealed": stats.sealed,
                 "frames_opened": stats.opened,

@@ -511,8 +511,70 @@ impl crate::world::Part for TheftPart {
                 "true_sections": true_s,
                 "latest_flag_h": hours.iter().copied().fold(None, |a: Option<f64>, h| Some(a.map_or(h, |a| a.max(h)))),
                 "bad_readings": bad,
+                "balance": v.iter().map(|x| json!({
+                    "section": name(x.section),
+                    "residual_kwh": x.residual_kwh,
+                    "threshold_kwh": x.threshold_kwh,
+                    "flagged_at_h": x.flagged_at_h,
+                })).collect::<Vec<_>>(),
             }),
         );
         r.human.push(format!("theft: flagged {flagged:?}, true {true_s:?}"));
     }
+}
+
+/// The false-alarm measurement of a theft scenario on honest days.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FalseAlarms {
+    pub days: u32,
+    pub sections: usize,
+    /// Sections flagged, summed over the days.
+    pub flagged: u64,
+    /// Days with at least one section flagged.
+    pub days_with_alarm: u32,
+    /// `flagged` over (days x sections), percent.
+    pub rate_pct: f64,
+    /// The largest residual over its threshold seen on any section and day (how close honest days come).
+    pub worst_residual_over_threshold: f64,
+}
+
+/// Runs `loaded` (a scenario with a `theft` section) with its taps and tampered meters removed on `days`
+/// seeded days (seeds 1..=days, in parallel, combined in seed order) and counts the sections flagged.
+pub fn false_alarms(loaded: &Loaded, days: u32) -> Result<FalseAlarms, String> {
+    use rayon::prelude::*;
+    if loaded.scenario.theft.is_none() {
+        return Err(format!("{}: has no `theft` section", loaded.file));
+    }
+    let mut text = crate::scenario::ron_path::replace(&loaded.text, "theft.taps", "[]").unwrap_or(loaded.text.clone());
+    text = crate::scenario::ron_path::replace(&text, "theft.tampered", "[]").unwrap_or(text);
+    let honest = Loaded::from_text(loaded.file.clone(), text, loaded.base_dir.clone()).map_err(|e| e.to_string())?;
+    if honest.scenario.theft.as_ref().is_some_and(|t| !t.taps.is_empty() || !t.tampered.is_empty()) {
+        return Err("could not remove the thefts from the scenario".into());
+    }
+    let runs: Vec<Result<serde_json::Value, String>> =
+        (1..=days as u64).into_par_iter().map(|seed| crate::sweep::run_one(&honest, seed)).collect();
+    let (mut flagged, mut days_with_alarm, mut sections, mut worst) = (0u64, 0u32, 0usize, f64::NEG_INFINITY);
+    for r in runs {
+        let v = r?;
+        let balance = v["theft"]["balance"].as_array().cloned().unwrap_or_default();
+        sections = balance.len();
+        let f = balance.iter().filter(|x| x["flagged_at_h"].is_number()).count() as u64;
+        flagged += f;
+        days_with_alarm += (f > 0) as u32;
+        for x in &balance {
+            let (r, t) = (x["residual_kwh"].as_f64().unwrap_or(0.0), x["threshold_kwh"].as_f64().unwrap_or(0.0));
+            if t > 0.0 {
+                worst = worst.max(r / t);
+            }
+        }
+    }
+    let cells = (days as usize * sections).max(1) as f64;
+    Ok(FalseAlarms {
+        days,
+        sections,
+        flagged,
+        days_with_alarm,
+        rate_pct: 100.0 * flagged as f64 / cells,
+        worst_residual_over_threshold: worst,
+    })
 }

@@ -232,7 +232,7 @@ impl LmuAgent {
             let Some(&dst) = self.peers.get(&to) else { continue };
             let plain = msg.encode();
             let bytes = match &mut self.security {
-                Some(s) => match s.seal(to, peer_frame_type(&msg), &plain) {
+                Some(s) => match s.seal_at(Instant(now.as_nanos()), to, peer_frame_type(&msg), &plain) {
                     Ok(b) => b,
                     Err(_) => continue,
                 },
@@ -298,7 +298,7 @@ impl Agent<Msg> for LmuAgent {
                 let word = bytes.iter().take(4).enumerate().fold(0u32, |a, (k, &b)| a | (b as u32) << (8 * k));
                 ctx.digest(((from as u64) << 32) | word as u64);
                 let plain = match &mut self.security {
-                    Some(s) => match s.open(from, &bytes) {
+                    Some(s) => match s.open_at(fw_now, from, &bytes) {
                         Ok((_, p)) => p,
                         Err(_) => {
                             self.frames_refused += 1;

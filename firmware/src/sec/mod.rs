@@ -27,6 +27,7 @@ use ccm::Ccm;
 use ccm::aead::array::Array;
 use ccm::aead::{AeadInOut, KeyInit};
 use ccm::consts::{U4, U8, U13, U16};
+use crate::time::{Duration, Instant};
 
 /// Key length (AES-128), bytes.
 pub const KEY_LEN: usize = 16;
@@ -127,6 +128,8 @@ pub enum SecError {
     NoTxKey,
     /// The frame counter reached its end; a new key must be provisioned first.
     CounterExhausted,
+    /// Time-stamped counters: the frame is older than the freshness bound (or further in the future).
+    Stale,
 }
 
 /// The auxiliary security header (key identifier mode 1).
@@ -287,6 +290,8 @@ pub struct SecStats {
     pub level_too_low: u64,
     pub malformed: u64,
     pub table_full: u64,
+    /// Refused as too old (time-stamped counters).
+    pub stale: u64,
     /// Bytes added to sealed frames (headers and MICs).
     pub overhead_bytes: u64,
 }
@@ -294,7 +299,7 @@ pub struct SecStats {
 impl SecStats {
     /// Every refused frame.
     pub fn dropped(&self) -> u64 {
-        self.bad_mic + self.replayed + self.unknown_key + self.level_too_low + self.malformed + self.table_full
+        self.bad_mic + self.replayed + self.unknown_key + self.level_too_low + self.malformed + self.table_full + self.stale
     }
 }
 
@@ -346,7 +351,12 @@ pub struct FrameSecurity {
     windows: Vec<Window>,
     policy: Policy,
     stats: SecStats,
+    /// Time-stamped counters (see [`FrameSecurity::set_freshness`]): the largest age accepted (ns).
+    max_age_ns: Option<u64>,
 }
+
+/// Tick of time-stamped frame counters (ns): 10 ms, so 32 bits last 497 days.
+pub const COUNTER_TICK_NS: u64 = 10_000_000;
 
 impl FrameSecurity {
     /// A node with short address `addr` in PAN `pan`, no keys yet, sealing at `tx_level` (raised per frame
@@ -362,7 +372,17 @@ impl FrameSecurity {
             windows: Vec::new(),
             policy,
             stats: SecStats::default(),
+            max_age_ns: None,
         }
+    }
+
+    /// Time-stamped counters, for nodes whose clocks are synchronised to well within `max_age`: the sender's
+    /// counter never falls behind its time in [`COUNTER_TICK_NS`] ticks, and a receiver refuses a frame whose
+    /// counter time is more than `max_age` before or after its own time ([`SecError::Stale`]). This bounds
+    /// how late a frame can be delivered: a frame the receiver never got (lost, or jammed and recorded)
+    /// cannot be replayed later, which counters alone do not prevent.
+    pub fn set_freshness(&mut self, max_age: Duration) {
+        self.max_age_ns = Some(max_age.as_nanos());
     }
 
     pub fn addr(&self) -> u16 {
@@ -441,6 +461,15 @@ impl FrameSecurity {
     /// Seals `payload` of `frame_type` for `dst` with the transmit key at the higher of the node's level
     /// and the policy's minimum for the type.
     pub fn seal(&mut self, dst: u16, frame_type: u8, payload: &[u8]) -> Result<Vec<u8>, SecError> {
+        self.seal_at(Instant(0), dst, frame_type, payload)
+    }
+
+    /// As [`FrameSecurity::seal`] at time `now` (which time-stamped counters follow).
+    pub fn seal_at(&mut self, now: Instant, dst: u16, frame_type: u8, payload: &[u8]) -> Result<Vec<u8>, SecError> {
+        if self.max_age_ns.is_some() {
+            let tick = (now.as_nanos() / COUNTER_TICK_NS).min(u32::MAX as u64) as u32;
+            self.counter = self.counter.max(tick);
+        }
         let req = self.policy.required(frame_type);
         let level = if self.tx_level.satisfies(req) { self.tx_level } else { req };
         if level == SecurityLevel::None {
@@ -461,7 +490,12 @@ impl FrameSecurity {
     /// Checks and opens a frame from `src` addressed to this node; returns (frame type, payload). Refused
     /// frames are counted by reason.
     pub fn open(&mut self, src: u16, frame: &[u8]) -> Result<(u8, Vec<u8>), SecError> {
-        let r = self.open_inner(src, frame);
+        self.open_at(Instant(0), src, frame)
+    }
+
+    /// As [`FrameSecurity::open`] at time `now` (against which time-stamped counters are judged).
+    pub fn open_at(&mut self, now: Instant, src: u16, frame: &[u8]) -> Result<(u8, Vec<u8>), SecError> {
+        let r = self.open_inner(now, src, frame);
         match r {
             Ok(_) => self.stats.opened += 1,
             Err(SecError::BadMic) => self.stats.bad_mic += 1,
@@ -469,12 +503,13 @@ impl FrameSecurity {
             Err(SecError::UnknownKey) => self.stats.unknown_key += 1,
             Err(SecError::LevelTooLow) => self.stats.level_too_low += 1,
             Err(SecError::SenderTableFull) => self.stats.table_full += 1,
+            Err(SecError::Stale) => self.stats.stale += 1,
             Err(_) => self.stats.malformed += 1,
         }
         r
     }
 
-    fn open_inner(&mut self, src: u16, frame: &[u8]) -> Result<(u8, Vec<u8>), SecError> {
+    fn open_inner(&mut self, now: Instant, src: u16, frame: &[u8]) -> Result<(u8, Vec<u8>), SecError> {
         let (&frame_type, rest) = frame.split_first().ok_or(SecError::Truncated)?;
         let req = self.policy.required(frame_type);
         if req == SecurityLevel::None && rest.first().is_none_or(|&c| c >> 3 != AuxHeader::KEY_ID_MODE_INDEX) {
@@ -493,6 +528,12 @@ impl FrameSecurity {
             return Err(SecError::TooLong);
         }
         let key = *self.key(aux.key_index).ok_or(SecError::UnknownKey)?;
+        if let Some(max) = self.max_age_ns {
+            let sent = aux.counter as u64 * COUNTER_TICK_NS;
+            if sent.saturating_add(max) < now.as_nanos() || sent > now.as_nanos().saturating_add(max) {
+                return Err(SecError::Stale);
+            }
+        }
         let w = self.windows.iter().position(|w| w.sender == src && w.key_index == aux.key_index);
         if let Some(w) = w
             && !self.windows[w].fresh(aux.counter)
@@ -636,6 +677,23 @@ mod tests {
             b.open(1, &f).unwrap();
         }
         assert_eq!(b.open(1, &old), Err(SecError::Replayed));
+    }
+
+    #[test]
+    fn time_stamped_counters_refuse_late_frames() {
+        let (mut a, mut b) = pair(SecurityLevel::EncMic64);
+        a.set_freshness(Duration::from_millis(2000));
+        b.set_freshness(Duration::from_millis(2000));
+        let t = |s: u64| Instant(s * 1_000_000_000);
+        let lost = a.seal_at(t(100), 2, 2, b"open").unwrap();
+        let next = a.seal_at(t(101), 2, 2, b"open").unwrap();
+        assert!(b.open_at(t(101), 1, &next).is_ok());
+        // The frame the receiver never got, delivered (replayed) later than the bound: refused.
+        assert_eq!(b.open_at(t(105), 1, &lost), Err(SecError::Stale));
+        // A frame from too far in the future is refused too.
+        let ahead = a.seal_at(t(200), 2, 2, b"open").unwrap();
+        assert_eq!(b.open_at(t(102), 1, &ahead), Err(SecError::Stale));
+        assert_eq!(b.stats().stale, 2);
     }
 
     #[test]
