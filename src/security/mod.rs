@@ -233,7 +233,10 @@ impl SecurityConfig {
 /// A key operation on an LMU's frame security (provisioning, rotation, removal).
 #[derive(Clone, Debug)]
 pub enum KeyOp {
-    Install { index: u8, key: Key },
+    Install {
+        index: u8,
+        key: Key,
+    },
     Use(u8),
     Remove(u8),
     /// The LMU was removed from the network: it loses every key.
@@ -307,7 +310,8 @@ pub fn add(
     if cfg.enabled {
         let mut current = *index;
         for (k, r) in cfg.rotations.iter().enumerate() {
-            let new = parse_key(&r.key).map_err(|e| loaded.error_at(&format!("security.rotations[{k}].key"), e, None))?;
+            let new =
+                parse_key(&r.key).map_err(|e| loaded.error_at(&format!("security.rotations[{k}].key"), e, None))?;
             let at = SimTime::ZERO + r.at.0;
             for &a in &build.agents {
                 let ops = [
@@ -331,8 +335,7 @@ pub fn add(
             ));
         };
         let a = build.agents[pos];
-        sim.schedule(a, a, SimTime::ZERO + r.at.0, class::GRID, Msg::Lmu(LmuMsg::Keys(KeyOp::Wipe)))
-            .map_err(engine)?;
+        sim.schedule(a, a, SimTime::ZERO + r.at.0, class::GRID, Msg::Lmu(LmuMsg::Keys(KeyOp::Wipe))).map_err(engine)?;
     }
     let mut attackers = Vec::new();
     let mut attack_start: Option<SimTime> = None;

@@ -103,14 +103,20 @@ impl TheftConfig {
         }
         for (k, t) in self.tampered.iter().enumerate() {
             if !(t.reports_pct.is_finite() && (0.0..100.0).contains(&t.reports_pct)) {
-                return Err(format!("theft.tampered[{k}].reports_pct: must be within [0, 100) (got {})", t.reports_pct));
+                return Err(format!(
+                    "theft.tampered[{k}].reports_pct: must be within [0, 100) (got {})",
+                    t.reports_pct
+                ));
             }
         }
         if !(self.meter_accuracy_pct.is_finite() && (0.0..=10.0).contains(&self.meter_accuracy_pct)) {
             return Err(format!("theft.meter_accuracy_pct: must be within 0..=10 (got {})", self.meter_accuracy_pct));
         }
         if !(self.loss_model_error_pct.is_finite() && (0.0..=100.0).contains(&self.loss_model_error_pct)) {
-            return Err(format!("theft.loss_model_error_pct: must be within 0..=100 (got {})", self.loss_model_error_pct));
+            return Err(format!(
+                "theft.loss_model_error_pct: must be within 0..=100 (got {})",
+                self.loss_model_error_pct
+            ));
         }
         if !(self.k_sigma.is_finite() && (1.0..=20.0).contains(&self.k_sigma)) {
             return Err(format!("theft.k_sigma: must be within 1..=20 (got {})", self.k_sigma));
@@ -367,12 +373,12 @@ pub fn add(
     let build = lp.build();
     let c = &build.commissioning;
     let net = &c.network;
-    let section_of_bus = |bus_pos: usize| {
-        c.lmus.iter().find(|l| !l.is_tie && l.section_buses.contains(&bus_pos)).map(|l| l.peer)
-    };
+    let section_of_bus =
+        |bus_pos: usize| c.lmus.iter().find(|l| !l.is_tie && l.section_buses.contains(&bus_pos)).map(|l| l.peer);
     let mut true_sections = Vec::new();
     let monitor = sim.next_agent_id();
-    let g = sim.agent_mut::<GridAgent>(grid).ok_or_else(|| loaded.error_at("grid", "the grid agent is missing", None))?;
+    let g =
+        sim.agent_mut::<GridAgent>(grid).ok_or_else(|| loaded.error_at("grid", "the grid agent is missing", None))?;
     for (k, t) in cfg.taps.iter().enumerate() {
         let at = format!("theft.taps[{k}].bus");
         let pos = net.bus(t.bus).ok_or_else(|| loaded.error_at(&at, format!("bus {} does not exist", t.bus), None))?;
@@ -417,11 +423,8 @@ pub fn add(
         let loads = (0..build.loads.len()).filter(|&k| l.section_buses.contains(&build.loads[k].0)).collect();
         sections.push(Section { peer: l.peer, lmu, below, loads, lines: l.section_lines.clone() });
     }
-    let line_buses = net
-        .lines
-        .iter()
-        .map(|l| (net.bus(l.from_bus).unwrap_or(0), net.bus(l.to_bus).unwrap_or(0)))
-        .collect();
+    let line_buses =
+        net.lines.iter().map(|l| (net.bus(l.from_bus).unwrap_or(0), net.bus(l.to_bus).unwrap_or(0))).collect();
     // Sensor uncertainty: gain error and drift on V and on I (rectangular within the stated bounds), and ADC
     // noise averaged over one cycle's DFT, on three phases at nominal voltage.
     let drift_pct = sensor.gain_drift_ppm_per_k * 1e-4 * (sec.temperature_c - 25.0).abs();
@@ -466,7 +469,8 @@ pub fn add(
 impl TheftPart {
     /// The monitor's verdicts and the true sections.
     pub fn verdicts(&self, sim: &Simulation<Msg>) -> (Vec<Verdict>, Vec<u16>) {
-        sim.agent::<TheftMonitor>(self.monitor).map_or((Vec::new(), Vec::new()), |m| (m.judge(), m.true_sections.clone()))
+        sim.agent::<TheftMonitor>(self.monitor)
+            .map_or((Vec::new(), Vec::new()), |m| (m.judge(), m.true_sections.clone()))
     }
 }
 

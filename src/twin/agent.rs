@@ -241,7 +241,11 @@ impl LmuAgent {
             self.peer_bytes_plain += plain.len() as u64;
             self.peer_bytes_sent += bytes.len() as u64;
             for &e in &self.eavesdroppers {
-                ctx.send(e, SimDuration::ZERO, Msg::Lmu(LmuMsg::Overheard { from: self.peer, to, bytes: bytes.clone() }));
+                ctx.send(
+                    e,
+                    SimDuration::ZERO,
+                    Msg::Lmu(LmuMsg::Overheard { from: self.peer, to, bytes: bytes.clone() }),
+                );
             }
             if let Some(delay) = self.link.transmit(self.peer, to, bytes.len()) {
                 ctx.send(dst, delay, Msg::Lmu(LmuMsg::Frame { from: self.peer, bytes }));

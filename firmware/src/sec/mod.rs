@@ -21,13 +21,13 @@
 //! the level (1), as in 802.15.4. Level 4 (encryption without MIC) is refused: an unauthenticated frame
 //! cannot be checked for freshness.
 
+use crate::time::{Duration, Instant};
 use aes::Aes128;
 use alloc::vec::Vec;
 use ccm::Ccm;
 use ccm::aead::array::Array;
 use ccm::aead::{AeadInOut, KeyInit};
 use ccm::consts::{U4, U8, U13, U16};
-use crate::time::{Duration, Instant};
 
 /// Key length (AES-128), bytes.
 pub const KEY_LEN: usize = 16;
@@ -299,7 +299,13 @@ pub struct SecStats {
 impl SecStats {
     /// Every refused frame.
     pub fn dropped(&self) -> u64 {
-        self.bad_mic + self.replayed + self.unknown_key + self.level_too_low + self.malformed + self.table_full + self.stale
+        self.bad_mic
+            + self.replayed
+            + self.unknown_key
+            + self.level_too_low
+            + self.malformed
+            + self.table_full
+            + self.stale
     }
 }
 
