@@ -49,7 +49,7 @@ fn misconfigured_keys_are_rejected_naming_the_field() {
         (("security.keys", r#"Group(index: 0, key: "zz9a1c7e5b2d48a6c0e1f2d3b4a59687")"#), "hex digit"),
     ] {
         let l = load("scenarios/attack.ron", &[edit]);
-        let err = l.validate().err().expect("bad key rejected");
+        let err = l.validate().expect_err("bad key rejected");
         let text = format!("{err:?}");
         assert!(text.contains(needle), "{needle}: {text}");
     }
