@@ -17,6 +17,7 @@ pub mod mesh;
 pub mod plan;
 pub mod report;
 pub mod scenario;
+pub mod security;
 pub mod sweep;
 pub mod twin;
 pub mod world;

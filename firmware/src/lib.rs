@@ -19,6 +19,7 @@ pub mod lmu;
 pub mod mesh;
 pub mod mqtt;
 pub mod report;
+pub mod sec;
 pub mod time;
 
 pub use time::{Duration, Instant};

@@ -127,3 +127,22 @@ pub extern "C" fn probe_gateway(buf: *mut u8) -> u32 {
     dst.copy_from_slice(&(out.len() as u32).to_le_bytes());
     n + c + b.len() as u32
 }
+
+/// Provisions a key, seals a FLISR-sized frame at ENC-MIC-64 and opens it on a second node; a replay of
+/// the same frame is refused. Returns the opened payload's first byte, or 0.
+#[unsafe(no_mangle)]
+pub extern "C" fn probe_sec() -> u32 {
+    use gridtwin_firmware::sec::{FrameSecurity, Policy, SecurityLevel};
+    let p = Policy::uniform(SecurityLevel::EncMic64);
+    let mut a = FrameSecurity::new(1, 10, p, SecurityLevel::EncMic64);
+    let mut b = FrameSecurity::new(1, 11, p, SecurityLevel::EncMic64);
+    if a.install_key(0, [7; 16]).is_err() || b.install_key(0, [7; 16]).is_err() {
+        return 0;
+    }
+    let Ok(f) = a.seal(11, 1, &[5, 1, 0, 0]) else { return 0 };
+    let first = match b.open(10, &f) {
+        Ok((_, pl)) => pl.first().copied().unwrap_or(0) as u32,
+        Err(_) => 0,
+    };
+    if b.open(10, &f).is_ok() { 0 } else { first }
+}

@@ -10,6 +10,7 @@ pub mod grid;
 pub mod market;
 pub mod outputs;
 pub mod plan;
+pub mod security;
 pub mod sweep;
 
 pub use error::{CliError, EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_FAILED, EXIT_OK};
@@ -184,6 +185,9 @@ pub enum Command {
     /// The ledger of a run's output directory.
     #[command(subcommand)]
     Ledger(chain::LedgerCmd),
+    /// Energy-theft detection: the false-alarm rate of a theft scenario on honest days.
+    #[command(subcommand)]
+    Theft(security::TheftCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -361,6 +365,7 @@ fn dispatch(cli: Cli, name: &str) -> Result<(), CliError> {
         Command::Bridge(args) => bridge::run(&global(&cli.run), &args),
         Command::Chain(c) => chain::run_chain(&c).map_err(CliError::from),
         Command::Ledger(c) => chain::run_ledger(&c).map_err(CliError::from),
+        Command::Theft(c) => security::run(&c),
         Command::Merge { shards, out } => {
             let mut g = global(&cli.run);
             g.out = Some(out);

@@ -66,6 +66,13 @@ pub struct Scenario {
     /// The private permissioned chain: validators, their links, Byzantine behaviours.
     #[serde(default)]
     pub chain: Option<crate::chain::ChainConfig>,
+    /// Frame security of the LMUs' FLISR frames, key provisioning and rotation, and attackers (needs `lmus`).
+    #[serde(default)]
+    pub security: Option<crate::security::SecurityConfig>,
+    /// Energy-theft detection: illegal taps and tampered meters to place, and the section balance that finds
+    /// them (needs `grid` and `lmus`).
+    #[serde(default)]
+    pub theft: Option<crate::security::theft::TheftConfig>,
     /// What the run writes.
     #[serde(default)]
     pub outputs: OutputConfig,
@@ -420,6 +427,19 @@ impl Loaded {
             if let Err(e) = f.plan() {
                 errors.push(self.error_in(&format!("faults[{k}]"), e));
             }
+        }
+        if let Some(sec) = &s.security {
+            if let Err(e) = sec.validate() {
+                errors.push(self.error_in("security", e));
+            }
+            if s.lmus.is_none() {
+                errors.push(self.error_at("security", "needs an `lmus` section (it secures the LMUs' frames)", None));
+            }
+        }
+        if let Some(t) = &s.theft
+            && let Err(e) = t.validate()
+        {
+            errors.push(self.error_in("theft", e));
         }
         if let Some(m) = &s.mesh
             && let Err(e) = m.validate()

@@ -3,7 +3,8 @@
 //! It observes the grid through solved snapshots (its bus voltage and the current into its line), drives
 //! its sensor twin in phasor or waveform fidelity, runs the firmware at the deadlines it returns, turns
 //! contactor transitions into switch commands for the grid, and carries FLISR frames to its neighbours over
-//! a [`PeerLink`]. Units: V, A; time in ns.
+//! a [`PeerLink`], sealed and opened by the firmware's frame security when the scenario enables it (a
+//! refused frame is counted and dropped). Units: V, A; bytes; time in ns.
 
 use super::LmuMsg;
 use super::contactor::ContactorTwin;
@@ -19,6 +20,7 @@ use gridtwin_firmware::Instant;
 use gridtwin_firmware::lmu::Lmu;
 use gridtwin_firmware::lmu::flisr::{PeerId, PeerMsg};
 use gridtwin_firmware::lmu::phasor::Phasor;
+use gridtwin_firmware::sec::FrameSecurity;
 use rand::RngExt;
 use std::collections::BTreeMap;
 
@@ -78,6 +80,37 @@ pub struct LmuAgent {
     pub readings_sent: u32,
     /// Operator commands received (from the gateway, down the mesh): when, and what.
     pub commands: Vec<(SimTime, gridtwin_firmware::gateway::command::Command)>,
+    /// Frame security of the peer (FLISR) frames; `None`: frames go in clear.
+    pub security: Option<FrameSecurity>,
+    /// Peer-frame bytes handed to the link: as encoded, and as sent (sealed).
+    pub peer_bytes_plain: u64,
+    pub peer_bytes_sent: u64,
+    /// Radios that overhear this LMU's transmissions (attackers in range).
+    pub eavesdroppers: Vec<AgentId>,
+    /// Ground truth for scoring attacks: frames this LMU accepted (authenticated and decoded as FLISR
+    /// messages) that did not come from the neighbour they name, (time, bytes); at most
+    /// [`IMPOSTOR_LOG_MAX`] kept, the rest counted in `impostor_overflow`.
+    pub impostor_accepted: Vec<(SimTime, Vec<u8>)>,
+    pub impostor_overflow: u64,
+    /// Peer frames refused by frame security.
+    pub frames_refused: u64,
+}
+
+/// Most accepted impostor frames an LMU records.
+pub const IMPOSTOR_LOG_MAX: usize = 10_000;
+
+/// The security frame type of a FLISR message: 2 for commands that move contactors or hold them (open,
+/// restore, block and their replies), 1 for status reports.
+pub fn peer_frame_type(m: &PeerMsg) -> u8 {
+    match m {
+        PeerMsg::Open { .. }
+        | PeerMsg::Opened { .. }
+        | PeerMsg::Restore { .. }
+        | PeerMsg::Restored { .. }
+        | PeerMsg::Block
+        | PeerMsg::BreakerFailure => 2,
+        _ => 1,
+    }
 }
 
 impl LmuAgent {
@@ -113,6 +146,13 @@ impl LmuAgent {
             uplink: None,
             readings_sent: 0,
             commands: Vec::new(),
+            security: None,
+            peer_bytes_plain: 0,
+            peer_bytes_sent: 0,
+            eavesdroppers: Vec::new(),
+            impostor_accepted: Vec::new(),
+            impostor_overflow: 0,
+            frames_refused: 0,
         }
     }
 
@@ -190,8 +230,25 @@ impl LmuAgent {
         while let Some((to, msg)) = self.firmware.pop_outgoing() {
             self.frames_sent += 1;
             let Some(&dst) = self.peers.get(&to) else { continue };
-            if let Some(delay) = self.link.transmit(self.peer, to, PeerMsg::ENCODED_LEN) {
-                ctx.send(dst, delay, Msg::Lmu(LmuMsg::Frame { from: self.peer, bytes: msg.encode() }));
+            let plain = msg.encode();
+            let bytes = match &mut self.security {
+                Some(s) => match s.seal_at(Instant(now.as_nanos()), to, peer_frame_type(&msg), &plain) {
+                    Ok(b) => b,
+                    Err(_) => continue,
+                },
+                None => plain.to_vec(),
+            };
+            self.peer_bytes_plain += plain.len() as u64;
+            self.peer_bytes_sent += bytes.len() as u64;
+            for &e in &self.eavesdroppers {
+                ctx.send(
+                    e,
+                    SimDuration::ZERO,
+                    Msg::Lmu(LmuMsg::Overheard { from: self.peer, to, bytes: bytes.clone() }),
+                );
+            }
+            if let Some(delay) = self.link.transmit(self.peer, to, bytes.len()) {
+                ctx.send(dst, delay, Msg::Lmu(LmuMsg::Frame { from: self.peer, bytes }));
             }
         }
         if let Some(t) = self.contactor.next_transition() {
@@ -242,8 +299,26 @@ impl Agent<Msg> for LmuAgent {
             }
             Msg::Lmu(LmuMsg::Frame { from, bytes }) => {
                 self.frames_received += 1;
-                ctx.digest(((from as u64) << 32) | u32::from_le_bytes(bytes) as u64);
-                self.firmware.on_frame(fw_now, from, &bytes);
+                let word = bytes.iter().take(4).enumerate().fold(0u32, |a, (k, &b)| a | (b as u32) << (8 * k));
+                ctx.digest(((from as u64) << 32) | word as u64);
+                let plain = match &mut self.security {
+                    Some(s) => match s.open_at(fw_now, from, &bytes) {
+                        Ok((_, p)) => p,
+                        Err(_) => {
+                            self.frames_refused += 1;
+                            return;
+                        }
+                    },
+                    None => bytes.clone(),
+                };
+                if PeerMsg::decode(&plain).is_ok() && self.peers.get(&from) != Some(&ev.src) {
+                    if self.impostor_accepted.len() < IMPOSTOR_LOG_MAX {
+                        self.impostor_accepted.push((now, bytes));
+                    } else {
+                        self.impostor_overflow += 1;
+                    }
+                }
+                self.firmware.on_frame(fw_now, from, &plain);
             }
             Msg::Mesh(MeshMsg::Deliver(d)) => {
                 use gridtwin_firmware::gateway::command::{Action, Command};
@@ -265,6 +340,12 @@ impl Agent<Msg> for LmuAgent {
                         }
                     }
                 }
+            }
+            Msg::Lmu(LmuMsg::Keys(op)) => {
+                if let Some(s) = &mut self.security {
+                    op.apply(s);
+                }
+                return;
             }
             Msg::Lmu(LmuMsg::InjectContactor(f)) => {
                 self.contactor.set_now(now.as_nanos());

@@ -25,10 +25,14 @@ use std::sync::Arc;
 pub enum LmuMsg {
     /// A solved grid state (sent by the grid host to subscribed LMUs at class SENSE).
     Snapshot(Arc<GridSnapshot>),
-    /// A FLISR frame from neighbour `from`.
-    Frame { from: u16, bytes: [u8; 4] },
+    /// A FLISR frame from neighbour `from` (4 bytes in clear, or sealed: see [`gridtwin_firmware::sec`]).
+    Frame { from: u16, bytes: Vec<u8> },
+    /// A copy of a FLISR frame from `from` to `to`, as a radio in range hears it (eavesdroppers).
+    Overheard { from: u16, to: u16, bytes: Vec<u8> },
     /// An LMU's contactor changed state: the grid opens or closes switch `switch`.
     SetSwitch { switch: usize, closed: bool, lmu: u16 },
     /// Injects a contactor failure.
     InjectContactor(contactor::ContactorFailure),
+    /// A key operation on the LMU's frame security (rotation, removal from the network).
+    Keys(crate::security::KeyOp),
 }

@@ -42,6 +42,11 @@ pub struct LmuPart {
 }
 
 impl LmuPart {
+    /// The LMUs as built (commissioning, agents, supply recorder, faults).
+    pub fn build(&self) -> &LmuBuild {
+        &self.build
+    }
+
     /// Routes the LMUs' report frames through the mesh agent `mesh` (node id = LMU id) instead of straight
     /// to the coordinator.
     pub fn use_mesh(&self, sim: &mut Simulation<Msg>, mesh: AgentId) {

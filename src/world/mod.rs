@@ -56,8 +56,10 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
     let gateway = upstream.as_ref().map(|u| u.gateway);
     let mut lmus = None;
     let mut source_xy_m = (0.0, 0.0);
+    let mut grid_agent = None;
     if let Some(g) = &s.grid {
         let part = grid::add(&mut sim, loaded, g)?;
+        grid_agent = Some(part.grid);
         let xy = grid::bus_positions(&part.network);
         if let Some(e) = part.network.ext_grids.first()
             && let Some(b) = part.network.bus(e.bus)
@@ -112,6 +114,12 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
             route = CommandRoute::Mesh { mesh: part.handle.agent(), node: c.id };
         }
         parts.push(Box::new(part));
+    }
+    if let Some(sc) = &s.security {
+        parts.push(Box::new(crate::security::add(&mut sim, loaded, sc, lmus.as_ref(), seed)?));
+    }
+    if let Some(t) = &s.theft {
+        parts.push(Box::new(crate::security::theft::add(&mut sim, loaded, t, lmus.as_ref(), grid_agent, seed)?));
     }
     if let Some(mut u) = upstream {
         let list: Vec<(AgentId, u32)> =

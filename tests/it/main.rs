@@ -10,4 +10,5 @@ mod market;
 mod mesh;
 mod plan;
 mod plots;
+mod security;
 mod sweeps;

@@ -1,0 +1,521 @@
+//! Security of the field: the scenario's `security` section (frame security of the LMUs' FLISR frames, their
+//! keys, rotations and removals) and the attackers it places (rogue radios that forge and replay FLISR
+//! frames, jammers on the radio mesh), and the `security` object of the summary.
+//!
+//! The defences live in the firmware ([`gridtwin_firmware::sec`]); this module provisions them at
+//! commissioning (one group key per network, under a one-byte key index), schedules rotations and removals
+//! as key operations on the LMUs, and scores the attack from ground truth the simulator has and the firmware
+//! has not: which accepted frames did not come from the neighbour they name, which contactor operations
+//! followed them, and which customers lost supply outside the real faults. Units: m, s, bytes.
+//!
+//! Energy-theft detection is [`theft`].
+
+pub mod attacker;
+pub mod theft;
+
+use crate::agents::Msg;
+use crate::engine::{AgentId, SimDuration, SimTime, Simulation, class, stream};
+use crate::report::Report;
+use crate::scenario::{Dur, InputError, Loaded};
+use crate::twin::LmuMsg;
+use crate::twin::agent::LmuAgent;
+use crate::twin::build::SupplyRecorder;
+use crate::world::lmu::LmuPart;
+use attacker::{RogueRadio, Target};
+use gridtwin_firmware::sec::{FrameSecurity, KEY_LEN, Key, Policy, SecurityLevel};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeSet;
+
+/// The `security` section of a scenario.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Seal every FLISR frame and accept only authenticated, fresh ones (false: frames go in clear, as
+    /// without this section; the attackers still run, to show the damage).
+    pub enabled: bool,
+    /// PAN id used in the CCM* nonce (the sender's extended address).
+    #[serde(default = "default_pan")]
+    pub pan_id: u16,
+    /// Minimum level of command frames (open, restore, block, breaker failure and their replies).
+    #[serde(default = "default_command_level")]
+    pub command_level: Level,
+    /// Minimum level of status frames (loss of voltage, unbalance, current drop, cleared).
+    #[serde(default = "default_status_level")]
+    pub status_level: Level,
+    /// The keys provisioned at commissioning.
+    pub keys: KeyPlan,
+    /// Time-stamped frame counters (the LMUs' clocks are synchronised): a frame older than this is refused,
+    /// so one the receiver never got cannot be delivered late by a replaying radio. Absent: counters only.
+    #[serde(default)]
+    pub max_frame_age: Option<Dur>,
+    /// Key rotations: at `at` every LMU installs the new key and seals with it; the old key is removed
+    /// `retire_after` later.
+    #[serde(default)]
+    pub rotations: Vec<Rotation>,
+    /// LMUs removed from the network at a time: they lose every key.
+    #[serde(default)]
+    pub removed: Vec<Removal>,
+    /// Attackers in the field.
+    #[serde(default)]
+    pub attackers: Vec<AttackerSpec>,
+}
+
+fn default_pan() -> u16 {
+    0x4754
+}
+fn default_command_level() -> Level {
+    Level::EncMic64
+}
+fn default_status_level() -> Level {
+    Level::Mic64
+}
+
+/// A security level of 802.15.4 (MIC length in bits; `Enc`: the payload is encrypted too).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Level {
+    Mic32,
+    Mic64,
+    Mic128,
+    EncMic32,
+    EncMic64,
+    EncMic128,
+}
+
+impl Level {
+    pub fn firmware(self) -> SecurityLevel {
+        match self {
+            Level::Mic32 => SecurityLevel::Mic32,
+            Level::Mic64 => SecurityLevel::Mic64,
+            Level::Mic128 => SecurityLevel::Mic128,
+            Level::EncMic32 => SecurityLevel::EncMic32,
+            Level::EncMic64 => SecurityLevel::EncMic64,
+            Level::EncMic128 => SecurityLevel::EncMic128,
+        }
+    }
+}
+
+/// How keys are provisioned.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub enum KeyPlan {
+    /// One AES-128 key for the whole network under key index `index`; `key` is 32 hex digits.
+    Group { index: u8, key: String },
+}
+
+/// A key rotation.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    pub at: Dur,
+    pub index: u8,
+    /// 32 hex digits.
+    pub key: String,
+    /// The previous key is removed this long after the rotation.
+    #[serde(default = "default_retire")]
+    pub retire_after: Dur,
+}
+
+fn default_retire() -> Dur {
+    Dur(SimDuration::from_secs(60))
+}
+
+/// An LMU removed from the network.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Removal {
+    /// The LMU's peer id.
+    pub lmu: u16,
+    pub at: Dur,
+}
+
+/// Where an attacker stands.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+pub enum Position {
+    /// At the pole of LMU `0` (its peer id).
+    NearLmu(u16),
+    /// At (x, y) metres in the feeder's layout.
+    Xy(f64, f64),
+}
+
+/// An attacker.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub enum AttackerSpec {
+    /// A rogue radio forging and replaying FLISR frames to the LMUs within `range_m`.
+    RogueRadio {
+        at: Position,
+        range_m: f64,
+        start: Dur,
+        stop: Dur,
+        /// One forged frame this often (none if absent).
+        #[serde(default)]
+        forge_every: Option<Dur>,
+        /// One captured frame replayed this often (none if absent).
+        #[serde(default)]
+        replay_every: Option<Dur>,
+        /// Every other forged frame is sealed under a guessed key (else all go in clear).
+        #[serde(default)]
+        guess_key: bool,
+    },
+}
+
+/// Parses 32 hex digits into a key; the error says what is wrong.
+pub fn parse_key(s: &str) -> Result<Key, String> {
+    let t: Vec<char> = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if t.len() != 2 * KEY_LEN {
+        return Err(format!("must be {} hex digits (got {})", 2 * KEY_LEN, t.len()));
+    }
+    let mut k = [0u8; KEY_LEN];
+    for (i, pair) in t.chunks(2).enumerate() {
+        let hi = pair[0].to_digit(16).ok_or(format!("`{}` is not a hex digit", pair[0]))?;
+        let lo = pair[1].to_digit(16).ok_or(format!("`{}` is not a hex digit", pair[1]))?;
+        k[i] = (hi * 16 + lo) as u8;
+    }
+    if k.iter().all(|&b| b == 0) || k.iter().all(|&b| b == 0xff) {
+        return Err("is a trivial key (all bits equal)".into());
+    }
+    Ok(k)
+}
+
+impl SecurityConfig {
+    /// Checks keys, levels, times and attackers; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let KeyPlan::Group { index, key } = &self.keys;
+        parse_key(key).map_err(|e| format!("security.keys.key: {e}"))?;
+        let mut used = BTreeSet::from([*index]);
+        let mut prev = SimDuration::ZERO;
+        for (k, r) in self.rotations.iter().enumerate() {
+            parse_key(&r.key).map_err(|e| format!("security.rotations[{k}].key: {e}"))?;
+            if !used.insert(r.index) {
+                return Err(format!(
+                    "security.rotations[{k}].index: key index {} was already used (each key gets a fresh index)",
+                    r.index
+                ));
+            }
+            if r.at.0 <= prev && k > 0 {
+                return Err(format!("security.rotations[{k}].at: rotations must be in time order"));
+            }
+            prev = r.at.0;
+        }
+        if let Some(a) = self.max_frame_age
+            && a.0 < SimDuration::from_millis(10)
+        {
+            return Err("security.max_frame_age: must be at least 10ms (one counter tick)".into());
+        }
+        for (k, a) in self.attackers.iter().enumerate() {
+            let AttackerSpec::RogueRadio { at, range_m, start, stop, forge_every, replay_every, .. } = a;
+            if !(range_m.is_finite() && *range_m > 0.0 && *range_m <= 10_000.0) {
+                return Err(format!("security.attackers[{k}].range_m: must be within (0, 10000] (got {range_m})"));
+            }
+            if let Position::Xy(x, y) = at
+                && !(x.is_finite() && y.is_finite())
+            {
+                return Err(format!("security.attackers[{k}].at: coordinates must be finite"));
+            }
+            if stop.0 <= start.0 {
+                return Err(format!("security.attackers[{k}].stop: must be after start"));
+            }
+            for (name, e) in [("forge_every", forge_every), ("replay_every", replay_every)] {
+                if let Some(e) = e
+                    && e.0 < SimDuration::from_millis(10)
+                {
+                    return Err(format!("security.attackers[{k}].{name}: must be at least 10ms"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn policy(&self) -> Policy {
+        Policy::uniform(self.status_level.firmware()).with(2, self.command_level.firmware())
+    }
+}
+
+/// A key operation on an LMU's frame security (provisioning, rotation, removal).
+#[derive(Clone, Debug)]
+pub enum KeyOp {
+    Install {
+        index: u8,
+        key: Key,
+    },
+    Use(u8),
+    Remove(u8),
+    /// The LMU was removed from the network: it loses every key.
+    Wipe,
+}
+
+impl KeyOp {
+    pub fn apply(&self, s: &mut FrameSecurity) {
+        let _ = match self {
+            KeyOp::Install { index, key } => s.install_key(*index, *key),
+            KeyOp::Use(i) => s.use_key(*i),
+            KeyOp::Remove(i) => {
+                s.remove_key(*i);
+                Ok(())
+            }
+            KeyOp::Wipe => {
+                s.wipe();
+                Ok(())
+            }
+        };
+    }
+}
+
+/// The security part of a world: what scoring needs.
+pub struct SecurityPart {
+    enabled: bool,
+    lmus: Vec<AgentId>,
+    attackers: Vec<AgentId>,
+    recorder: AgentId,
+    /// Real faults: [onset, onset + window).
+    fault_windows: Vec<(SimTime, SimTime)>,
+    attack_start: Option<SimTime>,
+    frame_overhead: usize,
+}
+
+/// How long after a real fault's onset contactor operations and interruptions belong to the fault.
+pub const FAULT_WINDOW: SimDuration = SimDuration::from_secs(120);
+/// How long after an LMU accepted an impostor frame the contactor operations on the feeder are the attack's.
+pub const ATTACK_EFFECT_WINDOW: SimDuration = SimDuration::from_secs(10);
+
+/// Provisions frame security on the LMUs of `lmus`, schedules rotations and removals, and adds the attackers.
+pub fn add(
+    sim: &mut Simulation<Msg>,
+    loaded: &Loaded,
+    cfg: &SecurityConfig,
+    lmus: Option<&LmuPart>,
+    seed: u64,
+) -> Result<SecurityPart, InputError> {
+    cfg.validate().map_err(|e| loaded.error_in("security", e))?;
+    let Some(lp) = lmus else {
+        return Err(loaded.error_at("security", "needs an `lmus` section (it secures the LMUs' frames)", None));
+    };
+    let build = lp.build();
+    let c = &build.commissioning;
+    let policy = cfg.policy();
+    let level = cfg.command_level.firmware();
+    let KeyPlan::Group { index, key } = &cfg.keys;
+    let key = parse_key(key).map_err(|e| loaded.error_at("security.keys.key", e, None))?;
+    let engine = |e: crate::engine::EngineError| loaded.error_at("security", e.to_string(), None);
+    for (l, &agent) in c.lmus.iter().zip(&build.agents) {
+        let Some(a) = sim.agent_mut::<LmuAgent>(agent) else { continue };
+        if cfg.enabled {
+            let mut s = FrameSecurity::new(cfg.pan_id, l.peer, policy, cfg.status_level.firmware());
+            s.install_key(*index, key).map_err(|e| loaded.error_at("security.keys", format!("{e:?}"), None))?;
+            if let Some(age) = cfg.max_frame_age {
+                s.set_freshness(gridtwin_firmware::Duration::from_nanos(age.0.as_nanos()));
+            }
+            a.security = Some(s);
+        }
+    }
+    if cfg.enabled {
+        let mut current = *index;
+        for (k, r) in cfg.rotations.iter().enumerate() {
+            let new =
+                parse_key(&r.key).map_err(|e| loaded.error_at(&format!("security.rotations[{k}].key"), e, None))?;
+            let at = SimTime::ZERO + r.at.0;
+            for &a in &build.agents {
+                let ops = [
+                    (at, KeyOp::Install { index: r.index, key: new }),
+                    (at, KeyOp::Use(r.index)),
+                    (at.saturating_add(r.retire_after.0), KeyOp::Remove(current)),
+                ];
+                for (t, op) in ops {
+                    sim.schedule(a, a, t, class::GRID, Msg::Lmu(LmuMsg::Keys(op))).map_err(engine)?;
+                }
+            }
+            current = r.index;
+        }
+    }
+    for (k, r) in cfg.removed.iter().enumerate() {
+        let Some(pos) = c.lmus.iter().position(|l| l.peer == r.lmu) else {
+            return Err(loaded.error_at(
+                &format!("security.removed[{k}].lmu"),
+                format!("no LMU {} on this feeder (peers 1..={})", r.lmu, c.lmus.len()),
+                None,
+            ));
+        };
+        let a = build.agents[pos];
+        sim.schedule(a, a, SimTime::ZERO + r.at.0, class::GRID, Msg::Lmu(LmuMsg::Keys(KeyOp::Wipe))).map_err(engine)?;
+    }
+    let mut attackers = Vec::new();
+    let mut attack_start: Option<SimTime> = None;
+    for (k, spec) in cfg.attackers.iter().enumerate() {
+        let AttackerSpec::RogueRadio { at, range_m, start, stop, forge_every, replay_every, guess_key } = spec;
+        let xy = match *at {
+            Position::Xy(x, y) => (x, y),
+            Position::NearLmu(p) => lp.lmus.iter().find(|l| l.1 == p as u32).map(|l| l.2).ok_or_else(|| {
+                loaded.error_at(&format!("security.attackers[{k}].at"), format!("no LMU {p} on this feeder"), None)
+            })?,
+        };
+        let id = sim.next_agent_id();
+        let mut targets = Vec::new();
+        for (l, &(agent, _, (x, y))) in c.lmus.iter().zip(&lp.lmus) {
+            if (x - xy.0).hypot(y - xy.1) > *range_m {
+                continue;
+            }
+            targets.push(Target { peer: l.peer, agent, upstream: l.upstream, downstream: l.downstream.clone() });
+            if let Some(a) = sim.agent_mut::<LmuAgent>(agent) {
+                a.eavesdroppers.push(id);
+            }
+        }
+        if targets.is_empty() {
+            return Err(loaded.error_at(
+                &format!("security.attackers[{k}].range_m"),
+                format!("reaches no LMU from {xy:?}"),
+                Some("move it closer or widen its range".into()),
+            ));
+        }
+        let start = SimTime::ZERO + start.0;
+        attack_start = Some(attack_start.map_or(start, |s| s.min(start)));
+        let r = RogueRadio::new(
+            targets,
+            start,
+            SimTime::ZERO + stop.0,
+            forge_every.map(|d| d.0),
+            replay_every.map(|d| d.0),
+            *guess_key,
+            cfg.pan_id,
+            level,
+            stream(seed, 0x5ec0_0000 + k as u64, "rogue-radio"),
+        );
+        attackers.push(sim.add_agent(Box::new(r)).map_err(engine)?);
+    }
+    let fault_windows = build
+        .faults
+        .iter()
+        .map(|f| {
+            let on = SimTime::ZERO + f.onset;
+            (on, on.saturating_add(FAULT_WINDOW))
+        })
+        .collect();
+    Ok(SecurityPart {
+        enabled: cfg.enabled,
+        lmus: build.agents.clone(),
+        attackers,
+        recorder: build.recorder,
+        fault_windows,
+        attack_start,
+        frame_overhead: if cfg.enabled { level.overhead() } else { 0 },
+    })
+}
+
+impl SecurityPart {
+    fn in_fault(&self, t: SimTime) -> bool {
+        self.fault_windows.iter().any(|&(a, b)| t >= a && t < b)
+    }
+}
+
+impl crate::world::Part for SecurityPart {
+    fn report(&self, sim: &Simulation<Msg>, r: &mut Report) {
+        let radios: Vec<&RogueRadio> = self.attackers.iter().filter_map(|&a| sim.agent::<RogueRadio>(a)).collect();
+        let forged: u64 = radios.iter().map(|a| a.frames_forged).sum();
+        let replayed: u64 = radios.iter().map(|a| a.frames_replayed).sum();
+        let captured: u64 = radios.iter().map(|a| a.frames_captured).sum();
+        let replay_set: BTreeSet<&Vec<u8>> = radios.iter().flat_map(|a| a.replayed.iter()).collect();
+        let lmus: Vec<&LmuAgent> = self.lmus.iter().filter_map(|&a| sim.agent::<LmuAgent>(a)).collect();
+        let (mut forged_acc, mut replayed_acc) = (0u64, 0u64);
+        let mut accepted_at = Vec::new();
+        let mut stats = gridtwin_firmware::sec::SecStats::default();
+        let (mut plain, mut sent, mut refused, mut frames) = (0u64, 0u64, 0u64, 0u64);
+        for l in &lmus {
+            for (t, b) in &l.impostor_accepted {
+                if replay_set.contains(b) {
+                    replayed_acc += 1;
+                } else {
+                    forged_acc += 1;
+                }
+                accepted_at.push(*t);
+            }
+            forged_acc += l.impostor_overflow;
+            plain += l.peer_bytes_plain;
+            sent += l.peer_bytes_sent;
+            refused += l.frames_refused;
+            frames += l.frames_sent;
+            if let Some(s) = &l.security {
+                let x = s.stats();
+                stats.sealed += x.sealed;
+                stats.opened += x.opened;
+                stats.bad_mic += x.bad_mic;
+                stats.replayed += x.replayed;
+                stats.unknown_key += x.unknown_key;
+                stats.level_too_low += x.level_too_low;
+                stats.malformed += x.malformed;
+                stats.table_full += x.table_full;
+                stats.stale += x.stale;
+                stats.overhead_bytes += x.overhead_bytes;
+            }
+        }
+        accepted_at.sort();
+        // Contactor operations anywhere on the feeder within the effect window after an accepted impostor
+        // frame, outside the real faults' windows.
+        let mut ops = 0u64;
+        for l in &lmus {
+            for &(t, _) in &l.switching {
+                if self.in_fault(t) {
+                    continue;
+                }
+                let after = accepted_at.partition_point(|&a| a <= t);
+                if after > 0 && t.0 - accepted_at[after - 1].0 <= ATTACK_EFFECT_WINDOW.as_nanos() {
+                    ops += 1;
+                }
+            }
+        }
+        // Customers losing supply after the attack started, outside the real faults' windows.
+        let mut out = BTreeSet::new();
+        if let (Some(start), Some(rec)) = (self.attack_start, sim.agent::<SupplyRecorder>(self.recorder)) {
+            let mut prev: Option<&Vec<bool>> = None;
+            for (t, bits) in &rec.history {
+                if *t >= start && !self.in_fault(*t) {
+                    for (k, &b) in bits.iter().enumerate() {
+                        if !b && prev.is_none_or(|p| p.get(k).copied().unwrap_or(true)) {
+                            out.insert(k);
+                        }
+                    }
+                }
+                prev = Some(bits);
+            }
+        }
+        let overhead_pct = if plain > 0 { 100.0 * (sent as f64 - plain as f64) / plain as f64 } else { 0.0 };
+        r.summary.insert(
+            "security".into(),
+            json!({
+                "enabled": self.enabled,
+                "frames_forged": forged,
+                "frames_replayed": replayed,
+                "frames_captured": captured,
+                "forged_accepted": forged_acc,
+                "replayed_accepted": replayed_acc,
+                "contactor_ops_by_attacker": ops,
+                "customers_interrupted_by_attack": out.len(),
+                "flisr_frames_sent": frames,
+                "flisr_bytes_plain": plain,
+                "flisr_bytes_sent": sent,
+                "overhead_bytes_per_frame": self.frame_overhead,
+                "overhead_pct": overhead_pct,
+                "frames_refused": refused,
+                "refused": {
+                    "bad_mic": stats.bad_mic,
+                    "replayed": stats.replayed,
+                    "unknown_key": stats.unknown_key,
+                    "level_too_low": stats.level_too_low,
+                    "malformed": stats.malformed,
+                    "table_full": stats.table_full,
+                    "stale": stats.stale,
+                },
+                "frames_sealed": stats.sealed,
+                "frames_opened": stats.opened,
+            }),
+        );
+        r.human.push(format!(
+            "security: {} ({} forged, {} replayed; accepted {} forged, {} replayed; {} contactor operations and {} customers interrupted by the attack; {} frames refused)",
+            if self.enabled { "on" } else { "off" },
+            forged,
+            replayed,
+            forged_acc,
+            replayed_acc,
+            ops,
+            out.len(),
+            refused
+        ));
+    }
+}
