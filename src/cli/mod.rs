@@ -4,6 +4,7 @@
 //! (hidden when stderr is not a terminal), logs through `tracing` to stderr, and writes outputs atomically.
 
 pub mod bridge;
+pub mod cloud;
 pub mod grid;
 
 use crate::engine::{parse_duration, phold};
@@ -57,6 +58,10 @@ pub enum Command {
     },
     /// Run a scenario with its gateway connected to a real MQTT broker (mqtt://HOST:PORT).
     Bridge(bridge::BridgeArgs),
+    /// The cloud service: broker subscriber, readings database, dashboard and per-user API.
+    Cloud(cloud::CloudArgs),
+    /// Show a finished run's output directory in the dashboard (no broker).
+    Serve(cloud::ServeArgs),
     /// Validate scenarios or sweep plans (and the models and networks they name) without running them.
     Check {
         #[arg(required = true)]
@@ -172,6 +177,8 @@ pub fn main() -> i32 {
         Some(Command::Bench(b)) => cmd_bench(b),
         Some(Command::Grid(args)) => grid::run(&args).map_err(CliError::Other),
         Some(Command::Bridge(args)) => bridge::run(&cli.global, &args),
+        Some(Command::Cloud(args)) => cloud::run_cloud(&args),
+        Some(Command::Serve(args)) => cloud::run_serve(&args),
     };
     match result {
         Ok(()) => 0,
