@@ -57,7 +57,7 @@ async function start() {
 // ---------- live stream ----------
 async function stream() {
   try {
-    const r = await fetch('/api/stream', { headers: authHeaders() });
+    const r = await fetch('/api/stream' + (S.streamS ? '?max_s=' + S.streamS : ''), { headers: authHeaders() });
     if (!r.ok) throw new Error('HTTP ' + r.status);
     $('live-state').textContent = 'live'; $('live-state').classList.add('on');
     const rd = r.body.getReader(), dec = new TextDecoder();
@@ -347,6 +347,8 @@ window.addEventListener('DOMContentLoaded', () => {
   $('login-form').addEventListener('submit', login);
   $('logout').addEventListener('click', logout);
   const m = location.hash.match(/token=([0-9a-f]{64})/);
+  const ms = location.hash.match(/stream_s=([0-9]+)/);
+  if (ms) S.streamS = Number(ms[1]);
   if (m) { sessionStorage.setItem('gt_token', m[1]); history.replaceState(null, '', location.pathname); }
   S.token = sessionStorage.getItem('gt_token');
   if (S.token) start();

@@ -259,27 +259,62 @@ async fn producer(State(app): Shared, h: HeaderMap, Path(name): Path<String>) ->
     Ok(Json(json!({"producer": name, "plants": plants})))
 }
 
-async fn stream(State(app): Shared, h: HeaderMap) -> Result<Response, ApiError> {
+#[derive(serde::Deserialize)]
+struct StreamQuery {
+    /// End the stream after this many seconds (the browser reconnects); default: never.
+    max_s: Option<u64>,
+}
+
+/// Longest `max_s` a stream may ask for, seconds.
+pub const MAX_STREAM_S: u64 = 86_400;
+
+async fn stream(State(app): Shared, h: HeaderMap, Query(q): Query<StreamQuery>) -> Result<Response, ApiError> {
     let u = user(&app, &h)?;
-    let rx = app.updates.subscribe();
-    let s = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |m| {
-        let up = m.ok()?;
-        let body = match u.group {
-            Group::Operator => serde_json::to_string(&*up).ok()?,
-            Group::Customer => {
-                let mine = |l: u32| u.lmu == Some(l);
-                let lmus: Vec<_> = up.lmus.iter().filter(|v| mine(v.lmu)).collect();
-                let faults: Vec<_> = up.faults.iter().filter(|f| mine(f.lmu)).collect();
-                if lmus.is_empty() && faults.is_empty() {
-                    return None;
+    let mut rx = app.updates.subscribe();
+    let (tx, out) = tokio::sync::mpsc::channel::<Event>(64);
+    let until = q.max_s.map(|s| tokio::time::Instant::now() + std::time::Duration::from_secs(s.clamp(1, MAX_STREAM_S)));
+    tokio::spawn(async move {
+        loop {
+            let next = match until {
+                Some(t) => match tokio::time::timeout_at(t, rx.recv()).await {
+                    Ok(m) => m,
+                    Err(_) => return,
+                },
+                None => rx.recv().await,
+            };
+            let up = match next {
+                Ok(up) => up,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(skipped = n, "a slow dashboard missed updates");
+                    continue;
                 }
-                json!({"lmus": lmus, "faults": faults}).to_string()
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(body) = filtered(&u, &up) else { continue };
+            if tx.send(Event::default().event("update").data(body)).await.is_err() {
+                return;
             }
-            Group::Producer => return None,
-        };
-        Some(Ok::<_, std::convert::Infallible>(Event::default().event("update").data(body)))
+        }
     });
+    let s = tokio_stream::wrappers::ReceiverStream::new(out).map(Ok::<_, std::convert::Infallible>);
     Ok(Sse::new(s).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// What of an update a user may see, as JSON (None: nothing).
+fn filtered(u: &User, up: &Update) -> Option<String> {
+    match u.group {
+        Group::Operator => serde_json::to_string(up).ok(),
+        Group::Customer => {
+            let mine = |l: u32| u.lmu == Some(l);
+            let lmus: Vec<_> = up.lmus.iter().filter(|v| mine(v.lmu)).collect();
+            let faults: Vec<_> = up.faults.iter().filter(|f| mine(f.lmu)).collect();
+            if lmus.is_empty() && faults.is_empty() {
+                return None;
+            }
+            Some(json!({"lmus": lmus, "faults": faults}).to_string())
+        }
+        Group::Producer => None,
+    }
 }
 
 #[derive(serde::Deserialize)]

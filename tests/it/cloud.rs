@@ -365,3 +365,70 @@ fn api_refuses_unauthenticated_and_foreign_requests_on_every_endpoint() {
     s.read_to_string(&mut page).unwrap();
     assert!(page.starts_with("HTTP/1.1 200") && page.contains("/app.js") && !page.contains("http://") && !page.contains("https://"));
 }
+
+/// Headless Chromium loads the dashboard as an operator while the bridge runs: the DOM holds the LMU table and
+/// one-line and counts live updates pushed by the server; a screenshot is kept in target/cloud-dashboard.png.
+/// Chromium runs with background networking off, and the page makes no request off loopback (it names no
+/// other host).
+#[test]
+fn dashboard_in_headless_chromium() {
+    if !found("chromium") {
+        eprintln!("NOTICE: chromium not on PATH: skipping the headless dashboard test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let Some(b) = mosquitto(d) else { return };
+    let hp = free_port();
+    let db = format!("sqlite:{}", d.join("c.db").display());
+    let _c = cloud(b.port, &db, hp, &d.join("cloud.log"), &format!("cloud-ui-{}", std::process::id()));
+    let op = login(hp, "op", "op-pass");
+    let mut bridge = Kill(
+        Command::new(BIN)
+            .args(["--quiet", "bridge"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.ron"))
+            .args(["--broker", &format!("mqtt://127.0.0.1:{}", b.port), "--username", "gw-test", "--password", "s3cret"])
+            .args(["--speed", "900", "--until", "12h", "--out"])
+            .arg(d.join("br"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while http(hp, "GET", "/api/lmus", Some(&op), None).1["lmus"].as_array().is_none_or(|a| a.is_empty()) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no readings reached the cloud");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = format!("http://127.0.0.1:{hp}/#token={op}&stream_s=3");
+    let chromium = |extra: &[&str]| {
+        let profile = tempfile::tempdir().unwrap();
+        let o = Command::new("timeout")
+            .args(["90", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(["--window-size=1400,1700", "--virtual-time-budget=6000"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "chromium: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let dom = chromium(&["--dump-dom"]);
+    let updates: u64 = dom
+        .split("data-updates=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no live update reached the page: {}", &dom[..dom.len().min(3000)]));
+    assert!(updates >= 1);
+    assert!(dom.contains("id=\"lmu-3\"") && dom.contains("id=\"one-3\""), "LMU table and one-line rendered");
+    assert!(dom.contains("closed contactor"), "contactor states shown");
+    assert!(!dom.contains("id=\"operator\" class=\"hidden\""), "operator view shown");
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/cloud-dashboard.png");
+    chromium(&[&format!("--screenshot={}", shot.display())]);
+    assert!(std::fs::metadata(&shot).map(|m| m.len() > 20_000).unwrap_or(false), "screenshot written");
+    let _ = bridge.0.kill();
+    eprintln!("dashboard: {updates} live updates in the DOM; screenshot {}", shot.display());
+}
