@@ -67,11 +67,16 @@ pub fn hash_password(password: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| format!("no random bytes for a salt: {e}"))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
+    PasswordHash::new(phc)
+        .map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
 }
 
 fn extras(user: &mut User, words: &[&str], at: &str) -> Result<(), String> {
@@ -241,7 +246,12 @@ mod tests {
         let c = u.check("c1", "pw").unwrap();
         assert!(c.may_read_lmu(3) && !c.may_read_lmu(4));
         assert!(u.check("p1", "secret").unwrap().may_read_account("h02"));
-        let err = u.add_file("users.txt", "x customer $argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2g lmu=x").unwrap_err();
+        let err = u
+            .add_file(
+                "users.txt",
+                "x customer $argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2g lmu=x",
+            )
+            .unwrap_err();
         assert!(err.starts_with("users.txt:1:"), "{err}");
         assert!(u.add_file("f", &format!("a wizard {h}")).unwrap_err().contains("unknown group"));
         assert!(u.add_spec("q:customer:pw").unwrap_err().contains("needs lmu"));

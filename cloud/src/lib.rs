@@ -198,7 +198,10 @@ pub fn run_cloud(opts: CloudOptions, users: auth::Users) -> Result<(), String> {
             r = &mut ing => return r,
             _ = ready_rx => {}
         }
-        eprintln!("cloud: subscribed to {EVENTS_FILTER} at {}:{}; database {}; dashboard on http://{}", opts.host, opts.port, opts.db, opts.http);
+        eprintln!(
+            "cloud: subscribed to {EVENTS_FILTER} at {}:{}; database {}; dashboard on http://{}",
+            opts.host, opts.port, opts.db, opts.http
+        );
         tokio::select! {
             r = &mut ing => r,
             r = serve_http(app, opts.http) => r,

@@ -301,16 +301,23 @@ mod tests {
     fn interruptions_minutes_and_timeline() {
         let mut live = Live::default();
         let r = |seq: u32, t: u64, fl: u16| {
-            decode_event("grid/g/events", &{
-                let mut b = Vec::new();
-                batch::encode(&[rep(7, seq, t, fl, 23_000)], &mut b).unwrap();
-                b
-            }, 0)
+            decode_event(
+                "grid/g/events",
+                &{
+                    let mut b = Vec::new();
+                    batch::encode(&[rep(7, seq, t, fl, 23_000)], &mut b).unwrap();
+                    b
+                },
+                0,
+            )
             .unwrap()
         };
         live.apply(&r(0, 0, 0));
         let u = live.apply(&r(1, 60_000, flags::OPEN | flags::LOCKED_OUT));
-        assert_eq!(u.faults.iter().map(|f| f.what).collect::<Vec<_>>(), vec!["supply interrupted", "locked out (FLISR)"]);
+        assert_eq!(
+            u.faults.iter().map(|f| f.what).collect::<Vec<_>>(),
+            vec!["supply interrupted", "locked out (FLISR)"]
+        );
         live.apply(&r(2, 180_000, 0));
         let v = &live.lmus()[0];
         assert_eq!((v.interruptions, v.minutes_lost, v.readings), (1, 2.0, 3));

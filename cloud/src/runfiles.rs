@@ -30,7 +30,8 @@ pub fn read_table(path: &Path) -> Result<Vec<Map<String, Value>>, String> {
         return Ok(Vec::new());
     }
     let mut rd = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let header: Vec<String> = rd.headers().map_err(|e| format!("{}: {e}", path.display()))?.iter().map(String::from).collect();
+    let header: Vec<String> =
+        rd.headers().map_err(|e| format!("{}: {e}", path.display()))?.iter().map(String::from).collect();
     let mut out = Vec::new();
     for (i, rec) in rd.records().enumerate() {
         if i >= MAX_CSV_ROWS {
@@ -64,7 +65,9 @@ impl RunFiles {
             return Err(format!("{}: not a directory (give a run's output directory)", dir.display()));
         }
         let summary = match std::fs::read_to_string(dir.join("summary.json")) {
-            Ok(t) => Some(serde_json::from_str(&t).map_err(|e| format!("{}: {e}", dir.join("summary.json").display()))?),
+            Ok(t) => {
+                Some(serde_json::from_str(&t).map_err(|e| format!("{}: {e}", dir.join("summary.json").display()))?)
+            }
             Err(_) => None,
         };
         let mut origin = std::collections::BTreeMap::new();

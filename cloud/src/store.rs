@@ -117,7 +117,8 @@ pub fn open(url: &str) -> Result<Box<dyn Store>, StoreError> {
     }
 }
 
-const COLS: &str = "gateway, lmu, seq, generated_ms, received_ms, v1_cv, v2_cv, v3_cv, i1_ma, i2_ma, i3_ma, p_w, q_var, flags";
+const COLS: &str =
+    "gateway, lmu, seq, generated_ms, received_ms, v1_cv, v2_cv, v3_cv, i1_ma, i2_ma, i3_ma, p_w, q_var, flags";
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS readings (
     gateway TEXT NOT NULL, lmu BIGINT NOT NULL, seq BIGINT NOT NULL,
@@ -138,12 +139,9 @@ pub struct Sqlite {
 
 impl Sqlite {
     pub fn open(path: &str) -> Result<Self, StoreError> {
-        let conn = if path == ":memory:" {
-            rusqlite::Connection::open_in_memory()
-        } else {
-            rusqlite::Connection::open(path)
-        }
-        .map_err(|err| StoreError(format!("cannot open SQLite database {path}: {err}")))?;
+        let conn =
+            if path == ":memory:" { rusqlite::Connection::open_in_memory() } else { rusqlite::Connection::open(path) }
+                .map_err(|err| StoreError(format!("cannot open SQLite database {path}: {err}")))?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
             .map_err(e("setting SQLite journal mode"))?;
         conn.execute_batch(SCHEMA).map_err(e("creating table readings"))?;
@@ -233,8 +231,11 @@ impl Store for Sqlite {
                  WHERE x.gateway = r.gateway AND x.lmu = r.lmu) ORDER BY gateway, lmu, seq DESC"
             ))
             .map_err(e("preparing latest"))?;
-        let mut out: Vec<Reading> =
-            st.query_map([], sqlite_row).map_err(e("reading latest"))?.collect::<Result<_, _>>().map_err(e("reading latest"))?;
+        let mut out: Vec<Reading> = st
+            .query_map([], sqlite_row)
+            .map_err(e("reading latest"))?
+            .collect::<Result<_, _>>()
+            .map_err(e("reading latest"))?;
         out.dedup_by(|b, a| a.gateway == b.gateway && a.lmu == b.lmu);
         Ok(out)
     }
@@ -321,7 +322,10 @@ impl Store for Postgres {
             let p = params(r);
             let (v1, v2, v3, fl) = (p[4] as i32, p[5] as i32, p[6] as i32, p[12] as i32);
             n += tx
-                .execute(&st, &[&r.gateway, &p[0], &p[1], &p[2], &p[3], &v1, &v2, &v3, &p[7], &p[8], &p[9], &p[10], &p[11], &fl])
+                .execute(
+                    &st,
+                    &[&r.gateway, &p[0], &p[1], &p[2], &p[3], &v1, &v2, &v3, &p[7], &p[8], &p[9], &p[10], &p[11], &fl],
+                )
                 .map_err(e("inserting a reading"))? as usize;
         }
         tx.commit().map_err(e("committing readings"))?;

@@ -213,8 +213,10 @@ async fn summary(State(app): Shared, h: HeaderMap) -> ApiResult {
     let l = live(&app);
     let (saifi, saidi) = l.reliability();
     let lmus = l.lmus();
-    let compliance: Vec<Value> =
-        lmus.iter().map(|v| json!({"gateway": v.gateway, "lmu": v.lmu, "pq_ok_pct": v.pq_ok_pct, "en50160_ok": v.en50160_ok})).collect();
+    let compliance: Vec<Value> = lmus
+        .iter()
+        .map(|v| json!({"gateway": v.gateway, "lmu": v.lmu, "pq_ok_pct": v.pq_ok_pct, "en50160_ok": v.en50160_ok}))
+        .collect();
     Ok(Json(json!({
         "counters": l.counters, "database": {"kind": app.store.kind(), "totals": totals},
         "lmus": lmus.len(), "saifi": saifi, "saidi_min": saidi,
@@ -336,16 +338,24 @@ async fn command(State(app): Shared, h: HeaderMap, body: Json<CommandReq>) -> Ap
             Some(s) if (1..=MAX_REPORT_EVERY_S).contains(&s) => Action::ReportEvery(s),
             _ => return Err(ApiError(StatusCode::BAD_REQUEST, "report_every needs seconds in 1..=86400".into())),
         },
-        a => return Err(ApiError(StatusCode::BAD_REQUEST, format!("unknown action `{a}` (open, close, auto, report_every)"))),
+        a => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("unknown action `{a}` (open, close, auto, report_every)"),
+            ));
+        }
     };
     let Some(client) = &app.mqtt else {
-        return Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, "no broker: this is a finished run (gridtwin serve)".into()));
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no broker: this is a finished run (gridtwin serve)".into(),
+        ));
     };
     let gateway = match &body.gateway {
         Some(g) => g.clone(),
-        None => live(&app)
-            .gateway_of(body.lmu)
-            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("LMU {} has not reported: name its gateway", body.lmu)))?,
+        None => live(&app).gateway_of(body.lmu).ok_or_else(|| {
+            ApiError(StatusCode::NOT_FOUND, format!("LMU {} has not reported: name its gateway", body.lmu))
+        })?,
     };
     if gateway.is_empty() || gateway.contains(['/', '+', '#']) {
         return Err(ApiError(StatusCode::BAD_REQUEST, format!("`{gateway}` is not a gateway id")));

@@ -19,8 +19,10 @@ fn reading(gw: &str, lmu: u32, seq: u32) -> Reading {
 }
 
 fn suite(s: &mut dyn Store) {
-    let batch: Vec<Reading> =
-        ["gw-a", "gw-b"].iter().flat_map(|g| (1..=5).flat_map(move |l| (0..6).map(move |q| reading(g, l, q)))).collect();
+    let batch: Vec<Reading> = ["gw-a", "gw-b"]
+        .iter()
+        .flat_map(|g| (1..=5).flat_map(move |l| (0..6).map(move |q| reading(g, l, q))))
+        .collect();
     assert_eq!(s.insert(&batch).unwrap(), 60);
     // A redelivered batch and an overlapping one store nothing twice.
     assert_eq!(s.insert(&batch[10..30]).unwrap(), 0);

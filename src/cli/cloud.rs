@@ -102,5 +102,6 @@ pub fn run_cloud(a: &CloudArgs) -> Result<(), CliError> {
 
 /// Runs `gridtwin serve`.
 pub fn run_serve(a: &ServeArgs) -> Result<(), CliError> {
-    gridtwin_cloud::serve_dir(&a.dir, addr(&a.http)?, users(&a.users)?).map_err(|e| CliError::Other(format!("serve: {e}")))
+    gridtwin_cloud::serve_dir(&a.dir, addr(&a.http)?, users(&a.users)?)
+        .map_err(|e| CliError::Other(format!("serve: {e}")))
 }

@@ -58,7 +58,8 @@ fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&
     let text = String::from_utf8_lossy(&resp);
     let status: u16 = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let rest = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
+    let rest =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_string() };
     (status, serde_json::from_str(&rest).unwrap_or(Value::Null))
 }
 
@@ -92,8 +93,18 @@ fn mosquitto(d: &Path) -> Option<Broker> {
         return None;
     }
     let pw = d.join("pw");
-    assert!(Command::new("mosquitto_passwd").args(["-c", "-b"]).arg(&pw).args(["gw-test", "s3cret"]).status().unwrap().success());
-    assert!(Command::new("mosquitto_passwd").args(["-b"]).arg(&pw).args(["cloud", "cl0ud"]).status().unwrap().success());
+    assert!(
+        Command::new("mosquitto_passwd")
+            .args(["-c", "-b"])
+            .arg(&pw)
+            .args(["gw-test", "s3cret"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        Command::new("mosquitto_passwd").args(["-b"]).arg(&pw).args(["cloud", "cl0ud"]).status().unwrap().success()
+    );
     let port = free_port();
     let conf = d.join("m.conf");
     std::fs::write(
@@ -101,14 +112,24 @@ fn mosquitto(d: &Path) -> Option<Broker> {
         format!("user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nmax_queued_messages 100000\n", pw.display()),
     )
     .unwrap();
-    let p = Kill(Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let p = Kill(
+        Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+    );
     wait_port(port);
     Some(Broker { _p: p, port })
 }
 
 fn cloud(broker: u16, db: &str, http_port: u16, log: &Path, client_id: &str) -> Kill {
     let c = Command::new(BIN)
-        .args(["cloud", "--broker", &format!("mqtt://127.0.0.1:{broker}"), "--username", "cloud", "--password", "cl0ud"])
+        .args([
+            "cloud",
+            "--broker",
+            &format!("mqtt://127.0.0.1:{broker}"),
+            "--username",
+            "cloud",
+            "--password",
+            "cl0ud",
+        ])
         .args(["--db", db, "--http", &format!("127.0.0.1:{http_port}"), "--client-id", client_id])
         .args(["--user", "op:operator:op-pass", "--user", "c3:customer:c3-pass:lmu=3"])
         .stdout(Stdio::null())
@@ -161,7 +182,14 @@ fn end_to_end(db: &str, tag: &str) {
         Command::new(BIN)
             .args(["--quiet", "bridge"])
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.ron"))
-            .args(["--broker", &format!("mqtt://127.0.0.1:{}", b.port), "--username", "gw-test", "--password", "s3cret"])
+            .args([
+                "--broker",
+                &format!("mqtt://127.0.0.1:{}", b.port),
+                "--username",
+                "gw-test",
+                "--password",
+                "s3cret",
+            ])
             .args(["--speed", "900", "--until", "4h", "--out"])
             .arg(&out)
             .stdout(Stdio::null())
@@ -246,7 +274,15 @@ fn wrong_broker_credentials_stop_the_service() {
     let dir = tempfile::tempdir().unwrap();
     let Some(b) = mosquitto(dir.path()) else { return };
     let o = Command::new(BIN)
-        .args(["cloud", "--broker", &format!("mqtt://127.0.0.1:{}", b.port), "--username", "cloud", "--password", "wrong"])
+        .args([
+            "cloud",
+            "--broker",
+            &format!("mqtt://127.0.0.1:{}", b.port),
+            "--username",
+            "cloud",
+            "--password",
+            "wrong",
+        ])
         .args(["--db", &format!("sqlite:{}", dir.path().join("x.db").display()), "--http", "127.0.0.1:0"])
         .output()
         .unwrap();
@@ -261,17 +297,27 @@ fn wrong_broker_credentials_stop_the_service() {
 fn run_dir(d: &Path) -> PathBuf {
     let out = d.join("run");
     std::fs::create_dir_all(&out).unwrap();
-    let mut r = String::from("lmu_id,seq,taken_at_s,received_at_s,v_a_v,v_b_v,v_c_v,i_a_a,i_b_a,i_c_a,p_w,q_var,flags\n");
+    let mut r =
+        String::from("lmu_id,seq,taken_at_s,received_at_s,v_a_v,v_b_v,v_c_v,i_a_a,i_b_a,i_c_a,p_w,q_var,flags\n");
     for seq in 0..8u32 {
         for lmu in 1..=4u32 {
             let open = lmu == 2 && (3..5).contains(&seq);
-            r += &format!("{lmu},{seq},{}.{lmu},{}.5,231.1,230.9,229.5,1.5,1.25,1,650,-20,{}\n", 900 * seq, 900 * seq + 5, open as u8);
+            r += &format!(
+                "{lmu},{seq},{}.{lmu},{}.5,231.1,230.9,229.5,1.5,1.25,1,650,-20,{}\n",
+                900 * seq,
+                900 * seq + 5,
+                open as u8
+            );
         }
     }
     std::fs::write(out.join("readings.csv"), r).unwrap();
     std::fs::write(out.join("summary.json"), r#"{"scenario":"small","cloud":{"readings_stored":32}}"#).unwrap();
     std::fs::write(out.join("market_prices.csv"), "t_s,p2p_mean_price_ct_per_kwh\n0,11.5\n900,12.25\n").unwrap();
-    std::fs::write(out.join("market_volumes.csv"), "t_s,minted_kwh,p2p_kwh,grid_import_kwh,claimed_kwh\n0,3,1,0.5,1\n900,3,2,0.5,2\n").unwrap();
+    std::fs::write(
+        out.join("market_volumes.csv"),
+        "t_s,minted_kwh,p2p_kwh,grid_import_kwh,claimed_kwh\n0,3,1,0.5,1\n900,3,2,0.5,2\n",
+    )
+    .unwrap();
     std::fs::write(
         out.join("market_wallets.csv"),
         "wallet,consumed_wh,claimed_wh,preference_share_pct,solar_wh,wind_wh,hydro_wh,biogas_wh,conventional_wh,nuclear_wh,balance_mc,dr_reduced_wh,dr_paid_mc\nh01,100,100,90.5,50,50,0,0,0,0,-5,0,0\nh02,10,10,100,10,0,0,0,0,0,1,0,0\n",
@@ -363,7 +409,12 @@ fn api_refuses_unauthenticated_and_foreign_requests_on_every_endpoint() {
     write!(s, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut page = String::new();
     s.read_to_string(&mut page).unwrap();
-    assert!(page.starts_with("HTTP/1.1 200") && page.contains("/app.js") && !page.contains("http://") && !page.contains("https://"));
+    assert!(
+        page.starts_with("HTTP/1.1 200")
+            && page.contains("/app.js")
+            && !page.contains("http://")
+            && !page.contains("https://")
+    );
 }
 
 /// Headless Chromium loads the dashboard as an operator while the bridge runs: the DOM holds the LMU table and
@@ -387,7 +438,14 @@ fn dashboard_in_headless_chromium() {
         Command::new(BIN)
             .args(["--quiet", "bridge"])
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.ron"))
-            .args(["--broker", &format!("mqtt://127.0.0.1:{}", b.port), "--username", "gw-test", "--password", "s3cret"])
+            .args([
+                "--broker",
+                &format!("mqtt://127.0.0.1:{}", b.port),
+                "--username",
+                "gw-test",
+                "--password",
+                "s3cret",
+            ])
             .args(["--speed", "900", "--until", "12h", "--out"])
             .arg(d.join("br"))
             .stdout(Stdio::null())
