@@ -1,5 +1,9 @@
-//! Embeds `scenarios/` and `models/` into the binary, so `gridtwin` runs its default scenario (and any shipped
-//! scenario's models and networks) from any directory.
+//! Embeds `scenarios/`, `models/` and `contracts/` into the binary, so `gridtwin` runs its default scenario (and any shipped
+//! scenario's models and networks) from any directory; generates the scenario reference (`gridtwin schema`,
+//! docs/scenario.md) from the schema's source.
+#[path = "build/reference.rs"]
+mod reference;
+
 use std::fs;
 use std::path::Path;
 
@@ -21,7 +25,7 @@ fn collect(dir: &Path, rel: &str, out: &mut Vec<String>) {
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for d in ["scenarios", "models"] {
+    for d in ["scenarios", "models", "contracts"] {
         println!("cargo:rerun-if-changed={d}");
         collect(&root.join(d), d, &mut files);
     }
@@ -32,6 +36,10 @@ fn main() {
         src.push_str(&format!("    ({f:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/{f}\"))),\n"));
     }
     src.push_str("];\n");
-    let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("embedded.rs");
-    fs::write(out, src).unwrap();
+    let out_dir = std::env::var("OUT_DIR").unwrap();
+    fs::write(Path::new(&out_dir).join("embedded.rs"), src).unwrap();
+    for d in ["src", "firmware/src", "build"] {
+        println!("cargo:rerun-if-changed={d}");
+    }
+    fs::write(Path::new(&out_dir).join("scenario.md"), reference::generate(root)).unwrap();
 }

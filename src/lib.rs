@@ -8,10 +8,13 @@
 
 pub mod agents;
 pub mod bridge;
+pub mod chain;
 pub mod cli;
 pub mod engine;
 pub mod grid;
+pub mod market;
 pub mod mesh;
+pub mod plan;
 pub mod report;
 pub mod scenario;
 pub mod sweep;

@@ -10,8 +10,10 @@
 extern crate alloc;
 
 pub mod app;
+pub mod consensus;
 pub mod gateway;
 pub mod hal;
+pub mod ledger;
 pub mod link;
 pub mod lmu;
 pub mod mesh;

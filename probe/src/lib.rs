@@ -60,6 +60,33 @@ pub extern "C" fn probe_report(buf: *mut u8) -> u32 {
     }
 }
 
+/// Runs one height of the consensus state machine alone and validates the stored block it decides
+/// (links `consensus` and `ledger` validation).
+#[unsafe(no_mangle)]
+pub extern "C" fn probe_chain(seed: u8, bytes: *const u8, len: usize) -> u32 {
+    use gridtwin_firmware::consensus::{Config, Consensus, Output, Tendermint, Verify};
+    use gridtwin_firmware::ledger::{Tip, Validator, ValidatorSet, decode_stored, encode_stored, validate_block, validate_commit};
+    use gridtwin_firmware::{Instant, app::Key};
+    let key = Key::from_bytes(&[seed; 32]);
+    let Ok(vals) = ValidatorSet::new(alloc::vec![Validator { key: key.verifying_key().to_bytes(), power: 1 }]) else {
+        return 0;
+    };
+    let cfg = Config::new([seed; 32]);
+    let tip = Tip { height: 1, prev_hash: cfg.chain_id, prev_time_ns: 0, state_root: [0; 32] };
+    let mut node = Tendermint::new(cfg, vals.clone(), Some((0, key)));
+    let mut out = Output::default();
+    node.start_height(Instant(1), tip, alloc::vec::Vec::new(), &mut Verify, &mut out);
+    let input = unsafe { core::slice::from_raw_parts(bytes, len) };
+    node.on_message(Instant(2), input, &mut Verify, &mut out);
+    let Some((block, commit)) = out.decided else { return 1 };
+    let stored = encode_stored(&block, &commit);
+    match decode_stored(&stored) {
+        Ok((b, c)) if validate_block(&cfg.chain_id, &vals, &tip, &b, None).is_ok()
+            && validate_commit(&cfg.chain_id, &vals, &b, &c).is_ok() => 2,
+        _ => 3,
+    }
+}
+
 /// Frames a report for the UART, decodes it back, batches it, runs an MQTT session to a PUBLISH and parses a
 /// command: links the link, MQTT and gateway firmware.
 #[unsafe(no_mangle)]

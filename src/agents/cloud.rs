@@ -157,7 +157,8 @@ impl CloudAgent {
         self.stats.bytes_in += bytes.len() as u64;
         if self.conn.as_ref().is_none_or(|c| c.id != conn) {
             // A new connection replaces the old one (the session, if any, lives on).
-            self.conn = Some(Conn { id: conn, rx: Vec::new(), version: Version::V311, client_id: None, user: String::new() });
+            self.conn =
+                Some(Conn { id: conn, rx: Vec::new(), version: Version::V311, client_id: None, user: String::new() });
         }
         let Some(c) = self.conn.as_mut() else { return };
         c.rx.extend_from_slice(&bytes);
@@ -213,7 +214,9 @@ impl CloudAgent {
                     self.sessions.remove(k.client_id);
                 }
                 let present = self.sessions.contains_key(k.client_id);
-                self.sessions.entry(k.client_id.to_string()).or_insert_with(|| Session { next_pid: 1, ..Default::default() });
+                self.sessions
+                    .entry(k.client_id.to_string())
+                    .or_insert_with(|| Session { next_pid: 1, ..Default::default() });
                 if let Some(c) = self.conn.as_mut() {
                     c.client_id = Some(k.client_id.to_string());
                     c.user = user.to_string();
@@ -221,9 +224,17 @@ impl CloudAgent {
                 self.send(ctx, Packet::ConnAck(ConnAck { session_present: present, code: 0 }));
                 // Retransmit unacknowledged command messages, then send the queued ones.
                 let id = k.client_id.to_string();
-                let resend: Vec<(u16, String, Vec<u8>)> = self.sessions[&id].inflight.iter().map(|(p, (t, b, _))| (*p, t.clone(), b.clone())).collect();
+                let resend: Vec<(u16, String, Vec<u8>)> =
+                    self.sessions[&id].inflight.iter().map(|(p, (t, b, _))| (*p, t.clone(), b.clone())).collect();
                 for (pid, topic, payload) in resend {
-                    let p = Publish { dup: true, qos: QoS::AtLeastOnce, retain: false, topic: &topic, pid: Some(pid), payload: &payload };
+                    let p = Publish {
+                        dup: true,
+                        qos: QoS::AtLeastOnce,
+                        retain: false,
+                        topic: &topic,
+                        pid: Some(pid),
+                        payload: &payload,
+                    };
                     self.send(ctx, Packet::Publish(p));
                 }
                 self.drain_queue(&id, ctx);
@@ -317,7 +328,8 @@ impl CloudAgent {
                 self.send(ctx, Packet::PubAck(pid, if allowed { 0 } else { refuse }));
             }
             (QoS::ExactlyOnce, Some(pid)) => {
-                let first = self.session_mut().is_some_and(|s| s.incoming_qos2.len() < 1024 && s.incoming_qos2.insert(pid));
+                let first =
+                    self.session_mut().is_some_and(|s| s.incoming_qos2.len() < 1024 && s.incoming_qos2.insert(pid));
                 if allowed && first {
                     self.store(p.payload, ctx.now());
                 }
@@ -368,7 +380,14 @@ impl CloudAgent {
             }
         }
         for (pid, topic, payload) in out {
-            let p = Publish { dup: false, qos: QoS::AtLeastOnce, retain: false, topic: &topic, pid: Some(pid), payload: &payload };
+            let p = Publish {
+                dup: false,
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                topic: &topic,
+                pid: Some(pid),
+                payload: &payload,
+            };
             self.send(ctx, Packet::Publish(p));
         }
     }
@@ -410,11 +429,7 @@ impl Agent<Msg> for CloudAgent {
     fn handle(&mut self, e: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
         match e.msg {
             Msg::Gw(GwMsg::ToBroker { conn, bytes }) => self.on_bytes(conn, bytes, ctx),
-            Msg::Gw(GwMsg::Closed(conn)) => {
-                if self.conn.as_ref().is_some_and(|c| c.id == conn) {
-                    self.conn = None;
-                }
-            }
+            Msg::Gw(GwMsg::Closed(conn)) if self.conn.as_ref().is_some_and(|c| c.id == conn) => self.conn = None,
             Msg::Timer(TIMER_COMMAND) => {
                 let now = ctx.now();
                 // Bounded by the schedule's length.

@@ -231,8 +231,9 @@ fn default_tls_handshake() -> u32 {
 fn default_qos() -> u8 {
     1
 }
+/// 20 minutes: longer than the usual reporting period, so a cellular gateway does not wake its modem only to ping.
 fn default_keep_alive() -> Dur {
-    Dur(crate::engine::SimDuration::from_secs(60))
+    Dur(crate::engine::SimDuration::from_secs(1200))
 }
 fn default_password() -> String {
     "gridtwin-gateway".into()
@@ -257,7 +258,10 @@ impl GatewayConfig {
         if !(1..=1 << 20).contains(&self.uart_buffer_frames) {
             return e("uart_buffer_frames", "must be between 1 and 1048576");
         }
-        for (f, r) in [("uart_bit_error_rate", self.uart_bit_error_rate), ("uart_framing_error_rate", self.uart_framing_error_rate)] {
+        for (f, r) in [
+            ("uart_bit_error_rate", self.uart_bit_error_rate),
+            ("uart_framing_error_rate", self.uart_framing_error_rate),
+        ] {
             if !(0.0..=0.5).contains(&r) {
                 return e(f, "must be a probability in 0..=0.5");
             }
@@ -277,7 +281,9 @@ impl GatewayConfig {
         if self.mqtt.qos > 2 {
             return e("mqtt.qos", "must be 0, 1 or 2");
         }
-        if self.mqtt.keep_alive.0 > D::from_secs(65_535) || self.mqtt.keep_alive.0.as_nanos() % 1_000_000_000 != 0 {
+        if self.mqtt.keep_alive.0 > D::from_secs(65_535)
+            || !self.mqtt.keep_alive.0.as_nanos().is_multiple_of(1_000_000_000)
+        {
             return e("mqtt.keep_alive", "must be whole seconds up to 65535s (0 disables keepalive)");
         }
         if self.mqtt.max_inflight == 0 {

@@ -35,6 +35,8 @@ pub enum GwMsg {
     Rx { conn: u64, bytes: Vec<u8> },
     /// Connection `conn` was closed by the other side.
     Closed(u64),
+    /// Gateway's own: the broker's close of `conn` reaches the modem, after the bytes the broker sent before it.
+    ClosedRx(u64),
     /// Bridge mode: the socket to the real broker is connected.
     ExternalUp,
 }
@@ -88,7 +90,13 @@ pub struct GatewayAgent {
 }
 
 impl GatewayAgent {
-    pub fn new(fw: FwConfig, uart: UartSettings, max_frame_bytes: usize, coordinator: AgentId, backhaul: Backhaul) -> Result<Self, String> {
+    pub fn new(
+        fw: FwConfig,
+        uart: UartSettings,
+        max_frame_bytes: usize,
+        coordinator: AgentId,
+        backhaul: Backhaul,
+    ) -> Result<Self, String> {
         let fw = Gateway::new(fw).map_err(|e| format!("{}: {}", e.0, e.1))?;
         Ok(GatewayAgent {
             fw,
@@ -287,6 +295,18 @@ impl Agent<Msg> for GatewayAgent {
                 }
             }
             Msg::Gw(GwMsg::Closed(conn)) => {
+                if let Backhaul::Sim { cell, .. } = &self.backhaul {
+                    // In order with the broker's last bytes (TCP): FIN after data.
+                    let at = cell.down_idle_at().max(now);
+                    ctx.schedule_at(at, class::DEFAULT, Msg::Gw(GwMsg::ClosedRx(conn)));
+                    return;
+                }
+                if conn == self.conn && self.link != Link::Down {
+                    self.fw.transport_down(fnow);
+                    self.close_link(ctx, false);
+                }
+            }
+            Msg::Gw(GwMsg::ClosedRx(conn)) => {
                 if conn == self.conn && self.link != Link::Down {
                     self.fw.transport_down(fnow);
                     self.close_link(ctx, false);

@@ -19,6 +19,10 @@ pub enum Msg {
     Lmu(crate::twin::LmuMsg),
     /// The upstream path: coordinator, UART, gateway, cloud.
     Gw(crate::agents::GwMsg),
+    /// The energy market: signed transactions, meter readings, settlements, DR offers.
+    Market(crate::market::sim::MarketMsg),
+    /// The private chain: transactions for the validators' mempool.
+    Chain(crate::chain::ChainMsg),
     /// Data of an agent kind defined outside gridtwin.
     Custom(Box<dyn Any + Send>),
 }

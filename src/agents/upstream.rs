@@ -137,9 +137,13 @@ pub fn add(
     external: bool,
 ) -> Result<UpstreamPart, InputError> {
     let (model, _) = loaded.model::<GatewayModel>(&cfg.model)?;
-    model.validate().map_err(|e| loaded.error_at("gateway.model", format!("gateway model `{}`: {e}", cfg.model), None))?;
+    model
+        .validate()
+        .map_err(|e| loaded.error_at("gateway.model", format!("gateway model `{}`: {e}", cfg.model), None))?;
     let (modem, _) = loaded.model::<ModemModel>(&cfg.modem)?;
-    modem.validate().map_err(|e| loaded.error_at("gateway.modem", format!("modem model `{}`: {e}", cfg.modem), None))?;
+    modem
+        .validate()
+        .map_err(|e| loaded.error_at("gateway.modem", format!("modem model `{}`: {e}", cfg.modem), None))?;
     let engine_err = |e: crate::engine::EngineError| loaded.error_at("gateway", e.to_string(), None);
     let coordinator = sim.next_agent_id();
     let gateway = AgentId(coordinator.0 + 1);
@@ -173,7 +177,10 @@ pub fn add(
         let broker_outages = cfg
             .broker_outages
             .iter()
-            .map(|o| Outage { start: SimTime::ZERO + o.at.0, end: (SimTime::ZERO + o.at.0).saturating_add(o.duration.0) })
+            .map(|o| Outage {
+                start: SimTime::ZERO + o.at.0,
+                end: (SimTime::ZERO + o.at.0).saturating_add(o.duration.0),
+            })
             .collect();
         let agent = CloudAgent::new(gateway, &cfg.gateway_id, users, cfg.uplink_latency.0, schedule, broker_outages);
         sim.add_agent(Box::new(agent)).map_err(engine_err)?;
@@ -208,7 +215,11 @@ impl UpstreamPart {
                     (Some(a), Some(b)) => format!("LMU ids run from {a} to {b}"),
                     _ => "the scenario has no LMUs".into(),
                 };
-                return Err(loaded.error_at(&format!("gateway.commands[{i}].lmu"), format!("no LMU {}; {known}", c.lmu), None));
+                return Err(loaded.error_at(
+                    &format!("gateway.commands[{i}].lmu"),
+                    format!("no LMU {}; {known}", c.lmu),
+                    None,
+                ));
             }
         }
         self.lmu_agents = lmus.iter().map(|l| l.0).collect();
@@ -262,12 +273,26 @@ impl crate::world::Part for UpstreamPart {
 
         // Latency from measurement to storage, and the store itself.
         let mut rows = Table::new(&[
-            "lmu_id", "seq", "taken_at_s", "received_at_s", "v_a_v", "v_b_v", "v_c_v", "i_a_a", "i_b_a", "i_c_a", "p_w",
-            "q_var", "flags",
+            "lmu_id",
+            "seq",
+            "taken_at_s",
+            "received_at_s",
+            "v_a_v",
+            "v_b_v",
+            "v_c_v",
+            "i_a_a",
+            "i_b_a",
+            "i_c_a",
+            "p_w",
+            "q_var",
+            "flags",
         ]);
         let mut lat = Vec::new();
         if let Some(k) = cloud {
-            for s in &k.rows {
+            // Grouped by LMU (then by sequence), so one LMU's stored history reads top to bottom.
+            let mut order: Vec<&_> = k.rows.iter().collect();
+            order.sort_by_key(|s| (s.reading.lmu_id, s.reading.seq, s.received));
+            for s in order {
                 let x = s.reading;
                 lat.push(s.received.as_nanos().saturating_sub(x.taken_at_ms * 1_000_000) as f64 / 1e6);
                 rows.push(vec![
@@ -292,7 +317,14 @@ impl crate::world::Part for UpstreamPart {
 
         // Commands: issued (cloud) -> forwarded (gateway) -> applied (LMU) -> contactor moved.
         let mut ctab = Table::new(&[
-            "id", "lmu_id", "action", "issued_at_s", "forwarded_at_s", "applied_at_s", "contactor_at_s", "latency_ms",
+            "id",
+            "lmu_id",
+            "action",
+            "issued_at_s",
+            "forwarded_at_s",
+            "applied_at_s",
+            "contactor_at_s",
+            "latency_ms",
         ]);
         let mut cmd_lat = Vec::new();
         let mut applied = 0u64;
@@ -303,7 +335,8 @@ impl crate::world::Part for UpstreamPart {
         };
         {
             for &(c, at) in &issued {
-                let fwd = g.forwarded.iter().find(|f| f.command.id == c.id && f.command.lmu_id == c.lmu_id).map(|f| f.at);
+                let fwd =
+                    g.forwarded.iter().find(|f| f.command.id == c.id && f.command.lmu_id == c.lmu_id).map(|f| f.at);
                 let lmu = lmus.iter().find(|l| l.peer as u32 == c.lmu_id);
                 let app = lmu.and_then(|l| l.commands.iter().find(|(_, x)| x.id == c.id).map(|x| x.0));
                 let want = match c.action {
@@ -312,7 +345,9 @@ impl crate::world::Part for UpstreamPart {
                     _ => None,
                 };
                 let moved = match (app, want, lmu) {
-                    (Some(t), Some(w), Some(l)) => l.switching.iter().find(|(ts, closed)| *ts >= t && *closed == w).map(|x| x.0),
+                    (Some(t), Some(w), Some(l)) => {
+                        l.switching.iter().find(|(ts, closed)| *ts >= t && *closed == w).map(|x| x.0)
+                    }
                     _ => None,
                 };
                 let done = match want {
@@ -369,8 +404,11 @@ impl crate::world::Part for UpstreamPart {
             }),
         );
         let readings_per_batch = if fw.batches_closed > 0 { at_gateway as f64 / fw.batches_closed as f64 } else { 0.0 };
-        let bytes_per_reading =
-            if fw.readings_delivered > 0 { fw.payload_bytes_delivered as f64 / fw.readings_delivered as f64 } else { 0.0 };
+        let bytes_per_reading = if fw.readings_delivered > 0 {
+            fw.payload_bytes_delivered as f64 / fw.readings_delivered as f64
+        } else {
+            0.0
+        };
         let mut cloud_obj = json!({
             "readings_generated": generated,
             "readings_stored": stored,
@@ -477,7 +515,15 @@ impl UpstreamPart {
         let v = if self.cfg.mqtt.version == MqttVersion::V5 { Version::V5 } else { Version::V311 };
         let qos = QoS::from_u8(self.cfg.mqtt.qos).unwrap_or(QoS::AtLeastOnce);
         let topic = format!("grid/{}/events", self.cfg.gateway_id);
-        let one = batch::encoded_len(&[ReportRepr { lmu_id: 1, seq: 1, v_cv: [23_000; 3], i_ma: [10_000; 3], p_w: 2000, q_var: 300, ..Default::default() }]);
+        let one = batch::encoded_len(&[ReportRepr {
+            lmu_id: 1,
+            seq: 1,
+            v_cv: [23_000; 3],
+            i_ma: [10_000; 3],
+            p_w: 2000,
+            q_var: 300,
+            ..Default::default()
+        }]);
         let up = publish_len(v, topic.len(), qos, one) as u32 + if qos == QoS::ExactlyOnce { 4 } else { 0 };
         let down = match qos {
             QoS::AtMostOnce => 0,
@@ -493,7 +539,12 @@ impl UpstreamPart {
                 (t.connect || t.up_app_bytes > 0 || t.down_app_bytes > 0).then_some(t)
             })
             .collect();
-        out.extend(arrivals.iter().map(|&at| Transfer { at, up_app_bytes: up, down_app_bytes: down, ..Default::default() }));
+        out.extend(arrivals.iter().map(|&at| Transfer {
+            at,
+            up_app_bytes: up,
+            down_app_bytes: down,
+            ..Default::default()
+        }));
         out.sort_by_key(|t| t.at);
         out
     }

@@ -69,7 +69,8 @@ pub fn parse_broker_url(url: &str) -> Result<BrokerUrl, String> {
     }
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            let port = p.parse::<u16>().map_err(|_| format!("broker URL `{url}`: port `{p}` is not a number in 1..=65535"))?;
+            let port =
+                p.parse::<u16>().map_err(|_| format!("broker URL `{url}`: port `{p}` is not a number in 1..=65535"))?;
             if port == 0 {
                 return Err(format!("broker URL `{url}`: port 0 is not a broker port"));
             }
@@ -98,7 +99,10 @@ pub struct BridgeOptions {
 pub fn with_credentials(loaded: &Loaded, o: &BridgeOptions) -> Result<Loaded, String> {
     let mut l = loaded.clone();
     let Some(g) = l.scenario.gateway.as_mut() else {
-        return Err(format!("{}: the scenario has no `gateway` section; the bridge needs a gateway to connect", loaded.file));
+        return Err(format!(
+            "{}: the scenario has no `gateway` section; the bridge needs a gateway to connect",
+            loaded.file
+        ));
     };
     if let Some(u) = &o.username {
         g.mqtt.username = Some(u.clone());
@@ -177,8 +181,7 @@ fn exchange(world: &mut World, id: AgentId, link: &mut Link, wait: Duration) -> 
 
 fn connect(o: &BridgeOptions) -> Result<TcpStream, String> {
     let addr = format!("{}:{}", o.broker.host, o.broker.port);
-    let addrs: Vec<_> =
-        addr.to_socket_addrs().map_err(|e| format!("cannot resolve broker `{addr}`: {e}"))?.collect();
+    let addrs: Vec<_> = addr.to_socket_addrs().map_err(|e| format!("cannot resolve broker `{addr}`: {e}"))?.collect();
     let mut last = String::from("no address");
     for a in addrs {
         match TcpStream::connect_timeout(&a, Duration::from_secs(5)) {

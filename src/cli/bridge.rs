@@ -4,7 +4,7 @@
 
 use super::{CliError, Global, load, print_human, progress_bar, sanitize};
 use crate::bridge::{BridgeOptions, Speed, parse_broker_url, with_credentials};
-use crate::report::write_output_dir;
+use crate::report::{check_out_dir, write_output_dir};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -30,13 +30,25 @@ pub struct BridgeArgs {
     /// Stop after this much simulated time instead of the scenario's duration (e.g. "2h").
     #[arg(long)]
     pub until: Option<String>,
+    /// Master seed (overrides the scenario's).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Output directory (default: out/<scenario name>/bridge); replaced atomically, and only if it is empty or
+    /// an earlier gridtwin output.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Runs the bridge.
 pub fn run(g: &Global, a: &BridgeArgs) -> Result<(), CliError> {
     let t0 = Instant::now();
-    let broker = parse_broker_url(&a.broker).map_err(|e| format!("--broker: {e}"))?;
-    let speed: Speed = a.speed.parse().map_err(|e| format!("--speed: {e}"))?;
+    // Argument mistakes are bad input (exit 2) and are found before anything connects or runs.
+    let broker = parse_broker_url(&a.broker).map_err(|e| CliError::usage(format!("--broker: {e}")))?;
+    let speed: Speed = a.speed.parse().map_err(|e| CliError::usage(format!("--speed: {e}")))?;
+    let g = &Global { seed: a.seed.or(g.seed), out: a.out.clone().or_else(|| g.out.clone()), ..g.clone() };
+    if let Some(out) = &g.out {
+        check_out_dir(out).map_err(CliError::usage)?;
+    }
     let o = BridgeOptions {
         broker,
         username: a.username.clone(),
@@ -45,10 +57,15 @@ pub fn run(g: &Global, a: &BridgeArgs) -> Result<(), CliError> {
         response_timeout: Duration::from_secs(10),
     };
     let loaded = with_credentials(&load(Some(&a.scenario))?, &o)?;
-    let until = a.until.as_deref().map(|u| crate::engine::parse_duration(u).map_err(|e| format!("--until: {e}"))).transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|u| crate::engine::parse_duration(u).map_err(|e| CliError::usage(format!("--until: {e}"))))
+        .transpose()?;
     let seed = g.seed.unwrap_or(loaded.scenario.seed);
     let mut world = crate::world::build_with(&loaded, seed, until, true)?;
-    let out = g.out.clone().unwrap_or_else(|| PathBuf::from("out").join(sanitize(&loaded.scenario.name)).join("bridge"));
+    let out =
+        g.out.clone().unwrap_or_else(|| PathBuf::from("out").join(sanitize(&loaded.scenario.name)).join("bridge"));
     let pb = progress_bar(1000, g.quiet, &loaded.scenario.name);
     let t1 = Instant::now();
     let r = crate::bridge::run(&mut world, &o, |f| pb.set_position((f * 1000.0) as u64));
@@ -58,6 +75,5 @@ pub fn run(g: &Global, a: &BridgeArgs) -> Result<(), CliError> {
     let report = world.report();
     let timing = json!({"build_s": (t1 - t0).as_secs_f64(), "run_s": run_s, "speed": a.speed});
     write_output_dir(&out, &report, &timing, loaded.scenario.outputs.plots)?;
-    print_human(&report, &out, run_s);
-    Ok(())
+    print_human(&report, &out, run_s)
 }

@@ -97,11 +97,11 @@ pub fn run_cloud(a: &CloudArgs) -> Result<(), CliError> {
         http: addr(&a.http)?,
         run_dir: a.run_dir.clone(),
     };
-    gridtwin_cloud::run_cloud(opts, users(&a.users)?).map_err(|e| CliError::Other(format!("cloud: {e}")))
+    gridtwin_cloud::run_cloud(opts, users(&a.users)?).map_err(|e| CliError::failed(format!("cloud: {e}")))
 }
 
 /// Runs `gridtwin serve`.
 pub fn run_serve(a: &ServeArgs) -> Result<(), CliError> {
     gridtwin_cloud::serve_dir(&a.dir, addr(&a.http)?, users(&a.users)?)
-        .map_err(|e| CliError::Other(format!("serve: {e}")))
+        .map_err(|e| CliError::failed(format!("serve: {e}")))
 }

@@ -7,12 +7,14 @@
 //! renamed), so a failed run never leaves a half-written file. `--repeat K` times K solves and prints a
 //! JSON line on stderr (or to `--timing-out FILE`).
 
+use super::CliError;
 use crate::grid::model::GridModel;
 use crate::grid::network::Network;
 use crate::grid::powerflow::PowerFlow;
 use crate::grid::shortcircuit::short_circuit;
 use crate::grid::topology::{Purpose, Topology};
-use std::io::Write;
+use crate::report::check_parent;
+use crate::scenario::InputError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -36,7 +38,7 @@ pub enum GridCommand {
         /// Output CSV file (default: stdout).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Time K solves and print per-solve timings as JSON.
+        /// Time K solves and print per-solve timings as JSON (stderr, or `--timing-out`).
         #[arg(long, value_name = "K")]
         repeat: Option<u32>,
         /// Write the timing JSON to this file instead of stderr.
@@ -45,23 +47,41 @@ pub enum GridCommand {
     },
     /// IEC 60909 initial symmetrical short-circuit currents per bus (kA).
     ShortCircuit {
+        /// Network in the neutral `network.json` format.
         network: PathBuf,
+        /// Output CSV file (default: stdout).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Time K calculations and print per-calculation timings as JSON (stderr, or `--timing-out`).
         #[arg(long, value_name = "K")]
         repeat: Option<u32>,
+        /// Write the timing JSON to this file instead of stderr.
         #[arg(long, value_name = "FILE")]
         timing_out: Option<PathBuf>,
     },
 }
 
+/// Reads and validates a network file; errors are located at the element in the JSON (exit 2).
+fn load_network(path: &Path) -> Result<Network, CliError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| InputError::file(&file, e.to_string(), Some("check the path".into())))?;
+    Network::from_json_str(&text).map_err(|e| crate::scenario::json_path::error(&file, &text, &e).into())
+}
+
+/// Checks, before any work, that an output file can be written: not a directory, parent not a file.
+fn check_out_file(path: Option<&Path>, what: &str) -> Result<(), CliError> {
+    let Some(p) = path else { return Ok(()) };
+    if p.is_dir() {
+        return Err(CliError::usage(format!("{what} {}: is a directory; give a file name", p.display())));
+    }
+    check_parent(p).map_err(|e| CliError::usage(format!("{what} {e}")))
+}
+
 /// Writes `text` to `path` atomically, or to stdout when `path` is `None`.
-fn write_output(path: Option<&Path>, text: &str) -> Result<(), String> {
+fn write_output(path: Option<&Path>, text: &str) -> Result<(), CliError> {
     match path {
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes()).map_err(|e| format!("stdout: {e}"))
-        }
+        None => super::error::print(text),
         Some(p) => {
             let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             let name = p.file_name().ok_or_else(|| format!("{}: not a file path", p.display()))?;
@@ -69,10 +89,17 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<(), String> {
             let res = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, p));
             if let Err(e) = res {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(format!("{}: {e}", p.display()));
+                return Err(CliError::failed(format!("{}: {e}", p.display())));
             }
             Ok(())
         }
+    }
+}
+
+/// Prints the network's import warnings on stderr, each naming the file and the element.
+fn warn_network(path: &Path, net: &Network) {
+    for w in &net.warnings {
+        eprintln!("warning: {}: {w}", path.display());
     }
 }
 
@@ -99,11 +126,13 @@ fn timing_json(what: &str, network: &Path, extra: &[(&str, serde_json::Value)], 
     serde_json::Value::Object(obj).to_string()
 }
 
-fn emit_timing(path: Option<&Path>, json: &str) -> Result<(), String> {
+fn emit_timing(path: Option<&Path>, json: &str) -> Result<(), CliError> {
     match path {
         Some(p) => write_output(Some(p), &format!("{json}\n")),
         None => {
-            eprintln!("{json}");
+            use std::io::Write;
+            // A closed stderr loses only the timing line.
+            let _ = writeln!(std::io::stderr(), "{json}");
             Ok(())
         }
     }
@@ -144,10 +173,13 @@ fn solve_csv(net: &Network, unbalanced: bool) -> Result<(String, u64), String> {
 }
 
 /// Runs `gridtwin grid ...`.
-pub fn run(args: &GridArgs) -> Result<(), String> {
+pub fn run(args: &GridArgs) -> Result<(), CliError> {
     match &args.command {
         GridCommand::Solve { network, unbalanced, out, repeat, timing_out } => {
-            let net = Network::from_json_file(network)?;
+            check_out_file(out.as_deref(), "--out")?;
+            check_out_file(timing_out.as_deref(), "--timing-out")?;
+            let net = load_network(network)?;
+            warn_network(network, &net);
             let (csv, iterations) = solve_csv(&net, *unbalanced)?;
             if let Some(k) = repeat {
                 let k = (*k).max(1) as usize;
@@ -206,7 +238,10 @@ pub fn run(args: &GridArgs) -> Result<(), String> {
             write_output(out.as_deref(), &csv)
         }
         GridCommand::ShortCircuit { network, out, repeat, timing_out } => {
-            let net = Network::from_json_file(network)?;
+            check_out_file(out.as_deref(), "--out")?;
+            check_out_file(timing_out.as_deref(), "--timing-out")?;
+            let net = load_network(network)?;
+            warn_network(network, &net);
             let res = short_circuit(&net)?;
             if let Some(k) = repeat {
                 let mut samples = Vec::new();

@@ -123,6 +123,9 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
     if s.is_empty() {
         return Err("empty duration; expected e.g. \"24h\", \"15min\", \"30s\", \"250ms\"".into());
     }
+    if let Some(rest) = s.strip_prefix('-') {
+        return Err(format!("`{text}`: durations are never negative (did you mean \"{}\"?)", rest.trim()));
+    }
     let bytes = s.as_bytes();
     let mut i = 0;
     let mut total: u128 = 0;
@@ -144,7 +147,13 @@ pub fn parse_duration(text: &str) -> Result<SimDuration, String> {
             i += 1;
         }
         if num.is_empty() {
-            return Err(format!("`{text}`: expected a number before `{unit}`"));
+            return Err(match (unit, s[i..].chars().next()) {
+                ("", Some(c)) => {
+                    format!("`{text}`: unexpected `{c}`; expected e.g. \"24h\", \"15min\", \"30s\", \"250ms\"")
+                }
+                ("", None) => format!("`{text}`: expected a number with a unit, e.g. \"24h\" or \"15min\""),
+                _ => format!("`{text}`: expected a number before `{unit}`, e.g. \"2{unit}\""),
+            });
         }
         let scale: u128 = match unit {
             "ns" => 1,

@@ -173,20 +173,21 @@ impl GridConfig {
         }
         let mut gens = Vec::new();
         for g in &self.generators {
-            let name = match g.kind {
-                GeneratorKind::Pv { .. } => "pv",
-                GeneratorKind::Wind { .. } => "wind",
-                GeneratorKind::Hydro { .. } => "hydro",
-                GeneratorKind::Biogas { .. } => "biogas",
+            let (name, rated_kva) = match g.kind {
+                GeneratorKind::Pv { inverter_kva, .. } => ("pv", inverter_kva),
+                GeneratorKind::Wind { rated_kw, .. } => ("wind", rated_kw),
+                GeneratorKind::Hydro { rated_kw, .. } => ("hydro", rated_kw),
+                GeneratorKind::Biogas { rated_kw, .. } => ("biogas", rated_kw),
             };
-            let k = model.add_sgen(g.bus, 0.0, 0.0, name)?;
+            let k = model.add_sgen_rated(g.bus, 0.0, 0.0, name, Some(rated_kva / 1000.0))?;
             gens.push((k, g.kind.clone()));
         }
         if self.rooftop_pv_pct > 0.0 {
             for (id, bus) in model.load_ids() {
                 let p = model.load_base(id).map_or(0.0, |l| l.0);
                 if p > 0.0 {
-                    model.add_sgen(bus, p * self.rooftop_pv_pct / 100.0, 0.0, "rooftop-pv")?;
+                    let p_pv_mw = p * self.rooftop_pv_pct / 100.0;
+                    model.add_sgen_rated(bus, p_pv_mw, 0.0, "rooftop-pv", Some(p_pv_mw))?;
                 }
             }
         }

@@ -7,7 +7,7 @@
 //! A fault at a fraction along a line splits that line at a new internal bus (named after the line).
 
 use super::network::{Line, Network, Sgen};
-use super::powerflow::{NodeLoad, PfError, Port, PowerFlow, phase_to_seq, seq_to_phase};
+use super::powerflow::{Converters, NodeLoad, PfError, Port, PowerFlow, phase_to_seq, seq_to_phase};
 use super::topology::{Element, Purpose, S_BASE_MVA, Topology};
 use num_complex::Complex64 as C64;
 use std::sync::Arc;
@@ -79,10 +79,19 @@ pub struct GridSnapshot {
     pub line_index: Vec<i64>,
     /// Phase currents into the line at its from end and at its to end (kA); zero when out of service.
     pub line_i_ka: Vec<[[C64; 3]; 2]>,
+    /// Phase currents into each transformer (position = trafo position) at its HV and LV ends (kA); zero
+    /// when de-energised.
+    pub trafo_i_ka: Vec<[[C64; 3]; 2]>,
     /// Per active fault (in the order given): current flowing from the network into the fault (kA).
     pub fault_i_ka: Vec<[C64; 3]>,
     /// Power drawn from the slack(s), MW + j Mvar (three-phase total).
     pub slack_s_mva: C64,
+    /// Active power of each load as set for this solve (MW, three-phase total; balanced loads first, then
+    /// per-phase loads, as in `GridModel::load_ids`), zero where its bus is de-energised: what meters integrate.
+    pub load_p_mw: Vec<f64>,
+    /// Active power of each static generator as set for this solve (MW, generation positive; zero where its
+    /// bus is de-energised).
+    pub sgen_p_mw: Vec<f64>,
     pub iterations: usize,
     pub unbalanced: bool,
 }
@@ -122,6 +131,8 @@ pub struct GridModel {
     last_v: Vec<Option<[C64; 3]>>,
     /// Admittance ports of the active faults (for fault currents).
     fault_dy: Vec<Option<Port>>,
+    /// Phase voltages per bus of the last healthy state before the active faults (the converters' reference).
+    prefault_v: Vec<Option<[C64; 3]>>,
 }
 
 #[derive(Clone, Debug)]
@@ -167,6 +178,7 @@ impl GridModel {
             work: None,
             last_v: vec![None; nb],
             fault_dy: Vec::new(),
+            prefault_v: Vec::new(),
         }
     }
 
@@ -269,6 +281,19 @@ impl GridModel {
 
     /// Adds a balanced static generator (PV, wind, hydro, biogas) at bus `bus`; returns its position.
     pub fn add_sgen(&mut self, bus: i64, p_mw: f64, q_mvar: f64, kind: &str) -> Result<usize, String> {
+        self.add_sgen_rated(bus, p_mw, q_mvar, kind, None)
+    }
+
+    /// As [`GridModel::add_sgen`], with the inverter's (or machine's) rated apparent power in MVA, which sets
+    /// its short-circuit contribution (`k` = [`super::network::DEFAULT_SGEN_K`] times rated current).
+    pub fn add_sgen_rated(
+        &mut self,
+        bus: i64,
+        p_mw: f64,
+        q_mvar: f64,
+        kind: &str,
+        sn_mva: Option<f64>,
+    ) -> Result<usize, String> {
         if self.base.bus(bus).is_none() {
             return Err(format!("generator '{kind}': bus {bus} does not exist"));
         }
@@ -279,7 +304,8 @@ impl GridModel {
             bus,
             p_mw,
             q_mvar,
-            sn_mva: None,
+            sn_mva,
+            k: None,
             scaling: 1.0,
             in_service: true,
             kind: Some(kind.to_string()),
@@ -324,6 +350,10 @@ impl GridModel {
             && p == q
         {
             return Err("fault: the two phases must differ".into());
+        }
+        if self.faults.is_empty() {
+            // The healthy state the converters refer their currents to.
+            self.prefault_v = self.last_v.clone();
         }
         self.faults.push(fault);
         self.unbalanced_invalidate();
@@ -423,7 +453,10 @@ impl GridModel {
         Work { net, line_parts, fault_bus }
     }
 
-    fn node_loads(&self, topo: &Topology, net: &Network) -> Vec<NodeLoad> {
+    /// Loads per node. With `fault_state`, static generators are not negative loads but current-controlled
+    /// full-converter sources ([`Converters`]): their pre-fault current plus reactive support in proportion to
+    /// the voltage dip, limited to `k` x rated current (IEC 60909-0:2016), referred to the pre-fault voltage.
+    fn node_loads(&self, topo: &Topology, net: &Network, fault_state: bool) -> Vec<NodeLoad> {
         let mut loads = vec![NodeLoad::default(); topo.n_nodes];
         let node_of = |bus: i64| net.bus(bus).and_then(|b| topo.bus_node[b]);
         for (k, l) in net.loads.iter().enumerate() {
@@ -461,6 +494,22 @@ impl GridModel {
             }
             let Some(n) = node_of(g.bus) else { continue };
             let (p, q) = self.sgen_set[k];
+            if fault_state {
+                let in_pu = g.rating_mva() / S_BASE_MVA;
+                let v1 = net
+                    .bus(g.bus)
+                    .and_then(|b| self.prefault_v.get(b).copied().flatten())
+                    .map(|v| phase_to_seq(v)[1])
+                    .filter(|v1| v1.norm() > 1e-3)
+                    .unwrap_or(C64::new(1.0, 0.0));
+                let c = &mut loads[n].conv;
+                c.dir = v1 / v1.norm();
+                c.v0_pu = v1.norm();
+                c.s_pu += C64::new(p, q) / S_BASE_MVA;
+                c.in_pu += in_pu;
+                c.imax_pu += in_pu * g.k_factor();
+                continue;
+            }
             loads[n].s_p -= C64::new(p, q) / S_BASE_MVA;
         }
         loads
@@ -560,7 +609,7 @@ impl GridModel {
         let z = C64::new(0.0, 0.0);
         let mut ports = Vec::new();
         for (k, l) in loads.iter().enumerate() {
-            if l.is_zero() {
+            if (NodeLoad { conv: Converters::default(), ..*l }).is_zero() {
                 continue;
             }
             let bal = l.s_p + l.s_i + l.s_z;
@@ -611,7 +660,16 @@ impl GridModel {
         let (loads, fault_ports) = {
             let pf = self.pf.as_ref().expect("built");
             let work = self.work.as_ref().expect("built");
-            (self.node_loads(&pf.topo, &work.net), self.fault_ports(work, pf).map_err(PfError::Model)?)
+            (
+                // Converters act as current sources while a short circuit is on (an open conductor alone
+                // draws no fault current: they stay the admittances all loads become in a fault state).
+                self.node_loads(
+                    &pf.topo,
+                    &work.net,
+                    self.faults.iter().any(|f| !matches!(f.kind, FaultKind::OpenConductor(_))),
+                ),
+                self.fault_ports(work, pf).map_err(PfError::Model)?,
+            )
         };
         let unbalanced = self.unbalanced || !self.faults.is_empty();
         let pf = self.pf.as_mut().expect("built");
@@ -623,10 +681,11 @@ impl GridModel {
         } else {
             // Fault state: loads become constant admittances (their nominal-voltage power), so the state is
             // linear and well posed even where the fault collapses the voltage or floats a conductor.
+            // Converter generators stay current sources (fixed injections) beside the ports.
             let mut ports: Vec<Port> = fault_ports.iter().flatten().cloned().collect();
             ports.extend(Self::load_ports(&loads));
             pf.set_ports(ports)?;
-            pf.loads = vec![NodeLoad::default(); loads.len()];
+            pf.loads = loads.iter().map(|l| NodeLoad { conv: l.conv, ..NodeLoad::default() }).collect();
         }
         self.fault_dy = fault_ports;
         let pf = self.pf.as_mut().expect("built");
@@ -694,6 +753,16 @@ impl GridModel {
         };
         let line_i_ka =
             work.line_parts.iter().map(|&(first, second)| [cur(first, 0), cur(second.unwrap_or(first), 1)]).collect();
+        let mut trafo_i_ka = vec![[[zero; 3]; 2]; self.base.trafos.len()];
+        for (bi, br) in topo.branches.iter().enumerate() {
+            if let Element::Trafo(k) = br.element
+                && k < trafo_i_ka.len()
+                && topo.energised[br.f]
+            {
+                let (a, b) = pf.branch_currents(bi);
+                trafo_i_ka[k] = [a.map(|c| c * br.i_base_ka[0]), b.map(|c| c * br.i_base_ka[1])];
+            }
+        }
         // Fault currents from the fault admittance and the solved voltages (shunt faults; for an open
         // conductor, the current that would have flowed in the opened phase is zero by construction).
         let mut fault_i_ka = Vec::new();
@@ -715,6 +784,28 @@ impl GridModel {
             }
             fault_i_ka.push(i);
         }
+        let on = |bus: i64| self.base.bus(bus).is_some_and(|b| energised[b]);
+        let mut load_p_mw: Vec<f64> = self
+            .base
+            .loads
+            .iter()
+            .zip(&self.load_set)
+            .map(|(l, s)| if on(l.bus) && l.in_service { s.0 } else { 0.0 })
+            .collect();
+        load_p_mw.extend(
+            self.base
+                .asym_loads
+                .iter()
+                .zip(&self.asym_set)
+                .map(|(l, s)| if on(l.bus) && l.in_service { s[0].0 + s[1].0 + s[2].0 } else { 0.0 }),
+        );
+        let sgen_p_mw: Vec<f64> = self
+            .base
+            .sgens
+            .iter()
+            .zip(&self.sgen_set)
+            .map(|(g, s)| if on(g.bus) && g.in_service { s.0 } else { 0.0 })
+            .collect();
         GridSnapshot {
             bus_index: self.base.buses.iter().map(|b| b.index).collect(),
             bus_vn_kv: self.base.buses.iter().map(|b| b.vn_kv).collect(),
@@ -722,8 +813,11 @@ impl GridModel {
             energised,
             line_index: self.base.lines.iter().map(|l| l.index).collect(),
             line_i_ka,
+            trafo_i_ka,
             fault_i_ka,
             slack_s_mva: pf.slack_power_mva(),
+            load_p_mw,
+            sgen_p_mw,
             iterations,
             unbalanced,
         }

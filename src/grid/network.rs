@@ -238,12 +238,34 @@ pub struct Sgen {
     pub q_mvar: f64,
     #[serde(default)]
     pub sn_mva: Option<f64>,
+    /// Ratio of the short-circuit current a full-converter unit delivers to its rated current (IEC 60909-0:2016,
+    /// 6.2 and 7.1: `I_sk = k * I_rG`); `None` takes [`DEFAULT_SGEN_K`] with a warning.
+    #[serde(default)]
+    pub k: Option<f64>,
     #[serde(default = "one")]
     pub scaling: f64,
     #[serde(default = "default_true")]
     pub in_service: bool,
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+}
+
+/// The k factor taken for a static generator whose data gives none (typical for PV inverters: 1.1 to 1.5).
+pub const DEFAULT_SGEN_K: f64 = 1.2;
+
+impl Sgen {
+    /// Rated apparent power in MVA: `sn_mva`, else the magnitude of its scheduled output (|p + jq| x scaling).
+    pub fn rating_mva(&self) -> f64 {
+        match self.sn_mva {
+            Some(s) if s.is_finite() && s > 0.0 => s,
+            _ => (self.p_mw.hypot(self.q_mvar) * self.scaling).abs(),
+        }
+    }
+
+    /// The k factor (short-circuit over rated current).
+    pub fn k_factor(&self) -> f64 {
+        self.k.filter(|k| k.is_finite() && *k >= 0.0).unwrap_or(DEFAULT_SGEN_K)
+    }
 }
 
 /// A switch: `et` = "b" (bus-bus), "l" (at the `bus` end of line `element`), "t" (at a transformer terminal).
@@ -316,6 +338,10 @@ pub struct Network {
     pub switches: Vec<Switch>,
     #[serde(skip)]
     pub bus_pos: BTreeMap<i64, usize>,
+    /// Plausibility findings that did not stop the import: each names the element, the value and what is
+    /// assumed (e.g. a magnetising branch clamped to pure iron losses). Shown on stderr and in the summary.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 fn label(name: &Option<String>) -> String {
@@ -323,6 +349,12 @@ fn label(name: &Option<String>) -> String {
         Some(n) if !n.is_empty() => format!(" ('{n}')"),
         _ => String::new(),
     }
+}
+
+/// How errors name an element: its place in the JSON (`lines[2]`), then its `index` and name, e.g.
+/// `lines[2] (index 3 'line_1_4')`. The CLI locates the leading path in the file.
+fn element(array: &str, k: usize, index: i64, name: &Option<String>) -> String {
+    format!("{array}[{k}] (index {index}{})", label(name))
 }
 
 impl Network {
@@ -353,12 +385,16 @@ impl Network {
             sgens: raw.sgens,
             switches: raw.switches,
             bus_pos: BTreeMap::new(),
+            warnings: Vec::new(),
         };
         net.validated()
     }
 
-    /// Checks the network and builds the bus index map. Errors name the element.
+    /// Checks the network and builds the bus index map. Errors (the impossible, and clear unit slips) name the
+    /// element; values a real standard type may well have but that fail a plausibility check become
+    /// [`Network::warnings`] naming the element, the value and what is assumed.
     pub fn validated(mut self) -> Result<Network, String> {
+        let mut warnings: Vec<String> = Vec::new();
         if !(self.f_hz > 0.0 && self.f_hz < 1000.0) {
             return Err(format!("meta.f_hz = {} must be a mains frequency in Hz (e.g. 50)", self.f_hz));
         }
@@ -367,18 +403,15 @@ impl Network {
         }
         let mut pos = BTreeMap::new();
         for (k, b) in self.buses.iter().enumerate() {
-            let l = label(&b.name);
+            let w = element("buses", k, b.index, &b.name);
             if pos.insert(b.index, k).is_some() {
-                return Err(format!("bus {}{l}: duplicate index", b.index));
+                return Err(format!("{w}: duplicate index"));
             }
             if !(b.vn_kv.is_finite() && b.vn_kv > 0.0) {
-                return Err(format!("bus {}{l}: vn_kv = {} must be positive", b.index, b.vn_kv));
+                return Err(format!("{w}: vn_kv = {} must be positive", b.vn_kv));
             }
             if b.vn_kv > 800.0 {
-                return Err(format!(
-                    "bus {}{l}: vn_kv = {} is not a plausible voltage in kV (given in volts?)",
-                    b.index, b.vn_kv
-                ));
+                return Err(format!("{w}: vn_kv = {} is not a plausible voltage in kV (given in volts?)", b.vn_kv));
             }
         }
         let bus = |idx: i64, what: &str| -> Result<usize, String> {
@@ -386,8 +419,8 @@ impl Network {
         };
         let mut degree = vec![0usize; self.buses.len()];
         let mut line_ids = BTreeMap::new();
-        for l in &self.lines {
-            let w = format!("line {}{}", l.index, label(&l.name));
+        for (k, l) in self.lines.iter().enumerate() {
+            let w = element("lines", k, l.index, &l.name);
             if line_ids.insert(l.index, ()).is_some() {
                 return Err(format!("{w}: duplicate index"));
             }
@@ -410,7 +443,9 @@ impl Network {
                     return Err(format!("{w}: {field} = {v} must be >= 0"));
                 }
                 if v > 50.0 {
-                    return Err(format!("{w}: {field} = {v} is implausible (milliohm given as ohm?)"));
+                    warnings.push(format!(
+                        "{w}: {field} = {v} is unusually high for a line (milliohm given as ohm?); used as given"
+                    ));
                 }
             }
             if l.r_ohm_per_km == 0.0 && l.x_ohm_per_km == 0.0 {
@@ -444,9 +479,16 @@ impl Network {
                 }
             }
             let (vf, vt) = (self.buses[f].vn_kv, self.buses[t].vn_kv);
-            if (vf / vt - 1.0).abs() > 0.1 {
+            if (vf / vt).max(vt / vf) > 2.0 {
                 return Err(format!(
                     "{w}: connects bus {} ({vf} kV) to bus {} ({vt} kV); use a transformer",
+                    l.from_bus, l.to_bus
+                ));
+            }
+            if (vf / vt - 1.0).abs() > 0.1 {
+                warnings.push(format!(
+                    "{w}: connects bus {} ({vf} kV) to bus {} ({vt} kV); per-unit values are taken on each bus's \
+                     own base (an ideal 1:1 per-unit link)",
                     l.from_bus, l.to_bus
                 ));
             }
@@ -455,8 +497,8 @@ impl Network {
                 degree[t] += 1;
             }
         }
-        for t in &self.trafos {
-            let w = format!("trafo {}{}", t.index, label(&t.name));
+        for (k, t) in self.trafos.iter().enumerate() {
+            let w = element("trafos", k, t.index, &t.name);
             let h = bus(t.hv_bus, &format!("{w} hv_bus"))?;
             let lv = bus(t.lv_bus, &format!("{w} lv_bus"))?;
             if h == lv {
@@ -476,23 +518,43 @@ impl Network {
                 ));
             }
             if t.vk_percent > 50.0 {
-                return Err(format!("{w}: vk_percent = {} is implausible (per unit given as percent?)", t.vk_percent));
+                warnings.push(format!(
+                    "{w}: vk_percent = {} is unusually high for a distribution transformer; used as given",
+                    t.vk_percent
+                ));
             }
-            if !(t.pfe_kw >= 0.0 && t.i0_percent >= 0.0) {
-                return Err(format!("{w}: pfe_kw and i0_percent must be >= 0"));
+            if !(t.pfe_kw.is_finite() && t.pfe_kw >= 0.0 && t.i0_percent.is_finite() && t.i0_percent >= 0.0) {
+                return Err(format!("{w}: pfe_kw = {} and i0_percent = {} must be >= 0", t.pfe_kw, t.i0_percent));
             }
-            let sm = (t.i0_percent / 100.0 * t.sn_mva).powi(2) - (t.pfe_kw / 1000.0).powi(2);
-            if sm < -1e-12 {
+            let s0_kva = t.i0_percent / 100.0 * t.sn_mva * 1000.0;
+            if t.pfe_kw > 1000.0 * t.sn_mva {
                 return Err(format!(
-                    "{w}: pfe_kw = {} exceeds the no-load apparent power i0_percent * sn_mva (kW vs MW?)",
+                    "{w}: pfe_kw = {} exceeds the rating sn_mva = {} MVA (kW vs W?)",
+                    t.pfe_kw, t.sn_mva
+                ));
+            }
+            if t.pfe_kw > s0_kva * (1.0 + 1e-9) + 1e-12 {
+                // Real standard types do this (pandapower's "0.1 MVA 10/0.4 kV": pfe 0.45 kW, i0 0.25 % = 0.25
+                // kVA); like pandapower, keep the iron losses and take the magnetising susceptance as zero.
+                warnings.push(format!(
+                    "{w}: pfe_kw = {} exceeds the no-load apparent power i0_percent x sn_mva = {s0_kva:.4} kVA; \
+                     magnetising susceptance taken as 0 (iron-loss conductance kept)",
                     t.pfe_kw
                 ));
             }
             for (field, rated, b) in [("vn_hv_kv", t.vn_hv_kv, h), ("vn_lv_kv", t.vn_lv_kv, lv)] {
                 let vb = self.buses[b].vn_kv;
-                if (rated / vb - 1.0).abs() > 0.3 {
+                let r = (rated / vb).max(vb / rated);
+                if r > 3.0 {
                     return Err(format!(
                         "{w}: {field} = {rated} does not match its bus {} at {vb} kV (unit mistake?)",
+                        self.buses[b].index
+                    ));
+                }
+                if (rated / vb - 1.0).abs() > 0.3 {
+                    warnings.push(format!(
+                        "{w}: {field} = {rated} kV is far from its bus {} at {vb} kV; the off-nominal ratio is \
+                         used as given",
                         self.buses[b].index
                     ));
                 }
@@ -509,8 +571,8 @@ impl Network {
             }
         }
         let mut slack = 0;
-        for e in &self.ext_grids {
-            let w = format!("ext_grid {}{}", e.index, label(&e.name));
+        for (k, e) in self.ext_grids.iter().enumerate() {
+            let w = element("ext_grid", k, e.index, &e.name);
             let b = bus(e.bus, &w)?;
             if !(e.vm_pu.is_finite() && e.vm_pu > 0.5 && e.vm_pu < 1.5) {
                 return Err(format!("{w}: vm_pu = {} must be a per-unit voltage near 1", e.vm_pu));
@@ -530,8 +592,8 @@ impl Network {
         if slack == 0 {
             return Err("no slack: the network needs an in-service ext_grid".into());
         }
-        for s in &self.switches {
-            let w = format!("switch {}{}", s.index, label(&s.name));
+        for (k, s) in self.switches.iter().enumerate() {
+            let w = element("switches", k, s.index, &s.name);
             let b = bus(s.bus, &w)?;
             match s.et.as_str() {
                 "b" => {
@@ -560,8 +622,9 @@ impl Network {
         }
         for (k, b) in self.buses.iter().enumerate() {
             if b.in_service && degree[k] == 0 {
-                return Err(format!(
-                    "bus {}{} is dangling: no line, transformer, switch or ext_grid connects it",
+                warnings.push(format!(
+                    "bus {}{} is dangling: no line, transformer, switch or ext_grid connects it; it stays \
+                     unsupplied (no results)",
                     b.index,
                     label(&b.name)
                 ));
@@ -594,13 +657,19 @@ impl Network {
                     stack.extend(adj[k].iter().copied());
                 }
             }
-            let island: Vec<String> = (0..n)
-                .filter(|&k| self.buses[k].in_service && !seen[k])
-                .take(10)
-                .map(|k| format!("bus {}{}", self.buses[k].index, label(&self.buses[k].name)))
-                .collect();
+            let island: Vec<usize> =
+                (0..n).filter(|&k| self.buses[k].in_service && !seen[k] && degree[k] > 0).collect();
             if !island.is_empty() {
-                return Err(format!("island without a source (no path to an ext_grid): {}", island.join(", ")));
+                let named: Vec<String> = island
+                    .iter()
+                    .take(10)
+                    .map(|&k| format!("bus {}{}", self.buses[k].index, label(&self.buses[k].name)))
+                    .collect();
+                let more = if island.len() > 10 { format!(" and {} more", island.len() - 10) } else { String::new() };
+                warnings.push(format!(
+                    "island without a source (no path to an ext_grid): {}{more}; left unsupplied (no results)",
+                    named.join(", ")
+                ));
             }
         }
         let check_s = |w: &str, b: usize, field: &str, v: f64| -> Result<(), String> {
@@ -614,8 +683,8 @@ impl Network {
             }
             Ok(())
         };
-        for l in &self.loads {
-            let w = format!("load {}{}", l.index, label(&l.name));
+        for (k, l) in self.loads.iter().enumerate() {
+            let w = element("loads", k, l.index, &l.name);
             let b = bus(l.bus, &w)?;
             check_s(&w, b, "p_mw", l.p_mw)?;
             check_s(&w, b, "q_mvar", l.q_mvar)?;
@@ -634,8 +703,8 @@ impl Network {
                 return Err(format!("{w}: constant-impedance plus constant-current share exceeds 100 %"));
             }
         }
-        for l in &self.asym_loads {
-            let w = format!("asymmetric_load {}{}", l.index, label(&l.name));
+        for (k, l) in self.asym_loads.iter().enumerate() {
+            let w = element("asymmetric_loads", k, l.index, &l.name);
             let b = bus(l.bus, &w)?;
             for (f, v) in [
                 ("p_a_mw", l.p_a_mw),
@@ -651,13 +720,45 @@ impl Network {
                 return Err(format!("{w}: type = '{}' must be 'wye' or 'delta'", l.kind));
             }
         }
-        for s in &self.sgens {
-            let w = format!("sgen {}{}", s.index, label(&s.name));
+        let (mut no_k, mut no_sn) = (Vec::new(), Vec::new());
+        for (k, s) in self.sgens.iter().enumerate() {
+            let w = element("sgens", k, s.index, &s.name);
             let b = bus(s.bus, &w)?;
             check_s(&w, b, "p_mw", s.p_mw)?;
             check_s(&w, b, "q_mvar", s.q_mvar)?;
+            if let Some(sn) = s.sn_mva
+                && !(sn.is_finite() && sn >= 0.0)
+            {
+                return Err(format!("{w}: sn_mva = {sn} must be >= 0"));
+            }
+            if let Some(k) = s.k
+                && !(k.is_finite() && k >= 0.0)
+            {
+                return Err(format!("{w}: k = {k} must be >= 0"));
+            }
+            if s.in_service && s.k.is_none() {
+                no_k.push(s.index);
+            }
+            if s.in_service && !s.sn_mva.is_some_and(|v| v > 0.0) {
+                no_sn.push(s.index);
+            }
+        }
+        let list = |v: &[i64]| {
+            let head: Vec<String> = v.iter().take(5).map(|i| i.to_string()).collect();
+            if v.len() > 5 { format!("{} and {} more", head.join(", "), v.len() - 5) } else { head.join(", ") }
+        };
+        if !no_k.is_empty() {
+            warnings.push(format!(
+                "sgen {}: no k factor; k = {DEFAULT_SGEN_K} assumed for their short-circuit contribution",
+                list(&no_k)
+            ));
+        }
+        if !no_sn.is_empty() {
+            warnings
+                .push(format!("sgen {}: no sn_mva; the rating is taken as |p_mw + j q_mvar| x scaling", list(&no_sn)));
         }
         self.bus_pos = pos;
+        self.warnings = warnings;
         Ok(self)
     }
 

@@ -53,6 +53,48 @@ pub struct NodeLoad {
     pub wye: [C64; 3],
     /// Per-phase delta constant power (a-b, b-c, c-a).
     pub delta: [C64; 3],
+    /// Full-converter generators at the node while a fault is on (current-controlled; see [`Converters`]).
+    pub conv: Converters,
+}
+
+/// Gain of the dynamic voltage support of converters during faults: extra reactive current per unit of
+/// positive-sequence voltage dip, in rated currents (ENTSO-E RfG / VDE-AR-N 4110 default k = 2).
+pub const K_FRT: f64 = 2.0;
+
+/// Full-converter generators (inverters) at one node in a fault state: current-controlled sources that keep
+/// their pre-fault current (their set point at the pre-fault voltage), add reactive current `K_FRT` x dip x
+/// rated current to support the voltage, and never exceed `k` x rated current (IEC 60909-0:2016: a bolted
+/// fault at their terminals draws exactly `k` x rated, reactive). The current's angle reference is the
+/// pre-fault positive-sequence voltage; it is injected in the positive sequence only.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Converters {
+    /// Unit phasor of the pre-fault positive-sequence voltage.
+    pub dir: C64,
+    /// Pre-fault |V1|, p.u.
+    pub v0_pu: f64,
+    /// Output set point (generation positive), p.u. of the three-phase base.
+    pub s_pu: C64,
+    /// Rated current and the limit `k` x rated, p.u.
+    pub in_pu: f64,
+    pub imax_pu: f64,
+}
+
+impl Converters {
+    /// The injected positive-sequence current (p.u., generation positive) at positive-sequence voltage `v1`.
+    #[inline]
+    pub fn current(&self, v1: C64) -> C64 {
+        if self.imax_pu <= 0.0 {
+            return ZERO;
+        }
+        let v0 = self.v0_pu.max(1e-6);
+        let dip = (1.0 - v1.norm() / v0).clamp(0.0, 1.0);
+        let i_p = self.s_pu.re / v0;
+        let i_q = (self.s_pu.im / v0 + K_FRT * dip * self.in_pu).clamp(-self.imax_pu, self.imax_pu);
+        // Reactive current has priority; the active part takes what the limit leaves.
+        let room = (self.imax_pu * self.imax_pu - i_q * i_q).max(0.0).sqrt();
+        let i_p = i_p.clamp(-room, room);
+        C64::new(i_p, -i_q) * self.dir
+    }
 }
 
 impl NodeLoad {
@@ -311,18 +353,22 @@ impl SeqSys {
 fn balanced_load_current(l: &NodeLoad, v: C64) -> C64 {
     let vm2 = v.norm_sqr();
     let s = l.s_p + l.s_i * vm2.sqrt() + l.s_z * vm2;
-    -(s / v).conj()
+    let i = l.conv.current(v);
+    if s == ZERO { i } else { i - (s / v).conj() }
 }
 
 /// Phase currents injected by the loads of one node at phase voltages `vp` (p.u.; consumption draws current).
 #[inline]
 fn load_phase_currents(l: &NodeLoad, vp: [C64; 3]) -> [C64; 3] {
-    let mut ip = [ZERO; 3];
+    let mut ip =
+        if l.conv.imax_pu > 0.0 { seq_to_phase(ZERO, l.conv.current(phase_to_seq(vp)[1]), ZERO) } else { [ZERO; 3] };
     for ph in 0..3 {
         let v = vp[ph];
         let vm = v.norm_sqr().sqrt();
         let s = l.s_p + l.s_i * vm + l.s_z * vm * vm + l.wye[ph];
-        ip[ph] = -(s / v).conj();
+        if s != ZERO {
+            ip[ph] -= (s / v).conj();
+        }
     }
     for (d, (p, q)) in [(0usize, 1usize), (1, 2), (2, 0)].into_iter().enumerate() {
         if l.delta[d] != ZERO {

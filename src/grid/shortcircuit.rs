@@ -7,7 +7,9 @@
 //! is `Zq = c Un^2 / S''kQ` with its R/X (and X0/X, R0/X0 for the zero sequence); transformers carry the
 //! correction factor `K_T = 0.95 c_max / (1 + 0.6 x_T)` in the maximum case; the minimum case uses line
 //! resistances at the conductor end temperature. Line capacitances, loads and magnetising branches are
-//! neglected, as the standard prescribes.
+//! neglected, as the standard prescribes. Transformers keep their rated ratio (no tap position, no phase
+//! shift) in both cases, as IEC 60909-0:2016 6.3.3 prescribes with K_T. Static generators (PV and other
+//! full-converter units) add their current-source contributions `k * I_rG` in the maximum case.
 
 use super::network::Network;
 use super::sparse::{Lu, Slot, Symbolic};
@@ -31,9 +33,32 @@ pub struct ScBus {
     pub zk0_ohm_min: [f64; 2],
 }
 
+/// One factorised sequence admittance matrix over the nodes that reach a source in that sequence.
+struct SeqSystem {
+    lu: Lu,
+    /// Position of each node in the factorised system (`usize::MAX`: not part of it).
+    idx: Vec<usize>,
+    nodes: Vec<usize>,
+}
+
+impl SeqSystem {
+    /// Column `k` of the impedance matrix (the inverse), by node; `None` outside the system.
+    fn column(&mut self, k: usize, n: usize) -> Vec<Option<C64>> {
+        let mut out = vec![None; n];
+        let Some(&u) = self.idx.get(k).filter(|u| **u != usize::MAX) else { return out };
+        let mut rhs = vec![C64::new(0.0, 0.0); self.nodes.len()];
+        rhs[u] = C64::new(1.0, 0.0);
+        self.lu.solve(&mut rhs);
+        for (v, &m) in rhs.iter().zip(&self.nodes) {
+            out[m] = Some(*v);
+        }
+        out
+    }
+}
+
 /// Diagonal of the inverse of one sequence admittance matrix over the energised nodes (per unit); `None`
-/// for nodes with no path to a source in that sequence.
-fn thevenin_diagonal(topo: &Topology, seq: usize) -> Vec<Option<C64>> {
+/// for nodes with no path to a source in that sequence. Also returns the factorised system (for columns).
+fn thevenin_diagonal(topo: &Topology, seq: usize) -> (Vec<Option<C64>>, Option<SeqSystem>) {
     let n = topo.n_nodes;
     let zero = C64::new(0.0, 0.0);
     let prim = |b: &super::topology::Branch| if seq == 0 { b.y0 } else { b.y1 };
@@ -128,7 +153,7 @@ fn thevenin_diagonal(topo: &Topology, seq: usize) -> Vec<Option<C64>> {
     let mut lu = Lu::new(sym);
     let mut out = vec![None; n];
     if lu.refactor(&entries).is_err() {
-        return out;
+        return (out, None);
     }
     let mut rhs = vec![zero; nodes.len()];
     for (u, &k) in nodes.iter().enumerate() {
@@ -136,6 +161,59 @@ fn thevenin_diagonal(topo: &Topology, seq: usize) -> Vec<Option<C64>> {
         rhs[u] = C64::new(1.0, 0.0);
         lu.solve(&mut rhs);
         out[k] = Some(rhs[u]);
+    }
+    (out, Some(SeqSystem { lu, idx, nodes }))
+}
+
+/// Short-circuit current contributions of full-converter units (IEC 60909-0:2016, 6.2 and eq. 29 ff.): each
+/// in-service static generator is a current source of `k * I_rG` at its bus; at a fault at bus b it adds
+/// `|sum_j Z_bj / Z_bb * I_j|` to the initial current of the network (maximum case only; the minimum case
+/// neglects them). The source angle is `-arg(Z_jj)` for the three-phase fault and -90 degrees for the
+/// unbalanced ones, as pandapower's `calc_sc` takes them. Returns per node: (three-phase, two-phase and
+/// single-phase) additions in per unit of current, or zeros where there is no generation.
+fn converter_contributions(
+    net: &Network,
+    topo: &Topology,
+    sys: Option<&mut SeqSystem>,
+    z1: &[Option<C64>],
+) -> Vec<[f64; 2]> {
+    let n = topo.n_nodes;
+    let mut out = vec![[0.0; 2]; n];
+    let Some(sys) = sys else { return out };
+    // Per-unit source current per node (rating x k; sums over the node's generators).
+    let mut src: Vec<(usize, f64)> = Vec::new();
+    for g in net.sgens.iter().filter(|g| g.in_service) {
+        let Some(b) = net.bus(g.bus) else { continue };
+        let Some(k) = topo.bus_node[b] else { continue };
+        let i_pu = g.rating_mva() * g.k_factor() / S_BASE_MVA;
+        if i_pu > 0.0 && z1[k].is_some() {
+            match src.iter_mut().find(|s| s.0 == k) {
+                Some(s) => s.1 += i_pu,
+                None => src.push((k, i_pu)),
+            }
+        }
+    }
+    if src.is_empty() {
+        return out;
+    }
+    src.sort_by_key(|s| s.0);
+    let mut acc = vec![[C64::new(0.0, 0.0); 2]; n];
+    for &(j, i_pu) in &src {
+        let Some(zjj) = z1[j] else { continue };
+        let col = sys.column(j, n);
+        let i3 = C64::from_polar(i_pu, -zjj.arg());
+        let i90 = C64::new(0.0, -i_pu);
+        for (b, z) in col.iter().enumerate() {
+            if let Some(z) = z {
+                acc[b][0] += z * i3;
+                acc[b][1] += z * i90;
+            }
+        }
+    }
+    for b in 0..n {
+        if let Some(zbb) = z1[b] {
+            out[b] = [acc[b][0].norm() / zbb.norm(), acc[b][1].norm() / zbb.norm()];
+        }
     }
     out
 }
@@ -146,10 +224,11 @@ pub fn short_circuit(net: &Network) -> Result<Vec<ScBus>, String> {
     let in_service: Vec<bool> = net.lines.iter().map(|l| l.in_service).collect();
     let tmax = Topology::build(net, &closed, &in_service, Purpose::ScMax)?;
     let tmin = Topology::build(net, &closed, &in_service, Purpose::ScMin)?;
-    let z1max = thevenin_diagonal(&tmax, 1);
-    let z0max = thevenin_diagonal(&tmax, 0);
-    let z1min = thevenin_diagonal(&tmin, 1);
-    let z0min = thevenin_diagonal(&tmin, 0);
+    let (z1max, mut sys1max) = thevenin_diagonal(&tmax, 1);
+    let (z0max, _) = thevenin_diagonal(&tmax, 0);
+    let (z1min, _) = thevenin_diagonal(&tmin, 1);
+    let (z0min, _) = thevenin_diagonal(&tmin, 0);
+    let conv = converter_contributions(net, &tmax, sys1max.as_mut(), &z1max);
     let mut out = Vec::with_capacity(net.buses.len());
     let nan = f64::NAN;
     for (b, bus) in net.buses.iter().enumerate() {
@@ -166,13 +245,16 @@ pub fn short_circuit(net: &Network) -> Result<Vec<ScBus>, String> {
             _ => nan,
         };
         let pair = |z: Option<C64>| z.map_or([nan, nan], |z| [z.re, z.im]);
+        // Converter contributions (maximum case), per unit of current to kA at this bus.
+        let i_base_ka = S_BASE_MVA / (3f64.sqrt() * un);
+        let [c3, c90] = tmax.bus_node[b].map_or([0.0; 2], |k| conv[k]).map(|v| v * i_base_ka);
         out.push(ScBus {
             index: bus.index,
-            ikss_ka_3ph_max: ik3(cmax, z1x),
+            ikss_ka_3ph_max: ik3(cmax, z1x) + c3,
             ikss_ka_3ph_min: ik3(cmin, z1n),
-            ikss_ka_2ph_max: ik2(cmax, z1x),
+            ikss_ka_2ph_max: ik2(cmax, z1x) + c90,
             ikss_ka_2ph_min: ik2(cmin, z1n),
-            ikss_ka_1ph_max: ik1(cmax, z1x, z0x),
+            ikss_ka_1ph_max: ik1(cmax, z1x, z0x) + c90,
             ikss_ka_1ph_min: ik1(cmin, z1n, z0n),
             zk_ohm_max: pair(z1x),
             zk_ohm_min: pair(z1n),

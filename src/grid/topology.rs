@@ -203,10 +203,13 @@ impl Topology {
                 continue;
             }
             let (vh, vl) = (net.buses[hb].vn_kv, net.buses[lb].vn_kv);
-            // Tap changer: scales the rated voltage of its side; phase-shifting taps add to the shift.
-            let steps = match (tr.tap_pos, tr.tap_neutral) {
-                (Some(p), Some(n)) if p.is_finite() && n.is_finite() => p - n,
-                (Some(p), None) if p.is_finite() => p,
+            // Tap changer: scales the rated voltage of its side; phase-shifting taps add to the shift. IEC 60909
+            // (equivalent voltage source, 6.3.3) takes transformers at their rated ratio with the correction
+            // factor K_T instead, and a balanced short circuit does not depend on the vector group's phase
+            // shift, so both are power-flow only (as in pandapower's `calc_sc`).
+            let steps = match (purpose, tr.tap_pos, tr.tap_neutral) {
+                (Purpose::PowerFlow, Some(p), Some(n)) if p.is_finite() && n.is_finite() => p - n,
+                (Purpose::PowerFlow, Some(p), None) if p.is_finite() => p,
                 _ => 0.0,
             };
             let tap = 1.0 + steps * tr.tap_step_percent.filter(|v| v.is_finite()).unwrap_or(0.0) / 100.0;
@@ -216,7 +219,11 @@ impl Topology {
                 Some("lv") => vn_lv *= tap,
                 _ => {}
             }
-            let shift_deg = tr.shift_degree + steps * tr.tap_step_degree.filter(|v| v.is_finite()).unwrap_or(0.0);
+            let shift_deg = if purpose == Purpose::PowerFlow {
+                tr.shift_degree + steps * tr.tap_step_degree.filter(|v| v.is_finite()).unwrap_or(0.0)
+            } else {
+                0.0
+            };
             let shift = shift_deg.to_radians();
             let ratio = (vn_hv / vn_lv) / (vh / vl);
             let t1 = C64::from_polar(ratio, shift);

@@ -74,8 +74,8 @@ pub fn build(
         d.dedup();
         return Err(format!("mesh: duplicate node ids: {} (each node id must be unique)", quote_ids(&d)));
     }
-    if specs.len() >= BROADCAST_LIMIT {
-        return Err(format!("mesh: {} nodes; at most {} fit 16-bit link addresses", specs.len(), BROADCAST_LIMIT - 1));
+    if specs.len() > MAX_NODES {
+        return Err(format!("mesh: {} nodes; at most {MAX_NODES} are supported", specs.len()));
     }
     if !specs.iter().any(|s| s.coordinator) {
         return Err("mesh: no coordinator among the nodes (at least one node must be a coordinator)".into());
@@ -83,6 +83,7 @@ pub fn build(
     if let Some(s) = specs.iter().find(|s| !(s.x_m.is_finite() && s.y_m.is_finite())) {
         return Err(format!("mesh: node {} has a non-finite position ({}, {})", s.id, s.x_m, s.y_m));
     }
+    let pans = assign_pans(&specs, cfg.pan_max_nodes.map_or(PAN_MAX_NODES, |m| m as usize))?;
     let router_cfg = cfg.routing.router_config(radio.sensitivity_dbm)?;
 
     let mut agent_nodes: Vec<Node> =
@@ -95,6 +96,7 @@ pub fn build(
         v.sort_unstable();
         v
     };
+    agent.set_pans(&pans);
     neighbour_lists(&mut agent, cfg, radio, &mut warnings);
 
     // Scheduled events (by id -> index).
@@ -131,7 +133,63 @@ pub fn build(
     Ok(MeshHandle { agent: id, warnings })
 }
 
-const BROADCAST_LIMIT: usize = 0xFFFF;
+/// Short addresses per PAN: 16-bit, less the broadcast address 0xFFFF and 0xFFFE ("no short address").
+pub const PAN_MAX_NODES: usize = 0xFFFE;
+
+/// Most nodes one mesh holds (several PANs).
+pub const MAX_NODES: usize = 1_000_000;
+
+/// Splits the nodes into PANs of at most `pan_max` nodes, as a city deploys them: one PAN while everything
+/// fits (then a node's short address is its index, as it always was), else groups of coordinators in strips
+/// along x (the PAN's border routers), every node joining the PAN of its nearest coordinator. Returns each
+/// node's PAN; errors if no split of the coordinators keeps every PAN within `pan_max`.
+pub fn assign_pans(specs: &[NodeSpec], pan_max: usize) -> Result<Vec<u16>, String> {
+    let n = specs.len();
+    let pan_max = pan_max.clamp(1, PAN_MAX_NODES);
+    if n <= pan_max {
+        return Ok(vec![0; n]);
+    }
+    let mut coords: Vec<usize> = (0..n).filter(|&i| specs[i].coordinator).collect();
+    coords.sort_by(|&a, &b| {
+        specs[a].x_m.total_cmp(&specs[b].x_m).then(specs[a].y_m.total_cmp(&specs[b].y_m)).then(a.cmp(&b))
+    });
+    // Nearest coordinator of every node (by rank along x; coordinators are their own, ties to the lower rank).
+    let mut own = vec![usize::MAX; n];
+    for (r, &c) in coords.iter().enumerate() {
+        own[c] = r;
+    }
+    let nearest: Vec<usize> = (0..n)
+        .map(|i| {
+            if own[i] != usize::MAX {
+                return own[i];
+            }
+            let (x, y) = (specs[i].x_m, specs[i].y_m);
+            let mut best = (f64::INFINITY, 0usize);
+            for (r, &c) in coords.iter().enumerate() {
+                let d = (specs[c].x_m - x).powi(2) + (specs[c].y_m - y).powi(2);
+                if d < best.0 {
+                    best = (d, r);
+                }
+            }
+            best.1
+        })
+        .collect();
+    let c = coords.len();
+    for p in n.div_ceil(pan_max)..=c.min(u16::MAX as usize) {
+        let pan_of_rank = |r: usize| (r * p / c) as u16;
+        let mut size = vec![0usize; p];
+        for &r in &nearest {
+            size[pan_of_rank(r) as usize] += 1;
+        }
+        if size.iter().all(|&s| s <= pan_max) {
+            return Ok(nearest.iter().map(|&r| pan_of_rank(r)).collect());
+        }
+    }
+    Err(format!(
+        "mesh: {n} nodes and {c} coordinator(s): no split into PANs of at most {pan_max} nodes each; add \
+         coordinators (or raise mesh.pan_max_nodes)"
+    ))
+}
 
 /// Fills every node's neighbour list (who may decode it) with a grid-bucket spatial index, sets the channel's
 /// interference reach, and warns about isolated and partitioned nodes and out-of-validity propagation.
@@ -182,7 +240,7 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
                     let ju = j as usize;
                     let (a, b) = (agent.xy[i], agent.xy[ju]);
                     let d = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
-                    if ju != i && d <= reach {
+                    if ju != i && d <= reach && agent.nodes[ju].pan == agent.nodes[i].pan {
                         let p = agent.mean_rx_dbm(i, ju);
                         if p >= thr {
                             list.push((j, p as f32));
@@ -281,6 +339,8 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeRow {
     pub id: u32,
+    /// The node's PAN (see [`assign_pans`]).
+    pub pan: u16,
     pub x_m: f64,
     pub y_m: f64,
     pub coordinator: bool,
@@ -359,14 +419,16 @@ pub struct MeshReport {
     pub radio: String,
     pub nodes: usize,
     pub coordinators: usize,
-    /// Reports delivered / generated (end-to-end, upward), excluding the last two minutes (still in flight).
-    pub pdr: f64,
+    /// Reports delivered / generated (end-to-end, upward), excluding the last two minutes (still in flight);
+    /// `None` (not applicable) when no report was generated.
+    pub pdr: Option<f64>,
     pub reports_generated: u64,
     pub reports_delivered: u64,
-    pub latency_ms_p50: f64,
-    pub latency_ms_p90: f64,
-    pub latency_ms_p99: f64,
-    pub hops_mean: f64,
+    /// Latency percentiles and mean hop count over delivered reports; `None` when none was delivered.
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p90: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+    pub hops_mean: Option<f64>,
     pub down_sent: u64,
     pub down_delivered: u64,
     pub down_no_route: u64,
@@ -487,11 +549,16 @@ impl MeshHandle {
             let routed = n.alive && !n.coordinator;
             rows.push(NodeRow {
                 id: n.id,
+                pan: n.pan,
                 x_m: n.x_m,
                 y_m: n.y_m,
                 coordinator: n.coordinator,
                 alive: n.alive,
-                parent: if routed { n.router.parent().map(|p| m.nodes[p as usize].id) } else { None },
+                parent: if routed {
+                    n.router.parent().and_then(|p| m.idx_of(n.pan, p)).map(|k| m.nodes[k].id)
+                } else {
+                    None
+                },
                 rank_etx: (n.alive && n.router.rank() != INFINITE_RANK)
                     .then(|| n.router.rank() as f64 / ETX_ONE as f64),
                 parent_link_etx: if routed {
@@ -623,13 +690,13 @@ impl MeshHandle {
             radio: r.name.clone(),
             nodes: m.nodes.len(),
             coordinators: m.nodes.iter().filter(|n| n.coordinator).count(),
-            pdr: if sent > 0 { delivered as f64 / sent as f64 } else { 0.0 },
+            pdr: (sent > 0).then(|| delivered as f64 / sent as f64),
             reports_generated: sent,
             reports_delivered: delivered,
-            latency_ms_p50: pct(&lat, 0.5).unwrap_or(0.0),
-            latency_ms_p90: pct(&lat, 0.9).unwrap_or(0.0),
-            latency_ms_p99: pct(&lat, 0.99).unwrap_or(0.0),
-            hops_mean: if hops.1 > 0 { hops.0 as f64 / hops.1 as f64 } else { 0.0 },
+            latency_ms_p50: pct(&lat, 0.5),
+            latency_ms_p90: pct(&lat, 0.9),
+            latency_ms_p99: pct(&lat, 0.99),
+            hops_mean: (hops.1 > 0).then(|| hops.0 as f64 / hops.1 as f64),
             down_sent: fl.down_sent,
             down_delivered: fl.down_delivered,
             down_no_route: fl.down_no_route,
@@ -687,4 +754,23 @@ impl MeshReport {
 /// Builds the nodes of a layout (re-exported for callers that want to place them in their own world).
 pub fn layout_nodes(layout: &Layout, seed: u64) -> Vec<NodeSpec> {
     layout.nodes(seed)
+}
+
+#[cfg(test)]
+mod pan_tests {
+    use super::*;
+
+    #[test]
+    fn one_pan_while_it_fits_then_each_node_in_its_nearest_coordinators_pan() {
+        let mut specs = vec![NodeSpec::coordinator(1, 0.0, 0.0), NodeSpec::coordinator(2, 1000.0, 0.0)];
+        for k in 0..10 {
+            specs.push(NodeSpec::lmu(10 + k, 100.0 * k as f64, 5.0));
+        }
+        assert_eq!(assign_pans(&specs, 100).unwrap(), vec![0; 12]);
+        // x < 500 m (and the tie at 500 m) is nearer coordinator 1: 7 nodes; the rest 5.
+        let p = assign_pans(&specs, 7).unwrap();
+        assert_eq!(p, vec![0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]);
+        let e = assign_pans(&specs, 6).unwrap_err();
+        assert!(e.contains("12 nodes and 2 coordinator(s)"), "{e}");
+    }
 }

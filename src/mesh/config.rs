@@ -36,6 +36,10 @@ pub struct MeshConfig {
     /// Width of the delivery-ratio time bins (by generation time).
     #[serde(default = "default_bin")]
     pub metrics_bin: String,
+    /// Most nodes in one PAN (16-bit short addresses: at most 65,534, the default). A mesh with more nodes is
+    /// split into several PANs, each headed by a strip of coordinators (see `mesh::build::assign_pans`).
+    #[serde(default)]
+    pub pan_max_nodes: Option<u32>,
 }
 
 fn default_bin() -> String {
@@ -55,6 +59,7 @@ impl Default for MeshConfig {
             random_failures: None,
             fixed_per: None,
             metrics_bin: default_bin(),
+            pan_max_nodes: None,
         }
     }
 }
@@ -68,6 +73,19 @@ pub enum Layout {
     Grid { nodes: u32, spacing_m: f64, jitter_m: f64, coordinators: u32 },
     /// `nodes` in a straight line `spacing_m` apart; node 0 is the coordinator.
     Line { nodes: u32, spacing_m: f64 },
+    /// Explicit sites (as `gridtwin mesh plan` writes them), in the order given.
+    Sites(Vec<SiteSpec>),
+}
+
+/// One explicitly placed node of [`Layout::Sites`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSpec {
+    pub id: u32,
+    pub x_m: f64,
+    pub y_m: f64,
+    #[serde(default)]
+    pub coordinator: bool,
 }
 
 /// Traffic the mesh generates by itself (for nodes without an application agent).
@@ -240,6 +258,11 @@ impl MeshConfig {
         if self.radio.trim().is_empty() {
             return Err("mesh.radio: empty model name".into());
         }
+        if let Some(m) = self.pan_max_nodes
+            && !(1..=super::build::PAN_MAX_NODES as u32).contains(&m)
+        {
+            return Err(format!("mesh.pan_max_nodes = {m} must be within 1 ..= {}", super::build::PAN_MAX_NODES));
+        }
         self.propagation.validate()?;
         if let Some(p) = self.fixed_per
             && !(0.0..1.0).contains(&p)
@@ -305,8 +328,8 @@ impl MeshConfig {
         if let Some(l) = &self.layout {
             match *l {
                 Layout::Grid { nodes, spacing_m, jitter_m, coordinators } => {
-                    if nodes == 0 || nodes > 60_000 {
-                        return Err("mesh.layout.Grid.nodes must be within 1 ..= 60000".into());
+                    if nodes == 0 || nodes as usize > super::build::MAX_NODES {
+                        return Err(format!("mesh.layout.Grid.nodes must be within 1 ..= {}", super::build::MAX_NODES));
                     }
                     if coordinators == 0 || coordinators > nodes {
                         return Err("mesh.layout.Grid.coordinators must be within 1 ..= nodes".into());
@@ -318,9 +341,20 @@ impl MeshConfig {
                         return Err("mesh.layout.Grid.jitter_m must be >= 0 and < spacing_m".into());
                     }
                 }
+                Layout::Sites(ref sites) => {
+                    if sites.is_empty() || sites.len() > 60_000 {
+                        return Err("mesh.layout.Sites must list 1 ..= 60000 sites".into());
+                    }
+                    if !sites.iter().any(|s| s.coordinator) {
+                        return Err("mesh.layout.Sites needs at least one site with `coordinator: true`".into());
+                    }
+                    if let Some(s) = sites.iter().find(|s| !(s.x_m.is_finite() && s.y_m.is_finite())) {
+                        return Err(format!("mesh.layout.Sites: site {} has a non-finite position", s.id));
+                    }
+                }
                 Layout::Line { nodes, spacing_m } => {
-                    if !(2..=60_000).contains(&nodes) {
-                        return Err("mesh.layout.Line.nodes must be within 2 ..= 60000".into());
+                    if !(2..=super::build::MAX_NODES as u32).contains(&nodes) {
+                        return Err(format!("mesh.layout.Line.nodes must be within 2 ..= {}", super::build::MAX_NODES));
                     }
                     if !(spacing_m > 0.0 && spacing_m.is_finite()) {
                         return Err("mesh.layout.Line.spacing_m must be > 0".into());
@@ -337,6 +371,10 @@ impl Layout {
     /// of `events` as late-joining nodes.
     pub fn nodes(&self, seed: u64) -> Vec<NodeSpec> {
         match *self {
+            Layout::Sites(ref sites) => sites
+                .iter()
+                .map(|s| NodeSpec { coordinator: s.coordinator, ..NodeSpec::lmu(s.id, s.x_m, s.y_m) })
+                .collect(),
             Layout::Line { nodes, spacing_m } => (0..nodes)
                 .map(|i| NodeSpec {
                     id: i + 1,

@@ -71,6 +71,11 @@ pub(crate) struct Mac {
 /// One node: position, power state, radio twin and firmware.
 pub(crate) struct Node {
     pub id: u32,
+    /// The PAN the node belongs to (its frames carry this PAN id; frames of other PANs are heard, occupy the
+    /// receiver and interfere, but are not accepted).
+    pub pan: u16,
+    /// The node's 16-bit short address within its PAN (the address its routing firmware uses).
+    pub addr: u16,
     pub x_m: f64,
     pub y_m: f64,
     pub coordinator: bool,
@@ -107,6 +112,8 @@ impl Node {
     ) -> Node {
         Node {
             id,
+            pan: 0,
+            addr: 0,
             x_m,
             y_m,
             coordinator,
@@ -136,6 +143,9 @@ impl Node {
 struct OnAir {
     id: u64,
     src: u32,
+    /// The source's position, m (kept here so scans of the channel do not touch the node table).
+    x_m: f64,
+    y_m: f64,
     dst: u16,
     start: u64,
     end: u64,
@@ -273,10 +283,14 @@ pub struct MeshAgent {
     pub(crate) audible_reach_m: f64,
     /// Log-distance propagation: reference distance (m), loss there (dB) and dB per decade.
     log_distance: Option<(f64, f64, f64)>,
+    /// Node index of every short address, per PAN.
+    pub(crate) pan_members: Vec<Vec<u32>>,
 }
 
-fn addr_idx(a: u16) -> usize {
-    a as usize
+/// Index of the node with short address `addr` in PAN `pan`.
+#[inline]
+fn member(pans: &[Vec<u32>], pan: u16, addr: u16) -> Option<usize> {
+    pans.get(pan as usize).and_then(|m| m.get(addr as usize)).map(|&i| i as usize)
 }
 
 impl MeshAgent {
@@ -351,7 +365,26 @@ impl MeshAgent {
                 )),
                 _ => None,
             },
+            pan_members: Vec::new(),
         })
+    }
+
+    /// Index of the node with short address `addr` in PAN `pan`.
+    #[inline]
+    pub(crate) fn idx_of(&self, pan: u16, addr: u16) -> Option<usize> {
+        member(&self.pan_members, pan, addr)
+    }
+
+    /// Sets every node's PAN and short address (`pans[i]` for node `i`; addresses in index order per PAN).
+    pub(crate) fn set_pans(&mut self, pans: &[u16]) {
+        let count = pans.iter().map(|&p| p as usize + 1).max().unwrap_or(1);
+        self.pan_members = vec![Vec::new(); count];
+        for (i, (n, &p)) in self.nodes.iter_mut().zip(pans).enumerate() {
+            let m = &mut self.pan_members[p as usize];
+            n.pan = p;
+            n.addr = m.len() as u16;
+            m.push(i as u32);
+        }
     }
 
     /// Counters of the node at index `i` (build order).
@@ -423,10 +456,11 @@ impl MeshAgent {
 
     /// Mean power at `to` of `from`'s transmissions, dBm; `None` below the interference threshold (the noise
     /// floor) or beyond the distance where shadowing could lift it there. Computed from the link's path loss
-    /// and static shadowing on demand: no per-link table, and the same value every time.
+    /// and static shadowing on demand: no per-link table, and the same value every time. The transmitter's
+    /// position `a` is given (an [`OnAir`] carries it), so scans of the channel do not touch the node table.
     #[inline]
-    pub(crate) fn link_dbm(&self, from: usize, to: usize) -> Option<f64> {
-        let (a, b) = (self.xy[from], self.xy[to]);
+    fn link_dbm_at(&self, a: (f64, f64), from: usize, to: usize) -> Option<f64> {
+        let b = self.xy[to];
         let d2 = (a.0 - b.0).powi(2) + (a.1 - b.1).powi(2);
         if d2 > self.reach2 {
             return None;
@@ -459,7 +493,7 @@ impl MeshAgent {
         n.alive = true;
         n.alive_since = now;
         n.epoch = n.epoch.wrapping_add(1);
-        n.router = Router::new(i as u16, n.coordinator, self.router_cfg.clone(), seed);
+        n.router = Router::new(n.addr, n.coordinator, self.router_cfg.clone(), seed);
         n.mac = Mac::default();
         n.timer_at = u64::MAX;
         let (r, mut port) = port!(self, i);
@@ -511,7 +545,7 @@ impl MeshAgent {
         }
         if let Some(f) = n.watch_repair
             && let Some(p) = n.router.parent()
-            && self.nodes.get(addr_idx(p)).is_some_and(|pn| pn.alive)
+            && member(&self.pan_members, n.pan, p).is_some_and(|k| self.nodes[k].alive)
         {
             self.nodes[i].watch_repair = None;
             let rec = &mut self.failures[f as usize];
@@ -558,10 +592,7 @@ impl MeshAgent {
         }
         let gen_ns = u64::from_le_bytes(d.payload[0..8].try_into().expect("8 bytes"));
         let serial = u32::from_le_bytes(d.payload[8..12].try_into().expect("4 bytes"));
-        let origin = addr_idx(d.origin);
-        if origin >= self.nodes.len() {
-            return;
-        }
+        let Some(origin) = self.idx_of(self.nodes[i].pan, d.origin) else { return };
         let lat = ((now.saturating_sub(gen_ns)) / 1000).min(u32::MAX as u64) as u32;
         match d.kind {
             DeliveryKind::Up => {
@@ -629,7 +660,7 @@ impl MeshAgent {
             if g.src as usize != i
                 && g.start <= now
                 && now < g.end
-                && let Some(p) = self.link_dbm(g.src as usize, i)
+                && let Some(p) = self.link_dbm_at((g.x_m, g.y_m), g.src as usize, i)
             {
                 mw += dbm_to_mw(p);
             }
@@ -669,8 +700,9 @@ impl MeshAgent {
         self.next_air += 1;
         let keep = now.saturating_sub(2 * self.max_air_ns + self.ack_wait_ns);
         self.air.retain(|g| g.end >= keep);
+        let (x_m, y_m) = self.xy[i];
         let n = &mut self.nodes[i];
-        self.air.push(OnAir { id, src: i as u32, dst, start, end, psdu, seq: n.mac.seq, ack: false });
+        self.air.push(OnAir { id, src: i as u32, x_m, y_m, dst, start, end, psdu, seq: n.mac.seq, ack: false });
         n.mac.attempts += 1;
         n.stats.tx_frames += 1;
         n.stats.tx_ns += end - start;
@@ -701,7 +733,7 @@ impl MeshAgent {
                 lost = true; // half duplex: it was transmitting
                 break;
             }
-            let Some(pg) = self.link_dbm(g.src as usize, r) else { continue };
+            let Some(pg) = self.link_dbm_at((g.x_m, g.y_m), g.src as usize, r) else { continue };
             if pg >= sens {
                 let locked_elsewhere = g.start <= f.start && p_dbm < pg + cap;
                 let captured_away = g.start > f.start && pg >= p_dbm + cap;
@@ -741,17 +773,15 @@ impl MeshAgent {
         let r2 = (self.audible_reach_m + self.reach2.sqrt()).powi(2);
         out.clear();
         out.extend(self.air.iter().filter(|g| {
-            g.id != f.id && g.start < f.end && g.end > f.start && {
-                let (x, y) = self.xy[g.src as usize];
-                (x - fx).powi(2) + (y - fy).powi(2) <= r2
-            }
+            g.id != f.id && g.start < f.end && g.end > f.start && { (g.x_m - fx).powi(2) + (g.y_m - fy).powi(2) <= r2 }
         }));
     }
 
     fn deliver_frame(&mut self, r: usize, from: usize, rssi: f64, bytes: &[u8], ctx: &mut Ctx<'_, Msg>) {
         let now = Instant(ctx.now().0);
+        let from_addr = self.nodes[from].addr;
         let (rt, mut port) = port!(self, r);
-        rt.on_frame(now, from as u16, rssi.round().clamp(-200.0, 50.0) as i16, bytes, &mut port);
+        rt.on_frame(now, from_addr, rssi.round().clamp(-200.0, 50.0) as i16, bytes, &mut port);
         self.after_router(r, ctx);
     }
 
@@ -777,7 +807,7 @@ impl MeshAgent {
             self.finish(i, TxStatus::Sent, ctx);
             return;
         }
-        let d = addr_idx(f.dst);
+        let d = self.idx_of(self.nodes[i].pan, f.dst).unwrap_or(usize::MAX);
         let mut got = None;
         if d < self.nodes.len() && d != i && self.nodes[d].alive {
             let mean = self.mean_rx_dbm(i, d);
@@ -806,10 +836,13 @@ impl MeshAgent {
         } else {
             let id = self.next_air;
             self.next_air += 1;
+            let (x_m, y_m) = self.xy[d];
             self.air.push(OnAir {
                 id,
                 src: d as u32,
-                dst: i as u16,
+                x_m,
+                y_m,
+                dst: self.nodes[i].addr,
                 start: ack_start,
                 end: ack_end,
                 psdu: ACK_PSDU_BYTES,
@@ -823,7 +856,7 @@ impl MeshAgent {
             ctx.schedule_at(SimTime(ack_end), class::DEFAULT, m);
         }
         // MAC duplicate rejection (a retransmission after a lost ack).
-        let key = (i as u16, f.seq);
+        let key = (self.nodes[i].addr, f.seq);
         let dn = &mut self.nodes[d];
         if !dn.recent_rx.contains(&key) {
             dn.recent_rx[dn.recent_i as usize % 8] = key;
@@ -898,11 +931,12 @@ impl MeshAgent {
             dead[v] = true;
         }
         let mut affected = 0;
+        let pans = &self.pan_members;
         for (k, n) in self.nodes.iter_mut().enumerate() {
             if n.alive
                 && !dead[k]
                 && let Some(p) = n.router.parent()
-                && dead.get(addr_idx(p)).copied().unwrap_or(false)
+                && member(pans, n.pan, p).is_some_and(|q| dead[q])
             {
                 n.watch_repair = Some(rec_idx);
                 affected += 1;
@@ -933,8 +967,10 @@ impl MeshAgent {
             MeshControl::FailRelays(ppm) => {
                 let mut is_relay = vec![false; self.nodes.len()];
                 for n in self.nodes.iter().filter(|n| n.alive) {
-                    if let Some(p) = n.router.parent() {
-                        is_relay[addr_idx(p)] = true;
+                    if let Some(p) = n.router.parent()
+                        && let Some(q) = member(&self.pan_members, n.pan, p)
+                    {
+                        is_relay[q] = true;
                     }
                 }
                 let mut relays: Vec<usize> = (0..self.nodes.len())
@@ -1007,15 +1043,26 @@ impl MeshAgent {
                     tracing::warn!(node = s.node, dst = id, "mesh send to unknown node id");
                     return;
                 };
+                let down = matches!(s.to, MeshDest::Node(_));
+                if self.nodes[d].pan != self.nodes[i].pan {
+                    // Another PAN: no link-layer path (its frames are not accepted here).
+                    if down {
+                        self.flows.down_sent += 1;
+                        self.flows.down_no_route += 1;
+                    } else {
+                        self.flows.nbr_sent += 1;
+                    }
+                    return;
+                }
+                let d_addr = self.nodes[d].addr;
                 let n = &mut self.nodes[i];
                 n.serial = n.serial.wrapping_add(1);
                 let payload = Self::meta(now, n.serial, &s.payload);
-                let down = matches!(s.to, MeshDest::Node(_));
                 let (r, mut port) = port!(self, i);
                 let res = if down {
-                    r.send_down(Instant(now), d as u16, &payload, &mut port)
+                    r.send_down(Instant(now), d_addr, &payload, &mut port)
                 } else {
-                    r.send_neighbor(Instant(now), d as u16, &payload, &mut port)
+                    r.send_neighbor(Instant(now), d_addr, &payload, &mut port)
                 };
                 if down {
                     self.flows.down_sent += 1;

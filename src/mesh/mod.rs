@@ -17,7 +17,7 @@ pub mod propagation;
 pub mod radio;
 
 pub use build::{MeshHandle, MeshReport, NodeRow, build};
-pub use config::{Layout, MeshConfig, MeshEvent, NodeSpec, RandomFailures, Routing, Traffic};
+pub use config::{Layout, MeshConfig, MeshEvent, NodeSpec, RandomFailures, Routing, SiteSpec, Traffic};
 pub use gridtwin_firmware::mesh::DeliveryKind;
 pub use medium::{MeshAgent, NodeStats};
 pub use propagation::{Fading, Propagation};

@@ -4,7 +4,9 @@
 //! file of its own so every other file is byte-identical between equal runs. Files are written into a temporary
 //! sibling directory that replaces the target only when complete, so a failed run never leaves half an output.
 
-mod plot;
+pub mod expect;
+pub mod html;
+pub mod plot;
 
 use serde_json::{Map, Value};
 use std::io::Write;
@@ -49,6 +51,9 @@ pub struct Report {
     pub series: Vec<Series>,
     /// Short lines for the human summary on stdout.
     pub human: Vec<String>,
+    /// Other files written verbatim, by path relative to the output directory (e.g. the chain's `ledger/...`, the
+    /// scenario echoed as `scenario.ron`).
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// Formats a float for CSV: shortest round-trip representation (so files are exact and stable).
@@ -81,16 +86,7 @@ fn write_csv(path: &Path, header: &[String], rows: impl Iterator<Item = Vec<Stri
 /// new directory replaces `out`, or `out` is left as it was. Refuses to replace a directory that is not a
 /// gridtwin output (no `summary.json` in it) unless it is empty.
 pub fn write_output_dir(out: &Path, report: &Report, timing: &Value, plots: bool) -> Result<(), String> {
-    if out.exists() {
-        let is_ours = out.join("summary.json").exists()
-            || std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
-        if !out.is_dir() || !is_ours {
-            return Err(format!(
-                "{} exists and is not a gridtwin output directory; choose another --out",
-                out.display()
-            ));
-        }
-    }
+    check_out_dir(out)?;
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).map_or(PathBuf::from("."), Path::to_path_buf);
     std::fs::create_dir_all(&parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     let stem = out.file_name().map_or("out".into(), |n| n.to_string_lossy().to_string());
@@ -118,10 +114,17 @@ pub fn write_output_dir(out: &Path, report: &Report, timing: &Value, plots: bool
                 r
             });
             write_csv(&p, &header, rows).map_err(|e| io(&p, e))?;
-            if plots && !s.t_s.is_empty() {
-                plot::svg(&tmp.join(format!("{}.svg", s.name)), s)?;
-                plot::png(&tmp.join(format!("{}.png", s.name)), s)?;
+        }
+        for (rel, bytes) in &report.files {
+            let p = tmp.join(rel);
+            if let Some(d) = p.parent() {
+                std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
             }
+            std::fs::write(&p, bytes).map_err(|e| io(&p, e))?;
+        }
+        if plots {
+            // Plots are drawn from the files just written, as `gridtwin plot` would.
+            plot::render_dir(&tmp, &[])?;
         }
         let p = tmp.join("timing.json");
         let mut f = std::fs::File::create(&p).map_err(|e| io(&p, e))?;
@@ -142,6 +145,39 @@ pub fn write_output_dir(out: &Path, report: &Report, timing: &Value, plots: bool
         let _ = std::fs::remove_dir_all(&tmp);
         format!("cannot move output into {}: {e}", out.display())
     })
+}
+
+/// Checks, before any work, that `out` can become an output directory: it is absent, empty or an earlier
+/// gridtwin output (has `summary.json`), and no existing ancestor is a file.
+pub fn check_out_dir(out: &Path) -> Result<(), String> {
+    if out.exists() {
+        let is_ours = out.join("summary.json").exists()
+            || std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if !out.is_dir() || !is_ours {
+            return Err(format!(
+                "--out {}: exists and is not a gridtwin output directory; choose another --out",
+                out.display()
+            ));
+        }
+        return Ok(());
+    }
+    check_parent(out)
+}
+
+/// Checks that no existing ancestor of `path` is a file (so its directory can be created).
+pub fn check_parent(path: &Path) -> Result<(), String> {
+    let mut p = path.parent();
+    while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+        if d.exists() {
+            return if d.is_dir() {
+                Ok(())
+            } else {
+                Err(format!("{}: {} is a file, not a directory", path.display(), d.display()))
+            };
+        }
+        p = d.parent();
+    }
+    Ok(())
 }
 
 /// Writes one file atomically (temp file beside it, then rename).

@@ -1,89 +1,1402 @@
-//! Line plots of time series: SVG (plotters' SVG backend) and PNG (bitmap backend, text drawn with the DejaVu
-//! Sans font bundled in `assets/fonts/`, so no system library or installed font is needed).
+//! Plots people read, drawn from the files of an output directory (so `gridtwin plot OUT_DIR` regenerates
+//! exactly what a run wrote): SVG (plotters' SVG backend) and PNG (bitmap backend, text in the DejaVu Sans font
+//! bundled in `assets/fonts/`, so no system library or installed font is needed).
+//!
+//! Every plot has a title naming what it shows with the scenario and seed, axis labels in words with units,
+//! one quantity per axis (a second unit gets the right-hand axis), and its legend in a strip below the chart,
+//! never over the data. Lines are clipped to the chart here, before drawing, so PNG and SVG agree.
+//!
+//! Kinds (`--kind`): `series` (every `*.csv` whose first column is `t_s`; EN 50160 limits on p.u. voltage),
+//! `voltage-profile` (`grid_buses.csv`: distance from the transformer vs voltage with the EN 50160 ±10 %
+//! band), `mesh-map` (`mesh_nodes.csv` or `plan_sites.csv`: sites, links by quality, routes, failed nodes,
+//! gateways), `fault-timeline` (`faults.csv`: onset, detection, trip, isolation, restoration per fault),
+//! `mesh-distributions` (`mesh_nodes.csv`: per-node delivery ratio and latency histograms), `accounting`
+//! (`summary.json` `accounting` object: generated, stored, dropped by reason, as a waterfall) and `sweep`
+//! (the sweep CSV: a heatmap per KPI over the first two axes, and a Pareto front when the plan names one).
 
-use super::Series;
+use plotters::coord::Shift;
 use plotters::prelude::*;
-use std::path::Path;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
 
-const COLOURS: [RGBColor; 6] = [
+const COLOURS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
 ];
+const GREY: RGBColor = RGBColor(150, 150, 150);
+const LIMIT: RGBColor = RGBColor(200, 30, 30);
+const SIZE: (u32, u32) = (960, 540);
+const FONT_NAME: &str = "sans-serif";
 
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 static FONT_REGISTERED: std::sync::Once = std::sync::Once::new();
 
-/// Plots every column of `s` against time in hours, as SVG.
-pub fn svg(path: &Path, s: &Series) -> Result<(), String> {
-    register_font();
-    draw(SVGBackend::new(path, (900, 480)).into_drawing_area(), path, s)
-}
-
-/// The same plot as PNG.
-pub fn png(path: &Path, s: &Series) -> Result<(), String> {
-    register_font();
-    draw(BitMapBackend::new(path, (900, 480)).into_drawing_area(), path, s)
-}
+/// Every plot kind, in the order `run` draws them.
+pub const KINDS: [&str; 7] =
+    ["series", "voltage-profile", "mesh-map", "fault-timeline", "mesh-distributions", "accounting", "sweep"];
 
 /// Text layout (both backends) needs a font; ours is bundled, registered once per process.
 fn register_font() {
     FONT_REGISTERED.call_once(|| {
         // The bundled font is valid; were it not, drawing text would fail and report it.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+        let _ = plotters::style::register_font(FONT_NAME, FontStyle::Normal, FONT);
     });
 }
 
-fn draw<DB: DrawingBackend>(
-    root: DrawingArea<DB, plotters::coord::Shift>,
-    path: &Path,
-    s: &Series,
-) -> Result<(), String> {
-    let err = |e: &dyn std::fmt::Display| format!("cannot plot {}: {e}", path.display());
-    let t_h: Vec<f64> = s.t_s.iter().map(|t| t / 3600.0).collect();
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for (_, c) in &s.columns {
-        for v in c.iter().filter(|v| v.is_finite()) {
-            lo = lo.min(*v);
-            hi = hi.max(*v);
+type R = Result<(), String>;
+/// A line segment between two points with a class.
+type Segment = ((f64, f64), (f64, f64), u8);
+/// Columns of one unit: (unit, axis label, (legend label, values) per column).
+type Group = (String, String, Vec<(String, Vec<f64>)>);
+/// A chart area and its legend strip.
+type Areas<DB> = (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>);
+fn pe<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Draws one figure as `<stem>.svg` and `<stem>.png` in `dir` with the drawing function `$draw(area, data)`.
+macro_rules! emit {
+    ($dir:expr, $stem:expr, $draw:ident, $data:expr, $out:expr) => {{
+        let stem: &str = $stem;
+        let svg = $dir.join(format!("{stem}.svg"));
+        $draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), $data)
+            .map_err(|e| format!("cannot plot {}: {e}", svg.display()))?;
+        let png = $dir.join(format!("{stem}.png"));
+        $draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), $data)
+            .map_err(|e| format!("cannot plot {}: {e}", png.display()))?;
+        $out.push(svg);
+        $out.push(png);
+    }};
+}
+
+/// A CSV file read back: header and rows of cells.
+pub struct Csv {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Csv {
+    pub fn read(path: &Path) -> Option<Csv> {
+        let mut r = csv::ReaderBuilder::new().flexible(true).from_path(path).ok()?;
+        let header = r.headers().ok()?.iter().map(str::to_string).collect();
+        let rows = r.records().filter_map(Result::ok).map(|rec| rec.iter().map(str::to_string).collect()).collect();
+        Some(Csv { header, rows })
+    }
+    pub fn col(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+    /// Column `c` as numbers (empty or unparsable: NaN; `inf` parses).
+    pub fn nums(&self, c: usize) -> Vec<f64> {
+        self.rows.iter().map(|r| r.get(c).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN)).collect()
+    }
+    pub fn text(&self, c: usize) -> Vec<String> {
+        self.rows.iter().map(|r| r.get(c).cloned().unwrap_or_default()).collect()
+    }
+}
+
+/// What the plots of a directory are about: for titles.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    pub scenario: String,
+    pub seed: Option<u64>,
+    pub summary: Value,
+}
+
+impl Context {
+    pub fn read(dir: &Path) -> Context {
+        let summary: Value = std::fs::read_to_string(dir.join("summary.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        let scenario = ["scenario", "sweep", "plan"]
+            .iter()
+            .find_map(|k| summary.get(*k).and_then(Value::as_str))
+            .unwrap_or("gridtwin output")
+            .to_string();
+        let seed = summary.get("seed").and_then(Value::as_u64);
+        Context { scenario, seed, summary }
+    }
+    pub fn title(&self, what: &str) -> String {
+        match self.seed {
+            Some(s) => format!("{what} — {} (seed {s})", self.scenario),
+            None => format!("{what} — {}", self.scenario),
         }
     }
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
+}
+
+/// Renders the plots of `kinds` (all when empty) from the files in `dir`; returns the files written.
+pub fn render_dir(dir: &Path, kinds: &[String]) -> Result<Vec<PathBuf>, String> {
+    register_font();
+    for k in kinds {
+        if !KINDS.contains(&k.as_str()) {
+            return Err(format!("unknown plot kind `{k}`; known kinds: {}", KINDS.join(", ")));
+        }
     }
-    if hi - lo < 1e-12 {
-        (lo, hi) = (lo - 0.5, hi + 0.5);
+    let want = |k: &str| kinds.is_empty() || kinds.iter().any(|x| x == k);
+    let ctx = Context::read(dir);
+    let mut out = Vec::new();
+    let mut csvs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    csvs.sort();
+    if want("series") {
+        for p in &csvs {
+            let Some(csv) = Csv::read(p) else { continue };
+            if csv.header.first().map(String::as_str) != Some("t_s") || csv.rows.is_empty() || csv.header.len() < 2 {
+                continue;
+            }
+            let stem = p.file_stem().map_or(String::new(), |s| s.to_string_lossy().to_string());
+            let s = series_from_csv(&ctx, &stem, &csv);
+            emit!(dir, &stem, draw_series, &s, out);
+        }
     }
+    if want("voltage-profile")
+        && let Some(csv) = Csv::read(&dir.join("grid_buses.csv"))
+        && !csv.rows.is_empty()
+    {
+        let d = (ctx.clone(), csv);
+        emit!(dir, "voltage_profile", draw_voltage_profile, &d, out);
+    }
+    if want("mesh-map") {
+        let map = Csv::read(&dir.join("mesh_nodes.csv"))
+            .and_then(|c| MeshMap::from_mesh_nodes(&ctx, &c))
+            .or_else(|| MeshMap::from_plan(&ctx, dir));
+        if let Some(m) = map {
+            emit!(dir, "mesh_map", draw_mesh_map, &m, out);
+        }
+    }
+    if want("fault-timeline")
+        && let Some(csv) = Csv::read(&dir.join("faults.csv"))
+        && !csv.rows.is_empty()
+    {
+        let d = (ctx.clone(), csv);
+        emit!(dir, "fault_timeline", draw_fault_timeline, &d, out);
+    }
+    if want("mesh-distributions")
+        && let Some(csv) = Csv::read(&dir.join("mesh_nodes.csv"))
+        && csv.col("pdr").is_some()
+        && !csv.rows.is_empty()
+    {
+        let d = (ctx.clone(), csv);
+        emit!(dir, "mesh_distributions", draw_mesh_distributions, &d, out);
+    }
+    if want("accounting")
+        && let Some(steps) = accounting_steps(&ctx.summary)
+    {
+        let d = (ctx.clone(), steps);
+        emit!(dir, "reading_accounting", draw_waterfall, &d, out);
+    }
+    if want("sweep")
+        && let Some(name) = ctx.summary.get("sweep").and_then(Value::as_str)
+    {
+        let stem = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect::<String>();
+        if let Some(csv) = Csv::read(&dir.join(format!("{stem}.csv"))) {
+            let axes: Vec<String> = ctx
+                .summary
+                .get("axes")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            for (k, h) in sweep_heatmaps(&csv, &axes).into_iter().enumerate() {
+                let d = (ctx.clone(), h);
+                emit!(dir, &format!("sweep_heatmap_{k}"), draw_heatmap, &d, out);
+            }
+            if let Some(pf) = ctx.summary.get("pareto").and_then(|p| pareto(&csv, p)) {
+                let d = (ctx.clone(), pf);
+                emit!(dir, "sweep_pareto", draw_pareto, &d, out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Names and units.
+
+/// (quantity in words, unit) of a column, from its name.
+pub fn describe(col: &str) -> (String, String) {
+    let known: &[(&str, &str, &str)] = &[
+        ("p_slack_kw", "active power at the transformer", "kW"),
+        ("q_slack_kvar", "reactive power at the transformer", "kvar"),
+        ("v_min_pu", "lowest LV bus voltage", "p.u."),
+        ("v_max_pu", "highest LV bus voltage", "p.u."),
+        ("readings", "readings per batch", "count"),
+        ("v_a_mean_v", "mean phase-A voltage reported", "V"),
+        ("sent", "reports sent", "count"),
+        ("delivered", "reports delivered", "count"),
+        ("pdr", "delivery ratio", "ratio"),
+    ];
+    if let Some((_, q, u)) = known.iter().find(|(c, _, _)| *c == col) {
+        return (q.to_string(), u.to_string());
+    }
+    let units: &[(&str, &str)] = &[
+        ("_kwh", "kWh"),
+        ("_kw", "kW"),
+        ("_kvar", "kvar"),
+        ("_kva", "kVA"),
+        ("_pu", "p.u."),
+        ("_ms", "ms"),
+        ("_s", "s"),
+        ("_v", "V"),
+        ("_a", "A"),
+        ("_pct", "%"),
+        ("_m", "m"),
+        ("_db", "dB"),
+        ("_dbm", "dBm"),
+    ];
+    for (suf, u) in units {
+        if let Some(stem) = col.strip_suffix(suf) {
+            return (stem.replace('_', " "), u.to_string());
+        }
+    }
+    (col.replace('_', " "), "count".into())
+}
+
+fn file_title(stem: &str) -> String {
+    match stem {
+        "grid_power" => "Power at the transformer".into(),
+        "grid_voltage" => "Voltage range over the LV buses".into(),
+        "cloud_batches" => "Batches stored in the cloud".into(),
+        "mesh_pdr" => "Mesh delivery over time".into(),
+        s => {
+            let mut t = s.replace('_', " ");
+            if let Some(c) = t.get_mut(0..1) {
+                c.make_ascii_uppercase();
+            }
+            t
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers.
+
+fn finite_range(vals: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in vals.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    lo.is_finite().then_some((lo, hi))
+}
+
+/// Pads a value range by 5 % (and widens a flat one) for an axis.
+fn padded((lo, hi): (f64, f64)) -> (f64, f64) {
+    let (lo, hi) = if hi - lo < 1e-12 * hi.abs().max(1.0) {
+        (lo - 0.5 * lo.abs().max(1e-3), hi + 0.5 * hi.abs().max(1e-3))
+    } else {
+        (lo, hi)
+    };
     let pad = (hi - lo) * 0.05;
-    let t_end = t_h.last().copied().unwrap_or(1.0).max(1e-9);
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(&s.name, ("sans-serif", 20))
+    (lo - pad, hi + pad)
+}
+
+/// Splits a polyline into pieces inside the box, clipping segments at its edges (Liang-Barsky); NaN values
+/// break the line.
+pub fn clip_polyline(pts: &[(f64, f64)], x: (f64, f64), y: (f64, f64)) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut cur: Vec<(f64, f64)> = Vec::new();
+    let flush = |cur: &mut Vec<(f64, f64)>, out: &mut Vec<Vec<(f64, f64)>>| {
+        if cur.len() >= 2 {
+            out.push(std::mem::take(cur));
+        } else {
+            cur.clear();
+        }
+    };
+    if pts.len() == 1 && pts[0].0.is_finite() && pts[0].1.is_finite() {
+        let p = pts[0];
+        if p.0 >= x.0 && p.0 <= x.1 && p.1 >= y.0 && p.1 <= y.1 {
+            out.push(vec![p, p]);
+        }
+        return out;
+    }
+    for w in pts.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if !(a.0.is_finite() && a.1.is_finite() && b.0.is_finite() && b.1.is_finite()) {
+            flush(&mut cur, &mut out);
+            continue;
+        }
+        let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+        let (mut t0, mut t1) = (0.0f64, 1.0f64);
+        let mut visible = true;
+        for (p, q) in [(-dx, a.0 - x.0), (dx, x.1 - a.0), (-dy, a.1 - y.0), (dy, y.1 - a.1)] {
+            if p == 0.0 {
+                if q < 0.0 {
+                    visible = false;
+                }
+            } else {
+                let r = q / p;
+                if p < 0.0 {
+                    t0 = t0.max(r);
+                } else {
+                    t1 = t1.min(r);
+                }
+            }
+        }
+        if !visible || t0 > t1 {
+            flush(&mut cur, &mut out);
+            continue;
+        }
+        let s = (a.0 + t0 * dx, a.1 + t0 * dy);
+        let e = (a.0 + t1 * dx, a.1 + t1 * dy);
+        if t0 > 0.0 || cur.last() != Some(&s) {
+            flush(&mut cur, &mut out);
+            cur.push(s);
+        }
+        cur.push(e);
+        if t1 < 1.0 {
+            flush(&mut cur, &mut out);
+        }
+    }
+    flush(&mut cur, &mut out);
+    out
+}
+
+/// One legend entry: label, colour, line (true) or marker.
+struct Entry {
+    label: String,
+    colour: RGBColor,
+    line: bool,
+    dashed: bool,
+}
+
+/// Draws legend entries left to right (wrapping) in their own strip.
+fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[Entry]) -> R {
+    let font = (FONT_NAME, 15).into_font();
+    let (w, _) = area.dim_in_pixel();
+    let (mut x, mut y) = (70i32, 10i32);
+    for e in entries {
+        let tw = area.estimate_text_size(&e.label, &TextStyle::from(font.clone())).map_err(pe)?.0 as i32;
+        if x + 30 + tw > w as i32 - 10 && x > 70 {
+            x = 70;
+            y += 22;
+        }
+        if e.line {
+            if e.dashed {
+                for k in 0..3 {
+                    area.draw(&PathElement::new(
+                        vec![(x + k * 9, y + 8), (x + k * 9 + 5, y + 8)],
+                        e.colour.stroke_width(2),
+                    ))
+                    .map_err(pe)?;
+                }
+            } else {
+                area.draw(&PathElement::new(vec![(x, y + 8), (x + 24, y + 8)], e.colour.stroke_width(3)))
+                    .map_err(pe)?;
+            }
+        } else {
+            area.draw(&Circle::new((x + 12, y + 8), 5, e.colour.filled())).map_err(pe)?;
+        }
+        area.draw(&Text::new(e.label.clone(), (x + 30, y), font.clone())).map_err(pe)?;
+        x += 30 + tw + 24;
+    }
+    Ok(())
+}
+
+/// Splits `root` into a titled chart area and a legend strip of `legend_rows` rows below it.
+fn layout<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    legend_rows: u32,
+) -> Result<Areas<DB>, String> {
+    root.fill(&WHITE).map_err(pe)?;
+    let titled = root.titled(title, (FONT_NAME, 20)).map_err(pe)?;
+    let (_, h) = titled.dim_in_pixel();
+    let strip = if legend_rows == 0 { 0 } else { 12 + 22 * legend_rows };
+    Ok(titled.split_vertically(h.saturating_sub(strip)))
+}
+
+fn dashed_hline<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    x: (f64, f64),
+    y: f64,
+    colour: RGBColor,
+) -> R {
+    let n = 60;
+    let step = (x.1 - x.0) / n as f64;
+    chart
+        .draw_series((0..n).step_by(2).map(|i| {
+            let a = x.0 + i as f64 * step;
+            PathElement::new(vec![(a, y), (a + step, y)], colour.stroke_width(2))
+        }))
+        .map_err(pe)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Time series.
+
+/// A time-series figure: columns grouped by unit (first group left axis, second group right axis).
+pub struct SeriesFig {
+    pub title: String,
+    pub t_h: Vec<f64>,
+    /// (unit, quantity label, columns (legend label, values)).
+    pub groups: Vec<Group>,
+    /// EN 50160 limits apply (a p.u. voltage group exists).
+    pub en50160: bool,
+}
+
+fn series_from_csv(ctx: &Context, stem: &str, csv: &Csv) -> SeriesFig {
+    let t_h: Vec<f64> = csv.nums(0).iter().map(|t| t / 3600.0).collect();
+    let mut groups: Vec<Group> = Vec::new();
+    for c in 1..csv.header.len() {
+        let (q, u) = describe(&csv.header[c]);
+        let vals = csv.nums(c);
+        match groups.iter_mut().find(|g| g.0 == u) {
+            Some(g) => {
+                g.2.push((q, vals));
+            }
+            None => groups.push((u.clone(), q.clone(), vec![(q, vals)])),
+        }
+    }
+    // Axis label: the quantity when the axis has one column, else a word for the unit.
+    for g in &mut groups {
+        if g.2.len() > 1 {
+            g.1 = match g.0.as_str() {
+                "p.u." => "voltage".into(),
+                "kW" => "active power".into(),
+                "count" => "count".into(),
+                u => u.to_string(),
+            };
+        }
+    }
+    let en50160 = groups.iter().any(|g| g.0 == "p.u." && g.2.iter().any(|c| c.0.contains("voltage")));
+    SeriesFig { title: ctx.title(&file_title(stem)), t_h, groups, en50160 }
+}
+
+/// Draws a polyline clipped to the chart, dropping points that land on the same pixel as the one before
+/// (the bitmap backend's thick-line code turns a zero-length segment into a stroke across the whole image).
+fn draw_line<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    pts: &[(f64, f64)],
+    x: (f64, f64),
+    y: (f64, f64),
+    style: ShapeStyle,
+) -> R {
+    for piece in clip_polyline(pts, x, y) {
+        // Also split where the line turns back by more than 90 degrees: the bitmap backend joins thick
+        // segments with mitres, and a mitre at a reversal (a spike down and back up) reaches far out.
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        let mut px_run: Vec<(i32, i32)> = Vec::new();
+        for p in piece {
+            let px = chart.backend_coord(&p);
+            if px_run.last() == Some(&px) {
+                continue;
+            }
+            if px_run.len() >= 2 {
+                let (a, b) = (px_run[px_run.len() - 2], px_run[px_run.len() - 1]);
+                let (d1, d2) = ((b.0 - a.0, b.1 - a.1), (px.0 - b.0, px.1 - b.1));
+                if (d1.0 as i64) * (d2.0 as i64) + (d1.1 as i64) * (d2.1 as i64) < 0 {
+                    let vertex = *runs.last().and_then(|r| r.last()).unwrap_or(&p);
+                    runs.push(vec![vertex]);
+                    px_run = vec![b];
+                }
+            }
+            px_run.push(px);
+            if let Some(r) = runs.last_mut() {
+                r.push(p);
+            }
+        }
+        for run in runs.into_iter().filter(|r| r.len() >= 2) {
+            chart.draw_series(std::iter::once(PathElement::new(run, style))).map_err(pe)?;
+        }
+    }
+    Ok(())
+}
+
+fn draw_series<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &SeriesFig) -> R {
+    // One panel per unit (at most three), stacked over a shared time axis: one quantity per axis.
+    let groups: Vec<&Group> = s.groups.iter().take(3).collect();
+    let n_entries: usize = groups.iter().map(|g| g.2.len()).sum::<usize>() + usize::from(s.en50160);
+    let (area, legend) = layout(&root, &s.title, if n_entries > 1 { 1 + (n_entries as u32 / 4) } else { 0 })?;
+    let (t0, t1) = finite_range(s.t_h.iter().copied()).unwrap_or((0.0, 1.0));
+    let t1 = if t1 > t0 { t1 } else { t0 + 1.0 };
+    let panels = area.split_evenly((groups.len().max(1), 1));
+    let mut entries = Vec::new();
+    if s.en50160 {
+        entries.push(Entry { label: "EN 50160 limits (±10 %)".into(), colour: LIMIT, line: true, dashed: true });
+    }
+    let mut k = 0usize;
+    for (gi, (g, panel)) in groups.iter().zip(panels.iter()).enumerate() {
+        let last = gi + 1 == groups.len();
+        let mut r = finite_range(g.2.iter().flat_map(|c| c.1.iter().copied())).unwrap_or((0.0, 1.0));
+        let lim = s.en50160 && g.0 == "p.u.";
+        if lim {
+            r = (r.0.min(0.88), r.1.max(1.12));
+        }
+        let y = padded(r);
+        // Stacked panels: the quantity as the panel's caption, the unit on its axis (long axis titles would
+        // overlap in short panels).
+        let stacked = groups.len() > 1;
+        let mut builder = ChartBuilder::on(panel);
+        if stacked {
+            builder.caption(&g.1, (FONT_NAME, 15));
+        }
+        let mut chart = builder
+            .margin(10)
+            .x_label_area_size(if last { 45 } else { 8 })
+            .y_label_area_size(90)
+            .build_cartesian_2d(t0..t1, y.0..y.1)
+            .map_err(pe)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.y_desc(if stacked { g.0.clone() } else { format!("{} ({})", g.1, g.0) })
+            .axis_desc_style((FONT_NAME, 15))
+            .label_style((FONT_NAME, 13))
+            .light_line_style(RGBColor(235, 235, 235));
+        if last {
+            mesh.x_desc("time since start (h)");
+        } else {
+            mesh.x_label_formatter(&|_| String::new());
+        }
+        mesh.draw().map_err(pe)?;
+        if lim {
+            for l in [0.9, 1.1] {
+                dashed_hline(&mut chart, (t0, t1), l, LIMIT)?;
+            }
+        }
+        for (label, vals) in &g.2 {
+            let colour = COLOURS[k % COLOURS.len()];
+            k += 1;
+            let pts: Vec<(f64, f64)> = s.t_h.iter().copied().zip(vals.iter().copied()).collect();
+            draw_line(&mut chart, &pts, (t0, t1), y, colour.stroke_width(2))?;
+            entries.push(Entry { label: label.clone(), colour, line: true, dashed: false });
+        }
+    }
+    if n_entries > 1 {
+        draw_legend(&legend, &entries)?;
+    }
+    root.present().map_err(pe)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Voltage profile along the feeder.
+
+fn draw_voltage_profile<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, Csv)) -> R {
+    let (ctx, csv) = d;
+    let (area, legend) = layout(&root, &ctx.title("Voltage profile along the feeder"), 1)?;
+    let (Some(cd), Some(clo), Some(chi)) = (csv.col("distance_m"), csv.col("v_min_pu"), csv.col("v_max_pu")) else {
+        return Err("grid_buses.csv lacks distance_m, v_min_pu or v_max_pu".into());
+    };
+    let dist: Vec<f64> = csv.nums(cd).iter().map(|m| m / 1000.0).collect();
+    let (lo, hi) = (csv.nums(clo), csv.nums(chi));
+    let x = padded(finite_range(dist.iter().copied()).unwrap_or((0.0, 1.0)));
+    let x = (x.0.min(0.0), x.1);
+    let yr = finite_range(lo.iter().chain(hi.iter()).copied()).unwrap_or((0.9, 1.1));
+    let y = padded((yr.0.min(0.88), yr.1.max(1.12)));
+    let mut chart = ChartBuilder::on(&area)
         .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(t_h[0].min(t_end)..t_end, (lo - pad)..(hi + pad))
-        .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc("time (h)").y_desc(&s.y_label).draw().map_err(|e| err(&e))?;
-    for (k, (name, c)) in s.columns.iter().enumerate() {
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
+        .map_err(pe)?;
+    chart
+        .configure_mesh()
+        .x_desc("distance from the transformer along the lines (km)")
+        .y_desc("bus voltage (p.u.)")
+        .axis_desc_style((FONT_NAME, 16))
+        .label_style((FONT_NAME, 14))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(pe)?;
+    for lim in [0.9, 1.1] {
+        dashed_hline(&mut chart, x, lim, LIMIT)?;
+    }
+    // A bar from lowest to highest per bus, with markers at both ends.
+    let n = dist.len();
+    chart
+        .draw_series(
+            (0..n)
+                .filter(|&i| dist[i].is_finite() && lo[i].is_finite() && hi[i].is_finite())
+                .map(|i| PathElement::new(vec![(dist[i], lo[i]), (dist[i], hi[i])], GREY.stroke_width(2))),
+        )
+        .map_err(pe)?;
+    chart
+        .draw_series(
+            (0..n)
+                .filter(|&i| dist[i].is_finite() && lo[i].is_finite())
+                .map(|i| Circle::new((dist[i], lo[i]), 4, COLOURS[0].filled())),
+        )
+        .map_err(pe)?;
+    chart
+        .draw_series(
+            (0..n)
+                .filter(|&i| dist[i].is_finite() && hi[i].is_finite())
+                .map(|i| Circle::new((dist[i], hi[i]), 4, COLOURS[1].filled())),
+        )
+        .map_err(pe)?;
+    draw_legend(
+        &legend,
+        &[
+            Entry { label: "lowest voltage over the run".into(), colour: COLOURS[0], line: false, dashed: false },
+            Entry { label: "highest voltage over the run".into(), colour: COLOURS[1], line: false, dashed: false },
+            Entry { label: "EN 50160 limits (±10 %)".into(), colour: LIMIT, line: true, dashed: true },
+        ],
+    )?;
+    root.present().map_err(pe)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Mesh map.
+
+/// Sites, links and routes to draw.
+pub struct MeshMap {
+    pub title: String,
+    /// (x_m, y_m, kind): 0 LMU/site, 1 gateway/coordinator, 2 failed, 3 relay (planned).
+    pub nodes: Vec<(f64, f64, u8)>,
+    /// Route or link segments with a quality class: 0 good, 1 fair, 2 poor.
+    pub links: Vec<Segment>,
+    /// What the links are ("route to the gateway" or "radio link").
+    pub link_kind: &'static str,
+    pub quality_names: [&'static str; 3],
+}
+
+impl MeshMap {
+    /// From a run's `mesh_nodes.csv`: each node's route to its parent, classed by the link's ETX.
+    pub fn from_mesh_nodes(ctx: &Context, csv: &Csv) -> Option<MeshMap> {
+        let (cid, cx, cy) = (csv.col("id")?, csv.col("x_m")?, csv.col("y_m")?);
+        let (cc, ca, cp, ce) =
+            (csv.col("coordinator")?, csv.col("alive")?, csv.col("parent")?, csv.col("parent_link_etx"));
+        let ids = csv.nums(cid);
+        let (xs, ys) = (csv.nums(cx), csv.nums(cy));
+        let coord = csv.text(cc);
+        let alive = csv.text(ca);
+        let parent = csv.nums(cp);
+        let etx = ce.map(|c| csv.nums(c)).unwrap_or_default();
+        let mut by_id: Vec<(u64, usize)> = ids.iter().enumerate().map(|(i, v)| (*v as u64, i)).collect();
+        by_id.sort_unstable();
+        let find = |id: f64| by_id.binary_search_by_key(&(id as u64), |e| e.0).ok().map(|k| by_id[k].1);
+        let nodes = (0..ids.len())
+            .map(|i| {
+                (
+                    xs[i],
+                    ys[i],
+                    if coord[i] == "true" {
+                        1
+                    } else if alive[i] == "false" {
+                        2
+                    } else {
+                        0
+                    },
+                )
+            })
+            .collect();
+        let mut links = Vec::new();
+        for i in 0..ids.len() {
+            if !parent[i].is_finite() || alive[i] == "false" {
+                continue;
+            }
+            if let Some(j) = find(parent[i]) {
+                let e = etx.get(i).copied().unwrap_or(f64::NAN);
+                let q = if !(e.is_finite()) || e <= 1.5 {
+                    0
+                } else if e <= 3.0 {
+                    1
+                } else {
+                    2
+                };
+                links.push(((xs[i], ys[i]), (xs[j], ys[j]), q));
+            }
+        }
+        Some(MeshMap {
+            title: ctx.title("Mesh map: routes at the end of the run"),
+            nodes,
+            links,
+            link_kind: "route",
+            quality_names: ["route, ETX ≤ 1.5", "route, ETX 1.5-3", "route, ETX > 3"],
+        })
+    }
+
+    /// From a plan's `plan_sites.csv`, `plan_links.csv` and `plan_relays.csv`: links classed by distance.
+    pub fn from_plan(ctx: &Context, dir: &Path) -> Option<MeshMap> {
+        let sites = Csv::read(&dir.join("plan_sites.csv"))?;
+        let links = Csv::read(&dir.join("plan_links.csv"))?;
+        let relays = Csv::read(&dir.join("plan_relays.csv"));
+        let (ci, cx, cy, cn) = (sites.col("id")?, sites.col("x_m")?, sites.col("y_m")?, sites.col("node_id")?);
+        let ids = sites.text(ci);
+        let (xs, ys) = (sites.nums(cx), sites.nums(cy));
+        let node = sites.nums(cn);
+        let hops = sites.col("hops").map(|c| sites.nums(c)).unwrap_or_default();
+        let mut by_id: Vec<(&str, usize)> = ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+        by_id.sort_unstable();
+        let find = |id: &str| by_id.binary_search_by_key(&id, |e| e.0).ok().map(|k| by_id[k].1);
+        let range = ctx.summary.get("range_m").and_then(Value::as_f64).unwrap_or(750.0);
+        let mut nodes: Vec<(f64, f64, u8)> = (0..ids.len())
+            .map(|i| {
+                (
+                    xs[i],
+                    ys[i],
+                    if node[i] == 1.0 {
+                        1
+                    } else if hops.get(i).is_some_and(|h| h.is_nan()) {
+                        2
+                    } else {
+                        0
+                    },
+                )
+            })
+            .collect();
+        if let Some(r) = relays
+            && let (Some(rx), Some(ry)) = (r.col("x_m"), r.col("y_m"))
+        {
+            nodes.extend(r.nums(rx).into_iter().zip(r.nums(ry)).map(|(x, y)| (x, y, 3)));
+        }
+        let (la, lb, ld) = (links.col("a")?, links.col("b")?, links.col("distance_m")?);
+        let d = links.nums(ld);
+        let mut segs = Vec::new();
+        for (k, row) in links.rows.iter().enumerate() {
+            if let (Some(i), Some(j)) = (find(&row[la]), find(&row[lb])) {
+                let q = if d[k] <= 0.5 * range {
+                    0
+                } else if d[k] <= 0.8 * range {
+                    1
+                } else {
+                    2
+                };
+                segs.push(((xs[i], ys[i]), (xs[j], ys[j]), q));
+            }
+        }
+        Some(MeshMap {
+            title: ctx.title("Planned mesh: sites, radio links and proposed relays"),
+            nodes,
+            links: segs,
+            link_kind: "link",
+            quality_names: ["link ≤ half range", "link ≤ 0.8 range", "link > 0.8 range (weak)"],
+        })
+    }
+}
+
+fn draw_mesh_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &MeshMap) -> R {
+    let (area, legend) = layout(&root, &m.title, 2)?;
+    let xr = finite_range(m.nodes.iter().map(|n| n.0)).unwrap_or((0.0, 1.0));
+    let yr = finite_range(m.nodes.iter().map(|n| n.1)).unwrap_or((0.0, 1.0));
+    // Equal scale on both axes: widen the narrower range to the chart's aspect ratio.
+    let (w, h) = area.dim_in_pixel();
+    let aspect = (w.saturating_sub(110)) as f64 / (h.saturating_sub(70)).max(1) as f64;
+    let (mut x, mut y) = (padded(xr), padded(yr));
+    let (dx, dy) = (x.1 - x.0, y.1 - y.0);
+    if dx / dy < aspect {
+        let c = (x.0 + x.1) / 2.0;
+        x = (c - dy * aspect / 2.0, c + dy * aspect / 2.0);
+    } else {
+        let c = (y.0 + y.1) / 2.0;
+        y = (c - dx / aspect / 2.0, c + dx / aspect / 2.0);
+    }
+    let km = x.1 - x.0 > 5000.0;
+    let s = if km { 1e-3 } else { 1.0 };
+    let unit = if km { "km" } else { "m" };
+    let mut chart = ChartBuilder::on(&area)
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x.0 * s..x.1 * s, y.0 * s..y.1 * s)
+        .map_err(pe)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("east ({unit})"))
+        .y_desc(format!("north ({unit})"))
+        .axis_desc_style((FONT_NAME, 16))
+        .label_style((FONT_NAME, 14))
+        .disable_mesh()
+        .draw()
+        .map_err(pe)?;
+    let qc = [RGBColor(44, 160, 44), RGBColor(230, 160, 20), RGBColor(214, 39, 40)];
+    let big = m.nodes.len() > 2000;
+    for q in 0..3u8 {
+        chart
+            .draw_series(m.links.iter().filter(|l| l.2 == q).map(|l| {
+                PathElement::new(
+                    vec![(l.0.0 * s, l.0.1 * s), (l.1.0 * s, l.1.1 * s)],
+                    qc[q as usize].mix(if big { 0.5 } else { 0.8 }).stroke_width(1),
+                )
+            }))
+            .map_err(pe)?;
+    }
+    let (r0, r1) = if big { (1, 2) } else { (3, 4) };
+    chart
+        .draw_series(
+            m.nodes.iter().filter(|n| n.2 == 0).map(|n| Circle::new((n.0 * s, n.1 * s), r0, COLOURS[0].filled())),
+        )
+        .map_err(pe)?;
+    chart
+        .draw_series(
+            m.nodes
+                .iter()
+                .filter(|n| n.2 == 3)
+                .map(|n| TriangleMarker::new((n.0 * s, n.1 * s), 6, COLOURS[4].filled())),
+        )
+        .map_err(pe)?;
+    chart
+        .draw_series(
+            m.nodes.iter().filter(|n| n.2 == 2).map(|n| Cross::new((n.0 * s, n.1 * s), r1 + 2, BLACK.stroke_width(2))),
+        )
+        .map_err(pe)?;
+    chart
+        .draw_series(
+            m.nodes
+                .iter()
+                .filter(|n| n.2 == 1)
+                .map(|n| Rectangle::new([(n.0 * s, n.1 * s), (n.0 * s, n.1 * s)], BLACK)),
+        )
+        .map_err(pe)?;
+    chart
+        .draw_series(m.nodes.iter().filter(|n| n.2 == 1).map(|n| Circle::new((n.0 * s, n.1 * s), 8, BLACK.filled())))
+        .map_err(pe)?;
+    let mut entries = vec![
+        Entry {
+            label: if m.link_kind == "route" { "LMU".into() } else { "site".into() },
+            colour: COLOURS[0],
+            line: false,
+            dashed: false,
+        },
+        Entry { label: "gateway / coordinator".into(), colour: BLACK, line: false, dashed: false },
+    ];
+    if m.nodes.iter().any(|n| n.2 == 2) {
+        entries.push(Entry {
+            label: if m.link_kind == "route" { "failed node (×)".into() } else { "unreachable site (×)".into() },
+            colour: RGBColor(60, 60, 60),
+            line: false,
+            dashed: false,
+        });
+    }
+    if m.nodes.iter().any(|n| n.2 == 3) {
+        entries.push(Entry { label: "proposed relay (▲)".into(), colour: COLOURS[4], line: false, dashed: false });
+    }
+    for (name, colour) in m.quality_names.iter().zip(qc) {
+        entries.push(Entry { label: (*name).into(), colour, line: true, dashed: false });
+    }
+    draw_legend(&legend, &entries)?;
+    root.present().map_err(pe)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Fault timeline.
+
+fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, Csv)) -> R {
+    let (ctx, csv) = d;
+    let (area, legend) = layout(&root, &ctx.title("Fault timeline: time after onset of each step"), 1)?;
+    let get =
+        |name: &str, scale: f64| csv.col(name).map(|c| csv.nums(c).iter().map(|v| v * scale).collect::<Vec<f64>>());
+    let steps: Vec<(&str, Vec<f64>)> = [
+        ("detection", get("detection_ms", 1e-3)),
+        ("trip", get("trip_ms", 1e-3)),
+        ("isolation", get("isolation_s", 1.0)),
+        ("restoration", get("restore_s", 1.0)),
+    ]
+    .into_iter()
+    .filter_map(|(n, v)| v.map(|v| (n, v)))
+    .collect();
+    let n = csv.rows.len();
+    let labels: Vec<String> = (0..n)
+        .map(|i| {
+            let g = |c: &str| csv.col(c).map(|k| csv.rows[i][k].clone()).unwrap_or_default();
+            format!("{} on line {} at {} s", g("kind"), g("line"), g("onset_s"))
+        })
+        .collect();
+    let all = steps.iter().flat_map(|s| s.1.iter().copied()).filter(|v| v.is_finite() && *v > 0.0);
+    let (lo, hi) = finite_range(all).unwrap_or((1e-3, 1.0));
+    let x = (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()).max(10f64.powf(lo.log10().floor()) * 10.0));
+    let mut chart = ChartBuilder::on(&area)
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(230)
+        .build_cartesian_2d((x.0..x.1).log_scale(), -0.6f64..(n as f64 - 0.4))
+        .map_err(pe)?;
+    let lab = labels.clone();
+    chart
+        .configure_mesh()
+        .x_desc("time after fault onset (s, log scale)")
+        .y_desc("fault")
+        .axis_desc_style((FONT_NAME, 16))
+        .label_style((FONT_NAME, 13))
+        .y_labels(n.max(1))
+        .disable_y_mesh()
+        .y_label_formatter(&move |v: &f64| {
+            let k = v.round();
+            if (v - k).abs() < 1e-6 && k >= 0.0 {
+                lab.get(k as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .x_label_formatter(&|v: &f64| if *v >= 1.0 { format!("{v:.0}") } else { format!("{v}") })
+        .draw()
+        .map_err(pe)?;
+    let mut entries = Vec::new();
+    for i in 0..n {
+        let pts: Vec<(f64, f64)> =
+            steps.iter().map(|s| s.1[i]).filter(|v| v.is_finite() && *v > 0.0).map(|v| (v, i as f64)).collect();
+        if pts.len() >= 2 {
+            chart
+                .draw_series(std::iter::once(PathElement::new(vec![pts[0], pts[pts.len() - 1]], GREY.stroke_width(2))))
+                .map_err(pe)?;
+        }
+    }
+    for (k, (name, vals)) in steps.iter().enumerate() {
         let colour = COLOURS[k % COLOURS.len()];
-        let pts: Vec<(f64, f64)> = t_h.iter().copied().zip(c.iter().copied()).filter(|(_, v)| v.is_finite()).collect();
-        chart
-            .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        for i in (0..n).filter(|&i| vals[i].is_finite() && vals[i] > 0.0) {
+            chart.draw_series(std::iter::once(Circle::new((vals[i], i as f64), 7, colour.filled()))).map_err(pe)?;
+            // The value beside the marker, alternately above and below the row so neighbours do not collide.
+            let txt = if vals[i] < 1.0 { format!("{:.0} ms", vals[i] * 1e3) } else { format!("{:.2} s", vals[i]) };
+            let dy = if k % 2 == 0 { 0.12 } else { -0.06 };
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    txt,
+                    (vals[i], i as f64 + dy),
+                    (FONT_NAME, 13).into_font().color(&colour),
+                )))
+                .map_err(pe)?;
+        }
+        entries.push(Entry { label: (*name).to_string(), colour, line: false, dashed: false });
     }
-    if s.columns.len() > 1 {
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .draw()
-            .map_err(|e| err(&e))?;
+    let never: Vec<&str> = steps.iter().filter(|s| s.1.iter().any(|v| v.is_infinite())).map(|s| s.0).collect();
+    if !never.is_empty() {
+        entries.push(Entry {
+            label: format!("never reached: {}", never.join(", ")),
+            colour: GREY,
+            line: true,
+            dashed: true,
+        });
     }
-    root.present().map_err(|e| err(&e))
+    draw_legend(&legend, &entries)?;
+    root.present().map_err(pe)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Mesh distributions.
+
+fn histogram<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    vals: &[f64],
+    x_desc: &str,
+    caption: &str,
+    colour: RGBColor,
+    fixed: Option<(f64, f64)>,
+) -> R {
+    let v: Vec<f64> = vals.iter().copied().filter(|x| x.is_finite()).collect();
+    let (lo, hi) = fixed.unwrap_or_else(|| finite_range(v.iter().copied()).unwrap_or((0.0, 1.0)));
+    let (lo, hi) =
+        if hi - lo < 1e-9 { (lo - 0.5 * lo.abs().max(0.01), hi + 0.5 * hi.abs().max(0.01)) } else { (lo, hi) };
+    let bins = 30usize;
+    let w = (hi - lo) / bins as f64;
+    let mut count = vec![0u32; bins];
+    for x in &v {
+        let b = (((x - lo) / w) as usize).min(bins - 1);
+        count[b] += 1;
+    }
+    let top = count.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, (FONT_NAME, 16))
+        .margin(10)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(lo..hi, 0f64..top)
+        .map_err(pe)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("nodes (count)")
+        .y_label_formatter(&|v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() })
+        .axis_desc_style((FONT_NAME, 15))
+        .label_style((FONT_NAME, 13))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(pe)?;
+    chart
+        .draw_series((0..bins).map(|b| {
+            let x0 = lo + b as f64 * w;
+            Rectangle::new([(x0, 0.0), (x0 + w, count[b] as f64)], colour.filled())
+        }))
+        .map_err(pe)?;
+    Ok(())
+}
+
+fn draw_mesh_distributions<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, Csv)) -> R {
+    let (ctx, csv) = d;
+    let (area, _) = layout(&root, &ctx.title("Per-node delivery ratio and latency"), 0)?;
+    let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
+    let coord = csv.col("coordinator").map(|c| csv.text(c)).unwrap_or_default();
+    let keep = |vals: Vec<f64>| -> Vec<f64> {
+        vals.into_iter()
+            .enumerate()
+            .filter(|(i, _)| coord.get(*i).is_none_or(|c| c != "true"))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let pdr = csv.col("pdr").map(|c| keep(csv.nums(c))).unwrap_or_default();
+    let lat = csv.col("latency_ms_p50").map(|c| keep(csv.nums(c))).unwrap_or_default();
+    let pct: Vec<f64> = pdr.iter().map(|p| p * 100.0).collect();
+    // Delivery ratio: bins of 1 % up to 100 %, from at most 70 % (lower when some node delivered less).
+    let low = finite_range(pct.iter().copied()).map_or(70.0, |(a, _)| (a.floor() - 1.0).clamp(0.0, 70.0));
+    histogram(
+        &left,
+        &pct,
+        "end-to-end delivery ratio per LMU (%)",
+        "Delivery ratio",
+        COLOURS[0],
+        Some((low, 100.0 + 1e-9)),
+    )?;
+    histogram(&right, &lat, "median end-to-end latency per LMU (ms)", "Latency", COLOURS[1], None)?;
+    root.present().map_err(pe)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reading accounting waterfall.
+
+/// (label, amount) steps from `summary.accounting`: `generated` first, then every `dropped_*` (or entries of a
+/// `dropped` object), ending at `stored`.
+pub fn accounting_steps(summary: &Value) -> Option<Vec<(String, f64)>> {
+    let a = summary.get("accounting")?.as_object()?;
+    let generated = a.get("generated")?.as_f64()?;
+    let stored = a.get("stored")?.as_f64()?;
+    let mut steps = vec![("generated".to_string(), generated)];
+    if let Some(Value::Object(d)) = a.get("dropped") {
+        for (k, v) in d {
+            if let Some(x) = v.as_f64() {
+                steps.push((format!("dropped: {}", k.replace('_', " ")), -x));
+            }
+        }
+    }
+    for (k, v) in a {
+        if let (Some(r), Some(x)) = (k.strip_prefix("dropped_"), v.as_f64()) {
+            steps.push((format!("dropped: {}", r.replace('_', " ")), -x));
+        }
+    }
+    steps.push(("stored".to_string(), stored));
+    Some(steps)
+}
+
+fn draw_waterfall<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, Vec<(String, f64)>)) -> R {
+    let (ctx, steps) = d;
+    let (area, _) = layout(&root, &ctx.title("Reading accounting: generated = stored + dropped by reason"), 0)?;
+    let n = steps.len();
+    let top = steps.first().map_or(1.0, |s| s.1).max(1.0) * 1.08;
+    let names: Vec<String> = steps.iter().map(|s| s.0.clone()).collect();
+    let mut chart = ChartBuilder::on(&area)
+        .margin(12)
+        .x_label_area_size(60)
+        .y_label_area_size(90)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top)
+        .map_err(pe)?;
+    chart
+        .configure_mesh()
+        .y_desc("readings (count)")
+        .x_desc("step")
+        .axis_desc_style((FONT_NAME, 16))
+        .label_style((FONT_NAME, 13))
+        .x_labels(n)
+        .x_label_formatter(&move |v: &f64| {
+            let k = v.round();
+            if (v - k).abs() < 1e-6 && k >= 0.0 {
+                names.get(k as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .disable_x_mesh()
+        .draw()
+        .map_err(pe)?;
+    let mut level = 0.0;
+    for (i, (name, v)) in steps.iter().enumerate() {
+        let (a, b, c) = if i == 0 || i == n - 1 || name == "stored" {
+            level = if i == 0 { *v } else { level };
+            (0.0, *v, COLOURS[0])
+        } else {
+            let a = level + v;
+            let r = (a, level, COLOURS[3]);
+            level = a;
+            r
+        };
+        chart
+            .draw_series(std::iter::once(Rectangle::new([(i as f64 - 0.35, a), (i as f64 + 0.35, b)], c.filled())))
+            .map_err(pe)?;
+    }
+    root.present().map_err(pe)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Sweeps.
+
+/// A heatmap of one KPI over two axes (mean over replications).
+pub struct Heatmap {
+    pub x_name: String,
+    pub y_name: String,
+    pub kpi: String,
+    pub xs: Vec<String>,
+    pub ys: Vec<String>,
+    /// values[y][x], NaN where no point.
+    pub values: Vec<Vec<f64>>,
+}
+
+fn sweep_heatmaps(csv: &Csv, axes: &[String]) -> Vec<Heatmap> {
+    let mut axis_cols: Vec<usize> = axes.iter().filter_map(|a| csv.col(a)).collect();
+    if axis_cols.is_empty() {
+        // Without the plan's axis list: the columns after point, replication and seed whose values are not
+        // all numbers, else the first two after them.
+        axis_cols = (3..csv.header.len().min(5)).collect();
+    }
+    if axis_cols.len() < 2 {
+        return Vec::new();
+    }
+    let (cx, cy) = (axis_cols[0], axis_cols[1]);
+    let uniq = |c: usize| {
+        let mut v: Vec<String> = Vec::new();
+        for r in &csv.rows {
+            if !v.contains(&r[c]) {
+                v.push(r[c].clone());
+            }
+        }
+        v
+    };
+    let (xs, ys) = (uniq(cx), uniq(cy));
+    let skip = ["point", "replication", "seed", "digest"];
+    let mut out = Vec::new();
+    for k in 0..csv.header.len() {
+        if axis_cols.contains(&k) || skip.contains(&csv.header[k].as_str()) {
+            continue;
+        }
+        let vals = csv.nums(k);
+        let finite = vals.iter().filter(|v| v.is_finite()).count();
+        if finite == 0 || finite_range(vals.iter().copied()).is_some_and(|(a, b)| a == b) {
+            continue;
+        }
+        let mut sum = vec![vec![(0.0, 0u32); xs.len()]; ys.len()];
+        for (r, v) in csv.rows.iter().zip(&vals) {
+            if v.is_finite()
+                && let (Some(i), Some(j)) = (xs.iter().position(|x| *x == r[cx]), ys.iter().position(|y| *y == r[cy]))
+            {
+                sum[j][i].0 += v;
+                sum[j][i].1 += 1;
+            }
+        }
+        let values = sum
+            .iter()
+            .map(|row| row.iter().map(|&(s, n)| if n > 0 { s / n as f64 } else { f64::NAN }).collect())
+            .collect();
+        out.push(Heatmap {
+            x_name: csv.header[cx].clone(),
+            y_name: csv.header[cy].clone(),
+            kpi: csv.header[k].clone(),
+            xs: xs.clone(),
+            ys: ys.clone(),
+            values,
+        });
+        if out.len() >= 6 {
+            break;
+        }
+    }
+    out
+}
+
+fn heat_colour(t: f64) -> RGBColor {
+    // Viridis-like ramp from dark blue through green to yellow.
+    let stops =
+        [(68.0, 1.0, 84.0), (59.0, 82.0, 139.0), (33.0, 145.0, 140.0), (94.0, 201.0, 98.0), (253.0, 231.0, 37.0)];
+    let t = t.clamp(0.0, 1.0) * (stops.len() - 1) as f64;
+    let i = (t.floor() as usize).min(stops.len() - 2);
+    let f = t - i as f64;
+    let (a, b) = (stops[i], stops[i + 1]);
+    RGBColor((a.0 + (b.0 - a.0) * f) as u8, (a.1 + (b.1 - a.1) * f) as u8, (a.2 + (b.2 - a.2) * f) as u8)
+}
+
+fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, Heatmap)) -> R {
+    let (ctx, h) = d;
+    let (q, u) = describe(&h.kpi);
+    let (area, legend) = layout(&root, &ctx.title(&format!("Sweep: {q} ({u}), mean over replications")), 1)?;
+    let (nx, ny) = (h.xs.len(), h.ys.len());
+    let (lo, hi) = finite_range(h.values.iter().flatten().copied()).unwrap_or((0.0, 1.0));
+    let xs = h.xs.clone();
+    let ys = h.ys.clone();
+    let mut chart = ChartBuilder::on(&area)
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(90)
+        .build_cartesian_2d(-0.5f64..(nx as f64 - 0.5), -0.5f64..(ny as f64 - 0.5))
+        .map_err(pe)?;
+    chart
+        .configure_mesh()
+        .x_desc(h.x_name.replace('_', " "))
+        .y_desc(h.y_name.replace('_', " "))
+        .axis_desc_style((FONT_NAME, 16))
+        .label_style((FONT_NAME, 14))
+        .x_labels(nx)
+        .y_labels(ny)
+        .x_label_formatter(&move |v: &f64| {
+            let k = v.round();
+            if (v - k).abs() < 1e-6 && k >= 0.0 {
+                xs.get(k as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&move |v: &f64| {
+            let k = v.round();
+            if (v - k).abs() < 1e-6 && k >= 0.0 {
+                ys.get(k as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .disable_mesh()
+        .draw()
+        .map_err(pe)?;
+    for j in 0..ny {
+        for i in 0..nx {
+            let v = h.values[j][i];
+            let c = if v.is_finite() {
+                heat_colour(if hi > lo { (v - lo) / (hi - lo) } else { 0.5 })
+            } else {
+                RGBColor(220, 220, 220)
+            };
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(i as f64 - 0.5, j as f64 - 0.5), (i as f64 + 0.5, j as f64 + 0.5)],
+                    c.filled(),
+                )))
+                .map_err(pe)?;
+            if v.is_finite() && nx * ny <= 100 {
+                let t = if (v - lo) / (hi - lo).max(1e-300) > 0.6 { BLACK } else { WHITE };
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        sig(v),
+                        (i as f64 - 0.15, j as f64),
+                        (FONT_NAME, 14).into_font().color(&t),
+                    )))
+                    .map_err(pe)?;
+            }
+        }
+    }
+    let entries: Vec<Entry> = (0..5)
+        .map(|k| {
+            let t = k as f64 / 4.0;
+            Entry {
+                label: format!("{} {u}", sig(lo + (hi - lo) * t)),
+                colour: heat_colour(t),
+                line: false,
+                dashed: false,
+            }
+        })
+        .collect();
+    draw_legend(&legend, &entries)?;
+    root.present().map_err(pe)
+}
+
+fn sig(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let d = (3 - v.abs().log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{v:.d$}")
+}
+
+/// A Pareto front: (cost, reliability) per sweep point and the non-dominated subset (cost lower is better,
+/// reliability higher is better).
+pub struct Pareto {
+    pub cost: String,
+    pub reliability: String,
+    pub points: Vec<(f64, f64, String)>,
+    pub front: Vec<(f64, f64)>,
+}
+
+fn pareto(csv: &Csv, spec: &Value) -> Option<Pareto> {
+    let cost = spec.get("cost")?.as_str()?.to_string();
+    let rel = spec.get("reliability")?.as_str()?.to_string();
+    let (cc, cr) = (csv.col(&cost)?, csv.col(&rel)?);
+    let label_cols: Vec<usize> = (3..csv.header.len()).filter(|&c| c != cc && c != cr).take(2).collect();
+    let (c, r) = (csv.nums(cc), csv.nums(cr));
+    let points: Vec<(f64, f64, String)> = (0..c.len())
+        .filter(|&i| c[i].is_finite() && r[i].is_finite())
+        .map(|i| (c[i], r[i], label_cols.iter().map(|&k| csv.rows[i][k].clone()).collect::<Vec<_>>().join(", ")))
+        .collect();
+    let mut sorted: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1)).collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    let mut front: Vec<(f64, f64)> = Vec::new();
+    for p in sorted {
+        if front.last().is_none_or(|l| p.1 > l.1) {
+            front.push(p);
+        }
+    }
+    Some(Pareto { cost, reliability: rel, points, front })
+}
+
+fn draw_pareto<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, Pareto)) -> R {
+    let (ctx, p) = d;
+    let (qc, uc) = describe(&p.cost);
+    let (qr, ur) = describe(&p.reliability);
+    let (area, legend) = layout(&root, &ctx.title(&format!("Sweep: {qr} against {qc}")), 1)?;
+    let x = padded(finite_range(p.points.iter().map(|q| q.0)).unwrap_or((0.0, 1.0)));
+    let y = padded(finite_range(p.points.iter().map(|q| q.1)).unwrap_or((0.0, 1.0)));
+    let mut chart = ChartBuilder::on(&area)
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
+        .map_err(pe)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("{qc} ({uc}), lower is better"))
+        .y_desc(format!("{qr} ({ur}), higher is better"))
+        .axis_desc_style((FONT_NAME, 16))
+        .label_style((FONT_NAME, 14))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(pe)?;
+    chart.draw_series(p.points.iter().map(|q| Circle::new((q.0, q.1), 4, COLOURS[0].mix(0.6).filled()))).map_err(pe)?;
+    draw_line(&mut chart, &p.front, x, y, COLOURS[3].stroke_width(2))?;
+    chart.draw_series(p.front.iter().map(|q| Circle::new(*q, 6, COLOURS[3].filled()))).map_err(pe)?;
+    draw_legend(
+        &legend,
+        &[
+            Entry { label: "sweep point".into(), colour: COLOURS[0], line: false, dashed: false },
+            Entry {
+                label: "Pareto front (no point is cheaper and more reliable)".into(),
+                colour: COLOURS[3],
+                line: true,
+                dashed: false,
+            },
+        ],
+    )?;
+    root.present().map_err(pe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipping_keeps_lines_inside_the_box() {
+        let pieces = clip_polyline(&[(0.0, 0.0), (1.0, 10.0), (2.0, 0.0)], (0.0, 2.0), (0.0, 1.0));
+        for p in &pieces {
+            for &(x, y) in p {
+                assert!((0.0..=2.0).contains(&x) && (0.0..=1.0 + 1e-12).contains(&y), "{x},{y}");
+            }
+        }
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(clip_polyline(&[(0.0, 0.5), (1.0, f64::NAN), (2.0, 0.5)], (0.0, 2.0), (0.0, 1.0)).len(), 0);
+        assert_eq!(
+            clip_polyline(&[(0.0, 0.5), (1.0, 0.6), (2.0, 0.5)], (0.0, 2.0), (0.0, 1.0)),
+            vec![vec![(0.0, 0.5), (1.0, 0.6), (2.0, 0.5)]]
+        );
+    }
+
+    #[test]
+    fn units_come_from_column_names() {
+        assert_eq!(describe("p_slack_kw").1, "kW");
+        assert_eq!(describe("trip_ms"), ("trip".into(), "ms".into()));
+        assert_eq!(describe("v_a_mean_v").1, "V");
+    }
 }

@@ -16,6 +16,9 @@ pub struct InputError {
     src: NamedSource<String>,
     #[label("here")]
     span: SourceSpan,
+    /// Further errors found in the same input, in file order (shown after this one).
+    #[related]
+    pub related: Vec<InputError>,
 }
 
 impl InputError {
@@ -32,7 +35,55 @@ impl InputError {
             help,
             src: NamedSource::new(file, text.to_string()),
             span: (pos, len).into(),
+            related: Vec::new(),
         }
+    }
+
+    /// Byte offset of the error in its source.
+    pub fn offset(&self) -> usize {
+        self.span.offset()
+    }
+
+    /// Every error this one carries: itself, then its related errors.
+    pub fn count(&self) -> usize {
+        1 + self.related.iter().map(InputError::count).sum::<usize>()
+    }
+
+    /// One error carrying all of `errors` (flattened), in file order (files as first given, then position);
+    /// `None` if
+    /// there are none.
+    pub fn collect(errors: Vec<InputError>) -> Option<InputError> {
+        fn flatten(mut e: InputError, out: &mut Vec<InputError>) {
+            let related = std::mem::take(&mut e.related);
+            out.push(e);
+            for r in related {
+                flatten(r, out);
+            }
+        }
+        let mut flat = Vec::new();
+        for e in errors {
+            flatten(e, &mut flat);
+        }
+        // Files in the order they first appear, each file's errors by position.
+        let mut files: Vec<String> = Vec::new();
+        for e in &flat {
+            if !files.contains(&e.file) {
+                files.push(e.file.clone());
+            }
+        }
+        let rank = |e: &InputError| files.iter().position(|f| *f == e.file).unwrap_or(0);
+        flat.sort_by_key(|e| (rank(e), e.offset()));
+        flat.dedup_by(|a, b| a.file == b.file && a.offset() == b.offset() && a.message == b.message);
+        let mut it = flat.into_iter();
+        let mut first = it.next()?;
+        first.related = it.collect();
+        Some(first)
+    }
+
+    /// The error with `message` replaced (location and help kept).
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = message.into();
+        self
     }
     /// An error at a 1-based line and column (as the `ron` parser reports them).
     pub fn at_line_col(

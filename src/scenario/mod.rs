@@ -6,6 +6,8 @@
 
 pub mod assets;
 mod error;
+pub mod json_path;
+pub mod reference;
 pub mod ron_path;
 
 pub use error::InputError;
@@ -58,6 +60,12 @@ pub struct Scenario {
     /// Coordinator, UART, gateway and cloud.
     #[serde(default)]
     pub gateway: Option<crate::agents::GatewayConfig>,
+    /// The energy market: contracts, settlement slot, demand response (needs `grid`).
+    #[serde(default)]
+    pub market: Option<crate::market::world::MarketConfig>,
+    /// The private permissioned chain: validators, their links, Byzantine behaviours.
+    #[serde(default)]
+    pub chain: Option<crate::chain::ChainConfig>,
     /// What the run writes.
     #[serde(default)]
     pub outputs: OutputConfig,
@@ -73,6 +81,27 @@ pub struct OutputConfig {
     /// Most rows per CSV event log (older rows are kept, the rest counted as dropped).
     #[serde(default = "default_max_log_rows")]
     pub max_log_rows: usize,
+    /// Per-bus voltages and per-line and per-transformer loading, sampled at a fixed interval
+    /// (`grid_bus_voltage_pu.csv`, `grid_branch_loading_pct.csv`). Off by default: a big network makes wide
+    /// files.
+    #[serde(default)]
+    pub grid_detail: Option<GridDetail>,
+}
+
+/// Sampled per-element grid outputs: one row per sample time, one column per bus (`b<index>`, the lowest
+/// phase-to-neutral voltage in p.u., 5 decimals) or per line and transformer (`l<index>`, `t<index>`: the
+/// highest phase current over both ends as % of the rating, 2 decimals). Each sample is the state solved
+/// last at or before its time; an empty cell is a de-energised bus or a line without a rating.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GridDetail {
+    /// Sampling interval.
+    #[serde(default = "default_detail_every")]
+    pub every: Dur,
+}
+
+fn default_detail_every() -> Dur {
+    Dur(SimDuration::from_secs(900))
 }
 
 fn yes() -> bool {
@@ -84,7 +113,7 @@ fn default_max_log_rows() -> usize {
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig { plots: true, max_log_rows: default_max_log_rows() }
+        OutputConfig { plots: true, max_log_rows: default_max_log_rows(), grid_detail: None }
     }
 }
 
@@ -99,6 +128,9 @@ pub struct Loaded {
     pub base_dir: Option<PathBuf>,
 }
 
+/// Top-level fields of a scenario whose absence changes how the others validate.
+const SECTIONS: &[&str] = &["name", "seed", "duration", "grid", "lmus", "faults", "mesh", "gateway", "outputs"];
+
 /// Longest scenario file accepted (guards against feeding a huge file by mistake).
 pub const MAX_SCENARIO_BYTES: usize = 16 << 20;
 
@@ -108,18 +140,125 @@ pub fn ron_options() -> ron::Options {
 }
 
 /// Parses RON text into `T`, turning `ron`'s errors into located [`InputError`]s with a suggestion.
+///
+/// It reports every error it can find in the file, in file order (the first carries the rest as
+/// [`InputError::related`]): after an error it blanks out the innermost field or element holding it (so
+/// positions stay put) and parses again, up to [`MAX_ERRORS`] times. A field that is missing only because a
+/// broken one was blanked is not reported.
 pub fn parse_ron<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, InputError> {
+    parse_recovering(file, text).map_err(|(e, _)| e)
+}
+
+/// The value parsed with broken items blanked, and the paths of those items.
+pub type Recovered<T> = Option<(T, Vec<String>)>;
+
+/// [`parse_ron`], also giving back on error the value parsed from the text with the broken items blanked
+/// (when that parses), so its values can be validated too and those errors reported alongside.
+pub fn parse_recovering<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<T, (InputError, Recovered<T>)> {
     if text.len() > MAX_SCENARIO_BYTES {
-        return Err(InputError::file(
-            file,
-            format!("file is {} bytes; the limit is {MAX_SCENARIO_BYTES}", text.len()),
+        return Err((
+            InputError::file(file, format!("file is {} bytes; the limit is {MAX_SCENARIO_BYTES}", text.len()), None),
             None,
         ));
     }
-    ron_options().from_str::<T>(text).map_err(|e| {
-        let help = suggestion(&e.code);
-        InputError::at_line_col(file, text, e.span.start.line, e.span.start.col, e.code.to_string(), help)
-    })
+    let first = match ron_options().from_str::<T>(text) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let mut recovered = None;
+    let mut errors = Vec::new();
+    let mut work = text.to_string();
+    let mut blanked: Vec<String> = Vec::new();
+    let mut next = Some(first);
+    for _ in 0..MAX_ERRORS * 2 {
+        let Some(e) = next.take() else { break };
+        let items = ron_path::items(&work);
+        let pos = byte_offset(&work, e.span.start.line, e.span.start.col);
+        let here = ron_path::item_at(&items, pos);
+        let consequence = matches!(&e.code, ron::Error::MissingStructField { field, .. }
+            if blanked.iter().any(|b| b.rsplit(['.', ']']).next() == Some(*field)));
+        if !consequence {
+            errors.push(ron_error(file, text, &e, here.map(|i| i.path.as_str())));
+            if errors.len() >= MAX_ERRORS {
+                break;
+            }
+        }
+        // Blank the innermost field or sequence element around the error (for a field missing because of an
+        // earlier blank, the struct that misses it) and look for the next error.
+        let Some(target) = items
+            .iter()
+            .filter(|i| i.item.start <= pos && pos < i.item.end.max(i.item.start + 1) && (i.named || i.in_seq))
+            .filter(|i| !consequence || !blanked.contains(&i.path))
+            .min_by_key(|i| i.item.len())
+        else {
+            break;
+        };
+        if blanked.contains(&target.path) {
+            break;
+        }
+        blanked.push(target.path.clone());
+        let blank: String = work[target.item.clone()].chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
+        work.replace_range(target.item.clone(), &blank);
+        match ron_options().from_str::<T>(&work) {
+            Ok(v) => {
+                recovered = Some((v, blanked));
+                break;
+            }
+            Err(e) => next = Some(e),
+        }
+    }
+    if errors.is_empty() {
+        errors.push(ron_error(file, text, &first_error(text), None));
+    }
+    Err((InputError::collect(errors).expect("at least one error"), recovered))
+}
+
+/// Most errors reported for one file.
+pub const MAX_ERRORS: usize = 20;
+
+fn first_error(text: &str) -> ron::error::SpannedError {
+    match ron_options().from_str::<ron::Value>(text) {
+        Err(e) => e,
+        Ok(_) => ron::error::SpannedError {
+            code: ron::Error::Message("invalid input".into()),
+            span: ron::error::Span {
+                start: ron::error::Position { line: 1, col: 1 },
+                end: ron::error::Position { line: 1, col: 1 },
+            },
+        },
+    }
+}
+
+fn byte_offset(text: &str, line: usize, col: usize) -> usize {
+    let mut pos = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            return pos + l.char_indices().nth(col.saturating_sub(1)).map_or(l.len(), |(b, _)| b);
+        }
+        pos += l.len();
+    }
+    text.len()
+}
+
+/// A `ron` error as a located [`InputError`]; value errors (a bad duration, a wrong type) are prefixed with
+/// the path of the field they are in.
+fn ron_error(file: &str, text: &str, e: &ron::error::SpannedError, path: Option<&str>) -> InputError {
+    let help = suggestion(&e.code);
+    let about_the_key = matches!(
+        e.code,
+        ron::Error::NoSuchStructField { .. }
+            | ron::Error::MissingStructField { .. }
+            | ron::Error::DuplicateStructField { .. }
+            | ron::Error::NoSuchEnumVariant { .. }
+    );
+    let message = match path {
+        Some(p) if !about_the_key && !p.is_empty() => format!("`{p}`: {}", e.code),
+        _ => e.code.to_string(),
+    };
+    InputError::at_line_col(file, text, e.span.start.line, e.span.start.col, message, help)
 }
 
 fn suggestion(code: &ron::Error) -> Option<String> {
@@ -174,10 +313,27 @@ impl Loaded {
             .expect("the embedded default scenario parses (checked by tests)")
     }
 
-    /// Parses scenario text.
+    /// Parses scenario text. On a parse error, the values of the rest of the file are still checked (as
+    /// [`Loaded::validate`] does) so that every error is reported at once, in file order.
     pub fn from_text(file: String, text: String, base_dir: Option<PathBuf>) -> Result<Loaded, InputError> {
-        let scenario = parse_ron::<Scenario>(&file, &text)?;
-        Ok(Loaded { scenario, file, text, base_dir })
+        match parse_recovering::<Scenario>(&file, &text) {
+            Ok(scenario) => Ok(Loaded { scenario, file, text, base_dir }),
+            Err((e, None)) => Err(e),
+            // Blanking a whole section, or an element of a list, changes what the rest means (LMUs without a
+            // grid, shifted fault indices): then only the parse errors are reported.
+            Err((e, Some((_, blanked))))
+                if blanked.iter().any(|p| p.contains('[') || SECTIONS.contains(&p.as_str())) =>
+            {
+                Err(e)
+            }
+            Err((e, Some((scenario, _)))) => {
+                let rest = Loaded { scenario, file, text, base_dir };
+                match rest.validate() {
+                    Ok(()) => Err(e),
+                    Err(more) => Err(InputError::collect(vec![e, more]).expect("two errors")),
+                }
+            }
+        }
     }
 
     /// An error located at the value of `path` (e.g. `"gateway.report_every"`), or at the start if absent.
@@ -210,46 +366,88 @@ impl Loaded {
     }
 
     /// Checks values the schema cannot: ranges, consistency, and that every named file and model resolves.
+    /// Reports every section's error, in file order (the first error carries the rest as `related`).
     pub fn validate(&self) -> Result<(), InputError> {
         let s = &self.scenario;
+        let mut errors = Vec::new();
         if s.name.trim().is_empty() {
-            return Err(self.error_at("name", "must not be empty", Some("give the scenario a short name".into())));
+            errors.push(self.error_at("name", "must not be empty", Some("give the scenario a short name".into())));
         }
         if s.duration.0 == SimDuration::ZERO {
-            return Err(self.error_at("duration", "must be longer than zero", Some("e.g. duration: \"24h\"".into())));
+            errors.push(self.error_at("duration", "must be longer than zero", Some("e.g. duration: \"24h\"".into())));
         }
         if s.duration.0 > SimDuration::from_secs(366 * 86_400) {
-            return Err(self.error_at(
+            errors.push(self.error_at(
                 "duration",
                 "is longer than a year",
                 Some("split long studies into runs".into()),
             ));
         }
         if s.outputs.max_log_rows == 0 {
-            return Err(self.error_at("outputs.max_log_rows", "must be at least 1", None));
+            errors.push(self.error_at("outputs.max_log_rows", "must be at least 1", None));
         }
-        if let Some(g) = &s.grid {
-            g.validate().map_err(|e| self.error_in("grid", e))?;
+        if let Some(d) = &s.outputs.grid_detail {
+            if d.every.0 < SimDuration::from_secs(1) {
+                errors.push(self.error_at("outputs.grid_detail.every", "must be at least 1s", None));
+            } else if s.duration.0.as_nanos() / d.every.0.as_nanos() > 100_000 {
+                errors.push(self.error_at(
+                    "outputs.grid_detail.every",
+                    "gives more than 100000 samples over the run",
+                    Some("sample less often".into()),
+                ));
+            }
+            if s.grid.is_none() {
+                errors.push(self.error_at("outputs.grid_detail", "needs a `grid` section", None));
+            }
+        }
+        if let Some(g) = &s.grid
+            && let Err(e) = g.validate()
+        {
+            errors.push(self.error_in("grid", e));
         }
         if s.lmus.is_some() && s.grid.is_none() {
-            return Err(self.error_at("lmus", "LMUs need a `grid` section to sit on", None));
+            errors.push(self.error_at("lmus", "LMUs need a `grid` section to sit on", None));
         }
-        if let Some(l) = &s.lmus {
-            l.validate().map_err(|e| self.error_in("lmus", e))?;
+        if let Some(l) = &s.lmus
+            && let Err(e) = l.validate()
+        {
+            errors.push(self.error_in("lmus", e));
         }
         if !s.faults.is_empty() && s.grid.is_none() {
-            return Err(self.error_at("faults", "faults need a `grid` section", None));
+            errors.push(self.error_at("faults", "faults need a `grid` section", None));
         }
         for (k, f) in s.faults.iter().enumerate() {
-            f.plan().map_err(|e| self.error_in(&format!("faults[{k}]"), e))?;
+            if let Err(e) = f.plan() {
+                errors.push(self.error_in(&format!("faults[{k}]"), e));
+            }
         }
-        if let Some(m) = &s.mesh {
-            m.validate().map_err(|e| self.error_in("mesh", e.clone()))?;
+        if let Some(m) = &s.mesh
+            && let Err(e) = m.validate()
+        {
+            errors.push(self.error_in("mesh", e.clone()));
         }
-        if let Some(g) = &s.gateway {
-            g.validate().map_err(|(field, msg)| self.error_at(&format!("gateway.{field}"), msg, None))?;
+        if let Some(g) = &s.gateway
+            && let Err((field, msg)) = g.validate()
+        {
+            errors.push(self.error_at(&format!("gateway.{field}"), msg, None));
         }
-        Ok(())
+        if let Some(m) = &s.market {
+            if s.grid.is_none() {
+                errors.push(self.error_at("market", "the market needs a `grid` section to meter", None));
+            }
+            if let Err(e) = m.validate() {
+                errors.push(self.error_in("market", e));
+            }
+        }
+        if let Some(c) = &s.chain
+            && let Err(e) = c.validate()
+        {
+            errors.push(self.error_in("chain", e));
+        }
+        match InputError::collect(errors) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 

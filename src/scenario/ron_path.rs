@@ -47,6 +47,8 @@ pub fn parse_path(path: &str) -> Result<Vec<Seg>, String> {
 #[derive(Debug)]
 struct Node {
     span: Range<usize>,
+    /// The whole item in its parent: from its key (if any) to after its trailing comma.
+    item: Range<usize>,
     /// Named children (struct fields, map keys) and positional children (tuple/seq items) in order.
     children: Vec<(Option<String>, Node)>,
 }
@@ -173,7 +175,7 @@ impl Scanner<'_> {
             }
         }
         self.depth -= 1;
-        Some(Node { span: start..self.i, children })
+        Some(Node { span: start..self.i, item: start..self.i, children })
     }
     /// At an opening bracket: reads `name: value` / `key: value` / `value` items up to `close`.
     fn group(&mut self, close: u8) -> Option<Vec<(Option<String>, Node)>> {
@@ -203,9 +205,12 @@ impl Scanner<'_> {
                 // map entry `key: value`: name it by the key text without quotes
                 self.i += 1;
                 let key = String::from_utf8_lossy(&self.b[v.span.clone()]).trim_matches('"').to_string();
-                let val = self.value()?;
+                let mut val = self.value()?;
+                val.item.start = save;
                 items.push((Some(key), val));
             } else {
+                let mut v = v;
+                v.item.start = save;
                 items.push((name, v));
             }
             self.skip_ws();
@@ -213,6 +218,9 @@ impl Scanner<'_> {
                 b',' => self.i += 1,
                 c if c == close => {}
                 _ => return None,
+            }
+            if let Some(last) = items.last_mut() {
+                last.1.item.end = self.i;
             }
         }
     }
@@ -253,6 +261,65 @@ pub fn find(text: &str, path: &[Seg]) -> Option<Range<usize>> {
         }
     }
     Some(node.span)
+}
+
+/// One item of the text: a struct field, map entry or sequence element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// Its path, e.g. `gateway.report_every` or `faults[0].r_ohm`.
+    pub path: String,
+    /// From its key (if any) to after its trailing comma.
+    pub item: Range<usize>,
+    /// Its value.
+    pub value: Range<usize>,
+    /// A struct field or map entry (`name: value`), not a positional element.
+    pub named: bool,
+    /// An element of a `[...]` sequence.
+    pub in_seq: bool,
+}
+
+/// Every item of the text, outermost first (a parent before its children). Empty if the scanner cannot
+/// read the text. `Some(x)` is looked through, as [`find`] does.
+pub fn items(text: &str) -> Vec<Item> {
+    fn walk(text: &str, node: &Node, prefix: &str, out: &mut Vec<Item>) {
+        let seq = text[node.span.clone()].starts_with('[');
+        let mut pos = 0usize;
+        for (name, child) in &node.children {
+            let path = match name {
+                Some(n) if prefix.is_empty() => n.clone(),
+                Some(n) => format!("{prefix}.{n}"),
+                None => {
+                    pos += 1;
+                    format!("{prefix}[{}]", pos - 1)
+                }
+            };
+            let mut inner = child;
+            while inner.children.len() == 1
+                && inner.children[0].0.is_none()
+                && text[inner.span.clone()].starts_with("Some")
+            {
+                inner = &inner.children[0].1;
+            }
+            out.push(Item {
+                path: path.clone(),
+                item: child.item.clone(),
+                value: inner.span.clone(),
+                named: name.is_some(),
+                in_seq: seq && name.is_none(),
+            });
+            walk(text, inner, &path, out);
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(r) = root(text) {
+        walk(text, &r, "", &mut out);
+    }
+    out
+}
+
+/// The innermost item whose extent (key to trailing comma) contains byte offset `pos`.
+pub fn item_at(items: &[Item], pos: usize) -> Option<&Item> {
+    items.iter().filter(|i| i.item.start <= pos && pos < i.item.end.max(i.item.start + 1)).min_by_key(|i| i.item.len())
 }
 
 /// 1-based line and column (in characters) of byte offset `pos`.
@@ -303,6 +370,19 @@ Scenario(
         assert_eq!(line_col(TEXT, TEXT.find("seed").unwrap()), (4, 5));
         let t = replace(TEXT, "faults[0].r_ohm", "5.0").unwrap();
         assert!(t.contains("r_ohm: 5.0"));
+    }
+
+    #[test]
+    fn items_carry_paths_keys_and_trailing_commas() {
+        let its = items(TEXT);
+        let seed = its.iter().find(|i| i.path == "seed").unwrap();
+        assert_eq!(&TEXT[seed.item.clone()], "seed: 42,");
+        let f1 = its.iter().find(|i| i.path == "faults[1]").unwrap();
+        assert!(f1.in_seq && !f1.named);
+        assert_eq!(&TEXT[f1.value.clone()], "Open(line: 7)");
+        assert!(its.iter().any(|i| i.path == "grid.steps[2]"));
+        let pos = TEXT.find("r_ohm").unwrap();
+        assert_eq!(item_at(&its, pos).unwrap().path, "faults[0].r_ohm");
     }
 
     #[test]

@@ -4,6 +4,16 @@
 //! value at a scenario path, like `gateway.uart_baud` or `faults[0].r_ohm`, with RON text). Every point's seed
 //! is a pure function of (plan seed, point index, replication); points run on rayon's pool and results are
 //! collected in point order, so the CSV is byte-identical whatever the thread count.
+//!
+//! Sampling (`sampling`): `Grid` (the default: each block's cartesian product), `Random(count: N)` (N points per
+//! block, each axis drawn uniformly from its `values` or its `between: (lo, hi)` interval) or
+//! `LatinHypercube(count: N)` (N points per block; each axis's range cut into N equal strata, each stratum used
+//! once, strata paired across axes by seeded permutations). Draws are pure functions of the plan seed.
+//! Scaling out over processes and machines (shards, manifests, resume, merge) lives in [`shard`].
+
+pub mod shard;
+
+pub mod stats;
 
 use crate::engine::derive_seed;
 use crate::report::Table;
@@ -36,6 +46,32 @@ pub struct Plan {
     /// Empty: every scalar at the top two levels of the summary.
     #[serde(default)]
     pub columns: Vec<Column>,
+    /// How points are drawn from the axes (default: the full grid).
+    #[serde(default)]
+    pub sampling: Sampling,
+    /// Columns to plot as a Pareto front (cost lower is better, reliability higher is better).
+    #[serde(default)]
+    pub pareto: Option<ParetoSpec>,
+}
+
+/// How a block's axes become points.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub enum Sampling {
+    /// The cartesian product of the axes' values.
+    #[default]
+    Grid,
+    /// `count` points per block, each axis drawn independently and uniformly.
+    Random { count: u32 },
+    /// `count` points per block, Latin-hypercube stratified per axis.
+    LatinHypercube { count: u32 },
+}
+
+/// The two CSV columns of a Pareto plot.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ParetoSpec {
+    pub cost: String,
+    pub reliability: String,
 }
 
 fn one() -> u32 {
@@ -58,6 +94,12 @@ pub struct Axis {
     /// Optional display label per value (same length as `values`), e.g. the feeder's name for a network file.
     #[serde(default)]
     pub labels: Vec<String>,
+    /// For `Random` and `LatinHypercube` sampling: draw from this interval instead of `values`.
+    #[serde(default)]
+    pub between: Option<(f64, f64)>,
+    /// Round drawn values to integers.
+    #[serde(default)]
+    pub integer: bool,
 }
 
 /// A KPI column: CSV header and summary path.
@@ -91,6 +133,7 @@ pub fn load(path: &Path) -> Result<Expanded, InputError> {
     let file = path.display().to_string();
     let text = crate::scenario::assets::read_text(path).map_err(|e| InputError::file(&file, e, None))?;
     let mut plan: Plan = parse_ron(&file, &text)?;
+    let listed: Vec<Vec<usize>> = plan.blocks.iter().map(|b| b.iter().map(|a| a.values.len()).collect()).collect();
     for block in &mut plan.blocks {
         for axis in block.iter_mut() {
             if let Some((a, b)) = axis.range {
@@ -122,7 +165,17 @@ pub fn load(path: &Path) -> Result<Expanded, InputError> {
     for (b, block) in plan.blocks.iter().enumerate() {
         for (a, axis) in block.iter().enumerate() {
             let p = format!("blocks[{b}][{a}]");
-            if axis.values.is_empty() {
+            if let Some((lo, hi)) = axis.between {
+                if plan.sampling == Sampling::Grid {
+                    return Err(at(
+                        &format!("{p}.between"),
+                        "needs `sampling: Random(..)` or `LatinHypercube(..)`; a grid takes `values`".into(),
+                    ));
+                }
+                if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+                    return Err(at(&format!("{p}.between"), format!("({lo}, {hi}) is not an interval")));
+                }
+            } else if axis.values.is_empty() {
                 return Err(at(&format!("{p}.values"), "needs at least one value (or a non-empty `range`)".into()));
             }
             if !axis.labels.is_empty() && axis.labels.len() != axis.values.len() {
@@ -139,32 +192,140 @@ pub fn load(path: &Path) -> Result<Expanded, InputError> {
         }
     }
     let mut points = Vec::new();
+    let sample_count = match plan.sampling {
+        Sampling::Grid => None,
+        Sampling::Random { count } | Sampling::LatinHypercube { count } => {
+            if count == 0 || count as usize > MAX_POINTS {
+                return Err(at("sampling", format!("count must be within 1..={MAX_POINTS}")));
+            }
+            Some(count as usize)
+        }
+    };
     for (b, block) in plan.blocks.iter().enumerate() {
-        let n: usize =
-            block.iter().map(|a| a.values.len()).try_fold(1usize, |acc, n| acc.checked_mul(n)).unwrap_or(usize::MAX);
+        let n: usize = sample_count.unwrap_or_else(|| {
+            block.iter().map(|a| a.values.len()).try_fold(1usize, |acc, n| acc.checked_mul(n)).unwrap_or(usize::MAX)
+        });
         if points.len().saturating_add(n) > MAX_POINTS {
             return Err(at("blocks", format!("expands to more than {MAX_POINTS} points")));
         }
+        let draws = sample_count.map(|n| draw(&plan.sampling, plan.seed, b, block.len(), n));
         for k in 0..n {
             let mut rest = k;
             let mut text = base.text.clone();
             let mut labels = vec![String::new(); headers.len()];
             for (a, axis) in block.iter().enumerate().rev() {
-                let i = rest % axis.values.len();
-                rest /= axis.values.len();
-                let v = &axis.values[i];
-                text = ron_path::replace(&text, &axis.path, v).map_err(|e| at(&format!("blocks[{b}][{a}].path"), e))?;
+                let (v, label) = match &draws {
+                    None => {
+                        let i = rest % axis.values.len();
+                        rest /= axis.values.len();
+                        let v = axis.values[i].clone();
+                        let label = axis.labels.get(i).cloned().unwrap_or_else(|| v.trim_matches('"').to_string());
+                        (v, label)
+                    }
+                    Some(u) => axis_value(axis, u[a][k]),
+                };
+                text =
+                    ron_path::replace(&text, &axis.path, &v).map_err(|e| at(&format!("blocks[{b}][{a}].path"), e))?;
                 let h = axis.name.clone().unwrap_or_else(|| axis.path.clone());
                 let col = headers.iter().position(|x| *x == h).expect("header registered above");
-                labels[col] = axis.labels.get(i).cloned().unwrap_or_else(|| v.trim_matches('"').to_string());
+                labels[col] = label;
             }
             let name = format!("{} [block {b}, point {k}: {}]", base.file, labels.join(", "));
-            let loaded = Loaded::from_text(name, text, base.base_dir.clone())?;
-            loaded.validate()?;
+            let loaded = Loaded::from_text(name, text.clone(), base.base_dir.clone())
+                .and_then(|l| l.validate().map(|_| l))
+                .map_err(|e| point_error(&plan, &listed, b, k, &text, e, &at))?;
             points.push(Point { labels, loaded });
         }
     }
     Ok(Expanded { plan, file, points, headers })
+}
+
+/// An error in the scenario of point `k` of block `b`, located at the plan's value that made it (the axis
+/// whose overridden value holds the error), else at the block.
+fn point_error(
+    plan: &Plan,
+    listed: &[Vec<usize>],
+    b: usize,
+    k: usize,
+    text: &str,
+    e: InputError,
+    at: &dyn Fn(&str, String) -> InputError,
+) -> InputError {
+    let block = &plan.blocks[b];
+    let mut rest = k;
+    let mut which = vec![0; block.len()];
+    for (a, axis) in block.iter().enumerate().rev() {
+        which[a] = rest % axis.values.len();
+        rest /= axis.values.len();
+    }
+    let culprit = block.iter().enumerate().find(|(_, axis)| {
+        ron_path::parse_path(&axis.path)
+            .ok()
+            .and_then(|p| ron_path::find(text, &p))
+            .is_some_and(|r| r.start <= e.offset() && e.offset() <= r.end)
+    });
+    let settings: Vec<String> =
+        block.iter().zip(&which).map(|(axis, &i)| format!("{} = {}", axis.path, axis.values[i])).collect();
+    let message = format!("point {k} of block {b} ({}): {}", settings.join(", "), e.message);
+    let mut out = match culprit {
+        Some((a, _)) if which[a] < listed[b][a] => at(&format!("blocks[{b}][{a}].values[{}]", which[a]), message),
+        Some((a, _)) => at(&format!("blocks[{b}][{a}].range"), message),
+        None => at(&format!("blocks[{b}]"), message),
+    };
+    out.help = e.help;
+    out
+}
+
+/// A uniform number in [0, 1) from a hash.
+fn unit(h: u64) -> f64 {
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Uniform draws in [0, 1) per axis and point of block `b`: independent (`Random`) or Latin-hypercube.
+fn draw(sampling: &Sampling, seed: u64, b: usize, axes: usize, n: usize) -> Vec<Vec<f64>> {
+    const TAG: u64 = 0x0053_5745_4550; // "SWEEP"
+    (0..axes)
+        .map(|a| match sampling {
+            Sampling::LatinHypercube { .. } => {
+                // A seeded Fisher-Yates permutation of the strata, then a uniform offset inside each.
+                let mut perm: Vec<usize> = (0..n).collect();
+                for i in (1..n).rev() {
+                    let j = (derive_seed(seed, &[TAG, 1, b as u64, a as u64, i as u64]) % (i as u64 + 1)) as usize;
+                    perm.swap(i, j);
+                }
+                (0..n)
+                    .map(|k| {
+                        (perm[k] as f64 + unit(derive_seed(seed, &[TAG, 2, b as u64, a as u64, k as u64]))) / n as f64
+                    })
+                    .collect()
+            }
+            _ => (0..n).map(|k| unit(derive_seed(seed, &[TAG, 3, b as u64, a as u64, k as u64]))).collect(),
+        })
+        .collect()
+}
+
+/// The RON text and label of an axis at the uniform draw `u`.
+fn axis_value(axis: &Axis, u: f64) -> (String, String) {
+    match axis.between {
+        Some((lo, hi)) => {
+            let x = lo + (hi - lo) * u;
+            if axis.integer {
+                let v = format!("{}", x.round() as i64);
+                (v.clone(), v)
+            } else {
+                // Six significant digits keep labels short; RON needs a decimal point for floats.
+                let v = format!("{:.6e}", x).parse::<f64>().unwrap_or(x);
+                let t = if v.fract() == 0.0 && v.abs() < 1e15 { format!("{v:.1}") } else { format!("{v}") };
+                (t.clone(), t)
+            }
+        }
+        None => {
+            let i = ((u * axis.values.len() as f64) as usize).min(axis.values.len() - 1);
+            let v = axis.values[i].clone();
+            let label = axis.labels.get(i).cloned().unwrap_or_else(|| v.trim_matches('"').to_string());
+            (v, label)
+        }
+    }
 }
 
 /// Looks up a path (`a.b[2].c`) in a JSON value.
@@ -209,33 +370,59 @@ fn default_columns(summary: &Value) -> Vec<(String, Value)> {
     out
 }
 
-/// Runs every point x replication on the current rayon pool; returns the CSV table in point order.
-pub fn run(exp: &Expanded, progress: &(dyn Fn() + Sync)) -> Result<Table, String> {
+/// Every (point, replication) of the plan in job order (job k = point k / reps, replication k % reps).
+pub fn jobs(exp: &Expanded) -> Vec<(usize, usize)> {
     let reps = exp.plan.replications as usize;
-    let jobs: Vec<(usize, usize)> = (0..exp.points.len()).flat_map(|p| (0..reps).map(move |r| (p, r))).collect();
-    let results: Vec<Result<Value, String>> = jobs
+    (0..exp.points.len()).flat_map(|p| (0..reps).map(move |r| (p, r))).collect()
+}
+
+/// Runs the jobs `which` (indices into [`jobs`]) on the current rayon pool; `done(job, summary)` is called as
+/// each finishes (from worker threads, in any order). Returns the summaries in the order of `which`.
+pub fn run_jobs(
+    exp: &Expanded,
+    which: &[usize],
+    done: &(dyn Fn(usize, &Value) + Sync),
+) -> Result<Vec<(usize, Value)>, String> {
+    let all = jobs(exp);
+    let results: Vec<Result<Value, String>> = which
         .par_iter()
-        .map(|&(p, r)| {
+        .map(|&j| {
+            let (p, r) = all[j];
             let seed = derive_seed(exp.plan.seed, &[p as u64, r as u64]);
             let out = run_one(&exp.points[p].loaded, seed);
-            progress();
+            if let Ok(v) = &out {
+                done(j, v);
+            }
             out
         })
         .collect();
+    which
+        .iter()
+        .zip(results)
+        .map(|(&j, r)| {
+            let (p, rep) = all[j];
+            r.map(|v| (j, v)).map_err(|e| format!("point {p} replication {rep}: {e}"))
+        })
+        .collect()
+}
+
+/// The CSV table of finished jobs (given in job order).
+pub fn table(exp: &Expanded, results: &[(usize, Value)]) -> Table {
+    let all = jobs(exp);
     let mut header = vec!["point".to_string(), "replication".to_string(), "seed".to_string()];
     header.extend(exp.headers.iter().cloned());
     let mut kpi_names: Vec<String> = exp.plan.columns.iter().map(|c| c.name.clone()).collect();
     let mut rows = Vec::new();
-    for (&(p, r), res) in jobs.iter().zip(results) {
-        let summary = res.map_err(|e| format!("point {p} replication {r}: {e}"))?;
+    for (j, summary) in results {
+        let (p, r) = all[*j];
         let kpis: Vec<(String, Value)> = if exp.plan.columns.is_empty() {
-            default_columns(&summary)
+            default_columns(summary)
         } else {
             exp.plan
                 .columns
                 .iter()
                 .map(|c| {
-                    let v = json_path(&summary, &c.path).cloned().unwrap_or(Value::Null);
+                    let v = json_path(summary, &c.path).cloned().unwrap_or(Value::Null);
                     match (&v, &c.missing) {
                         (Value::Null, Some(m)) => (c.name.clone(), Value::String(m.clone())),
                         _ => (c.name.clone(), v),
@@ -254,7 +441,14 @@ pub fn run(exp: &Expanded, progress: &(dyn Fn() + Sync)) -> Result<Table, String
         rows.push(row);
     }
     header.extend(kpi_names);
-    Ok(Table { header, rows })
+    Table { header, rows }
+}
+
+/// Runs every point x replication on the current rayon pool; returns the CSV table in point order.
+pub fn run(exp: &Expanded, progress: &(dyn Fn() + Sync)) -> Result<Table, String> {
+    let which: Vec<usize> = (0..jobs(exp).len()).collect();
+    let results = run_jobs(exp, &which, &|_, _| progress())?;
+    Ok(table(exp, &results))
 }
 
 /// Builds, runs and summarises one scenario (no files written).

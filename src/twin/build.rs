@@ -330,7 +330,9 @@ pub fn score(sim: &Simulation<Msg>, b: &LmuBuild, end: SimTime) -> FaultsReport 
     let history: &[(SimTime, Vec<bool>)] = sim.agent::<SupplyRecorder>(b.recorder).map_or(&[], |r| &r.history);
     let head_ops: &[FeederOperation] =
         b.feeder_head.and_then(|a| sim.agent::<FeederHeadAgent>(a)).map_or(&[], |h| &h.operations);
-    let mut order: Vec<usize> = (0..b.faults.len()).collect();
+    // A fault whose onset is at or after the end never happened in this run: it is not scored.
+    let mut order: Vec<usize> = (0..b.faults.len()).filter(|&k| SimTime::ZERO + b.faults[k].onset < end).collect();
+    let after_end = (b.faults.len() - order.len()) as u32;
     order.sort_by_key(|&k| (b.faults[k].onset, k));
     let mut events = Vec::new();
     for (j, &k) in order.iter().enumerate() {
@@ -345,7 +347,9 @@ pub fn score(sim: &Simulation<Msg>, b: &LmuBuild, end: SimTime) -> FaultsReport 
             en.push(LmuCompliance::from_counters(l.peer, l.bus, a.firmware().pq().counters()));
         }
     }
-    FaultsReport::aggregate(events, b.loads.len() as u32, en)
+    let mut r = FaultsReport::aggregate(events, b.loads.len() as u32, en);
+    r.scheduled_after_end = after_end;
+    r
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -173,7 +173,7 @@ impl ModemModel {
             };
             f.ip_bytes_up += up;
             f.ip_bytes_down += down;
-        let start = t.at.as_secs_f64();
+            let start = t.at.as_secs_f64();
             let promote = match last_end {
                 Some(e) if start <= e + tail_s => {
                     let gap = (start - e).max(0.0);
@@ -305,13 +305,18 @@ impl CellLink {
         let mut t = now.saturating_add(p).saturating_add(self.rtt(rng)).saturating_add(self.core_latency2());
         if let Some(tls) = self.tls {
             let server = tls.handshake_bytes - tls.handshake_bytes / 4;
-            t = t.saturating_add(self.rtt(rng)).saturating_add(self.core_latency2()).saturating_add(SimDuration::from_nanos(
-                (ModemModel::airtime_s(server as u64, self.model.downlink_kbps) * 1e9) as u64,
-            ));
+            t = t.saturating_add(self.rtt(rng)).saturating_add(self.core_latency2()).saturating_add(
+                SimDuration::from_nanos((ModemModel::airtime_s(server as u64, self.model.downlink_kbps) * 1e9) as u64),
+            );
         }
         self.transfers.push(Transfer { at: now, connect: true, ..Default::default() });
         self.last_activity = Some(t);
         t
+    }
+
+    /// When the last bytes sent down so far reach the modem.
+    pub fn down_idle_at(&self) -> SimTime {
+        self.down_free_at
     }
 
     /// Sends `bytes` of MQTT up at `now`: returns the arrival time at the broker.
@@ -322,7 +327,12 @@ impl CellLink {
         let start = now.saturating_add(p).max(self.up_free_at);
         self.up_free_at = start.saturating_add(air);
         self.last_activity = Some(self.up_free_at);
-        self.transfers.push(Transfer { at: now, up_app_bytes: bytes, publish_up_bytes: publish_bytes, ..Default::default() });
+        self.transfers.push(Transfer {
+            at: now,
+            up_app_bytes: bytes,
+            publish_up_bytes: publish_bytes,
+            ..Default::default()
+        });
         self.up_free_at.saturating_add(self.half_rtt(rng)).saturating_add(self.core_latency)
     }
 
@@ -356,7 +366,12 @@ mod tests {
         assert_eq!(m.wire_bytes(100, true), (162, 40));
         assert_eq!(m.wire_bytes(3000, false).0, 3000 + 3 * 40);
         let day = SimDuration::from_secs(86_400);
-        let one = |at_s: u64| Transfer { at: SimTime::from_secs(at_s), up_app_bytes: 100, down_app_bytes: 4, ..Default::default() };
+        let one = |at_s: u64| Transfer {
+            at: SimTime::from_secs(at_s),
+            up_app_bytes: 100,
+            down_app_bytes: 4,
+            ..Default::default()
+        };
         // Two uploads 1 s apart share one promotion; 1 h apart each pay one and a full tail.
         let close = m.usage(&[one(10), one(11)], None, day);
         let apart = m.usage(&[one(10), one(3610)], None, day);

@@ -4,6 +4,12 @@
 //! LMU. The lead puts [`FaultsReport`] into `summary.json` under `faults`.
 //!
 //! Units: times in ms or s as the field names say, energy in kWh, minutes for customer minutes.
+//!
+//! A KPI over nothing is not applicable, never a score: a fault scheduled after the end of the run is not
+//! scored (it is counted in `scheduled_after_end`), a share or worst time over no faults is `null` in
+//! summary.json, an empty cell in CSV and `n/a` on the console. A fault that did happen but was never
+//! tripped, isolated or restored within the run has `null` for that time, and the aggregates count it
+//! (`not_tripped`, `not_isolated`, `not_restored`) beside the worst time of those that were.
 
 use gridtwin_firmware::lmu::pq::En50160Counters;
 
@@ -75,52 +81,113 @@ impl LmuCompliance {
 /// `summary.json` → `faults`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct FaultsReport {
+    /// The faults whose onset fell within the run, in onset order.
     pub events: Vec<FaultEvent>,
-    pub located_correct_pct: f64,
-    pub healthy_trips_pct: f64,
+    /// Faults scheduled at or after the end of the run: not scored.
+    pub scheduled_after_end: u32,
+    /// Share of `events` located in their true section (%); `None` without events.
+    pub located_correct_pct: Option<f64>,
+    /// Share of `events` with a healthy-section trip (%); `None` without events.
+    pub healthy_trips_pct: Option<f64>,
+    /// Worst trip time over the events that tripped (ms); `None` if none did.
     pub trip_ms_max: Option<f64>,
+    /// Events not tripped within the run.
+    pub not_tripped: u32,
+    /// Worst isolation time over the events isolated (s); `None` if none was.
     pub isolation_s_max: Option<f64>,
+    /// Events not isolated within the run.
+    pub not_isolated: u32,
+    /// Worst restoration time over the events restored (s); `None` if none was.
     pub restore_s_max: Option<f64>,
+    /// Events whose healthy customers were not all restored within the run.
+    pub not_restored: u32,
     /// Interruptions per customer served.
     pub saifi: f64,
     /// Interruption minutes per customer served.
     pub saidi_min: f64,
-    /// Minutes per interruption.
-    pub caidi_min: f64,
+    /// Minutes per interruption; `None` without interruptions.
+    pub caidi_min: Option<f64>,
     pub energy_not_supplied_kwh: f64,
     pub en50160: Vec<LmuCompliance>,
 }
 
 impl FaultsReport {
-    /// Aggregates `events` over `customers_served` customers.
+    /// Aggregates `events` (the faults whose onset fell within the run) over `customers_served` customers.
     pub fn aggregate(events: Vec<FaultEvent>, customers_served: u32, en50160: Vec<LmuCompliance>) -> Self {
-        let n = events.len().max(1) as f64;
-        let correct = events.iter().filter(|e| e.located_section == e.true_section).count() as f64;
-        let healthy = events.iter().filter(|e| e.healthy_trips > 0).count() as f64;
-        let max = |f: &dyn Fn(&FaultEvent) -> Option<f64>| {
-            events.iter().map(f).fold(None, |a: Option<f64>, x| match (a, x) {
-                (_, None) => Some(f64::INFINITY),
-                (None, Some(x)) => Some(x),
-                (Some(a), Some(x)) => Some(a.max(x)),
-            })
-        };
-        let interrupted: f64 = events.iter().map(|e| e.customers_interrupted as f64).sum();
-        let minutes: f64 = events.iter().map(|e| e.customer_minutes_lost).sum();
+        let n = events.len() as f64;
+        let share = |count: usize| (!events.is_empty()).then(|| 100.0 * count as f64 / n);
+        let correct = events.iter().filter(|e| e.located_section == e.true_section).count();
+        let healthy = events.iter().filter(|e| e.healthy_trips > 0).count();
+        let max = |f: &dyn Fn(&FaultEvent) -> Option<f64>| events.iter().filter_map(f).reduce(f64::max);
+        let missing = |f: &dyn Fn(&FaultEvent) -> Option<f64>| events.iter().filter(|e| f(e).is_none()).count() as u32;
+        // `+ 0.0`: an empty float sum is -0.0, which would print as "-0.000".
+        let interrupted: f64 = events.iter().map(|e| e.customers_interrupted as f64).sum::<f64>() + 0.0;
+        let minutes: f64 = events.iter().map(|e| e.customer_minutes_lost).sum::<f64>() + 0.0;
         let served = customers_served.max(1) as f64;
         let saifi = interrupted / served;
         let saidi = minutes / served;
         FaultsReport {
-            located_correct_pct: if events.is_empty() { 100.0 } else { 100.0 * correct / n },
-            healthy_trips_pct: if events.is_empty() { 0.0 } else { 100.0 * healthy / n },
+            scheduled_after_end: 0,
+            located_correct_pct: share(correct),
+            healthy_trips_pct: share(healthy),
             trip_ms_max: max(&|e| e.trip_ms),
+            not_tripped: missing(&|e| e.trip_ms),
             isolation_s_max: max(&|e| e.isolation_s),
+            not_isolated: missing(&|e| e.isolation_s),
             restore_s_max: max(&|e| e.restore_s),
+            not_restored: missing(&|e| e.restore_s),
             saifi,
             saidi_min: saidi,
-            caidi_min: if saifi > 0.0 { saidi / saifi } else { 0.0 },
-            energy_not_supplied_kwh: events.iter().map(|e| e.energy_not_supplied_kwh).sum(),
+            caidi_min: (saifi > 0.0).then(|| saidi / saifi),
+            energy_not_supplied_kwh: events.iter().map(|e| e.energy_not_supplied_kwh).sum::<f64>() + 0.0,
             events,
             en50160,
         }
+    }
+
+    /// The console line: `n/a` for what does not apply, counts of what did not happen within the run.
+    pub fn human(&self) -> String {
+        let na = |x: Option<f64>, digits: usize| x.map_or("n/a".to_string(), |v| format!("{v:.digits$}"));
+        let not = |n: u32, what: &str| if n > 0 { format!(" ({n} {what})") } else { String::new() };
+        let mut s = format!(
+            "faults: {} located correctly {} %, trip max {} ms{}, isolation max {} s{}, restore max {} s{}, SAIDI {:.3} min",
+            self.events.len(),
+            na(self.located_correct_pct, 1),
+            na(self.trip_ms_max, 0),
+            not(self.not_tripped, "not tripped"),
+            na(self.isolation_s_max, 3),
+            not(self.not_isolated, "not isolated"),
+            na(self.restore_s_max, 3),
+            not(self.not_restored, "not restored"),
+            self.saidi_min
+        );
+        if self.scheduled_after_end > 0 {
+            s.push_str(&format!("; {} scheduled after the end, not scored", self.scheduled_after_end));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kpi_over_nothing_is_not_applicable() {
+        let r = FaultsReport::aggregate(Vec::new(), 10, Vec::new());
+        assert_eq!((r.located_correct_pct, r.trip_ms_max, r.caidi_min), (None, None, None));
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v["located_correct_pct"].is_null() && v["trip_ms_max"].is_null());
+        assert!(r.human().contains("located correctly n/a %"), "{}", r.human());
+        assert!(r.human().contains("SAIDI 0.000 min"), "{}", r.human());
+    }
+
+    #[test]
+    fn an_untripped_fault_is_counted_not_infinite() {
+        let ok = FaultEvent { trip_ms: Some(50.0), isolation_s: Some(0.1), restore_s: Some(0.2), ..Default::default() };
+        let r = FaultsReport::aggregate(vec![ok, FaultEvent::default()], 10, Vec::new());
+        assert_eq!((r.trip_ms_max, r.not_tripped), (Some(50.0), 1));
+        assert_eq!(r.located_correct_pct, Some(100.0));
+        assert!(r.human().contains("trip max 50 ms (1 not tripped)"), "{}", r.human());
     }
 }

@@ -169,7 +169,13 @@ mod tests {
     use crate::engine::stream;
 
     fn line(policy: OverflowPolicy) -> UartLine {
-        UartLine::new(UartSettings { baud: 115_200, buffer_bytes: 106, policy, bit_error_rate: 0.0, framing_error_rate: 0.0 })
+        UartLine::new(UartSettings {
+            baud: 115_200,
+            buffer_bytes: 106,
+            policy,
+            bit_error_rate: 0.0,
+            framing_error_rate: 0.0,
+        })
     }
 
     #[test]
@@ -177,10 +183,13 @@ mod tests {
         let mut l = line(OverflowPolicy::DropNewest);
         assert_eq!(l.capacity_bytes_per_s(), 11_520.0);
         assert_eq!(l.line_time(53), SimDuration::from_nanos(4_600_695));
-        for _ in 0..3 {
+        // A 106-byte buffer holds two 53-byte frames; a frame on the line frees its room.
+        for _ in 0..2 {
             assert_eq!(l.offer(vec![1; 53]), 0);
         }
         assert_eq!(l.offer(vec![2; 53]), 1);
+        assert!(l.start().is_some());
+        assert_eq!(l.offer(vec![3; 53]), 0);
         let mut o = line(OverflowPolicy::DropOldest);
         o.offer(vec![1; 53]);
         o.offer(vec![1; 53]);

@@ -3,6 +3,7 @@
 //! feeder (metres) for the radio mesh. Units: MW and Mvar in the model, kW/kWh and p.u. in the report.
 
 use super::Part;
+use super::grid_detail::Sampler;
 use crate::agents::Msg;
 use crate::engine::{Agent, AgentId, Ctx, Event, SimTime, Simulation};
 use crate::grid::agents::{GridAgent, WeatherAgent};
@@ -27,12 +28,15 @@ pub fn load_network(loaded: &Loaded, cfg: &GridConfig) -> Result<Network, InputE
     let net = match &cfg.network {
         NetworkSource::File(rel) => {
             let r = loaded.resolve(rel).map_err(|e| loaded.error_at("grid.network", e, None))?;
-            Network::from_json_str(&r.text).map_err(|e| InputError::file(&r.file, e, None))?
+            Network::from_json_str(&r.text).map_err(|e| crate::scenario::json_path::error(&r.file, &r.text, &e))?
         }
         NetworkSource::Inline(d) => {
             Network::from_data((**d).clone()).map_err(|e| loaded.error_at("grid.network", e, None))?
         }
     };
+    for w in &net.warnings {
+        tracing::warn!("{}: grid.network: {w}", loaded.file);
+    }
     for (k, g) in cfg.generators.iter().enumerate() {
         if net.bus(g.bus).is_none() {
             return Err(loaded.error_at(
@@ -65,8 +69,19 @@ pub fn add(sim: &mut Simulation<Msg>, loaded: &Loaded, cfg: &GridConfig) -> Resu
     sim.add_agent(Box::new(w)).map_err(engine)?;
     let max_rows = loaded.scenario.outputs.max_log_rows;
     let lv: Vec<bool> = net.buses.iter().map(|b| b.vn_kv < 1.0).collect();
-    sim.add_agent(Box::new(GridRecorder { lv, max_rows, rows: VecDeque::new(), dropped: 0, failed: 0 }))
-        .map_err(engine)?;
+    let detail = loaded.scenario.outputs.grid_detail.as_ref().map(|d| Sampler::new(&net, d.every.0.as_nanos()));
+    let nb = lv.len();
+    sim.add_agent(Box::new(GridRecorder {
+        lv,
+        max_rows,
+        rows: VecDeque::new(),
+        dropped: 0,
+        failed: 0,
+        detail,
+        bus_lo: vec![f64::INFINITY; nb],
+        bus_hi: vec![f64::NEG_INFINITY; nb],
+    }))
+    .map_err(engine)?;
     Ok(GridPart { grid, weather, recorder, network: net })
 }
 
@@ -88,12 +103,20 @@ struct GridRecorder {
     rows: VecDeque<Row>,
     dropped: u64,
     failed: u64,
+    /// Per-element samples (`outputs.grid_detail`).
+    detail: Option<Sampler>,
+    /// Lowest and highest phase voltage per bus over the energised states, p.u. (for the voltage profile).
+    bus_lo: Vec<f64>,
+    bus_hi: Vec<f64>,
 }
 
 impl Agent<Msg> for GridRecorder {
     fn handle(&mut self, e: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
         match e.msg {
             Msg::Grid(GridMsg::Solved(s)) => {
+                if let Some(d) = &mut self.detail {
+                    d.solved(ctx.now().as_nanos(), s.clone());
+                }
                 let (mut lo, mut hi, mut on, mut n) = (f64::INFINITY, f64::NEG_INFINITY, 0usize, 0usize);
                 for (b, v) in s.v_pu.iter().enumerate() {
                     if !self.lv.get(b).copied().unwrap_or(false) {
@@ -107,6 +130,10 @@ impl Agent<Msg> for GridRecorder {
                     for ph in v {
                         lo = lo.min(ph.norm());
                         hi = hi.max(ph.norm());
+                        if let (Some(l), Some(h)) = (self.bus_lo.get_mut(b), self.bus_hi.get_mut(b)) {
+                            *l = l.min(ph.norm());
+                            *h = h.max(ph.norm());
+                        }
                     }
                 }
                 if self.rows.len() >= self.max_rows {
@@ -179,8 +206,16 @@ impl Part for GridPart {
                 "v_max_pu": fin(v_max),
                 "ghi_last_w_m2": w.last.ghi_w_m2,
                 "rows_dropped": rec.dropped,
+                "warnings": net.warnings,
             }),
         );
+        if !net.warnings.is_empty() {
+            r.human.push(format!(
+                "grid: {} network warning(s), e.g. {} (all in summary.json grid.warnings)",
+                net.warnings.len(),
+                net.warnings[0]
+            ));
+        }
         r.human.push(format!(
             "grid: {} solves ({} failed), import {:.1} kWh, export {:.1} kWh, V {:.3}..{:.3} p.u.",
             g.solves, g.failures, import_kwh, export_kwh, v_min, v_max
@@ -201,7 +236,67 @@ impl Part for GridPart {
             v.columns.push(("v_max_pu".into(), rows.iter().map(|x| x.v_max_pu).collect()));
             r.series.push(v);
         }
+        if let Some(d) = &rec.detail {
+            r.tables.extend(d.tables(end.as_nanos()));
+        }
+        // Voltage range per LV bus against its distance from the transformer along the lines.
+        let dist = distance_from_slack_m(net);
+        let mut t = crate::report::Table::new(&["bus", "name", "distance_m", "v_min_pu", "v_max_pu"]);
+        for (k, b) in net.buses.iter().enumerate() {
+            if !rec.lv.get(k).copied().unwrap_or(false) || !rec.bus_lo[k].is_finite() {
+                continue;
+            }
+            t.push(vec![
+                b.index.to_string(),
+                b.name.clone().unwrap_or_default(),
+                crate::report::num(dist[k]),
+                crate::report::num(rec.bus_lo[k]),
+                crate::report::num(rec.bus_hi[k]),
+            ]);
+        }
+        if !t.rows.is_empty() {
+            r.tables.push(("grid_buses".into(), t));
+        }
     }
+}
+
+/// Distance of every bus from the nearest external-grid bus along lines (transformers count 0 m), m; NaN
+/// where not connected (Dijkstra over line lengths).
+pub fn distance_from_slack_m(net: &Network) -> Vec<f64> {
+    let nb = net.buses.len();
+    let mut adj: Vec<Vec<(usize, f64)>> = vec![Vec::new(); nb];
+    for l in &net.lines {
+        if let (Some(a), Some(b)) = (net.bus(l.from_bus), net.bus(l.to_bus)) {
+            adj[a].push((b, l.length_km * 1000.0));
+            adj[b].push((a, l.length_km * 1000.0));
+        }
+    }
+    for t in &net.trafos {
+        if let (Some(a), Some(b)) = (net.bus(t.hv_bus), net.bus(t.lv_bus)) {
+            adj[a].push((b, 0.0));
+            adj[b].push((a, 0.0));
+        }
+    }
+    let mut d = vec![f64::INFINITY; nb];
+    let mut done = vec![false; nb];
+    for e in &net.ext_grids {
+        if let Some(s) = net.bus(e.bus) {
+            d[s] = 0.0;
+        }
+    }
+    // O(n²) selection: LV feeders have tens to hundreds of buses.
+    for _ in 0..nb {
+        let Some(u) = (0..nb).filter(|&v| !done[v] && d[v].is_finite()).min_by(|&a, &b| d[a].total_cmp(&d[b])) else {
+            break;
+        };
+        done[u] = true;
+        for &(v, w) in &adj[u] {
+            if d[u] + w < d[v] {
+                d[v] = d[u] + w;
+            }
+        }
+    }
+    d.into_iter().map(|x| if x.is_finite() { x } else { f64::NAN }).collect()
 }
 
 /// A drawing of the feeder on the ground (metres): the slack bus at the origin, each line laid out at its

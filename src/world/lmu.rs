@@ -210,7 +210,8 @@ impl Part for LmuPart {
             "customer_minutes_lost",
             "energy_not_supplied_kwh",
         ]);
-        let opt = |x: Option<f64>| x.map_or("inf".to_string(), num);
+        // Not applicable / did not happen within the run: an empty cell, as `null` in summary.json.
+        let opt = |x: Option<f64>| x.map_or(String::new(), num);
         for e in &f.events {
             t.rows.push(vec![
                 e.kind.clone(),
@@ -232,15 +233,9 @@ impl Part for LmuPart {
         }
         if !f.events.is_empty() {
             r.tables.push(("faults".into(), t));
-            r.human.push(format!(
-                "faults: {} located correctly {:.1} %, trip max {} ms, isolation max {} s, restore max {} s, SAIDI {:.3} min",
-                f.events.len(),
-                f.located_correct_pct,
-                f.trip_ms_max.map_or("-".into(), |x| format!("{x:.0}")),
-                f.isolation_s_max.map_or("-".into(), |x| format!("{x:.3}")),
-                f.restore_s_max.map_or("-".into(), |x| format!("{x:.3}")),
-                f.saidi_min
-            ));
+        }
+        if !f.events.is_empty() || f.scheduled_after_end > 0 {
+            r.human.push(f.human());
         }
         r.summary.insert("faults".into(), serde_json::to_value(&f).unwrap_or(serde_json::Value::Null));
     }

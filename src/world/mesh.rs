@@ -62,13 +62,14 @@ impl Part for MeshPart {
         if let Ok(v) = serde_json::to_value(&m) {
             r.summary.insert("mesh".into(), v);
         }
+        let na = |x: Option<f64>, digits: usize| x.map_or("n/a".to_string(), |v| format!("{v:.digits$}"));
         r.human.push(format!(
-            "mesh: {} nodes, PDR {:.4}, latency p50 {:.0} ms p99 {:.0} ms, repair {}",
+            "mesh: {} nodes, PDR {}, latency p50 {} ms p99 {} ms, repair {}",
             m.nodes,
-            m.pdr,
-            m.latency_ms_p50,
-            m.latency_ms_p99,
-            m.repair_s.map_or("-".into(), |s| format!("{s:.0} s"))
+            na(m.pdr, 4),
+            na(m.latency_ms_p50, 0),
+            na(m.latency_ms_p99, 0),
+            m.repair_s.map_or("n/a".into(), |s| format!("{s:.0} s"))
         ));
         for (name, t) in
             [("mesh_nodes", table(&m.node_rows)), ("mesh_pdr", table(&m.bins)), ("mesh_flows", table(&m.flows))]

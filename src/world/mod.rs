@@ -10,6 +10,7 @@ use crate::scenario::{InputError, Loaded};
 use serde_json::json;
 
 pub mod grid;
+pub mod grid_detail;
 pub mod lmu;
 pub mod mesh;
 
@@ -65,7 +66,23 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
         }
         let cx = lmu::LmuContext { loaded, seed, sim: &mut sim, grid: part.grid, bus_xy_m: &xy, uplink: coordinator };
         lmus = lmu::attach(cx)?;
+        let market = match &s.market {
+            Some(m) => Some(crate::market::world::add(
+                &mut sim,
+                loaded,
+                m,
+                part.grid,
+                &part.network,
+                &g.generators,
+                seed,
+                until,
+            )?),
+            None => None,
+        };
         parts.push(Box::new(part));
+        if let Some(m) = market {
+            parts.push(Box::new(m));
+        }
     } else if s.lmus.is_some() || !s.faults.is_empty() {
         return Err(loaded.error_at("lmus", "LMUs and faults need a `grid` section", None));
     }
@@ -97,7 +114,8 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
         parts.push(Box::new(part));
     }
     if let Some(mut u) = upstream {
-        let list: Vec<(AgentId, u32)> = lmus.as_ref().map_or(Vec::new(), |l| l.lmus.iter().map(|n| (n.0, n.1)).collect());
+        let list: Vec<(AgentId, u32)> =
+            lmus.as_ref().map_or(Vec::new(), |l| l.lmus.iter().map(|n| (n.0, n.1)).collect());
         if matches!(route, CommandRoute::None) && !list.is_empty() {
             route = CommandRoute::Direct(list.iter().map(|&(a, id)| (id, a)).collect());
         }
@@ -106,6 +124,9 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
     }
     if let Some(l) = lmus {
         parts.push(Box::new(l));
+    }
+    if let Some(c) = &s.chain {
+        parts.push(Box::new(crate::chain::add(&mut sim, loaded, c, seed)?));
     }
     let until = SimTime::ZERO + until.unwrap_or(s.duration.0);
     Ok(World { sim, until, seed, name: s.name.clone(), gateway, parts })

@@ -63,7 +63,14 @@ fn connect(v: Version, auth: bool) -> Packet<'static> {
     })
 }
 fn publish(qos: QoS, payload: &[u8]) -> Packet<'_> {
-    Packet::Publish(Publish { dup: false, qos, retain: false, topic: TOPIC, pid: (qos != QoS::AtMostOnce).then_some(1), payload })
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: TOPIC,
+        pid: (qos != QoS::AtMostOnce).then_some(1),
+        payload,
+    })
 }
 fn rpublish4(qos: QoS, payload: &[u8]) -> v4::Packet {
     let mut p = v4::Publish::new(TOPIC, q4(qos), payload.to_vec());
@@ -111,7 +118,8 @@ fn every_row_of_the_reference_table_matches_rumqttc_byte_for_byte() {
         "mosquitto's 11-byte MQTT 5 CONNACK"
     );
     // PUBLISH at every QoS and the table's payload sizes.
-    for (qos, sizes) in [(QoS::AtMostOnce, [37, 125, 1026]), (QoS::AtLeastOnce, [39, 127, 1028]), (QoS::ExactlyOnce, [39, 127, 1028])]
+    for (qos, sizes) in
+        [(QoS::AtMostOnce, [37, 125, 1026]), (QoS::AtLeastOnce, [39, 127, 1028]), (QoS::ExactlyOnce, [39, 127, 1028])]
     {
         for (len, size) in [12usize, 100, 1000].into_iter().zip(sizes) {
             let payload = vec![0xA5u8; len];
@@ -236,14 +244,28 @@ fn qos_flows_both_ways_and_persistent_session_retransmission() {
     feed(&mut c, t(2), Packet::PubComp(p.pkid, 0));
     assert_eq!(c.pop_event(), Some(ClientEvent::Delivered { tag: 8, reason: 0 }));
     // QoS 2 in: delivered once although the broker sends it twice (DUP); PUBREL -> PUBCOMP.
-    let cmd = Publish { dup: false, qos: QoS::ExactlyOnce, retain: false, topic: "grid/gw-000001/cmd/7", pid: Some(42), payload: b"open 7" };
+    let cmd = Publish {
+        dup: false,
+        qos: QoS::ExactlyOnce,
+        retain: false,
+        topic: "grid/gw-000001/cmd/7",
+        pid: Some(42),
+        payload: b"open 7",
+    };
     feed(&mut c, t(3), Packet::Publish(cmd));
     feed(&mut c, t(3), Packet::Publish(Publish { dup: true, ..cmd }));
     assert_eq!(sent(&mut c), vec![v4::Packet::PubRec(v4::PubRec::new(42)), v4::Packet::PubRec(v4::PubRec::new(42))]);
     feed(&mut c, t(3), Packet::PubRel(42, 0));
     assert_eq!(sent(&mut c), vec![v4::Packet::PubComp(v4::PubComp::new(42))]);
     let msgs: Vec<_> = std::iter::from_fn(|| c.pop_event()).collect();
-    assert_eq!(msgs, vec![ClientEvent::Message { topic: "grid/gw-000001/cmd/7".into(), payload: b"open 7".to_vec(), qos: QoS::ExactlyOnce }]);
+    assert_eq!(
+        msgs,
+        vec![ClientEvent::Message {
+            topic: "grid/gw-000001/cmd/7".into(),
+            payload: b"open 7".to_vec(),
+            qos: QoS::ExactlyOnce
+        }]
+    );
     // Persistent session: unacknowledged QoS 1 and a QoS 2 awaiting PUBCOMP survive a reconnect and are
     // retransmitted (PUBLISH with DUP, then PUBREL) after CONNACK.
     c.publish(t(4), TOPIC, b"three", QoS::AtLeastOnce, 9).unwrap();
@@ -297,7 +319,11 @@ fn keepalive_timeouts_refusals_and_backoff() {
 }
 
 fn proptest_cfg(cases: u32) -> Config {
-    Config { cases, failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))), ..Config::default() }
+    Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..Config::default()
+    }
 }
 
 proptest! {
@@ -379,9 +405,16 @@ fn uart_overload_overflows_at_the_rate_the_capacity_bound_predicts() {
     let capacity = 11_520.0 / frame_len as f64;
     let predicted = (offered_per_s as f64 - capacity) * secs as f64 - 20.0;
     let got = line.stats.frames_overflowed as f64;
+    eprintln!("UART overload: {got} frames overflowed, {predicted:.1} predicted by the capacity bound");
     assert!((got - predicted).abs() <= 3.0, "overflowed {got}, predicted {predicted:.1}");
     // Below capacity nothing overflows.
-    let mut calm = UartLine::new(UartSettings { baud: 115_200, buffer_bytes: 2 * frame_len, policy: OverflowPolicy::DropNewest, bit_error_rate: 0.0, framing_error_rate: 0.0 });
+    let mut calm = UartLine::new(UartSettings {
+        baud: 115_200,
+        buffer_bytes: 2 * frame_len,
+        policy: OverflowPolicy::DropNewest,
+        bit_error_rate: 0.0,
+        framing_error_rate: 0.0,
+    });
     for _ in 0..1000 {
         calm.offer(vec![1u8; frame_len]);
         calm.start();
@@ -516,7 +549,9 @@ fn bad_commands_and_urls_are_refused_clearly() {
 #[test]
 fn bridge_against_mosquitto() {
     use std::process::{Command, Stdio};
-    let found = |b: &str| Command::new("sh").arg("-c").arg(format!("command -v {b}")).output().is_ok_and(|o| o.status.success());
+    let found = |b: &str| {
+        Command::new("sh").arg("-c").arg(format!("command -v {b}")).output().is_ok_and(|o| o.status.success())
+    };
     if !["mosquitto", "mosquitto_passwd", "mosquitto_sub", "mosquitto_pub"].iter().all(|b| found(b)) {
         eprintln!("NOTICE: mosquitto (and mosquitto-clients) not on PATH: skipping the live bridge test");
         return;
@@ -524,8 +559,18 @@ fn bridge_against_mosquitto() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let pw = d.join("pw");
-    assert!(Command::new("mosquitto_passwd").args(["-c", "-b"]).arg(&pw).args(["gw-000001", "s3cret-pass"]).status().unwrap().success());
-    assert!(Command::new("mosquitto_passwd").args(["-b"]).arg(&pw).args(["watcher", "w4tch"]).status().unwrap().success());
+    assert!(
+        Command::new("mosquitto_passwd")
+            .args(["-c", "-b"])
+            .arg(&pw)
+            .args(["gw-000001", "s3cret-pass"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        Command::new("mosquitto_passwd").args(["-b"]).arg(&pw).args(["watcher", "w4tch"]).status().unwrap().success()
+    );
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -539,7 +584,9 @@ fn bridge_against_mosquitto() {
             let _ = self.0.wait();
         }
     }
-    let _broker = Kill(Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let _broker = Kill(
+        Command::new("mosquitto").arg("-c").arg(&conf).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+    );
     // Wait for the listener.
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -551,7 +598,22 @@ fn bridge_against_mosquitto() {
     let p = port.to_string();
     let _sub = Kill(
         Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &p, "-u", "watcher", "-P", "w4tch", "-q", "1", "-t", "grid/+/events", "-F", "%t %l"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &p,
+                "-u",
+                "watcher",
+                "-P",
+                "w4tch",
+                "-q",
+                "1",
+                "-t",
+                "grid/+/events",
+                "-F",
+                "%t %l",
+            ])
             .stdout(std::fs::File::create(&sub_log).unwrap())
             .spawn()
             .unwrap(),
@@ -561,11 +623,51 @@ fn bridge_against_mosquitto() {
     // gateway subscribes to, so it arrives when the gateway subscribes.
     assert!(
         Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &p, "-u", "watcher", "-P", "w4tch", "-q", "1", "-r", "-t", "grid/gw-000001/cmd/3", "-m", "open 3 id=77"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &p,
+                "-u",
+                "watcher",
+                "-P",
+                "w4tch",
+                "-q",
+                "1",
+                "-r",
+                "-t",
+                "grid/gw-000001/cmd/3",
+                "-m",
+                "open 3 id=77"
+            ])
             .status()
             .unwrap()
             .success()
     );
+    // A malformed command and one for an LMU that does not exist: refused and counted by the gateway.
+    for (topic, msg) in [("grid/gw-000001/cmd/bad", "explode 3"), ("grid/gw-000001/cmd/999", "open 999")] {
+        let st = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &p,
+                "-u",
+                "watcher",
+                "-P",
+                "w4tch",
+                "-q",
+                "1",
+                "-r",
+                "-t",
+                topic,
+                "-m",
+                msg,
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
     let bin = env!("CARGO_BIN_EXE_gridtwin");
     let scen = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.ron");
     let out = d.join("br");
@@ -573,7 +675,19 @@ fn bridge_against_mosquitto() {
     let ok = Command::new(bin)
         .args(["--quiet", "bridge"])
         .arg(&scen)
-        .args(["--broker", &broker, "--username", "gw-000001", "--password", "s3cret-pass", "--speed", "max", "--until", "3h", "--out"])
+        .args([
+            "--broker",
+            &broker,
+            "--username",
+            "gw-000001",
+            "--password",
+            "s3cret-pass",
+            "--speed",
+            "max",
+            "--until",
+            "3h",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -587,6 +701,14 @@ fn bridge_against_mosquitto() {
     assert_eq!(lines.len() as u64, s["mqtt"]["messages_published"].as_u64().unwrap(), "{log}");
     assert_eq!(bytes, s["mqtt"]["payload_bytes"].as_u64().unwrap());
     assert_eq!(s["mqtt"]["commands_forwarded"], 1, "{}", s["mqtt"]);
+    assert_eq!(s["mqtt"]["commands_malformed"], 1, "{}", s["mqtt"]);
+    assert_eq!(s["mqtt"]["commands_unknown_lmu"], 1, "{}", s["mqtt"]);
+    eprintln!(
+        "bridge vs mosquitto: subscriber saw {} messages / {bytes} payload bytes; summary says {} / {}",
+        lines.len(),
+        s["mqtt"]["messages_published"],
+        s["mqtt"]["payload_bytes"]
+    );
     let cmds = std::fs::read_to_string(out.join("commands.csv")).unwrap();
     let row = cmds.lines().nth(1).expect("a command row");
     let cols: Vec<&str> = row.split(',').collect();
@@ -596,7 +718,19 @@ fn bridge_against_mosquitto() {
     let bad = Command::new(bin)
         .args(["--quiet", "bridge"])
         .arg(&scen)
-        .args(["--broker", &broker, "--username", "gw-000001", "--password", "wrong", "--speed", "max", "--until", "1h", "--out"])
+        .args([
+            "--broker",
+            &broker,
+            "--username",
+            "gw-000001",
+            "--password",
+            "wrong",
+            "--speed",
+            "max",
+            "--until",
+            "1h",
+            "--out",
+        ])
         .arg(d.join("bad"))
         .output()
         .unwrap();
@@ -604,6 +738,11 @@ fn bridge_against_mosquitto() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("refused the connection"), "{err}");
     // Unknown URL scheme: a clear error.
-    let url = Command::new(bin).args(["--quiet", "bridge"]).arg(&scen).args(["--broker", "http://127.0.0.1:1"]).output().unwrap();
+    let url = Command::new(bin)
+        .args(["--quiet", "bridge"])
+        .arg(&scen)
+        .args(["--broker", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
     assert!(!url.status.success() && String::from_utf8_lossy(&url.stderr).contains("unsupported scheme"));
 }

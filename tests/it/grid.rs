@@ -35,8 +35,10 @@ fn table(path: &std::path::Path) -> BTreeMap<i64, BTreeMap<String, String>> {
     out
 }
 
+/// A number of a reference table; empty (pandas' NaN) is NaN.
 fn f(row: &BTreeMap<String, String>, k: &str) -> f64 {
-    row[k].parse().unwrap()
+    let v = row[k].trim();
+    if v.is_empty() { f64::NAN } else { v.parse().unwrap() }
 }
 
 /// Wraps an angle difference into (-180, 180].
@@ -45,63 +47,76 @@ fn wrap(d: f64) -> f64 {
     if x == -180.0 { 180.0 } else { x }
 }
 
+/// Whether `x` is at most `tol` (false for NaN).
+fn within(x: f64, tol: f64) -> bool {
+    x <= tol
+}
+
+/// Relative or absolute difference, `None` where both are NaN (a bus neither side supplies), infinite where
+/// only one side is NaN.
+fn diff(got: f64, want: f64, relative: bool) -> Option<f64> {
+    match (got.is_nan(), want.is_nan()) {
+        (true, true) => None,
+        (false, false) => Some(if relative { (got - want).abs() / want.abs() } else { (got - want).abs() }),
+        _ => Some(f64::INFINITY),
+    }
+}
+
+/// Checks every reference network against its pandapower results (balanced, unbalanced where it has
+/// per-phase loads, IEC 60909 at every bus) and fails naming each network that is off.
 #[test]
-fn balanced_power_flow_matches_pandapower() {
+fn every_reference_network_matches_pandapower() {
+    let mut failures = Vec::new();
+    let mut lines = Vec::new();
     for dir in reference_networks() {
-        let net = Network::from_json_file(&dir.join("network.json")).unwrap();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let net = match Network::from_json_file(&dir.join("network.json")) {
+            Ok(n) => n,
+            Err(e) => {
+                failures.push(format!("{name}: refused: {e}"));
+                continue;
+            }
+        };
+        // Balanced power flow (transformer T model), magnitudes and angles.
         let mut m = GridModel::new(net.clone());
         m.unbalanced = false;
-        let snap = m.solve().unwrap();
+        let snap = m.solve().unwrap_or_else(|e| panic!("{name}: {e}"));
         let r = table(&dir.join("ref_pf_bus.csv"));
         let (mut dv, mut da) = (0.0f64, 0.0f64);
         for (b, bus) in net.buses.iter().enumerate() {
             let row = &r[&bus.index];
-            let v = snap.v1_pu(b);
-            dv = dv.max((v.norm() - f(row, "vm_pu_t")).abs());
-            da = da.max(wrap(v.arg().to_degrees() - f(row, "va_degree_t")).abs());
-        }
-        assert!(dv <= 1e-6, "{}: max |dV| {dv}", dir.display());
-        assert!(da <= 1e-4, "{}: max |dangle| {da} deg", dir.display());
-        // Slack power and losses as in the reference summary.
-        let meta: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("network.json")).unwrap()).unwrap();
-        let p_ref = meta["meta"]["reference_summary"]["ext_grid_p_mw_t"].as_f64().unwrap();
-        assert!((snap.slack_s_mva.re - p_ref).abs() < 1e-8, "slack P {} vs {p_ref}", snap.slack_s_mva.re);
-    }
-}
-
-#[test]
-fn unbalanced_power_flow_matches_pandapower() {
-    let mut checked = 0;
-    for dir in reference_networks() {
-        if !dir.join("ref_pf3ph_bus.csv").exists() {
-            continue;
-        }
-        let net = Network::from_json_file(&dir.join("network.json")).unwrap();
-        let mut m = GridModel::new(net.clone());
-        m.unbalanced = true;
-        let snap = m.solve().unwrap();
-        let r = table(&dir.join("ref_pf3ph_bus.csv"));
-        let mut dv = 0.0f64;
-        for (b, bus) in net.buses.iter().enumerate() {
-            let row = &r[&bus.index];
-            for (p, ph) in ["a", "b", "c"].iter().enumerate() {
-                dv = dv.max((snap.v_pu[b][p].norm() - f(row, &format!("vm_{ph}_pu"))).abs());
+            let v = if snap.energised[b] { snap.v1_pu(b) } else { num_complex::Complex64::new(f64::NAN, f64::NAN) };
+            dv = dv.max(diff(v.norm(), f(row, "vm_pu_t"), false).unwrap_or(0.0));
+            if let Some(d) = diff(v.arg().to_degrees(), f(row, "va_degree_t"), false) {
+                da = da.max(if d.is_finite() { wrap(d).abs() } else { d });
             }
         }
-        assert!(dv <= 1e-5, "{}: max |dV| {dv}", dir.display());
-        checked += 1;
-    }
-    assert!(checked >= 1);
-}
-
-#[test]
-fn short_circuit_currents_match_pandapower() {
-    for dir in reference_networks() {
-        let net = Network::from_json_file(&dir.join("network.json")).unwrap();
-        let sc = short_circuit(&net).unwrap();
+        if !(dv <= 1e-6 && da <= 1e-4) {
+            failures.push(format!("{name}: balanced max |dV| {dv:e} p.u., max |d angle| {da:e} deg"));
+        }
+        // Unbalanced power flow where the network has per-phase loads.
+        let mut du = f64::NAN;
+        if dir.join("ref_pf3ph_bus.csv").exists() {
+            let mut m = GridModel::new(net.clone());
+            m.unbalanced = true;
+            let snap = m.solve().unwrap_or_else(|e| panic!("{name}: {e}"));
+            let r = table(&dir.join("ref_pf3ph_bus.csv"));
+            du = 0.0;
+            for (b, bus) in net.buses.iter().enumerate() {
+                let row = &r[&bus.index];
+                for (p, ph) in ["a", "b", "c"].iter().enumerate() {
+                    let got = if snap.energised[b] { snap.v_pu[b][p].norm() } else { f64::NAN };
+                    du = du.max(diff(got, f(row, &format!("vm_{ph}_pu")), false).unwrap_or(0.0));
+                }
+            }
+            if !within(du, 1e-5) {
+                failures.push(format!("{name}: unbalanced max |dV| {du:e} p.u."));
+            }
+        }
+        // IEC 60909, every case at every bus.
+        let sc = short_circuit(&net).unwrap_or_else(|e| panic!("{name}: {e}"));
         let r = table(&dir.join("ref_sc_bus.csv"));
-        let mut worst = 0.0f64;
+        let mut worst = (0.0f64, String::new());
         for s in &sc {
             let row = &r[&s.index];
             for (k, v) in [
@@ -112,10 +127,40 @@ fn short_circuit_currents_match_pandapower() {
                 ("ikss_ka_1ph_max", s.ikss_ka_1ph_max),
                 ("ikss_ka_1ph_min", s.ikss_ka_1ph_min),
             ] {
-                worst = worst.max((v - f(row, k)).abs() / f(row, k).abs());
+                if let Some(d) = diff(v, f(row, k), true)
+                    && d > worst.0
+                {
+                    worst = (d, format!("bus {} {k}", s.index));
+                }
             }
         }
-        assert!(worst <= 1e-3, "{}: worst relative error {worst}", dir.display());
+        if !within(worst.0, 1e-3) {
+            failures.push(format!("{name}: SC worst relative error {:e} at {}", worst.0, worst.1));
+        }
+        lines.push(format!("{name}: {} buses, dV {dv:.1e}, dV3 {du:.1e}, SC {:.1e}", net.buses.len(), worst.0));
+    }
+    eprintln!("{}", lines.join("\n"));
+    assert!(lines.len() >= 40, "only {} reference networks", lines.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The slack power of each reference network equals pandapower's (T model).
+#[test]
+fn slack_power_matches_pandapower() {
+    for dir in reference_networks() {
+        let net = Network::from_json_file(&dir.join("network.json")).unwrap();
+        let mut m = GridModel::new(net);
+        m.unbalanced = false;
+        let snap = m.solve().unwrap();
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("network.json")).unwrap()).unwrap();
+        let p_ref = meta["meta"]["reference_summary"]["ext_grid_p_mw_t"].as_f64().unwrap();
+        assert!(
+            (snap.slack_s_mva.re - p_ref).abs() < 1e-8 * p_ref.abs().max(1.0),
+            "{}: slack P {} vs {p_ref}",
+            dir.display(),
+            snap.slack_s_mva.re
+        );
     }
 }
 
@@ -135,38 +180,17 @@ type Mutation = Box<dyn Fn(&mut serde_json::Value)>;
 #[test]
 fn bad_input_is_rejected_naming_the_element_and_nothing_is_written() {
     let cases: Vec<(&str, Mutation, &str)> = vec![
-        ("negative length", Box::new(|j| j["lines"][3]["length_km"] = (-0.021).into()), "line 3"),
+        ("negative length", Box::new(|j| j["lines"][3]["length_km"] = (-0.021).into()), "lines[3]"),
         ("missing slack", Box::new(|j| j["ext_grid"] = serde_json::json!([])), "ext_grid"),
-        (
-            "dangling bus",
-            Box::new(|j| {
-                j["buses"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(serde_json::json!({"index": 99, "name": "orphan", "vn_kv": 0.4}))
-            }),
-            "bus 99",
-        ),
-        ("kW as MW", Box::new(|j| j["loads"][2]["p_mw"] = 8.0e3.into()), "load 2"),
+        ("zero rating", Box::new(|j| j["trafos"][0]["sn_mva"] = 0.0.into()), "trafos[0]"),
+        ("negative impedance", Box::new(|j| j["trafos"][0]["vk_percent"] = (-4.0).into()), "trafos[0]"),
+        ("resistance above impedance", Box::new(|j| j["trafos"][0]["vkr_percent"] = 9.0.into()), "trafos[0]"),
+        ("negative iron losses", Box::new(|j| j["trafos"][0]["pfe_kw"] = (-1.0).into()), "trafos[0]"),
+        ("iron losses in W", Box::new(|j| j["trafos"][0]["pfe_kw"] = 450.0.into()), "trafos[0]"),
+        ("kW as MW", Box::new(|j| j["loads"][2]["p_mw"] = 8.0e3.into()), "loads[2]"),
         ("volts as kV", Box::new(|j| j["buses"][4]["vn_kv"] = 400.0.into()), "line"),
-        ("metres as km", Box::new(|j| j["lines"][0]["length_km"] = 21.0.into()), "line 0"),
+        ("metres as km", Box::new(|j| j["lines"][0]["length_km"] = 21.0.into()), "lines[0]"),
         ("dangling reference", Box::new(|j| j["loads"][0]["bus"] = 77.into()), "bus 77"),
-        (
-            "island",
-            Box::new(|j| {
-                j["buses"].as_array_mut().unwrap().push(serde_json::json!({"index": 98, "name": "far", "vn_kv": 0.4}));
-                j["buses"]
-                    .as_array_mut()
-                    .unwrap()
-                    .push(serde_json::json!({"index": 99, "name": "farther", "vn_kv": 0.4}));
-                let mut l = j["lines"][0].clone();
-                l["index"] = 50.into();
-                l["from_bus"] = 98.into();
-                l["to_bus"] = 99.into();
-                j["lines"].as_array_mut().unwrap().push(l);
-            }),
-            "bus 98 ('far')",
-        ),
     ];
     let tmp = tempfile::tempdir().unwrap();
     for (what, mutate, expect) in cases {
@@ -190,6 +214,57 @@ fn bad_input_is_rejected_naming_the_element_and_nothing_is_written() {
         assert!(!out.exists(), "{what}: output written despite the error");
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "{what}: stray files");
     }
+}
+
+/// What real data does and pandapower accepts: a standard transformer type whose iron losses exceed its
+/// no-load apparent power, an unused busbar, a part of the network without a source. Accepted, each named in a
+/// warning (in the model, and on stderr from the CLI), and solved where supplied.
+#[test]
+fn odd_but_real_data_is_accepted_with_warnings_naming_the_element() {
+    let mut j = kerber_json();
+    // pandapower's "0.1 MVA 10/0.4 kV": pfe 0.45 kW, i0 0.25 % (0.25 kVA).
+    j["trafos"][0]["name"] = "0.1 MVA 10/0.4 kV".into();
+    j["trafos"][0]["sn_mva"] = 0.1.into();
+    j["trafos"][0]["pfe_kw"] = 0.45.into();
+    j["trafos"][0]["i0_percent"] = 0.25.into();
+    j["loads"].as_array_mut().unwrap().iter_mut().for_each(|l| l["p_mw"] = 0.004.into());
+    let buses = j["buses"].as_array_mut().unwrap();
+    buses.push(serde_json::json!({"index": 97, "name": "unused busbar", "vn_kv": 0.4}));
+    buses.push(serde_json::json!({"index": 98, "name": "far", "vn_kv": 0.4}));
+    buses.push(serde_json::json!({"index": 99, "name": "farther", "vn_kv": 0.4}));
+    let mut l = j["lines"][0].clone();
+    l["index"] = 50.into();
+    l["from_bus"] = 98.into();
+    l["to_bus"] = 99.into();
+    j["lines"].as_array_mut().unwrap().push(l);
+    let net = Network::from_json_str(&j.to_string()).unwrap();
+    let all = net.warnings.join("\n");
+    for expect in
+        ["trafos[0] (index 0 ('0.1 MVA 10/0.4 kV')): pfe_kw = 0.45", "bus 97 ('unused busbar')", "bus 98 ('far')"]
+    {
+        assert!(all.contains(expect), "warnings should name '{expect}':\n{all}");
+    }
+    assert_eq!(net.warnings.len(), 3, "{all}");
+    let mut m = GridModel::new(net.clone());
+    let snap = m.solve().unwrap();
+    let b98 = bus_pos(&net, 98);
+    assert!(!snap.energised[b98] && snap.energised[0]);
+    assert!(short_circuit(&net).unwrap()[b98].ikss_ka_3ph_max.is_nan());
+    // The CLI solves it and prints the warnings on stderr, naming the element.
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("net.json");
+    std::fs::write(&path, j.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin"))
+        .args(["grid", "solve"])
+        .arg(&path)
+        .arg("--out")
+        .arg(tmp.path().join("pf.csv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning") && err.contains("trafos[0] (index 0 ('0.1 MVA 10/0.4 kV'))"), "stderr: {err}");
+    assert!(tmp.path().join("pf.csv").exists());
 }
 
 #[test]
@@ -585,4 +660,58 @@ mod properties {
         let p_load = 0.015;
         assert!((s.slack_s_mva.re - p_load - loss).abs() < 1e-9, "{} vs {}", s.slack_s_mva.re - p_load, loss);
     }
+}
+
+/// In a fault state, an inverter is a current source of k times its rated current (IEC 60909-0:2016 full
+/// converter): a bolted fault at its own bus draws that much more current, and the feeder head supplies less
+/// of a fault beyond it.
+#[test]
+fn inverters_feed_faults_with_k_times_rated_current() {
+    let net = kerber();
+    let far = net.buses.last().unwrap().index;
+    let mid = net.buses[net.buses.len() / 2].index;
+    let head_line = net.lines[0].index;
+    let fault = Fault { location: FaultLocation::Bus(far), kind: FaultKind::ThreePhase, r_ohm: 0.0 };
+    let solve = |sgen_at: Option<i64>| {
+        let mut m = GridModel::new(net.clone());
+        if let Some(b) = sgen_at {
+            m.add_sgen_rated(b, 0.02, 0.0, "pv", Some(0.1)).unwrap();
+        }
+        m.solve().unwrap();
+        m.add_fault(fault).unwrap();
+        m.solve().unwrap()
+    };
+    let without = solve(None);
+    let at_fault = solve(Some(far));
+    // k = 1.2 (the default) times 0.1 MVA at 0.4 kV.
+    let i_k = 1.2 * 0.1 / (3f64.sqrt() * 0.4);
+    for p in 0..3 {
+        let d = (at_fault.fault_i_ka[0][p] - without.fault_i_ka[0][p]).norm();
+        assert!((d / i_k - 1.0).abs() < 0.02, "phase {p}: fault current grew by {d} kA, expected {i_k} kA");
+    }
+    // Upstream of the fault, the inverter carries part of the fault current (by superposition, about the share
+    // of the source-side impedance, here near half): the head line's current changes by that phasor.
+    let upstream = solve(Some(mid));
+    let li = net.lines.iter().position(|l| l.index == head_line).unwrap();
+    let head = |s: &gridtwin::grid::GridSnapshot| s.line_i_ka[li][0][0];
+    let d = (head(&upstream) - head(&without)).norm();
+    assert!(d > 0.3 * i_k && d < i_k, "head current changed by {d} kA of the inverter's {i_k} kA");
+    // IEC 60909: the maximum case at the inverter's bus grows by its k I_rG (network currents add).
+    let mut with_pv = net.clone();
+    with_pv.sgens.push(gridtwin::grid::network::Sgen {
+        index: 0,
+        name: None,
+        bus: far,
+        p_mw: 0.02,
+        q_mvar: 0.0,
+        sn_mva: Some(0.1),
+        k: Some(1.2),
+        scaling: 1.0,
+        in_service: true,
+        kind: None,
+    });
+    let (a, b) = (short_circuit(&net).unwrap(), short_circuit(&with_pv).unwrap());
+    let k = bus_pos(&net, far);
+    assert!((b[k].ikss_ka_3ph_max - a[k].ikss_ka_3ph_max - i_k).abs() < 1e-9);
+    assert_eq!(b[k].ikss_ka_3ph_min, a[k].ikss_ka_3ph_min);
 }

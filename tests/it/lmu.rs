@@ -485,6 +485,18 @@ mod study {
         }
     }
 
+    /// The study reduced to the first section's 48 cases (every fault kind, resistance and PV share) on the
+    /// Kerber feeder: runs in `cargo test` and fails on any mislocated fault or healthy trip.
+    #[test]
+    fn flisr_study_reduced_locates_every_fault_without_healthy_trips() {
+        let rows = run("kerber_landnetz_freileitung_1", PlacementRule::EveryLine, 1);
+        assert_eq!(rows.len(), 48);
+        for r in &rows {
+            assert_eq!(r.row.located_section, r.row.true_section, "{:?}", r.row);
+            assert_eq!(r.event.healthy_trips, 0, "{:?}", r.row);
+        }
+    }
+
     #[test]
     #[ignore = "the full study; run with --release -- --ignored"]
     fn flisr_study_kerber() {

@@ -122,10 +122,8 @@ impl Command {
         if payload.len() > MAX_TEXT {
             return Err(err(0, CommandErrorKind::TooLong));
         }
-        let text = core::str::from_utf8(payload)
-            .ok()
-            .filter(|t| t.is_ascii())
-            .ok_or(err(0, CommandErrorKind::NotAscii))?;
+        let text =
+            core::str::from_utf8(payload).ok().filter(|t| t.is_ascii()).ok_or(err(0, CommandErrorKind::NotAscii))?;
         let mut words = text.split_ascii_whitespace().enumerate().map(|(i, w)| (i + 1, w));
         let (_, verb) = words.next().ok_or(err(0, CommandErrorKind::Empty))?;
         let lmu_id = match words.next() {
@@ -150,7 +148,8 @@ impl Command {
         };
         let mut id = 0;
         if let Some((i, w)) = words.next() {
-            let v = w.strip_prefix("id=").or_else(|| w.strip_prefix("ID=")).ok_or(err(i, CommandErrorKind::Trailing))?;
+            let v =
+                w.strip_prefix("id=").or_else(|| w.strip_prefix("ID=")).ok_or(err(i, CommandErrorKind::Trailing))?;
             id = v.parse::<u32>().map_err(|_| err(i, CommandErrorKind::BadId))?;
         }
         if let Some((i, _)) = words.next() {

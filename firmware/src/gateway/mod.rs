@@ -442,7 +442,11 @@ mod tests {
         g.transport_up(Instant(62_000_000_000));
         let out = g.take_output();
         assert!(matches!(decode_all(&out)[..], [Packet::Connect(Connect { username: Some("gw-1"), .. })]));
-        assert!(broker_says(&mut g, Instant(62_000_000_000), Packet::ConnAck(ConnAck { session_present: false, code: 0 })));
+        assert!(broker_says(
+            &mut g,
+            Instant(62_000_000_000),
+            Packet::ConnAck(ConnAck { session_present: false, code: 0 })
+        ));
         let out = g.take_output();
         let ps = decode_all(&out);
         assert_eq!(ps.len(), 3);

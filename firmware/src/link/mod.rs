@@ -157,7 +157,14 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A receiver holding at most `max_frame` stuffed bytes between delimiters (at least 4).
     pub fn new(max_frame: usize) -> Self {
-        FrameDecoder { buf: Vec::new(), max_frame: max_frame.max(4), overlong: false, done: false, frames: 0, errors: 0 }
+        FrameDecoder {
+            buf: Vec::new(),
+            max_frame: max_frame.max(4),
+            overlong: false,
+            done: false,
+            frames: 0,
+            errors: 0,
+        }
     }
 
     /// Takes one byte from the line.

@@ -62,9 +62,13 @@ impl ClientConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
     /// No transport. The host may open one at or after `retry_at`.
-    Disconnected { retry_at: Instant },
+    Disconnected {
+        retry_at: Instant,
+    },
     /// CONNECT sent, waiting for CONNACK.
-    Connecting { since: Instant },
+    Connecting {
+        since: Instant,
+    },
     Connected,
     /// The broker refused the credentials (CONNACK code); the client will not retry.
     Refused(u8),
@@ -101,10 +105,11 @@ pub enum SendError {
 }
 
 #[derive(Clone, Debug)]
+/// Which acknowledgement an outgoing publish waits for.
 enum Stage {
-    AwaitPubAck,
-    AwaitPubRec,
-    AwaitPubComp,
+    Ack,
+    Rec,
+    Comp,
 }
 
 #[derive(Clone, Debug)]
@@ -276,7 +281,8 @@ impl Client {
             return;
         }
         self.state = State::Disconnected { retry_at: now + self.backoff };
-        self.backoff = Duration::from_nanos((self.backoff.as_nanos().saturating_mul(2)).min(self.cfg.backoff_max.as_nanos()));
+        self.backoff =
+            Duration::from_nanos((self.backoff.as_nanos().saturating_mul(2)).min(self.cfg.backoff_max.as_nanos()));
         if self.cfg.clean_start {
             self.incoming_qos2.clear();
         }
@@ -320,7 +326,7 @@ impl Client {
         self.stats.bytes_sent += packet.len() as u64;
         self.stats.publishes_sent += 1;
         self.last_tx = now;
-        let stage = if qos == QoS::AtLeastOnce { Stage::AwaitPubAck } else { Stage::AwaitPubRec };
+        let stage = if qos == QoS::AtLeastOnce { Stage::Ack } else { Stage::Rec };
         self.inflight.insert(pid, Inflight { packet, stage, tag });
         Ok(Some(pid))
     }
@@ -398,11 +404,11 @@ impl Client {
                 for pid in pids {
                     let Some(f) = self.inflight.get_mut(&pid) else { continue };
                     let bytes = match f.stage {
-                        Stage::AwaitPubAck | Stage::AwaitPubRec => {
+                        Stage::Ack | Stage::Rec => {
                             f.packet[0] |= 0x08;
                             f.packet.clone()
                         }
-                        Stage::AwaitPubComp => {
+                        Stage::Comp => {
                             let mut b = Vec::new();
                             Packet::PubRel(pid, 0).encode(self.cfg.version, &mut b)?;
                             b
@@ -417,7 +423,7 @@ impl Client {
             }
             _ if connecting => Err(MqttError::Malformed),
             Packet::PubAck(pid, reason) => {
-                if matches!(self.inflight.get(&pid), Some(Inflight { stage: Stage::AwaitPubAck, .. }))
+                if matches!(self.inflight.get(&pid), Some(Inflight { stage: Stage::Ack, .. }))
                     && let Some(f) = self.inflight.remove(&pid)
                 {
                     self.push_event(ClientEvent::Delivered { tag: f.tag, reason });
@@ -432,7 +438,7 @@ impl Client {
                         self.push_event(ClientEvent::Delivered { tag, reason });
                     }
                     Some(f) => {
-                        f.stage = Stage::AwaitPubComp;
+                        f.stage = Stage::Comp;
                         self.send(now, &Packet::PubRel(pid, 0))?;
                     }
                     // 5.0: "packet identifier not found".
@@ -444,7 +450,7 @@ impl Client {
                 Ok(())
             }
             Packet::PubComp(pid, reason) => {
-                if matches!(self.inflight.get(&pid), Some(Inflight { stage: Stage::AwaitPubComp, .. }))
+                if matches!(self.inflight.get(&pid), Some(Inflight { stage: Stage::Comp, .. }))
                     && let Some(f) = self.inflight.remove(&pid)
                 {
                     self.push_event(ClientEvent::Delivered { tag: f.tag, reason });

@@ -337,7 +337,11 @@ fn put_bin(out: &mut Vec<u8>, s: &[u8]) -> Result<(), MqttError> {
 impl<'a> Packet<'a> {
     /// Decodes one packet from the start of `buf`. `Ok(None)`: more bytes are needed. `Ok(Some((p, n)))`: the
     /// packet and the bytes it used. Packets larger than `max_packet` bytes are refused with `TooLarge`.
-    pub fn decode(buf: &'a [u8], version: Version, max_packet: usize) -> Result<Option<(Packet<'a>, usize)>, MqttError> {
+    pub fn decode(
+        buf: &'a [u8],
+        version: Version,
+        max_packet: usize,
+    ) -> Result<Option<(Packet<'a>, usize)>, MqttError> {
         let Some(&first) = buf.first() else { return Ok(None) };
         let Some((rem, vlen)) = read_varint(&buf[1..])? else { return Ok(None) };
         let total = 1 + vlen + rem;

@@ -8,6 +8,6 @@ pub mod codec;
 
 pub use client::{Client, ClientConfig, ClientEvent, ClientStats, SendError, State};
 pub use codec::{
-    ConnAck, Connect, MqttError, Packet, Publish, QoS, Subscribe, SubscribeOne, Version, check_filter,
-    publish_len, topic_matches,
+    ConnAck, Connect, MqttError, Packet, Publish, QoS, Subscribe, SubscribeOne, Version, check_filter, publish_len,
+    topic_matches,
 };

@@ -1,0 +1,796 @@
+//! The scenario's `market` section and the market part of a world: contracts -> genesis -> agents, and the
+//! report (summary `market` object, ledger and wallet tables, series and plots).
+//!
+//! `dr_peak_reduction_pct` compares the transformer's peak (highest slack power in any solved state) with the
+//! same day without demand response: the part builds and runs that twin (the same scenario and seed with the
+//! `dr` program removed, so every other random draw is the same) in the same process when it reports.
+
+use super::app::{
+    CH_FEED_IN, CH_MARKET, CH_P2P, CH_SELF, CH_TRADER, Genesis, MarketApp, MoveKind, Participant, PlantInfo, Role,
+    WalletInfo,
+};
+use super::clearing::{ACCEPT_ANY, Tech};
+use super::contracts::{Baseline, Channel, Fallback, LoadedContracts};
+use super::sim::{
+    Customer, CustomerSpec, DeviceState, DrProgram, GridOperator, Measures, Meter, Metering, OfftakePrices, Sequencer,
+    Signer, key_for,
+};
+use crate::agents::Msg;
+use crate::engine::{AgentId, SimDuration, Simulation};
+use crate::grid::GridAgent;
+use crate::grid::config::GeneratorConfig;
+use crate::grid::network::Network;
+use crate::grid::profiles::GeneratorKind;
+use crate::report::{Report, Series, Table};
+use crate::scenario::{Dur, InputError, Loaded};
+use crate::world::Part;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::{BTreeMap, VecDeque};
+
+fn default_slot() -> Dur {
+    Dur(SimDuration::from_mins(15))
+}
+fn default_block() -> Dur {
+    Dur(SimDuration::from_secs(1))
+}
+fn default_min_c() -> f64 {
+    2.0
+}
+fn default_max_c() -> f64 {
+    12.0
+}
+
+/// The scenario's `market` section.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MarketConfig {
+    /// Settlement slot, e.g. "15min".
+    #[serde(default = "default_slot")]
+    pub slot: Dur,
+    /// Contract file (RON), relative to the scenario.
+    pub contracts: String,
+    /// Delay from a transaction to the block that carries it.
+    #[serde(default = "default_block")]
+    pub block_every: Dur,
+    /// Outdoor temperature over the day (deg C) for the heat pumps.
+    #[serde(default = "default_min_c")]
+    pub outdoor_min_c: f64,
+    #[serde(default = "default_max_c")]
+    pub outdoor_max_c: f64,
+    /// The grid operator's demand-response program (none: the operator only watches).
+    #[serde(default)]
+    pub dr: Option<DrConfig>,
+}
+
+/// Demand-response program: trigger on transformer loading (kW), window length in slots, reward per kWh
+/// reduced (milli-cents), most events per run.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DrConfig {
+    pub trigger_kw: f64,
+    pub window_slots: u32,
+    pub reward: i64,
+    #[serde(default = "one")]
+    pub max_events: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl MarketConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let slot = self.slot.0.as_nanos();
+        if slot < 60 * crate::engine::NS_PER_S || !(86_400 * crate::engine::NS_PER_S).is_multiple_of(slot) {
+            return Err("market.slot must be at least 1min and divide a day".into());
+        }
+        if self.block_every.0 == SimDuration::ZERO || self.block_every.0.as_nanos() * 10 > slot {
+            return Err("market.block_every must be positive and at most a tenth of the slot".into());
+        }
+        if !(self.outdoor_min_c.is_finite()
+            && self.outdoor_max_c.is_finite()
+            && self.outdoor_min_c <= self.outdoor_max_c)
+        {
+            return Err("market.outdoor_min_c must not exceed market.outdoor_max_c".into());
+        }
+        if let Some(d) = &self.dr
+            && !(d.trigger_kw.is_finite()
+                && d.trigger_kw > 0.0
+                && (1..=96).contains(&d.window_slots)
+                && d.reward >= 0
+                && d.max_events <= 96)
+        {
+            return Err("market.dr: trigger_kw > 0, window_slots within 1..=96, reward >= 0, max_events <= 96".into());
+        }
+        Ok(())
+    }
+}
+
+/// Feeder of every bus (by position): the position of the line leaving the transformer's LV bus that the bus
+/// hangs from; `u32::MAX` for the substation's own buses and buses not reached.
+pub fn feeders(net: &Network) -> Vec<u32> {
+    let nb = net.buses.len();
+    let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); nb];
+    for (k, l) in net.lines.iter().enumerate() {
+        if let (Some(a), Some(b)) = (net.bus(l.from_bus), net.bus(l.to_bus)) {
+            adj[a].push((b, k));
+            adj[b].push((a, k));
+        }
+    }
+    let mut feeder = vec![u32::MAX; nb];
+    let mut seen = vec![false; nb];
+    let mut queue = VecDeque::new();
+    let roots: Vec<usize> = if net.trafos.is_empty() {
+        net.ext_grids.iter().filter_map(|e| net.bus(e.bus)).collect()
+    } else {
+        net.trafos.iter().filter_map(|t| net.bus(t.lv_bus)).collect()
+    };
+    for r in roots {
+        seen[r] = true;
+        for &(b, k) in &adj[r] {
+            if !seen[b] {
+                seen[b] = true;
+                feeder[b] = k as u32;
+                queue.push_back(b);
+            }
+        }
+    }
+    while let Some(u) = queue.pop_front() {
+        for &(b, _) in &adj[u] {
+            if !seen[b] {
+                seen[b] = true;
+                feeder[b] = feeder[u];
+                queue.push_back(b);
+            }
+        }
+    }
+    feeder
+}
+
+fn tech_of(kind: &GeneratorKind) -> Tech {
+    match kind {
+        GeneratorKind::Pv { .. } => Tech::Solar,
+        GeneratorKind::Wind { .. } => Tech::Wind,
+        GeneratorKind::Hydro { .. } => Tech::Hydro,
+        GeneratorKind::Biogas { .. } => Tech::Biogas,
+    }
+}
+
+fn channel_code(c: Channel) -> u8 {
+    match c {
+        Channel::P2p => CH_P2P,
+        Channel::Trader => CH_TRADER,
+        Channel::Market => CH_MARKET,
+        Channel::FeedIn => CH_FEED_IN,
+    }
+}
+
+/// The market as built.
+pub struct MarketPart {
+    pub sequencer: AgentId,
+    pub metering: AgentId,
+    pub operator: AgentId,
+    pub customers: Vec<AgentId>,
+    /// The no-DR twin to run for the peak comparison: (scenario, seed, until).
+    twin: Option<(Loaded, u64, Option<SimDuration>)>,
+    slot_ns: u64,
+}
+
+/// Adds the market's agents for `cfg` around the grid agent `grid` running `net` with `generators`.
+#[allow(clippy::too_many_arguments)]
+pub fn add(
+    sim: &mut Simulation<Msg>,
+    loaded: &Loaded,
+    cfg: &MarketConfig,
+    grid: AgentId,
+    net: &Network,
+    generators: &[GeneratorConfig],
+    seed: u64,
+    until: Option<SimDuration>,
+) -> Result<MarketPart, InputError> {
+    cfg.validate().map_err(|e| loaded.error_in("market", e))?;
+    let r = loaded.resolve(&cfg.contracts).map_err(|e| loaded.error_at("market.contracts", e, None))?;
+    let lc = LoadedContracts::parse(&r.file, &r.text)?;
+    let n_loads = net.loads.len() + net.asym_loads.len();
+    lc.validate(n_loads, generators.len())?;
+    let c = &lc.contracts;
+    let xy = crate::world::grid::bus_positions(net);
+    let fd = feeders(net);
+    let load_bus: Vec<i64> = net.loads.iter().map(|l| l.bus).chain(net.asym_loads.iter().map(|l| l.bus)).collect();
+    let pos =
+        |bus: i64| net.bus(bus).map_or((0, 0, u32::MAX), |b| (xy[b].0.round() as i64, xy[b].1.round() as i64, fd[b]));
+    let domain = c.domain.clone();
+    // Wallets: customers, independent producers, then the operator and the channel counterparties.
+    let mut wallets = Vec::new();
+    for cu in &c.customers {
+        let (x_m, y_m, feeder) = pos(load_bus[cu.load]);
+        let p = &cu.preferences;
+        let accept =
+            if p.technologies.is_empty() { ACCEPT_ANY } else { p.technologies.iter().fold(0, |m, t| m | t.bit()) };
+        let plants =
+            p.plants.iter().filter_map(|n| c.plants.iter().position(|pl| &pl.id == n).map(|k| k as u32)).collect();
+        wallets.push(WalletInfo {
+            id: cu.id.clone(),
+            x_m,
+            y_m,
+            feeder,
+            accept,
+            max_distance_m: p.max_distance_m,
+            same_feeder: p.same_feeder,
+            plants,
+            price_cap: p.price_cap,
+            renewable_only: p.fallback == Fallback::RenewableOnly,
+            dr: cu.dr.as_ref().map(|d| {
+                (
+                    match d.baseline {
+                        Baseline::Declared => 0,
+                        Baseline::PriorSlots(n) => n,
+                    },
+                    d.cap_wh,
+                )
+            }),
+        });
+    }
+    let blank = |id: &str| WalletInfo {
+        id: id.to_string(),
+        x_m: 0,
+        y_m: 0,
+        feeder: u32::MAX,
+        accept: ACCEPT_ANY,
+        max_distance_m: None,
+        same_feeder: false,
+        plants: Vec::new(),
+        price_cap: 0,
+        renewable_only: false,
+        dr: None,
+    };
+    let mut plant_owner = Vec::new();
+    for p in &c.plants {
+        let w = match &p.owner {
+            Some(o) => c.customers.iter().position(|cu| &cu.id == o).unwrap_or(0) as u32,
+            None => {
+                wallets.push(blank(&p.id));
+                wallets.len() as u32 - 1
+            }
+        };
+        plant_owner.push(w);
+    }
+    let operator_wallet = wallets.len() as u32;
+    for id in ["grid_operator", "trader", "exchange", "feed_in"] {
+        wallets.push(blank(id));
+    }
+    let mut plants = Vec::new();
+    for (k, p) in c.plants.iter().enumerate() {
+        let g = &generators[p.generator];
+        let (x_m, y_m, feeder) = pos(g.bus);
+        plants.push(PlantInfo {
+            id: p.id.clone(),
+            tech: tech_of(&g.kind),
+            owner: plant_owner[k],
+            x_m,
+            y_m,
+            feeder,
+            self_consume: p.sell.self_consume && p.owner.is_some(),
+            channels: p.sell.channels.iter().map(|ch| (channel_code(ch.channel), ch.min_price)).collect(),
+            supplier: false,
+        });
+    }
+    let mut mix = Vec::new();
+    for m in &c.supplier_mix {
+        mix.push((plants.len() as u32, m.pct));
+        plants.push(PlantInfo {
+            id: format!("mix_{}", m.tech.name()),
+            tech: m.tech,
+            owner: operator_wallet,
+            x_m: 0,
+            y_m: 0,
+            feeder: u32::MAX,
+            self_consume: false,
+            channels: Vec::new(),
+            supplier: true,
+        });
+    }
+    let mut participants = Vec::new();
+    let mut add_p = |name: String, role: Role| {
+        participants.push(Participant { key: key_for(&domain, &name).verifying_key().to_bytes(), name, role });
+    };
+    for (w, cu) in c.customers.iter().enumerate() {
+        add_p(format!("owner/{}", cu.id), Role::Owner(w as u32));
+        add_p(format!("meter/{}", cu.id), Role::Meter(w as u32));
+        let d = &cu.devices;
+        if d.heat_pump.is_some() || d.ev.is_some() || d.battery.is_some() {
+            add_p(format!("flex/{}", cu.id), Role::FlexMeter(w as u32));
+        }
+    }
+    for (k, p) in c.plants.iter().enumerate() {
+        if p.owner.is_none() {
+            add_p(format!("owner/{}", p.id), Role::Owner(plant_owner[k]));
+        }
+        add_p(format!("meter/{}", p.id), Role::PlantMeter(k as u32));
+    }
+    add_p("market-operator".into(), Role::Market);
+    add_p("grid-operator-supply".into(), Role::Operator);
+    add_p("grid-operator-dr".into(), Role::Operator);
+    let genesis = Genesis {
+        domain: domain.clone(),
+        slot_ns: cfg.slot.0.as_nanos(),
+        participants,
+        wallets,
+        plants,
+        mix,
+        operator_wallet,
+        channel_wallets: [operator_wallet + 1, operator_wallet + 2, operator_wallet + 3],
+        fee_base: c.prices.fee_base,
+        fee_per_km: c.prices.fee_per_km,
+        trader_cap_wh: c.prices.trader_cap_wh,
+        retail: c.prices.retail,
+    };
+    genesis.check().map_err(|e| loaded.error_at("market", format!("inconsistent genesis: {e}"), None))?;
+    // Flexible devices: one static generator per customer with devices (negative = consumption).
+    let engine = |e: crate::engine::EngineError| loaded.error_at("market", e.to_string(), None);
+    let sgen_base = net.sgens.len();
+    let mut flex_sgens = Vec::new();
+    {
+        let ga = sim
+            .agent_mut::<GridAgent>(grid)
+            .ok_or_else(|| loaded.error_at("market", "the market needs the `grid` section", None))?;
+        for cu in &c.customers {
+            let d = &cu.devices;
+            flex_sgens.push(if d.heat_pump.is_some() || d.ev.is_some() || d.battery.is_some() {
+                Some(ga.model.add_sgen(load_bus[cu.load], 0.0, 0.0, "flex").map_err(|e| lc.error_at("customers", e))?)
+            } else {
+                None
+            });
+        }
+    }
+    let first = sim.next_agent_id().0;
+    let sequencer = AgentId(first);
+    let metering = AgentId(first + 1);
+    let operator = AgentId(first + 2);
+    let customers: Vec<AgentId> = (0..c.customers.len() as u32).map(|k| AgentId(first + 3 + k)).collect();
+    let prices = OfftakePrices {
+        trader: c.prices.trader,
+        market_hourly: c.prices.market_hourly.clone(),
+        feed_in: c.prices.feed_in,
+    };
+    let app = MarketApp::new(genesis);
+    let seq = Sequencer::new(app, cfg.block_every.0, prices, customers.clone());
+    let mut meters = Vec::new();
+    for (k, cu) in c.customers.iter().enumerate() {
+        let m = Measures::Connection { load: cu.load, flex_sgen: flex_sgens[k] };
+        meters.push(Meter::new(m, Signer::new(key_for(&domain, &format!("meter/{}", cu.id))), Some(customers[k])));
+        if let Some(s) = flex_sgens[k] {
+            meters.push(Meter::new(
+                Measures::Flex { sgen: s },
+                Signer::new(key_for(&domain, &format!("flex/{}", cu.id))),
+                None,
+            ));
+        }
+    }
+    for p in &c.plants {
+        let m = Measures::Plant { sgen: sgen_base + p.generator };
+        meters.push(Meter::new(m, Signer::new(key_for(&domain, &format!("meter/{}", p.id))), None));
+    }
+    let program = cfg.dr.as_ref().map(|d| DrProgram {
+        trigger_kw: d.trigger_kw,
+        window_slots: d.window_slots,
+        reward: d.reward,
+        max_events: d.max_events,
+    });
+    let offered: Vec<AgentId> =
+        c.customers.iter().zip(&customers).filter(|(cu, _)| cu.dr.is_some()).map(|(_, &a)| a).collect();
+    sim.add_agent(Box::new(seq)).map_err(engine)?;
+    sim.add_agent(Box::new(Metering::new(meters, sequencer, cfg.slot.0))).map_err(engine)?;
+    let op_signer = Signer::new(key_for(&domain, "grid-operator-dr"));
+    sim.add_agent(Box::new(GridOperator::new(program, op_signer, sequencer, offered, cfg.slot.0))).map_err(engine)?;
+    for (k, cu) in c.customers.iter().enumerate() {
+        let d = &cu.devices;
+        let devices = DeviceState {
+            hp: d.heat_pump.clone().map(|h| (h, 20.0, false)),
+            ev: d.ev.clone().map(|e| (e, 0.0, 0.0)),
+            battery: d.battery.clone().map(|b| {
+                let soc = b.soc;
+                (b, soc)
+            }),
+        };
+        let pv_sgens = c
+            .plants
+            .iter()
+            .filter(|p| p.owner.as_deref() == Some(cu.id.as_str()))
+            .map(|p| sgen_base + p.generator)
+            .collect();
+        let spec = CustomerSpec {
+            id: cu.id.clone(),
+            wallet: k as u32,
+            owner: Signer::new(key_for(&domain, &format!("owner/{}", cu.id))),
+            sequencer,
+            grid,
+            devices,
+            flex_sgen: flex_sgens[k],
+            load: cu.load,
+            pv_sgens,
+            dr_terms: cu.dr.as_ref().map(|o| (o.min_reward, o.baseline == Baseline::Declared)),
+            outdoor: (cfg.outdoor_min_c, cfg.outdoor_max_c),
+            slot: cfg.slot.0,
+        };
+        sim.add_agent(Box::new(Customer::new(spec))).map_err(engine)?;
+    }
+    if let Some(ga) = sim.agent_mut::<GridAgent>(grid) {
+        ga.subscribe(metering);
+        ga.subscribe(operator);
+        for (k, &a) in customers.iter().enumerate() {
+            if flex_sgens[k].is_some() {
+                ga.subscribe(a);
+            }
+        }
+    }
+    let twin = cfg.dr.as_ref().map(|_| {
+        let mut l = loaded.clone();
+        if let Some(m) = &mut l.scenario.market {
+            m.dr = None;
+        }
+        (l, seed, until)
+    });
+    Ok(MarketPart { sequencer, metering, operator, customers, twin, slot_ns: cfg.slot.0.as_nanos() })
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Peak transformer loading (kW) and per-slot peaks of the no-DR twin.
+fn run_twin(twin: &(Loaded, u64, Option<SimDuration>), operator: AgentId) -> Result<(f64, BTreeMap<u32, f64>), String> {
+    let (l, seed, until) = twin;
+    let mut w = crate::world::build(l, *seed, *until).map_err(|e| e.to_string())?;
+    w.run(1, |_| {})?;
+    let op = w.sim.agent::<GridOperator>(operator).ok_or("twin has no grid operator")?;
+    Ok((op.peak_kw, op.peak_by_slot.clone()))
+}
+
+impl Part for MarketPart {
+    fn report(&self, sim: &Simulation<Msg>, r: &mut Report) {
+        let (Some(seq), Some(met), Some(op)) = (
+            sim.agent::<Sequencer>(self.sequencer),
+            sim.agent::<Metering>(self.metering),
+            sim.agent::<GridOperator>(self.operator),
+        ) else {
+            return;
+        };
+        let app = &seq.app;
+        let g = &app.genesis;
+        let certs = &app.state.certs;
+        let audit = certs.audit();
+        // Slots with claims in: every consumed Wh of theirs has an origin.
+        let claimed_slots: Vec<u32> = {
+            let mut v: Vec<u32> =
+                app.log.iter().filter(|m| matches!(m.kind, MoveKind::Claim)).map(|m| m.range.slot).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let uncovered: Vec<u32> =
+            claimed_slots.iter().copied().filter(|&s| app.uncovered_after_claims(s).is_some()).collect();
+        // Claims by wallet and technology; local solar and preference shares.
+        let n_customers = self.customers.len();
+        let mut by_wallet_tech: BTreeMap<(u32, Tech), u64> = BTreeMap::new();
+        let mut pref_wh = vec![0u64; n_customers];
+        let mut claimed_by = vec![0u64; n_customers];
+        let (mut local_solar, mut all_claims) = (0u64, 0u64);
+        let nslots = (86_400_000_000_000u64 / self.slot_ns).max(1) as usize;
+        let days = (sim.now().as_nanos() / 86_400_000_000_000 + 1) as usize;
+        let mut cum_tech: Vec<BTreeMap<Tech, Vec<f64>>> = vec![BTreeMap::new(); n_customers];
+        let total_slots = nslots * days;
+        for m in &app.log {
+            if m.kind != MoveKind::Claim {
+                continue;
+            }
+            let p = &g.plants[m.range.plant as usize];
+            *by_wallet_tech.entry((m.to, p.tech)).or_insert(0) += m.range.len;
+            all_claims += m.range.len;
+            if p.tech == Tech::Solar && !p.supplier {
+                local_solar += m.range.len;
+            }
+            if let Some(wi) = g.wallets.get(m.to as usize)
+                && (m.to as usize) < n_customers
+            {
+                claimed_by[m.to as usize] += m.range.len;
+                let named_ok = wi.plants.is_empty() || wi.plants.contains(&m.range.plant);
+                if wi.accept & p.tech.bit() != 0 && named_ok {
+                    pref_wh[m.to as usize] += m.range.len;
+                }
+                let col = cum_tech[m.to as usize].entry(p.tech).or_insert_with(|| vec![0.0; total_slots]);
+                if (m.range.slot as usize) < total_slots {
+                    col[m.range.slot as usize] += m.range.len as f64 / 1000.0;
+                }
+            }
+        }
+        let pct = |a: u64, b: u64| if b > 0 { 100.0 * a as f64 / b as f64 } else { 0.0 };
+        let (w_opt, w_greedy, w_cda): (i128, i128, i128) = app
+            .settlements
+            .iter()
+            .fold((0, 0, 0), |a, s| (a.0 + s.welfare, a.1 + s.greedy_welfare, a.2 + s.cda_welfare));
+        let p2p_wh: u64 = app.settlements.iter().map(|s| s.volume_wh).sum();
+        let import_wh: u64 = app.log.iter().filter(|m| m.kind == MoveKind::Import).map(|m| m.range.len).sum();
+        // Demand response against the no-DR twin.
+        let (twin_peak, twin_slots) = match &self.twin {
+            Some(t) => match run_twin(t, self.operator) {
+                Ok(x) => (Some(x.0), x.1),
+                Err(e) => {
+                    tracing::warn!("no-DR twin failed: {e}");
+                    (None, BTreeMap::new())
+                }
+            },
+            None => (None, BTreeMap::new()),
+        };
+        let reduction = twin_peak.map_or(0.0, |p| if p > 0.0 { 100.0 * (p - op.peak_kw) / p } else { 0.0 });
+        let (dr_wh, dr_mc): (u64, i64) = app.state.payouts.values().fold((0, 0), |a, v| (a.0 + v.0, a.1 + v.1));
+        // Metering conservation: per slot, integer readings against the exact integral.
+        let meters = met.meters.iter().filter(|m| !matches!(m.measures, Measures::Flex { .. })).count();
+        let max_err = met.slots.iter().map(|e| (e.read_net_wh as f64 - e.exact_net_wh).abs()).fold(0.0, f64::max);
+        let losses_wh: f64 = met.slots.iter().map(|e| e.slack_wh - e.read_net_wh as f64).sum();
+        // Producers' channels.
+        let mut channels = serde_json::Map::new();
+        let mut ct = Table::new(&[
+            "plant",
+            "tech",
+            "owner",
+            "produced_wh",
+            "self_wh",
+            "p2p_wh",
+            "trader_wh",
+            "market_wh",
+            "feed_in_wh",
+            "unsold_wh",
+            "p2p_revenue_mc",
+            "trader_revenue_mc",
+            "market_revenue_mc",
+            "feed_in_revenue_mc",
+        ]);
+        for (k, p) in g.plants.iter().enumerate().filter(|(_, p)| !p.supplier) {
+            let k = k as u32;
+            let produced: u64 = certs.all_minted().filter(|((pl, _), _)| *pl == k).map(|(_, v)| v).sum();
+            let get = |ch: u8| app.state.sold.get(&(k, ch)).copied().unwrap_or((0, 0));
+            let (s, p2p, tr, mk, fi) = (get(CH_SELF), get(CH_P2P), get(CH_TRADER), get(CH_MARKET), get(CH_FEED_IN));
+            let unsold = produced.saturating_sub(s.0 + p2p.0 + tr.0 + mk.0 + fi.0);
+            channels.insert(
+                p.id.clone(),
+                json!({"tech": p.tech.name(), "produced_wh": produced, "self_wh": s.0, "p2p_wh": p2p.0,
+                       "trader_wh": tr.0, "market_wh": mk.0, "feed_in_wh": fi.0, "unsold_wh": unsold,
+                       "revenue_mc": p2p.1 + tr.1 + mk.1 + fi.1}),
+            );
+            ct.push(vec![
+                p.id.clone(),
+                p.tech.name().into(),
+                g.wallets[p.owner as usize].id.clone(),
+                produced.to_string(),
+                s.0.to_string(),
+                p2p.0.to_string(),
+                tr.0.to_string(),
+                mk.0.to_string(),
+                fi.0.to_string(),
+                unsold.to_string(),
+                p2p.1.to_string(),
+                tr.1.to_string(),
+                mk.1.to_string(),
+                fi.1.to_string(),
+            ]);
+        }
+        let root = seq.blocks.last().map_or(seq.genesis_root, |b| b.root);
+        let txs: usize = seq.blocks.iter().map(|b| b.txs.len()).sum();
+        let refused: usize = seq.blocks.iter().map(|b| b.outcomes.iter().filter(|&&o| o != 0).count()).sum();
+        let refusals: serde_json::Map<String, serde_json::Value> =
+            app.refusals.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let pref_share: Vec<f64> = (0..n_customers).map(|w| pct(pref_wh[w], claimed_by[w])).collect();
+        r.summary.insert(
+            "market".into(),
+            json!({
+                "minted_wh": certs.minted_wh,
+                "claimed_wh": certs.claimed_wh,
+                "held_wh": certs.held_wh,
+                "certificates_consistent": audit.is_ok(),
+                "audit_error": audit.err(),
+                "slots_claimed": claimed_slots.len(),
+                "slots_with_unclaimed_consumption": uncovered,
+                "blocks": seq.blocks.len(),
+                "transactions": txs,
+                "refused": refused,
+                "refusals_by_code": refusals,
+                "state_root": hex(&root),
+                "p2p_wh": p2p_wh,
+                "import_wh": import_wh,
+                "welfare_optimal": welfare_num(w_opt),
+                "welfare_greedy": welfare_num(w_greedy),
+                "welfare_cda": welfare_num(w_cda),
+                "greedy_pct_of_optimum": if w_opt > 0 { json!(100.0 * w_greedy as f64 / w_opt as f64) } else { json!(null) },
+                "cda_pct_of_optimum": if w_opt > 0 { json!(100.0 * w_cda as f64 / w_opt as f64) } else { json!(null) },
+                "local_solar_share_pct": pct(local_solar, all_claims),
+                "preference_share_pct_mean": if n_customers > 0 { pref_share.iter().sum::<f64>() / n_customers as f64 } else { 0.0 },
+                "dr_events": op.events.len(),
+                "dr_peak_kw": op.peak_kw,
+                "no_dr_peak_kw": twin_peak,
+                "dr_peak_reduction_pct": reduction,
+                "dr_reduced_wh": dr_wh,
+                "dr_payouts_mc": dr_mc,
+                "meters": meters,
+                "metering_max_slot_error_wh": max_err,
+                "losses_wh": losses_wh,
+                "channels": channels,
+            }),
+        );
+        r.human.push(format!(
+            "market: {} blocks, {} txs ({} refused); minted {} Wh = claimed {} + held {}; P2P {} kWh; DR peak {:.1} kW vs {} kW without (-{:.1} %)",
+            seq.blocks.len(),
+            txs,
+            refused,
+            certs.minted_wh,
+            certs.claimed_wh,
+            certs.held_wh,
+            p2p_wh / 1000,
+            op.peak_kw,
+            twin_peak.map_or("?".into(), |p| format!("{p:.1}")),
+            reduction
+        ));
+        r.tables.push(("market_channels".into(), ct));
+        // Wallets.
+        let mut wt = Table::new(&[
+            "wallet",
+            "consumed_wh",
+            "claimed_wh",
+            "preference_share_pct",
+            "solar_wh",
+            "wind_wh",
+            "hydro_wh",
+            "biogas_wh",
+            "conventional_wh",
+            "nuclear_wh",
+            "balance_mc",
+            "dr_reduced_wh",
+            "dr_paid_mc",
+        ]);
+        for (w, wi) in g.wallets.iter().enumerate() {
+            let w = w as u32;
+            let consumed: u64 = app.state.metered.iter().filter(|((x, _), _)| *x == w).map(|(_, v)| v).sum();
+            let claimed: u64 = by_wallet_tech.iter().filter(|((x, _), _)| *x == w).map(|(_, v)| v).sum();
+            let tech = |t: Tech| by_wallet_tech.get(&(w, t)).copied().unwrap_or(0).to_string();
+            let (drw, drm) =
+                app.state.payouts.iter().filter(|((_, x), _)| *x == w).fold((0, 0), |a, (_, v)| (a.0 + v.0, a.1 + v.1));
+            wt.push(vec![
+                wi.id.clone(),
+                consumed.to_string(),
+                claimed.to_string(),
+                if (w as usize) < n_customers { format!("{:.2}", pref_share[w as usize]) } else { String::new() },
+                tech(Tech::Solar),
+                tech(Tech::Wind),
+                tech(Tech::Hydro),
+                tech(Tech::Biogas),
+                tech(Tech::Conventional),
+                tech(Tech::Nuclear),
+                app.state.balances.get(&w).copied().unwrap_or(0).to_string(),
+                drw.to_string(),
+                drm.to_string(),
+            ]);
+        }
+        r.tables.push(("market_wallets".into(), wt));
+        // The ledger: genesis, then every transaction in order; and the blocks with their state roots.
+        let mut lt = Table::new(&["height", "time_ns", "index", "outcome", "bytes_hex"]);
+        lt.push(vec!["0".into(), "0".into(), "0".into(), "genesis".into(), hex(&g.encode())]);
+        let mut bt = Table::new(&["height", "time_ns", "txs", "refused", "state_root"]);
+        bt.push(vec!["0".into(), "0".into(), "0".into(), "0".into(), hex(&seq.genesis_root)]);
+        for b in &seq.blocks {
+            for (i, (t, o)) in b.txs.iter().zip(&b.outcomes).enumerate() {
+                lt.push(vec![b.height.to_string(), b.time_ns.to_string(), i.to_string(), o.to_string(), hex(t)]);
+            }
+            let refused = b.outcomes.iter().filter(|&&o| o != 0).count();
+            bt.push(vec![
+                b.height.to_string(),
+                b.time_ns.to_string(),
+                b.txs.len().to_string(),
+                refused.to_string(),
+                hex(&b.root),
+            ]);
+        }
+        r.tables.push(("market_ledger".into(), lt));
+        r.tables.push(("market_blocks".into(), bt));
+        // Series per slot: volumes, prices, welfare, DR.
+        let slot_s = self.slot_ns as f64 * 1e-9;
+        let nseries = met.slots.len();
+        let t_s: Vec<f64> = (0..nseries).map(|k| k as f64 * slot_s).collect();
+        let mut minted = vec![0.0; nseries];
+        let mut claimed = vec![0.0; nseries];
+        let mut imported = vec![0.0; nseries];
+        for m in &app.log {
+            let k = m.range.slot as usize;
+            if k >= nseries {
+                continue;
+            }
+            match m.kind {
+                MoveKind::Mint => minted[k] += m.range.len as f64 / 1000.0,
+                MoveKind::Import => imported[k] += m.range.len as f64 / 1000.0,
+                MoveKind::Claim => claimed[k] += m.range.len as f64 / 1000.0,
+                _ => {}
+            }
+        }
+        let mut p2p = vec![0.0; nseries];
+        let mut price = vec![f64::NAN; nseries];
+        let (mut wo, mut wg, mut wc) = (vec![0.0; nseries], vec![0.0; nseries], vec![0.0; nseries]);
+        for s in &app.settlements {
+            let k = s.slot as usize;
+            if k < nseries {
+                p2p[k] += s.volume_wh as f64 / 1000.0;
+                price[k] = s.mean_price.map_or(f64::NAN, |p| p as f64 / 1000.0);
+                // Welfare in cents: Wh x milli-cents per kWh / 1e6.
+                wo[k] += s.welfare as f64 / 1e6;
+                wg[k] += s.greedy_welfare as f64 / 1e6;
+                wc[k] += s.cda_welfare as f64 / 1e6;
+            }
+        }
+        r.series.push(Series {
+            name: "market_volumes".into(),
+            y_label: "kWh per slot".into(),
+            t_s: t_s.clone(),
+            columns: vec![
+                ("minted_kwh".into(), minted),
+                ("p2p_kwh".into(), p2p),
+                ("grid_import_kwh".into(), imported),
+                ("claimed_kwh".into(), claimed),
+            ],
+        });
+        r.series.push(Series {
+            name: "market_prices".into(),
+            y_label: "ct per kWh".into(),
+            t_s: t_s.clone(),
+            columns: vec![("p2p_mean_price_ct_per_kwh".into(), price)],
+        });
+        r.series.push(Series {
+            name: "market_welfare".into(),
+            y_label: "welfare per slot (ct)".into(),
+            t_s: t_s.clone(),
+            columns: vec![("optimal_ct".into(), wo), ("greedy_ct".into(), wg), ("cda_ct".into(), wc)],
+        });
+        let peak = |m: &BTreeMap<u32, f64>, k: usize| m.get(&(k as u32)).copied().unwrap_or(f64::NAN);
+        let mut dr_cols =
+            vec![("transformer_peak_kw_with_dr".into(), (0..nseries).map(|k| peak(&op.peak_by_slot, k)).collect())];
+        if !twin_slots.is_empty() {
+            dr_cols
+                .push(("transformer_peak_kw_without_dr".into(), (0..nseries).map(|k| peak(&twin_slots, k)).collect()));
+        }
+        r.series.push(Series {
+            name: "market_dr".into(),
+            y_label: "kW (highest per slot)".into(),
+            t_s: t_s.clone(),
+            columns: dr_cols,
+        });
+        // Origin mix per customer wallet: cumulative kWh claimed by technology.
+        for (w, cols) in cum_tech.iter().enumerate() {
+            if cols.is_empty() {
+                continue;
+            }
+            let columns = cols
+                .iter()
+                .map(|(t, v)| {
+                    let mut acc = 0.0;
+                    let c: Vec<f64> = v
+                        .iter()
+                        .take(nseries)
+                        .map(|x| {
+                            acc += x;
+                            acc
+                        })
+                        .collect();
+                    (format!("{}_kwh", t.name()), c)
+                })
+                .collect();
+            r.series.push(Series {
+                name: format!("market_origin_{}", g.wallets[w].id),
+                y_label: "kWh claimed (cumulative)".into(),
+                t_s: t_s.clone(),
+                columns,
+            });
+        }
+    }
+}
+
+fn welfare_num(w: i128) -> serde_json::Value {
+    i64::try_from(w).map_or_else(|_| json!(w.to_string()), |v| json!(v))
+}
