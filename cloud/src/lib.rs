@@ -130,8 +130,12 @@ async fn ingest(
             Ok(_) => {}
             Err(ConnectionError::ConnectionRefused(code)) => {
                 let why = match code {
-                    rumqttc::ConnectReturnCode::BadUserNamePassword => "bad user name or password",
-                    rumqttc::ConnectReturnCode::NotAuthorized => "not authorised",
+                    rumqttc::ConnectReturnCode::BadUserNamePassword => {
+                        "bad user name or password; check --username and --password"
+                    }
+                    rumqttc::ConnectReturnCode::NotAuthorized => {
+                        "not authorised (mosquitto's answer to a wrong password too); check --username and --password"
+                    }
                     _ => "refused",
                 };
                 return Err(format!(
