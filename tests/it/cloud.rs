@@ -146,7 +146,8 @@ fn witness(broker: u16, log: &Path) -> Kill {
     Kill(
         Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &broker.to_string(), "-u", "cloud", "-P", "cl0ud"])
-            .args(["-i", &format!("witness-{}", std::process::id()), "-q", "1", "-t", "grid/+/events", "-F", "%t %x"])
+            .args(["-i", &format!("witness-{}", std::process::id()), "-q", "1", "-t", "grid/+/events", "-t", "grid/+/cmd/#"])
+            .args(["-F", "%t %x"])
             .stdout(std::fs::File::create(log).unwrap())
             .stderr(Stdio::null())
             .spawn()
@@ -159,6 +160,9 @@ fn witness_totals(log: &Path) -> Totals {
     let mut seen = std::collections::BTreeMap::new();
     for line in std::fs::read_to_string(log).unwrap().lines() {
         let (topic, hex) = line.split_once(' ').unwrap();
+        if !topic.ends_with("/events") {
+            continue;
+        }
         let bytes: Vec<u8> = (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
         for r in gridtwin_cloud::live::decode_event(topic, &bytes, 0).unwrap() {
             seen.insert((r.gateway.clone(), r.lmu, r.generated_ms, r.seq), r);
@@ -221,6 +225,13 @@ fn end_to_end(db: &str, tag: &str) {
     assert_eq!(st, 200, "{r}");
     assert_eq!(r["payload"], "open 3 id=4242");
     assert_eq!(r["topic"], format!("grid/{gateway}/cmd/operator"));
+    // The command is at the broker before the service that sent it dies.
+    let hex: String = "open 3 id=4242".bytes().map(|b| format!("{b:02x}")).collect();
+    let t0 = Instant::now();
+    while !std::fs::read_to_string(&seen).unwrap().contains(&hex) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the command reached the broker");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // Kill the cloud without warning mid-run (the run takes seconds); the broker keeps its session's
     // messages; restart it at once.
     c.0.kill().unwrap();
