@@ -85,6 +85,11 @@ function onUpdate(u) {
   }
   for (const f of u.faults || []) { S.faults.push(f); if (S.faults.length > MAX_FAULTS) S.faults.shift(); }
   if (u.counters) S.counters = u.counters;
+  // A page opened before the first reading picks the first LMU for the time series once one reports.
+  if (S.selected == null && S.user && S.user.group === 'operator' && S.lmus.size) {
+    S.selected = [...S.lmus.values()][0].lmu;
+    selectLmu(S.selected).catch(() => {});
+  }
   S.updates = (S.updates || 0) + 1;
   document.body.dataset.updates = S.updates;
   if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; render(); }); }

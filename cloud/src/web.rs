@@ -126,10 +126,10 @@ fn static_file(body: &'static str, ctype: &'static str) -> Response {
 }
 
 async fn fallback(State(app): Shared, uri: axum::http::Uri, h: HeaderMap) -> ApiError {
-    if uri.path().starts_with("/api") {
-        if let Err(e) = user(&app, &h) {
-            return e;
-        }
+    if uri.path().starts_with("/api")
+        && let Err(e) = user(&app, &h)
+    {
+        return e;
     }
     ApiError(StatusCode::NOT_FOUND, format!("no such page: {}", uri.path()))
 }
@@ -163,15 +163,28 @@ async fn index(State(app): Shared, h: HeaderMap) -> ApiResult {
     Ok(Json(json!({
         "service": "gridtwin cloud", "mode": app.mode, "database": app.store.kind(), "user": u,
         "market": app.run.has_market(),
-        "endpoints": ["/api/me", "/api/lmus", "/api/lmus/{id}", "/api/readings?lmu=&since_ms=&limit=", "/api/summary",
+        "endpoints": ["/api/me", "/api/lmus?offset=&limit=", "/api/lmus/{id}", "/api/readings?lmu=&since_ms=&limit=", "/api/summary",
             "/api/faults", "/api/mesh", "/api/market", "/api/accounts/{name}", "/api/producers/{name}", "/api/stream",
             "POST /api/command", "POST /api/login", "POST /api/logout"],
     })))
 }
 
-async fn lmus(State(app): Shared, h: HeaderMap) -> ApiResult {
+#[derive(serde::Deserialize)]
+struct Page {
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+/// Most LMUs one `/api/lmus` answer holds (page with `offset` and `limit`).
+pub const MAX_LMUS_PER_REQUEST: usize = 20_000;
+
+async fn lmus(State(app): Shared, h: HeaderMap, Query(p): Query<Page>) -> ApiResult {
     operator(&app, &h, "list every LMU")?;
-    Ok(Json(json!({"lmus": live(&app).lmus()})))
+    let all = live(&app).lmus();
+    let total = all.len();
+    let limit = p.limit.unwrap_or(MAX_LMUS_PER_REQUEST).min(MAX_LMUS_PER_REQUEST);
+    let page: Vec<_> = all.into_iter().skip(p.offset.unwrap_or(0)).take(limit).collect();
+    Ok(Json(json!({"total": total, "lmus": page})))
 }
 
 async fn lmu(State(app): Shared, h: HeaderMap, Path(id): Path<u32>) -> ApiResult {

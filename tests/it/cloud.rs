@@ -6,7 +6,7 @@
 //! in target/cloud-dashboard.png). Skipped with a notice when mosquitto or chromium is missing. The same run
 //! goes against PostgreSQL when GRIDTWIN_TEST_PG names a reachable database (postgres://...).
 
-use gridtwin_cloud::store::{Reading, Totals};
+use gridtwin_cloud::store::Totals;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -146,7 +146,16 @@ fn witness(broker: u16, log: &Path) -> Kill {
     Kill(
         Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &broker.to_string(), "-u", "cloud", "-P", "cl0ud"])
-            .args(["-i", &format!("witness-{}", std::process::id()), "-q", "1", "-t", "grid/+/events", "-t", "grid/+/cmd/#"])
+            .args([
+                "-i",
+                &format!("witness-{}", std::process::id()),
+                "-q",
+                "1",
+                "-t",
+                "grid/+/events",
+                "-t",
+                "grid/+/cmd/#",
+            ])
             .args(["-F", "%t %x"])
             .stdout(std::fs::File::create(log).unwrap())
             .stderr(Stdio::null())
@@ -163,7 +172,8 @@ fn witness_totals(log: &Path) -> Totals {
         if !topic.ends_with("/events") {
             continue;
         }
-        let bytes: Vec<u8> = (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+        let bytes: Vec<u8> =
+            (0..hex.len() / 2).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
         for r in gridtwin_cloud::live::decode_event(topic, &bytes, 0).unwrap() {
             seen.insert((r.gateway.clone(), r.lmu, r.generated_ms, r.seq), r);
         }
@@ -245,7 +255,9 @@ fn end_to_end(db: &str, tag: &str) {
     let s: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let stored = s["cloud"]["readings_stored"].as_i64().unwrap();
     let t0 = Instant::now();
-    while (db_totals(db).count < stored || witness_totals(&seen).count < stored) && t0.elapsed() < Duration::from_secs(30) {
+    while (db_totals(db).count < stored || witness_totals(&seen).count < stored)
+        && t0.elapsed() < Duration::from_secs(30)
+    {
         std::thread::sleep(Duration::from_millis(200));
     }
     drop(w);
@@ -382,7 +394,8 @@ fn api_refuses_unauthenticated_and_foreign_requests_on_every_endpoint() {
     assert_eq!(http(hp, "POST", "/api/login", None, Some(&json!({"user": "ghost", "password": "nope"}))).0, 401);
     let cmd = json!({"lmu": 1, "action": "open"});
     // (method, path, body, operator, customer c1, producer p2)
-    let table: Vec<(&str, &str, Option<&Value>, u16, u16, u16)> = vec![
+    type Row<'a> = (&'a str, &'a str, Option<&'a Value>, u16, u16, u16);
+    let table: Vec<Row> = vec![
         ("GET", "/api/", None, 200, 200, 200),
         ("GET", "/api/me", None, 200, 200, 200),
         ("GET", "/api/lmus", None, 200, 403, 403),
@@ -569,7 +582,11 @@ fn dashboard_in_headless_chromium() {
     // Live elements: the update counter grows and LMU 3's row shows a closed contactor.
     let first = dt.wait("Number(document.body.dataset.updates || 0)", 30, "no live update reached the page");
     dt.wait(&format!("Number(document.body.dataset.updates || 0) > {first}"), 30, "the page stopped updating");
-    dt.wait("document.querySelector('#lmu-3 .closed') !== null && document.getElementById('one-3') !== null", 30, "LMU 3 shown closed");
+    dt.wait(
+        "document.querySelector('#lmu-3 .closed') !== null && document.getElementById('one-3') !== null",
+        30,
+        "LMU 3 shown closed",
+    );
     // A real mouse click on the Open button of LMU 3.
     let xy = dt.eval(
         "(() => { const b = document.querySelector('#lmu-3 button[data-action=open]'); b.scrollIntoView({block: 'center'}); \
@@ -601,5 +618,9 @@ fn dashboard_in_headless_chromium() {
     let row = cmds.lines().find(|l| l.split(',').nth(1) == Some("3") && l.split(',').nth(2) == Some("open"));
     let cols: Vec<&str> = row.unwrap_or_else(|| panic!("an open command for LMU 3 in {cmds}")).split(',').collect();
     assert!(!cols[6].is_empty(), "the contactor of LMU 3 opened: {cmds}");
-    eprintln!("dashboard: {updates} live updates; click -> contactor of LMU 3 open at {} s; screenshot {}", cols[6], path.display());
+    eprintln!(
+        "dashboard: {updates} live updates; click -> contactor of LMU 3 open at {} s; screenshot {}",
+        cols[6],
+        path.display()
+    );
 }
