@@ -154,11 +154,16 @@ fn refused_error(world: &mut World, id: AgentId, o: &BridgeOptions) -> Result<()
 fn exchange(world: &mut World, id: AgentId, link: &mut Link, wait: Duration) -> Result<bool, String> {
     let out = gw(world, id)?.take_external();
     if !out.is_empty() {
+        link.stream.set_nonblocking(false).map_err(|e| e.to_string())?;
         link.stream.write_all(&out).map_err(|e| format!("writing to the broker: {e}"))?;
     }
     let awaiting = gw(world, id)?.fw.client().awaiting_response();
-    let timeout = if awaiting { wait } else { Duration::from_micros(50) };
-    link.stream.set_read_timeout(Some(timeout.max(Duration::from_micros(1)))).map_err(|e| e.to_string())?;
+    // Not awaiting anything: only look (non-blocking; a short read timeout would sleep a scheduler tick,
+    // milliseconds, at every step of a `--speed max` run).
+    link.stream.set_nonblocking(!awaiting).map_err(|e| e.to_string())?;
+    if awaiting {
+        link.stream.set_read_timeout(Some(wait.max(Duration::from_micros(1)))).map_err(|e| e.to_string())?;
+    }
     let mut buf = [0u8; 16 * 1024];
     match link.stream.read(&mut buf) {
         Ok(0) => {
@@ -261,6 +266,7 @@ pub fn run(world: &mut World, o: &BridgeOptions, mut progress: impl FnMut(f64)) 
     let Some(mut l) = link else {
         return Ok(());
     };
+    l.stream.set_nonblocking(false).map_err(|e| e.to_string())?;
     let now = FwInstant(world.sim.now().as_nanos());
     gw(world, id)?.fw.flush(now);
     for _ in 0..100_000 {

@@ -5,6 +5,7 @@
 
 pub mod bridge;
 pub mod chain;
+pub mod cloud;
 pub mod error;
 pub mod grid;
 pub mod market;
@@ -120,6 +121,10 @@ pub enum Command {
     },
     /// Run a scenario with its gateway connected to a real MQTT broker (mqtt://HOST:PORT).
     Bridge(bridge::BridgeArgs),
+    /// The cloud service: broker subscriber, readings database, dashboard and per-user API.
+    Cloud(cloud::CloudArgs),
+    /// Show a finished run's output directory in the dashboard (no broker).
+    Serve(cloud::ServeArgs),
     /// Validate scenarios or sweep plans (and the models and networks they name) without running them;
     /// reports every error of each file.
     Check {
@@ -363,6 +368,8 @@ fn dispatch(cli: Cli, name: &str) -> Result<(), CliError> {
         Command::Market(m) => market::market(&m),
         Command::Wallet(w) => market::wallet(&w),
         Command::Bridge(args) => bridge::run(&global(&cli.run), &args),
+        Command::Cloud(args) => cloud::run_cloud(&args),
+        Command::Serve(args) => cloud::run_serve(&args),
         Command::Chain(c) => chain::run_chain(&c).map_err(CliError::from),
         Command::Ledger(c) => chain::run_ledger(&c).map_err(CliError::from),
         Command::Theft(c) => security::run(&c),

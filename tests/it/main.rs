@@ -2,6 +2,7 @@
 #![allow(clippy::result_large_err)]
 mod chain;
 mod cli;
+mod cloud;
 mod foundation;
 mod gateway;
 mod grid;
