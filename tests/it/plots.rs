@@ -57,10 +57,28 @@ fn every_plot_kind_renders_from_a_real_run() {
         let hits = title_band.chunks(bpp).filter(|c| series.iter().any(|s| c[..3] == *s)).count();
         assert_eq!(hits, 0, "{stem}.png: series colour in the title band");
     }
+    // Readings of chosen LMUs: by default three informative ones (lowest supplied voltage, highest current,
+    // one that lost supply: the 10:00 fault isolates a section); `--lmu` picks them; an unknown one is named.
+    let lmu_svgs: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter(|n| n.starts_with("lmu_") && n.ends_with("_readings.svg"))
+        .collect();
+    assert_eq!(lmu_svgs.len(), 3, "{lmu_svgs:?}");
+    for n in &lmu_svgs {
+        svg_ok(&out.join(n), &["phase-A voltage", "phase-C current", "active power", "EN 50160 limits", seed_title]);
+    }
+    let bin = env!("CARGO_BIN_EXE_gridtwin");
+    let dir = out.to_str().unwrap();
+    let o = std::process::Command::new(bin).args(["plot", dir, "--kind", "lmu-series", "--lmu", "1"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    svg_ok(&out.join("lmu_1_readings.svg"), &["Readings of LMU 1"]);
+    let o =
+        std::process::Command::new(bin).args(["plot", dir, "--kind", "lmu-series", "--lmu", "999"]).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no readings of LMU 999"));
     // `gridtwin plot` regenerates the same files from the CSVs.
     let before = std::fs::read(out.join("grid_power.svg")).unwrap();
     std::fs::remove_file(out.join("grid_power.svg")).unwrap();
-    let bin = env!("CARGO_BIN_EXE_gridtwin");
     let o = std::process::Command::new(bin).args(["plot", out.to_str().unwrap(), "--kind", "series"]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read(out.join("grid_power.svg")).unwrap(), before);
