@@ -133,6 +133,8 @@ function renderKpis() {
 function lmuState(v, newest) {
   if (v.open) return 'open';
   if (S.counters && newest - v.generated_ms > 3 * 15 * 60000) return 'stale';
+  // Reporting, contactor closed, but no phase above half the nominal 230 V: the LMU's section lost supply.
+  if (Array.isArray(v.v_v) && v.v_v.length && v.v_v.every(x => x < 115)) return 'nosupply';
   return 'closed';
 }
 function renderOperator() {
@@ -215,7 +217,7 @@ function ctx2d(c) {
   const g = c.getContext('2d'); g.setTransform(dpr, 0, 0, dpr, 0, 0); g.clearRect(0, 0, c._w, c._h);
   return [g, c._w, c._h];
 }
-const COL = { ok: '#3fb950', open: '#f85149', stale: '#6e7681', coord: '#e3b341', a: '#58a6ff', b: '#f0883e', c: '#bc8cff', grid: '#30363d', text: '#8b97a3' };
+const COL = { ok: '#3fb950', open: '#f85149', stale: '#6e7681', nosupply: '#d29922', coord: '#e3b341', a: '#58a6ff', b: '#f0883e', c: '#bc8cff', grid: '#30363d', text: '#8b97a3' };
 function drawMesh(all, newest) {
   const c = $('mesh'), [g, w, h] = ctx2d(c);
   const byId = new Map(all.map(v => [v.lmu, v]));
