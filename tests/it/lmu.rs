@@ -497,6 +497,18 @@ mod study {
         }
     }
 
+    /// The IEEE European LV feeder's study reduced the same way (first section's 48 cases, the shipped plan's
+    /// placement): the reduced form of `flisr_study_ieee_eu`.
+    #[test]
+    fn flisr_study_ieee_eu_reduced_locates_every_fault_without_healthy_trips() {
+        let rows = run("ieee_european_lv_on_peak_566", PlacementRule::MainJunctions { min_loads: 3 }, 1);
+        assert_eq!(rows.len(), 48);
+        for r in &rows {
+            assert_eq!(r.row.located_section, r.row.true_section, "{:?}", r.row);
+            assert_eq!(r.event.healthy_trips, 0, "{:?}", r.row);
+        }
+    }
+
     #[test]
     #[ignore = "the full study; run with --release -- --ignored"]
     fn flisr_study_kerber() {
