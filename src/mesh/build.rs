@@ -210,6 +210,7 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
     agent.audible_reach_m = reach;
     agent.reach2 = interference_reach * interference_reach;
     agent.interference_dbm = interference;
+    agent.index_channel();
     let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
     for nd in &agent.nodes {
         x0 = x0.min(nd.x_m);

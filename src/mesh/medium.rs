@@ -9,6 +9,7 @@
 //! frame above sensitivity unless a later one is `capture_threshold_db` stronger, and decodes it with the
 //! SINR-dependent error model over each stretch of constant interference.
 
+use super::channel::{Channel, OnAir};
 use super::config::{MeshConfig, Traffic, dur};
 use super::phy::{Interferer, dbm_to_mw, success_probability};
 use super::propagation::{Fading, Propagation};
@@ -138,22 +139,6 @@ impl Node {
     }
 }
 
-/// A transmission on the channel.
-#[derive(Clone, Copy, Debug)]
-struct OnAir {
-    id: u64,
-    src: u32,
-    /// The source's position, m (kept here so scans of the channel do not touch the node table).
-    x_m: f64,
-    y_m: f64,
-    dst: u16,
-    start: u64,
-    end: u64,
-    psdu: u16,
-    seq: u8,
-    ack: bool,
-}
-
 /// Sent/delivered counts of reports generated in one time bin.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct Bin {
@@ -235,8 +220,8 @@ pub struct MeshAgent {
     fading: Fading,
     seed: u64,
     pub(crate) nodes: Vec<Node>,
-    air: Vec<OnAir>,
-    next_air: u64,
+    /// Every transmission still relevant, indexed by position (see [`Channel`]).
+    pub(crate) channel: Channel,
     rng_mac: SimRng,
     rng_phy: SimRng,
     rng_traffic: SimRng,
@@ -329,8 +314,7 @@ impl MeshAgent {
             fading: cfg.fading,
             seed,
             nodes,
-            air: Vec::new(),
-            next_air: 0,
+            channel: Channel::new(&[], f64::INFINITY, radio.airtime_ns(radio.max_psdu_bytes)),
             rng_mac: stream(seed, a, "mesh-mac"),
             rng_phy: stream(seed, a, "mesh-phy"),
             rng_traffic: stream(seed, a, "mesh-traffic"),
@@ -367,6 +351,13 @@ impl MeshAgent {
             },
             pan_members: Vec::new(),
         })
+    }
+
+    /// Rebuilds the channel's spatial index over the nodes' positions, with cells half as wide as the
+    /// interference reach (call after `xy` and `reach2` are set; the channel must be empty).
+    pub(crate) fn index_channel(&mut self) {
+        assert_eq!(self.channel.next_id(), 0, "the channel is indexed before anything is sent");
+        self.channel = Channel::new(&self.xy, self.reach2.sqrt() / 2.0, self.max_air_ns);
     }
 
     /// Index of the node with short address `addr` in PAN `pan`.
@@ -654,17 +645,19 @@ impl MeshAgent {
         ctx.schedule_at(SimTime(at), class::DEFAULT, m);
     }
 
-    fn channel_busy(&self, i: usize, now: u64) -> bool {
+    fn channel_busy(&mut self, i: usize, now: u64) -> bool {
+        let mut near = std::mem::take(&mut self.scratch_air);
+        near.clear();
+        let (x, y) = self.xy[i];
+        self.channel
+            .near(x, y, self.reach2.sqrt(), &mut near, |g| g.src as usize != i && g.start <= now && now < g.end);
         let mut mw = 0.0;
-        for g in &self.air {
-            if g.src as usize != i
-                && g.start <= now
-                && now < g.end
-                && let Some(p) = self.link_dbm_at((g.x_m, g.y_m), g.src as usize, i)
-            {
+        for g in &near {
+            if let Some(p) = self.link_dbm_at((g.x_m, g.y_m), g.src as usize, i) {
                 mw += dbm_to_mw(p);
             }
         }
+        self.scratch_air = near;
         mw >= self.cca_mw
     }
 
@@ -696,13 +689,11 @@ impl MeshAgent {
         let (dst, app) = (out.dst, out.app);
         let start = now + self.turn_ns;
         let end = start + self.radio.airtime_ns(psdu);
-        let id = self.next_air;
-        self.next_air += 1;
-        let keep = now.saturating_sub(2 * self.max_air_ns + self.ack_wait_ns);
-        self.air.retain(|g| g.end >= keep);
+        let id = self.channel.next_id();
         let (x_m, y_m) = self.xy[i];
         let n = &mut self.nodes[i];
-        self.air.push(OnAir { id, src: i as u32, x_m, y_m, dst, start, end, psdu, seq: n.mac.seq, ack: false });
+        let f = OnAir { id, src: i as u32, x_m, y_m, dst, start, end, psdu, seq: n.mac.seq, ack: false };
+        self.channel.push(f, now, self.ack_wait_ns);
         n.mac.attempts += 1;
         n.stats.tx_frames += 1;
         n.stats.tx_ns += end - start;
@@ -766,15 +757,16 @@ impl MeshAgent {
 
     /// Transmissions overlapping `f` in time (computed once per frame, shared by all its receivers).
     /// Fills `out` (the agent's scratch buffer, taken by the caller) with them.
-    fn overlaps_of(&self, f: &OnAir, out: &mut Vec<OnAir>) {
+    fn overlaps_of(&mut self, f: &OnAir, out: &mut Vec<OnAir>) {
         // A transmitter farther from `f`'s source than the decoding reach plus the interference reach cannot
         // disturb any receiver of `f`.
         let (fx, fy) = self.xy[f.src as usize];
-        let r2 = (self.audible_reach_m + self.reach2.sqrt()).powi(2);
+        let r = self.audible_reach_m + self.reach2.sqrt();
+        let r2 = r.powi(2);
         out.clear();
-        out.extend(self.air.iter().filter(|g| {
+        self.channel.near(fx, fy, r, out, |g| {
             g.id != f.id && g.start < f.end && g.end > f.start && { (g.x_m - fx).powi(2) + (g.y_m - fy).powi(2) <= r2 }
-        }));
+        });
     }
 
     fn deliver_frame(&mut self, r: usize, from: usize, rssi: f64, bytes: &[u8], ctx: &mut Ctx<'_, Msg>) {
@@ -787,7 +779,7 @@ impl MeshAgent {
 
     fn on_tx_end(&mut self, i: usize, air: u64, ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now().0;
-        let Some(f) = self.air.iter().rev().find(|g| g.id == air).copied() else { return };
+        let Some(f) = self.channel.get(air).copied() else { return };
         // The frame's bytes leave the queue for the deliveries and go back for a possible retry.
         let Some(bytes) = self.nodes[i].mac.queue.front_mut().map(|o| std::mem::take(&mut o.frame)) else { return };
         let mut ov = std::mem::take(&mut self.scratch_air);
@@ -829,26 +821,30 @@ impl MeshAgent {
         // The receiver acknowledges after its turnaround, unless its own transmission is in the way.
         let ack_start = now + self.turn_ns;
         let ack_end = ack_start + self.ack_air_ns;
-        let blocked = self.air.iter().any(|g| g.src as usize == d && g.start < ack_end && g.end > ack_start);
+        let (dx, dy) = self.xy[d];
+        let blocked = self.channel.any_from(dx, dy, |g| g.src as usize == d && g.start < ack_end && g.end > ack_start);
         if blocked {
             let m = self.timer(i, TimerKind::AckTimeout, 0);
             ctx.schedule_at(SimTime(now + self.ack_wait_ns), class::DEFAULT, m);
         } else {
-            let id = self.next_air;
-            self.next_air += 1;
+            let id = self.channel.next_id();
             let (x_m, y_m) = self.xy[d];
-            self.air.push(OnAir {
-                id,
-                src: d as u32,
-                x_m,
-                y_m,
-                dst: self.nodes[i].addr,
-                start: ack_start,
-                end: ack_end,
-                psdu: ACK_PSDU_BYTES,
-                seq: f.seq,
-                ack: true,
-            });
+            self.channel.push(
+                OnAir {
+                    id,
+                    src: d as u32,
+                    x_m,
+                    y_m,
+                    dst: self.nodes[i].addr,
+                    start: ack_start,
+                    end: ack_end,
+                    psdu: ACK_PSDU_BYTES,
+                    seq: f.seq,
+                    ack: true,
+                },
+                now,
+                self.ack_wait_ns,
+            );
             let dn = &mut self.nodes[d];
             dn.mac.ack_busy_until = ack_end;
             dn.stats.tx_ns += ack_end - ack_start;
@@ -876,7 +872,7 @@ impl MeshAgent {
     }
 
     fn on_ack_end(&mut self, i: usize, air: u64, ctx: &mut Ctx<'_, Msg>) {
-        let Some(a) = self.air.iter().rev().find(|g| g.id == air).copied() else { return };
+        let Some(a) = self.channel.get(air).copied() else { return };
         debug_assert!(a.ack);
         let mean = self.mean_rx_dbm(a.src as usize, i);
         let mut ov = std::mem::take(&mut self.scratch_air);

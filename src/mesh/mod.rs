@@ -10,6 +10,7 @@
 //! back to that agent as `Msg::Mesh(MeshMsg::Deliver(..))`.
 
 pub mod build;
+pub(crate) mod channel;
 pub mod config;
 pub mod medium;
 pub mod phy;

@@ -847,22 +847,24 @@ impl Router {
             self.reselect = true;
         }
         let etx0 = self.initial_etx(rssi_dbm);
-        // One pass over the table finds the sender or, failing that, the worst non-parent entry (by cost, then
-        // address): in a dense neighbourhood most DIOs come from nodes we do not keep, on every receiver.
-        let mut found = None;
-        let mut worst: Option<(u64, usize)> = None;
-        for (i, m) in self.nbrs.iter().enumerate() {
-            if m.addr == src {
-                found = Some(i);
-                break;
-            }
-            if Some(m.addr) != self.parent {
-                let key = ((m.rank as u64 + m.link_etx as u64) << 16) | m.addr as u64;
-                if worst.is_none_or(|w| key > w.0) {
-                    worst = Some((key, i));
+        // Find the sender by address (a tight scan: every DIO is heard by every neighbour, so this runs once per
+        // reception); only when it is unknown and the table is full, look for the worst non-parent entry (by
+        // cost, then address) it might replace.
+        let found = self.nbrs.iter().position(|m| m.addr == src);
+        let worst = if found.is_none() && self.nbrs.len() >= self.cfg.neighbors_max as usize {
+            let mut worst: Option<(u64, usize)> = None;
+            for (i, m) in self.nbrs.iter().enumerate() {
+                if Some(m.addr) != self.parent {
+                    let key = ((m.rank as u64 + m.link_etx as u64) << 16) | m.addr as u64;
+                    if worst.is_none_or(|w| key > w.0) {
+                        worst = Some((key, i));
+                    }
                 }
             }
-        }
+            worst
+        } else {
+            None
+        };
         match found {
             Some(i) => {
                 let n = &mut self.nbrs[i];

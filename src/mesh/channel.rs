@@ -1,0 +1,252 @@
+//! The shared radio channel's bookkeeping: every transmission still relevant (on air or recently ended), in
+//! id order, with a grid-bucket index by transmitter position so a carrier sense or an interference scan
+//! looks only at transmitters close enough to matter. Positions in m, times in ns.
+//!
+//! Why an index: the number of frames on air at once grows with the number of nodes, so scanning all of them
+//! for every carrier sense and every reception makes a city cost O(N^2). A scan here visits the cells within
+//! the asked radius and returns the matching frames sorted by id, the order a full scan would have produced,
+//! so results (floating-point sums included) are bit-identical to a scan of everything.
+
+use std::collections::VecDeque;
+
+/// A transmission on the channel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OnAir {
+    pub id: u64,
+    pub src: u32,
+    /// The source's position, m (kept here so scans of the channel do not touch the node table).
+    pub x_m: f64,
+    pub y_m: f64,
+    pub dst: u16,
+    pub start: u64,
+    pub end: u64,
+    pub psdu: u16,
+    pub seq: u8,
+    pub ack: bool,
+}
+
+/// Upper bound of grid cells per axis (a degenerate layout must not allocate without limit).
+const MAX_CELLS_PER_AXIS: usize = 1024;
+
+/// Transmissions by id with a spatial index; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    /// Frames with ids `first_id..first_id + frames.len()`, contiguous (every id is pushed, in order).
+    frames: VecDeque<OnAir>,
+    first_id: u64,
+    /// Ids per cell, ascending; ids below `first_id` are stale and skipped (pruned when the cell is pushed to).
+    cells: Vec<VecDeque<u64>>,
+    x0_m: f64,
+    y0_m: f64,
+    cell_m: f64,
+    nx: usize,
+    ny: usize,
+    /// The longest transmission pushed so far, ns (frames are pruned by start time, which is monotone, so
+    /// how long they may last bounds how long they stay relevant; the observed longest is far below the radio's
+    /// longest PSDU in most runs, and keeps the scans short).
+    longest_ns: u64,
+    /// The radio's longest transmission, ns (an upper bound checked on every push).
+    max_air_ns: u64,
+    /// Scratch offsets of [`Channel::near`] (kept to avoid an allocation per scan).
+    scratch: Vec<u32>,
+}
+
+impl Channel {
+    /// A channel over the nodes at `xy` (m), cells about `cell_m` wide, frames at most `max_air_ns` long.
+    pub(crate) fn new(xy: &[(f64, f64)], cell_m: f64, max_air_ns: u64) -> Channel {
+        let (mut x0, mut y0, mut x1, mut y1) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        if let Some(&(x, y)) = xy.first() {
+            (x0, y0, x1, y1) = (x, y, x, y);
+        }
+        for &(x, y) in xy {
+            x0 = x0.min(x);
+            y0 = y0.min(y);
+            x1 = x1.max(x);
+            y1 = y1.max(y);
+        }
+        let span = (x1 - x0).max(y1 - y0);
+        let cell_m = if cell_m.is_finite() && cell_m > 0.0 { cell_m } else { span.max(1.0) };
+        let cell_m = cell_m.max(span / MAX_CELLS_PER_AXIS as f64).max(1e-3);
+        let nx = ((x1 - x0) / cell_m) as usize + 1;
+        let ny = ((y1 - y0) / cell_m) as usize + 1;
+        Channel {
+            frames: VecDeque::new(),
+            first_id: 0,
+            cells: vec![VecDeque::new(); nx * ny],
+            x0_m: x0,
+            y0_m: y0,
+            cell_m,
+            nx,
+            ny,
+            longest_ns: 0,
+            max_air_ns,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The cell of a position (positions outside the nodes' bounding box fall in the border cells; scans
+    /// widen their ring by the distance outside, so they stay exact).
+    fn cell_of(&self, x_m: f64, y_m: f64) -> (usize, usize) {
+        let cx = ((x_m - self.x0_m) / self.cell_m).max(0.0) as usize;
+        let cy = ((y_m - self.y0_m) / self.cell_m).max(0.0) as usize;
+        (cx.min(self.nx - 1), cy.min(self.ny - 1))
+    }
+
+    /// The id the next pushed frame must carry.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.first_id + self.frames.len() as u64
+    }
+
+    /// Adds a frame at time `now_ns`; its id must be [`Channel::next_id`]. Drops frames that ended more than
+    /// twice the longest transmission plus `slack_ns` ago: nothing asks about them any more (a carrier sense
+    /// looks at frames on air now, a reception at frames overlapping one that ends now).
+    pub(crate) fn push(&mut self, f: OnAir, now_ns: u64, slack_ns: u64) {
+        assert_eq!(f.id, self.next_id(), "channel ids are pushed in order");
+        assert!(f.start <= f.end && f.end - f.start <= self.max_air_ns, "a frame longer than the longest PSDU");
+        self.longest_ns = self.longest_ns.max(f.end - f.start);
+        let keep_ns = now_ns.saturating_sub(2 * self.longest_ns + slack_ns);
+        while let Some(g) = self.frames.front() {
+            if g.start.saturating_add(self.longest_ns) >= keep_ns {
+                break;
+            }
+            self.frames.pop_front();
+            self.first_id += 1;
+        }
+        let (cx, cy) = self.cell_of(f.x_m, f.y_m);
+        let first = self.first_id;
+        let cell = &mut self.cells[cy * self.nx + cx];
+        while cell.front().is_some_and(|&id| id < first) {
+            cell.pop_front();
+        }
+        cell.push_back(f.id);
+        self.frames.push_back(f);
+    }
+
+    /// The frame with id `id`, if still kept.
+    pub(crate) fn get(&self, id: u64) -> Option<&OnAir> {
+        id.checked_sub(self.first_id).and_then(|k| self.frames.get(k as usize))
+    }
+
+    /// Appends to `out`, in id order, every kept frame whose transmitter lies within `radius_m` of
+    /// `(x_m, y_m)` (by cell; callers apply the exact distance) and that `keep` accepts.
+    pub(crate) fn near(
+        &mut self,
+        x_m: f64,
+        y_m: f64,
+        radius_m: f64,
+        out: &mut Vec<OnAir>,
+        mut keep: impl FnMut(&OnAir) -> bool,
+    ) {
+        if !radius_m.is_finite() {
+            out.extend(self.frames.iter().filter(|g| keep(g)));
+            return;
+        }
+        // Distance of the point outside the box, added to the ring so border-clamped cells stay covered.
+        let outside = (self.x0_m - x_m).max(0.0)
+            + (x_m - (self.x0_m + self.nx as f64 * self.cell_m)).max(0.0)
+            + (self.y0_m - y_m).max(0.0)
+            + (y_m - (self.y0_m + self.ny as f64 * self.cell_m)).max(0.0);
+        let ring = ((radius_m + outside) / self.cell_m).ceil() as usize;
+        let (cx, cy) = self.cell_of(x_m, y_m);
+        let (gx0, gx1) = (cx.saturating_sub(ring), (cx + ring).min(self.nx - 1));
+        let (gy0, gy1) = (cy.saturating_sub(ring), (cy + ring).min(self.ny - 1));
+        let mut cells = 0usize;
+        let r2 = radius_m * radius_m;
+        // Offsets into `frames` (ids minus `first_id`), sorted once at the end: cheaper than sorting frames.
+        let mut hits = std::mem::take(&mut self.scratch);
+        hits.clear();
+        for gy in gy0..=gy1 {
+            // Distance from the point to the cell's rectangle, per axis (0 inside); border cells extend to
+            // infinity outward because positions outside the box are clamped into them.
+            let dy = self.axis_gap(y_m, self.y0_m, gy, self.ny);
+            for gx in gx0..=gx1 {
+                let dx = self.axis_gap(x_m, self.x0_m, gx, self.nx);
+                if dx * dx + dy * dy > r2 {
+                    continue;
+                }
+                let cell = &self.cells[gy * self.nx + gx];
+                let from = cell.partition_point(|&id| id < self.first_id);
+                for &id in cell.range(from..) {
+                    let k = (id - self.first_id) as u32;
+                    if keep(&self.frames[k as usize]) {
+                        hits.push(k);
+                    }
+                }
+                cells += 1;
+            }
+        }
+        if cells > 1 {
+            hits.sort_unstable();
+        }
+        out.extend(hits.iter().map(|&k| self.frames[k as usize]));
+        self.scratch = hits;
+    }
+
+    /// Distance along one axis from coordinate `v` to cell `g` of `n` (origin `v0`), 0 when inside; the first
+    /// and last cells are open outward.
+    fn axis_gap(&self, v: f64, v0: f64, g: usize, n: usize) -> f64 {
+        let lo = if g == 0 { f64::NEG_INFINITY } else { v0 + g as f64 * self.cell_m };
+        let hi = if g + 1 == n { f64::INFINITY } else { v0 + (g + 1) as f64 * self.cell_m };
+        (lo - v).max(v - hi).max(0.0)
+    }
+
+    /// Whether any kept frame transmitted from `(x_m, y_m)` satisfies `pred` (the frames of one node).
+    pub(crate) fn any_from(&self, x_m: f64, y_m: f64, mut pred: impl FnMut(&OnAir) -> bool) -> bool {
+        let (cx, cy) = self.cell_of(x_m, y_m);
+        let cell = &self.cells[cy * self.nx + cx];
+        let from = cell.partition_point(|&id| id < self.first_id);
+        cell.range(from..).any(|&id| pred(&self.frames[(id - self.first_id) as usize]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(id: u64, x: f64, y: f64, start: u64, end: u64) -> OnAir {
+        OnAir { id, src: id as u32, x_m: x, y_m: y, dst: 0, start, end, psdu: 10, seq: 0, ack: false }
+    }
+
+    /// The indexed scan returns exactly what a filter over every kept frame returns, in the same order.
+    #[test]
+    fn near_equals_a_full_scan() {
+        let xy: Vec<(f64, f64)> = (0..400).map(|k| ((k % 20) as f64 * 97.0, (k / 20) as f64 * 103.0)).collect();
+        let mut ch = Channel::new(&xy, 250.0, 1_000);
+        let mut all = Vec::new();
+        let mut s = 12345u64;
+        for id in 0..2_000u64 {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let (x, y) = xy[(s >> 33) as usize % xy.len()];
+            let f = frame(id, x, y, id * 3, id * 3 + 1 + (s >> 40) % 1_000);
+            ch.push(f, id * 3, 0);
+            all.push(f);
+            if id % 97 == 0 {
+                let (px, py) = xy[(s >> 20) as usize % xy.len()];
+                for radius in [0.0, 120.0, 400.0, 5_000.0] {
+                    let mut got = Vec::new();
+                    let now = id * 3;
+                    ch.near(px, py, radius, &mut got, |g| g.start <= now && now < g.end);
+                    got.retain(|g| (g.x_m - px).hypot(g.y_m - py) <= radius);
+                    let want: Vec<u64> = all
+                        .iter()
+                        .filter(|g| g.start <= now && now < g.end && (g.x_m - px).hypot(g.y_m - py) <= radius)
+                        .map(|g| g.id)
+                        .collect();
+                    assert_eq!(got.iter().map(|g| g.id).collect::<Vec<_>>(), want, "radius {radius} at {id}");
+                }
+            }
+            assert_eq!(ch.get(id).map(|g| g.id), Some(id));
+        }
+    }
+
+    /// A point outside the nodes' box still sees the frames within the radius.
+    #[test]
+    fn points_outside_the_box_are_covered() {
+        let xy = [(0.0, 0.0), (1_000.0, 1_000.0)];
+        let mut ch = Channel::new(&xy, 100.0, 10);
+        ch.push(frame(0, 1_000.0, 1_000.0, 0, 5), 0, 0);
+        let mut got = Vec::new();
+        ch.near(1_250.0, 1_000.0, 300.0, &mut got, |_| true);
+        assert_eq!(got.len(), 1);
+    }
+}
