@@ -264,6 +264,38 @@ def markdown(rows, header):
     return "\n".join(out) + "\n"
 
 
+def summary(rows):
+    """Ranges of the ratios and the networks where gridtwin is not faster."""
+    out = []
+    for label, pp_key, gt_key in [("runpp / gridtwin cold balanced solve", "pp_runpp_ms", "gt_cold_us"),
+                                  ("runpp_3ph / gridtwin cold unbalanced solve", "pp_runpp_3ph_ms", "gt3_cold_us"),
+                                  ("calc_sc 6 cases / gridtwin short-circuit", "pp_sc_all6_ms", "gt_sc_us"),
+                                  ("calc_sc 3ph max alone / gridtwin short-circuit (all 6)", "pp_sc_3ph_max_ms",
+                                   "gt_sc_us")]:
+        rs = sorted((r[pp_key] * 1e3 / r[gt_key], r["network"]) for r in rows if r.get(pp_key) and r.get(gt_key))
+        if not rs:
+            continue
+        slower = [n for q, n in rs if q < 1]
+        out.append(f"- {label}: {rs[0][0]:.3g}x ({rs[0][1]}) to {rs[-1][0]:.3g}x ({rs[-1][1]}), median "
+                   f"{statistics.median(q for q, _ in rs):.3g}x over {len(rs)} networks"
+                   + (f"; gridtwin slower on {', '.join(slower)}" if slower else "") + ".")
+    errs = [("balanced |dV| (p.u.)", "err_dv", 1e-6), ("unbalanced |dV| (p.u.)", "err_dv3", 1e-5),
+            ("IEC 60909 relative", "err_sc", 1e-3)]
+    for label, k, tol in errs:
+        xs = [(r[k], r["network"]) for r in rows if r.get(k) is not None]
+        if xs:
+            w = max(xs)
+            over = [n for x, n in xs if not x <= tol]
+            out.append(f"- worst {label}: {fmt_err(w[0])} ({w[1]}), tolerance {tol:g}"
+                       + (f"; over it: {', '.join(over)}" if over else "; every network within it") + ".")
+    rb = [(r["pp_rebuild_dv"], r["network"]) for r in rows if r.get("pp_rebuild_dv") is not None]
+    if rb:
+        w = max(rb)
+        out.append(f"- the rebuilt pandapower networks reproduce the exported reference voltages (ref_pf_bus.csv) "
+                   f"within {fmt_err(w[0])} p.u. ({w[1]}): the timed networks are the exported ones.")
+    return "\n".join(out) + "\n"
+
+
 def machine():
     import pandapower
     cpu = "?"
@@ -293,7 +325,12 @@ def main():
     ap.add_argument("--pp-repeat-3ph", type=int, default=5, help="timed runpp_3ph calls after the warm-up (5)")
     ap.add_argument("--json", help="write every measured figure here")
     ap.add_argument("--doc", help="markdown file whose pp-timing markers get the table")
+    ap.add_argument("--from-json", help="measure nothing: write the table of an earlier --json file")
     a = ap.parse_args()
+    if a.from_json:
+        saved = json.loads(Path(a.from_json).read_text())
+        write_table(saved["rows"], make_header(saved["info"]), a.doc)
+        return
 
     exporter = load_module("pandapower_export", a.exporter)
     variants = load_module("make_variants", DATA / "make_variants.py")
@@ -311,18 +348,27 @@ def main():
     end = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     info = {"machine": machine(), "start": start, "end_uptime": end, "repeat": a.repeat,
             "pp_repeat": a.pp_repeat, "pp_repeat_3ph": a.pp_repeat_3ph}
+    header = make_header(info)
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps({"info": info, "rows": rows}, indent=1) + "\n")
-    header = (f"Measured {start['utc']} on {info['machine']}; gridtwin `--repeat {a.repeat}` (fewer, at least 5, "
-              f"where that would take over 5 s), pandapower one warm-up then the median of {a.pp_repeat} calls "
-              f"({a.pp_repeat_3ph} for runpp_3ph; fewer, at least 1, where that would take over 5 s; up to "
-              f"{max(1, a.pp_repeat // 2)} within 10 s for the six short-circuit cases). `uptime` at the start: "
-              f"`{start['uptime']}`; at the end: `{end}`. The load column is the 1/5/15-minute load average "
-              f"before each network.")
-    table = markdown(rows, header)
-    if a.doc:
-        p = Path(a.doc)
+    write_table(rows, header, a.doc)
+
+
+def make_header(info):
+    start, n = info["start"], info["pp_repeat"]
+    return (f"Measured {start['utc']} on {info['machine']}; gridtwin `--repeat {info['repeat']}` (fewer, at least "
+            f"5, where that would take over 5 s), pandapower one warm-up then the median of {n} calls "
+            f"({info['pp_repeat_3ph']} for runpp_3ph; fewer, at least 1, where that would take over 5 s; up to "
+            f"{max(1, n // 2)} within 10 s for the six short-circuit cases). `uptime` at the start: "
+            f"`{start['uptime']}`; at the end: `{info['end_uptime']}`. The load column is the 1/5/15-minute load "
+            f"average before each network.")
+
+
+def write_table(rows, header, doc):
+    table = markdown(rows, header) + "\n" + summary(rows)
+    if doc:
+        p = Path(doc)
         text = p.read_text()
         b, e = "<!-- pp-timing:begin -->", "<!-- pp-timing:end -->"
         if b not in text or e not in text:
