@@ -233,7 +233,7 @@ def fmt_err(x):
     return "–" if x is None else ("inf" if math.isinf(x) else f"{x:.1e}")
 
 
-def fmt_t(x, unit_ms=True):
+def fmt_t(x):
     return "–" if x is None else (f"{x:.3g}" if x < 100 else f"{x:.0f}")
 
 
