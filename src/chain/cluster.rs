@@ -117,9 +117,11 @@ enum Ev {
 }
 
 /// Signature checks shared by every validator of the cluster (each vote is checked once, not n times).
+/// Keyed by (validator, signature) with the signed bytes kept beside the verdict, so a hit costs a lookup
+/// and a compare, not an allocation; a signature reused over other bytes (a forgery) is verified afresh.
 #[derive(Default)]
 pub struct SigCache {
-    map: HashMap<Vec<u8>, bool>,
+    map: HashMap<[u8; 68], (Box<[u8]>, bool)>,
 }
 
 /// Entries kept before the cache is emptied (bounds memory on long runs).
@@ -127,18 +129,19 @@ const SIG_CACHE_MAX: usize = 1 << 18;
 
 impl SigCheck for SigCache {
     fn check(&mut self, vals: &ValidatorSet, validator: u32, msg: &[u8], sig: &[u8; 64]) -> bool {
-        let mut k = Vec::with_capacity(68 + msg.len());
-        k.extend_from_slice(&validator.to_le_bytes());
-        k.extend_from_slice(sig);
-        k.extend_from_slice(msg);
-        if let Some(v) = self.map.get(&k) {
-            return *v;
+        let mut k = [0u8; 68];
+        k[..4].copy_from_slice(&validator.to_le_bytes());
+        k[4..].copy_from_slice(sig);
+        match self.map.get(&k) {
+            Some((m, ok)) if **m == *msg => return *ok,
+            Some(_) => return vals.verify(validator, msg, sig).is_ok(),
+            None => {}
         }
         let ok = vals.verify(validator, msg, sig).is_ok();
         if self.map.len() >= SIG_CACHE_MAX {
             self.map.clear();
         }
-        self.map.insert(k, ok);
+        self.map.insert(k, (msg.into(), ok));
         ok
     }
 }
