@@ -13,17 +13,20 @@
 //! whose welfare equals the objective of feasible duals is optimal (weak duality).
 //!
 //! **The solver.** Min-cost flow on asks -> bids (cost `-p_ij`, only pairs with `p_ij > 0`: a pair without
-//! gain never trades), with a disposal node `D` (asks -> D and D -> bids, cost 0) that absorbs unsold and
-//! unfilled volume. Every arc is uncapacitated and the graph is acyclic, so the start tree (all disposal arcs)
-//! is feasible and strongly feasible; pivots use block pricing and Cunningham's leaving-arc rule, so the
-//! simplex never cycles. Potentials give the duals: `v_j = pi_j >= 0`, `u_i = -pi_i >= 0`.
+//! gain never trades, so pairs with no margin and pairs a preference excludes are never arcs), with a disposal
+//! node `D` (asks -> D and D -> bids, cost 0) that absorbs unsold and unfilled volume. Every arc is
+//! uncapacitated. The start tree is a greedy clearing (pairs by gain, highest first) hung from `D`, which is
+//! strongly feasible (see `Simplex::start`); pivots use block pricing and Cunningham's leaving-arc rule, so
+//! the simplex never cycles. Potentials give the duals: `v_j = pi_j >= 0`, `u_i = -pi_i >= 0`.
 //!
 //! **Ties.** Bids and asks are first put in canonical order (by id), so the result never depends on the order
-//! of the input; among several optimal clearings, the one returned is the vertex the simplex reaches from the
-//! all-disposal start with entering arcs chosen by block pricing over arcs in (ask, bid) order (most negative
-//! reduced cost in each block, the first such arc on equal costs) and leaving arcs by Cunningham's rule. This
-//! is a pure function of the book. The price of a match is the seller's dual price `ask_j + v_j` per kWh (the
-//! buyer pays that plus the fee): a competitive-equilibrium price, since `u_i + v_j = p_ij` on every match.
+//! of the input; among several optimal clearings, the one returned is the vertex the simplex reaches from
+//! that start: trade arcs are numbered in canonical (bid, ask) order after the disposal arcs (asks, then
+//! bids); the greedy start fills pairs by gain, highest first, equal gains in arc order; entering arcs are
+//! chosen by block pricing over arcs in that order (the most negative reduced cost in each block, the first
+//! such arc on equal costs), leaving arcs by Cunningham's rule. This is a pure function of the book. The
+//! price of a match is the seller's dual price `ask_j + v_j` per kWh (the buyer pays that plus the fee): a
+//! competitive-equilibrium price, since `u_i + v_j = p_ij` on every match.
 
 use std::collections::BTreeMap;
 
@@ -283,16 +286,24 @@ pub fn clear(book: &Book) -> Result<(Clearing, Duals), String> {
     for (ii, &i) in bo.iter().enumerate() {
         ns.supply[m + ii] = -(book.bids[i].wh as i64);
     }
-    let mut pair_of_arc = Vec::new();
-    for (jj, &j) in ao.iter().enumerate() {
-        for (ii, &i) in bo.iter().enumerate() {
-            if let Some(g) = book.gain(i, j)
-                && g > 0
-            {
+    // Trade arcs in canonical (bid, ask) order, only for accepted pairs with a positive gain; each bid's row
+    // of the fee matrix is read in one pass (in input order when the input is in canonical order).
+    let ask_bit: Vec<u8> = ao.iter().map(|&j| book.asks[j].tech.bit()).collect();
+    let ask_price: Vec<i64> = ao.iter().map(|&j| book.asks[j].price).collect();
+    for (ii, &i) in bo.iter().enumerate() {
+        let b = &book.bids[i];
+        let fees = if book.fees.is_empty() { &[][..] } else { &book.fees[i * m..(i + 1) * m] };
+        for (jj, &j) in ao.iter().enumerate() {
+            let fee = fees.get(j).copied().unwrap_or(0);
+            if b.accept & ask_bit[jj] == 0 || fee == FORBIDDEN {
+                continue;
+            }
+            let g = b.price - ask_price[jj] - fee;
+            if g > 0 {
                 ns.add_arc(jj, m + ii, -g);
-                pair_of_arc.push((i, j));
             }
         }
+        ns.row_end.push(ns.src.len() as u32);
     }
     ns.solve()?;
     let mut duals = Duals { u: vec![0; n], v: vec![0; m] };
@@ -302,11 +313,13 @@ pub fn clear(book: &Book) -> Result<(Clearing, Duals), String> {
     for (ii, &i) in bo.iter().enumerate() {
         duals.u[i] = -ns.pi[m + ii];
     }
+    // Only tree arcs carry flow; a trade arc's flow is kept at the node it hangs (its ask or its bid).
     let mut matches = Vec::new();
-    for (k, &(i, j)) in pair_of_arc.iter().enumerate() {
-        let f = ns.flow[ns.first_trade_arc + k];
-        if f > 0 {
-            matches.push(Match { bid: i, ask: j, wh: f as u64, price: book.asks[j].price + duals.v[j] });
+    for w in 0..m + n {
+        let e = ns.pred[w] as usize;
+        if e >= ns.first_trade_arc && ns.flow[w] > 0 {
+            let (i, j) = (bo[ns.dst[e] as usize - m], ao[ns.src[e] as usize]);
+            matches.push(Match { bid: i, ask: j, wh: ns.flow[w] as u64, price: book.asks[j].price + duals.v[j] });
         }
     }
     matches.sort();
@@ -315,50 +328,62 @@ pub fn clear(book: &Book) -> Result<(Clearing, Duals), String> {
 }
 
 /// Primal network simplex for uncapacitated min-cost flow on asks (nodes `0..m`), bids (`m..m+n`) and the
-/// disposal root `D` (`m+n`).
+/// disposal root `D` (`m+n`). Arc `j` is ask `j` -> `D`, arc `m + i` is `D` -> bid `i`, then the trade arcs.
 struct Simplex {
     m: usize,
     supply: Vec<i64>,
-    src: Vec<u32>,
-    dst: Vec<u32>,
-    cost: Vec<i64>,
-    flow: Vec<i64>,
+    /// Compact arcs (nodes fit in 16 bits and costs in 32, see the assertions below): less memory to stream
+    /// through when pricing.
+    src: Vec<u16>,
+    dst: Vec<u16>,
+    cost: Vec<i32>,
     first_trade_arc: usize,
+    /// End of the run of trade arcs of each bid (arcs are in bid order).
+    row_end: Vec<u32>,
     pi: Vec<i64>,
     parent: Vec<u32>,
+    /// The tree arc of a node (to or from its parent) and its flow (arcs outside the tree carry none).
     pred: Vec<u32>,
+    flow: Vec<i64>,
     /// The tree arc of a node points from it to its parent.
     up: Vec<bool>,
-    depth: Vec<u32>,
+    /// Marks of the nodes on a path to the root (the join search of each pivot).
+    mark: Vec<u64>,
+    stamp: u64,
     /// Children of each tree node as intrusive doubly linked lists (O(1) unlink when a subtree moves).
     first_child: Vec<u32>,
     next_sib: Vec<u32>,
     prev_sib: Vec<u32>,
     /// Scratch buffers reused by every pivot (no allocation per pivot).
     path: Vec<u32>,
-    old: Vec<(u32, bool)>,
+    old: Vec<(u32, bool, i64)>,
     stack: Vec<u32>,
 }
 
 const NONE: u32 = u32::MAX;
+// Every node index fits the simplex's 16-bit arc ends, and every gain (at most a bid price less an ask price) its
+// 32-bit costs.
+const _: () = assert!(2 * MAX_ORDERS < u16::MAX as usize);
+const _: () = assert!(2 * MAX_PRICE <= i32::MAX as i64);
 
 impl Simplex {
     fn new(m: usize, n: usize) -> Simplex {
         let nodes = m + n + 1;
-        let root = (m + n) as u32;
         let mut s = Simplex {
             m,
             supply: vec![0; nodes],
-            src: Vec::new(),
-            dst: Vec::new(),
-            cost: Vec::new(),
-            flow: Vec::new(),
+            src: Vec::with_capacity(m + n + m * n / 2),
+            dst: Vec::with_capacity(m + n + m * n / 2),
+            cost: Vec::with_capacity(m + n + m * n / 2),
             first_trade_arc: m + n,
+            row_end: Vec::with_capacity(n),
             pi: vec![0; nodes],
             parent: vec![NONE; nodes],
             pred: vec![NONE; nodes],
+            flow: vec![0; nodes],
             up: vec![false; nodes],
-            depth: vec![0; nodes],
+            mark: vec![0; nodes],
+            stamp: 0,
             first_child: vec![NONE; nodes],
             next_sib: vec![NONE; nodes],
             prev_sib: vec![NONE; nodes],
@@ -367,23 +392,18 @@ impl Simplex {
             stack: Vec::new(),
         };
         for j in 0..m {
-            s.push_arc(j as u32, root, 0);
+            s.add_arc(j, m + n, 0);
         }
         for i in 0..n {
-            s.push_arc(root, (m + i) as u32, 0);
+            s.add_arc(m + n, m + i, 0);
         }
         s
     }
 
-    fn push_arc(&mut self, a: u32, b: u32, c: i64) {
-        self.src.push(a);
-        self.dst.push(b);
-        self.cost.push(c);
-        self.flow.push(0);
-    }
-
     fn add_arc(&mut self, a: usize, b: usize, c: i64) {
-        self.push_arc(a as u32, b as u32, c);
+        self.src.push(a as u16);
+        self.dst.push(b as u16);
+        self.cost.push(c as i32);
     }
 
     /// Makes `c` the first child of `p`.
@@ -412,29 +432,173 @@ impl Simplex {
         self.next_sib[c] = NONE;
     }
 
-    fn rc(&self, e: usize) -> i64 {
-        self.cost[e] + self.pi[self.src[e] as usize] - self.pi[self.dst[e] as usize]
+    /// The most negative reduced cost below `best_rc` among arcs `lo..hi` (the first on equal costs).
+    fn price(&self, lo: usize, hi: usize, best_rc: &mut i64, best: &mut Option<usize>) {
+        let pi = &self.pi[..];
+        let mid = hi.min(self.first_trade_arc).max(lo);
+        let arcs = self.cost[lo..mid].iter().zip(&self.src[lo..mid]).zip(&self.dst[lo..mid]);
+        for (k, ((&c, &a), &b)) in arcs.enumerate() {
+            let r = c as i64 + pi[a as usize] - pi[b as usize];
+            if r < *best_rc {
+                *best_rc = r;
+                *best = Some(lo + k);
+            }
+        }
+        // Trade arcs come in runs of one bid: its potential is read once per run.
+        let mut k = mid;
+        while k < hi {
+            let b = self.dst[k] as usize;
+            let end = (self.row_end[b - self.m] as usize).min(hi);
+            let pb = pi[b];
+            for (t, (&c, &a)) in self.cost[k..end].iter().zip(&self.src[k..end]).enumerate() {
+                let r = c as i64 + pi[a as usize] - pb;
+                if r < *best_rc {
+                    *best_rc = r;
+                    *best = Some(k + t);
+                }
+            }
+            k = end;
+        }
+    }
+
+    /// Trade arcs by cost, lowest (highest gain) first, ties by arc index: a counting sort when the costs span
+    /// a range no wider than a few times the number of arcs (as with prices in whole units), else a
+    /// comparison sort.
+    fn trade_arcs_by_cost(&self) -> Vec<u32> {
+        let first = self.first_trade_arc;
+        let cost = &self.cost[first..];
+        let (Some(&lo), Some(&hi)) = (cost.iter().min(), cost.iter().max()) else { return Vec::new() };
+        let span = (hi as i64 - lo as i64) as u64 + 1;
+        if span <= 4 * cost.len() as u64 + 1024 {
+            let mut at = vec![0u32; span as usize + 1];
+            for &c in cost {
+                at[(c as i64 - lo as i64) as usize + 1] += 1;
+            }
+            for k in 1..at.len() {
+                at[k] += at[k - 1];
+            }
+            let mut order = vec![0u32; cost.len()];
+            for (k, &c) in cost.iter().enumerate() {
+                let slot = &mut at[(c as i64 - lo as i64) as usize];
+                order[*slot as usize] = (first + k) as u32;
+                *slot += 1;
+            }
+            order
+        } else {
+            let mut order: Vec<u32> = (first as u32..self.cost.len() as u32).collect();
+            order.sort_unstable_by_key(|&e| (self.cost[e as usize], e));
+            order
+        }
+    }
+
+    /// The start tree: a greedy clearing (trade arcs by gain, highest first, ties by arc index, each filled as
+    /// far as both orders allow) is a forest in which each component has at most one order left with volume
+    /// (every fill exhausts one of its two orders, so a fill never joins two orders of one component, which
+    /// would both have volume left). Each component hangs from `D` by the disposal arc of that order or, when
+    /// all its orders are exhausted, by the zero-flow arc from `D` to its first bid. So every trade arc in the
+    /// tree carries flow and every zero-flow tree arc points away from `D`: the tree is strongly feasible.
+    fn start(&mut self) -> Result<(), String> {
+        let nodes = self.supply.len();
+        let root = nodes - 1;
+        let m = self.m;
+        let mut left: Vec<i64> = self.supply[..root].iter().map(|s| s.abs()).collect();
+        let mut used: Vec<(u32, i64)> = Vec::new();
+        for e in self.trade_arcs_by_cost() {
+            let (a, b) = (self.src[e as usize] as usize, self.dst[e as usize] as usize);
+            let q = left[a].min(left[b]);
+            if q > 0 {
+                left[a] -= q;
+                left[b] -= q;
+                used.push((e, q));
+            }
+        }
+        // The forest's adjacency (compressed rows: the fills at each node).
+        let mut at = vec![0u32; root + 1];
+        for &(e, _) in &used {
+            at[self.src[e as usize] as usize + 1] += 1;
+            at[self.dst[e as usize] as usize + 1] += 1;
+        }
+        for v in 0..root {
+            at[v + 1] += at[v];
+        }
+        let mut fill = at.clone();
+        let mut adj = vec![0u32; used.len() * 2];
+        for (k, &(e, _)) in used.iter().enumerate() {
+            for w in [self.src[e as usize], self.dst[e as usize]] {
+                adj[fill[w as usize] as usize] = k as u32;
+                fill[w as usize] += 1;
+            }
+        }
+        let mut seen = vec![false; root];
+        let mut comp: Vec<u32> = Vec::new();
+        let mut stack = std::mem::take(&mut self.stack);
+        for v0 in 0..root {
+            if seen[v0] {
+                continue;
+            }
+            comp.clear();
+            comp.push(v0 as u32);
+            seen[v0] = true;
+            let mut k = 0;
+            while k < comp.len() {
+                let w = comp[k] as usize;
+                k += 1;
+                for &f in &adj[at[w] as usize..at[w + 1] as usize] {
+                    let e = used[f as usize].0 as usize;
+                    let o = if self.src[e] as usize == w { self.dst[e] } else { self.src[e] } as usize;
+                    if !seen[o] {
+                        seen[o] = true;
+                        comp.push(o as u32);
+                    }
+                }
+            }
+            let mut open = comp.iter().map(|&w| w as usize).filter(|&w| left[w] > 0);
+            let r = match (open.next(), open.next()) {
+                (Some(r), None) => r,
+                (None, _) => comp
+                    .iter()
+                    .map(|&w| w as usize)
+                    .filter(|&w| w >= m)
+                    .min()
+                    .ok_or("clearing: a start component without a bid")?,
+                (Some(_), Some(_)) => return Err("clearing: two open orders in one start component".into()),
+            };
+            // r hangs from D by its disposal arc (arc index = node index), its component from r.
+            self.parent[r] = root as u32;
+            self.pred[r] = r as u32;
+            self.flow[r] = left[r];
+            self.up[r] = r < m;
+            self.pi[r] = 0;
+            self.link(root, r);
+            stack.clear();
+            stack.push(r as u32);
+            while let Some(w) = stack.pop() {
+                let w = w as usize;
+                for &f in &adj[at[w] as usize..at[w + 1] as usize] {
+                    let (e, q) = used[f as usize];
+                    if e == self.pred[w] {
+                        continue;
+                    }
+                    let (a, b) = (self.src[e as usize] as usize, self.dst[e as usize] as usize);
+                    let o = if a == w { b } else { a };
+                    let c = self.cost[e as usize] as i64;
+                    self.parent[o] = w as u32;
+                    self.pred[o] = e;
+                    self.flow[o] = q;
+                    self.up[o] = a == o;
+                    self.pi[o] = if a == o { self.pi[w] - c } else { self.pi[w] + c };
+                    self.link(w, o);
+                    stack.push(o as u32);
+                }
+            }
+        }
+        self.stack = stack;
+        Ok(())
     }
 
     fn solve(&mut self) -> Result<(), String> {
         let nodes = self.supply.len();
-        let root = nodes - 1;
-        let m = self.m;
-        // Start tree: every ask sends its volume to D, D sends every bid its volume (flows >= 0: strongly
-        // feasible, as zero-flow arcs point away from the root).
-        let total_ask: i64 = self.supply[..m].iter().sum();
-        let total_bid: i64 = -self.supply[m..root].iter().sum::<i64>();
-        self.supply[root] = total_bid - total_ask;
-        for v in 0..root {
-            self.parent[v] = root as u32;
-            self.pred[v] = v as u32;
-            self.depth[v] = 1;
-            self.up[v] = v < m;
-            self.flow[v] = self.supply[v].abs();
-        }
-        for v in (0..root).rev() {
-            self.link(root, v);
-        }
+        self.start()?;
         let arcs = self.src.len();
         let block = ((arcs as f64).sqrt() as usize).max(10).min(arcs.max(1));
         let mut next = 0usize;
@@ -442,25 +606,23 @@ impl Simplex {
         let max_pivots = 50 * arcs as u64 + 1000 * nodes as u64 + 10_000;
         let mut pivots = 0u64;
         loop {
-            // Block pricing: the most negative reduced cost in the next block holding one.
+            // Block pricing: the most negative reduced cost in the next block (of arcs in index order, from
+            // where the last scan stopped, wrapping round) that holds one.
             let mut best = None;
             let mut best_rc = 0i64;
             let mut scanned = 0usize;
             while scanned < arcs {
-                let end = (scanned + block).min(arcs);
-                for _ in scanned..end {
-                    let e = next;
-                    next += 1;
-                    if next == arcs {
-                        next = 0;
-                    }
-                    let r = self.rc(e);
-                    if r < best_rc {
-                        best_rc = r;
-                        best = Some(e);
-                    }
+                let len = block.min(arcs - scanned);
+                let hi = next + len;
+                if hi <= arcs {
+                    self.price(next, hi, &mut best_rc, &mut best);
+                    next = if hi == arcs { 0 } else { hi };
+                } else {
+                    self.price(next, arcs, &mut best_rc, &mut best);
+                    self.price(0, hi - arcs, &mut best_rc, &mut best);
+                    next = hi - arcs;
                 }
-                scanned = end;
+                scanned += len;
                 if best.is_some() {
                     break;
                 }
@@ -476,23 +638,30 @@ impl Simplex {
 
     fn pivot(&mut self, e: usize) -> Result<(), String> {
         let (u, v) = (self.src[e] as usize, self.dst[e] as usize);
-        // The join (apex) of the cycle.
-        let (mut a, mut b) = (u, v);
-        while a != b {
-            if self.depth[a] >= self.depth[b] {
-                a = self.parent[a] as usize;
-            } else {
-                b = self.parent[b] as usize;
+        let rc = self.cost[e] as i64 + self.pi[u] - self.pi[v];
+        // The join (apex) of the cycle: the first node on v's path to the root that is on u's.
+        self.stamp += 1;
+        let root = self.pi.len() - 1;
+        let mut w = u;
+        loop {
+            self.mark[w] = self.stamp;
+            if w == root {
+                break;
             }
+            w = self.parent[w] as usize;
         }
-        let join = a;
+        let mut w = v;
+        while self.mark[w] != self.stamp {
+            w = self.parent[w] as usize;
+        }
+        let join = w;
         // Leaving arc by Cunningham's rule: the last blocking arc met going round the cycle from the join.
         let mut delta = i64::MAX;
         let mut leave: Option<(usize, bool)> = None; // (node whose tree arc leaves, on the u side)
         let mut w = u;
         while w != join {
             if self.up[w] {
-                let f = self.flow[self.pred[w] as usize];
+                let f = self.flow[w];
                 if f < delta {
                     delta = f;
                     leave = Some((w, true));
@@ -503,7 +672,7 @@ impl Simplex {
         let mut w = v;
         while w != join {
             if !self.up[w] {
-                let f = self.flow[self.pred[w] as usize];
+                let f = self.flow[w];
                 if f <= delta {
                     delta = f;
                     leave = Some((w, false));
@@ -516,26 +685,23 @@ impl Simplex {
         if delta > 0 {
             let mut w = u;
             while w != join {
-                let p = self.pred[w] as usize;
                 if self.up[w] {
-                    self.flow[p] -= delta
+                    self.flow[w] -= delta
                 } else {
-                    self.flow[p] += delta
+                    self.flow[w] += delta
                 }
                 w = self.parent[w] as usize;
             }
             let mut w = v;
             while w != join {
-                let p = self.pred[w] as usize;
                 if self.up[w] {
-                    self.flow[p] += delta
+                    self.flow[w] += delta
                 } else {
-                    self.flow[p] -= delta
+                    self.flow[w] -= delta
                 }
                 w = self.parent[w] as usize;
             }
         }
-        self.flow[e] = delta;
         // Re-hang the subtree of q from the entering arc: reverse the path x .. q.
         let (x, y) = if u_side { (u, v) } else { (v, u) };
         let mut path = std::mem::take(&mut self.path);
@@ -552,7 +718,7 @@ impl Simplex {
         }
         let old_parent_q = self.parent[q] as usize;
         self.unlink(old_parent_q, q);
-        old.extend(path.iter().map(|&w| (self.pred[w as usize], self.up[w as usize])));
+        old.extend(path.iter().map(|&w| (self.pred[w as usize], self.up[w as usize], self.flow[w as usize])));
         for k in 0..path.len() - 1 {
             let (c, p) = (path[k] as usize, path[k + 1] as usize);
             self.unlink(p, c);
@@ -562,22 +728,22 @@ impl Simplex {
             self.parent[c] = p as u32;
             self.pred[c] = old[k - 1].0;
             self.up[c] = !old[k - 1].1;
+            self.flow[c] = old[k - 1].2;
             self.link(p, c);
         }
         self.parent[x] = y as u32;
         self.pred[x] = e as u32;
         self.up[x] = u_side; // the entering arc goes u -> v: from x to its new parent when x = u
+        self.flow[x] = delta;
         self.link(y, x);
-        // Depths and potentials of the moved subtree.
+        // Potentials of the moved subtree: all shift by the amount that makes the entering arc's reduced cost 0.
+        let shift = if u_side { -rc } else { rc };
         let mut stack = std::mem::take(&mut self.stack);
         stack.clear();
         stack.push(x as u32);
         while let Some(w) = stack.pop() {
             let w = w as usize;
-            let p = self.parent[w] as usize;
-            self.depth[w] = self.depth[p] + 1;
-            let c = self.cost[self.pred[w] as usize];
-            self.pi[w] = if self.up[w] { self.pi[p] - c } else { self.pi[p] + c };
+            self.pi[w] += shift;
             let mut ch = self.first_child[w];
             while ch != NONE {
                 stack.push(ch);

@@ -163,6 +163,85 @@ fn bad_order_books_are_refused_naming_the_item_and_nothing_is_printed() {
     assert_eq!(v["matches"][0]["wh"], 2000);
 }
 
+/// A degenerate book: 0..=5 orders a side (so one-sided and empty books), prices from two or three values and
+/// fees from {0, 10, forbidden}, so that zero margins, equal gains and equal volumes are the rule.
+fn degenerate_book(n: usize, m: usize, seed: u64) -> Book {
+    let mut r = Rng(seed);
+    let techs = [Tech::Solar, Tech::Wind];
+    let bids = (0..n)
+        .map(|i| Bid {
+            id: format!("b{i}"),
+            wh: [1, 250, 500][r.below(3) as usize],
+            price: [100, 110][r.below(2) as usize],
+            accept: if r.below(2) == 0 { ACCEPT_ANY } else { techs[r.below(2) as usize].bit() },
+        })
+        .collect();
+    let asks = (0..m)
+        .map(|j| Ask {
+            id: format!("a{j}"),
+            wh: [1, 250, 500][r.below(3) as usize],
+            price: [90, 100, 110][r.below(3) as usize],
+            tech: techs[r.below(2) as usize],
+        })
+        .collect();
+    let fees = if r.below(2) == 0 {
+        Vec::new()
+    } else {
+        (0..n * m).map(|_| [0, 0, 10, gridtwin::market::clearing::FORBIDDEN][r.below(4) as usize]).collect()
+    };
+    Book { bids, asks, fees }
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 512, failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))), ..Config::default() })]
+
+    /// Degenerate books (ties, zero margins, one-sided or empty books) clear to the reference optimum with a
+    /// certificate that is accepted, that refuses a clearing one Wh short and a dual one unit too high, and the
+    /// clearing does not depend on the input order.
+    #[test]
+    fn degenerate_books_clear_to_the_optimum_with_a_sharp_certificate(n in 0usize..6, m in 0usize..6, seed in any::<u64>()) {
+        let book = degenerate_book(n, m, seed);
+        let (c, d) = clear(&book).unwrap();
+        check_feasible(&book, &c.matches).unwrap();
+        prop_assert_eq!(c.welfare, reference_welfare(&book));
+        prop_assert!(verify(&book, &c, &d).is_ok());
+        if n == 0 || m == 0 {
+            prop_assert!(c.matches.is_empty() && c.welfare == 0);
+            prop_assert!(d.u.iter().chain(&d.v).all(|&x| x == 0));
+        }
+        let no_gain = (0..n).all(|i| (0..m).all(|j| book.gain(i, j).is_none_or(|g| g <= 0)));
+        prop_assert_eq!(no_gain, c.matches.is_empty());
+        if let Some(k) = (0..c.matches.len()).find(|&k| c.matches[k].wh > 1) {
+            let mut worse = c.clone();
+            worse.matches[k].wh -= 1;
+            worse.welfare = welfare(&book, &worse.matches).unwrap();
+            prop_assert!(verify(&book, &worse, &d).is_err());
+        }
+        for j in 0..m {
+            let mut bad = d.clone();
+            bad.v[j] += 1;
+            prop_assert!(verify(&book, &c, &bad).is_err());
+        }
+        let mut rev = book.clone();
+        rev.bids.reverse();
+        rev.asks.reverse();
+        if !book.fees.is_empty() {
+            rev.fees = (0..n * m).map(|k| book.fees[(n - 1 - k / m) * m + (m - 1 - k % m)]).collect();
+        }
+        let (c2, d2) = clear(&rev).unwrap();
+        let key = |b: &Book, c: &Clearing| {
+            let mut v: Vec<(String, String, u64, i64)> =
+                c.matches.iter().map(|x| (b.bids[x.bid].id.clone(), b.asks[x.ask].id.clone(), x.wh, x.price)).collect();
+            v.sort();
+            v
+        };
+        prop_assert_eq!(key(&book, &c), key(&rev, &c2));
+        let mut u2 = d2.u.clone();
+        u2.reverse();
+        prop_assert_eq!(&d.u, &u2);
+    }
+}
+
 /// A small market: `nc` customers on one feeder, `np` plants (some owned by customers), a two-share supplier mix.
 fn genesis(nc: usize, owners: &[Option<usize>], techs: &[Tech], prefs: &[u8]) -> Genesis {
     let domain = "t".to_string();
