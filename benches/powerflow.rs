@@ -7,7 +7,10 @@
 //! - `powerflow/ieee_eu/day_1440_steps`: a day of the IEEE European LV feeder at 1-minute steps, every load
 //!   following the BDEW H0 profile with a per-household phase shift and 20 PV systems following a clear-sky
 //!   day; each step sets every load and generator and re-solves warm-started (1,440 solves per iteration).
-//! - `shortcircuit/<feeder>`: IEC 60909 max and min currents of every type at every bus.
+//! - `shortcircuit/<feeder>`: IEC 60909 max and min currents of every type at every bus, on the two feeders
+//!   above and on three reference networks of growing size from `tests/data/grid`: `vorstadt_290`
+//!   (Kerber Vorstadtnetz Kabel 2, 290 buses), `ieee_on_peak_907` (907 buses) and `schutterwald_2940`
+//!   (2,940 buses, 14 transformers), to show how the cost grows with the network.
 //!
 //! `cargo bench --bench powerflow`
 
@@ -22,6 +25,13 @@ use std::hint::black_box;
 
 const FEEDERS: [(&str, &str); 2] =
     [("ieee_eu", "ieee_european_lv_on_peak_566"), ("kerber", "kerber_landnetz_freileitung_1")];
+
+/// Reference networks of growing size for the short-circuit scaling (`tests/data/grid/<folder>`).
+const SC_SIZES: [(&str, &str); 3] = [
+    ("vorstadt_290", "kerber_vorstadtnetz_kabel_2"),
+    ("ieee_on_peak_907", "ieee_european_lv_on_peak_566"),
+    ("schutterwald_2940", "lv_schutterwald"),
+];
 
 fn network(file: &str) -> Network {
     let path = format!("{}/scenarios/networks/{file}.json", env!("CARGO_MANIFEST_DIR"));
@@ -110,6 +120,11 @@ fn short_circuits(c: &mut Criterion) {
     g.sample_size(20);
     for (short, file) in FEEDERS {
         let net = network(file);
+        g.bench_function(short, |b| b.iter(|| black_box(short_circuit(&net).expect("short circuit"))));
+    }
+    for (short, folder) in SC_SIZES {
+        let path = format!("{}/tests/data/grid/{folder}/network.json", env!("CARGO_MANIFEST_DIR"));
+        let net = Network::from_json_file(std::path::Path::new(&path)).expect("reference network loads");
         g.bench_function(short, |b| b.iter(|| black_box(short_circuit(&net).expect("short circuit"))));
     }
     g.finish();

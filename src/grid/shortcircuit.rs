@@ -42,13 +42,17 @@ struct SeqSystem {
 }
 
 impl SeqSystem {
-    /// Column `k` of the impedance matrix (the inverse), by node; `None` outside the system.
-    fn column(&mut self, k: usize, n: usize) -> Vec<Option<C64>> {
-        let mut out = vec![None; n];
-        let Some(&u) = self.idx.get(k).filter(|u| **u != usize::MAX) else { return out };
+    /// The node voltages `Z I` (per unit) that the current injections `inj` (node, per-unit current) cause,
+    /// by node; `None` outside the system. One solve, however many injections.
+    fn response(&mut self, inj: &[(usize, C64)], n: usize) -> Vec<Option<C64>> {
         let mut rhs = vec![C64::new(0.0, 0.0); self.nodes.len()];
-        rhs[u] = C64::new(1.0, 0.0);
+        for &(k, i) in inj {
+            if let Some(&u) = self.idx.get(k).filter(|u| **u != usize::MAX) {
+                rhs[u] += i;
+            }
+        }
         self.lu.solve(&mut rhs);
+        let mut out = vec![None; n];
         for (v, &m) in rhs.iter().zip(&self.nodes) {
             out[m] = Some(*v);
         }
@@ -57,7 +61,10 @@ impl SeqSystem {
 }
 
 /// Diagonal of the inverse of one sequence admittance matrix over the energised nodes (per unit); `None`
-/// for nodes with no path to a source in that sequence. Also returns the factorised system (for columns).
+/// for nodes with no path to a source in that sequence. Also returns the factorised system (for the
+/// converter contributions). The diagonal comes from a sparse selected inversion of the factor
+/// ([`Lu::inverse_diagonal`]): its cost follows the factor's fill, linear for radial and weakly meshed feeders,
+/// where one triangular solve per node would grow with the square of the node count.
 fn thevenin_diagonal(topo: &Topology, seq: usize) -> (Vec<Option<C64>>, Option<SeqSystem>) {
     let n = topo.n_nodes;
     let zero = C64::new(0.0, 0.0);
@@ -155,12 +162,8 @@ fn thevenin_diagonal(topo: &Topology, seq: usize) -> (Vec<Option<C64>>, Option<S
     if lu.refactor(&entries).is_err() {
         return (out, None);
     }
-    let mut rhs = vec![zero; nodes.len()];
-    for (u, &k) in nodes.iter().enumerate() {
-        rhs.iter_mut().for_each(|v| *v = zero);
-        rhs[u] = C64::new(1.0, 0.0);
-        lu.solve(&mut rhs);
-        out[k] = Some(rhs[u]);
+    for (z, &k) in lu.inverse_diagonal().into_iter().zip(&nodes) {
+        out[k] = Some(z);
     }
     (out, Some(SeqSystem { lu, idx, nodes }))
 }
@@ -197,19 +200,17 @@ fn converter_contributions(
         return out;
     }
     src.sort_by_key(|s| s.0);
-    let mut acc = vec![[C64::new(0.0, 0.0); 2]; n];
+    // sum_j Z_bj I_j at every bus b is the vector Z I: one solve per angle convention, not one per source.
+    let mut inj3 = Vec::with_capacity(src.len());
+    let mut inj90 = Vec::with_capacity(src.len());
     for &(j, i_pu) in &src {
         let Some(zjj) = z1[j] else { continue };
-        let col = sys.column(j, n);
-        let i3 = C64::from_polar(i_pu, -zjj.arg());
-        let i90 = C64::new(0.0, -i_pu);
-        for (b, z) in col.iter().enumerate() {
-            if let Some(z) = z {
-                acc[b][0] += z * i3;
-                acc[b][1] += z * i90;
-            }
-        }
+        inj3.push((j, C64::from_polar(i_pu, -zjj.arg())));
+        inj90.push((j, C64::new(0.0, -i_pu)));
     }
+    let v3 = sys.response(&inj3, n);
+    let v90 = sys.response(&inj90, n);
+    let acc: Vec<[C64; 2]> = v3.iter().zip(&v90).map(|(a, b)| [a.unwrap_or_default(), b.unwrap_or_default()]).collect();
     for b in 0..n {
         if let Some(zbb) = z1[b] {
             out[b] = [acc[b][0].norm() / zbb.norm(), acc[b][1].norm() / zbb.norm()];
