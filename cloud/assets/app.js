@@ -158,8 +158,9 @@ function renderKpis() {
   $('kpi-malformed').textContent = c.malformed ?? 0;
   $('kpi-commands').textContent = c.commands_sent ?? 0;
   $('kpi-saifi').textContent = fix(k.saifi, 3);
-  $('kpi-saidi').textContent = fix(k.saidi_min, 1);
+  $('kpi-saidi').textContent = fix(k.saidi_min, k.saidi_min < 10 ? 3 : 1);
   $('kpi-en50160').textContent = k.lmus ? (k.en50160_compliant + ' / ' + k.lmus) : '-';
+  $('kpi-en50160').title = k.lmus ? fix(100 * k.en50160_compliant / k.lmus, 1) + ' % of LMUs' : '';
 }
 function lmuState(v, newest) {
   if (v.open) return 'open';
