@@ -159,8 +159,9 @@ function renderKpis() {
   $('kpi-commands').textContent = c.commands_sent ?? 0;
   $('kpi-saifi').textContent = fix(k.saifi, 3);
   $('kpi-saidi').textContent = fix(k.saidi_min, k.saidi_min < 10 ? 3 : 1);
-  $('kpi-en50160').textContent = k.lmus ? (k.en50160_compliant + ' / ' + k.lmus) : '-';
-  $('kpi-en50160').title = k.lmus ? fix(100 * k.en50160_compliant / k.lmus, 1) + ' % of LMUs' : '';
+  // The share fits the box at any scale; the counts go in the label.
+  $('kpi-en50160').textContent = k.lmus ? fix(100 * k.en50160_compliant / k.lmus, 1) + ' %' : '-';
+  $('kpi-en50160-n').textContent = k.lmus ? '(' + k.en50160_compliant + ' of ' + k.lmus + ' LMUs)' : '';
 }
 function lmuState(v, newest) {
   if (v.open) return 'open';
