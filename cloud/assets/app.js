@@ -2,8 +2,15 @@
 // comes in the URL fragment as #token=...); live updates are server-sent events read through fetch.
 'use strict';
 const $ = (id) => document.getElementById(id);
-const S = { token: null, user: null, lmus: new Map(), faults: [], series: [], selected: null, counters: {}, stale_ms: 0 };
-const MAX_SERIES = 5000, MAX_FAULTS = 300, MAX_ROWS = 300, MAX_ONELINE = 120;
+// lmus: key 'gateway/lmu' -> latest view; sorted: the views in id order (null: re-sort), at: key -> index in
+// sorted; changed: keys updated since the last render; newest: latest reading time seen.
+const S = { token: null, user: null, lmus: new Map(), sorted: null, at: new Map(), changed: new Set(), newest: 0,
+  faults: [], faultsDirty: true, series: [], selected: null, counters: {}, kpis: null, page: 0, shown: '', rows: new Map() };
+const MAX_SERIES = 5000, MAX_FAULTS = 300, MAX_ROWS = 100, MAX_ONELINE = 120;
+// Responsiveness as measured by the page itself (read by tests through data attributes on <body>):
+// data-first-render-ms: performance.now() when the operator view was first drawn with every LMU;
+// data-apply-ms: time from an update's arrival (its SSE event parsed) to the frame that shows it;
+// data-applied-at: wall clock (ms) of that frame.
 
 function authHeaders() { return { 'Authorization': 'Bearer ' + S.token }; }
 async function api(path, opts = {}) {
@@ -47,7 +54,8 @@ async function start() {
   S.user = me.user;
   $('login').classList.add('hidden'); $('logout').classList.remove('hidden');
   $('who').textContent = me.user.name + ' (' + me.user.group + ')';
-  $('mode').textContent = me.mode === 'serve' ? 'finished run' : 'live'; $('mode').classList.add('on');
+  // One badge: a finished run says so; a live service shows its stream's state (live / reconnecting).
+  if (me.mode === 'serve') { $('mode').textContent = 'finished run'; $('mode').classList.remove('hidden'); $('live-state').classList.add('hidden'); }
   if (me.user.group === 'operator') await startOperator();
   else if (me.user.group === 'customer') await startCustomer();
   else await startProducer();
@@ -70,7 +78,7 @@ async function stream() {
       while ((i = buf.indexOf('\n\n')) >= 0) {
         const chunk = buf.slice(0, i); buf = buf.slice(i + 2);
         const data = chunk.split('\n').filter(l => l.startsWith('data:')).map(l => l.slice(5).replace(/^ /, '')).join('\n');
-        if (data) onUpdate(JSON.parse(data));
+        if (data) { if (S.arrived == null) S.arrived = performance.now(); onUpdate(JSON.parse(data)); }
       }
     }
   } catch (e) { /* reconnect below */ }
@@ -78,16 +86,31 @@ async function stream() {
   if (S.token) setTimeout(stream, 2000);
 }
 let pending = false;
+function setLmu(v) {
+  const k = v.gateway + '/' + v.lmu;
+  if (!S.lmus.has(k)) S.sorted = null;
+  else if (S.sorted) S.sorted[S.at.get(k)] = v;
+  S.lmus.set(k, v); S.changed.add(k);
+  if (v.generated_ms > S.newest) S.newest = v.generated_ms;
+}
+function sortedLmus() {
+  if (!S.sorted) {
+    S.sorted = [...S.lmus.values()].sort((a, b) => a.lmu - b.lmu || a.gateway.localeCompare(b.gateway));
+    S.at = new Map(S.sorted.map((v, i) => [v.gateway + '/' + v.lmu, i]));
+  }
+  return S.sorted;
+}
 function onUpdate(u) {
   for (const v of u.lmus || []) {
-    S.lmus.set(v.gateway + '/' + v.lmu, v);
-    if (S.selected === v.lmu) { S.series.push({ t: v.generated_ms, v: v.v_v }); if (S.series.length > MAX_SERIES) S.series.shift(); }
+    setLmu(v);
+    if (S.selected === v.lmu) { S.series.push({ t: v.generated_ms, v: v.v_v }); if (S.series.length > MAX_SERIES) S.series.shift(); S.seriesDirty = true; }
   }
-  for (const f of u.faults || []) { S.faults.push(f); if (S.faults.length > MAX_FAULTS) S.faults.shift(); }
+  for (const f of u.faults || []) { S.faults.push(f); if (S.faults.length > MAX_FAULTS) S.faults.shift(); S.faultsDirty = true; }
   if (u.counters) S.counters = u.counters;
+  if (u.kpis) S.kpis = u.kpis;
   // A page opened before the first reading picks the first LMU for the time series once one reports.
   if (S.selected == null && S.user && S.user.group === 'operator' && S.lmus.size) {
-    S.selected = [...S.lmus.values()][0].lmu;
+    S.selected = sortedLmus()[0].lmu;
     selectLmu(S.selected).catch(() => {});
   }
   S.updates = (S.updates || 0) + 1;
@@ -97,20 +120,28 @@ function onUpdate(u) {
 function render() {
   if (!S.user) return;
   if (S.user.group === 'operator') renderOperator(); else if (S.user.group === 'customer') renderCustomer();
+  if (S.arrived != null) {
+    document.body.dataset.applyMs = (performance.now() - S.arrived).toFixed(1);
+    document.body.dataset.appliedAt = Date.now();
+    S.arrived = null;
+  }
 }
 
 // ---------- operator ----------
 async function startOperator() {
   $('operator').classList.remove('hidden');
-  const [l, s, f, mesh, market] = await Promise.all([api('/api/lmus'), api('/api/summary'), api('/api/faults'), api('/api/mesh'), api('/api/market')]);
-  S.lmus = new Map(l.lmus.map(v => [v.gateway + '/' + v.lmu, v]));
+  const [l, s, f, mesh, market] = await Promise.all([api('/api/lmus'), api('/api/summary?per_lmu=0'), api('/api/faults'), api('/api/mesh'), api('/api/market')]);
+  S.lmus = new Map(); S.sorted = null;
+  for (const v of l.lmus) setLmu(v);
   S.faults = f.faults.slice(-MAX_FAULTS);
-  S.counters = s.counters; S.summary = s; S.mesh = mesh.nodes; S.market = market;
-  if (S.lmus.size && S.selected == null) await selectLmu([...S.lmus.values()][0].lmu);
-  $('lmu-filter').addEventListener('input', renderTable);
+  S.counters = s.counters; S.kpis = s.kpis; S.mesh = mesh.nodes; S.market = market;
+  if (S.lmus.size && S.selected == null) await selectLmu(sortedLmus()[0].lmu);
+  $('lmu-filter').addEventListener('input', () => { S.page = 0; renderTable(true); });
+  $('page-prev').addEventListener('click', () => { S.page = Math.max(0, S.page - 1); renderTable(true); });
+  $('page-next').addEventListener('click', () => { S.page += 1; renderTable(true); });
   drawMarket();
-  renderOperator();
-  setInterval(async () => { try { S.summary = await api('/api/summary'); renderKpis(); } catch (e) {} }, 5000);
+  renderOperator(true);
+  document.body.dataset.firstRenderMs = performance.now().toFixed(0);
 }
 async function selectLmu(lmu) {
   S.selected = lmu;
@@ -120,15 +151,17 @@ async function selectLmu(lmu) {
   drawSeries($('series'), S.series);
 }
 function renderKpis() {
-  const c = S.counters || {}, s = S.summary || {};
+  const c = S.counters || {}, k = S.kpis || {};
   $('kpi-lmus').textContent = S.lmus.size;
   $('kpi-readings').textContent = c.readings_inserted ?? 0;
   $('kpi-dups').textContent = c.duplicates_ignored ?? 0;
   $('kpi-malformed').textContent = c.malformed ?? 0;
   $('kpi-commands').textContent = c.commands_sent ?? 0;
-  $('kpi-saifi').textContent = fix(s.saifi, 3);
-  $('kpi-saidi').textContent = fix(s.saidi_min, 1);
-  $('kpi-en50160').textContent = s.lmus ? (s.en50160_compliant + ' / ' + s.lmus) : '-';
+  $('kpi-saifi').textContent = fix(k.saifi, 3);
+  $('kpi-saidi').textContent = fix(k.saidi_min, k.saidi_min < 10 ? 3 : 1);
+  // The share fits the box at any scale; the counts go in the label.
+  $('kpi-en50160').textContent = k.lmus ? fix(100 * k.en50160_compliant / k.lmus, 1) + ' %' : '-';
+  $('kpi-en50160-n').textContent = k.lmus ? '(' + k.en50160_compliant + ' of ' + k.lmus + ' LMUs)' : '';
 }
 function lmuState(v, newest) {
   if (v.open) return 'open';
@@ -137,15 +170,18 @@ function lmuState(v, newest) {
   if (Array.isArray(v.v_v) && v.v_v.length && v.v_v.every(x => x < 115)) return 'nosupply';
   return 'closed';
 }
-function renderOperator() {
+// Redraws what the updates since the last frame touched: the map (one canvas, one path per state) always, the
+// one-line and the table's rows only where a shown LMU changed, the fault list only when it grew.
+function renderOperator(all) {
   renderKpis();
-  const all = [...S.lmus.values()].sort((a, b) => a.lmu - b.lmu || a.gateway.localeCompare(b.gateway));
-  const newest = all.reduce((m, v) => Math.max(m, v.generated_ms), 0);
-  drawMesh(all, newest);
-  renderOneLine(all, newest);
-  renderTable();
-  renderFaults($('faults'), S.faults);
-  drawSeries($('series'), S.series);
+  const list = sortedLmus(), newest = S.newest;
+  drawMesh(list, newest);
+  const changed = S.changed; S.changed = new Set();
+  const oneLine = list.slice(0, MAX_ONELINE);
+  if (all || oneLine.some(v => changed.has(v.gateway + '/' + v.lmu)) || $('oneline').childElementCount !== Math.min(list.length, MAX_ONELINE) + (list.length > MAX_ONELINE)) renderOneLine(list, newest);
+  renderTable(all, changed);
+  if (all || S.faultsDirty) { renderFaults($('faults'), S.faults); S.faultsDirty = false; }
+  if (all || S.seriesDirty) { drawSeries($('series'), S.series); S.seriesDirty = false; }
 }
 function renderOneLine(all, newest) {
   const box = $('oneline'); box.textContent = '';
@@ -160,37 +196,59 @@ function renderOneLine(all, newest) {
     n.addEventListener('click', () => selectLmu(v.lmu));
     box.appendChild(n);
   }
-  if (all.length > MAX_ONELINE) box.appendChild(el('div', 'node muted', '+' + (all.length - MAX_ONELINE) + ' more'));
+  if (all.length > MAX_ONELINE) box.appendChild(el('div', 'node muted', '+' + (all.length - MAX_ONELINE) + ' more (table below)'));
 }
-function renderTable() {
+// The table shows one page of MAX_ROWS LMUs; rows are built when the page's LMUs change and otherwise updated
+// in place (so a button under the pointer stays the same element while updates stream in).
+function renderTable(force, changed) {
   const q = $('lmu-filter').value.trim();
-  const all = [...S.lmus.values()].sort((a, b) => a.lmu - b.lmu);
-  const rows = all.filter(v => !q || String(v.lmu) === q || v.gateway.includes(q));
-  $('lmu-count').textContent = rows.length > MAX_ROWS ? ('showing ' + MAX_ROWS + ' of ' + rows.length) : (rows.length + ' LMUs');
+  const all = sortedLmus();
+  const rows = q ? all.filter(v => String(v.lmu) === q || v.gateway.includes(q)) : all;
+  const pages = Math.max(1, Math.ceil(rows.length / MAX_ROWS));
+  S.page = Math.min(S.page, pages - 1);
+  const page = rows.slice(S.page * MAX_ROWS, (S.page + 1) * MAX_ROWS);
+  $('lmu-count').textContent = rows.length > MAX_ROWS
+    ? ((S.page * MAX_ROWS + 1) + '–' + (S.page * MAX_ROWS + page.length) + ' of ' + rows.length + ' LMUs')
+    : (rows.length + ' LMUs');
+  $('page-prev').disabled = S.page === 0; $('page-next').disabled = S.page >= pages - 1;
+  $('pager').classList.toggle('hidden', pages <= 1);
+  const keys = page.map(v => v.gateway + '/' + v.lmu).join(',');
+  if (!force && keys === S.shown) {
+    for (const v of page) { const k = v.gateway + '/' + v.lmu; if (changed && changed.has(k)) fillRow(S.rows.get(k), v); }
+    return;
+  }
+  S.shown = keys; S.rows = new Map();
   const tb = $('lmu-table').tBodies[0];
   const frag = document.createDocumentFragment();
-  for (const v of rows.slice(0, MAX_ROWS)) {
+  for (const v of page) {
     const tr = el('tr'); tr.id = 'lmu-' + v.lmu;
-    tr.appendChild(el('td', null, String(v.lmu)));
-    tr.appendChild(el('td', null, v.gateway));
-    tr.appendChild(el('td', null, fmtTime(v.generated_ms)));
-    const vt = el('td', v.en50160_ok ? null : 'bad', v.v_v.map(x => fix(x, 1)).join(' / ')); vt.className += ' volt'; tr.appendChild(vt);
-    tr.appendChild(el('td', null, v.i_a.map(x => fix(x, 2)).join(' / ')));
-    tr.appendChild(el('td', null, String(v.p_w)));
-    tr.appendChild(el('td', v.open ? 'open contactor' : 'closed contactor', v.open ? 'open' : 'closed'));
-    tr.appendChild(el('td', v.en50160_ok ? null : 'bad', fix(v.pq_ok_pct, 1) + ' %'));
-    tr.appendChild(el('td', null, String(v.interruptions)));
-    tr.appendChild(el('td', null, fix(v.minutes_lost, 1)));
+    for (let i = 0; i < 10; i++) tr.appendChild(el('td'));
     const cmd = el('td');
-    const b = (label, action, cls) => { const x = el('button', cls, label); x.dataset.action = action; x.dataset.lmu = v.lmu; x.addEventListener('click', () => sendCommand(v, action)); return x; };
+    const b = (label, action, cls) => { const x = el('button', cls, label); x.dataset.action = action; x.dataset.lmu = v.lmu; x.addEventListener('click', () => sendCommand(tr.view, action)); return x; };
     cmd.append(b('Open', 'open', 'danger'), ' ', b('Close', 'close'), ' ', b('Auto', 'auto', 'neutral'), ' ');
     const per = el('input'); per.type = 'number'; per.min = 1; per.max = 86400; per.placeholder = 's'; per.title = 'reporting period (s)';
-    const pb = el('button', 'neutral', 'Set period'); pb.addEventListener('click', () => sendCommand(v, 'report_every', Number(per.value)));
+    const pb = el('button', 'neutral', 'Set period'); pb.addEventListener('click', () => sendCommand(tr.view, 'report_every', Number(per.value)));
     cmd.append(per, ' ', pb);
     tr.appendChild(cmd);
+    fillRow(tr, v);
+    S.rows.set(v.gateway + '/' + v.lmu, tr);
     frag.appendChild(tr);
   }
   tb.textContent = ''; tb.appendChild(frag);
+}
+function fillRow(tr, v) {
+  tr.view = v;
+  const c = tr.cells, set = (i, text, cls) => { c[i].textContent = text; c[i].className = cls || ''; };
+  set(0, String(v.lmu));
+  set(1, v.gateway);
+  set(2, fmtTime(v.generated_ms));
+  set(3, v.v_v.map(x => fix(x, 1)).join(' / '), (v.en50160_ok ? '' : 'bad ') + 'volt');
+  set(4, v.i_a.map(x => fix(x, 2)).join(' / '));
+  set(5, String(v.p_w));
+  set(6, v.open ? 'open' : 'closed', v.open ? 'open contactor' : 'closed contactor');
+  set(7, fix(v.pq_ok_pct, 1) + ' %', v.en50160_ok ? '' : 'bad');
+  set(8, String(v.interruptions));
+  set(9, fix(v.minutes_lost, 1));
 }
 async function sendCommand(v, action, seconds) {
   try {
@@ -244,11 +302,19 @@ function drawMesh(all, newest) {
   $('mesh-note').textContent = all.length ? 'LMUs in id order (no positions in a live feed); colour = state' : 'waiting for readings';
   const n = all.length, cols = Math.max(1, Math.ceil(Math.sqrt(n * w / h))), cw = w / cols, rows = Math.ceil(n / cols), ch = h / Math.max(1, rows);
   const r = Math.max(1.5, Math.min(cw, ch) * 0.35);
+  // One path per state: thousands of LMUs cost a few fills, not one per dot.
+  const paths = new Map();
   all.forEach((v, i) => {
     const st = lmuState(v, newest), x = (i % cols + 0.5) * cw, y = (Math.floor(i / cols) + 0.5) * ch;
-    g.fillStyle = COL[st === 'closed' ? 'ok' : st]; g.beginPath(); g.arc(x, y, r, 0, 7); g.fill();
-    if (r > 8) { g.fillStyle = '#0d1117'; g.font = '10px sans-serif'; g.textAlign = 'center'; g.fillText(String(v.lmu), x, y + 3); g.textAlign = 'start'; }
+    let p = paths.get(st); if (!p) { p = new Path2D(); paths.set(st, p); }
+    p.moveTo(x + r, y); p.arc(x, y, r, 0, 2 * Math.PI);
   });
+  for (const [st, p] of paths) { g.fillStyle = COL[st === 'closed' ? 'ok' : st]; g.fill(p); }
+  if (r > 8) {
+    g.fillStyle = '#0d1117'; g.font = '10px sans-serif'; g.textAlign = 'center';
+    all.forEach((v, i) => g.fillText(String(v.lmu), (i % cols + 0.5) * cw, (Math.floor(i / cols) + 0.5) * ch + 3));
+    g.textAlign = 'start';
+  }
 }
 function axes(g, w, h, t0, t1, y0, y1, unit) {
   g.strokeStyle = COL.grid; g.fillStyle = COL.text; g.font = '10px sans-serif'; g.lineWidth = 1;
@@ -299,7 +365,7 @@ async function startCustomer() {
   const u = S.user;
   if (u.lmu != null) {
     S.selected = u.lmu;
-    try { const l = await api('/api/lmus/' + u.lmu); for (const v of l.lmu) S.lmus.set(v.gateway + '/' + v.lmu, v); S.faults = l.faults; } catch (e) { $('c-supply').textContent = 'no data'; }
+    try { const l = await api('/api/lmus/' + u.lmu); for (const v of l.lmu) setLmu(v); S.faults = l.faults; } catch (e) { $('c-supply').textContent = 'no data'; }
     const r = await api('/api/readings?lmu=' + u.lmu + '&limit=' + MAX_SERIES);
     S.series = r.readings.map(x => ({ t: x.generated_ms, v: x.v_cv.map(c => c / 100) }));
   }

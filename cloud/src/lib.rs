@@ -79,6 +79,73 @@ async fn rebuild(store: &store::StoreHandle, live: &Mutex<Live>) -> Result<u64, 
     }
 }
 
+/// Most readings one transaction takes when several messages wait to be stored.
+pub const MAX_READINGS_PER_TX: usize = 100_000;
+/// Decoded messages waiting for the store (the broker's in-flight window is smaller).
+const PIPELINE: usize = 256;
+
+/// One received message on its way to the store; it is acknowledged after the commit.
+struct Received {
+    publish: rumqttc::Publish,
+    /// The decoded readings, or None for a malformed payload (acknowledged in its turn, never stored).
+    readings: Option<Vec<store::Reading>>,
+}
+
+/// Stores received messages: everything waiting when the store is free goes in one transaction (up to
+/// [`MAX_READINGS_PER_TX`] readings), then each message is acknowledged, in the order received, and the live
+/// state and the browsers are updated. Returns on a database error.
+async fn write_batches(
+    store: store::StoreHandle,
+    live: Arc<Mutex<Live>>,
+    updates: broadcast::Sender<Arc<Update>>,
+    client: rumqttc::AsyncClient,
+    mut rx: tokio::sync::mpsc::Receiver<Received>,
+) -> Result<(), String> {
+    while let Some(first) = rx.recv().await {
+        let mut msgs = vec![first];
+        let mut n: usize = msgs[0].readings.as_ref().map_or(0, Vec::len);
+        while n < MAX_READINGS_PER_TX {
+            match rx.try_recv() {
+                Ok(m) => {
+                    n += m.readings.as_ref().map_or(0, Vec::len);
+                    msgs.push(m);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut all = Vec::with_capacity(n);
+        let mut malformed = 0u64;
+        for m in &mut msgs {
+            match m.readings.take() {
+                Some(rs) if all.is_empty() => all = rs,
+                Some(mut rs) => all.append(&mut rs),
+                None => malformed += 1,
+            }
+        }
+        let (new, all) = if all.is_empty() {
+            (0, all)
+        } else {
+            store.call(move |s| s.insert(&all).map(|n| (n, all))).await.map_err(|e| format!("database: {e}"))?
+        };
+        let up = {
+            let mut l = live.lock().unwrap_or_else(|p| p.into_inner());
+            l.counters.messages += msgs.len() as u64;
+            l.counters.malformed += malformed;
+            l.counters.readings_received += all.len() as u64;
+            l.counters.readings_inserted += new as u64;
+            l.counters.duplicates_ignored += (all.len() - new) as u64;
+            l.apply(&all)
+        };
+        if !all.is_empty() {
+            let _ = updates.send(Arc::new(up));
+        }
+        for m in &msgs {
+            client.ack(&m.publish).await.map_err(|e| format!("ack: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 async fn ingest(
     opts: &CloudOptions,
     store: store::StoreHandle,
@@ -91,6 +158,8 @@ async fn ingest(
     use rumqttc::{ConnectionError, Event, Packet, QoS};
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
+    let (to_store, rx) = tokio::sync::mpsc::channel::<Received>(PIPELINE);
+    let writer = tokio::spawn(write_batches(store, live.clone(), updates, client.clone(), rx));
     loop {
         match ev.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -103,29 +172,20 @@ async fn ingest(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let received = wall_ms();
-                match live::decode_event(&p.topic, &p.payload, received) {
-                    Ok(rs) => {
-                        let batch = rs.clone();
-                        let new = store.call(move |s| s.insert(&batch)).await.map_err(|e| format!("database: {e}"))?;
-                        let up = {
-                            let mut l = live.lock().unwrap_or_else(|p| p.into_inner());
-                            l.counters.messages += 1;
-                            l.counters.readings_received += rs.len() as u64;
-                            l.counters.readings_inserted += new as u64;
-                            l.counters.duplicates_ignored += (rs.len() - new) as u64;
-                            l.apply(&rs)
-                        };
-                        let _ = updates.send(Arc::new(up));
-                    }
+                let readings = match live::decode_event(&p.topic, &p.payload, wall_ms()) {
+                    Ok(rs) => Some(rs),
                     Err(e) => {
-                        let mut l = live.lock().unwrap_or_else(|p| p.into_inner());
-                        l.counters.messages += 1;
-                        l.counters.malformed += 1;
                         tracing::warn!(topic = %p.topic, bytes = p.payload.len(), "malformed message ignored: {e}");
+                        None
                     }
+                };
+                if to_store.send(Received { publish: p, readings }).await.is_err() {
+                    return Err(match writer.await {
+                        Ok(Err(e)) => e,
+                        Ok(Ok(())) => "the store writer stopped".into(),
+                        Err(e) => format!("the store writer failed: {e}"),
+                    });
                 }
-                client.ack(&p).await.map_err(|e| format!("ack: {e}"))?;
             }
             Ok(_) => {}
             Err(ConnectionError::ConnectionRefused(code)) => {

@@ -84,7 +84,7 @@ impl LmuLive {
             interruptions: self.interruptions,
             minutes_lost: self.lost_ms as f64 / 60_000.0,
             pq_ok_pct: pct,
-            en50160_ok: pct >= 95.0,
+            en50160_ok: self.pq_ok * 100 >= self.readings * 95,
         }
     }
 }
@@ -110,12 +110,26 @@ pub struct Counters {
     pub connects: u64,
 }
 
+/// The operator's headline figures, recomputed after every stored batch and pushed with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Kpis {
+    /// LMUs that have reported.
+    pub lmus: usize,
+    /// Interruptions per LMU.
+    pub saifi: f64,
+    /// Minutes lost per LMU.
+    pub saidi_min: f64,
+    /// LMUs within EN 50160 (at least 95 % of readings in band).
+    pub en50160_compliant: usize,
+}
+
 /// What one stored batch changed (pushed to browsers).
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Update {
     pub lmus: Vec<LmuView>,
     pub faults: Vec<FaultEvent>,
     pub counters: Counters,
+    pub kpis: Kpis,
 }
 
 /// The live state.
@@ -207,7 +221,7 @@ impl Live {
             changed.insert(key, ());
         }
         let lmus = changed.keys().filter_map(|k| self.lmus.get(k)).map(LmuLive::view).collect();
-        Update { lmus, faults, counters: self.counters }
+        Update { lmus, faults, counters: self.counters, kpis: self.kpis() }
     }
 
     pub fn lmus(&self) -> Vec<LmuView> {
@@ -224,6 +238,13 @@ impl Live {
 
     pub fn faults(&self, lmu: Option<u32>) -> Vec<FaultEvent> {
         self.faults.iter().filter(|f| lmu.is_none_or(|l| f.lmu == l)).cloned().collect()
+    }
+
+    /// The headline figures (SAIFI, SAIDI, EN 50160 compliance) over every LMU.
+    pub fn kpis(&self) -> Kpis {
+        let (saifi, saidi_min) = self.reliability();
+        let en50160_compliant = self.lmus.values().filter(|l| l.pq_ok * 100 >= l.readings * 95).count();
+        Kpis { lmus: self.lmus.len(), saifi, saidi_min, en50160_compliant }
     }
 
     /// SAIFI (interruptions per LMU) and SAIDI (minutes lost per LMU), each LMU standing for its customers.
@@ -322,6 +343,7 @@ mod tests {
         let v = &live.lmus()[0];
         assert_eq!((v.interruptions, v.minutes_lost, v.readings), (1, 2.0, 3));
         assert_eq!(live.reliability(), (1.0, 2.0));
+        assert_eq!(live.kpis(), Kpis { lmus: 1, saifi: 1.0, saidi_min: 2.0, en50160_compliant: 1 });
         assert_eq!(live.faults(Some(7)).len(), 4);
         assert!(live.faults(Some(8)).is_empty());
     }

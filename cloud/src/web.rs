@@ -163,7 +163,7 @@ async fn index(State(app): Shared, h: HeaderMap) -> ApiResult {
     Ok(Json(json!({
         "service": "gridtwin cloud", "mode": app.mode, "database": app.store.kind(), "user": u,
         "market": app.run.has_market(),
-        "endpoints": ["/api/me", "/api/lmus?offset=&limit=", "/api/lmus/{id}", "/api/readings?lmu=&since_ms=&limit=", "/api/summary",
+        "endpoints": ["/api/me", "/api/lmus?offset=&limit=", "/api/lmus/{id}", "/api/readings?lmu=&since_ms=&limit=", "/api/summary?per_lmu=0",
             "/api/faults", "/api/mesh", "/api/market", "/api/accounts/{name}", "/api/producers/{name}", "/api/stream",
             "POST /api/command", "POST /api/login", "POST /api/logout"],
     })))
@@ -220,20 +220,27 @@ async fn readings(State(app): Shared, h: HeaderMap, Query(q): Query<ReadingsQuer
     Ok(Json(json!({"readings": rows})))
 }
 
-async fn summary(State(app): Shared, h: HeaderMap) -> ApiResult {
+#[derive(serde::Deserialize)]
+struct SummaryQuery {
+    /// `per_lmu=0` leaves out the per-LMU EN 50160 list (the dashboard needs only the counts).
+    per_lmu: Option<u8>,
+}
+
+async fn summary(State(app): Shared, h: HeaderMap, Query(q): Query<SummaryQuery>) -> ApiResult {
     operator(&app, &h, "read the operator's summary")?;
     let totals = app.store.call(|s| s.totals()).await.map_err(internal)?;
     let l = live(&app);
-    let (saifi, saidi) = l.reliability();
-    let lmus = l.lmus();
-    let compliance: Vec<Value> = lmus
-        .iter()
-        .map(|v| json!({"gateway": v.gateway, "lmu": v.lmu, "pq_ok_pct": v.pq_ok_pct, "en50160_ok": v.en50160_ok}))
-        .collect();
+    let kpis = l.kpis();
+    let compliance: Option<Vec<Value>> = (q.per_lmu != Some(0)).then(|| {
+        l.lmus()
+            .iter()
+            .map(|v| json!({"gateway": v.gateway, "lmu": v.lmu, "pq_ok_pct": v.pq_ok_pct, "en50160_ok": v.en50160_ok}))
+            .collect()
+    });
     Ok(Json(json!({
         "counters": l.counters, "database": {"kind": app.store.kind(), "totals": totals},
-        "lmus": lmus.len(), "saifi": saifi, "saidi_min": saidi,
-        "en50160": compliance, "en50160_compliant": lmus.iter().filter(|v| v.en50160_ok).count(),
+        "lmus": kpis.lmus, "saifi": kpis.saifi, "saidi_min": kpis.saidi_min, "kpis": kpis,
+        "en50160": compliance, "en50160_compliant": kpis.en50160_compliant,
         "run": app.run.summary, "run_faults": app.run.faults, "demand_response": app.run.market_dr,
     })))
 }
