@@ -150,6 +150,12 @@ impl Channel {
         let (cx, cy) = self.cell_of(x_m, y_m);
         let (gx0, gx1) = (cx.saturating_sub(ring), (cx + ring).min(self.nx - 1));
         let (gy0, gy1) = (cy.saturating_sub(ring), (cy + ring).min(self.ny - 1));
+        // A scan over most of the grid (a district smaller than a few interference reaches) is cheaper as one
+        // pass over the frames, already in id order, than as cell visits plus a sort.
+        if 2 * (gx1 - gx0 + 1) * (gy1 - gy0 + 1) >= self.nx * self.ny {
+            out.extend(self.frames.iter().filter(|g| keep(g)));
+            return;
+        }
         let mut cells = 0usize;
         let r2 = radius_m * radius_m;
         // Offsets into `frames` (ids minus `first_id`), sorted once at the end: cheaper than sorting frames.
