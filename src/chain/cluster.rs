@@ -15,7 +15,8 @@ use gridtwin_firmware::app::{Application, BlockInfo, Hash, Refusal};
 use gridtwin_firmware::consensus::poa::Poa;
 use gridtwin_firmware::consensus::{Config, Consensus, Message, Output, Proposal, SigCheck, Tendermint};
 use gridtwin_firmware::ledger::{
-    Block, Commit, Evidence, Genesis, Tip, Validator, ValidatorSet, Vote, VoteKind, domain, hash_parts,
+    Block, Commit, Evidence, Genesis, Tip, Validator, ValidatorSet, VerifyingKey, Vote, VoteKind, domain, hash_parts,
+    verify_signature,
 };
 use gridtwin_firmware::time::Instant;
 use rand::RngExt;
@@ -119,29 +120,127 @@ enum Ev {
 /// Signature checks shared by every validator of the cluster (each vote is checked once, not n times).
 /// Keyed by (validator, signature) with the signed bytes kept beside the verdict, so a hit costs a lookup
 /// and a compare, not an allocation; a signature reused over other bytes (a forgery) is verified afresh.
+///
+/// With [`SigCache::spawn_verifier`], a vote put on the wire is verified ahead on a second thread while the
+/// simulation runs on: its first receiver, 50 ms or more later in simulated time, finds the verdict ready.
+/// A verdict is a pure function of (key, bytes, signature), so where it is computed changes no result.
 #[derive(Default)]
 pub struct SigCache {
     map: HashMap<[u8; 68], (Box<[u8]>, bool)>,
+    ahead: Option<Verifier>,
 }
 
 /// Entries kept before the cache is emptied (bounds memory on long runs).
 const SIG_CACHE_MAX: usize = 1 << 18;
+/// Most verifications queued ahead on the verifier thread (beyond it, votes are verified when received).
+const MAX_AHEAD: usize = 4096;
+
+type Verdict = ([u8; 68], Box<[u8]>, bool);
+
+/// The thread that verifies signatures ahead, and the keys it has not answered yet.
+struct Verifier {
+    jobs: Option<std::sync::mpsc::SyncSender<(VerifyingKey, Verdict)>>,
+    done: std::sync::mpsc::Receiver<Verdict>,
+    pending: std::collections::HashSet<[u8; 68]>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Verifier {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn cache_key(validator: u32, sig: &[u8; 64]) -> [u8; 68] {
+    let mut k = [0u8; 68];
+    k[..4].copy_from_slice(&validator.to_le_bytes());
+    k[4..].copy_from_slice(sig);
+    k
+}
+
+impl SigCache {
+    /// Starts the verifier thread (for long runs with many validators; short ones verify inline).
+    pub fn spawn_verifier(&mut self) {
+        if self.ahead.is_some() {
+            return;
+        }
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<(VerifyingKey, Verdict)>(MAX_AHEAD);
+        let (tx, done) = std::sync::mpsc::channel::<Verdict>();
+        let spawned = std::thread::Builder::new().name("sig-verify".into()).spawn(move || {
+            for (vk, (k, msg, _)) in rx {
+                let mut sig = [0u8; 64];
+                sig.copy_from_slice(&k[4..]);
+                let ok = verify_signature(&vk, &msg, &sig);
+                if tx.send((k, msg, ok)).is_err() {
+                    return;
+                }
+            }
+        });
+        if let Ok(thread) = spawned {
+            self.ahead = Some(Verifier {
+                jobs: Some(jobs),
+                done,
+                pending: std::collections::HashSet::new(),
+                thread: Some(thread),
+            });
+        }
+    }
+
+    /// Queues the verification of a signature about to be received (no-op without the verifier thread, or
+    /// when it is known, pending, or the queue is full).
+    pub fn prefetch(&mut self, vals: &ValidatorSet, validator: u32, msg: &[u8], sig: &[u8; 64]) {
+        let Some(v) = self.ahead.as_mut() else { return };
+        let k = cache_key(validator, sig);
+        if v.pending.len() >= MAX_AHEAD || v.pending.contains(&k) || self.map.contains_key(&k) {
+            return;
+        }
+        let Some(vk) = vals.verifying_key(validator) else { return };
+        if let Some(jobs) = &v.jobs
+            && jobs.try_send((*vk, (k, msg.into(), false))).is_ok()
+        {
+            v.pending.insert(k);
+        }
+    }
+
+    fn insert(&mut self, k: [u8; 68], msg: Box<[u8]>, ok: bool) {
+        if self.map.len() >= SIG_CACHE_MAX {
+            self.map.clear();
+        }
+        self.map.insert(k, (msg, ok));
+    }
+
+    /// Takes the verdicts the thread has produced; with `wait_for`, blocks until that key's has come.
+    fn collect(&mut self, wait_for: Option<&[u8; 68]>) {
+        let Some(mut v) = self.ahead.take() else { return };
+        loop {
+            let next = match wait_for {
+                Some(k) if v.pending.contains(k) => v.done.recv().ok(),
+                _ => v.done.try_recv().ok(),
+            };
+            let Some((k, msg, ok)) = next else { break };
+            v.pending.remove(&k);
+            self.insert(k, msg, ok);
+        }
+        self.ahead = Some(v);
+    }
+}
 
 impl SigCheck for SigCache {
     fn check(&mut self, vals: &ValidatorSet, validator: u32, msg: &[u8], sig: &[u8; 64]) -> bool {
-        let mut k = [0u8; 68];
-        k[..4].copy_from_slice(&validator.to_le_bytes());
-        k[4..].copy_from_slice(sig);
+        let k = cache_key(validator, sig);
+        if self.ahead.is_some() {
+            self.collect(Some(&k));
+        }
         match self.map.get(&k) {
             Some((m, ok)) if **m == *msg => return *ok,
             Some(_) => return vals.verify(validator, msg, sig).is_ok(),
             None => {}
         }
         let ok = vals.verify(validator, msg, sig).is_ok();
-        if self.map.len() >= SIG_CACHE_MAX {
-            self.map.clear();
-        }
-        self.map.insert(k, (msg.into(), ok));
+        self.insert(k, msg.into(), ok);
         ok
     }
 }
@@ -163,6 +262,11 @@ pub struct Conflict {
     pub height: u64,
     pub culprits: Vec<u32>,
 }
+
+/// Most votes kept per (validator, height, round, kind) for double-signing checks (bounds a forger's spam).
+const MAX_VOTES_WATCHED: usize = 4;
+/// Heights below every honest validator's for which votes are still watched for double signing.
+const VOTE_WATCH_HEIGHTS: u64 = 64;
 
 /// Most events one cluster processes in one `run_until` (guards against a livelock in the model).
 const MAX_EVENTS_PER_CALL: u64 = 50_000_000;
@@ -221,7 +325,7 @@ pub struct Cluster {
     // Byzantine coalition.
     side: Vec<u8>,
     plans: BTreeMap<(u64, u32), SplitProposal>,
-    sent_votes: BTreeMap<(u32, u64, u32, u8), Option<Hash>>,
+    sent_votes: BTreeMap<(u32, u64, u32, u8), Vec<Vote>>,
     double_signers: BTreeMap<u64, BTreeSet<u32>>,
     pub stats: Stats,
     /// Validators start a height only when the mempool holds a transaction (Tendermint's
@@ -321,6 +425,11 @@ impl Cluster {
             c.push(0, Ev::Start { node: i as u32 });
         }
         Ok(c)
+    }
+
+    /// Verifies the votes put on the wire ahead, on a second thread (same results; for long runs).
+    pub fn verify_ahead(&mut self) {
+        self.sig.spawn_verifier();
     }
 
     pub fn n(&self) -> usize {
@@ -528,6 +637,11 @@ impl Cluster {
             if self.canonical.len() as u64 == h - 1 {
                 self.canonical.push(hash);
                 self.execute(&block);
+                if h % VOTE_WATCH_HEIGHTS == 0 {
+                    // Votes of heights every honest validator left long ago can no longer decide anything.
+                    let keep_from = self.min_honest_height().saturating_sub(VOTE_WATCH_HEIGHTS);
+                    self.sent_votes.retain(|k, _| k.1 >= keep_from);
+                }
             }
         }
         let root = match self.roots_after.get(&hash) {
@@ -593,20 +707,33 @@ impl Cluster {
         }
     }
 
+    /// Watches a vote on the wire for double signing. Votes are kept unverified, one per distinct value of
+    /// each (validator, height, round, kind); signatures are checked only when a second value appears (an
+    /// honest run verifies nothing here), so a forged vote in someone's name never makes them a culprit.
     fn record_vote(&mut self, v: &Vote) {
-        let msg = v.sign_bytes(&self.chain_id);
-        if !self.sig.check(&self.vals, v.validator, &msg, &v.signature) {
+        let key = (v.validator, v.height, v.round, v.kind as u8);
+        let seen = self.sent_votes.entry(key).or_default();
+        if seen.iter().any(|o| o.block == v.block && o.signature == v.signature) {
             return;
         }
-        let key = (v.validator, v.height, v.round, v.kind as u8);
-        match self.sent_votes.get(&key) {
-            None => {
-                self.sent_votes.insert(key, v.block);
+        if seen.len() >= MAX_VOTES_WATCHED {
+            return;
+        }
+        seen.push(*v);
+        if seen.iter().all(|o| o.block == seen[0].block) {
+            return;
+        }
+        let seen = seen.clone();
+        let mut valid: Vec<Option<Hash>> = Vec::new();
+        for o in &seen {
+            if self.sig.check(&self.vals, o.validator, &o.sign_bytes(&self.chain_id), &o.signature)
+                && !valid.contains(&o.block)
+            {
+                valid.push(o.block);
             }
-            Some(b) if *b != v.block => {
-                self.double_signers.entry(v.height).or_default().insert(v.validator);
-            }
-            _ => {}
+        }
+        if valid.len() > 1 {
+            self.double_signers.entry(v.height).or_default().insert(v.validator);
         }
     }
 
@@ -615,6 +742,7 @@ impl Cluster {
         let msg = Message::decode(&bytes).ok();
         if let Some(Message::Vote(v)) = &msg {
             self.record_vote(v);
+            self.sig.prefetch(&self.vals, v.validator, &v.sign_bytes(&self.chain_id), &v.signature);
         }
         match self.behaviour[i] {
             Behaviour::Honest => self.broadcast(i, Rc::new(bytes), 0, |_| true),

@@ -525,7 +525,8 @@ pub fn add(sim: &mut Simulation<Msg>, loaded: &Loaded, c: &ChainConfig, seed: u6
         .map(|(k, p)| gridtwin_firmware::ledger::Validator { key: k.verifying_key().to_bytes(), power: *p })
         .collect();
     let app = RegistryApp::from_state(clients.genesis.clone());
-    let cluster = Cluster::new(spec, Some(Box::new(app))).map_err(|e| loaded.error_at("chain", e, None))?;
+    let mut cluster = Cluster::new(spec, Some(Box::new(app))).map_err(|e| loaded.error_at("chain", e, None))?;
+    cluster.verify_ahead();
     let agent = ChainAgent { cluster, clients, genesis, step_at: None, subscriber: None, delivered: 0 };
     let id = sim.add_agent(Box::new(agent)).map_err(|e| loaded.error_at("chain", e.to_string(), None))?;
     Ok(ChainPart { agent: id })
@@ -565,6 +566,7 @@ pub fn add_app(
         .collect();
     let mut cluster = Cluster::new(spec, Some(hosted.app)).map_err(|e| loaded.error_at("chain", e, None))?;
     cluster.wait_for_transactions = true;
+    cluster.verify_ahead();
     let agent =
         ChainAgent { cluster, clients, genesis, step_at: None, subscriber: Some(hosted.subscriber), delivered: 0 };
     let id = sim.add_agent(Box::new(agent)).map_err(|e| loaded.error_at("chain", e.to_string(), None))?;

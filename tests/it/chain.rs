@@ -173,3 +173,22 @@ fn under_ten_percent_loss_laggards_catch_up_and_poa_keeps_finalising() {
     c.run_heights(40, 600_000_000_000);
     assert_eq!(c.min_honest_height(), 40, "PoA stalled under loss");
 }
+
+#[test]
+fn verifying_ahead_on_a_second_thread_changes_no_decision() {
+    use gridtwin::chain::cluster::Protocol;
+    // The same lossy cluster with votes verified inline and ahead: every decision (block, time, round) equal.
+    let run = |ahead: bool| {
+        let mut c = finality_cluster(10, 0.05, Protocol::Tendermint, 9);
+        if ahead {
+            c.verify_ahead();
+        }
+        c.run_heights(15, 120_000_000_000);
+        assert_eq!(c.min_honest_height(), 15);
+        c.decisions
+            .iter()
+            .flat_map(|(h, ds)| ds.iter().map(move |d| (*h, d.node, d.hash, d.time_ns, d.round)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(false), run(true));
+}

@@ -14,7 +14,7 @@
 //! a polka (valid-value rule); a block is decided on precommits of more than 2/3 of the power. More than
 //! 1/3 of the power at a higher round makes a validator skip to it. Safety needs fewer than 1/3 of the power
 //! Byzantine; liveness needs messages to arrive eventually, for which a validator re-sends its own messages
-//! of the current round and relays the round's proposal every `gossip_interval`, and answers a peer that is
+//! of the current round and relays the round's proposal and the votes it heard every `gossip_interval`, and answers a peer that is
 //! a height behind with the decided block and its commit. A validator that hears a later height (for
 //! `timeout_vote`, or at once when two heights behind) asks that peer for the decided blocks from its own height
 //! on ([`Message::Request`]); the driver answers with up to [`MAX_CATCH_UP_BLOCKS`] blocks with their commits,
@@ -59,8 +59,9 @@ pub struct Config {
     pub gossip_interval: Duration,
     /// Most transactions a proposer puts in one block.
     pub max_block_txs: usize,
-    /// Peers each vote heard from another validator is relayed to, once (gossip: makes a double vote seen
-    /// by someone holding the other vote, and carries votes around lost links).
+    /// Peers each vote heard from another validator is relayed to on every gossip tick of a round that
+    /// outlives `gossip_interval` (makes a double vote seen by someone holding the other vote, and carries
+    /// votes around lost links); a conflicting vote is relayed at once.
     pub relay_fanout: u32,
 }
 
@@ -416,7 +417,7 @@ impl Tendermint {
         let Some((idx, key)) = &self.me else { return };
         let v = Vote::sign(&self.cfg.chain_id, key, kind, self.tip.height, self.round, block, *idx);
         self.send(Message::Vote(v), out);
-        self.add_vote(v, out, sig, true);
+        self.add_vote(v, out, sig);
     }
 
     fn start_round(&mut self, r: u32, out: &mut Output, sig: &mut dyn SigCheck) {
@@ -497,7 +498,7 @@ impl Tendermint {
         }
     }
 
-    fn add_vote(&mut self, v: Vote, out: &mut Output, _sig: &mut dyn SigCheck, own: bool) {
+    fn add_vote(&mut self, v: Vote, out: &mut Output, _sig: &mut dyn SigCheck) {
         let i = v.validator as usize;
         let rs = self.round_mut(v.round);
         rs.heard[i] = true;
@@ -508,10 +509,9 @@ impl Tendermint {
         };
         match slot {
             None => {
+                // Relayed on the gossip tick, not at once: in a round that ends before the tick every peer got
+                // the vote from its signer, and an eager relay would triple the traffic for nothing.
                 *slot = Some(v);
-                if !own {
-                    self.relay(&v, out);
-                }
             }
             Some(old) if old.block != v.block => {
                 let old = *old;
@@ -739,7 +739,7 @@ impl Tendermint {
                     out.refused += 1;
                     return;
                 }
-                self.add_vote(v, out, sig, false);
+                self.add_vote(v, out, sig);
             }
             Message::Proposal(p) => {
                 if p.round > self.round + MAX_ROUNDS_AHEAD
@@ -894,6 +894,18 @@ impl Consensus for Tendermint {
             for r in rounds {
                 if let Some(m) = self.own.get(&r) {
                     out.broadcast.extend(m.iter().cloned());
+                }
+            }
+            // Relay the votes heard from others in this round and the previous one (the round is slow: some
+            // peer may have lost them, and an equivocator's two votes reach someone holding both).
+            let me = self.me.as_ref().map(|(i, _)| *i);
+            let first = self.round.saturating_sub(1);
+            for r in first..=self.round {
+                let Some(rs) = self.rounds.get(&r) else { continue };
+                for v in rs.prevotes.iter().chain(rs.precommits.iter()).flatten() {
+                    if Some(v.validator) != me {
+                        self.relay(v, out);
+                    }
                 }
             }
             // Relay the current round's proposal when it is someone else's.

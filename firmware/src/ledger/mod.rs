@@ -20,7 +20,8 @@ pub mod identity;
 use crate::app::Hash;
 use alloc::vec::Vec;
 use codec::{Reader, Writer};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+pub use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _};
 use sha2::{Digest as _, Sha256};
 
 /// Most validators in a set (bounds every per-validator loop and table).
@@ -138,6 +139,11 @@ pub struct ValidatorSet {
     hash: Hash,
 }
 
+/// The signature check every validator signature goes through (ed25519 as RFC 8032, `verify` of ed25519-dalek).
+pub fn verify_signature(key: &VerifyingKey, msg: &[u8], sig: &[u8; 64]) -> bool {
+    key.verify(msg, &Signature::from_bytes(sig)).is_ok()
+}
+
 impl ValidatorSet {
     pub fn new(validators: Vec<Validator>) -> Result<Self, LedgerError> {
         if validators.is_empty() {
@@ -203,7 +209,11 @@ impl ValidatorSet {
     /// Verifies `sig` of validator `i` over `msg`.
     pub fn verify(&self, i: u32, msg: &[u8], sig: &[u8; 64]) -> Result<(), LedgerError> {
         let k = self.keys.get(i as usize).ok_or(LedgerError::UnknownValidator(i))?;
-        k.verify(msg, &Signature::from_bytes(sig)).map_err(|_| LedgerError::BadSignature(i))
+        if verify_signature(k, msg, sig) { Ok(()) } else { Err(LedgerError::BadSignature(i)) }
+    }
+    /// Public key of validator `i` (decompressed once, at construction).
+    pub fn verifying_key(&self, i: u32) -> Option<&VerifyingKey> {
+        self.keys.get(i as usize)
     }
     /// Round-robin proposer of `(height, round)`, weighted by power (a validator with power p proposes p slots
     /// of every `total` in a row of rounds).
