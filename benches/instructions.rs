@@ -11,6 +11,9 @@
 //! Needs Valgrind and the runner of the same version as the library:
 //! `cargo install gungraun-runner --version 0.20.0`, then `cargo bench --bench instructions`.
 //! Counts are per call; divide the PHOLD count by 323,005 for instructions per event.
+//! `.ci/instructions [BASE_REF]` is the regression gate on these counts (fails above +2 % Ir against the base;
+//! docs/benchmarks.md). The inputs come from the copies embedded in the library, not from the checkout, so the
+//! same code gives the same counts wherever the repository lies.
 
 use gridtwin::agents::Msg;
 use gridtwin::engine::phold::{PholdConfig, PholdResult, run_engine, run_reference};
@@ -19,6 +22,7 @@ use gridtwin::grid::model::GridModel;
 use gridtwin::grid::network::Network;
 use gridtwin::grid::powerflow::PowerFlow;
 use gridtwin::mesh::{self, Layout, MeshConfig, RadioModel, Traffic};
+use gridtwin::scenario::assets;
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use std::hint::black_box;
 
@@ -36,8 +40,8 @@ library_benchmark_group!(name = engine; benchmarks = phold_a_short, bare_heap_a_
 
 /// The IEEE European LV feeder, solved once so that the factorisation is reused by the measured solve.
 fn ieee_eu(unbalanced: bool) -> PowerFlow {
-    let path = format!("{}/scenarios/networks/ieee_european_lv_on_peak_566.json", env!("CARGO_MANIFEST_DIR"));
-    let net = Network::from_json_file(std::path::Path::new(&path)).expect("shipped network loads");
+    let text = assets::embedded("scenarios/networks/ieee_european_lv_on_peak_566.json").expect("shipped network");
+    let net = Network::from_json_str(text).expect("shipped network loads");
     let mut model = GridModel::new(net);
     model.unbalanced = unbalanced;
     model.solve().expect("reference feeder solves");
@@ -73,8 +77,8 @@ fn district_200() -> (MeshConfig, RadioModel) {
         },
         ..MeshConfig::default()
     };
-    let path = format!("{}/models/radio-{}.ron", env!("CARGO_MANIFEST_DIR"), cfg.radio);
-    let radio = ron::from_str(&std::fs::read_to_string(&path).expect("radio model")).expect("radio model parses");
+    let text = assets::embedded(&format!("models/radio-{}.ron", cfg.radio)).expect("shipped radio model");
+    let radio = ron::from_str(text).expect("radio model parses");
     (cfg, radio)
 }
 
