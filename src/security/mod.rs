@@ -1,6 +1,11 @@
-//! Security of the field: the scenario's `security` section (frame security of the LMUs' FLISR frames, their
-//! keys, rotations and removals) and the attackers it places (rogue radios that forge and replay FLISR
-//! frames, jammers on the radio mesh), and the `security` object of the summary.
+//! Security of the field: the scenario's `security` section (frame security of the LMUs' FLISR frames and of
+//! every radio-mesh frame, their keys, rotations and removals) and the attackers it places (rogue radios that
+//! forge and replay FLISR frames, jammers on the radio mesh), and the `security` object of the summary.
+//!
+//! On a scenario with a `mesh`, enabling security provisions every mesh node at commissioning
+//! ([`crate::mesh::medium::MeshSecurity`]): readings, routing control (DIO, DIS, DAO), commands and neighbour
+//! frames are sealed hop by hop at the levels of [`MeshLevels`]; the `security.mesh` object of the summary
+//! counts what was sealed, opened and refused (by reason) and the bytes and airtime the security added.
 //!
 //! The defences live in the firmware ([`gridtwin_firmware::sec`]); this module provisions them at
 //! commissioning (one group key per network, under a one-byte key index), schedules rotations and removals
@@ -43,6 +48,9 @@ pub struct SecurityConfig {
     /// Minimum level of status frames (loss of voltage, unbalance, current drop, cleared).
     #[serde(default = "default_status_level")]
     pub status_level: Level,
+    /// Minimum levels of the radio mesh's frames (scenarios with a `mesh`).
+    #[serde(default)]
+    pub mesh: MeshLevels,
     /// The keys provisioned at commissioning.
     pub keys: KeyPlan,
     /// Time-stamped frame counters (the LMUs' clocks are synchronised): a frame older than this is refused,
@@ -69,6 +77,57 @@ fn default_command_level() -> Level {
 }
 fn default_status_level() -> Level {
     Level::Mic64
+}
+
+/// Minimum security levels of the radio mesh's frames, by frame type.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeshLevels {
+    /// Routing control: DIO, DIS and DAO frames.
+    pub routing: Level,
+    /// Readings travelling up to the coordinator (UP data frames).
+    pub readings: Level,
+    /// Commands source-routed down from the coordinator (DOWN frames).
+    pub commands: Level,
+    /// One-hop neighbour frames (NBR).
+    pub neighbour: Level,
+}
+
+impl Default for MeshLevels {
+    fn default() -> Self {
+        MeshLevels {
+            routing: Level::Mic32,
+            readings: Level::EncMic32,
+            commands: Level::EncMic64,
+            neighbour: Level::Mic64,
+        }
+    }
+}
+
+impl MeshLevels {
+    /// The firmware policy over the mesh's security frame types (see [`crate::mesh::medium::mesh_sec_type`]);
+    /// unknown types need the strongest level configured.
+    pub fn policy(&self) -> Policy {
+        let levels = [self.routing, self.readings, self.commands, self.neighbour].map(Level::firmware);
+        let strongest =
+            levels.iter().copied().max_by_key(|l| (l.mic_len(), l.encrypts())).unwrap_or(SecurityLevel::EncMic128);
+        let strongest = if strongest.encrypts() {
+            strongest
+        } else {
+            match strongest.mic_len() {
+                4 => SecurityLevel::EncMic32,
+                8 => SecurityLevel::EncMic64,
+                _ => SecurityLevel::EncMic128,
+            }
+        };
+        Policy::uniform(strongest)
+            .with(1, self.routing.firmware())
+            .with(5, self.routing.firmware())
+            .with(crate::mesh::medium::SEC_TYPE_DAO, self.routing.firmware())
+            .with(2, self.readings.firmware())
+            .with(3, self.commands.firmware())
+            .with(4, self.neighbour.firmware())
+    }
 }
 
 /// A security level of 802.15.4 (MIC length in bits; `Enc`: the payload is encrypted too).
@@ -265,29 +324,70 @@ pub struct SecurityPart {
     enabled: bool,
     lmus: Vec<AgentId>,
     attackers: Vec<AgentId>,
-    recorder: AgentId,
+    recorder: Option<AgentId>,
+    /// The mesh agent, when the scenario has a mesh.
+    mesh: Option<AgentId>,
     /// Real faults: [onset, onset + window).
     fault_windows: Vec<(SimTime, SimTime)>,
     attack_start: Option<SimTime>,
     frame_overhead: usize,
 }
 
+/// What a `security` section without LMUs or a mesh is told.
+pub const NEEDS_LMUS_OR_MESH: &str = "needs an `lmus` or a `mesh` section (it secures the LMUs' and the mesh's frames)";
+
 /// How long after a real fault's onset contactor operations and interruptions belong to the fault.
 pub const FAULT_WINDOW: SimDuration = SimDuration::from_secs(120);
 /// How long after an LMU accepted an impostor frame the contactor operations on the feeder are the attack's.
 pub const ATTACK_EFFECT_WINDOW: SimDuration = SimDuration::from_secs(10);
 
-/// Provisions frame security on the LMUs of `lmus`, schedules rotations and removals, and adds the attackers.
+/// Provisions frame security on the LMUs of `lmus` and on every node of the mesh agent `mesh`, schedules
+/// rotations and removals, and adds the attackers.
 pub fn add(
     sim: &mut Simulation<Msg>,
     loaded: &Loaded,
     cfg: &SecurityConfig,
     lmus: Option<&LmuPart>,
+    mesh: Option<AgentId>,
     seed: u64,
 ) -> Result<SecurityPart, InputError> {
     cfg.validate().map_err(|e| loaded.error_in("security", e))?;
+    if lmus.is_none() && mesh.is_none() {
+        return Err(loaded.error_at("security", NEEDS_LMUS_OR_MESH, None));
+    }
+    if cfg.enabled
+        && let Some(m) = mesh
+        && let Some(agent) = sim.agent_mut::<crate::mesh::MeshAgent>(m)
+    {
+        let KeyPlan::Group { index, key } = &cfg.keys;
+        let key = parse_key(key).map_err(|e| loaded.error_at("security.keys.key", e, None))?;
+        let ms = crate::mesh::medium::MeshSecurity {
+            pan_id: cfg.pan_id,
+            policy: cfg.mesh.policy(),
+            key_index: *index,
+            key,
+            max_frame_age_ns: cfg.max_frame_age.map(|a| a.0.as_nanos()),
+        };
+        agent.secure(&ms).map_err(|e| loaded.error_at("security.mesh", e, None))?;
+    }
     let Some(lp) = lmus else {
-        return Err(loaded.error_at("security", "needs an `lmus` section (it secures the LMUs' frames)", None));
+        if let Some(k) = cfg.attackers.iter().position(|a| matches!(a, AttackerSpec::RogueRadio { .. })) {
+            return Err(loaded.error_at(
+                &format!("security.attackers[{k}]"),
+                "a rogue radio attacks the LMUs' FLISR frames: it needs an `lmus` section",
+                None,
+            ));
+        }
+        return Ok(SecurityPart {
+            enabled: cfg.enabled,
+            lmus: Vec::new(),
+            attackers: Vec::new(),
+            recorder: None,
+            mesh,
+            fault_windows: Vec::new(),
+            attack_start: None,
+            frame_overhead: 0,
+        });
     };
     let build = lp.build();
     let c = &build.commissioning;
@@ -392,7 +492,8 @@ pub fn add(
         enabled: cfg.enabled,
         lmus: build.agents.clone(),
         attackers,
-        recorder: build.recorder,
+        recorder: Some(build.recorder),
+        mesh,
         fault_windows,
         attack_start,
         frame_overhead: if cfg.enabled { level.overhead() } else { 0 },
@@ -462,7 +563,9 @@ impl crate::world::Part for SecurityPart {
         }
         // Customers losing supply after the attack started, outside the real faults' windows.
         let mut out = BTreeSet::new();
-        if let (Some(start), Some(rec)) = (self.attack_start, sim.agent::<SupplyRecorder>(self.recorder)) {
+        if let (Some(start), Some(rec)) =
+            (self.attack_start, self.recorder.and_then(|a| sim.agent::<SupplyRecorder>(a)))
+        {
             let mut prev: Option<&Vec<bool>> = None;
             for (t, bits) in &rec.history {
                 if *t >= start && !self.in_fault(*t) {
@@ -506,6 +609,11 @@ impl crate::world::Part for SecurityPart {
                 "frames_opened": stats.opened,
             }),
         );
+        if let Some(m) = self.mesh.and_then(|a| sim.agent::<crate::mesh::MeshAgent>(a))
+            && let Some(obj) = r.summary.get_mut("security").and_then(|v| v.as_object_mut())
+        {
+            obj.insert("mesh".into(), mesh_security_report(m));
+        }
         r.human.push(format!(
             "security: {} ({} forged, {} replayed; accepted {} forged, {} replayed; {} contactor operations and {} customers interrupted by the attack; {} frames refused)",
             if self.enabled { "on" } else { "off" },
@@ -518,4 +626,53 @@ impl crate::world::Part for SecurityPart {
             refused
         ));
     }
+}
+
+/// The `security.mesh` object: frames sealed, opened and refused by reason over every mesh node, and what
+/// the security bytes cost (bytes per sealed frame, airtime of the security bytes against all airtime).
+fn mesh_security_report(m: &crate::mesh::MeshAgent) -> serde_json::Value {
+    let mut st = gridtwin_firmware::sec::SecStats::default();
+    let (mut sec_ns, mut tx_ns, mut psdu, mut frames, mut seal_fail) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for i in 0..m.node_count() {
+        let n = m.node_stats(i);
+        sec_ns += n.sec_tx_ns;
+        tx_ns += n.tx_ns;
+        psdu += n.tx_psdu_bytes;
+        frames += n.tx_frames as u64;
+        seal_fail += n.seal_failures as u64;
+        if let Some(x) = m.node_security(i).map(|s| *s.stats()) {
+            st.sealed += x.sealed;
+            st.opened += x.opened;
+            st.bad_mic += x.bad_mic;
+            st.replayed += x.replayed;
+            st.unknown_key += x.unknown_key;
+            st.level_too_low += x.level_too_low;
+            st.malformed += x.malformed;
+            st.table_full += x.table_full;
+            st.stale += x.stale;
+            st.overhead_bytes += x.overhead_bytes;
+        }
+    }
+    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+    json!({
+        "frames_sealed": st.sealed,
+        "frames_opened": st.opened,
+        "frames_refused": st.dropped(),
+        "refused": {
+            "bad_mic": st.bad_mic,
+            "replayed": st.replayed,
+            "unknown_key": st.unknown_key,
+            "level_too_low": st.level_too_low,
+            "malformed": st.malformed,
+            "table_full": st.table_full,
+            "stale": st.stale,
+        },
+        "seal_failures": seal_fail,
+        "overhead_bytes": st.overhead_bytes,
+        "overhead_bytes_per_frame": ratio(st.overhead_bytes, st.sealed),
+        "tx_psdu_bytes_per_frame": ratio(psdu, frames),
+        "airtime_s": tx_ns as f64 * 1e-9,
+        "security_airtime_s": sec_ns as f64 * 1e-9,
+        "security_airtime_pct": ratio(100 * sec_ns, tx_ns.saturating_sub(sec_ns)),
+    })
 }
