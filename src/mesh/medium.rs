@@ -14,9 +14,15 @@
 //! header and MIC at the level the policy gives the frame's type, the frame counter the sender's) and every
 //! receiving hop opens it before its router sees it; refused frames are counted by reason and go no further.
 //! The security bytes are part of the PSDU, so they cost airtime and change collisions and delivery.
+//!
+//! Jammers ([`super::jam`], when the scenario places some): their power enters the SINR of every reception
+//! they overlap and the energy every carrier sense measures; a reactive jammer bursts after each frame start
+//! it senses. Receptions lost because of a jammer (that the same draw would have survived without it) and
+//! carrier senses found busy only because of one are counted apart ([`JamStats`]).
 
 use super::channel::{Channel, OnAir};
 use super::config::{MeshConfig, Traffic, dur};
+use super::jam::{Bursts, JamField, JamMode};
 use super::phy::{Interferer, dbm_to_mw, success_probability};
 use super::propagation::{Fading, Propagation};
 use super::radio::{ACK_PSDU_BYTES, RadioModel};
@@ -163,11 +169,34 @@ impl Node {
 /// through rare shadowing or fading highs, or re-keyed senders).
 pub const SENDER_MARGIN: usize = 16;
 
-/// Sent/delivered counts of reports generated in one time bin.
+/// Sent/delivered counts of reports generated in one time bin (and of those generated while a jammer was on).
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct Bin {
     pub sent: u32,
     pub delivered: u32,
+    pub jam_sent: u32,
+    pub jam_delivered: u32,
+}
+
+/// What jammers did to the mesh.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JamStats {
+    /// Receptions lost that the same draw would have decoded without the jammers.
+    pub rx_lost: u64,
+    /// Carrier senses found busy only because of the jammers' energy.
+    pub cca_busy: u64,
+    /// Reactive bursts sent.
+    pub bursts: u64,
+}
+
+/// The jammers as the mesh sees them: each one's power at every node (mW, 0 below the interference
+/// threshold), whether it senses each node's frames, and the reactive bursts so far.
+pub(crate) struct MeshJam {
+    field: std::sync::Arc<JamField>,
+    rx_mw: Vec<Vec<f64>>,
+    senses: Vec<Vec<bool>>,
+    bursts: Bursts,
+    pub(crate) stats: JamStats,
 }
 
 /// A failure event and how the mesh repaired around it.
@@ -384,6 +413,9 @@ pub struct MeshAgent {
     log_distance: Option<(f64, f64, f64)>,
     /// Node index of every short address, per PAN.
     pub(crate) pan_members: Vec<Vec<u32>>,
+    /// Jammers on the channel (none in most runs).
+    pub(crate) jam: Option<Box<MeshJam>>,
+    scratch_jam: Vec<Interferer>,
 }
 
 /// Index of the node with short address `addr` in PAN `pan`.
@@ -465,6 +497,8 @@ impl MeshAgent {
                 _ => None,
             },
             pan_members: Vec::new(),
+            jam: None,
+            scratch_jam: Vec::new(),
         })
     }
 
@@ -503,6 +537,69 @@ impl MeshAgent {
         }
         self.router_max = (self.max_payload - over).min(1 + gridtwin_firmware::sec::MAX_PAYLOAD);
         Ok(())
+    }
+
+    /// Places the jammers of `field` on the channel: their power at every node (through this mesh's
+    /// propagation; node `i`'s jammer links draw shadowing as node index `i`) and which nodes' frames the
+    /// reactive ones sense. Call after the neighbour lists are built and before the run starts.
+    pub fn add_jammers(&mut self, field: std::sync::Arc<JamField>) {
+        let n = field.jammers.len();
+        let mut rx_mw = Vec::with_capacity(n);
+        let mut senses = Vec::with_capacity(n);
+        for k in 0..n {
+            let (mut p, mut s) = (Vec::with_capacity(self.xy.len()), Vec::with_capacity(self.xy.len()));
+            for (i, &(x, y)) in self.xy.iter().enumerate() {
+                let dbm = field.rx_dbm(k, x, y, i as u32);
+                p.push(if dbm >= self.interference_dbm { dbm_to_mw(dbm) } else { 0.0 });
+                s.push(field.senses(k, x, y, i as u32));
+            }
+            rx_mw.push(p);
+            senses.push(s);
+        }
+        self.jam = Some(Box::new(MeshJam { field, rx_mw, senses, bursts: Bursts::new(n), stats: JamStats::default() }));
+    }
+
+    /// What the jammers did (`None` without jammers).
+    pub fn jam_stats(&self) -> Option<JamStats> {
+        self.jam.as_ref().map(|j| j.stats)
+    }
+
+    /// Whether a jammer is in its period at `t_ns`.
+    #[inline]
+    fn jam_period(&self, t_ns: u64) -> bool {
+        self.jam.as_ref().is_some_and(|j| j.field.in_period(t_ns))
+    }
+
+    /// A frame from node `src` starts at `start_ns`: every reactive jammer that senses it bursts.
+    fn jam_frame_start(&mut self, src: usize, start_ns: u64, now: u64) {
+        let keep = now.saturating_sub(2 * self.max_air_ns + self.ack_wait_ns);
+        let Some(j) = self.jam.as_deref_mut() else { return };
+        for k in 0..j.field.jammers.len() {
+            if j.senses[k][src]
+                && let Some((a, b)) = j.field.burst_for(k, start_ns)
+            {
+                if j.bursts.push(k, a, b, keep) {
+                    j.stats.bursts += 1;
+                }
+            }
+        }
+    }
+
+    /// Appends to `out` the jamming node `r` sees over [`start`, `end`).
+    fn jam_interferers(&self, r: usize, start: u64, end: u64, out: &mut Vec<Interferer>) {
+        let Some(j) = self.jam.as_deref() else { return };
+        for (k, jm) in j.field.jammers.iter().enumerate() {
+            let mw = j.rx_mw[k][r];
+            if mw > 0.0 && jm.mode == JamMode::Continuous && jm.start_ns < end && jm.stop_ns > start {
+                out.push(Interferer { start: jm.start_ns, end: jm.stop_ns, mw });
+            }
+        }
+        for (a, b, k) in j.bursts.overlapping(start, end) {
+            let mw = j.rx_mw[k][r];
+            if mw > 0.0 {
+                out.push(Interferer { start: a, end: b, mw });
+            }
+        }
     }
 
     /// Index of the node with short address `addr` in PAN `pan`.
@@ -720,7 +817,12 @@ impl MeshAgent {
         n.stats.generated += 1;
         let payload = Self::meta(now, n.serial, app);
         self.flows.up_sent += 1;
-        self.bin(now).sent += 1;
+        let jammed = self.jam_period(now);
+        let b = self.bin(now);
+        b.sent += 1;
+        if jammed {
+            b.jam_sent += 1;
+        }
         let (r, mut port) = port!(self, i, now);
         let _ = r.send_up(Instant(now), &payload, &mut port);
         self.after_router(i, ctx);
@@ -749,7 +851,12 @@ impl MeshAgent {
                 o.lat_us.push(lat);
                 self.lat_us.push(lat);
                 self.flows.up_delivered += 1;
-                self.bin(gen_ns).delivered += 1;
+                let jammed = self.jam_period(gen_ns);
+                let b = self.bin(gen_ns);
+                b.delivered += 1;
+                if jammed {
+                    b.jam_delivered += 1;
+                }
             }
             DeliveryKind::Down => {
                 self.flows.down_delivered += 1;
@@ -808,6 +915,19 @@ impl MeshAgent {
             }
         }
         self.scratch_air = near;
+        if mw < self.cca_mw && self.jam.is_some() {
+            let mut jam = std::mem::take(&mut self.scratch_jam);
+            jam.clear();
+            self.jam_interferers(i, now, now + 1, &mut jam);
+            let total = mw + jam.iter().map(|g| g.mw).sum::<f64>();
+            self.scratch_jam = jam;
+            if total >= self.cca_mw {
+                if let Some(j) = self.jam.as_deref_mut() {
+                    j.stats.cca_busy += 1;
+                }
+                return true;
+            }
+        }
         mw >= self.cca_mw
     }
 
@@ -854,6 +974,9 @@ impl MeshAgent {
         if app {
             n.stats.app_attempts += 1;
         }
+        if self.jam.is_some() {
+            self.jam_frame_start(i, start, now);
+        }
         let m = self.timer(i, TimerKind::TxEnd, id);
         ctx.schedule_at(SimTime(end), class::DEFAULT, m);
     }
@@ -890,6 +1013,28 @@ impl MeshAgent {
             ints.push(Interferer { start: g.start, end: g.end, mw: dbm_to_mw(pg) });
         }
         self.nodes[r].stats.rx_ns += f.end - f.start;
+        // Jammers: the frame's success with and without them, judged by one draw.
+        let mut p_clear = None;
+        if !lost && self.jam.is_some() {
+            let mut jam = std::mem::take(&mut self.scratch_jam);
+            jam.clear();
+            self.jam_interferers(r, f.start, f.end, &mut jam);
+            if !jam.is_empty() {
+                let bits = 8.0 * f.psdu as f64;
+                p_clear = Some(success_probability(
+                    &self.radio,
+                    f.start,
+                    f.end,
+                    dbm_to_mw(p_dbm),
+                    self.noise_mw,
+                    bits,
+                    &ints,
+                ));
+                ints.extend_from_slice(&jam);
+            }
+            self.scratch_jam = jam;
+        }
+        let mut jam_lost = false;
         let ok = !lost && {
             let p = success_probability(
                 &self.radio,
@@ -900,9 +1045,17 @@ impl MeshAgent {
                 8.0 * f.psdu as f64,
                 &ints,
             );
-            p >= 1.0 || self.rng_phy.random::<f64>() < p
+            p >= 1.0 || {
+                let u = self.rng_phy.random::<f64>();
+                jam_lost = u >= p && p_clear.is_some_and(|c| c >= 1.0 || u < c);
+                u < p
+            }
         };
-        if !ok && (lost || !ints.is_empty()) {
+        if jam_lost {
+            if let Some(j) = self.jam.as_deref_mut() {
+                j.stats.rx_lost += 1;
+            }
+        } else if !ok && (lost || !ints.is_empty()) {
             self.nodes[r].stats.collisions += 1;
         }
         self.scratch = ints;
@@ -1012,6 +1165,9 @@ impl MeshAgent {
                 now,
                 self.ack_wait_ns,
             );
+            if self.jam.is_some() {
+                self.jam_frame_start(d, ack_start, now);
+            }
             let dn = &mut self.nodes[d];
             dn.mac.ack_busy_until = ack_end;
             dn.stats.tx_ns += ack_end - ack_start;
