@@ -577,10 +577,9 @@ impl MeshAgent {
         for k in 0..j.field.jammers.len() {
             if j.senses[k][src]
                 && let Some((a, b)) = j.field.burst_for(k, start_ns)
+                && j.bursts.push(k, a, b, keep)
             {
-                if j.bursts.push(k, a, b, keep) {
-                    j.stats.bursts += 1;
-                }
+                j.stats.bursts += 1;
             }
         }
     }
