@@ -444,6 +444,10 @@ pub struct MeshReport {
     pub route_repair_s: Option<f64>,
     pub failures: Vec<FailureReport>,
     pub tx_frames: u64,
+    /// Mean PSDU of a data-frame transmission (MAC header, network frame, security bytes if any, FCS), bytes.
+    pub tx_psdu_bytes_per_frame: Option<f64>,
+    /// Time on air of every transmission (data frames and acknowledgements), summed over nodes, s.
+    pub airtime_s: f64,
     pub retries: u64,
     pub collisions: u64,
     pub channel_access_failures: u64,
@@ -505,6 +509,7 @@ impl MeshHandle {
         let mut rows = Vec::with_capacity(m.nodes.len());
         let (mut e_total, mut duty_sum, mut duty_n) = (0.0, 0.0, 0usize);
         let mut t = [0u64; 7];
+        let (mut psdu_bytes, mut air_ns) = (0u64, 0u64);
         let mut rt = [0u64; 11];
         for (i, n) in m.nodes.iter().enumerate() {
             let alive_ns = m.alive_ns(i, now);
@@ -523,6 +528,8 @@ impl MeshHandle {
             let mut lat = n.lat_us.clone();
             lat.sort_unstable();
             let rs = n.router.stats();
+            psdu_bytes += s.tx_psdu_bytes;
+            air_ns += s.tx_ns;
             for (k, v) in [s.tx_frames, s.retries, s.collisions, s.cca_failures, s.noack, s.queue_drops, 0]
                 .into_iter()
                 .enumerate()
@@ -709,6 +716,8 @@ impl MeshHandle {
             route_repair_s,
             failures,
             tx_frames: t[0],
+            tx_psdu_bytes_per_frame: (t[0] > 0).then(|| psdu_bytes as f64 / t[0] as f64),
+            airtime_s: air_ns as f64 * 1e-9,
             retries: t[1],
             collisions: t[2],
             channel_access_failures: t[3],

@@ -8,9 +8,21 @@
 //! The channel keeps every transmission still on air (or recently ended); a receiver locks onto the first
 //! frame above sensitivity unless a later one is `capture_threshold_db` stronger, and decodes it with the
 //! SINR-dependent error model over each stretch of constant interference.
+//!
+//! Frame security (when the scenario's `security` section is enabled, see [`MeshSecurity`]): every node seals
+//! each network frame it queues with the firmware's [`FrameSecurity`] (802.15.4 MAC security: auxiliary
+//! header and MIC at the level the policy gives the frame's type, the frame counter the sender's) and every
+//! receiving hop opens it before its router sees it; refused frames are counted by reason and go no further.
+//! The security bytes are part of the PSDU, so they cost airtime and change collisions and delivery.
+//!
+//! Jammers ([`super::jam`], when the scenario places some): their power enters the SINR of every reception
+//! they overlap and the energy every carrier sense measures; a reactive jammer bursts after each frame start
+//! it senses. Receptions lost because of a jammer (that the same draw would have survived without it) and
+//! carrier senses found busy only because of one are counted apart ([`JamStats`]).
 
 use super::channel::{Channel, OnAir};
 use super::config::{MeshConfig, Traffic, dur};
+use super::jam::{Bursts, JamField, JamMode};
 use super::phy::{Interferer, dbm_to_mw, success_probability};
 use super::propagation::{Fading, Propagation};
 use super::radio::{ACK_PSDU_BYTES, RadioModel};
@@ -22,6 +34,7 @@ use gridtwin_firmware::hal::radio::{BROADCAST, Radio, TxStatus};
 use gridtwin_firmware::hal::{ErrorKind, ErrorType};
 use gridtwin_firmware::mesh::frame::{Frame, UpKind};
 use gridtwin_firmware::mesh::{Delivery, DeliveryKind, Router, RouterConfig, SendError};
+use gridtwin_firmware::sec::{FrameSecurity, Key, Policy, SecError, SecurityLevel};
 use rand::RngExt;
 use std::collections::VecDeque;
 
@@ -45,6 +58,12 @@ pub struct NodeStats {
     pub hops_sum: u32,
     pub last_hops: u8,
     pub tx_ns: u64,
+    /// Airtime of the security bytes (auxiliary header, MIC) in this node's data transmissions, ns.
+    pub sec_tx_ns: u64,
+    /// PSDU bytes of this node's data transmissions (every attempt; acknowledgements not included).
+    pub tx_psdu_bytes: u64,
+    /// Frames the router queued that frame security could not seal (no key, counter exhausted).
+    pub seal_failures: u32,
     pub rx_ns: u64,
     pub alive_ns: u64,
     pub joined_ns: Option<u64>,
@@ -55,7 +74,10 @@ pub(crate) struct Out {
     dst: u16,
     token: u32,
     app: bool,
+    /// The frame as it goes on air (sealed when the mesh is secured).
     frame: Vec<u8>,
+    /// Bytes frame security added to it.
+    sec_bytes: u16,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -92,6 +114,9 @@ pub(crate) struct Node {
     /// margin), with that mean power (dBm), by index.
     pub nbrs: Vec<(u32, f32)>,
     pub stats: NodeStats,
+    /// The node's frame security (`None`: frames go in clear). Kept across power cycles: keys and the frame
+    /// counter live in non-volatile memory, so a rebooted node does not reuse counters.
+    pub sec: Option<FrameSecurity>,
     /// Latencies of this node's delivered reports, µs.
     pub lat_us: Vec<u32>,
     recent_rx: [(u16, u8); 8],
@@ -128,6 +153,7 @@ impl Node {
             timer_at: u64::MAX,
             nbrs: Vec::new(),
             stats: NodeStats::default(),
+            sec: None,
             lat_us: Vec::new(),
             recent_rx: [(u16::MAX, 0); 8],
             recent_i: 0,
@@ -139,11 +165,38 @@ impl Node {
     }
 }
 
-/// Sent/delivered counts of reports generated in one time bin.
+/// Replay windows a secured node keeps beyond the nodes it can hear at commissioning (nodes heard only
+/// through rare shadowing or fading highs, or re-keyed senders).
+pub const SENDER_MARGIN: usize = 16;
+
+/// Sent/delivered counts of reports generated in one time bin (and of those generated while a jammer was on).
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct Bin {
     pub sent: u32,
     pub delivered: u32,
+    pub jam_sent: u32,
+    pub jam_delivered: u32,
+}
+
+/// What jammers did to the mesh.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JamStats {
+    /// Receptions lost that the same draw would have decoded without the jammers.
+    pub rx_lost: u64,
+    /// Carrier senses found busy only because of the jammers' energy.
+    pub cca_busy: u64,
+    /// Reactive bursts sent.
+    pub bursts: u64,
+}
+
+/// The jammers as the mesh sees them: each one's power at every node (mW, 0 below the interference
+/// threshold), whether it senses each node's frames, and the reactive bursts so far.
+pub(crate) struct MeshJam {
+    field: std::sync::Arc<JamField>,
+    rx_mw: Vec<Vec<f64>>,
+    senses: Vec<Vec<bool>>,
+    bursts: Bursts,
+    pub(crate) stats: JamStats,
 }
 
 /// A failure event and how the mesh repaired around it.
@@ -171,12 +224,16 @@ pub struct Flows {
     pub dropped_dead: u64,
 }
 
-/// The radio port a router transmits through: the node's MAC queue.
+/// The radio port a router transmits through: the node's MAC queue, behind the node's frame security (the
+/// outgoing frame security procedure runs when a frame is queued, so retries resend the same sealed bytes).
 struct Port<'a> {
     q: &'a mut VecDeque<Out>,
     cap: usize,
     max: usize,
     drops: &'a mut u32,
+    sec: Option<&'a mut FrameSecurity>,
+    seal_failures: &'a mut u32,
+    now: Instant,
 }
 impl ErrorType for Port<'_> {
     type Error = ErrorKind;
@@ -195,7 +252,20 @@ impl Radio for Port<'_> {
             Frame::decode(frame),
             Ok(Frame::Up { kind: UpKind::Data, .. } | Frame::Down { .. } | Frame::Nbr { .. })
         );
-        self.q.push_back(Out { dst, token, app, frame: frame.to_vec() });
+        let (frame, sec_bytes) = match self.sec.as_deref_mut() {
+            None => (frame.to_vec(), 0),
+            Some(s) => match seal_mesh_frame(s, self.now, dst, frame) {
+                Ok(f) => {
+                    let extra = (f.len() - frame.len()) as u16;
+                    (f, extra)
+                }
+                Err(_) => {
+                    *self.seal_failures += 1;
+                    return Err(ErrorKind::Invalid);
+                }
+            },
+        };
+        self.q.push_back(Out { dst, token, app, frame, sec_bytes });
         Ok(())
     }
     fn max_frame_len(&self) -> usize {
@@ -204,13 +274,84 @@ impl Radio for Port<'_> {
 }
 
 macro_rules! port {
-    ($self:ident, $i:expr) => {{
+    ($self:ident, $i:expr, $now:expr) => {{
         let n = &mut $self.nodes[$i];
         (
             &mut n.router,
-            Port { q: &mut n.mac.queue, cap: $self.queue_cap, max: $self.max_payload, drops: &mut n.stats.queue_drops },
+            Port {
+                q: &mut n.mac.queue,
+                cap: $self.queue_cap,
+                max: $self.router_max,
+                drops: &mut n.stats.queue_drops,
+                sec: n.sec.as_mut(),
+                seal_failures: &mut n.stats.seal_failures,
+                now: Instant($now),
+            },
         )
     }};
+}
+
+/// Security frame type of a mesh frame: its kind byte (1 DIO, 2 UP data, 3 DOWN, 4 NBR, 5 DIS), except a
+/// DAO (an UP frame of kind 1), which gets [`SEC_TYPE_DAO`] so the policy can rate it as routing control.
+/// The secured frame carries this type in place of the kind byte, so security adds only its auxiliary
+/// header and MIC.
+pub fn mesh_sec_type(frame: &[u8]) -> u8 {
+    match frame {
+        [2, sub, ..] if sub & !gridtwin_firmware::mesh::frame::RANK_ERROR_FLAG == 1 => SEC_TYPE_DAO,
+        [k, ..] => *k,
+        [] => 0,
+    }
+}
+
+/// Security frame type of a DAO (see [`mesh_sec_type`]).
+pub const SEC_TYPE_DAO: u8 = 6;
+
+/// Seals a network frame for link destination `dst` (see [`mesh_sec_type`]).
+pub fn seal_mesh_frame(s: &mut FrameSecurity, now: Instant, dst: u16, frame: &[u8]) -> Result<Vec<u8>, SecError> {
+    let t = mesh_sec_type(frame);
+    s.seal_at(now, dst, t, frame.get(1..).unwrap_or(&[]))
+}
+
+/// Opens a secured mesh frame from link source `src` addressed to `dst` (this node or broadcast) and gives
+/// back the network frame; a DAO type whose body is not a DAO is malformed.
+pub fn open_mesh_frame(
+    s: &mut FrameSecurity,
+    now: Instant,
+    src: u16,
+    dst: u16,
+    bytes: &[u8],
+) -> Result<Vec<u8>, SecError> {
+    let (t, body) = s.open_to(now, src, dst, bytes)?;
+    let kind = if t == SEC_TYPE_DAO { 2 } else { t };
+    if t == SEC_TYPE_DAO && body.first().is_none_or(|&sub| sub & !gridtwin_firmware::mesh::frame::RANK_ERROR_FLAG != 1)
+    {
+        return Err(SecError::BadHeader);
+    }
+    let mut f = Vec::with_capacity(1 + body.len());
+    f.push(kind);
+    f.extend_from_slice(&body);
+    Ok(f)
+}
+
+/// Frame security of a secured mesh, as provisioned at commissioning: one group key for every node under
+/// `key_index`, the levels per security frame type ([`mesh_sec_type`]), and optional time-stamped counters.
+#[derive(Clone, Debug)]
+pub struct MeshSecurity {
+    /// Base of the PAN id in the CCM* nonce; PAN `p` of a split mesh uses `pan_id + p`.
+    pub pan_id: u16,
+    pub policy: Policy,
+    pub key_index: u8,
+    pub key: Key,
+    /// Time-stamped counters: frames older than this are refused.
+    pub max_frame_age_ns: Option<u64>,
+}
+
+impl MeshSecurity {
+    /// Largest number of bytes the policy adds to a frame.
+    pub fn max_overhead(&self) -> usize {
+        let levels = self.policy.levels.iter().chain(std::iter::once(&self.policy.default));
+        levels.map(|l| if *l == SecurityLevel::None { 0 } else { l.overhead() - 1 }).max().unwrap_or(0)
+    }
 }
 
 /// The mesh agent.
@@ -231,6 +372,8 @@ pub struct MeshAgent {
     cca_mw: f64,
     queue_cap: usize,
     max_payload: usize,
+    /// Longest network frame a router may queue: the MAC payload, less the security bytes when secured.
+    router_max: usize,
     max_air_ns: u64,
     ack_air_ns: u64,
     ack_wait_ns: u64,
@@ -270,6 +413,9 @@ pub struct MeshAgent {
     log_distance: Option<(f64, f64, f64)>,
     /// Node index of every short address, per PAN.
     pub(crate) pan_members: Vec<Vec<u32>>,
+    /// Jammers on the channel (none in most runs).
+    pub(crate) jam: Option<Box<MeshJam>>,
+    scratch_jam: Vec<Interferer>,
 }
 
 /// Index of the node with short address `addr` in PAN `pan`.
@@ -303,6 +449,7 @@ impl MeshAgent {
             cca_mw: dbm_to_mw(radio.cca_threshold_dbm),
             queue_cap: radio.mac.queue_frames as usize,
             max_payload: radio.max_payload_bytes(),
+            router_max: radio.max_payload_bytes(),
             max_air_ns: radio.airtime_ns(radio.max_psdu_bytes),
             ack_air_ns: radio.airtime_ns(ACK_PSDU_BYTES),
             ack_wait_ns: radio.ack_wait_ns(),
@@ -350,6 +497,8 @@ impl MeshAgent {
                 _ => None,
             },
             pan_members: Vec::new(),
+            jam: None,
+            scratch_jam: Vec::new(),
         })
     }
 
@@ -358,6 +507,98 @@ impl MeshAgent {
     pub(crate) fn index_channel(&mut self) {
         assert_eq!(self.channel.next_id(), 0, "the channel is indexed before anything is sent");
         self.channel = Channel::new(&self.xy, self.reach2.sqrt() / 2.0, self.max_air_ns);
+    }
+
+    /// Provisions frame security on every node (commissioning): a [`FrameSecurity`] per node with the group
+    /// key, the policy, time-stamped counters if asked, and a replay table sized for every node that can be
+    /// heard (its neighbour-list entries, plus a margin); routers then queue frames short enough to seal.
+    /// Call after the neighbour lists are built and before the run starts.
+    pub fn secure(&mut self, cfg: &MeshSecurity) -> Result<(), String> {
+        let mut heard_from = vec![0usize; self.nodes.len()];
+        for n in &self.nodes {
+            for &(j, _) in &n.nbrs {
+                heard_from[j as usize] += 1;
+            }
+        }
+        for (n, heard) in self.nodes.iter_mut().zip(heard_from) {
+            let mut s = FrameSecurity::new(cfg.pan_id.wrapping_add(n.pan), n.addr, cfg.policy, SecurityLevel::Mic32);
+            s.install_key(cfg.key_index, cfg.key).map_err(|e| format!("node {}: key: {e:?}", n.id))?;
+            if let Some(age) = cfg.max_frame_age_ns {
+                s.set_freshness(gridtwin_firmware::Duration::from_nanos(age));
+            }
+            s.set_max_senders(heard + SENDER_MARGIN);
+            n.sec = Some(s);
+        }
+        let over = cfg.max_overhead();
+        if self.max_payload < over + 16 {
+            return Err(format!(
+                "the security policy adds up to {over} bytes, leaving too little of the radio's frame"
+            ));
+        }
+        self.router_max = (self.max_payload - over).min(1 + gridtwin_firmware::sec::MAX_PAYLOAD);
+        Ok(())
+    }
+
+    /// Places the jammers of `field` on the channel: their power at every node (through this mesh's
+    /// propagation; node `i`'s jammer links draw shadowing as node index `i`) and which nodes' frames the
+    /// reactive ones sense. Call after the neighbour lists are built and before the run starts.
+    pub fn add_jammers(&mut self, field: std::sync::Arc<JamField>) {
+        let n = field.jammers.len();
+        let mut rx_mw = Vec::with_capacity(n);
+        let mut senses = Vec::with_capacity(n);
+        for k in 0..n {
+            let (mut p, mut s) = (Vec::with_capacity(self.xy.len()), Vec::with_capacity(self.xy.len()));
+            for (i, &(x, y)) in self.xy.iter().enumerate() {
+                let dbm = field.rx_dbm(k, x, y, i as u32);
+                p.push(if dbm >= self.interference_dbm { dbm_to_mw(dbm) } else { 0.0 });
+                s.push(field.senses(k, x, y, i as u32));
+            }
+            rx_mw.push(p);
+            senses.push(s);
+        }
+        self.jam = Some(Box::new(MeshJam { field, rx_mw, senses, bursts: Bursts::new(n), stats: JamStats::default() }));
+    }
+
+    /// What the jammers did (`None` without jammers).
+    pub fn jam_stats(&self) -> Option<JamStats> {
+        self.jam.as_ref().map(|j| j.stats)
+    }
+
+    /// Whether a jammer is in its period at `t_ns`.
+    #[inline]
+    fn jam_period(&self, t_ns: u64) -> bool {
+        self.jam.as_ref().is_some_and(|j| j.field.in_period(t_ns))
+    }
+
+    /// A frame from node `src` starts at `start_ns`: every reactive jammer that senses it bursts.
+    fn jam_frame_start(&mut self, src: usize, start_ns: u64, now: u64) {
+        let keep = now.saturating_sub(2 * self.max_air_ns + self.ack_wait_ns);
+        let Some(j) = self.jam.as_deref_mut() else { return };
+        for k in 0..j.field.jammers.len() {
+            if j.senses[k][src]
+                && let Some((a, b)) = j.field.burst_for(k, start_ns)
+                && j.bursts.push(k, a, b, keep)
+            {
+                j.stats.bursts += 1;
+            }
+        }
+    }
+
+    /// Appends to `out` the jamming node `r` sees over [`start`, `end`).
+    fn jam_interferers(&self, r: usize, start: u64, end: u64, out: &mut Vec<Interferer>) {
+        let Some(j) = self.jam.as_deref() else { return };
+        for (k, jm) in j.field.jammers.iter().enumerate() {
+            let mw = j.rx_mw[k][r];
+            if mw > 0.0 && jm.mode == JamMode::Continuous && jm.start_ns < end && jm.stop_ns > start {
+                out.push(Interferer { start: jm.start_ns, end: jm.stop_ns, mw });
+            }
+        }
+        for (a, b, k) in j.bursts.overlapping(start, end) {
+            let mw = j.rx_mw[k][r];
+            if mw > 0.0 {
+                out.push(Interferer { start: a, end: b, mw });
+            }
+        }
     }
 
     /// Index of the node with short address `addr` in PAN `pan`.
@@ -381,6 +622,11 @@ impl MeshAgent {
     /// Counters of the node at index `i` (build order).
     pub fn node_stats(&self, i: usize) -> NodeStats {
         self.nodes[i].stats
+    }
+
+    /// Frame security of the node at index `i` (`None` when the mesh is not secured).
+    pub fn node_security(&self, i: usize) -> Option<&FrameSecurity> {
+        self.nodes[i].sec.as_ref()
     }
 
     /// Routing counters of the node at index `i`.
@@ -487,7 +733,7 @@ impl MeshAgent {
         n.router = Router::new(n.addr, n.coordinator, self.router_cfg.clone(), seed);
         n.mac = Mac::default();
         n.timer_at = u64::MAX;
-        let (r, mut port) = port!(self, i);
+        let (r, mut port) = port!(self, i, now);
         r.start(Instant(now), &mut port);
         self.after_router(i, ctx);
         let n = &self.nodes[i];
@@ -570,8 +816,13 @@ impl MeshAgent {
         n.stats.generated += 1;
         let payload = Self::meta(now, n.serial, app);
         self.flows.up_sent += 1;
-        self.bin(now).sent += 1;
-        let (r, mut port) = port!(self, i);
+        let jammed = self.jam_period(now);
+        let b = self.bin(now);
+        b.sent += 1;
+        if jammed {
+            b.jam_sent += 1;
+        }
+        let (r, mut port) = port!(self, i, now);
         let _ = r.send_up(Instant(now), &payload, &mut port);
         self.after_router(i, ctx);
     }
@@ -599,7 +850,12 @@ impl MeshAgent {
                 o.lat_us.push(lat);
                 self.lat_us.push(lat);
                 self.flows.up_delivered += 1;
-                self.bin(gen_ns).delivered += 1;
+                let jammed = self.jam_period(gen_ns);
+                let b = self.bin(gen_ns);
+                b.delivered += 1;
+                if jammed {
+                    b.jam_delivered += 1;
+                }
             }
             DeliveryKind::Down => {
                 self.flows.down_delivered += 1;
@@ -658,6 +914,19 @@ impl MeshAgent {
             }
         }
         self.scratch_air = near;
+        if mw < self.cca_mw && self.jam.is_some() {
+            let mut jam = std::mem::take(&mut self.scratch_jam);
+            jam.clear();
+            self.jam_interferers(i, now, now + 1, &mut jam);
+            let total = mw + jam.iter().map(|g| g.mw).sum::<f64>();
+            self.scratch_jam = jam;
+            if total >= self.cca_mw {
+                if let Some(j) = self.jam.as_deref_mut() {
+                    j.stats.cca_busy += 1;
+                }
+                return true;
+            }
+        }
         mw >= self.cca_mw
     }
 
@@ -686,9 +955,11 @@ impl MeshAgent {
         // Clear: turn the radio around and transmit.
         let Some(out) = self.nodes[i].mac.queue.front() else { return };
         let psdu = self.radio.data_psdu_bytes(out.frame.len());
-        let (dst, app) = (out.dst, out.app);
+        let (dst, app, sec_bytes) = (out.dst, out.app, out.sec_bytes);
         let start = now + self.turn_ns;
         let end = start + self.radio.airtime_ns(psdu);
+        let sec_ns =
+            if sec_bytes == 0 { 0 } else { self.radio.airtime_ns(psdu) - self.radio.airtime_ns(psdu - sec_bytes) };
         let id = self.channel.next_id();
         let (x_m, y_m) = self.xy[i];
         let n = &mut self.nodes[i];
@@ -697,8 +968,13 @@ impl MeshAgent {
         n.mac.attempts += 1;
         n.stats.tx_frames += 1;
         n.stats.tx_ns += end - start;
+        n.stats.sec_tx_ns += sec_ns;
+        n.stats.tx_psdu_bytes += psdu as u64;
         if app {
             n.stats.app_attempts += 1;
+        }
+        if self.jam.is_some() {
+            self.jam_frame_start(i, start, now);
         }
         let m = self.timer(i, TimerKind::TxEnd, id);
         ctx.schedule_at(SimTime(end), class::DEFAULT, m);
@@ -736,6 +1012,28 @@ impl MeshAgent {
             ints.push(Interferer { start: g.start, end: g.end, mw: dbm_to_mw(pg) });
         }
         self.nodes[r].stats.rx_ns += f.end - f.start;
+        // Jammers: the frame's success with and without them, judged by one draw.
+        let mut p_clear = None;
+        if !lost && self.jam.is_some() {
+            let mut jam = std::mem::take(&mut self.scratch_jam);
+            jam.clear();
+            self.jam_interferers(r, f.start, f.end, &mut jam);
+            if !jam.is_empty() {
+                let bits = 8.0 * f.psdu as f64;
+                p_clear = Some(success_probability(
+                    &self.radio,
+                    f.start,
+                    f.end,
+                    dbm_to_mw(p_dbm),
+                    self.noise_mw,
+                    bits,
+                    &ints,
+                ));
+                ints.extend_from_slice(&jam);
+            }
+            self.scratch_jam = jam;
+        }
+        let mut jam_lost = false;
         let ok = !lost && {
             let p = success_probability(
                 &self.radio,
@@ -746,9 +1044,17 @@ impl MeshAgent {
                 8.0 * f.psdu as f64,
                 &ints,
             );
-            p >= 1.0 || self.rng_phy.random::<f64>() < p
+            p >= 1.0 || {
+                let u = self.rng_phy.random::<f64>();
+                jam_lost = u >= p && p_clear.is_some_and(|c| c >= 1.0 || u < c);
+                u < p
+            }
         };
-        if !ok && (lost || !ints.is_empty()) {
+        if jam_lost {
+            if let Some(j) = self.jam.as_deref_mut() {
+                j.stats.rx_lost += 1;
+            }
+        } else if !ok && (lost || !ints.is_empty()) {
             self.nodes[r].stats.collisions += 1;
         }
         self.scratch = ints;
@@ -769,10 +1075,23 @@ impl MeshAgent {
         });
     }
 
-    fn deliver_frame(&mut self, r: usize, from: usize, rssi: f64, bytes: &[u8], ctx: &mut Ctx<'_, Msg>) {
+    /// Hands a frame node `r` received from node `from`, addressed to link address `dst`, to `r`'s router,
+    /// after `r`'s frame security opened it (a refused frame is counted there and dropped).
+    fn deliver_frame(&mut self, r: usize, from: usize, dst: u16, rssi: f64, bytes: &[u8], ctx: &mut Ctx<'_, Msg>) {
         let now = Instant(ctx.now().0);
         let from_addr = self.nodes[from].addr;
-        let (rt, mut port) = port!(self, r);
+        let opened;
+        let bytes = match self.nodes[r].sec.as_mut() {
+            None => bytes,
+            Some(s) => match open_mesh_frame(s, now, from_addr, dst, bytes) {
+                Ok(f) => {
+                    opened = f;
+                    &opened[..]
+                }
+                Err(_) => return,
+            },
+        };
+        let (rt, mut port) = port!(self, r, now.0);
         rt.on_frame(now, from_addr, rssi.round().clamp(-200.0, 50.0) as i16, bytes, &mut port);
         self.after_router(r, ctx);
     }
@@ -792,7 +1111,7 @@ impl MeshAgent {
                     continue;
                 }
                 if let Some(rssi) = self.receive(f, r, p as f64, &ov) {
-                    self.deliver_frame(r, i, rssi, &bytes, ctx);
+                    self.deliver_frame(r, i, BROADCAST, rssi, &bytes, ctx);
                 }
             }
             self.scratch_air = ov;
@@ -845,6 +1164,9 @@ impl MeshAgent {
                 now,
                 self.ack_wait_ns,
             );
+            if self.jam.is_some() {
+                self.jam_frame_start(d, ack_start, now);
+            }
             let dn = &mut self.nodes[d];
             dn.mac.ack_busy_until = ack_end;
             dn.stats.tx_ns += ack_end - ack_start;
@@ -857,7 +1179,7 @@ impl MeshAgent {
         if !dn.recent_rx.contains(&key) {
             dn.recent_rx[dn.recent_i as usize % 8] = key;
             dn.recent_i = dn.recent_i.wrapping_add(1);
-            self.deliver_frame(d, i, rssi, &bytes, ctx);
+            self.deliver_frame(d, i, f.dst, rssi, &bytes, ctx);
         }
         self.restore_frame(i, bytes);
     }
@@ -913,7 +1235,7 @@ impl MeshAgent {
             n.stats.app_frames += 1;
         }
         let now = Instant(ctx.now().0);
-        let (r, mut port) = port!(self, i);
+        let (r, mut port) = port!(self, i, now.0);
         r.on_tx_done(now, out.token, status, &mut port);
         self.after_router(i, ctx);
     }
@@ -984,7 +1306,7 @@ impl MeshAgent {
             MeshControl::GlobalRepair => {
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].alive && self.nodes[i].coordinator {
-                        let (r, mut port) = port!(self, i);
+                        let (r, mut port) = port!(self, i, now);
                         r.global_repair(Instant(now), &mut port);
                         self.after_router(i, ctx);
                     }
@@ -1054,7 +1376,7 @@ impl MeshAgent {
                 let n = &mut self.nodes[i];
                 n.serial = n.serial.wrapping_add(1);
                 let payload = Self::meta(now, n.serial, &s.payload);
-                let (r, mut port) = port!(self, i);
+                let (r, mut port) = port!(self, i, now);
                 let res = if down {
                     r.send_down(Instant(now), d_addr, &payload, &mut port)
                 } else {
@@ -1089,7 +1411,7 @@ impl MeshAgent {
         n.serial = n.serial.wrapping_add(1);
         let payload = Self::meta(now, n.serial, &[0u8; 8]);
         self.flows.down_sent += 1;
-        let (r, mut port) = port!(self, i);
+        let (r, mut port) = port!(self, i, now);
         if r.send_down(Instant(now), dst, &payload, &mut port) == Err(SendError::NoRoute) {
             self.flows.down_no_route += 1;
         }
@@ -1156,7 +1478,7 @@ impl Agent<Msg> for MeshAgent {
                             return;
                         }
                         self.nodes[i].timer_at = u64::MAX;
-                        let (r, mut port) = port!(self, i);
+                        let (r, mut port) = port!(self, i, ctx.now().0);
                         r.poll(Instant(ctx.now().0), &mut port);
                         self.after_router(i, ctx);
                     }

@@ -2,8 +2,8 @@
 //! the RPL-style routing firmware driven through the radio HAL, and the mesh metrics.
 //!
 //! Layout: [`radio`] (hardware model), [`propagation`] (path loss, shadowing, fading), [`phy`] (BER/PER,
-//! SINR over changing interference), [`medium`] (the mesh agent: channel, MAC, routers), [`config`] (the
-//! scenario section), [`build`] (wiring into a simulation, validation, reports).
+//! SINR over changing interference), [`medium`] (the mesh agent: channel, MAC, routers), [`jam`] (jammers on
+//! the channel), [`config`] (the scenario section), [`build`] (wiring into a simulation, validation, reports).
 //!
 //! The application seam: an agent sends `Msg::Mesh(MeshMsg::Send(..))` to the mesh agent
 //! ([`MeshHandle::agent`]) naming its node; payloads arriving at a node whose [`NodeSpec::app`] is set come
@@ -12,6 +12,7 @@
 pub mod build;
 pub(crate) mod channel;
 pub mod config;
+pub mod jam;
 pub mod medium;
 pub mod phy;
 pub mod propagation;

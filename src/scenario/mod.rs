@@ -66,7 +66,8 @@ pub struct Scenario {
     /// The private permissioned chain: validators, their links, Byzantine behaviours.
     #[serde(default)]
     pub chain: Option<crate::chain::ChainConfig>,
-    /// Frame security of the LMUs' FLISR frames, key provisioning and rotation, and attackers (needs `lmus`).
+    /// Frame security of the LMUs' FLISR frames and of every mesh frame, key provisioning and rotation, and
+    /// attackers (needs `lmus` or `mesh`).
     #[serde(default)]
     pub security: Option<crate::security::SecurityConfig>,
     /// Energy-theft detection: illegal taps and tampered meters to place, and the section balance that finds
@@ -432,8 +433,8 @@ impl Loaded {
             if let Err(e) = sec.validate() {
                 errors.push(self.error_in("security", e));
             }
-            if s.lmus.is_none() {
-                errors.push(self.error_at("security", "needs an `lmus` section (it secures the LMUs' frames)", None));
+            if s.lmus.is_none() && s.mesh.is_none() {
+                errors.push(self.error_at("security", crate::security::NEEDS_LMUS_OR_MESH, None));
             }
         }
         if let Some(t) = &s.theft

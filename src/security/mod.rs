@@ -1,6 +1,11 @@
-//! Security of the field: the scenario's `security` section (frame security of the LMUs' FLISR frames, their
-//! keys, rotations and removals) and the attackers it places (rogue radios that forge and replay FLISR
-//! frames, jammers on the radio mesh), and the `security` object of the summary.
+//! Security of the field: the scenario's `security` section (frame security of the LMUs' FLISR frames and of
+//! every radio-mesh frame, their keys, rotations and removals) and the attackers it places (rogue radios that
+//! forge and replay FLISR frames, jammers on the radio mesh), and the `security` object of the summary.
+//!
+//! On a scenario with a `mesh`, enabling security provisions every mesh node at commissioning
+//! ([`crate::mesh::medium::MeshSecurity`]): readings, routing control (DIO, DIS, DAO), commands and neighbour
+//! frames are sealed hop by hop at the levels of [`MeshLevels`]; the `security.mesh` object of the summary
+//! counts what was sealed, opened and refused (by reason) and the bytes and airtime the security added.
 //!
 //! The defences live in the firmware ([`gridtwin_firmware::sec`]); this module provisions them at
 //! commissioning (one group key per network, under a one-byte key index), schedules rotations and removals
@@ -43,6 +48,9 @@ pub struct SecurityConfig {
     /// Minimum level of status frames (loss of voltage, unbalance, current drop, cleared).
     #[serde(default = "default_status_level")]
     pub status_level: Level,
+    /// Minimum levels of the radio mesh's frames (scenarios with a `mesh`).
+    #[serde(default)]
+    pub mesh: MeshLevels,
     /// The keys provisioned at commissioning.
     pub keys: KeyPlan,
     /// Time-stamped frame counters (the LMUs' clocks are synchronised): a frame older than this is refused,
@@ -69,6 +77,57 @@ fn default_command_level() -> Level {
 }
 fn default_status_level() -> Level {
     Level::Mic64
+}
+
+/// Minimum security levels of the radio mesh's frames, by frame type.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MeshLevels {
+    /// Routing control: DIO, DIS and DAO frames.
+    pub routing: Level,
+    /// Readings travelling up to the coordinator (UP data frames).
+    pub readings: Level,
+    /// Commands source-routed down from the coordinator (DOWN frames).
+    pub commands: Level,
+    /// One-hop neighbour frames (NBR).
+    pub neighbour: Level,
+}
+
+impl Default for MeshLevels {
+    fn default() -> Self {
+        MeshLevels {
+            routing: Level::Mic32,
+            readings: Level::EncMic32,
+            commands: Level::EncMic64,
+            neighbour: Level::Mic64,
+        }
+    }
+}
+
+impl MeshLevels {
+    /// The firmware policy over the mesh's security frame types (see [`crate::mesh::medium::mesh_sec_type`]);
+    /// unknown types need the strongest level configured.
+    pub fn policy(&self) -> Policy {
+        let levels = [self.routing, self.readings, self.commands, self.neighbour].map(Level::firmware);
+        let strongest =
+            levels.iter().copied().max_by_key(|l| (l.mic_len(), l.encrypts())).unwrap_or(SecurityLevel::EncMic128);
+        let strongest = if strongest.encrypts() {
+            strongest
+        } else {
+            match strongest.mic_len() {
+                4 => SecurityLevel::EncMic32,
+                8 => SecurityLevel::EncMic64,
+                _ => SecurityLevel::EncMic128,
+            }
+        };
+        Policy::uniform(strongest)
+            .with(1, self.routing.firmware())
+            .with(5, self.routing.firmware())
+            .with(crate::mesh::medium::SEC_TYPE_DAO, self.routing.firmware())
+            .with(2, self.readings.firmware())
+            .with(3, self.commands.firmware())
+            .with(4, self.neighbour.firmware())
+    }
 }
 
 /// A security level of 802.15.4 (MIC length in bits; `Enc`: the payload is encrypted too).
@@ -156,6 +215,27 @@ pub enum AttackerSpec {
         #[serde(default)]
         guess_key: bool,
     },
+    /// A jammer: a noise-like transmitter of `eirp_dbm` at `at`, on from `start` to `stop`. Its power reaches
+    /// every receiver through the mesh's propagation model and enters the SINR of every frame it overlaps
+    /// (mesh frames, and the LMUs' FLISR frames on their peer link).
+    Jammer {
+        at: Position,
+        /// Radiated power (EIRP), dBm.
+        eirp_dbm: f64,
+        start: Dur,
+        stop: Dur,
+        mode: JamModeSpec,
+    },
+}
+
+/// How a jammer transmits.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub enum JamModeSpec {
+    /// On air for its whole period.
+    Continuous,
+    /// Listens, and after each frame start it senses (the frame's preamble and SFD, then its turnaround)
+    /// transmits for `burst`.
+    Reactive { burst: Dur },
 }
 
 /// Parses 32 hex digits into a key; the error says what is wrong.
@@ -202,10 +282,36 @@ impl SecurityConfig {
             return Err("security.max_frame_age: must be at least 10ms (one counter tick)".into());
         }
         for (k, a) in self.attackers.iter().enumerate() {
-            let AttackerSpec::RogueRadio { at, range_m, start, stop, forge_every, replay_every, .. } = a;
-            if !(range_m.is_finite() && *range_m > 0.0 && *range_m <= 10_000.0) {
-                return Err(format!("security.attackers[{k}].range_m: must be within (0, 10000] (got {range_m})"));
-            }
+            let (at, start, stop) = match a {
+                AttackerSpec::RogueRadio { at, range_m, start, stop, forge_every, replay_every, .. } => {
+                    if !(range_m.is_finite() && *range_m > 0.0 && *range_m <= 10_000.0) {
+                        return Err(format!(
+                            "security.attackers[{k}].range_m: must be within (0, 10000] (got {range_m})"
+                        ));
+                    }
+                    for (name, e) in [("forge_every", forge_every), ("replay_every", replay_every)] {
+                        if let Some(e) = e
+                            && e.0 < SimDuration::from_millis(10)
+                        {
+                            return Err(format!("security.attackers[{k}].{name}: must be at least 10ms"));
+                        }
+                    }
+                    (at, start, stop)
+                }
+                AttackerSpec::Jammer { at, eirp_dbm, start, stop, mode } => {
+                    if !(eirp_dbm.is_finite() && (-30.0..=60.0).contains(eirp_dbm)) {
+                        return Err(format!(
+                            "security.attackers[{k}].eirp_dbm: must be within -30 ..= 60 dBm (got {eirp_dbm})"
+                        ));
+                    }
+                    if let JamModeSpec::Reactive { burst } = mode
+                        && !(SimDuration::from_micros(10)..=SimDuration::from_secs(1)).contains(&burst.0)
+                    {
+                        return Err(format!("security.attackers[{k}].mode.burst: must be within 10us ..= 1s"));
+                    }
+                    (at, start, stop)
+                }
+            };
             if let Position::Xy(x, y) = at
                 && !(x.is_finite() && y.is_finite())
             {
@@ -213,13 +319,6 @@ impl SecurityConfig {
             }
             if stop.0 <= start.0 {
                 return Err(format!("security.attackers[{k}].stop: must be after start"));
-            }
-            for (name, e) in [("forge_every", forge_every), ("replay_every", replay_every)] {
-                if let Some(e) = e
-                    && e.0 < SimDuration::from_millis(10)
-                {
-                    return Err(format!("security.attackers[{k}].{name}: must be at least 10ms"));
-                }
             }
         }
         Ok(())
@@ -265,29 +364,76 @@ pub struct SecurityPart {
     enabled: bool,
     lmus: Vec<AgentId>,
     attackers: Vec<AgentId>,
-    recorder: AgentId,
+    recorder: Option<AgentId>,
+    /// The mesh agent, when the scenario has a mesh.
+    mesh: Option<AgentId>,
+    /// Jammers placed, and the end of the last one's period (ns).
+    jammers: usize,
+    jam_until_ns: u64,
     /// Real faults: [onset, onset + window).
     fault_windows: Vec<(SimTime, SimTime)>,
     attack_start: Option<SimTime>,
     frame_overhead: usize,
 }
 
+/// What a `security` section without LMUs or a mesh is told.
+pub const NEEDS_LMUS_OR_MESH: &str = "needs an `lmus` or a `mesh` section (it secures the LMUs' and the mesh's frames)";
+
 /// How long after a real fault's onset contactor operations and interruptions belong to the fault.
 pub const FAULT_WINDOW: SimDuration = SimDuration::from_secs(120);
 /// How long after an LMU accepted an impostor frame the contactor operations on the feeder are the attack's.
 pub const ATTACK_EFFECT_WINDOW: SimDuration = SimDuration::from_secs(10);
 
-/// Provisions frame security on the LMUs of `lmus`, schedules rotations and removals, and adds the attackers.
+/// Provisions frame security on the LMUs of `lmus` and on every node of the mesh agent `mesh`, schedules
+/// rotations and removals, and adds the attackers.
 pub fn add(
     sim: &mut Simulation<Msg>,
     loaded: &Loaded,
     cfg: &SecurityConfig,
     lmus: Option<&LmuPart>,
+    mesh: Option<AgentId>,
     seed: u64,
 ) -> Result<SecurityPart, InputError> {
     cfg.validate().map_err(|e| loaded.error_in("security", e))?;
+    if lmus.is_none() && mesh.is_none() {
+        return Err(loaded.error_at("security", NEEDS_LMUS_OR_MESH, None));
+    }
+    if cfg.enabled
+        && let Some(m) = mesh
+        && let Some(agent) = sim.agent_mut::<crate::mesh::MeshAgent>(m)
+    {
+        let KeyPlan::Group { index, key } = &cfg.keys;
+        let key = parse_key(key).map_err(|e| loaded.error_at("security.keys.key", e, None))?;
+        let ms = crate::mesh::medium::MeshSecurity {
+            pan_id: cfg.pan_id,
+            policy: cfg.mesh.policy(),
+            key_index: *index,
+            key,
+            max_frame_age_ns: cfg.max_frame_age.map(|a| a.0.as_nanos()),
+        };
+        agent.secure(&ms).map_err(|e| loaded.error_at("security.mesh", e, None))?;
+    }
+    let (jammers, jam_until_ns) = add_jammers(sim, loaded, cfg, lmus, mesh, seed)?;
     let Some(lp) = lmus else {
-        return Err(loaded.error_at("security", "needs an `lmus` section (it secures the LMUs' frames)", None));
+        if let Some(k) = cfg.attackers.iter().position(|a| matches!(a, AttackerSpec::RogueRadio { .. })) {
+            return Err(loaded.error_at(
+                &format!("security.attackers[{k}]"),
+                "a rogue radio attacks the LMUs' FLISR frames: it needs an `lmus` section",
+                None,
+            ));
+        }
+        return Ok(SecurityPart {
+            enabled: cfg.enabled,
+            lmus: Vec::new(),
+            attackers: Vec::new(),
+            recorder: None,
+            mesh,
+            jammers,
+            jam_until_ns,
+            fault_windows: Vec::new(),
+            attack_start: None,
+            frame_overhead: 0,
+        });
     };
     let build = lp.build();
     let c = &build.commissioning;
@@ -340,7 +486,9 @@ pub fn add(
     let mut attackers = Vec::new();
     let mut attack_start: Option<SimTime> = None;
     for (k, spec) in cfg.attackers.iter().enumerate() {
-        let AttackerSpec::RogueRadio { at, range_m, start, stop, forge_every, replay_every, guess_key } = spec;
+        let AttackerSpec::RogueRadio { at, range_m, start, stop, forge_every, replay_every, guess_key } = spec else {
+            continue;
+        };
         let xy = match *at {
             Position::Xy(x, y) => (x, y),
             Position::NearLmu(p) => lp.lmus.iter().find(|l| l.1 == p as u32).map(|l| l.2).ok_or_else(|| {
@@ -392,7 +540,10 @@ pub fn add(
         enabled: cfg.enabled,
         lmus: build.agents.clone(),
         attackers,
-        recorder: build.recorder,
+        recorder: Some(build.recorder),
+        mesh,
+        jammers,
+        jam_until_ns,
         fault_windows,
         attack_start,
         frame_overhead: if cfg.enabled { level.overhead() } else { 0 },
@@ -462,7 +613,9 @@ impl crate::world::Part for SecurityPart {
         }
         // Customers losing supply after the attack started, outside the real faults' windows.
         let mut out = BTreeSet::new();
-        if let (Some(start), Some(rec)) = (self.attack_start, sim.agent::<SupplyRecorder>(self.recorder)) {
+        if let (Some(start), Some(rec)) =
+            (self.attack_start, self.recorder.and_then(|a| sim.agent::<SupplyRecorder>(a)))
+        {
             let mut prev: Option<&Vec<bool>> = None;
             for (t, bits) in &rec.history {
                 if *t >= start && !self.in_fault(*t) {
@@ -506,6 +659,34 @@ impl crate::world::Part for SecurityPart {
                 "frames_opened": stats.opened,
             }),
         );
+        let mesh = self.mesh.and_then(|a| sim.agent::<crate::mesh::MeshAgent>(a));
+        let jam = (self.jammers > 0).then(|| jamming_report(self.jammers, self.jam_until_ns, mesh, &lmus, sim.now()));
+        if let Some(obj) = r.summary.get_mut("security").and_then(|v| v.as_object_mut()) {
+            if let Some(m) = mesh {
+                obj.insert("mesh".into(), mesh_security_report(m));
+            }
+            if let Some((j, lost)) = &jam {
+                obj.insert("frames_lost_to_jamming".into(), json!(lost));
+                obj.insert("jamming".into(), j.clone());
+            }
+        }
+        if let Some((j, lost)) = &jam {
+            let pdr = |v: &serde_json::Value| v.as_f64().map_or("n/a".to_string(), |p| format!("{p:.3}"));
+            let part = |name: &str| {
+                let o = &j[name];
+                if o.is_null() {
+                    String::new()
+                } else {
+                    format!(", {name} PDR {} jammed vs {} outside", pdr(&o["pdr_in_period"]), pdr(&o["pdr_outside"]))
+                }
+            };
+            r.human.push(format!(
+                "jamming: {} jammer(s), {lost} frames lost{}{}",
+                self.jammers,
+                part("mesh"),
+                part("flisr")
+            ));
+        }
         r.human.push(format!(
             "security: {} ({} forged, {} replayed; accepted {} forged, {} replayed; {} contactor operations and {} customers interrupted by the attack; {} frames refused)",
             if self.enabled { "on" } else { "off" },
@@ -518,4 +699,175 @@ impl crate::world::Part for SecurityPart {
             refused
         ));
     }
+}
+
+/// The `security.mesh` object: frames sealed, opened and refused by reason over every mesh node, and what
+/// the security bytes cost (bytes per sealed frame, airtime of the security bytes against all airtime).
+fn mesh_security_report(m: &crate::mesh::MeshAgent) -> serde_json::Value {
+    let mut st = gridtwin_firmware::sec::SecStats::default();
+    let (mut sec_ns, mut tx_ns, mut psdu, mut frames, mut seal_fail) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    for i in 0..m.node_count() {
+        let n = m.node_stats(i);
+        sec_ns += n.sec_tx_ns;
+        tx_ns += n.tx_ns;
+        psdu += n.tx_psdu_bytes;
+        frames += n.tx_frames as u64;
+        seal_fail += n.seal_failures as u64;
+        if let Some(x) = m.node_security(i).map(|s| *s.stats()) {
+            st.sealed += x.sealed;
+            st.opened += x.opened;
+            st.bad_mic += x.bad_mic;
+            st.replayed += x.replayed;
+            st.unknown_key += x.unknown_key;
+            st.level_too_low += x.level_too_low;
+            st.malformed += x.malformed;
+            st.table_full += x.table_full;
+            st.stale += x.stale;
+            st.overhead_bytes += x.overhead_bytes;
+        }
+    }
+    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+    json!({
+        "frames_sealed": st.sealed,
+        "frames_opened": st.opened,
+        "frames_refused": st.dropped(),
+        "refused": {
+            "bad_mic": st.bad_mic,
+            "replayed": st.replayed,
+            "unknown_key": st.unknown_key,
+            "level_too_low": st.level_too_low,
+            "malformed": st.malformed,
+            "table_full": st.table_full,
+            "stale": st.stale,
+        },
+        "seal_failures": seal_fail,
+        "overhead_bytes": st.overhead_bytes,
+        "overhead_bytes_per_frame": ratio(st.overhead_bytes, st.sealed),
+        "tx_psdu_bytes_per_frame": ratio(psdu, frames),
+        "airtime_s": tx_ns as f64 * 1e-9,
+        "security_airtime_s": sec_ns as f64 * 1e-9,
+        "security_airtime_pct": ratio(100 * sec_ns, tx_ns.saturating_sub(sec_ns)),
+    })
+}
+
+/// Places the jammers of `cfg` on the mesh agent `mesh` and on the LMUs' peer links, with the radio and
+/// propagation of the scenario's `mesh` section (or the default mesh's, when FLISR frames are the only radio
+/// traffic); returns how many there are.
+fn add_jammers(
+    sim: &mut Simulation<Msg>,
+    loaded: &Loaded,
+    cfg: &SecurityConfig,
+    lmus: Option<&LmuPart>,
+    mesh: Option<AgentId>,
+    seed: u64,
+) -> Result<(usize, u64), InputError> {
+    use crate::mesh::jam::{JamField, JamMode, Jammer};
+    let mut list = Vec::new();
+    for (k, spec) in cfg.attackers.iter().enumerate() {
+        let AttackerSpec::Jammer { at, eirp_dbm, start, stop, mode } = spec else { continue };
+        let (x_m, y_m) = match *at {
+            Position::Xy(x, y) => (x, y),
+            Position::NearLmu(p) => {
+                let lmu = lmus.and_then(|lp| lp.lmus.iter().find(|l| l.1 == p as u32).map(|l| l.2));
+                let node = || {
+                    let m = mesh.and_then(|a| sim.agent::<crate::mesh::MeshAgent>(a))?;
+                    m.index_of(p as u32).map(|i| m.xy[i])
+                };
+                lmu.or_else(node).ok_or_else(|| {
+                    loaded.error_at(&format!("security.attackers[{k}].at"), format!("no LMU or mesh node {p}"), None)
+                })?
+            }
+        };
+        let mode = match mode {
+            JamModeSpec::Continuous => JamMode::Continuous,
+            JamModeSpec::Reactive { burst } => JamMode::Reactive { burst_ns: burst.0.as_nanos() },
+        };
+        list.push(Jammer {
+            x_m,
+            y_m,
+            eirp_dbm: *eirp_dbm,
+            start_ns: start.0.as_nanos(),
+            stop_ns: stop.0.as_nanos(),
+            mode,
+        });
+    }
+    if list.is_empty() {
+        return Ok((0, 0));
+    }
+    let until_ns = list.iter().map(|j| j.stop_ns).max().unwrap_or(0);
+    let mesh_cfg = loaded.scenario.mesh.clone().unwrap_or_default();
+    let (radio, _) = loaded.model::<crate::mesh::RadioModel>(&format!("radio-{}", mesh_cfg.radio))?;
+    let n = list.len();
+    let field = std::sync::Arc::new(JamField::new(list, radio, mesh_cfg.propagation, seed));
+    if let Some(m) = mesh.and_then(|a| sim.agent_mut::<crate::mesh::MeshAgent>(a)) {
+        m.add_jammers(field.clone());
+    }
+    if let Some(lp) = lmus {
+        let poles: std::collections::BTreeMap<u16, (f64, f64)> =
+            lp.build().commissioning.lmus.iter().zip(&lp.lmus).map(|(l, e)| (l.peer, e.2)).collect();
+        for &(agent, _, _) in &lp.lmus {
+            let Some(a) = sim.agent_mut::<LmuAgent>(agent) else { continue };
+            let mine: std::collections::BTreeMap<u16, (f64, f64)> =
+                std::iter::once(a.peer).chain(a.peer_ids()).filter_map(|p| poles.get(&p).map(|&xy| (p, xy))).collect();
+            a.jam = Some(crate::twin::link::JamLink::new(field.clone(), mine, stream(seed, agent.0 as u64, "jamming")));
+        }
+    }
+    Ok((n, until_ns))
+}
+
+/// The `security.jamming` object (and the frames lost to jamming): per path (mesh, FLISR peer links), the
+/// frames the jammers cost and delivery for traffic generated during the jamming periods against outside
+/// them, and after the last period ended (mesh: readings, over complete metrics bins, the last two minutes
+/// left out as still in flight; `after` counts the bins that end after the last period).
+fn jamming_report(
+    jammers: usize,
+    until_ns: u64,
+    mesh: Option<&crate::mesh::MeshAgent>,
+    lmus: &[&LmuAgent],
+    now: SimTime,
+) -> (serde_json::Value, u64) {
+    let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+    let mut lost = 0;
+    let mesh_obj = mesh.and_then(|m| {
+        let st = m.jam_stats()?;
+        let complete = (now.0.saturating_sub(120_000_000_000) / m.bin_ns) as usize;
+        let bins = &m.bins[..complete.min(m.bins.len())];
+        let (mut si, mut di, mut so, mut dout, mut sa, mut da) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+        for (k, b) in bins.iter().enumerate() {
+            si += b.jam_sent as u64;
+            di += b.jam_delivered as u64;
+            so += (b.sent - b.jam_sent) as u64;
+            dout += (b.delivered - b.jam_delivered) as u64;
+            if (k as u64 + 1) * m.bin_ns > until_ns {
+                sa += (b.sent - b.jam_sent) as u64;
+                da += (b.delivered - b.jam_delivered) as u64;
+            }
+        }
+        lost += st.rx_lost;
+        Some(json!({
+            "frames_lost": st.rx_lost,
+            "cca_busy": st.cca_busy,
+            "bursts": st.bursts,
+            "reports_in_period": si,
+            "pdr_in_period": ratio(di, si),
+            "reports_outside": so,
+            "pdr_outside": ratio(dout, so),
+            "reports_after": sa,
+            "pdr_after": ratio(da, sa),
+        }))
+    });
+    let links: Vec<&crate::twin::link::JamLink> = lmus.iter().filter_map(|l| l.jam.as_ref()).collect();
+    let flisr = (!links.is_empty()).then(|| {
+        let sum = |f: fn(&crate::twin::link::JamLink) -> u64| links.iter().map(|j| f(j)).sum::<u64>();
+        let l = sum(|j| j.lost);
+        lost += l;
+        json!({
+            "frames_lost": l,
+            "frames_in_period": sum(|j| j.sent_in),
+            "pdr_in_period": ratio(sum(|j| j.delivered_in), sum(|j| j.sent_in)),
+            "frames_outside": sum(|j| j.sent_out),
+            "pdr_outside": ratio(sum(|j| j.delivered_out), sum(|j| j.sent_out)),
+        })
+    });
+    (json!({ "jammers": jammers, "mesh": mesh_obj, "flisr": flisr }), lost)
 }

@@ -8,7 +8,7 @@
 
 use super::LmuMsg;
 use super::contactor::ContactorTwin;
-use super::link::PeerLink;
+use super::link::{JamLink, PeerLink};
 use super::sensor::{Fidelity, PrimaryState, SensorTwin};
 use crate::agents::Msg;
 use crate::agents::gateway::GwMsg;
@@ -94,6 +94,8 @@ pub struct LmuAgent {
     pub impostor_overflow: u64,
     /// Peer frames refused by frame security.
     pub frames_refused: u64,
+    /// Jammers acting on the peer link (`None` without jammers).
+    pub jam: Option<JamLink>,
 }
 
 /// Most accepted impostor frames an LMU records.
@@ -153,6 +155,7 @@ impl LmuAgent {
             impostor_accepted: Vec::new(),
             impostor_overflow: 0,
             frames_refused: 0,
+            jam: None,
         }
     }
 
@@ -187,6 +190,11 @@ impl LmuAgent {
             ),
         };
         ctx.send(msg.0, SimDuration::ZERO, msg.1);
+    }
+
+    /// The LMUs this one sends peer frames to.
+    pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
     }
 
     pub fn firmware(&self) -> &Lmu {
@@ -247,7 +255,14 @@ impl LmuAgent {
                     Msg::Lmu(LmuMsg::Overheard { from: self.peer, to, bytes: bytes.clone() }),
                 );
             }
-            if let Some(delay) = self.link.transmit(self.peer, to, bytes.len()) {
+            let mut delivery = self.link.transmit(self.peer, to, bytes.len());
+            if let Some(j) = &mut self.jam {
+                if delivery.is_some() && !j.survives(now.as_nanos(), self.peer, to, bytes.len()) {
+                    delivery = None;
+                }
+                j.count(now.as_nanos(), delivery.is_some());
+            }
+            if let Some(delay) = delivery {
                 ctx.send(dst, delay, Msg::Lmu(LmuMsg::Frame { from: self.peer, bytes }));
             }
         }

@@ -1,10 +1,16 @@
 //! The link LMUs use to talk to their neighbours until the radio mesh carries the frames: a configurable
 //! one-way latency with jitter and an independent loss probability, behind the small [`PeerLink`] trait the
 //! mesh will implement too. Units: ms in the model, ns in time; draws come from a seeded stream.
+//!
+//! Jammers ([`JamLink`]) act on this link with the mesh's physics: the frame's SINR at the receiver's pole
+//! with the jammers' power, through the mesh's propagation model, decides whether it survives them.
 
 use crate::engine::{SimDuration, SimRng};
+use crate::mesh::jam::JamField;
 use gridtwin_firmware::lmu::flisr::PeerId;
 use rand::RngExt;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Carries a frame from one LMU to another: returns the delivery delay, or `None` when the frame is lost.
 pub trait PeerLink {
@@ -69,5 +75,57 @@ impl PeerLink for LossyLink {
         }
         let ns = ((self.m.latency_ms + j * self.m.jitter_ms) * 1e6).round() as u64;
         Some(SimDuration::from_nanos(ns))
+    }
+}
+
+/// Jamming on one LMU's peer link: the jammers, the poles of this LMU and its neighbours, a random stream
+/// for the survival draws, and delivery counts inside and outside the jamming periods.
+pub struct JamLink {
+    field: Arc<JamField>,
+    /// Pole of each LMU that may send or receive on this link, m.
+    poles: BTreeMap<PeerId, (f64, f64)>,
+    rng: SimRng,
+    /// Frames lost to the jammers.
+    pub lost: u64,
+    /// Frames handed to the link while a jammer was in its period, and those delivered.
+    pub sent_in: u64,
+    pub delivered_in: u64,
+    /// The same outside the jamming periods.
+    pub sent_out: u64,
+    pub delivered_out: u64,
+}
+
+impl JamLink {
+    pub fn new(field: Arc<JamField>, poles: BTreeMap<PeerId, (f64, f64)>, rng: SimRng) -> JamLink {
+        JamLink { field, poles, rng, lost: 0, sent_in: 0, delivered_in: 0, sent_out: 0, delivered_out: 0 }
+    }
+
+    /// Whether a frame of `frame_len` bytes from `from` to `to` sent at `now_ns` survives the jammers (it
+    /// is lost with the probability the jammers add to its error rate at the receiver: one minus the ratio
+    /// of its success with and without them, the link's own loss model covering the rest). Peers of unknown
+    /// position are not jammed.
+    pub fn survives(&mut self, now_ns: u64, from: PeerId, to: PeerId, frame_len: usize) -> bool {
+        let (Some(&a), Some(&b)) = (self.poles.get(&from), self.poles.get(&to)) else { return true };
+        let (with, clear) = self.field.link_success(now_ns, a, from as u32, b, to as u32, frame_len);
+        if with >= clear || clear <= 0.0 {
+            return true;
+        }
+        let u: f64 = self.rng.random();
+        let ok = u < with / clear;
+        if !ok {
+            self.lost += 1;
+        }
+        ok
+    }
+
+    /// Counts a frame handed to the link at `now_ns` and whether it was delivered.
+    pub fn count(&mut self, now_ns: u64, delivered: bool) {
+        if self.field.in_period(now_ns) {
+            self.sent_in += 1;
+            self.delivered_in += delivered as u64;
+        } else {
+            self.sent_out += 1;
+            self.delivered_out += delivered as u64;
+        }
     }
 }

@@ -89,6 +89,7 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
         return Err(loaded.error_at("lmus", "LMUs and faults need a `grid` section", None));
     }
     let mut route = CommandRoute::None;
+    let mut mesh_agent = None;
     if let Some(m) = &s.mesh {
         let mut nodes = Vec::new();
         if let Some(l) = &lmus {
@@ -107,6 +108,7 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
             });
         }
         let part = mesh::add(&mut sim, loaded, m, &nodes)?;
+        mesh_agent = Some(part.handle.agent());
         if let Some(l) = &lmus {
             l.use_mesh(&mut sim, part.handle.agent());
         }
@@ -116,7 +118,7 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
         parts.push(Box::new(part));
     }
     if let Some(sc) = &s.security {
-        parts.push(Box::new(crate::security::add(&mut sim, loaded, sc, lmus.as_ref(), seed)?));
+        parts.push(Box::new(crate::security::add(&mut sim, loaded, sc, lmus.as_ref(), mesh_agent, seed)?));
     }
     if let Some(t) = &s.theft {
         parts.push(Box::new(crate::security::theft::add(&mut sim, loaded, t, lmus.as_ref(), grid_agent, seed)?));

@@ -77,3 +77,108 @@ fn theft_false_alarm_rate_on_100_honest_days() {
     assert_eq!(f.flagged, 0, "{f:?}");
     assert!(f.worst_residual_over_threshold < 1.0, "{f:?}");
 }
+
+/// A small standalone mesh (one coordinator, 300 LMUs on a 100 m grid, a reading every 5 minutes) with the
+/// given `security` section (empty: none).
+fn mesh_scenario(security: &str, hours: u32) -> Loaded {
+    let text = format!(
+        r#"Scenario(
+    name: "mesh-security",
+    seed: 5,
+    duration: "{hours}h",
+    mesh: (
+        radio: "sun-fsk-868",
+        propagation: LogDistance(exponent: 3.0, shadowing_db: 4.0),
+        layout: Some(Grid(nodes: 300, spacing_m: 100.0, jitter_m: 30.0, coordinators: 1)),
+        traffic: (report_every: Some("5min"), report_bytes: 40, start: "1min", command_every: Some("1min")),
+    ),
+    {security}
+)"#
+    );
+    Loaded::from_text("mesh-security.ron".into(), text, Some("scenarios".into())).unwrap()
+}
+
+const KEYS: &str = r#"keys: Group(index: 0, key: "3f9a1c7e5b2d48a6c0e1f2d3b4a59687")"#;
+
+#[test]
+fn every_mesh_frame_is_sealed_opened_and_paid_for_in_airtime() {
+    let off = gridtwin::sweep::run_one(&mesh_scenario("", 2), 5).unwrap();
+    let on_text = format!("security: (enabled: true, {KEYS}),");
+    let on = gridtwin::sweep::run_one(&mesh_scenario(&on_text, 2), 5).unwrap();
+    let s = &on["security"]["mesh"];
+    assert!(s["frames_sealed"].as_u64().unwrap() > 10_000, "{s}");
+    assert!(
+        s["frames_opened"].as_u64().unwrap() > s["frames_sealed"].as_u64().unwrap(),
+        "broadcasts open at many: {s}"
+    );
+    // Nothing legitimate is refused for a bad MIC, an unknown key or a weak level; every refusal has a reason.
+    for r in ["bad_mic", "unknown_key", "level_too_low", "malformed", "table_full"] {
+        assert_eq!(s["refused"][r], 0, "{r}: {s}");
+    }
+    let refused: u64 = s["refused"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(refused, s["frames_refused"].as_u64().unwrap(), "{s}");
+    // Routing frames carry 10 bytes (Mic32), readings 10 (EncMic32), commands 14 (EncMic64).
+    let per = s["overhead_bytes_per_frame"].as_f64().unwrap();
+    assert!((10.0..=14.0).contains(&per), "{s}");
+    let (m_on, m_off) = (&on["mesh"], &off["mesh"]);
+    let psdu = |m: &serde_json::Value| m["tx_psdu_bytes_per_frame"].as_f64().unwrap();
+    assert!(psdu(m_on) > psdu(m_off) + 9.0, "{} vs {}", psdu(m_on), psdu(m_off));
+    assert!(s["security_airtime_pct"].as_f64().unwrap() > 5.0, "{s}");
+    assert!(m_on["pdr"].as_f64().unwrap() > 0.95, "{m_on}");
+    assert!(off["security"].is_null());
+}
+
+fn jammer(mode: &str) -> String {
+    format!(
+        r#"security: (enabled: true, {KEYS}, attackers: [
+        Jammer(at: Xy(850.0, 850.0), eirp_dbm: 14.0, start: "40min", stop: "80min", mode: {mode}),
+    ]),"#
+    )
+}
+
+#[test]
+fn a_jammer_cuts_mesh_delivery_in_its_period_and_delivery_restores_after() {
+    for mode in ["Continuous", r#"Reactive(burst: "5ms")"#] {
+        let s = gridtwin::sweep::run_one(&mesh_scenario(&jammer(mode), 2), 5).unwrap();
+        let j = &s["security"]["jamming"];
+        let m = &j["mesh"];
+        assert!(s["security"]["frames_lost_to_jamming"].as_u64().unwrap() > 0, "{mode}: {j}");
+        let (during, outside, after) = (
+            m["pdr_in_period"].as_f64().unwrap(),
+            m["pdr_outside"].as_f64().unwrap(),
+            m["pdr_after"].as_f64().unwrap(),
+        );
+        assert!(during < outside - 0.2, "{mode}: {j}");
+        assert!(after > 0.95 && outside > 0.95, "{mode}: {j}");
+        if mode != "Continuous" {
+            assert!(m["bursts"].as_u64().unwrap() > 100, "{j}");
+        }
+    }
+    // Out of range, the same jammer changes nothing it could not: no frame lost to it.
+    let far = jammer("Continuous").replace("Xy(850.0, 850.0)", "Xy(60000.0, 60000.0)");
+    let s = gridtwin::sweep::run_one(&mesh_scenario(&far, 2), 5).unwrap();
+    assert_eq!(s["security"]["frames_lost_to_jamming"], 0, "{}", s["security"]);
+}
+
+#[test]
+fn the_attack_scenario_jams_flisr_frames_and_still_locates_the_fault() {
+    let s = run("scenarios/attack.ron", &[]);
+    let j = &s["security"]["jamming"]["flisr"];
+    assert!(j["frames_lost"].as_u64().unwrap() > 0, "{j}");
+    assert!(j["pdr_in_period"].as_f64().unwrap() < 0.95, "{j}");
+    let f = &s["faults"];
+    assert_eq!(f["located_correct_pct"], 100.0, "{f}");
+    assert!(f["events"][0]["isolation_s"].as_f64().is_some() && f["events"][0]["restore_s"].as_f64().is_some(), "{f}");
+}
+
+#[test]
+fn a_strong_jammer_over_the_fault_costs_the_location_but_the_fault_is_still_cleared() {
+    let s = run("scenarios/attack.ron", &[("security.attackers[1].eirp_dbm", "14.0")]);
+    let j = &s["security"]["jamming"]["flisr"];
+    assert!(j["pdr_in_period"].as_f64().unwrap() < 0.7, "{j}");
+    let e = &s["faults"]["events"][0];
+    // Blocking lost: the upstream neighbour trips too, so the fault is cleared as fast, one section wider.
+    assert_eq!(e["located_section"], "S5", "{e}");
+    assert!(e["trip_ms"].as_f64().unwrap() < 100.0, "{e}");
+    assert!(e["healthy_trips"].as_u64().unwrap() >= 1, "{e}");
+}

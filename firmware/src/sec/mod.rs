@@ -33,8 +33,15 @@ use ccm::consts::{U4, U8, U13, U16};
 pub const KEY_LEN: usize = 16;
 /// Most keys a node stores (current, next and old ones during a rotation, and per-link keys).
 pub const MAX_KEYS: usize = 8;
-/// Most (sender, key) replay windows a node keeps; frames from further senders are refused.
+/// Most (sender, key) replay windows a node keeps by default; frames from further senders are refused. A
+/// node in a dense mesh hears more neighbours than this and is sized at commissioning
+/// ([`FrameSecurity::set_max_senders`]).
 pub const MAX_SENDERS: usize = 64;
+/// Hard ceiling of [`FrameSecurity::set_max_senders`] (replay windows are 16 bytes each).
+pub const MAX_SENDERS_CEILING: usize = 4096;
+/// The broadcast short address: a frame sent to it is authenticated for every receiver (802.15.4 puts the
+/// destination address of the MAC header, broadcast included, into the authenticated data).
+pub const BROADCAST_ADDR: u16 = 0xFFFF;
 /// Width of the replay window (frame counters behind the highest seen that may still arrive once).
 pub const REPLAY_WINDOW: u32 = 64;
 /// Largest payload sealed or opened, bytes (an 802.15.4 PHY frame is at most 127 bytes).
@@ -359,6 +366,8 @@ pub struct FrameSecurity {
     stats: SecStats,
     /// Time-stamped counters (see [`FrameSecurity::set_freshness`]): the largest age accepted (ns).
     max_age_ns: Option<u64>,
+    /// Most replay windows kept ([`MAX_SENDERS`] unless set).
+    max_senders: usize,
 }
 
 /// Tick of time-stamped frame counters (ns): 10 ms, so 32 bits last 497 days.
@@ -379,7 +388,15 @@ impl FrameSecurity {
             policy,
             stats: SecStats::default(),
             max_age_ns: None,
+            max_senders: MAX_SENDERS,
         }
+    }
+
+    /// Sizes the replay table for `senders` (sender, key) pairs, at most [`MAX_SENDERS_CEILING`] (a mesh
+    /// node is sized at commissioning for the neighbours it can hear); returns the size set.
+    pub fn set_max_senders(&mut self, senders: usize) -> usize {
+        self.max_senders = senders.clamp(1, MAX_SENDERS_CEILING);
+        self.max_senders
     }
 
     /// Time-stamped counters, for nodes whose clocks are synchronised to well within `max_age`: the sender's
@@ -501,7 +518,18 @@ impl FrameSecurity {
 
     /// As [`FrameSecurity::open`] at time `now` (against which time-stamped counters are judged).
     pub fn open_at(&mut self, now: Instant, src: u16, frame: &[u8]) -> Result<(u8, Vec<u8>), SecError> {
-        let r = self.open_inner(now, src, frame);
+        self.open_to(now, src, self.addr, frame)
+    }
+
+    /// As [`FrameSecurity::open_at`] for a frame whose MAC header names destination `dst`: this node's
+    /// address or [`BROADCAST_ADDR`] (the authenticated data holds the destination the sender sealed for, so
+    /// a unicast frame for another node, or one re-addressed, fails its MIC).
+    pub fn open_to(&mut self, now: Instant, src: u16, dst: u16, frame: &[u8]) -> Result<(u8, Vec<u8>), SecError> {
+        let r = if dst == self.addr || dst == BROADCAST_ADDR {
+            self.open_inner(now, src, dst, frame)
+        } else {
+            Err(SecError::BadMic)
+        };
         match r {
             Ok(_) => self.stats.opened += 1,
             Err(SecError::BadMic) => self.stats.bad_mic += 1,
@@ -515,7 +543,7 @@ impl FrameSecurity {
         r
     }
 
-    fn open_inner(&mut self, now: Instant, src: u16, frame: &[u8]) -> Result<(u8, Vec<u8>), SecError> {
+    fn open_inner(&mut self, now: Instant, src: u16, dst: u16, frame: &[u8]) -> Result<(u8, Vec<u8>), SecError> {
         let (&frame_type, rest) = frame.split_first().ok_or(SecError::Truncated)?;
         let req = self.policy.required(frame_type);
         if req == SecurityLevel::None && rest.first().is_none_or(|&c| c >> 3 != AuxHeader::KEY_ID_MODE_INDEX) {
@@ -546,14 +574,14 @@ impl FrameSecurity {
         {
             return Err(SecError::Replayed);
         }
-        if w.is_none() && self.windows.len() >= MAX_SENDERS {
+        if w.is_none() && self.windows.len() >= self.max_senders {
             return Err(SecError::SenderTableFull);
         }
         let (payload, mic) = body.split_at(body.len() - mic_len);
         let n = nonce(extended_address(self.pan, src), aux.counter, aux.level);
         let mut aad = Vec::with_capacity(4 + frame.len());
         aad.extend_from_slice(&src.to_le_bytes());
-        aad.extend_from_slice(&self.addr.to_le_bytes());
+        aad.extend_from_slice(&dst.to_le_bytes());
         let mut out = payload.to_vec();
         if aux.level.encrypts() {
             aad.extend_from_slice(&frame[..HEADER_LEN]);
@@ -672,6 +700,47 @@ mod tests {
         assert_eq!(s.replayed, 2);
         assert!(s.bad_mic >= 4 && s.unknown_key >= 1);
         assert_eq!(s.dropped(), s.bad_mic + s.replayed + s.unknown_key + s.level_too_low + s.malformed);
+    }
+
+    #[test]
+    fn broadcasts_open_at_every_receiver_and_unicasts_only_at_theirs() {
+        let (mut a, mut b) = pair(SecurityLevel::Mic64);
+        let mut c = FrameSecurity::new(7, 3, Policy::uniform(SecurityLevel::Mic32), SecurityLevel::Mic32);
+        c.install_key(0, K1).unwrap();
+        let dio = a.seal(BROADCAST_ADDR, 1, &[9, 9, 9]).unwrap();
+        assert_eq!(b.open_to(Instant(0), 1, BROADCAST_ADDR, &dio).unwrap(), (1, vec![9, 9, 9]));
+        assert_eq!(c.open_to(Instant(0), 1, BROADCAST_ADDR, &dio).unwrap(), (1, vec![9, 9, 9]));
+        // A broadcast presented as a unicast (or the reverse) does not verify.
+        let mut d = FrameSecurity::new(7, 4, Policy::uniform(SecurityLevel::Mic32), SecurityLevel::Mic32);
+        d.install_key(0, K1).unwrap();
+        assert_eq!(d.open_to(Instant(0), 1, 4, &dio), Err(SecError::BadMic));
+        let uni = a.seal(2, 1, &[1]).unwrap();
+        assert_eq!(c.open_to(Instant(0), 1, BROADCAST_ADDR, &uni), Err(SecError::BadMic));
+        // Overheard by a node it was not addressed to: refused without trying the key.
+        assert_eq!(c.open_to(Instant(0), 1, 2, &uni), Err(SecError::BadMic));
+        assert!(b.open_to(Instant(0), 1, 2, &uni).is_ok());
+    }
+
+    #[test]
+    fn the_replay_table_is_sized_at_commissioning() {
+        let p = Policy::uniform(SecurityLevel::Mic32);
+        let mut r = FrameSecurity::new(7, 1000, p, SecurityLevel::Mic32);
+        r.install_key(0, K1).unwrap();
+        assert_eq!(r.set_max_senders(100), 100);
+        let mut senders: Vec<FrameSecurity> = (0..101u16)
+            .map(|k| {
+                let mut s = FrameSecurity::new(7, k, p, SecurityLevel::Mic32);
+                s.install_key(0, K1).unwrap();
+                s
+            })
+            .collect();
+        for (k, s) in senders.iter_mut().enumerate() {
+            let f = s.seal(1000, 1, b"x").unwrap();
+            let got = r.open(k as u16, &f);
+            assert_eq!(got.is_ok(), k < 100, "sender {k}: {got:?}");
+        }
+        assert_eq!(r.stats().table_full, 1);
+        assert_eq!(r.set_max_senders(usize::MAX), MAX_SENDERS_CEILING);
     }
 
     #[test]
