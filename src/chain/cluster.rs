@@ -637,7 +637,7 @@ impl Cluster {
             if self.canonical.len() as u64 == h - 1 {
                 self.canonical.push(hash);
                 self.execute(&block);
-                if h % VOTE_WATCH_HEIGHTS == 0 {
+                if h.is_multiple_of(VOTE_WATCH_HEIGHTS) {
                     // Votes of heights every honest validator left long ago can no longer decide anything.
                     let keep_from = self.min_honest_height().saturating_sub(VOTE_WATCH_HEIGHTS);
                     self.sent_votes.retain(|k, _| k.1 >= keep_from);
