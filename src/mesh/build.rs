@@ -210,6 +210,7 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
     agent.audible_reach_m = reach;
     agent.reach2 = interference_reach * interference_reach;
     agent.interference_dbm = interference;
+    agent.bound_links();
     agent.index_channel();
     let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
     for nd in &agent.nodes {
@@ -782,5 +783,56 @@ mod pan_tests {
         assert_eq!(p, vec![0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]);
         let e = assign_pans(&specs, 6).unwrap_err();
         assert!(e.contains("12 nodes and 2 coordinator(s)"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use crate::mesh::config::{Layout, MeshConfig};
+
+    /// The bound on links' powers (`MeshAgent::bound_links`) only ever skips links the full computation finds
+    /// below the interference threshold: every pair of a jittered grid, with and without the bound, at two
+    /// shadowing spreads.
+    #[test]
+    fn bounded_link_powers_equal_the_full_computation() {
+        let text = std::fs::read_to_string(format!("{}/models/radio-sun-fsk-868.ron", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+        let radio: RadioModel = ron::from_str(&text).unwrap();
+        for (seed, shadowing_db) in [(3u64, 4.0), (4, 8.0), (5, 0.0)] {
+            let mut sim = Simulation::new(seed);
+            let cfg = MeshConfig {
+                layout: Some(Layout::Grid { nodes: 900, spacing_m: 150.0, jitter_m: 40.0, coordinators: 2 }),
+                propagation: crate::mesh::Propagation::LogDistance {
+                    exponent: 3.0,
+                    ref_distance_m: 1.0,
+                    shadowing_db,
+                    asymmetric: false,
+                },
+                ..MeshConfig::default()
+            };
+            let h = build(&mut sim, &cfg, &radio, &[]).unwrap();
+            let m = h.mesh(&sim).unwrap();
+            assert!(!m.below_floor_d2.is_empty());
+            let (mut audible, mut skipped) = (0, 0);
+            for from in 0..m.xy.len() {
+                for to in 0..m.xy.len() {
+                    let (a, b) = (m.xy[from], m.xy[to]);
+                    let d2 = (a.0 - b.0).powi(2) + (a.1 - b.1).powi(2);
+                    if from == to || d2 > m.reach2 {
+                        continue;
+                    }
+                    let exact = m.link_dbm_exact(d2, from, to);
+                    if m.bounded_out(d2, from, to) {
+                        assert_eq!(exact, None, "link {from} -> {to} at {} m bounded out", d2.sqrt());
+                        skipped += 1;
+                    }
+                    audible += exact.is_some() as usize;
+                }
+            }
+            // Without shadowing the interference reach is the bound itself: nothing is left to skip.
+            assert!(audible > 0, "no audible link");
+            assert!(shadowing_db == 0.0 || skipped > audible, "{audible} audible, {skipped} skipped by the bound");
+        }
     }
 }

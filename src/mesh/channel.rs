@@ -188,6 +188,51 @@ impl Channel {
         self.scratch = hits;
     }
 
+    /// Calls `visit` on every kept frame whose transmitter lies within `radius_m` of `(x_m, y_m)` (by cell;
+    /// callers apply the exact distance), in no particular order, until it returns `false`; returns whether
+    /// the scan ran to the end. For callers whose answer does not depend on the order (or who fall back to
+    /// [`Channel::near`] when it might): no sorting and no copy.
+    pub(crate) fn visit_near(
+        &self,
+        x_m: f64,
+        y_m: f64,
+        radius_m: f64,
+        mut visit: impl FnMut(&OnAir) -> bool,
+    ) -> bool {
+        if !radius_m.is_finite() {
+            return self.frames.iter().all(visit);
+        }
+        let outside = (self.x0_m - x_m).max(0.0)
+            + (x_m - (self.x0_m + self.nx as f64 * self.cell_m)).max(0.0)
+            + (self.y0_m - y_m).max(0.0)
+            + (y_m - (self.y0_m + self.ny as f64 * self.cell_m)).max(0.0);
+        let ring = ((radius_m + outside) / self.cell_m).ceil() as usize;
+        let (cx, cy) = self.cell_of(x_m, y_m);
+        let (gx0, gx1) = (cx.saturating_sub(ring), (cx + ring).min(self.nx - 1));
+        let (gy0, gy1) = (cy.saturating_sub(ring), (cy + ring).min(self.ny - 1));
+        if 2 * (gx1 - gx0 + 1) * (gy1 - gy0 + 1) >= self.nx * self.ny {
+            return self.frames.iter().all(visit);
+        }
+        let r2 = radius_m * radius_m;
+        for gy in gy0..=gy1 {
+            let dy = self.axis_gap(y_m, self.y0_m, gy, self.ny);
+            for gx in gx0..=gx1 {
+                let dx = self.axis_gap(x_m, self.x0_m, gx, self.nx);
+                if dx * dx + dy * dy > r2 {
+                    continue;
+                }
+                let cell = &self.cells[gy * self.nx + gx];
+                let from = cell.partition_point(|&id| id < self.first_id);
+                for &id in cell.range(from..) {
+                    if !visit(&self.frames[(id - self.first_id) as usize]) {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
     /// Distance along one axis from coordinate `v` to cell `g` of `n` (origin `v0`), 0 when inside; the first
     /// and last cells are open outward.
     fn axis_gap(&self, v: f64, v0: f64, g: usize, n: usize) -> f64 {
@@ -239,6 +284,22 @@ mod tests {
                         .map(|g| g.id)
                         .collect();
                     assert_eq!(got.iter().map(|g| g.id).collect::<Vec<_>>(), want, "radius {radius} at {id}");
+                    // The unordered visit sees the same frames, and stops when asked.
+                    let mut seen = Vec::new();
+                    assert!(ch.visit_near(px, py, radius, |g| {
+                        if g.start <= now && now < g.end && (g.x_m - px).hypot(g.y_m - py) <= radius {
+                            seen.push(g.id);
+                        }
+                        true
+                    }));
+                    seen.sort_unstable();
+                    assert_eq!(seen, want, "visit, radius {radius} at {id}");
+                    let mut visits = 0;
+                    let complete = ch.visit_near(px, py, radius, |_| {
+                        visits += 1;
+                        visits < 2
+                    });
+                    assert_eq!(complete, visits < 2, "early stop, radius {radius} at {id}");
                 }
             }
             assert_eq!(ch.get(id).map(|g| g.id), Some(id));

@@ -416,7 +416,13 @@ pub struct MeshAgent {
     /// Jammers on the channel (none in most runs).
     pub(crate) jam: Option<Box<MeshJam>>,
     scratch_jam: Vec<Interferer>,
+    /// Per shadowing bin, the squared distance beyond which a link is surely below `interference_dbm`, m^2
+    /// (log-distance propagation; empty otherwise). See [`MeshAgent::bound_links`].
+    pub(crate) below_floor_d2: Vec<f64>,
 }
+
+/// Shadowing bins of [`MeshAgent::bound_links`]: the top bits of a link's shadowing hash.
+const SHADOW_BIN_BITS: u32 = 12;
 
 /// Index of the node with short address `addr` in PAN `pan`.
 #[inline]
@@ -499,7 +505,38 @@ impl MeshAgent {
             pan_members: Vec::new(),
             jam: None,
             scratch_jam: Vec::new(),
+            below_floor_d2: Vec::new(),
         })
+    }
+
+    /// Bounds the links' powers before their shadowing is computed, so that most links far from a receiver are
+    /// ruled out by a hash and a comparison instead of a logarithm and a normal quantile. Call once
+    /// `interference_dbm` is set.
+    ///
+    /// Why it is exact: a link's shadowing is `sigma * z(u)` with `u` read from the top bits of its hash and `z`
+    /// the (increasing) normal quantile, so within a bin of those bits it is at least the quantile of the
+    /// bin's smallest `u`. With that shadowing, the median loss that already puts the link below the threshold
+    /// gives a distance; a link farther than it (with a margin of 1e-6 dB and 1e-9 relative for rounding) is
+    /// below the threshold whatever its exact shadowing, and `link_dbm_at` returns `None` for it, as the full
+    /// computation would. Only log-distance propagation with a positive exponent is bounded.
+    pub(crate) fn bound_links(&mut self) {
+        self.below_floor_d2.clear();
+        let Some((d0, l0, slope)) = self.log_distance else { return };
+        let sigma = self.prop.shadowing_db();
+        if !(slope > 0.0 && sigma >= 0.0 && d0 > 0.0) {
+            return;
+        }
+        let shift = 53 - SHADOW_BIN_BITS;
+        let d_min = d0.max(super::propagation::MIN_DISTANCE_M);
+        for k in 0..(1u64 << SHADOW_BIN_BITS) {
+            // The bin's smallest variate, as `std_normal` forms it.
+            let u = ((k << shift) as f64 + 0.5) / (1u64 << 53) as f64;
+            let z = super::propagation::inverse_normal_cdf(u);
+            let shadow_min_db = sigma * (z - 1e-9 * (1.0 + z.abs()));
+            let median_max_db = self.offset_dbm - self.interference_dbm + 1e-6 - l0 - shadow_min_db;
+            let d = d0 * 10f64.powf(median_max_db / slope);
+            self.below_floor_d2.push(d.max(d_min).powi(2) * (1.0 + 1e-9));
+        }
     }
 
     /// Rebuilds the channel's spatial index over the nodes' positions, with cells half as wide as the
@@ -702,6 +739,26 @@ impl MeshAgent {
         if d2 > self.reach2 {
             return None;
         }
+        if self.bounded_out(d2, from, to) {
+            return None;
+        }
+        self.link_dbm_exact(d2, from, to)
+    }
+
+    /// Whether [`MeshAgent::bound_links`]' bound puts the link `from -> to` at squared distance `d2` (m^2)
+    /// below the interference threshold, without computing its shadowing.
+    #[inline]
+    pub(crate) fn bounded_out(&self, d2: f64, from: usize, to: usize) -> bool {
+        if self.below_floor_d2.is_empty() || !self.link_extra_db.is_empty() {
+            return false;
+        }
+        let h = self.prop.shadow_hash(self.seed, from as u32, to as u32);
+        d2 > self.below_floor_d2[(h >> (64 - SHADOW_BIN_BITS)) as usize]
+    }
+
+    /// [`MeshAgent::link_dbm_at`] computed in full, for a link at squared distance `d2` (m^2).
+    #[inline]
+    pub(crate) fn link_dbm_exact(&self, d2: f64, from: usize, to: usize) -> Option<f64> {
         let p = self.offset_dbm - self.loss_db(from, to, d2.sqrt()) - self.extra_db(from, to);
         (p >= self.interference_dbm).then_some(p)
     }
@@ -902,6 +959,34 @@ impl MeshAgent {
     }
 
     fn channel_busy(&mut self, i: usize, now: u64) -> bool {
+        // The decision is whether the power summed in id order reaches the threshold. Terms are positive, so a
+        // sum in any order that is clearly above (or, complete, clearly below) decides it without sorting; the
+        // margin of 1e-9 is far above the relative rounding of any sum the channel can hold (n * 2^-53), and
+        // a sum inside the margin is redone in id order below. With jammers, the exact sum is needed anyway.
+        if self.jam.is_none() {
+            let (x, y) = self.xy[i];
+            let (hi, lo) = (self.cca_mw * (1.0 + 1e-9), self.cca_mw * (1.0 - 1e-9));
+            let mut mw = 0.0;
+            let mut n = 0usize;
+            let complete = self.channel.visit_near(x, y, self.reach2.sqrt(), |g| {
+                if g.src as usize != i
+                    && g.start <= now
+                    && now < g.end
+                    && let Some(p) = self.link_dbm_at((g.x_m, g.y_m), g.src as usize, i)
+                {
+                    mw += dbm_to_mw(p);
+                    n += 1;
+                }
+                mw < hi
+            });
+            debug_assert!(n < 1 << 20, "a carrier sense over {n} frames");
+            if !complete {
+                return true;
+            }
+            if mw < lo {
+                return false;
+            }
+        }
         let mut near = std::mem::take(&mut self.scratch_air);
         near.clear();
         let (x, y) = self.xy[i];

@@ -158,10 +158,17 @@ impl Propagation {
         if sigma == 0.0 {
             return 0.0;
         }
+        sigma * std_normal(self.shadow_hash(seed, a, b))
+    }
+
+    /// The hash that draws the link `a -> b`'s shadowing: its top 53 bits are the uniform variate whose normal
+    /// quantile, times the standard deviation, is the shadowing ([`std_normal`]), so the shadowing grows with
+    /// them.
+    #[inline]
+    pub fn shadow_hash(&self, seed: u64, a: u32, b: u32) -> u64 {
         let asym = matches!(*self, Propagation::LogDistance { asymmetric: true, .. });
         let (x, y) = if asym || a <= b { (a, b) } else { (b, a) };
-        let h = derive_seed(seed, &[0x5348_4144_4F57, ((x as u64) << 32) | y as u64]);
-        sigma * std_normal(h)
+        derive_seed(seed, &[0x5348_4144_4F57, ((x as u64) << 32) | y as u64])
     }
 
     /// Path loss of the link `a -> b` at `d_m`, shadowing included, dB.
