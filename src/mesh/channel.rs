@@ -150,9 +150,7 @@ impl Channel {
         let (cx, cy) = self.cell_of(x_m, y_m);
         let (gx0, gx1) = (cx.saturating_sub(ring), (cx + ring).min(self.nx - 1));
         let (gy0, gy1) = (cy.saturating_sub(ring), (cy + ring).min(self.ny - 1));
-        // A scan over most of the grid (a district smaller than a few interference reaches) is cheaper as one
-        // pass over the frames, already in id order, than as cell visits plus a sort.
-        if 2 * (gx1 - gx0 + 1) * (gy1 - gy0 + 1) >= self.nx * self.ny {
+        if self.one_pass_cheaper(gx0, gx1, gy0, gy1) {
             out.extend(self.frames.iter().filter(|g| keep(g)));
             return;
         }
@@ -210,7 +208,7 @@ impl Channel {
         let (cx, cy) = self.cell_of(x_m, y_m);
         let (gx0, gx1) = (cx.saturating_sub(ring), (cx + ring).min(self.nx - 1));
         let (gy0, gy1) = (cy.saturating_sub(ring), (cy + ring).min(self.ny - 1));
-        if 2 * (gx1 - gx0 + 1) * (gy1 - gy0 + 1) >= self.nx * self.ny {
+        if self.one_pass_cheaper(gx0, gx1, gy0, gy1) {
             return self.frames.iter().all(visit);
         }
         let r2 = radius_m * radius_m;
@@ -231,6 +229,15 @@ impl Channel {
             }
         }
         true
+    }
+
+    /// Whether one pass over every kept frame (already in id order) costs less than visiting the cells
+    /// `gx0..=gx1` x `gy0..=gy1` (each a search for its first live id, then its frames, then a sort): when
+    /// the scan covers most of the grid (a district a few interference reaches wide), or when the channel is
+    /// quiet (a city between bursts holds a few dozen frames, far fewer than the cells a scan visits).
+    fn one_pass_cheaper(&self, gx0: usize, gx1: usize, gy0: usize, gy1: usize) -> bool {
+        let cells = (gx1 - gx0 + 1) * (gy1 - gy0 + 1);
+        2 * cells >= self.nx * self.ny || self.frames.len() <= 4 * cells
     }
 
     /// Distance along one axis from coordinate `v` to cell `g` of `n` (origin `v0`), 0 when inside; the first
