@@ -244,6 +244,14 @@ pub struct Router {
     recent_fwd: [(u16, u16, u8); RECENT_FWD],
     recent_fwd_i: u8,
     nbrs: Vec<Nbr>,
+    /// Bit `a % 256` set for every neighbour address `a` in `nbrs` (a superset test): most DIOs come from
+    /// nodes not in the table, and this answers for them without touching the table's memory.
+    nbr_filter: [u64; 4],
+    /// The entry a newcomer would replace when the table is full (see `worst_neighbor`), while `worst_ok`.
+    worst_nbr: Option<(u64, usize)>,
+    /// Whether `worst_nbr` is current: cleared by every change of the table's addresses, ranks, link
+    /// estimates or of the parent.
+    worst_ok: bool,
     /// Something parent choice depends on changed since it last ran (a neighbour's rank or link, our bound).
     reselect: bool,
     /// When the data path last made us advertise (see `inconsistency_holdoff_s`).
@@ -290,6 +298,9 @@ impl Router {
             recent_fwd: [(BROADCAST, 0, 0); RECENT_FWD],
             recent_fwd_i: 0,
             nbrs: Vec::new(),
+            nbr_filter: [0; 4],
+            worst_nbr: None,
+            worst_ok: false,
             reselect: true,
             last_inconsistency: None,
             hold_expiry: Instant::MAX,
@@ -840,6 +851,7 @@ impl Router {
             for n in self.nbrs.iter_mut().filter(|n| n.root == root) {
                 n.rank = INFINITE_RANK;
             }
+            self.worst_ok = false;
             self.parent = None;
             self.rank = INFINITE_RANK;
             self.lowest_adv = INFINITE_RANK;
@@ -850,21 +862,10 @@ impl Router {
         // Find the sender by address (a tight scan: every DIO is heard by every neighbour, so this runs once per
         // reception); only when it is unknown and the table is full, look for the worst non-parent entry (by
         // cost, then address) it might replace.
-        let found = self.nbrs.iter().position(|m| m.addr == src);
-        let worst = if found.is_none() && self.nbrs.len() >= self.cfg.neighbors_max as usize {
-            let mut worst: Option<(u64, usize)> = None;
-            for (i, m) in self.nbrs.iter().enumerate() {
-                if Some(m.addr) != self.parent {
-                    let key = ((m.rank as u64 + m.link_etx as u64) << 16) | m.addr as u64;
-                    if worst.is_none_or(|w| key > w.0) {
-                        worst = Some((key, i));
-                    }
-                }
-            }
-            worst
-        } else {
-            None
-        };
+        let found = if self.maybe_neighbor(src) { self.nbrs.iter().position(|m| m.addr == src) } else { None };
+        debug_assert!(found.is_some() || self.nbrs.iter().all(|m| m.addr != src), "filter missed {src}");
+        let worst =
+            if found.is_none() && self.nbrs.len() >= self.cfg.neighbors_max as usize { self.worst_neighbor() } else { None };
         match found {
             Some(i) => {
                 let n = &mut self.nbrs[i];
@@ -873,6 +874,7 @@ impl Router {
                     n.version = version;
                     n.rank = rank;
                     self.reselect = true;
+                    self.worst_ok = false;
                 }
                 // Hearing a DIO proves the link works again: pull an estimate that failures pushed past the
                 // usable limit halfway back to the signal-strength guess, so a lone parent is not lost forever.
@@ -880,6 +882,7 @@ impl Router {
                     n.link_etx = ((n.link_etx as u32 + etx0 as u32) / 2) as u16;
                     n.fail_streak = 0;
                     self.reselect = true;
+                    self.worst_ok = false;
                 }
             }
             None => {
@@ -888,12 +891,14 @@ impl Router {
                 if self.nbrs.len() < self.cfg.neighbors_max as usize {
                     self.nbrs.push(n);
                     self.reselect = true;
+                    self.neighbors_changed();
                 } else if let Some((key, i)) = worst
                     && (rank as u64 + etx0 as u64) < key >> 16
                 {
                     // Replace the worst non-parent entry: the newcomer is better.
                     self.nbrs[i] = n;
                     self.reselect = true;
+                    self.neighbors_changed();
                 }
             }
         }
@@ -918,6 +923,48 @@ impl Router {
     fn drop_neighbor(&mut self, addr: u16) {
         self.nbrs.retain(|n| n.addr != addr);
         self.reselect = true;
+        self.neighbors_changed();
+    }
+
+    /// Whether `addr` may be in the neighbour table (false: surely not).
+    #[inline]
+    fn maybe_neighbor(&self, addr: u16) -> bool {
+        let b = addr as usize & 0xFF;
+        self.nbr_filter[b >> 6] >> (b & 63) & 1 != 0
+    }
+
+    /// After the table's addresses changed: rebuilds the address filter and forgets the worst entry.
+    fn neighbors_changed(&mut self) {
+        self.nbr_filter = [0; 4];
+        for n in &self.nbrs {
+            let b = n.addr as usize & 0xFF;
+            self.nbr_filter[b >> 6] |= 1 << (b & 63);
+        }
+        self.worst_ok = false;
+    }
+
+    /// The non-parent entry with the highest (rank + link ETX, then address): the one a newcomer replaces
+    /// when the table is full, with that key. Kept between changes of the table or the parent, so that the
+    /// DIOs of the many nodes heard but not kept cost no scan of the table.
+    fn worst_neighbor(&mut self) -> Option<(u64, usize)> {
+        let scan = |r: &Router| {
+            let mut worst: Option<(u64, usize)> = None;
+            for (i, m) in r.nbrs.iter().enumerate() {
+                if Some(m.addr) != r.parent {
+                    let key = ((m.rank as u64 + m.link_etx as u64) << 16) | m.addr as u64;
+                    if worst.is_none_or(|w| key > w.0) {
+                        worst = Some((key, i));
+                    }
+                }
+            }
+            worst
+        };
+        if !self.worst_ok {
+            self.worst_nbr = scan(self);
+            self.worst_ok = true;
+        }
+        debug_assert_eq!(self.worst_nbr, scan(self), "stale worst neighbour");
+        self.worst_nbr
     }
 
     fn usable(&self, n: &Nbr, now: Instant) -> bool {
@@ -981,6 +1028,7 @@ impl Router {
                         self.stats.parent_changes += 1;
                     }
                     self.parent = Some(addr);
+                    self.worst_ok = false;
                     let d = self.cfg.dao_delay_ms as u64 * 1_000_000;
                     // One DAO per parent-change burst, and no more often than every four DAO delays.
                     let earliest = self.dao_last.saturating_add(Duration(4 * d));
@@ -1006,6 +1054,7 @@ impl Router {
             None => {
                 if self.parent.is_some() {
                     self.parent = None;
+                    self.worst_ok = false;
                     self.rank = INFINITE_RANK;
                     self.lowest_adv = INFINITE_RANK;
                     // Without the bound every neighbour is a candidate again.
@@ -1062,6 +1111,7 @@ impl Router {
                 if etx != n.link_etx {
                     n.link_etx = etx;
                     self.reselect = true;
+                    self.worst_ok = false;
                 }
             }
             match status {
