@@ -50,6 +50,9 @@ pub enum FaultLocation {
     Line { line: i64, fraction: f64 },
 }
 
+/// The smallest fault resistance a fault state uses (ohm per faulted conductor): a bolted fault is this.
+pub const MIN_FAULT_R_OHM: f64 = 1e-4;
+
 /// A fault state.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fault {
@@ -133,6 +136,10 @@ pub struct GridModel {
     fault_dy: Vec<Option<Port>>,
     /// Phase voltages per bus of the last healthy state before the active faults (the converters' reference).
     prefault_v: Vec<Option<[C64; 3]>>,
+    /// Per external grid (file position): the positive-sequence EMF behind its source impedance that the last
+    /// healthy solve implies (`V + Zq I`, p.u.), which drives fault states; `None` before any healthy solve
+    /// (the set point is used) or for a grid without short-circuit power (an ideal source in every state).
+    source_emf: Vec<Option<C64>>,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +186,7 @@ impl GridModel {
             last_v: vec![None; nb],
             fault_dy: Vec::new(),
             prefault_v: Vec::new(),
+            source_emf: Vec::new(),
         }
     }
 
@@ -575,7 +583,7 @@ impl GridModel {
             }
             let vn = net.buses[b].vn_kv;
             let zb = vn * vn / S_BASE_MVA;
-            let y = C64::new(zb / f.r_ohm.max(1e-4), 0.0);
+            let y = C64::new(zb / f.r_ohm.max(MIN_FAULT_R_OHM), 0.0);
             let z = C64::new(0.0, 0.0);
             let mut m = [[z; 3]; 3];
             match f.kind {
@@ -636,7 +644,16 @@ impl GridModel {
             let work = self.build_work();
             let closed: Vec<bool> = work.net.switches.iter().map(|s| s.closed).collect();
             let lis: Vec<bool> = work.net.lines.iter().map(|l| l.in_service).collect();
-            let topo = Topology::build(&work.net, &closed, &lis, Purpose::PowerFlow).map_err(PfError::Model)?;
+            let topo = if self.faults.is_empty() {
+                Topology::build(&work.net, &closed, &lis, Purpose::PowerFlow).map_err(PfError::Model)?
+            } else {
+                // A fault state sees the upstream grid's short-circuit strength (its EMF behind `Zq`) and the
+                // transformers' zero-sequence short-circuit impedances.
+                let emf = &self.source_emf;
+                Topology::build(&work.net, &closed, &lis, Purpose::FaultState)
+                    .map_err(PfError::Model)?
+                    .with_source_impedances(&|e| emf.get(e).copied().flatten())
+            };
             let mut pf = PowerFlow::new(topo, bus_names(&work.net))?;
             // Warm start from the last solution of the same buses.
             for (b, last) in self.last_v.iter().enumerate() {
@@ -694,7 +711,38 @@ impl GridModel {
         for (b, v) in snap.v_pu.iter().enumerate() {
             self.last_v[b] = if snap.energised[b] { Some(*v) } else { None };
         }
+        if self.faults.is_empty() {
+            self.update_source_emf();
+        }
         Ok(Arc::new(snap))
+    }
+
+    /// After a healthy solve: the EMF behind each external grid's source impedance that keeps its bus at the
+    /// solved voltage while it supplies the solved current (`E = V + Zq I`). External grids at one bus share
+    /// that bus's supply in inverse proportion to their impedances, so they all get the same EMF.
+    fn update_source_emf(&mut self) {
+        let Some(pf) = self.pf.as_ref() else { return };
+        let topo = &pf.topo;
+        self.source_emf = vec![None; self.base.ext_grids.len()];
+        for src in &topo.sources {
+            if src.slack.is_none() || src.shunt.is_none() {
+                continue;
+            }
+            let node = src.node;
+            let y_node: C64 = topo
+                .sources
+                .iter()
+                .filter(|s| s.node == node && s.slack.is_some())
+                .filter_map(|s| s.shunt.map(|h| topo.shunts[h].1))
+                .sum();
+            if y_node.norm() == 0.0 || !y_node.re.is_finite() {
+                continue;
+            }
+            let e = pf.v1[node] + pf.node_supply_current_pu(node) / y_node;
+            if let Some(slot) = self.source_emf.get_mut(src.ext_grid) {
+                *slot = Some(e);
+            }
+        }
     }
 
     fn snapshot(&self, iterations: usize, unbalanced: bool) -> GridSnapshot {
