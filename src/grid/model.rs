@@ -650,7 +650,9 @@ impl GridModel {
                 // A fault state sees the upstream grid's short-circuit strength (its EMF behind `Zq`) and the
                 // transformers' zero-sequence short-circuit impedances.
                 let emf = &self.source_emf;
-                Topology::build(&work.net, &closed, &lis, Purpose::FaultState)
+                let shunt = self.faults.iter().any(|f| !matches!(f.kind, FaultKind::OpenConductor(_)));
+                let purpose = if shunt { Purpose::FaultState } else { Purpose::PowerFlow };
+                Topology::build(&work.net, &closed, &lis, purpose)
                     .map_err(PfError::Model)?
                     .with_source_impedances(&|e| emf.get(e).copied().flatten())
             };

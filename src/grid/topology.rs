@@ -17,11 +17,12 @@ pub const S_BASE_MVA: f64 = 1.0;
 pub enum Purpose {
     /// Power flow: full line pi models, transformer T model with magnetising branch.
     PowerFlow,
-    /// A fault state of the simulation: as `PowerFlow`, except that the zero sequence of transformers with a
+    /// A short-circuit state of the simulation: as `PowerFlow`, except that the zero sequence of transformers with a
     /// delta winding is their zero-sequence short-circuit impedance (`vk0_percent`, what a fault on the
     /// earthed side drives current through, as IEC 60909 takes it) without the T model's zero-sequence
     /// magnetising branch. Compile it, then give the external grids their source impedances
-    /// ([`Topology::with_source_impedances`]).
+    /// ([`Topology::with_source_impedances`]). A state with only open conductors (no fault current) keeps
+    /// `PowerFlow`'s zero-sequence model, with the source impedances.
     FaultState,
     /// IEC 60909 maximum currents: series impedances only, transformer correction factor K_T.
     ScMax,
