@@ -38,7 +38,7 @@ pub struct ScBus {
 }
 
 /// One factorised sequence admittance matrix over the nodes that reach a source in that sequence.
-struct SeqSystem {
+pub(crate) struct SeqSystem {
     lu: Lu,
     /// Position of each node in the factorised system (`usize::MAX`: not part of it).
     idx: Vec<usize>,
@@ -48,7 +48,7 @@ struct SeqSystem {
 impl SeqSystem {
     /// The node voltages `Z I` (per unit) that the current injections `inj` (node, per-unit current) cause,
     /// by node; `None` outside the system. One solve, however many injections.
-    fn response(&mut self, inj: &[(usize, C64)], n: usize) -> Vec<Option<C64>> {
+    pub(crate) fn response(&mut self, inj: &[(usize, C64)], n: usize) -> Vec<Option<C64>> {
         let mut rhs = vec![C64::new(0.0, 0.0); self.nodes.len()];
         for &(k, i) in inj {
             if let Some(&u) = self.idx.get(k).filter(|u| **u != usize::MAX) {
@@ -69,7 +69,7 @@ impl SeqSystem {
 /// converter contributions). The diagonal comes from a sparse selected inversion of the factor
 /// ([`Lu::inverse_diagonal`]): its cost follows the factor's fill, linear for radial and weakly meshed feeders,
 /// where one triangular solve per node would grow with the square of the node count.
-fn thevenin_diagonal(topo: &Topology, seq: usize) -> (Vec<Option<C64>>, Option<SeqSystem>) {
+pub(crate) fn thevenin_diagonal(topo: &Topology, seq: usize) -> (Vec<Option<C64>>, Option<SeqSystem>) {
     let n = topo.n_nodes;
     let zero = C64::new(0.0, 0.0);
     let prim = |b: &super::topology::Branch| if seq == 0 { b.y0 } else { b.y1 };
@@ -249,11 +249,7 @@ pub fn short_circuit_from_prefault(
     r_f_ohm: f64,
 ) -> Result<Vec<ScPrefaultBus>, String> {
     if v_prefault_pu.len() != net.buses.len() {
-        return Err(format!(
-            "pre-fault voltages: {} given for {} buses",
-            v_prefault_pu.len(),
-            net.buses.len()
-        ));
+        return Err(format!("pre-fault voltages: {} given for {} buses", v_prefault_pu.len(), net.buses.len()));
     }
     let closed: Vec<bool> = net.switches.iter().map(|s| s.closed).collect();
     let in_service: Vec<bool> = net.lines.iter().map(|l| l.in_service).collect();

@@ -197,11 +197,8 @@ impl Topology {
             let par = l.parallel;
             let rfac = if purpose == Purpose::ScMin { end_temperature_factor(l.endtemp_degree) } else { 1.0 };
             let z1 = C64::new(l.r_ohm_per_km * rfac, l.x_ohm_per_km) * len / par / zb;
-            let ysh1 = if full {
-                C64::new(l.g_us_per_km * 1e-6, w * l.c_nf_per_km * 1e-9) * len * par * zb
-            } else {
-                zero
-            };
+            let ysh1 =
+                if full { C64::new(l.g_us_per_km * 1e-6, w * l.c_nf_per_km * 1e-9) * len * par * zb } else { zero };
             let y1s = z1.inv();
             let y1 = [y1s + ysh1 / 2.0, -y1s, -y1s, y1s + ysh1 / 2.0];
             let y0 = match (l.r0_ohm_per_km, l.x0_ohm_per_km) {
