@@ -377,7 +377,7 @@ fn bolted_faults_draw_iec_60909_currents_on_every_network() {
                     if err > worst.0 {
                         worst = (err, what.clone());
                     }
-                    if !(err <= 0.01) {
+                    if !within(err, 0.01) {
                         failures.push(what);
                     }
                 }
