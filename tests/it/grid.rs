@@ -869,3 +869,41 @@ fn inverters_feed_faults_with_k_times_rated_current() {
     assert!((b[k].ikss_ka_3ph_max - a[k].ikss_ka_3ph_max - i_k).abs() < 1e-9);
     assert_eq!(b[k].ikss_ka_3ph_min, a[k].ikss_ka_3ph_min);
 }
+
+/// Harmonic voltages: at the external grid's bus a harmonic current sees exactly the source impedance with its
+/// reactance times the order (computed here from the ext_grid's data by hand), and equal devices add by
+/// IEC TR 61000-3-6's summation law.
+#[test]
+fn harmonic_voltage_at_the_source_bus_is_current_times_the_source_impedance() {
+    use gridtwin::grid::harmonics::{HarmonicEntry, HarmonicLevel, HarmonicModel, HarmonicSource, harmonic_voltages};
+    let net = kerber();
+    let e = &net.ext_grids[0];
+    let b = net.bus(e.bus).unwrap();
+    let un_kv = net.buses[b].vn_kv;
+    let model = HarmonicModel {
+        description: "test".into(),
+        source: "test".into(),
+        rated_kva: 100.0,
+        spectrum: vec![
+            HarmonicEntry { order: 5, level: HarmonicLevel::Amps(2.0) },
+            HarmonicEntry { order: 11, level: HarmonicLevel::Pct(3.0) },
+        ],
+    };
+    model.validate().unwrap();
+    let one = harmonic_voltages(&net, &[HarmonicSource { bus: b, model: &model, count: 1 }], &[b]).unwrap();
+    // Zq = c Un^2 / S''kQ with R/X; at order h: R + j h X.
+    let z = 1.1 * un_kv * un_kv / e.s_sc_max_mva.unwrap();
+    let rx = e.rx_max.unwrap();
+    let x = z / (rx * rx + 1.0).sqrt();
+    let v_phase = un_kv * 1000.0 / 3f64.sqrt();
+    let i11 = 0.03 * 100.0 / (3f64.sqrt() * un_kv);
+    for (h, i_a) in [(5u32, 2.0), (11, i11)] {
+        let zh = (rx * x).hypot(h as f64 * x);
+        let want = 100.0 * i_a * zh / v_phase;
+        let got = one[0].iter().find(|l| l.0 == h).unwrap().1;
+        assert!((got - want).abs() <= 1e-9 * want, "order {h}: {got} % vs {want} %");
+    }
+    let three = harmonic_voltages(&net, &[HarmonicSource { bus: b, model: &model, count: 3 }], &[b]).unwrap();
+    assert!((three[0][0].1 - one[0][0].1 * 3f64.powf(1.0 / 1.4)).abs() < 1e-9 * three[0][0].1);
+    assert!((three[0][1].1 - one[0][1].1 * 3f64.sqrt()).abs() < 1e-9 * three[0][1].1);
+}
