@@ -137,7 +137,7 @@ pub struct GridModel {
     /// Phase voltages per bus of the last healthy state before the active faults (the converters' reference).
     prefault_v: Vec<Option<[C64; 3]>>,
     /// Per external grid (file position): the positive-sequence EMF behind its source impedance that the last
-    /// healthy solve implies (`V + Zq I`, p.u.), which drives fault states; `None` before any healthy solve
+    /// healthy solve before a fault or topology change implies (`V + Zq I`, p.u.), which drives fault states; `None` before any healthy solve
     /// (the set point is used) or for a grid without short-circuit power (an ideal source in every state).
     source_emf: Vec<Option<C64>>,
 }
@@ -195,6 +195,9 @@ impl GridModel {
     }
 
     fn invalidate(&mut self) {
+        if self.faults.is_empty() {
+            self.update_source_emf();
+        }
         self.pf = None;
         self.work = None;
     }
@@ -360,8 +363,9 @@ impl GridModel {
             return Err("fault: the two phases must differ".into());
         }
         if self.faults.is_empty() {
-            // The healthy state the converters refer their currents to.
+            // The healthy state the converters refer their currents to, and the sources' EMFs.
             self.prefault_v = self.last_v.clone();
+            self.update_source_emf();
         }
         self.faults.push(fault);
         self.unbalanced_invalidate();
@@ -713,17 +717,20 @@ impl GridModel {
         for (b, v) in snap.v_pu.iter().enumerate() {
             self.last_v[b] = if snap.energised[b] { Some(*v) } else { None };
         }
-        if self.faults.is_empty() {
-            self.update_source_emf();
-        }
         Ok(Arc::new(snap))
     }
 
-    /// After a healthy solve: the EMF behind each external grid's source impedance that keeps its bus at the
-    /// solved voltage while it supplies the solved current (`E = V + Zq I`). External grids at one bus share
-    /// that bus's supply in inverse proportion to their impedances, so they all get the same EMF.
+    /// From the last healthy solve (while it is still at hand: when a fault strikes or the topology changes;
+    /// not after every solve, which would cost a pass over the branches each time): the EMF behind each
+    /// external grid's source impedance that keeps its bus at the solved voltage while it supplies the solved
+    /// current (`E = V + Zq I`). External grids at one bus share that bus's supply in inverse proportion to
+    /// their impedances, so they all get the same EMF. Without a solve since the last change the previous
+    /// EMFs stay.
     fn update_source_emf(&mut self) {
         let Some(pf) = self.pf.as_ref() else { return };
+        if pf.stats.iterations == 0 {
+            return;
+        }
         let topo = &pf.topo;
         self.source_emf = vec![None; self.base.ext_grids.len()];
         for src in &topo.sources {
@@ -741,6 +748,9 @@ impl GridModel {
                 continue;
             }
             let e = pf.v1[node] + pf.node_supply_current_pu(node) / y_node;
+            if !(e.re.is_finite() && e.im.is_finite()) {
+                continue;
+            }
             if let Some(slot) = self.source_emf.get_mut(src.ext_grid) {
                 *slot = Some(e);
             }
