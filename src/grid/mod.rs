@@ -15,6 +15,7 @@
 pub mod agents;
 pub mod config;
 // Index loops here mirror the per-phase and matrix algebra they implement.
+pub mod harmonics;
 #[allow(clippy::needless_range_loop)]
 pub mod model;
 pub mod network;

@@ -50,6 +50,9 @@ pub enum FaultLocation {
     Line { line: i64, fraction: f64 },
 }
 
+/// The smallest fault resistance a fault state uses (ohm per faulted conductor): a bolted fault is this.
+pub const MIN_FAULT_R_OHM: f64 = 1e-4;
+
 /// A fault state.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Fault {
@@ -133,6 +136,10 @@ pub struct GridModel {
     fault_dy: Vec<Option<Port>>,
     /// Phase voltages per bus of the last healthy state before the active faults (the converters' reference).
     prefault_v: Vec<Option<[C64; 3]>>,
+    /// Per external grid (file position): the positive-sequence EMF behind its source impedance that the last
+    /// healthy solve before a fault or topology change implies (`V + Zq I`, p.u.), which drives fault states; `None` before any healthy solve
+    /// (the set point is used) or for a grid without short-circuit power (an ideal source in every state).
+    source_emf: Vec<Option<C64>>,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +186,7 @@ impl GridModel {
             last_v: vec![None; nb],
             fault_dy: Vec::new(),
             prefault_v: Vec::new(),
+            source_emf: Vec::new(),
         }
     }
 
@@ -187,6 +195,9 @@ impl GridModel {
     }
 
     fn invalidate(&mut self) {
+        if self.faults.is_empty() {
+            self.update_source_emf();
+        }
         self.pf = None;
         self.work = None;
     }
@@ -352,8 +363,9 @@ impl GridModel {
             return Err("fault: the two phases must differ".into());
         }
         if self.faults.is_empty() {
-            // The healthy state the converters refer their currents to.
+            // The healthy state the converters refer their currents to, and the sources' EMFs.
             self.prefault_v = self.last_v.clone();
+            self.update_source_emf();
         }
         self.faults.push(fault);
         self.unbalanced_invalidate();
@@ -575,7 +587,7 @@ impl GridModel {
             }
             let vn = net.buses[b].vn_kv;
             let zb = vn * vn / S_BASE_MVA;
-            let y = C64::new(zb / f.r_ohm.max(1e-4), 0.0);
+            let y = C64::new(zb / f.r_ohm.max(MIN_FAULT_R_OHM), 0.0);
             let z = C64::new(0.0, 0.0);
             let mut m = [[z; 3]; 3];
             match f.kind {
@@ -636,7 +648,18 @@ impl GridModel {
             let work = self.build_work();
             let closed: Vec<bool> = work.net.switches.iter().map(|s| s.closed).collect();
             let lis: Vec<bool> = work.net.lines.iter().map(|l| l.in_service).collect();
-            let topo = Topology::build(&work.net, &closed, &lis, Purpose::PowerFlow).map_err(PfError::Model)?;
+            let topo = if self.faults.is_empty() {
+                Topology::build(&work.net, &closed, &lis, Purpose::PowerFlow).map_err(PfError::Model)?
+            } else {
+                // A fault state sees the upstream grid's short-circuit strength (its EMF behind `Zq`) and the
+                // transformers' zero-sequence short-circuit impedances.
+                let emf = &self.source_emf;
+                let shunt = self.faults.iter().any(|f| !matches!(f.kind, FaultKind::OpenConductor(_)));
+                let purpose = if shunt { Purpose::FaultState } else { Purpose::PowerFlow };
+                Topology::build(&work.net, &closed, &lis, purpose)
+                    .map_err(PfError::Model)?
+                    .with_source_impedances(&|e| emf.get(e).copied().flatten())
+            };
             let mut pf = PowerFlow::new(topo, bus_names(&work.net))?;
             // Warm start from the last solution of the same buses.
             for (b, last) in self.last_v.iter().enumerate() {
@@ -695,6 +718,43 @@ impl GridModel {
             self.last_v[b] = if snap.energised[b] { Some(*v) } else { None };
         }
         Ok(Arc::new(snap))
+    }
+
+    /// From the last healthy solve (while it is still at hand: when a fault strikes or the topology changes;
+    /// not after every solve, which would cost a pass over the branches each time): the EMF behind each
+    /// external grid's source impedance that keeps its bus at the solved voltage while it supplies the solved
+    /// current (`E = V + Zq I`). External grids at one bus share that bus's supply in inverse proportion to
+    /// their impedances, so they all get the same EMF. Without a solve since the last change the previous
+    /// EMFs stay.
+    fn update_source_emf(&mut self) {
+        let Some(pf) = self.pf.as_ref() else { return };
+        if pf.stats.iterations == 0 {
+            return;
+        }
+        let topo = &pf.topo;
+        self.source_emf = vec![None; self.base.ext_grids.len()];
+        for src in &topo.sources {
+            if src.slack.is_none() || src.shunt.is_none() {
+                continue;
+            }
+            let node = src.node;
+            let y_node: C64 = topo
+                .sources
+                .iter()
+                .filter(|s| s.node == node && s.slack.is_some())
+                .filter_map(|s| s.shunt.map(|h| topo.shunts[h].1))
+                .sum();
+            if y_node.norm() == 0.0 || !y_node.re.is_finite() {
+                continue;
+            }
+            let e = pf.v1[node] + pf.node_supply_current_pu(node) / y_node;
+            if !(e.re.is_finite() && e.im.is_finite()) {
+                continue;
+            }
+            if let Some(slot) = self.source_emf.get_mut(src.ext_grid) {
+                *slot = Some(e);
+            }
+        }
     }
 
     fn snapshot(&self, iterations: usize, unbalanced: bool) -> GridSnapshot {

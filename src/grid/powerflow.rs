@@ -1001,6 +1001,25 @@ impl PowerFlow {
         (seq_to_phase(i0f, i1f, i2f), seq_to_phase(i0t, i1t, i2t))
     }
 
+    /// Positive-sequence current (p.u.) that node `k` (a slack) supplies: the currents into its branches
+    /// plus what its own loads draw.
+    pub fn node_supply_current_pu(&self, k: usize) -> C64 {
+        let mut i = ZERO;
+        for br in &self.topo.branches {
+            if br.f == k {
+                i += br.y1[0] * self.v1[br.f] + br.y1[1] * self.v1[br.t];
+            } else if br.t == k {
+                i += br.y1[2] * self.v1[br.f] + br.y1[3] * self.v1[br.t];
+            }
+        }
+        if let Some(l) = self.loads.get(k)
+            && !l.is_zero()
+        {
+            i -= phase_to_seq(load_phase_currents(l, self.phase_voltages(k)))[1];
+        }
+        i
+    }
+
     /// Complex power drawn from the slacks (three-phase total, MW + j Mvar).
     pub fn slack_power_mva(&self) -> C64 {
         let mut s = ZERO;

@@ -10,6 +10,10 @@
 //! neglected, as the standard prescribes. Transformers keep their rated ratio (no tap position, no phase
 //! shift) in both cases, as IEC 60909-0:2016 6.3.3 prescribes with K_T. Static generators (PV and other
 //! full-converter units) add their current-source contributions `k * I_rG` in the maximum case.
+//!
+//! [`short_circuit_from_prefault`] is the same calculation driven by a known pre-fault voltage instead of the
+//! equivalent voltage source (the superposition method): what a fault state of the simulation must draw when
+//! the network has no loads or generators, since the simulation's sources are EMFs behind IEC 60909's `Zq`.
 
 use super::network::Network;
 use super::sparse::{Lu, Slot, Symbolic};
@@ -34,7 +38,7 @@ pub struct ScBus {
 }
 
 /// One factorised sequence admittance matrix over the nodes that reach a source in that sequence.
-struct SeqSystem {
+pub(crate) struct SeqSystem {
     lu: Lu,
     /// Position of each node in the factorised system (`usize::MAX`: not part of it).
     idx: Vec<usize>,
@@ -44,7 +48,7 @@ struct SeqSystem {
 impl SeqSystem {
     /// The node voltages `Z I` (per unit) that the current injections `inj` (node, per-unit current) cause,
     /// by node; `None` outside the system. One solve, however many injections.
-    fn response(&mut self, inj: &[(usize, C64)], n: usize) -> Vec<Option<C64>> {
+    pub(crate) fn response(&mut self, inj: &[(usize, C64)], n: usize) -> Vec<Option<C64>> {
         let mut rhs = vec![C64::new(0.0, 0.0); self.nodes.len()];
         for &(k, i) in inj {
             if let Some(&u) = self.idx.get(k).filter(|u| **u != usize::MAX) {
@@ -65,7 +69,7 @@ impl SeqSystem {
 /// converter contributions). The diagonal comes from a sparse selected inversion of the factor
 /// ([`Lu::inverse_diagonal`]): its cost follows the factor's fill, linear for radial and weakly meshed feeders,
 /// where one triangular solve per node would grow with the square of the node count.
-fn thevenin_diagonal(topo: &Topology, seq: usize) -> (Vec<Option<C64>>, Option<SeqSystem>) {
+pub(crate) fn thevenin_diagonal(topo: &Topology, seq: usize) -> (Vec<Option<C64>>, Option<SeqSystem>) {
     let n = topo.n_nodes;
     let zero = C64::new(0.0, 0.0);
     let prim = |b: &super::topology::Branch| if seq == 0 { b.y0 } else { b.y1 };
@@ -217,6 +221,64 @@ fn converter_contributions(
         }
     }
     out
+}
+
+/// Initial short-circuit currents of one bus from its pre-fault voltage (kA), with the Thevenin impedances
+/// they come from (ohm); NaN where the bus has no source.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ScPrefaultBus {
+    pub index: i64,
+    pub ikss_ka_3ph: f64,
+    pub ikss_ka_2ph: f64,
+    pub ikss_ka_1ph: f64,
+    pub zk_ohm: [f64; 2],
+    pub zk0_ohm: [f64; 2],
+}
+
+/// IEC 60909 short-circuit currents at every in-service bus (file order) driven by the pre-fault
+/// positive-sequence voltage `v_prefault_pu[b]` (p.u. of the phase base, by bus position) instead of the
+/// equivalent voltage source `c Un / sqrt(3)`, through `r_f_ohm` per faulted conductor:
+/// `I3 = |V| / |Z1 + Rf|`, `I2 = sqrt(3) |V| / |2 Z1 + Rf|` (two phases through `Rf`),
+/// `I1 = 3 |V| / |2 Z1 + Z0 + 3 Rf|`. The impedances are [`Purpose::ScPrefault`]'s: external grids with
+/// `Zq = c_max Un^2 / S''kQ`, transformers at their tap position without `K_T`, series impedances only.
+/// Loads and generators are neglected, so this is exactly what a network without them draws from EMFs
+/// behind `Zq`, up to the line capacitances and magnetising branches the standard neglects.
+pub fn short_circuit_from_prefault(
+    net: &Network,
+    v_prefault_pu: &[C64],
+    r_f_ohm: f64,
+) -> Result<Vec<ScPrefaultBus>, String> {
+    if v_prefault_pu.len() != net.buses.len() {
+        return Err(format!("pre-fault voltages: {} given for {} buses", v_prefault_pu.len(), net.buses.len()));
+    }
+    let closed: Vec<bool> = net.switches.iter().map(|s| s.closed).collect();
+    let in_service: Vec<bool> = net.lines.iter().map(|l| l.in_service).collect();
+    let topo = Topology::build(net, &closed, &in_service, Purpose::ScPrefault)?;
+    let (z1, _) = thevenin_diagonal(&topo, 1);
+    let (z0, _) = thevenin_diagonal(&topo, 0);
+    let nan = f64::NAN;
+    let mut out = Vec::with_capacity(net.buses.len());
+    for (b, bus) in net.buses.iter().enumerate() {
+        let un = bus.vn_kv;
+        let zb = un * un / S_BASE_MVA;
+        let get = |z: &[Option<C64>]| topo.bus_node[b].and_then(|k| z[k]).map(|v| v * zb);
+        let (z1b, z0b) = (get(&z1), get(&z0));
+        let e_kv = v_prefault_pu[b].norm() * un / 3f64.sqrt();
+        let rf = C64::new(r_f_ohm, 0.0);
+        let pair = |z: Option<C64>| z.map_or([nan, nan], |z| [z.re, z.im]);
+        out.push(ScPrefaultBus {
+            index: bus.index,
+            ikss_ka_3ph: z1b.map_or(nan, |z| e_kv / (z + rf).norm()),
+            ikss_ka_2ph: z1b.map_or(nan, |z| 3f64.sqrt() * e_kv / (z * 2.0 + rf).norm()),
+            ikss_ka_1ph: match (z1b, z0b) {
+                (Some(z), Some(z0)) => 3.0 * e_kv / (z * 2.0 + z0 + rf * 3.0).norm(),
+                _ => nan,
+            },
+            zk_ohm: pair(z1b),
+            zk0_ohm: pair(z0b),
+        });
+    }
+    Ok(out)
 }
 
 /// Short-circuit currents at every in-service bus (in file order).

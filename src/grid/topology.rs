@@ -17,10 +17,22 @@ pub const S_BASE_MVA: f64 = 1.0;
 pub enum Purpose {
     /// Power flow: full line pi models, transformer T model with magnetising branch.
     PowerFlow,
+    /// A short-circuit state of the simulation: as `PowerFlow`, except that the zero sequence of transformers with a
+    /// delta winding is their zero-sequence short-circuit impedance (`vk0_percent`, what a fault on the
+    /// earthed side drives current through, as IEC 60909 takes it) without the T model's zero-sequence
+    /// magnetising branch. Compile it, then give the external grids their source impedances
+    /// ([`Topology::with_source_impedances`]). A state with only open conductors (no fault current) keeps
+    /// `PowerFlow`'s zero-sequence model, with the source impedances.
+    FaultState,
     /// IEC 60909 maximum currents: series impedances only, transformer correction factor K_T.
     ScMax,
     /// IEC 60909 minimum currents: series impedances only, line resistance at the end temperature.
     ScMin,
+    /// IEC 60909's impedances for a short circuit computed from the actual pre-fault voltage (the
+    /// superposition method) instead of the equivalent voltage source `c Un / sqrt(3)`: series impedances
+    /// only, external grids with the standard's `Zq`, transformers at their tap position and phase shift and
+    /// without `K_T` (which only corrects the equivalent source for the unknown pre-fault state).
+    ScPrefault,
 }
 
 /// Which element a branch comes from.
@@ -28,6 +40,22 @@ pub enum Purpose {
 pub enum Element {
     Line(usize),
     Trafo(usize),
+    /// The source impedance of an external grid (position in `Network::ext_grids`) between its internal
+    /// source node and its bus, in fault states ([`Topology::with_source_impedances`]).
+    Source(usize),
+}
+
+/// An in-service external grid as compiled: its slack entry and, where it has a short-circuit power, its
+/// source-impedance shunt.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceRef {
+    /// Position in `Network::ext_grids`.
+    pub ext_grid: usize,
+    pub node: usize,
+    /// Position in `Topology::slacks` (power flow only).
+    pub slack: Option<usize>,
+    /// Position in `Topology::shunts`.
+    pub shunt: Option<usize>,
 }
 
 /// A branch's nodal admittance primitive: [y_ff, y_ft, y_tf, y_tt] per sequence (per unit).
@@ -60,6 +88,8 @@ pub struct Topology {
     pub shunts: Vec<(usize, C64, C64, C64)>,
     /// Nodes connected to a slack through in-service branches.
     pub energised: Vec<bool>,
+    /// The in-service external grids, in file order.
+    pub sources: Vec<SourceRef>,
 }
 
 fn find(parent: &mut [usize], mut x: usize) -> usize {
@@ -89,6 +119,8 @@ impl Topology {
         line_in_service: &[bool],
         purpose: Purpose,
     ) -> Result<Topology, String> {
+        // The full network model (line capacitances, magnetising branches, taps, slacks).
+        let full = matches!(purpose, Purpose::PowerFlow | Purpose::FaultState);
         let nb = net.buses.len();
         let mut parent: Vec<usize> = (0..nb).collect();
         for (k, s) in net.switches.iter().enumerate() {
@@ -135,6 +167,7 @@ impl Topology {
             slacks: Vec::new(),
             shunts: Vec::new(),
             energised: Vec::new(),
+            sources: Vec::new(),
         };
         let aux = |topo: &mut Topology, bus: usize| -> usize {
             topo.node_bus.push(bus);
@@ -164,17 +197,14 @@ impl Topology {
             let par = l.parallel;
             let rfac = if purpose == Purpose::ScMin { end_temperature_factor(l.endtemp_degree) } else { 1.0 };
             let z1 = C64::new(l.r_ohm_per_km * rfac, l.x_ohm_per_km) * len / par / zb;
-            let ysh1 = if purpose == Purpose::PowerFlow {
-                C64::new(l.g_us_per_km * 1e-6, w * l.c_nf_per_km * 1e-9) * len * par * zb
-            } else {
-                zero
-            };
+            let ysh1 =
+                if full { C64::new(l.g_us_per_km * 1e-6, w * l.c_nf_per_km * 1e-9) * len * par * zb } else { zero };
             let y1s = z1.inv();
             let y1 = [y1s + ysh1 / 2.0, -y1s, -y1s, y1s + ysh1 / 2.0];
             let y0 = match (l.r0_ohm_per_km, l.x0_ohm_per_km) {
                 (Some(r0), Some(x0)) if r0 > 0.0 || x0 > 0.0 => {
                     let z0 = C64::new(r0 * rfac, x0) * len / par / zb;
-                    let ysh0 = if purpose == Purpose::PowerFlow {
+                    let ysh0 = if full {
                         C64::new(0.0, w * l.c0_nf_per_km.unwrap_or(0.0) * 1e-9) * len * par * zb
                     } else {
                         zero
@@ -207,9 +237,10 @@ impl Topology {
             // (equivalent voltage source, 6.3.3) takes transformers at their rated ratio with the correction
             // factor K_T instead, and a balanced short circuit does not depend on the vector group's phase
             // shift, so both are power-flow only (as in pandapower's `calc_sc`).
-            let steps = match (purpose, tr.tap_pos, tr.tap_neutral) {
-                (Purpose::PowerFlow, Some(p), Some(n)) if p.is_finite() && n.is_finite() => p - n,
-                (Purpose::PowerFlow, Some(p), None) if p.is_finite() => p,
+            let at_tap = full || purpose == Purpose::ScPrefault;
+            let steps = match (at_tap, tr.tap_pos, tr.tap_neutral) {
+                (true, Some(p), Some(n)) if p.is_finite() && n.is_finite() => p - n,
+                (true, Some(p), None) if p.is_finite() => p,
                 _ => 0.0,
             };
             let tap = 1.0 + steps * tr.tap_step_percent.filter(|v| v.is_finite()).unwrap_or(0.0) / 100.0;
@@ -219,7 +250,7 @@ impl Topology {
                 Some("lv") => vn_lv *= tap,
                 _ => {}
             }
-            let shift_deg = if purpose == Purpose::PowerFlow {
+            let shift_deg = if at_tap {
                 tr.shift_degree + steps * tr.tap_step_degree.filter(|v| v.is_finite()).unwrap_or(0.0)
             } else {
                 0.0
@@ -236,7 +267,7 @@ impl Topology {
             if purpose == Purpose::ScMax {
                 zs *= kt;
             }
-            let core = if purpose == Purpose::PowerFlow {
+            let core = if full {
                 // T model: halves of the series impedance around the magnetising admittance.
                 let vl2 = vn_lv * vn_lv;
                 let g = tr.pfe_kw / 1000.0 / vl2;
@@ -306,7 +337,7 @@ impl Topology {
             });
         }
         topo.n_nodes = topo.node_bus.len();
-        for e in net.ext_grids.iter().filter(|e| e.in_service) {
+        for (ei, e) in net.ext_grids.iter().enumerate().filter(|(_, e)| e.in_service) {
             let Some(b) = net.bus(e.bus) else { continue };
             let Some(node) = topo.bus_node[b] else { continue };
             let vn = net.buses[b].vn_kv;
@@ -318,10 +349,13 @@ impl Topology {
                 _ => (cmax, e.s_sc_max_mva, e.rx_max, e.x0x_max, e.r0x0_max),
             };
             let v = C64::from_polar(e.vm_pu, e.va_degree.to_radians());
-            if purpose == Purpose::PowerFlow {
+            let mut source = SourceRef { ext_grid: ei, node, slack: None, shunt: None };
+            if full {
+                source.slack = Some(topo.slacks.len());
                 topo.slacks.push((node, v));
             }
             if let Some(s_sc) = s_sc {
+                source.shunt = Some(topo.shunts.len());
                 let rx = rx.unwrap_or(0.1);
                 let z = c * S_BASE_MVA / s_sc;
                 let x = z / (rx * rx + 1.0).sqrt();
@@ -329,12 +363,15 @@ impl Topology {
                 let x0 = x0x.unwrap_or(1.0) * x;
                 let zq0 = C64::new(r0x0.unwrap_or(rx) * x0, x0);
                 topo.shunts.push((node, zq.inv(), zq.inv(), zq0.inv()));
-            } else if purpose != Purpose::PowerFlow {
+                topo.sources.push(source);
+            } else if !full {
                 return Err(format!(
                     "ext_grid {} has no s_sc_{}_mva: needed for short-circuit calculations",
                     e.index,
                     if purpose == Purpose::ScMin { "min" } else { "max" }
                 ));
+            } else {
+                topo.sources.push(source);
             }
         }
         // Energised nodes: reachable from a slack (power flow) or a source (short circuit).
@@ -345,7 +382,7 @@ impl Topology {
         }
         let mut energised = vec![false; topo.n_nodes];
         let mut stack: Vec<usize> = match purpose {
-            Purpose::PowerFlow => topo.slacks.iter().map(|s| s.0).collect(),
+            Purpose::PowerFlow | Purpose::FaultState => topo.slacks.iter().map(|s| s.0).collect(),
             _ => topo.shunts.iter().map(|s| s.0).collect(),
         };
         while let Some(n) = stack.pop() {
@@ -357,5 +394,50 @@ impl Topology {
         }
         topo.energised = energised;
         Ok(topo)
+    }
+
+    /// The power-flow topology of a fault state: every external grid with a short-circuit power becomes an
+    /// EMF behind its source impedance `Zq` (IEC 60909's `c Un^2 / S''kQ` with its R/X; `X0/X`, `R0/X0` in
+    /// the zero sequence) instead of an ideal voltage at its bus. Each such grid gets an internal node
+    /// holding the slack at `emf(ext_grid)` (per unit, positive sequence; the bus set point where `None`)
+    /// and a [`Element::Source`] branch to its bus carrying `Zq` in all three sequences (the internal node is
+    /// earthed for the negative and zero sequences, so those see exactly the shunts the power flow uses).
+    /// In power flow pandapower and gridtwin keep the ideal source; only a fault state sees `Zq`.
+    pub fn with_source_impedances(mut self, emf: &dyn Fn(usize) -> Option<C64>) -> Topology {
+        let mut drop_shunts = Vec::new();
+        for k in 0..self.sources.len() {
+            let src = self.sources[k];
+            let (Some(slack), Some(shunt)) = (src.slack, src.shunt) else { continue };
+            let (node, y1, y2, y0) = self.shunts[shunt];
+            let aux = self.node_bus.len();
+            self.node_bus.push(self.node_bus[node]);
+            self.node_vn_kv.push(self.node_vn_kv[node]);
+            self.energised.push(true);
+            let ib = S_BASE_MVA / (3f64.sqrt() * self.node_vn_kv[node]);
+            let prim = |y: C64| [y, -y, -y, y];
+            self.branches.push(Branch {
+                element: Element::Source(src.ext_grid),
+                f: aux,
+                t: node,
+                y1: prim(y1),
+                y2: prim(y2),
+                y0: prim(y0),
+                i_base_ka: [ib, ib],
+            });
+            let set_point = self.slacks[slack].1;
+            self.slacks[slack] = (aux, emf(src.ext_grid).unwrap_or(set_point));
+            self.sources[k].node = aux;
+            drop_shunts.push(shunt);
+        }
+        let mut pos = 0;
+        self.shunts.retain(|_| {
+            pos += 1;
+            !drop_shunts.contains(&(pos - 1))
+        });
+        for s in self.sources.iter_mut() {
+            s.shunt = None;
+        }
+        self.n_nodes = self.node_bus.len();
+        self
     }
 }

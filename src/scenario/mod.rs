@@ -74,6 +74,9 @@ pub struct Scenario {
     /// them (needs `grid` and `lmus`).
     #[serde(default)]
     pub theft: Option<crate::security::theft::TheftConfig>,
+    /// Grid frequency over the run and harmonic current sources the LMUs measure (needs `grid` and `lmus`).
+    #[serde(default)]
+    pub power_quality: Option<crate::twin::scenario::PowerQualitySection>,
     /// What the run writes.
     #[serde(default)]
     pub outputs: OutputConfig,
@@ -420,6 +423,14 @@ impl Loaded {
             && let Err(e) = l.validate()
         {
             errors.push(self.error_in("lmus", e));
+        }
+        if let Some(pq) = &s.power_quality {
+            if let Err(e) = pq.plan() {
+                errors.push(self.error_in("power_quality", e));
+            }
+            if s.lmus.is_none() {
+                errors.push(self.error_at("power_quality", "needs an `lmus` section to measure it", None));
+            }
         }
         if !s.faults.is_empty() && s.grid.is_none() {
             errors.push(self.error_at("faults", "faults need a `grid` section", None));

@@ -217,7 +217,7 @@ impl LmuAgent {
             i: [0, 1, 2].map(|p| Phasor::new(i[p].re * 1000.0, i[p].im * 1000.0).finite_or_zero()),
             i_n: Phasor::ZERO,
             v_harmonics: self.sensor.state().v_harmonics.clone(),
-            freq_hz: 50.0,
+            freq_hz: self.sensor.state().freq_hz,
         };
         self.last_current_a = state.i.iter().map(|p| p.abs()).fold(0.0, f64::max);
         self.sensor.set_state(now.as_nanos(), state);
@@ -355,6 +355,24 @@ impl Agent<Msg> for LmuAgent {
                         }
                     }
                 }
+            }
+            Msg::Lmu(LmuMsg::Harmonics(h)) => {
+                let mut st = self.sensor.state().clone();
+                st.v_harmonics = h;
+                self.sensor.set_state(now.as_nanos(), st);
+                if self.sensor.fidelity() == Fidelity::Phasor {
+                    ctx.schedule_at(now.saturating_add(self.measure_delay), class::SENSE, Msg::Timer(TAG_MEASURE));
+                }
+                return;
+            }
+            Msg::Lmu(LmuMsg::Frequency(hz)) => {
+                let mut st = self.sensor.state().clone();
+                st.freq_hz = hz;
+                self.sensor.set_state(now.as_nanos(), st);
+                if self.sensor.fidelity() == Fidelity::Phasor {
+                    ctx.schedule_at(now.saturating_add(self.measure_delay), class::SENSE, Msg::Timer(TAG_MEASURE));
+                }
+                return;
             }
             Msg::Lmu(LmuMsg::Keys(op)) => {
                 if let Some(s) = &mut self.security {

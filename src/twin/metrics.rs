@@ -59,7 +59,17 @@ pub struct LmuCompliance {
     pub dips: u32,
     pub swells: u32,
     pub interruptions: u32,
+    /// Valid 10-minute intervals with every phase's THD within 8 % (percent of them).
+    pub thd_within_8pct_share: f64,
+    /// 10-second frequency values within 49.5..=50.5 Hz (percent of them); `None` before the first.
+    pub freq_within_1pct_share: Option<f64>,
+    /// 10-second frequency values measured.
+    pub freq_intervals_10s: u32,
     pub compliant: bool,
+    /// The EN 50160 criteria this LMU fails: `voltage_95pct_within_10pct`, `voltage_all_within_p10_m15`,
+    /// `thd_95pct_within_8pct`, `unbalance_95pct_within_2pct`, `freq_995pct_within_1pct`,
+    /// `freq_all_within_p4_m6`.
+    pub failed: Vec<&'static str>,
 }
 
 impl LmuCompliance {
@@ -73,9 +83,46 @@ impl LmuCompliance {
             dips: c.dips.iter().flatten().sum(),
             swells: c.swells.iter().flatten().sum(),
             interruptions: c.interruptions_short + c.interruptions_long,
+            thd_within_8pct_share: share(c.thd_within_8pct, c.intervals_10min.saturating_sub(c.intervals_flagged))
+                .unwrap_or(100.0),
+            freq_within_1pct_share: share(c.freq_within_1pct, c.freq_intervals_10s),
+            freq_intervals_10s: c.freq_intervals_10s,
             compliant: v.compliant,
+            failed: [
+                ("voltage_95pct_within_10pct", v.voltage_95pct_within_10pct),
+                ("voltage_all_within_p10_m15", v.voltage_all_within_p10_m15),
+                ("thd_95pct_within_8pct", v.thd_95pct_within_8pct),
+                ("unbalance_95pct_within_2pct", v.unbalance_95pct_within_2pct),
+                ("freq_995pct_within_1pct", v.freq_995pct_within_1pct),
+                ("freq_all_within_p4_m6", v.freq_all_within_p4_m6),
+            ]
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(name, _)| name)
+            .collect(),
         }
     }
+}
+
+/// `100 n / d`, `None` when `d` is 0.
+fn share(n: u32, d: u32) -> Option<f64> {
+    (d > 0).then(|| 100.0 * n as f64 / d as f64)
+}
+
+/// The console line of the EN 50160 verdicts: how many LMUs comply and, per failed criterion, which LMUs
+/// fail it.
+pub fn en50160_human(en: &[LmuCompliance]) -> String {
+    let ok = en.iter().filter(|c| c.compliant).count();
+    let mut s = format!("EN 50160: {ok} of {} LMUs compliant", en.len());
+    let mut criteria: Vec<&'static str> = en.iter().flat_map(|c| c.failed.iter().copied()).collect();
+    criteria.sort_unstable();
+    criteria.dedup();
+    for (k, crit) in criteria.iter().enumerate() {
+        let lmus: Vec<String> = en.iter().filter(|c| c.failed.contains(crit)).map(|c| c.lmu.to_string()).collect();
+        s.push_str(if k == 0 { "; failing " } else { ", " });
+        s.push_str(&format!("{crit} at LMU {}", lmus.join(" ")));
+    }
+    s
 }
 
 /// `summary.json` → `faults`.

@@ -35,4 +35,8 @@ pub enum LmuMsg {
     InjectContactor(contactor::ContactorFailure),
     /// A key operation on the LMU's frame security (rotation, removal from the network).
     Keys(crate::security::KeyOp),
+    /// The voltage harmonics at the LMU's bus from now on: (order, percent of the fundamental, degrees).
+    Harmonics(Vec<(u32, f64, f64)>),
+    /// The grid frequency from now on (Hz).
+    Frequency(f64),
 }

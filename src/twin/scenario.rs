@@ -180,3 +180,100 @@ impl LmuSection {
         Ok(())
     }
 }
+
+/// `power_quality: (...)` in a scenario: the disturbances the LMUs measure beyond the power flow's fundamental
+/// phasors (needs `grid` and `lmus`): the grid frequency over the run and harmonic current sources, whose
+/// voltages ([`crate::grid::harmonics`]) reach every LMU's sensor, so EN 50160's frequency and THD criteria are
+/// evaluated on something that can fail.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerQualitySection {
+    /// Grid frequency as steps `(from, hz)`, from times after the start in increasing order (e.g.
+    /// `("13h", 49.3)`); each holds until the next, and the nominal 50 Hz holds before the first.
+    #[serde(default)]
+    pub frequency: Vec<(String, f64)>,
+    /// Harmonic current sources (EV chargers, PV inverters, heat pumps).
+    #[serde(default)]
+    pub harmonic_sources: Vec<HarmonicSourceSpec>,
+}
+
+/// One group of harmonic sources.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HarmonicSourceSpec {
+    /// Device model name (`models/<name>.ron`, a [`crate::grid::harmonics::HarmonicModel`]).
+    pub model: String,
+    /// Where the devices are.
+    pub at: HarmonicAt,
+    /// Devices per bus (1..=1000), all running at rated current while on.
+    #[serde(default = "one_device")]
+    pub count: u32,
+    /// When they start (after the start of the run, e.g. "17h"); from the start if absent.
+    #[serde(default)]
+    pub on: Option<String>,
+    /// When they stop; never if absent.
+    #[serde(default)]
+    pub off: Option<String>,
+}
+
+fn one_device() -> u32 {
+    1
+}
+
+/// Buses of a harmonic source group.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum HarmonicAt {
+    /// These buses (file indices).
+    Buses(Vec<i64>),
+    /// Every bus with a load of the network file.
+    LoadBuses,
+}
+
+/// A validated `power_quality` section: frequency steps and source groups with resolved times.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowerQualityPlan {
+    pub frequency: Vec<(SimDuration, f64)>,
+    /// Per source group: (on, off).
+    pub windows: Vec<(SimDuration, Option<SimDuration>)>,
+}
+
+impl PowerQualitySection {
+    /// Checks every field and resolves the times; the error names the field.
+    pub fn plan(&self) -> Result<PowerQualityPlan, String> {
+        let mut frequency = Vec::with_capacity(self.frequency.len());
+        for (k, (at, hz)) in self.frequency.iter().enumerate() {
+            let t = parse_duration(at).map_err(|e| format!("frequency[{k}]: {e}"))?;
+            if !(hz.is_finite() && (40.0..=70.0).contains(hz)) {
+                return Err(format!("frequency[{k}]: {hz} Hz must be within 40..=70"));
+            }
+            if frequency.last().is_some_and(|&(p, _)| p >= t) {
+                return Err(format!("frequency[{k}]: {at} is not after the step before it"));
+            }
+            frequency.push((t, *hz));
+        }
+        let mut windows = Vec::with_capacity(self.harmonic_sources.len());
+        for (k, h) in self.harmonic_sources.iter().enumerate() {
+            if !(1..=1000).contains(&h.count) {
+                return Err(format!("harmonic_sources[{k}].count = {} must be within 1..=1000", h.count));
+            }
+            if let HarmonicAt::Buses(b) = &h.at
+                && b.is_empty()
+            {
+                return Err(format!("harmonic_sources[{k}].at: no bus given"));
+            }
+            let on = match &h.on {
+                Some(s) => parse_duration(s).map_err(|e| format!("harmonic_sources[{k}].on: {e}"))?,
+                None => SimDuration::ZERO,
+            };
+            let off = match &h.off {
+                Some(s) => Some(parse_duration(s).map_err(|e| format!("harmonic_sources[{k}].off: {e}"))?),
+                None => None,
+            };
+            if off.is_some_and(|off| off <= on) {
+                return Err(format!("harmonic_sources[{k}].off must be after on"));
+            }
+            windows.push((on, off));
+        }
+        Ok(PowerQualityPlan { frequency, windows })
+    }
+}

@@ -8,15 +8,16 @@
 
 use super::Part;
 use crate::agents::Msg;
-use crate::engine::{AgentId, SimTime, Simulation, parse_duration};
+use crate::engine::{AgentId, SimDuration, SimTime, Simulation, parse_duration};
 use crate::grid::agents::GridAgent;
 use crate::report::{Report, Table, num};
 use crate::scenario::{InputError, Loaded};
+use crate::twin::LmuMsg;
 use crate::twin::agent::{LmuAgent, Uplink};
 use crate::twin::build::{self, AttachOptions, Commissioning, LmuBuild, LmuHardware, grid_fault, score};
 use crate::twin::contactor::ContactorModel;
 use crate::twin::feeder_head::FeederDeviceModel;
-use crate::twin::scenario::FaultSpec;
+use crate::twin::scenario::{FaultSpec, HarmonicAt, PowerQualitySection};
 use crate::twin::sensor::SensorModel;
 use crate::twin::study::ProtectionFile;
 use serde_json::json;
@@ -168,6 +169,9 @@ pub fn attach(cx: LmuContext<'_>) -> Result<Option<LmuPart>, InputError> {
         uplink: cx.uplink.map(|u| (u, every, spread)),
     };
     let build = build::attach(cx.sim, cx.grid, c, &o).map_err(|e| loaded.error_at("lmus", e, None))?;
+    if let Some(pq) = &s.power_quality {
+        attach_power_quality(loaded, cx.sim, &build, pq)?;
+    }
     let lmus = build
         .agents
         .iter()
@@ -175,6 +179,92 @@ pub fn attach(cx: LmuContext<'_>) -> Result<Option<LmuPart>, InputError> {
         .map(|(&a, &(id, b))| (a, id, cx.bus_xy_m.get(b).copied().unwrap_or((0.0, 0.0))))
         .collect();
     Ok(Some(LmuPart { lmus, build }))
+}
+
+/// Schedules the scenario's power-quality disturbances on the LMUs: every frequency step as
+/// `LmuMsg::Frequency`, and, at the start and at every switching time of a harmonic source group, the
+/// harmonic voltages the active groups cause at each LMU's bus ([`crate::grid::harmonics`], on the feeder
+/// as built with its ties open) as `LmuMsg::Harmonics`.
+fn attach_power_quality(
+    loaded: &Loaded,
+    sim: &mut Simulation<Msg>,
+    build: &LmuBuild,
+    pq: &PowerQualitySection,
+) -> Result<(), InputError> {
+    use crate::grid::harmonics::{HarmonicModel, HarmonicSource, harmonic_voltages};
+    let plan = pq.plan().map_err(|e| loaded.error_in("power_quality", e))?;
+    let c = &build.commissioning;
+    let mut net = c.network.clone();
+    for &(tie, _) in &c.ties {
+        net.lines[tie].in_service = false;
+    }
+    // Device models and bus positions per source group.
+    let mut groups: Vec<(HarmonicModel, Vec<usize>, u32)> = Vec::new();
+    for (k, h) in pq.harmonic_sources.iter().enumerate() {
+        let at = format!("power_quality.harmonic_sources[{k}]");
+        let (m, _) = loaded.model::<HarmonicModel>(&h.model)?;
+        m.validate()
+            .map_err(|e| loaded.error_at(&format!("{at}.model"), format!("harmonic model `{}`: {e}", h.model), None))?;
+        let buses: Vec<usize> = match &h.at {
+            HarmonicAt::Buses(b) => {
+                let mut v = Vec::with_capacity(b.len());
+                for idx in b {
+                    v.push(net.bus(*idx).ok_or_else(|| {
+                        loaded.error_at(&format!("{at}.at"), format!("no bus {idx} in the network"), None)
+                    })?);
+                }
+                v
+            }
+            HarmonicAt::LoadBuses => {
+                let mut v: Vec<usize> = net.loads.iter().filter_map(|l| net.bus(l.bus)).collect();
+                v.extend(net.asym_loads.iter().filter_map(|l| net.bus(l.bus)));
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+        };
+        groups.push((m, buses, h.count));
+    }
+    let lmu_buses: Vec<usize> = c.lmus.iter().map(|l| l.bus_pos).collect();
+    let mut times: Vec<SimDuration> = vec![SimDuration::ZERO];
+    for &(on, off) in &plan.windows {
+        times.push(on);
+        times.extend(off);
+    }
+    times.sort_unstable();
+    times.dedup();
+    let mut last: Option<Vec<Vec<(u32, f64)>>> = Some(vec![Vec::new(); lmu_buses.len()]);
+    for t in times {
+        let active: Vec<HarmonicSource<'_>> = groups
+            .iter()
+            .zip(&plan.windows)
+            .filter(|(_, (on, off))| *on <= t && off.is_none_or(|off| t < off))
+            .flat_map(|((m, buses, count), _)| {
+                buses.iter().map(move |&bus| HarmonicSource { bus, model: m, count: *count })
+            })
+            .collect();
+        let levels = if active.is_empty() {
+            vec![Vec::new(); lmu_buses.len()]
+        } else {
+            harmonic_voltages(&net, &active, &lmu_buses).map_err(|e| loaded.error_in("power_quality", e))?
+        };
+        if last.as_ref() == Some(&levels) {
+            continue;
+        }
+        for (&a, l) in build.agents.iter().zip(&levels) {
+            let h: Vec<(u32, f64, f64)> = l.iter().map(|&(o, p)| (o, p, 0.0)).collect();
+            sim.schedule(a, a, SimTime::ZERO + t, crate::engine::class::GRID, Msg::Lmu(LmuMsg::Harmonics(h)))
+                .map_err(|e| loaded.error_at("power_quality", e.to_string(), None))?;
+        }
+        last = Some(levels);
+    }
+    for &(t, hz) in &plan.frequency {
+        for &a in &build.agents {
+            sim.schedule(a, a, SimTime::ZERO + t, crate::engine::class::GRID, Msg::Lmu(LmuMsg::Frequency(hz)))
+                .map_err(|e| loaded.error_at("power_quality", e.to_string(), None))?;
+        }
+    }
+    Ok(())
 }
 
 impl Part for LmuPart {
@@ -241,6 +331,9 @@ impl Part for LmuPart {
         }
         if !f.events.is_empty() || f.scheduled_after_end > 0 {
             r.human.push(f.human());
+        }
+        if !f.en50160.is_empty() {
+            r.human.push(crate::twin::metrics::en50160_human(&f.en50160));
         }
         r.summary.insert("faults".into(), serde_json::to_value(&f).unwrap_or(serde_json::Value::Null));
     }

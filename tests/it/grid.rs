@@ -292,34 +292,132 @@ fn bus_pos(net: &Network, idx: i64) -> usize {
     net.bus(idx).unwrap()
 }
 
+/// Every shipped network: the `scenarios/networks` files and the reference networks of `tests/data/grid`.
+fn shipped_networks() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/networks");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 2, "no networks in {}", dir.display());
+    v.extend(reference_networks().into_iter().map(|d| d.join("network.json")));
+    v
+}
+
+/// Up to `n` bus positions spread evenly over the buses (first and last included).
+fn spread(len: usize, n: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).map(|k| k * (len - 1) / (n - 1).max(1)).collect();
+    v.dedup();
+    v
+}
+
+/// A bolted fault in the simulation draws what IEC 60909 prescribes, within 1 %, on every shipped network.
+///
+/// The comparison is exact in principle: the simulation's fault states drive the network from EMFs behind
+/// the external grids' source impedances `Zq = c_max Un^2 / S''kQ` (with R/X, X0/X, R0/X0), so with loads and
+/// generators removed a fault at bus b draws `V_pre(b) / Z_k(b)` (IEC 60909's Thevenin impedances, sequence
+/// combinations for the unbalanced kinds), where `V_pre` is the bus's solved pre-fault voltage. That is the
+/// reference here ([`short_circuit_from_prefault`], the superposition form of IEC 60909). The standard's own
+/// maximum case replaces `V_pre` by `c_max Un / sqrt(3)` = 1.1 p.u. and multiplies transformer impedances by
+/// `K_T`, corrections for a pre-fault state it does not know; the simulation knows it, so it is compared
+/// with the pre-fault voltage. The residual is the line capacitances and transformer magnetising branches,
+/// which the simulation keeps and IEC 60909 neglects. The same source impedance leaves the power flow alone
+/// (`every_reference_network_matches_pandapower`): only fault states see it, as in pandapower.
 #[test]
-fn bolted_faults_draw_short_circuit_currents() {
+fn bolted_faults_draw_iec_60909_currents_on_every_network() {
+    use gridtwin::grid::model::MIN_FAULT_R_OHM;
+    use gridtwin::grid::powerflow::phase_to_seq;
+    use gridtwin::grid::shortcircuit::short_circuit_from_prefault;
+    let mut worst = (0.0f64, String::new());
+    let mut worst_std = (1.0f64, 1.0f64);
+    let mut failures = Vec::new();
+    let mut faults = 0usize;
+    for path in shipped_networks() {
+        let full = Network::from_json_file(&path).unwrap();
+        assert!(
+            full.ext_grids.iter().filter(|e| e.in_service).all(|e| e.s_sc_max_mva.is_some()),
+            "{}: an external grid without s_sc_max_mva",
+            path.display()
+        );
+        let mut net = full.clone();
+        net.loads.clear();
+        net.asym_loads.clear();
+        net.sgens.clear();
+        let mut healthy = GridModel::new(net.clone());
+        let pre = healthy.solve().unwrap();
+        let v_pre: Vec<_> = pre.v_pu.iter().map(|v| phase_to_seq(*v)[1]).collect();
+        let reference = short_circuit_from_prefault(&net, &v_pre, MIN_FAULT_R_OHM).unwrap();
+        let standard = short_circuit(&net).unwrap();
+        for b in spread(net.buses.len(), 8) {
+            if !pre.energised[b] || reference[b].ikss_ka_3ph.is_nan() {
+                continue;
+            }
+            let bus = net.buses[b].index;
+            let r = &reference[b];
+            for (kind, want, phases) in [
+                (FaultKind::ThreePhase, r.ikss_ka_3ph, vec![0usize, 1, 2]),
+                (FaultKind::LineToEarth(Phase::A), r.ikss_ka_1ph, vec![0]),
+                (FaultKind::LineToLine(Phase::B, Phase::C), r.ikss_ka_2ph, vec![1, 2]),
+            ] {
+                if want.is_nan() {
+                    continue;
+                }
+                // The fault strikes a solved healthy state, as in a run.
+                let mut m = GridModel::new(net.clone());
+                m.solve().unwrap();
+                m.add_fault(Fault { location: FaultLocation::Bus(bus), kind, r_ohm: 0.0 }).unwrap();
+                let snap = m.solve().unwrap();
+                faults += 1;
+                for &p in &phases {
+                    let got = snap.fault_i_ka[0][p].norm();
+                    let err = (got - want).abs() / want;
+                    let what = format!("{} bus {bus} {kind:?} phase {p}: {got:.6} kA vs {want:.6} kA", path.display());
+                    if err > worst.0 {
+                        worst = (err, what.clone());
+                    }
+                    if !within(err, 0.01) {
+                        failures.push(what);
+                    }
+                }
+                if kind == FaultKind::ThreePhase {
+                    let ratio = snap.fault_i_ka[0][0].norm() / standard[b].ikss_ka_3ph_max;
+                    worst_std = (worst_std.0.min(ratio), worst_std.1.max(ratio));
+                }
+            }
+        }
+    }
+    println!(
+        "{faults} bolted faults; worst deviation from IEC 60909 at the pre-fault voltage {:.4} % ({}); \
+         three-phase current over the standard's maximum case (c = 1.1, K_T) within {:.4}..{:.4}",
+        worst.0 * 100.0,
+        worst.1,
+        worst_std.0,
+        worst_std.1
+    );
+    assert!(faults > 100, "only {faults} faults");
+    assert!(failures.is_empty(), "{} currents off by more than 1 %:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn bolted_faults_collapse_the_voltage_and_clear() {
     let net = kerber();
-    let sc = short_circuit(&net).unwrap();
-    // Last bus of the feeder.
     let far = net.buses.last().unwrap().index;
-    let sc_far = sc.iter().find(|s| s.index == far).unwrap();
-    for (kind, iec, phases) in [
-        (FaultKind::ThreePhase, sc_far.ikss_ka_3ph_max, vec![0usize, 1, 2]),
-        (FaultKind::LineToEarth(Phase::A), sc_far.ikss_ka_1ph_max, vec![0]),
-        (FaultKind::LineToLine(Phase::B, Phase::C), sc_far.ikss_ka_2ph_max, vec![1, 2]),
-    ] {
+    let b = bus_pos(&net, far);
+    for kind in [FaultKind::ThreePhase, FaultKind::LineToEarth(Phase::A), FaultKind::LineToLine(Phase::B, Phase::C)] {
         let mut m = GridModel::new(net.clone());
+        m.solve().unwrap();
         let fault = Fault { location: FaultLocation::Bus(far), kind, r_ohm: 0.0 };
         m.add_fault(fault).unwrap();
         let snap = m.solve().unwrap();
-        let i = snap.fault_i_ka[0];
-        for &p in &phases {
-            // The power-flow fault sees the pre-fault voltage (about 0.95 p.u.) rather than c = 1.1 and an
-            // ideal MV source rather than S''kQ: within 20 % of IEC 60909 max.
-            let ratio = i[p].norm() / (iec / 1.1);
-            assert!((0.8..1.2).contains(&ratio), "{kind:?} phase {p}: {} kA vs IEC {iec} kA", i[p].norm());
-        }
-        let b = bus_pos(&net, far);
-        for &p in &phases {
-            if !matches!(kind, FaultKind::LineToLine(..)) {
-                assert!(snap.v_pu[b][p].norm() < 0.01, "{kind:?}: faulted phase voltage {}", snap.v_pu[b][p].norm());
-            }
+        let phases: &[usize] = match kind {
+            FaultKind::ThreePhase => &[0, 1, 2],
+            FaultKind::LineToEarth(_) => &[0],
+            _ => &[],
+        };
+        for &p in phases {
+            assert!(snap.v_pu[b][p].norm() < 0.01, "{kind:?}: faulted phase voltage {}", snap.v_pu[b][p].norm());
         }
         // Clearing the fault restores the healthy state.
         m.clear_fault(&fault);
@@ -770,4 +868,42 @@ fn inverters_feed_faults_with_k_times_rated_current() {
     let k = bus_pos(&net, far);
     assert!((b[k].ikss_ka_3ph_max - a[k].ikss_ka_3ph_max - i_k).abs() < 1e-9);
     assert_eq!(b[k].ikss_ka_3ph_min, a[k].ikss_ka_3ph_min);
+}
+
+/// Harmonic voltages: at the external grid's bus a harmonic current sees exactly the source impedance with its
+/// reactance times the order (computed here from the ext_grid's data by hand), and equal devices add by
+/// IEC TR 61000-3-6's summation law.
+#[test]
+fn harmonic_voltage_at_the_source_bus_is_current_times_the_source_impedance() {
+    use gridtwin::grid::harmonics::{HarmonicEntry, HarmonicLevel, HarmonicModel, HarmonicSource, harmonic_voltages};
+    let net = kerber();
+    let e = &net.ext_grids[0];
+    let b = net.bus(e.bus).unwrap();
+    let un_kv = net.buses[b].vn_kv;
+    let model = HarmonicModel {
+        description: "test".into(),
+        source: "test".into(),
+        rated_kva: 100.0,
+        spectrum: vec![
+            HarmonicEntry { order: 5, level: HarmonicLevel::Amps(2.0) },
+            HarmonicEntry { order: 11, level: HarmonicLevel::Pct(3.0) },
+        ],
+    };
+    model.validate().unwrap();
+    let one = harmonic_voltages(&net, &[HarmonicSource { bus: b, model: &model, count: 1 }], &[b]).unwrap();
+    // Zq = c Un^2 / S''kQ with R/X; at order h: R + j h X.
+    let z = 1.1 * un_kv * un_kv / e.s_sc_max_mva.unwrap();
+    let rx = e.rx_max.unwrap();
+    let x = z / (rx * rx + 1.0).sqrt();
+    let v_phase = un_kv * 1000.0 / 3f64.sqrt();
+    let i11 = 0.03 * 100.0 / (3f64.sqrt() * un_kv);
+    for (h, i_a) in [(5u32, 2.0), (11, i11)] {
+        let zh = (rx * x).hypot(h as f64 * x);
+        let want = 100.0 * i_a * zh / v_phase;
+        let got = one[0].iter().find(|l| l.0 == h).unwrap().1;
+        assert!((got - want).abs() <= 1e-9 * want, "order {h}: {got} % vs {want} %");
+    }
+    let three = harmonic_voltages(&net, &[HarmonicSource { bus: b, model: &model, count: 3 }], &[b]).unwrap();
+    assert!((three[0][0].1 - one[0][0].1 * 3f64.powf(1.0 / 1.4)).abs() < 1e-9 * three[0][0].1);
+    assert!((three[0][1].1 - one[0][1].1 * 3f64.sqrt()).abs() < 1e-9 * three[0][1].1);
 }

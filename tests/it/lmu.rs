@@ -628,3 +628,81 @@ mod debug_case {
         }
     }
 }
+
+/// EN 50160's frequency and THD criteria evaluated in world runs: the `power-quality` scenario's harmonic
+/// sources and under-frequency event make them fail (THD only where the feeder is weak), and the same
+/// scenario without its `power_quality` section is compliant everywhere.
+mod power_quality {
+    use gridtwin::scenario::Loaded;
+    use std::path::Path;
+
+    fn run(text: String) -> (serde_json::Value, Vec<String>) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/power-quality.ron");
+        let l = Loaded::from_text(path.display().to_string(), text, path.parent().map(Path::to_path_buf)).unwrap();
+        let mut w = gridtwin::world::build(&l, l.scenario.seed, None).unwrap_or_else(|e| panic!("{e}"));
+        w.run(1, |_| {}).unwrap();
+        let r = w.report();
+        (serde_json::Value::Object(r.summary.clone()), r.human.clone())
+    }
+
+    fn failed(s: &serde_json::Value) -> Vec<(u64, Vec<String>)> {
+        s["faults"]["en50160"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let f = c["failed"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect();
+                (c["lmu"].as_u64().unwrap(), f)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn harmonics_and_frequency_events_fail_en_50160_where_they_should() {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/power-quality.ron")).unwrap();
+        let (s, human) = run(text.clone());
+        let f = failed(&s);
+        assert!(f.len() >= 10, "{f:?}");
+        for (lmu, crit) in &f {
+            // 15 min at 49.3 Hz is 1 % of the day's 10-second values; 20 s at 46.8 Hz is below -6 %.
+            assert!(crit.iter().any(|c| c == "freq_995pct_within_1pct"), "LMU {lmu}: {crit:?}");
+            assert!(crit.iter().any(|c| c == "freq_all_within_p4_m6"), "LMU {lmu}: {crit:?}");
+        }
+        let thd: Vec<u64> =
+            f.iter().filter(|(_, c)| c.iter().any(|c| c == "thd_95pct_within_8pct")).map(|(l, _)| *l).collect();
+        assert!(!thd.is_empty(), "no LMU fails THD: {f:?}");
+        // The LMU next to the transformer sees the stiffest supply: its THD stays within the limit.
+        assert!(!thd.contains(&1), "THD fails next to the transformer: {thd:?}");
+        let en = s["faults"]["en50160"].as_array().unwrap();
+        let share = |lmu: u64| en.iter().find(|c| c["lmu"] == lmu).unwrap()["thd_within_8pct_share"].as_f64().unwrap();
+        assert!(share(thd[0]) < 95.0 && share(1) == 100.0, "{} {}", share(thd[0]), share(1));
+        let line = human.iter().find(|h| h.starts_with("EN 50160:")).expect("an EN 50160 line");
+        assert!(line.contains("thd_95pct_within_8pct at LMU") && line.contains("freq_all_within_p4_m6"), "{line}");
+        // Without the section: no harmonics, nominal frequency, every LMU compliant.
+        let start = text.find("    power_quality: (").unwrap();
+        let end = start + text[start..].find("\n    ),\n").unwrap() + 7;
+        let plain = format!("{}{}", &text[..start], &text[end..]);
+        let (s, _) = run(plain);
+        let f = failed(&s);
+        assert!(f.len() >= 10 && f.iter().all(|(_, c)| c.is_empty()), "{f:?}");
+    }
+
+    #[test]
+    fn bad_power_quality_input_is_located() {
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/power-quality.ron")).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/power-quality.ron");
+        let load = |t: String| Loaded::from_text(path.display().to_string(), t, path.parent().map(Path::to_path_buf));
+        let bad = text.replace("(\"13h\", 49.3)", "(\"13h\", 30.0)");
+        let e = load(bad).and_then(|l| l.validate().map(|_| l)).unwrap_err();
+        assert!(e.to_string().contains("frequency[0]") && e.to_string().contains("40..=70"), "{e}");
+        let bad = text.replace("Buses([14])", "Buses([99])");
+        let l = load(bad).unwrap();
+        let e = gridtwin::world::build(&l, 1, None).err().expect("a missing bus is refused");
+        assert!(e.to_string().contains("no bus 99"), "{e}");
+        let bad = text.replace("harmonics-heat-pump-11kva", "harmonics-heat-pmp");
+        let l = load(bad).unwrap();
+        assert!(gridtwin::world::build(&l, 1, None).is_err());
+    }
+}
