@@ -99,7 +99,7 @@ fn misconfigured_operator_and_rotation_keys_are_rejected_at_check_naming_the_fie
     let pk = "077d5941e6276d7ab0a6ec05eb0533251091f3af29bc11a6a563d5f2bddb9b4d";
     let sk = "6b1f0c2e9d8a7b3c4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0e1f";
     let other = "1b1f0c2e9d8a7b3c4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0e1f";
-    let op = |s: &str, p: &str| format!(r#"Some((secret_key: "{s}", public_key: "{p}"))"#);
+    let op = |s: &str, p: &str| format!(r#"(secret_key: "{s}", public_key: "{p}")"#);
     for (edit, needle) in [
         (("security.operator", op(other, pk)), "security.operator.public_key: is not the public key"),
         (("security.operator", op(sk, &pk[..60])), "security.operator.public_key: must be 64 hex digits"),
@@ -110,7 +110,7 @@ fn misconfigured_operator_and_rotation_keys_are_rejected_at_check_naming_the_fie
             "security.rotations[0].key: reuses an earlier key",
         ),
         (("security.rotations[0].index", "0".to_string()), "security.rotations[0].index"),
-        (("security.removed[0].rejoin", r#"Some("10s")"#.to_string()), "security.removed[0].rejoin"),
+        (("security.removed[0].rejoin", r#""10s""#.to_string()), "security.removed[0].rejoin"),
     ] {
         let l = load("scenarios/attack-insider.ron", &[(edit.0, &edit.1)]);
         let err = l.validate().expect_err("bad key rejected");
