@@ -79,7 +79,7 @@ impl BrokerAttack {
         let k = self.injected;
         self.injected += 1;
         let c = Command { lmu_id: lmu, action: Action::Open, id: INJECTED_ID_BASE.wrapping_add(k as u32) };
-        let payload = if k % 2 == 0 {
+        let payload = if k.is_multiple_of(2) {
             c.to_text()
         } else {
             let expires_ns = now.as_nanos().saturating_add(3_600_000_000_000);
@@ -102,7 +102,7 @@ impl BrokerAttack {
         }
         // Every other command passes intact (and may be replayed after it was obeyed).
         self.passed += 1;
-        if !self.alter || self.passed % 2 == 0 {
+        if !self.alter || self.passed.is_multiple_of(2) {
             return payload;
         }
         let text = String::from_utf8_lossy(&payload).into_owned();

@@ -169,9 +169,10 @@ impl SignedCommand {
             let (Some(hi), Some(lo)) = (d(pair[0]), d(pair[1])) else { return Err(sig_word(n - 1)) };
             signature[i] = (hi * 16 + lo) as u8;
         }
-        // The command's own words end where `ctr=` begins.
-        let cut = text.find(words[n - 3]).unwrap_or(text.len());
-        let command = Command::parse(text[..cut].as_bytes())?;
+        // The command's own words end where the `ctr=` word begins (its last occurrence: the words after it
+        // are `exp=` digits and `sig=` hex).
+        let cut = text.rfind(words[n - 3]).unwrap_or(text.len());
+        let command = Command::parse(&text.as_bytes()[..cut])?;
         Ok(SignedCommand { command, counter, expires_ns, signature })
     }
 }
@@ -342,5 +343,9 @@ mod tests {
         let e = SignedCommand::parse(b"open 4 ctr=1 exp=2 sig=zz").unwrap_err();
         assert_eq!((e.word, e.kind), (5, CommandErrorKind::BadSignatureWords));
         assert_eq!(SignedCommand::parse(b"open 4 exp=2 ctr=1 sig=00").unwrap_err().word, 3);
+        // Words between the command and its signature words are refused, not skipped.
+        let sig = "ab".repeat(64);
+        let e = SignedCommand::parse(format!("open 4 ctr=1 junk ctr=1 exp=2 sig={sig}").as_bytes()).unwrap_err();
+        assert_eq!(e.kind, CommandErrorKind::Trailing);
     }
 }
