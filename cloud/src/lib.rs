@@ -13,6 +13,7 @@ pub mod auth;
 pub mod live;
 pub mod runfiles;
 pub mod store;
+pub mod tls;
 pub mod web;
 
 use live::{Live, Update};
@@ -35,6 +36,8 @@ pub struct CloudOptions {
     pub http: SocketAddr,
     /// A run's output directory whose mesh, fault and market tables the dashboard also shows.
     pub run_dir: Option<std::path::PathBuf>,
+    /// MQTT over TLS (`mqtts://`): the CA to trust and an optional client certificate. None: plain TCP.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// Topic filter of the gateways' batches.
@@ -241,6 +244,10 @@ pub fn run_cloud(opts: CloudOptions, users: auth::Users) -> Result<(), String> {
         mo.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
         if let Some(u) = &opts.username {
             mo.set_credentials(u, opts.password.as_deref().unwrap_or(""));
+        }
+        if let Some(t) = &opts.tls {
+            let cfg = tls::client_config(t)?;
+            mo.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(cfg)));
         }
         let (client, ev) = rumqttc::AsyncClient::new(mo, 1024);
         let (updates, _) = broadcast::channel(1024);

@@ -9,7 +9,11 @@
 //! stored once, keyed by (LMU id, sequence number), with its generated and received timestamps.
 //!
 //! Operator commands (the scenario's `gateway.commands`) are published at their time on
-//! `grid/{gateway_id}/cmd/{lmu}` at QoS 1 to every session subscribed to it.
+//! `grid/{gateway_id}/cmd/{lmu}` at QoS 1 to every session subscribed to it; with an operator key
+//! ([`OperatorSigner`], the scenario's `security.operator`) each is signed first
+//! ([`gridtwin_firmware::gateway::signed`]). A compromised broker ([`crate::security::broker`]) may sit on
+//! that path: it alters and captures the operator's commands as they pass and publishes its own and replayed
+//! ones on its timers.
 
 use super::Msg;
 use super::gateway::GwMsg;
@@ -23,6 +27,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 const TIMER_COMMAND: u64 = 1;
 const TIMER_OUTAGE: u64 = 2;
+const TIMER_INJECT: u64 = 3;
+const TIMER_REPLAY: u64 = 4;
 /// Most command messages a session queues while its client is away.
 const MAX_SESSION_QUEUE: usize = 1024;
 /// Largest packet the broker accepts, bytes.
@@ -81,8 +87,19 @@ pub struct Issued {
     pub acked: Option<SimTime>,
 }
 
+/// The operator's command signing: key, the next counter, and how long a command stays valid.
+pub struct OperatorSigner {
+    pub key: gridtwin_firmware::gateway::signed::SigningKey,
+    pub counter: u32,
+    pub lifetime: SimDuration,
+}
+
 /// The broker and store.
 pub struct CloudAgent {
+    /// Signs the operator's commands (none: they go as plain text).
+    pub signer: Option<OperatorSigner>,
+    /// The broker is compromised (none: it is honest).
+    pub attack: Option<crate::security::broker::BrokerAttack>,
     gateway: AgentId,
     gateway_id: String,
     users: Vec<(String, String)>,
@@ -109,6 +126,8 @@ impl CloudAgent {
     ) -> Self {
         schedule.sort_by_key(|c| (c.0, c.1.id));
         CloudAgent {
+            signer: None,
+            attack: None,
             gateway,
             gateway_id: gateway_id.into(),
             users,
@@ -396,8 +415,26 @@ impl CloudAgent {
         self.stats.commands_issued += 1;
         let idx = self.issued.len() as u64;
         self.issued.push(Issued { command, at: ctx.now(), acked: None });
-        let topic = format!("grid/{}/cmd/{}", self.gateway_id, command.lmu_id);
-        let payload = command.to_text().into_bytes();
+        let payload = match &mut self.signer {
+            Some(s) => {
+                s.counter = s.counter.saturating_add(1);
+                let expires_ns = ctx.now().saturating_add(s.lifetime).as_nanos();
+                let signed =
+                    gridtwin_firmware::gateway::signed::SignedCommand::sign(&s.key, command, s.counter, expires_ns);
+                signed.to_text().into_bytes()
+            }
+            None => command.to_text().into_bytes(),
+        };
+        let payload = match &mut self.attack {
+            Some(a) => a.pass(ctx.now(), command.lmu_id, payload),
+            None => payload,
+        };
+        self.publish_command(command.lmu_id, payload, idx, ctx);
+    }
+
+    /// Queues a command message on every session subscribed to its topic and sends what the window allows.
+    fn publish_command(&mut self, lmu: u32, payload: Vec<u8>, idx: u64, ctx: &mut Ctx<'_, Msg>) {
+        let topic = format!("grid/{}/cmd/{}", self.gateway_id, lmu);
         let mut targets = Vec::new();
         for (id, s) in &mut self.sessions {
             if s.subs.iter().any(|f| topic_matches(f, &topic)) {
@@ -407,7 +444,7 @@ impl CloudAgent {
                 targets.push(id.clone());
             }
         }
-        if targets.is_empty() {
+        if targets.is_empty() && idx != u64::MAX {
             self.stats.commands_undeliverable += 1;
         }
         for id in targets {
@@ -423,6 +460,14 @@ impl Agent<Msg> for CloudAgent {
         }
         for o in self.outages.clone() {
             ctx.schedule_at(o.start, class::DEFAULT, Msg::Timer(TIMER_OUTAGE));
+        }
+        if let Some(a) = &self.attack {
+            if let Some(e) = a.inject_every {
+                ctx.schedule_at(a.start.saturating_add(e), class::DEFAULT, Msg::Timer(TIMER_INJECT));
+            }
+            if let Some(e) = a.replay_every {
+                ctx.schedule_at(a.start.saturating_add(e), class::DEFAULT, Msg::Timer(TIMER_REPLAY));
+            }
         }
     }
 
@@ -443,6 +488,19 @@ impl Agent<Msg> for CloudAgent {
                 }
             }
             Msg::Timer(TIMER_OUTAGE) => self.close(ctx),
+            Msg::Timer(tag @ (TIMER_INJECT | TIMER_REPLAY)) => {
+                let now = ctx.now();
+                let Some(a) = self.attack.as_mut().filter(|a| a.active(now)) else { return };
+                let (every, msg) =
+                    if tag == TIMER_INJECT { (a.inject_every, a.inject(now)) } else { (a.replay_every, a.replay()) };
+                if let Some(e) = every {
+                    ctx.schedule_at(now.saturating_add(e), class::DEFAULT, Msg::Timer(tag));
+                }
+                if let Some((lmu, payload)) = msg {
+                    // Not an operator command: no entry in `issued`.
+                    self.publish_command(lmu, payload, u64::MAX, ctx);
+                }
+            }
             _ => {}
         }
     }

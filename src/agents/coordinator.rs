@@ -11,7 +11,7 @@ use super::gateway::GwMsg;
 use crate::engine::{Agent, AgentId, Ctx, Event, SimDuration, SimRng};
 use crate::mesh::{DeliveryKind, MeshDelivery, MeshDest, MeshMsg, MeshSend};
 use crate::twin::uart::{UartLine, UartSettings};
-use gridtwin_firmware::gateway::command::Command;
+use gridtwin_firmware::gateway::signed::read_any;
 use gridtwin_firmware::link::{self, FrameDecoder};
 use gridtwin_firmware::report::ReportPacket;
 use std::collections::BTreeMap;
@@ -118,14 +118,15 @@ impl Coordinator {
 
     fn downlink(&mut self, bytes: &[u8], ctx: &mut Ctx<'_, Msg>) {
         let mut commands = Vec::new();
-        self.stats.command_frames_bad += self.rx_down.feed(bytes, |p| commands.push(Command::from_frame(p)));
+        self.stats.command_frames_bad +=
+            self.rx_down.feed(bytes, |p| commands.push(read_any(p).map(|(c, _)| (c, p.to_vec()))));
         for c in commands {
-            let Ok(c) = c else {
+            // A signed frame goes down as it came (the LMU verifies it); the coordinator only reads the address.
+            let Ok((c, frame)) = c else {
                 self.stats.command_frames_bad += 1;
                 continue;
             };
             self.stats.commands_received += 1;
-            let frame = c.to_frame().to_vec();
             match &self.route {
                 CommandRoute::None => continue,
                 CommandRoute::Mesh { mesh, node } => {

@@ -204,7 +204,7 @@ impl GatewayAgent {
         while let Some(d) = self.fw.pop_downlink() {
             self.forwarded.push(Forwarded { at: SimTime::from_nanos(d.received_at.as_nanos()), command: d.command });
             let mut wire = Vec::new();
-            link::encode(&d.command.to_frame(), &mut wire);
+            link::encode(&d.frame(), &mut wire);
             self.down.offer(wire);
         }
         if let Some(t) = self.down.start() {

@@ -1,4 +1,6 @@
-//! The live bridge: runs a scenario with its gateway connected to a real MQTT broker over TCP.
+//! The live bridge: runs a scenario with its gateway connected to a real MQTT broker over TCP, or over TLS
+//! (`mqtts://`, rustls: the broker's certificate must chain to the CA given, a client certificate may be
+//! presented).
 //!
 //! The simulated gateway's firmware MQTT client is the same one the simulation uses; the bridge only carries
 //! its bytes: what the client writes goes to the socket, what the socket yields is injected into the run as
@@ -51,16 +53,20 @@ impl std::str::FromStr for Speed {
 pub struct BrokerUrl {
     pub host: String,
     pub port: u16,
+    /// `mqtts://`: MQTT over TLS.
+    pub tls: bool,
 }
 
-/// Parses `mqtt://HOST[:PORT]` (port 1883 by default). Other schemes are refused with the reason.
+/// Parses `mqtt://HOST[:PORT]` (port 1883 by default) or `mqtts://HOST[:PORT]` (TLS, port 8883 by default).
+/// Other schemes are refused with the reason.
 pub fn parse_broker_url(url: &str) -> Result<BrokerUrl, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return Err(format!("broker URL `{url}` has no scheme: write mqtt://HOST:PORT"));
+        return Err(format!("broker URL `{url}` has no scheme: write mqtt://HOST:PORT or mqtts://HOST:PORT"));
     };
-    if !scheme.eq_ignore_ascii_case("mqtt") && !scheme.eq_ignore_ascii_case("tcp") {
+    let tls = scheme.eq_ignore_ascii_case("mqtts") || scheme.eq_ignore_ascii_case("ssl");
+    if !tls && !scheme.eq_ignore_ascii_case("mqtt") && !scheme.eq_ignore_ascii_case("tcp") {
         return Err(format!(
-            "broker URL `{url}`: unsupported scheme `{scheme}://` (the bridge speaks plain MQTT over TCP: mqtt://HOST:PORT)"
+            "broker URL `{url}`: unsupported scheme `{scheme}://` (MQTT over TCP: mqtt://HOST:PORT; over TLS: mqtts://HOST:PORT)"
         ));
     }
     let rest = rest.trim_end_matches('/');
@@ -76,12 +82,38 @@ pub fn parse_broker_url(url: &str) -> Result<BrokerUrl, String> {
             }
             (h.trim_start_matches('[').trim_end_matches(']').to_string(), port)
         }
-        _ => (rest.to_string(), 1883),
+        _ => (rest.to_string(), if tls { 8883 } else { 1883 }),
     };
     if host.is_empty() {
         return Err(format!("broker URL `{url}`: the host is empty"));
     }
-    Ok(BrokerUrl { host, port })
+    Ok(BrokerUrl { host, port, tls })
+}
+
+/// The TLS files for `url`: required (`--ca`) with `mqtts://`, refused with `mqtt://`; a client certificate
+/// needs its key and the other way round. Errors name the option.
+pub fn tls_files(
+    url: &BrokerUrl,
+    ca: Option<&std::path::Path>,
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> Result<Option<gridtwin_cloud::tls::TlsFiles>, String> {
+    if !url.tls {
+        if ca.is_some() || cert.is_some() || key.is_some() {
+            return Err("--ca, --client-cert and --client-key need a TLS broker URL (mqtts://HOST:PORT)".into());
+        }
+        return Ok(None);
+    }
+    let Some(ca) = ca else {
+        return Err("mqtts:// needs --ca FILE (the PEM certificate of the CA that signed the broker's)".into());
+    };
+    let client = match (cert, key) {
+        (Some(c), Some(k)) => Some((c.to_path_buf(), k.to_path_buf())),
+        (None, None) => None,
+        (Some(_), None) => return Err("--client-cert needs --client-key".into()),
+        (None, Some(_)) => return Err("--client-key needs --client-cert".into()),
+    };
+    Ok(Some(gridtwin_cloud::tls::TlsFiles { ca: ca.to_path_buf(), client }))
 }
 
 /// Bridge settings.
@@ -93,6 +125,8 @@ pub struct BridgeOptions {
     pub speed: Speed,
     /// Longest wall-clock wait for a broker response before the bridge gives up.
     pub response_timeout: Duration,
+    /// MQTT over TLS (with `mqtts://`).
+    pub tls: Option<gridtwin_cloud::tls::TlsFiles>,
 }
 
 /// The scenario with the bridge's credentials in its gateway section.
@@ -113,8 +147,60 @@ pub fn with_credentials(loaded: &Loaded, o: &BridgeOptions) -> Result<Loaded, St
     Ok(l)
 }
 
+/// The connection to the broker: plain TCP, or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+    fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
+        self.tcp().set_nonblocking(on)
+    }
+    fn set_read_timeout(&self, d: Option<Duration>) -> std::io::Result<()> {
+        self.tcp().set_read_timeout(d)
+    }
+    fn shutdown(&mut self) {
+        if let Stream::Tls(s) = self {
+            s.conn.send_close_notify();
+            let _ = s.flush();
+        }
+        let _ = self.tcp().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
 struct Link {
-    stream: TcpStream,
+    stream: Stream,
     conn: u64,
 }
 
@@ -184,7 +270,26 @@ fn exchange(world: &mut World, id: AgentId, link: &mut Link, wait: Duration) -> 
     }
 }
 
-fn connect(o: &BridgeOptions) -> Result<TcpStream, String> {
+/// Connects to the broker, over TLS when the options say so (the handshake completes here, so a certificate
+/// the CA did not sign, or a name it does not carry, is an error before any MQTT byte).
+fn connect(o: &BridgeOptions) -> Result<Stream, String> {
+    let tcp = connect_tcp(o)?;
+    let Some(files) = &o.tls else { return Ok(Stream::Plain(tcp)) };
+    let cfg = gridtwin_cloud::tls::client_config(files)?;
+    let name = rustls::pki_types::ServerName::try_from(o.broker.host.clone())
+        .map_err(|e| format!("broker host `{}` is not a TLS server name: {e}", o.broker.host))?;
+    let conn = rustls::ClientConnection::new(cfg, name).map_err(|e| format!("TLS: {e}"))?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    s.sock.set_read_timeout(Some(o.response_timeout)).map_err(|e| e.to_string())?;
+    while s.conn.is_handshaking() {
+        s.conn
+            .complete_io(&mut s.sock)
+            .map_err(|e| format!("TLS handshake with the broker at {}:{} failed: {e}", o.broker.host, o.broker.port))?;
+    }
+    Ok(Stream::Tls(Box::new(s)))
+}
+
+fn connect_tcp(o: &BridgeOptions) -> Result<TcpStream, String> {
     let addr = format!("{}:{}", o.broker.host, o.broker.port);
     let addrs: Vec<_> = addr.to_socket_addrs().map_err(|e| format!("cannot resolve broker `{addr}`: {e}"))?.collect();
     let mut last = String::from("no address");
@@ -299,7 +404,7 @@ pub fn run(world: &mut World, o: &BridgeOptions, mut progress: impl FnMut(f64)) 
     let out = g.fw.take_output();
     let _ = l.stream.write_all(&out);
     let _ = l.stream.flush();
-    let _ = l.stream.shutdown(std::net::Shutdown::Both);
+    l.stream.shutdown();
     Ok(())
 }
 
@@ -309,12 +414,18 @@ mod tests {
 
     #[test]
     fn broker_urls() {
-        assert_eq!(parse_broker_url("mqtt://127.0.0.1:1884"), Ok(BrokerUrl { host: "127.0.0.1".into(), port: 1884 }));
-        assert_eq!(parse_broker_url("mqtt://broker.local"), Ok(BrokerUrl { host: "broker.local".into(), port: 1883 }));
-        assert_eq!(parse_broker_url("mqtt://[::1]:1883"), Ok(BrokerUrl { host: "::1".into(), port: 1883 }));
+        let u = |h: &str, port, tls| BrokerUrl { host: h.into(), port, tls };
+        assert_eq!(parse_broker_url("mqtt://127.0.0.1:1884"), Ok(u("127.0.0.1", 1884, false)));
+        assert_eq!(parse_broker_url("mqtt://broker.local"), Ok(u("broker.local", 1883, false)));
+        assert_eq!(parse_broker_url("mqtt://[::1]:1883"), Ok(u("::1", 1883, false)));
+        assert_eq!(parse_broker_url("mqtts://broker.local"), Ok(u("broker.local", 8883, true)));
+        let tls = u("h", 8883, true);
+        assert!(tls_files(&tls, None, None, None).unwrap_err().contains("--ca"));
+        let p = std::path::Path::new("x.pem");
+        assert!(tls_files(&tls, Some(p), Some(p), None).unwrap_err().contains("--client-key"));
+        assert!(tls_files(&u("h", 1883, false), Some(p), None, None).unwrap_err().contains("mqtts://"));
         let e = parse_broker_url("http://x:1").unwrap_err();
         assert!(e.contains("unsupported scheme `http://`"), "{e}");
-        assert!(parse_broker_url("mqtts://x:8883").unwrap_err().contains("unsupported scheme"));
         assert!(parse_broker_url("localhost:1883").unwrap_err().contains("no scheme"));
         assert!(parse_broker_url("mqtt://x:99999").unwrap_err().contains("port"));
         assert_eq!("max".parse::<Speed>(), Ok(Speed::Max));

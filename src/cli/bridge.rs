@@ -1,9 +1,10 @@
-//! `gridtwin bridge SCENARIO --broker mqtt://HOST:PORT [--username U --password P] [--speed 1|10|max]`: runs
+//! `gridtwin bridge SCENARIO --broker mqtt://HOST:PORT|mqtts://HOST:PORT [--ca FILE [--client-cert FILE
+//! --client-key FILE]] [--username U --password P] [--speed 1|10|max]`: runs
 //! the scenario with its gateway connected to a real MQTT broker (see [`crate::bridge`]) and writes the usual
 //! outputs (`--out`), whose `mqtt.messages_published` and `mqtt.payload_bytes` count what reached the broker.
 
 use super::{CliError, Global, load, print_human, progress_bar, sanitize};
-use crate::bridge::{BridgeOptions, Speed, parse_broker_url, with_credentials};
+use crate::bridge::{BridgeOptions, Speed, parse_broker_url, tls_files, with_credentials};
 use crate::report::{check_out_dir, write_output_dir};
 use clap::Args;
 use serde_json::json;
@@ -15,9 +16,18 @@ use std::time::{Duration, Instant};
 pub struct BridgeArgs {
     /// Scenario file (RON) with a `gateway` section.
     pub scenario: PathBuf,
-    /// The broker: mqtt://HOST:PORT (plain MQTT over TCP).
+    /// The broker: mqtt://HOST:PORT (plain MQTT over TCP) or mqtts://HOST:PORT (over TLS, with --ca).
     #[arg(long)]
     pub broker: String,
+    /// PEM file of the CA that signed the broker's certificate (mqtts://).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain the gateway presents (mqtts://, with --client-key).
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
     /// MQTT user name (default: the scenario's).
     #[arg(long)]
     pub username: Option<String>,
@@ -44,6 +54,8 @@ pub fn run(g: &Global, a: &BridgeArgs) -> Result<(), CliError> {
     let t0 = Instant::now();
     // Argument mistakes are bad input (exit 2) and are found before anything connects or runs.
     let broker = parse_broker_url(&a.broker).map_err(|e| CliError::usage(format!("--broker: {e}")))?;
+    let tls = tls_files(&broker, a.ca.as_deref(), a.client_cert.as_deref(), a.client_key.as_deref())
+        .map_err(CliError::usage)?;
     let speed: Speed = a.speed.parse().map_err(|e| CliError::usage(format!("--speed: {e}")))?;
     let g = &Global { seed: a.seed.or(g.seed), out: a.out.clone().or_else(|| g.out.clone()), ..g.clone() };
     if let Some(out) = &g.out {
@@ -55,6 +67,7 @@ pub fn run(g: &Global, a: &BridgeArgs) -> Result<(), CliError> {
         password: a.password.clone(),
         speed,
         response_timeout: Duration::from_secs(10),
+        tls,
     };
     let loaded = with_credentials(&load(Some(&a.scenario))?, &o)?;
     let until = a

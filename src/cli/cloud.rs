@@ -1,4 +1,5 @@
-//! `gridtwin cloud --broker mqtt://HOST:PORT --username U --password P [--db sqlite:FILE | --db postgres://...]
+//! `gridtwin cloud --broker mqtt://HOST:PORT|mqtts://HOST:PORT [--ca FILE] --username U --password P
+//! [--db sqlite:FILE | --db postgres://...]
 //! [--http ADDR]`: the cloud service (see the `gridtwin-cloud` crate); `gridtwin serve OUT_DIR`: the same
 //! dashboard over a finished run's output directory, without a broker.
 
@@ -21,9 +22,18 @@ pub struct UserArgs {
 /// Arguments of `gridtwin cloud`.
 #[derive(Args, Debug)]
 pub struct CloudArgs {
-    /// The broker: mqtt://HOST:PORT.
+    /// The broker: mqtt://HOST:PORT, or mqtts://HOST:PORT (over TLS, with --ca).
     #[arg(long, required_unless_present = "print_hash")]
     pub broker: Option<String>,
+    /// PEM file of the CA that signed the broker's certificate (mqtts://).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain the cloud presents (mqtts://, with --client-key).
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
     /// MQTT user name.
     #[arg(long)]
     pub username: Option<String>,
@@ -87,6 +97,8 @@ pub fn run_cloud(a: &CloudArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let broker = parse_broker_url(a.broker.as_deref().unwrap_or("")).map_err(|e| format!("--broker: {e}"))?;
+    let tls = crate::bridge::tls_files(&broker, a.ca.as_deref(), a.client_cert.as_deref(), a.client_key.as_deref())
+        .map_err(CliError::usage)?;
     let opts = gridtwin_cloud::CloudOptions {
         host: broker.host,
         port: broker.port,
@@ -96,6 +108,7 @@ pub fn run_cloud(a: &CloudArgs) -> Result<(), CliError> {
         db: a.db.clone(),
         http: addr(&a.http)?,
         run_dir: a.run_dir.clone(),
+        tls,
     };
     gridtwin_cloud::run_cloud(opts, users(&a.users)?).map_err(|e| CliError::failed(format!("cloud: {e}")))
 }

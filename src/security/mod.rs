@@ -16,6 +16,8 @@
 //! Energy-theft detection is [`theft`].
 
 pub mod attacker;
+pub mod broker;
+pub mod insider;
 pub mod theft;
 
 use crate::agents::Msg;
@@ -67,8 +69,81 @@ pub struct SecurityConfig {
     /// Attackers in the field.
     #[serde(default)]
     pub attackers: Vec<AttackerSpec>,
+    /// FLISR (with `enabled`): an LMU obeys a neighbour's `Open` only if it saw fault current, lost voltage
+    /// or went dead itself within this many milliseconds before (0: it obeys every authenticated `Open`).
+    /// Keys alone cannot stop a compromised neighbour; its own measurements can.
+    #[serde(default = "default_open_evidence_ms")]
+    pub open_evidence_ms: u32,
+    /// Operator-signed actuator commands (scenarios with a `gateway`): the cloud signs every command and the
+    /// LMUs switch only on the operator's signature. Absent: commands travel unsigned and are obeyed as they
+    /// arrive.
+    #[serde(default)]
+    pub operator: Option<OperatorKeys>,
 }
 
+/// The operator's command-signing keys.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorKeys {
+    /// The operator's ed25519 secret key (its 32-byte seed), 64 hex digits; the cloud holds it.
+    pub secret_key: String,
+    /// The operator's ed25519 public key, 64 hex digits, provisioned on every LMU at commissioning; it must
+    /// be the secret key's.
+    pub public_key: String,
+    /// How long a signed command stays valid after it was signed.
+    #[serde(default = "default_command_lifetime")]
+    pub lifetime: Dur,
+}
+
+fn default_command_lifetime() -> Dur {
+    Dur(SimDuration::from_secs(60))
+}
+
+/// Parses 64 hex digits into 32 bytes; the error says what is wrong.
+pub fn parse_hex32(s: &str) -> Result<[u8; 32], String> {
+    let t: Vec<char> = s.chars().filter(|c| !c.is_whitespace()).collect();
+    if t.len() != 64 {
+        return Err(format!("must be 64 hex digits (got {})", t.len()));
+    }
+    let mut k = [0u8; 32];
+    for (i, pair) in t.chunks(2).enumerate() {
+        let hi = pair[0].to_digit(16).ok_or(format!("`{}` is not a hex digit", pair[0]))?;
+        let lo = pair[1].to_digit(16).ok_or(format!("`{}` is not a hex digit", pair[1]))?;
+        k[i] = (hi * 16 + lo) as u8;
+    }
+    Ok(k)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl OperatorKeys {
+    /// The signing key and the public key the LMUs get; the error names the field.
+    pub fn keys(&self) -> Result<(gridtwin_firmware::gateway::signed::SigningKey, [u8; 32]), String> {
+        let seed = parse_hex32(&self.secret_key).map_err(|e| format!("security.operator.secret_key: {e}"))?;
+        if seed.iter().all(|&b| b == seed[0]) {
+            return Err("security.operator.secret_key: is a trivial key (all bytes equal)".into());
+        }
+        let public = parse_hex32(&self.public_key).map_err(|e| format!("security.operator.public_key: {e}"))?;
+        let sk = gridtwin_firmware::gateway::signed::SigningKey::from_bytes(&seed);
+        let derived = sk.verifying_key().to_bytes();
+        if public != derived {
+            return Err(format!(
+                "security.operator.public_key: is not the public key of security.operator.secret_key (that is {})",
+                hex(&derived)
+            ));
+        }
+        if !(SimDuration::from_secs(1)..=SimDuration::from_secs(86_400)).contains(&self.lifetime.0) {
+            return Err("security.operator.lifetime: must be within 1s ..= 24h".into());
+        }
+        Ok((sk, public))
+    }
+}
+
+fn default_open_evidence_ms() -> u32 {
+    5_000
+}
 fn default_pan() -> u16 {
     0x4754
 }
@@ -172,6 +247,10 @@ pub struct Rotation {
     /// The previous key is removed this long after the rotation.
     #[serde(default = "default_retire")]
     pub retire_after: Dur,
+    /// LMUs (peer ids) not given the new key: the operator revokes them (a compromised LMU). Once the old
+    /// key is retired the others refuse their frames.
+    #[serde(default)]
+    pub exclude: Vec<u16>,
 }
 
 fn default_retire() -> Dur {
@@ -185,6 +264,9 @@ pub struct Removal {
     /// The LMU's peer id.
     pub lmu: u16,
     pub at: Dur,
+    /// The LMU joins again at this time and is provisioned with the key in use then.
+    #[serde(default)]
+    pub rejoin: Option<Dur>,
 }
 
 /// Where an attacker stands.
@@ -214,6 +296,41 @@ pub enum AttackerSpec {
         /// Every other forged frame is sealed under a guessed key (else all go in clear).
         #[serde(default)]
         guess_key: bool,
+    },
+    /// A compromised MQTT broker on the command path between the cloud and the gateway (scenarios with a
+    /// `gateway`): from `start` to `stop` it publishes an `open` command of its own to the next LMU of
+    /// `targets` every `inject_every` (alternately plain and signed under a key of its own), turns every other
+    /// operator command it carries into `open` when `alter` (keeping any signature), and publishes the oldest
+    /// operator command it captured again every `replay_every`. It does not hold the operator's key.
+    Broker {
+        start: Dur,
+        stop: Dur,
+        #[serde(default)]
+        inject_every: Option<Dur>,
+        #[serde(default)]
+        replay_every: Option<Dur>,
+        #[serde(default)]
+        alter: bool,
+        /// LMU ids it aims its injections at (empty: every LMU).
+        #[serde(default)]
+        targets: Vec<u16>,
+    },
+    /// A compromised LMU (its peer id `lmu`): it keeps the network's keys and, from `start` to `stop`, sends
+    /// `Open` for its own section to its FLISR neighbours every `open_every`, never reports fault passage
+    /// (`suppress_block`), reports fake readings (`fake_readings`) and opens its own contactor (`open_own`).
+    /// See [`insider`].
+    CompromisedLmu {
+        lmu: u16,
+        start: Dur,
+        stop: Dur,
+        #[serde(default)]
+        open_every: Option<Dur>,
+        #[serde(default)]
+        suppress_block: bool,
+        #[serde(default)]
+        fake_readings: bool,
+        #[serde(default)]
+        open_own: bool,
     },
     /// A jammer: a noise-like transmitter of `eirp_dbm` at `at`, on from `start` to `stop`. Its power reaches
     /// every receiver through the mesh's propagation model and enters the SINR of every frame it overlaps
@@ -260,11 +377,18 @@ impl SecurityConfig {
     /// Checks keys, levels, times and attackers; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
         let KeyPlan::Group { index, key } = &self.keys;
-        parse_key(key).map_err(|e| format!("security.keys.key: {e}"))?;
+        let first = parse_key(key).map_err(|e| format!("security.keys.key: {e}"))?;
+        let mut keys = vec![first];
         let mut used = BTreeSet::from([*index]);
         let mut prev = SimDuration::ZERO;
         for (k, r) in self.rotations.iter().enumerate() {
-            parse_key(&r.key).map_err(|e| format!("security.rotations[{k}].key: {e}"))?;
+            let new = parse_key(&r.key).map_err(|e| format!("security.rotations[{k}].key: {e}"))?;
+            if keys.contains(&new) {
+                return Err(format!(
+                    "security.rotations[{k}].key: reuses an earlier key (a rotation must install a fresh key)"
+                ));
+            }
+            keys.push(new);
             if !used.insert(r.index) {
                 return Err(format!(
                     "security.rotations[{k}].index: key index {} was already used (each key gets a fresh index)",
@@ -275,6 +399,19 @@ impl SecurityConfig {
                 return Err(format!("security.rotations[{k}].at: rotations must be in time order"));
             }
             prev = r.at.0;
+        }
+        if let Some(o) = &self.operator {
+            o.keys()?;
+        }
+        if self.open_evidence_ms > 60_000 {
+            return Err("security.open_evidence_ms: must be <= 60000 (one minute)".into());
+        }
+        for (k, r) in self.removed.iter().enumerate() {
+            if let Some(j) = r.rejoin
+                && j.0 <= r.at.0
+            {
+                return Err(format!("security.removed[{k}].rejoin: must be after its removal (`at`)"));
+            }
         }
         if let Some(a) = self.max_frame_age
             && a.0 < SimDuration::from_millis(10)
@@ -297,6 +434,30 @@ impl SecurityConfig {
                         }
                     }
                     (at, start, stop)
+                }
+                AttackerSpec::CompromisedLmu { start, stop, open_every, .. } => {
+                    if let Some(e) = open_every
+                        && e.0 < SimDuration::from_millis(100)
+                    {
+                        return Err(format!("security.attackers[{k}].open_every: must be at least 100ms"));
+                    }
+                    if stop.0 <= start.0 {
+                        return Err(format!("security.attackers[{k}].stop: must be after start"));
+                    }
+                    continue;
+                }
+                AttackerSpec::Broker { start, stop, inject_every, replay_every, .. } => {
+                    for (name, e) in [("inject_every", inject_every), ("replay_every", replay_every)] {
+                        if let Some(e) = e
+                            && e.0 < SimDuration::from_millis(100)
+                        {
+                            return Err(format!("security.attackers[{k}].{name}: must be at least 100ms"));
+                        }
+                    }
+                    if stop.0 <= start.0 {
+                        return Err(format!("security.attackers[{k}].stop: must be after start"));
+                    }
+                    continue;
                 }
                 AttackerSpec::Jammer { at, eirp_dbm, start, stop, mode } => {
                     if !(eirp_dbm.is_finite() && (-30.0..=60.0).contains(eirp_dbm)) {
@@ -374,6 +535,14 @@ pub struct SecurityPart {
     fault_windows: Vec<(SimTime, SimTime)>,
     attack_start: Option<SimTime>,
     frame_overhead: usize,
+    /// The cloud agent (its broker may be compromised; it issues the operator's commands).
+    cloud: Option<AgentId>,
+    /// Operator commands are signed and the LMUs verify them.
+    signed: bool,
+    /// Compromised LMUs: agent, peer id.
+    insiders: Vec<(AgentId, u16)>,
+    /// When the last key a revoked LMU holds is retired by the others (its frames are refused from then).
+    revoked_from: Option<SimTime>,
 }
 
 /// What a `security` section without LMUs or a mesh is told.
@@ -392,9 +561,19 @@ pub fn add(
     cfg: &SecurityConfig,
     lmus: Option<&LmuPart>,
     mesh: Option<AgentId>,
+    cloud: Option<AgentId>,
     seed: u64,
 ) -> Result<SecurityPart, InputError> {
     cfg.validate().map_err(|e| loaded.error_in("security", e))?;
+    if loaded.scenario.gateway.is_none()
+        && let Some(k) = cfg.attackers.iter().position(|a| matches!(a, AttackerSpec::Broker { .. }))
+    {
+        return Err(loaded.error_at(
+            &format!("security.attackers[{k}]"),
+            "a broker attacker sits on the command path between the cloud and the gateway: it needs a `gateway` section",
+            None,
+        ));
+    }
     if lmus.is_none() && mesh.is_none() {
         return Err(loaded.error_at("security", NEEDS_LMUS_OR_MESH, None));
     }
@@ -433,6 +612,10 @@ pub fn add(
             fault_windows: Vec::new(),
             attack_start: None,
             frame_overhead: 0,
+            cloud,
+            signed: false,
+            insiders: Vec::new(),
+            revoked_from: None,
         });
     };
     let build = lp.build();
@@ -459,7 +642,19 @@ pub fn add(
             let new =
                 parse_key(&r.key).map_err(|e| loaded.error_at(&format!("security.rotations[{k}].key"), e, None))?;
             let at = SimTime::ZERO + r.at.0;
-            for &a in &build.agents {
+            for (j, x) in r.exclude.iter().enumerate() {
+                if !c.lmus.iter().any(|l| l.peer == *x) {
+                    return Err(loaded.error_at(
+                        &format!("security.rotations[{k}].exclude[{j}]"),
+                        format!("no LMU {x} on this feeder (peers 1..={})", c.lmus.len()),
+                        None,
+                    ));
+                }
+            }
+            for (l, &a) in c.lmus.iter().zip(&build.agents) {
+                if r.exclude.contains(&l.peer) {
+                    continue;
+                }
                 let ops = [
                     (at, KeyOp::Install { index: r.index, key: new }),
                     (at, KeyOp::Use(r.index)),
@@ -472,6 +667,21 @@ pub fn add(
             current = r.index;
         }
     }
+    // Operator-signed commands: the LMUs get the operator's public key, the cloud its signing key.
+    let signed = cfg.enabled && cfg.operator.is_some();
+    if let (true, Some(o)) = (cfg.enabled, &cfg.operator) {
+        let (sk, public) = o.keys().map_err(|e| loaded.error_in("security", e))?;
+        for (l, &agent) in c.lmus.iter().zip(&build.agents) {
+            let v = gridtwin_firmware::gateway::signed::CommandVerifier::new(&public, l.peer as u32)
+                .map_err(|_| loaded.error_at("security.operator.public_key", "is not a usable ed25519 key", None))?;
+            if let Some(a) = sim.agent_mut::<LmuAgent>(agent) {
+                a.verifier = Some(v);
+            }
+        }
+        if let Some(k) = cloud.and_then(|id| sim.agent_mut::<crate::agents::cloud::CloudAgent>(id)) {
+            k.signer = Some(crate::agents::cloud::OperatorSigner { key: sk, counter: 0, lifetime: o.lifetime.0 });
+        }
+    }
     for (k, r) in cfg.removed.iter().enumerate() {
         let Some(pos) = c.lmus.iter().position(|l| l.peer == r.lmu) else {
             return Err(loaded.error_at(
@@ -482,9 +692,114 @@ pub fn add(
         };
         let a = build.agents[pos];
         sim.schedule(a, a, SimTime::ZERO + r.at.0, class::GRID, Msg::Lmu(LmuMsg::Keys(KeyOp::Wipe))).map_err(engine)?;
+        if let (true, Some(rejoin)) = (cfg.enabled, r.rejoin) {
+            // Provisioned on joining again with the key in use then (the newest rotation at or before it).
+            let KeyPlan::Group { index, key } = &cfg.keys;
+            let (mut idx, mut key) = (*index, key.clone());
+            for (j, rot) in cfg.rotations.iter().enumerate() {
+                if rot.at.0 > rejoin.0 {
+                    break;
+                }
+                if rot.exclude.contains(&r.lmu) {
+                    return Err(loaded.error_at(
+                        &format!("security.removed[{k}].rejoin"),
+                        format!("LMU {} was revoked by security.rotations[{j}]: a revoked LMU cannot rejoin", r.lmu),
+                        None,
+                    ));
+                }
+                (idx, key) = (rot.index, rot.key.clone());
+            }
+            let key = parse_key(&key).map_err(|e| loaded.error_at("security.keys.key", e, None))?;
+            let t = SimTime::ZERO + rejoin.0;
+            for op in [KeyOp::Install { index: idx, key }, KeyOp::Use(idx)] {
+                sim.schedule(a, a, t, class::GRID, Msg::Lmu(LmuMsg::Keys(op))).map_err(engine)?;
+            }
+        }
     }
+    // FLISR: with security on, a neighbour's `Open` is obeyed only with local evidence of a fault.
+    if cfg.enabled && cfg.open_evidence_ms > 0 {
+        for &agent in &build.agents {
+            if let Some(a) = sim.agent_mut::<LmuAgent>(agent) {
+                a.firmware_mut().flisr_mut().set_open_evidence_ms(cfg.open_evidence_ms);
+            }
+        }
+    }
+    // Compromised LMUs: the attacker runs them; the others' records know them (ground truth for scoring).
+    let mut insiders = Vec::new();
+    for (k, spec) in cfg.attackers.iter().enumerate() {
+        let AttackerSpec::CompromisedLmu { lmu, start, stop, open_every, suppress_block, fake_readings, open_own } =
+            spec
+        else {
+            continue;
+        };
+        let Some(pos) = c.lmus.iter().position(|l| l.peer == *lmu) else {
+            return Err(loaded.error_at(
+                &format!("security.attackers[{k}].lmu"),
+                format!("no LMU {lmu} on this feeder (peers 1..={})", c.lmus.len()),
+                None,
+            ));
+        };
+        let x = insider::Insider::new(
+            SimTime::ZERO + start.0,
+            SimTime::ZERO + stop.0,
+            open_every.map(|d| d.0),
+            *suppress_block,
+            *fake_readings,
+            *open_own,
+        );
+        if let Some(a) = sim.agent_mut::<LmuAgent>(build.agents[pos]) {
+            a.insider = Some(x);
+        }
+        insiders.push((build.agents[pos], *lmu, SimTime::ZERO + start.0));
+    }
+    for &agent in &build.agents {
+        if let Some(a) = sim.agent_mut::<LmuAgent>(agent) {
+            a.compromised_peers = insiders.iter().map(|i| i.1).collect();
+        }
+    }
+    let revoked_from = cfg
+        .rotations
+        .iter()
+        .filter(|r| insiders.iter().any(|i| r.exclude.contains(&i.1)))
+        .map(|r| (SimTime::ZERO + r.at.0).saturating_add(r.retire_after.0))
+        .next();
     let mut attackers = Vec::new();
-    let mut attack_start: Option<SimTime> = None;
+    let mut attack_start: Option<SimTime> = insiders.iter().map(|i| i.2).min();
+    for (k, spec) in cfg.attackers.iter().enumerate() {
+        let AttackerSpec::Broker { start, stop, inject_every, replay_every, alter, targets } = spec else { continue };
+        // Under the live bridge the broker is a real one: nothing to simulate.
+        let Some(cloud_agent) = cloud else { continue };
+        let mut ids = Vec::new();
+        for (j, t) in targets.iter().enumerate() {
+            if !c.lmus.iter().any(|l| l.peer == *t) {
+                return Err(loaded.error_at(
+                    &format!("security.attackers[{k}].targets[{j}]"),
+                    format!("no LMU {t} on this feeder (peers 1..={})", c.lmus.len()),
+                    None,
+                ));
+            }
+            ids.push(*t as u32);
+        }
+        if ids.is_empty() {
+            ids = c.lmus.iter().map(|l| l.peer as u32).collect();
+        }
+        let start = SimTime::ZERO + start.0;
+        attack_start = Some(attack_start.map_or(start, |s| s.min(start)));
+        let mut seed_bytes = [0u8; 32];
+        rand::RngExt::fill(&mut stream(seed, 0x5ec1_0000 + k as u64, "broker-key"), &mut seed_bytes[..]);
+        let b = broker::BrokerAttack::new(
+            start,
+            SimTime::ZERO + stop.0,
+            inject_every.map(|d| d.0),
+            replay_every.map(|d| d.0),
+            *alter,
+            ids,
+            seed_bytes,
+        );
+        if let Some(a) = sim.agent_mut::<crate::agents::cloud::CloudAgent>(cloud_agent) {
+            a.attack = Some(b);
+        }
+    }
     for (k, spec) in cfg.attackers.iter().enumerate() {
         let AttackerSpec::RogueRadio { at, range_m, start, stop, forge_every, replay_every, guess_key } = spec else {
             continue;
@@ -547,12 +862,137 @@ pub fn add(
         fault_windows,
         attack_start,
         frame_overhead: if cfg.enabled { level.overhead() } else { 0 },
+        cloud,
+        signed,
+        insiders: insiders.iter().map(|i| (i.0, i.1)).collect(),
+        revoked_from,
     })
 }
 
 impl SecurityPart {
     fn in_fault(&self, t: SimTime) -> bool {
         self.fault_windows.iter().any(|&(a, b)| t >= a && t < b)
+    }
+
+    /// The `security.insider` object (scenarios with compromised LMUs) and its console line: what they sent
+    /// and suppressed, which of their `Open` requests honest LMUs obeyed (their times join `accepted_at`) or
+    /// refused for want of local evidence, their own contactor operations, and their frames refused by frame
+    /// security (after the operator revoked them: `frames_refused_after_revocation`).
+    fn insider_report(
+        &self,
+        sim: &Simulation<Msg>,
+        lmus: &[&LmuAgent],
+        accepted_at: &mut Vec<SimTime>,
+    ) -> Option<(serde_json::Value, String)> {
+        if self.insiders.is_empty() {
+            return None;
+        }
+        let xs: Vec<&LmuAgent> = self.insiders.iter().filter_map(|&(a, _)| sim.agent::<LmuAgent>(a)).collect();
+        let mut own_ops = 0u64;
+        let (mut opens_sent, mut blocks, mut fakes) = (0u64, 0u64, 0u64);
+        for a in &xs {
+            if let Some(x) = &a.insider {
+                opens_sent += x.opens_sent;
+                blocks += x.blocks_suppressed;
+                fakes += x.readings_faked;
+                own_ops += a.switching.iter().filter(|(t, _)| *t >= x.start).count() as u64;
+            }
+        }
+        let (mut obeyed, mut refused_evidence, mut refused, mut refused_after) = (0u64, 0u64, 0u64, 0u64);
+        for l in lmus {
+            if l.insider.is_some() {
+                continue;
+            }
+            obeyed += l.insider_opens_obeyed.len() as u64;
+            accepted_at.extend(l.insider_opens_obeyed.iter().copied());
+            refused_evidence += l.firmware().flisr().opens_refused;
+            refused += l.insider_frames_refused.len() as u64;
+            if let Some(r) = self.revoked_from {
+                refused_after += l.insider_frames_refused.iter().filter(|&&t| t >= r).count() as u64;
+            }
+        }
+        let obj = json!({
+            "lmus": self.insiders.iter().map(|i| i.1).collect::<Vec<_>>(),
+            "opens_sent": opens_sent,
+            "opens_obeyed": obeyed,
+            "opens_refused_no_evidence": refused_evidence,
+            "blocks_suppressed": blocks,
+            "readings_faked": fakes,
+            "own_contactor_ops": own_ops,
+            "revoked_at_s": self.revoked_from.map(|t| t.as_secs_f64()),
+            "frames_refused": refused,
+            "frames_refused_after_revocation": refused_after,
+        });
+        let human = format!(
+            "insider: {} compromised LMU(s): {opens_sent} Open sent, {obeyed} obeyed, {refused_evidence} refused without local evidence; {blocks} blocks suppressed, {fakes} readings faked, {own_ops} own contactor operations; {refused_after} frames refused after revocation",
+            self.insiders.len()
+        );
+        Some((obj, human))
+    }
+
+    /// The `security.commands` object (scenarios with a simulated cloud) and its console line: what a
+    /// compromised broker injected, altered and replayed, which operator commands the LMUs accepted that the
+    /// operator never issued (or accepted twice: replays), and the LMUs' refusals by reason. The times of those
+    /// acceptances join `accepted_at`, so the contactor operations that followed count as the attacker's.
+    fn command_report(
+        &self,
+        sim: &Simulation<Msg>,
+        lmus: &[&LmuAgent],
+        accepted_at: &mut Vec<SimTime>,
+    ) -> Option<(serde_json::Value, String)> {
+        let cloud = self.cloud.and_then(|a| sim.agent::<crate::agents::cloud::CloudAgent>(a))?;
+        use gridtwin_firmware::gateway::command::Command;
+        let issued: BTreeSet<Command> = cloud.issued.iter().map(|i| i.command).collect();
+        let (mut genuine, mut malicious) = (0u64, 0u64);
+        let mut seen = BTreeSet::new();
+        let mut v = gridtwin_firmware::gateway::signed::VerifyStats::default();
+        for l in lmus {
+            for &(t, c) in &l.commands {
+                if issued.contains(&c) && seen.insert(c) {
+                    genuine += 1;
+                } else {
+                    malicious += 1;
+                    accepted_at.push(t);
+                }
+            }
+            if let Some(x) = l.verifier.as_ref().map(|x| x.stats) {
+                v.accepted += x.accepted;
+                v.malformed += x.malformed;
+                v.unsigned += x.unsigned;
+                v.bad_signature += x.bad_signature;
+                v.wrong_lmu += x.wrong_lmu;
+                v.replayed += x.replayed;
+                v.expired += x.expired;
+            }
+        }
+        let (injected, altered, replayed) =
+            cloud.attack.as_ref().map_or((0, 0, 0), |a| (a.injected, a.altered, a.replayed));
+        let obj = json!({
+            "signed": self.signed,
+            "issued": cloud.issued.len(),
+            "genuine_accepted": genuine,
+            "injected": injected,
+            "altered": altered,
+            "replayed": replayed,
+            "malicious_accepted": malicious,
+            "refused": v.refused(),
+            "refused_by": {
+                "unsigned": v.unsigned,
+                "bad_signature": v.bad_signature,
+                "replayed": v.replayed,
+                "expired": v.expired,
+                "wrong_lmu": v.wrong_lmu,
+                "malformed": v.malformed,
+            },
+        });
+        let human = format!(
+            "commands: {} ({} issued, {} accepted; broker injected {injected}, altered {altered}, replayed {replayed}; {malicious} of those accepted, {} refused)",
+            if self.signed { "operator-signed" } else { "unsigned" },
+            cloud.issued.len(),
+            genuine,
+            v.refused()
+        );
+        Some((obj, human))
     }
 }
 
@@ -596,11 +1036,17 @@ impl crate::world::Part for SecurityPart {
                 stats.overhead_bytes += x.overhead_bytes;
             }
         }
+        let commands = self.command_report(sim, &lmus, &mut accepted_at);
+        let insider_obj = self.insider_report(sim, &lmus, &mut accepted_at);
         accepted_at.sort();
         // Contactor operations anywhere on the feeder within the effect window after an accepted impostor
         // frame, outside the real faults' windows.
         let mut ops = 0u64;
         for l in &lmus {
+            // A compromised LMU's own switching is reported under `insider`.
+            if l.insider.is_some() {
+                continue;
+            }
             for &(t, _) in &l.switching {
                 if self.in_fault(t) {
                     continue;
@@ -662,6 +1108,24 @@ impl crate::world::Part for SecurityPart {
         let mesh = self.mesh.and_then(|a| sim.agent::<crate::mesh::MeshAgent>(a));
         let jam = (self.jammers > 0).then(|| jamming_report(self.jammers, self.jam_until_ns, mesh, &lmus, sim.now()));
         if let Some(obj) = r.summary.get_mut("security").and_then(|v| v.as_object_mut()) {
+            if self.enabled && !lmus.is_empty() {
+                // The key each LMU seals with at the end (null: it holds none), by peer id: after a rotation
+                // a revoked LMU is left on the old index and a rejoined one has the new.
+                let m: serde_json::Map<String, serde_json::Value> = lmus
+                    .iter()
+                    .map(|l| (l.peer.to_string(), json!(l.security.as_ref().and_then(|s| s.tx_key()))))
+                    .collect();
+                obj.insert("tx_key_index".into(), serde_json::Value::Object(m));
+            }
+            if let Some((x, human)) = insider_obj {
+                obj.insert("insider".into(), x);
+                r.human.push(human);
+            }
+            if let Some((c, human)) = commands {
+                obj.insert("injected_commands_accepted".into(), c["malicious_accepted"].clone());
+                obj.insert("commands".into(), c);
+                r.human.push(human);
+            }
             if let Some(m) = mesh {
                 obj.insert("mesh".into(), mesh_security_report(m));
             }

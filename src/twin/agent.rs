@@ -17,6 +17,7 @@ use crate::grid::GridMsg;
 use crate::grid::model::GridSnapshot;
 use crate::mesh::{MeshDest, MeshMsg, MeshSend};
 use gridtwin_firmware::Instant;
+use gridtwin_firmware::gateway::signed::CommandVerifier;
 use gridtwin_firmware::lmu::Lmu;
 use gridtwin_firmware::lmu::flisr::{PeerId, PeerMsg};
 use gridtwin_firmware::lmu::phasor::Phasor;
@@ -29,6 +30,7 @@ const TAG_CONTACT: u64 = 2;
 const TAG_SAMPLE: u64 = 3;
 const TAG_MEASURE: u64 = 4;
 const TAG_REPORT: u64 = 5;
+const TAG_INSIDER: u64 = 6;
 
 /// Where an LMU's periodic readings (48-byte report frames) go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +98,16 @@ pub struct LmuAgent {
     pub frames_refused: u64,
     /// Jammers acting on the peer link (`None` without jammers).
     pub jam: Option<JamLink>,
+    /// The operator's key provisioned at commissioning: operator commands must carry its signature (`None`:
+    /// commands are taken as they come, plain or signed).
+    pub verifier: Option<CommandVerifier>,
+    /// This LMU is compromised: the attacker runs it (`None`: honest).
+    pub insider: Option<crate::security::insider::Insider>,
+    /// Ground truth for scoring, not known to the firmware: the compromised LMUs among the peers; when
+    /// their `Open` frames were obeyed, and when their frames were refused by frame security.
+    pub compromised_peers: std::collections::BTreeSet<PeerId>,
+    pub insider_opens_obeyed: Vec<SimTime>,
+    pub insider_frames_refused: Vec<SimTime>,
 }
 
 /// Most accepted impostor frames an LMU records.
@@ -156,6 +168,11 @@ impl LmuAgent {
             impostor_overflow: 0,
             frames_refused: 0,
             jam: None,
+            verifier: None,
+            insider: None,
+            compromised_peers: std::collections::BTreeSet::new(),
+            insider_opens_obeyed: Vec::new(),
+            insider_frames_refused: Vec::new(),
         }
     }
 
@@ -175,7 +192,10 @@ impl LmuAgent {
 
     fn send_reading(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let Some((to, _, _)) = self.uplink else { return };
-        let r = self.firmware.reading(self.peer as u32, self.readings_sent, Instant(ctx.now().as_nanos()));
+        let mut r = self.firmware.reading(self.peer as u32, self.readings_sent, Instant(ctx.now().as_nanos()));
+        if let Some(x) = self.insider.as_mut().filter(|x| x.fake_readings && x.active(ctx.now())) {
+            r = x.fake(r);
+        }
         let payload = r.to_bytes().to_vec();
         self.readings_sent = self.readings_sent.wrapping_add(1);
         let msg = match to {
@@ -199,6 +219,9 @@ impl LmuAgent {
 
     pub fn firmware(&self) -> &Lmu {
         &self.firmware
+    }
+    pub fn firmware_mut(&mut self) -> &mut Lmu {
+        &mut self.firmware
     }
     pub fn contactor(&self) -> &ContactorTwin {
         &self.contactor
@@ -236,35 +259,13 @@ impl LmuAgent {
         self.contactor.set_current(self.last_current_a);
         let next = self.firmware.poll(Instant(now.as_nanos()), &mut self.contactor);
         while let Some((to, msg)) = self.firmware.pop_outgoing() {
-            self.frames_sent += 1;
-            let Some(&dst) = self.peers.get(&to) else { continue };
-            let plain = msg.encode();
-            let bytes = match &mut self.security {
-                Some(s) => match s.seal_at(Instant(now.as_nanos()), to, peer_frame_type(&msg), &plain) {
-                    Ok(b) => b,
-                    Err(_) => continue,
-                },
-                None => plain.to_vec(),
-            };
-            self.peer_bytes_plain += plain.len() as u64;
-            self.peer_bytes_sent += bytes.len() as u64;
-            for &e in &self.eavesdroppers {
-                ctx.send(
-                    e,
-                    SimDuration::ZERO,
-                    Msg::Lmu(LmuMsg::Overheard { from: self.peer, to, bytes: bytes.clone() }),
-                );
+            if msg == PeerMsg::Block
+                && let Some(x) = self.insider.as_mut().filter(|x| x.suppress_block && x.active(now))
+            {
+                x.blocks_suppressed += 1;
+                continue;
             }
-            let mut delivery = self.link.transmit(self.peer, to, bytes.len());
-            if let Some(j) = &mut self.jam {
-                if delivery.is_some() && !j.survives(now.as_nanos(), self.peer, to, bytes.len()) {
-                    delivery = None;
-                }
-                j.count(now.as_nanos(), delivery.is_some());
-            }
-            if let Some(delay) = delivery {
-                ctx.send(dst, delay, Msg::Lmu(LmuMsg::Frame { from: self.peer, bytes }));
-            }
+            self.transmit(to, msg, ctx);
         }
         if let Some(t) = self.contactor.next_transition() {
             let t = SimTime::from_nanos(t.max(now.as_nanos()));
@@ -285,6 +286,36 @@ impl LmuAgent {
             self.deadline = Some((next, id));
         }
     }
+
+    /// Seals (when secured) and sends one FLISR message to peer `to` over the link, copies to eavesdroppers.
+    fn transmit(&mut self, to: PeerId, msg: PeerMsg, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now();
+        self.frames_sent += 1;
+        let Some(&dst) = self.peers.get(&to) else { return };
+        let plain = msg.encode();
+        let bytes = match &mut self.security {
+            Some(s) => match s.seal_at(Instant(now.as_nanos()), to, peer_frame_type(&msg), &plain) {
+                Ok(b) => b,
+                Err(_) => return,
+            },
+            None => plain.to_vec(),
+        };
+        self.peer_bytes_plain += plain.len() as u64;
+        self.peer_bytes_sent += bytes.len() as u64;
+        for &e in &self.eavesdroppers {
+            ctx.send(e, SimDuration::ZERO, Msg::Lmu(LmuMsg::Overheard { from: self.peer, to, bytes: bytes.clone() }));
+        }
+        let mut delivery = self.link.transmit(self.peer, to, bytes.len());
+        if let Some(j) = &mut self.jam {
+            if delivery.is_some() && !j.survives(now.as_nanos(), self.peer, to, bytes.len()) {
+                delivery = None;
+            }
+            j.count(now.as_nanos(), delivery.is_some());
+        }
+        if let Some(delay) = delivery {
+            ctx.send(dst, delay, Msg::Lmu(LmuMsg::Frame { from: self.peer, bytes }));
+        }
+    }
 }
 
 impl Agent<Msg> for LmuAgent {
@@ -297,6 +328,9 @@ impl Agent<Msg> for LmuAgent {
                 if spread.as_nanos() == 0 { 0 } else { ctx.rng("report-offset").random_range(0..spread.as_nanos()) };
             let first = ctx.now().saturating_add(every).saturating_add(SimDuration::from_nanos(offset_ns));
             ctx.schedule_at(first, class::REPORT, Msg::Timer(TAG_REPORT));
+        }
+        if let Some(x) = &self.insider {
+            ctx.schedule_at(x.start, class::DEFAULT, Msg::Timer(TAG_INSIDER));
         }
         self.service(ctx);
     }
@@ -321,6 +355,9 @@ impl Agent<Msg> for LmuAgent {
                         Ok((_, p)) => p,
                         Err(_) => {
                             self.frames_refused += 1;
+                            if self.compromised_peers.contains(&from) {
+                                self.insider_frames_refused.push(now);
+                            }
                             return;
                         }
                     },
@@ -333,12 +370,53 @@ impl Agent<Msg> for LmuAgent {
                         self.impostor_overflow += 1;
                     }
                 }
+                let obeyed_before = self.firmware.flisr().opens_obeyed;
                 self.firmware.on_frame(fw_now, from, &plain);
+                if self.compromised_peers.contains(&from)
+                    && self.firmware.flisr().opens_obeyed > obeyed_before
+                    && self.insider_opens_obeyed.len() < IMPOSTOR_LOG_MAX
+                {
+                    self.insider_opens_obeyed.push(now);
+                }
+            }
+            Msg::Timer(TAG_INSIDER) => {
+                let Some(x) = self.insider.as_mut().filter(|x| x.active(now)) else { return };
+                if x.open_own {
+                    self.firmware.set_operator_hold(Some(false));
+                }
+                let every = x.open_every;
+                if every.is_some() {
+                    // Its FLISR neighbours: the LMUs that take `Open` from it.
+                    let f = self.firmware.flisr().settings();
+                    let peers: Vec<PeerId> = f.upstream.into_iter().chain(f.downstream.iter().copied()).collect();
+                    x.opens_sent += peers.len() as u64;
+                    for to in peers {
+                        self.transmit(to, PeerMsg::Open { section: self.peer }, ctx);
+                    }
+                }
+                if let Some(e) = every {
+                    ctx.schedule_at(now.saturating_add(e), class::DEFAULT, Msg::Timer(TAG_INSIDER));
+                }
             }
             Msg::Mesh(MeshMsg::Deliver(d)) => {
                 use gridtwin_firmware::gateway::command::{Action, Command};
-                // Only operator command frames for this LMU are taken; anything else is ignored.
-                let Ok(c) = Command::from_frame(&d.payload) else { return };
+                use gridtwin_firmware::gateway::signed::{SignedCommand, read_any};
+                // Only operator command frames for this LMU are taken; anything else is ignored. With an
+                // operator key provisioned, only a command the operator signed for this LMU, fresh and not
+                // expired, is (the verifier counts each refusal by reason).
+                if !Command::is_frame(&d.payload) && !SignedCommand::is_frame(&d.payload) {
+                    return;
+                }
+                let c = match &mut self.verifier {
+                    Some(v) => match v.check(fw_now, &d.payload) {
+                        Ok(c) => c,
+                        Err(_) => return,
+                    },
+                    None => match read_any(&d.payload) {
+                        Ok((c, _)) => c,
+                        Err(_) => return,
+                    },
+                };
                 if c.lmu_id != self.peer as u32 {
                     return;
                 }
@@ -375,6 +453,12 @@ impl Agent<Msg> for LmuAgent {
                 return;
             }
             Msg::Lmu(LmuMsg::Keys(op)) => {
+                // A compromised LMU keeps the keys it has: it obeys no removal.
+                if self.insider.is_some()
+                    && matches!(op, crate::security::KeyOp::Remove(_) | crate::security::KeyOp::Wipe)
+                {
+                    return;
+                }
                 if let Some(s) = &mut self.security {
                     op.apply(s);
                 }

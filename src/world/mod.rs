@@ -118,7 +118,15 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
         parts.push(Box::new(part));
     }
     if let Some(sc) = &s.security {
-        parts.push(Box::new(crate::security::add(&mut sim, loaded, sc, lmus.as_ref(), mesh_agent, seed)?));
+        parts.push(Box::new(crate::security::add(
+            &mut sim,
+            loaded,
+            sc,
+            lmus.as_ref(),
+            mesh_agent,
+            upstream.as_ref().and_then(|u| u.cloud),
+            seed,
+        )?));
     }
     if let Some(t) = &s.theft {
         parts.push(Box::new(crate::security::theft::add(&mut sim, loaded, t, lmus.as_ref(), grid_agent, seed)?));

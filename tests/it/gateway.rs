@@ -537,7 +537,7 @@ fn bad_commands_and_urls_are_refused_clearly() {
     let e = gridtwin::world::build(&l, 1, None).err().expect("unknown LMU refused").to_string();
     assert!(e.contains("gateway.commands[0].lmu") && e.contains("no LMU 999"), "{e}");
     // Unknown broker URL schemes.
-    for url in ["http://127.0.0.1:1883", "mqtts://127.0.0.1:8883", "ws://x"] {
+    for url in ["http://127.0.0.1:1883", "wss://127.0.0.1:8883", "ws://x"] {
         let e = gridtwin::bridge::parse_broker_url(url).unwrap_err();
         assert!(e.contains("unsupported scheme"), "{url}: {e}");
     }

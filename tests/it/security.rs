@@ -59,6 +59,77 @@ fn misconfigured_keys_are_rejected_naming_the_field() {
 }
 
 #[test]
+fn a_compromised_broker_and_lmu_move_no_contactor_with_security_and_do_damage_without() {
+    let on = run("scenarios/attack-insider.ron", &[]);
+    let s = &on["security"];
+    let c = &s["commands"];
+    assert_eq!(c["signed"], true, "{c}");
+    assert!(c["injected"].as_u64().unwrap() > 10 && c["altered"].as_u64().unwrap() > 0, "{c}");
+    assert!(c["replayed"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(c["malicious_accepted"], 0, "{c}");
+    assert_eq!(s["injected_commands_accepted"], 0, "{s}");
+    // Every injected and altered command reached an LMU and was refused, by reason.
+    let by = &c["refused_by"];
+    assert!(by["unsigned"].as_u64().unwrap() > 0 && by["bad_signature"].as_u64().unwrap() > 0, "{c}");
+    assert!(by["replayed"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(c["genuine_accepted"], c["issued"], "{c}");
+    let x = &s["insider"];
+    assert_eq!(x["opens_obeyed"], 0, "{x}");
+    assert!(x["opens_refused_no_evidence"].as_u64().unwrap() > 0, "{x}");
+    assert!(x["frames_refused_after_revocation"].as_u64().unwrap() > 0, "{x}");
+    assert!(x["readings_faked"].as_u64().unwrap() > 0, "{x}");
+    assert_eq!(s["contactor_ops_by_attacker"], 0, "{s}");
+    assert_eq!(s["customers_interrupted_by_attack"], 0, "{s}");
+    assert_eq!(on["faults"]["located_correct_pct"], 100.0, "{}", on["faults"]);
+    // The revoked LMU is left on the old key; the rejoined one seals with the new.
+    assert_eq!(s["tx_key_index"]["3"], 0, "{s}");
+    assert_eq!(s["tx_key_index"]["12"], 1, "{s}");
+    assert_eq!(s["tx_key_index"]["4"], 1, "{s}");
+
+    let off = run("scenarios/attack-insider.ron", &[("security.enabled", "false")]);
+    let s = &off["security"];
+    assert!(s["commands"]["malicious_accepted"].as_u64().unwrap() > 10, "{s}");
+    assert!(s["insider"]["opens_obeyed"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["contactor_ops_by_attacker"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["customers_interrupted_by_attack"].as_u64().unwrap() > 0, "{s}");
+}
+
+#[test]
+fn misconfigured_operator_and_rotation_keys_are_rejected_at_check_naming_the_field() {
+    let pk = "077d5941e6276d7ab0a6ec05eb0533251091f3af29bc11a6a563d5f2bddb9b4d";
+    let sk = "6b1f0c2e9d8a7b3c4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0e1f";
+    let other = "1b1f0c2e9d8a7b3c4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0e1f";
+    let op = |s: &str, p: &str| format!(r#"(secret_key: "{s}", public_key: "{p}")"#);
+    for (edit, needle) in [
+        (("security.operator", op(other, pk)), "security.operator.public_key: is not the public key"),
+        (("security.operator", op(sk, &pk[..60])), "security.operator.public_key: must be 64 hex digits"),
+        (("security.operator", op(&"11".repeat(32), pk)), "security.operator.secret_key: is a trivial key"),
+        (("security.operator", op(&sk.replace('6', "g"), pk)), "security.operator.secret_key: `g` is not a hex digit"),
+        (
+            ("security.rotations[0].key", r#""3f9a1c7e5b2d48a6c0e1f2d3b4a59687""#.to_string()),
+            "security.rotations[0].key: reuses an earlier key",
+        ),
+        (("security.rotations[0].index", "0".to_string()), "security.rotations[0].index"),
+        (("security.removed[0].rejoin", r#""10s""#.to_string()), "security.removed[0].rejoin"),
+    ] {
+        let l = load("scenarios/attack-insider.ron", &[(edit.0, &edit.1)]);
+        let err = l.validate().expect_err("bad key rejected");
+        let text = format!("{err:?}");
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    for (edit, needle) in [
+        (("security.rotations[0].exclude", "[99]"), "security.rotations[0].exclude[0]"),
+        (("security.attackers[1].lmu", "99"), "security.attackers[1].lmu"),
+        (("security.attackers[0].targets", "[2, 77]"), "security.attackers[0].targets[1]"),
+        (("security.removed[0].lmu", "3"), "security.removed[0].rejoin"),
+    ] {
+        let l = load("scenarios/attack-insider.ron", &[edit]);
+        let err = gridtwin::world::build(&l, 1, None).err().expect("rejected");
+        assert!(err.message.contains(needle), "{needle}: {}", err.message);
+    }
+}
+
+#[test]
 fn theft_flags_exactly_the_true_sections_within_a_day() {
     let s = run("scenarios/theft.ron", &[]);
     let t = &s["theft"];

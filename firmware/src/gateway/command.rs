@@ -51,13 +51,26 @@ pub enum Action {
 }
 
 impl Action {
-    fn code(self) -> (u8, u32) {
+    /// The action's code and argument in a frame.
+    pub(crate) fn code(self) -> (u8, u32) {
         match self {
             Action::Open => (1, 0),
             Action::Close => (2, 0),
             Action::Auto => (3, 0),
             Action::ReportEvery(s) => (4, s),
         }
+    }
+
+    /// The action of a frame's code and argument (`None`: unknown code or argument out of range). The
+    /// encoding is canonical: an action without an argument must carry 0, so no two frames read the same.
+    pub(crate) fn from_code(code: u8, arg: u32) -> Option<Action> {
+        Some(match code {
+            1 if arg == 0 => Action::Open,
+            2 if arg == 0 => Action::Close,
+            3 if arg == 0 => Action::Auto,
+            4 if (1..=MAX_REPORT_EVERY_S).contains(&arg) => Action::ReportEvery(arg),
+            _ => return None,
+        })
     }
 }
 
@@ -93,6 +106,8 @@ pub enum CommandErrorKind {
     Trailing,
     /// Mesh frame: wrong length, version, kind, action code or CRC.
     BadFrame,
+    /// Signed payload: the `ctr=`, `exp=` and `sig=` words are missing, out of order or malformed.
+    BadSignatureWords,
 }
 
 impl core::fmt::Display for CommandError {
@@ -107,6 +122,9 @@ impl core::fmt::Display for CommandError {
             CommandErrorKind::BadId => "id= needs an unsigned integer",
             CommandErrorKind::Trailing => "unexpected extra word",
             CommandErrorKind::BadFrame => "not a valid command frame",
+            CommandErrorKind::BadSignatureWords => {
+                "signed command needs ctr=<u32> exp=<ns> sig=<128 hex digits> at its end"
+            }
         };
         if self.word > 0 { write!(f, "{what} (word {})", self.word) } else { f.write_str(what) }
     }
@@ -203,14 +221,7 @@ impl Command {
             return Err(bad);
         }
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        let arg = u32_at(11);
-        let action = match b[10] {
-            1 => Action::Open,
-            2 => Action::Close,
-            3 => Action::Auto,
-            4 if (1..=MAX_REPORT_EVERY_S).contains(&arg) => Action::ReportEvery(arg),
-            _ => return Err(bad),
-        };
+        let action = Action::from_code(b[10], u32_at(11)).ok_or(bad)?;
         Ok(Command { lmu_id: u32_at(2), id: u32_at(6), action })
     }
 }

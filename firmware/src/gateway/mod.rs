@@ -12,7 +12,8 @@
 //!   counted (`dropped_store_overflow`).
 //! - **Commands**: messages on `grid/{gateway_id}/cmd/#` are parsed ([`command`]); a command for a known LMU
 //!   becomes a mesh command frame in a bounded downlink queue for the coordinator; a malformed payload or an
-//!   unknown LMU is refused and counted.
+//!   unknown LMU is refused and counted. A command signed by the operator ([`signed`]) is forwarded with its
+//!   signature, unverified: the LMU that switches verifies it.
 //! - **Broker refusals**: when the broker refuses the credentials, or (MQTT 5) refuses a publish, the
 //!   readings concerned are dropped and counted (`dropped_refused`).
 //!
@@ -22,6 +23,7 @@
 
 pub mod batch;
 pub mod command;
+pub mod signed;
 
 use crate::mqtt::{Client, ClientConfig, ClientEvent, QoS, SendError, State};
 use crate::report::{ReportPacket, ReportRepr};
@@ -98,11 +100,24 @@ struct Stored {
     readings: u32,
 }
 
-/// A command accepted for forwarding: the mesh frame and when it arrived.
+/// A command accepted for forwarding: the command, the operator's signature if it came signed, and when it
+/// arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Downlink {
     pub command: Command,
+    pub signed: Option<signed::SignedCommand>,
     pub received_at: Instant,
+}
+
+impl Downlink {
+    /// The mesh frame: the signed frame when the command came signed (forwarded as is: the gateway holds no
+    /// key and cannot change a signed command without the LMU noticing), else the plain one.
+    pub fn frame(&self) -> Vec<u8> {
+        match &self.signed {
+            Some(s) => s.to_frame().to_vec(),
+            None => self.command.to_frame().to_vec(),
+        }
+    }
 }
 
 /// The gateway firmware.
@@ -363,7 +378,12 @@ impl Gateway {
 
     fn on_command(&mut self, now: Instant, payload: &[u8]) {
         self.stats.commands_received += 1;
-        let Ok(c) = Command::parse(payload) else {
+        let parsed = if signed::SignedCommand::is_signed_text(payload) {
+            signed::SignedCommand::parse(payload).map(|s| (s.command, Some(s)))
+        } else {
+            Command::parse(payload).map(|c| (c, None))
+        };
+        let Ok((c, signed)) = parsed else {
             self.stats.commands_malformed += 1;
             return;
         };
@@ -376,7 +396,7 @@ impl Gateway {
             return;
         }
         self.stats.commands_forwarded += 1;
-        self.downlink.push_back(Downlink { command: c, received_at: now });
+        self.downlink.push_back(Downlink { command: c, signed, received_at: now });
     }
 }
 

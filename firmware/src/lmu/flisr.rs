@@ -168,6 +168,11 @@ pub struct FlisrSettings {
     pub x_loop_ohm_per_km: f64,
     /// Length of the own section (m) to bound the distance estimate.
     pub section_length_m: f64,
+    /// A neighbour's `Open` is obeyed only with local evidence of a fault: this LMU saw fault current, lost
+    /// voltage or went dead within this window before it (or is so now); 0 obeys every neighbour's `Open`.
+    /// A neighbour that holds valid keys but lies (a compromised LMU) then cannot trip a healthy section;
+    /// the requester's retries carry a genuine request past the moment the evidence appears (ms).
+    pub open_evidence_ms: u32,
 }
 
 impl FlisrSettings {
@@ -192,6 +197,7 @@ impl FlisrSettings {
             measuring_range_a: 1.0e6,
             x_loop_ohm_per_km: 0.0,
             section_length_m: 0.0,
+            open_evidence_ms: 0,
         }
     }
 
@@ -248,6 +254,9 @@ impl FlisrSettings {
         }
         if !(self.section_length_m.is_finite() && self.section_length_m >= 0.0) {
             return Err(SettingsError::new("section_length_m", "must be finite and >= 0"));
+        }
+        if self.open_evidence_ms > 60_000 {
+            return Err(SettingsError::new("open_evidence_ms", "must be <= 60000 ms"));
         }
         Ok(())
     }
@@ -379,6 +388,12 @@ pub struct Flisr {
     /// Forward fault current passed here while closed and in the normal mode: (first seen, last seen, kind,
     /// distance estimate, not blocked by a downstream neighbour at the last sight).
     passage: Option<Passage>,
+    /// Last time this LMU saw a fault pickup, unhealthy voltage or a dead line (evidence for `Open`).
+    last_disturbance_ns: Option<u64>,
+    /// Neighbours' `Open` requests refused for want of local evidence ([`FlisrSettings::open_evidence_ms`]).
+    pub opens_refused: u64,
+    /// Neighbours' `Open` requests obeyed (this LMU opened as a boundary).
+    pub opens_obeyed: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -418,6 +433,9 @@ impl Flisr {
             current: None,
             healthy_now: false,
             step_here: false,
+            last_disturbance_ns: None,
+            opens_refused: 0,
+            opens_obeyed: 0,
             oc_blocked: false,
             fwd_since: None,
             rebaseline: false,
@@ -426,6 +444,11 @@ impl Flisr {
             dead: false,
             passage: None,
         })
+    }
+
+    /// Sets [`FlisrSettings::open_evidence_ms`] (provisioning; values above 60 s are capped).
+    pub fn set_open_evidence_ms(&mut self, ms: u32) {
+        self.s.open_evidence_ms = ms.min(60_000);
     }
 
     pub fn settings(&self) -> &FlisrSettings {
@@ -577,7 +600,16 @@ impl Flisr {
                 }
             }
             PeerMsg::Open { section } if self.is_neighbour(from) && !self.s.is_tie => {
+                let evidence = self.s.open_evidence_ms == 0
+                    || !self.healthy_now
+                    || self.dead
+                    || self.last_disturbance_ns.is_some_and(|d| t.saturating_sub(d) <= ms(self.s.open_evidence_ms));
+                if !evidence {
+                    self.opens_refused += 1;
+                    return;
+                }
                 if self.isolating.is_none() && self.mode == Mode::Normal {
+                    self.opens_obeyed += 1;
                     self.isolating = Some((section, Some(from)));
                     self.report(FlisrReport::new(Role::Boundary, Some(section), FaultKind::Unknown, None));
                     self.command(t, false);
@@ -675,6 +707,9 @@ impl Flisr {
         }
         if p.pickup {
             self.last_pickup_ns = Some(t);
+        }
+        if p.pickup || !p.voltage_healthy || self.dead {
+            self.last_disturbance_ns = Some(t);
         }
         if forward {
             let ps = p.pickup_since.map_or(t, |s| s.as_nanos());
@@ -1125,5 +1160,38 @@ mod tests {
         f.set_line_state(false, true);
         let out = f.poll(at(900), &ProtectionStatus::default(), Some(true), 0.0);
         assert!(out.coil_closed && f.reports().next().is_none());
+    }
+
+    #[test]
+    fn an_open_without_local_evidence_is_refused_and_a_retry_after_the_evidence_is_obeyed() {
+        let healthy = ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() };
+        // LMU 2, downstream of LMU 1; `Open` needs a disturbance within 5 s.
+        let mut s = FlisrSettings::new(2);
+        s.upstream = Some(1);
+        s.open_evidence_ms = 5_000;
+        let mut f = Flisr::new(s.clone()).unwrap();
+        f.poll(at(0), &healthy, Some(true), 50.0);
+        f.on_peer(at(10), 1, PeerMsg::Open { section: 1 });
+        let out = f.poll(at(11), &healthy, Some(true), 50.0);
+        assert!(out.coil_closed, "a healthy LMU does not open on a neighbour's word");
+        assert_eq!((f.opens_refused, f.opens_obeyed), (1, 0));
+        // The voltage collapses (the upstream section faulted): the retried request is obeyed.
+        f.poll(at(20), &ProtectionStatus::default(), Some(true), 0.0);
+        f.on_peer(at(310), 1, PeerMsg::Open { section: 1 });
+        let out = f.poll(at(311), &healthy, Some(true), 0.0);
+        assert!(!out.coil_closed);
+        assert_eq!((f.opens_refused, f.opens_obeyed), (1, 1));
+        // Evidence older than the window does not count.
+        let mut f = Flisr::new(s.clone()).unwrap();
+        f.poll(at(0), &ProtectionStatus::default(), Some(true), 0.0);
+        f.poll(at(1), &healthy, Some(true), 50.0);
+        f.on_peer(at(6_000), 1, PeerMsg::Open { section: 1 });
+        assert_eq!(f.opens_refused, 1);
+        // Without the setting every neighbour's `Open` is obeyed, as before.
+        s.open_evidence_ms = 0;
+        let mut f = Flisr::new(s).unwrap();
+        f.poll(at(0), &healthy, Some(true), 50.0);
+        f.on_peer(at(10), 1, PeerMsg::Open { section: 1 });
+        assert_eq!((f.opens_refused, f.opens_obeyed), (0, 1));
     }
 }
