@@ -796,8 +796,8 @@ mod bound_tests {
     /// shadowing spreads.
     #[test]
     fn bounded_link_powers_equal_the_full_computation() {
-        let text = std::fs::read_to_string(format!("{}/models/radio-sun-fsk-868.ron", env!("CARGO_MANIFEST_DIR")))
-            .unwrap();
+        let text =
+            std::fs::read_to_string(format!("{}/models/radio-sun-fsk-868.ron", env!("CARGO_MANIFEST_DIR"))).unwrap();
         let radio: RadioModel = ron::from_str(&text).unwrap();
         for (seed, shadowing_db) in [(3u64, 4.0), (4, 8.0), (5, 0.0)] {
             let mut sim = Simulation::new(seed);

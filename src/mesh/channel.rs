@@ -190,13 +190,7 @@ impl Channel {
     /// callers apply the exact distance), in no particular order, until it returns `false`; returns whether
     /// the scan ran to the end. For callers whose answer does not depend on the order (or who fall back to
     /// [`Channel::near`] when it might): no sorting and no copy.
-    pub(crate) fn visit_near(
-        &self,
-        x_m: f64,
-        y_m: f64,
-        radius_m: f64,
-        mut visit: impl FnMut(&OnAir) -> bool,
-    ) -> bool {
+    pub(crate) fn visit_near(&self, x_m: f64, y_m: f64, radius_m: f64, mut visit: impl FnMut(&OnAir) -> bool) -> bool {
         if !radius_m.is_finite() {
             return self.frames.iter().all(visit);
         }

@@ -864,8 +864,11 @@ impl Router {
         // cost, then address) it might replace.
         let found = if self.maybe_neighbor(src) { self.nbrs.iter().position(|m| m.addr == src) } else { None };
         debug_assert!(found.is_some() || self.nbrs.iter().all(|m| m.addr != src), "filter missed {src}");
-        let worst =
-            if found.is_none() && self.nbrs.len() >= self.cfg.neighbors_max as usize { self.worst_neighbor() } else { None };
+        let worst = if found.is_none() && self.nbrs.len() >= self.cfg.neighbors_max as usize {
+            self.worst_neighbor()
+        } else {
+            None
+        };
         match found {
             Some(i) => {
                 let n = &mut self.nbrs[i];
