@@ -137,9 +137,49 @@ impl Channel {
         out: &mut Vec<OnAir>,
         mut keep: impl FnMut(&OnAir) -> bool,
     ) {
+        // Offsets into `frames` (ids minus `first_id`), sorted once at the end: cheaper than sorting frames.
+        let mut hits = std::mem::take(&mut self.scratch);
+        hits.clear();
+        let mut cells = 0usize;
+        let by_cell = self.cells_near(x_m, y_m, radius_m, |c| {
+            hits.extend(self.live(c).filter(|&k| keep(&self.frames[k])).map(|k| k as u32));
+            cells += 1;
+            true
+        });
+        match by_cell {
+            None => out.extend(self.frames.iter().filter(|g| keep(g))),
+            Some(_) => {
+                if cells > 1 {
+                    hits.sort_unstable();
+                }
+                out.extend(hits.iter().map(|&k| self.frames[k as usize]));
+            }
+        }
+        self.scratch = hits;
+    }
+
+    /// Calls `visit` on every kept frame whose transmitter lies within `radius_m` of `(x_m, y_m)` (by cell;
+    /// callers apply the exact distance), in no particular order, until it returns `false`; returns whether
+    /// the scan ran to the end. For callers whose answer does not depend on the order (or who fall back to
+    /// [`Channel::near`] when it might): no sorting and no copy.
+    pub(crate) fn visit_near(&self, x_m: f64, y_m: f64, radius_m: f64, mut visit: impl FnMut(&OnAir) -> bool) -> bool {
+        let by_cell = self.cells_near(x_m, y_m, radius_m, |c| self.live(c).all(|k| visit(&self.frames[k])));
+        by_cell.unwrap_or_else(|| self.frames.iter().all(visit))
+    }
+
+    /// Offsets into `frames` of cell `c`'s kept frames, in id order.
+    fn live(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
+        let cell = &self.cells[c];
+        let from = cell.partition_point(|&id| id < self.first_id);
+        cell.range(from..).map(|&id| (id - self.first_id) as usize)
+    }
+
+    /// Calls `cell` with the index of every cell within `radius_m` of `(x_m, y_m)`, row by row, until it
+    /// returns `false`, and returns whether it ran to the end; `None` (no cell visited) when one pass over all
+    /// frames is cheaper ([`Channel::one_pass_cheaper`]) or the radius is infinite.
+    fn cells_near(&self, x_m: f64, y_m: f64, radius_m: f64, mut cell: impl FnMut(usize) -> bool) -> Option<bool> {
         if !radius_m.is_finite() {
-            out.extend(self.frames.iter().filter(|g| keep(g)));
-            return;
+            return None;
         }
         // Distance of the point outside the box, added to the ring so border-clamped cells stay covered.
         let outside = (self.x0_m - x_m).max(0.0)
@@ -151,78 +191,21 @@ impl Channel {
         let (gx0, gx1) = (cx.saturating_sub(ring), (cx + ring).min(self.nx - 1));
         let (gy0, gy1) = (cy.saturating_sub(ring), (cy + ring).min(self.ny - 1));
         if self.one_pass_cheaper(gx0, gx1, gy0, gy1) {
-            out.extend(self.frames.iter().filter(|g| keep(g)));
-            return;
+            return None;
         }
-        let mut cells = 0usize;
         let r2 = radius_m * radius_m;
-        // Offsets into `frames` (ids minus `first_id`), sorted once at the end: cheaper than sorting frames.
-        let mut hits = std::mem::take(&mut self.scratch);
-        hits.clear();
         for gy in gy0..=gy1 {
             // Distance from the point to the cell's rectangle, per axis (0 inside); border cells extend to
             // infinity outward because positions outside the box are clamped into them.
             let dy = self.axis_gap(y_m, self.y0_m, gy, self.ny);
             for gx in gx0..=gx1 {
                 let dx = self.axis_gap(x_m, self.x0_m, gx, self.nx);
-                if dx * dx + dy * dy > r2 {
-                    continue;
-                }
-                let cell = &self.cells[gy * self.nx + gx];
-                let from = cell.partition_point(|&id| id < self.first_id);
-                for &id in cell.range(from..) {
-                    let k = (id - self.first_id) as u32;
-                    if keep(&self.frames[k as usize]) {
-                        hits.push(k);
-                    }
-                }
-                cells += 1;
-            }
-        }
-        if cells > 1 {
-            hits.sort_unstable();
-        }
-        out.extend(hits.iter().map(|&k| self.frames[k as usize]));
-        self.scratch = hits;
-    }
-
-    /// Calls `visit` on every kept frame whose transmitter lies within `radius_m` of `(x_m, y_m)` (by cell;
-    /// callers apply the exact distance), in no particular order, until it returns `false`; returns whether
-    /// the scan ran to the end. For callers whose answer does not depend on the order (or who fall back to
-    /// [`Channel::near`] when it might): no sorting and no copy.
-    pub(crate) fn visit_near(&self, x_m: f64, y_m: f64, radius_m: f64, mut visit: impl FnMut(&OnAir) -> bool) -> bool {
-        if !radius_m.is_finite() {
-            return self.frames.iter().all(visit);
-        }
-        let outside = (self.x0_m - x_m).max(0.0)
-            + (x_m - (self.x0_m + self.nx as f64 * self.cell_m)).max(0.0)
-            + (self.y0_m - y_m).max(0.0)
-            + (y_m - (self.y0_m + self.ny as f64 * self.cell_m)).max(0.0);
-        let ring = ((radius_m + outside) / self.cell_m).ceil() as usize;
-        let (cx, cy) = self.cell_of(x_m, y_m);
-        let (gx0, gx1) = (cx.saturating_sub(ring), (cx + ring).min(self.nx - 1));
-        let (gy0, gy1) = (cy.saturating_sub(ring), (cy + ring).min(self.ny - 1));
-        if self.one_pass_cheaper(gx0, gx1, gy0, gy1) {
-            return self.frames.iter().all(visit);
-        }
-        let r2 = radius_m * radius_m;
-        for gy in gy0..=gy1 {
-            let dy = self.axis_gap(y_m, self.y0_m, gy, self.ny);
-            for gx in gx0..=gx1 {
-                let dx = self.axis_gap(x_m, self.x0_m, gx, self.nx);
-                if dx * dx + dy * dy > r2 {
-                    continue;
-                }
-                let cell = &self.cells[gy * self.nx + gx];
-                let from = cell.partition_point(|&id| id < self.first_id);
-                for &id in cell.range(from..) {
-                    if !visit(&self.frames[(id - self.first_id) as usize]) {
-                        return false;
-                    }
+                if dx * dx + dy * dy <= r2 && !cell(gy * self.nx + gx) {
+                    return Some(false);
                 }
             }
         }
-        true
+        Some(true)
     }
 
     /// Whether one pass over every kept frame (already in id order) costs less than visiting the cells

@@ -583,11 +583,18 @@ mod debug_case {
     use gridtwin::engine::SimDuration;
     use gridtwin::scenario::Loaded;
     use gridtwin::twin::agent::LmuAgent;
+    use gridtwin_firmware::lmu::flisr::Role;
     use gridtwin_firmware::lmu::phasor::sequence;
 
+    /// One FLISR case's LMU states at `CASE_MS` (default 1500 ms), printed with `--nocapture`; edit the case
+    /// with `CASE_EDITS=path=value;...`. Unedited (the shipped `flisr-case.ron`: an earth fault in section 6
+    /// at 1 s), it asserts what the printout shows: section 6's LMU is the only one to trip for the fault (as primary), it confirmed and
+    /// isolated section 6, the next LMU down isolated it from below, and the tie restored the rest.
     #[test]
-    #[ignore = "prints one case's LMU states; set CASE_EDITS=path=value;..."]
     fn print_case() {
+        let edited = std::env::var("CASE_EDITS").is_ok_and(|e| !e.is_empty());
+        let mut trips = Vec::new();
+        let (mut boundary_isolated, mut tie_restored) = (false, false);
         let base = Loaded::from_file(std::path::Path::new("scenarios/flisr-case.ron")).unwrap();
         let mut text = base.text.clone();
         for kv in std::env::var("CASE_EDITS").unwrap_or_default().split(';').filter(|s| !s.is_empty()) {
@@ -625,6 +632,24 @@ mod debug_case {
                 a.switching,
                 a.firmware().flisr().reports().collect::<Vec<_>>()
             );
+            for r in a.firmware().flisr().reports() {
+                match r.role {
+                    Role::Primary | Role::Backup | Role::Standalone => {
+                        trips.push((a.peer, r.role, r.section, r.confirmed.is_some(), r.isolated.is_some()))
+                    }
+                    Role::Boundary => boundary_isolated |= a.peer == 7 && r.section == Some(6) && r.isolated.is_some(),
+                    Role::Tie => tie_restored |= r.section == Some(6) && r.restored.is_some(),
+                }
+            }
+        }
+        if !edited {
+            assert_eq!(
+                trips,
+                vec![(6, Role::Primary, Some(6), true, true)],
+                "fault trips (LMU, role, section, confirmed, isolated)"
+            );
+            assert!(boundary_isolated, "LMU 7 did not isolate section 6 from below");
+            assert!(tie_restored, "the tie did not restore the healthy part downstream of section 6");
         }
     }
 }
