@@ -19,15 +19,8 @@ pub struct BridgeArgs {
     /// The broker: mqtt://HOST:PORT (plain MQTT over TCP) or mqtts://HOST:PORT (over TLS, with --ca).
     #[arg(long)]
     pub broker: String,
-    /// PEM file of the CA that signed the broker's certificate (mqtts://).
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<PathBuf>,
-    /// PEM client certificate chain the gateway presents (mqtts://, with --client-key).
-    #[arg(long, value_name = "FILE")]
-    pub client_cert: Option<PathBuf>,
-    /// PEM private key of --client-cert.
-    #[arg(long, value_name = "FILE")]
-    pub client_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// MQTT user name (default: the scenario's).
     #[arg(long)]
     pub username: Option<String>,
@@ -49,12 +42,26 @@ pub struct BridgeArgs {
     pub out: Option<PathBuf>,
 }
 
+/// The TLS files of an `mqtts://` broker connection (`gridtwin bridge` and `gridtwin cloud`).
+#[derive(Args, Debug)]
+pub struct TlsArgs {
+    /// PEM file of the CA that signed the broker's certificate (mqtts://).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate chain this client presents (mqtts://, with --client-key).
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
+}
+
 /// Runs the bridge.
 pub fn run(g: &Global, a: &BridgeArgs) -> Result<(), CliError> {
     let t0 = Instant::now();
     // Argument mistakes are bad input (exit 2) and are found before anything connects or runs.
     let broker = parse_broker_url(&a.broker).map_err(|e| CliError::usage(format!("--broker: {e}")))?;
-    let tls = tls_files(&broker, a.ca.as_deref(), a.client_cert.as_deref(), a.client_key.as_deref())
+    let tls = tls_files(&broker, a.tls.ca.as_deref(), a.tls.client_cert.as_deref(), a.tls.client_key.as_deref())
         .map_err(CliError::usage)?;
     let speed: Speed = a.speed.parse().map_err(|e| CliError::usage(format!("--speed: {e}")))?;
     let g = &Global { seed: a.seed.or(g.seed), out: a.out.clone().or_else(|| g.out.clone()), ..g.clone() };

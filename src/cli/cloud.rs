@@ -25,15 +25,8 @@ pub struct CloudArgs {
     /// The broker: mqtt://HOST:PORT, or mqtts://HOST:PORT (over TLS, with --ca).
     #[arg(long, required_unless_present = "print_hash")]
     pub broker: Option<String>,
-    /// PEM file of the CA that signed the broker's certificate (mqtts://).
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<PathBuf>,
-    /// PEM client certificate chain the cloud presents (mqtts://, with --client-key).
-    #[arg(long, value_name = "FILE")]
-    pub client_cert: Option<PathBuf>,
-    /// PEM private key of --client-cert.
-    #[arg(long, value_name = "FILE")]
-    pub client_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub tls: super::bridge::TlsArgs,
     /// MQTT user name.
     #[arg(long)]
     pub username: Option<String>,
@@ -97,8 +90,13 @@ pub fn run_cloud(a: &CloudArgs) -> Result<(), CliError> {
         return Ok(());
     }
     let broker = parse_broker_url(a.broker.as_deref().unwrap_or("")).map_err(|e| format!("--broker: {e}"))?;
-    let tls = crate::bridge::tls_files(&broker, a.ca.as_deref(), a.client_cert.as_deref(), a.client_key.as_deref())
-        .map_err(CliError::usage)?;
+    let tls = crate::bridge::tls_files(
+        &broker,
+        a.tls.ca.as_deref(),
+        a.tls.client_cert.as_deref(),
+        a.tls.client_key.as_deref(),
+    )
+    .map_err(CliError::usage)?;
     let opts = gridtwin_cloud::CloudOptions {
         host: broker.host,
         port: broker.port,
