@@ -42,9 +42,13 @@ use std::collections::VecDeque;
 /// deliveries can be matched and timed (a real report carries its timestamp too).
 pub const META_BYTES: usize = 12;
 
-/// Counters of one node.
+/// Counters of one node. Laid out in declaration order, those every reception writes first (see [`Node`]).
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
 pub struct NodeStats {
+    pub rx_ns: u64,
+    pub joined_ns: Option<u64>,
+    pub collisions: u32,
     pub generated: u32,
     pub delivered: u32,
     pub tx_frames: u32,
@@ -53,7 +57,6 @@ pub struct NodeStats {
     pub app_attempts: u32,
     pub noack: u32,
     pub cca_failures: u32,
-    pub collisions: u32,
     pub queue_drops: u32,
     pub hops_sum: u32,
     pub last_hops: u8,
@@ -64,9 +67,7 @@ pub struct NodeStats {
     pub tx_psdu_bytes: u64,
     /// Frames the router queued that frame security could not seal (no key, counter exhausted).
     pub seal_failures: u32,
-    pub rx_ns: u64,
     pub alive_ns: u64,
-    pub joined_ns: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -92,39 +93,47 @@ pub(crate) struct Mac {
 }
 
 /// One node: position, power state, radio twin and firmware.
+///
+/// Laid out in declaration order (`repr(C)`), the state a reception touches first: each broadcast reaches
+/// ~200 receivers whose states lie far apart in a city-sized run, so the cache lines a reception touches
+/// (here the first, the MAC's, and the router's hot head) bound its cost more than its instructions do.
+#[repr(C)]
 pub(crate) struct Node {
-    pub id: u32,
+    // ----- hot: every reception -----
+    pub alive: bool,
+    pub coordinator: bool,
     /// The PAN the node belongs to (its frames carry this PAN id; frames of other PANs are heard, occupy the
     /// receiver and interfere, but are not accepted).
     pub pan: u16,
     /// The node's 16-bit short address within its PAN (the address its routing firmware uses).
     pub addr: u16,
+    recent_i: u8,
+    delivered_i: u8,
+    epoch: u32,
+    watch_repair: Option<u32>,
+    timer_at: u64,
+    /// The node's frame security (`None`: frames go in clear). Kept across power cycles: keys and the frame
+    /// counter live in non-volatile memory, so a rebooted node does not reuse counters. Boxed: it is large
+    /// and absent from unsecured runs.
+    pub sec: Option<Box<FrameSecurity>>,
+    pub stats: NodeStats,
+    mac: Mac,
+    pub router: Router,
+    // ----- cold -----
+    pub id: u32,
     pub x_m: f64,
     pub y_m: f64,
-    pub coordinator: bool,
     pub app: Option<AgentId>,
     pub join_at: Option<u64>,
-    pub alive: bool,
     alive_since: u64,
-    epoch: u32,
-    pub router: Router,
-    mac: Mac,
-    timer_at: u64,
     /// Nodes that may decode this node's transmissions (mean power at or above sensitivity, less the fading
     /// margin), with that mean power (dBm), by index.
     pub nbrs: Vec<(u32, f32)>,
-    pub stats: NodeStats,
-    /// The node's frame security (`None`: frames go in clear). Kept across power cycles: keys and the frame
-    /// counter live in non-volatile memory, so a rebooted node does not reuse counters.
-    pub sec: Option<FrameSecurity>,
     /// Latencies of this node's delivered reports, µs.
     pub lat_us: Vec<u32>,
     recent_rx: [(u16, u8); 8],
-    recent_i: u8,
     serial: u32,
     delivered_serials: [u32; 8],
-    delivered_i: u8,
-    watch_repair: Option<u32>,
 }
 
 impl Node {
@@ -283,7 +292,7 @@ macro_rules! port {
                 cap: $self.queue_cap,
                 max: $self.router_max,
                 drops: &mut n.stats.queue_drops,
-                sec: n.sec.as_mut(),
+                sec: n.sec.as_deref_mut(),
                 seal_failures: &mut n.stats.seal_failures,
                 now: Instant($now),
             },
@@ -564,7 +573,7 @@ impl MeshAgent {
                 s.set_freshness(gridtwin_firmware::Duration::from_nanos(age));
             }
             s.set_max_senders(heard + SENDER_MARGIN);
-            n.sec = Some(s);
+            n.sec = Some(Box::new(s));
         }
         let over = cfg.max_overhead();
         if self.max_payload < over + 16 {
@@ -663,7 +672,7 @@ impl MeshAgent {
 
     /// Frame security of the node at index `i` (`None` when the mesh is not secured).
     pub fn node_security(&self, i: usize) -> Option<&FrameSecurity> {
-        self.nodes[i].sec.as_ref()
+        self.nodes[i].sec.as_deref()
     }
 
     /// Routing counters of the node at index `i`.
@@ -1166,7 +1175,7 @@ impl MeshAgent {
         let now = Instant(ctx.now().0);
         let from_addr = self.nodes[from].addr;
         let opened;
-        let bytes = match self.nodes[r].sec.as_mut() {
+        let bytes = match self.nodes[r].sec.as_deref_mut() {
             None => bytes,
             Some(s) => match open_mesh_frame(s, now, from_addr, dst, bytes) {
                 Ok(f) => {
@@ -1189,6 +1198,14 @@ impl MeshAgent {
         let mut ov = std::mem::take(&mut self.scratch_air);
         self.overlaps_of(&f, &mut ov);
         if f.dst == BROADCAST {
+            // Software prefetch in safe code: a first pass reads a word from each cache line every receiver's
+            // reception will touch. These loads do not depend on each other, so the core keeps many misses in
+            // flight; in a city-sized mesh the receivers' states are far apart in memory, and taking those
+            // misses one receiver at a time was most of a broadcast's cost. The values are discarded.
+            for &(r, _) in &self.nodes[i].nbrs {
+                let n = &self.nodes[r as usize];
+                std::hint::black_box(n.stats.rx_ns ^ n.mac.ack_busy_until ^ n.router.touch_hot());
+            }
             for k in 0..self.nodes[i].nbrs.len() {
                 let (r, p) = self.nodes[i].nbrs[k];
                 let r = r as usize;
