@@ -140,6 +140,20 @@ pub struct GridModel {
     /// healthy solve before a fault or topology change implies (`V + Zq I`, p.u.), which drives fault states; `None` before any healthy solve
     /// (the set point is used) or for a grid without short-circuit power (an ideal source in every state).
     source_emf: Vec<Option<C64>>,
+    /// What the compiled state (`pf`) models.
+    state: FaultState,
+}
+
+/// What the compiled state models, from the faults on energised elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+enum FaultState {
+    /// No fault, or only faults on elements isolated from every source: a power flow.
+    #[default]
+    Healthy,
+    /// Open conductors only: no fault current, the source behind its impedance.
+    OpenOnly,
+    /// At least one shunt fault: a short-circuit state.
+    Shunt,
 }
 
 #[derive(Clone, Debug)]
@@ -187,6 +201,7 @@ impl GridModel {
             fault_dy: Vec::new(),
             prefault_v: Vec::new(),
             source_emf: Vec::new(),
+            state: FaultState::Healthy,
         }
     }
 
@@ -195,7 +210,7 @@ impl GridModel {
     }
 
     fn invalidate(&mut self) {
-        if self.faults.is_empty() {
+        if self.faults.is_empty() || self.state == FaultState::Healthy {
             self.update_source_emf();
         }
         self.pf = None;
@@ -362,7 +377,7 @@ impl GridModel {
         {
             return Err("fault: the two phases must differ".into());
         }
-        if self.faults.is_empty() {
+        if self.faults.is_empty() || self.state == FaultState::Healthy {
             // The healthy state the converters refer their currents to, and the sources' EMFs.
             self.prefault_v = self.last_v.clone();
             self.update_source_emf();
@@ -528,8 +543,7 @@ impl GridModel {
     }
 
     /// One port per fault (`None` when the faulted element is de-energised), in fault order.
-    fn fault_ports(&self, work: &Work, pf: &PowerFlow) -> Result<Vec<Option<Port>>, String> {
-        let topo = &pf.topo;
+    fn fault_ports(&self, work: &Work, topo: &Topology) -> Result<Vec<Option<Port>>, String> {
         let net = &work.net;
         let mut ports = Vec::new();
         for (fi, f) in self.faults.iter().enumerate() {
@@ -648,18 +662,44 @@ impl GridModel {
             let work = self.build_work();
             let closed: Vec<bool> = work.net.switches.iter().map(|s| s.closed).collect();
             let lis: Vec<bool> = work.net.lines.iter().map(|l| l.in_service).collect();
-            let topo = if self.faults.is_empty() {
-                Topology::build(&work.net, &closed, &lis, Purpose::PowerFlow).map_err(PfError::Model)?
-            } else {
-                // A fault state sees the upstream grid's short-circuit strength (its EMF behind `Zq`) and the
-                // transformers' zero-sequence short-circuit impedances.
-                let emf = &self.source_emf;
-                let shunt = self.faults.iter().any(|f| !matches!(f.kind, FaultKind::OpenConductor(_)));
-                let purpose = if shunt { Purpose::FaultState } else { Purpose::PowerFlow };
-                Topology::build(&work.net, &closed, &lis, purpose)
-                    .map_err(PfError::Model)?
-                    .with_source_impedances(&|e| emf.get(e).copied().flatten())
+            let emf = &self.source_emf;
+            let compile = |state: FaultState| -> Result<Topology, PfError> {
+                Ok(match state {
+                    FaultState::Healthy => {
+                        Topology::build(&work.net, &closed, &lis, Purpose::PowerFlow).map_err(PfError::Model)?
+                    }
+                    // A fault state sees the upstream grid's short-circuit strength (its EMF behind `Zq`) and
+                    // the transformers' zero-sequence short-circuit impedances (open conductors alone keep the
+                    // power-flow zero-sequence model).
+                    FaultState::OpenOnly | FaultState::Shunt => {
+                        let purpose = if state == FaultState::Shunt { Purpose::FaultState } else { Purpose::PowerFlow };
+                        Topology::build(&work.net, &closed, &lis, purpose)
+                            .map_err(PfError::Model)?
+                            .with_source_impedances(&|e| emf.get(e).copied().flatten())
+                    }
+                })
             };
+            let open = |f: &Fault| matches!(f.kind, FaultKind::OpenConductor(_));
+            let state_of = |live: &mut dyn Iterator<Item = &Fault>| {
+                live.fold(FaultState::Healthy, |st, f| {
+                    st.max(if open(f) { FaultState::OpenOnly } else { FaultState::Shunt })
+                })
+            };
+            let mut state = state_of(&mut self.faults.iter());
+            let mut topo = compile(state)?;
+            if state != FaultState::Healthy {
+                // Only faults on energised elements shape the state: one that a switching device has isolated
+                // draws no current, and what remains energised is a healthy network again (loads back at
+                // their power, converters at their set points, the ideal source), as it is physically once
+                // the fault current is interrupted.
+                let ports = self.fault_ports(&work, &topo).map_err(PfError::Model)?;
+                let live = state_of(&mut self.faults.iter().zip(&ports).filter(|(_, p)| p.is_some()).map(|(f, _)| f));
+                if live != state {
+                    state = live;
+                    topo = compile(state)?;
+                }
+            }
+            self.state = state;
             let mut pf = PowerFlow::new(topo, bus_names(&work.net))?;
             // Warm start from the last solution of the same buses.
             for (b, last) in self.last_v.iter().enumerate() {
@@ -674,7 +714,7 @@ impl GridModel {
                     pf.v0[n] = s[0];
                 }
             }
-            if self.unbalanced || !self.faults.is_empty() {
+            if self.unbalanced || self.state != FaultState::Healthy {
                 pf.prepare_unbalanced()?;
             }
             self.pf = Some(pf);
@@ -686,20 +726,20 @@ impl GridModel {
             (
                 // Converters act as current sources while a short circuit is on (an open conductor alone
                 // draws no fault current: they stay the admittances all loads become in a fault state).
-                self.node_loads(
-                    &pf.topo,
-                    &work.net,
-                    self.faults.iter().any(|f| !matches!(f.kind, FaultKind::OpenConductor(_))),
-                ),
-                self.fault_ports(work, pf).map_err(PfError::Model)?,
+                self.node_loads(&pf.topo, &work.net, self.state == FaultState::Shunt),
+                if self.state == FaultState::Healthy {
+                    vec![None; self.faults.len()]
+                } else {
+                    self.fault_ports(work, &pf.topo).map_err(PfError::Model)?
+                },
             )
         };
-        let unbalanced = self.unbalanced || !self.faults.is_empty();
+        let unbalanced = self.unbalanced || self.state != FaultState::Healthy;
         let pf = self.pf.as_mut().expect("built");
-        if !self.faults.is_empty() || !pf.port_nodes().is_empty() {
+        if self.state != FaultState::Healthy || !pf.port_nodes().is_empty() {
             pf.set_ports(Vec::new())?;
         }
-        if self.faults.is_empty() {
+        if self.state == FaultState::Healthy {
             pf.loads = loads;
         } else {
             // Fault state: loads become constant admittances (their nominal-voltage power), so the state is

@@ -466,6 +466,53 @@ fn open_conductor_interrupts_one_phase() {
     assert!(i[1].norm() > 0.05 && i[2].norm() > 0.05);
 }
 
+/// Once switching isolates a fault from every source, what stays energised is solved as the healthy power flow
+/// of that topology (loads at their power, converters at their set points, the ideal source), not as a fault
+/// state: the LMUs of healthy branches must see the pre-fault flows again, not the fault state's
+/// constant-admittance loads (~10 % more load current on a 1.05 p.u. source), which look like a fault step.
+#[test]
+fn a_fault_isolated_by_switching_leaves_the_healthy_power_flow() {
+    let net = kerber();
+    let l = net.lines[6].clone();
+    let with_pv = |m: &mut GridModel| {
+        for (id, bus) in m.load_ids() {
+            let p = m.load_base(id).map_or(0.0, |x| x.0);
+            m.add_sgen_rated(bus, p, 0.0, "pv", Some(p)).unwrap();
+        }
+    };
+    for (kind, pv) in
+        [(FaultKind::ThreePhase, false), (FaultKind::ThreePhase, true), (FaultKind::OpenConductor(Phase::A), true)]
+    {
+        // Reference: the same section opened without any fault.
+        let mut healthy = GridModel::new(net.clone());
+        if pv {
+            with_pv(&mut healthy);
+        }
+        let sw = healthy.add_line_switch(l.index, l.from_bus, true, "lmu").unwrap();
+        healthy.solve().unwrap();
+        healthy.set_switch(sw, false).unwrap();
+        let want = healthy.solve().unwrap();
+        // The fault strikes, then the same switch isolates it.
+        let mut m = GridModel::new(net.clone());
+        if pv {
+            with_pv(&mut m);
+        }
+        let sw = m.add_line_switch(l.index, l.from_bus, true, "lmu").unwrap();
+        m.solve().unwrap();
+        m.add_fault(Fault { location: FaultLocation::Line { line: l.index, fraction: 0.5 }, kind, r_ohm: 0.0 })
+            .unwrap();
+        m.solve().unwrap();
+        m.set_switch(sw, false).unwrap();
+        let got = m.solve().unwrap();
+        for (b, (g, w)) in got.v_pu.iter().zip(&want.v_pu).enumerate() {
+            for p in 0..3 {
+                assert!((g[p] - w[p]).norm() < 1e-9, "{kind:?} pv {pv}: bus {b} phase {p}: {} vs {}", g[p], w[p]);
+            }
+        }
+        assert!((got.slack_s_mva - want.slack_s_mva).norm() < 1e-9, "{kind:?} pv {pv}");
+    }
+}
+
 #[test]
 fn switching_deenergises_and_a_tie_meshes() {
     let net = kerber();

@@ -509,6 +509,36 @@ mod study {
         }
     }
 
+    /// Bolted and 1-ohm faults in the IEEE feeder's sections 2 and 4 with rooftop PV covering every load: once
+    /// the faulted section is open, the healthy sibling branches see the pre-fault flows again and trip
+    /// nothing (3-4 healthy LMUs tripped when the isolated fault left the rest of the feeder in the
+    /// fault-state model), and every healthy customer is restored.
+    #[test]
+    fn flisr_ieee_eu_faults_at_full_pv_trip_no_healthy_section() {
+        let mut b = base("ieee_european_lv_on_peak_566");
+        b.placement = PlacementRule::MainJunctions { min_loads: 3 };
+        b.pv_pct = 100.0;
+        b.observe = gridtwin::engine::SimDuration::from_secs(5);
+        let mut cases = Vec::new();
+        for section in [2, 4] {
+            for kind in [FaultType::ThreePhase, FaultType::TwoPhase, FaultType::LineToEarth] {
+                for r_ohm in [0.0, 1.0] {
+                    let mut c = b.clone();
+                    c.fault.section = Some(section);
+                    c.fault.kind = kind;
+                    c.fault.r_ohm = r_ohm;
+                    cases.push(c);
+                }
+            }
+        }
+        let rows: Vec<CaseResult> = cases.par_iter().map(|c| run_flisr_case(c).unwrap()).collect();
+        for r in &rows {
+            assert_eq!(r.row.located_section, r.row.true_section, "{:?}", r.row);
+            assert_eq!(r.event.healthy_trips, 0, "{:?}", r.event);
+            assert!(r.event.restore_s.is_some() && r.event.healthy_customers_not_restored == 0, "{:?}", r.event);
+        }
+    }
+
     #[test]
     #[ignore = "the full study; run with --release -- --ignored"]
     fn flisr_study_kerber() {
