@@ -34,8 +34,10 @@ pub(crate) struct Channel {
     /// Frames with ids `first_id..first_id + frames.len()`, contiguous (every id is pushed, in order).
     frames: VecDeque<OnAir>,
     first_id: u64,
-    /// Ids per cell, ascending; ids below `first_id` are stale and skipped (pruned when the cell is pushed to).
-    cells: Vec<VecDeque<u64>>,
+    /// Copies of the frames per cell, by ascending id; ids below `first_id` are stale and skipped (pruned when
+    /// the cell is pushed to). Copies, not ids: a scan then reads each cell's frames from one contiguous run
+    /// instead of one scattered slot of `frames` per frame (frames never change once pushed).
+    cells: Vec<VecDeque<OnAir>>,
     x0_m: f64,
     y0_m: f64,
     cell_m: f64,
@@ -115,10 +117,10 @@ impl Channel {
         let (cx, cy) = self.cell_of(f.x_m, f.y_m);
         let first = self.first_id;
         let cell = &mut self.cells[cy * self.nx + cx];
-        while cell.front().is_some_and(|&id| id < first) {
+        while cell.front().is_some_and(|g| g.id < first) {
             cell.pop_front();
         }
-        cell.push_back(f.id);
+        cell.push_back(f);
         self.frames.push_back(f);
     }
 
@@ -142,7 +144,7 @@ impl Channel {
         hits.clear();
         let mut cells = 0usize;
         let by_cell = self.cells_near(x_m, y_m, radius_m, |c| {
-            hits.extend(self.live(c).filter(|&k| keep(&self.frames[k])).map(|k| k as u32));
+            hits.extend(self.live(c).filter(|g| keep(g)).map(|g| (g.id - self.first_id) as u32));
             cells += 1;
             true
         });
@@ -163,15 +165,15 @@ impl Channel {
     /// the scan ran to the end. For callers whose answer does not depend on the order (or who fall back to
     /// [`Channel::near`] when it might): no sorting and no copy.
     pub(crate) fn visit_near(&self, x_m: f64, y_m: f64, radius_m: f64, mut visit: impl FnMut(&OnAir) -> bool) -> bool {
-        let by_cell = self.cells_near(x_m, y_m, radius_m, |c| self.live(c).all(|k| visit(&self.frames[k])));
+        let by_cell = self.cells_near(x_m, y_m, radius_m, |c| self.live(c).all(&mut visit));
         by_cell.unwrap_or_else(|| self.frames.iter().all(visit))
     }
 
-    /// Offsets into `frames` of cell `c`'s kept frames, in id order.
-    fn live(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
+    /// Cell `c`'s kept frames, in id order.
+    fn live(&self, c: usize) -> impl Iterator<Item = &OnAir> + '_ {
         let cell = &self.cells[c];
-        let from = cell.partition_point(|&id| id < self.first_id);
-        cell.range(from..).map(|&id| (id - self.first_id) as usize)
+        let from = cell.partition_point(|g| g.id < self.first_id);
+        cell.range(from..)
     }
 
     /// Calls `cell` with the index of every cell within `radius_m` of `(x_m, y_m)`, row by row, until it
@@ -226,11 +228,9 @@ impl Channel {
     }
 
     /// Whether any kept frame transmitted from `(x_m, y_m)` satisfies `pred` (the frames of one node).
-    pub(crate) fn any_from(&self, x_m: f64, y_m: f64, mut pred: impl FnMut(&OnAir) -> bool) -> bool {
+    pub(crate) fn any_from(&self, x_m: f64, y_m: f64, pred: impl FnMut(&OnAir) -> bool) -> bool {
         let (cx, cy) = self.cell_of(x_m, y_m);
-        let cell = &self.cells[cy * self.nx + cx];
-        let from = cell.partition_point(|&id| id < self.first_id);
-        cell.range(from..).any(|&id| pred(&self.frames[(id - self.first_id) as usize]))
+        self.live(cy * self.nx + cx).any(pred)
     }
 }
 
