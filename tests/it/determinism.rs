@@ -153,7 +153,11 @@ fn plan(l: &Loaded, text: &str) -> Plan {
         .map_or(0, |lay| gridtwin::mesh::build::layout_nodes(lay, l.scenario.seed).len());
     let validators = l.scenario.chain.as_ref().map_or(0, |c| c.validators.len() + c.generated as usize);
     let through = |why: &str| match cut(l, text) {
-        Some(end) => (Some(end), format!("{why}: cut at {}, {SETTLE:?} after its last event", format_duration(end))),
+        Some(end) => {
+            let after =
+                if scheduled_events(text).is_empty() { "the start (no scheduled events)" } else { "its last event" };
+            (Some(end), format!("{why}: cut at {}, {} after {after}", format_duration(end), format_duration(SETTLE)))
+        }
         None => (None, format!("{why}, but its last event + settle reaches the end: full duration")),
     };
     if nodes > CITY_MESH_NODES {
