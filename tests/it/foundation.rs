@@ -1,14 +1,13 @@
-//! The foundation's contracts: determinism of every shipped scenario and sweep, and bad input that never
-//! panics, always names a location and never leaves a partial output directory.
+//! The foundation's contracts: bad input that never panics, always names a location and never leaves a
+//! partial output directory (determinism of every shipped scenario and sweep is in `determinism.rs`).
 
 use gridtwin::cli::{Global, run_to_dir};
 use gridtwin::engine::{SimRng, stream};
 use gridtwin::scenario::{Loaded, assets};
 use rand::RngExt;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Longest simulated time a shipped scenario gets in these (debug-build) tests.
+/// Longest simulated time a fuzzed variant of a small scenario would get; variants run "1min" at most.
 const TEST_UNTIL: &str = "6h";
 /// Simulated time for the large mesh studies (thousands of nodes), which cost minutes per simulated day.
 const TEST_UNTIL_LARGE: &str = "5min";
@@ -32,88 +31,6 @@ fn test_until(l: &Loaded) -> &'static str {
         TEST_UNTIL_LARGE
     } else {
         TEST_UNTIL
-    }
-}
-
-/// Every file under `dir` (subdirectories such as `ledger/` included), by path relative to `dir`.
-fn read_dir_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, m: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, m);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
-                m.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut m = BTreeMap::new();
-    walk(dir, dir, &mut m);
-    m
-}
-
-fn shipped(rel: &str, text: &str) -> Loaded {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    Loaded::from_text(path.display().to_string(), text.to_string(), path.parent().map(Path::to_path_buf)).unwrap()
-}
-
-#[test]
-fn every_shipped_scenario_is_deterministic_across_runs_and_thread_counts() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut n = 0;
-    for (rel, text) in assets::embedded_scenarios() {
-        let loaded = shipped(rel, text);
-        // The city (10^5 nodes) takes minutes per run in a debug build; its determinism is checked in
-        // release by the city-scale benchmark run, not here.
-        if test_until(&loaded) == TEST_UNTIL_CITY {
-            continue;
-        }
-        let mut outputs = Vec::new();
-        for (k, threads) in [1usize, 1, 2].into_iter().enumerate() {
-            let out = tmp.path().join(format!("{n}-{k}"));
-            let g = Global { out: Some(out.clone()), quiet: true, threads: Some(threads), ..Global::default() };
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| run_to_dir(&g, &loaded, Some(test_until(&loaded))))
-                .unwrap_or_else(|e| panic!("{rel}: {e}"));
-            let mut files = read_dir_files(&out);
-            assert!(files.remove("timing.json").is_some(), "{rel}: timing.json missing");
-            assert!(files.contains_key("summary.json"), "{rel}: summary.json missing");
-            outputs.push(files);
-        }
-        assert_eq!(outputs[0], outputs[1], "{rel}: two equal runs differ");
-        assert_eq!(outputs[0], outputs[2], "{rel}: 1 vs 2 threads differ");
-        n += 1;
-    }
-    assert!(n >= 1, "no shipped scenarios found");
-}
-
-#[test]
-fn sweeps_are_byte_identical_with_one_and_two_threads() {
-    let tmp = tempfile::tempdir().unwrap();
-    for (rel, _) in assets::embedded_plans() {
-        let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-        if std::fs::metadata(&plan).map(|m| m.len()).unwrap_or(0) == 0 {
-            continue;
-        }
-        let exp = gridtwin::sweep::load(&plan).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        if exp.points.len() * exp.plan.replications as usize > 64 {
-            continue; // large studies are exercised by their own checks, not in debug tests
-        }
-        let mut csvs = Vec::new();
-        for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let table = pool.install(|| gridtwin::sweep::run(&exp, &|| {})).unwrap();
-            let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(&table.header).unwrap();
-            for r in &table.rows {
-                w.write_record(r).unwrap();
-            }
-            csvs.push(w.into_inner().unwrap());
-        }
-        assert_eq!(csvs[0], csvs[1], "{rel}");
-        // Replications of a point differ in seed; points keep their order.
-        let _ = tmp.path();
     }
 }
 

@@ -3,6 +3,7 @@
 mod chain;
 mod cli;
 mod cloud;
+mod determinism;
 mod foundation;
 mod gateway;
 mod grid;
