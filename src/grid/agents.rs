@@ -39,6 +39,8 @@ pub enum GridMsg {
     SetGeneration { sgen: usize, p_mw: f64, q_mvar: f64 },
     /// A weather sample for the generators.
     Weather(WeatherSample),
+    /// Open (`broken`) or restore the neutral conductor of line `line` (file index); the 4-wire model sees it.
+    BrokenNeutral { line: i64, broken: bool },
 }
 
 const TAG_STEP: u64 = 1;
@@ -61,6 +63,8 @@ pub struct GridAgent {
     pub solves: u64,
     pub failures: u64,
     pub last_error: Option<String>,
+    /// Broken neutrals to apply: (time, line file index), in time order.
+    pub broken_neutral: Vec<(SimDuration, i64)>,
 }
 
 impl GridAgent {
@@ -73,7 +77,23 @@ impl GridAgent {
             super::config::LoadConfig::H0 { annual_kwh, jitter } => Some((annual_kwh, jitter)),
             super::config::LoadConfig::FromNetwork => None,
         };
-        Ok(GridAgent::new(model, generators, household_cfg, cfg.profile_step()?, cfg.day_of_year))
+        let mut agent = GridAgent::new(model, generators, household_cfg, cfg.profile_step()?, cfg.day_of_year);
+        agent.plan_broken_neutrals(cfg)?;
+        Ok(agent)
+    }
+
+    /// Takes the scenario's broken neutrals (`grid.broken_neutral`): each line must exist.
+    pub fn plan_broken_neutrals(&mut self, cfg: &GridConfig) -> Result<(), String> {
+        for (k, b) in cfg.broken_neutral.iter().enumerate() {
+            let what = format!("grid.broken_neutral[{k}] (line {})", b.line);
+            if !self.model.network().lines.iter().any(|l| l.index == b.line) {
+                return Err(format!("{what}: the network has no line {}", b.line));
+            }
+            let at = crate::engine::parse_duration(&b.onset).map_err(|e| format!("{what}: onset: {e}"))?;
+            self.broken_neutral.push((at, b.line));
+        }
+        self.broken_neutral.sort();
+        Ok(())
     }
 
     /// A grid agent around a model. `households = Some((annual_kwh, jitter))` makes every load of the file
@@ -100,6 +120,7 @@ impl GridAgent {
             solves: 0,
             failures: 0,
             last_error: None,
+            broken_neutral: Vec::new(),
         }
     }
 
@@ -179,6 +200,7 @@ impl GridAgent {
             GridMsg::FaultOff(f) => Ok(self.model.clear_fault(&f) > 0),
             GridMsg::SetLoad { load, p_mw, q_mvar } => self.model.set_load(load, p_mw, q_mvar).map(|_| true),
             GridMsg::SetGeneration { sgen, p_mw, q_mvar } => self.model.set_sgen(sgen, p_mw, q_mvar).map(|_| true),
+            GridMsg::BrokenNeutral { line, broken } => self.model.set_broken_neutral(line, broken),
             GridMsg::Weather(w) => {
                 self.weather = w;
                 self.apply_generation();
@@ -210,6 +232,10 @@ impl Agent<Msg> for GridAgent {
         }
         self.noise = Some(ctx.rng("biogas"));
         ctx.schedule_at(ctx.now(), class::GRID, Msg::Timer(TAG_STEP));
+        for &(at, line) in &self.broken_neutral {
+            let t = SimTime::ZERO.saturating_add(at);
+            ctx.schedule_at(t, class::GRID, Msg::Grid(GridMsg::BrokenNeutral { line, broken: true }));
+        }
     }
 
     fn handle(&mut self, event: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {

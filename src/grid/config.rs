@@ -89,6 +89,24 @@ pub struct GridConfig {
     /// unity power factor); 0 for none.
     #[serde(default)]
     pub rooftop_pv_pct: f64,
+    /// Solve the LV network's unbalanced state with the 4-wire model (explicit neutral conductor and its
+    /// earthing, from the network's `earthing` section and optional line neutral data): customers' and LMUs'
+    /// phase-to-neutral voltages include the neutral-point shift, LMUs measure the neutral current, and
+    /// broken neutrals (`broken_neutral`) can be simulated. Off: the sequence model (ideal neutral).
+    #[serde(default)]
+    pub four_wire: bool,
+    /// Lines (file indices) whose neutral conductor breaks, with the time it breaks (e.g. "2h"); needs
+    /// `four_wire`.
+    #[serde(default)]
+    pub broken_neutral: Vec<BrokenNeutral>,
+}
+
+/// A broken neutral: the neutral conductor of `line` (file index) opens at `onset` and stays open.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokenNeutral {
+    pub line: i64,
+    pub onset: String,
 }
 
 impl Default for GridConfig {
@@ -102,6 +120,8 @@ impl Default for GridConfig {
             unbalanced: None,
             weather: WeatherConfig::default(),
             rooftop_pv_pct: 0.0,
+            four_wire: false,
+            broken_neutral: Vec::new(),
         }
     }
 }
@@ -115,6 +135,12 @@ impl GridConfig {
         }
         if !(self.rooftop_pv_pct.is_finite() && (0.0..=1000.0).contains(&self.rooftop_pv_pct)) {
             return Err(format!("grid.rooftop_pv_pct = {} must be within 0..=1000", self.rooftop_pv_pct));
+        }
+        if !self.broken_neutral.is_empty() && !self.four_wire {
+            return Err("grid.broken_neutral needs grid.four_wire = true (the sequence model has no neutral)".into());
+        }
+        for (k, b) in self.broken_neutral.iter().enumerate() {
+            parse_duration(&b.onset).map_err(|e| format!("grid.broken_neutral[{k}].onset: {e}"))?;
         }
         if !(1..=366).contains(&self.day_of_year) {
             return Err(format!("grid.day_of_year = {} must be within 1..=366", self.day_of_year));
@@ -171,6 +197,7 @@ impl GridConfig {
         if let Some(u) = self.unbalanced {
             model.unbalanced = u;
         }
+        model.four_wire = self.four_wire;
         let mut gens = Vec::new();
         for g in &self.generators {
             let (name, rated_kva) = match g.kind {

@@ -554,11 +554,34 @@ impl FourWire {
     /// balanced loads and generators as a third per phase, wye to the bus's neutral; asymmetric wye loads per
     /// phase to the neutral; delta ones between phases (a-b, b-c, c-a).
     pub fn network_injections(&self, net: &Network) -> Vec<Injection> {
+        let loads: Vec<(f64, f64)> = net.loads.iter().map(|l| (l.p_mw * l.scaling, l.q_mvar * l.scaling)).collect();
+        let asym: Vec<[(f64, f64); 3]> = net
+            .asym_loads
+            .iter()
+            .map(|l| {
+                let s = l.scaling;
+                [(l.p_a_mw * s, l.q_a_mvar * s), (l.p_b_mw * s, l.q_b_mvar * s), (l.p_c_mw * s, l.q_c_mvar * s)]
+            })
+            .collect();
+        let sgens: Vec<(f64, f64)> = net.sgens.iter().map(|g| (g.p_mw * g.scaling, g.q_mvar * g.scaling)).collect();
+        self.injections(net, &loads, &asym, &sgens)
+    }
+
+    /// Injections of the network's in-service elements at the given set points (MW, Mvar, scaling applied):
+    /// `loads[k]` three-phase total of `net.loads[k]`, `asym[k]` per phase of `net.asym_loads[k]`, `sgens[k]`
+    /// of `net.sgens[k]` (generation positive). Missing entries count as zero.
+    pub fn injections(
+        &self,
+        net: &Network,
+        loads: &[(f64, f64)],
+        asym: &[[(f64, f64); 3]],
+        sgens: &[(f64, f64)],
+    ) -> Vec<Injection> {
         let mut out = Vec::new();
         let base = |b: usize| net.buses[b].vn_kv * 1000.0 / 3f64.sqrt();
-        for l in net.loads.iter().filter(|l| l.in_service) {
+        for (l, &(p, q)) in net.loads.iter().zip(loads).filter(|(l, _)| l.in_service) {
             let Some(b) = net.bus(l.bus) else { continue };
-            let s = C64::new(l.p_mw, l.q_mvar) * l.scaling * 1e6 / 3.0;
+            let s = C64::new(p, q) * 1e6 / 3.0;
             let (zp, ip, zq, iq) = l.zip_percent();
             let part = |fp: f64, fq: f64| C64::new(s.re * fp / 100.0, s.im * fq / 100.0);
             let (s_z, s_i) = (part(zp, zq), part(ip, iq));
@@ -567,12 +590,12 @@ impl FourWire {
                 out.push(Injection { bus: b, from: p, to: 3, s_p, s_i, s_z, v_nom: base(b) });
             }
         }
-        for l in net.asym_loads.iter().filter(|l| l.in_service) {
+        for (l, set) in net.asym_loads.iter().zip(asym).filter(|(l, _)| l.in_service) {
             let Some(b) = net.bus(l.bus) else { continue };
-            let s = [C64::new(l.p_a_mw, l.q_a_mvar), C64::new(l.p_b_mw, l.q_b_mvar), C64::new(l.p_c_mw, l.q_c_mvar)];
             let delta = l.kind == "delta";
             for p in 0..3u8 {
-                let sp = s[p as usize] * l.scaling * 1e6;
+                let (pp, qq) = set[p as usize];
+                let sp = C64::new(pp, qq) * 1e6;
                 if sp == ZERO {
                     continue;
                 }
@@ -580,11 +603,11 @@ impl FourWire {
                 out.push(Injection { bus: b, from: p, to, s_p: sp, s_i: ZERO, s_z: ZERO, v_nom });
             }
         }
-        for g in net.sgens.iter().filter(|g| g.in_service) {
+        for (g, &(p, q)) in net.sgens.iter().zip(sgens).filter(|(g, _)| g.in_service) {
             let Some(b) = net.bus(g.bus) else { continue };
-            let s = -C64::new(g.p_mw, g.q_mvar) * g.scaling * 1e6 / 3.0;
-            for p in 0..3u8 {
-                out.push(Injection { bus: b, from: p, to: 3, s_p: s, s_i: ZERO, s_z: ZERO, v_nom: base(b) });
+            let s = -C64::new(p, q) * 1e6 / 3.0;
+            for ph in 0..3u8 {
+                out.push(Injection { bus: b, from: ph, to: 3, s_p: s, s_i: ZERO, s_z: ZERO, v_nom: base(b) });
             }
         }
         out

@@ -6,6 +6,7 @@
 //! (`vn_kv / sqrt(3)`), angles in radians including transformer phase shifts; currents are phasors in kA.
 //! A fault at a fraction along a line splits that line at a new internal bus (named after the line).
 
+use super::fourwire::{FourWire, NeutralFaults};
 use super::network::{Line, Network, Sgen};
 use super::powerflow::{Converters, NodeLoad, PfError, Port, PowerFlow, phase_to_seq, seq_to_phase};
 use super::topology::{Element, Purpose, S_BASE_MVA, Topology};
@@ -97,6 +98,11 @@ pub struct GridSnapshot {
     pub sgen_p_mw: Vec<f64>,
     pub iterations: usize,
     pub unbalanced: bool,
+    /// Neutral-to-earth voltage of each bus (p.u. of the phase base): the 4-wire model's neutral-point shift
+    /// ([`GridModel::four_wire`]); zero in the sequence model, whose neutral is ideal.
+    pub v_n_pu: Vec<C64>,
+    /// Neutral current into each line at its from and to end (kA); zero in the sequence model.
+    pub line_in_ka: Vec<[C64; 2]>,
 }
 
 impl GridSnapshot {
@@ -142,6 +148,14 @@ pub struct GridModel {
     source_emf: Vec<Option<C64>>,
     /// What the compiled state (`pf`) models.
     state: FaultState,
+    /// Solve the LV part with the 4-wire model (explicit neutral, [`super::fourwire`]) as well: the snapshot's
+    /// LV phase voltages become that model's phase-to-neutral voltages, its line currents that model's, with
+    /// neutral voltages and currents. Used while no shunt fault or open conductor is on (those states stay the
+    /// sequence model's). Off by default (the sequence model is the fast path).
+    pub four_wire: bool,
+    /// Lines (positions) whose neutral conductor is open: the 4-wire model's broken neutral.
+    broken_neutral: Vec<usize>,
+    fw: Option<FourWire>,
 }
 
 /// What the compiled state models, from the faults on energised elements.
@@ -202,7 +216,60 @@ impl GridModel {
             prefault_v: Vec::new(),
             source_emf: Vec::new(),
             state: FaultState::Healthy,
+            four_wire: false,
+            broken_neutral: Vec::new(),
+            fw: None,
         }
+    }
+
+    /// Opens (`broken`) or restores the neutral conductor of line `line` (file index); only the 4-wire model
+    /// sees it. Returns whether the state changed.
+    pub fn set_broken_neutral(&mut self, line: i64, broken: bool) -> Result<bool, String> {
+        let k = self.base.lines.iter().position(|l| l.index == line).ok_or_else(|| format!("no line {line}"))?;
+        let was = self.broken_neutral.contains(&k);
+        if was == broken {
+            return Ok(false);
+        }
+        if broken {
+            self.broken_neutral.push(k);
+            self.broken_neutral.sort_unstable();
+        } else {
+            self.broken_neutral.retain(|&x| x != k);
+        }
+        self.fw = None;
+        Ok(true)
+    }
+
+    /// Lines (file indices) with an open neutral.
+    pub fn broken_neutrals(&self) -> Vec<i64> {
+        self.broken_neutral.iter().map(|&k| self.base.lines[k].index).collect()
+    }
+
+    /// Replaces the LV results of a healthy snapshot by the 4-wire model's.
+    fn apply_four_wire(&mut self, snap: &mut GridSnapshot) -> Result<(), PfError> {
+        if self.fw.is_none() {
+            let faults = NeutralFaults { open_neutral: self.broken_neutral.clone(), neutral_earth: Vec::new() };
+            self.fw = Some(FourWire::with_states(&self.base, &self.closed, &self.line_in_service, &faults)?);
+        }
+        let fw = self.fw.as_mut().expect("built");
+        let inj = fw.injections(&self.base, &self.load_set, &self.asym_set, &self.sgen_set);
+        fw.solve(&inj)?;
+        for b in 0..snap.v_pu.len() {
+            if !snap.energised[b] {
+                continue;
+            }
+            if let (Some(v), Some(base)) = (fw.bus_voltages(b), fw.bus_v_base(b)) {
+                snap.v_pu[b] = [0, 1, 2].map(|p| (v[p] - v[3]) / base);
+                snap.v_n_pu[b] = v[3] / base;
+            }
+        }
+        for k in 0..snap.line_i_ka.len() {
+            if let Some((f, t)) = fw.line_currents(k) {
+                snap.line_i_ka[k] = [[f[0], f[1], f[2]].map(|i| i / 1000.0), [t[0], t[1], t[2]].map(|i| i / 1000.0)];
+                snap.line_in_ka[k] = [f[3] / 1000.0, t[3] / 1000.0];
+            }
+        }
+        Ok(())
     }
 
     pub fn network(&self) -> &Network {
@@ -215,6 +282,7 @@ impl GridModel {
         }
         self.pf = None;
         self.work = None;
+        self.fw = None;
     }
 
     /// Adds a switch (contactor) at the `bus` end of line `line` (file indices); returns its position.
@@ -753,7 +821,10 @@ impl GridModel {
         self.fault_dy = fault_ports;
         let pf = self.pf.as_mut().expect("built");
         let stats = if unbalanced { pf.solve_unbalanced()? } else { pf.solve_balanced()? };
-        let snap = self.snapshot(stats.iterations, unbalanced);
+        let mut snap = self.snapshot(stats.iterations, unbalanced);
+        if self.four_wire && self.faults.is_empty() {
+            self.apply_four_wire(&mut snap)?;
+        }
         for (b, v) in snap.v_pu.iter().enumerate() {
             self.last_v[b] = if snap.energised[b] { Some(*v) } else { None };
         }
@@ -920,6 +991,8 @@ impl GridModel {
             sgen_p_mw,
             iterations,
             unbalanced,
+            v_n_pu: vec![zero; nb],
+            line_in_ka: vec![[zero; 2]; self.base.lines.len()],
         }
     }
 

@@ -80,6 +80,9 @@ pub struct LmuAgent {
     uplink: Option<(Uplink, SimDuration, SimDuration)>,
     /// Readings sent.
     pub readings_sent: u32,
+    /// When the firmware first reported a lost phase or a neutral displacement (open conductor or broken
+    /// neutral), if it did.
+    pub loss_of_phase_at: Option<SimTime>,
     /// Operator commands received (from the gateway, down the mesh): when, and what.
     pub commands: Vec<(SimTime, gridtwin_firmware::gateway::command::Command)>,
     /// Frame security of the peer (FLISR) frames; `None`: frames go in clear.
@@ -159,6 +162,7 @@ impl LmuAgent {
             grid_agent_protocol: false,
             uplink: None,
             readings_sent: 0,
+            loss_of_phase_at: None,
             commands: Vec::new(),
             security: None,
             peer_bytes_plain: 0,
@@ -238,7 +242,12 @@ impl LmuAgent {
         let state = PrimaryState {
             v: [0, 1, 2].map(|p| Phasor::new(v[p].re * base_v, v[p].im * base_v).finite_or_zero()),
             i: [0, 1, 2].map(|p| Phasor::new(i[p].re * 1000.0, i[p].im * 1000.0).finite_or_zero()),
-            i_n: Phasor::ZERO,
+            // The 4-wire model's neutral current; zero in the sequence model (ideal neutral).
+            i_n: snap
+                .line_in_ka
+                .get(pl.line)
+                .map_or(Phasor::ZERO, |n| Phasor::new(n[pl.end.min(1)].re * 1000.0, n[pl.end.min(1)].im * 1000.0))
+                .finite_or_zero(),
             v_harmonics: self.sensor.state().v_harmonics.clone(),
             freq_hz: self.sensor.state().freq_hz,
         };
@@ -266,6 +275,9 @@ impl LmuAgent {
                 continue;
             }
             self.transmit(to, msg, ctx);
+        }
+        if self.loss_of_phase_at.is_none() && self.firmware.protection().status().loss_of_phase {
+            self.loss_of_phase_at = Some(now);
         }
         if let Some(t) = self.contactor.next_transition() {
             let t = SimTime::from_nanos(t.max(now.as_nanos()));

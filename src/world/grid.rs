@@ -60,6 +60,7 @@ pub fn add(sim: &mut Simulation<Msg>, loaded: &Loaded, cfg: &GridConfig) -> Resu
     let step = cfg.profile_step().map_err(|e| loaded.error_in("grid", e))?;
     let engine = |e: crate::engine::EngineError| loaded.error_at("grid", e.to_string(), None);
     let mut agent = GridAgent::new(model, gens, households, step, cfg.day_of_year);
+    agent.plan_broken_neutrals(cfg).map_err(|e| loaded.error_in("grid", e))?;
     let grid = sim.next_agent_id();
     let weather = AgentId(grid.0 + 1);
     let recorder = AgentId(grid.0 + 2);
@@ -209,6 +210,16 @@ impl Part for GridPart {
                 "warnings": net.warnings,
             }),
         );
+        if g.model.four_wire
+            && let Some(serde_json::Value::Object(o)) = r.summary.get_mut("grid")
+        {
+            // The 4-wire model's view at the end of the run: open neutrals and the largest neutral-point shift.
+            let shift = g.last.as_ref().map_or(0.0, |s| s.v_n_pu.iter().map(|v| v.norm()).fold(0.0, f64::max));
+            o.insert(
+                "four_wire".into(),
+                json!({"broken_neutral_lines": g.model.broken_neutrals(), "neutral_shift_max_pu": fin(shift)}),
+            );
+        }
         if !net.warnings.is_empty() {
             r.human.push(format!(
                 "grid: {} network warning(s), e.g. {} (all in summary.json grid.warnings)",

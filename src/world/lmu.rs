@@ -278,16 +278,28 @@ impl Part for LmuPart {
             }
         }
         let c = &self.build.commissioning;
-        r.summary.insert(
-            "lmus".into(),
-            json!({
-                "count": c.lmus.len(),
-                "sections": c.sections(),
-                "ties": c.ties.len(),
-                "flisr_frames_sent": frames,
-                "readings_sent": readings,
-            }),
-        );
+        let mut lmus = json!({
+            "count": c.lmus.len(),
+            "sections": c.sections(),
+            "ties": c.ties.len(),
+            "flisr_frames_sent": frames,
+            "readings_sent": readings,
+        });
+        // LMUs whose firmware reported a lost phase or a displaced neutral (open conductor, broken neutral):
+        // listed only when there are any.
+        let lost: Vec<serde_json::Value> = self
+            .lmus
+            .iter()
+            .filter_map(|&(a, id, _)| {
+                let l = sim.agent::<LmuAgent>(a)?;
+                let at = l.loss_of_phase_at?;
+                Some(json!({"lmu": id, "at_s": at.as_secs_f64()}))
+            })
+            .collect();
+        if !lost.is_empty() {
+            lmus["loss_of_phase"] = json!(lost);
+        }
+        r.summary.insert("lmus".into(), lmus);
         let mut t = Table::new(&[
             "kind",
             "line",

@@ -1164,3 +1164,65 @@ mod fourwire {
         assert!(e.contains("customer_r_ohm") && e.contains("TT"), "{e}");
     }
 }
+
+/// The 4-wire model in a run: a broken neutral scheduled by the scenario is seen by the LMUs below it (their
+/// firmware's neutral-displacement detection) and shows in the summary.
+mod fourwire_run {
+    use gridtwin::scenario::Loaded;
+    use std::path::PathBuf;
+
+    const SCENARIO: &str = r#"Scenario(
+    name: "broken-neutral",
+    seed: 7,
+    duration: "20s",
+    grid: (
+        network: File("kerber_landnetz_broken_neutral.network.json"),
+        loads: FromNetwork,
+        profile_step: "1h",
+        unbalanced: true,
+        four_wire: true,
+        broken_neutral: [(line: 5, onset: "5s")],
+    ),
+    lmus: (
+        model: "lmu-v1",
+        contactor: "contactor-lv400",
+        protection: "protection-default",
+        fidelity: Phasor,
+        at: EveryLine,
+    ),
+    outputs: (plots: false),
+)"#;
+
+    // Not passing yet: the break is applied (`grid.four_wire.broken_neutral_lines` = [5]) and the run's
+    // phase-to-neutral voltages reach 0.843..1.638 p.u. as in the direct solve
+    // (`fourwire::a_broken_neutral_shifts_the_customers_phase_voltages`), and the LMUs exchange FLISR frames,
+    // but no LMU's `loss_of_phase_at` is set and the shift at the end of the run is 0.003 p.u. (the part
+    // beyond the break apparently switched off). To check: whether the firmware's loss-of-phase status is
+    // only transient within one poll (then record it from the FLISR signal instead) and what opened.
+    #[test]
+    #[ignore = "broken neutral not yet seen through the run's grid model; see the comment above"]
+    fn a_broken_neutral_is_detected_by_the_lmus_below_it_and_reported() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/fourwire");
+        let l = Loaded::from_text("broken-neutral.ron".into(), SCENARIO.into(), Some(dir)).unwrap();
+        let mut w = gridtwin::world::build(&l, 7, None).unwrap();
+        w.run(1, |_| {}).unwrap();
+        let r = w.report();
+        let grid = &r.summary["grid"];
+        let lmus = &r.summary["lmus"];
+        println!("grid.four_wire = {}", grid["four_wire"]);
+        println!("lmus.loss_of_phase = {}", lmus["loss_of_phase"]);
+        assert_eq!(grid["solve_failures"], 0, "{}", grid["last_error"]);
+        assert_eq!(grid["four_wire"]["broken_neutral_lines"], serde_json::json!([5]));
+        assert!(grid["four_wire"]["neutral_shift_max_pu"].as_f64().unwrap() > 0.1);
+        let lost = lmus["loss_of_phase"].as_array().expect("some LMU reports the broken neutral");
+        // Detected after the break (5 s), not before.
+        for e in lost {
+            assert!(e["at_s"].as_f64().unwrap() >= 5.0, "{e}");
+        }
+        // Commissioned along the feeder from the substation: the LMUs beyond line 5 report it, those before
+        // it do not.
+        let ids: Vec<u64> = lost.iter().map(|e| e["lmu"].as_u64().unwrap()).collect();
+        println!("LMUs reporting: {ids:?} of {}", lmus["count"]);
+        assert!(!ids.is_empty());
+    }
+}
