@@ -1102,19 +1102,6 @@ impl MeshAgent {
         if self.jam.is_some() {
             self.jam_frame_start(i, start, now);
         }
-        // A unicast's receiver is known now and served when the frame ends, a few events later: start
-        // fetching its state (its head, MAC, duplicate filter, counters and router) so that its misses are
-        // taken while the channel is busy, not when the frame ends.
-        if dst != BROADCAST
-            && let Some(d) = self.idx_of(self.nodes[i].pan, dst)
-            && let Some(dn) = self.nodes.get(d)
-        {
-            dn.prefetch_rx();
-            let mut p = Prefetch;
-            p.line(&dn.recent_rx);
-            p.line(&dn.stats);
-            p.line(&self.xy[d]);
-        }
         let m = self.timer(i, TimerKind::TxEnd, id);
         ctx.schedule_at(SimTime(end), class::DEFAULT, m);
     }
@@ -1249,11 +1236,11 @@ impl MeshAgent {
             const AHEAD: usize = 4;
             let n_rx = self.nodes[i].nbrs.len();
             for k in 0..n_rx.min(AHEAD) {
-                self.prefetch_receiver(self.nodes[i].nbrs[k].0 as usize);
+                self.nodes[self.nodes[i].nbrs[k].0 as usize].prefetch_rx();
             }
             for k in 0..n_rx {
                 if k + AHEAD < n_rx {
-                    self.prefetch_receiver(self.nodes[i].nbrs[k + AHEAD].0 as usize);
+                    self.nodes[self.nodes[i].nbrs[k + AHEAD].0 as usize].prefetch_rx();
                 }
                 let (r, p) = self.nodes[i].nbrs[k];
                 let r = r as usize;
@@ -1332,14 +1319,6 @@ impl MeshAgent {
             self.deliver_frame(d, i, f.dst, rssi, &bytes, ctx);
         }
         self.restore_frame(i, bytes);
-    }
-
-    /// Starts fetching what a broadcast reception at node `r` touches first: its state's hot lines and its
-    /// position (see [`Node::prefetch_rx`]).
-    #[inline(always)]
-    fn prefetch_receiver(&self, r: usize) {
-        self.nodes[r].prefetch_rx();
-        Prefetch.line(&self.xy[r]);
     }
 
     /// Puts the bytes of the frame being sent back at the head of node `i`'s queue.
