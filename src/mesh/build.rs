@@ -525,10 +525,10 @@ impl MeshHandle {
         for (i, n) in m.nodes.iter().enumerate() {
             let alive_ns = m.alive_ns(i, now);
             let s = n.stats;
-            let listen_ns = alive_ns.saturating_sub(s.tx_ns + n.rx_ns);
+            let listen_ns = alive_ns.saturating_sub(s.tx_ns + s.rx_ns);
             let energy_j = r.supply_v
                 * 1e-3
-                * (r.tx_ma * s.tx_ns as f64 + r.rx_ma * n.rx_ns as f64 + r.listen_ma * listen_ns as f64)
+                * (r.tx_ma * s.tx_ns as f64 + r.rx_ma * s.rx_ns as f64 + r.listen_ma * listen_ns as f64)
                 * 1e-9;
             let duty = if alive_ns > 0 { s.tx_ns as f64 / alive_ns as f64 } else { 0.0 };
             e_total += energy_j;
@@ -605,7 +605,7 @@ impl MeshHandle {
                 dao_sent: rs.dao_sent,
                 duty_cycle: duty,
                 energy_j,
-                joined_s: n.joined_ns.map(|j| j.saturating_sub(n.join_at.unwrap_or(m.started_ns)) as f64 * 1e-9),
+                joined_s: s.joined_ns.map(|j| j.saturating_sub(n.join_at.unwrap_or(m.started_ns)) as f64 * 1e-9),
             });
         }
         // Delivery by generation-time bin; the last two minutes may still be in flight.

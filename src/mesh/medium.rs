@@ -33,7 +33,7 @@ use gridtwin_firmware::Instant;
 use gridtwin_firmware::hal::radio::{BROADCAST, Radio, TxStatus};
 use gridtwin_firmware::hal::{ErrorKind, ErrorType};
 use gridtwin_firmware::mesh::frame::{Frame, UpKind};
-use gridtwin_firmware::mesh::{Delivery, DeliveryKind, LineVisitor, Router, RouterConfig, SendError};
+use gridtwin_firmware::mesh::{Delivery, DeliveryKind, Router, RouterConfig, SendError};
 use gridtwin_firmware::sec::{FrameSecurity, Key, Policy, SecError, SecurityLevel};
 use rand::RngExt;
 use std::collections::VecDeque;
@@ -42,10 +42,12 @@ use std::collections::VecDeque;
 /// deliveries can be matched and timed (a real report carries its timestamp too).
 pub const META_BYTES: usize = 12;
 
-/// Counters of one node (cold: the time spent receiving, which every reception adds to, is kept on the
-/// [`Node`] itself).
+/// Counters of one node. Laid out in declaration order, those every reception writes first (see [`Node`]).
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
 pub struct NodeStats {
+    pub rx_ns: u64,
+    pub joined_ns: Option<u64>,
     pub collisions: u32,
     pub generated: u32,
     pub delivered: u32,
@@ -92,12 +94,10 @@ pub(crate) struct Mac {
 
 /// One node: position, power state, radio twin and firmware.
 ///
-/// Laid out in declaration order (`repr(C)`) and on a cache line of its own (`align(64)`), the state a
-/// reception touches first: each broadcast reaches ~200 receivers whose states lie far apart in a
-/// city-sized run, so the cache lines a reception touches (the first, holding the power state, timer and
-/// receive counters; the MAC's; the router's hot head) bound its cost more than its instructions do.
-/// Counters a reception does not touch (`stats`) come after the router.
-#[repr(C, align(64))]
+/// Laid out in declaration order (`repr(C)`), the state a reception touches first: each broadcast reaches
+/// ~200 receivers whose states lie far apart in a city-sized run, so the cache lines a reception touches
+/// (here the first, the MAC's, and the router's hot head) bound its cost more than its instructions do.
+#[repr(C)]
 pub(crate) struct Node {
     // ----- hot: every reception -----
     pub alive: bool,
@@ -116,14 +116,10 @@ pub(crate) struct Node {
     /// counter live in non-volatile memory, so a rebooted node does not reuse counters. Boxed: it is large
     /// and absent from unsecured runs.
     pub sec: Option<Box<FrameSecurity>>,
-    /// Time spent receiving, ns (every reception adds to it, so it sits with the hot fields, not in `stats`).
-    pub rx_ns: u64,
-    /// When the router first joined a DODAG, ns (read after every reception until it is set).
-    pub joined_ns: Option<u64>,
+    pub stats: NodeStats,
     mac: Mac,
     pub router: Router,
     // ----- cold -----
-    pub stats: NodeStats,
     pub id: u32,
     pub x_m: f64,
     pub y_m: f64,
@@ -166,8 +162,6 @@ impl Node {
             timer_at: u64::MAX,
             nbrs: Vec::new(),
             stats: NodeStats::default(),
-            rx_ns: 0,
-            joined_ns: None,
             sec: None,
             lat_us: Vec::new(),
             recent_rx: [(u16::MAX, 0); 8],
@@ -177,29 +171,6 @@ impl Node {
             delivered_i: 0,
             watch_repair: None,
         }
-    }
-}
-
-/// Issues a prefetch for the cache line holding each field it is shown (no load, no fault: a hint).
-struct Prefetch;
-
-impl LineVisitor for Prefetch {
-    #[inline(always)]
-    fn line<T>(&mut self, field: &T) {
-        prefetch_index::prefetch_index(std::slice::from_ref(field), 0);
-    }
-}
-
-impl Node {
-    /// Starts fetching the cache lines a reception at this node touches first (its head, its MAC state, its
-    /// router's hot head), without waiting for them.
-    #[inline(always)]
-    fn prefetch_rx(&self) {
-        let mut p = Prefetch;
-        p.line(&self.alive);
-        p.line(&self.rx_ns);
-        p.line(&self.mac);
-        self.router.hot_lines(&mut p);
     }
 }
 
@@ -873,10 +844,10 @@ impl MeshAgent {
             self.on_delivery(i, d, ctx);
         }
         let n = &mut self.nodes[i];
-        if n.joined_ns.is_none()
+        if n.stats.joined_ns.is_none()
             && let Some(t) = n.router.joined_at()
         {
-            n.joined_ns = Some(t.0);
+            n.stats.joined_ns = Some(t.0);
         }
         if let Some(f) = n.watch_repair
             && let Some(p) = n.router.parent()
@@ -1137,7 +1108,7 @@ impl MeshAgent {
             }
             ints.push(Interferer { start: g.start, end: g.end, mw: dbm_to_mw(pg) });
         }
-        self.nodes[r].rx_ns += f.end - f.start;
+        self.nodes[r].stats.rx_ns += f.end - f.start;
         // Jammers: the frame's success with and without them, judged by one draw.
         let mut p_clear = None;
         if !lost && self.jam.is_some() {
@@ -1230,18 +1201,15 @@ impl MeshAgent {
         let mut ov = std::mem::take(&mut self.scratch_air);
         self.overlaps_of(&f, &mut ov);
         if f.dst == BROADCAST {
-            // The receivers' states lie far apart in a city-sized mesh, and taking their cache misses one
-            // receiver at a time was most of a broadcast's cost: fetch the lines of the receiver `AHEAD`
-            // places on while serving this one, so the misses overlap the work.
-            const AHEAD: usize = 4;
-            let n_rx = self.nodes[i].nbrs.len();
-            for k in 0..n_rx.min(AHEAD) {
-                self.nodes[self.nodes[i].nbrs[k].0 as usize].prefetch_rx();
+            // Software prefetch in safe code: a first pass reads a word from each cache line every receiver's
+            // reception will touch. These loads do not depend on each other, so the core keeps many misses in
+            // flight; in a city-sized mesh the receivers' states are far apart in memory, and taking those
+            // misses one receiver at a time was most of a broadcast's cost. The values are discarded.
+            for &(r, _) in &self.nodes[i].nbrs {
+                let n = &self.nodes[r as usize];
+                std::hint::black_box(n.stats.rx_ns ^ n.mac.ack_busy_until ^ n.router.touch_hot());
             }
-            for k in 0..n_rx {
-                if k + AHEAD < n_rx {
-                    self.nodes[self.nodes[i].nbrs[k + AHEAD].0 as usize].prefetch_rx();
-                }
+            for k in 0..self.nodes[i].nbrs.len() {
                 let (r, p) = self.nodes[i].nbrs[k];
                 let r = r as usize;
                 if !self.nodes[r].alive {

@@ -6,6 +6,4 @@ pub mod frame;
 pub mod router;
 
 pub use frame::{Frame, FrameError, UpKind};
-pub use router::{
-    Delivery, DeliveryKind, ETX_ONE, INFINITE_RANK, LineVisitor, Router, RouterConfig, RouterStats, SendError,
-};
+pub use router::{Delivery, DeliveryKind, ETX_ONE, INFINITE_RANK, Router, RouterConfig, RouterStats, SendError};

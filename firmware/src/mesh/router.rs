@@ -285,12 +285,6 @@ pub struct Router {
     stats: RouterStats,
 }
 
-/// Receives references into the cache lines a host may want fetched ahead of use (see
-/// [`Router::hot_lines`]); a host without a prefetch instruction can ignore them.
-pub trait LineVisitor {
-    fn line<T>(&mut self, field: &T);
-}
-
 fn newer(a: u8, b: u8) -> bool {
     (a.wrapping_sub(b) as i8) > 0
 }
@@ -953,20 +947,16 @@ impl Router {
         self.nbr_filter[b >> 6] >> (b & 63) & 1 != 0
     }
 
-    /// Shows `at` a field in each cache line of the state a frame reception touches first (the hot head of
-    /// the layout above). A host that delivers one broadcast to many routers uses it to start fetching the
-    /// next receivers' lines while it serves the current one: in a city-sized mesh those states lie far
-    /// apart in memory, and taking their misses one receiver at a time was most of a broadcast's cost.
-    #[inline(always)]
-    pub fn hot_lines<V: LineVisitor>(&self, at: &mut V) {
-        at.line(&self.nbr_filter);
-        at.line(&self.dio_at);
-        at.line(&self.trickle);
-        at.line(&self.pending);
-        at.line(&self.deliveries);
-        at.line(&self.joined_at);
-        at.line(&self.addr);
-        at.line(&self.cfg);
+    /// Reads one word from each cache line of the state a frame reception touches first (the hot head of
+    /// the layout above, and the neighbour address list) and folds them into a value of no meaning. A host
+    /// that delivers one broadcast to many routers calls it for all of them first: the loads are independent,
+    /// so the memory system fetches those lines together instead of one miss after another.
+    #[inline]
+    pub fn touch_hot(&self) -> u64 {
+        let mut h = self.nbr_filter[0] ^ self.dio_at.0 ^ self.trickle.end.0;
+        h ^= (self.pending.len() as u64) << 8 ^ (self.deliveries.len() as u64) << 16;
+        h ^= self.joined_at.map_or(0, |t| t.0) ^ self.is_root as u64 ^ self.cfg.neighbors_max as u64;
+        h ^ self.nbr_addrs.first().copied().unwrap_or(0) as u64
     }
 
     /// The index of `addr` in the neighbour table: the filter answers most misses, the address list the rest.
