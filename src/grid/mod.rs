@@ -5,6 +5,8 @@
 //! - [`sparse`]: sparse LU with minimum-degree ordering, symbolic work reused between refactorisations.
 //! - [`powerflow`]: balanced and unbalanced power flow (fixed-point current injection on factorised
 //!   sequence networks), faults and open conductors by compensation.
+//! - [`fourwire`]: phase-domain power flow of 4-wire LV networks (explicit neutral, earthing, broken
+//!   neutral), Newton-Raphson on the sparse LU.
 //! - [`shortcircuit`]: IEC 60909 initial symmetrical currents.
 //! - [`model`]: [`GridModel`], the simulation-facing state (loads, generators, switches, faults) and its
 //!   solved snapshot.
@@ -14,6 +16,9 @@
 
 pub mod agents;
 pub mod config;
+// Index loops here mirror the per-phase and matrix algebra they implement.
+#[allow(clippy::needless_range_loop)]
+pub mod fourwire;
 // Index loops here mirror the per-phase and matrix algebra they implement.
 pub mod harmonics;
 #[allow(clippy::needless_range_loop)]

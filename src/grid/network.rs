@@ -86,6 +86,60 @@ pub struct Line {
     /// Derived total series resistance (checked against the per-km data when present).
     #[serde(default)]
     pub r_ohm: Option<f64>,
+    /// 4-wire model only: series resistance of the neutral conductor in ohm/km. With the sequence data it fixes
+    /// the mutual coupling (see `grid::fourwire::line_z4_ohm_per_km`); absent, the neutral follows from the
+    /// zero-sequence data with no mutual coupling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rn_ohm_per_km: Option<f64>,
+    /// 4-wire model only: series reactance of the neutral conductor in ohm/km (with `rn_ohm_per_km`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xn_ohm_per_km: Option<f64>,
+    /// 4-wire model only: the full series resistance matrix in ohm/km, rows and columns phases a, b, c and
+    /// the neutral n (symmetric). Takes precedence over the sequence data; give `x4_ohm_per_km` with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r4_ohm_per_km: Option<[[f64; 4]; 4]>,
+    /// 4-wire model only: the full series reactance matrix in ohm/km (a, b, c, n; symmetric).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x4_ohm_per_km: Option<[[f64; 4]; 4]>,
+}
+
+/// How the LV neutral is earthed (4-wire model only; the sequence model takes the neutral as ideal).
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+pub enum EarthingSystem {
+    /// The distribution neutral is a PEN conductor earthed at the transformer's star point and, where
+    /// `customer_r_ohm` is given, at every customer's connection (protective multiple earthing).
+    #[default]
+    #[serde(rename = "TN-C-S")]
+    TnCS,
+    /// The neutral is earthed at the transformer's star point (and at any `electrodes`) only; customers'
+    /// own earth electrodes serve their protective conductors and do not touch the neutral.
+    #[serde(rename = "TT")]
+    Tt,
+}
+
+/// An earth electrode on the neutral at one bus.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+pub struct Electrode {
+    pub bus: i64,
+    /// Resistance to remote earth, ohm (> 0).
+    pub r_ohm: f64,
+}
+
+/// Earthing of the neutral for the 4-wire model. Without it: TN-C-S, star point solidly earthed, no other
+/// electrodes.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+pub struct Earthing {
+    #[serde(default)]
+    pub system: EarthingSystem,
+    /// Resistance from every source's star point (the transformer's LV neutral) to earth, ohm; 0 = solid.
+    #[serde(default)]
+    pub source_r_ohm: f64,
+    /// TN-C-S only: an electrode of this resistance (ohm) on the PEN at every bus with a load or generator.
+    #[serde(default)]
+    pub customer_r_ohm: Option<f64>,
+    /// Further electrodes on the neutral (e.g. at cable cabinets and line ends).
+    #[serde(default)]
+    pub electrodes: Vec<Electrode>,
 }
 
 /// A two-winding transformer; nameplate data as in the neutral format.
@@ -321,6 +375,9 @@ pub struct NetworkData {
     pub sgens: Vec<Sgen>,
     #[serde(default)]
     pub switches: Vec<Switch>,
+    /// Earthing of the neutral (4-wire model only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub earthing: Option<Earthing>,
 }
 
 /// A validated network. Element vectors keep file order; `bus_pos` maps a bus `index` to its position.
@@ -336,6 +393,9 @@ pub struct Network {
     pub asym_loads: Vec<AsymLoad>,
     pub sgens: Vec<Sgen>,
     pub switches: Vec<Switch>,
+    /// Earthing of the neutral for the 4-wire model (the default when the file gives none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earthing: Option<Earthing>,
     #[serde(skip)]
     pub bus_pos: BTreeMap<i64, usize>,
     /// Plausibility findings that did not stop the import: each names the element, the value and what is
@@ -384,6 +444,7 @@ impl Network {
             asym_loads: raw.asymmetric_loads,
             sgens: raw.sgens,
             switches: raw.switches,
+            earthing: raw.earthing,
             bus_pos: BTreeMap::new(),
             warnings: Vec::new(),
         };
@@ -470,6 +531,7 @@ impl Network {
             if !(l.parallel.is_finite() && l.parallel >= 1.0) {
                 return Err(format!("{w}: parallel = {} must be >= 1", l.parallel));
             }
+            validate_neutral_data(&w, l)?;
             if let Some(r) = l.r_ohm {
                 let expect = l.r_ohm_per_km * l.length_km / l.parallel;
                 if (r - expect).abs() > 1e-6 * expect.abs().max(1e-6) + 1e-12 {
@@ -568,6 +630,28 @@ impl Network {
             if t.in_service {
                 degree[h] += 1;
                 degree[lv] += 1;
+            }
+        }
+        if let Some(e) = &self.earthing {
+            if !(e.source_r_ohm.is_finite() && e.source_r_ohm >= 0.0) {
+                return Err(format!("earthing.source_r_ohm = {} must be >= 0 (0 = solidly earthed)", e.source_r_ohm));
+            }
+            if let Some(r) = e.customer_r_ohm {
+                if e.system == EarthingSystem::Tt {
+                    return Err("earthing.customer_r_ohm: in a TT system customers' electrodes do not earth the \
+                                neutral; use system \"TN-C-S\" or list neutral electrodes in earthing.electrodes"
+                        .into());
+                }
+                if !(r.is_finite() && r > 0.0) {
+                    return Err(format!("earthing.customer_r_ohm = {r} must be a resistance > 0 in ohm"));
+                }
+            }
+            for (k, el) in e.electrodes.iter().enumerate() {
+                let w = format!("earthing.electrodes[{k}] (bus {})", el.bus);
+                bus(el.bus, &w)?;
+                if !(el.r_ohm.is_finite() && el.r_ohm > 0.0) {
+                    return Err(format!("{w}: r_ohm = {} must be a resistance > 0 in ohm", el.r_ohm));
+                }
             }
         }
         let mut slack = 0;
@@ -771,6 +855,56 @@ impl Network {
     pub fn bus_label(&self, k: usize) -> String {
         let b = &self.buses[k];
         format!("bus {}{}", b.index, label(&b.name))
+    }
+}
+
+/// Checks a line's optional 4-wire data: a neutral conductor given in full, an explicit matrix pair that is
+/// finite, symmetric and has positive self resistances.
+// Index loops mirror the matrix they check (symmetry needs both [i][j] and [j][i]).
+#[allow(clippy::needless_range_loop)]
+fn validate_neutral_data(w: &str, l: &Line) -> Result<(), String> {
+    match (l.rn_ohm_per_km, l.xn_ohm_per_km) {
+        (None, None) => {}
+        (Some(r), Some(x)) => {
+            if !(r.is_finite() && r >= 0.0 && x.is_finite() && x >= 0.0) || r == 0.0 && x == 0.0 {
+                return Err(format!(
+                    "{w}: rn_ohm_per_km = {r} and xn_ohm_per_km = {x} must be >= 0 and not both 0 (neutral conductor)"
+                ));
+            }
+        }
+        _ => return Err(format!("{w}: give rn_ohm_per_km and xn_ohm_per_km together (neutral conductor)")),
+    }
+    match (&l.r4_ohm_per_km, &l.x4_ohm_per_km) {
+        (None, None) => Ok(()),
+        (Some(r), Some(x)) => {
+            for (field, m) in [("r4_ohm_per_km", r), ("x4_ohm_per_km", x)] {
+                for i in 0..4 {
+                    for j in 0..4 {
+                        let v = m[i][j];
+                        if !v.is_finite() {
+                            return Err(format!("{w}: {field}[{i}][{j}] = {v} must be finite"));
+                        }
+                        let t = m[j][i];
+                        if (v - t).abs() > 1e-9 * v.abs().max(t.abs()).max(1e-12) {
+                            return Err(format!(
+                                "{w}: {field} is not symmetric: [{i}][{j}] = {v} but [{j}][{i}] = {t}"
+                            ));
+                        }
+                    }
+                }
+            }
+            for i in 0..4 {
+                if r[i][i].is_nan() || r[i][i] <= 0.0 {
+                    return Err(format!(
+                        "{w}: r4_ohm_per_km[{i}][{i}] = {} must be > 0 (self resistance of {})",
+                        r[i][i],
+                        ["phase a", "phase b", "phase c", "the neutral"][i]
+                    ));
+                }
+            }
+            Ok(())
+        }
+        _ => Err(format!("{w}: give r4_ohm_per_km and x4_ohm_per_km together (4x4 series impedance)")),
     }
 }
 

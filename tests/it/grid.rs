@@ -954,3 +954,213 @@ fn harmonic_voltage_at_the_source_bus_is_current_times_the_source_impedance() {
     assert!((three[0][0].1 - one[0][0].1 * 3f64.powf(1.0 / 1.4)).abs() < 1e-9 * three[0][0].1);
     assert!((three[0][1].1 - one[0][1].1 * 3f64.sqrt()).abs() < 1e-9 * three[0][1].1);
 }
+
+/// The 4-wire phase-domain power flow against OpenDSS solutions of the same feeders (explicit neutral,
+/// earthing, single-phase loads and PV, a broken neutral): `tests/data/fourwire`, made by
+/// `tools/fourwire-reference/make_reference.py`.
+mod fourwire {
+    use gridtwin::grid::fourwire::{FourWire, Injection, NeutralFaults, line_z4_ohm_per_km};
+    use gridtwin::grid::network::Network;
+    use num_complex::Complex64 as C64;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    fn dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/fourwire")
+    }
+
+    struct Case {
+        net: Network,
+        faults: NeutralFaults,
+        constant_impedance: bool,
+        /// Bus index -> voltages to earth (a, b, c, n), V.
+        reference: BTreeMap<i64, [C64; 4]>,
+    }
+
+    fn case(name: &str) -> Case {
+        let text = std::fs::read_to_string(dir().join(format!("{name}.json"))).unwrap();
+        let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let net = Network::from_json_file(&dir().join(r["network"].as_str().unwrap())).unwrap();
+        let mut faults = NeutralFaults::default();
+        for l in r["open_neutral_lines"].as_array().unwrap() {
+            let idx = l.as_i64().unwrap();
+            faults.open_neutral.push(net.lines.iter().position(|x| x.index == idx).unwrap());
+        }
+        for e in r["neutral_earth"].as_array().unwrap() {
+            let b = net.bus(e["bus"].as_i64().unwrap()).unwrap();
+            faults.neutral_earth.push((b, e["r_ohm"].as_f64().unwrap()));
+        }
+        let c = |v: &serde_json::Value| C64::new(v[0].as_f64().unwrap(), v[1].as_f64().unwrap());
+        let reference = r["buses"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.parse::<i64>().unwrap(), [c(&v["a"]), c(&v["b"]), c(&v["c"]), c(&v["n"])]))
+            .collect();
+        Case { net, faults, constant_impedance: r["load_model"] == "constant_impedance", reference }
+    }
+
+    fn injections(fw: &FourWire, c: &Case) -> Vec<Injection> {
+        let mut inj = fw.network_injections(&c.net);
+        if c.constant_impedance {
+            for x in inj.iter_mut() {
+                x.s_z = x.s_p + x.s_i + x.s_z;
+                x.s_p = C64::new(0.0, 0.0);
+                x.s_i = C64::new(0.0, 0.0);
+            }
+        }
+        inj
+    }
+
+    struct Row {
+        buses: usize,
+        iterations: usize,
+        worst_phase_pu: f64,
+        worst_neutral_pu: f64,
+        max_neutral_pu: f64,
+    }
+
+    fn compare(c: &Case) -> Row {
+        let mut fw = FourWire::new(&c.net, &c.faults).unwrap();
+        let inj = injections(&fw, c);
+        let stats = fw.solve(&inj).unwrap();
+        let mut row = Row {
+            buses: 0,
+            iterations: stats.iterations,
+            worst_phase_pu: 0.0,
+            worst_neutral_pu: 0.0,
+            max_neutral_pu: 0.0,
+        };
+        for (&idx, want) in &c.reference {
+            let b = c.net.bus(idx).unwrap();
+            let got = fw.bus_voltages(b).unwrap_or_else(|| panic!("bus {idx} not solved"));
+            let base = fw.bus_v_base(b).unwrap();
+            for p in 0..3 {
+                row.worst_phase_pu = row.worst_phase_pu.max((got[p] - want[p]).norm() / base);
+            }
+            row.worst_neutral_pu = row.worst_neutral_pu.max((got[3] - want[3]).norm() / base);
+            row.max_neutral_pu = row.max_neutral_pu.max(got[3].norm() / base);
+            row.buses += 1;
+        }
+        row
+    }
+
+    const CASES: [&str; 5] = [
+        "ieee_lv_fourwire",
+        "kerber_landnetz_fourwire",
+        "kerber_dorfnetz_fourwire",
+        "kerber_landnetz_broken_neutral",
+        "kerber_landnetz_broken_neutral_earth_fault",
+    ];
+
+    #[test]
+    fn four_wire_power_flow_matches_the_opendss_reference() {
+        println!(
+            "{:<44} {:>5} {:>4} {:>14} {:>14} {:>12}",
+            "feeder", "buses", "it", "max dV ph (pu)", "max dV n (pu)", "max |Vn| pu"
+        );
+        let mut failed = Vec::new();
+        for name in CASES {
+            let c = case(name);
+            let r = compare(&c);
+            println!(
+                "{name:<44} {:>5} {:>4} {:>14.3e} {:>14.3e} {:>12.4}",
+                r.buses, r.iterations, r.worst_phase_pu, r.worst_neutral_pu, r.max_neutral_pu
+            );
+            assert!(r.buses == c.reference.len() && r.buses > 10);
+            if r.worst_phase_pu > 1e-4 || r.worst_neutral_pu > 1e-4 {
+                failed.push(name);
+            }
+        }
+        assert!(failed.is_empty(), "4-wire voltages differ from the reference by more than 1e-4 p.u.: {failed:?}");
+    }
+
+    /// The comparison is sensitive: a neutral conductor 5 % more resistive on every line moves the voltages
+    /// beyond the tolerance.
+    #[test]
+    fn a_perturbed_neutral_impedance_fails_the_comparison() {
+        let mut c = case("kerber_landnetz_fourwire");
+        for (k, l) in c.net.lines.iter_mut().enumerate() {
+            let z = line_z4_ohm_per_km(l, &format!("lines[{k}]")).unwrap();
+            let mut r = [[0.0; 4]; 4];
+            let mut x = [[0.0; 4]; 4];
+            for i in 0..4 {
+                for j in 0..4 {
+                    r[i][j] = z[i][j].re;
+                    x[i][j] = z[i][j].im;
+                }
+            }
+            r[3][3] *= 1.05;
+            l.r4_ohm_per_km = Some(r);
+            l.x4_ohm_per_km = Some(x);
+        }
+        let r = compare(&c);
+        println!(
+            "perturbed neutral: worst phase {:.3e} p.u., neutral {:.3e} p.u.",
+            r.worst_phase_pu, r.worst_neutral_pu
+        );
+        assert!(r.worst_neutral_pu > 1e-4, "{}", r.worst_neutral_pu);
+    }
+
+    /// A broken neutral with the customers' constant-power loads (what the reference cannot converge on):
+    /// beyond the break the neutral floats and the phase-to-neutral voltages split, some up, some down.
+    #[test]
+    fn a_broken_neutral_shifts_the_customers_phase_voltages() {
+        let c = case("kerber_landnetz_broken_neutral");
+        let mut healthy = FourWire::new(&c.net, &NeutralFaults::default()).unwrap();
+        let inj = healthy.network_injections(&c.net);
+        healthy.solve(&inj).unwrap();
+        let mut broken = FourWire::new(&c.net, &c.faults).unwrap();
+        let st = broken.solve(&inj).unwrap();
+        let beyond: Vec<usize> = (7..=14).map(|i| c.net.bus(i).unwrap()).collect();
+        println!("broken neutral on line 5 (constant power, {} Newton iterations):", st.iterations);
+        println!("{:>4} {:>26} {:>26} {:>9}", "bus", "U_an U_bn U_cn healthy", "U_an U_bn U_cn broken", "|Vn| pu");
+        let (mut up, mut down) = (0.0f64, 0.0f64);
+        for &b in &beyond {
+            let h = healthy.phase_neutral_pu(b).unwrap();
+            let g = broken.phase_neutral_pu(b).unwrap();
+            println!(
+                "{:>4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>9.4}",
+                c.net.buses[b].index,
+                h[0],
+                h[1],
+                h[2],
+                g[0],
+                g[1],
+                g[2],
+                broken.neutral_shift_pu(b).unwrap()
+            );
+            for p in 0..3 {
+                up = up.max(g[p] - h[p]);
+                down = down.min(g[p] - h[p]);
+            }
+        }
+        println!("largest rise {up:+.4} p.u., largest fall {down:+.4} p.u.");
+        assert!(up > 0.05 && down < -0.05, "rise {up}, fall {down}");
+        // Upstream of the break the neutral stays close to earth.
+        let b2 = c.net.bus(2).unwrap();
+        assert!(broken.neutral_shift_pu(b2).unwrap() < 0.05);
+    }
+
+    #[test]
+    fn bad_neutral_data_are_refused_naming_the_element() {
+        let text = std::fs::read_to_string(dir().join("kerber_landnetz_fourwire.network.json")).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["earthing"]["electrodes"] = serde_json::json!([{"bus": 5, "r_ohm": 0.0}]);
+        let e = Network::from_json_str(&v.to_string()).unwrap_err();
+        assert!(e.contains("earthing.electrodes[0] (bus 5)") && e.contains("r_ohm"), "{e}");
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["lines"][2]["r4_ohm_per_km"] = serde_json::json!([[1, 0, 0, 0], [0.1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]);
+        v["lines"][2]["x4_ohm_per_km"] = serde_json::json!([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]);
+        let e = Network::from_json_str(&v.to_string()).unwrap_err();
+        assert!(e.contains("lines[2]") && e.contains("not symmetric"), "{e}");
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["lines"][1]["rn_ohm_per_km"] = serde_json::json!(0.4);
+        let e = Network::from_json_str(&v.to_string()).unwrap_err();
+        assert!(e.contains("lines[1]") && e.contains("xn_ohm_per_km"), "{e}");
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["earthing"] = serde_json::json!({"system": "TT", "customer_r_ohm": 10.0});
+        let e = Network::from_json_str(&v.to_string()).unwrap_err();
+        assert!(e.contains("customer_r_ohm") && e.contains("TT"), "{e}");
+    }
+}
