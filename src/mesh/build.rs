@@ -235,7 +235,9 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
     // Each node's list depends only on the positions and the static link model, so the lists are built in
     // parallel; the result (each list in index order, and the min/max distances) is the same whatever the
     // thread count.
-    let lists: Vec<(Vec<(u32, f32)>, f64, f64)> = (0..n)
+    // (receivers with their mean power, nearest and farthest of them in m)
+    type Reach = (Vec<(u32, f32)>, f64, f64);
+    let lists: Vec<Reach> = (0..n)
         .into_par_iter()
         .map(|i| {
             let mut list = Vec::new();
