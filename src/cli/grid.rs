@@ -8,6 +8,7 @@
 //! JSON line on stderr (or to `--timing-out FILE`).
 
 use super::CliError;
+use crate::grid::fourwire::{FourWire, NeutralFaults};
 use crate::grid::model::GridModel;
 use crate::grid::network::Network;
 use crate::grid::powerflow::PowerFlow;
@@ -35,6 +36,15 @@ pub enum GridCommand {
         /// Three-phase unbalanced power flow (per-phase loads, sequence networks).
         #[arg(long)]
         unbalanced: bool,
+        /// 4-wire power flow of the LV part with its neutral conductor and earthing (the network's `earthing`
+        /// section; phase-domain Newton): one row per LV bus with the phase-to-neutral voltages and the
+        /// neutral-to-earth voltage, p.u. of the bus's nominal phase voltage.
+        #[arg(long, conflicts_with_all = ["unbalanced", "repeat"])]
+        four_wire: bool,
+        /// With `--four-wire`: the neutral conductor of this line (its position in the network's `lines`)
+        /// is open, a broken neutral. Repeatable.
+        #[arg(long, value_name = "LINE", requires = "four_wire")]
+        broken_neutral: Vec<usize>,
         /// Output CSV file (default: stdout).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -172,14 +182,53 @@ fn solve_csv(net: &Network, unbalanced: bool) -> Result<(String, u64), String> {
     Ok((s, snap.iterations as u64))
 }
 
+/// `grid solve --four-wire`: the 4-wire power flow's voltages per LV bus as CSV.
+fn four_wire_csv(path: &Path, net: &Network, broken_neutral: &[usize]) -> Result<String, CliError> {
+    let file = path.display().to_string();
+    for &l in broken_neutral {
+        if l >= net.lines.len() {
+            return Err(InputError::file(
+                &file,
+                match net.lines.len() {
+                    0 => format!("--broken-neutral {l}: the network has no lines"),
+                    n => format!("--broken-neutral {l}: the network has {n} lines (positions 0..={})", n - 1),
+                },
+                Some("give a line's position in the network's `lines`".into()),
+            )
+            .into());
+        }
+    }
+    let faults = NeutralFaults { open_neutral: broken_neutral.to_vec(), neutral_earth: Vec::new() };
+    let mut fw = FourWire::new(net, &faults).map_err(|e| e.to_string())?;
+    let inj = fw.network_injections(net);
+    let st = fw.solve(&inj).map_err(|e| e.to_string())?;
+    // Rows in the network's bus order, keyed by its `index` like `grid solve`; buses outside the LV part
+    // (the transformers' HV side) have no 4-wire voltages and read nan.
+    let mut s = String::from("index,u_an_pu,u_bn_pu,u_cn_pu,u_ne_pu\n");
+    for (b, bus) in net.buses.iter().enumerate() {
+        match (fw.phase_neutral_pu(b), fw.neutral_shift_pu(b)) {
+            (Some(u), Some(n)) => {
+                s.push_str(&format!("{},{},{},{},{}\n", bus.index, fmt_f(u[0]), fmt_f(u[1]), fmt_f(u[2]), fmt_f(n)))
+            }
+            _ => s.push_str(&format!("{},nan,nan,nan,nan\n", bus.index)),
+        }
+    }
+    tracing::info!(iterations = st.iterations, "4-wire power flow solved");
+    Ok(s)
+}
+
 /// Runs `gridtwin grid ...`.
 pub fn run(args: &GridArgs) -> Result<(), CliError> {
     match &args.command {
-        GridCommand::Solve { network, unbalanced, out, repeat, timing_out } => {
+        GridCommand::Solve { network, unbalanced, four_wire, broken_neutral, out, repeat, timing_out } => {
             check_out_file(out.as_deref(), "--out")?;
             check_out_file(timing_out.as_deref(), "--timing-out")?;
             let net = load_network(network)?;
             warn_network(network, &net);
+            if *four_wire {
+                let csv = four_wire_csv(network, &net, broken_neutral)?;
+                return write_output(out.as_deref(), &csv);
+            }
             let (csv, iterations) = solve_csv(&net, *unbalanced)?;
             if let Some(k) = repeat {
                 let k = (*k).max(1) as usize;

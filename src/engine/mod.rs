@@ -13,6 +13,6 @@ mod sim;
 mod time;
 
 pub use digest::Digest;
-pub use rng::{SimRng, derive_seed, mix64, purpose_id, stream};
+pub use rng::{SimRng, derive_seed, derive_seed_next, derive_seed_start, mix64, purpose_id, stream};
 pub use sim::{Agent, AgentId, Ctx, EngineError, Event, EventId, MAX_AGENTS, RunStats, Simulation, Stop, class};
 pub use time::{NS_PER_MS, NS_PER_S, NS_PER_US, SimDuration, SimTime, format_duration, parse_duration};

@@ -31,11 +31,20 @@ pub const fn purpose_id(label: &str) -> u64 {
 
 /// Derives a 64-bit seed from a master seed and a list of words (point id, replication, ...).
 pub fn derive_seed(master: u64, words: &[u64]) -> u64 {
-    let mut h = mix64(master ^ 0x6772_6964_7477_696E); // "gridtwin"
-    for &w in words {
-        h = mix64(h ^ mix64(w.wrapping_add(0x9E37_79B9_7F4A_7C15)));
-    }
-    h
+    words.iter().fold(derive_seed_start(master), |h, &w| derive_seed_next(h, w))
+}
+
+/// The state [`derive_seed`] starts from for `master` (callers that derive many seeds sharing a prefix of
+/// words compute the prefix once and continue with [`derive_seed_next`]; the result is the same).
+#[inline]
+pub const fn derive_seed_start(master: u64) -> u64 {
+    mix64(master ^ 0x6772_6964_7477_696E) // "gridtwin"
+}
+
+/// One word of [`derive_seed`]: the state after `w`, from the state `h` before it.
+#[inline]
+pub const fn derive_seed_next(h: u64, w: u64) -> u64 {
+    mix64(h ^ mix64(w.wrapping_add(0x9E37_79B9_7F4A_7C15)))
 }
 
 /// The stream for `(master_seed, agent, purpose)`. The key comes from the master seed, the ChaCha stream

@@ -386,19 +386,9 @@ impl FourWire {
                             tr.hv_bus
                         )));
                     };
-                    let steps = match (tr.tap_pos, tr.tap_neutral) {
-                        (Some(p), Some(nn)) if p.is_finite() && nn.is_finite() => p - nn,
-                        (Some(p), None) if p.is_finite() => p,
-                        _ => 0.0,
-                    };
-                    let tap = 1.0 + steps * tr.tap_step_percent.filter(|v| v.is_finite()).unwrap_or(0.0) / 100.0;
-                    let (mut vn_hv, mut vn_lv) = (tr.vn_hv_kv, tr.vn_lv_kv);
-                    match tr.tap_side.as_deref() {
-                        Some("hv") => vn_hv *= tap,
-                        Some("lv") => vn_lv *= tap,
-                        _ => {}
-                    }
-                    let shift = tr.shift_degree + steps * tr.tap_step_degree.filter(|v| v.is_finite()).unwrap_or(0.0);
+                    let steps = tr.tap_steps();
+                    let (vn_hv, vn_lv) = tr.rated_kv_at_tap(steps);
+                    let shift = tr.shift_degree_at_tap(steps);
                     let vh_kv = topo.node_vn_kv[hv];
                     let e_mag = e.vm_pu * vh_kv * 1000.0 / 3f64.sqrt() * vn_lv / vn_hv;
                     let angle = (e.va_degree - shift).to_radians();

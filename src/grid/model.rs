@@ -698,22 +698,38 @@ impl GridModel {
         Ok(ports)
     }
 
-    /// Loads as constant admittances at their nominal-voltage power (used while a fault is active).
-    fn load_ports(loads: &[NodeLoad]) -> Vec<Port> {
+    /// Loads as constant admittances (used while a fault is active), each drawing at its node's pre-fault
+    /// voltage `v_pre` (per unit, per phase; nominal where the node had none) the current it drew just before
+    /// the fault: the admittance of a constant-power part is its power over the pre-fault |V|^2, of a
+    /// constant-current part its power over |V|. Taken at nominal voltage instead, every load on a weak feeder
+    /// (0.85 p.u. at its end) would drop a quarter of its current the instant any fault strikes, a
+    /// superimposed current of its own that masks a high-resistance fault's.
+    fn load_ports(loads: &[NodeLoad], v_pre: &[Option<[C64; 3]>]) -> Vec<Port> {
         let z = C64::new(0.0, 0.0);
+        // |V| of a pre-fault voltage, within a plausible band (a collapsed or missing one counts as nominal).
+        let mag = |v: C64| {
+            let m = v.norm();
+            if m.is_finite() && (0.5..=1.5).contains(&m) { m } else { 1.0 }
+        };
         let mut ports = Vec::new();
         for (k, l) in loads.iter().enumerate() {
             if (NodeLoad { conv: Converters::default(), ..*l }).is_zero() {
                 continue;
             }
-            let bal = l.s_p + l.s_i + l.s_z;
+            let v = v_pre.get(k).copied().flatten();
+            let vph = |ph: usize| v.map_or(1.0, |v| mag(v[ph]));
             let mut m = [[z; 3]; 3];
             for (ph, row) in m.iter_mut().enumerate() {
-                row[ph] = (bal + l.wye[ph]).conj();
+                let u = vph(ph);
+                row[ph] = ((l.s_p + l.wye[ph]) / (u * u) + l.s_i / u + l.s_z).conj();
             }
-            // Delta: admittance between two phases at sqrt(3) p.u. line voltage.
+            // Delta: admittance between two phases at their pre-fault line voltage (sqrt(3) p.u. nominal).
             for (d, (p, q)) in [(0usize, 1usize), (1, 2), (2, 0)].into_iter().enumerate() {
-                let y = l.delta[d].conj() / 3.0;
+                let u2 = v.map_or(3.0, |v| {
+                    let u = (v[p] - v[q]).norm();
+                    if u.is_finite() && (0.5..=2.6).contains(&u) { u * u } else { 3.0 }
+                });
+                let y = l.delta[d].conj() / u2;
                 m[p][p] += y;
                 m[q][q] += y;
                 m[p][q] -= y;
@@ -814,7 +830,14 @@ impl GridModel {
             // linear and well posed even where the fault collapses the voltage or floats a conductor.
             // Converter generators stay current sources (fixed injections) beside the ports.
             let mut ports: Vec<Port> = fault_ports.iter().flatten().cloned().collect();
-            ports.extend(Self::load_ports(&loads));
+            // The pre-fault voltage of each node (from the healthy state before the first fault).
+            let mut v_pre: Vec<Option<[C64; 3]>> = vec![None; pf.topo.n_nodes];
+            for (b, v) in self.prefault_v.iter().enumerate() {
+                if let (Some(v), Some(Some(n))) = (v, pf.topo.bus_node.get(b)) {
+                    v_pre[*n] = Some(*v);
+                }
+            }
+            ports.extend(Self::load_ports(&loads, &v_pre));
             pf.set_ports(ports)?;
             pf.loads = loads.iter().map(|l| NodeLoad { conv: l.conv, ..NodeLoad::default() }).collect();
         }

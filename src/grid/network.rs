@@ -307,6 +307,32 @@ pub struct Sgen {
 /// The k factor taken for a static generator whose data gives none (typical for PV inverters: 1.1 to 1.5).
 pub const DEFAULT_SGEN_K: f64 = 1.2;
 
+impl Trafo {
+    /// Tap steps off the neutral position (0 without a tap changer or a usable position).
+    pub fn tap_steps(&self) -> f64 {
+        match (self.tap_pos, self.tap_neutral) {
+            (Some(p), Some(n)) if p.is_finite() && n.is_finite() => p - n,
+            (Some(p), None) if p.is_finite() => p,
+            _ => 0.0,
+        }
+    }
+
+    /// Rated voltages (HV, LV; kV) with the tap changer `steps` steps off neutral, on its side.
+    pub fn rated_kv_at_tap(&self, steps: f64) -> (f64, f64) {
+        let tap = 1.0 + steps * self.tap_step_percent.filter(|v| v.is_finite()).unwrap_or(0.0) / 100.0;
+        match self.tap_side.as_deref() {
+            Some("hv") => (self.vn_hv_kv * tap, self.vn_lv_kv),
+            Some("lv") => (self.vn_hv_kv, self.vn_lv_kv * tap),
+            _ => (self.vn_hv_kv, self.vn_lv_kv),
+        }
+    }
+
+    /// Phase shift (degrees) with the tap changer `steps` steps off neutral.
+    pub fn shift_degree_at_tap(&self, steps: f64) -> f64 {
+        self.shift_degree + steps * self.tap_step_degree.filter(|v| v.is_finite()).unwrap_or(0.0)
+    }
+}
+
 impl Sgen {
     /// Rated apparent power in MVA: `sn_mva`, else the magnitude of its scheduled output (|p + jq| x scaling).
     pub fn rating_mva(&self) -> f64 {

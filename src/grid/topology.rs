@@ -238,23 +238,9 @@ impl Topology {
             // factor K_T instead, and a balanced short circuit does not depend on the vector group's phase
             // shift, so both are power-flow only (as in pandapower's `calc_sc`).
             let at_tap = full || purpose == Purpose::ScPrefault;
-            let steps = match (at_tap, tr.tap_pos, tr.tap_neutral) {
-                (true, Some(p), Some(n)) if p.is_finite() && n.is_finite() => p - n,
-                (true, Some(p), None) if p.is_finite() => p,
-                _ => 0.0,
-            };
-            let tap = 1.0 + steps * tr.tap_step_percent.filter(|v| v.is_finite()).unwrap_or(0.0) / 100.0;
-            let (mut vn_hv, mut vn_lv) = (tr.vn_hv_kv, tr.vn_lv_kv);
-            match tr.tap_side.as_deref() {
-                Some("hv") => vn_hv *= tap,
-                Some("lv") => vn_lv *= tap,
-                _ => {}
-            }
-            let shift_deg = if at_tap {
-                tr.shift_degree + steps * tr.tap_step_degree.filter(|v| v.is_finite()).unwrap_or(0.0)
-            } else {
-                0.0
-            };
+            let steps = if at_tap { tr.tap_steps() } else { 0.0 };
+            let (vn_hv, vn_lv) = tr.rated_kv_at_tap(steps);
+            let shift_deg = if at_tap { tr.shift_degree_at_tap(steps) } else { 0.0 };
             let shift = shift_deg.to_radians();
             let ratio = (vn_hv / vn_lv) / (vh / vl);
             let t1 = C64::from_polar(ratio, shift);

@@ -10,6 +10,7 @@ use super::{MeshControl, MeshMsg};
 use crate::agents::Msg;
 use crate::engine::{AgentId, SimTime, Simulation, class};
 use gridtwin_firmware::mesh::{ETX_ONE, INFINITE_RANK};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::path::Path;
 
@@ -231,31 +232,42 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
         next[i] = heads[cy * nx + cx];
         heads[cy * nx + cx] = i as u32;
     }
-    let mut lists: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
-    let (mut dmin, mut dmax) = (f64::MAX, 0.0f64);
-    for (i, list) in lists.iter_mut().enumerate() {
-        let (cx, cy) = cell_of(agent.nodes[i].x_m, agent.nodes[i].y_m);
-        for gy in cy.saturating_sub(1)..=(cy + 1).min(ny - 1) {
-            for gx in cx.saturating_sub(1)..=(cx + 1).min(nx - 1) {
-                let mut j = heads[gy * nx + gx];
-                while j != u32::MAX {
-                    let ju = j as usize;
-                    let (a, b) = (agent.xy[i], agent.xy[ju]);
-                    let d = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
-                    if ju != i && d <= reach && agent.nodes[ju].pan == agent.nodes[i].pan {
-                        let p = agent.mean_rx_dbm(i, ju);
-                        if p >= thr {
-                            list.push((j, p as f32));
-                            dmin = dmin.min(d);
-                            dmax = dmax.max(d);
+    // Each node's list depends only on the positions and the static link model, so the lists are built in
+    // parallel; the result (each list in index order, and the min/max distances) is the same whatever the
+    // thread count.
+    // (receivers with their mean power, nearest and farthest of them in m)
+    type Reach = (Vec<(u32, f32)>, f64, f64);
+    let lists: Vec<Reach> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut list = Vec::new();
+            let (mut dmin, mut dmax) = (f64::MAX, 0.0f64);
+            let (cx, cy) = cell_of(agent.nodes[i].x_m, agent.nodes[i].y_m);
+            for gy in cy.saturating_sub(1)..=(cy + 1).min(ny - 1) {
+                for gx in cx.saturating_sub(1)..=(cx + 1).min(nx - 1) {
+                    let mut j = heads[gy * nx + gx];
+                    while j != u32::MAX {
+                        let ju = j as usize;
+                        let (a, b) = (agent.xy[i], agent.xy[ju]);
+                        let d = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
+                        if ju != i && d <= reach && agent.nodes[ju].pan == agent.nodes[i].pan {
+                            let p = agent.mean_rx_dbm(i, ju);
+                            if p >= thr {
+                                list.push((j, p as f32));
+                                dmin = dmin.min(d);
+                                dmax = dmax.max(d);
+                            }
                         }
+                        j = next[ju];
                     }
-                    j = next[ju];
                 }
             }
-        }
-        list.sort_unstable_by_key(|e| e.0);
-    }
+            list.sort_unstable_by_key(|e| e.0);
+            (list, dmin, dmax)
+        })
+        .collect();
+    let (dmin, dmax) = lists.iter().fold((f64::MAX, 0.0f64), |(lo, hi), l| (lo.min(l.1), hi.max(l.2)));
+    let lists: Vec<Vec<(u32, f32)>> = lists.into_iter().map(|l| l.0).collect();
     // Isolated nodes: nobody hears them (with symmetric links, they hear nobody either).
     let mut heard = vec![false; n];
     for l in &lists {

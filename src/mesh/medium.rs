@@ -369,6 +369,8 @@ pub struct MeshAgent {
     prop: Propagation,
     fading: Fading,
     seed: u64,
+    /// `Propagation::shadow_key(seed)`: the seed's part of every link's shadowing hash, computed once.
+    shadow_key: u64,
     pub(crate) nodes: Vec<Node>,
     /// Every transmission still relevant, indexed by position (see [`Channel`]).
     pub(crate) channel: Channel,
@@ -475,6 +477,7 @@ impl MeshAgent {
             prop: cfg.propagation.clone(),
             fading: cfg.fading,
             seed,
+            shadow_key: Propagation::shadow_key(seed),
             nodes,
             channel: Channel::new(&[], f64::INFINITY, radio.airtime_ns(radio.max_psdu_bytes)),
             rng_mac: stream(seed, a, "mesh-mac"),
@@ -731,7 +734,7 @@ impl MeshAgent {
     fn loss_db(&self, from: usize, to: usize, d: f64) -> f64 {
         match self.log_distance {
             Some((d0, l0, slope)) if d > d0 && d >= super::propagation::MIN_DISTANCE_M => {
-                l0 + slope * (d / d0).log10() + self.prop.shadow_db(self.seed, from as u32, to as u32)
+                l0 + slope * (d / d0).log10() + self.prop.shadow_db_keyed(self.shadow_key, from as u32, to as u32)
             }
             _ => self.prop.loss_db(self.seed, from as u32, to as u32, d, self.radio.frequency_mhz),
         }
@@ -761,7 +764,7 @@ impl MeshAgent {
         if self.below_floor_d2.is_empty() || !self.link_extra_db.is_empty() {
             return false;
         }
-        let h = self.prop.shadow_hash(self.seed, from as u32, to as u32);
+        let h = self.prop.shadow_hash_keyed(self.shadow_key, from as u32, to as u32);
         d2 > self.below_floor_d2[(h >> (64 - SHADOW_BIN_BITS)) as usize]
     }
 

@@ -322,3 +322,38 @@ fn grid_detail_and_cloud_readings_are_written_per_element() {
     let lmus: Vec<u32> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
     assert!(lmus.windows(2).all(|w| w[0] <= w[1]), "not grouped by LMU");
 }
+
+/// `grid solve --four-wire` prints the 4-wire solution per bus (the values the OpenDSS comparison in
+/// `grid::fourwire` checks), and a broken neutral shifts the customers beyond it; a line that does not exist
+/// is refused naming the option.
+#[test]
+fn grid_solve_four_wire_prints_phase_and_neutral_voltages() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let net = "tests/data/fourwire/kerber_landnetz_fourwire.network.json";
+    let rows = |args: &[&str]| -> Vec<Vec<f64>> {
+        let o = run_in(root, args);
+        assert_eq!(code(&o), EXIT_OK, "{}", text(&o.stderr));
+        let out = text(&o.stdout);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("index,u_an_pu,u_bn_pu,u_cn_pu,u_ne_pu"));
+        lines.map(|l| l.split(',').skip(1).map(|v| v.parse::<f64>().unwrap()).collect()).collect()
+    };
+    let healthy = rows(&["grid", "solve", "--four-wire", net]);
+    let broken = rows(&["grid", "solve", "--four-wire", "--broken-neutral", "5", net]);
+    assert_eq!(healthy.len(), 15, "every bus gets a row");
+    assert!(healthy[0].iter().all(|v| v.is_nan()), "the HV bus has no 4-wire voltages");
+    let last = healthy.len() - 1;
+    for r in &healthy[1..] {
+        assert!(r[..3].iter().all(|u| (0.9..1.1).contains(u)) && r[3] < 0.05, "healthy row {r:?}");
+    }
+    // Beyond the break the neutral floats: one phase swells far above the band, the others sag.
+    let b = &broken[last];
+    assert!(b[1] > 1.3 && b[0] < 0.9 && b[2] < 0.9 && b[3] > 0.2, "broken neutral row {b:?}");
+    // Before the break (bus 1) the voltages barely move.
+    assert!((broken[1][1] - healthy[1][1]).abs() < 0.05, "{:?} vs {:?}", broken[1], healthy[1]);
+    let o = run_in(root, &["grid", "solve", "--four-wire", "--broken-neutral", "99", net]);
+    assert_eq!(code(&o), EXIT_BAD_INPUT);
+    // (The report wraps long lines, so look for words that stay together.)
+    let err = text(&o.stderr);
+    assert!(err.contains("neutral 99") && err.contains("13 lines"), "{err}");
+}

@@ -38,6 +38,10 @@ const CITY_MESH_NODES: usize = 50_000;
 const LARGE_CHAIN_VALIDATORS: usize = 16;
 /// Sweeps of more jobs (points x replications) run only in the ignored test.
 const SMALL_SWEEP_JOBS: usize = 64;
+/// Jobs of the shard a large plan's reduced determinism test runs.
+const REDUCED_SWEEP_JOBS: usize = 4;
+/// Mesh nodes of a large scenario's reduced determinism test.
+const REDUCED_MESH_NODES: u32 = 300;
 /// Fields whose duration value is an instant of the run (after its start) at which something is scheduled.
 const INSTANT_FIELDS: [&str; 10] = ["at", "onset", "start", "stop", "end", "on", "off", "rejoin", "from", "until"];
 /// Fields that give the length of something scheduled at the instant field beside them (an outage's
@@ -286,14 +290,37 @@ fn large_shipped_scenarios_are_deterministic_through_their_events() {
     }
 }
 
+/// The reduced form of the test above, in `cargo test`: each large mesh scenario with its grid layout shrunk to
+/// [`REDUCED_MESH_NODES`] nodes and one coordinator (same radio, traffic, events and cut), so the parallel
+/// mesh build, formation, the relay failures and the join still run on 1 and 2 threads.
+#[test]
+fn large_shipped_scenarios_shrunk_are_deterministic_through_their_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ran = 0;
+    for (rel, path, text) in &shipped("Scenario") {
+        let mut l = load(path, text);
+        let Plan::Large(until, _) = plan(&l, text) else { continue };
+        let Some(gridtwin::mesh::config::Layout::Grid { nodes, coordinators, .. }) =
+            l.scenario.mesh.as_mut().and_then(|m| m.layout.as_mut())
+        else {
+            panic!("{rel}: a large mesh without a grid layout; give it a reduced form here")
+        };
+        (*nodes, *coordinators) = (REDUCED_MESH_NODES, 1);
+        assert_deterministic(&format!("{rel} (shrunk)"), &l, text, until, tmp.path());
+        ran += 1;
+    }
+    assert!(ran >= 1, "no large scenario was shrunk: is `district-10k.ron` still shipped?");
+}
+
 /// Runs the sweep `plan` as `gridtwin --threads N sweep PLAN --out DIR` does, with 1 and 2 threads, and asserts
 /// byte-identical output directories (`timing.json` aside).
-fn assert_sweep_deterministic(rel: &str, plan: &Path, tmp: &Path) {
+fn assert_sweep_deterministic(rel: &str, plan: &Path, tmp: &Path, shard: Option<String>) {
     let mut outputs = Vec::new();
     for threads in [1usize, 2] {
         let out = tmp.join(format!("{}-{threads}", rel.replace('/', "_")));
         let g = Global { out: Some(out.clone()), quiet: true, threads: Some(threads), ..Global::default() };
-        gridtwin::cli::sweep::run(&g, plan, &Default::default()).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let a = gridtwin::cli::sweep::ScaleArgs { shard: shard.clone(), ..Default::default() };
+        gridtwin::cli::sweep::run(&g, plan, &a).unwrap_or_else(|e| panic!("{rel}: {e}"));
         let mut files = read_dir_files(&out);
         assert!(files.remove("timing.json").is_some(), "{rel}: timing.json missing");
         outputs.push(files);
@@ -315,7 +342,7 @@ fn small_shipped_sweeps_are_byte_identical_with_one_and_two_threads() {
     let mut ran = 0;
     for (rel, plan, _) in &shipped("Sweep") {
         if sweep_jobs(plan) <= SMALL_SWEEP_JOBS {
-            assert_sweep_deterministic(rel, plan, tmp.path());
+            assert_sweep_deterministic(rel, plan, tmp.path(), None);
             ran += 1;
         }
     }
@@ -329,7 +356,23 @@ fn large_shipped_sweeps_are_byte_identical_with_one_and_two_threads() {
     let tmp = tempfile::tempdir().unwrap();
     for (rel, plan, _) in &shipped("Sweep") {
         if sweep_jobs(plan) > SMALL_SWEEP_JOBS {
-            assert_sweep_deterministic(rel, plan, tmp.path());
+            assert_sweep_deterministic(rel, plan, tmp.path(), None);
         }
     }
+}
+
+/// The reduced form of the test above, in `cargo test`: the first shard of each large plan, about
+/// [`REDUCED_SWEEP_JOBS`] jobs, as `gridtwin sweep --shard 0/N` runs it.
+#[test]
+fn large_shipped_sweeps_first_shard_is_byte_identical_with_one_and_two_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ran = 0;
+    for (rel, plan, _) in &shipped("Sweep") {
+        let jobs = sweep_jobs(plan);
+        if jobs > SMALL_SWEEP_JOBS {
+            assert_sweep_deterministic(rel, plan, tmp.path(), Some(format!("0/{}", jobs.div_ceil(REDUCED_SWEEP_JOBS))));
+            ran += 1;
+        }
+    }
+    assert!(ran >= 1, "no large sweep plan found: is `default-sweep-256.ron` still shipped?");
 }

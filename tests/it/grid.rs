@@ -205,6 +205,8 @@ fn bad_input_is_rejected_naming_the_element_and_nothing_is_written() {
             command: gridtwin::cli::grid::GridCommand::Solve {
                 network: path.clone(),
                 unbalanced: false,
+                four_wire: false,
+                broken_neutral: Vec::new(),
                 out: Some(out.clone()),
                 repeat: None,
                 timing_out: None,
