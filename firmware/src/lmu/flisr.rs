@@ -16,6 +16,9 @@
 //!   current collapses with healthy voltage send `DropSeen` upstream. The healthy-voltage LMU that has a
 //!   current drop or a loss-of-voltage report from downstream, and no `DropSeen` from downstream, locates the
 //!   break in its own section.
+//! - **Broken neutral**: LMUs that see their star point displaced send `NeutralDisplaced` upstream instead;
+//!   the healthy LMU that gets it locates a broken neutral in its own section and isolates it like an open
+//!   conductor (the customers beyond would otherwise stay on up to ~1.7 p.u.).
 //!   The weaker `UnbalanceSeen` (a negative-sequence step with healthy voltages, DER holding the part beyond
 //!   a break) counts only where this LMU sees no such step itself (a step shared with its own bus came from
 //!   elsewhere) and no fault current passed lately.
@@ -64,6 +67,8 @@ pub enum PeerMsg {
     Block,
     /// "I lost a phase voltage": sent to the upstream neighbour.
     LossOfVoltage,
+    /// "My star point is displaced (a broken neutral upstream)": sent to the upstream neighbour.
+    NeutralDisplaced,
     /// "My voltages stepped into unbalance without fault current here": sent to the upstream neighbour.
     UnbalanceSeen,
     /// "A phase current of mine collapsed": sent to the upstream neighbour.
@@ -103,6 +108,7 @@ impl PeerMsg {
             PeerMsg::Restored { section, ok } => (8, section, ok as u8),
             PeerMsg::UnbalanceSeen => (9, 0, 0),
             PeerMsg::Cleared => (10, 0, 0),
+            PeerMsg::NeutralDisplaced => (11, 0, 0),
         };
         let s = section.to_le_bytes();
         [tag, s[0], s[1], flag]
@@ -124,6 +130,7 @@ impl PeerMsg {
             8 => PeerMsg::Restored { section, ok },
             9 => PeerMsg::UnbalanceSeen,
             10 => PeerMsg::Cleared,
+            11 => PeerMsg::NeutralDisplaced,
             _ => return Err(DecodeError),
         })
     }
@@ -354,6 +361,8 @@ pub struct Flisr {
     blocked_until: u64,
     drop_blocked_until: u64,
     lov_at: Option<u64>,
+    /// The newest downstream loss-of-voltage report was a displaced neutral (`NeutralDisplaced`).
+    lov_neutral: bool,
     last_block_sent: Option<u64>,
     oc_since: Option<u64>,
     lov_sent: u8,
@@ -416,6 +425,7 @@ impl Flisr {
             blocked_until: 0,
             drop_blocked_until: 0,
             lov_at: None,
+            lov_neutral: false,
             last_block_sent: None,
             oc_since: None,
             lov_sent: 0,
@@ -572,8 +582,11 @@ impl Flisr {
             }
             // Only an LMU that itself has healthy voltage bounds the break from upstream.
             // (A normally-open tie at the far end of this section reports like a downstream neighbour.)
-            PeerMsg::LossOfVoltage if (downstream || self.s.tie == Some(from)) && self.healthy_now => {
-                self.lov_at = Some(t)
+            PeerMsg::LossOfVoltage | PeerMsg::NeutralDisplaced
+                if (downstream || self.s.tie == Some(from)) && self.healthy_now =>
+            {
+                self.lov_at = Some(t);
+                self.lov_neutral = msg == PeerMsg::NeutralDisplaced;
             }
             // The weaker evidence counts only where no fault current passed lately.
             PeerMsg::UnbalanceSeen
@@ -584,7 +597,8 @@ impl Flisr {
                     && !self.step_here
                     && self.last_pickup_ns.is_none_or(|p| t.saturating_sub(p) >= 1_000_000_000) =>
             {
-                self.lov_at = Some(t)
+                self.lov_at = Some(t);
+                self.lov_neutral = false;
             }
             PeerMsg::BreakerFailure if downstream => self.breaker_failure_at = Some(t),
             PeerMsg::Cleared if downstream && self.mode == Mode::Normal && !self.s.is_tie => {
@@ -888,8 +902,12 @@ impl Flisr {
                 // Passed on to a downstream neighbour; nothing to decide here.
             } else if t >= decide_at {
                 if self.drop_blocked_until <= t {
-                    let mut r =
-                        FlisrReport::new(Role::Primary, Some(self.s.me), FaultKind::OpenConductor, Some(Instant(oc)));
+                    let kind = if lov_recent && self.lov_neutral && !p.current_drop {
+                        FaultKind::BrokenNeutral
+                    } else {
+                        FaultKind::OpenConductor
+                    };
+                    let mut r = FlisrReport::new(Role::Primary, Some(self.s.me), kind, Some(Instant(oc)));
                     r.distance_m = None;
                     self.report(r);
                     self.isolate_own_section(t);
@@ -915,7 +933,13 @@ impl Flisr {
                     && self.lov_sent < 3
                     && (self.lov_sent == 0 || t >= self.last_lov_sent + ms(20))
                 {
-                    let m = if p.unbalance_step { PeerMsg::UnbalanceSeen } else { PeerMsg::LossOfVoltage };
+                    let m = if p.neutral_displaced {
+                        PeerMsg::NeutralDisplaced
+                    } else if p.unbalance_step {
+                        PeerMsg::UnbalanceSeen
+                    } else {
+                        PeerMsg::LossOfVoltage
+                    };
                     self.send(up, m);
                     self.lov_sent += 1;
                     self.last_lov_sent = t;
@@ -1062,13 +1086,43 @@ mod tests {
             PeerMsg::Restored { section: 3, ok: false },
             PeerMsg::UnbalanceSeen,
             PeerMsg::Cleared,
+            PeerMsg::NeutralDisplaced,
         ];
         for m in all {
             assert_eq!(PeerMsg::decode(&m.encode()), Ok(m));
         }
-        assert!(PeerMsg::decode(&[11, 0, 0, 0]).is_err());
+        assert!(PeerMsg::decode(&[12, 0, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[1, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[6, 0, 0, 2]).is_err());
+    }
+
+    #[test]
+    fn a_displaced_neutral_downstream_is_located_here_as_a_broken_neutral_and_isolated() {
+        // LMU 1, healthy, with LMU 2 downstream: LMU 2 reports its star point displaced.
+        let healthy = ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() };
+        let mut f = head_lmu();
+        f.poll(at(0), &healthy, Some(true), 60.0);
+        f.on_peer(at(170), 2, PeerMsg::NeutralDisplaced);
+        let out = f.poll(at(171), &healthy, Some(true), 60.0);
+        assert!(!out.coil_closed);
+        let r = f.reports().next().copied().unwrap();
+        assert_eq!((r.role, r.section, r.kind), (Role::Primary, Some(1), FaultKind::BrokenNeutral));
+        assert!(core::iter::from_fn(|| f.pop_outgoing()).any(|m| m == (2, PeerMsg::Open { section: 1 })));
+        // A lost phase downstream is an open conductor, as before.
+        let mut g = head_lmu();
+        g.poll(at(0), &healthy, Some(true), 60.0);
+        g.on_peer(at(170), 2, PeerMsg::LossOfVoltage);
+        g.poll(at(171), &healthy, Some(true), 60.0);
+        assert_eq!(g.reports().next().map(|r| r.kind), Some(FaultKind::OpenConductor));
+        // The downstream LMU itself sends `NeutralDisplaced` upstream once its condition lasted.
+        let mut s = FlisrSettings::new(2);
+        s.upstream = Some(1);
+        let mut d = Flisr::new(s).unwrap();
+        let displaced =
+            ProtectionStatus { loss_of_phase: true, neutral_displaced: true, ..ProtectionStatus::default() };
+        d.poll(at(170), &displaced, Some(true), 40.0);
+        assert_eq!(d.pop_outgoing(), Some((1, PeerMsg::NeutralDisplaced)));
+        assert!(d.coil_closed(), "not healthy here: the break is upstream, its section is not this LMU's");
     }
 
     #[test]

@@ -3,6 +3,13 @@
 //! (for fault-passage flags where DER back-feeds), and open-conductor / broken-neutral detection from loss of
 //! phase voltage, neutral displacement and sudden loss of a phase current.
 //!
+//! A broken neutral upstream shows here as a displaced star point: a large zero-sequence voltage (one phase
+//! high, the others low) while the line-to-line voltages, which the transformer holds, stay near normal and
+//! balanced ([`ProtectionStatus::neutral_displaced`]). Upstream of the break the same event only moves load
+//! current between the phases (the part beyond the break has no neutral return): the per-phase powers change
+//! but their three-phase sum does not, so it raises no forward fault flag (a shunt fault draws power of its
+//! own, which shows in the three-phase sum).
+//!
 //! The superimposed elements compare with a pre-fault memory (the newest unfaulted measurement at least
 //! 40 ms old). Forward needs the extra current to look like a load along the pre-fault voltage, a rise of
 //! power (or a current far above the pre-fault one) and, where the voltage change is measurable, a voltage
@@ -23,6 +30,8 @@ use crate::hal::metering::CycleMeasurement;
 use crate::lmu::SettingsError;
 use crate::lmu::phasor::{Phasor, sequence};
 use crate::time::{Duration, Instant};
+
+const SQRT_3: f64 = 1.732_050_807_568_877_2;
 
 /// IEC 60255-151 characteristic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +137,8 @@ pub struct ProtectionSettings {
     pub loss_pu: f64,
     /// A phase above this (per unit) counts as healthy.
     pub healthy_pu: f64,
-    /// Neutral displacement: one phase above `1 + shift_pu` and one below `1 - shift_pu`.
+    /// Neutral displacement: one phase above `1 + shift_pu` and one below `1 - shift_pu`, or a zero-sequence
+    /// voltage above `shift_pu` with near-normal, balanced line-to-line voltages (a broken neutral).
     pub neutral_shift_pu: f64,
     /// How long loss of phase or a current drop must last (ms).
     pub open_conductor_delay_ms: u32,
@@ -234,6 +244,9 @@ pub enum FaultKind {
     TwoPhase,
     SinglePhaseEarth,
     OpenConductor,
+    /// A broken neutral upstream of the LMUs that saw the displaced star point (a series fault, like an open
+    /// conductor, but with overvoltage on the lightly loaded phases instead of a lost phase).
+    BrokenNeutral,
     Unknown,
 }
 
@@ -267,7 +280,11 @@ pub struct ProtectionStatus {
     pub loss_of_phase: bool,
     /// The present (or last) loss-of-phase condition is the negative-sequence step alone (voltages healthy).
     pub unbalance_step: bool,
-    /// All phase voltages are above `healthy_pu`.
+    /// The star point is displaced: zero-sequence voltage above `neutral_shift_pu` with the line-to-line
+    /// voltages above `healthy_pu` and within [`LL_SPREAD_MAX`] of each other (a broken neutral upstream;
+    /// a shunt fault sags the faulted phases' line-to-line voltages instead).
+    pub neutral_displaced: bool,
+    /// All phase voltages are above `healthy_pu` and the star point is not displaced.
     pub voltage_healthy: bool,
     /// A negative-sequence voltage step of at least half `unbalance_step_pu` was seen here within the last
     /// second (a step shared with this LMU's bus did not come from a break downstream of it).
@@ -319,6 +336,15 @@ const MEMORY_AGE_NS: u64 = 40_000_000;
 const QUIET_NS: u64 = 1_000_000_000;
 /// A pickup longer than this re-baselines the memory (a persistent load change is not a fault).
 const MAX_PICKUP_NS: u64 = 5_000_000_000;
+/// Largest spread of the three line-to-line voltages (max - min, share of their mean) that still counts as
+/// balanced for a displaced neutral: the transformer holds them; a shunt fault sags two of them by far more.
+pub const LL_SPREAD_MAX: f64 = 0.1;
+/// Share of the superimposed apparent power (sum over the phases of |V| |dI|, and at least
+/// [`ProtectionSettings::delta_power_w`]) by which the three-phase active power must rise to confirm a
+/// forward fault. A fault's current is drawn by a mostly resistive loop, so the power it draws is most of
+/// that (a phase-to-phase fault about 0.8 of it); load moved between the phases by a broken neutral downstream
+/// raises one phase's power and lowers the others', a small share in all (below 0.2 on the Kerber feeders).
+const TOTAL_POWER_SHARE: f64 = 0.5;
 
 impl Protection {
     pub fn new(s: ProtectionSettings) -> Result<Self, SettingsError> {
@@ -494,13 +520,19 @@ impl Protection {
         // (a close-in fault collapses the voltage, so its power is small).
         // Per phase: loads behind a sag draw less (or, at constant power, the same) power; a fault adds its own.
         let mut power_rise = false;
+        let (mut total_rise, mut s_sup) = (0.0, 0.0);
         for p in 0..3 {
             let s_now = (m.v[p] * m.i[p].conj()).re;
             let s_pre = (pre.v[p] * pre.i[p].conj()).re;
             if s_now - s_pre > k * self.s.delta_power_w {
                 power_rise = true;
             }
+            total_rise += s_now - s_pre;
+            s_sup += m.v[p].abs() * mags[p];
         }
+        // The three-phase sum is the power really drawn downstream: a phase rising while the others fall
+        // about as much is load moved between the phases (a broken neutral downstream), not a fault's power.
+        let power_rise = power_rise && total_rise > TOTAL_POWER_SHARE * s_sup.max(k * self.s.delta_power_w);
         let big = worst_mag > (4.0 * pre.i[worst].abs() + self.s.delta_phase_a).max(10.0 * self.s.delta_phase_a);
         let power_ok = power_rise || big || absolute;
         // A section that was dead before (energisation by a tie or a reclosing) has no pre-fault voltage to
@@ -566,22 +598,25 @@ impl Protection {
         let min = pu.iter().cloned().fold(f64::INFINITY, f64::min);
         let lost = min < self.s.loss_pu && max > self.s.healthy_pu;
         let shifted = max > 1.0 + self.s.neutral_shift_pu && min < 1.0 - self.s.neutral_shift_pu;
+        let displaced = self.neutral_displaced(m);
+        self.status.neutral_displaced = displaced;
         let step = self.unbalance_step(m, min);
         self.status.unbalance_seen_here = self.ub_seen_at.is_some_and(|s| t < s + QUIET_NS);
-        self.status.unbalance_step = step && !lost && !shifted;
+        self.status.unbalance_step = step && !lost && !shifted && !displaced;
         let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
         // An open conductor looks like lost load from upstream (a reverse pickup): only a forward fault masks it.
-        if (lost || shifted || step) && !(self.status.pickup && self.status.forward) {
+        if (lost || shifted || displaced || step) && !(self.status.pickup && self.status.forward) {
             let since = *self.loss_since.get_or_insert(t);
             // The step alone waits twice as long: a shunt fault elsewhere is cleared (even by backup) first.
-            self.loss_delay_ns = if lost || shifted { delay } else { 2 * delay };
+            self.loss_delay_ns = if lost || shifted || displaced { delay } else { 2 * delay };
             self.status.loss_of_phase = t.saturating_sub(since) >= self.loss_delay_ns;
         } else {
             self.loss_since = None;
             self.status.loss_of_phase = false;
         }
-        // Sudden loss of one phase current with healthy voltages (open conductor further downstream).
-        let healthy_v = min > self.s.healthy_pu;
+        // Sudden loss of one phase current with healthy voltages (open conductor further downstream). A
+        // displaced star point is no healthy supply (a phase may be far above nominal).
+        let healthy_v = min > self.s.healthy_pu && !displaced;
         self.status.voltage_healthy = healthy_v;
         match self.drop_since {
             Some((since, p, pre_a)) => {
@@ -612,6 +647,20 @@ impl Protection {
                 }
             }
         }
+    }
+
+    /// Whether the star point is displaced (see [`ProtectionStatus::neutral_displaced`]).
+    fn neutral_displaced(&self, m: &CycleMeasurement) -> bool {
+        let u = self.s.u_nominal_v;
+        let u0 = sequence(&m.v)[0].abs() / u;
+        let ll = [0, 1, 2].map(|p| (m.v[p] - m.v[(p + 1) % 3]).abs() / (SQRT_3 * u));
+        let ll_max = ll.iter().cloned().fold(0.0, f64::max);
+        let ll_min = ll.iter().cloned().fold(f64::INFINITY, f64::min);
+        let ll_mean = (ll[0] + ll[1] + ll[2]) / 3.0;
+        u0.is_finite()
+            && u0 > self.s.neutral_shift_pu
+            && ll_min > self.s.healthy_pu
+            && ll_max - ll_min <= LL_SPREAD_MAX * ll_mean
     }
 
     /// The negative-sequence voltage step of a series fault (see [`ProtectionSettings::unbalance_step_pu`]),
@@ -858,6 +907,66 @@ mod tests {
         assert!(!q.status().pickup);
         q.on_cycle(Instant(300_000_000), &meas(230.0, [60.0; 3]));
         assert!(!(q.status().pickup && q.status().forward), "{:?}", q.status());
+    }
+
+    /// Phase-to-neutral voltages of a balanced 230 V set whose star point moved by `shift` (V).
+    fn displaced(shift: Phasor) -> CycleMeasurement {
+        let mut m = meas(230.0, [20.0; 3]);
+        for p in 0..3 {
+            m.v[p] = m.v[p] - shift;
+            m.v_rms[p] = m.v[p].abs();
+        }
+        m
+    }
+
+    #[test]
+    fn a_displaced_star_point_is_a_broken_neutral_and_a_sagged_phase_is_not() {
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        p.on_cycle(Instant(0), &meas(230.0, [20.0; 3]));
+        // The star point moved 0.5 p.u. towards phase c's opposite: a and b high and low, line-to-line intact.
+        let m = displaced(Phasor::polar(115.0, 1.0));
+        p.on_cycle(Instant(100_000_000), &m);
+        let s = p.status();
+        assert!(s.neutral_displaced && !s.voltage_healthy && !s.loss_of_phase, "{s:?}");
+        p.tick(Instant(400_000_000));
+        assert!(p.status().loss_of_phase && p.status().neutral_displaced);
+        // A small shift (unbalanced load on an intact neutral) is normal.
+        let mut q = Protection::new(ProtectionSettings::default()).unwrap();
+        q.on_cycle(Instant(0), &displaced(Phasor::polar(15.0, 0.3)));
+        assert!(!q.status().neutral_displaced && q.status().voltage_healthy);
+        // An earth fault sags one phase (zero-sequence voltage too) but also two line-to-line voltages.
+        let mut r = Protection::new(ProtectionSettings::default()).unwrap();
+        let mut sag = meas(230.0, [20.0; 3]);
+        sag.v[0] = Phasor::polar(0.6 * 230.0, 0.0);
+        r.on_cycle(Instant(0), &sag);
+        assert!(!r.status().neutral_displaced);
+    }
+
+    #[test]
+    fn load_moved_between_the_phases_raises_no_forward_flag_but_a_fault_of_that_size_does() {
+        // Upstream of a broken neutral: the part beyond has no neutral return, its load current moves between
+        // the phases (per-phase power up on one phase, down on the others, about the same in sum).
+        let pre = |p: &mut Protection| {
+            for k in 0..4 {
+                p.on_cycle(Instant(k * 20_000_000), &meas(230.0, [54.0, 29.0, 54.0]));
+            }
+        };
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        pre(&mut p);
+        // Phase a's current turns onto its voltage (+2.5 kW), c's away from it (-3 kW), b's falls (-2 kW).
+        let mut m = meas(230.0, [54.0, 29.0, 54.0]);
+        m.i[0] = Phasor::polar(64.0, 0.0);
+        m.i[1] = Phasor::polar(20.0, -2.094_395_102 - 0.2);
+        m.i[2] = Phasor::polar(64.0, 2.094_395_102 - 0.9);
+        p.on_cycle(Instant(100_000_000), &m);
+        assert!(!(p.status().pickup && p.status().forward), "{:?}", p.status());
+        // A resistive fault of 30 A on phase a draws its power: forward.
+        let mut q = Protection::new(ProtectionSettings::default()).unwrap();
+        pre(&mut q);
+        let mut f = meas(228.0, [54.0, 29.0, 54.0]);
+        f.i[0] = f.i[0] + Phasor::polar(30.0, 0.0);
+        q.on_cycle(Instant(100_000_000), &f);
+        assert!(q.status().pickup && q.status().forward, "{:?}", q.status());
     }
 
     #[test]
