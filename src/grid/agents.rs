@@ -65,6 +65,9 @@ pub struct GridAgent {
     pub last_error: Option<String>,
     /// Broken neutrals to apply: (time, line file index), in time order.
     pub broken_neutral: Vec<(SimDuration, i64)>,
+    /// Largest neutral-point shift of the run (4-wire model): (p.u. of the phase base, bus position, when);
+    /// `None` before the first solve.
+    pub neutral_shift_max: Option<(f64, usize, SimTime)>,
 }
 
 impl GridAgent {
@@ -121,6 +124,7 @@ impl GridAgent {
             failures: 0,
             last_error: None,
             broken_neutral: Vec::new(),
+            neutral_shift_max: None,
         }
     }
 
@@ -175,6 +179,15 @@ impl GridAgent {
                 for &s in &self.subscribers {
                     ctx.send_at(s, ctx.now(), class::SENSE, Msg::Grid(GridMsg::Solved(snap.clone())));
                 }
+                // The largest neutral-point shift so far (the first bus of the largest, in bus order).
+                let mut top = self.neutral_shift_max.unwrap_or((0.0, 0, ctx.now()));
+                for (b, v) in snap.v_n_pu.iter().enumerate() {
+                    let x = v.norm();
+                    if x.is_finite() && x > top.0 {
+                        top = (x, b, ctx.now());
+                    }
+                }
+                self.neutral_shift_max = Some(top);
                 self.last = Some(snap);
             }
             Err(e) => {

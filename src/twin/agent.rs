@@ -20,7 +20,7 @@ use gridtwin_firmware::Instant;
 use gridtwin_firmware::gateway::signed::CommandVerifier;
 use gridtwin_firmware::lmu::Lmu;
 use gridtwin_firmware::lmu::flisr::{PeerId, PeerMsg};
-use gridtwin_firmware::lmu::phasor::Phasor;
+use gridtwin_firmware::lmu::phasor::{Phasor, sequence};
 use gridtwin_firmware::sec::FrameSecurity;
 use rand::RngExt;
 use std::collections::BTreeMap;
@@ -83,6 +83,9 @@ pub struct LmuAgent {
     /// When the firmware first reported a lost phase or a neutral displacement (open conductor or broken
     /// neutral), if it did.
     pub loss_of_phase_at: Option<SimTime>,
+    /// When the firmware first reported its star point displaced (a broken neutral upstream), with the
+    /// zero-sequence voltage it measured then (p.u. of its nominal phase voltage).
+    pub neutral_displaced_at: Option<(SimTime, f64)>,
     /// Operator commands received (from the gateway, down the mesh): when, and what.
     pub commands: Vec<(SimTime, gridtwin_firmware::gateway::command::Command)>,
     /// Frame security of the peer (FLISR) frames; `None`: frames go in clear.
@@ -163,6 +166,7 @@ impl LmuAgent {
             uplink: None,
             readings_sent: 0,
             loss_of_phase_at: None,
+            neutral_displaced_at: None,
             commands: Vec::new(),
             security: None,
             peer_bytes_plain: 0,
@@ -276,8 +280,14 @@ impl LmuAgent {
             }
             self.transmit(to, msg, ctx);
         }
-        if self.loss_of_phase_at.is_none() && self.firmware.protection().status().loss_of_phase {
+        let st = self.firmware.protection().status();
+        if self.loss_of_phase_at.is_none() && st.loss_of_phase {
             self.loss_of_phase_at = Some(now);
+        }
+        if self.neutral_displaced_at.is_none() && st.loss_of_phase && st.neutral_displaced {
+            let u_nom = self.firmware.protection().settings().u_nominal_v;
+            let u0 = self.firmware.last_measurement().map_or(0.0, |m| sequence(&m.v)[0].abs() / u_nom);
+            self.neutral_displaced_at = Some((now, u0));
         }
         if let Some(t) = self.contactor.next_transition() {
             let t = SimTime::from_nanos(t.max(now.as_nanos()));

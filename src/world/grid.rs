@@ -213,12 +213,29 @@ impl Part for GridPart {
         if g.model.four_wire
             && let Some(serde_json::Value::Object(o)) = r.summary.get_mut("grid")
         {
-            // The 4-wire model's view at the end of the run: open neutrals and the largest neutral-point shift.
-            let shift = g.last.as_ref().map_or(0.0, |s| s.v_n_pu.iter().map(|v| v.norm()).fold(0.0, f64::max));
+            // The 4-wire model's view: open neutrals, the largest neutral-point shift of the run (where and
+            // when) and the largest at the end (after any isolation of the part beyond a break).
+            let end = g.last.as_ref().map_or(0.0, |s| s.v_n_pu.iter().map(|v| v.norm()).fold(0.0, f64::max));
+            let (max, bus, at) = g.neutral_shift_max.unwrap_or((0.0, 0, crate::engine::SimTime::ZERO));
+            let bus = net.buses.get(bus).map(|b| b.index);
             o.insert(
                 "four_wire".into(),
-                json!({"broken_neutral_lines": g.model.broken_neutrals(), "neutral_shift_max_pu": fin(shift)}),
+                json!({
+                    "broken_neutral_lines": g.model.broken_neutrals(),
+                    "neutral_shift_max_pu": fin(max),
+                    "neutral_shift_max_bus": bus,
+                    "neutral_shift_max_at_s": at.as_secs_f64(),
+                    "neutral_shift_end_pu": fin(end),
+                }),
             );
+            r.human.push(format!(
+                "grid: 4-wire, neutral open on line(s) {:?}, neutral shift max {:.3} p.u. (bus {}, {:.3} s), {:.3} p.u. at the end",
+                g.model.broken_neutrals(),
+                max,
+                bus.map_or("-".to_string(), |b| b.to_string()),
+                at.as_secs_f64(),
+                end
+            ));
         }
         if !net.warnings.is_empty() {
             r.human.push(format!(

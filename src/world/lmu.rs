@@ -1,6 +1,7 @@
 //! The LMU part of a world: LMU agents on the feeder's poles (sensor and contactor twins around the
 //! firmware), the scenario's faults on the grid agent, periodic readings to the coordinator, and the
-//! `faults` report.
+//! `faults` report, with the LMUs that saw a lost phase or a displaced neutral (`lmus.loss_of_phase`) and a
+//! broken neutral's detection and isolation (`lmus.broken_neutral`). Times in seconds of the run.
 //!
 //! The LMUs are built by [`crate::twin::build::attach`], the same code the FLISR case runner uses. With
 //! `ties` in the `lmus` section the grid model is rebuilt on the network with the tie lines added (same
@@ -293,11 +294,16 @@ impl Part for LmuPart {
             .filter_map(|&(a, id, _)| {
                 let l = sim.agent::<LmuAgent>(a)?;
                 let at = l.loss_of_phase_at?;
-                Some(json!({"lmu": id, "at_s": at.as_secs_f64()}))
+                let cause = if l.neutral_displaced_at.is_some() { "broken_neutral" } else { "lost_phase" };
+                Some(json!({"lmu": id, "at_s": at.as_secs_f64(), "cause": cause}))
             })
             .collect();
         if !lost.is_empty() {
             lmus["loss_of_phase"] = json!(lost);
+        }
+        if let Some((bn, human)) = broken_neutral(sim, &self.build) {
+            lmus["broken_neutral"] = bn;
+            r.human.push(human);
         }
         r.summary.insert("lmus".into(), lmus);
         let mut t = Table::new(&[
@@ -349,4 +355,102 @@ impl Part for LmuPart {
         }
         r.summary.insert("faults".into(), serde_json::to_value(&f).unwrap_or(serde_json::Value::Null));
     }
+}
+
+/// A broken neutral as the LMUs saw and handled it, for `lmus.broken_neutral` and the console, or `None`
+/// when no LMU saw a displaced star point and none located a broken neutral: `detected`, the LMUs whose
+/// star point was displaced (first time, zero-sequence voltage they measured, p.u.), and `operations`, what
+/// FLISR did about it: the LMU that located the broken neutral in its own section (role `primary`) and the
+/// boundaries that opened for that section, with when each was commanded, confirmed and the isolation done.
+fn broken_neutral(sim: &Simulation<Msg>, b: &LmuBuild) -> Option<(serde_json::Value, String)> {
+    use gridtwin_firmware::lmu::flisr::Role;
+    use gridtwin_firmware::lmu::protection::FaultKind;
+    let secs = |t: Option<gridtwin_firmware::Instant>| t.map(|t| t.as_nanos() as f64 * 1e-9);
+    let agents: Vec<(&crate::twin::placement::Commissioned, &LmuAgent)> =
+        b.commissioning.lmus.iter().zip(&b.agents).filter_map(|(c, &a)| Some((c, sim.agent::<LmuAgent>(a)?))).collect();
+    let mut detected = Vec::new();
+    for (c, l) in &agents {
+        if let Some((t, u0)) = l.neutral_displaced_at {
+            detected.push((t, c.peer, c.line, u0));
+        }
+    }
+    detected.sort_by_key(|d| (d.0, d.1));
+    // Sections located as broken neutral, then every operation of the LMUs on them (primary and boundaries).
+    let mut sections: Vec<u16> = Vec::new();
+    for (_, l) in &agents {
+        for r in l.firmware().flisr().reports() {
+            if r.role == Role::Primary
+                && r.kind == FaultKind::BrokenNeutral
+                && let Some(s) = r.section
+                && !sections.contains(&s)
+            {
+                sections.push(s);
+            }
+        }
+    }
+    sections.sort_unstable();
+    if detected.is_empty() && sections.is_empty() {
+        return None;
+    }
+    let mut ops = Vec::new();
+    for (c, l) in &agents {
+        for r in l.firmware().flisr().reports() {
+            let Some(s) = r.section.filter(|s| sections.contains(s)) else { continue };
+            let role = match r.role {
+                Role::Primary if r.kind == FaultKind::BrokenNeutral => "primary",
+                Role::Boundary => "boundary",
+                Role::Tie => "tie",
+                _ => continue,
+            };
+            ops.push((secs(r.commanded), c.peer, role, s, c.line, r));
+        }
+    }
+    ops.sort_by(|a, b| a.0.unwrap_or(f64::INFINITY).total_cmp(&b.0.unwrap_or(f64::INFINITY)).then(a.1.cmp(&b.1)));
+    let json_detected: Vec<serde_json::Value> = detected
+        .iter()
+        .map(|&(t, peer, line, u0)| json!({"lmu": peer, "line": line, "at_s": t.as_secs_f64(), "shift_pu": u0}))
+        .collect();
+    let json_ops: Vec<serde_json::Value> = ops
+        .iter()
+        .map(|(cmd, peer, role, s, line, r)| {
+            json!({
+                "lmu": peer,
+                "line": line,
+                "role": role,
+                "section": s,
+                "detected_s": secs(r.detected),
+                "commanded_s": cmd,
+                "confirmed_s": secs(r.confirmed),
+                "isolated_s": secs(r.isolated),
+                "restored_s": secs(r.restored),
+                "failed": r.failed,
+            })
+        })
+        .collect();
+    let mut human = String::from("broken neutral:");
+    if let Some(first) = detected.first() {
+        let ids: Vec<String> = detected.iter().map(|d| d.1.to_string()).collect();
+        let u0 = detected.iter().map(|d| d.3).fold(0.0, f64::max);
+        human.push_str(&format!(
+            " star point displaced at LMU(s) {} (first at {:.3} s, up to {:.3} p.u.)",
+            ids.join(", "),
+            first.0.as_secs_f64(),
+            u0
+        ));
+    } else {
+        human.push_str(" no LMU saw a displaced star point");
+    }
+    let when = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("{t:.3} s"));
+    for (cmd, peer, role, s, _, r) in &ops {
+        human.push_str(&match *role {
+            "primary" => format!(
+                "; LMU {peer} located it in its section {s} and opened ({}, isolated {})",
+                when(*cmd),
+                when(secs(r.isolated))
+            ),
+            "boundary" => format!("; LMU {peer} opened as the section's boundary ({})", when(*cmd)),
+            _ => format!("; tie LMU {peer} closed ({}), supply restored {}", when(*cmd), when(secs(r.restored))),
+        });
+    }
+    Some((json!({"detected": json_detected, "operations": json_ops}), human))
 }
