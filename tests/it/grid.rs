@@ -1272,4 +1272,23 @@ mod fourwire_run {
         assert!(sum["lmus"].get("loss_of_phase").is_none() && sum["lmus"].get("broken_neutral").is_none());
         assert!(kinds.is_empty(), "{kinds:?}");
     }
+
+    /// The shipped scenario: the same break on the TN-C-S feeder, with the tie at the feeder end restoring the
+    /// customers beyond the isolated section.
+    #[test]
+    fn the_shipped_broken_neutral_scenario_detects_isolates_and_restores() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let text = std::fs::read_to_string(dir.join("broken-neutral.ron")).unwrap();
+        let (sum, kinds) = run("broken-neutral.ron", text, dir);
+        let bn = &sum["lmus"]["broken_neutral"];
+        println!("lmus.broken_neutral = {bn}");
+        // LMUs 7 to 13 on the feeder beyond line 5, and the open tie (LMU 14) watching the feeder end.
+        assert_eq!(ids(&bn["detected"]), (7..=14).collect::<Vec<u64>>(), "{bn}");
+        let ops = bn["operations"].as_array().unwrap();
+        let roles: Vec<(u64, &str)> =
+            ops.iter().map(|o| (o["lmu"].as_u64().unwrap(), o["role"].as_str().unwrap())).collect();
+        assert_eq!(roles, [(6, "primary"), (7, "boundary"), (14, "tie")], "{bn}");
+        assert!(ops[2]["restored_s"].as_f64().is_some(), "{bn}");
+        assert!(kinds.iter().all(|(_, k)| matches!(k, FaultKind::BrokenNeutral | FaultKind::Unknown)), "{kinds:?}");
+    }
 }
