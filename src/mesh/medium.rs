@@ -79,6 +79,8 @@ pub(crate) struct Out {
     frame: Vec<u8>,
     /// Bytes frame security added to it.
     sec_bytes: u16,
+    /// Protection traffic (queued ahead of the rest).
+    urgent: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -237,6 +239,8 @@ pub struct Flows {
 /// outgoing frame security procedure runs when a frame is queued, so retries resend the same sealed bytes).
 struct Port<'a> {
     q: &'a mut VecDeque<Out>,
+    /// The MAC is sending the queue's first frame.
+    busy: bool,
     cap: usize,
     max: usize,
     drops: &'a mut u32,
@@ -247,14 +251,26 @@ struct Port<'a> {
 impl ErrorType for Port<'_> {
     type Error = ErrorKind;
 }
-impl Radio for Port<'_> {
-    fn transmit(&mut self, dst: u16, token: u32, frame: &[u8]) -> Result<(), ErrorKind> {
+impl Port<'_> {
+    fn queue(&mut self, dst: u16, token: u32, frame: &[u8], urgent: bool) -> Result<(), ErrorKind> {
         if frame.len() > self.max {
             return Err(ErrorKind::Invalid);
         }
+        // The frame the MAC is working on (in backoff or on the air) stays first.
+        let first = usize::from(self.busy).min(self.q.len());
         if self.q.len() >= self.cap {
-            *self.drops += 1;
-            return Err(ErrorKind::WouldBlock);
+            // An urgent frame takes the place of the newest non-urgent one; anything else is refused.
+            let victim = (first..self.q.len()).rev().find(|&k| !self.q[k].urgent);
+            match victim {
+                Some(k) if urgent => {
+                    self.q.remove(k);
+                    *self.drops += 1;
+                }
+                _ => {
+                    *self.drops += 1;
+                    return Err(ErrorKind::WouldBlock);
+                }
+            }
         }
         // Application data: UP/data, DOWN, NBR frames.
         let app = matches!(
@@ -274,8 +290,23 @@ impl Radio for Port<'_> {
                 }
             },
         };
-        self.q.push_back(Out { dst, token, app, frame, sec_bytes });
+        let out = Out { dst, token, app, frame, sec_bytes, urgent };
+        if urgent {
+            let at = (first..self.q.len()).find(|&k| !self.q[k].urgent).unwrap_or(self.q.len());
+            self.q.insert(at, out);
+        } else {
+            self.q.push_back(out);
+        }
         Ok(())
+    }
+}
+
+impl Radio for Port<'_> {
+    fn transmit(&mut self, dst: u16, token: u32, frame: &[u8]) -> Result<(), ErrorKind> {
+        self.queue(dst, token, frame, false)
+    }
+    fn transmit_urgent(&mut self, dst: u16, token: u32, frame: &[u8]) -> Result<(), ErrorKind> {
+        self.queue(dst, token, frame, true)
     }
     fn max_frame_len(&self) -> usize {
         self.max
@@ -288,6 +319,7 @@ macro_rules! port {
         (
             &mut n.router,
             Port {
+                busy: n.mac.busy,
                 q: &mut n.mac.queue,
                 cap: $self.queue_cap,
                 max: $self.router_max,

@@ -64,6 +64,8 @@ pub struct LmuAgent {
     grid: AgentId,
     peers: BTreeMap<PeerId, AgentId>,
     link: Box<dyn PeerLink>,
+    /// The radio mesh agent that carries peer frames as neighbour frames (`None`: the [`PeerLink`] does).
+    peer_mesh: Option<AgentId>,
     deadline: Option<(SimTime, EventId)>,
     contact_timer: Option<(SimTime, EventId)>,
     /// Delay from a change of the grid state to the phasor measurement that reflects it (one DFT window).
@@ -71,6 +73,8 @@ pub struct LmuAgent {
     /// Main-contact changes: (time, closed).
     pub switching: Vec<(SimTime, bool)>,
     pub frames_sent: u64,
+    /// Frames sent by message (index: the message's tag, see `PeerMsg::NAMES`).
+    pub frames_by_kind: [u64; 14],
     pub frames_received: u64,
     last_current_a: f64,
     /// Switch commands go to the grid agent as `GridMsg::SetSwitch` (true) or as `LmuMsg::SetSwitch` to a
@@ -120,7 +124,7 @@ pub struct LmuAgent {
 pub const IMPOSTOR_LOG_MAX: usize = 10_000;
 
 /// The security frame type of a FLISR message: 2 for commands that move contactors or hold them (open,
-/// restore, block and their replies), 1 for status reports.
+/// restore, block, the graded scheme's query and answer, and their replies), 1 for status reports.
 pub fn peer_frame_type(m: &PeerMsg) -> u8 {
     match m {
         PeerMsg::Open { .. }
@@ -128,7 +132,9 @@ pub fn peer_frame_type(m: &PeerMsg) -> u8 {
         | PeerMsg::Restore { .. }
         | PeerMsg::Restored { .. }
         | PeerMsg::Block
-        | PeerMsg::BreakerFailure => 2,
+        | PeerMsg::BreakerFailure
+        | PeerMsg::Query
+        | PeerMsg::Passage { .. } => 2,
         _ => 1,
     }
 }
@@ -155,11 +161,13 @@ impl LmuAgent {
             grid,
             peers,
             link,
+            peer_mesh: None,
             deadline: None,
             contact_timer: None,
             measure_delay: SimDuration::from_nanos(window_ns),
             switching: Vec::new(),
             frames_sent: 0,
+            frames_by_kind: [0; 14],
             frames_received: 0,
             last_current_a: 0.0,
             grid_agent_protocol: false,
@@ -220,6 +228,12 @@ impl LmuAgent {
         ctx.send(msg.0, SimDuration::ZERO, msg.1);
     }
 
+    /// Sends peer (FLISR) frames through the radio mesh agent `mesh`, as neighbour frames from the node with
+    /// this LMU's id, instead of over the [`PeerLink`].
+    pub fn carry_peer_frames_on_mesh(&mut self, mesh: AgentId) {
+        self.peer_mesh = Some(mesh);
+    }
+
     /// The LMUs this one sends peer frames to.
     pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.peers.keys().copied()
@@ -271,8 +285,12 @@ impl LmuAgent {
         self.contactor.set_now(now.as_nanos());
         self.contactor.set_current(self.last_current_a);
         let next = self.firmware.poll(Instant(now.as_nanos()), &mut self.contactor);
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let f = self.firmware.flisr();
+            tracing::trace!(t_ns = now.as_nanos(), lmu = self.peer, status = ?self.firmware.protection().status(), report = ?f.reports().last(), "lmu state");
+        }
         while let Some((to, msg)) = self.firmware.pop_outgoing() {
-            if msg == PeerMsg::Block
+            if matches!(msg, PeerMsg::Block | PeerMsg::Passage { seen: true })
                 && let Some(x) = self.insider.as_mut().filter(|x| x.suppress_block && x.active(now))
             {
                 x.blocks_suppressed += 1;
@@ -315,6 +333,10 @@ impl LmuAgent {
         self.frames_sent += 1;
         let Some(&dst) = self.peers.get(&to) else { return };
         let plain = msg.encode();
+        if let Some(c) = self.frames_by_kind.get_mut(plain[0] as usize) {
+            *c += 1;
+        }
+        tracing::debug!(t_ns = now.as_nanos(), from = self.peer, to, msg = ?msg, "flisr frame sent");
         let bytes = match &mut self.security {
             Some(s) => match s.seal_at(Instant(now.as_nanos()), to, peer_frame_type(&msg), &plain) {
                 Ok(b) => b,
@@ -327,6 +349,11 @@ impl LmuAgent {
         for &e in &self.eavesdroppers {
             ctx.send(e, SimDuration::ZERO, Msg::Lmu(LmuMsg::Overheard { from: self.peer, to, bytes: bytes.clone() }));
         }
+        if let Some(mesh) = self.peer_mesh {
+            let send = MeshSend { node: self.peer as u32, to: MeshDest::Neighbor(to as u32), payload: bytes };
+            ctx.send(mesh, SimDuration::ZERO, Msg::Mesh(MeshMsg::Send(Box::new(send))));
+            return;
+        }
         let mut delivery = self.link.transmit(self.peer, to, bytes.len());
         if let Some(j) = &mut self.jam {
             if delivery.is_some() && !j.survives(now.as_nanos(), self.peer, to, bytes.len()) {
@@ -336,6 +363,45 @@ impl LmuAgent {
         }
         if let Some(delay) = delivery {
             ctx.send(dst, delay, Msg::Lmu(LmuMsg::Frame { from: self.peer, bytes }));
+        }
+    }
+
+    /// A peer frame from `from` (`genuine`: it came from that LMU, as the scoring of attacks knows): opened
+    /// by frame security when secured, then handed to the firmware.
+    fn on_peer_frame(&mut self, from: PeerId, bytes: Vec<u8>, genuine: bool, ctx: &mut Ctx<'_, Msg>) {
+        let now = ctx.now();
+        let fw_now = Instant(now.as_nanos());
+        self.frames_received += 1;
+        let word = bytes.iter().take(4).enumerate().fold(0u32, |a, (k, &b)| a | (b as u32) << (8 * k));
+        ctx.digest(((from as u64) << 32) | word as u64);
+        let plain = match &mut self.security {
+            Some(s) => match s.open_at(fw_now, from, &bytes) {
+                Ok((_, p)) => p,
+                Err(_) => {
+                    self.frames_refused += 1;
+                    if self.compromised_peers.contains(&from) {
+                        self.insider_frames_refused.push(now);
+                    }
+                    return;
+                }
+            },
+            None => bytes.clone(),
+        };
+        if PeerMsg::decode(&plain).is_ok() && !genuine {
+            if self.impostor_accepted.len() < IMPOSTOR_LOG_MAX {
+                self.impostor_accepted.push((now, bytes));
+            } else {
+                self.impostor_overflow += 1;
+            }
+        }
+        let obeyed_before = self.firmware.flisr().opens_obeyed;
+        tracing::debug!(t_ns = now.as_nanos(), from, to = self.peer, msg = ?PeerMsg::decode(&plain), "flisr frame received");
+        self.firmware.on_frame(fw_now, from, &plain);
+        if self.compromised_peers.contains(&from)
+            && self.firmware.flisr().opens_obeyed > obeyed_before
+            && self.insider_opens_obeyed.len() < IMPOSTOR_LOG_MAX
+        {
+            self.insider_opens_obeyed.push(now);
         }
     }
 }
@@ -369,37 +435,8 @@ impl Agent<Msg> for LmuAgent {
                 return;
             }
             Msg::Lmu(LmuMsg::Frame { from, bytes }) => {
-                self.frames_received += 1;
-                let word = bytes.iter().take(4).enumerate().fold(0u32, |a, (k, &b)| a | (b as u32) << (8 * k));
-                ctx.digest(((from as u64) << 32) | word as u64);
-                let plain = match &mut self.security {
-                    Some(s) => match s.open_at(fw_now, from, &bytes) {
-                        Ok((_, p)) => p,
-                        Err(_) => {
-                            self.frames_refused += 1;
-                            if self.compromised_peers.contains(&from) {
-                                self.insider_frames_refused.push(now);
-                            }
-                            return;
-                        }
-                    },
-                    None => bytes.clone(),
-                };
-                if PeerMsg::decode(&plain).is_ok() && self.peers.get(&from) != Some(&ev.src) {
-                    if self.impostor_accepted.len() < IMPOSTOR_LOG_MAX {
-                        self.impostor_accepted.push((now, bytes));
-                    } else {
-                        self.impostor_overflow += 1;
-                    }
-                }
-                let obeyed_before = self.firmware.flisr().opens_obeyed;
-                self.firmware.on_frame(fw_now, from, &plain);
-                if self.compromised_peers.contains(&from)
-                    && self.firmware.flisr().opens_obeyed > obeyed_before
-                    && self.insider_opens_obeyed.len() < IMPOSTOR_LOG_MAX
-                {
-                    self.insider_opens_obeyed.push(now);
-                }
+                let genuine = self.peers.get(&from) == Some(&ev.src);
+                self.on_peer_frame(from, bytes, genuine, ctx);
             }
             Msg::Timer(TAG_INSIDER) => {
                 let Some(x) = self.insider.as_mut().filter(|x| x.active(now)) else { return };
@@ -419,6 +456,14 @@ impl Agent<Msg> for LmuAgent {
                 if let Some(e) = every {
                     ctx.schedule_at(now.saturating_add(e), class::DEFAULT, Msg::Timer(TAG_INSIDER));
                 }
+            }
+            Msg::Mesh(MeshMsg::Deliver(d)) if d.kind == crate::mesh::DeliveryKind::Neighbor => {
+                // A neighbour frame: a peer's FLISR frame, carried one hop by the mesh (which knows its origin).
+                let Ok(from) = PeerId::try_from(d.from) else { return };
+                if self.peer_mesh.is_none() || !self.peers.contains_key(&from) {
+                    return;
+                }
+                self.on_peer_frame(from, d.payload, true, ctx);
             }
             Msg::Mesh(MeshMsg::Deliver(d)) => {
                 use gridtwin_firmware::gateway::command::{Action, Command};
@@ -512,6 +557,7 @@ impl Agent<Msg> for LmuAgent {
                 self.contact_timer = None;
                 self.contactor.set_current(self.last_current_a);
                 if let Some(closed) = self.contactor.advance(now.as_nanos()) {
+                    tracing::debug!(t_ns = now.as_nanos(), lmu = self.peer, closed, "contactor");
                     self.switching.push((now, closed));
                     ctx.digest(0x5357_0000 | ((self.peer as u64) << 1) | closed as u64);
                     let switch = self.placement.switch;

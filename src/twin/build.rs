@@ -167,9 +167,36 @@ pub struct LmuBuild {
     pub feeder_head: Option<AgentId>,
 }
 
+/// Each LMU's height for time grading: the LMUs below it on its longest downstream path (0 for ties and at
+/// the feeder's ends; capped at 255).
+fn heights(lmus: &[Commissioned]) -> Vec<u8> {
+    let pos: BTreeMap<u16, usize> = lmus.iter().enumerate().map(|(k, l)| (l.peer, k)).collect();
+    let mut h: Vec<Option<u8>> = vec![None; lmus.len()];
+    // Children before parents: repeat until every height is known (at most one round per level; a cycle,
+    // which commissioning never builds, would leave the rest at 0).
+    for _round in 0..=lmus.len() {
+        let mut progress = false;
+        for (k, l) in lmus.iter().enumerate() {
+            if h[k].is_some() {
+                continue;
+            }
+            let kids: Vec<Option<u8>> = l.downstream.iter().filter_map(|d| pos.get(d)).map(|&j| h[j]).collect();
+            if kids.iter().all(|x| x.is_some()) {
+                h[k] = Some(kids.iter().map(|x| x.unwrap_or(0).saturating_add(1)).max().unwrap_or(0));
+                progress = true;
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    h.into_iter().map(|x| x.unwrap_or(0)).collect()
+}
+
 /// Builds the firmware settings of one LMU from commissioning.
-fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64) -> LmuSettings {
+fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64, height: u8) -> LmuSettings {
     let mut f = hw.protection.flisr(c.peer);
+    f.height = height;
     f.upstream = c.upstream;
     f.downstream = c.downstream.clone();
     f.tie = c.tie;
@@ -236,9 +263,11 @@ pub fn attach(
         g.subscribe(a);
     }
     g.subscribe(recorder);
+    let heights = heights(&c.lmus);
     for (k, l) in c.lmus.iter().enumerate() {
         let u_nom = c.network.buses[l.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
-        let fw = Lmu::new(lmu_settings(l, o.hw, u_nom)).map_err(|(part, e)| format!("LMU {}: {part}.{e}", l.peer))?;
+        let fw = Lmu::new(lmu_settings(l, o.hw, u_nom, heights[k]))
+            .map_err(|(part, e)| format!("LMU {}: {part}.{e}", l.peer))?;
         let key = l.peer as u64;
         let sensor = SensorTwin::new(
             o.hw.sensor.clone(),

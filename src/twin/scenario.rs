@@ -8,6 +8,16 @@ use super::placement::PlacementRule;
 use super::sensor::Fidelity;
 use crate::engine::{SimDuration, parse_duration};
 
+/// What carries the LMUs' FLISR frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum PeerFrames {
+    /// Neighbour frames on the scenario's radio mesh (the `link` stand-in when there is no mesh).
+    #[default]
+    Mesh,
+    /// The `link` stand-in (fixed latency, jitter and loss), even with a mesh.
+    Link,
+}
+
 /// `lmus: (...)` in a scenario.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,8 +34,13 @@ pub struct LmuSection {
     /// Normally-open ties at feeder ends back to the source bus, so FLISR can restore downstream parts.
     #[serde(default)]
     pub ties: TieRule,
+    /// The stand-in link for FLISR frames where they do not ride the mesh (see `peer_frames`).
     #[serde(default)]
     pub link: LinkModel,
+    /// What carries the LMUs' FLISR frames: the scenario's radio mesh (the default; the `link` stand-in when
+    /// the scenario has no `mesh`), or always the `link` stand-in.
+    #[serde(default)]
+    pub peer_frames: PeerFrames,
     /// Ambient temperature of the sensor electronics (degC).
     #[serde(default = "default_temp")]
     pub temperature_c: f64,

@@ -90,6 +90,10 @@ pub struct ProtectionFile {
     pub retry_ms: u32,
     pub retries: u8,
     pub sotf_current_a: f64,
+    /// Time grading step of the graded scheme (ms); 0 (the default) selects the blocking scheme (see the
+    /// firmware's `FlisrSettings::grading_ms`).
+    #[serde(default)]
+    pub grading_ms: u32,
 }
 
 impl ProtectionFile {
@@ -128,6 +132,7 @@ impl ProtectionFile {
         f.retry_ms = self.retry_ms;
         f.retries = self.retries;
         f.sotf_current_a = self.sotf_current_a;
+        f.grading_ms = self.grading_ms;
         f
     }
 

@@ -50,11 +50,15 @@ impl LmuPart {
     }
 
     /// Routes the LMUs' report frames through the mesh agent `mesh` (node id = LMU id) instead of straight
-    /// to the coordinator.
-    pub fn use_mesh(&self, sim: &mut Simulation<Msg>, mesh: AgentId) {
+    /// to the coordinator, and, with `peer_frames: Mesh`, their FLISR frames as neighbour frames over the
+    /// same mesh instead of the `lmus.link` stand-in.
+    pub fn use_mesh(&self, sim: &mut Simulation<Msg>, mesh: AgentId, peer_frames: crate::twin::scenario::PeerFrames) {
         for &(agent, _, _) in &self.lmus {
             if let Some(a) = sim.agent_mut::<LmuAgent>(agent) {
                 a.reroute_uplink(Uplink::Mesh(mesh));
+                if peer_frames == crate::twin::scenario::PeerFrames::Mesh {
+                    a.carry_peer_frames_on_mesh(mesh);
+                }
             }
         }
     }
@@ -272,9 +276,13 @@ impl Part for LmuPart {
     fn report(&self, sim: &Simulation<Msg>, r: &mut Report) {
         let f = score(sim, &self.build, sim.now());
         let (mut frames, mut readings) = (0u64, 0u64);
+        let mut by_kind = [0u64; 14];
         for &(a, _, _) in &self.lmus {
             if let Some(l) = sim.agent::<LmuAgent>(a) {
                 frames += l.frames_sent;
+                for (k, n) in l.frames_by_kind.iter().enumerate() {
+                    by_kind[k] += n;
+                }
                 readings += l.readings_sent as u64;
             }
         }
@@ -284,6 +292,12 @@ impl Part for LmuPart {
             "sections": c.sections(),
             "ties": c.ties.len(),
             "flisr_frames_sent": frames,
+            "flisr_frames_by_kind": gridtwin_firmware::lmu::flisr::PeerMsg::NAMES
+                .iter()
+                .zip(by_kind)
+                .filter(|(name, n)| !name.is_empty() && *n > 0)
+                .map(|(name, n)| (name.to_string(), json!(n)))
+                .collect::<serde_json::Map<_, _>>(),
             "readings_sent": readings,
         });
         // LMUs whose firmware reported a lost phase or a displaced neutral (open conductor, broken neutral):

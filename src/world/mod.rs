@@ -110,7 +110,8 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
         let part = mesh::add(&mut sim, loaded, m, &nodes)?;
         mesh_agent = Some(part.handle.agent());
         if let Some(l) = &lmus {
-            l.use_mesh(&mut sim, part.handle.agent());
+            let peer_frames = s.lmus.as_ref().map(|x| x.peer_frames).unwrap_or_default();
+            l.use_mesh(&mut sim, part.handle.agent(), peer_frames);
         }
         if let Some(c) = nodes.iter().find(|n| n.coordinator) {
             route = CommandRoute::Mesh { mesh: part.handle.agent(), node: c.id };

@@ -45,6 +45,12 @@ pub trait Radio: ErrorType {
     /// [`TxStatus`]. Fails with `WouldBlock` when the transmit queue is full and `Invalid` when the frame is
     /// longer than [`Radio::max_frame_len`].
     fn transmit(&mut self, dst: LinkAddr, token: u32, frame: &[u8]) -> Result<(), Self::Error>;
+    /// Queues `frame` as protection traffic: ahead of every queued frame that is not itself urgent (but
+    /// behind the frame the MAC is already sending), and, if the queue is full, in place of the newest
+    /// non-urgent frame. A radio without priority queues treats it as [`Radio::transmit`].
+    fn transmit_urgent(&mut self, dst: LinkAddr, token: u32, frame: &[u8]) -> Result<(), Self::Error> {
+        self.transmit(dst, token, frame)
+    }
     /// Longest network frame the radio can carry in one MAC frame, in bytes.
     fn max_frame_len(&self) -> usize;
 }

@@ -59,6 +59,11 @@ pub const FULL_SCALE_SHARE: f64 = 0.95;
 /// A section that goes dead this soon after fault current passed this LMU (unblocked) was cleared by the
 /// upstream fuse or breaker: the fault is in this LMU's own section (ns).
 pub const DEAD_AFTER_PASSAGE_NS: u64 = 500_000_000;
+/// Graded scheme: a section gone dead after fault current passed waits this long at most for its downstream
+/// neighbours' answers before locating the fault in its own section (ns; below [`DEAD_AFTER_PASSAGE_NS`]).
+pub const DEAD_WAIT_NS: u64 = 300_000_000;
+/// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
+pub const QUERIES_MAX: u8 = 3;
 
 /// A FLISR message between neighbouring LMUs (4 bytes on the air, see [`PeerMsg::encode`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +92,11 @@ pub enum PeerMsg {
     /// re-baselines its superimposed-quantity memory (the post-fault flows differ from the pre-fault ones)
     /// and passes it on up the path the fault current took.
     Cleared,
+    /// "I see forward fault current: do you?": sent by a flagged LMU to its downstream neighbours (the
+    /// graded scheme, [`FlisrSettings::grading_ms`]).
+    Query,
+    /// Answer to `Query`: whether forward fault current passed the answering LMU in this episode.
+    Passage { seen: bool },
 }
 
 /// A frame that is not a FLISR message.
@@ -109,10 +119,30 @@ impl PeerMsg {
             PeerMsg::UnbalanceSeen => (9, 0, 0),
             PeerMsg::Cleared => (10, 0, 0),
             PeerMsg::NeutralDisplaced => (11, 0, 0),
+            PeerMsg::Query => (12, 0, 0),
+            PeerMsg::Passage { seen } => (13, 0, seen as u8),
         };
         let s = section.to_le_bytes();
         [tag, s[0], s[1], flag]
     }
+    /// Names of the messages by tag (index = tag; 0 is unused).
+    pub const NAMES: [&'static str; 14] = [
+        "",
+        "block",
+        "loss_of_voltage",
+        "drop_seen",
+        "breaker_failure",
+        "open",
+        "opened",
+        "restore",
+        "restored",
+        "unbalance_seen",
+        "cleared",
+        "neutral_displaced",
+        "query",
+        "passage",
+    ];
+
     pub fn decode(b: &[u8]) -> Result<PeerMsg, DecodeError> {
         if b.len() != 4 || b[3] > 1 {
             return Err(DecodeError);
@@ -131,6 +161,8 @@ impl PeerMsg {
             9 => PeerMsg::UnbalanceSeen,
             10 => PeerMsg::Cleared,
             11 => PeerMsg::NeutralDisplaced,
+            12 => PeerMsg::Query,
+            13 => PeerMsg::Passage { seen: ok },
             _ => return Err(DecodeError),
         })
     }
@@ -180,6 +212,14 @@ pub struct FlisrSettings {
     /// A neighbour that holds valid keys but lies (a compromised LMU) then cannot trip a healthy section;
     /// the requester's retries carry a genuine request past the moment the evidence appears (ms).
     pub open_evidence_ms: u32,
+    /// Time grading step of the graded scheme (ms); 0 selects the blocking scheme. A flagged LMU then trips
+    /// at `logic_delay_ms + grading_ms * height` after pickup unless the fault clears first, so the last
+    /// flagged LMU (the smallest height on the fault current's path) trips first without any message; it
+    /// trips at once (after `logic_delay_ms`) when every downstream neighbour answers its `Query` with
+    /// `Passage { seen: false }`. Lost or late messages make a trip slower, never wrong.
+    pub grading_ms: u32,
+    /// LMUs below this one on the longest downstream path (commissioning; 0 at the feeder's ends).
+    pub height: u8,
 }
 
 impl FlisrSettings {
@@ -205,6 +245,8 @@ impl FlisrSettings {
             x_loop_ohm_per_km: 0.0,
             section_length_m: 0.0,
             open_evidence_ms: 0,
+            grading_ms: 0,
+            height: 0,
         }
     }
 
@@ -261,6 +303,9 @@ impl FlisrSettings {
         }
         if !(self.section_length_m.is_finite() && self.section_length_m >= 0.0) {
             return Err(SettingsError::new("section_length_m", "must be finite and >= 0"));
+        }
+        if self.grading_ms != 0 && !(20..=1000).contains(&self.grading_ms) {
+            return Err(SettingsError::new("grading_ms", "must be 0 (blocking scheme) or within 20..=1000 ms"));
         }
         if self.open_evidence_ms > 60_000 {
             return Err(SettingsError::new("open_evidence_ms", "must be <= 60000 ms"));
@@ -375,6 +420,9 @@ pub struct Flisr {
     pending: Vec<Pending>,
     tie_close_at: Option<u64>,
     tie_requester: Option<(PeerId, PeerId)>,
+    /// A tie's restore request received while a disturbance was recent (requester, section): served when
+    /// the tie has seen no pickup for a second.
+    tie_deferred: Option<(PeerId, PeerId)>,
     last_pickup_ns: Option<u64>,
     outbox: VecDeque<(PeerId, PeerMsg)>,
     reports: VecDeque<FlisrReport>,
@@ -397,8 +445,19 @@ pub struct Flisr {
     /// Forward fault current passed here while closed and in the normal mode: (first seen, last seen, kind,
     /// distance estimate, not blocked by a downstream neighbour at the last sight).
     passage: Option<Passage>,
+    /// Graded scheme: the line went dead while a passage was recent (see [`Flisr::set_line_state`]).
+    went_dead: bool,
     /// Last time this LMU saw a fault pickup, unhealthy voltage or a dead line (evidence for `Open`).
     last_disturbance_ns: Option<u64>,
+    /// Graded scheme: downstream neighbours' answers in this episode (peer, fault current seen).
+    answers: Vec<(PeerId, bool)>,
+    /// Graded scheme: queries sent in this episode, and when the last went out.
+    queries_sent: u8,
+    last_query_ns: u64,
+    /// Graded scheme: queries from the upstream neighbour awaiting a "not seen" answer (peer, answer due).
+    to_answer: Vec<(PeerId, u64)>,
+    /// Last time forward fault current passed here while closed.
+    last_forward_ns: Option<u64>,
     /// Neighbours' `Open` requests refused for want of local evidence ([`FlisrSettings::open_evidence_ms`]).
     pub opens_refused: u64,
     /// Neighbours' `Open` requests obeyed (this LMU opened as a boundary).
@@ -437,6 +496,7 @@ impl Flisr {
             pending: Vec::new(),
             tie_close_at: None,
             tie_requester: None,
+            tie_deferred: None,
             last_pickup_ns: None,
             outbox: VecDeque::new(),
             reports: VecDeque::new(),
@@ -446,6 +506,11 @@ impl Flisr {
             last_disturbance_ns: None,
             opens_refused: 0,
             opens_obeyed: 0,
+            answers: Vec::new(),
+            queries_sent: 0,
+            last_query_ns: 0,
+            to_answer: Vec::new(),
+            last_forward_ns: None,
             oc_blocked: false,
             fwd_since: None,
             rebaseline: false,
@@ -453,6 +518,7 @@ impl Flisr {
             full_scale: false,
             dead: false,
             passage: None,
+            went_dead: false,
         })
     }
 
@@ -493,6 +559,7 @@ impl Flisr {
         self.pending.clear();
         self.tie_close_at = None;
         self.tie_requester = None;
+        self.tie_deferred = None;
         self.current = None;
         self.oc_since = None;
         self.lov_at = None;
@@ -575,6 +642,25 @@ impl Flisr {
         let downstream = self.s.downstream.contains(&from);
         match msg {
             PeerMsg::Block if downstream => self.blocked_until = t + ms(self.s.block_hold_ms),
+            PeerMsg::Query if self.s.upstream == Some(from) && !self.s.is_tie => {
+                if self.seen_forward(t) {
+                    self.send(from, PeerMsg::Passage { seen: true });
+                } else if !self.to_answer.iter().any(|&(p, _)| p == from) && self.to_answer.len() < MAX_NEIGHBOURS {
+                    // "Not seen" only after watching for a logic delay: a pickup here may lag the querier's.
+                    self.to_answer.push((from, t + ms(self.s.logic_delay_ms)));
+                }
+            }
+            PeerMsg::Passage { seen } if downstream => {
+                if seen {
+                    // Like a block: the fault lies beyond that neighbour.
+                    self.blocked_until = t + ms(self.s.block_hold_ms);
+                }
+                if let Some(k) = self.answers.iter().position(|a| a.0 == from) {
+                    self.answers[k].1 |= seen;
+                } else if self.answers.len() < MAX_NEIGHBOURS {
+                    self.answers.push((from, seen));
+                }
+            }
             PeerMsg::DropSeen if downstream => {
                 // The break lies beyond that neighbour: this LMU stays out of the episode until it ends.
                 self.drop_blocked_until = t + ms(self.s.open_conductor_logic_ms * 2);
@@ -604,7 +690,9 @@ impl Flisr {
             PeerMsg::Cleared if downstream && self.mode == Mode::Normal && !self.s.is_tie => {
                 // Pass it on up the fault current's path once per episode (the sender repeats it).
                 let on_path = self.last_pickup_ns.is_some_and(|p| t.saturating_sub(p) < 1_000_000_000);
-                let repeat = self.cleared_at.is_some_and(|c| t.saturating_sub(c) < ms(100));
+                // Over an acknowledged mesh the copies come further apart: one episode is a second there.
+                let window = if self.s.grading_ms > 0 { ms(1000) } else { ms(100) };
+                let repeat = self.cleared_at.is_some_and(|c| t.saturating_sub(c) < window);
                 if on_path && !repeat {
                     self.cleared_at = Some(t);
                     self.rebaseline = true;
@@ -647,10 +735,13 @@ impl Flisr {
             PeerMsg::Restore { section } if self.s.is_tie && self.s.tie_requesters.contains(&from) => {
                 let fault_seen_recently = self.last_pickup_ns.is_some_and(|p| t.saturating_sub(p) < 1_000_000_000);
                 if self.mode == Mode::Normal && !self.coil_closed && !fault_seen_recently {
-                    self.tie_requester = Some((from, section));
-                    self.report(FlisrReport::new(Role::Tie, Some(section), FaultKind::Unknown, None));
-                    self.command(t, true);
-                    self.tie_close_at = Some(t);
+                    self.close_tie(t, from, section);
+                } else if self.mode == Mode::Normal && !self.coil_closed && self.tie_deferred.is_none() {
+                    // A disturbance seen here lately (often the isolation itself, switching the flows
+                    // beyond this tie): close once it has been quiet for a second, not at once.
+                    self.tie_deferred = Some((from, section));
+                } else if self.tie_deferred == Some((from, section)) {
+                    // A retry of the deferred request: it stands.
                 } else if self.mode == Mode::Done && self.tie_requester == Some((from, section)) {
                     self.send(from, PeerMsg::Restored { section, ok: true });
                 } else if self.tie_requester != Some((from, section)) {
@@ -668,6 +759,29 @@ impl Flisr {
             }
             _ => {}
         }
+    }
+
+    /// Forward fault current passed here within the last [`DEAD_AFTER_PASSAGE_NS`].
+    fn seen_forward(&self, t: u64) -> bool {
+        self.last_forward_ns.is_some_and(|f| t.saturating_sub(f) < DEAD_AFTER_PASSAGE_NS)
+    }
+
+    /// Graded scheme: a downstream neighbour saw the fault current in this episode.
+    fn any_seen_downstream(&self) -> bool {
+        self.answers.iter().any(|a| a.1)
+    }
+
+    /// Graded scheme: every downstream neighbour answered "not seen" in this episode.
+    fn all_clear_downstream(&self) -> bool {
+        self.s.downstream.iter().all(|d| self.answers.iter().any(|a| a.0 == *d && !a.1))
+    }
+
+    fn close_tie(&mut self, t: u64, from: PeerId, section: PeerId) {
+        self.tie_deferred = None;
+        self.tie_requester = Some((from, section));
+        self.report(FlisrReport::new(Role::Tie, Some(section), FaultKind::Unknown, None));
+        self.command(t, true);
+        self.tie_close_at = Some(t);
     }
 
     fn command(&mut self, t: u64, close: bool) {
@@ -727,9 +841,20 @@ impl Flisr {
         }
         if forward {
             let ps = p.pickup_since.map_or(t, |s| s.as_nanos());
+            if self.fwd_since.is_none() && !self.seen_forward(t) {
+                // A new episode: forget the last one's answers.
+                self.answers.clear();
+                self.queries_sent = 0;
+            }
             self.fwd_since = Some(self.fwd_since.unwrap_or(t).max(ps));
+            if self.coil_closed {
+                self.last_forward_ns = Some(t);
+            }
         } else {
             self.fwd_since = None;
+        }
+        if self.s.grading_ms > 0 {
+            self.graded_messages(t, forward, &mut next);
         }
         let since = if forward { self.fwd_since } else { p.pickup_since.map(|s| s.as_nanos()) };
         if forward && self.coil_closed && self.mode == Mode::Normal && !self.s.is_tie {
@@ -751,6 +876,7 @@ impl Flisr {
         // An LMU whose contactor is commanded open no longer passes the fault current: it stops blocking.
         if forward
             && self.coil_closed
+            && self.s.grading_ms == 0
             && let (Some(up), Some(since)) = (self.s.upstream, since)
             && t <= since + ms(self.s.backup_delay_ms) + ms(100)
         {
@@ -774,6 +900,17 @@ impl Flisr {
                 self.mode = Mode::Failed;
                 if let Some((to, section)) = self.tie_requester {
                     self.send(to, PeerMsg::Restored { section, ok: false });
+                }
+            }
+            if self.mode == Mode::Normal
+                && !self.coil_closed
+                && let Some((from, section)) = self.tie_deferred
+            {
+                let quiet_at = self.last_pickup_ns.map_or(t, |p| p + 1_000_000_000);
+                if t >= quiet_at {
+                    self.close_tie(t, from, section);
+                } else {
+                    want(quiet_at, &mut next);
                 }
             }
             // An open tie watches the far end of its section: it reports a lost phase there.
@@ -840,6 +977,45 @@ impl Flisr {
             self.command(t, false);
             return;
         }
+        if forward
+            && let Some(since) = since
+            && self.s.grading_ms > 0
+        {
+            let bf = self.breaker_failure_at.is_some_and(|b| b + 1_000_000_000 >= t);
+            let decide_at = since + ms(self.s.logic_delay_ms);
+            let graded_at = decide_at + ms(self.s.grading_ms) * self.s.height as u64;
+            let seen_beyond = self.any_seen_downstream() || self.blocked_until > t;
+            let kind = p.kind.unwrap_or(FaultKind::Unknown);
+            if t >= decide_at && !seen_beyond && (self.all_clear_downstream() || t >= graded_at) {
+                // The fault is in this section: confirmed by every downstream neighbour, or the graded time
+                // ran out with no neighbour having seen it.
+                let mut r = FlisrReport::new(Role::Primary, Some(self.s.me), kind, Some(Instant(since)));
+                r.distance_m = self.distance(p);
+                self.report(r);
+                self.isolate_own_section(t);
+                return;
+            }
+            // Known to be backup: the margin over its graded time leaves the LMU that saw the fault beyond it
+            // time to clear it and say so (`Cleared`) over the radio.
+            let backup_at = graded_at + ms(self.s.backup_delay_ms);
+            if seen_beyond && (bf || t >= backup_at) {
+                // The fault lies beyond a downstream neighbour and persists past this LMU's graded time.
+                self.report(FlisrReport::new(Role::Backup, None, kind, Some(Instant(since))));
+                self.command(t, false);
+                return;
+            }
+            want(
+                if t < decide_at {
+                    decide_at
+                } else if seen_beyond {
+                    backup_at
+                } else {
+                    graded_at
+                },
+                next,
+            );
+            return;
+        }
         if forward && let Some(since) = since {
             let bf = self.breaker_failure_at.is_some_and(|b| b + 1_000_000_000 >= t);
             let decide_at = since + ms(self.s.logic_delay_ms);
@@ -877,12 +1053,42 @@ impl Flisr {
         // The section went dead right after unblocked fault current passed here: the upstream fuse or
         // breaker cleared a fault in this LMU's own section (too much current for this contactor, or faster
         // than the logic delay). Locate it here and isolate (opening a dead line).
-        if self.dead
+        // Graded scheme: the answers may come after the measurement that saw the line dead (a VT on the
+        // source side of the cleared device sees the voltage return at once): remember that it went dead.
+        if self.s.grading_ms > 0 {
+            if self.passage.is_some_and(|q| t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS) {
+                self.went_dead |= self.dead;
+            } else {
+                self.went_dead = false;
+            }
+        }
+        let dead = self.dead || (self.s.grading_ms > 0 && self.went_dead);
+        if dead
+            && self.s.grading_ms > 0
+            && let Some(q) = self.passage
+            && t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS
+            && !(q.unblocked && !self.any_seen_downstream())
+        {
+            // A downstream neighbour saw the fault current: it is beyond, not here.
+            self.passage = None;
+        }
+        if dead
+            && self.s.grading_ms > 0
+            && let Some(q) = self.passage
+            && !self.all_clear_downstream()
+            && t.saturating_sub(q.last) < DEAD_WAIT_NS
+        {
+            // Wait for the downstream neighbours' answers (bounded).
+            want(q.last + DEAD_WAIT_NS, next);
+            return;
+        }
+        if dead
             && let Some(q) = self.passage
             && q.unblocked
             && t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS
         {
             self.passage = None;
+            self.went_dead = false;
             let mut r = FlisrReport::new(Role::Primary, Some(self.s.me), q.kind, Some(Instant(q.since)));
             r.distance_m = q.distance_m;
             self.report(r);
@@ -923,14 +1129,57 @@ impl Flisr {
         }
     }
 
+    /// Graded scheme: queries the downstream neighbours while flagged (at the flag's rise, then every
+    /// `block_repeat_ms` while answers are missing, [`QUERIES_MAX`] at most), and answers the upstream
+    /// neighbour's queries ("seen" at once, "not seen" after a logic delay of watching).
+    fn graded_messages(&mut self, t: u64, forward: bool, next: &mut Option<u64>) {
+        let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
+        if forward && self.coil_closed && self.mode == Mode::Normal && !self.s.is_tie {
+            // Once one neighbour has seen the fault current, this LMU is not the last: no more queries.
+            let missing = !self.any_seen_downstream()
+                && self.s.downstream.iter().any(|d| !self.answers.iter().any(|a| a.0 == *d));
+            if missing && self.queries_sent < QUERIES_MAX {
+                if self.queries_sent == 0 || t >= self.last_query_ns + ms(self.s.block_repeat_ms) {
+                    for d in self.s.downstream.clone() {
+                        if !self.answers.iter().any(|a| a.0 == d) {
+                            self.send(d, PeerMsg::Query);
+                        }
+                    }
+                    self.queries_sent += 1;
+                    self.last_query_ns = t;
+                }
+                if self.queries_sent < QUERIES_MAX {
+                    want(self.last_query_ns + ms(self.s.block_repeat_ms), next);
+                }
+            }
+        }
+        if self.to_answer.is_empty() {
+            return;
+        }
+        let seen = self.seen_forward(t);
+        let mut k = 0;
+        while k < self.to_answer.len() {
+            let (to, due) = self.to_answer[k];
+            if seen || t >= due {
+                self.to_answer.swap_remove(k);
+                self.send(to, PeerMsg::Passage { seen });
+            } else {
+                want(due, next);
+                k += 1;
+            }
+        }
+    }
+
     /// Tells the upstream neighbour about a lost phase (`LossOfVoltage`) or a collapsed phase current
     /// (`DropSeen`) here, three times 20 ms apart per episode.
     fn signal_open_conductor(&mut self, t: u64, p: &ProtectionStatus, next: &mut Option<u64>) {
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
+        // Over the acknowledged mesh (the graded scheme) one copy; the MAC retries it.
+        let copies: u8 = if self.s.grading_ms > 0 { 1 } else { 3 };
         if self.s.upstream.is_some() {
             if p.loss_of_phase {
                 if let Some(up) = self.s.upstream
-                    && self.lov_sent < 3
+                    && self.lov_sent < copies
                     && (self.lov_sent == 0 || t >= self.last_lov_sent + ms(20))
                 {
                     let m = if p.neutral_displaced {
@@ -944,7 +1193,7 @@ impl Flisr {
                     self.lov_sent += 1;
                     self.last_lov_sent = t;
                 }
-                if self.lov_sent < 3 && self.s.upstream.is_some() {
+                if self.lov_sent < copies && self.s.upstream.is_some() {
                     want(self.last_lov_sent + ms(20), next);
                 }
             } else {
@@ -952,14 +1201,14 @@ impl Flisr {
             }
             if p.current_drop {
                 if let Some(up) = self.s.upstream
-                    && self.drop_sent < 3
+                    && self.drop_sent < copies
                     && (self.drop_sent == 0 || t >= self.last_drop_sent + ms(20))
                 {
                     self.send(up, PeerMsg::DropSeen);
                     self.drop_sent += 1;
                     self.last_drop_sent = t;
                 }
-                if self.drop_sent < 3 && self.s.upstream.is_some() {
+                if self.drop_sent < copies && self.s.upstream.is_some() {
                     want(self.last_drop_sent + ms(20), next);
                 }
             } else {
@@ -1010,8 +1259,10 @@ impl Flisr {
     /// Tells the upstream neighbour the fault current through here is interrupted (three copies: the
     /// message is not acknowledged).
     fn send_cleared(&mut self) {
+        // The graded scheme runs over an acknowledged link (the mesh's MAC retries): one copy.
+        let copies = if self.s.grading_ms > 0 { 1 } else { 3 };
         if let Some(up) = self.s.upstream {
-            for _ in 0..3 {
+            for _ in 0..copies {
                 self.send(up, PeerMsg::Cleared);
             }
         }

@@ -564,8 +564,19 @@ impl Router {
     }
 
     fn send_unicast<R: Radio>(&mut self, to: u16, frame: &[u8], radio: &mut R) -> Result<(), SendError> {
+        self.send_unicast_with(to, frame, false, radio)
+    }
+
+    fn send_unicast_with<R: Radio>(
+        &mut self,
+        to: u16,
+        frame: &[u8],
+        urgent: bool,
+        radio: &mut R,
+    ) -> Result<(), SendError> {
         let token = self.token();
-        match radio.transmit(to, token, frame) {
+        let queued = if urgent { radio.transmit_urgent(to, token, frame) } else { radio.transmit(to, token, frame) };
+        match queued {
             Ok(()) => {
                 if self.inflight.len() >= MAX_INFLIGHT {
                     self.inflight.pop_front();
@@ -670,7 +681,9 @@ impl Router {
         }
         let seq = self.next_seq();
         let f = Frame::Nbr { src: self.addr, seq, payload }.encode();
-        self.send_unicast(dst, &f, radio)?;
+        // Neighbour frames carry protection messages, whose deadlines are tens of milliseconds: they go
+        // ahead of queued readings and routing frames.
+        self.send_unicast_with(dst, &f, true, radio)?;
         Ok(self.deadline_after(now))
     }
 
