@@ -1067,7 +1067,7 @@ impl Flisr {
             && self.s.grading_ms > 0
             && let Some(q) = self.passage
             && t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS
-            && !(q.unblocked && !self.any_seen_downstream())
+            && (!q.unblocked || self.any_seen_downstream())
         {
             // A downstream neighbour saw the fault current: it is beyond, not here.
             self.passage = None;
