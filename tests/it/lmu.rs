@@ -568,9 +568,13 @@ mod world {
         gridtwin::sweep::run_one(&l, 7).unwrap()
     }
 
+    /// `flisr-case.ron` with its FLISR frames on the fixed-latency stand-in link and the blocking scheme,
+    /// as the shipped study runs it.
+    const LINK: [(&str, &str); 2] = [("lmus.peer_frames", "Link"), ("lmus.protection", "\"protection-default\"")];
+
     #[test]
     fn a_fault_by_section_runs_through_the_world_and_is_scored() {
-        let s = case(&[]);
+        let s = case(&LINK);
         let e = &s["faults"]["events"][0];
         assert_eq!(e["true_section"], "S6", "{e}");
         assert_eq!(e["located_section"], "S6", "{e}");
@@ -580,13 +584,32 @@ mod world {
         assert!(s["faults"]["en50160"].as_array().unwrap().len() >= 13);
         assert_eq!(s["lmus"]["sections"], 13);
         // Same scenario, same seed: same digest.
-        assert_eq!(case(&[])["digest"], s["digest"]);
+        assert_eq!(case(&LINK)["digest"], s["digest"]);
+    }
+
+    #[test]
+    fn flisr_frames_ride_the_mesh_and_the_graded_scheme_locates_the_fault() {
+        let s = case(&[]);
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], "S6", "{e}");
+        assert_eq!(e["healthy_trips"], 0, "{e}");
+        assert!(e["trip_ms"].as_f64().unwrap() <= 400.0, "{e}");
+        assert!(e["restore_s"].as_f64().unwrap() < 60.0, "{e}");
+        // Every frame the LMUs sent went to the mesh, which carried them as neighbour frames.
+        let sent = s["lmus"]["flisr_frames_sent"].as_u64().unwrap();
+        assert!(sent > 0);
+        assert_eq!(s["mesh"]["neighbour_sent"].as_u64().unwrap(), sent, "{}", s["mesh"]);
+        assert!(s["lmus"]["flisr_frames_by_kind"]["query"].as_u64().unwrap() > 0, "{}", s["lmus"]);
+        // The same case on the stand-in link sends nothing over the mesh.
+        assert_eq!(case(&LINK)["mesh"]["neighbour_sent"], 0);
     }
 
     #[test]
     fn open_conductor_under_full_pv_backfeed_is_located() {
         for section in ["2", "6", "13"] {
             let s = case(&[
+                LINK[0],
+                LINK[1],
                 ("faults[0].kind", "OpenConductor"),
                 ("grid.rooftop_pv_pct", "100.0"),
                 ("faults[0].section", section),

@@ -447,6 +447,8 @@ pub struct Flisr {
     passage: Option<Passage>,
     /// Graded scheme: the line went dead while a passage was recent (see [`Flisr::set_line_state`]).
     went_dead: bool,
+    /// The newest current reading is below [`crate::lmu::DEAD_CURRENT_A`] (set at each poll).
+    no_current: bool,
     /// Last time this LMU saw a fault pickup, unhealthy voltage or a dead line (evidence for `Open`).
     last_disturbance_ns: Option<u64>,
     /// Graded scheme: downstream neighbours' answers in this episode (peer, fault current seen).
@@ -471,6 +473,8 @@ struct Passage {
     kind: FaultKind,
     distance_m: Option<f64>,
     unblocked: bool,
+    /// The current was beyond what this contactor may interrupt: an upstream device must clear it.
+    beyond_capacity: bool,
 }
 
 impl Flisr {
@@ -519,6 +523,7 @@ impl Flisr {
             dead: false,
             passage: None,
             went_dead: false,
+            no_current: false,
         })
     }
 
@@ -668,8 +673,13 @@ impl Flisr {
             }
             // Only an LMU that itself has healthy voltage bounds the break from upstream.
             // (A normally-open tie at the far end of this section reports like a downstream neighbour.)
+            // In the graded scheme a shunt fault may last past the loss-of-phase delay (up to its graded
+            // time): lost voltages reported within a second of fault current seen here are its dip.
             PeerMsg::LossOfVoltage | PeerMsg::NeutralDisplaced
-                if (downstream || self.s.tie == Some(from)) && self.healthy_now =>
+                if (downstream || self.s.tie == Some(from))
+                    && self.healthy_now
+                    && (self.s.grading_ms == 0
+                        || self.last_pickup_ns.is_none_or(|p| t.saturating_sub(p) >= 1_000_000_000)) =>
             {
                 self.lov_at = Some(t);
                 self.lov_neutral = msg == PeerMsg::NeutralDisplaced;
@@ -828,6 +838,7 @@ impl Flisr {
         let mut next: Option<u64> = None;
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
         let forward = p.pickup && p.forward;
+        self.no_current = i_max_a.is_finite() && i_max_a < crate::lmu::DEAD_CURRENT_A;
         self.healthy_now = p.voltage_healthy;
         self.step_here = p.unbalance_step || p.unbalance_seen_here;
         if !p.voltage_healthy {
@@ -861,10 +872,17 @@ impl Flisr {
             let unblocked = self.blocked_until <= t;
             let distance_m = self.distance(p);
             let kind = p.kind.unwrap_or(FaultKind::Unknown);
-            let first =
-                self.passage.filter(|q| t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS).map_or(t, |q| q.since);
-            self.passage =
-                Some(Passage { since: since.unwrap_or(first).min(first), last: t, kind, distance_m, unblocked });
+            let recent = self.passage.filter(|q| t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS);
+            let first = recent.map_or(t, |q| q.since);
+            let beyond_capacity = !self.may_interrupt(i_max_a) || recent.is_some_and(|q| q.beyond_capacity);
+            self.passage = Some(Passage {
+                since: since.unwrap_or(first).min(first),
+                last: t,
+                kind,
+                distance_m,
+                unblocked,
+                beyond_capacity,
+            });
         } else if let Some(q) = &mut self.passage
             && self.blocked_until > q.last
         {
@@ -1057,7 +1075,11 @@ impl Flisr {
         // source side of the cleared device sees the voltage return at once): remember that it went dead.
         if self.s.grading_ms > 0 {
             if self.passage.is_some_and(|q| t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS) {
-                self.went_dead |= self.dead;
+                // No current through the closed contactor counts too: the VT may sit on the live side.
+                // After a current this contactor could not break, no current through it counts too: the
+                // upstream device cleared it (the VT may sit on the live side).
+                let cleared_upstream = self.no_current && self.passage.is_some_and(|q| q.beyond_capacity);
+                self.went_dead |= self.dead || cleared_upstream;
             } else {
                 self.went_dead = false;
             }
