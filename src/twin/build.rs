@@ -193,10 +193,29 @@ fn heights(lmus: &[Commissioned]) -> Vec<u8> {
     h.into_iter().map(|x| x.unwrap_or(0)).collect()
 }
 
+/// Each LMU's depth: the LMUs above it up to the source (capped at 255; the upstream chain is followed at most
+/// once per LMU, so a cycle cannot loop).
+fn depths(lmus: &[Commissioned]) -> Vec<u8> {
+    let pos: BTreeMap<u16, usize> = lmus.iter().enumerate().map(|(k, l)| (l.peer, k)).collect();
+    lmus.iter()
+        .map(|l| {
+            let (mut d, mut up) = (0usize, l.upstream);
+            while let Some(u) = up
+                && d < lmus.len()
+            {
+                d += 1;
+                up = pos.get(&u).and_then(|&j| lmus[j].upstream);
+            }
+            d.min(255) as u8
+        })
+        .collect()
+}
+
 /// Builds the firmware settings of one LMU from commissioning.
-fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64, height: u8) -> LmuSettings {
+fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64, height: u8, depth: u8) -> LmuSettings {
     let mut f = hw.protection.flisr(c.peer);
     f.height = height;
+    f.depth = depth;
     f.upstream = c.upstream;
     f.downstream = c.downstream.clone();
     f.tie = c.tie;
@@ -264,9 +283,10 @@ pub fn attach(
     }
     g.subscribe(recorder);
     let heights = heights(&c.lmus);
+    let depths = depths(&c.lmus);
     for (k, l) in c.lmus.iter().enumerate() {
         let u_nom = c.network.buses[l.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
-        let fw = Lmu::new(lmu_settings(l, o.hw, u_nom, heights[k]))
+        let fw = Lmu::new(lmu_settings(l, o.hw, u_nom, heights[k], depths[k]))
             .map_err(|(part, e)| format!("LMU {}: {part}.{e}", l.peer))?;
         let key = l.peer as u64;
         let sensor = SensorTwin::new(

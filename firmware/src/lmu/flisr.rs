@@ -62,6 +62,8 @@ pub const DEAD_AFTER_PASSAGE_NS: u64 = 500_000_000;
 /// Graded scheme: a section gone dead after fault current passed waits this long at most for its downstream
 /// neighbours' answers before locating the fault in its own section (ns; below [`DEAD_AFTER_PASSAGE_NS`]).
 pub const DEAD_WAIT_NS: u64 = 300_000_000;
+/// Graded scheme: stagger of open-conductor reports per level of depth (ns).
+pub const OC_STAGGER_NS: u64 = 8_000_000;
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
 
@@ -220,6 +222,10 @@ pub struct FlisrSettings {
     pub grading_ms: u32,
     /// LMUs below this one on the longest downstream path (commissioning; 0 at the feeder's ends).
     pub height: u8,
+    /// LMUs above this one up to the source (commissioning; 0 next to the source). In the graded scheme an
+    /// LMU sends its open-conductor reports [`OC_STAGGER_NS`] per level of depth after it detects, so the
+    /// LMUs nearest the break (whose reports decide) get the channel before the feeder's far end.
+    pub depth: u8,
 }
 
 impl FlisrSettings {
@@ -247,6 +253,7 @@ impl FlisrSettings {
             open_evidence_ms: 0,
             grading_ms: 0,
             height: 0,
+            depth: 0,
         }
     }
 
@@ -447,6 +454,9 @@ pub struct Flisr {
     passage: Option<Passage>,
     /// Graded scheme: the line went dead while a passage was recent (see [`Flisr::set_line_state`]).
     went_dead: bool,
+    /// Graded scheme: when the staggered loss-of-voltage and current-drop reports are due.
+    lov_due: Option<u64>,
+    drop_due: Option<u64>,
     /// The newest current reading is below [`crate::lmu::DEAD_CURRENT_A`] (set at each poll).
     no_current: bool,
     /// Last time this LMU saw a fault pickup, unhealthy voltage or a dead line (evidence for `Open`).
@@ -523,6 +533,8 @@ impl Flisr {
             dead: false,
             passage: None,
             went_dead: false,
+            lov_due: None,
+            drop_due: None,
             no_current: false,
         })
     }
@@ -1198,8 +1210,17 @@ impl Flisr {
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
         // Over the acknowledged mesh (the graded scheme) one copy; the MAC retries it.
         let copies: u8 = if self.s.grading_ms > 0 { 1 } else { 3 };
+        let stagger = if self.s.grading_ms > 0 { OC_STAGGER_NS * self.s.depth as u64 } else { 0 };
+        if !p.loss_of_phase {
+            self.lov_due = None;
+        }
+        if !p.current_drop {
+            self.drop_due = None;
+        }
         if self.s.upstream.is_some() {
-            if p.loss_of_phase {
+            if p.loss_of_phase && self.lov_sent == 0 && t < *self.lov_due.get_or_insert(t + stagger) {
+                want(self.lov_due.unwrap_or(t), next);
+            } else if p.loss_of_phase {
                 if let Some(up) = self.s.upstream
                     && self.lov_sent < copies
                     && (self.lov_sent == 0 || t >= self.last_lov_sent + ms(20))
@@ -1221,7 +1242,9 @@ impl Flisr {
             } else {
                 self.lov_sent = 0;
             }
-            if p.current_drop {
+            if p.current_drop && self.drop_sent == 0 && t < *self.drop_due.get_or_insert(t + stagger) {
+                want(self.drop_due.unwrap_or(t), next);
+            } else if p.current_drop {
                 if let Some(up) = self.s.upstream
                     && self.drop_sent < copies
                     && (self.drop_sent == 0 || t >= self.last_drop_sent + ms(20))
@@ -1360,11 +1383,15 @@ mod tests {
             PeerMsg::UnbalanceSeen,
             PeerMsg::Cleared,
             PeerMsg::NeutralDisplaced,
+            PeerMsg::Query,
+            PeerMsg::Passage { seen: true },
+            PeerMsg::Passage { seen: false },
         ];
         for m in all {
             assert_eq!(PeerMsg::decode(&m.encode()), Ok(m));
+            assert!(!PeerMsg::NAMES[m.encode()[0] as usize].is_empty());
         }
-        assert!(PeerMsg::decode(&[12, 0, 0, 0]).is_err());
+        assert!(PeerMsg::decode(&[14, 0, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[1, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[6, 0, 0, 2]).is_err());
     }
@@ -1417,6 +1444,59 @@ mod tests {
             fault_current_a: 9000.0,
             ..ProtectionStatus::default()
         }
+    }
+
+    /// An LMU of the graded scheme with one downstream neighbour (2) and `height` LMUs below it.
+    fn graded_lmu(height: u8) -> Flisr {
+        let mut s = FlisrSettings::new(1);
+        s.upstream = Some(9);
+        s.downstream = alloc::vec![2];
+        s.grading_ms = 100;
+        s.block_repeat_ms = 100;
+        s.block_hold_ms = 150;
+        s.height = height;
+        Flisr::new(s).unwrap()
+    }
+
+    /// Polls a flagged graded LMU every millisecond from `from` to `to` (ms, 400 A through it); the time of
+    /// the coil opening, if any.
+    fn graded_trip(f: &mut Flisr, from: u64, to: u64) -> Option<u64> {
+        (from..=to).find(|&t| !f.poll(at(t), &fwd(0), Some(true), 400.0).coil_closed)
+    }
+
+    #[test]
+    fn graded_scheme_trips_at_once_on_all_clear_late_without_answers_and_as_backup_when_seen_beyond() {
+        // Every downstream neighbour answers "not seen": primary trip after the logic delay.
+        let mut f = graded_lmu(3);
+        f.poll(at(0), &fwd(0), Some(true), 400.0);
+        assert_eq!(f.pop_outgoing(), Some((2, PeerMsg::Query)));
+        f.on_peer(at(20), 2, PeerMsg::Passage { seen: false });
+        assert_eq!(graded_trip(&mut f, 1, 1000), Some(30));
+        assert_eq!(f.reports().last().map(|r| (r.role, r.section)), Some((Role::Primary, Some(1))));
+        // No answer: the graded time, 30 ms + 3 x 100 ms, still as primary.
+        let mut f = graded_lmu(3);
+        assert_eq!(graded_trip(&mut f, 0, 1000), Some(330));
+        assert_eq!(f.reports().last().map(|r| r.role), Some(Role::Primary));
+        // "Seen" beyond: backup only after the graded time plus the backup margin (250 ms).
+        let mut f = graded_lmu(3);
+        f.poll(at(0), &fwd(0), Some(true), 400.0);
+        f.on_peer(at(20), 2, PeerMsg::Passage { seen: true });
+        assert_eq!(graded_trip(&mut f, 1, 1000), Some(580));
+        assert_eq!(f.reports().last().map(|r| r.role), Some(Role::Backup));
+        // Answering the upstream neighbour: "seen" at once while flagged, "not seen" after watching 30 ms.
+        let mut f = graded_lmu(0);
+        f.poll(at(0), &fwd(0), Some(true), 400.0);
+        while f.pop_outgoing().is_some() {}
+        f.on_peer(at(5), 9, PeerMsg::Query);
+        assert_eq!(f.pop_outgoing(), Some((9, PeerMsg::Passage { seen: true })));
+        let mut f = graded_lmu(0);
+        let quiet = ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() };
+        f.poll(at(0), &quiet, Some(true), 50.0);
+        f.on_peer(at(5), 9, PeerMsg::Query);
+        f.poll(at(20), &quiet, Some(true), 50.0);
+        assert_eq!(f.pop_outgoing(), None);
+        f.poll(at(35), &quiet, Some(true), 50.0);
+        assert_eq!(f.pop_outgoing(), Some((9, PeerMsg::Passage { seen: false })));
     }
 
     fn head_lmu() -> Flisr {
