@@ -149,12 +149,7 @@ fn cut(l: &Loaded, text: &str) -> Option<SimDuration> {
 
 /// Where and how long a scenario is tested (see the module docs).
 fn plan(l: &Loaded, text: &str) -> Plan {
-    let nodes = l
-        .scenario
-        .mesh
-        .as_ref()
-        .and_then(|m| m.layout.as_ref())
-        .map_or(0, |lay| gridtwin::mesh::build::layout_nodes(lay, l.scenario.seed).len());
+    let nodes = crate::layout_mesh_nodes(l);
     let validators = l.scenario.chain.as_ref().map_or(0, |c| c.validators.len() + c.generated as usize);
     let through = |why: &str| match cut(l, text) {
         Some(end) => {

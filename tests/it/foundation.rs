@@ -17,12 +17,7 @@ const TEST_UNTIL_CITY: &str = "20s";
 /// How long to run a shipped scenario in tests: large meshes get a short window that still covers joining,
 /// routing and first reports.
 fn test_until(l: &Loaded) -> &'static str {
-    let nodes = l
-        .scenario
-        .mesh
-        .as_ref()
-        .and_then(|m| m.layout.as_ref())
-        .map_or(0, |lay| gridtwin::mesh::build::layout_nodes(lay, l.scenario.seed).len());
+    let nodes = crate::layout_mesh_nodes(l);
     // The city (10^5 nodes) gets a window that covers building, joining and the first reports' start; the
     // district and the small scenarios longer ones.
     if nodes > 50_000 {

@@ -14,3 +14,13 @@ mod plan;
 mod plots;
 mod security;
 mod sweeps;
+
+/// Mesh nodes a scenario's own layout places (0 when its mesh takes the LMU poles or it has no mesh): what
+/// decides how long the determinism and foundation tests may run it.
+pub fn layout_mesh_nodes(l: &gridtwin::scenario::Loaded) -> usize {
+    l.scenario
+        .mesh
+        .as_ref()
+        .and_then(|m| m.layout.as_ref())
+        .map_or(0, |lay| gridtwin::mesh::build::layout_nodes(lay, l.scenario.seed).len())
+}
