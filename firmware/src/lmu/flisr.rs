@@ -63,7 +63,7 @@ pub const DEAD_AFTER_PASSAGE_NS: u64 = 500_000_000;
 /// neighbours' answers before locating the fault in its own section (ns; below [`DEAD_AFTER_PASSAGE_NS`]).
 pub const DEAD_WAIT_NS: u64 = 300_000_000;
 /// Graded scheme: stagger of open-conductor reports per level of depth (ns).
-pub const OC_STAGGER_NS: u64 = 8_000_000;
+pub const OC_STAGGER_NS: u64 = 20_000_000;
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
 
@@ -224,7 +224,8 @@ pub struct FlisrSettings {
     pub height: u8,
     /// LMUs above this one up to the source (commissioning; 0 next to the source). In the graded scheme an
     /// LMU sends its open-conductor reports [`OC_STAGGER_NS`] per level of depth after it detects, so the
-    /// LMUs nearest the break (whose reports decide) get the channel before the feeder's far end.
+    /// reports that decide get the channel in turn instead of in one burst, and waits for its downstream
+    /// neighbours' slot before it locates a break in its own section.
     pub depth: u8,
 }
 
@@ -1137,7 +1138,10 @@ impl Flisr {
             // A downstream neighbour that lost a phase while this LMU stays healthy, with no current drop here
             // (DER held the load), bounds the break at once; a current drop waits for `DropSeen` from further
             // down.
-            let decide_at = if lov_recent && !p.current_drop { oc } else { oc + ms(self.s.open_conductor_logic_ms) };
+            // Graded scheme: the downstream neighbours report one stagger step after this LMU would.
+            let slot = if self.s.grading_ms > 0 { OC_STAGGER_NS * (self.s.depth as u64 + 1) } else { 0 };
+            let decide_at =
+                if lov_recent && !p.current_drop { oc } else { oc + ms(self.s.open_conductor_logic_ms) + slot };
             if self.oc_blocked {
                 // Passed on to a downstream neighbour; nothing to decide here.
             } else if t >= decide_at {
