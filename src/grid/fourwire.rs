@@ -544,17 +544,7 @@ impl FourWire {
     /// balanced loads and generators as a third per phase, wye to the bus's neutral; asymmetric wye loads per
     /// phase to the neutral; delta ones between phases (a-b, b-c, c-a).
     pub fn network_injections(&self, net: &Network) -> Vec<Injection> {
-        let loads: Vec<(f64, f64)> = net.loads.iter().map(|l| (l.p_mw * l.scaling, l.q_mvar * l.scaling)).collect();
-        let asym: Vec<[(f64, f64); 3]> = net
-            .asym_loads
-            .iter()
-            .map(|l| {
-                let s = l.scaling;
-                [(l.p_a_mw * s, l.q_a_mvar * s), (l.p_b_mw * s, l.q_b_mvar * s), (l.p_c_mw * s, l.q_c_mvar * s)]
-            })
-            .collect();
-        let sgens: Vec<(f64, f64)> = net.sgens.iter().map(|g| (g.p_mw * g.scaling, g.q_mvar * g.scaling)).collect();
-        self.injections(net, &loads, &asym, &sgens)
+        self.injections(net, &net.load_set_points(), &net.asym_set_points(), &net.sgen_set_points())
     }
 
     /// Injections of the network's in-service elements at the given set points (MW, Mvar, scaling applied):

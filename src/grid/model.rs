@@ -188,16 +188,7 @@ impl GridModel {
     pub fn new(net: Network) -> GridModel {
         let closed = net.switches.iter().map(|s| s.closed).collect();
         let line_in_service = net.lines.iter().map(|l| l.in_service).collect();
-        let load_set = net.loads.iter().map(|l| (l.p_mw * l.scaling, l.q_mvar * l.scaling)).collect();
-        let asym_set = net
-            .asym_loads
-            .iter()
-            .map(|l| {
-                let s = l.scaling;
-                [(l.p_a_mw * s, l.q_a_mvar * s), (l.p_b_mw * s, l.q_b_mvar * s), (l.p_c_mw * s, l.q_c_mvar * s)]
-            })
-            .collect();
-        let sgen_set = net.sgens.iter().map(|g| (g.p_mw * g.scaling, g.q_mvar * g.scaling)).collect();
+        let (load_set, asym_set, sgen_set) = (net.load_set_points(), net.asym_set_points(), net.sgen_set_points());
         let unbalanced = !net.asym_loads.is_empty();
         let nb = net.buses.len();
         GridModel {

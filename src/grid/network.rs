@@ -444,6 +444,27 @@ fn element(array: &str, k: usize, index: i64, name: &Option<String>) -> String {
 }
 
 impl Network {
+    /// Set points of the balanced loads as in the file, scaling applied: (MW, Mvar) per load.
+    pub fn load_set_points(&self) -> Vec<(f64, f64)> {
+        self.loads.iter().map(|l| (l.p_mw * l.scaling, l.q_mvar * l.scaling)).collect()
+    }
+
+    /// Set points of the asymmetric loads as in the file, scaling applied: (MW, Mvar) per phase a, b, c.
+    pub fn asym_set_points(&self) -> Vec<[(f64, f64); 3]> {
+        self.asym_loads
+            .iter()
+            .map(|l| {
+                let s = l.scaling;
+                [(l.p_a_mw * s, l.q_a_mvar * s), (l.p_b_mw * s, l.q_b_mvar * s), (l.p_c_mw * s, l.q_c_mvar * s)]
+            })
+            .collect()
+    }
+
+    /// Set points of the static generators as in the file, scaling applied: (MW, Mvar) per generator.
+    pub fn sgen_set_points(&self) -> Vec<(f64, f64)> {
+        self.sgens.iter().map(|g| (g.p_mw * g.scaling, g.q_mvar * g.scaling)).collect()
+    }
+
     /// Reads and validates a `network.json` file.
     pub fn from_json_file(path: &std::path::Path) -> Result<Network, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
