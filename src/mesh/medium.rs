@@ -90,6 +90,8 @@ pub(crate) struct Mac {
     nb: u8,
     be: u8,
     attempts: u8,
+    /// Channel-access rounds an urgent frame has lost so far (each is retried like a missing ack).
+    cca_rounds: u8,
     seq: u8,
     ack_busy_until: u64,
 }
@@ -989,6 +991,7 @@ impl MeshAgent {
         n.mac.nb = 0;
         n.mac.be = self.radio.mac.min_be;
         n.mac.attempts = 0;
+        n.mac.cca_rounds = 0;
         n.mac.seq = n.mac.seq.wrapping_add(1);
         self.backoff(i, ctx);
     }
@@ -1073,9 +1076,22 @@ impl MeshAgent {
             mac.nb += 1;
             mac.be = (mac.be + 1).min(self.radio.mac.max_be);
             if mac.nb > self.radio.mac.max_backoffs {
-                let attempts = mac.attempts;
                 self.nodes[i].stats.cca_failures += 1;
-                self.finish(i, TxStatus::ChannelBusy { attempts }, ctx);
+                // Protection traffic's channel access: an urgent frame that found the channel busy through
+                // a whole CSMA round starts another, like a transmission without an ack, up to
+                // `max_retries` rounds (a burst of protection frames from every LMU of a feeder at once
+                // otherwise drops the decisive one where readings would merely be late).
+                let n = &mut self.nodes[i];
+                let urgent = n.mac.queue.front().is_some_and(|o| o.urgent);
+                if urgent && n.mac.cca_rounds < self.radio.mac.max_retries {
+                    n.mac.cca_rounds += 1;
+                    n.mac.nb = 0;
+                    n.mac.be = self.radio.mac.min_be;
+                    self.backoff(i, ctx);
+                } else {
+                    let attempts = n.mac.attempts;
+                    self.finish(i, TxStatus::ChannelBusy { attempts }, ctx);
+                }
             } else {
                 self.backoff(i, ctx);
             }

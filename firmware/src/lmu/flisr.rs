@@ -62,8 +62,14 @@ pub const DEAD_AFTER_PASSAGE_NS: u64 = 500_000_000;
 /// Graded scheme: a section gone dead after fault current passed waits this long at most for its downstream
 /// neighbours' answers before locating the fault in its own section (ns; below [`DEAD_AFTER_PASSAGE_NS`]).
 pub const DEAD_WAIT_NS: u64 = 300_000_000;
-/// Graded scheme: stagger of open-conductor reports per level of depth (ns).
+/// Graded scheme: stagger of `DropSeen` reports per level of depth (ns). An LMU waits one step more than its
+/// own before it locates a break on a current drop alone, so this bounds that wait.
 pub const OC_STAGGER_NS: u64 = 20_000_000;
+/// Graded scheme: stagger of lost-voltage reports (`LossOfVoltage`, `UnbalanceSeen`, `NeutralDisplaced`) per
+/// level of depth (ns). Every LMU beyond a break reports, but only the nearest one's report decides, and it
+/// goes first: one frame exchange (about 10 ms at 50 kb/s with its acknowledgement) per level keeps the
+/// burst apart without holding a deep break's report back for long.
+pub const LOV_STAGGER_NS: u64 = 10_000_000;
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
 
@@ -416,6 +422,8 @@ pub struct Flisr {
     lov_at: Option<u64>,
     /// The newest downstream loss-of-voltage report was a displaced neutral (`NeutralDisplaced`).
     lov_neutral: bool,
+    /// The newest downstream report was a lost voltage or displaced neutral, not the weaker `UnbalanceSeen`.
+    lov_strong: bool,
     last_block_sent: Option<u64>,
     oc_since: Option<u64>,
     lov_sent: u8,
@@ -432,6 +440,8 @@ pub struct Flisr {
     /// the tie has seen no pickup for a second.
     tie_deferred: Option<(PeerId, PeerId)>,
     last_pickup_ns: Option<u64>,
+    /// Last poll at which this LMU's own voltage was not healthy (or its line dead).
+    last_unhealthy_ns: Option<u64>,
     outbox: VecDeque<(PeerId, PeerMsg)>,
     reports: VecDeque<FlisrReport>,
     current: Option<usize>,
@@ -500,6 +510,7 @@ impl Flisr {
             drop_blocked_until: 0,
             lov_at: None,
             lov_neutral: false,
+            lov_strong: false,
             last_block_sent: None,
             oc_since: None,
             lov_sent: 0,
@@ -513,6 +524,7 @@ impl Flisr {
             tie_requester: None,
             tie_deferred: None,
             last_pickup_ns: None,
+            last_unhealthy_ns: None,
             outbox: VecDeque::new(),
             reports: VecDeque::new(),
             current: None,
@@ -687,20 +699,25 @@ impl Flisr {
             // Only an LMU that itself has healthy voltage bounds the break from upstream.
             // (A normally-open tie at the far end of this section reports like a downstream neighbour.)
             // In the graded scheme a shunt fault may last past the loss-of-phase delay (up to its graded
-            // time): lost voltages reported within a second of fault current seen here are its dip.
+            // time): lost voltages reported within a second of fault current seen passing here towards them
+            // are its dip. (A pickup that does not look downstream is no such evidence: an open conductor's
+            // own current step picks up the delta elements without any fault current.)
             PeerMsg::LossOfVoltage | PeerMsg::NeutralDisplaced
                 if (downstream || self.s.tie == Some(from))
                     && self.healthy_now
+                    && self.steadily_healthy(t)
                     && (self.s.grading_ms == 0
-                        || self.last_pickup_ns.is_none_or(|p| t.saturating_sub(p) >= 1_000_000_000)) =>
+                        || self.last_forward_ns.is_none_or(|p| t.saturating_sub(p) >= 1_000_000_000)) =>
             {
                 self.lov_at = Some(t);
                 self.lov_neutral = msg == PeerMsg::NeutralDisplaced;
+                self.lov_strong = true;
             }
             // The weaker evidence counts only where no fault current passed lately.
             PeerMsg::UnbalanceSeen
                 if (downstream || self.s.tie == Some(from))
                     && self.healthy_now
+                    && self.steadily_healthy(t)
                     // A break in this section steps the unbalance beyond it, not at this LMU's own bus; a
                     // step seen here too came from elsewhere (switching upstream or on another branch).
                     && !self.step_here
@@ -708,6 +725,7 @@ impl Flisr {
             {
                 self.lov_at = Some(t);
                 self.lov_neutral = false;
+                self.lov_strong = false;
             }
             PeerMsg::BreakerFailure if downstream => self.breaker_failure_at = Some(t),
             PeerMsg::Cleared if downstream && self.mode == Mode::Normal && !self.s.is_tie => {
@@ -799,6 +817,13 @@ impl Flisr {
         self.s.downstream.iter().all(|d| self.answers.iter().any(|a| a.0 == *d && !a.1))
     }
 
+    /// Graded scheme: whether this LMU's own voltage has been healthy for the last second. Over the mesh a
+    /// report can arrive a few hundred milliseconds after it was sent; one sent while this LMU was dead too
+    /// (beyond the same break, since restored through a tie) says nothing about this LMU's section.
+    fn steadily_healthy(&self, t: u64) -> bool {
+        self.s.grading_ms == 0 || self.last_unhealthy_ns.is_none_or(|u| t.saturating_sub(u) >= 1_000_000_000)
+    }
+
     fn close_tie(&mut self, t: u64, from: PeerId, section: PeerId) {
         self.tie_deferred = None;
         self.tie_requester = Some((from, section));
@@ -859,6 +884,9 @@ impl Flisr {
         }
         if p.pickup {
             self.last_pickup_ns = Some(t);
+        }
+        if !p.voltage_healthy || self.dead {
+            self.last_unhealthy_ns = Some(t);
         }
         if p.pickup || !p.voltage_healthy || self.dead {
             self.last_disturbance_ns = Some(t);
@@ -1140,8 +1168,11 @@ impl Flisr {
             // down.
             // Graded scheme: the downstream neighbours report one stagger step after this LMU would.
             let slot = if self.s.grading_ms > 0 { OC_STAGGER_NS * (self.s.depth as u64 + 1) } else { 0 };
-            let decide_at =
-                if lov_recent && !p.current_drop { oc } else { oc + ms(self.s.open_conductor_logic_ms) + slot };
+            // Graded scheme: a lost voltage reported from downstream while this LMU is healthy is positive
+            // evidence that the break lies between them, so it decides at once, current drop or not (a
+            // `DropSeen` from that side still says the break is further down).
+            let positive = lov_recent && (!p.current_drop || (self.s.grading_ms > 0 && self.lov_strong));
+            let decide_at = if positive { oc } else { oc + ms(self.s.open_conductor_logic_ms) + slot };
             if self.oc_blocked {
                 // Passed on to a downstream neighbour; nothing to decide here.
             } else if t >= decide_at {
@@ -1214,7 +1245,11 @@ impl Flisr {
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
         // Over the acknowledged mesh (the graded scheme) one copy; the MAC retries it.
         let copies: u8 = if self.s.grading_ms > 0 { 1 } else { 3 };
-        let stagger = if self.s.grading_ms > 0 { OC_STAGGER_NS * self.s.depth as u64 } else { 0 };
+        let (lov_stagger, stagger) = if self.s.grading_ms > 0 {
+            (LOV_STAGGER_NS * self.s.depth as u64, OC_STAGGER_NS * self.s.depth as u64)
+        } else {
+            (0, 0)
+        };
         if !p.loss_of_phase {
             self.lov_due = None;
         }
@@ -1222,7 +1257,7 @@ impl Flisr {
             self.drop_due = None;
         }
         if self.s.upstream.is_some() {
-            if p.loss_of_phase && self.lov_sent == 0 && t < *self.lov_due.get_or_insert(t + stagger) {
+            if p.loss_of_phase && self.lov_sent == 0 && t < *self.lov_due.get_or_insert(t + lov_stagger) {
                 want(self.lov_due.unwrap_or(t), next);
             } else if p.loss_of_phase {
                 if let Some(up) = self.s.upstream
