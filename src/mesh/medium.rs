@@ -989,14 +989,24 @@ impl MeshAgent {
         }
         n.mac.busy = true;
         n.mac.nb = 0;
-        n.mac.be = self.radio.mac.min_be;
+        let be = self.start_be(i);
+        let n = &mut self.nodes[i];
+        n.mac.be = be;
         n.mac.attempts = 0;
         n.mac.cca_rounds = 0;
         n.mac.seq = n.mac.seq.wrapping_add(1);
         self.backoff(i, ctx);
     }
 
-    fn backoff(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
+    /// Backoff exponent a CSMA round of node `i`'s head frame starts from: protection traffic (urgent) starts
+    /// one below `min_be`, so within a burst it tends to take the channel before readings and routing frames
+    /// queued at other nodes.
+    fn start_be(&self, i: usize) -> u8 {
+        let urgent = self.nodes[i].mac.queue.front().is_some_and(|o| o.urgent);
+        if urgent { self.radio.mac.min_be.saturating_sub(1) } else { self.radio.mac.min_be }
+    }
+
+        fn backoff(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
         let be = self.nodes[i].mac.be;
         let slots = self.rng_mac.random_range(0..(1u64 << be));
         let base = ctx.now().0.max(self.nodes[i].mac.ack_busy_until);
@@ -1086,7 +1096,7 @@ impl MeshAgent {
                 if urgent && n.mac.cca_rounds < self.radio.mac.max_retries {
                     n.mac.cca_rounds += 1;
                     n.mac.nb = 0;
-                    n.mac.be = self.radio.mac.min_be;
+                    n.mac.be = self.radio.mac.min_be.saturating_sub(1);
                     self.backoff(i, ctx);
                 } else {
                     let attempts = n.mac.attempts;
@@ -1369,7 +1379,7 @@ impl MeshAgent {
         }
         if mac.attempts <= self.radio.mac.max_retries {
             mac.nb = 0;
-            mac.be = self.radio.mac.min_be;
+            self.nodes[i].mac.be = self.start_be(i);
             self.backoff(i, ctx);
         } else {
             let attempts = mac.attempts;

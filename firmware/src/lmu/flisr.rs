@@ -70,6 +70,14 @@ pub const OC_STAGGER_NS: u64 = 20_000_000;
 /// goes first: one frame exchange (about 10 ms at 50 kb/s with its acknowledgement) per level keeps the
 /// burst apart without holding a deep break's report back for long.
 pub const LOV_STAGGER_NS: u64 = 10_000_000;
+/// Graded scheme: extra wait before a current drop alone (no lost voltage reported from downstream) locates a
+/// break in this LMU's own section, ns.
+pub const DROP_ONLY_WAIT_NS: u64 = 300_000_000;
+/// Graded scheme: delay of a flagged LMU's first `Query` per LMU below it (its height), ns. The LMUs on a
+/// fault current's path all pick up in the same cycle; the last of them, whose question decides, is the one
+/// with the smallest height, so it asks first and the others follow one frame exchange apart instead of all
+/// contending for the channel at once.
+pub const QUERY_STAGGER_NS: u64 = 10_000_000;
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
 
@@ -1172,7 +1180,12 @@ impl Flisr {
             // evidence that the break lies between them, so it decides at once, current drop or not (a
             // `DropSeen` from that side still says the break is further down).
             let positive = lov_recent && (!p.current_drop || (self.s.grading_ms > 0 && self.lov_strong));
-            let decide_at = if positive { oc } else { oc + ms(self.s.open_conductor_logic_ms) + slot };
+            // A current drop alone locates the break here only when no downstream neighbour says otherwise
+            // (`DropSeen`); over the mesh that veto can take a few hundred milliseconds (retries on a long
+            // hop), and a break with a neighbour beyond it is located by that neighbour's positive report
+            // long before, so the graded scheme waits `DROP_ONLY_WAIT_NS` more.
+            let extra = if self.s.grading_ms > 0 { DROP_ONLY_WAIT_NS } else { 0 };
+            let decide_at = if positive { oc } else { oc + ms(self.s.open_conductor_logic_ms) + slot + extra };
             if self.oc_blocked {
                 // Passed on to a downstream neighbour; nothing to decide here.
             } else if t >= decide_at {
@@ -1207,7 +1220,10 @@ impl Flisr {
             // Once one neighbour has seen the fault current, this LMU is not the last: no more queries.
             let missing = !self.any_seen_downstream()
                 && self.s.downstream.iter().any(|d| !self.answers.iter().any(|a| a.0 == *d));
-            if missing && self.queries_sent < QUERIES_MAX {
+            let first_due = self.fwd_since.unwrap_or(t) + QUERY_STAGGER_NS * self.s.height as u64;
+            if missing && self.queries_sent == 0 && t < first_due {
+                want(first_due, next);
+            } else if missing && self.queries_sent < QUERIES_MAX {
                 if self.queries_sent == 0 || t >= self.last_query_ns + ms(self.s.block_repeat_ms) {
                     for d in self.s.downstream.clone() {
                         if !self.answers.iter().any(|a| a.0 == d) {
