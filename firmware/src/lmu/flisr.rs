@@ -69,7 +69,7 @@ pub const OC_STAGGER_NS: u64 = 20_000_000;
 /// level of depth (ns). Every LMU beyond a break reports, but only the nearest one's report decides, and it
 /// goes first: one frame exchange (about 10 ms at 50 kb/s with its acknowledgement) per level keeps the
 /// burst apart without holding a deep break's report back for long.
-pub const LOV_STAGGER_NS: u64 = 10_000_000;
+pub const LOV_STAGGER_NS: u64 = 5_000_000;
 /// Graded scheme: extra wait before a current drop alone (no lost voltage reported from downstream) locates a
 /// break in this LMU's own section, ns.
 pub const DROP_ONLY_WAIT_NS: u64 = 300_000_000;
