@@ -193,6 +193,37 @@ fn heights(lmus: &[Commissioned]) -> Vec<u8> {
     h.into_iter().map(|x| x.unwrap_or(0)).collect()
 }
 
+/// Each LMU's converters below it: the sum of `k` x rated current (A RMS) of the in-service static
+/// generators (the network's and the scenario's rooftop PV) at the buses of its own section and of every
+/// section below it.
+fn converters_below(lmus: &[Commissioned], net: &Network) -> Vec<f64> {
+    let mut at_bus = vec![0.0; net.buses.len()];
+    for g in net.sgens.iter().filter(|g| g.in_service) {
+        if let Some(b) = net.bus(g.bus) {
+            let v_ll = net.buses[b].vn_kv * 1000.0;
+            if v_ll > 0.0 {
+                at_bus[b] += g.k_factor() * g.rating_mva() * 1e6 / (3f64.sqrt() * v_ll);
+            }
+        }
+    }
+    let own: BTreeMap<u16, f64> =
+        lmus.iter().map(|c| (c.peer, c.section_buses.iter().map(|&b| at_bus.get(b).copied().unwrap_or(0.0)).sum())).collect();
+    let below: BTreeMap<u16, &[u16]> = lmus.iter().map(|c| (c.peer, &c.downstream[..])).collect();
+    lmus.iter()
+        .map(|c| {
+            let (mut total, mut seen, mut stack) = (0.0, BTreeSet::new(), vec![c.peer]);
+            // Each LMU at most once: a malformed (cyclic) commissioning cannot loop.
+            while let Some(p) = stack.pop() {
+                if seen.insert(p) {
+                    total += own.get(&p).copied().unwrap_or(0.0);
+                    stack.extend(below.get(&p).copied().unwrap_or(&[]).iter().copied());
+                }
+            }
+            total
+        })
+        .collect()
+}
+
 /// Each LMU's depth: the LMUs above it up to the source (capped at 255; the upstream chain is followed at most
 /// once per LMU, so a cycle cannot loop).
 fn depths(lmus: &[Commissioned]) -> Vec<u8> {
@@ -212,10 +243,12 @@ fn depths(lmus: &[Commissioned]) -> Vec<u8> {
 }
 
 /// Builds the firmware settings of one LMU from commissioning.
-fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64, height: u8, depth: u8) -> LmuSettings {
+fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64, grading: (u8, u8, f64)) -> LmuSettings {
+    let (height, depth, der_downstream_a) = grading;
     let mut f = hw.protection.flisr(c.peer);
     f.height = height;
     f.depth = depth;
+    f.der_downstream_a = der_downstream_a;
     f.upstream = c.upstream;
     f.downstream = c.downstream.clone();
     f.tie = c.tie;
@@ -284,9 +317,10 @@ pub fn attach(
     g.subscribe(recorder);
     let heights = heights(&c.lmus);
     let depths = depths(&c.lmus);
+    let der = converters_below(&c.lmus, g.model.network());
     for (k, l) in c.lmus.iter().enumerate() {
         let u_nom = c.network.buses[l.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
-        let fw = Lmu::new(lmu_settings(l, o.hw, u_nom, heights[k], depths[k]))
+        let fw = Lmu::new(lmu_settings(l, o.hw, u_nom, (heights[k], depths[k], der[k])))
             .map_err(|(part, e)| format!("LMU {}: {part}.{e}", l.peer))?;
         let key = l.peer as u64;
         let sensor = SensorTwin::new(

@@ -219,6 +219,10 @@ pub struct FlisrSettings {
     /// [`FULL_SCALE_SHARE`] of it says only that the true current is at least that high, so the contactor is
     /// not opened either.
     pub measuring_range_a: f64,
+    /// Largest current the converters (inverters) below this LMU can feed into a fault, A RMS: the sum of
+    /// their `k` x rated current, from commissioning (0 when there are none). See
+    /// [`crate::lmu::protection::Protection::set_downstream_converters_a`].
+    pub der_downstream_a: f64,
     /// Loop reactance of the section's line per km (ohm/km) for the distance estimate; 0 disables it.
     pub x_loop_ohm_per_km: f64,
     /// Length of the own section (m) to bound the distance estimate.
@@ -263,6 +267,7 @@ impl FlisrSettings {
             sotf_current_a: 300.0,
             breaking_capacity_a: 10_000.0,
             measuring_range_a: 1.0e6,
+            der_downstream_a: 0.0,
             x_loop_ohm_per_km: 0.0,
             section_length_m: 0.0,
             open_evidence_ms: 0,
@@ -319,6 +324,9 @@ impl FlisrSettings {
         }
         if !(self.measuring_range_a.is_finite() && self.measuring_range_a > 0.0) {
             return Err(SettingsError::new("measuring_range_a", "must be finite and > 0"));
+        }
+        if !(self.der_downstream_a.is_finite() && self.der_downstream_a >= 0.0) {
+            return Err(SettingsError::new("der_downstream_a", "must be finite and >= 0"));
         }
         if !(self.x_loop_ohm_per_km.is_finite() && self.x_loop_ohm_per_km >= 0.0) {
             return Err(SettingsError::new("x_loop_ohm_per_km", "must be finite and >= 0"));

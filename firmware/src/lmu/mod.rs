@@ -122,7 +122,11 @@ impl Lmu {
         Ok(Lmu {
             dsp,
             pq: PowerQuality::new(s.pq).map_err(|e| ("pq", e))?,
-            protection: Protection::new(s.protection).map_err(|e| ("protection", e))?,
+            protection: {
+                let mut p = Protection::new(s.protection).map_err(|e| ("protection", e))?;
+                p.set_downstream_converters_a(s.flisr.der_downstream_a);
+                p
+            },
             flisr: Flisr::new(s.flisr).map_err(|e| ("flisr", e))?,
             i_max_a: 0.0,
             u_nom_v,

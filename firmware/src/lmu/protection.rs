@@ -327,6 +327,8 @@ pub struct Protection {
     /// Last measurement with a forward pickup: a current drop soon after it is the fault being cleared
     /// downstream (the faulted part's load went with it), not an open conductor.
     forward_at: Option<u64>,
+    /// Largest current the converters below this LMU can feed into a fault (A RMS, commissioning).
+    der_downstream_a: f64,
     last_ns: u64,
 }
 
@@ -345,6 +347,11 @@ pub const LL_SPREAD_MAX: f64 = 0.1;
 /// that (a phase-to-phase fault about 0.8 of it); load moved between the phases by a broken neutral downstream
 /// raises one phase's power and lowers the others', a small share in all (below 0.2 on the Kerber feeders).
 const TOTAL_POWER_SHARE: f64 = 0.5;
+/// A dip below this share of nominal voltage (the lowest phase) is deep: converters ride through it feeding
+/// their fault current instead of their export.
+const DEEP_DIP_SHARE: f64 = 0.5;
+/// Margin on the current converters and the pre-fault flow below could give before a forward fault is taken.
+const CONVERTER_MARGIN: f64 = 1.5;
 
 impl Protection {
     pub fn new(s: ProtectionSettings) -> Result<Self, SettingsError> {
@@ -365,8 +372,18 @@ impl Protection {
             loss_delay_ns: 0,
             disturbed_at: None,
             forward_at: None,
+            der_downstream_a: 0.0,
             last_ns: 0,
         })
+    }
+
+    /// Sets the largest current the converters (inverters) below this LMU can feed into a fault (A RMS: the
+    /// sum of their `k` x rated current, from commissioning; 0 for none, the default). Under a deep voltage
+    /// dip from a fault anywhere they drop their export and feed reactive current instead (fault ride-through),
+    /// a change in the current here that the superimposed direction element takes for a fault ahead; a
+    /// forward fault under such a dip must draw more than they and the pre-fault current could give.
+    pub fn set_downstream_converters_a(&mut self, a: f64) {
+        self.der_downstream_a = if a.is_finite() { a.max(0.0) } else { 0.0 };
     }
 
     pub fn settings(&self) -> &ProtectionSettings {
@@ -560,6 +577,14 @@ impl Protection {
         } else {
             torque(d[worst], pre.v[worst]) > 0.0 && power_ok && behind(worst, d[worst])
         };
+        // Converters below, answering a deep dip: no fault ahead unless the current exceeds what they and the
+        // pre-fault load flow could give (with a margin of half again).
+        let v_min = m.v.iter().map(|v| v.abs()).fold(f64::INFINITY, f64::min);
+        let pre_max = pre.i.iter().map(|i| i.abs()).fold(0.0, f64::max);
+        let converters_explain = self.der_downstream_a > 0.0
+            && v_min < DEEP_DIP_SHARE * self.s.u_nominal_v
+            && m.i.iter().all(|i| i.abs() <= CONVERTER_MARGIN * (self.der_downstream_a + pre_max));
+        let forward = forward && !converters_explain;
         let picked: usize = mags.iter().filter(|&&x| x > k * self.s.delta_phase_a).count();
         let kind = match (picked, earth_pick) {
             (3, _) => FaultKind::ThreePhase,
