@@ -1527,14 +1527,61 @@ mod tests {
         (from..=to).find(|&t| !f.poll(at(t), &fwd(0), Some(true), 400.0).coil_closed)
     }
 
+    /// A healthy LMU whose phase current collapsed (an open conductor below it).
+    fn drop_here() -> ProtectionStatus {
+        ProtectionStatus { voltage_healthy: true, current_drop: true, ..ProtectionStatus::default() }
+    }
+
+    /// Polls every millisecond from `from` to `to` (ms) with `p`; the time the coil opened, if it did.
+    fn opened(f: &mut Flisr, p: &ProtectionStatus, from: u64, to: u64) -> Option<u64> {
+        (from..=to).find(|&t| !f.poll(at(t), p, Some(true), 20.0).coil_closed)
+    }
+
+    #[test]
+    fn graded_scheme_locates_a_break_at_once_on_a_lost_voltage_below_and_ignores_stale_reports() {
+        // A lost voltage reported from downstream is positive evidence: located here at once.
+        let mut f = graded_lmu(3);
+        f.poll(at(0), &drop_here(), Some(true), 20.0);
+        f.on_peer(at(40), 2, PeerMsg::LossOfVoltage);
+        assert_eq!(opened(&mut f, &drop_here(), 40, 2000), Some(40));
+        assert_eq!(
+            f.reports().last().map(|r| (r.role, r.section, r.kind)),
+            Some((Role::Primary, Some(1), FaultKind::OpenConductor))
+        );
+        // The weaker unbalance report with a current drop here waits for the downstream veto (150 ms logic,
+        // the neighbours' 20 ms slot, 300 ms more).
+        let mut f = graded_lmu(3);
+        f.poll(at(0), &drop_here(), Some(true), 20.0);
+        f.on_peer(at(40), 2, PeerMsg::UnbalanceSeen);
+        assert_eq!(opened(&mut f, &drop_here(), 40, 2000), Some(470));
+        // A current drop alone, vetoed by `DropSeen` from below: no opening at all.
+        let mut f = graded_lmu(3);
+        f.poll(at(0), &drop_here(), Some(true), 20.0);
+        f.on_peer(at(100), 2, PeerMsg::DropSeen);
+        assert_eq!(opened(&mut f, &drop_here(), 100, 2000), None);
+        // A report reaching an LMU that was itself dead half a second ago (restored since) is stale.
+        let mut f = graded_lmu(3);
+        let dead = ProtectionStatus { voltage_healthy: false, ..ProtectionStatus::default() };
+        f.poll(at(0), &dead, Some(true), 0.0);
+        f.poll(at(500), &ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() }, Some(true), 20.0);
+        f.on_peer(at(510), 2, PeerMsg::LossOfVoltage);
+        assert_eq!(
+            opened(&mut f, &ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() }, 510, 2000),
+            None
+        );
+    }
+
     #[test]
     fn graded_scheme_trips_at_once_on_all_clear_late_without_answers_and_as_backup_when_seen_beyond() {
-        // Every downstream neighbour answers "not seen": primary trip after the logic delay.
+        // The first query goes out 10 ms per LMU below (3 here) after pickup, so the last LMU on the path asks
+        // first; every downstream neighbour answers "not seen": primary trip after the logic delay.
         let mut f = graded_lmu(3);
-        f.poll(at(0), &fwd(0), Some(true), 400.0);
+        assert!(matches!(f.poll(at(0), &fwd(0), Some(true), 400.0).next_deadline, Some(d) if d <= at(30)));
+        assert_eq!(f.pop_outgoing(), None);
+        f.poll(at(30), &fwd(0), Some(true), 400.0);
         assert_eq!(f.pop_outgoing(), Some((2, PeerMsg::Query)));
-        f.on_peer(at(20), 2, PeerMsg::Passage { seen: false });
-        assert_eq!(graded_trip(&mut f, 1, 1000), Some(30));
+        f.on_peer(at(45), 2, PeerMsg::Passage { seen: false });
+        assert_eq!(graded_trip(&mut f, 45, 1000), Some(45));
         assert_eq!(f.reports().last().map(|r| (r.role, r.section)), Some((Role::Primary, Some(1))));
         // No answer: the graded time, 30 ms + 3 x 100 ms, still as primary.
         let mut f = graded_lmu(3);

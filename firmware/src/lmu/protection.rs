@@ -1038,6 +1038,46 @@ mod tests {
         assert!(q.status().pickup && !q.status().forward);
     }
 
+    /// A three-phase measurement with phase voltages `v` (V) and phase currents `i_a` (A) at `i_rad` from
+    /// each phase's voltage.
+    fn meas_at(v: f64, i_a: f64, i_rad: f64) -> CycleMeasurement {
+        let a = 2.0 * core::f64::consts::PI / 3.0;
+        let mut m = CycleMeasurement::default();
+        for (p, ang) in [0.0, -a, a].into_iter().enumerate() {
+            m.v[p] = Phasor::polar(v, ang);
+            m.i[p] = Phasor::polar(i_a, ang + i_rad);
+            m.v_rms[p] = v;
+            m.i_rms[p] = i_a;
+        }
+        m
+    }
+
+    #[test]
+    fn converters_riding_through_a_deep_dip_are_no_fault_ahead_but_a_larger_current_is() {
+        use core::f64::consts::{FRAC_PI_2, PI};
+        // Pre-fault: PV below exports 49 A at unity power factor. A bolted fault elsewhere collapses the
+        // voltage to 20 V; the inverters drop their export and feed 70 A of reactive current (k x rated).
+        let run = |der_a: f64, i_fault_a: f64, i_rad: f64| {
+            let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+            p.set_downstream_converters_a(der_a);
+            p.on_cycle(Instant(0), &meas_at(230.0, 49.0, PI));
+            p.on_cycle(Instant(50_000_000), &meas_at(20.0, i_fault_a, i_rad));
+            p.status()
+        };
+        // Without knowing the converters, that change looks like a fault ahead.
+        let s = run(0.0, 70.0, FRAC_PI_2);
+        assert!(s.pickup && s.forward, "{s:?}");
+        // Knowing them (70 A of k x rated below), it is not one.
+        let s = run(70.0, 70.0, FRAC_PI_2);
+        assert!(s.pickup && !s.forward, "{s:?}");
+        // A fault ahead draws far more than they could give: forward still.
+        let s = run(70.0, 2000.0, -0.5);
+        assert!(s.pickup && s.forward, "{s:?}");
+        // Nonsense from commissioning is taken as no converters.
+        let s = run(f64::NAN, 70.0, FRAC_PI_2);
+        assert!(s.forward, "{s:?}");
+    }
+
     #[test]
     fn loss_of_phase_after_delay() {
         let mut p = Protection::new(ProtectionSettings::default()).unwrap();
