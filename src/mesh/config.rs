@@ -29,8 +29,9 @@ pub struct MeshConfig {
     /// Random node failures (exponential up and down times).
     #[serde(default)]
     pub random_failures: Option<RandomFailures>,
-    /// Validation aid: every data-frame transmission is additionally lost with this probability (acks are not),
-    /// independent of SINR, so delivery can be compared with closed forms.
+    /// Extra loss: every unicast data-frame transmission is additionally lost with this probability (acks and
+    /// broadcasts are not), independent of SINR, so delivery can be compared with closed forms and protection
+    /// traffic studied under loss (the MAC retries each lost frame).
     #[serde(default)]
     pub fixed_per: Option<f64>,
     /// Width of the delivery-ratio time bins (by generation time).

@@ -1006,7 +1006,7 @@ impl MeshAgent {
         if urgent { self.radio.mac.min_be.saturating_sub(1) } else { self.radio.mac.min_be }
     }
 
-        fn backoff(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
+    fn backoff(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
         let be = self.nodes[i].mac.be;
         let slots = self.rng_mac.random_range(0..(1u64 << be));
         let base = ctx.now().0.max(self.nodes[i].mac.ack_busy_until);

@@ -206,8 +206,10 @@ fn converters_below(lmus: &[Commissioned], net: &Network) -> Vec<f64> {
             }
         }
     }
-    let own: BTreeMap<u16, f64> =
-        lmus.iter().map(|c| (c.peer, c.section_buses.iter().map(|&b| at_bus.get(b).copied().unwrap_or(0.0)).sum())).collect();
+    let own: BTreeMap<u16, f64> = lmus
+        .iter()
+        .map(|c| (c.peer, c.section_buses.iter().map(|&b| at_bus.get(b).copied().unwrap_or(0.0)).sum()))
+        .collect();
     let below: BTreeMap<u16, &[u16]> = lmus.iter().map(|c| (c.peer, &c.downstream[..])).collect();
     lmus.iter()
         .map(|c| {
