@@ -62,6 +62,8 @@ pub const DEAD_AFTER_PASSAGE_NS: u64 = 500_000_000;
 /// Graded scheme: a section gone dead after fault current passed waits this long at most for its downstream
 /// neighbours' answers before locating the fault in its own section (ns; below [`DEAD_AFTER_PASSAGE_NS`]).
 pub const DEAD_WAIT_NS: u64 = 300_000_000;
+/// Graded scheme: how long after fault current passed an LMU still answers a `Query` with "seen" (ns).
+pub const SEEN_ANSWER_NS: u64 = 2_000_000_000;
 /// Graded scheme: stagger of `DropSeen` reports per level of depth (ns). An LMU waits one step more than its
 /// own before it locates a break on a current drop alone, so this bounds that wait.
 pub const OC_STAGGER_NS: u64 = 20_000_000;
@@ -689,7 +691,7 @@ impl Flisr {
         match msg {
             PeerMsg::Block if downstream => self.blocked_until = t + ms(self.s.block_hold_ms),
             PeerMsg::Query if self.s.upstream == Some(from) && !self.s.is_tie => {
-                if self.seen_forward(t) {
+                if self.seen_for_answer(t) {
                     self.send(from, PeerMsg::Passage { seen: true });
                 } else if !self.to_answer.iter().any(|&(p, _)| p == from) && self.to_answer.len() < MAX_NEIGHBOURS {
                     // "Not seen" only after watching for a logic delay: a pickup here may lag the querier's.
@@ -821,6 +823,13 @@ impl Flisr {
     /// Forward fault current passed here within the last [`DEAD_AFTER_PASSAGE_NS`].
     fn seen_forward(&self, t: u64) -> bool {
         self.last_forward_ns.is_some_and(|f| t.saturating_sub(f) < DEAD_AFTER_PASSAGE_NS)
+    }
+
+    /// The answer to a `Query`: forward fault current passed here within the last [`SEEN_ANSWER_NS`]. Longer
+    /// than [`Self::seen_forward`]: over a congested channel a query can arrive after the fault was cleared
+    /// below, and a "not seen" then would tell the asking LMU the fault was in its own section.
+    fn seen_for_answer(&self, t: u64) -> bool {
+        self.last_forward_ns.is_some_and(|f| t.saturating_sub(f) < SEEN_ANSWER_NS)
     }
 
     /// Graded scheme: a downstream neighbour saw the fault current in this episode.
@@ -1134,8 +1143,11 @@ impl Flisr {
             if self.passage.is_some_and(|q| t.saturating_sub(q.last) < DEAD_AFTER_PASSAGE_NS) {
                 // No current through the closed contactor counts too: the VT may sit on the live side.
                 // After a current this contactor could not break, no current through it counts too: the
-                // upstream device cleared it (the VT may sit on the live side).
-                let cleared_upstream = self.no_current && self.passage.is_some_and(|q| q.beyond_capacity);
+                // upstream device cleared it (the VT may sit on the live side). So it does after any fault
+                // current once every downstream neighbour has said it saw none: the feeder-head breaker, on its
+                // inverse-time curve, can beat an interrogation slowed down by a congested channel.
+                let cleared_upstream = self.no_current
+                    && (self.passage.is_some_and(|q| q.beyond_capacity) || self.all_clear_downstream());
                 self.went_dead |= self.dead || cleared_upstream;
             } else {
                 self.went_dead = false;
@@ -1249,7 +1261,7 @@ impl Flisr {
         if self.to_answer.is_empty() {
             return;
         }
-        let seen = self.seen_forward(t);
+        let seen = self.seen_for_answer(t);
         let mut k = 0;
         while k < self.to_answer.len() {
             let (to, due) = self.to_answer[k];
