@@ -1146,8 +1146,8 @@ impl Flisr {
                 // upstream device cleared it (the VT may sit on the live side). So it does after any fault
                 // current once every downstream neighbour has said it saw none: the feeder-head breaker, on its
                 // inverse-time curve, can beat an interrogation slowed down by a congested channel.
-                let cleared_upstream = self.no_current
-                    && (self.passage.is_some_and(|q| q.beyond_capacity) || self.all_clear_downstream());
+                let cleared_upstream =
+                    self.no_current && (self.passage.is_some_and(|q| q.beyond_capacity) || self.all_clear_downstream());
                 self.went_dead |= self.dead || cleared_upstream;
             } else {
                 self.went_dead = false;
