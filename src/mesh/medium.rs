@@ -1091,12 +1091,13 @@ impl MeshAgent {
                 // a whole CSMA round starts another, like a transmission without an ack, up to
                 // `max_retries` rounds (a burst of protection frames from every LMU of a feeder at once
                 // otherwise drops the decisive one where readings would merely be late).
+                let be = self.start_be(i);
                 let n = &mut self.nodes[i];
                 let urgent = n.mac.queue.front().is_some_and(|o| o.urgent);
                 if urgent && n.mac.cca_rounds < self.radio.mac.max_retries {
                     n.mac.cca_rounds += 1;
                     n.mac.nb = 0;
-                    n.mac.be = self.radio.mac.min_be.saturating_sub(1);
+                    n.mac.be = be;
                     self.backoff(i, ctx);
                 } else {
                     let attempts = n.mac.attempts;

@@ -573,6 +573,45 @@ mod world {
         gridtwin::sweep::run_one(&l, seed).unwrap()
     }
 
+    /// The shipped study (`scenarios/flisr-study.ron`: FLISR frames over the mesh, graded scheme) reduced to
+    /// three sections' 48 cases each (every fault kind, resistance and PV share): Kerber's first section (the
+    /// LMU with the most below it, so the longest graded time and the most LMUs contending), Kerber's eighth,
+    /// and the IEEE feeder's third. Fails on any mislocated fault or healthy trip.
+    #[test]
+    fn flisr_study_over_the_mesh_reduced_locates_every_fault_without_healthy_trips() {
+        use rayon::prelude::*;
+        let kerber = ("File(\"networks/kerber_landnetz_freileitung_1.json\")", "EveryLine");
+        let ieee = ("File(\"networks/ieee_european_lv_on_peak_566.json\")", "MainJunctions(min_loads: 3)");
+        let mut cases = Vec::new();
+        for ((net, at), section) in [(kerber, "1"), (kerber, "8"), (ieee, "3")] {
+            for kind in ["ThreePhase", "TwoPhase", "LineToEarth", "OpenConductor"] {
+                for r_ohm in ["0.0", "1.0", "5.0", "10.0"] {
+                    for pv in ["0.0", "50.0", "100.0"] {
+                        cases.push([net, at, section, kind, r_ohm, pv]);
+                    }
+                }
+            }
+        }
+        assert_eq!(cases.len(), 144);
+        let bad: Vec<String> = cases
+            .par_iter()
+            .filter_map(|[net, at, section, kind, r_ohm, pv]| {
+                let s = case(&[
+                    ("grid.network", net),
+                    ("lmus.at", at),
+                    ("faults[0].section", section),
+                    ("faults[0].kind", kind),
+                    ("faults[0].r_ohm", r_ohm),
+                    ("grid.rooftop_pv_pct", pv),
+                ]);
+                let e = &s["faults"]["events"][0];
+                let ok = e["located_section"] == e["true_section"] && e["healthy_trips"] == 0;
+                (!ok).then(|| format!("{net} {kind} {r_ohm} ohm {pv} % PV: {e}"))
+            })
+            .collect();
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
     /// Cases of `scenarios/flisr-study-feeders.ron` (over the mesh, graded scheme) that each failed before a
     /// change to the scheme, with the seeds of their study rows:
     /// - SimBench rural1, bolted three-phase faults: the inverters below LMU 9 ride through the deep dip, which

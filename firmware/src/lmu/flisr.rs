@@ -243,9 +243,10 @@ pub struct FlisrSettings {
     /// LMUs below this one on the longest downstream path (commissioning; 0 at the feeder's ends).
     pub height: u8,
     /// LMUs above this one up to the source (commissioning; 0 next to the source). In the graded scheme an
-    /// LMU sends its open-conductor reports [`OC_STAGGER_NS`] per level of depth after it detects, so the
-    /// reports that decide get the channel in turn instead of in one burst, and waits for its downstream
-    /// neighbours' slot before it locates a break in its own section.
+    /// LMU sends its lost-voltage reports [`LOV_STAGGER_NS`] and its `DropSeen` [`OC_STAGGER_NS`] per level
+    /// of depth after it detects, so the reports that decide get the channel in turn instead of in one burst,
+    /// and on a current drop alone waits for its downstream neighbours' `DropSeen` slot before it locates a
+    /// break in its own section.
     pub depth: u8,
 }
 
