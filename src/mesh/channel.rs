@@ -51,6 +51,8 @@ pub(crate) struct Channel {
     max_air_ns: u64,
     /// Scratch offsets of [`Channel::near`] (kept to avoid an allocation per scan).
     scratch: Vec<u32>,
+    /// The last pushed frame's start, ns (starts never decrease along the ids; see [`Channel::live`]).
+    last_start_ns: u64,
 }
 
 impl Channel {
@@ -83,6 +85,7 @@ impl Channel {
             longest_ns: 0,
             max_air_ns,
             scratch: Vec::new(),
+            last_start_ns: 0,
         }
     }
 
@@ -105,6 +108,8 @@ impl Channel {
     pub(crate) fn push(&mut self, f: OnAir, now_ns: u64, slack_ns: u64) {
         assert_eq!(f.id, self.next_id(), "channel ids are pushed in order");
         assert!(f.start <= f.end && f.end - f.start <= self.max_air_ns, "a frame longer than the longest PSDU");
+        assert!(f.start >= self.last_start_ns, "frames are pushed in order of their starts");
+        self.last_start_ns = f.start;
         self.longest_ns = self.longest_ns.max(f.end - f.start);
         let keep_ns = now_ns.saturating_sub(2 * self.longest_ns + slack_ns);
         while let Some(g) = self.frames.front() {
@@ -130,12 +135,14 @@ impl Channel {
     }
 
     /// Appends to `out`, in id order, every kept frame whose transmitter lies within `radius_m` of
-    /// `(x_m, y_m)` (by cell; callers apply the exact distance) and that `keep` accepts.
+    /// `(x_m, y_m)` (by cell; callers apply the exact distance), that may still be on air after
+    /// `ends_after_ns` (see [`Channel::live`]), and that `keep` accepts.
     pub(crate) fn near(
         &mut self,
         x_m: f64,
         y_m: f64,
         radius_m: f64,
+        ends_after_ns: u64,
         out: &mut Vec<OnAir>,
         mut keep: impl FnMut(&OnAir) -> bool,
     ) {
@@ -144,12 +151,12 @@ impl Channel {
         hits.clear();
         let mut cells = 0usize;
         let by_cell = self.cells_near(x_m, y_m, radius_m, |c| {
-            hits.extend(self.live(c).filter(|g| keep(g)).map(|g| (g.id - self.first_id) as u32));
+            hits.extend(self.live(c, ends_after_ns).filter(|g| keep(g)).map(|g| (g.id - self.first_id) as u32));
             cells += 1;
             true
         });
         match by_cell {
-            None => out.extend(self.frames.iter().filter(|g| keep(g))),
+            None => out.extend(self.all_live(ends_after_ns).filter(|g| keep(g))),
             Some(_) => {
                 if cells > 1 {
                     hits.sort_unstable();
@@ -161,19 +168,45 @@ impl Channel {
     }
 
     /// Calls `visit` on every kept frame whose transmitter lies within `radius_m` of `(x_m, y_m)` (by cell;
-    /// callers apply the exact distance), in no particular order, until it returns `false`; returns whether
-    /// the scan ran to the end. For callers whose answer does not depend on the order (or who fall back to
-    /// [`Channel::near`] when it might): no sorting and no copy.
-    pub(crate) fn visit_near(&self, x_m: f64, y_m: f64, radius_m: f64, mut visit: impl FnMut(&OnAir) -> bool) -> bool {
-        let by_cell = self.cells_near(x_m, y_m, radius_m, |c| self.live(c).all(&mut visit));
-        by_cell.unwrap_or_else(|| self.frames.iter().all(visit))
+    /// callers apply the exact distance) and that may still be on air after `ends_after_ns`, in no particular
+    /// order, until it returns `false`; returns whether the scan ran to the end. For callers whose answer does
+    /// not depend on the order (or who fall back to [`Channel::near`] when it might): no sorting and no copy.
+    pub(crate) fn visit_near(
+        &self,
+        x_m: f64,
+        y_m: f64,
+        radius_m: f64,
+        ends_after_ns: u64,
+        mut visit: impl FnMut(&OnAir) -> bool,
+    ) -> bool {
+        let by_cell = self.cells_near(x_m, y_m, radius_m, |c| self.live(c, ends_after_ns).all(&mut visit));
+        by_cell.unwrap_or_else(|| self.all_live(ends_after_ns).all(visit))
     }
 
-    /// Cell `c`'s kept frames, in id order.
-    fn live(&self, c: usize) -> impl Iterator<Item = &OnAir> + '_ {
+    /// The earliest start a frame still on air after `ends_after_ns` can have: no frame lasts longer than
+    /// `longest_ns`, so one that started before this has ended by then.
+    fn start_min(&self, ends_after_ns: u64) -> u64 {
+        ends_after_ns.saturating_sub(self.longest_ns)
+    }
+
+    /// Cell `c`'s kept frames that may still be on air after `ends_after_ns`, in id order.
+    ///
+    /// Why the bound is a binary search: every frame is pushed at the time it is scheduled with a start one
+    /// turnaround later, and pushes happen in time order, so starts never decrease along the ids, in a cell
+    /// as in the whole channel. The frames kept for the overlap scans of frames ending now (up to twice the
+    /// longest transmission back) are skipped by a carrier sense, which asks only about the frames on air now.
+    fn live(&self, c: usize, ends_after_ns: u64) -> impl Iterator<Item = &OnAir> + '_ {
         let cell = &self.cells[c];
-        let from = cell.partition_point(|g| g.id < self.first_id);
+        let start_min = self.start_min(ends_after_ns);
+        let from = cell.partition_point(|g| g.id < self.first_id || g.start < start_min);
         cell.range(from..)
+    }
+
+    /// Every kept frame that may still be on air after `ends_after_ns`, in id order.
+    fn all_live(&self, ends_after_ns: u64) -> impl Iterator<Item = &OnAir> + '_ {
+        let start_min = self.start_min(ends_after_ns);
+        let from = self.frames.partition_point(|g| g.start < start_min);
+        self.frames.range(from..)
     }
 
     /// Calls `cell` with the index of every cell within `radius_m` of `(x_m, y_m)`, row by row, until it
@@ -230,7 +263,7 @@ impl Channel {
     /// Whether any kept frame transmitted from `(x_m, y_m)` satisfies `pred` (the frames of one node).
     pub(crate) fn any_from(&self, x_m: f64, y_m: f64, pred: impl FnMut(&OnAir) -> bool) -> bool {
         let (cx, cy) = self.cell_of(x_m, y_m);
-        self.live(cy * self.nx + cx).any(pred)
+        self.live(cy * self.nx + cx, 0).any(pred)
     }
 }
 
@@ -260,7 +293,7 @@ mod tests {
                 for radius in [0.0, 120.0, 400.0, 5_000.0] {
                     let mut got = Vec::new();
                     let now = id * 3;
-                    ch.near(px, py, radius, &mut got, |g| g.start <= now && now < g.end);
+                    ch.near(px, py, radius, now, &mut got, |g| g.start <= now && now < g.end);
                     got.retain(|g| (g.x_m - px).hypot(g.y_m - py) <= radius);
                     let want: Vec<u64> = all
                         .iter()
@@ -270,7 +303,7 @@ mod tests {
                     assert_eq!(got.iter().map(|g| g.id).collect::<Vec<_>>(), want, "radius {radius} at {id}");
                     // The unordered visit sees the same frames, and stops when asked.
                     let mut seen = Vec::new();
-                    assert!(ch.visit_near(px, py, radius, |g| {
+                    assert!(ch.visit_near(px, py, radius, now, |g| {
                         if g.start <= now && now < g.end && (g.x_m - px).hypot(g.y_m - py) <= radius {
                             seen.push(g.id);
                         }
@@ -279,11 +312,24 @@ mod tests {
                     seen.sort_unstable();
                     assert_eq!(seen, want, "visit, radius {radius} at {id}");
                     let mut visits = 0;
-                    let complete = ch.visit_near(px, py, radius, |_| {
+                    let complete = ch.visit_near(px, py, radius, 0, |_| {
                         visits += 1;
                         visits < 2
                     });
                     assert_eq!(complete, visits < 2, "early stop, radius {radius} at {id}");
+                    // An overlap scan: the frames overlapping [a, b), skipping those ended before a.
+                    let (a, b) = (now.saturating_sub(700), now + 40);
+                    let mut got = Vec::new();
+                    ch.near(px, py, radius, a, &mut got, |g| g.start < b && g.end > a);
+                    got.retain(|g| (g.x_m - px).hypot(g.y_m - py) <= radius);
+                    let kept = |g: &&OnAir| g.id >= ch.first_id;
+                    let want: Vec<u64> = all
+                        .iter()
+                        .filter(kept)
+                        .filter(|g| g.start < b && g.end > a && (g.x_m - px).hypot(g.y_m - py) <= radius)
+                        .map(|g| g.id)
+                        .collect();
+                    assert_eq!(got.iter().map(|g| g.id).collect::<Vec<_>>(), want, "overlaps, radius {radius} at {id}");
                 }
             }
             assert_eq!(ch.get(id).map(|g| g.id), Some(id));
@@ -297,7 +343,7 @@ mod tests {
         let mut ch = Channel::new(&xy, 100.0, 10);
         ch.push(frame(0, 1_000.0, 1_000.0, 0, 5), 0, 0);
         let mut got = Vec::new();
-        ch.near(1_250.0, 1_000.0, 300.0, &mut got, |_| true);
+        ch.near(1_250.0, 1_000.0, 300.0, 0, &mut got, |_| true);
         assert_eq!(got.len(), 1);
     }
 }

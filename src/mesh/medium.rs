@@ -785,6 +785,23 @@ impl MeshAgent {
         if d2 > self.reach2 {
             return None;
         }
+        // The common case (log-distance, bounded, no degraded links): the link's hash is drawn once and serves
+        // both the bound and the shadowing (`bounded_out` then `link_dbm_exact` would draw it twice).
+        if let Some((d0, l0, slope)) = self.log_distance
+            && !self.below_floor_d2.is_empty()
+            && self.link_extra_db.is_empty()
+        {
+            let h = self.prop.shadow_hash_keyed(self.shadow_key, from as u32, to as u32);
+            if d2 > self.below_floor_d2[(h >> (64 - SHADOW_BIN_BITS)) as usize] {
+                return None;
+            }
+            let d = d2.sqrt();
+            if d > d0 && d >= super::propagation::MIN_DISTANCE_M {
+                let shadow = self.prop.shadow_db_from_hash(h);
+                let p = self.offset_dbm - (l0 + slope * (d / d0).log10() + shadow);
+                return (p >= self.interference_dbm).then_some(p);
+            }
+        }
         if self.bounded_out(d2, from, to) {
             return None;
         }
@@ -1025,7 +1042,7 @@ impl MeshAgent {
             let (hi, lo) = (self.cca_mw * (1.0 + 1e-9), self.cca_mw * (1.0 - 1e-9));
             let mut mw = 0.0;
             let mut n = 0usize;
-            let complete = self.channel.visit_near(x, y, self.reach2.sqrt(), |g| {
+            let complete = self.channel.visit_near(x, y, self.reach2.sqrt(), now, |g| {
                 if g.src as usize != i
                     && g.start <= now
                     && now < g.end
@@ -1048,7 +1065,7 @@ impl MeshAgent {
         near.clear();
         let (x, y) = self.xy[i];
         self.channel
-            .near(x, y, self.reach2.sqrt(), &mut near, |g| g.src as usize != i && g.start <= now && now < g.end);
+            .near(x, y, self.reach2.sqrt(), now, &mut near, |g| g.src as usize != i && g.start <= now && now < g.end);
         let mut mw = 0.0;
         for g in &near {
             if let Some(p) = self.link_dbm_at((g.x_m, g.y_m), g.src as usize, i) {
@@ -1226,7 +1243,7 @@ impl MeshAgent {
         let r = self.audible_reach_m + self.reach2.sqrt();
         let r2 = r.powi(2);
         out.clear();
-        self.channel.near(fx, fy, r, out, |g| {
+        self.channel.near(fx, fy, r, f.start, out, |g| {
             g.id != f.id && g.start < f.end && g.end > f.start && { (g.x_m - fx).powi(2) + (g.y_m - fy).powi(2) <= r2 }
         });
     }

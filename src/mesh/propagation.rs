@@ -167,6 +167,17 @@ impl Propagation {
         sigma * std_normal(self.shadow_hash_keyed(key, a, b))
     }
 
+    /// Shadowing of a link whose hash ([`Propagation::shadow_hash_keyed`]) is already drawn, dB: the same
+    /// value as [`Propagation::shadow_db_keyed`].
+    #[inline]
+    pub fn shadow_db_from_hash(&self, h: u64) -> f64 {
+        let sigma = self.shadowing_db();
+        if sigma == 0.0 {
+            return 0.0;
+        }
+        sigma * std_normal(h)
+    }
+
     /// The part of [`Propagation::shadow_hash`] that depends on the seed alone: a mesh computes it once,
     /// and each link's hash then costs two mixing rounds instead of five (the value is the same).
     pub const fn shadow_key(seed: u64) -> u64 {
