@@ -10,6 +10,10 @@ use gridtwin::engine::{SimTime, Simulation, Stop, parse_duration};
 use gridtwin::mesh::{self, Layout, MeshConfig, RadioModel, Traffic};
 use std::time::Instant;
 
+/// The allocator the `gridtwin` binary runs with (see `src/main.rs`), so the bench times what users run.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn radio(name: &str) -> RadioModel {
     let path = format!("{}/models/radio-{name}.ron", env!("CARGO_MANIFEST_DIR"));
     ron::from_str(&std::fs::read_to_string(&path).expect("radio model")).expect("radio model parses")
