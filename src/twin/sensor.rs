@@ -2,14 +2,56 @@
 //!
 //! The model ([`SensorModel`], `models/lmu-*.ron`) is datasheet-like: VT and CT ratios, divider and burden
 //! (ADC volts per secondary volt or ampere), ADC bits, input range and sample rate, gain and offset error,
-//! noise (LSB RMS, from a seeded stream), temperature drift of the gain, CT saturation (a soft knee on the
-//! primary current) and ADC clipping. Two fidelities share the same error model:
+//! noise (LSB RMS, from a seeded stream), temperature drift of the gain, the CT's core (below) and ADC
+//! clipping. Two fidelities share the same error model:
 //! - [`Fidelity::Phasor`]: the twin computes what a metering IC would report ([`CycleMeasurement`],
 //!   [`BlockMeasurement`]) directly from the solved phasors, with the error model applied analytically.
 //! - [`Fidelity::Waveform`]: the twin synthesises ADC samples from the phasors plus configured harmonics, so
 //!   the firmware computes RMS, frequency and THD from samples as on hardware.
 //!
 //! Units: volts (phase to neutral) and amperes primary, hertz, ns for time; phasors are RMS-scaled.
+//!
+//! # The CT core
+//!
+//! Each current channel's CT is a flux model of its core, stepped once per sample in waveform fidelity:
+//! - secondary current `i_s = i_p / N - i_m` (`N` = `ct_ratio`, `i_m` the magnetising current);
+//! - flux linkage `dlambda/dt = (R_b + R_ct) i_s` (`burden_ohm`, `ct_winding_ohm`; the burden is resistive),
+//!   integrated by backward Euler at the sample rate and solved for the new flux by Newton's method (the
+//!   equation is monotone with a bracketed root; the iteration is bounded);
+//! - saturation curve `i_m = i_mk (lambda / lambda_k)^S` (odd, smooth, monotone): `lambda_k` is the knee flux
+//!   ([`SensorModel::ct_knee_flux_vs`]), the peak flux of a symmetrical secondary current of peak
+//!   `ct_knee_a_peak / N` through `R_b + R_ct` at the nominal frequency; `i_mk` = `ct_knee_excitation_pct` of
+//!   that peak and `S` = `ct_sat_exponent`. There is no linear magnetising branch: well below the knee
+//!   `i_m` is below the last bit of the primary current, so the CT is exactly linear there.
+//! - memory: the flux persists across samples and state changes. Its DC part relaxes, with time constant
+//!   `ct_flux_decay_s`, toward a remanent flux (standing in for the magnetising branch and the hysteresis
+//!   loop without drawing their current, an error of about `1 / (omega T)` in phase, 0.2 degree at 1 s).
+//!   When a phase's primary current falls after it drove the core beyond the knee (a fault interrupted or
+//!   cleared), the flux at that instant, bounded by `ct_remanence_pct` of the knee flux, becomes the
+//!   remanent flux, which biases the next saturation.
+//! - DC offset: when a phase's current rises at a state change (a fault's inception), the instantaneous
+//!   primary current is kept continuous by a DC component (old instantaneous value minus the new one at the
+//!   switching sample) decaying with the time constant `X / (omega R)`. The X/R is taken from the angle
+//!   between the new voltage and current phasors of that phase (the impedance the LMU sees downstream, which
+//!   stands for the whole fault loop), capped at 30, and 2 when the voltage is below 1 V (a bolted fault at
+//!   the LMU's bus). The neutral CT gets no DC component. A falling current (an interruption, which a breaker
+//!   makes at a current zero) gets none either.
+//!
+//! The phasor fidelity cannot integrate flux; it takes the flux model's steady state instead: a describing
+//! function computed once per model (shared by the model's clones) by running the same core with a
+//! sinusoidal primary from a centred flux for 12 cycles and taking the fundamental (a complex gain: the
+//! saturated fundamental leads), the RMS and the peak of the last cycle, ADC clipping at nominal gain
+//! included. It is tabulated at 193 log-spaced primary peaks from 0.25 to 64 times the knee and interpolated
+//! linearly; below 0.25 the gain is exactly 1, above 64 the secondary's fundamental and RMS stay constant.
+//! The phasor fidelity ignores DC offsets and remanence (steady state).
+//!
+//! Default parameters (for a model file that does not give them): `S` = 20 (grain-oriented steel above the
+//! knee), `i_mk` = 5 % (the composite error limit of an IEC 61869-2 class 5P protection CT at its accuracy
+//! limit current, taken as the knee), `R_ct` = 0.3 ohm, remanence 40 % of the knee flux (IEC 61869-2 sets no
+//! limit for class P cores, gapless cores keep up to about 80 %; PR cores at most 10 %) and 1 s for the DC
+//! flux relaxation (the order of a class P core's secondary time constant). The knee itself stays
+//! `ct_knee_a_peak`, at the fitted burden: in IEC 61869-2 terms it is the limiting secondary EMF
+//! `E = ALF I_sn (R_ct + R_bn)` over `R_ct + R_b`, times `sqrt(2) N`.
 
 use gridtwin_firmware::hal::metering::{
     BlockMeasurement, CycleMeasurement, PhasorSource, Quality, RawSample, SampleSource,
@@ -51,10 +93,46 @@ pub struct SensorModel {
     pub noise_lsb_rms: f64,
     /// Gain drift (ppm per kelvin from 25 degC).
     pub gain_drift_ppm_per_k: f64,
-    /// Primary current (A peak) above which the CT saturates (soft knee).
+    /// Primary current (A peak) of a symmetrical sine whose steady-state core flux reaches the knee flux
+    /// with the fitted burden: it fixes the knee flux linkage (see [`SensorModel::ct_knee_flux_vs`]).
     pub ct_knee_a_peak: f64,
     /// A neutral CT is fitted.
     pub neutral_ct: bool,
+    /// Secondary winding resistance (ohm), in series with the burden in the flux integral.
+    #[serde(default = "default_ct_winding_ohm")]
+    pub ct_winding_ohm: f64,
+    /// Exponent `S` of the saturation curve `i_m = i_mk * (lambda / lambda_k)^S` (the excitation curve's
+    /// log-log slope above the knee is `1 / S`).
+    #[serde(default = "default_ct_sat_exponent")]
+    pub ct_sat_exponent: f64,
+    /// Magnetising current at the knee flux (percent of the secondary peak current at the knee).
+    #[serde(default = "default_ct_knee_excitation_pct")]
+    pub ct_knee_excitation_pct: f64,
+    /// Remanent flux left when a current that saturated the core falls (percent of the knee flux, at most).
+    #[serde(default = "default_ct_remanence_pct")]
+    pub ct_remanence_pct: f64,
+    /// Time constant (s) with which the core's DC flux relaxes toward its remanent flux.
+    #[serde(default = "default_ct_flux_decay_s")]
+    pub ct_flux_decay_s: f64,
+    /// The steady-state describing function of the CT, computed once and shared by the model's clones.
+    #[serde(skip)]
+    pub ct_table_cache: CtTableCache,
+}
+
+fn default_ct_winding_ohm() -> f64 {
+    0.3
+}
+fn default_ct_sat_exponent() -> f64 {
+    20.0
+}
+fn default_ct_knee_excitation_pct() -> f64 {
+    5.0
+}
+fn default_ct_remanence_pct() -> f64 {
+    40.0
+}
+fn default_ct_flux_decay_s() -> f64 {
+    1.0
 }
 
 impl SensorModel {
@@ -69,6 +147,17 @@ impl SensorModel {
         pos("burden_ohm", self.burden_ohm)?;
         pos("adc_range_v", self.adc_range_v)?;
         pos("ct_knee_a_peak", self.ct_knee_a_peak)?;
+        for (name, x, lo, hi) in [
+            ("ct_winding_ohm", self.ct_winding_ohm, 0.0, 1000.0),
+            ("ct_sat_exponent", self.ct_sat_exponent, 2.0, 60.0),
+            ("ct_knee_excitation_pct", self.ct_knee_excitation_pct, 0.01, 50.0),
+            ("ct_remanence_pct", self.ct_remanence_pct, 0.0, 95.0),
+            ("ct_flux_decay_s", self.ct_flux_decay_s, 0.01, 1000.0),
+        ] {
+            if !(x.is_finite() && (lo..=hi).contains(&x)) {
+                return Err(format!("{name}: must be within {lo}..={hi} (got {x})"));
+            }
+        }
         if !(8..=24).contains(&self.adc_bits) {
             return Err(format!("adc_bits: must be within 8..=24 (got {})", self.adc_bits));
         }
@@ -104,6 +193,12 @@ impl SensorModel {
     /// measuring range.
     pub fn current_range_a_rms(&self) -> f64 {
         self.a_per_count() * self.full_scale_counts() as f64 / std::f64::consts::SQRT_2
+    }
+    /// Knee flux linkage of the CT core (V s, secondary turns): the peak flux of the steady-state symmetrical
+    /// secondary current at the knee through the burden and winding resistance, at the nominal frequency.
+    pub fn ct_knee_flux_vs(&self) -> f64 {
+        (self.burden_ohm + self.ct_winding_ohm) * (self.ct_knee_a_peak / self.ct_ratio)
+            / (2.0 * PI * self.nominal_hz.max(1) as f64)
     }
     /// The firmware's front-end settings for this hardware.
     pub fn front_end(&self) -> FrontEndSettings {
@@ -143,10 +238,242 @@ pub struct PrimaryState {
     pub freq_hz: f64,
 }
 
-/// Soft CT saturation on the instantaneous primary current (A): linear below the knee, logarithmic above.
-fn ct_saturate(i: f64, knee: f64) -> f64 {
-    let a = i.abs();
-    if a <= knee { i } else { i.signum() * knee * (1.0 + (a / knee).ln()) }
+/// Largest primary current (A) the CT model takes; beyond it (or for a non-finite input) the input is clamped.
+const CT_MAX_PRIMARY_A: f64 = 1e9;
+/// Newton iterations per sample, at most.
+const CT_MAX_ITER: usize = 60;
+/// X/R assumed when the phase's voltage is too small to give the impedance angle (bolted fault at the bus).
+const FALLBACK_X_OVER_R: f64 = 2.0;
+/// Largest X/R taken from the voltage-current angle.
+const MAX_X_OVER_R: f64 = 30.0;
+
+/// The CT core's constants in normalised units: flux in units of the knee flux, current in units of the
+/// knee's primary peak (so that a secondary flux linkage `lambda_k` is 1 and `ct_knee_a_peak` is 1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct CtParams {
+    /// Primary amperes per unit of current (the knee's primary peak).
+    knee_a: f64,
+    /// omega_nominal * dt: flux (in knee flux) gained per sample by one unit of secondary current.
+    wdt: f64,
+    /// Magnetising current at the knee flux, in units of the knee current.
+    e: f64,
+    /// Saturation exponent.
+    s: f64,
+    /// Per-sample factor of the DC flux relaxation toward the remanent flux.
+    decay: f64,
+    /// Remanence, in knee flux.
+    rem: f64,
+}
+
+impl CtParams {
+    fn new(m: &SensorModel) -> Self {
+        let fs = m.sample_rate_hz.max(1) as f64;
+        CtParams {
+            knee_a: m.ct_knee_a_peak,
+            wdt: 2.0 * PI * m.nominal_hz.max(1) as f64 / fs,
+            e: m.ct_knee_excitation_pct / 100.0,
+            s: m.ct_sat_exponent,
+            decay: (-1.0 / (fs * m.ct_flux_decay_s)).exp(),
+            rem: m.ct_remanence_pct / 100.0,
+        }
+    }
+    /// Magnetising current (knee units) at flux `x` (knee flux): odd, monotone, zero at zero.
+    fn mag(&self, x: f64) -> f64 {
+        self.e * x.signum() * x.abs().powf(self.s)
+    }
+}
+
+/// The state of one CT core: its flux linkage and remanence (both in knee flux).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct CtCore {
+    /// Flux linkage after the last sample.
+    x: f64,
+    /// Remanent flux the DC flux relaxes toward.
+    x_r: f64,
+    /// The flux exceeded the knee since the last state change.
+    saturated: bool,
+}
+
+impl CtCore {
+    /// One sample of primary current `u` (knee units): integrates the flux by backward Euler and returns the
+    /// primary-referred magnetising current (knee units); the secondary is `u` minus it.
+    fn step(&mut self, p: &CtParams, u: f64) -> f64 {
+        let u = if u.is_finite() { u.clamp(-CT_MAX_PRIMARY_A, CT_MAX_PRIMARY_A) } else { 0.0 };
+        let x0 = self.x_r + (self.x - self.x_r) * p.decay;
+        // x + a p(x) = c, with a = wdt e: odd, strictly increasing, convex for x > 0, so Newton from a point
+        // above the root (|c| and (|c| / a)^(1/S) both are) falls monotonically onto it.
+        let c = x0 + p.wdt * u;
+        let a = p.wdt * p.e;
+        let mut x = c.abs().min((c.abs() / a).powf(1.0 / p.s));
+        let sign = c.signum();
+        let target = c.abs();
+        for _ in 0..CT_MAX_ITER {
+            let xs = x.powf(p.s - 1.0);
+            let f = x + a * xs * x - target;
+            let d = 1.0 + a * p.s * xs;
+            let nx = (x - f / d).max(0.0);
+            let done = (x - nx).abs() <= 1e-14 * x.max(1e-300) || !(f > 0.0);
+            x = nx;
+            if done {
+                break;
+            }
+        }
+        let x = if x.is_finite() { sign * x } else { 0.0 };
+        debug_assert!(x.abs() <= target.abs() + 1e-9, "flux {x} beyond its bound {target}");
+        self.x = x;
+        if x.abs() > 1.0 {
+            self.saturated = true;
+        }
+        p.mag(x)
+    }
+
+    /// The primary current fell after it saturated the core: the flux at this instant, bounded by the
+    /// remanence, stays as the remanent flux.
+    fn interrupt(&mut self, p: &CtParams) {
+        if self.saturated {
+            self.x_r = p.rem * self.x.clamp(-1.0, 1.0);
+        }
+        self.saturated = false;
+    }
+}
+
+/// One point of the describing function: for a sinusoidal primary of peak `m` knee currents, the
+/// fundamental of the secondary (primary-referred, ADC-clipped) as a complex gain, its RMS over the
+/// primary's RMS, and its peak (knee units).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct CtPoint {
+    g_re: f64,
+    g_im: f64,
+    rms: f64,
+    peak: f64,
+}
+
+/// Lowest primary peak (knee units) of the table; below it the CT is linear (gain exactly 1).
+const CT_TABLE_MIN: f64 = 0.25;
+/// Highest primary peak (knee units) of the table; above it the secondary's fundamental and RMS stay.
+const CT_TABLE_MAX: f64 = 64.0;
+/// Points of the table, log-spaced.
+const CT_TABLE_LEN: usize = 193;
+/// Cycles run before the cycle measured.
+const CT_TABLE_SETTLE_CYCLES: u32 = 12;
+
+/// The CT's steady-state describing function: primary peak (log-spaced) to the secondary's fundamental.
+#[derive(Debug, PartialEq)]
+pub struct CtTable {
+    key: [f64; 8],
+    points: Vec<CtPoint>,
+}
+
+fn ct_key(m: &SensorModel) -> [f64; 8] {
+    [
+        m.ct_knee_a_peak,
+        m.ct_sat_exponent,
+        m.ct_knee_excitation_pct,
+        m.ct_remanence_pct,
+        m.ct_flux_decay_s,
+        m.sample_rate_hz as f64,
+        m.nominal_hz as f64,
+        m.a_per_count() * m.full_scale_counts() as f64,
+    ]
+}
+
+impl CtTable {
+    /// Runs the flux model with a sinusoidal primary at every point of the table until it is periodic and
+    /// takes the fundamental of its last cycle (ADC clipping at nominal gain included).
+    pub fn new(m: &SensorModel) -> CtTable {
+        let p = CtParams::new(m);
+        let nc = (m.sample_rate_hz / m.nominal_hz.max(1)).max(4) as usize;
+        let clip = m.a_per_count() * m.full_scale_counts() as f64 / m.ct_knee_a_peak;
+        let step = (CT_TABLE_MAX / CT_TABLE_MIN).ln() / (CT_TABLE_LEN - 1) as f64;
+        let d = 2.0 * PI / nc as f64;
+        let points = (0..CT_TABLE_LEN)
+            .map(|k| {
+                let amp = CT_TABLE_MIN * (step * k as f64).exp();
+                // The flux of the linear core for u = amp sin(n d) under backward Euler, centred.
+                let mut core =
+                    CtCore { x: -p.wdt * amp * (d / 2.0).cos() / (2.0 * (d / 2.0).sin()), ..Default::default() };
+                let (mut re, mut im, mut sq, mut peak) = (0.0, 0.0, 0.0, 0.0f64);
+                for n in 0..nc * (CT_TABLE_SETTLE_CYCLES as usize + 1) {
+                    let th = d * (n % nc) as f64;
+                    let u = amp * th.sin();
+                    let y = (u - core.step(&p, u)).clamp(-clip, clip);
+                    if n >= nc * CT_TABLE_SETTLE_CYCLES as usize {
+                        re += y * th.cos();
+                        im -= y * th.sin();
+                        sq += y * y;
+                        peak = peak.max(y.abs());
+                    }
+                }
+                let (re, im) = (2.0 * re / nc as f64, 2.0 * im / nc as f64);
+                // The primary's phasor is -j amp: gain = (re + j im) / (-j amp).
+                CtPoint {
+                    g_re: -im / amp,
+                    g_im: re / amp,
+                    rms: (sq / nc as f64).sqrt() / (amp / SQRT_2),
+                    peak,
+                }
+            })
+            .collect();
+        CtTable { key: ct_key(m), points }
+    }
+
+    /// (complex gain of the fundamental, RMS over the primary's RMS, secondary peak in knee units) for a
+    /// sinusoidal primary of peak `m` knee currents.
+    fn response(&self, m: f64) -> (Phasor, f64, f64) {
+        if !(m > CT_TABLE_MIN) || self.points.is_empty() {
+            return (Phasor::new(1.0, 0.0), 1.0, m.max(0.0));
+        }
+        let last = self.points.len() - 1;
+        if m >= CT_TABLE_MAX {
+            let q = self.points[last];
+            let k = CT_TABLE_MAX / m;
+            return (Phasor::new(q.g_re * k, q.g_im * k), q.rms * k, q.peak);
+        }
+        let step = (CT_TABLE_MAX / CT_TABLE_MIN).ln() / last as f64;
+        let l = ((m / CT_TABLE_MIN).ln() / step).clamp(0.0, last as f64);
+        let i = (l.floor() as usize).min(last - 1);
+        let f = l - i as f64;
+        let (a, b) = (self.points[i], self.points[i + 1]);
+        let lerp = |x: f64, y: f64| x + (y - x) * f;
+        (Phasor::new(lerp(a.g_re, b.g_re), lerp(a.g_im, b.g_im)), lerp(a.rms, b.rms), lerp(a.peak, b.peak))
+    }
+}
+
+/// The CT table a model's clones share: filled by the first twin that needs it. A clone whose CT fields were
+/// changed does not use it (the table carries the fields it was computed from).
+#[derive(Clone, Default)]
+pub struct CtTableCache(std::sync::Arc<std::sync::OnceLock<std::sync::Arc<CtTable>>>);
+
+impl CtTableCache {
+    fn get_or_compute(&self, m: &SensorModel) -> std::sync::Arc<CtTable> {
+        let key = ct_key(m);
+        if let Some(t) = self.0.get().filter(|t| t.key == key) {
+            return t.clone();
+        }
+        let t = std::sync::Arc::new(CtTable::new(m));
+        let _ = self.0.set(t.clone());
+        t
+    }
+}
+
+impl std::fmt::Debug for CtTableCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CtTableCache")
+    }
+}
+
+/// A cache is not part of the model's value.
+impl PartialEq for CtTableCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The decaying DC component of one channel's primary current (A, per-sample decay).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct DcOffset {
+    a: f64,
+    decay: f64,
 }
 
 /// Fundamental of a sine of amplitude 1 clipped at `c` (0 < c < 1): exact closed form.
@@ -169,13 +496,19 @@ pub struct SensorTwin {
     queue: VecDeque<RawSample>,
     /// Sample indices to drop (missing-sample injection), sorted.
     drop_every: Option<u64>,
+    /// Waveform fidelity: the CT cores (phases a, b, c, neutral), their constants, and the decaying DC
+    /// components of the phase currents.
+    cores: [CtCore; 4],
+    ct: CtParams,
+    dc: [DcOffset; 3],
+    /// Phasor fidelity: the CT's describing function, once a current needs it.
+    ct_table: Option<std::sync::Arc<CtTable>>,
 }
 
 impl SensorTwin {
     pub fn new(model: SensorModel, fidelity: Fidelity, temperature_c: f64, rng: SimRng) -> Result<Self, String> {
         model.validate()?;
         Ok(SensorTwin {
-            m: model,
             fidelity,
             temperature_c,
             rng,
@@ -185,6 +518,11 @@ impl SensorTwin {
             next_n: 0,
             queue: VecDeque::new(),
             drop_every: None,
+            cores: [CtCore::default(); 4],
+            ct: CtParams::new(&model),
+            dc: [DcOffset::default(); 3],
+            ct_table: None,
+            m: model,
         })
     }
 
@@ -219,10 +557,54 @@ impl SensorTwin {
             if first_new > 0 {
                 self.synthesise_to(first_new - 1);
             }
+            self.switch_transients(first_new.max(self.next_n), &s);
         }
         self.state = s;
         self.dirty_cycle = true;
         self.dirty_block = true;
+    }
+
+    /// Waveform fidelity, at a state change whose first sample is `n`: a phase current that rises keeps its
+    /// instantaneous value across the switching instant through a DC component decaying with the X/R
+    /// seen from the new voltage-current angle; a current that falls after it saturated its core leaves
+    /// remanent flux.
+    fn switch_transients(&mut self, n: u64, s: &PrimaryState) {
+        let fs = self.m.sample_rate_hz.max(1) as f64;
+        let t = n as f64 / fs;
+        let old_w = 2.0 * PI * self.state.freq_hz * t;
+        let f_new = if s.freq_hz.is_finite() && s.freq_hz > 0.0 { s.freq_hz } else { self.m.nominal_hz as f64 };
+        let new_w = 2.0 * PI * f_new * t;
+        for p in 0..3 {
+            let (io, inew) = (self.state.i[p], s.i[p]);
+            if inew.abs() > io.abs() {
+                let old = SQRT_2 * io.abs() * (old_w + io.arg()).cos() + self.dc[p].a;
+                let new = SQRT_2 * inew.abs() * (new_w + inew.arg()).cos();
+                let x_over_r = if s.v[p].abs() > 1.0 && inew.abs() > 0.0 {
+                    let phi = s.v[p].arg() - inew.arg();
+                    (phi.sin() / phi.cos()).abs().min(MAX_X_OVER_R)
+                } else {
+                    FALLBACK_X_OVER_R
+                };
+                let tau_samples = x_over_r / (2.0 * PI * f_new) * fs;
+                let a = old - new;
+                self.dc[p] = if tau_samples >= 0.5 && a.is_finite() {
+                    DcOffset { a, decay: (-1.0 / tau_samples).exp() }
+                } else {
+                    DcOffset::default()
+                };
+            } else if inew.abs() < io.abs() {
+                self.cores[p].interrupt(&self.ct);
+            }
+        }
+        if s.i_n.abs() < self.state.i_n.abs() {
+            self.cores[3].interrupt(&self.ct);
+        }
+    }
+
+    /// Waveform fidelity: the flux linkage of the phase and neutral CT cores (V s).
+    pub fn ct_flux_vs(&self) -> [f64; 4] {
+        let k = self.m.ct_knee_flux_vs();
+        self.cores.map(|c| c.x * k)
     }
 
     pub fn state(&self) -> &PrimaryState {
@@ -251,7 +633,20 @@ impl SensorTwin {
         let g = self.gain();
         let (vpc, apc) = (self.m.v_per_count(), self.m.a_per_count());
         let start = self.next_n.max(last.saturating_sub(fs));
+        if start > self.next_n {
+            // Samples lost to the FIFO bound are not integrated: the DC components and the flux relax over the gap.
+            let gap = (start - self.next_n).min(i32::MAX as u64) as i32;
+            for d in &mut self.dc {
+                d.a *= d.decay.powi(gap);
+            }
+            let k = self.ct.decay.powi(gap);
+            for c in &mut self.cores {
+                c.x = c.x_r + (c.x - c.x_r) * k;
+            }
+            self.next_n = start;
+        }
         let a = 2.0 * PI / 3.0;
+        let knee = self.ct.knee_a;
         for n in start..=last {
             if n < self.next_n {
                 continue;
@@ -271,14 +666,16 @@ impl SensorTwin {
                 }
                 v[p] = self.count(x * g / vpc, fsc);
                 let ip = self.state.i[p];
-                let y = ct_saturate(SQRT_2 * ip.abs() * (w + ip.arg()).cos(), self.m.ct_knee_a_peak);
+                let prim = SQRT_2 * ip.abs() * (w + ip.arg()).cos() + self.dc[p].a;
+                self.dc[p].a *= self.dc[p].decay;
+                if self.dc[p].a.abs() < 1e-9 {
+                    self.dc[p] = DcOffset::default();
+                }
+                let y = self.secondary(p, prim, knee);
                 i[p] = self.count(y * g / apc, fsc);
             }
             if self.m.neutral_ct {
-                let y = ct_saturate(
-                    SQRT_2 * self.state.i_n.abs() * (w + self.state.i_n.arg()).cos(),
-                    self.m.ct_knee_a_peak,
-                );
+                let y = self.secondary(3, SQRT_2 * self.state.i_n.abs() * (w + self.state.i_n.arg()).cos(), knee);
                 i[3] = self.count(y * g / apc, fsc);
             }
             self.next_n = n + 1;
@@ -290,6 +687,13 @@ impl SensorTwin {
             }
             self.queue.push_back(RawSample { seq: n as u32, v, i });
         }
+    }
+
+    /// One sample of CT `c` with primary current `prim` (A): the primary-referred secondary current (A). Exactly
+    /// `prim` while the magnetising current is below the last bit of `prim`.
+    fn secondary(&mut self, c: usize, prim: f64, knee: f64) -> f64 {
+        let prim = if prim.is_finite() { prim.clamp(-CT_MAX_PRIMARY_A, CT_MAX_PRIMARY_A) } else { 0.0 };
+        prim - knee * self.cores[c].step(&self.ct, prim / knee)
     }
 
     fn count(&mut self, ideal_counts: f64, fsc: i32) -> i32 {
@@ -336,21 +740,41 @@ impl SensorTwin {
         q: &mut Quality,
     ) -> (Phasor, f64) {
         let mut mag = x.abs();
+        let mut arg = x.arg();
+        let mut rms_over_fund = 1.0;
         let peak = SQRT_2 * mag;
-        if ct && peak > self.m.ct_knee_a_peak {
-            // Fundamental of the soft-saturated sine, approximated by its peak compression.
-            mag *= ct_saturate(peak, self.m.ct_knee_a_peak) / peak;
-            q.saturated = true;
-        }
-        let peak_counts = SQRT_2 * mag * g / per_count;
-        if peak_counts >= fsc {
-            mag *= clipped_fundamental(fsc / peak_counts);
-            q.saturated = true;
+        let knee = self.m.ct_knee_a_peak;
+        if ct && peak > CT_TABLE_MIN * knee {
+            // The steady-state fundamental of the flux model's secondary, ADC clipping included.
+            let table = match &self.ct_table {
+                Some(t) => t.clone(),
+                None => {
+                    let t = self.m.ct_table_cache.get_or_compute(&self.m);
+                    self.ct_table = Some(t.clone());
+                    t
+                }
+            };
+            let (gain, rms, out_peak) = table.response(peak / knee);
+            let gm = gain.abs();
+            if gm > 0.0 && gm.is_finite() {
+                mag *= gm;
+                arg += gain.arg();
+                rms_over_fund = (rms / gm).max(1.0);
+            }
+            if peak > knee || out_peak * knee * g / per_count >= fsc {
+                q.saturated = true;
+            }
+        } else {
+            let peak_counts = SQRT_2 * mag * g / per_count;
+            if peak_counts >= fsc {
+                mag *= clipped_fundamental(fsc / peak_counts);
+                q.saturated = true;
+            }
         }
         let sigma = self.m.noise_lsb_rms * per_count / n.sqrt();
         let (nr, ni) = if sigma > 0.0 { (sigma * self.gauss(), sigma * self.gauss()) } else { (0.0, 0.0) };
-        let p = Phasor::polar(mag * g, x.arg()) + Phasor::new(nr, ni);
-        let rms = p.abs();
+        let p = Phasor::polar(mag * g, arg) + Phasor::new(nr, ni);
+        let rms = p.abs() * rms_over_fund;
         (p, rms)
     }
 
