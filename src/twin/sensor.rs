@@ -863,4 +863,161 @@ mod tests {
         }
         assert!((2.0 * acc / n as f64 - clipped_fundamental(0.5)).abs() < 1e-4);
     }
+
+    #[test]
+    fn ct_fields_default_for_old_files_and_bad_values_are_named() {
+        let m = model();
+        assert_eq!(
+            (m.ct_winding_ohm, m.ct_sat_exponent, m.ct_knee_excitation_pct, m.ct_remanence_pct, m.ct_flux_decay_s),
+            (0.3, 20.0, 5.0, 40.0, 1.0)
+        );
+        type Edit = fn(&mut SensorModel);
+        let cases: [(&str, Edit); 7] = [
+            ("ct_winding_ohm", |m| m.ct_winding_ohm = -0.1),
+            ("ct_sat_exponent", |m| m.ct_sat_exponent = 1.0),
+            ("ct_sat_exponent", |m| m.ct_sat_exponent = f64::NAN),
+            ("ct_knee_excitation_pct", |m| m.ct_knee_excitation_pct = 0.0),
+            ("ct_remanence_pct", |m| m.ct_remanence_pct = 100.0),
+            ("ct_flux_decay_s", |m| m.ct_flux_decay_s = f64::INFINITY),
+            ("ct_knee_a_peak", |m| m.ct_knee_a_peak = 0.0),
+        ];
+        for (field, edit) in cases {
+            let mut m = model();
+            edit(&mut m);
+            let err = m.validate().unwrap_err();
+            assert!(err.starts_with(field), "{field}: {err}");
+        }
+        // The knee flux of the shipped CT: (0.1 + 0.3) ohm * 3.2 A / (2 pi 50) = 4.07 mV s.
+        assert!((m.ct_knee_flux_vs() - 0.4 * 3.2 / (2.0 * PI * 50.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ct_describing_function_is_monotone_and_linear_below_the_knee() {
+        let m = model();
+        let t = CtTable::new(&m);
+        assert_eq!(t.points.len(), CT_TABLE_LEN);
+        let step = (CT_TABLE_MAX / CT_TABLE_MIN).ln() / (CT_TABLE_LEN - 1) as f64;
+        let mut prev = 0.0;
+        for (k, q) in t.points.iter().enumerate() {
+            let amp = CT_TABLE_MIN * (step * k as f64).exp();
+            let fund = amp * q.g_re.hypot(q.g_im);
+            assert!(fund.is_finite() && q.rms.is_finite() && q.peak.is_finite(), "{k}: {q:?}");
+            assert!(fund >= prev * (1.0 - 1e-9), "fundamental falls at {amp:.3} knee: {fund} < {prev}");
+            prev = fund;
+        }
+        for (m_knee, lo, hi) in [(0.25, 1.0 - 1e-9, 1.0 + 1e-9), (0.5, 0.9999, 1.0001), (2.0, 0.3, 0.95)] {
+            let g = t.response(m_knee).0.abs();
+            assert!((lo..=hi).contains(&g), "gain {g} at {m_knee} knee outside {lo}..={hi}");
+        }
+        assert_eq!(t.response(0.1), (Phasor::new(1.0, 0.0), 1.0, 0.1));
+        // Beyond the table the fundamental stays; NaN and negative inputs are linear.
+        let (g64, _, _) = t.response(64.0);
+        let (g128, _, _) = t.response(128.0);
+        assert!((g128.abs() * 128.0 - g64.abs() * 64.0).abs() < 1e-9);
+        assert_eq!(t.response(f64::NAN).0, Phasor::new(1.0, 0.0));
+    }
+
+    #[test]
+    fn ct_core_is_bounded_and_nan_free_on_any_input() {
+        let m = model();
+        let p = CtParams::new(&m);
+        let mut c = CtCore::default();
+        let inputs = [0.0, 1.0, -1.0, 1e3, -1e6, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e300, -5e-320, 3.0];
+        for k in 0..2000 {
+            let u = inputs[k % inputs.len()] * if k % 7 == 0 { -1.0 } else { 1.0 };
+            let im = c.step(&p, u);
+            assert!(im.is_finite() && c.x.is_finite() && c.x_r.is_finite(), "{k}: u {u}, i_m {im}, {c:?}");
+        }
+        // Zero primary current from a saturated core: the flux falls back below the knee, and the
+        // magnetising (subsidence) current decays.
+        let mut c = CtCore { x: 3.0, ..Default::default() };
+        let first = c.step(&p, 0.0);
+        for _ in 0..640 {
+            c.step(&p, 0.0);
+        }
+        let last = c.step(&p, 0.0);
+        assert!(c.x.abs() < 1.0 && last.abs() < first.abs() * 1e-3, "{c:?} {first} {last}");
+    }
+
+    /// A phase-a-only state: current `i_rms` at angle `ang`, voltage leading it by atan(x_over_r).
+    fn fault_state(i_rms: f64, ang: f64, x_over_r: f64) -> PrimaryState {
+        let mut s = PrimaryState { freq_hz: 50.0, ..Default::default() };
+        s.v = [Phasor::polar(60.0, ang + x_over_r.atan()), Phasor::polar(230.0, -2.0), Phasor::polar(230.0, 2.0)];
+        s.i[0] = Phasor::polar(i_rms, ang);
+        s
+    }
+
+    /// Phase-a samples (primary A) of `faults` (start ns, state), the current interrupted `dur_ns` after each
+    /// start, read until `until_ns`. A noiseless front end; `knee` overrides the CT knee.
+    fn phase_a(knee: f64, faults: &[(u64, PrimaryState)], dur_ns: u64, until_ns: u64) -> (Vec<f64>, [f64; 4]) {
+        let mut m = model();
+        (m.noise_lsb_rms, m.offset_lsb, m.gain_error_pct) = (0.0, 0.0, 0.0);
+        m.ct_knee_a_peak = knee;
+        let mut t = SensorTwin::new(m.clone(), Fidelity::Waveform, 25.0, crate::engine::stream(1, 1, "t")).unwrap();
+        let mut flux = [0.0; 4];
+        t.set_state(0, fault_state(0.0, 0.0, 1.0));
+        for (t0, s) in faults {
+            t.set_state(*t0, s.clone());
+            t.set_state(t0 + dur_ns, fault_state(0.0, 0.0, 1.0));
+            t.synthesise_until(t0 + dur_ns + 1);
+            flux = t.ct_flux_vs();
+        }
+        t.synthesise_until(until_ns);
+        let out = t.queue.iter().map(|r| r.i[0] as f64 * m.a_per_count()).collect();
+        (out, flux)
+    }
+
+    /// Per-cycle error of `y` against the linear CT's `x` from sample `n0`: RMS of the difference over the
+    /// RMS of the linear reading, per cycle.
+    fn cycle_errors(x: &[f64], y: &[f64], n0: usize, cycles: usize) -> Vec<f64> {
+        (0..cycles)
+            .map(|k| {
+                let r = n0 + 128 * k..n0 + 128 * (k + 1);
+                let d: f64 = r.clone().map(|n| (x[n] - y[n]).powi(2)).sum();
+                let e: f64 = r.map(|n| x[n].powi(2)).sum();
+                (d / e).sqrt()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn offset_fault_saturates_more_and_sooner_than_a_symmetrical_one() {
+        // 0.6 times the knee (4.8 kA peak, 3394 A RMS), X/R 10, switched at 100 ms (sample 640, a cycle start):
+        // angle pi puts the new current at its negative peak (full offset, DC = +peak), -pi/2 at its zero.
+        let (t0, until, i) = (100_000_000, 200_000_000, 0.6 * 8000.0 / SQRT_2);
+        let mut errs = Vec::new();
+        for (name, ang) in [("offset", PI), ("symmetrical", -PI / 2.0)] {
+            let f = [(t0, fault_state(i, ang, 10.0))];
+            let (x, _) = phase_a(1e12, &f, 60_000_000, until);
+            let (y, _) = phase_a(8000.0, &f, 60_000_000, until);
+            let e = cycle_errors(&x, &y, 640, 3);
+            eprintln!("{name}: per-cycle error {e:.4?}");
+            errs.push(e);
+        }
+        let worst = |e: &[f64]| e.iter().cloned().fold(0.0, f64::max);
+        assert!(worst(&errs[0]) > 0.2, "the offset fault barely saturates: {:?}", errs[0]);
+        assert!(worst(&errs[0]) > 5.0 * worst(&errs[1]), "offset {:?} vs symmetrical {:?}", errs[0], errs[1]);
+        assert!(errs[0][0] > 0.05, "no saturation in the offset fault's first cycle: {:?}", errs[0]);
+    }
+
+    #[test]
+    fn remanent_flux_changes_the_next_fault() {
+        // The same offset fault twice, 300 ms apart, each interrupted after 50 ms; against the second fault
+        // alone on a fresh core.
+        let (i, xr) = (0.35 * 8000.0 / SQRT_2, 5.0);
+        let f1 = (100_000_000, fault_state(i, PI, xr));
+        let f2 = (400_000_000, fault_state(i, PI, xr));
+        let until = 460_000_000;
+        let (x, _) = phase_a(1e12, std::slice::from_ref(&f2), 50_000_000, until);
+        let (fresh, _) = phase_a(8000.0, std::slice::from_ref(&f2), 50_000_000, until);
+        let (twice, flux) = phase_a(8000.0, &[f1, f2], 50_000_000, until);
+        let n0 = 2560; // 400 ms
+        let e_fresh = cycle_errors(&x, &fresh, n0, 2);
+        let e_twice = cycle_errors(&x, &twice, n0, 2);
+        eprintln!("flux after the faults {flux:?} V s; second fault on a fresh core {e_fresh:.4?}, after the first {e_twice:.4?}");
+        assert!(
+            (e_twice[0] - e_fresh[0]).abs() > 0.25 * e_fresh[0].max(0.01),
+            "remanence does not change the first cycle: {e_fresh:?} vs {e_twice:?}"
+        );
+    }
 }
