@@ -381,9 +381,13 @@ impl CtTable {
     /// Runs the flux model with a sinusoidal primary at every point of the table until it is periodic and
     /// takes the fundamental of its last cycle (ADC clipping at nominal gain included).
     pub fn new(m: &SensorModel) -> CtTable {
+        Self::with_clip(m, m.a_per_count() * m.full_scale_counts() as f64 / m.ct_knee_a_peak)
+    }
+
+    /// The table with the ADC clipping at `clip` knee currents (infinite: the CT alone).
+    fn with_clip(m: &SensorModel, clip: f64) -> CtTable {
         let p = CtParams::new(m);
         let nc = (m.sample_rate_hz / m.nominal_hz.max(1)).max(4) as usize;
-        let clip = m.a_per_count() * m.full_scale_counts() as f64 / m.ct_knee_a_peak;
         let step = (CT_TABLE_MAX / CT_TABLE_MIN).ln() / (CT_TABLE_LEN - 1) as f64;
         let d = 2.0 * PI / nc as f64;
         let points = (0..CT_TABLE_LEN)
@@ -897,13 +901,19 @@ mod tests {
         let t = CtTable::new(&m);
         assert_eq!(t.points.len(), CT_TABLE_LEN);
         let step = (CT_TABLE_MAX / CT_TABLE_MIN).ln() / (CT_TABLE_LEN - 1) as f64;
+        // The CT alone: its fundamental rises with the primary. With the ADC's clipping (at 1.5625 times the
+        // knee) the peaky saturated secondary loses part of its fundamental once its peak is clipped, more
+        // the deeper the saturation: never above the CT alone, and above 0.45 knee up to 64 times the knee.
+        let alone = CtTable::with_clip(&m, f64::INFINITY);
+        let fund = |q: &CtPoint, k: usize| CT_TABLE_MIN * (step * k as f64).exp() * q.g_re.hypot(q.g_im);
         let mut prev = 0.0;
-        for (k, q) in t.points.iter().enumerate() {
-            let amp = CT_TABLE_MIN * (step * k as f64).exp();
-            let fund = amp * q.g_re.hypot(q.g_im);
-            assert!(fund.is_finite() && q.rms.is_finite() && q.peak.is_finite(), "{k}: {q:?}");
-            assert!(fund >= prev * (1.0 - 1e-9), "fundamental falls at {amp:.3} knee: {fund} < {prev}");
-            prev = fund;
+        for (k, (q, c)) in alone.points.iter().zip(&t.points).enumerate() {
+            let (fa, fc) = (fund(q, k), fund(c, k));
+            assert!(fa.is_finite() && q.rms.is_finite() && q.peak.is_finite(), "{k}: {q:?}");
+            assert!(fc.is_finite() && c.rms.is_finite() && c.peak.is_finite(), "{k}: {c:?}");
+            assert!(fa >= prev, "the CT's fundamental falls at point {k}: {fa} < {prev}");
+            assert!(fc <= fa + 1e-12 && (fc > 0.45 || k < 48), "point {k}: clipped {fc}, CT alone {fa}");
+            prev = fa;
         }
         for (m_knee, lo, hi) in [(0.25, 1.0 - 1e-9, 1.0 + 1e-9), (0.5, 0.9999, 1.0001), (2.0, 0.3, 0.95)] {
             let g = t.response(m_knee).0.abs();
