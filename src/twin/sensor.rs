@@ -34,7 +34,8 @@
 //!   switching sample) decaying with the time constant `X / (omega R)`. The X/R is taken from the angle
 //!   between the new voltage and current phasors of that phase (the impedance the LMU sees downstream, which
 //!   stands for the whole fault loop), capped at 30, and 2 when the voltage is below 1 V (a bolted fault at
-//!   the LMU's bus). The neutral CT gets no DC component. A falling current (an interruption, which a breaker
+//!   the LMU's bus). The twin's first state has none (the twin starts in steady state). The neutral CT gets
+//!   no DC component. A falling current (an interruption, which a breaker
 //!   makes at a current zero) gets none either.
 //!
 //! The phasor fidelity cannot integrate flux; it takes the flux model's steady state instead: a describing
@@ -507,6 +508,8 @@ pub struct SensorTwin {
     dc: [DcOffset; 3],
     /// Phasor fidelity: the CT's describing function, once a current needs it.
     ct_table: Option<std::sync::Arc<CtTable>>,
+    /// Waveform fidelity: a state was set; the first one starts in steady state, with no switching transient.
+    primed: bool,
 }
 
 impl SensorTwin {
@@ -526,6 +529,7 @@ impl SensorTwin {
             ct: CtParams::new(&model),
             dc: [DcOffset::default(); 3],
             ct_table: None,
+            primed: false,
             m: model,
         })
     }
@@ -561,7 +565,10 @@ impl SensorTwin {
             if first_new > 0 {
                 self.synthesise_to(first_new - 1);
             }
-            self.switch_transients(first_new.max(self.next_n), &s);
+            if self.primed {
+                self.switch_transients(first_new.max(self.next_n), &s);
+            }
+            self.primed = true;
         }
         self.state = s;
         self.dirty_cycle = true;
