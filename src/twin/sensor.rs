@@ -313,7 +313,7 @@ impl CtCore {
             let f = x + a * xs * x - target;
             let d = 1.0 + a * p.s * xs;
             let nx = (x - f / d).max(0.0);
-            let done = (x - nx).abs() <= 1e-14 * x.max(1e-300) || !(f > 0.0);
+            let done = (x - nx).abs() <= 1e-14 * x.max(1e-300) || f.is_nan() || f <= 0.0;
             x = nx;
             if done {
                 break;
@@ -420,7 +420,7 @@ impl CtTable {
     /// (complex gain of the fundamental, RMS over the primary's RMS, secondary peak in knee units) for a
     /// sinusoidal primary of peak `m` knee currents.
     fn response(&self, m: f64) -> (Phasor, f64, f64) {
-        if !(m > CT_TABLE_MIN) || self.points.is_empty() {
+        if m.is_nan() || m <= CT_TABLE_MIN || self.points.is_empty() {
             return (Phasor::new(1.0, 0.0), 1.0, m.max(0.0));
         }
         let last = self.points.len() - 1;
