@@ -74,6 +74,9 @@ fn clamp_i(x: f64) -> i32 {
 }
 
 /// A line whose highest phase voltage is below this share of nominal, with no current, is dead.
+/// RMS over fundamental of a phase current beyond which a saturated reading is taken for a CT deep in
+/// saturation (a sine is 1; a CT collapsing for most of each cycle gives a peaky secondary well above it).
+pub const SATURATED_RMS_RATIO: f64 = 1.15;
 pub const DEAD_VOLTAGE_SHARE: f64 = 0.1;
 /// Largest current (A) on a dead line (measurement noise).
 pub const DEAD_CURRENT_A: f64 = 5.0;
@@ -159,8 +162,12 @@ impl Lmu {
         if i.is_finite() && m.quality.missing == 0 {
             self.i_max_a = i;
             self.last = Some(*m);
-            let full_scale =
-                m.quality.saturated && i >= flisr::FULL_SCALE_SHARE * self.flisr.settings().measuring_range_a;
+            // A CT deep in saturation under-reads (its secondary collapses for most of each cycle), so its
+            // fundamental alone may fall well below the range; its waveform is then peaky, RMS well above the
+            // fundamental. Saturated with such a distortion counts as full scale like a reading at the range.
+            let distorted = m.i.iter().zip(&m.i_rms).any(|(p, &r)| r > SATURATED_RMS_RATIO * p.abs());
+            let full_scale = m.quality.saturated
+                && (i >= flisr::FULL_SCALE_SHARE * self.flisr.settings().measuring_range_a || distorted);
             let v_max = m.v.iter().map(|p| p.abs()).fold(0.0, f64::max);
             let dead = v_max.is_finite() && v_max < DEAD_VOLTAGE_SHARE * self.u_nom_v && i < DEAD_CURRENT_A;
             self.flisr.set_line_state(full_scale, dead);
