@@ -237,6 +237,119 @@ pub struct Flows {
     pub dropped_dead: u64,
 }
 
+/// Protection (urgent) traffic on the air: what the LMUs' FLISR frames ask of the radio. The channel's busy time
+/// is the union of every transmission's interval (data and acknowledgements, anywhere in the mesh: in a
+/// feeder-sized mesh every node shares one channel), split into whole seconds of simulated time; the busiest
+/// second that carried protection frames gives the channel's occupancy while a fault is handled, and the union
+/// of the protection frames' own intervals (with their acknowledgements) their share of it.
+#[derive(Clone, Debug, Default)]
+pub struct UrgentAir {
+    /// Protection data-frame transmissions (every attempt).
+    pub frames: u64,
+    /// Their PSDU bytes.
+    pub psdu_bytes: u64,
+    /// Airtime of protection frames and of their acknowledgements, summed, ns.
+    pub air_ns: u64,
+    /// End of the busy time counted so far, of everything and of protection traffic, ns.
+    busy_until_ns: (u64, u64),
+    /// Seconds not yet closed: (second, busy ns, protection-busy ns). Starts never decrease (see
+    /// [`super::channel::Channel::push`]) and no transmission lasts a second, so this holds two at most.
+    open: VecDeque<(u64, u64, u64)>,
+    /// The busiest closed second that carried protection traffic, as in `open`.
+    busiest: Option<(u64, u64, u64)>,
+}
+
+impl UrgentAir {
+    const SECOND_NS: u64 = 1_000_000_000;
+
+    /// Counts a transmission over `[start_ns, end_ns)`.
+    fn count(&mut self, start_ns: u64, end_ns: u64, urgent: bool) {
+        debug_assert!(end_ns - start_ns < Self::SECOND_NS, "a transmission longer than a second");
+        let first = start_ns / Self::SECOND_NS;
+        while self.open.front().is_some_and(|o| o.0 < first) {
+            let o = self.open.pop_front().expect("checked");
+            self.close(o);
+        }
+        if urgent {
+            self.air_ns += end_ns - start_ns;
+        }
+        for (k, lane) in [(0usize, true), (1, urgent)] {
+            if !lane {
+                continue;
+            }
+            let until = if k == 0 { &mut self.busy_until_ns.0 } else { &mut self.busy_until_ns.1 };
+            let mut a = start_ns.max(*until);
+            *until = (*until).max(end_ns);
+            while a < end_ns {
+                let sec = a / Self::SECOND_NS;
+                let to = end_ns.min((sec + 1) * Self::SECOND_NS);
+                let pos = match self.open.iter().position(|o| o.0 == sec) {
+                    Some(p) => p,
+                    None => {
+                        self.open.push_back((sec, 0, 0));
+                        self.open.len() - 1
+                    }
+                };
+                assert!(self.open.len() <= 3, "seconds left open");
+                if k == 0 {
+                    self.open[pos].1 += to - a;
+                } else {
+                    self.open[pos].2 += to - a;
+                }
+                a = to;
+            }
+        }
+    }
+
+    fn close(&mut self, o: (u64, u64, u64)) {
+        if o.2 > 0 && self.busiest.is_none_or(|b| o.1 > b.1) {
+            self.busiest = Some(o);
+        }
+    }
+
+    /// The busiest second that carried protection traffic: (its start in s, share of it the channel was busy,
+    /// share of it protection traffic kept the channel busy).
+    pub fn busiest_second(&self) -> Option<(f64, f64, f64)> {
+        let mut probe = self.clone();
+        while let Some(o) = probe.open.pop_front() {
+            probe.close(o);
+        }
+        probe.busiest.map(|(s, all, urgent)| (s as f64, all as f64 / 1e9, urgent as f64 / 1e9))
+    }
+}
+
+#[cfg(test)]
+mod urgent_air_tests {
+    use super::UrgentAir;
+
+    const MS: u64 = 1_000_000;
+
+    /// The busy time is the union of the intervals, split at whole seconds; the protection share is the union
+    /// of the protection intervals; the busiest second is chosen among those that carried protection traffic.
+    #[test]
+    fn busy_time_is_a_union_split_by_second() {
+        let mut a = UrgentAir::default();
+        // Second 0: a reading alone, 100 ms, the busiest second so far but without protection traffic.
+        a.count(0, 100 * MS, false);
+        // Second 1: two overlapping protection frames (900-940 and 920-960 ms: 60 ms of union), then a reading
+        // crossing into second 2 (990-1010 ms).
+        a.count(1_900 * MS, 1_940 * MS, true);
+        a.count(1_920 * MS, 1_960 * MS, true);
+        a.count(1_990 * MS, 2_010 * MS, false);
+        assert_eq!(a.air_ns, 80 * MS, "protection airtime is summed, not unioned");
+        let (at_s, busy, share) = a.busiest_second().expect("a second with protection traffic");
+        assert_eq!(at_s, 1.0);
+        assert!((busy - 0.070).abs() < 1e-12, "{busy}");
+        assert!((share - 0.060).abs() < 1e-12, "{share}");
+        // Second 2: 10 ms carried over, then a busier second with protection traffic.
+        a.count(2_100 * MS, 2_300 * MS, true);
+        let (at_s, busy, share) = a.busiest_second().expect("a second with protection traffic");
+        assert_eq!(at_s, 2.0);
+        assert!((busy - 0.210).abs() < 1e-12, "{busy}");
+        assert!((share - 0.200).abs() < 1e-12, "{share}");
+    }
+}
+
 /// The radio port a router transmits through: the node's MAC queue, behind the node's frame security (the
 /// outgoing frame security procedure runs when a frame is queued, so retries resend the same sealed bytes).
 struct Port<'a> {
@@ -435,6 +548,10 @@ pub struct MeshAgent {
     pub(crate) bins: Vec<Bin>,
     pub(crate) lat_us: Vec<u32>,
     pub(crate) down_lat_us: Vec<u32>,
+    /// Latencies of delivered neighbour (FLISR) frames, µs.
+    pub(crate) nbr_lat_us: Vec<u32>,
+    /// Protection traffic on the air.
+    pub(crate) urgent_air: UrgentAir,
     pub(crate) failures: Vec<FailureRecord>,
     pub(crate) flows: Flows,
     random_failures: Option<(u64, u64)>,
@@ -528,6 +645,8 @@ impl MeshAgent {
             bins: Vec::new(),
             lat_us: Vec::new(),
             down_lat_us: Vec::new(),
+            nbr_lat_us: Vec::new(),
+            urgent_air: UrgentAir::default(),
             failures: Vec::new(),
             flows: Flows::default(),
             random_failures,
@@ -981,7 +1100,10 @@ impl MeshAgent {
                 self.flows.down_delivered += 1;
                 self.down_lat_us.push(lat);
             }
-            DeliveryKind::Neighbor => self.flows.nbr_delivered += 1,
+            DeliveryKind::Neighbor => {
+                self.flows.nbr_delivered += 1;
+                self.nbr_lat_us.push(lat);
+            }
         }
         ctx.digest(((origin as u64) << 32) ^ serial as u64 ^ ((i as u64) << 48));
         if let Some(app) = self.nodes[i].app {
@@ -1128,7 +1250,7 @@ impl MeshAgent {
         // Clear: turn the radio around and transmit.
         let Some(out) = self.nodes[i].mac.queue.front() else { return };
         let psdu = self.radio.data_psdu_bytes(out.frame.len());
-        let (dst, app, sec_bytes) = (out.dst, out.app, out.sec_bytes);
+        let (dst, app, sec_bytes, urgent) = (out.dst, out.app, out.sec_bytes, out.urgent);
         let start = now + self.turn_ns;
         let end = start + self.radio.airtime_ns(psdu);
         let sec_ns =
@@ -1145,6 +1267,11 @@ impl MeshAgent {
         n.stats.tx_psdu_bytes += psdu as u64;
         if app {
             n.stats.app_attempts += 1;
+        }
+        self.urgent_air.count(start, end, urgent);
+        if urgent {
+            self.urgent_air.frames += 1;
+            self.urgent_air.psdu_bytes += psdu as u64;
         }
         if self.jam.is_some() {
             self.jam_frame_start(i, start, now);
@@ -1348,6 +1475,8 @@ impl MeshAgent {
             if self.jam.is_some() {
                 self.jam_frame_start(d, ack_start, now);
             }
+            let urgent = self.nodes[i].mac.queue.front().is_some_and(|o| o.urgent);
+            self.urgent_air.count(ack_start, ack_end, urgent);
             let dn = &mut self.nodes[d];
             dn.mac.ack_busy_until = ack_end;
             dn.stats.tx_ns += ack_end - ack_start;

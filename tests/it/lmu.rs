@@ -682,8 +682,20 @@ mod world {
         assert!(sent > 0);
         assert_eq!(s["mesh"]["neighbour_sent"].as_u64().unwrap(), sent, "{}", s["mesh"]);
         assert!(s["lmus"]["flisr_frames_by_kind"]["query"].as_u64().unwrap() > 0, "{}", s["lmus"]);
+        // What they asked of the radio: at least one transmission per frame, 32-byte PSDUs, delivered within
+        // the scheme's timers, in a second that the channel was busy for part of.
+        let p = &s["mesh"]["protection"];
+        assert!(p["frames_sent"].as_u64().unwrap() >= sent, "{p}");
+        assert_eq!(p["psdu_bytes_mean"], 32.0, "{p}");
+        let (p50, max) = (p["latency_ms_p50"].as_f64().unwrap(), p["latency_ms_max"].as_f64().unwrap());
+        assert!(0.0 < p50 && p50 <= max && max < 1000.0, "{p}");
+        let (busy, share) =
+            (p["busiest_second_occupancy"].as_f64().unwrap(), p["busiest_second_protection_share"].as_f64().unwrap());
+        assert!(0.0 < share && share <= busy && busy <= 1.0, "{p}");
         // The same case on the stand-in link sends nothing over the mesh.
-        assert_eq!(case(&LINK)["mesh"]["neighbour_sent"], 0);
+        let link = case(&LINK);
+        assert_eq!(link["mesh"]["neighbour_sent"], 0);
+        assert!(link["mesh"].get("protection").is_none(), "{}", link["mesh"]);
     }
 
     #[test]
