@@ -250,17 +250,20 @@ pub struct UrgentAir {
     pub psdu_bytes: u64,
     /// Airtime of protection frames and of their acknowledgements, summed, ns.
     pub air_ns: u64,
-    /// End of the busy time counted so far, of everything and of protection traffic, ns.
-    busy_until_ns: (u64, u64),
-    /// Seconds not yet closed: (second, busy ns, protection-busy ns). Starts never decrease (see
+    /// End of the busy time counted so far, per lane ([`UrgentAir::ALL`], [`UrgentAir::URGENT`]), ns.
+    busy_until_ns: [u64; 2],
+    /// Seconds not yet closed: (second, busy ns per lane). Starts never decrease (see
     /// [`super::channel::Channel::push`]) and no transmission lasts a second, so this holds two at most.
-    open: VecDeque<(u64, u64, u64)>,
-    /// The busiest closed second that carried protection traffic, as in `open`.
-    busiest: Option<(u64, u64, u64)>,
+    open: VecDeque<(u64, [u64; 2])>,
+    /// The busiest closed second (by all traffic) that carried protection traffic, as in `open`.
+    busiest: Option<(u64, [u64; 2])>,
 }
 
 impl UrgentAir {
     const SECOND_NS: u64 = 1_000_000_000;
+    /// Lanes of the busy time: every transmission, and protection traffic.
+    const ALL: usize = 0;
+    const URGENT: usize = 1;
 
     /// Counts a transmission over `[start_ns, end_ns)`.
     fn count(&mut self, start_ns: u64, end_ns: u64, urgent: bool) {
@@ -273,36 +276,28 @@ impl UrgentAir {
         if urgent {
             self.air_ns += end_ns - start_ns;
         }
-        for (k, lane) in [(0usize, true), (1, urgent)] {
-            if !lane {
-                continue;
-            }
-            let until = if k == 0 { &mut self.busy_until_ns.0 } else { &mut self.busy_until_ns.1 };
-            let mut a = start_ns.max(*until);
-            *until = (*until).max(end_ns);
+        let lanes: &[usize] = if urgent { &[Self::ALL, Self::URGENT] } else { &[Self::ALL] };
+        for &lane in lanes {
+            // Only the part after what this lane already counted adds to the union.
+            let mut a = start_ns.max(self.busy_until_ns[lane]);
+            self.busy_until_ns[lane] = self.busy_until_ns[lane].max(end_ns);
             while a < end_ns {
                 let sec = a / Self::SECOND_NS;
                 let to = end_ns.min((sec + 1) * Self::SECOND_NS);
-                let pos = match self.open.iter().position(|o| o.0 == sec) {
-                    Some(p) => p,
-                    None => {
-                        self.open.push_back((sec, 0, 0));
-                        self.open.len() - 1
-                    }
-                };
+                let pos = self.open.iter().position(|o| o.0 == sec).unwrap_or_else(|| {
+                    self.open.push_back((sec, [0, 0]));
+                    self.open.len() - 1
+                });
                 assert!(self.open.len() <= 3, "seconds left open");
-                if k == 0 {
-                    self.open[pos].1 += to - a;
-                } else {
-                    self.open[pos].2 += to - a;
-                }
+                self.open[pos].1[lane] += to - a;
                 a = to;
             }
         }
     }
 
-    fn close(&mut self, o: (u64, u64, u64)) {
-        if o.2 > 0 && self.busiest.is_none_or(|b| o.1 > b.1) {
+    fn close(&mut self, o: (u64, [u64; 2])) {
+        let (all, urgent) = (o.1[Self::ALL], o.1[Self::URGENT]);
+        if urgent > 0 && self.busiest.is_none_or(|b| all > b.1[Self::ALL]) {
             self.busiest = Some(o);
         }
     }
@@ -314,7 +309,7 @@ impl UrgentAir {
         while let Some(o) = probe.open.pop_front() {
             probe.close(o);
         }
-        probe.busiest.map(|(s, all, urgent)| (s as f64, all as f64 / 1e9, urgent as f64 / 1e9))
+        probe.busiest.map(|(s, busy)| (s as f64, busy[Self::ALL] as f64 / 1e9, busy[Self::URGENT] as f64 / 1e9))
     }
 }
 
@@ -885,12 +880,24 @@ impl MeshAgent {
     /// Path loss of a link, dB (the propagation model's, with the log-distance reference loss computed once).
     #[inline]
     fn loss_db(&self, from: usize, to: usize, d: f64) -> f64 {
+        self.loss_db_hashed(from, to, d, self.link_hash(from, to))
+    }
+
+    /// [`MeshAgent::loss_db`] with the link's shadowing hash ([`MeshAgent::link_hash`]) already drawn.
+    #[inline]
+    fn loss_db_hashed(&self, from: usize, to: usize, d: f64, h: u64) -> f64 {
         match self.log_distance {
             Some((d0, l0, slope)) if d > d0 && d >= super::propagation::MIN_DISTANCE_M => {
-                l0 + slope * (d / d0).log10() + self.prop.shadow_db_keyed(self.shadow_key, from as u32, to as u32)
+                l0 + slope * (d / d0).log10() + self.prop.shadow_db_from_hash(h)
             }
             _ => self.prop.loss_db(self.seed, from as u32, to as u32, d, self.radio.frequency_mhz),
         }
+    }
+
+    /// The hash that draws the link `from -> to`'s shadowing (see [`Propagation::shadow_hash_keyed`]).
+    #[inline]
+    fn link_hash(&self, from: usize, to: usize) -> u64 {
+        self.prop.shadow_hash_keyed(self.shadow_key, from as u32, to as u32)
     }
 
     /// Mean power at `to` of `from`'s transmissions, dBm; `None` below the interference threshold (the noise
@@ -904,44 +911,41 @@ impl MeshAgent {
         if d2 > self.reach2 {
             return None;
         }
-        // The common case (log-distance, bounded, no degraded links): the link's hash is drawn once and serves
-        // both the bound and the shadowing (`bounded_out` then `link_dbm_exact` would draw it twice).
-        if let Some((d0, l0, slope)) = self.log_distance
-            && !self.below_floor_d2.is_empty()
-            && self.link_extra_db.is_empty()
-        {
-            let h = self.prop.shadow_hash_keyed(self.shadow_key, from as u32, to as u32);
-            if d2 > self.below_floor_d2[(h >> (64 - SHADOW_BIN_BITS)) as usize] {
-                return None;
-            }
-            let d = d2.sqrt();
-            if d > d0 && d >= super::propagation::MIN_DISTANCE_M {
-                let shadow = self.prop.shadow_db_from_hash(h);
-                let p = self.offset_dbm - (l0 + slope * (d / d0).log10() + shadow);
-                return (p >= self.interference_dbm).then_some(p);
-            }
-        }
-        if self.bounded_out(d2, from, to) {
+        // The link's hash is drawn once and serves both the bound and the shadowing.
+        let h = self.link_hash(from, to);
+        if self.bounded_out_hashed(d2, h) {
             return None;
         }
-        self.link_dbm_exact(d2, from, to)
+        self.link_dbm_exact_hashed(d2, from, to, h)
     }
 
     /// Whether [`MeshAgent::bound_links`]' bound puts the link `from -> to` at squared distance `d2` (m^2)
     /// below the interference threshold, without computing its shadowing.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn bounded_out(&self, d2: f64, from: usize, to: usize) -> bool {
+        self.bounded_out_hashed(d2, self.link_hash(from, to))
+    }
+
+    /// Whether [`MeshAgent::bound_links`]' bound puts a link at squared distance `d2` (m^2) with shadowing hash `h`
+    /// below the interference threshold.
+    #[inline]
+    fn bounded_out_hashed(&self, d2: f64, h: u64) -> bool {
         if self.below_floor_d2.is_empty() || !self.link_extra_db.is_empty() {
             return false;
         }
-        let h = self.prop.shadow_hash_keyed(self.shadow_key, from as u32, to as u32);
         d2 > self.below_floor_d2[(h >> (64 - SHADOW_BIN_BITS)) as usize]
     }
 
     /// [`MeshAgent::link_dbm_at`] computed in full, for a link at squared distance `d2` (m^2).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn link_dbm_exact(&self, d2: f64, from: usize, to: usize) -> Option<f64> {
-        let p = self.offset_dbm - self.loss_db(from, to, d2.sqrt()) - self.extra_db(from, to);
+        self.link_dbm_exact_hashed(d2, from, to, self.link_hash(from, to))
+    }
+
+    /// [`MeshAgent::link_dbm_at`] computed in full, for a link whose shadowing hash `h` is already drawn.
+    #[inline]
+    fn link_dbm_exact_hashed(&self, d2: f64, from: usize, to: usize, h: u64) -> Option<f64> {
+        let p = self.offset_dbm - self.loss_db_hashed(from, to, d2.sqrt(), h) - self.extra_db(from, to);
         (p >= self.interference_dbm).then_some(p)
     }
 
