@@ -427,6 +427,29 @@ pub struct FlowRow {
     pub latency_ms_p99: Option<f64>,
 }
 
+/// Protection traffic on the radio (the `mesh.protection` object of `summary.json`): the LMUs' FLISR frames as
+/// the mesh carried them, with the acknowledgements of those frames.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProtectionAir {
+    /// Protection data-frame transmissions, every attempt.
+    pub frames_sent: u64,
+    /// Mean PSDU of those transmissions, bytes.
+    pub psdu_bytes_mean: f64,
+    /// Airtime of protection frames and their acknowledgements, ms.
+    pub airtime_ms: f64,
+    /// One-way latency of delivered neighbour frames (queued at the sender to handed to the receiver), ms.
+    pub latency_ms_p50: Option<f64>,
+    pub latency_ms_p99: Option<f64>,
+    pub latency_ms_max: Option<f64>,
+    /// The busiest whole second of simulated time that carried protection frames (by the airtime of every
+    /// transmission in it, counted by start), its start, s.
+    pub busiest_second_s: f64,
+    /// Share of that second the channel carried some transmission (summed over the mesh).
+    pub busiest_second_occupancy: f64,
+    /// Share of that second taken by protection frames and their acknowledgements.
+    pub busiest_second_protection_share: f64,
+}
+
 /// The mesh results: the `mesh` object of `summary.json`; node, bin and flow rows go to CSV files.
 #[derive(Clone, Debug, Serialize)]
 pub struct MeshReport {
@@ -485,6 +508,9 @@ pub struct MeshReport {
     pub energy_j_mean: f64,
     pub energy_j_total: f64,
     pub warnings: Vec<String>,
+    /// What protection (FLISR) frames asked of the radio; absent when none were sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protection: Option<ProtectionAir>,
     #[serde(skip)]
     pub node_rows: Vec<NodeRow>,
     #[serde(skip)]
@@ -670,6 +696,20 @@ impl MeshHandle {
         lat.sort_unstable();
         let mut dlat = m.down_lat_us.clone();
         dlat.sort_unstable();
+        let mut nlat = m.nbr_lat_us.clone();
+        nlat.sort_unstable();
+        let ua = &m.urgent_air;
+        let protection = ua.busiest_second().filter(|_| ua.frames > 0).map(|(at_s, occupancy, share)| ProtectionAir {
+            frames_sent: ua.frames,
+            psdu_bytes_mean: ua.psdu_bytes as f64 / ua.frames as f64,
+            airtime_ms: ua.air_ns as f64 / 1e6,
+            latency_ms_p50: pct(&nlat, 0.5),
+            latency_ms_p99: pct(&nlat, 0.99),
+            latency_ms_max: nlat.last().map(|&l| l as f64 / 1000.0),
+            busiest_second_s: at_s,
+            busiest_second_occupancy: occupancy,
+            busiest_second_protection_share: share,
+        });
         let starters: Vec<&NodeRow> =
             rows.iter().zip(&m.nodes).filter(|(_, n)| n.join_at.is_none() && !n.coordinator).map(|(r, _)| r).collect();
         let unjoined = starters.iter().filter(|r| r.joined_s.is_none()).count();
@@ -702,9 +742,9 @@ impl MeshHandle {
                 sent: fl.nbr_sent,
                 delivered: fl.nbr_delivered,
                 pdr: (fl.nbr_sent > 0).then(|| fl.nbr_delivered as f64 / fl.nbr_sent as f64),
-                latency_ms_p50: None,
-                latency_ms_p90: None,
-                latency_ms_p99: None,
+                latency_ms_p50: pct(&nlat, 0.5),
+                latency_ms_p90: pct(&nlat, 0.9),
+                latency_ms_p99: pct(&nlat, 0.99),
             },
         ];
         MeshReport {
@@ -751,6 +791,7 @@ impl MeshHandle {
             energy_j_mean: if m.nodes.is_empty() { 0.0 } else { e_total / m.nodes.len() as f64 },
             energy_j_total: e_total,
             warnings: self.warnings.clone(),
+            protection,
             node_rows: rows,
             bins: bin_rows,
             flows,

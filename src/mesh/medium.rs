@@ -237,6 +237,114 @@ pub struct Flows {
     pub dropped_dead: u64,
 }
 
+/// Protection (urgent) traffic on the air: what the LMUs' FLISR frames ask of the radio. The channel's busy time
+/// is the union of every transmission's interval (data and acknowledgements, anywhere in the mesh: in a
+/// feeder-sized mesh every node shares one channel), split into whole seconds of simulated time; the busiest
+/// second that carried protection frames gives the channel's occupancy while a fault is handled, and the union
+/// of the protection frames' own intervals (with their acknowledgements) their share of it.
+#[derive(Clone, Debug, Default)]
+pub struct UrgentAir {
+    /// Protection data-frame transmissions (every attempt).
+    pub frames: u64,
+    /// Their PSDU bytes.
+    pub psdu_bytes: u64,
+    /// Airtime of protection frames and of their acknowledgements, summed, ns.
+    pub air_ns: u64,
+    /// End of the busy time counted so far, per lane ([`UrgentAir::ALL`], [`UrgentAir::URGENT`]), ns.
+    busy_until_ns: [u64; 2],
+    /// Seconds not yet closed: (second, busy ns per lane). Starts never decrease (see
+    /// [`super::channel::Channel::push`]) and no transmission lasts a second, so this holds two at most.
+    open: VecDeque<(u64, [u64; 2])>,
+    /// The busiest closed second (by all traffic) that carried protection traffic, as in `open`.
+    busiest: Option<(u64, [u64; 2])>,
+}
+
+impl UrgentAir {
+    const SECOND_NS: u64 = 1_000_000_000;
+    /// Lanes of the busy time: every transmission, and protection traffic.
+    const ALL: usize = 0;
+    const URGENT: usize = 1;
+
+    /// Counts a transmission over `[start_ns, end_ns)`.
+    fn count(&mut self, start_ns: u64, end_ns: u64, urgent: bool) {
+        debug_assert!(end_ns - start_ns < Self::SECOND_NS, "a transmission longer than a second");
+        let first = start_ns / Self::SECOND_NS;
+        while self.open.front().is_some_and(|o| o.0 < first) {
+            let o = self.open.pop_front().expect("checked");
+            self.close(o);
+        }
+        if urgent {
+            self.air_ns += end_ns - start_ns;
+        }
+        let lanes: &[usize] = if urgent { &[Self::ALL, Self::URGENT] } else { &[Self::ALL] };
+        for &lane in lanes {
+            // Only the part after what this lane already counted adds to the union.
+            let mut a = start_ns.max(self.busy_until_ns[lane]);
+            self.busy_until_ns[lane] = self.busy_until_ns[lane].max(end_ns);
+            while a < end_ns {
+                let sec = a / Self::SECOND_NS;
+                let to = end_ns.min((sec + 1) * Self::SECOND_NS);
+                let pos = self.open.iter().position(|o| o.0 == sec).unwrap_or_else(|| {
+                    self.open.push_back((sec, [0, 0]));
+                    self.open.len() - 1
+                });
+                assert!(self.open.len() <= 3, "seconds left open");
+                self.open[pos].1[lane] += to - a;
+                a = to;
+            }
+        }
+    }
+
+    fn close(&mut self, o: (u64, [u64; 2])) {
+        let (all, urgent) = (o.1[Self::ALL], o.1[Self::URGENT]);
+        if urgent > 0 && self.busiest.is_none_or(|b| all > b.1[Self::ALL]) {
+            self.busiest = Some(o);
+        }
+    }
+
+    /// The busiest second that carried protection traffic: (its start in s, share of it the channel was busy,
+    /// share of it protection traffic kept the channel busy).
+    pub fn busiest_second(&self) -> Option<(f64, f64, f64)> {
+        let mut probe = self.clone();
+        while let Some(o) = probe.open.pop_front() {
+            probe.close(o);
+        }
+        probe.busiest.map(|(s, busy)| (s as f64, busy[Self::ALL] as f64 / 1e9, busy[Self::URGENT] as f64 / 1e9))
+    }
+}
+
+#[cfg(test)]
+mod urgent_air_tests {
+    use super::UrgentAir;
+
+    const MS: u64 = 1_000_000;
+
+    /// The busy time is the union of the intervals, split at whole seconds; the protection share is the union
+    /// of the protection intervals; the busiest second is chosen among those that carried protection traffic.
+    #[test]
+    fn busy_time_is_a_union_split_by_second() {
+        let mut a = UrgentAir::default();
+        // Second 0: a reading alone, 100 ms, the busiest second so far but without protection traffic.
+        a.count(0, 100 * MS, false);
+        // Second 1: two overlapping protection frames (900-940 and 920-960 ms: 60 ms of union), then a reading
+        // crossing into second 2 (990-1010 ms).
+        a.count(1_900 * MS, 1_940 * MS, true);
+        a.count(1_920 * MS, 1_960 * MS, true);
+        a.count(1_990 * MS, 2_010 * MS, false);
+        assert_eq!(a.air_ns, 80 * MS, "protection airtime is summed, not unioned");
+        let (at_s, busy, share) = a.busiest_second().expect("a second with protection traffic");
+        assert_eq!(at_s, 1.0);
+        assert!((busy - 0.070).abs() < 1e-12, "{busy}");
+        assert!((share - 0.060).abs() < 1e-12, "{share}");
+        // Second 2: 10 ms carried over, then a busier second with protection traffic.
+        a.count(2_100 * MS, 2_300 * MS, true);
+        let (at_s, busy, share) = a.busiest_second().expect("a second with protection traffic");
+        assert_eq!(at_s, 2.0);
+        assert!((busy - 0.210).abs() < 1e-12, "{busy}");
+        assert!((share - 0.200).abs() < 1e-12, "{share}");
+    }
+}
+
 /// The radio port a router transmits through: the node's MAC queue, behind the node's frame security (the
 /// outgoing frame security procedure runs when a frame is queued, so retries resend the same sealed bytes).
 struct Port<'a> {
@@ -435,6 +543,10 @@ pub struct MeshAgent {
     pub(crate) bins: Vec<Bin>,
     pub(crate) lat_us: Vec<u32>,
     pub(crate) down_lat_us: Vec<u32>,
+    /// Latencies of delivered neighbour (FLISR) frames, µs.
+    pub(crate) nbr_lat_us: Vec<u32>,
+    /// Protection traffic on the air.
+    pub(crate) urgent_air: UrgentAir,
     pub(crate) failures: Vec<FailureRecord>,
     pub(crate) flows: Flows,
     random_failures: Option<(u64, u64)>,
@@ -528,6 +640,8 @@ impl MeshAgent {
             bins: Vec::new(),
             lat_us: Vec::new(),
             down_lat_us: Vec::new(),
+            nbr_lat_us: Vec::new(),
+            urgent_air: UrgentAir::default(),
             failures: Vec::new(),
             flows: Flows::default(),
             random_failures,
@@ -766,12 +880,24 @@ impl MeshAgent {
     /// Path loss of a link, dB (the propagation model's, with the log-distance reference loss computed once).
     #[inline]
     fn loss_db(&self, from: usize, to: usize, d: f64) -> f64 {
+        self.loss_db_hashed(from, to, d, self.link_hash(from, to))
+    }
+
+    /// [`MeshAgent::loss_db`] with the link's shadowing hash ([`MeshAgent::link_hash`]) already drawn.
+    #[inline]
+    fn loss_db_hashed(&self, from: usize, to: usize, d: f64, h: u64) -> f64 {
         match self.log_distance {
             Some((d0, l0, slope)) if d > d0 && d >= super::propagation::MIN_DISTANCE_M => {
-                l0 + slope * (d / d0).log10() + self.prop.shadow_db_keyed(self.shadow_key, from as u32, to as u32)
+                l0 + slope * (d / d0).log10() + self.prop.shadow_db_from_hash(h)
             }
             _ => self.prop.loss_db(self.seed, from as u32, to as u32, d, self.radio.frequency_mhz),
         }
+    }
+
+    /// The hash that draws the link `from -> to`'s shadowing (see [`Propagation::shadow_hash_keyed`]).
+    #[inline]
+    fn link_hash(&self, from: usize, to: usize) -> u64 {
+        self.prop.shadow_hash_keyed(self.shadow_key, from as u32, to as u32)
     }
 
     /// Mean power at `to` of `from`'s transmissions, dBm; `None` below the interference threshold (the noise
@@ -785,44 +911,41 @@ impl MeshAgent {
         if d2 > self.reach2 {
             return None;
         }
-        // The common case (log-distance, bounded, no degraded links): the link's hash is drawn once and serves
-        // both the bound and the shadowing (`bounded_out` then `link_dbm_exact` would draw it twice).
-        if let Some((d0, l0, slope)) = self.log_distance
-            && !self.below_floor_d2.is_empty()
-            && self.link_extra_db.is_empty()
-        {
-            let h = self.prop.shadow_hash_keyed(self.shadow_key, from as u32, to as u32);
-            if d2 > self.below_floor_d2[(h >> (64 - SHADOW_BIN_BITS)) as usize] {
-                return None;
-            }
-            let d = d2.sqrt();
-            if d > d0 && d >= super::propagation::MIN_DISTANCE_M {
-                let shadow = self.prop.shadow_db_from_hash(h);
-                let p = self.offset_dbm - (l0 + slope * (d / d0).log10() + shadow);
-                return (p >= self.interference_dbm).then_some(p);
-            }
-        }
-        if self.bounded_out(d2, from, to) {
+        // The link's hash is drawn once and serves both the bound and the shadowing.
+        let h = self.link_hash(from, to);
+        if self.bounded_out_hashed(d2, h) {
             return None;
         }
-        self.link_dbm_exact(d2, from, to)
+        self.link_dbm_exact_hashed(d2, from, to, h)
     }
 
     /// Whether [`MeshAgent::bound_links`]' bound puts the link `from -> to` at squared distance `d2` (m^2)
     /// below the interference threshold, without computing its shadowing.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn bounded_out(&self, d2: f64, from: usize, to: usize) -> bool {
+        self.bounded_out_hashed(d2, self.link_hash(from, to))
+    }
+
+    /// Whether [`MeshAgent::bound_links`]' bound puts a link at squared distance `d2` (m^2) with shadowing hash `h`
+    /// below the interference threshold.
+    #[inline]
+    fn bounded_out_hashed(&self, d2: f64, h: u64) -> bool {
         if self.below_floor_d2.is_empty() || !self.link_extra_db.is_empty() {
             return false;
         }
-        let h = self.prop.shadow_hash_keyed(self.shadow_key, from as u32, to as u32);
         d2 > self.below_floor_d2[(h >> (64 - SHADOW_BIN_BITS)) as usize]
     }
 
     /// [`MeshAgent::link_dbm_at`] computed in full, for a link at squared distance `d2` (m^2).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn link_dbm_exact(&self, d2: f64, from: usize, to: usize) -> Option<f64> {
-        let p = self.offset_dbm - self.loss_db(from, to, d2.sqrt()) - self.extra_db(from, to);
+        self.link_dbm_exact_hashed(d2, from, to, self.link_hash(from, to))
+    }
+
+    /// [`MeshAgent::link_dbm_at`] computed in full, for a link whose shadowing hash `h` is already drawn.
+    #[inline]
+    fn link_dbm_exact_hashed(&self, d2: f64, from: usize, to: usize, h: u64) -> Option<f64> {
+        let p = self.offset_dbm - self.loss_db_hashed(from, to, d2.sqrt(), h) - self.extra_db(from, to);
         (p >= self.interference_dbm).then_some(p)
     }
 
@@ -981,7 +1104,10 @@ impl MeshAgent {
                 self.flows.down_delivered += 1;
                 self.down_lat_us.push(lat);
             }
-            DeliveryKind::Neighbor => self.flows.nbr_delivered += 1,
+            DeliveryKind::Neighbor => {
+                self.flows.nbr_delivered += 1;
+                self.nbr_lat_us.push(lat);
+            }
         }
         ctx.digest(((origin as u64) << 32) ^ serial as u64 ^ ((i as u64) << 48));
         if let Some(app) = self.nodes[i].app {
@@ -1128,7 +1254,7 @@ impl MeshAgent {
         // Clear: turn the radio around and transmit.
         let Some(out) = self.nodes[i].mac.queue.front() else { return };
         let psdu = self.radio.data_psdu_bytes(out.frame.len());
-        let (dst, app, sec_bytes) = (out.dst, out.app, out.sec_bytes);
+        let (dst, app, sec_bytes, urgent) = (out.dst, out.app, out.sec_bytes, out.urgent);
         let start = now + self.turn_ns;
         let end = start + self.radio.airtime_ns(psdu);
         let sec_ns =
@@ -1145,6 +1271,11 @@ impl MeshAgent {
         n.stats.tx_psdu_bytes += psdu as u64;
         if app {
             n.stats.app_attempts += 1;
+        }
+        self.urgent_air.count(start, end, urgent);
+        if urgent {
+            self.urgent_air.frames += 1;
+            self.urgent_air.psdu_bytes += psdu as u64;
         }
         if self.jam.is_some() {
             self.jam_frame_start(i, start, now);
@@ -1348,6 +1479,8 @@ impl MeshAgent {
             if self.jam.is_some() {
                 self.jam_frame_start(d, ack_start, now);
             }
+            let urgent = self.nodes[i].mac.queue.front().is_some_and(|o| o.urgent);
+            self.urgent_air.count(ack_start, ack_end, urgent);
             let dn = &mut self.nodes[d];
             dn.mac.ack_busy_until = ack_end;
             dn.stats.tx_ns += ack_end - ack_start;

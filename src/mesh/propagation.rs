@@ -160,11 +160,7 @@ impl Propagation {
     /// [`Propagation::shadow_db`] from the seed's [`Propagation::shadow_key`].
     #[inline]
     pub fn shadow_db_keyed(&self, key: u64, a: u32, b: u32) -> f64 {
-        let sigma = self.shadowing_db();
-        if sigma == 0.0 {
-            return 0.0;
-        }
-        sigma * std_normal(self.shadow_hash_keyed(key, a, b))
+        self.shadow_db_from_hash(self.shadow_hash_keyed(key, a, b))
     }
 
     /// Shadowing of a link whose hash ([`Propagation::shadow_hash_keyed`]) is already drawn, dB: the same

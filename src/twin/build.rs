@@ -7,10 +7,10 @@
 
 use super::LmuMsg;
 use super::agent::{LmuAgent, Placement, Uplink};
-use super::contactor::{ContactorFailure, ContactorModel, ContactorTwin};
+use super::contactor::{ContactorFailure, ContactorModel, ContactorTwin, DeviceKind};
 use super::feeder_head::{FeederDeviceModel, FeederHead, FeederHeadAgent, FeederOperation};
 use super::link::{LinkModel, LossyLink};
-use super::metrics::{FaultEvent, FaultsReport, LmuCompliance};
+use super::metrics::{Coordination, FaultEvent, FaultsReport, HeadCoordination, LmuCompliance};
 use super::placement::{Commissioned, Feeder, PlacementRule, commission, farthest_below, section_of_line};
 use super::scenario::{FaultPlan, FaultType, TieRule};
 use super::sensor::{Fidelity, SensorModel, SensorTwin};
@@ -165,6 +165,8 @@ pub struct LmuBuild {
     pub faults: Vec<FaultPlan>,
     /// The feeder-head devices' agent, if any.
     pub feeder_head: Option<AgentId>,
+    /// The switching devices' coordination as commissioning computed it.
+    pub coordination: Coordination,
 }
 
 /// Each LMU's height for time grading: the LMUs below it on its longest downstream path (0 for ties and at
@@ -244,6 +246,122 @@ fn depths(lmus: &[Commissioned]) -> Vec<u8> {
         .collect()
 }
 
+/// IEC 60909 maximum initial short-circuit current at each bus (A RMS, the larger of three-phase and
+/// line-to-earth; 0 where it cannot be computed), with the normally-open ties out of service.
+fn prospective_at_buses(c: &Commissioning) -> Vec<f64> {
+    let mut net = c.network.clone();
+    for t in &c.ties {
+        if let Some(l) = net.lines.get_mut(t.0) {
+            l.in_service = false;
+        }
+    }
+    match crate::grid::shortcircuit::short_circuit(&net) {
+        Ok(sc) => sc
+            .iter()
+            .map(|b| {
+                let ka = b.ikss_ka_3ph_max.max(b.ikss_ka_1ph_max);
+                if ka.is_finite() { ka * 1000.0 } else { 0.0 }
+            })
+            .collect(),
+        Err(_) => vec![0.0; c.network.buses.len()],
+    }
+}
+
+/// Longest time LMU `k` takes to clear a fault in its own section with no message arriving (ms): its graded
+/// time, the logic delay, one cycle to measure, the release time and the arc up to the last current zero.
+fn lmu_clear_ms(hw: &LmuHardware, height: u8) -> f64 {
+    let p = &hw.protection;
+    let half_cycle_ms = 10.0;
+    height as f64 * p.grading_ms as f64
+        + p.logic_delay_ms as f64
+        + 20.0
+        + hw.contactor.release_ms
+        + hw.contactor.arcing_min_ms
+        + half_cycle_ms
+}
+
+/// The feeder-head line each LMU's feeder leaves the source by (index into `heads`), from the feeder tree.
+fn head_of_lmus(c: &Commissioning, f: &Feeder, heads: &[FeederHead]) -> Vec<Option<usize>> {
+    let by_line: BTreeMap<usize, usize> = heads.iter().enumerate().map(|(k, h)| (h.line_pos, k)).collect();
+    c.lmus
+        .iter()
+        .map(|l| {
+            // Start below the LMU's line (its bus may be the source bus itself) and walk up to the source.
+            let line = c.network.lines.get(l.line_pos)?;
+            let ends = [c.network.bus(line.from_bus)?, c.network.bus(line.to_bus)?];
+            let mut b =
+                *ends.iter().find(|&&b| f.parent.get(b).copied().flatten().is_some_and(|p| p.0 == l.line_pos))?;
+            for _ in 0..f.parent.len() {
+                let (pl, pb) = f.parent.get(b).copied().flatten()?;
+                if pb == f.source_bus_pos {
+                    return by_line.get(&pl).copied();
+                }
+                b = pb;
+            }
+            None
+        })
+        .collect()
+}
+
+/// Coordination from the feeder's own short-circuit currents: each LMU's prospective current against its
+/// switch's breaking capacity, each breaker head's instantaneous pickup set above the currents its feeder's
+/// LMUs must clear themselves, and whether each head leaves those faults to them.
+fn coordinate(
+    c: &Commissioning,
+    hw: &LmuHardware,
+    heads: &mut [FeederHead],
+    prospective_a: &[f64],
+    heights: &[u8],
+) -> Coordination {
+    let lmu_a: Vec<f64> = c.lmus.iter().map(|l| prospective_a.get(l.bus_pos).copied().unwrap_or(0.0)).collect();
+    let clear_ms: Vec<f64> = heights.iter().map(|&h| lmu_clear_ms(hw, h)).collect();
+    let cap = hw.contactor.ultimate_breaking_a();
+    let mut out = Coordination {
+        lmu_device: match hw.contactor.kind {
+            DeviceKind::Contactor => "contactor",
+            DeviceKind::Breaker => "breaker",
+        },
+        lmu_breaking_a: cap,
+        lmu_prospective_max_a: lmu_a.iter().copied().fold(0.0, f64::max),
+        lmus_beyond_capacity: c.lmus.iter().zip(&lmu_a).filter(|(_, a)| **a > cap).map(|(l, _)| l.peer).collect(),
+        lmu_clear_ms_max: clear_ms.iter().copied().fold(0.0, f64::max),
+        heads: Vec::new(),
+    };
+    let Some(model) = &hw.feeder_head else { return out };
+    let tie_lines: BTreeSet<usize> = c.ties.iter().map(|t| t.0).collect();
+    let Ok(f) = Feeder::new(&c.network, &tie_lines) else { return out };
+    let head_of = head_of_lmus(c, &f, heads);
+    let head_fault_a = prospective_a.get(f.source_bus_pos).copied().unwrap_or(0.0);
+    for (k, h) in heads.iter_mut().enumerate() {
+        // The LMUs of this feeder that clear faults themselves (ties never carry fault current).
+        let mine: Vec<usize> = (0..c.lmus.len()).filter(|&j| head_of[j] == Some(k) && !c.lmus[j].is_tie).collect();
+        // What the LMUs interrupt themselves: their prospective currents up to their switch's capacity (above
+        // it they hold, and the head must clear at once).
+        let through_a = mine.iter().map(|&j| lmu_a[j].min(cap)).fold(0.0, f64::max);
+        if !mine.is_empty() {
+            h.instantaneous_a = model.coordinated_instantaneous_a(through_a);
+        }
+        let op_ms = |i: f64| model.operate_s_with(i, h.instantaneous_a).map(|t| t * 1e3);
+        let selective = mine.iter().all(|&j| lmu_a[j] <= cap && op_ms(lmu_a[j]).is_none_or(|t| t > clear_ms[j] + 50.0));
+        let ii = match model {
+            FeederDeviceModel::Breaker { instantaneous_a, .. } => {
+                Some(h.instantaneous_a.unwrap_or(*instantaneous_a)).filter(|x| x.is_finite())
+            }
+            FeederDeviceModel::GgFuse { .. } => None,
+        };
+        out.heads.push(HeadCoordination {
+            line: h.line,
+            device: model.label(),
+            head_fault_max_a: head_fault_a,
+            through_fault_max_a: through_a,
+            instantaneous_a: ii,
+            operate_ms_at_through_fault: op_ms(through_a),
+            selective_without_messages: selective,
+        });
+    }
+    out
+}
+
 /// Builds the firmware settings of one LMU from commissioning.
 fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64, grading: (u8, u8, f64)) -> LmuSettings {
     let (height, depth, der_downstream_a) = grading;
@@ -256,7 +374,7 @@ fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64, grading: (
     f.tie = c.tie;
     f.is_tie = c.is_tie;
     f.tie_requesters = c.tie_requesters.clone();
-    f.breaking_capacity_a = hw.contactor.breaking_capacity_a;
+    f.breaking_capacity_a = hw.contactor.ultimate_breaking_a();
     f.measuring_range_a = hw.sensor.current_range_a_rms();
     f.x_loop_ohm_per_km = c.x_ohm_per_km;
     f.section_length_m = c.first_line_len_m;
@@ -320,10 +438,13 @@ pub fn attach(
     let heights = heights(&c.lmus);
     let depths = depths(&c.lmus);
     let der = converters_below(&c.lmus, g.model.network());
+    let prospective_a = prospective_at_buses(&c);
+    let coordination = coordinate(&c, o.hw, &mut heads, &prospective_a, &heights);
     for (k, l) in c.lmus.iter().enumerate() {
         let u_nom = c.network.buses[l.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
-        let fw = Lmu::new(lmu_settings(l, o.hw, u_nom, (heights[k], depths[k], der[k])))
-            .map_err(|(part, e)| format!("LMU {}: {part}.{e}", l.peer))?;
+        let mut settings = lmu_settings(l, o.hw, u_nom, (heights[k], depths[k], der[k]));
+        settings.flisr.prospective_max_a = prospective_a.get(l.bus_pos).copied().unwrap_or(0.0);
+        let fw = Lmu::new(settings).map_err(|(part, e)| format!("LMU {}: {part}.{e}", l.peer))?;
         let key = l.peer as u64;
         let sensor = SensorTwin::new(
             o.hw.sensor.clone(),
@@ -368,7 +489,15 @@ pub fn attach(
             sim.schedule(a, a, SimTime::ZERO + onset, class::GRID, msg).map_err(|e| e.to_string())?;
         }
     }
-    Ok(LmuBuild { commissioning: c, agents: ids, recorder, loads, faults: o.faults.to_vec(), feeder_head: head_agent })
+    Ok(LmuBuild {
+        commissioning: c,
+        agents: ids,
+        recorder,
+        loads,
+        faults: o.faults.to_vec(),
+        feeder_head: head_agent,
+        coordination,
+    })
 }
 
 /// Most supply states the recorder keeps (a state is kept only when it changes).
@@ -434,6 +563,7 @@ pub fn score(sim: &Simulation<Msg>, b: &LmuBuild, end: SimTime) -> FaultsReport 
     }
     let mut r = FaultsReport::aggregate(events, b.loads.len() as u32, en);
     r.scheduled_after_end = after_end;
+    r.coordination = Some(b.coordination.clone());
     r
 }
 

@@ -2,9 +2,11 @@
 //! IEC 60947-2 circuit breaker with an electronic trip unit, at the substation end of every line that leaves
 //! the transformer's LV bus (normally-open ties excluded: they come from elsewhere).
 //!
-//! It is the upstream half of the LMU contactor's coordination (IEC 60947-4-1 type 2): the contactor does
-//! not interrupt above its breaking capacity or while its current reading is at full scale, so currents
-//! above that are this device's job. The twin watches the solved current into each feeder-head line through
+//! It is the upstream half of the coordination with the LMUs' switches: faults between it and the first LMUs,
+//! and currents an LMU's switch may not interrupt (above its breaking capacity, or a full-scale reading
+//! where commissioning could not bound the current within that capacity) are this device's job; faults
+//! beyond the first LMUs are theirs, which commissioning checks, and for a breaker sets, from the feeder's
+//! own IEC 60909 currents (`faults.coordination` in the summary). The twin watches the solved current into each feeder-head line through
 //! the grid agent's snapshots (`GridMsg::Solved`), accumulates its time-current characteristic (a share
 //! `dt / t(I)` per interval of constant current, Miner's rule) and, when the share reaches one, interrupts
 //! after its arcing (fuse) or break (breaker) time by opening its own switch on the line
@@ -16,8 +18,9 @@
 //!   `pre_arcing_i2t_a2s / I^2` above its last point (adiabatic melting); never below the first point (the
 //!   conventional non-fusing current). Pre-arcing damage is not forgotten when the current falls.
 //! - **Breaker**: long-time `t = long_time_s * (6 Ir / I)^2` above 1.2 Ir, definite short-time delay above
-//!   `short_time_a`, instantaneous above `instantaneous_a`; the trip unit resets when the current falls
-//!   below every pickup.
+//!   `short_time_a`, instantaneous above `instantaneous_a` (set per feeder at commissioning with
+//!   `selectivity_margin`: see [`FeederDeviceModel::coordinated_instantaneous_a`]); the trip unit resets
+//!   when the current falls below every pickup.
 //!
 //! Units: A RMS (the largest phase), s and ms as named; time in ns on the queue.
 
@@ -53,10 +56,17 @@ pub enum FeederDeviceModel {
         short_time_a: f64,
         /// Short-time delay (ms).
         short_time_ms: f64,
-        /// Instantaneous pickup Ii (A).
+        /// Instantaneous pickup Ii (A); with `selectivity_margin`, the trip unit's highest setting.
         instantaneous_a: f64,
         /// Trip to arc extinguished (ms).
         break_ms: f64,
+        /// Set Ii at commissioning, per feeder: this factor times the largest current through the feeder's
+        /// first LMUs for a fault beyond them (IEC 60909 maximum), so that the breaker leaves those faults to
+        /// the LMUs; the factor covers the trip unit's pickup tolerance (1.1 for +-10 %). When that exceeds
+        /// `instantaneous_a` the instantaneous element is off and the short-time delay grades the breaker
+        /// after the LMUs. Absent: `instantaneous_a` as set, on every feeder.
+        #[serde(default)]
+        selectivity_margin: Option<f64>,
     },
 }
 
@@ -94,7 +104,13 @@ impl FeederDeviceModel {
                 short_time_ms,
                 instantaneous_a,
                 break_ms,
+                selectivity_margin,
             } => {
+                if let Some(m) = selectivity_margin
+                    && !(m.is_finite() && (1.0..=3.0).contains(m))
+                {
+                    return Err(format!("selectivity_margin: must be within 1..=3 (got {m})"));
+                }
                 positive("rated_current_a", *rated_current_a, 10_000.0)?;
                 positive("long_time_a", *long_time_a, *rated_current_a)?;
                 positive("long_time_s", *long_time_s, 1000.0)?;
@@ -113,6 +129,27 @@ impl FeederDeviceModel {
 
     /// Time to operate (melt or trip) at a constant current `i` (A), or `None` if it never operates.
     pub fn operate_s(&self, i: f64) -> Option<f64> {
+        self.operate_s_with(i, None)
+    }
+
+    /// The instantaneous pickup commissioning sets for a feeder whose first LMUs carry at most
+    /// `through_fault_a` for a fault beyond them: `Some(Ii)`, `Some(INFINITY)` when no setting of the trip
+    /// unit is selective (instantaneous off), or `None` for a fuse or a breaker set by hand.
+    pub fn coordinated_instantaneous_a(&self, through_fault_a: f64) -> Option<f64> {
+        match self {
+            FeederDeviceModel::Breaker { short_time_a, instantaneous_a, selectivity_margin: Some(m), .. }
+                if through_fault_a.is_finite() =>
+            {
+                let want = (m * through_fault_a).max(short_time_a * 1.001);
+                Some(if want <= *instantaneous_a { want } else { f64::INFINITY })
+            }
+            _ => None,
+        }
+    }
+
+    /// [`Self::operate_s`] with the breaker's instantaneous pickup replaced by `instantaneous_a` (A; infinite:
+    /// off), as commissioning sets it per feeder.
+    pub fn operate_s_with(&self, i: f64, instantaneous_a: Option<f64>) -> Option<f64> {
         if !(i.is_finite() && i > 0.0) {
             return None;
         }
@@ -135,14 +172,16 @@ impl FeederDeviceModel {
                 long_time_s,
                 short_time_a,
                 short_time_ms,
-                instantaneous_a,
+                instantaneous_a: ii_model,
                 ..
             } => {
-                if i >= *instantaneous_a {
+                let ii = instantaneous_a.unwrap_or(*ii_model);
+                if i >= ii {
                     Some(0.0)
                 } else if i >= *short_time_a {
-                    let lt = long_time_s * (6.0 * long_time_a / i).powi(2);
-                    Some((short_time_ms / 1000.0).min(lt))
+                    // Above its pickup the short-time element's definite delay governs: the long-time
+                    // curve extended to tens of kA would trip sooner and undo the time grading.
+                    Some(short_time_ms / 1000.0)
                 } else if i > 1.2 * long_time_a {
                     Some(long_time_s * (6.0 * long_time_a / i).powi(2))
                 } else {
@@ -184,6 +223,9 @@ pub struct FeederHead {
     pub end: usize,
     /// Its switch position in the grid model.
     pub switch: usize,
+    /// The breaker's instantaneous pickup set at commissioning for this feeder (A; infinite: off), or `None`
+    /// for the model's own.
+    pub instantaneous_a: Option<f64>,
     /// Accumulated share of the time-current characteristic (operates at 1).
     damage: f64,
     /// Current since `since` (A).
@@ -200,6 +242,7 @@ impl FeederHead {
             line,
             end,
             switch,
+            instantaneous_a: None,
             damage: 0.0,
             i_a: 0.0,
             since: SimTime::ZERO,
@@ -244,7 +287,7 @@ impl FeederHeadAgent {
     fn integrate(&mut self, k: usize, now: SimTime) {
         let h = &mut self.heads[k];
         let dt = now.as_nanos().saturating_sub(h.since.as_nanos()) as f64 * 1e-9;
-        match self.model.operate_s(h.i_a) {
+        match self.model.operate_s_with(h.i_a, h.instantaneous_a) {
             Some(t) if t <= 0.0 => h.damage = 1.0,
             Some(t) => h.damage += dt / t,
             None if self.model.resets() => h.damage = 0.0,
@@ -281,7 +324,7 @@ impl FeederHeadAgent {
             return;
         }
         let now = ctx.now();
-        let due = self.model.operate_s(self.heads[k].i_a).map(|t| {
+        let due = self.model.operate_s_with(self.heads[k].i_a, self.heads[k].instantaneous_a).map(|t| {
             let left_ns = ((1.0 - self.heads[k].damage) * t * 1e9).ceil().max(1.0);
             now.saturating_add(SimDuration::from_nanos(left_ns.min(u64::MAX as f64 / 2.0) as u64))
         });
@@ -357,6 +400,7 @@ mod tests {
             short_time_ms: 500.0,
             instantaneous_a: 8200.0,
             break_ms: 15.0,
+            selectivity_margin: None,
         }
     }
 
@@ -405,8 +449,20 @@ mod tests {
             short_time_ms,
             instantaneous_a: 1000.0,
             break_ms,
+            selectivity_margin: None,
         };
         assert!(bad.validate().unwrap_err().starts_with("instantaneous_a"));
+        let bad = FeederDeviceModel::Breaker {
+            rated_current_a,
+            long_time_a,
+            long_time_s,
+            short_time_a,
+            short_time_ms,
+            instantaneous_a: 8200.0,
+            break_ms,
+            selectivity_margin: Some(0.8),
+        };
+        assert!(bad.validate().unwrap_err().starts_with("selectivity_margin"));
         let FeederDeviceModel::GgFuse { rated_current_a, pre_arcing_i2t_a2s, arcing_ms, .. } = fuse() else {
             unreachable!()
         };
@@ -417,5 +473,26 @@ mod tests {
             arcing_ms,
         };
         assert!(bad.validate().unwrap_err().starts_with("melting_curve[1]"));
+    }
+
+    #[test]
+    fn commissioning_sets_the_instantaneous_pickup_above_the_lmus_currents_or_switches_it_off() {
+        let shipped: FeederDeviceModel = ron::from_str(include_str!("../../models/breaker-lv630.ron")).unwrap();
+        shipped.validate().unwrap();
+        // 7.7 kA through the first LMU: Ii = 1.1 x 7.7 kA; the breaker then leaves 7.7 kA to the short-time
+        // element (500 ms) and trips at once only above Ii.
+        let ii = shipped.coordinated_instantaneous_a(7700.0).unwrap();
+        assert!((ii - 8470.0).abs() < 1e-6, "{ii}");
+        assert_eq!(shipped.operate_s_with(7700.0, Some(ii)), Some(0.5));
+        assert_eq!(shipped.operate_s_with(8500.0, Some(ii)), Some(0.0));
+        // Beyond the trip unit's highest setting (15 In): off, graded by the short-time delay alone.
+        let off = shipped.coordinated_instantaneous_a(9000.0).unwrap();
+        assert!(off.is_infinite());
+        assert_eq!(shipped.operate_s_with(29_000.0, Some(off)), Some(0.5));
+        // Low through-fault currents: never below the short-time pickup.
+        assert!(shipped.coordinated_instantaneous_a(1000.0).unwrap() > 4000.0);
+        // A fuse, or a breaker set by hand, has nothing to set.
+        assert_eq!(fuse().coordinated_instantaneous_a(7700.0), None);
+        assert_eq!(breaker().coordinated_instantaneous_a(7700.0), None);
     }
 }

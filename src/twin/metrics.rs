@@ -156,6 +156,51 @@ pub struct FaultsReport {
     pub caidi_min: Option<f64>,
     pub energy_not_supplied_kwh: f64,
     pub en50160: Vec<LmuCompliance>,
+    /// The switching devices' coordination as commissioning computed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coordination: Option<Coordination>,
+}
+
+/// Coordination of the switching devices, computed at commissioning from the feeder's own IEC 60909
+/// maximum short-circuit currents (currents in A RMS, times in ms).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Coordination {
+    /// The LMUs' switching device: "contactor" or "breaker".
+    pub lmu_device: &'static str,
+    /// Its ultimate breaking capacity.
+    pub lmu_breaking_a: f64,
+    /// Largest prospective current at any LMU (three-phase or line-to-earth, at its bus).
+    pub lmu_prospective_max_a: f64,
+    /// LMUs whose prospective current exceeds their device's breaking capacity: above it they leave the
+    /// fault to the feeder head.
+    pub lmus_beyond_capacity: Vec<u16>,
+    /// Longest time an LMU at the head of a feeder takes to clear a fault beyond it on its own (graded
+    /// time, logic delay, one cycle to measure, release, the arc to the last current zero).
+    pub lmu_clear_ms_max: f64,
+    pub heads: Vec<HeadCoordination>,
+}
+
+/// One feeder-head device's coordination with the first LMUs of its feeder.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct HeadCoordination {
+    /// Line file index.
+    pub line: i64,
+    /// "gG fuse" or "breaker".
+    pub device: &'static str,
+    /// Prospective current at the head's terminals.
+    pub head_fault_max_a: f64,
+    /// Largest current the feeder's LMUs interrupt themselves (their prospective currents, up to their
+    /// switch's breaking capacity); 0 without LMUs.
+    pub through_fault_max_a: f64,
+    /// The breaker's instantaneous pickup in use; `None` for a fuse or when it is off.
+    pub instantaneous_a: Option<f64>,
+    /// Time the device takes to operate at `through_fault_max_a`; `None`: it does not.
+    pub operate_ms_at_through_fault: Option<f64>,
+    /// Whether it leaves every fault beyond the first LMUs to them even when no FLISR message arrives: every
+    /// LMU of the feeder can interrupt its prospective current, and the head does not operate at that
+    /// current within the LMU's clearing time without messages (its graded time, see `lmu_clear_ms_max`)
+    /// plus 50 ms. False where a lost message would let the head's short-time element act first.
+    pub selective_without_messages: bool,
 }
 
 impl FaultsReport {
@@ -189,6 +234,7 @@ impl FaultsReport {
             energy_not_supplied_kwh: events.iter().map(|e| e.energy_not_supplied_kwh).sum::<f64>() + 0.0,
             events,
             en50160,
+            coordination: None,
         }
     }
 

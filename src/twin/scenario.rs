@@ -24,7 +24,9 @@ pub enum PeerFrames {
 pub struct LmuSection {
     /// Sensor front-end model name (`models/<name>.ron`).
     pub model: String,
-    /// Contactor model name (`models/<name>.ron`).
+    /// The LMU's switching device (`models/<name>.ron`): a contactor (IEC 60947-4-1, switches load
+    /// currents only, e.g. `contactor-lv400`) or a breaker with shunt release and motor operator
+    /// (IEC 60947-2, interrupts fault currents, e.g. `lmu-breaker-lv400`).
     pub contactor: String,
     /// Protection settings name (`models/<name>.ron`, a [`crate::twin::study::ProtectionFile`]).
     pub protection: String,
@@ -52,7 +54,8 @@ pub struct LmuSection {
     #[serde(default = "default_report_spread")]
     pub report_spread: String,
     /// Protective device at the head of every outgoing feeder (a `FeederDeviceModel` in
-    /// `models/<name>.ron`: gG fuse or breaker), coordinated with the LMU contactors; `None` for none.
+    /// `models/<name>.ron`: gG fuse or breaker), coordinated at commissioning with the LMUs' switches
+    /// (`faults.coordination` in the summary); `None` for none.
     #[serde(default = "default_feeder_head")]
     pub feeder_head: Option<String>,
 }

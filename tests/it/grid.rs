@@ -1197,7 +1197,7 @@ mod fourwire_run {
     ),
     lmus: (
         model: "lmu-v1",
-        contactor: "contactor-lv400",
+        contactor: "lmu-breaker-lv400",
         protection: "protection-default",
         fidelity: Phasor,
         at: EveryLine,

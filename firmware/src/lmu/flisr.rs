@@ -221,6 +221,10 @@ pub struct FlisrSettings {
     /// [`FULL_SCALE_SHARE`] of it says only that the true current is at least that high, so the contactor is
     /// not opened either.
     pub measuring_range_a: f64,
+    /// Largest current this LMU's switch can be asked to interrupt (A RMS): the IEC 60909 maximum
+    /// short-circuit current at its terminals, from commissioning (0: unknown). When it is within the breaking
+    /// capacity, a full-scale reading (whose true value is unknown) may still be interrupted.
+    pub prospective_max_a: f64,
     /// Largest current the converters (inverters) below this LMU can feed into a fault, A RMS: the sum of
     /// their `k` x rated current, from commissioning (0 when there are none). See
     /// [`crate::lmu::protection::Protection::set_downstream_converters_a`].
@@ -270,6 +274,7 @@ impl FlisrSettings {
             sotf_current_a: 300.0,
             breaking_capacity_a: 10_000.0,
             measuring_range_a: 1.0e6,
+            prospective_max_a: 0.0,
             der_downstream_a: 0.0,
             x_loop_ohm_per_km: 0.0,
             section_length_m: 0.0,
@@ -327,6 +332,9 @@ impl FlisrSettings {
         }
         if !(self.measuring_range_a.is_finite() && self.measuring_range_a > 0.0) {
             return Err(SettingsError::new("measuring_range_a", "must be finite and > 0"));
+        }
+        if !(self.prospective_max_a.is_finite() && self.prospective_max_a >= 0.0) {
+            return Err(SettingsError::new("prospective_max_a", "must be finite and >= 0"));
         }
         if !(self.der_downstream_a.is_finite() && self.der_downstream_a >= 0.0) {
             return Err(SettingsError::new("der_downstream_a", "must be finite and >= 0"));
@@ -626,14 +634,16 @@ impl Flisr {
         self.dead = dead;
     }
 
-    /// Whether the contactor may interrupt the present current: the reading is within the breaking capacity
-    /// and below full scale. Above, the opening waits (coil kept closed) until the current falls, i.e. until
-    /// the upstream fuse or breaker has cleared (IEC 60947-4-1 type-2 coordination).
+    /// Whether the switch may interrupt the present current: the reading is within the breaking capacity and
+    /// below full scale, or at full scale where commissioning found that no current at this point exceeds
+    /// the breaking capacity. Otherwise the opening waits (coil kept closed) until the current falls, i.e.
+    /// until the upstream fuse or breaker has cleared (IEC 60947-4-1 coordination for a contactor).
     pub fn may_interrupt(&self, i_max_a: f64) -> bool {
-        !(self.full_scale
-            || !i_max_a.is_finite()
-            || i_max_a > self.s.breaking_capacity_a
-            || i_max_a >= FULL_SCALE_SHARE * self.s.measuring_range_a)
+        if !i_max_a.is_finite() || i_max_a > self.s.breaking_capacity_a {
+            return false;
+        }
+        let at_full_scale = self.full_scale || i_max_a >= FULL_SCALE_SHARE * self.s.measuring_range_a;
+        !at_full_scale || (self.s.prospective_max_a > 0.0 && self.s.prospective_max_a <= self.s.breaking_capacity_a)
     }
 
     fn send(&mut self, to: PeerId, msg: PeerMsg) {
@@ -1380,8 +1390,11 @@ impl Flisr {
     /// Tells the upstream neighbour the fault current through here is interrupted (three copies: the
     /// message is not acknowledged).
     fn send_cleared(&mut self) {
-        // The graded scheme runs over an acknowledged link (the mesh's MAC retries): one copy.
-        let copies = if self.s.grading_ms > 0 { 1 } else { 3 };
+        // The graded scheme runs over an acknowledged link (the mesh's MAC retries), but a frame whose MAC
+        // gives up (channel busy through every backoff, as during the burst of isolation and restoration
+        // frames) is gone, and without it the LMUs above locate an open conductor on their own current drop:
+        // two copies, the second queued behind the first's retries.
+        let copies = if self.s.grading_ms > 0 { 2 } else { 3 };
         if let Some(up) = self.s.upstream {
             for _ in 0..copies {
                 self.send(up, PeerMsg::Cleared);
@@ -1663,6 +1676,34 @@ mod tests {
         f.poll(at(0), &fwd(0), Some(true), 8000.0);
         let out = f.poll(at(30), &fwd(0), Some(true), 8000.0);
         assert!(!out.coil_closed);
+    }
+
+    #[test]
+    fn full_scale_is_interrupted_where_commissioning_bounds_the_current_within_the_capacity() {
+        let with = |prospective_max_a: f64| {
+            let mut s = FlisrSettings::new(1);
+            s.downstream = alloc::vec![2];
+            s.breaking_capacity_a = 50_000.0;
+            s.measuring_range_a = 8839.0;
+            s.prospective_max_a = prospective_max_a;
+            let mut f = Flisr::new(s).unwrap();
+            f.set_line_state(true, false);
+            f
+        };
+        // The largest possible current here is 29 kA, within 50 kA: full scale opens at the logic delay.
+        let mut f = with(29_000.0);
+        assert!(f.may_interrupt(8600.0));
+        f.poll(at(0), &fwd(0), Some(true), 8600.0);
+        assert!(!f.poll(at(30), &fwd(0), Some(true), 8600.0).coil_closed);
+        // Unknown, or beyond the capacity: full scale waits for the upstream device.
+        for p in [0.0, 60_000.0] {
+            let f = with(p);
+            assert!(!f.may_interrupt(8600.0), "{p}");
+            assert!(!f.may_interrupt(5000.0), "{p}: a saturated reading is full scale whatever its value");
+        }
+        // Never above the capacity itself, whatever commissioning says.
+        assert!(!with(29_000.0).may_interrupt(50_001.0));
+        assert!(FlisrSettings { prospective_max_a: f64::NAN, ..FlisrSettings::new(1) }.validate().is_err());
     }
 
     #[test]
