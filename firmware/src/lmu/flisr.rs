@@ -1290,8 +1290,10 @@ impl Flisr {
     /// (`DropSeen`) here, three times 20 ms apart per episode.
     fn signal_open_conductor(&mut self, t: u64, p: &ProtectionStatus, next: &mut Option<u64>) {
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
-        // Over the acknowledged mesh (the graded scheme) one copy; the MAC retries it.
-        let copies: u8 = if self.s.grading_ms > 0 { 1 } else { 3 };
+        // Over the acknowledged mesh (the graded scheme) the MAC retries each copy; lost-voltage reports go
+        // once (the LMUs beyond a break all send one), a `DropSeen` twice: it is the only veto an upstream LMU
+        // waits for before locating a break on its own current drop, and a copy whose MAC gave up is gone.
+        let (copies, drop_copies): (u8, u8) = if self.s.grading_ms > 0 { (1, 2) } else { (3, 3) };
         let (lov_stagger, stagger) = if self.s.grading_ms > 0 {
             (LOV_STAGGER_NS * self.s.depth as u64, OC_STAGGER_NS * self.s.depth as u64)
         } else {
@@ -1332,14 +1334,14 @@ impl Flisr {
                 want(self.drop_due.unwrap_or(t), next);
             } else if p.current_drop {
                 if let Some(up) = self.s.upstream
-                    && self.drop_sent < copies
+                    && self.drop_sent < drop_copies
                     && (self.drop_sent == 0 || t >= self.last_drop_sent + ms(20))
                 {
                     self.send(up, PeerMsg::DropSeen);
                     self.drop_sent += 1;
                     self.last_drop_sent = t;
                 }
-                if self.drop_sent < copies && self.s.upstream.is_some() {
+                if self.drop_sent < drop_copies && self.s.upstream.is_some() {
                     want(self.last_drop_sent + ms(20), next);
                 }
             } else {
@@ -1561,6 +1563,32 @@ mod tests {
     /// Polls every millisecond from `from` to `to` (ms) with `p`; the time the coil opened, if it did.
     fn opened(f: &mut Flisr, p: &ProtectionStatus, from: u64, to: u64) -> Option<u64> {
         (from..=to).find(|&t| !f.poll(at(t), p, Some(true), 20.0).coil_closed)
+    }
+
+    #[test]
+    fn graded_scheme_sends_its_drop_veto_twice_and_its_lost_voltage_once() {
+        // Depth 0: no stagger. The veto upstream goes out twice, 20 ms apart; each copy is retried by the
+        // MAC, and the LMU above locates the break itself if none arrives.
+        let mut f = graded_lmu(3);
+        let mut sent = Vec::new();
+        for t in 0..=200 {
+            f.poll(at(t), &drop_here(), Some(true), 20.0);
+            while let Some(m) = f.pop_outgoing() {
+                sent.push((t, m));
+            }
+        }
+        let drops: Vec<u64> = sent.iter().filter(|(_, m)| *m == (9, PeerMsg::DropSeen)).map(|(t, _)| *t).collect();
+        assert_eq!(drops, alloc::vec![0, 20], "{sent:?}");
+        let lost = ProtectionStatus { loss_of_phase: true, ..ProtectionStatus::default() };
+        let mut f = graded_lmu(3);
+        let mut lov = 0;
+        for t in 0..=200 {
+            f.poll(at(t), &lost, Some(true), 0.0);
+            while let Some((to, m)) = f.pop_outgoing() {
+                lov += usize::from(to == 9 && m == PeerMsg::LossOfVoltage);
+            }
+        }
+        assert_eq!(lov, 1);
     }
 
     #[test]
