@@ -76,7 +76,6 @@ pub struct LmuAgent {
     /// Frames sent by message (index: the message's tag, see `PeerMsg::NAMES`).
     pub frames_by_kind: [u64; 14],
     pub frames_received: u64,
-    last_current_a: f64,
     /// Phase currents of the last snapshot (for the switching device's current zeros).
     phase_currents: PhaseCurrents,
     /// Switch commands go to the grid agent as `GridMsg::SetSwitch` (true) or as `LmuMsg::SetSwitch` to a
@@ -171,7 +170,6 @@ impl LmuAgent {
             frames_sent: 0,
             frames_by_kind: [0; 14],
             frames_received: 0,
-            last_current_a: 0.0,
             phase_currents: PhaseCurrents::default(),
             grid_agent_protocol: false,
             uplink: None,
@@ -272,7 +270,6 @@ impl LmuAgent {
             v_harmonics: self.sensor.state().v_harmonics.clone(),
             freq_hz: self.sensor.state().freq_hz,
         };
-        self.last_current_a = state.i.iter().map(|p| p.abs()).fold(0.0, f64::max);
         self.phase_currents = PhaseCurrents { i: state.i.map(|p| (p.re, p.im)), freq_hz: state.freq_hz };
         self.sensor.set_state(now.as_nanos(), state);
     }
@@ -287,7 +284,6 @@ impl LmuAgent {
     fn service(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now();
         self.contactor.set_now(now.as_nanos());
-        self.contactor.set_current(self.last_current_a);
         self.contactor.set_phase_currents(self.phase_currents);
         let next = self.firmware.poll(Instant(now.as_nanos()), &mut self.contactor);
         if tracing::enabled!(tracing::Level::TRACE) {
@@ -560,7 +556,6 @@ impl Agent<Msg> for LmuAgent {
             }
             Msg::Timer(TAG_CONTACT) => {
                 self.contact_timer = None;
-                self.contactor.set_current(self.last_current_a);
                 self.contactor.set_phase_currents(self.phase_currents);
                 if let Some(closed) = self.contactor.advance(now.as_nanos()) {
                     tracing::debug!(t_ns = now.as_nanos(), lmu = self.peer, closed, "contactor");

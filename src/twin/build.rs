@@ -309,6 +309,7 @@ fn head_of_lmus(c: &Commissioning, f: &Feeder, heads: &[FeederHead]) -> Vec<Opti
 fn coordinate(
     c: &Commissioning,
     hw: &LmuHardware,
+    tree: Option<&Feeder>,
     heads: &mut [FeederHead],
     prospective_a: &[f64],
     heights: &[u8],
@@ -327,10 +328,8 @@ fn coordinate(
         lmu_clear_ms_max: clear_ms.iter().copied().fold(0.0, f64::max),
         heads: Vec::new(),
     };
-    let Some(model) = &hw.feeder_head else { return out };
-    let tie_lines: BTreeSet<usize> = c.ties.iter().map(|t| t.0).collect();
-    let Ok(f) = Feeder::new(&c.network, &tie_lines) else { return out };
-    let head_of = head_of_lmus(c, &f, heads);
+    let (Some(model), Some(f)) = (&hw.feeder_head, tree) else { return out };
+    let head_of = head_of_lmus(c, f, heads);
     let head_fault_a = prospective_a.get(f.source_bus_pos).copied().unwrap_or(0.0);
     for (k, h) in heads.iter_mut().enumerate() {
         // The LMUs of this feeder that clear faults themselves (ties never carry fault current).
@@ -410,9 +409,11 @@ pub fn attach(
         loads.push((c.network.bus(bus).ok_or(format!("load at missing bus {bus}"))?, p));
     }
     let mut heads = Vec::new();
+    // The feeder tree without its ties: where the heads sit, and (in `coordinate`) which feeder an LMU is on.
+    let mut tree = None;
     if o.hw.feeder_head.is_some() {
         let tie_lines: BTreeSet<usize> = c.ties.iter().map(|t| t.0).collect();
-        let f = Feeder::new(&c.network, &tie_lines)?;
+        let f = tree.insert(Feeder::new(&c.network, &tie_lines)?);
         let src = c.network.buses[f.source_bus_pos].index;
         for (k, l) in c.network.lines.iter().enumerate() {
             if tie_lines.contains(&k) || !l.in_service || (l.from_bus != src && l.to_bus != src) {
@@ -439,7 +440,7 @@ pub fn attach(
     let depths = depths(&c.lmus);
     let der = converters_below(&c.lmus, g.model.network());
     let prospective_a = prospective_at_buses(&c);
-    let coordination = coordinate(&c, o.hw, &mut heads, &prospective_a, &heights);
+    let coordination = coordinate(&c, o.hw, tree.as_ref(), &mut heads, &prospective_a, &heights);
     for (k, l) in c.lmus.iter().enumerate() {
         let u_nom = c.network.buses[l.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
         let mut settings = lmu_settings(l, o.hw, u_nom, (heights[k], depths[k], der[k]));

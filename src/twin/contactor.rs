@@ -173,12 +173,6 @@ impl ContactorTwin {
     pub fn set_now(&mut self, now_ns: u64) {
         self.now_ns = now_ns;
     }
-    /// The current through the main contacts (A RMS), for the breaking-capacity check.
-    pub fn set_current(&mut self, a: f64) {
-        if a.is_finite() {
-            self.current_a = a.abs();
-        }
-    }
     pub fn is_closed(&self) -> bool {
         self.main_closed
     }
@@ -235,10 +229,12 @@ impl PhaseCurrents {
 }
 
 impl ContactorTwin {
-    /// The phase currents through the main contacts, for the instant the arc goes out.
+    /// The phase currents through the main contacts: the largest is the current it must break, and their
+    /// zeros give the instant the arc goes out.
     pub fn set_phase_currents(&mut self, c: PhaseCurrents) {
         if c.i.iter().all(|(re, im)| re.is_finite() && im.is_finite()) && c.freq_hz.is_finite() {
             self.phases = c;
+            self.current_a = c.i.iter().map(|(re, im)| re.hypot(*im)).fold(0.0, f64::max);
         }
     }
     /// Whether the contacts have parted and an arc still carries the current.
@@ -407,7 +403,6 @@ mod tests {
     fn opens_at_the_last_current_zero_after_release_and_welds_above_capacity() {
         let mut c = ContactorTwin::new(model(), true).unwrap();
         c.set_now(0);
-        c.set_current(300.0);
         c.set_phase_currents(balanced(300.0, 0.0));
         c.set_coil(false).unwrap();
         // Contacts part at 18 ms; the arc needs 1 ms, then each phase waits for its zero: A (0 deg) at
@@ -428,7 +423,6 @@ mod tests {
         assert_eq!(z.advance(18_000_000), Some(false));
         // Above the contactor's 3.2 kA breaking capacity the arc is not interrupted: the contacts weld.
         let mut w = ContactorTwin::new(model(), true).unwrap();
-        w.set_current(20_000.0);
         w.set_phase_currents(balanced(20_000.0, 30.0));
         w.set_coil(false).unwrap();
         assert_eq!(w.advance(50_000_000), None);
@@ -457,7 +451,6 @@ mod tests {
     fn a_breaker_interrupts_up_to_icu_and_is_out_of_service_above_ics() {
         let open_at = |i_a: f64| {
             let mut c = ContactorTwin::new(breaker(25_000.0, 50_000.0), true).unwrap();
-            c.set_current(i_a);
             c.set_phase_currents(balanced(i_a, 0.0));
             c.set_coil(false).unwrap();
             let sep = c.next_transition().unwrap();
@@ -476,7 +469,6 @@ mod tests {
         assert!(welded.is_closed() && welded.failure() == Some(ContactorFailure::Welded));
         // A close command while the arc burns: the mechanism closes again once it is out.
         let mut c = ContactorTwin::new(breaker(25_000.0, 50_000.0), true).unwrap();
-        c.set_current(1000.0);
         c.set_phase_currents(balanced(1000.0, 0.0));
         c.set_coil(false).unwrap();
         c.advance(50_000_000);

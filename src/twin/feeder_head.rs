@@ -441,27 +441,18 @@ mod tests {
         else {
             unreachable!()
         };
-        let bad = FeederDeviceModel::Breaker {
+        let with = |instantaneous_a: f64, selectivity_margin: Option<f64>| FeederDeviceModel::Breaker {
             rated_current_a,
             long_time_a,
             long_time_s,
             short_time_a,
             short_time_ms,
-            instantaneous_a: 1000.0,
+            instantaneous_a,
             break_ms,
-            selectivity_margin: None,
+            selectivity_margin,
         };
-        assert!(bad.validate().unwrap_err().starts_with("instantaneous_a"));
-        let bad = FeederDeviceModel::Breaker {
-            rated_current_a,
-            long_time_a,
-            long_time_s,
-            short_time_a,
-            short_time_ms,
-            instantaneous_a: 8200.0,
-            break_ms,
-            selectivity_margin: Some(0.8),
-        };
+        assert!(with(1000.0, None).validate().unwrap_err().starts_with("instantaneous_a"));
+        let bad = with(8200.0, Some(0.8));
         assert!(bad.validate().unwrap_err().starts_with("selectivity_margin"));
         let FeederDeviceModel::GgFuse { rated_current_a, pre_arcing_i2t_a2s, arcing_ms, .. } = fuse() else {
             unreachable!()
