@@ -74,7 +74,7 @@ pub struct LmuAgent {
     pub switching: Vec<(SimTime, bool)>,
     pub frames_sent: u64,
     /// Frames sent by message (index: the message's tag, see `PeerMsg::NAMES`).
-    pub frames_by_kind: [u64; 14],
+    pub frames_by_kind: [u64; PeerMsg::NAMES.len()],
     pub frames_received: u64,
     /// Phase currents of the last snapshot (for the switching device's current zeros).
     phase_currents: PhaseCurrents,
@@ -135,7 +135,8 @@ pub fn peer_frame_type(m: &PeerMsg) -> u8 {
         | PeerMsg::Block
         | PeerMsg::BreakerFailure
         | PeerMsg::Query
-        | PeerMsg::Passage { .. } => 2,
+        | PeerMsg::Passage { .. }
+        | PeerMsg::Beyond => 2,
         _ => 1,
     }
 }
@@ -168,7 +169,7 @@ impl LmuAgent {
             measure_delay: SimDuration::from_nanos(window_ns),
             switching: Vec::new(),
             frames_sent: 0,
-            frames_by_kind: [0; 14],
+            frames_by_kind: [0; PeerMsg::NAMES.len()],
             frames_received: 0,
             phase_currents: PhaseCurrents::default(),
             grid_agent_protocol: false,
@@ -291,7 +292,7 @@ impl LmuAgent {
             tracing::trace!(t_ns = now.as_nanos(), lmu = self.peer, status = ?self.firmware.protection().status(), report = ?f.reports().last(), "lmu state");
         }
         while let Some((to, msg)) = self.firmware.pop_outgoing() {
-            if matches!(msg, PeerMsg::Block | PeerMsg::Passage { seen: true })
+            if matches!(msg, PeerMsg::Block | PeerMsg::Passage { seen: true } | PeerMsg::Beyond)
                 && let Some(x) = self.insider.as_mut().filter(|x| x.suppress_block && x.active(now))
             {
                 x.blocks_suppressed += 1;

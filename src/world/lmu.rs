@@ -276,7 +276,7 @@ impl Part for LmuPart {
     fn report(&self, sim: &Simulation<Msg>, r: &mut Report) {
         let f = score(sim, &self.build, sim.now());
         let (mut frames, mut readings) = (0u64, 0u64);
-        let mut by_kind = [0u64; 14];
+        let mut by_kind = [0u64; gridtwin_firmware::lmu::flisr::PeerMsg::NAMES.len()];
         for &(a, _, _) in &self.lmus {
             if let Some(l) = sim.agent::<LmuAgent>(a) {
                 frames += l.frames_sent;

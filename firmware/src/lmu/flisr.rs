@@ -115,6 +115,10 @@ pub enum PeerMsg {
     Query,
     /// Answer to `Query`: whether forward fault current passed the answering LMU in this episode.
     Passage { seen: bool },
+    /// "Forward fault current passes me", unasked, once per episode: sent by a flagged LMU to its upstream
+    /// neighbour, which then knows it is not the last flagged LMU without asking (the graded scheme), and
+    /// takes it like `Passage { seen: true }`.
+    Beyond,
 }
 
 /// A frame that is not a FLISR message.
@@ -139,12 +143,13 @@ impl PeerMsg {
             PeerMsg::NeutralDisplaced => (11, 0, 0),
             PeerMsg::Query => (12, 0, 0),
             PeerMsg::Passage { seen } => (13, 0, seen as u8),
+            PeerMsg::Beyond => (14, 0, 0),
         };
         let s = section.to_le_bytes();
         [tag, s[0], s[1], flag]
     }
     /// Names of the messages by tag (index = tag; 0 is unused).
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 15] = [
         "",
         "block",
         "loss_of_voltage",
@@ -159,6 +164,7 @@ impl PeerMsg {
         "neutral_displaced",
         "query",
         "passage",
+        "beyond",
     ];
 
     pub fn decode(b: &[u8]) -> Result<PeerMsg, DecodeError> {
@@ -181,6 +187,7 @@ impl PeerMsg {
             11 => PeerMsg::NeutralDisplaced,
             12 => PeerMsg::Query,
             13 => PeerMsg::Passage { seen: ok },
+            14 => PeerMsg::Beyond,
             _ => return Err(DecodeError),
         })
     }
@@ -242,7 +249,9 @@ pub struct FlisrSettings {
     /// at `logic_delay_ms + grading_ms * height` after pickup unless the fault clears first, so the last
     /// flagged LMU (the smallest height on the fault current's path) trips first without any message; it
     /// trips at once (after `logic_delay_ms`) when every downstream neighbour answers its `Query` with
-    /// `Passage { seen: false }`. Lost or late messages make a trip slower, never wrong.
+    /// `Passage { seen: false }`. A flagged LMU says `Beyond` to its upstream neighbour once, unasked, so the
+    /// LMUs above the last one ask nothing and leave it the channel. Lost or late messages make a trip
+    /// slower, never wrong.
     pub grading_ms: u32,
     /// LMUs below this one on the longest downstream path (commissioning; 0 at the feeder's ends).
     pub height: u8,
@@ -499,10 +508,13 @@ pub struct Flisr {
     no_current: bool,
     /// Last time this LMU saw a fault pickup, unhealthy voltage or a dead line (evidence for `Open`).
     last_disturbance_ns: Option<u64>,
-    /// Graded scheme: downstream neighbours' answers in this episode (peer, fault current seen).
-    answers: Vec<(PeerId, bool)>,
+    /// Graded scheme: downstream neighbours' answers in this episode (peer, fault current seen, received at
+    /// ns).
+    answers: Vec<(PeerId, bool, u64)>,
     /// Graded scheme: queries sent in this episode, and when the last went out.
     queries_sent: u8,
+    /// Graded scheme: this episode's unsolicited "seen" went to the upstream neighbour.
+    seen_pushed: bool,
     last_query_ns: u64,
     /// Graded scheme: queries from the upstream neighbour awaiting a "not seen" answer (peer, answer due).
     to_answer: Vec<(PeerId, u64)>,
@@ -562,6 +574,7 @@ impl Flisr {
             opens_obeyed: 0,
             answers: Vec::new(),
             queries_sent: 0,
+            seen_pushed: false,
             last_query_ns: 0,
             to_answer: Vec::new(),
             last_forward_ns: None,
@@ -709,15 +722,17 @@ impl Flisr {
                     self.to_answer.push((from, t + ms(self.s.logic_delay_ms)));
                 }
             }
-            PeerMsg::Passage { seen } if downstream => {
+            PeerMsg::Passage { .. } | PeerMsg::Beyond if downstream => {
+                let seen = matches!(msg, PeerMsg::Passage { seen: true } | PeerMsg::Beyond);
                 if seen {
                     // Like a block: the fault lies beyond that neighbour.
                     self.blocked_until = t + ms(self.s.block_hold_ms);
                 }
                 if let Some(k) = self.answers.iter().position(|a| a.0 == from) {
                     self.answers[k].1 |= seen;
+                    self.answers[k].2 = t;
                 } else if self.answers.len() < MAX_NEIGHBOURS {
-                    self.answers.push((from, seen));
+                    self.answers.push((from, seen, t));
                 }
             }
             PeerMsg::DropSeen if downstream => {
@@ -930,9 +945,11 @@ impl Flisr {
         if forward {
             let ps = p.pickup_since.map_or(t, |s| s.as_nanos());
             if self.fwd_since.is_none() && !self.seen_forward(t) {
-                // A new episode: forget the last one's answers.
-                self.answers.clear();
+                // A new episode: forget the last one's answers, but not a `Beyond` that came just before this
+                // LMU's own pickup (its neighbour sampled the same fault a little earlier).
+                self.answers.retain(|a| a.1 && t.saturating_sub(a.2) <= ms(self.s.block_hold_ms));
                 self.queries_sent = 0;
+                self.seen_pushed = false;
             }
             self.fwd_since = Some(self.fwd_since.unwrap_or(t).max(ps));
             if self.coil_closed {
@@ -1248,6 +1265,15 @@ impl Flisr {
     fn graded_messages(&mut self, t: u64, forward: bool, next: &mut Option<u64>) {
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
         if forward && self.coil_closed && self.mode == Mode::Normal && !self.s.is_tie {
+            // Say "seen" upstream unasked, once per episode: the upstream neighbour then knows it is not the
+            // last flagged LMU without asking, so only the last one's question and its answer cross the
+            // channel, instead of a query and an answer for every LMU on the fault current's path.
+            if !self.seen_pushed
+                && let Some(up) = self.s.upstream
+            {
+                self.seen_pushed = true;
+                self.send(up, PeerMsg::Beyond);
+            }
             // Once one neighbour has seen the fault current, this LMU is not the last: no more queries.
             let missing = !self.any_seen_downstream()
                 && self.s.downstream.iter().any(|d| !self.answers.iter().any(|a| a.0 == *d));
@@ -1477,12 +1503,13 @@ mod tests {
             PeerMsg::Query,
             PeerMsg::Passage { seen: true },
             PeerMsg::Passage { seen: false },
+            PeerMsg::Beyond,
         ];
         for m in all {
             assert_eq!(PeerMsg::decode(&m.encode()), Ok(m));
             assert!(!PeerMsg::NAMES[m.encode()[0] as usize].is_empty());
         }
-        assert!(PeerMsg::decode(&[14, 0, 0, 0]).is_err());
+        assert!(PeerMsg::decode(&[15, 0, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[1, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[6, 0, 0, 2]).is_err());
     }
@@ -1566,6 +1593,37 @@ mod tests {
     }
 
     #[test]
+    fn flagged_lmu_says_beyond_upstream_once_and_a_neighbour_that_hears_it_asks_nothing() {
+        // The flagged LMU tells its upstream neighbour (9) once per episode, unasked.
+        let mut f = graded_lmu(3);
+        let mut sent = Vec::new();
+        for t in 0..=300 {
+            f.poll(at(t), &fwd(0), Some(true), 400.0);
+            while let Some(m) = f.pop_outgoing() {
+                sent.push((t, m));
+            }
+        }
+        let beyond: Vec<u64> = sent.iter().filter(|(_, m)| *m == (9, PeerMsg::Beyond)).map(|(t, _)| *t).collect();
+        assert_eq!(beyond, alloc::vec![0], "{sent:?}");
+        // Its upstream neighbour, told before its first query is due, never queries and is backup: it does not
+        // trip at its graded time.
+        let mut up = graded_lmu(4);
+        up.on_peer(at(5), 2, PeerMsg::Beyond);
+        let mut queries = 0;
+        let mut tripped = None;
+        for t in 5..=530 {
+            if !up.poll(at(t), &fwd(0), Some(true), 400.0).coil_closed && tripped.is_none() {
+                tripped = Some(t);
+            }
+            while let Some((to, m)) = up.pop_outgoing() {
+                queries += usize::from(to == 2 && m == PeerMsg::Query);
+            }
+        }
+        assert_eq!(queries, 0);
+        assert_eq!(tripped, None, "graded at 430 ms, backup only after 680 ms");
+    }
+
+    #[test]
     fn graded_scheme_sends_its_drop_veto_twice_and_its_lost_voltage_once() {
         // Depth 0: no stagger. The veto upstream goes out twice, 20 ms apart; each copy is retried by the
         // MAC, and the LMU above locates the break itself if none arrives.
@@ -1631,6 +1689,7 @@ mod tests {
         // first; every downstream neighbour answers "not seen": primary trip after the logic delay.
         let mut f = graded_lmu(3);
         assert!(matches!(f.poll(at(0), &fwd(0), Some(true), 400.0).next_deadline, Some(d) if d <= at(30)));
+        assert_eq!(f.pop_outgoing(), Some((9, PeerMsg::Beyond)));
         assert_eq!(f.pop_outgoing(), None);
         f.poll(at(30), &fwd(0), Some(true), 400.0);
         assert_eq!(f.pop_outgoing(), Some((2, PeerMsg::Query)));
