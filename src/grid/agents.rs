@@ -45,6 +45,36 @@ pub enum GridMsg {
 
 const TAG_STEP: u64 = 1;
 const TAG_SOLVE: u64 = 2;
+const TAG_LOM: u64 = 3;
+
+/// Every generator's loss-of-mains protection (EN 50549-1), see [`super::config::AntiIslanding`].
+#[derive(Clone, Debug, Default)]
+pub struct Lom {
+    trip: SimDuration,
+    reconnect: SimDuration,
+    /// By generator position.
+    units: Vec<LomUnit>,
+    /// Disconnections so far.
+    pub trips: u64,
+    /// Reconnections so far.
+    pub reconnections: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct LomUnit {
+    /// Bus position (`None`: a generator on a bus the network does not have, never islanded).
+    bus: Option<usize>,
+    /// Since when its bus has been islanded on a phase (while connected).
+    islanded_since: Option<SimTime>,
+    /// While disconnected: the set point it resumes (MW, Mvar), kept current by later set-point changes.
+    tripped: Option<(f64, f64)>,
+    /// While disconnected: since when its bus has had its full supply back.
+    back_since: Option<SimTime>,
+}
+
+/// Supply voltage a disconnected generator waits for before it counts the reconnection delay (p.u.,
+/// EN 50549-1's reconnection range starts at 85 % of nominal).
+const LOM_BACK_PU: f64 = 0.85;
 
 /// The grid agent.
 pub struct GridAgent {
@@ -68,6 +98,8 @@ pub struct GridAgent {
     /// Largest neutral-point shift of the run (4-wire model): (p.u. of the phase base, bus position, when);
     /// `None` before the first solve.
     pub neutral_shift_max: Option<(f64, usize, SimTime)>,
+    /// Generators' loss-of-mains protection (`None`: off).
+    pub lom: Option<Lom>,
 }
 
 impl GridAgent {
@@ -82,7 +114,18 @@ impl GridAgent {
         };
         let mut agent = GridAgent::new(model, generators, household_cfg, cfg.profile_step()?, cfg.day_of_year);
         agent.plan_broken_neutrals(cfg)?;
+        agent.plan_anti_islanding(cfg);
         Ok(agent)
+    }
+
+    /// Arms every generator's loss-of-mains protection as `grid.anti_islanding` says (validated).
+    pub fn plan_anti_islanding(&mut self, cfg: &GridConfig) {
+        let a = &cfg.anti_islanding;
+        self.lom = a.enabled.then(|| {
+            let s = |x: f64| SimDuration::from_nanos((x * 1e9).round() as u64);
+            let units = self.model.sgen_buses().into_iter().map(|bus| LomUnit { bus, ..LomUnit::default() }).collect();
+            Lom { trip: s(a.trip_s), reconnect: s(a.reconnect_s), units, trips: 0, reconnections: 0 }
+        });
     }
 
     /// Takes the scenario's broken neutrals (`grid.broken_neutral`): each line must exist.
@@ -125,7 +168,89 @@ impl GridAgent {
             last_error: None,
             broken_neutral: Vec::new(),
             neutral_shift_max: None,
+            lom: None,
         }
+    }
+
+    /// Sets generator `k`'s output, or, while its loss-of-mains protection holds it disconnected, the output
+    /// it resumes with.
+    fn set_generation(&mut self, k: usize, p_mw: f64, q_mvar: f64) -> Result<(), String> {
+        if let Some(u) = self.lom.as_mut().and_then(|l| l.units.get_mut(k))
+            && u.tripped.is_some()
+        {
+            if !p_mw.is_finite() || !q_mvar.is_finite() {
+                return Err(format!("sgen {k}: power must be finite"));
+            }
+            u.tripped = Some((p_mw, q_mvar));
+            return Ok(());
+        }
+        self.model.set_sgen(k, p_mw, q_mvar)
+    }
+
+    /// After a solve: starts the disconnection time of generators whose bus an open conductor has just
+    /// half-islanded, and the reconnection delay of disconnected ones whose bus has its full supply back.
+    fn watch_islanding(&mut self, snap: &GridSnapshot, ctx: &mut Ctx<'_, Msg>) {
+        let Some(lom) = &mut self.lom else { return };
+        let half = self.model.half_islanded_buses();
+        let now = ctx.now();
+        let mut wake: Option<SimTime> = None;
+        for u in &mut lom.units {
+            let Some(b) = u.bus else { continue };
+            let islanded = half.binary_search(&b).is_ok();
+            let supplied = !islanded
+                && snap.energised.get(b).copied().unwrap_or(false)
+                && snap.v_pu.get(b).is_some_and(|v| v.iter().all(|x| x.norm() >= LOM_BACK_PU));
+            match (u.tripped.is_some(), islanded) {
+                (false, true) if u.islanded_since.is_none() => {
+                    u.islanded_since = Some(now);
+                    let at = now.saturating_add(lom.trip);
+                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                }
+                (false, false) => u.islanded_since = None,
+                (true, _) if supplied && u.back_since.is_none() => {
+                    u.back_since = Some(now);
+                    let at = now.saturating_add(lom.reconnect);
+                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                }
+                (true, _) if !supplied => u.back_since = None,
+                _ => {}
+            }
+        }
+        if let Some(at) = wake {
+            ctx.schedule_at(at, class::GRID, Msg::Timer(TAG_LOM));
+        }
+    }
+
+    /// Disconnects the generators islanded for the disconnection time and reconnects those supplied for the
+    /// reconnection delay; re-solves if any changed.
+    fn lom_timer(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        let Some(lom) = &mut self.lom else { return };
+        let now = ctx.now();
+        let mut changed = Vec::new();
+        for (k, u) in lom.units.iter_mut().enumerate() {
+            if u.tripped.is_none() && u.islanded_since.is_some_and(|t| now >= t.saturating_add(lom.trip)) {
+                u.tripped = Some(self.model.sgen_set_point(k).unwrap_or((0.0, 0.0)));
+                u.islanded_since = None;
+                u.back_since = None;
+                lom.trips += 1;
+                changed.push((k, (0.0, 0.0)));
+            } else if let Some(resume) = u.tripped
+                && u.back_since.is_some_and(|t| now >= t.saturating_add(lom.reconnect))
+            {
+                u.tripped = None;
+                u.back_since = None;
+                lom.reconnections += 1;
+                changed.push((k, resume));
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        for (k, (p, q)) in changed {
+            ctx.digest(((k as u64) << 1) | u64::from(p != 0.0 || q != 0.0));
+            let _ = self.model.set_sgen(k, p, q);
+        }
+        self.request_solve(ctx);
     }
 
     /// Subscribes `agent` to snapshots (before the run; at run time send `GridMsg::Subscribe`).
@@ -158,7 +283,14 @@ impl GridAgent {
                 _ => 0.5,
             };
             let p = kind.power_kw(&self.weather, noise);
-            let _ = self.model.set_sgen(*k, p / 1000.0, 0.0);
+            let k = *k;
+            let _ = match &mut self.lom {
+                Some(l) if l.units.get(k).is_some_and(|u| u.tripped.is_some()) => {
+                    l.units[k].tripped = Some((p / 1000.0, 0.0));
+                    Ok(())
+                }
+                _ => self.model.set_sgen(k, p / 1000.0, 0.0),
+            };
         }
     }
 
@@ -188,6 +320,7 @@ impl GridAgent {
                     }
                 }
                 self.neutral_shift_max = Some(top);
+                self.watch_islanding(&snap, ctx);
                 self.last = Some(snap);
             }
             Err(e) => {
@@ -212,7 +345,7 @@ impl GridAgent {
             GridMsg::FaultOn(f) => self.model.add_fault(f).map(|_| true),
             GridMsg::FaultOff(f) => Ok(self.model.clear_fault(&f) > 0),
             GridMsg::SetLoad { load, p_mw, q_mvar } => self.model.set_load(load, p_mw, q_mvar).map(|_| true),
-            GridMsg::SetGeneration { sgen, p_mw, q_mvar } => self.model.set_sgen(sgen, p_mw, q_mvar).map(|_| true),
+            GridMsg::SetGeneration { sgen, p_mw, q_mvar } => self.set_generation(sgen, p_mw, q_mvar).map(|_| true),
             GridMsg::BrokenNeutral { line, broken } => self.model.set_broken_neutral(line, broken),
             GridMsg::Weather(w) => {
                 self.weather = w;
@@ -259,6 +392,7 @@ impl Agent<Msg> for GridAgent {
                 ctx.schedule_at(ctx.now().saturating_add(self.step), class::GRID, Msg::Timer(TAG_STEP));
             }
             Msg::Timer(TAG_SOLVE) => self.solve(ctx),
+            Msg::Timer(TAG_LOM) => self.lom_timer(ctx),
             Msg::Grid(m) => self.command(m, ctx),
             _ => {}
         }

@@ -99,6 +99,42 @@ pub struct GridConfig {
     /// `four_wire`.
     #[serde(default)]
     pub broken_neutral: Vec<BrokenNeutral>,
+    /// Every generator's loss-of-mains protection (EN 50549-1): it disconnects when its bus has been
+    /// islanded on a phase (an open conductor upstream, no other path to the source) for `trip_s`, and
+    /// reconnects after the bus has had its full supply back for `reconnect_s`. A bus cut off on every phase
+    /// is de-energised by the solver at once.
+    #[serde(default)]
+    pub anti_islanding: AntiIslanding,
+}
+
+/// Generators' loss-of-mains protection (see [`GridConfig::anti_islanding`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AntiIslanding {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Disconnection time once islanded, s (IEC 62116 tests inverters against a 2 s limit).
+    #[serde(default = "default_lom_trip_s")]
+    pub trip_s: f64,
+    /// Reconnection delay once the supply is back, s (EN 50549-1's default observation time, 60 s).
+    #[serde(default = "default_lom_reconnect_s")]
+    pub reconnect_s: f64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_lom_trip_s() -> f64 {
+    2.0
+}
+fn default_lom_reconnect_s() -> f64 {
+    60.0
+}
+
+impl Default for AntiIslanding {
+    fn default() -> Self {
+        AntiIslanding { enabled: true, trip_s: default_lom_trip_s(), reconnect_s: default_lom_reconnect_s() }
+    }
 }
 
 /// A broken neutral: the neutral conductor of `line` (file index) opens at `onset` and stays open.
@@ -122,6 +158,7 @@ impl Default for GridConfig {
             rooftop_pv_pct: 0.0,
             four_wire: false,
             broken_neutral: Vec::new(),
+            anti_islanding: AntiIslanding::default(),
         }
     }
 }
@@ -132,6 +169,13 @@ impl GridConfig {
         let step = parse_duration(&self.profile_step).map_err(|e| format!("grid.profile_step: {e}"))?;
         if step == SimDuration::ZERO {
             return Err("grid.profile_step must be positive".into());
+        }
+        let a = &self.anti_islanding;
+        if !(a.trip_s.is_finite() && (0.0..=600.0).contains(&a.trip_s)) {
+            return Err(format!("grid.anti_islanding.trip_s = {} must be within 0..=600 s", a.trip_s));
+        }
+        if !(a.reconnect_s.is_finite() && (0.0..=3600.0).contains(&a.reconnect_s)) {
+            return Err(format!("grid.anti_islanding.reconnect_s = {} must be within 0..=3600 s", a.reconnect_s));
         }
         if !(self.rooftop_pv_pct.is_finite() && (0.0..=1000.0).contains(&self.rooftop_pv_pct)) {
             return Err(format!("grid.rooftop_pv_pct = {} must be within 0..=1000", self.rooftop_pv_pct));
@@ -246,6 +290,12 @@ mod tests {
         c.validate().unwrap();
         let bad = GridConfig { profile_step: "0s".into(), ..c.clone() };
         assert!(bad.validate().unwrap_err().contains("profile_step"));
+        let bad =
+            GridConfig { anti_islanding: AntiIslanding { trip_s: f64::NAN, ..AntiIslanding::default() }, ..c.clone() };
+        assert!(bad.validate().unwrap_err().contains("grid.anti_islanding.trip_s"));
+        let bad =
+            GridConfig { anti_islanding: AntiIslanding { reconnect_s: -1.0, ..AntiIslanding::default() }, ..c.clone() };
+        assert!(bad.validate().unwrap_err().contains("grid.anti_islanding.reconnect_s"));
         let bad = GridConfig { loads: LoadConfig::H0 { annual_kwh: -1.0, jitter: 0.1 }, ..c };
         assert!(bad.validate().unwrap_err().contains("annual_kwh"));
         assert!(ron::from_str::<GridConfig>("(network: File(\"x\"), bogus: 1)").is_err());

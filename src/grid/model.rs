@@ -11,6 +11,7 @@ use super::network::{Line, Network, Sgen};
 use super::powerflow::{Converters, NodeLoad, PfError, Port, PowerFlow, phase_to_seq, seq_to_phase};
 use super::topology::{Element, Purpose, S_BASE_MVA, Topology};
 use num_complex::Complex64 as C64;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// A conductor.
@@ -470,6 +471,86 @@ impl GridModel {
 
     pub fn faults(&self) -> &[Fault] {
         &self.faults
+    }
+
+    /// Buses an open conductor leaves without a full three-phase path to a source: connected to an external
+    /// grid over the closed, in-service network, but not once every line with an open conductor is taken
+    /// out (positions in `network().buses`, ascending). Their generators see one phase islanded, which their
+    /// loss-of-mains protection detects (EN 50549-1); a bus cut off entirely is de-energised by the solver.
+    pub fn half_islanded_buses(&self) -> Vec<usize> {
+        let open: BTreeSet<i64> = self
+            .faults
+            .iter()
+            .filter_map(|f| match (f.kind, f.location) {
+                (FaultKind::OpenConductor(_), FaultLocation::Line { line, .. }) => Some(line),
+                _ => None,
+            })
+            .collect();
+        if open.is_empty() {
+            return Vec::new();
+        }
+        let net = &self.base;
+        let nb = net.buses.len();
+        let switched_open = |et: &str, element: i64| {
+            net.switches.iter().zip(&self.closed).any(|(sw, &c)| !c && sw.et == et && sw.element == element)
+        };
+        // Edges (bus position, bus position, line index if a line).
+        let mut edges: Vec<(usize, usize, Option<i64>)> = Vec::new();
+        for (l, &on) in net.lines.iter().zip(&self.line_in_service) {
+            if let (true, Some(a), Some(b)) = (on, net.bus(l.from_bus), net.bus(l.to_bus))
+                && !switched_open("l", l.index)
+            {
+                edges.push((a, b, Some(l.index)));
+            }
+        }
+        for t in net.trafos.iter().filter(|t| t.in_service) {
+            if let (Some(a), Some(b)) = (net.bus(t.hv_bus), net.bus(t.lv_bus))
+                && !switched_open("t", t.index)
+            {
+                edges.push((a, b, None));
+            }
+        }
+        for (sw, &c) in net.switches.iter().zip(&self.closed) {
+            if let (true, "b", Some(a), Some(b)) = (c, sw.et.as_str(), net.bus(sw.bus), net.bus(sw.element)) {
+                edges.push((a, b, None));
+            }
+        }
+        let mut adj: Vec<Vec<(usize, Option<i64>)>> = vec![Vec::new(); nb];
+        for &(a, b, l) in &edges {
+            adj[a].push((b, l));
+            adj[b].push((a, l));
+        }
+        let sources: Vec<usize> =
+            net.ext_grids.iter().filter(|e| e.in_service).filter_map(|e| net.bus(e.bus)).collect();
+        let reach = |skip_open: bool| {
+            let mut seen = vec![false; nb];
+            let mut stack = sources.clone();
+            for &s in &sources {
+                seen[s] = true;
+            }
+            while let Some(b) = stack.pop() {
+                for &(n, l) in &adj[b] {
+                    if seen[n] || (skip_open && l.is_some_and(|l| open.contains(&l))) {
+                        continue;
+                    }
+                    seen[n] = true;
+                    stack.push(n);
+                }
+            }
+            seen
+        };
+        let (all, full) = (reach(false), reach(true));
+        (0..nb).filter(|&b| all[b] && !full[b]).collect()
+    }
+
+    /// A generator's set point (MW, Mvar; generation positive), by position.
+    pub fn sgen_set_point(&self, k: usize) -> Option<(f64, f64)> {
+        self.sgen_set.get(k).copied()
+    }
+
+    /// Generators' buses (positions in `network().buses`), by generator position.
+    pub fn sgen_buses(&self) -> Vec<Option<usize>> {
+        self.base.sgens.iter().map(|g| self.base.bus(g.bus)).collect()
     }
 
     /// Builds the working network: lines with faults at a fraction are split at a new bus.

@@ -61,6 +61,7 @@ pub fn add(sim: &mut Simulation<Msg>, loaded: &Loaded, cfg: &GridConfig) -> Resu
     let engine = |e: crate::engine::EngineError| loaded.error_at("grid", e.to_string(), None);
     let mut agent = GridAgent::new(model, gens, households, step, cfg.day_of_year);
     agent.plan_broken_neutrals(cfg).map_err(|e| loaded.error_in("grid", e))?;
+    agent.plan_anti_islanding(cfg);
     let grid = sim.next_agent_id();
     let weather = AgentId(grid.0 + 1);
     let recorder = AgentId(grid.0 + 2);
@@ -200,6 +201,8 @@ impl Part for GridPart {
                 "solves": g.solves,
                 "solve_failures": g.failures,
                 "last_error": g.last_error,
+                "anti_islanding_trips": g.lom.as_ref().map(|l| l.trips),
+                "anti_islanding_reconnections": g.lom.as_ref().map(|l| l.reconnections),
                 "energy_import_kwh": import_kwh,
                 "energy_export_kwh": export_kwh,
                 "p_peak_kw": fin(p_peak * 1000.0),

@@ -846,6 +846,43 @@ mod world {
         }
     }
 
+    /// Kerber's last line section broken at 100 % PV: every customer beyond the break makes what it uses, so
+    /// no current flows through the break before or after it and nothing measurable changes, until the PV
+    /// inverters on the half-islanded phase detect the loss of mains and disconnect (2 s, IEC 62116's limit):
+    /// then the break is located. Without loss-of-mains protection it is never found.
+    #[test]
+    fn open_conductor_with_nothing_flowing_through_it_is_located_once_the_pv_loses_mains() {
+        let run = |lom: bool| {
+            let base = Loaded::from_file(std::path::Path::new("scenarios/flisr-case.ron")).unwrap();
+            let mut text = base.text.clone();
+            for (path, v) in
+                [("faults[0].kind", "OpenConductor"), ("grid.rooftop_pv_pct", "100.0"), ("faults[0].section", "12")]
+            {
+                text = gridtwin::scenario::ron_path::replace(&text, path, v).unwrap();
+            }
+            if !lom {
+                text = text.replacen(
+                    "rooftop_pv_pct: 100.0,",
+                    "rooftop_pv_pct: 100.0, anti_islanding: (enabled: false),",
+                    1,
+                );
+            }
+            let l = Loaded::from_text("case.ron".into(), text, base.base_dir.clone()).unwrap();
+            gridtwin::sweep::run_one(&l, 7).unwrap()
+        };
+        let s = run(true);
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], e["true_section"], "{e}");
+        assert_eq!(e["healthy_trips"], 0, "{e}");
+        let detected = e["detection_ms"].as_f64().unwrap();
+        assert!((2000.0..2600.0).contains(&detected), "{e}");
+        assert!(s["grid"]["anti_islanding_trips"].as_u64().unwrap() > 0, "{}", s["grid"]);
+        let s = run(false);
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], "none", "{e}");
+        assert_eq!(s["grid"]["anti_islanding_trips"], serde_json::Value::Null);
+    }
+
     #[test]
     fn a_section_that_does_not_exist_is_rejected_with_its_location() {
         let base = Loaded::from_file(std::path::Path::new("scenarios/flisr-case.ron")).unwrap();
