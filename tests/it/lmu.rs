@@ -883,6 +883,31 @@ mod world {
         assert_eq!(s["grid"]["anti_islanding_trips"], serde_json::Value::Null);
     }
 
+    /// The IEEE feeder's LMU 5 with its radio dead just before a break in its own section (the stress study's
+    /// block): LMU 3 above sees the same current drop and can get no `DropSeen` veto. LMU 5, lower, decides
+    /// first on its own drop and opens, LMU 3 sees that take a further share of its current and stands down:
+    /// located in S5 with no healthy trip (before, LMU 3 isolated S3 too).
+    #[test]
+    fn a_break_below_a_dead_radio_is_located_there_and_the_lmu_above_stands_down() {
+        for pv in ["0.0", "50.0"] {
+            let s = case_seeded(
+                &[
+                    ("grid.network", "File(\"networks/ieee_european_lv_on_peak_566.json\")"),
+                    ("lmus.at", "MainJunctions(min_loads: 3)"),
+                    ("mesh.events", "[Fail(node: 5, at: \"0.9s\")]"),
+                    ("faults[0].kind", "OpenConductor"),
+                    ("faults[0].r_ohm", "0.0"),
+                    ("faults[0].section", "5"),
+                    ("grid.rooftop_pv_pct", pv),
+                ],
+                13054919615667841462,
+            );
+            let e = &s["faults"]["events"][0];
+            assert_eq!(e["located_section"], "S5", "{e}");
+            assert_eq!(e["healthy_trips"], 0, "{e}");
+        }
+    }
+
     #[test]
     fn a_section_that_does_not_exist_is_rejected_with_its_location() {
         let base = Loaded::from_file(std::path::Path::new("scenarios/flisr-case.ron")).unwrap();

@@ -16,6 +16,9 @@
 //!   current collapses with healthy voltage send `DropSeen` upstream. The healthy-voltage LMU that has a
 //!   current drop or a loss-of-voltage report from downstream, and no `DropSeen` from downstream, locates the
 //!   break in its own section.
+//!   In the graded scheme a drop alone decides lowest first ([`DROP_HEIGHT_NS`]), and an LMU waiting on it stands
+//!   down when a further share of its current goes (an LMU below opened on its own drop; that one may be unable
+//!   to send its veto, its radio dead).
 //! - **Broken neutral**: LMUs that see their star point displaced send `NeutralDisplaced` upstream instead;
 //!   the healthy LMU that gets it locates a broken neutral in its own section and isolates it like an open
 //!   conductor (the customers beyond would otherwise stay on up to ~1.7 p.u.).
@@ -75,6 +78,18 @@ pub const LOV_STAGGER_NS: u64 = 5_000_000;
 /// Graded scheme: extra wait before a current drop alone (no lost voltage reported from downstream) locates a
 /// break in this LMU's own section, ns.
 pub const DROP_ONLY_WAIT_NS: u64 = 300_000_000;
+/// Graded scheme: extra wait per LMU below this one (its height) before a current drop alone locates a break
+/// in this LMU's own section, ns. The LMUs below decide first: a neighbour that cannot report (its radio
+/// dead) still locates a break in its own section on its own drop and opens, and the LMUs above, which see
+/// the same drop, see the opening take the rest of their current and stand down
+/// ([`DOWNSTREAM_OPEN_SHARE`]). One step covers a decision, the breaker's release and arc, and a measurement.
+pub const DROP_HEIGHT_NS: u64 = 120_000_000;
+/// Graded scheme: share of the current left after a current drop that must go as well, while this LMU waits
+/// on the drop alone, for it to take that as an LMU below opening (and stand down); at least
+/// [`DOWNSTREAM_OPEN_MIN_A`].
+pub const DOWNSTREAM_OPEN_SHARE: f64 = 0.2;
+/// See [`DOWNSTREAM_OPEN_SHARE`], A.
+pub const DOWNSTREAM_OPEN_MIN_A: f64 = 10.0;
 /// Graded scheme: delay of a flagged LMU's first `Query` per LMU below it (its height), ns. The LMUs on a
 /// fault current's path all pick up in the same cycle; the last of them, whose question decides, is the one
 /// with the smallest height, so it asks first and the others follow one frame exchange apart instead of all
@@ -485,6 +500,10 @@ pub struct Flisr {
     /// This LMU itself sees a negative-sequence voltage step (see `UnbalanceSeen`).
     step_here: bool,
     oc_blocked: bool,
+    /// Graded scheme: the largest phase current when this LMU's current drop began (A).
+    oc_i_ref_a: Option<f64>,
+    /// The largest phase current of the latest poll (A).
+    i_max_a: f64,
     /// When the present forward flag rose (a pickup that turns forward later, e.g. when switching reroutes
     /// the current, gets its own logic delay).
     fwd_since: Option<u64>,
@@ -579,6 +598,8 @@ impl Flisr {
             to_answer: Vec::new(),
             last_forward_ns: None,
             oc_blocked: false,
+            oc_i_ref_a: None,
+            i_max_a: 0.0,
             fwd_since: None,
             rebaseline: false,
             cleared_at: None,
@@ -635,6 +656,7 @@ impl Flisr {
         self.lov_at = None;
         self.breaker_failure_at = None;
         self.oc_blocked = false;
+        self.oc_i_ref_a = None;
         self.cleared_at = None;
         self.passage = None;
     }
@@ -928,6 +950,7 @@ impl Flisr {
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
         let forward = p.pickup && p.forward;
         self.no_current = i_max_a.is_finite() && i_max_a < crate::lmu::DEAD_CURRENT_A;
+        self.i_max_a = i_max_a;
         self.healthy_now = p.voltage_healthy;
         self.step_here = p.unbalance_step || p.unbalance_seen_here;
         if !p.voltage_healthy {
@@ -1232,8 +1255,21 @@ impl Flisr {
             // (`DropSeen`); over the mesh that veto can take a few hundred milliseconds (retries on a long
             // hop), and a break with a neighbour beyond it is located by that neighbour's positive report
             // long before, so the graded scheme waits `DROP_ONLY_WAIT_NS` more.
-            let extra = if self.s.grading_ms > 0 { DROP_ONLY_WAIT_NS } else { 0 };
+            let extra =
+                if self.s.grading_ms > 0 { DROP_ONLY_WAIT_NS + DROP_HEIGHT_NS * self.s.height as u64 } else { 0 };
             let decide_at = if positive { oc } else { oc + ms(self.s.open_conductor_logic_ms) + slot + extra };
+            // Graded scheme: on a drop alone, an LMU below that opens meanwhile takes a further share of the
+            // current here; the break is then its (it located it on its own drop), not this LMU's.
+            let i_ref = *self.oc_i_ref_a.get_or_insert(self.i_max_a);
+            let gone = i_ref - self.i_max_a;
+            if self.s.grading_ms > 0
+                && !positive
+                && self.i_max_a.is_finite()
+                && gone >= DOWNSTREAM_OPEN_MIN_A
+                && gone >= DOWNSTREAM_OPEN_SHARE * i_ref
+            {
+                self.oc_blocked = true;
+            }
             if self.oc_blocked {
                 // Passed on to a downstream neighbour; nothing to decide here.
             } else if t >= decide_at {
@@ -1256,6 +1292,7 @@ impl Flisr {
         } else {
             self.oc_since = None;
             self.oc_blocked = false;
+            self.oc_i_ref_a = None;
         }
     }
 
@@ -1661,11 +1698,21 @@ mod tests {
             Some((Role::Primary, Some(1), FaultKind::OpenConductor))
         );
         // The weaker unbalance report with a current drop here waits for the downstream veto (150 ms logic,
-        // the neighbours' 20 ms slot, 300 ms more).
+        // the neighbours' 20 ms slot, 300 ms more, and 120 ms for each of the 3 LMUs below, which decide first).
         let mut f = graded_lmu(3);
         f.poll(at(0), &drop_here(), Some(true), 20.0);
         f.on_peer(at(40), 2, PeerMsg::UnbalanceSeen);
-        assert_eq!(opened(&mut f, &drop_here(), 40, 2000), Some(470));
+        assert_eq!(opened(&mut f, &drop_here(), 40, 2000), Some(830));
+        // Waiting on the drop alone, it sees an LMU below open (a further fifth of its current goes): the break
+        // is that LMU's, located there on its own drop; this one stands down.
+        let mut f = graded_lmu(3);
+        f.poll(at(0), &drop_here(), Some(true), 60.0);
+        assert_eq!((1..=600).find(|&t| !f.poll(at(t), &drop_here(), Some(true), 60.0).coil_closed), None);
+        assert_eq!((601..=2000).find(|&t| !f.poll(at(t), &drop_here(), Some(true), 45.0).coil_closed), None);
+        // A smaller change (a few amperes of load) does not.
+        let mut f = graded_lmu(3);
+        f.poll(at(0), &drop_here(), Some(true), 60.0);
+        assert_eq!((1..=2000).find(|&t| !f.poll(at(t), &drop_here(), Some(true), 55.0).coil_closed), Some(830));
         // A current drop alone, vetoed by `DropSeen` from below: no opening at all.
         let mut f = graded_lmu(3);
         f.poll(at(0), &drop_here(), Some(true), 20.0);
