@@ -194,8 +194,20 @@ impl GridAgent {
         let half = self.model.half_islanded_buses();
         let now = ctx.now();
         let mut wake: Option<SimTime> = None;
-        for u in &mut lom.units {
+        for (k, u) in lom.units.iter_mut().enumerate() {
             let Some(b) = u.bus else { continue };
+            if u.tripped.is_none() && !snap.energised.get(b).copied().unwrap_or(true) {
+                // Cut off on every phase: the generator stops with its voltage (undervoltage and loss of
+                // mains), and like any disconnection waits out the reconnection delay once supply is back.
+                u.tripped = Some(self.model.sgen_set_point(k).unwrap_or((0.0, 0.0)));
+                u.islanded_since = None;
+                u.back_since = None;
+                lom.trips += 1;
+                ctx.digest((k as u64) << 1);
+                // Nothing to re-solve: a generator on a dead bus gives nothing anyway.
+                let _ = self.model.set_sgen(k, 0.0, 0.0);
+                continue;
+            }
             let islanded = half.binary_search(&b).is_ok();
             let supplied = !islanded
                 && snap.energised.get(b).copied().unwrap_or(false)

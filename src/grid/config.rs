@@ -100,9 +100,9 @@ pub struct GridConfig {
     #[serde(default)]
     pub broken_neutral: Vec<BrokenNeutral>,
     /// Every generator's loss-of-mains protection (EN 50549-1): it disconnects when its bus has been
-    /// islanded on a phase (an open conductor upstream, no other path to the source) for `trip_s`, and
-    /// reconnects after the bus has had its full supply back for `reconnect_s`. A bus cut off on every phase
-    /// is de-energised by the solver at once.
+    /// islanded on a phase (an open conductor upstream, no other path to the source) for `trip_s`, or at once
+    /// when its bus is cut off on every phase (de-energised), and reconnects after the bus has had its full
+    /// supply back for `reconnect_s`.
     #[serde(default)]
     pub anti_islanding: AntiIslanding,
 }

@@ -883,6 +883,22 @@ mod world {
         assert_eq!(s["grid"]["anti_islanding_trips"], serde_json::Value::Null);
     }
 
+    /// The default day's earth fault: the section isolated, the part beyond it restored through the tie. The
+    /// generators there lose their voltage with the isolation and disconnect; the ones restored through the
+    /// tie reconnect after the 60 s delay, the ones in the isolated section stay off.
+    #[test]
+    fn generators_cut_off_by_an_isolation_disconnect_and_reconnect_a_minute_after_restoration() {
+        let l = Loaded::from_file(std::path::Path::new("scenarios/default.ron")).unwrap();
+        let s = gridtwin::sweep::run_one(&l, 42).unwrap();
+        let (trips, back) = (
+            s["grid"]["anti_islanding_trips"].as_u64().unwrap(),
+            s["grid"]["anti_islanding_reconnections"].as_u64().unwrap(),
+        );
+        assert!(trips > back && back > 0, "{}", s["grid"]);
+        let e = &s["faults"]["events"][0];
+        assert!(e["restore_s"].as_f64().is_some_and(|r| r < 60.0), "{e}");
+    }
+
     /// The IEEE feeder's LMU 5 with its radio dead just before a break in its own section (the stress study's
     /// block): LMU 3 above sees the same current drop and can get no `DropSeen` veto. LMU 5, lower, decides
     /// first on its own drop and opens, LMU 3 sees that take a further share of its current and stands down:
