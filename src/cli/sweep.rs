@@ -131,6 +131,11 @@ pub fn merge(g: &Global, dirs: &[PathBuf]) -> Result<(), CliError> {
     let rows = m.table.rows.len();
     let mut report = Report { summary: m.summary, ..Report::default() };
     let stem = m.csv_name.trim_end_matches(".csv").to_string();
+    // The per-point statistics, as the unsharded run writes them.
+    if m.replications > 1 {
+        let points = crate::sweep::stats::per_point(&m.table, m.axes);
+        report.tables.push((format!("{stem}_points"), points));
+    }
     report.tables.push((stem, m.table));
     write_output_dir(&out, &report, &json!({"merged_shards": dirs.len()}), true)?;
     println!("merged {} shards, {rows} runs; results in {}", dirs.len(), out.join(&m.csv_name).display());

@@ -187,6 +187,10 @@ pub struct Merged {
     pub summary: Map<String, Value>,
     pub csv_name: String,
     pub table: crate::report::Table,
+    /// Replications per point (the per-point statistics are written when above 1).
+    pub replications: u32,
+    /// Label columns after `point, replication, seed` (the plan's axes).
+    pub axes: usize,
 }
 
 /// Merges shard directories: same plan hash, every job exactly once; rows sorted by job.
@@ -289,7 +293,14 @@ pub fn merge(dirs: &[PathBuf]) -> Result<Merged, String> {
         }
     }
     let table = crate::report::Table { header: header.unwrap_or_default(), rows: rows.into_iter().flatten().collect() };
-    Ok(Merged { summary: first.summary.clone(), csv_name: first.csv.clone(), table })
+    let axes = first.summary.get("axes").and_then(Value::as_array).map_or(0, Vec::len);
+    Ok(Merged {
+        summary: first.summary.clone(),
+        csv_name: first.csv.clone(),
+        table,
+        replications: first.replications,
+        axes,
+    })
 }
 
 #[cfg(test)]

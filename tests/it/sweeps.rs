@@ -77,6 +77,17 @@ fn shards_merge_to_the_unsharded_result_byte_for_byte() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(std::fs::read(m.join("grid.csv")).unwrap(), whole, "{n} shards");
         assert_eq!(std::fs::read(m.join("summary.json")).unwrap(), std::fs::read(all.join("summary.json")).unwrap());
+        // Every table the unsharded run writes, the per-point statistics of its 2 replications included.
+        let mut tables: Vec<_> = std::fs::read_dir(&all)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|f| f.ends_with(".csv"))
+            .collect();
+        tables.sort();
+        assert_eq!(tables, ["grid.csv", "grid_points.csv"]);
+        for f in &tables {
+            assert_eq!(std::fs::read(m.join(f)).ok(), std::fs::read(all.join(f)).ok(), "{f} after merging {n} shards");
+        }
         if n == 3 {
             // A shard missing: refused, naming the points.
             let o = gt(&["merge", &dirs[0], &dirs[2], "--out", d.join("bad").to_str().unwrap()]);
