@@ -491,9 +491,14 @@ impl GridModel {
         }
         let net = &self.base;
         let nb = net.buses.len();
-        let switched_open = |et: &str, element: i64| {
-            net.switches.iter().zip(&self.closed).any(|(sw, &c)| !c && sw.et == et && sw.element == element)
-        };
+        let open_switches: BTreeSet<(&str, i64)> = net
+            .switches
+            .iter()
+            .zip(&self.closed)
+            .filter(|&(_, &c)| !c)
+            .map(|(sw, _)| (sw.et.as_str(), sw.element))
+            .collect();
+        let switched_open = |et: &str, element: i64| open_switches.contains(&(et, element));
         // Edges (bus position, bus position, line index if a line).
         let mut edges: Vec<(usize, usize, Option<i64>)> = Vec::new();
         for (l, &on) in net.lines.iter().zip(&self.line_in_service) {

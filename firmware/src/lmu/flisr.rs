@@ -1259,7 +1259,8 @@ impl Flisr {
                 if self.s.grading_ms > 0 { DROP_ONLY_WAIT_NS + DROP_HEIGHT_NS * self.s.height as u64 } else { 0 };
             let decide_at = if positive { oc } else { oc + ms(self.s.open_conductor_logic_ms) + slot + extra };
             // Graded scheme: on a drop alone, an LMU below that opens meanwhile takes a further share of the
-            // current here; the break is then its (it located it on its own drop), not this LMU's.
+            // current here; the break is then that LMU's (located there on its own drop), not this one's. (A
+            // load step as large within the wait would make this LMU stand down as well.)
             let i_ref = *self.oc_i_ref_a.get_or_insert(self.i_max_a);
             let gone = i_ref - self.i_max_a;
             if self.s.grading_ms > 0
