@@ -11,8 +11,9 @@
 //! - a cut ends [`SETTLE`] after the scenario's last scheduled event (faults, failures, joins, attacks, key
 //!   rotations, partitions, harmonic sources switching, frequency steps, ...), read from the scenario's own
 //!   text by [`scheduled_events`], never set per file; a scenario without scheduled events gets [`SETTLE`];
-//! - meshes above [`LARGE_MESH_NODES`] (today `district-10k`, events at 12:00 and 13:00) cost about ten
-//!   seconds of building and joining plus a second per simulated hour in release, too slow for `cargo test`:
+//! - meshes above [`LARGE_MESH_NODES`] (today `district-10k` and `city-30k`, events at 12:00 and 13:00) cost
+//!   about ten seconds of building and joining plus a second per simulated hour in release, too slow for
+//!   `cargo test`:
 //!   they run through their events in the ignored test
 //!   `large_shipped_scenarios_are_deterministic_through_their_events` (release build);
 //! - meshes above [`CITY_MESH_NODES`] (today `city-100k`) are left out: minutes per simulated hour. Their
