@@ -104,11 +104,8 @@ pub fn run(g: &Global, plan_path: &Path, a: &ScaleArgs) -> Result<(), CliError> 
         let text = serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n";
         report.files.push(("manifest.json".into(), text.into_bytes()));
     }
-    if exp.plan.replications > 1 && shard.is_none() {
-        let points = crate::sweep::stats::per_point(&table, exp.headers.len());
-        report.tables.push((format!("{name}_points"), points));
-    }
-    report.tables.push((name.clone(), table));
+    let replications = if shard.is_none() { exp.plan.replications } else { 1 };
+    push_tables(&mut report, &name, table, replications, exp.headers.len());
     let wall = t0.elapsed().as_secs_f64();
     let timing =
         json!({"wall_s": wall, "threads": pool.current_num_threads(), "jobs_run": todo.len(), "jobs_resumed": resumed});
@@ -124,6 +121,16 @@ pub fn run(g: &Global, plan_path: &Path, a: &ScaleArgs) -> Result<(), CliError> 
     Ok(())
 }
 
+/// A whole sweep's tables, the same for an unsharded run and a merge: the per-point statistics when there
+/// are replications (`<name>_points`, `axes` label columns), then the rows (`<name>`).
+fn push_tables(report: &mut Report, name: &str, table: crate::report::Table, replications: u32, axes: usize) {
+    if replications > 1 {
+        let points = crate::sweep::stats::per_point(&table, axes);
+        report.tables.push((format!("{name}_points"), points));
+    }
+    report.tables.push((name.to_string(), table));
+}
+
 /// `gridtwin merge SHARD_DIR... --out DIR`.
 pub fn merge(g: &Global, dirs: &[PathBuf]) -> Result<(), CliError> {
     let m = shard::merge(dirs)?;
@@ -131,12 +138,7 @@ pub fn merge(g: &Global, dirs: &[PathBuf]) -> Result<(), CliError> {
     let rows = m.table.rows.len();
     let mut report = Report { summary: m.summary, ..Report::default() };
     let stem = m.csv_name.trim_end_matches(".csv").to_string();
-    // The per-point statistics, as the unsharded run writes them.
-    if m.replications > 1 {
-        let points = crate::sweep::stats::per_point(&m.table, m.axes);
-        report.tables.push((format!("{stem}_points"), points));
-    }
-    report.tables.push((stem, m.table));
+    push_tables(&mut report, &stem, m.table, m.replications, m.axes);
     write_output_dir(&out, &report, &json!({"merged_shards": dirs.len()}), true)?;
     println!("merged {} shards, {rows} runs; results in {}", dirs.len(), out.join(&m.csv_name).display());
     Ok(())

@@ -72,6 +72,15 @@ struct LomUnit {
     back_since: Option<SimTime>,
 }
 
+impl LomUnit {
+    /// Disconnects: remembers the set point to resume with and forgets the running timers.
+    fn disconnect(&mut self, resume: (f64, f64)) {
+        self.tripped = Some(resume);
+        self.islanded_since = None;
+        self.back_since = None;
+    }
+}
+
 /// Supply voltage a disconnected generator waits for before it counts the reconnection delay (p.u.,
 /// EN 50549-1's reconnection range starts at 85 % of nominal).
 const LOM_BACK_PU: f64 = 0.85;
@@ -199,9 +208,7 @@ impl GridAgent {
             if u.tripped.is_none() && !snap.energised.get(b).copied().unwrap_or(true) {
                 // Cut off on every phase: the generator stops with its voltage (undervoltage and loss of
                 // mains), and like any disconnection waits out the reconnection delay once supply is back.
-                u.tripped = Some(self.model.sgen_set_point(k).unwrap_or((0.0, 0.0)));
-                u.islanded_since = None;
-                u.back_since = None;
+                u.disconnect(self.model.sgen_set_point(k).unwrap_or((0.0, 0.0)));
                 lom.trips += 1;
                 ctx.digest((k as u64) << 1);
                 // Nothing to re-solve: a generator on a dead bus gives nothing anyway.
@@ -241,9 +248,7 @@ impl GridAgent {
         let mut changed = Vec::new();
         for (k, u) in lom.units.iter_mut().enumerate() {
             if u.tripped.is_none() && u.islanded_since.is_some_and(|t| now >= t.saturating_add(lom.trip)) {
-                u.tripped = Some(self.model.sgen_set_point(k).unwrap_or((0.0, 0.0)));
-                u.islanded_since = None;
-                u.back_since = None;
+                u.disconnect(self.model.sgen_set_point(k).unwrap_or((0.0, 0.0)));
                 lom.trips += 1;
                 changed.push((k, (0.0, 0.0)));
             } else if let Some(resume) = u.tripped
@@ -289,20 +294,14 @@ impl GridAgent {
     }
 
     fn apply_generation(&mut self) {
-        for (k, kind) in &self.generators {
+        for i in 0..self.generators.len() {
+            let (k, kind) = &self.generators[i];
             let noise = match (&mut self.noise, kind) {
                 (Some(r), GeneratorKind::Biogas { .. }) => r.random::<f64>(),
                 _ => 0.5,
             };
-            let p = kind.power_kw(&self.weather, noise);
-            let k = *k;
-            let _ = match &mut self.lom {
-                Some(l) if l.units.get(k).is_some_and(|u| u.tripped.is_some()) => {
-                    l.units[k].tripped = Some((p / 1000.0, 0.0));
-                    Ok(())
-                }
-                _ => self.model.set_sgen(k, p / 1000.0, 0.0),
-            };
+            let (k, p) = (*k, kind.power_kw(&self.weather, noise));
+            let _ = self.set_generation(k, p / 1000.0, 0.0);
         }
     }
 

@@ -473,10 +473,11 @@ impl GridModel {
         &self.faults
     }
 
-    /// Buses an open conductor leaves without a full three-phase path to a source: connected to an external
-    /// grid over the closed, in-service network, but not once every line with an open conductor is taken
-    /// out (positions in `network().buses`, ascending). Their generators see one phase islanded, which their
-    /// loss-of-mains protection detects (EN 50549-1); a bus cut off entirely is de-energised by the solver.
+    /// Buses an open conductor leaves without a full three-phase path to a source: energised over the closed,
+    /// in-service network, but not once every line with an open conductor is taken out (positions in
+    /// `network().buses`, ascending; both from [`Topology::build`]'s energised nodes). Their generators see one
+    /// phase islanded, which their loss-of-mains protection detects (EN 50549-1); a bus cut off entirely is
+    /// de-energised by the solver.
     pub fn half_islanded_buses(&self) -> Vec<usize> {
         let open: BTreeSet<i64> = self
             .faults
@@ -489,62 +490,17 @@ impl GridModel {
         if open.is_empty() {
             return Vec::new();
         }
-        let net = &self.base;
-        let nb = net.buses.len();
-        let open_switches: BTreeSet<(&str, i64)> = net
-            .switches
-            .iter()
-            .zip(&self.closed)
-            .filter(|&(_, &c)| !c)
-            .map(|(sw, _)| (sw.et.as_str(), sw.element))
-            .collect();
-        let switched_open = |et: &str, element: i64| open_switches.contains(&(et, element));
-        // Edges (bus position, bus position, line index if a line).
-        let mut edges: Vec<(usize, usize, Option<i64>)> = Vec::new();
-        for (l, &on) in net.lines.iter().zip(&self.line_in_service) {
-            if let (true, Some(a), Some(b)) = (on, net.bus(l.from_bus), net.bus(l.to_bus))
-                && !switched_open("l", l.index)
-            {
-                edges.push((a, b, Some(l.index)));
+        let nb = self.base.buses.len();
+        let energised = |lines_in_service: &[bool]| -> Vec<bool> {
+            match Topology::build(&self.base, &self.closed, lines_in_service, Purpose::PowerFlow) {
+                Ok(t) => (0..nb).map(|b| t.bus_node[b].is_some_and(|n| t.energised[n])).collect(),
+                Err(_) => vec![false; nb],
             }
-        }
-        for t in net.trafos.iter().filter(|t| t.in_service) {
-            if let (Some(a), Some(b)) = (net.bus(t.hv_bus), net.bus(t.lv_bus))
-                && !switched_open("t", t.index)
-            {
-                edges.push((a, b, None));
-            }
-        }
-        for (sw, &c) in net.switches.iter().zip(&self.closed) {
-            if let (true, "b", Some(a), Some(b)) = (c, sw.et.as_str(), net.bus(sw.bus), net.bus(sw.element)) {
-                edges.push((a, b, None));
-            }
-        }
-        let mut adj: Vec<Vec<(usize, Option<i64>)>> = vec![Vec::new(); nb];
-        for &(a, b, l) in &edges {
-            adj[a].push((b, l));
-            adj[b].push((a, l));
-        }
-        let sources: Vec<usize> =
-            net.ext_grids.iter().filter(|e| e.in_service).filter_map(|e| net.bus(e.bus)).collect();
-        let reach = |skip_open: bool| {
-            let mut seen = vec![false; nb];
-            let mut stack = sources.clone();
-            for &s in &sources {
-                seen[s] = true;
-            }
-            while let Some(b) = stack.pop() {
-                for &(n, l) in &adj[b] {
-                    if seen[n] || (skip_open && l.is_some_and(|l| open.contains(&l))) {
-                        continue;
-                    }
-                    seen[n] = true;
-                    stack.push(n);
-                }
-            }
-            seen
         };
-        let (all, full) = (reach(false), reach(true));
+        let all = energised(&self.line_in_service);
+        let without_open: Vec<bool> =
+            self.base.lines.iter().zip(&self.line_in_service).map(|(l, &on)| on && !open.contains(&l.index)).collect();
+        let full = energised(&without_open);
         (0..nb).filter(|&b| all[b] && !full[b]).collect()
     }
 

@@ -523,8 +523,6 @@ pub struct Flisr {
     /// Graded scheme: when the staggered loss-of-voltage and current-drop reports are due.
     lov_due: Option<u64>,
     drop_due: Option<u64>,
-    /// The newest current reading is below [`crate::lmu::DEAD_CURRENT_A`] (set at each poll).
-    no_current: bool,
     /// Last time this LMU saw a fault pickup, unhealthy voltage or a dead line (evidence for `Open`).
     last_disturbance_ns: Option<u64>,
     /// Graded scheme: downstream neighbours' answers in this episode (peer, fault current seen, received at
@@ -609,7 +607,6 @@ impl Flisr {
             went_dead: false,
             lov_due: None,
             drop_due: None,
-            no_current: false,
         })
     }
 
@@ -868,6 +865,11 @@ impl Flisr {
         }
     }
 
+    /// The newest current reading is below [`crate::lmu::DEAD_CURRENT_A`].
+    fn no_current(&self) -> bool {
+        self.i_max_a.is_finite() && self.i_max_a < crate::lmu::DEAD_CURRENT_A
+    }
+
     /// Forward fault current passed here within the last [`DEAD_AFTER_PASSAGE_NS`].
     fn seen_forward(&self, t: u64) -> bool {
         self.last_forward_ns.is_some_and(|f| t.saturating_sub(f) < DEAD_AFTER_PASSAGE_NS)
@@ -949,7 +951,6 @@ impl Flisr {
         let mut next: Option<u64> = None;
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
         let forward = p.pickup && p.forward;
-        self.no_current = i_max_a.is_finite() && i_max_a < crate::lmu::DEAD_CURRENT_A;
         self.i_max_a = i_max_a;
         self.healthy_now = p.voltage_healthy;
         self.step_here = p.unbalance_step || p.unbalance_seen_here;
@@ -1197,8 +1198,8 @@ impl Flisr {
                 // upstream device cleared it (the VT may sit on the live side). So it does after any fault
                 // current once every downstream neighbour has said it saw none: the feeder-head breaker, on its
                 // inverse-time curve, can beat an interrogation slowed down by a congested channel.
-                let cleared_upstream =
-                    self.no_current && (self.passage.is_some_and(|q| q.beyond_capacity) || self.all_clear_downstream());
+                let cleared_upstream = self.no_current()
+                    && (self.passage.is_some_and(|q| q.beyond_capacity) || self.all_clear_downstream());
                 self.went_dead |= self.dead || cleared_upstream;
             } else {
                 self.went_dead = false;
