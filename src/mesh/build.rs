@@ -486,6 +486,11 @@ pub struct MeshReport {
     pub airtime_s: f64,
     pub retries: u64,
     pub collisions: u64,
+    /// Receptions weighed by the physical layer (a frame at a receiver whose mean power reaches sensitivity)
+    /// and, per reception, the mean number of overlapping transmissions above the noise floor in its
+    /// interference sum: with the frame count, the simulation's work (see docs/benchmarks.md, "City scale").
+    pub receptions: u64,
+    pub interferers_per_reception: Option<f64>,
     pub channel_access_failures: u64,
     pub noack: u64,
     pub queue_drops: u64,
@@ -773,6 +778,8 @@ impl MeshHandle {
             airtime_s: air_ns as f64 * 1e-9,
             retries: t[1],
             collisions: t[2],
+            receptions: fl.receptions,
+            interferers_per_reception: (fl.receptions > 0).then(|| fl.interferers as f64 / fl.receptions as f64),
             channel_access_failures: t[3],
             noack: t[4],
             queue_drops: t[5],

@@ -235,6 +235,10 @@ pub struct Flows {
     pub nbr_sent: u64,
     pub nbr_delivered: u64,
     pub dropped_dead: u64,
+    /// The physical layer's work: frames a receiver weighed (its mean power at or above sensitivity), and the
+    /// overlapping transmissions above the noise floor that entered those receptions' interference sums.
+    pub receptions: u64,
+    pub interferers: u64,
 }
 
 /// Protection (urgent) traffic on the air: what the LMUs' FLISR frames ask of the radio. The channel's busy time
@@ -1315,6 +1319,8 @@ impl MeshAgent {
             }
             ints.push(Interferer { start: g.start, end: g.end, mw: dbm_to_mw(pg) });
         }
+        self.flows.receptions += 1;
+        self.flows.interferers += ints.len() as u64;
         self.nodes[r].stats.rx_ns += f.end - f.start;
         // Jammers: the frame's success with and without them, judged by one draw.
         let mut p_clear = None;
