@@ -362,7 +362,15 @@ fn coordinate(
 }
 
 /// Builds the firmware settings of one LMU from commissioning.
-fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64, grading: (u8, u8, f64)) -> LmuSettings {
+/// `all` is every commissioned LMU of the feeder (for the second neighbours, see
+/// [`gridtwin_firmware::lmu::flisr::FlisrSettings::downstream_next`]).
+fn lmu_settings(
+    c: &Commissioned,
+    all: &[Commissioned],
+    hw: &LmuHardware,
+    u_nominal_v: f64,
+    grading: (u8, u8, f64),
+) -> LmuSettings {
     let (height, depth, der_downstream_a) = grading;
     let mut f = hw.protection.flisr(c.peer);
     f.height = height;
@@ -373,6 +381,15 @@ fn lmu_settings(c: &Commissioned, hw: &LmuHardware, u_nominal_v: f64, grading: (
     f.tie = c.tie;
     f.is_tie = c.is_tie;
     f.tie_requesters = c.tie_requesters.clone();
+    let by_peer = |p: u16| all.iter().find(|l| l.peer == p);
+    f.upstream_next = c.upstream.and_then(by_peer).and_then(|u| u.upstream);
+    f.downstream_next = c
+        .downstream
+        .iter()
+        .filter_map(|&d| by_peer(d))
+        .flat_map(|d| d.downstream.iter().map(move |&n| (d.peer, n)))
+        .filter(|&(_, n)| by_peer(n).is_some_and(|l| !l.is_tie))
+        .collect();
     f.breaking_capacity_a = hw.contactor.ultimate_breaking_a();
     f.measuring_range_a = hw.sensor.current_range_a_rms();
     f.x_loop_ohm_per_km = c.x_ohm_per_km;
@@ -443,7 +460,7 @@ pub fn attach(
     let coordination = coordinate(&c, o.hw, tree.as_ref(), &mut heads, &prospective_a, &heights);
     for (k, l) in c.lmus.iter().enumerate() {
         let u_nom = c.network.buses[l.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
-        let mut settings = lmu_settings(l, o.hw, u_nom, (heights[k], depths[k], der[k]));
+        let mut settings = lmu_settings(l, &c.lmus, o.hw, u_nom, (heights[k], depths[k], der[k]));
         settings.flisr.prospective_max_a = prospective_a.get(l.bus_pos).copied().unwrap_or(0.0);
         let fw = Lmu::new(settings).map_err(|(part, e)| format!("LMU {}: {part}.{e}", l.peer))?;
         let key = l.peer as u64;
@@ -608,10 +625,7 @@ fn score_one(
     primaries.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let located = primaries.first().map(|p| p.1);
     let true_c = true_section.and_then(|s| lmus.iter().find(|c| c.peer == s));
-    let allowed: BTreeSet<u16> =
-        true_c.map(|c| std::iter::once(c.peer).chain(c.downstream.iter().copied()).collect()).unwrap_or_default();
     let mut first_open: Option<(f64, u16)> = None;
-    let mut healthy_trips = 0;
     let mut open_at: BTreeMap<u16, f64> = BTreeMap::new();
     for (a, l) in agents.iter().zip(lmus) {
         let Some(a) = a else { continue };
@@ -624,11 +638,26 @@ fn score_one(
             if first_open.is_none_or(|(ft, _)| r < ft) {
                 first_open = Some((r, l.peer));
             }
-            if !allowed.contains(&l.peer) {
-                healthy_trips += 1;
-            }
         }
     }
+    // The faulted section's boundaries may open; so may the LMUs one section beyond a downstream boundary that
+    // did not open (its radio or controller down: the isolation is extended past it, and its own section
+    // joins the isolated zone, its customers out until repair like the faulted section's).
+    let by_peer = |p: u16| lmus.iter().find(|c| c.peer == p);
+    let mut allowed: BTreeSet<u16> =
+        true_c.map(|c| std::iter::once(c.peer).chain(c.downstream.iter().copied()).collect()).unwrap_or_default();
+    let mut zone_buses: Vec<usize> = Vec::new();
+    for &d in true_c.map(|c| c.downstream.as_slice()).unwrap_or_default() {
+        let Some(dc) = by_peer(d).filter(|dc| !dc.is_tie && !open_at.contains_key(&d)) else { continue };
+        let beyond: Vec<u16> = dc.downstream.iter().copied().filter(|n| open_at.contains_key(n)).collect();
+        if !beyond.is_empty() {
+            allowed.remove(&d);
+            allowed.extend(beyond);
+            zone_buses.extend(dc.section_buses.iter().copied());
+            zone_buses.push(dc.bus_pos);
+        }
+    }
+    let mut healthy_trips = open_at.keys().filter(|p| !allowed.contains(p)).count() as u32;
     // Feeder-head fuse or breaker operations: the first interruption counts as the trip. It is selective
     // when the faulted section is the first of its feeder (no LMU upstream of it): the device is then the
     // section's upstream boundary; anywhere else it took out healthy sections (a healthy trip).
@@ -654,7 +683,8 @@ fn score_one(
         primaries.first().and_then(|p| p.2)
     };
     // Customers: out from the first state after the onset that does not supply them.
-    let section_buses: BTreeSet<usize> = true_c.map(|c| c.section_buses.iter().copied().collect()).unwrap_or_default();
+    let section_buses: BTreeSet<usize> =
+        true_c.map(|c| c.section_buses.iter().copied().chain(zone_buses.iter().copied()).collect()).unwrap_or_default();
     let end_s = rel(until);
     let (mut interrupted, mut not_restored) = (0u32, 0u32);
     let (mut restore_max, mut minutes, mut ens_kwh) = (0.0f64, 0.0, 0.0);

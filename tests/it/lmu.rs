@@ -924,6 +924,32 @@ mod world {
         }
     }
 
+    /// The Kerber feeder's LMU 7 with its radio dead and a bolted fault in section 6 above it (the stress
+    /// study's block): LMU 6 trips and asks LMU 7 to open, which never hears it; after the last retry the
+    /// request goes to LMU 8, one section further, which opens, confirms and has the tie restore the rest.
+    /// Section 7's customers stay out with the faulted section's (before: never isolated, never restored).
+    #[test]
+    fn an_isolation_past_a_dead_radio_extends_one_section_and_the_rest_is_restored() {
+        let s = case_seeded(
+            &[
+                ("grid.network", "File(\"networks/kerber_landnetz_freileitung_1.json\")"),
+                ("lmus.at", "EveryLine"),
+                ("mesh.events", "[Fail(node: 7, at: \"0.9s\")]"),
+                ("faults[0].kind", "ThreePhase"),
+                ("faults[0].r_ohm", "0.0"),
+                ("faults[0].section", "6"),
+                ("grid.rooftop_pv_pct", "0.0"),
+            ],
+            13054919615667841462,
+        );
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], "S6", "{e}");
+        assert_eq!(e["healthy_trips"], 0, "{e}");
+        let iso = e["isolation_s"].as_f64().expect("isolated");
+        let restore = e["restore_s"].as_f64().expect("restored");
+        assert!(iso < 5.0 && restore >= iso && restore < 10.0, "{e}");
+    }
+
     #[test]
     fn a_section_that_does_not_exist_is_rejected_with_its_location() {
         let base = Loaded::from_file(std::path::Path::new("scenarios/flisr-case.ron")).unwrap();

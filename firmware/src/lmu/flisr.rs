@@ -32,7 +32,9 @@
 //!   fault current passed its LMU was cleared upstream: that LMU locates the fault in its own section and
 //!   isolates it (opening a dead line), so restoration proceeds as for any other fault.
 //! - **Isolation**: the locating LMU opens and sends `Open` to its downstream neighbours, which open and
-//!   confirm with their auxiliary contacts (`Opened`); an LMU whose contactor fails passes `Open` further down.
+//!   confirm with their auxiliary contacts (`Opened`); an LMU whose contactor fails passes `Open` further down,
+//!   and an `Open` a downstream neighbour never answers (its radio dead) goes, after the last retry, to that
+//!   neighbour's downstream neighbours (`downstream_next`): the isolated zone grows by one section.
 //! - **Restoration**: upstream of the tripping LMU supply never stops; each downstream boundary, once its
 //!   opening is confirmed, asks its tie to close (`Restore`). A tie closes only on a request from a configured
 //!   requester whose opening is confirmed, never while it sees fault current, and opens again and locks out if
@@ -219,6 +221,13 @@ pub struct FlisrSettings {
     /// This LMU is itself a normally-open tie; it accepts `Restore` only from these peers.
     pub tie_requesters: Vec<PeerId>,
     pub is_tie: bool,
+    /// The upstream neighbour's upstream neighbour: its `Open` is obeyed like a neighbour's (it extends an
+    /// isolation past this LMU's upstream neighbour when that one cannot open or cannot be reached).
+    pub upstream_next: Option<PeerId>,
+    /// The downstream neighbours of each downstream neighbour, as (neighbour, its downstream neighbour): an
+    /// `Open` a downstream neighbour never answers (its radio dead, its controller down) goes to these instead,
+    /// so the isolation holds one section further down and the healthy part beyond can still be restored.
+    pub downstream_next: Vec<(PeerId, PeerId)>,
     /// Wait for blocks after a forward pickup before tripping (ms).
     pub logic_delay_ms: u32,
     /// Backup trip of a blocked LMU while the fault persists (ms after pickup).
@@ -287,6 +296,8 @@ impl FlisrSettings {
             tie: None,
             tie_requesters: Vec::new(),
             is_tie: false,
+            upstream_next: None,
+            downstream_next: Vec::new(),
             logic_delay_ms: 30,
             backup_delay_ms: 250,
             block_repeat_ms: 5,
@@ -312,6 +323,15 @@ impl FlisrSettings {
     pub fn validate(&self) -> Result<(), SettingsError> {
         if self.downstream.len() > MAX_NEIGHBOURS {
             return Err(SettingsError::new("downstream", "more than 16 neighbours"));
+        }
+        if self.downstream_next.len() > MAX_NEIGHBOURS * MAX_NEIGHBOURS {
+            return Err(SettingsError::new("downstream_next", "more than 256 second neighbours"));
+        }
+        if self.downstream_next.iter().any(|(d, _)| !self.downstream.contains(d)) {
+            return Err(SettingsError::new("downstream_next", "names a peer that is not a downstream neighbour"));
+        }
+        if self.upstream_next == Some(self.me) || self.downstream_next.iter().any(|&(_, n)| n == self.me) {
+            return Err(SettingsError::new("downstream_next", "an LMU cannot be its own second neighbour"));
         }
         if self.tie_requesters.len() > MAX_TIE_REQUESTERS {
             return Err(SettingsError::new("tie_requesters", "more than 256 requesters"));
@@ -539,6 +559,9 @@ pub struct Flisr {
     last_forward_ns: Option<u64>,
     /// Neighbours' `Open` requests refused for want of local evidence ([`FlisrSettings::open_evidence_ms`]).
     pub opens_refused: u64,
+    /// Downstream neighbours that never answered an `Open` of this LMU's isolation, which then went to the
+    /// LMUs beyond them.
+    pub isolation_extended: u32,
     /// Neighbours' `Open` requests obeyed (this LMU opened as a boundary).
     pub opens_obeyed: u64,
 }
@@ -588,6 +611,7 @@ impl Flisr {
             step_here: false,
             last_disturbance_ns: None,
             opens_refused: 0,
+            isolation_extended: 0,
             opens_obeyed: 0,
             answers: Vec::new(),
             queries_sent: 0,
@@ -805,7 +829,9 @@ impl Flisr {
                     self.send_cleared();
                 }
             }
-            PeerMsg::Open { section } if self.is_neighbour(from) && !self.s.is_tie => {
+            PeerMsg::Open { section }
+                if (self.is_neighbour(from) || self.s.upstream_next == Some(from)) && !self.s.is_tie =>
+            {
                 let evidence = self.s.open_evidence_ms == 0
                     || !self.healthy_now
                     || self.dead
@@ -1100,6 +1126,7 @@ impl Flisr {
         for (to, m) in resend {
             self.send(to, m);
         }
+        self.extend_unanswered_isolation(t, &mut next);
         // A deadline that is not in the future would spin the caller: drop it (every condition above is
         // re-evaluated at the next poll anyway).
         FlisrOutput { coil_closed: self.coil_closed, next_deadline: next.filter(|&n| n > t).map(Instant) }
@@ -1423,6 +1450,46 @@ impl Flisr {
         for d in down {
             self.send_reliable(t, d, PeerMsg::Open { section: me });
         }
+    }
+
+    /// An `Open` of our own isolation that a downstream neighbour left unanswered through every retry (its
+    /// radio dead, its controller down: an LMU whose contactor merely failed answers after extending the
+    /// isolation itself) goes to that neighbour's downstream neighbours, once: the isolated zone grows by its
+    /// section, and the boundaries beyond confirm and ask their ties to restore the rest.
+    fn extend_unanswered_isolation(&mut self, t: u64, next: &mut Option<u64>) {
+        let Some((section, _)) = self.isolating else { return };
+        let mut given_up: Vec<PeerId> = Vec::new();
+        for q in &mut self.pending {
+            if q.done
+                || q.left > 0
+                || q.next_ns == u64::MAX
+                || !matches!(q.msg, PeerMsg::Open { section: s } if s == section)
+            {
+                continue;
+            }
+            if t >= q.next_ns {
+                if self.s.downstream_next.iter().any(|&(d, _)| d == q.peer) {
+                    // Replaced by the `Open`s beyond it (their answers confirm the isolation).
+                    q.done = true;
+                    given_up.push(q.peer);
+                } else {
+                    // Nothing beyond to ask: the isolation stays unconfirmed.
+                    q.next_ns = u64::MAX;
+                }
+            } else {
+                *next = Some(next.map_or(q.next_ns, |n: u64| n.min(q.next_ns)));
+            }
+        }
+        if given_up.is_empty() {
+            return;
+        }
+        let beyond: Vec<PeerId> =
+            self.s.downstream_next.iter().filter(|(d, _)| given_up.contains(d)).map(|&(_, n)| n).collect();
+        self.isolation_extended += given_up.len() as u32;
+        for n in beyond {
+            self.send_reliable(t, n, PeerMsg::Open { section });
+        }
+        self.check_isolated(t);
     }
 
     fn on_confirmed(&mut self, t: u64) {
@@ -1769,6 +1836,54 @@ mod tests {
         assert_eq!(f.pop_outgoing(), None);
         f.poll(at(35), &quiet, Some(true), 50.0);
         assert_eq!(f.pop_outgoing(), Some((9, PeerMsg::Passage { seen: false })));
+    }
+
+    #[test]
+    fn an_open_a_downstream_neighbour_never_answers_goes_one_section_further_whose_answer_confirms() {
+        let healthy = ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() };
+        for beyond in [true, false] {
+            // LMU 1 locates a broken neutral in its section; LMU 2 below it never answers (radio dead).
+            let mut s = FlisrSettings::new(1);
+            s.downstream = alloc::vec![2];
+            if beyond {
+                s.downstream_next = alloc::vec![(2, 3)];
+            }
+            let mut f = Flisr::new(s).unwrap();
+            let mut sent = Vec::new();
+            f.poll(at(0), &healthy, Some(true), 60.0);
+            f.on_peer(at(170), 2, PeerMsg::NeutralDisplaced);
+            f.poll(at(171), &healthy, Some(true), 60.0);
+            for t in (200..=3_000).step_by(10) {
+                f.poll(at(t), &healthy, Some(false), 0.0); // the auxiliary contact confirms the opening
+                sent.extend(core::iter::from_fn(|| f.pop_outgoing()));
+            }
+            let opens_to = |p: PeerId| sent.iter().filter(|m| **m == (p, PeerMsg::Open { section: 1 })).count();
+            assert_eq!(opens_to(2), 1 + FlisrSettings::new(1).retries as usize, "the request and its retries");
+            assert_eq!(f.reports().next().and_then(|r| r.isolated), None, "nothing confirmed the far end yet");
+            if beyond {
+                assert!(opens_to(3) >= 1, "after the last retry the request goes to LMU 3");
+                assert_eq!(f.isolation_extended, 1);
+                f.on_peer(at(3_010), 3, PeerMsg::Opened { section: 1, ok: true });
+                assert_eq!(f.reports().next().and_then(|r| r.isolated), Some(at(3_010)));
+            } else {
+                assert_eq!((opens_to(3), f.isolation_extended), (0, 0), "no second neighbour: it stays unconfirmed");
+            }
+        }
+        // LMU 3 obeys the `Open` of its upstream neighbour's upstream neighbour, not a stranger's.
+        let mut s = FlisrSettings::new(3);
+        s.upstream = Some(2);
+        s.upstream_next = Some(1);
+        let mut g = Flisr::new(s).unwrap();
+        g.poll(at(0), &ProtectionStatus::default(), Some(true), 0.0);
+        g.on_peer(at(10), 9, PeerMsg::Open { section: 1 });
+        assert!(g.poll(at(11), &ProtectionStatus::default(), Some(true), 0.0).coil_closed);
+        g.on_peer(at(20), 1, PeerMsg::Open { section: 1 });
+        assert!(!g.poll(at(21), &ProtectionStatus::default(), Some(true), 0.0).coil_closed);
+        // A second neighbour that is not below a downstream neighbour is refused at commissioning.
+        let mut bad = FlisrSettings::new(1);
+        bad.downstream = alloc::vec![2];
+        bad.downstream_next = alloc::vec![(4, 3)];
+        assert!(bad.validate().is_err());
     }
 
     fn head_lmu() -> Flisr {
