@@ -836,7 +836,12 @@ impl Flisr {
                     || !self.healthy_now
                     || self.dead
                     || self.last_disturbance_ns.is_some_and(|d| t.saturating_sub(d) <= ms(self.s.open_evidence_ms));
-                if !evidence {
+                // An extension (from the upstream neighbour's upstream neighbour) is obeyed only while this
+                // LMU has no supply: with supply, the silent neighbour did open (its confirmation was lost)
+                // and a tie restored this side, so the isolation already holds and opening here would take
+                // a healthy section out.
+                let extension = !self.is_neighbour(from);
+                if !evidence || (extension && !self.dead) {
                     self.opens_refused += 1;
                     return;
                 }
@@ -1869,16 +1874,24 @@ mod tests {
                 assert_eq!((opens_to(3), f.isolation_extended), (0, 0), "no second neighbour: it stays unconfirmed");
             }
         }
-        // LMU 3 obeys the `Open` of its upstream neighbour's upstream neighbour, not a stranger's.
+        // LMU 3 obeys the `Open` of its upstream neighbour's upstream neighbour while it has no supply, not a
+        // stranger's, and not while supplied (the silent neighbour opened and a tie restored this side).
         let mut s = FlisrSettings::new(3);
         s.upstream = Some(2);
         s.upstream_next = Some(1);
-        let mut g = Flisr::new(s).unwrap();
+        let mut g = Flisr::new(s.clone()).unwrap();
+        g.set_line_state(false, true);
         g.poll(at(0), &ProtectionStatus::default(), Some(true), 0.0);
         g.on_peer(at(10), 9, PeerMsg::Open { section: 1 });
         assert!(g.poll(at(11), &ProtectionStatus::default(), Some(true), 0.0).coil_closed);
         g.on_peer(at(20), 1, PeerMsg::Open { section: 1 });
         assert!(!g.poll(at(21), &ProtectionStatus::default(), Some(true), 0.0).coil_closed);
+        let mut h = Flisr::new(s).unwrap();
+        h.poll(at(0), &ProtectionStatus::default(), Some(true), 0.0); // a dip: evidence, but supplied
+        h.poll(at(5), &healthy, Some(true), 40.0);
+        h.on_peer(at(20), 1, PeerMsg::Open { section: 1 });
+        assert!(h.poll(at(21), &healthy, Some(true), 40.0).coil_closed);
+        assert_eq!(h.opens_refused, 1);
         // A second neighbour that is not below a downstream neighbour is refused at commissioning.
         let mut bad = FlisrSettings::new(1);
         bad.downstream = alloc::vec![2];
