@@ -624,7 +624,8 @@ fn score_one(
     }
     primaries.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let located = primaries.first().map(|p| p.1);
-    let true_c = true_section.and_then(|s| lmus.iter().find(|c| c.peer == s));
+    let by_peer = |p: u16| lmus.iter().find(|c| c.peer == p);
+    let true_c = true_section.and_then(by_peer);
     let mut first_open: Option<(f64, u16)> = None;
     let mut open_at: BTreeMap<u16, f64> = BTreeMap::new();
     for (a, l) in agents.iter().zip(lmus) {
@@ -643,7 +644,6 @@ fn score_one(
     // The faulted section's boundaries may open; so may the LMUs one section beyond a downstream boundary that
     // did not open (its radio or controller down: the isolation is extended past it, and its own section
     // joins the isolated zone, its customers out until repair like the faulted section's).
-    let by_peer = |p: u16| lmus.iter().find(|c| c.peer == p);
     let mut allowed: BTreeSet<u16> =
         true_c.map(|c| std::iter::once(c.peer).chain(c.downstream.iter().copied()).collect()).unwrap_or_default();
     let mut zone_buses: Vec<usize> = Vec::new();
@@ -651,6 +651,7 @@ fn score_one(
         let Some(dc) = by_peer(d).filter(|dc| !dc.is_tie && !open_at.contains_key(&d)) else { continue };
         let beyond: Vec<u16> = dc.downstream.iter().copied().filter(|n| open_at.contains_key(n)).collect();
         if !beyond.is_empty() {
+            // `d` is no boundary any more: the isolation time is that of the LMUs that did open.
             allowed.remove(&d);
             allowed.extend(beyond);
             zone_buses.extend(dc.section_buses.iter().copied());

@@ -221,8 +221,8 @@ pub struct FlisrSettings {
     /// This LMU is itself a normally-open tie; it accepts `Restore` only from these peers.
     pub tie_requesters: Vec<PeerId>,
     pub is_tie: bool,
-    /// The upstream neighbour's upstream neighbour: its `Open` is obeyed like a neighbour's (it extends an
-    /// isolation past this LMU's upstream neighbour when that one cannot open or cannot be reached).
+    /// The upstream neighbour's upstream neighbour: its `Open` (an isolation extended past the upstream
+    /// neighbour, which did not answer) is obeyed like a neighbour's, but only while this LMU has no supply.
     pub upstream_next: Option<PeerId>,
     /// The downstream neighbours of each downstream neighbour, as (neighbour, its downstream neighbour): an
     /// `Open` a downstream neighbour never answers (its radio dead, its controller down) goes to these instead,
@@ -330,7 +330,10 @@ impl FlisrSettings {
         if self.downstream_next.iter().any(|(d, _)| !self.downstream.contains(d)) {
             return Err(SettingsError::new("downstream_next", "names a peer that is not a downstream neighbour"));
         }
-        if self.upstream_next == Some(self.me) || self.downstream_next.iter().any(|&(_, n)| n == self.me) {
+        if self.upstream_next == Some(self.me) {
+            return Err(SettingsError::new("upstream_next", "an LMU cannot be its own second neighbour"));
+        }
+        if self.downstream_next.iter().any(|&(_, n)| n == self.me) {
             return Err(SettingsError::new("downstream_next", "an LMU cannot be its own second neighbour"));
         }
         if self.tie_requesters.len() > MAX_TIE_REQUESTERS {
@@ -559,9 +562,6 @@ pub struct Flisr {
     last_forward_ns: Option<u64>,
     /// Neighbours' `Open` requests refused for want of local evidence ([`FlisrSettings::open_evidence_ms`]).
     pub opens_refused: u64,
-    /// Downstream neighbours that never answered an `Open` of this LMU's isolation, which then went to the
-    /// LMUs beyond them.
-    pub isolation_extended: u32,
     /// Neighbours' `Open` requests obeyed (this LMU opened as a boundary).
     pub opens_obeyed: u64,
 }
@@ -611,7 +611,6 @@ impl Flisr {
             step_here: false,
             last_disturbance_ns: None,
             opens_refused: 0,
-            isolation_extended: 0,
             opens_obeyed: 0,
             answers: Vec::new(),
             queries_sent: 0,
@@ -1490,7 +1489,6 @@ impl Flisr {
         }
         let beyond: Vec<PeerId> =
             self.s.downstream_next.iter().filter(|(d, _)| given_up.contains(d)).map(|&(_, n)| n).collect();
-        self.isolation_extended += given_up.len() as u32;
         for n in beyond {
             self.send_reliable(t, n, PeerMsg::Open { section });
         }
@@ -1867,11 +1865,10 @@ mod tests {
             assert_eq!(f.reports().next().and_then(|r| r.isolated), None, "nothing confirmed the far end yet");
             if beyond {
                 assert!(opens_to(3) >= 1, "after the last retry the request goes to LMU 3");
-                assert_eq!(f.isolation_extended, 1);
                 f.on_peer(at(3_010), 3, PeerMsg::Opened { section: 1, ok: true });
                 assert_eq!(f.reports().next().and_then(|r| r.isolated), Some(at(3_010)));
             } else {
-                assert_eq!((opens_to(3), f.isolation_extended), (0, 0), "no second neighbour: it stays unconfirmed");
+                assert_eq!(opens_to(3), 0, "no second neighbour: it stays unconfirmed");
             }
         }
         // LMU 3 obeys the `Open` of its upstream neighbour's upstream neighbour while it has no supply, not a
