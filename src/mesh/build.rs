@@ -41,6 +41,7 @@ pub fn build(
     cfg: &MeshConfig,
     radio: &RadioModel,
     nodes: &[NodeSpec],
+    peers: &[(u32, u32)],
 ) -> Result<MeshHandle, String> {
     cfg.validate()?;
     radio.validate()?;
@@ -99,6 +100,7 @@ pub fn build(
     };
     agent.set_pans(&pans);
     neighbour_lists(&mut agent, cfg, radio, &mut warnings);
+    peer_routes(&mut agent, peers, radio.sensitivity_dbm, cfg.routing.peer_relay_margin_db, &mut warnings)?;
 
     // Scheduled events (by id -> index).
     let mut controls: Vec<(u64, MeshControl)> = Vec::new();
@@ -132,6 +134,134 @@ pub fn build(
             .map_err(|e| format!("mesh: {e}"))?;
     }
     Ok(MeshHandle { agent: id, warnings })
+}
+
+/// Commissioning of the peer (FLISR) links: each (sender, receiver) pair of node ids whose mean link, in its
+/// weaker direction, is less than `margin_db` above the sensitivity `sens_dbm` gets a relay route in the
+/// sender's router: the path of least expected transmissions over links with at least that margin (Dijkstra
+/// over the nodes' reception lists, ties broken by node index, so the same mesh always gets the same routes).
+/// Where no path has that margin everywhere, the margin asked of each hop is lowered 2 dB at a time, as long
+/// as it stays above the direct link's. A pair with no better path keeps its direct link, with a warning;
+/// pairs in different PANs are left alone (no link-layer path between PANs).
+fn peer_routes(
+    agent: &mut MeshAgent,
+    peers: &[(u32, u32)],
+    sens_dbm: f64,
+    margin_db: f64,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let mut weak = Vec::new();
+    for &(a_id, b_id) in peers {
+        let (Some(a), Some(b)) = (agent.index_of(a_id), agent.index_of(b_id)) else {
+            return Err(format!("mesh: peer link {a_id} -> {b_id} names a node that is not in the mesh"));
+        };
+        if a == b || agent.nodes[a].pan != agent.nodes[b].pan {
+            continue;
+        }
+        let direct = link_dbm(agent, a, b).unwrap_or(f64::NEG_INFINITY);
+        if direct >= sens_dbm + margin_db {
+            continue;
+        }
+        // Margins asked of every hop: the configured one, then 2 dB less each time, never below 0 dB nor
+        // below what the direct link already has.
+        let mut found = None;
+        let mut m = margin_db;
+        while found.is_none() && m >= 0.0 && sens_dbm + m > direct {
+            found = relay_path(agent, a, b, sens_dbm + m);
+            m -= 2.0;
+        }
+        let Some(path) = found else {
+            weak.push(format!("{a_id} -> {b_id}"));
+            continue;
+        };
+        let hops: Vec<u16> = path.iter().map(|&k| agent.nodes[k].addr).collect();
+        let dst = agent.nodes[b].addr;
+        let mut check = gridtwin_firmware::mesh::Router::new(agent.nodes[a].addr, false, Default::default(), 0);
+        for (d, h) in &agent.nodes[a].peer_routes {
+            check.set_peer_route(*d, h).map_err(|e| format!("mesh: peer links of node {a_id}: {e}"))?;
+        }
+        check
+            .set_peer_route(dst, &hops)
+            .map_err(|e| format!("mesh: peer link {a_id} -> {b_id} over {} relays: {e}", hops.len() - 1))?;
+        agent.nodes[a].peer_routes.push((dst, hops));
+        agent.peer_relay_routes += 1;
+    }
+    if !weak.is_empty() {
+        warnings.push(format!(
+            "mesh: {} peer link(s) are weak and no relay path is better; they stay direct: {}",
+            weak.len(),
+            weak.iter().take(QUOTE).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// Mean power of the link between nodes `a` and `b` in its weaker direction, dBm, from the reception lists
+/// (sorted by index); `None` if either direction is below what the lists hold.
+fn link_dbm(agent: &MeshAgent, a: usize, b: usize) -> Option<f64> {
+    let rx = |from: usize, to: usize| -> Option<f64> {
+        let l = &agent.nodes[from].nbrs;
+        l.binary_search_by_key(&(to as u32), |e| e.0).ok().map(|k| l[k].1 as f64)
+    };
+    Some(rx(a, b)?.min(rx(b, a)?))
+}
+
+/// The relays from `a` to `b` (node indices, ending at `b`) of least expected transmissions over links of
+/// at least `floor_dbm`, or `None`.
+fn relay_path(agent: &MeshAgent, a: usize, b: usize, floor_dbm: f64) -> Option<Vec<usize>> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    // Expected transmissions of a hop from its margin over the floor, x 128 (as routers seed their estimates).
+    let cost = |p_dbm: f64| -> u64 {
+        match p_dbm - floor_dbm {
+            m if m >= 14.0 => 128,
+            m if m >= 8.0 => 160,
+            m if m >= 4.0 => 256,
+            _ => 512,
+        }
+    };
+    let n = agent.nodes.len();
+    let pan = agent.nodes[a].pan;
+    let mut dist = vec![u64::MAX; n];
+    let mut prev = vec![u32::MAX; n];
+    let mut heap = BinaryHeap::new();
+    dist[a] = 0;
+    heap.push(Reverse((0u64, a)));
+    while let Some(Reverse((d, u))) = heap.pop() {
+        if u == b {
+            break;
+        }
+        if d > dist[u] {
+            continue;
+        }
+        for &(v, _) in &agent.nodes[u].nbrs {
+            let v = v as usize;
+            if agent.nodes[v].pan != pan {
+                continue;
+            }
+            let Some(p) = link_dbm(agent, u, v).filter(|&p| p >= floor_dbm) else { continue };
+            let nd = d + cost(p);
+            if nd < dist[v] || (nd == dist[v] && (u as u32) < prev[v]) {
+                dist[v] = nd;
+                prev[v] = u as u32;
+                heap.push(Reverse((nd, v)));
+            }
+        }
+    }
+    if dist[b] == u64::MAX {
+        return None;
+    }
+    let mut path = vec![b];
+    let mut v = b;
+    while prev[v] as usize != a {
+        v = prev[v] as usize;
+        path.push(v);
+        if path.len() > n {
+            return None;
+        }
+    }
+    path.reverse();
+    Some(path)
 }
 
 /// Short addresses per PAN: 16-bit, less the broadcast address 0xFFFF and 0xFFFE ("no short address").
@@ -471,6 +601,9 @@ pub struct MeshReport {
     pub down_no_route: u64,
     pub neighbour_sent: u64,
     pub neighbour_delivered: u64,
+    /// Peer links commissioning routed over relays (too weak for one hop), and the PEER frames relays forwarded.
+    pub peer_relay_routes: u32,
+    pub peer_frames_relayed: u64,
     /// Time until every node present at the start had joined, s (`None` if some never did).
     pub convergence_s: Option<f64>,
     pub unjoined: usize,
@@ -768,6 +901,8 @@ impl MeshHandle {
             down_no_route: fl.down_no_route,
             neighbour_sent: fl.nbr_sent,
             neighbour_delivered: fl.nbr_delivered,
+            peer_relay_routes: m.peer_relay_routes,
+            peer_frames_relayed: m.nodes.iter().map(|n| n.router.stats().peer_relayed as u64).sum(),
             convergence_s,
             unjoined,
             repair_s,
@@ -871,7 +1006,7 @@ mod bound_tests {
                 },
                 ..MeshConfig::default()
             };
-            let h = build(&mut sim, &cfg, &radio, &[]).unwrap();
+            let h = build(&mut sim, &cfg, &radio, &[], &[]).unwrap();
             let m = h.mesh(&sim).unwrap();
             assert!(!m.below_floor_d2.is_empty());
             let (mut audible, mut skipped) = (0, 0);

@@ -129,7 +129,15 @@ pub struct Routing {
     pub dis_interval: String,
     /// Roots bump the DODAG version this often (global repair); `None` = only on scheduled events.
     pub global_repair_every: Option<String>,
+    /// Peer (FLISR) frames between two nodes whose mean link margin (the weaker direction, dB above the
+    /// radio's sensitivity) is below this go over relays chosen at commissioning: the path of fewest expected
+    /// transmissions whose every hop has at least this margin (where none has, the margin asked is lowered
+    /// 2 dB at a time while it stays above the direct link's). Links at or above it go one hop.
+    pub peer_relay_margin_db: f64,
 }
+
+/// Default of [`Routing::peer_relay_margin_db`], dB.
+pub const PEER_RELAY_MARGIN_DB: f64 = 6.0;
 
 impl Default for Routing {
     fn default() -> Self {
@@ -148,6 +156,7 @@ impl Default for Routing {
             child_hold: format!("{}s", d.child_hold_s),
             dis_interval: format!("{}ms", d.dis_interval_ms),
             global_repair_every: None,
+            peer_relay_margin_db: PEER_RELAY_MARGIN_DB,
         }
     }
 }
@@ -220,6 +229,12 @@ impl Routing {
             let d = dur(f, s)?;
             u32::try_from(d.0 / 1_000_000_000).map_err(|_| format!("mesh.{f} = `{s}` is too long"))
         };
+        if !(self.peer_relay_margin_db.is_finite() && (0.0..=60.0).contains(&self.peer_relay_margin_db)) {
+            return Err(format!(
+                "mesh.routing.peer_relay_margin_db = {} is outside 0 ..= 60 dB",
+                self.peer_relay_margin_db
+            ));
+        }
         let etx = |f: &str, v: f64| -> Result<u16, String> {
             if !(0.0..=100.0).contains(&v) {
                 return Err(format!("mesh.routing.{f} = {v} is outside 0 ..= 100"));

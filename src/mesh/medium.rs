@@ -138,6 +138,8 @@ pub(crate) struct Node {
     recent_rx: [(u16, u8); 8],
     serial: u32,
     delivered_serials: [u32; 8],
+    /// Relay routes to peers set at commissioning (kept in non-volatile memory: a rebooted node has them).
+    pub(crate) peer_routes: Vec<(u16, Vec<u16>)>,
 }
 
 impl Node {
@@ -174,6 +176,7 @@ impl Node {
             delivered_serials: [u32::MAX; 8],
             delivered_i: 0,
             watch_repair: None,
+            peer_routes: Vec::new(),
         }
     }
 }
@@ -389,7 +392,7 @@ impl Port<'_> {
         // Application data: UP/data, DOWN, NBR frames.
         let app = matches!(
             Frame::decode(frame),
-            Ok(Frame::Up { kind: UpKind::Data, .. } | Frame::Down { .. } | Frame::Nbr { .. })
+            Ok(Frame::Up { kind: UpKind::Data, .. } | Frame::Down { .. } | Frame::Nbr { .. } | Frame::Peer { .. })
         );
         let (frame, sec_bytes) = match self.sec.as_deref_mut() {
             None => (frame.to_vec(), 0),
@@ -446,7 +449,7 @@ macro_rules! port {
     }};
 }
 
-/// Security frame type of a mesh frame: its kind byte (1 DIO, 2 UP data, 3 DOWN, 4 NBR, 5 DIS), except a
+/// Security frame type of a mesh frame: its kind byte (1 DIO, 2 UP data, 3 DOWN, 4 NBR, 5 DIS, 7 PEER), except a
 /// DAO (an UP frame of kind 1), which gets [`SEC_TYPE_DAO`] so the policy can rate it as routing control.
 /// The secured frame carries this type in place of the kind byte, so security adds only its auxiliary
 /// header and MIC.
@@ -551,6 +554,8 @@ pub struct MeshAgent {
     pub(crate) nbr_lat_us: Vec<u32>,
     /// Protection traffic on the air.
     pub(crate) urgent_air: UrgentAir,
+    /// Peer pairs commissioning gave a relay route (out of each other's reliable range).
+    pub(crate) peer_relay_routes: u32,
     pub(crate) failures: Vec<FailureRecord>,
     pub(crate) flows: Flows,
     random_failures: Option<(u64, u64)>,
@@ -646,6 +651,7 @@ impl MeshAgent {
             down_lat_us: Vec::new(),
             nbr_lat_us: Vec::new(),
             urgent_air: UrgentAir::default(),
+            peer_relay_routes: 0,
             failures: Vec::new(),
             flows: Flows::default(),
             random_failures,
@@ -978,6 +984,11 @@ impl MeshAgent {
         n.alive_since = now;
         n.epoch = n.epoch.wrapping_add(1);
         n.router = Router::new(n.addr, n.coordinator, self.router_cfg.clone(), seed);
+        for (dst, hops) in &n.peer_routes {
+            // Checked by a router of the same address at commissioning.
+            let set = n.router.set_peer_route(*dst, hops);
+            debug_assert!(set.is_ok(), "{set:?}");
+        }
         n.mac = Mac::default();
         n.timer_at = u64::MAX;
         let (r, mut port) = port!(self, i, now);

@@ -202,6 +202,7 @@ impl MeshLevels {
             .with(2, self.readings.firmware())
             .with(3, self.commands.firmware())
             .with(4, self.neighbour.firmware())
+            .with(gridtwin_firmware::mesh::frame::PEER_KIND, self.neighbour.firmware())
     }
 }
 

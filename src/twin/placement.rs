@@ -21,6 +21,10 @@ pub enum PlacementRule {
     /// `min_loads` loads lie below it and the junction splits into two or more such branches (cable
     /// distribution cabinets rather than every joint of a long cable run).
     MainJunctions { min_loads: u32 },
+    /// As `Junctions`, plus an LMU on a long run wherever going on would put more than `max_m` of line
+    /// between it and the LMU above (a pole LMU every few spans, so each one is within radio range of the
+    /// next). A single span longer than `max_m` gets an LMU at its start.
+    Spaced { max_m: f64 },
 }
 
 /// One commissioned LMU.
@@ -143,9 +147,38 @@ pub fn commission(net: &Network, rule: &PlacementRule, ties: &[(usize, usize)]) 
             }
         }
     }
+    if let PlacementRule::Spaced { max_m } = rule
+        && !(max_m.is_finite() && *max_m > 0.0)
+    {
+        return Err(format!("LMU placement: Spaced(max_m: {max_m}) must be a positive distance"));
+    }
     // Which (bus, line) pairs get an LMU.
     let mut at: Vec<(usize, usize, usize)> = Vec::new(); // (bus, line, child bus)
+    if let PlacementRule::Spaced { max_m } = rule {
+        // Line length from each bus up to the nearest LMU above it, walked from the source (parents first).
+        let mut since_m = vec![0.0f64; nb];
+        let mut order = vec![f.source_bus_pos];
+        let mut k = 0;
+        while k < order.len() {
+            let b = order[k];
+            k += 1;
+            let junction = b == f.source_bus_pos || f.children[b].len() >= 2;
+            for &(line, child) in &f.children[b] {
+                let len_m = net.lines[line].length_km * 1000.0;
+                if junction || since_m[b] + len_m > *max_m {
+                    at.push((b, line, child));
+                    since_m[child] = len_m;
+                } else {
+                    since_m[child] = since_m[b] + len_m;
+                }
+                order.push(child);
+            }
+        }
+    }
     for b in 0..nb {
+        if let PlacementRule::Spaced { .. } = rule {
+            break;
+        }
         if let PlacementRule::MainJunctions { min_loads } = rule {
             let main: Vec<(usize, usize)> =
                 f.children[b].iter().copied().filter(|&(_, c)| below[c] >= (*min_loads).max(1)).collect();
@@ -158,7 +191,7 @@ pub fn commission(net: &Network, rule: &PlacementRule, ties: &[(usize, usize)]) 
             PlacementRule::EveryLine => true,
             PlacementRule::Junctions => b == f.source_bus_pos || f.children[b].len() >= 2,
             PlacementRule::Buses(_) => b == f.source_bus_pos || bus_set.contains(&b),
-            PlacementRule::MainJunctions { .. } => false,
+            PlacementRule::MainJunctions { .. } | PlacementRule::Spaced { .. } => false,
         };
         if take {
             for &(line, child) in &f.children[b] {

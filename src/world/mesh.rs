@@ -22,11 +22,12 @@ pub fn add(
     loaded: &Loaded,
     cfg: &MeshConfig,
     nodes: &[NodeSpec],
+    peers: &[(u32, u32)],
 ) -> Result<MeshPart, InputError> {
     let name = format!("radio-{}", cfg.radio);
     let (radio, resolved) = loaded.model::<RadioModel>(&name)?;
     radio.validate().map_err(|e| InputError::file(&resolved.file, e, None))?;
-    let handle = crate::mesh::build(sim, cfg, &radio, nodes).map_err(|e| loaded.error_in("mesh", e))?;
+    let handle = crate::mesh::build(sim, cfg, &radio, nodes, peers).map_err(|e| loaded.error_in("mesh", e))?;
     for w in &handle.warnings {
         tracing::warn!("{}: mesh: {w}", loaded.file);
     }

@@ -107,7 +107,18 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
                 join_at: None,
             });
         }
-        let part = mesh::add(&mut sim, loaded, m, &nodes)?;
+        // With peer frames on the mesh, commissioning gives every weak peer link a relay route.
+        let mut peers = Vec::new();
+        if let Some(l) = &lmus
+            && s.lmus.as_ref().is_some_and(|x| x.peer_frames == crate::twin::scenario::PeerFrames::Mesh)
+        {
+            for &(agent, id, _) in &l.lmus {
+                if let Some(a) = sim.agent::<crate::twin::agent::LmuAgent>(agent) {
+                    peers.extend(a.peer_ids().map(|p| (id, p as u32)));
+                }
+            }
+        }
+        let part = mesh::add(&mut sim, loaded, m, &nodes, &peers)?;
         mesh_agent = Some(part.handle.agent());
         if let Some(l) = &lmus {
             let peer_frames = s.lmus.as_ref().map(|x| x.peer_frames).unwrap_or_default();

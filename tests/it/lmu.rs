@@ -950,6 +950,53 @@ mod world {
         assert!(iso < 5.0 && restore >= iso && restore < 10.0, "{e}");
     }
 
+    /// Dickert's long cable feeder (4.5 km, weakest conductor): LMUs at the junctions leave one 963 m from any
+    /// other node, beyond radio range; `Spaced(max_m: 500.0)` adds span LMUs so each is within 500 m of line of
+    /// the next. Peers farther apart (ties at the leaf ends, the requesters far up the feeder) get relay
+    /// routes at commissioning, and a fault in the first section, whose isolation and restoration need them,
+    /// is located, isolated and restored over them.
+    #[test]
+    fn on_a_long_feeder_far_peers_are_reached_over_relay_routes() {
+        let s = case(&[
+            ("grid.network", "File(\"networks/dickert_long_cable_multiple_bad.json\")"),
+            ("lmus.at", "Spaced(max_m: 500.0)"),
+            ("faults[0].section", "1"),
+        ]);
+        let m = &s["mesh"];
+        assert!(m["peer_relay_routes"].as_u64().unwrap() > 0, "{m}");
+        assert!(m["peer_frames_relayed"].as_u64().unwrap() > 0, "{m}");
+        assert_eq!(m["neighbour_sent"], m["neighbour_delivered"], "{m}");
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], "S1", "{e}");
+        assert_eq!(e["healthy_trips"], 0, "{e}");
+        assert!(e["isolation_s"].as_f64().is_some_and(|t| t < 2.0), "{e}");
+        assert!(e["restore_s"].as_f64().is_some_and(|t| t < 60.0), "{e}");
+    }
+
+    /// `Spaced(max_m)` puts an LMU at every junction and keeps at most `max_m` of line between an LMU and the
+    /// next one down; a distance that is not positive is refused.
+    #[test]
+    fn spaced_placement_keeps_lmus_within_the_distance_of_each_other() {
+        use gridtwin::twin::placement::{Feeder, PlacementRule, commission};
+        let net = gridtwin::grid::network::Network::from_json_file(std::path::Path::new(
+            "scenarios/networks/dickert_long_cable_multiple_bad.json",
+        ))
+        .unwrap();
+        let f = Feeder::new(&net, &Default::default()).unwrap();
+        let spaced = commission(&net, &PlacementRule::Spaced { max_m: 500.0 }, &[]).unwrap();
+        let junctions = commission(&net, &PlacementRule::Junctions, &[]).unwrap();
+        assert!(junctions.iter().all(|j| spaced.iter().any(|s| s.line_pos == j.line_pos)));
+        assert!(spaced.len() > junctions.len());
+        for l in &spaced {
+            let start = f.depth_m[l.bus_pos];
+            for d in &l.downstream {
+                let next = &spaced[(*d - 1) as usize];
+                assert!(f.depth_m[next.bus_pos] - start <= 500.0 + 1e-9, "{} -> {}", l.peer, next.peer);
+            }
+        }
+        assert!(commission(&net, &PlacementRule::Spaced { max_m: 0.0 }, &[]).unwrap_err().contains("Spaced"));
+    }
+
     #[test]
     fn a_section_that_does_not_exist_is_rejected_with_its_location() {
         let base = Loaded::from_file(std::path::Path::new("scenarios/flisr-case.ron")).unwrap();

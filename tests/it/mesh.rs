@@ -56,7 +56,7 @@ fn line(k: u32, p: f64, packets: u64) -> (Simulation<Msg>, mesh::MeshHandle, u64
             join_at: None,
         })
         .collect();
-    let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &nodes).unwrap();
+    let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &nodes, &[]).unwrap();
     assert!(h.warnings.is_empty(), "{:?}", h.warnings);
     // First report between 2 and 2 min + 4 s, then every 4 s; stop when `packets` have been generated + drain.
     let until = 120 + every_s * packets;
@@ -109,7 +109,7 @@ fn small_district(seed: u64, events: Vec<MeshEvent>, hours: u64) -> (Simulation<
         events,
         ..MeshConfig::default()
     };
-    let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &[]).unwrap();
+    let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &[], &[]).unwrap();
     sim.run(Stop::at(SimTime::from_secs(hours * 3600))).unwrap();
     let r = h.report(&sim);
     (sim, h, r)
@@ -160,11 +160,11 @@ fn bad_input_is_named() {
     // Duplicate ids.
     let mut sim = Simulation::new(1);
     let nodes = vec![NodeSpec::coordinator(1, 0.0, 0.0), NodeSpec::lmu(7, 100.0, 0.0), NodeSpec::lmu(7, 200.0, 0.0)];
-    let e = mesh::build(&mut sim, &cfg, &r, &nodes).unwrap_err();
+    let e = mesh::build(&mut sim, &cfg, &r, &nodes, &[]).unwrap_err();
     assert!(e.contains("duplicate") && e.contains('7'), "{e}");
     // A node far outside everyone's range.
     let nodes = vec![NodeSpec::coordinator(1, 0.0, 0.0), NodeSpec::lmu(2, 300.0, 0.0), NodeSpec::lmu(3, 40_000.0, 0.0)];
-    let h = mesh::build(&mut sim, &cfg, &r, &nodes).unwrap();
+    let h = mesh::build(&mut sim, &cfg, &r, &nodes, &[]).unwrap();
     assert!(
         h.warnings.iter().any(|w| w.contains("node 3 ") && w.contains("outside every other node's range")),
         "{:?}",
@@ -173,13 +173,13 @@ fn bad_input_is_named() {
     // Impossible radio values.
     let mut bad = r.clone();
     bad.sensitivity_dbm = 10.0;
-    let e = mesh::build(&mut Simulation::new(1), &cfg, &bad, &nodes).unwrap_err();
+    let e = mesh::build(&mut Simulation::new(1), &cfg, &bad, &nodes, &[]).unwrap_err();
     assert!(e.contains("sensitivity_dbm"), "{e}");
     // No coordinator; unknown node in an event.
-    let e = mesh::build(&mut Simulation::new(1), &cfg, &r, &[NodeSpec::lmu(1, 0.0, 0.0)]).unwrap_err();
+    let e = mesh::build(&mut Simulation::new(1), &cfg, &r, &[NodeSpec::lmu(1, 0.0, 0.0)], &[]).unwrap_err();
     assert!(e.contains("coordinator"), "{e}");
     let cfg2 = MeshConfig { events: vec![MeshEvent::Fail { node: 55, at: "1h".into() }], ..MeshConfig::default() };
-    let e = mesh::build(&mut Simulation::new(1), &cfg2, &r, &nodes).unwrap_err();
+    let e = mesh::build(&mut Simulation::new(1), &cfg2, &r, &nodes, &[]).unwrap_err();
     assert!(e.contains("55"), "{e}");
 }
 
@@ -195,7 +195,7 @@ fn application_seam_sends_up_down_and_to_neighbours() {
         NodeSpec { app: Some(c), ..NodeSpec::lmu(3, 600.0, 0.0) },
     ];
     let cfg = MeshConfig { propagation: no_shadow(3.0), ..MeshConfig::default() };
-    let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &nodes).unwrap();
+    let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &nodes, &[]).unwrap();
     let send = |node, to, at_s| {
         let m = Msg::Mesh(MeshMsg::Send(Box::new(mesh::MeshSend { node, to, payload: b"hello".to_vec() })));
         (SimTime::from_secs(at_s), m)
@@ -236,7 +236,7 @@ fn a_degraded_link_is_routed_around_and_named_when_bad() {
             NodeSpec { app: Some(sink), ..NodeSpec::lmu(101, 150.0, 150.0) },
             NodeSpec::lmu(102, 150.0, 0.0),
         ];
-        mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &nodes).map(|h| (sim, h))
+        mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &nodes, &[]).map(|h| (sim, h))
     };
     let (mut sim, h) =
         build(vec![MeshEvent::DegradeLink { a: 102, b: 100, loss_db: 40.0, at: "30min".into() }]).unwrap();
@@ -280,7 +280,7 @@ fn a_mesh_beyond_one_pan_is_split_into_pans_that_each_deliver() {
             pan_max_nodes: Some(120),
             ..MeshConfig::default()
         };
-        let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &[]).unwrap();
+        let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &[], &[]).unwrap();
         sim.run(Stop::at(SimTime::from_secs(3600))).unwrap();
         let r = h.report(&sim);
         (sim.digest(), r)
@@ -304,6 +304,6 @@ fn a_mesh_beyond_one_pan_is_split_into_pans_that_each_deliver() {
         pan_max_nodes: Some(100),
         ..MeshConfig::default()
     };
-    let e = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &[]).unwrap_err();
+    let e = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &[], &[]).unwrap_err();
     assert!(e.contains("PANs") && e.contains("coordinators"), "{e}");
 }

@@ -10,6 +10,9 @@
 //!   `hops[next]` is the hop this frame is addressed to, `hops[n-1] == dst`.
 //! - NBR `[4, src:2, seq:2, payload..]`: a one-hop message between neighbours (FLISR).
 //! - DIS `[5]`: a DODAG information solicitation, broadcast by a node without a parent.
+//! - PEER `[7, origin:2, dst:2, seq:2, next:1, n:1, hops:2n, payload..]`: a message between two nodes that are
+//!   not in radio range of each other (FLISR peers), source-routed over relays chosen at commissioning; the
+//!   layout of DOWN, and `hops[n-1] == dst`. (Kind 6 is taken: it is the security frame type of a DAO.)
 //!
 //! Decoding never panics: truncated or malformed input yields a [`FrameError`].
 
@@ -73,7 +76,19 @@ pub enum Frame<'a> {
         payload: &'a [u8],
     },
     Dis,
+    /// A relayed neighbour message: `origin` to `dst` along `hops`.
+    Peer {
+        origin: u16,
+        dst: u16,
+        seq: u16,
+        next: u8,
+        hops: Route<'a>,
+        payload: &'a [u8],
+    },
 }
+
+/// Kind byte of a PEER frame.
+pub const PEER_KIND: u8 = 7;
 
 /// A source route as stored in a DOWN frame (pairs of little-endian bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +138,7 @@ impl<'a> Frame<'a> {
                     payload: b.get(body..).ok_or(FrameError::Truncated)?,
                 })
             }
-            3 => {
+            k @ (3 | PEER_KIND) => {
                 let n = rd8(b, 8)? as usize;
                 let next = rd8(b, 7)?;
                 if n == 0 || n > MAX_SOURCE_ROUTE || next as usize >= n {
@@ -135,13 +150,11 @@ impl<'a> Frame<'a> {
                 if route.get(n - 1) != Some(dst) {
                     return Err(FrameError::BadRoute);
                 }
-                Ok(Frame::Down {
-                    origin: rd16(b, 1)?,
-                    dst,
-                    seq: rd16(b, 5)?,
-                    next,
-                    hops: route,
-                    payload: &b[9 + 2 * n..],
+                let (origin, seq, payload) = (rd16(b, 1)?, rd16(b, 5)?, &b[9 + 2 * n..]);
+                Ok(if k == 3 {
+                    Frame::Down { origin, dst, seq, next, hops: route, payload }
+                } else {
+                    Frame::Peer { origin, dst, seq, next, hops: route, payload }
                 })
             }
             4 => {
@@ -178,8 +191,9 @@ impl<'a> Frame<'a> {
                 }
                 out.extend_from_slice(payload);
             }
-            Frame::Down { origin, dst, seq, next, hops, payload } => {
-                out.push(3);
+            Frame::Down { origin, dst, seq, next, hops, payload }
+            | Frame::Peer { origin, dst, seq, next, hops, payload } => {
+                out.push(if matches!(self, Frame::Down { .. }) { 3 } else { PEER_KIND });
                 out.extend_from_slice(&origin.to_le_bytes());
                 out.extend_from_slice(&dst.to_le_bytes());
                 out.extend_from_slice(&seq.to_le_bytes());
@@ -273,6 +287,14 @@ mod tests {
             },
             Frame::Nbr { src: 8, seq: 2, payload: b"trip" },
             Frame::Dis,
+            Frame::Peer {
+                origin: 5,
+                dst: 11,
+                seq: 9,
+                next: 2,
+                hops: route_from_bytes(&rb).unwrap(),
+                payload: b"open",
+            },
         ];
         for f in frames {
             let b = f.encode();
@@ -324,5 +346,21 @@ mod tests {
         assert!(Frame::decode(&b).is_ok());
         b[3] = 9;
         assert_eq!(Frame::decode(&b), Err(FrameError::BadRoute));
+        // A PEER frame is checked the same way, and a `next` beyond the route is refused.
+        let mut p = Frame::Peer {
+            origin: 1,
+            dst: 2,
+            seq: 0,
+            next: 0,
+            hops: route_from_bytes(&route_bytes(&[4, 2])).unwrap(),
+            payload: b"x",
+        }
+        .encode();
+        assert!(matches!(Frame::decode(&p), Ok(Frame::Peer { .. })));
+        p[7] = 2;
+        assert_eq!(Frame::decode(&p), Err(FrameError::BadRoute));
+        p[7] = 1;
+        p[3] = 4;
+        assert_eq!(Frame::decode(&p), Err(FrameError::BadRoute));
     }
 }

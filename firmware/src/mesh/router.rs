@@ -21,11 +21,16 @@
 //! count up until the parent bound breaks it; the hop limit is the last guard. A frame whose link failed after
 //! the MAC's retries takes the next-best parent (bounded by `max_reroutes`).
 //!
-//! Downward traffic is source-routed from the root, which learns every node's parent from DAOs.
+//! Downward traffic is source-routed from the root, which learns every node's parent from DAOs. Neighbour
+//! messages go one hop, or, to a peer out of radio range, along a relay route set at commissioning
+//! ([`Router::set_peer_route`]); relays forward them ahead of other traffic, as the origin sends them.
 //! Time is whatever [`Instant`] the caller passes; every input returns the next deadline at which
 //! [`Router::poll`] must be called.
 
 use super::frame::{Frame, MAX_SOURCE_ROUTE, UpKind, route_bytes, route_from_bytes, set_up_sender_rank};
+
+/// Most relay routes to peers one node holds (a LMU has a handful of FLISR peers).
+pub const MAX_PEER_ROUTES: usize = 64;
 use crate::hal::Error as _;
 use crate::hal::radio::{BROADCAST, LinkAddr, Radio, TxStatus};
 use crate::time::{Duration, Instant};
@@ -146,7 +151,7 @@ pub enum DeliveryKind {
     Up,
     /// Downward (source-routed) from the root `origin`.
     Down,
-    /// One hop from the neighbour `origin`.
+    /// From the neighbour `origin`: one hop, or over the relays of a peer route (`hops` > 1).
     Neighbor,
 }
 
@@ -195,6 +200,9 @@ pub struct RouterStats {
     pub drop_queue: u32,
     pub drop_hop_limit: u32,
     pub bad_frames: u32,
+    /// Neighbour messages sent over a relay route, and PEER frames this node relayed.
+    pub peer_routed: u32,
+    pub peer_relayed: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -281,6 +289,8 @@ pub struct Router {
     next_token: u32,
     rng: u64,
     routes: BTreeMap<u16, u16>,
+    /// Relay routes to peers out of radio range, by destination (sorted); each ends at its destination.
+    peer_routes: Vec<(u16, Vec<u16>)>,
     inflight: VecDeque<Inflight>,
     stats: RouterStats,
 }
@@ -325,6 +335,7 @@ impl Router {
             next_token: 0,
             rng: seed ^ 0x5DEE_CE66_D1CE_B00C,
             routes: BTreeMap::new(),
+            peer_routes: Vec::new(),
             inflight: VecDeque::new(),
             pending: VecDeque::new(),
             deliveries: VecDeque::new(),
@@ -373,6 +384,45 @@ impl Router {
     pub fn routes(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
         self.routes.iter().map(|(&n, &p)| (n, p))
     }
+    /// Commissioning: neighbour messages to `dst` go over the relays `hops` (the last one is `dst`; a route of
+    /// one hop removes any relay route). Refused: an empty or too long route, one through this node, one that
+    /// visits a node twice or does not end at `dst`, or more than [`MAX_PEER_ROUTES`] routes.
+    pub fn set_peer_route(&mut self, dst: u16, hops: &[u16]) -> Result<(), &'static str> {
+        if hops.is_empty() || hops.len() > MAX_SOURCE_ROUTE {
+            return Err("a peer route has 1 to 24 hops");
+        }
+        if hops.last() != Some(&dst) {
+            return Err("a peer route must end at its destination");
+        }
+        if hops.contains(&self.addr) {
+            return Err("a peer route must not pass through its origin");
+        }
+        if hops.iter().enumerate().any(|(k, h)| hops[..k].contains(h)) {
+            return Err("a peer route must not visit a node twice");
+        }
+        let at = self.peer_routes.binary_search_by_key(&dst, |r| r.0);
+        match (at, hops.len()) {
+            (Ok(k), 1) => {
+                self.peer_routes.remove(k);
+            }
+            (Err(_), 1) => {}
+            (Ok(k), _) => self.peer_routes[k].1 = hops.to_vec(),
+            (Err(k), _) => {
+                if self.peer_routes.len() >= MAX_PEER_ROUTES {
+                    return Err("too many peer routes");
+                }
+                self.peer_routes.insert(k, (dst, hops.to_vec()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The relay route to the peer `dst`, if it has one.
+    pub fn peer_route(&self, dst: u16) -> Option<&[u16]> {
+        let k = self.peer_routes.binary_search_by_key(&dst, |r| r.0).ok()?;
+        Some(&self.peer_routes[k].1)
+    }
+
     /// Next payload delivered to this node's application.
     pub fn pop_delivery(&mut self) -> Option<Delivery> {
         self.deliveries.pop_front()
@@ -668,7 +718,7 @@ impl Router {
         Ok(self.deadline_after(now))
     }
 
-    /// Sends `payload` one hop to the neighbour `dst` (no routing).
+    /// Sends `payload` to the neighbour `dst`: one hop, or over its relay route if commissioning set one.
     pub fn send_neighbor<R: Radio>(
         &mut self,
         now: Instant,
@@ -676,6 +726,19 @@ impl Router {
         payload: &[u8],
         radio: &mut R,
     ) -> Result<Instant, SendError> {
+        if let Some(k) = self.peer_routes.binary_search_by_key(&dst, |r| r.0).ok() {
+            let rb = route_bytes(&self.peer_routes[k].1);
+            if payload.len() + 9 + rb.len() > radio.max_frame_len() {
+                return Err(SendError::TooLong);
+            }
+            let hops = route_from_bytes(&rb).ok_or(SendError::NoRoute)?;
+            let first = self.peer_routes[k].1[0];
+            let seq = self.next_seq();
+            let f = Frame::Peer { origin: self.addr, dst, seq, next: 0, hops, payload }.encode();
+            self.send_unicast_with(first, &f, true, radio)?;
+            self.stats.peer_routed += 1;
+            return Ok(self.deadline_after(now));
+        }
         if payload.len() + 5 > radio.max_frame_len() {
             return Err(SendError::TooLong);
         }
@@ -848,6 +911,27 @@ impl Router {
             }
             Frame::Nbr { src: origin, seq, payload } => {
                 self.deliver(Delivery { kind: DeliveryKind::Neighbor, origin, seq, hops: 1, payload: payload.to_vec() })
+            }
+            Frame::Peer { origin, dst, seq, next, hops, payload } => {
+                if hops.get(next as usize) != Some(self.addr) {
+                    return self.deadline();
+                }
+                if dst == self.addr {
+                    self.deliver(Delivery {
+                        kind: DeliveryKind::Neighbor,
+                        origin,
+                        seq,
+                        hops: next + 1,
+                        payload: payload.to_vec(),
+                    });
+                } else if let Some(nh) = hops.get(next as usize + 1) {
+                    // Protection traffic keeps its priority at every relay.
+                    let f = Frame::Peer { origin, dst, seq, next: next + 1, hops, payload }.encode();
+                    if self.send_unicast_with(nh, &f, true, radio).is_ok() {
+                        self.stats.forwarded += 1;
+                        self.stats.peer_relayed += 1;
+                    }
+                }
             }
         }
         self.deadline()
@@ -1261,6 +1345,39 @@ mod tests {
             t = n.poll(t, air);
         }
         (n, t)
+    }
+
+    #[test]
+    fn a_peer_out_of_range_is_reached_over_its_relay_route_and_bad_routes_are_refused() {
+        let cfg = RouterConfig::default();
+        let (mut a, mut b, mut c) =
+            (Router::new(1, false, cfg.clone(), 1), Router::new(2, false, cfg.clone(), 2), Router::new(3, false, cfg, 3));
+        assert_eq!(a.set_peer_route(3, &[]), Err("a peer route has 1 to 24 hops"));
+        assert_eq!(a.set_peer_route(3, &[2, 4]), Err("a peer route must end at its destination"));
+        assert_eq!(a.set_peer_route(3, &[1, 3]), Err("a peer route must not pass through its origin"));
+        assert_eq!(a.set_peer_route(3, &[2, 2, 3]), Err("a peer route must not visit a node twice"));
+        assert_eq!(a.set_peer_route(3, &[2, 3]), Ok(()));
+        assert_eq!(a.peer_route(3), Some(&[2u16, 3][..]));
+        let mut air = Air::default();
+        a.send_neighbor(Instant(0), 3, b"open", &mut air).unwrap();
+        let (to, _, f) = air.sent.pop().unwrap();
+        assert_eq!(to, 2);
+        // The relay forwards it to the destination, which takes it as a neighbour message of two hops.
+        b.on_frame(Instant(1), 1, -70, &f, &mut air);
+        let (to, _, f) = air.sent.pop().unwrap();
+        assert_eq!((to, b.stats().peer_relayed), (3, 1));
+        assert!(b.pop_delivery().is_none());
+        c.on_frame(Instant(2), 2, -70, &f, &mut air);
+        let d = c.pop_delivery().unwrap();
+        assert_eq!((d.kind, d.origin, d.hops, d.payload.as_slice()), (DeliveryKind::Neighbor, 1, 2, &b"open"[..]));
+        // A node the route does not name ignores the frame; a one-hop route removes the relay route.
+        let before = air.sent.len();
+        a.on_frame(Instant(3), 2, -70, &f, &mut air);
+        assert!(a.pop_delivery().is_none() && air.sent.len() == before);
+        a.set_peer_route(3, &[3]).unwrap();
+        assert_eq!(a.peer_route(3), None);
+        a.send_neighbor(Instant(4), 3, b"open", &mut air).unwrap();
+        assert!(matches!(Frame::decode(&air.sent.last().unwrap().2), Ok(Frame::Nbr { .. })));
     }
 
     #[test]
