@@ -164,7 +164,7 @@ pub struct MeshLevels {
     pub readings: Level,
     /// Commands source-routed down from the coordinator (DOWN frames).
     pub commands: Level,
-    /// One-hop neighbour frames (NBR).
+    /// Neighbour frames: one hop (NBR) and relayed to a peer out of range (PEER).
     pub neighbour: Level,
 }
 

@@ -997,6 +997,31 @@ mod world {
         assert!(commission(&net, &PlacementRule::Spaced { max_m: 0.0 }, &[]).unwrap_err().contains("Spaced"));
     }
 
+    /// The same feeder with LMU 7's radio dead and the fault in section 7, its own: LMU 7 trips at its graded
+    /// time but its `Open` to LMU 8 never leaves. LMU 6 saw the fault current pass, asked LMU 7 and heard
+    /// nothing, kept its supply and heard no `Cleared`: it asks LMU 8 in LMU 7's place; LMU 8, without supply,
+    /// opens and has its tie restore the rest (before: never isolated, never restored).
+    #[test]
+    fn the_lmu_above_a_dead_radio_stands_in_for_its_isolation() {
+        for kind in ["ThreePhase", "LineToEarth"] {
+            let s = case(&[
+                ("grid.network", "File(\"networks/kerber_landnetz_freileitung_1.json\")"),
+                ("lmus.at", "EveryLine"),
+                ("mesh.events", "[Fail(node: 7, at: \"0.9s\")]"),
+                ("faults[0].kind", kind),
+                ("faults[0].r_ohm", "0.0"),
+                ("faults[0].section", "7"),
+                ("grid.rooftop_pv_pct", "0.0"),
+            ]);
+            let e = &s["faults"]["events"][0];
+            assert_eq!(e["located_section"], "S7", "{e}");
+            assert_eq!(e["healthy_trips"], 0, "{e}");
+            let iso = e["isolation_s"].as_f64().expect("isolated");
+            let restore = e["restore_s"].as_f64().expect("restored");
+            assert!((1.0..2.0).contains(&iso) && restore >= iso && restore < 3.0, "{e}");
+        }
+    }
+
     #[test]
     fn a_section_that_does_not_exist_is_rejected_with_its_location() {
         let base = Loaded::from_file(std::path::Path::new("scenarios/flisr-case.ron")).unwrap();
@@ -1016,7 +1041,8 @@ mod debug_case {
     use gridtwin_firmware::lmu::phasor::sequence;
 
     /// One FLISR case's LMU states at `CASE_MS` (default 2000 ms), printed with `--nocapture`; edit the case
-    /// with `CASE_EDITS=path=value;...`. Unedited (the shipped `flisr-case.ron`: an earth fault in section 6
+    /// with `CASE_EDITS=path=value;...` and run it with `CASE_SEED` (default 7; a study row's seed reproduces
+    /// that row). Unedited (the shipped `flisr-case.ron`: an earth fault in section 6
     /// at 1 s), it asserts what the printout shows: section 6's LMU is the only one to trip for the fault (as primary), it confirmed and
     /// isolated section 6, the next LMU down isolated it from below, and the tie restored the rest.
     #[test]
@@ -1032,7 +1058,8 @@ mod debug_case {
         }
         let l = Loaded::from_text("case.ron".into(), text, base.base_dir.clone()).unwrap();
         let ms: u64 = std::env::var("CASE_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
-        let mut w = gridtwin::world::build(&l, 7, Some(SimDuration::from_millis(ms))).unwrap();
+        let seed: u64 = std::env::var("CASE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+        let mut w = gridtwin::world::build(&l, seed, Some(SimDuration::from_millis(ms))).unwrap();
         w.run(1, |_| {}).unwrap();
         let ids: Vec<_> = w.sim.agents().filter(|(_, a)| a.kind() == "lmu").map(|(id, _)| id).collect();
         for id in ids {
@@ -1042,8 +1069,16 @@ mod debug_case {
             let s = sequence(&m.v);
             let fs = a.firmware().flisr().settings();
             eprintln!(
-                "S{} up {:?} down {:?} tie {:?} is_tie {} req {:?}",
-                a.peer, fs.upstream, fs.downstream, fs.tie, fs.is_tie, fs.tie_requesters
+                "S{} up {:?} down {:?} tie {:?} is_tie {} req {:?} opens obeyed {} refused {} stood in {}",
+                a.peer,
+                fs.upstream,
+                fs.downstream,
+                fs.tie,
+                fs.is_tie,
+                fs.tie_requesters,
+                a.firmware().flisr().opens_obeyed,
+                a.firmware().flisr().opens_refused,
+                a.firmware().flisr().opens_stood_in
             );
             eprintln!(
                 "S{} V {:?} I {:?} U1 {:.2} U2 {:.2} | pickup {} fwd {} lop {} ub {} healthy {} drop {} | sw {:?} | {:?}",

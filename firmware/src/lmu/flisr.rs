@@ -97,6 +97,10 @@ pub const DOWNSTREAM_OPEN_MIN_A: f64 = 10.0;
 /// with the smallest height, so it asks first and the others follow one frame exchange apart instead of all
 /// contending for the channel at once.
 pub const QUERY_STAGGER_NS: u64 = 10_000_000;
+/// Graded scheme: how long after fault current stopped passing an LMU waits for a `Cleared` from below
+/// before standing in for a silent downstream neighbour (see `Flisr::stand_in_for_silent_neighbours`).
+pub const STAND_IN_WAIT_NS: u64 = 1_000_000_000;
+
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
 
@@ -560,10 +564,16 @@ pub struct Flisr {
     to_answer: Vec<(PeerId, u64)>,
     /// Last time forward fault current passed here while closed.
     last_forward_ns: Option<u64>,
+    /// Graded scheme: start of the current (or last) episode of forward fault current.
+    episode_ns: Option<u64>,
+    /// The episode (its start) whose silent downstream neighbours this LMU already stood in for.
+    stood_in_for: Option<u64>,
     /// Neighbours' `Open` requests refused for want of local evidence ([`FlisrSettings::open_evidence_ms`]).
     pub opens_refused: u64,
     /// Neighbours' `Open` requests obeyed (this LMU opened as a boundary).
     pub opens_obeyed: u64,
+    /// `Open`s this LMU sent in place of a silent downstream neighbour.
+    pub opens_stood_in: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -618,6 +628,9 @@ impl Flisr {
             last_query_ns: 0,
             to_answer: Vec::new(),
             last_forward_ns: None,
+            episode_ns: None,
+            stood_in_for: None,
+            opens_stood_in: 0,
             oc_blocked: false,
             oc_i_ref_a: None,
             i_max_a: 0.0,
@@ -1004,6 +1017,7 @@ impl Flisr {
                 self.answers.retain(|a| a.1 && t.saturating_sub(a.2) <= ms(self.s.block_hold_ms));
                 self.queries_sent = 0;
                 self.seen_pushed = false;
+                self.episode_ns = Some(t);
             }
             self.fwd_since = Some(self.fwd_since.unwrap_or(t).max(ps));
             if self.coil_closed {
@@ -1131,6 +1145,7 @@ impl Flisr {
             self.send(to, m);
         }
         self.extend_unanswered_isolation(t, &mut next);
+        self.stand_in_for_silent_neighbours(t, forward, &mut next);
         // A deadline that is not in the future would spin the caller: drop it (every condition above is
         // re-evaluated at the next poll anyway).
         FlisrOutput { coil_closed: self.coil_closed, next_deadline: next.filter(|&n| n > t).map(Instant) }
@@ -1495,6 +1510,58 @@ impl Flisr {
         self.check_isolated(t);
     }
 
+    /// Fault current passed this LMU, was interrupted below it, and no downstream neighbour said "seen" in the
+    /// episode (no `Beyond`, no `Passage { seen: true }`, no `Cleared`) while this LMU kept its supply; one or
+    /// more said nothing at all, not even to its query. A silent neighbour on the fault's path (its radio
+    /// dead) is the likeliest interrupter, and its `Open`s to the far end of its section never left. Once per
+    /// episode, [`STAND_IN_WAIT_NS`] after the current stopped, this LMU sends them in its place to the LMUs
+    /// below the silent ones (`downstream_next`). Those obey only while they have no supply: where the fault
+    /// lay further down (they have supply) the request is refused and nothing moves; where it was the silent
+    /// LMU's own section, they open, confirm, and ask their ties to restore the rest. Sent once, not retried
+    /// (the mesh's MAC retries it): this LMU isolates nothing itself, so it awaits no confirmation.
+    fn stand_in_for_silent_neighbours(&mut self, t: u64, forward: bool, next: &mut Option<u64>) {
+        if self.s.grading_ms == 0
+            || self.s.is_tie
+            || self.s.downstream_next.is_empty()
+            || forward
+            || self.mode != Mode::Normal
+            || !self.coil_closed
+            || !self.healthy_now
+            || self.dead
+        {
+            return;
+        }
+        let (Some(last), Some(episode)) = (self.last_forward_ns, self.episode_ns) else { return };
+        // A neighbour that said "seen" is alive on the fault's path: it isolates its own section. Silence
+        // counts only from a neighbour that was asked (an LMU far up may see the fault cleared below before
+        // its first query is due, and then knows nothing of its neighbours).
+        if self.stood_in_for == Some(episode)
+            || self.queries_sent == 0
+            || self.answers.iter().any(|a| a.1)
+            || self.cleared_at.is_some_and(|c| c >= episode)
+        {
+            return;
+        }
+        let silent = |d: PeerId| !self.answers.iter().any(|a| a.0 == d);
+        if !self.s.downstream.iter().any(|&d| silent(d)) {
+            return;
+        }
+        // An interrupter below that can talk says `Cleared`, passed up the fault current's path LMU by LMU;
+        // a second is long enough for it to come up a congested channel.
+        let due = last + STAND_IN_WAIT_NS;
+        if t < due {
+            *next = Some(next.map_or(due, |n: u64| n.min(due)));
+            return;
+        }
+        self.stood_in_for = Some(episode);
+        let beyond: Vec<(PeerId, PeerId)> =
+            self.s.downstream_next.iter().copied().filter(|&(d, _)| !self.answers.iter().any(|a| a.0 == d)).collect();
+        for (silent, n) in beyond {
+            self.send(n, PeerMsg::Open { section: silent });
+            self.opens_stood_in += 1;
+        }
+    }
+
     fn on_confirmed(&mut self, t: u64) {
         if self.s.is_tie {
             if let Some((to, section)) = self.tie_requester {
@@ -1839,6 +1906,45 @@ mod tests {
         assert_eq!(f.pop_outgoing(), None);
         f.poll(at(35), &quiet, Some(true), 50.0);
         assert_eq!(f.pop_outgoing(), Some((9, PeerMsg::Passage { seen: false })));
+    }
+
+    #[test]
+    fn a_silent_neighbour_that_cleared_a_fault_has_its_far_end_opened_by_the_lmu_above() {
+        // LMU 1 sees fault current pass towards LMU 2 for 150 ms (LMU 2, radio dead, trips at its graded time
+        // before LMU 1's), asks LMU 2 and hears nothing, keeps its supply: a second after the current stopped
+        // it asks LMU 3, below LMU 2, to open section 2, once.
+        let quiet = ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() };
+        let run = |hear: Option<PeerMsg>| {
+            let mut s = graded_lmu(3).settings().clone();
+            s.downstream_next = alloc::vec![(2, 3)];
+            let mut f = Flisr::new(s).unwrap();
+            let mut sent = Vec::new();
+            for t in 0..150 {
+                assert!(f.poll(at(t), &fwd(0), Some(true), 400.0).coil_closed);
+                if t == 40
+                    && let Some(m) = hear
+                {
+                    f.on_peer(at(t), 2, m);
+                }
+                sent.extend(core::iter::from_fn(|| f.pop_outgoing()).map(|m| (t, m)));
+            }
+            if let Some(PeerMsg::Cleared) = hear {
+                f.on_peer(at(400), 2, PeerMsg::Cleared);
+            }
+            for t in (150..3_000).step_by(10) {
+                assert!(f.poll(at(t), &quiet, Some(true), 20.0).coil_closed, "LMU 1 itself never opens");
+                sent.extend(core::iter::from_fn(|| f.pop_outgoing()).map(|m| (t, m)));
+            }
+            assert!(sent.iter().any(|(_, m)| *m == (2, PeerMsg::Query)), "{sent:?}");
+            sent.into_iter().filter(|(_, m)| m.1 == PeerMsg::Open { section: 2 }).collect::<Vec<_>>()
+        };
+        let opens = run(None);
+        assert_eq!(opens.len(), 1, "{opens:?}");
+        assert_eq!(opens[0].1.0, 3);
+        assert!((1_140..=1_160).contains(&opens[0].0), "{opens:?}");
+        // LMU 2 alive: it said "seen" (and isolates its own section), or its `Cleared` came up: nothing sent.
+        assert!(run(Some(PeerMsg::Passage { seen: true })).is_empty());
+        assert!(run(Some(PeerMsg::Cleared)).is_empty());
     }
 
     #[test]
