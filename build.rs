@@ -41,5 +41,47 @@ fn main() {
     for d in ["src", "firmware/src", "build"] {
         println!("cargo:rerun-if-changed={d}");
     }
+    for f in ["Cargo.lock", "Cargo.toml", "firmware/Cargo.toml"] {
+        println!("cargo:rerun-if-changed={f}");
+    }
+    println!("cargo:rustc-env=GRIDTWIN_SOURCE_ID={}", source_id(root));
     fs::write(Path::new(&out_dir).join("scenario.md"), reference::generate(root)).unwrap();
+}
+
+/// A fingerprint of the code the binary is built from (the simulator's and the firmware's sources, the
+/// dependency lock and the shipped models), FNV-1a 64 over every file's path and bytes in path order. A
+/// sweep resumes saved results only under the same fingerprint: a rebuilt binary whose code changed reruns.
+fn source_id(root: &Path) -> String {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        for e in entries.filter_map(|e| e.ok()) {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for d in ["src", "firmware/src", "build", "models"] {
+        walk(&root.join(d), &mut files);
+    }
+    for f in ["Cargo.lock", "Cargo.toml", "firmware/Cargo.toml"] {
+        files.push(root.join(f));
+    }
+    files.sort();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for f in &files {
+        let rel = f.strip_prefix(root).unwrap_or(f);
+        feed(rel.to_string_lossy().as_bytes());
+        feed(&fs::read(f).unwrap_or_default());
+    }
+    format!("{h:016x}")
 }

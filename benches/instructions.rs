@@ -86,7 +86,7 @@ fn district_200() -> (MeshConfig, RadioModel) {
 #[bench::district_200_lmus_10min(setup = district_200)]
 fn mesh_run((cfg, radio): (MeshConfig, RadioModel)) -> u64 {
     let mut sim: Simulation<Msg> = Simulation::new(1);
-    mesh::build(&mut sim, &cfg, &radio, &[]).expect("mesh builds");
+    mesh::build(&mut sim, &cfg, &radio, &[], &[]).expect("mesh builds");
     sim.run(Stop::at(SimTime::from_secs(600))).expect("run");
     black_box(sim.stats().delivered)
 }

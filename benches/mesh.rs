@@ -29,7 +29,7 @@ struct Scenario {
 
 fn run(cfg: &MeshConfig, seed: u64, until: SimTime) -> (Simulation<Msg>, mesh::MeshHandle) {
     let mut sim = Simulation::new(seed);
-    let h = mesh::build(&mut sim, cfg, &radio(&cfg.radio), &[]).expect("mesh builds");
+    let h = mesh::build(&mut sim, cfg, &radio(&cfg.radio), &[], &[]).expect("mesh builds");
     sim.run(Stop::at(until)).expect("run");
     (sim, h)
 }

@@ -85,7 +85,8 @@ pub fn shard_jobs(total: usize, s: Shard) -> std::ops::Range<usize> {
 }
 
 /// A 128-bit fingerprint of everything that decides a sweep's results: the plan (seed, replications, columns,
-/// sampling), every point's scenario text and labels, and the binary's version.
+/// sampling), every point's scenario text and labels, and the binary's version and source fingerprint (so a
+/// binary rebuilt from changed code never resumes results of the old one).
 pub fn plan_hash(exp: &Expanded) -> String {
     let mut a = Digest::default();
     let mut b = Digest::default();
@@ -96,6 +97,7 @@ pub fn plan_hash(exp: &Expanded) -> String {
     };
     feed(serde_json::to_string(&exp.plan).unwrap_or_default().as_bytes());
     feed(env!("CARGO_PKG_VERSION").as_bytes());
+    feed(env!("GRIDTWIN_SOURCE_ID").as_bytes());
     for p in &exp.points {
         feed(p.loaded.text.as_bytes());
         feed(p.labels.join("\u{1f}").as_bytes());

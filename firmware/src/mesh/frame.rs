@@ -287,14 +287,7 @@ mod tests {
             },
             Frame::Nbr { src: 8, seq: 2, payload: b"trip" },
             Frame::Dis,
-            Frame::Peer {
-                origin: 5,
-                dst: 11,
-                seq: 9,
-                next: 2,
-                hops: route_from_bytes(&rb).unwrap(),
-                payload: b"open",
-            },
+            Frame::Peer { origin: 5, dst: 11, seq: 9, next: 2, hops: route_from_bytes(&rb).unwrap(), payload: b"open" },
         ];
         for f in frames {
             let b = f.encode();

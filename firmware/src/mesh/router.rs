@@ -726,7 +726,7 @@ impl Router {
         payload: &[u8],
         radio: &mut R,
     ) -> Result<Instant, SendError> {
-        if let Some(k) = self.peer_routes.binary_search_by_key(&dst, |r| r.0).ok() {
+        if let Ok(k) = self.peer_routes.binary_search_by_key(&dst, |r| r.0) {
             let rb = route_bytes(&self.peer_routes[k].1);
             if payload.len() + 9 + rb.len() > radio.max_frame_len() {
                 return Err(SendError::TooLong);
@@ -1350,8 +1350,11 @@ mod tests {
     #[test]
     fn a_peer_out_of_range_is_reached_over_its_relay_route_and_bad_routes_are_refused() {
         let cfg = RouterConfig::default();
-        let (mut a, mut b, mut c) =
-            (Router::new(1, false, cfg.clone(), 1), Router::new(2, false, cfg.clone(), 2), Router::new(3, false, cfg, 3));
+        let (mut a, mut b, mut c) = (
+            Router::new(1, false, cfg.clone(), 1),
+            Router::new(2, false, cfg.clone(), 2),
+            Router::new(3, false, cfg, 3),
+        );
         assert_eq!(a.set_peer_route(3, &[]), Err("a peer route has 1 to 24 hops"));
         assert_eq!(a.set_peer_route(3, &[2, 4]), Err("a peer route must end at its destination"));
         assert_eq!(a.set_peer_route(3, &[1, 3]), Err("a peer route must not pass through its origin"));
