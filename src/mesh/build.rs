@@ -141,7 +141,8 @@ pub fn build(
 /// sender's router: the path of least expected transmissions over links with at least that margin (Dijkstra
 /// over the nodes' reception lists, ties broken by node index, so the same mesh always gets the same routes).
 /// Where no path has that margin everywhere, the margin asked of each hop is lowered 2 dB at a time, as long
-/// as it stays above the direct link's. A pair with no better path keeps its direct link, with a warning;
+/// as it stays above the direct link's. A pair with no better path, or whose sender already holds
+/// [`MAX_PEER_ROUTES`](gridtwin_firmware::mesh::router::MAX_PEER_ROUTES) routes, keeps its direct link, with a warning;
 /// pairs in different PANs are left alone (no link-layer path between PANs).
 fn peer_routes(
     agent: &mut MeshAgent,
@@ -151,6 +152,7 @@ fn peer_routes(
     warnings: &mut Vec<String>,
 ) -> Result<(), String> {
     let mut weak = Vec::new();
+    let mut full = Vec::new();
     for &(a_id, b_id) in peers {
         let (Some(a), Some(b)) = (agent.index_of(a_id), agent.index_of(b_id)) else {
             return Err(format!("mesh: peer link {a_id} -> {b_id} names a node that is not in the mesh"));
@@ -174,6 +176,12 @@ fn peer_routes(
             weak.push(format!("{a_id} -> {b_id}"));
             continue;
         };
+        if agent.nodes[a].peer_routes.len() >= gridtwin_firmware::mesh::router::MAX_PEER_ROUTES {
+            // The router's table is full (a tie with every LMU up a long feeder as requester): this link
+            // stays direct, as it was before relays existed.
+            full.push(format!("{a_id} -> {b_id}"));
+            continue;
+        }
         let hops: Vec<u16> = path.iter().map(|&k| agent.nodes[k].addr).collect();
         let dst = agent.nodes[b].addr;
         let mut check = gridtwin_firmware::mesh::Router::new(agent.nodes[a].addr, false, Default::default(), 0);
@@ -185,6 +193,14 @@ fn peer_routes(
             .map_err(|e| format!("mesh: peer link {a_id} -> {b_id} over {} relays: {e}", hops.len() - 1))?;
         agent.nodes[a].peer_routes.push((dst, hops));
         agent.peer_relay_routes += 1;
+    }
+    if !full.is_empty() {
+        warnings.push(format!(
+            "mesh: {} weak peer link(s) found their sender's {} relay routes taken and stay direct: {}",
+            full.len(),
+            gridtwin_firmware::mesh::router::MAX_PEER_ROUTES,
+            full.iter().take(QUOTE).cloned().collect::<Vec<_>>().join(", ")
+        ));
     }
     if !weak.is_empty() {
         warnings.push(format!(
