@@ -223,7 +223,7 @@ fn link_dbm(agent: &MeshAgent, a: usize, b: usize) -> Option<f64> {
 }
 
 /// The relays from `a` to `b` (node indices, ending at `b`) of least expected transmissions over links of
-/// at least `floor_dbm`, or `None`.
+/// at least `floor_dbm`, or `None` (none, or longer than a PEER frame's route may be).
 fn relay_path(agent: &MeshAgent, a: usize, b: usize, floor_dbm: f64) -> Option<Vec<usize>> {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
@@ -277,7 +277,8 @@ fn relay_path(agent: &MeshAgent, a: usize, b: usize, floor_dbm: f64) -> Option<V
         }
     }
     path.reverse();
-    Some(path)
+    // A PEER frame carries at most this many hops.
+    (path.len() <= gridtwin_firmware::mesh::frame::MAX_SOURCE_ROUTE).then_some(path)
 }
 
 /// Short addresses per PAN: 16-bit, less the broadcast address 0xFFFF and 0xFFFE ("no short address").

@@ -183,6 +183,32 @@ fn bad_input_is_named() {
     assert!(e.contains("55"), "{e}");
 }
 
+/// Commissioning of peer links on a 9 x 9 grid of nodes 400 m apart: every peer of node 1 out of reliable
+/// range gets a relay route until its router's table (64) is full, and the rest stay direct with a warning
+/// naming them; a peer link naming a node that is not in the mesh is refused.
+#[test]
+fn peer_links_out_of_range_get_relay_routes_within_the_routers_table() {
+    let r = radio("sun-fsk-868");
+    let cfg = MeshConfig { propagation: no_shadow(3.0), ..MeshConfig::default() };
+    let mut nodes = vec![NodeSpec::coordinator(1000, -400.0, 0.0)];
+    for y in 0..9u32 {
+        for x in 0..9u32 {
+            nodes.push(NodeSpec::lmu(1 + 9 * y + x, x as f64 * 400.0, y as f64 * 400.0));
+        }
+    }
+    let far: Vec<(u32, u32)> = (12..=20).map(|k| (1, k)).collect();
+    let mut sim = Simulation::new(1);
+    let h = mesh::build(&mut sim, &cfg, &r, &nodes, &far).unwrap();
+    assert_eq!(h.report(&sim).peer_relay_routes, far.len() as u32, "{:?}", h.warnings);
+    let all: Vec<(u32, u32)> = (2..=81).map(|k| (1, k)).collect();
+    let mut sim = Simulation::new(1);
+    let h = mesh::build(&mut sim, &cfg, &r, &nodes, &all).unwrap();
+    assert_eq!(h.report(&sim).peer_relay_routes, 64);
+    assert!(h.warnings.iter().any(|w| w.contains("relay routes taken and stay direct")), "{:?}", h.warnings);
+    let e = mesh::build(&mut Simulation::new(1), &cfg, &r, &nodes, &[(1, 999)]).unwrap_err();
+    assert!(e.contains("999"), "{e}");
+}
+
 #[test]
 fn application_seam_sends_up_down_and_to_neighbours() {
     let mut sim = Simulation::new(3);
