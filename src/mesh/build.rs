@@ -184,11 +184,8 @@ fn peer_routes(
         }
         let hops: Vec<u16> = path.iter().map(|&k| agent.nodes[k].addr).collect();
         let dst = agent.nodes[b].addr;
-        let mut check = gridtwin_firmware::mesh::Router::new(agent.nodes[a].addr, false, Default::default(), 0);
-        for (d, h) in &agent.nodes[a].peer_routes {
-            check.set_peer_route(*d, h).map_err(|e| format!("mesh: peer links of node {a_id}: {e}"))?;
-        }
-        check
+        // The route as the node's router will take it at power-on (the table's size is checked above).
+        gridtwin_firmware::mesh::Router::new(agent.nodes[a].addr, false, Default::default(), 0)
             .set_peer_route(dst, &hops)
             .map_err(|e| format!("mesh: peer link {a_id} -> {b_id} over {} relays: {e}", hops.len() - 1))?;
         agent.nodes[a].peer_routes.push((dst, hops));

@@ -884,25 +884,7 @@ impl Router {
                     self.stats.forwarded += 1;
                 }
             }
-            Frame::Down { origin, dst, seq, next, hops, payload } => {
-                if hops.get(next as usize) != Some(self.addr) {
-                    return self.deadline();
-                }
-                if dst == self.addr {
-                    self.deliver(Delivery {
-                        kind: DeliveryKind::Down,
-                        origin,
-                        seq,
-                        hops: next + 1,
-                        payload: payload.to_vec(),
-                    });
-                } else if let Some(nh) = hops.get(next as usize + 1) {
-                    let f = Frame::Down { origin, dst, seq, next: next + 1, hops, payload }.encode();
-                    if self.send_unicast(nh, &f, radio).is_ok() {
-                        self.stats.forwarded += 1;
-                    }
-                }
-            }
+            Frame::Down { .. } | Frame::Peer { .. } => self.on_source_routed(frame, radio),
             Frame::Dis => {
                 if self.is_root || self.parent.is_some() {
                     self.trickle.interval_ns = 0;
@@ -912,29 +894,39 @@ impl Router {
             Frame::Nbr { src: origin, seq, payload } => {
                 self.deliver(Delivery { kind: DeliveryKind::Neighbor, origin, seq, hops: 1, payload: payload.to_vec() })
             }
-            Frame::Peer { origin, dst, seq, next, hops, payload } => {
-                if hops.get(next as usize) != Some(self.addr) {
-                    return self.deadline();
-                }
-                if dst == self.addr {
-                    self.deliver(Delivery {
-                        kind: DeliveryKind::Neighbor,
-                        origin,
-                        seq,
-                        hops: next + 1,
-                        payload: payload.to_vec(),
-                    });
-                } else if let Some(nh) = hops.get(next as usize + 1) {
-                    // Protection traffic keeps its priority at every relay.
-                    let f = Frame::Peer { origin, dst, seq, next: next + 1, hops, payload }.encode();
-                    if self.send_unicast_with(nh, &f, true, radio).is_ok() {
-                        self.stats.forwarded += 1;
-                        self.stats.peer_relayed += 1;
-                    }
-                }
-            }
         }
         self.deadline()
+    }
+
+    /// A source-routed frame: DOWN from the root, or PEER between FLISR peers (delivered as a neighbour
+    /// message, relayed as urgent). Delivered here if this node is the destination, else passed to the next
+    /// hop of the route; ignored if the route does not name this node next.
+    fn on_source_routed<R: Radio>(&mut self, frame: Frame<'_>, radio: &mut R) {
+        let (peer, origin, dst, seq, next, hops, payload) = match frame {
+            Frame::Down { origin, dst, seq, next, hops, payload } => (false, origin, dst, seq, next, hops, payload),
+            Frame::Peer { origin, dst, seq, next, hops, payload } => (true, origin, dst, seq, next, hops, payload),
+            _ => return,
+        };
+        if hops.get(next as usize) != Some(self.addr) {
+            return;
+        }
+        if dst == self.addr {
+            let kind = if peer { DeliveryKind::Neighbor } else { DeliveryKind::Down };
+            self.deliver(Delivery { kind, origin, seq, hops: next + 1, payload: payload.to_vec() });
+        } else if let Some(nh) = hops.get(next as usize + 1) {
+            let next = next + 1;
+            let f = if peer {
+                Frame::Peer { origin, dst, seq, next, hops, payload }
+            } else {
+                Frame::Down { origin, dst, seq, next, hops, payload }
+            }
+            .encode();
+            // Protection traffic keeps its priority at every relay.
+            if self.send_unicast_with(nh, &f, peer, radio).is_ok() {
+                self.stats.forwarded += 1;
+                self.stats.peer_relayed += u32::from(peer);
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
