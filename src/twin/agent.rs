@@ -134,7 +134,7 @@ pub fn peer_frame_type(m: &PeerMsg) -> u8 {
         | PeerMsg::Restored { .. }
         | PeerMsg::Block
         | PeerMsg::BreakerFailure
-        | PeerMsg::Query
+        | PeerMsg::Query { .. }
         | PeerMsg::Passage { .. }
         | PeerMsg::Beyond => 2,
         _ => 1,

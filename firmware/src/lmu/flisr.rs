@@ -133,7 +133,11 @@ pub enum PeerMsg {
     Cleared,
     /// "I see forward fault current: do you?": sent by a flagged LMU to its downstream neighbours (the
     /// graded scheme, [`FlisrSettings::grading_ms`]).
-    Query,
+    Query {
+        /// Milliseconds since the asking LMU picked up (saturating). The answering LMU counts its watch for
+        /// fault current from then, so a question that comes late is answered at once.
+        age_ms: u16,
+    },
     /// Answer to `Query`: whether forward fault current passed the answering LMU in this episode.
     Passage { seen: bool },
     /// "Forward fault current passes me", unasked, once per episode: sent by a flagged LMU to its upstream
@@ -162,7 +166,7 @@ impl PeerMsg {
             PeerMsg::UnbalanceSeen => (9, 0, 0),
             PeerMsg::Cleared => (10, 0, 0),
             PeerMsg::NeutralDisplaced => (11, 0, 0),
-            PeerMsg::Query => (12, 0, 0),
+            PeerMsg::Query { age_ms } => (12, age_ms, 0),
             PeerMsg::Passage { seen } => (13, 0, seen as u8),
             PeerMsg::Beyond => (14, 0, 0),
         };
@@ -206,7 +210,7 @@ impl PeerMsg {
             9 => PeerMsg::UnbalanceSeen,
             10 => PeerMsg::Cleared,
             11 => PeerMsg::NeutralDisplaced,
-            12 => PeerMsg::Query,
+            12 => PeerMsg::Query { age_ms: section },
             13 => PeerMsg::Passage { seen: ok },
             14 => PeerMsg::Beyond,
             _ => return Err(DecodeError),
@@ -769,12 +773,15 @@ impl Flisr {
         let downstream = self.s.downstream.contains(&from);
         match msg {
             PeerMsg::Block if downstream => self.blocked_until = t + ms(self.s.block_hold_ms),
-            PeerMsg::Query if self.s.upstream == Some(from) && !self.s.is_tie => {
+            PeerMsg::Query { age_ms } if self.s.upstream == Some(from) && !self.s.is_tie => {
                 if self.seen_for_answer(t) {
                     self.send(from, PeerMsg::Passage { seen: true });
                 } else if !self.to_answer.iter().any(|&(p, _)| p == from) && self.to_answer.len() < MAX_NEIGHBOURS {
-                    // "Not seen" only after watching for a logic delay: a pickup here may lag the querier's.
-                    self.to_answer.push((from, t + ms(self.s.logic_delay_ms)));
+                    // "Not seen" only after watching for a logic delay from the querier's pickup: a pickup
+                    // here may lag it. The querier picked up at least `age_ms` before this arrival (the
+                    // frame's time on the way only adds to that), so a late question is answered at once.
+                    let watched = ms(u32::from(age_ms).min(self.s.logic_delay_ms));
+                    self.to_answer.push((from, t + ms(self.s.logic_delay_ms) - watched));
                 }
             }
             PeerMsg::Passage { .. } | PeerMsg::Beyond if downstream => {
@@ -1369,7 +1376,9 @@ impl Flisr {
                 if self.queries_sent == 0 || t >= self.last_query_ns + ms(self.s.block_repeat_ms) {
                     for d in self.s.downstream.clone() {
                         if !self.answers.iter().any(|a| a.0 == d) {
-                            self.send(d, PeerMsg::Query);
+                            let age_ms =
+                                (t.saturating_sub(self.fwd_since.unwrap_or(t)) / 1_000_000).min(u16::MAX as u64);
+                            self.send(d, PeerMsg::Query { age_ms: age_ms as u16 });
                         }
                     }
                     self.queries_sent += 1;
@@ -1676,7 +1685,8 @@ mod tests {
             PeerMsg::UnbalanceSeen,
             PeerMsg::Cleared,
             PeerMsg::NeutralDisplaced,
-            PeerMsg::Query,
+            PeerMsg::Query { age_ms: 0 },
+            PeerMsg::Query { age_ms: 65535 },
             PeerMsg::Passage { seen: true },
             PeerMsg::Passage { seen: false },
             PeerMsg::Beyond,
@@ -1792,7 +1802,7 @@ mod tests {
                 tripped = Some(t);
             }
             while let Some((to, m)) = up.pop_outgoing() {
-                queries += usize::from(to == 2 && m == PeerMsg::Query);
+                queries += usize::from(to == 2 && matches!(m, PeerMsg::Query { .. }));
             }
         }
         assert_eq!(queries, 0);
@@ -1878,7 +1888,7 @@ mod tests {
         assert_eq!(f.pop_outgoing(), Some((9, PeerMsg::Beyond)));
         assert_eq!(f.pop_outgoing(), None);
         f.poll(at(30), &fwd(0), Some(true), 400.0);
-        assert_eq!(f.pop_outgoing(), Some((2, PeerMsg::Query)));
+        assert_eq!(f.pop_outgoing(), Some((2, PeerMsg::Query { age_ms: 30 })));
         f.on_peer(at(45), 2, PeerMsg::Passage { seen: false });
         assert_eq!(graded_trip(&mut f, 45, 1000), Some(45));
         assert_eq!(f.reports().last().map(|r| (r.role, r.section)), Some((Role::Primary, Some(1))));
@@ -1896,16 +1906,29 @@ mod tests {
         let mut f = graded_lmu(0);
         f.poll(at(0), &fwd(0), Some(true), 400.0);
         while f.pop_outgoing().is_some() {}
-        f.on_peer(at(5), 9, PeerMsg::Query);
+        f.on_peer(at(5), 9, PeerMsg::Query { age_ms: 0 });
         assert_eq!(f.pop_outgoing(), Some((9, PeerMsg::Passage { seen: true })));
         let mut f = graded_lmu(0);
         let quiet = ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() };
         f.poll(at(0), &quiet, Some(true), 50.0);
-        f.on_peer(at(5), 9, PeerMsg::Query);
+        f.on_peer(at(5), 9, PeerMsg::Query { age_ms: 0 });
         f.poll(at(20), &quiet, Some(true), 50.0);
         assert_eq!(f.pop_outgoing(), None);
         f.poll(at(35), &quiet, Some(true), 50.0);
         assert_eq!(f.pop_outgoing(), Some((9, PeerMsg::Passage { seen: false })));
+        // The watch counts from the querier's pickup: a question asked 40 ms after it is answered at once,
+        // one asked 10 ms after it 20 ms after its arrival.
+        for (age_ms, answer_at) in [(40u16, 5u64), (10, 25), (30, 5)] {
+            let mut f = graded_lmu(0);
+            f.poll(at(0), &quiet, Some(true), 50.0);
+            f.on_peer(at(5), 9, PeerMsg::Query { age_ms });
+            for t in 5..answer_at {
+                f.poll(at(t), &quiet, Some(true), 50.0);
+                assert_eq!(f.pop_outgoing(), None, "age {age_ms} ms, {t} ms");
+            }
+            f.poll(at(answer_at), &quiet, Some(true), 50.0);
+            assert_eq!(f.pop_outgoing(), Some((9, PeerMsg::Passage { seen: false })), "age {age_ms} ms");
+        }
     }
 
     #[test]
@@ -1935,7 +1958,7 @@ mod tests {
                 assert!(f.poll(at(t), &quiet, Some(true), 20.0).coil_closed, "LMU 1 itself never opens");
                 sent.extend(core::iter::from_fn(|| f.pop_outgoing()).map(|m| (t, m)));
             }
-            assert!(sent.iter().any(|(_, m)| *m == (2, PeerMsg::Query)), "{sent:?}");
+            assert!(sent.iter().any(|(_, m)| matches!(m, (2, PeerMsg::Query { .. }))), "{sent:?}");
             sent.into_iter().filter(|(_, m)| m.1 == PeerMsg::Open { section: 2 }).collect::<Vec<_>>()
         };
         let opens = run(None);
