@@ -140,7 +140,8 @@ pub struct ProtectionSettings {
     /// Neutral displacement: one phase above `1 + shift_pu` and one below `1 - shift_pu`, or a zero-sequence
     /// voltage above `shift_pu` with near-normal, balanced line-to-line voltages (a broken neutral).
     pub neutral_shift_pu: f64,
-    /// How long loss of phase or a current drop must last (ms).
+    /// How long loss of phase or a current drop must last (ms); twice this for a negative-sequence step alone
+    /// or a loss of two phases with the third healthy (a phase-to-phase fault upstream sags two phases).
     pub open_conductor_delay_ms: u32,
     /// A phase current falling below this share of its pre-fault value counts as a drop.
     pub current_drop_ratio: f64,
@@ -621,6 +622,7 @@ impl Protection {
         let pu = m.v.map(|v| v.abs() / u);
         let max = pu.iter().cloned().fold(0.0, f64::max);
         let min = pu.iter().cloned().fold(f64::INFINITY, f64::min);
+        let mid = pu[0] + pu[1] + pu[2] - max - min;
         let lost = min < self.s.loss_pu && max > self.s.healthy_pu;
         let shifted = max > 1.0 + self.s.neutral_shift_pu && min < 1.0 - self.s.neutral_shift_pu;
         let displaced = self.neutral_displaced(m);
@@ -633,7 +635,10 @@ impl Protection {
         if (lost || shifted || displaced || step) && !(self.status.pickup && self.status.forward) {
             let since = *self.loss_since.get_or_insert(t);
             // The step alone waits twice as long: a shunt fault elsewhere is cleared (even by backup) first.
-            self.loss_delay_ns = if lost || shifted || displaced { delay } else { 2 * delay };
+            // So does a loss on two phases with one healthy: one open conductor leaves two phases healthy,
+            // while a phase-to-phase fault upstream sags both faulted phases here until it is cleared.
+            let one_phase = lost && mid > self.s.healthy_pu;
+            self.loss_delay_ns = if one_phase || shifted || displaced { delay } else { 2 * delay };
             self.status.loss_of_phase = t.saturating_sub(since) >= self.loss_delay_ns;
         } else {
             self.loss_since = None;
@@ -1088,6 +1093,19 @@ mod tests {
         assert!(!p.status().loss_of_phase);
         assert_eq!(p.poll(Instant(100_000_000)), Some(Instant(400_000_000)));
         p.tick(Instant(400_000_000));
+        assert!(p.status().loss_of_phase);
+        // Two phases sagged with one healthy (a phase-to-phase fault upstream, not one open conductor): twice
+        // the delay, so the fault is cleared before every LMU beyond it reports a lost phase.
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        p.on_cycle(Instant(0), &meas(230.0, [0.0; 3]));
+        let mut m = meas(230.0, [0.0; 3]);
+        m.v[1] = Phasor::polar(230.0 * 0.45, m.v[1].arg());
+        m.v[2] = Phasor::polar(230.0 * 0.5, m.v[2].arg());
+        p.on_cycle(Instant(100_000_000), &m);
+        assert_eq!(p.poll(Instant(100_000_000)), Some(Instant(700_000_000)));
+        p.tick(Instant(400_000_000));
+        assert!(!p.status().loss_of_phase);
+        p.tick(Instant(700_000_000));
         assert!(p.status().loss_of_phase);
     }
 
