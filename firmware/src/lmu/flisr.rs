@@ -101,6 +101,14 @@ pub const QUERY_STAGGER_NS: u64 = 10_000_000;
 /// before standing in for a silent downstream neighbour (see `Flisr::stand_in_for_silent_neighbours`).
 pub const STAND_IN_WAIT_NS: u64 = 1_000_000_000;
 
+/// Graded scheme: how long an LMU beyond a break keeps reporting a lost phase to no effect (not asked to
+/// open, its supply not back) before it tells the LMU above its upstream neighbour as well, ns, plus
+/// [`OC_STAGGER_NS`] per level of depth (every LMU beyond the break escalates, and only the nearest one's
+/// report is heard by a healthy LMU). Longer than any isolation of a break that goes as planned (the slowest,
+/// a drop alone deep on a feeder, about 1.5 s) and than an isolation extended past a silent far end (its
+/// `Open` retried for about 1.5 s, then sent one LMU further), so the escalations do not meet those frames.
+pub const LOV_ESCALATE_NS: u64 = 3_000_000_000;
+
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
 
@@ -578,6 +586,17 @@ pub struct Flisr {
     pub opens_obeyed: u64,
     /// `Open`s this LMU sent in place of a silent downstream neighbour.
     pub opens_stood_in: u64,
+    /// Graded scheme: when an LMU below took the rest of a dropped current here (it opened on a break), in
+    /// the current or last open-conductor episode; see `Flisr::stand_in_for_silent_opener`.
+    oc_opened_below_ns: Option<u64>,
+    /// The opening (its time) this LMU already stood in for.
+    oc_stood_in_for: Option<u64>,
+    /// Last `DropSeen` and last `Cleared` from any downstream neighbour (a talking opener sends both).
+    drop_seen_ns: Option<u64>,
+    cleared_heard_ns: Option<u64>,
+    /// First lost-phase report of the current loss, and whether it went to the second neighbour up too.
+    first_lov_sent_ns: Option<u64>,
+    lov_escalated: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -635,6 +654,12 @@ impl Flisr {
             episode_ns: None,
             stood_in_for: None,
             opens_stood_in: 0,
+            oc_opened_below_ns: None,
+            oc_stood_in_for: None,
+            drop_seen_ns: None,
+            cleared_heard_ns: None,
+            first_lov_sent_ns: None,
+            lov_escalated: false,
             oc_blocked: false,
             oc_i_ref_a: None,
             i_max_a: 0.0,
@@ -696,6 +721,9 @@ impl Flisr {
         self.oc_i_ref_a = None;
         self.cleared_at = None;
         self.passage = None;
+        self.oc_opened_below_ns = None;
+        self.drop_seen_ns = None;
+        self.cleared_heard_ns = None;
     }
 
     /// The state of the line before a [`Flisr::poll`]: the current reading is at or beyond the sensor's full
@@ -771,8 +799,29 @@ impl Flisr {
     pub fn on_peer(&mut self, now: Instant, from: PeerId, msg: PeerMsg) {
         let t = now.as_nanos();
         let downstream = self.s.downstream.contains(&from);
+        // The downstream neighbour between this LMU and `from` when `from` is two below it.
+        let via = self.s.downstream_next.iter().find(|&&(_, n)| n == from).map(|&(d, _)| d);
         match msg {
             PeerMsg::Block if downstream => self.blocked_until = t + ms(self.s.block_hold_ms),
+            // A lost phase escalated by an LMU two below (`Flisr::escalate_lost_phase`): its report to the
+            // neighbour between us came to nothing for seconds, so that neighbour's radio is likely dead. This
+            // LMU, healthy, stands in for it and asks the reporter to open as the far end of that neighbour's
+            // section; the reporter obeys on its own evidence (its lost phase), then asks its tie to restore.
+            PeerMsg::LossOfVoltage | PeerMsg::NeutralDisplaced | PeerMsg::UnbalanceSeen
+                if via.is_some()
+                    && !downstream
+                    && self.s.grading_ms > 0
+                    && !self.s.is_tie
+                    && self.mode == Mode::Normal
+                    && self.coil_closed
+                    && self.healthy_now
+                    && self.steadily_healthy(t) =>
+            {
+                if let Some(d) = via {
+                    self.send(from, PeerMsg::Open { section: d });
+                    self.opens_stood_in += 1;
+                }
+            }
             PeerMsg::Query { age_ms } if self.s.upstream == Some(from) && !self.s.is_tie => {
                 if self.seen_for_answer(t) {
                     self.send(from, PeerMsg::Passage { seen: true });
@@ -801,6 +850,7 @@ impl Flisr {
                 // The break lies beyond that neighbour: this LMU stays out of the episode until it ends.
                 self.drop_blocked_until = t + ms(self.s.open_conductor_logic_ms * 2);
                 self.oc_blocked = true;
+                self.drop_seen_ns = Some(t);
             }
             // Only an LMU that itself has healthy voltage bounds the break from upstream.
             // (A normally-open tie at the far end of this section reports like a downstream neighbour.)
@@ -835,6 +885,7 @@ impl Flisr {
             }
             PeerMsg::BreakerFailure if downstream => self.breaker_failure_at = Some(t),
             PeerMsg::Cleared if downstream && self.mode == Mode::Normal && !self.s.is_tie => {
+                self.cleared_heard_ns = Some(t);
                 // Pass it on up the fault current's path once per episode (the sender repeats it).
                 let on_path = self.last_pickup_ns.is_some_and(|p| t.saturating_sub(p) < 1_000_000_000);
                 // Over an acknowledged mesh the copies come further apart: one episode is a second there.
@@ -1153,6 +1204,7 @@ impl Flisr {
         }
         self.extend_unanswered_isolation(t, &mut next);
         self.stand_in_for_silent_neighbours(t, forward, &mut next);
+        self.stand_in_for_silent_opener(t, &mut next);
         // A deadline that is not in the future would spin the caller: drop it (every condition above is
         // re-evaluated at the next poll anyway).
         FlisrOutput { coil_closed: self.coil_closed, next_deadline: next.filter(|&n| n > t).map(Instant) }
@@ -1323,6 +1375,9 @@ impl Flisr {
                 && gone >= DOWNSTREAM_OPEN_MIN_A
                 && gone >= DOWNSTREAM_OPEN_SHARE * i_ref
             {
+                if !self.oc_blocked {
+                    self.oc_opened_below_ns = Some(t);
+                }
                 self.oc_blocked = true;
             }
             if self.oc_blocked {
@@ -1443,12 +1498,21 @@ impl Flisr {
                     self.send(up, m);
                     self.lov_sent += 1;
                     self.last_lov_sent = t;
+                    self.first_lov_sent_ns.get_or_insert(t);
                 }
                 if self.lov_sent < copies && self.s.upstream.is_some() {
                     want(self.last_lov_sent + ms(20), next);
                 }
             } else {
                 self.lov_sent = 0;
+            }
+            // A lost phase can turn into no supply at all (the upstream neighbour opened on the break and
+            // asked nobody below to open): the escalation stays armed until the supply is healthy again.
+            if p.voltage_healthy {
+                self.first_lov_sent_ns = None;
+                self.lov_escalated = false;
+            } else {
+                self.escalate_lost_phase(t, p, next);
             }
             if p.current_drop && self.drop_sent == 0 && t < *self.drop_due.get_or_insert(t + stagger) {
                 want(self.drop_due.unwrap_or(t), next);
@@ -1468,6 +1532,40 @@ impl Flisr {
                 self.drop_sent = 0;
             }
         }
+    }
+
+    /// Graded scheme: a lost phase reported [`LOV_ESCALATE_NS`] ago, the supply still not healthy (the phase
+    /// still lost, or every phase gone since), with this LMU neither
+    /// asked to open nor given its supply back, is reported once more to the LMU above the upstream neighbour
+    /// (`upstream_next`). The upstream neighbour, which should have isolated a break in its own section, may
+    /// be deaf or mute (its radio dead); the LMU above it stands in for it and asks this one to open (see the
+    /// `LossOfVoltage` arm of [`Flisr::on_peer`]).
+    fn escalate_lost_phase(&mut self, t: u64, p: &ProtectionStatus, next: &mut Option<u64>) {
+        let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
+        let (Some(first), Some(up2)) = (self.first_lov_sent_ns, self.s.upstream_next) else { return };
+        if self.s.grading_ms == 0
+            || self.lov_escalated
+            || self.s.is_tie
+            || self.mode != Mode::Normal
+            || !self.coil_closed
+            || self.isolating.is_some()
+        {
+            return;
+        }
+        let due = first + LOV_ESCALATE_NS + OC_STAGGER_NS * self.s.depth as u64;
+        if t < due {
+            want(due, next);
+            return;
+        }
+        let m = if p.neutral_displaced {
+            PeerMsg::NeutralDisplaced
+        } else if p.unbalance_step {
+            PeerMsg::UnbalanceSeen
+        } else {
+            PeerMsg::LossOfVoltage
+        };
+        self.lov_escalated = true;
+        self.send(up2, m);
     }
 
     fn isolate_own_section(&mut self, t: u64) {
@@ -1566,6 +1664,52 @@ impl Flisr {
         let beyond: Vec<(PeerId, PeerId)> =
             self.s.downstream_next.iter().copied().filter(|&(d, _)| !self.answers.iter().any(|a| a.0 == d)).collect();
         for (silent, n) in beyond {
+            self.send(n, PeerMsg::Open { section: silent });
+            self.opens_stood_in += 1;
+        }
+    }
+
+    /// The open-conductor counterpart of [`Flisr::stand_in_for_silent_neighbours`]. This LMU saw a phase
+    /// current collapse with healthy voltage here, and then an LMU below take the rest of that current (it
+    /// opened on the break, located in its own section on its own drop), but no downstream neighbour said
+    /// `DropSeen` in the episode nor `Cleared` after the opening. An opener whose radio works says both
+    /// (`DropSeen` before it decides, `Cleared` once open), and it sends its own `Open`s to the far end of its
+    /// section; one whose radio is dead does neither, and the LMUs beyond the break, which report their lost
+    /// phase to it, are never asked to open. Once per opening, [`STAND_IN_WAIT_NS`] after it, this LMU sends
+    /// `Open` for each downstream neighbour's section to the LMUs below them (`downstream_next`). Those obey
+    /// only with local evidence (a lost phase, no supply): below the break they open, confirm and ask their
+    /// ties to restore; elsewhere the request is refused and nothing moves.
+    fn stand_in_for_silent_opener(&mut self, t: u64, next: &mut Option<u64>) {
+        if self.s.grading_ms == 0
+            || self.s.is_tie
+            || self.s.downstream_next.is_empty()
+            || self.mode != Mode::Normal
+            || !self.coil_closed
+            || !self.healthy_now
+            || self.dead
+        {
+            return;
+        }
+        let Some(opened) = self.oc_opened_below_ns else { return };
+        if self.oc_stood_in_for == Some(opened) {
+            return;
+        }
+        // A `DropSeen` goes out when the drop is seen, well before the opener decides (at least
+        // `DROP_ONLY_WAIT_NS` later); a `Cleared` after the opening.
+        let talked =
+            self.drop_seen_ns.is_some_and(|d| d.saturating_add(STAND_IN_WAIT_NS + DROP_ONLY_WAIT_NS) >= opened)
+                || self.cleared_heard_ns.is_some_and(|c| c >= opened);
+        if talked {
+            self.oc_stood_in_for = Some(opened);
+            return;
+        }
+        let due = opened + STAND_IN_WAIT_NS;
+        if t < due {
+            *next = Some(next.map_or(due, |n: u64| n.min(due)));
+            return;
+        }
+        self.oc_stood_in_for = Some(opened);
+        for (silent, n) in self.s.downstream_next.clone() {
             self.send(n, PeerMsg::Open { section: silent });
             self.opens_stood_in += 1;
         }
@@ -1833,6 +1977,92 @@ mod tests {
             }
         }
         assert_eq!(lov, 1);
+    }
+
+    #[test]
+    fn a_lost_phase_nobody_acts_on_goes_to_the_second_neighbour_up_which_has_the_far_end_open() {
+        // LMU 1 (upstream 9, and 8 above that) lost a phase at depth 2: it reports to 9 at 10 ms; nobody asks
+        // it to open and its supply stays lost (9's radio is dead), so 3 s + 2 x 20 ms after that report it
+        // tells 8 too, once; and not at all if its supply comes back first.
+        let lost = ProtectionStatus { loss_of_phase: true, ..ProtectionStatus::default() };
+        let run = |healthy_from_ms: u64| {
+            let mut s = graded_lmu(3).settings().clone();
+            s.upstream_next = Some(8);
+            s.depth = 2;
+            let mut f = Flisr::new(s).unwrap();
+            let quiet = ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() };
+            let mut sent = Vec::new();
+            for t in (0..=6_000).step_by(5) {
+                f.poll(at(t), if t < healthy_from_ms { &lost } else { &quiet }, Some(true), 0.0);
+                sent.extend(core::iter::from_fn(|| f.pop_outgoing()).map(|m| (t, m)));
+            }
+            sent
+        };
+        let sent = run(u64::MAX);
+        assert_eq!(sent, alloc::vec![(10, (9, PeerMsg::LossOfVoltage)), (3_050, (8, PeerMsg::LossOfVoltage))]);
+        assert_eq!(run(1_000), alloc::vec![(10, (9, PeerMsg::LossOfVoltage))]);
+        // LMU 8 above, healthy, with LMU 9 below it and LMU 1 below that, asks LMU 1 to open section 9.
+        let mut s = graded_lmu(3).settings().clone();
+        s.me = 8;
+        s.upstream = Some(7);
+        s.downstream = alloc::vec![9];
+        s.downstream_next = alloc::vec![(9, 1)];
+        let mut up = Flisr::new(s).unwrap();
+        let quiet = ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() };
+        for t in 0..2_000 {
+            up.poll(at(t), &quiet, Some(true), 50.0);
+        }
+        up.on_peer(at(2_000), 1, PeerMsg::LossOfVoltage);
+        assert_eq!(up.pop_outgoing(), Some((1, PeerMsg::Open { section: 9 })));
+        assert_eq!(up.opens_stood_in, 1);
+        // Without its own supply it does nothing (the break may be above it).
+        let mut s = up.settings().clone();
+        s.me = 8;
+        let mut dark = Flisr::new(s).unwrap();
+        dark.poll(at(0), &lost, Some(true), 0.0);
+        dark.on_peer(at(10), 1, PeerMsg::LossOfVoltage);
+        let out: Vec<_> = core::iter::from_fn(|| dark.pop_outgoing()).collect();
+        assert!(!out.iter().any(|(_, m)| matches!(m, PeerMsg::Open { .. })), "{out:?}");
+        assert_eq!(dark.opens_stood_in, 0);
+        // LMU 1 obeys that request from its second neighbour up only once it has no supply at all.
+        let mut s = graded_lmu(3).settings().clone();
+        s.upstream_next = Some(8);
+        let mut far = Flisr::new(s).unwrap();
+        far.poll(at(0), &lost, Some(true), 0.0);
+        far.on_peer(at(10), 8, PeerMsg::Open { section: 9 });
+        assert!(far.poll(at(11), &lost, Some(true), 0.0).coil_closed, "a lost phase alone: refused");
+        far.set_line_state(false, true);
+        far.on_peer(at(20), 8, PeerMsg::Open { section: 9 });
+        assert!(!far.poll(at(21), &ProtectionStatus::default(), Some(true), 0.0).coil_closed, "dead: obeyed");
+    }
+
+    #[test]
+    fn an_lmu_that_saw_a_silent_neighbour_open_on_a_break_has_its_far_end_opened() {
+        // LMU 1 sees its phase current collapse (20 A before), then at 200 ms an LMU below take the rest of it
+        // (5 A left): a neighbour opened on the break. Without a `DropSeen` or `Cleared` from below, a second
+        // later it asks LMU 3, below its neighbour 2, to open section 2; with either, it does nothing.
+        let run = |hear: Option<(u64, PeerMsg)>| {
+            let mut s = graded_lmu(3).settings().clone();
+            s.downstream_next = alloc::vec![(2, 3)];
+            let mut f = Flisr::new(s).unwrap();
+            let mut sent = Vec::new();
+            for t in 0..=2_000 {
+                if let Some((at_ms, m)) = hear
+                    && t == at_ms
+                {
+                    f.on_peer(at(t), 2, m);
+                }
+                assert!(f.poll(at(t), &drop_here(), Some(true), if t < 200 { 20.0 } else { 5.0 }).coil_closed);
+                sent.extend(core::iter::from_fn(|| f.pop_outgoing()).map(|m| (t, m)));
+            }
+            (
+                sent.into_iter().filter(|(_, m)| matches!(m.1, PeerMsg::Open { .. })).collect::<Vec<_>>(),
+                f.opens_stood_in,
+            )
+        };
+        assert_eq!(run(None), (alloc::vec![(1_200, (3, PeerMsg::Open { section: 2 }))], 1));
+        assert_eq!(run(Some((50, PeerMsg::DropSeen))), (alloc::vec![], 0));
+        assert_eq!(run(Some((400, PeerMsg::Cleared))), (alloc::vec![], 0));
     }
 
     #[test]
