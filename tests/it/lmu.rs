@@ -1023,6 +1023,30 @@ mod world {
     }
 
     #[test]
+    fn a_break_in_the_section_of_a_dead_radio_is_isolated_and_the_rest_restored() {
+        // Section 7's LMU, radio dead, opens on its own current drop, but the LMUs beyond the break report
+        // their lost phase to it alone: the one below escalates to LMU 6, which asks it to open. 0 and 100 %
+        // PV (with 100 % nothing flows through the break until the PV disconnects).
+        for pv in ["0.0", "100.0"] {
+            let s = case(&[
+                ("grid.network", "File(\"networks/kerber_landnetz_freileitung_1.json\")"),
+                ("lmus.at", "EveryLine"),
+                ("mesh.events", "[Fail(node: 7, at: \"0.9s\")]"),
+                ("faults[0].kind", "OpenConductor"),
+                ("faults[0].r_ohm", "0.0"),
+                ("faults[0].section", "7"),
+                ("grid.rooftop_pv_pct", pv),
+            ]);
+            let e = &s["faults"]["events"][0];
+            assert_eq!(e["located_section"], "S7", "{e}");
+            assert_eq!(e["healthy_trips"], 0, "{e}");
+            let iso = e["isolation_s"].as_f64().expect("isolated");
+            let restore = e["restore_s"].as_f64().expect("restored");
+            assert!((1.0..5.0).contains(&iso) && restore >= iso && restore < 6.0, "PV {pv}: {e}");
+        }
+    }
+
+    #[test]
     fn a_section_that_does_not_exist_is_rejected_with_its_location() {
         let base = Loaded::from_file(std::path::Path::new("scenarios/flisr-case.ron")).unwrap();
         let text = gridtwin::scenario::ron_path::replace(&base.text, "faults[0].section", "99").unwrap();
