@@ -109,6 +109,11 @@ pub const STAND_IN_WAIT_NS: u64 = 1_000_000_000;
 /// `Open` retried for about 1.5 s, then sent one LMU further), so the escalations do not meet those frames.
 pub const LOV_ESCALATE_NS: u64 = 3_000_000_000;
 
+/// Graded scheme: a lost-phase report that changed nothing for this long (no `Open` asked of this LMU, the
+/// phase still lost) is sent once more to the upstream neighbour, ns (the first copy may have drowned in the
+/// burst of reports from every LMU beyond the break).
+pub const LOV_REPEAT_NS: u64 = 800_000_000;
+
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
 
@@ -597,6 +602,7 @@ pub struct Flisr {
     /// First lost-phase report of the current loss, and whether it went to the second neighbour up too.
     first_lov_sent_ns: Option<u64>,
     lov_escalated: bool,
+    lov_repeated: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -660,6 +666,7 @@ impl Flisr {
             cleared_heard_ns: None,
             first_lov_sent_ns: None,
             lov_escalated: false,
+            lov_repeated: false,
             oc_blocked: false,
             oc_i_ref_a: None,
             i_max_a: 0.0,
@@ -1511,7 +1518,9 @@ impl Flisr {
             if p.voltage_healthy {
                 self.first_lov_sent_ns = None;
                 self.lov_escalated = false;
+                self.lov_repeated = false;
             } else {
+                self.repeat_lost_phase(t, p, next);
                 self.escalate_lost_phase(t, p, next);
             }
             if p.current_drop && self.drop_sent == 0 && t < *self.drop_due.get_or_insert(t + stagger) {
@@ -1540,6 +1549,40 @@ impl Flisr {
     /// (`upstream_next`). The upstream neighbour, which should have isolated a break in its own section, may
     /// be deaf or mute (its radio dead); the LMU above it stands in for it and asks this one to open (see the
     /// `LossOfVoltage` arm of [`Flisr::on_peer`]).
+    /// Graded scheme: the lost-phase report goes once more to the upstream neighbour [`LOV_REPEAT_NS`] after
+    /// the first, if the phase is still lost and nobody asked this LMU to open. Every LMU beyond a break
+    /// reports at once, and the one report that decides (the nearest's) can drown in that burst; by the
+    /// repeat the burst is over, and where the break was isolated as planned the repeat never goes (this LMU
+    /// opened, or the tie gave its supply back).
+    fn repeat_lost_phase(&mut self, t: u64, p: &ProtectionStatus, next: &mut Option<u64>) {
+        let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
+        let (Some(first), Some(up)) = (self.first_lov_sent_ns, self.s.upstream) else { return };
+        if self.s.grading_ms == 0
+            || self.lov_repeated
+            || !p.loss_of_phase
+            || self.s.is_tie
+            || self.mode != Mode::Normal
+            || !self.coil_closed
+            || self.isolating.is_some()
+        {
+            return;
+        }
+        let due = first + LOV_REPEAT_NS;
+        if t < due {
+            want(due, next);
+            return;
+        }
+        let m = if p.neutral_displaced {
+            PeerMsg::NeutralDisplaced
+        } else if p.unbalance_step {
+            PeerMsg::UnbalanceSeen
+        } else {
+            PeerMsg::LossOfVoltage
+        };
+        self.lov_repeated = true;
+        self.send(up, m);
+    }
+
     fn escalate_lost_phase(&mut self, t: u64, p: &ProtectionStatus, next: &mut Option<u64>) {
         let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
         let (Some(first), Some(up2)) = (self.first_lov_sent_ns, self.s.upstream_next) else { return };
@@ -1981,9 +2024,10 @@ mod tests {
 
     #[test]
     fn a_lost_phase_nobody_acts_on_goes_to_the_second_neighbour_up_which_has_the_far_end_open() {
-        // LMU 1 (upstream 9, and 8 above that) lost a phase at depth 2: it reports to 9 at 10 ms; nobody asks
-        // it to open and its supply stays lost (9's radio is dead), so 3 s + 2 x 20 ms after that report it
-        // tells 8 too, once; and not at all if its supply comes back first.
+        // LMU 1 (upstream 9, and 8 above that) lost a phase at depth 2: it reports to 9 at 10 ms, and once
+        // more 800 ms later (the first report may have drowned in the others'); nobody asks it to open and its
+        // supply stays lost (9's radio is dead), so 3 s + 2 x 20 ms after the first report it tells 8 too,
+        // once; and neither if its supply comes back first.
         let lost = ProtectionStatus { loss_of_phase: true, ..ProtectionStatus::default() };
         let run = |healthy_from_ms: u64| {
             let mut s = graded_lmu(3).settings().clone();
@@ -1999,8 +2043,10 @@ mod tests {
             sent
         };
         let sent = run(u64::MAX);
-        assert_eq!(sent, alloc::vec![(10, (9, PeerMsg::LossOfVoltage)), (3_050, (8, PeerMsg::LossOfVoltage))]);
-        assert_eq!(run(1_000), alloc::vec![(10, (9, PeerMsg::LossOfVoltage))]);
+        let lov = PeerMsg::LossOfVoltage;
+        assert_eq!(sent, alloc::vec![(10, (9, lov)), (810, (9, lov)), (3_050, (8, lov))]);
+        assert_eq!(run(1_000), alloc::vec![(10, (9, lov)), (810, (9, lov))]);
+        assert_eq!(run(500), alloc::vec![(10, (9, lov))]);
         // LMU 8 above, healthy, with LMU 9 below it and LMU 1 below that, asks LMU 1 to open section 9.
         let mut s = graded_lmu(3).settings().clone();
         s.me = 8;
