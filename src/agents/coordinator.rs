@@ -9,7 +9,7 @@
 use super::Msg;
 use super::gateway::GwMsg;
 use crate::engine::{Agent, AgentId, Ctx, Event, SimDuration, SimRng};
-use crate::mesh::{DeliveryKind, MeshDelivery, MeshDest, MeshMsg, MeshSend};
+use crate::mesh::{DeliveryKind, MeshDelivery, MeshDest, MeshMsg, MeshSend, TxClass};
 use crate::twin::uart::{UartLine, UartSettings};
 use gridtwin_firmware::gateway::signed::read_any;
 use gridtwin_firmware::link::{self, FrameDecoder};
@@ -130,7 +130,8 @@ impl Coordinator {
             match &self.route {
                 CommandRoute::None => continue,
                 CommandRoute::Mesh { mesh, node } => {
-                    let send = MeshSend { node: *node, to: MeshDest::Node(c.lmu_id), payload: frame };
+                    let send =
+                        MeshSend { node: *node, to: MeshDest::Node(c.lmu_id), payload: frame, class: TxClass::Normal };
                     ctx.send(*mesh, SimDuration::ZERO, Msg::Mesh(MeshMsg::Send(Box::new(send))));
                 }
                 CommandRoute::Direct(map) => {

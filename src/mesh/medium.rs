@@ -30,7 +30,7 @@ use super::{MeshControl, MeshDelivery, MeshDest, MeshMsg, MeshSend, MeshTimer, T
 use crate::agents::Msg;
 use crate::engine::{Agent, AgentId, Ctx, Event, SimRng, SimTime, class, stream};
 use gridtwin_firmware::Instant;
-use gridtwin_firmware::hal::radio::{BROADCAST, Radio, TxStatus};
+use gridtwin_firmware::hal::radio::{BROADCAST, Radio, TxClass, TxStatus};
 use gridtwin_firmware::hal::{ErrorKind, ErrorType};
 use gridtwin_firmware::mesh::frame::{Frame, UpKind};
 use gridtwin_firmware::mesh::{Delivery, DeliveryKind, Router, RouterConfig, SendError};
@@ -79,8 +79,8 @@ pub(crate) struct Out {
     frame: Vec<u8>,
     /// Bytes frame security added to it.
     sec_bytes: u16,
-    /// Protection traffic (queued ahead of the rest).
-    urgent: bool,
+    /// Traffic class (queued ahead of lower classes; protection classes get a shorter backoff).
+    class: TxClass,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -90,8 +90,14 @@ pub(crate) struct Mac {
     nb: u8,
     be: u8,
     attempts: u8,
-    /// Channel-access rounds an urgent frame has lost so far (each is retried like a missing ack).
+    /// Channel-access rounds a protection frame has lost so far (each is retried like a missing ack).
     cca_rounds: u8,
+    /// The head frame waits in backoff (not on the air, no ack awaited): a frame of a higher class may take
+    /// its place.
+    in_backoff: bool,
+    /// A frame of a higher class took the head's place during its backoff: the next channel access starts
+    /// that frame's attempts afresh.
+    preempted: bool,
     seq: u8,
     ack_busy_until: u64,
 }
@@ -321,6 +327,95 @@ impl UrgentAir {
 }
 
 #[cfg(test)]
+mod class_tests {
+    //! The node queue's traffic classes: order, eviction and preemption of a frame in backoff.
+    use super::*;
+
+    struct Q {
+        q: VecDeque<Out>,
+        busy: bool,
+        in_backoff: bool,
+        preempted: bool,
+        drops: u32,
+        seal_failures: u32,
+    }
+    impl Q {
+        fn new(busy: bool, in_backoff: bool) -> Q {
+            Q { q: VecDeque::new(), busy, in_backoff, preempted: false, drops: 0, seal_failures: 0 }
+        }
+        fn push(&mut self, token: u32, class: TxClass, cap: usize) -> Result<(), ErrorKind> {
+            let mut p = Port {
+                q: &mut self.q,
+                busy: self.busy,
+                in_backoff: &self.in_backoff,
+                preempted: &mut self.preempted,
+                cap,
+                max: 100,
+                drops: &mut self.drops,
+                sec: None,
+                seal_failures: &mut self.seal_failures,
+                now: Instant(0),
+            };
+            p.transmit_class(1, token, &[4, 0, 0, 0], class)
+        }
+        fn tokens(&self) -> Vec<u32> {
+            self.q.iter().map(|o| o.token).collect()
+        }
+    }
+
+    #[test]
+    fn classes_queue_ahead_of_lower_ones_in_arrival_order() {
+        let mut q = Q::new(false, false);
+        q.push(1, TxClass::Normal, 16).unwrap();
+        q.push(2, TxClass::Report, 16).unwrap();
+        q.push(3, TxClass::Protection, 16).unwrap();
+        q.push(4, TxClass::Report, 16).unwrap();
+        q.push(5, TxClass::Protection, 16).unwrap();
+        q.push(6, TxClass::Normal, 16).unwrap();
+        assert_eq!(q.tokens(), [3, 5, 2, 4, 1, 6]);
+        assert!(!q.preempted);
+    }
+
+    #[test]
+    fn a_frame_in_backoff_yields_to_a_higher_class_but_not_one_on_the_air() {
+        // In backoff: the answer goes first, and the MAC is told to start its attempts afresh.
+        let mut q = Q::new(true, true);
+        q.push(1, TxClass::Report, 16).unwrap();
+        q.push(2, TxClass::Protection, 16).unwrap();
+        assert_eq!(q.tokens(), [2, 1]);
+        assert!(q.preempted);
+        // Same class: no preemption.
+        let mut q = Q::new(true, true);
+        q.push(1, TxClass::Protection, 16).unwrap();
+        q.push(2, TxClass::Protection, 16).unwrap();
+        assert_eq!(q.tokens(), [1, 2]);
+        assert!(!q.preempted);
+        // On the air or awaiting its ack: the head stays.
+        let mut q = Q::new(true, false);
+        q.push(1, TxClass::Normal, 16).unwrap();
+        q.push(2, TxClass::Protection, 16).unwrap();
+        assert_eq!(q.tokens(), [1, 2]);
+        assert!(!q.preempted);
+    }
+
+    #[test]
+    fn a_full_queue_gives_up_its_newest_frame_of_a_lower_class_only() {
+        let mut q = Q::new(true, false);
+        q.push(1, TxClass::Normal, 3).unwrap();
+        q.push(2, TxClass::Normal, 3).unwrap();
+        q.push(3, TxClass::Report, 3).unwrap();
+        // Full: a normal frame is refused, a protection frame takes the newest normal one's place (not the
+        // head's: it is being sent).
+        assert_eq!(q.push(4, TxClass::Normal, 3), Err(ErrorKind::WouldBlock));
+        q.push(5, TxClass::Protection, 3).unwrap();
+        assert_eq!(q.tokens(), [1, 5, 3]);
+        // Nothing below a report is left but the head: a report is refused.
+        assert_eq!(q.push(6, TxClass::Report, 3), Err(ErrorKind::WouldBlock));
+        assert_eq!(q.drops, 2 + 1);
+    }
+}
+
+#[cfg(test)]
 mod urgent_air_tests {
     use super::UrgentAir;
 
@@ -358,6 +453,10 @@ struct Port<'a> {
     q: &'a mut VecDeque<Out>,
     /// The MAC is sending the queue's first frame.
     busy: bool,
+    /// ... and holds it in backoff.
+    in_backoff: &'a bool,
+    /// Set when a frame takes the place of the one in backoff.
+    preempted: &'a mut bool,
     cap: usize,
     max: usize,
     drops: &'a mut u32,
@@ -369,17 +468,19 @@ impl ErrorType for Port<'_> {
     type Error = ErrorKind;
 }
 impl Port<'_> {
-    fn queue(&mut self, dst: u16, token: u32, frame: &[u8], urgent: bool) -> Result<(), ErrorKind> {
+    fn queue(&mut self, dst: u16, token: u32, frame: &[u8], class: TxClass) -> Result<(), ErrorKind> {
         if frame.len() > self.max {
             return Err(ErrorKind::Invalid);
         }
-        // The frame the MAC is working on (in backoff or on the air) stays first.
-        let first = usize::from(self.busy).min(self.q.len());
+        // The frame the MAC is working on stays first while it is on the air or awaits its ack; in backoff it
+        // yields to a frame of a higher class (a question's answer must not wait out the retries of a report).
+        let preempt = self.busy && *self.in_backoff && self.q.front().is_some_and(|o| o.class < class);
+        let first = if preempt { 0 } else { usize::from(self.busy).min(self.q.len()) };
         if self.q.len() >= self.cap {
-            // An urgent frame takes the place of the newest non-urgent one; anything else is refused.
-            let victim = (first..self.q.len()).rev().find(|&k| !self.q[k].urgent);
+            // A frame takes the place of the newest one of a lower class; anything else is refused.
+            let victim = (first..self.q.len()).rev().find(|&k| self.q[k].class < class);
             match victim {
-                Some(k) if urgent => {
+                Some(k) => {
                     self.q.remove(k);
                     *self.drops += 1;
                 }
@@ -407,23 +508,22 @@ impl Port<'_> {
                 }
             },
         };
-        let out = Out { dst, token, app, frame, sec_bytes, urgent };
-        if urgent {
-            let at = (first..self.q.len()).find(|&k| !self.q[k].urgent).unwrap_or(self.q.len());
-            self.q.insert(at, out);
-        } else {
-            self.q.push_back(out);
+        let out = Out { dst, token, app, frame, sec_bytes, class };
+        let at = (first..self.q.len()).find(|&k| self.q[k].class < class).unwrap_or(self.q.len());
+        if at == 0 && preempt {
+            *self.preempted = true;
         }
+        self.q.insert(at, out);
         Ok(())
     }
 }
 
 impl Radio for Port<'_> {
     fn transmit(&mut self, dst: u16, token: u32, frame: &[u8]) -> Result<(), ErrorKind> {
-        self.queue(dst, token, frame, false)
+        self.queue(dst, token, frame, TxClass::Normal)
     }
-    fn transmit_urgent(&mut self, dst: u16, token: u32, frame: &[u8]) -> Result<(), ErrorKind> {
-        self.queue(dst, token, frame, true)
+    fn transmit_class(&mut self, dst: u16, token: u32, frame: &[u8], class: TxClass) -> Result<(), ErrorKind> {
+        self.queue(dst, token, frame, class)
     }
     fn max_frame_len(&self) -> usize {
         self.max
@@ -438,6 +538,8 @@ macro_rules! port {
             Port {
                 busy: n.mac.busy,
                 q: &mut n.mac.queue,
+                in_backoff: &n.mac.in_backoff,
+                preempted: &mut n.mac.preempted,
                 cap: $self.queue_cap,
                 max: $self.router_max,
                 drops: &mut n.stats.queue_drops,
@@ -1156,15 +1258,18 @@ impl MeshAgent {
         self.backoff(i, ctx);
     }
 
-    /// Backoff exponent a CSMA round of node `i`'s head frame starts from: protection traffic (urgent) starts
-    /// one below `min_be`, so within a burst it tends to take the channel before readings and routing frames
-    /// queued at other nodes.
+    /// Backoff exponent a CSMA round of node `i`'s head frame starts from: protection traffic (commands and
+    /// reports alike) starts one below `min_be`, so within a burst it tends to take the channel before
+    /// readings and routing frames queued at other nodes. Reports get no wider window: the report that
+    /// decides (the nearest LMU's) is sent first by its stagger, and a wider window would let the later ones
+    /// overtake it.
     fn start_be(&self, i: usize) -> u8 {
-        let urgent = self.nodes[i].mac.queue.front().is_some_and(|o| o.urgent);
+        let urgent = self.nodes[i].mac.queue.front().is_some_and(|o| o.class > TxClass::Normal);
         if urgent { self.radio.mac.min_be.saturating_sub(1) } else { self.radio.mac.min_be }
     }
 
     fn backoff(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
+        self.nodes[i].mac.in_backoff = true;
         let be = self.nodes[i].mac.be;
         let slots = self.rng_mac.random_range(0..(1u64 << be));
         let base = ctx.now().0.max(self.nodes[i].mac.ack_busy_until);
@@ -1235,6 +1340,17 @@ impl MeshAgent {
         if !self.nodes[i].mac.busy {
             return;
         }
+        if std::mem::take(&mut self.nodes[i].mac.preempted) {
+            // A frame of a higher class took the head's place in its backoff: its own attempts start here,
+            // and the frame it displaced starts afresh when its turn comes again.
+            let be = self.start_be(i);
+            let mac = &mut self.nodes[i].mac;
+            mac.nb = 0;
+            mac.be = be;
+            mac.attempts = 0;
+            mac.cca_rounds = 0;
+            mac.seq = mac.seq.wrapping_add(1);
+        }
         if now < self.nodes[i].mac.ack_busy_until {
             self.backoff(i, ctx);
             return;
@@ -1251,7 +1367,7 @@ impl MeshAgent {
                 // otherwise drops the decisive one where readings would merely be late).
                 let be = self.start_be(i);
                 let n = &mut self.nodes[i];
-                let urgent = n.mac.queue.front().is_some_and(|o| o.urgent);
+                let urgent = n.mac.queue.front().is_some_and(|o| o.class > TxClass::Normal);
                 if urgent && n.mac.cca_rounds < self.radio.mac.max_retries {
                     n.mac.cca_rounds += 1;
                     n.mac.nb = 0;
@@ -1267,9 +1383,10 @@ impl MeshAgent {
             return;
         }
         // Clear: turn the radio around and transmit.
+        self.nodes[i].mac.in_backoff = false;
         let Some(out) = self.nodes[i].mac.queue.front() else { return };
         let psdu = self.radio.data_psdu_bytes(out.frame.len());
-        let (dst, app, sec_bytes, urgent) = (out.dst, out.app, out.sec_bytes, out.urgent);
+        let (dst, app, sec_bytes, urgent) = (out.dst, out.app, out.sec_bytes, out.class > TxClass::Normal);
         let start = now + self.turn_ns;
         let end = start + self.radio.airtime_ns(psdu);
         let sec_ns =
@@ -1496,7 +1613,7 @@ impl MeshAgent {
             if self.jam.is_some() {
                 self.jam_frame_start(d, ack_start, now);
             }
-            let urgent = self.nodes[i].mac.queue.front().is_some_and(|o| o.urgent);
+            let urgent = self.nodes[i].mac.queue.front().is_some_and(|o| o.class > TxClass::Normal);
             self.urgent_air.count(ack_start, ack_end, urgent);
             let dn = &mut self.nodes[d];
             dn.mac.ack_busy_until = ack_end;
@@ -1560,6 +1677,8 @@ impl MeshAgent {
         let n = &mut self.nodes[i];
         let Some(out) = n.mac.queue.pop_front() else { return };
         n.mac.busy = false;
+        n.mac.in_backoff = false;
+        n.mac.preempted = false;
         let attempts = status.attempts();
         n.stats.retries += attempts.saturating_sub(1) as u32;
         if out.app {
@@ -1711,7 +1830,7 @@ impl MeshAgent {
                 let res = if down {
                     r.send_down(Instant(now), d_addr, &payload, &mut port)
                 } else {
-                    r.send_neighbor(Instant(now), d_addr, &payload, &mut port)
+                    r.send_neighbor(Instant(now), d_addr, &payload, s.class, &mut port)
                 };
                 if down {
                     self.flows.down_sent += 1;

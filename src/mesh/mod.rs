@@ -26,6 +26,7 @@ pub use propagation::{Fading, Propagation};
 pub use radio::{MacParams, PhyKind, RadioModel};
 
 use crate::engine::SimTime;
+pub use gridtwin_firmware::hal::radio::TxClass;
 
 /// Where an application payload goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct MeshSend {
     pub node: u32,
     pub to: MeshDest,
     pub payload: Vec<u8>,
+    /// Traffic class in the node's queue and channel access.
+    pub class: TxClass,
 }
 
 /// A payload delivered to a node's application agent.

@@ -15,7 +15,7 @@ use crate::agents::gateway::GwMsg;
 use crate::engine::{Agent, AgentId, Ctx, Event, EventId, SimDuration, SimTime, class};
 use crate::grid::GridMsg;
 use crate::grid::model::GridSnapshot;
-use crate::mesh::{MeshDest, MeshMsg, MeshSend};
+use crate::mesh::{MeshDest, MeshMsg, MeshSend, TxClass};
 use gridtwin_firmware::Instant;
 use gridtwin_firmware::gateway::signed::CommandVerifier;
 use gridtwin_firmware::lmu::Lmu;
@@ -224,6 +224,7 @@ impl LmuAgent {
                     node: self.peer as u32,
                     to: MeshDest::Coordinator,
                     payload,
+                    class: TxClass::Normal,
                 }))),
             ),
         };
@@ -352,7 +353,8 @@ impl LmuAgent {
             ctx.send(e, SimDuration::ZERO, Msg::Lmu(LmuMsg::Overheard { from: self.peer, to, bytes: bytes.clone() }));
         }
         if let Some(mesh) = self.peer_mesh {
-            let send = MeshSend { node: self.peer as u32, to: MeshDest::Neighbor(to as u32), payload: bytes };
+            let class = if msg.is_report() { TxClass::Report } else { TxClass::Protection };
+            let send = MeshSend { node: self.peer as u32, to: MeshDest::Neighbor(to as u32), payload: bytes, class };
             ctx.send(mesh, SimDuration::ZERO, Msg::Mesh(MeshMsg::Send(Box::new(send))));
             return;
         }

@@ -14,6 +14,23 @@ pub type LinkAddr = u16;
 /// The broadcast link address (frames sent to it are neither acknowledged nor retried).
 pub const BROADCAST: LinkAddr = 0xFFFF;
 
+/// Traffic class of a queued frame, lowest first. A radio with priority queues sends a frame ahead of every
+/// queued frame of a lower class (also of one its MAC holds in backoff, not yet on the air), and, if the queue
+/// is full, in place of the newest frame of a lower class; protection classes also start their channel access
+/// with a shorter backoff and retry it when they find the channel busy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TxClass {
+    /// Readings and routing: first come, first served.
+    #[default]
+    Normal,
+    /// Protection reports that many LMUs send about one event (every LMU beyond a break reports its lost
+    /// phase, and only the nearest one's report decides): ahead of normal traffic, behind protection commands
+    /// and answers, so their burst does not hold back a question and its answer at the same nodes.
+    Report,
+    /// Protection commands and answers (query, passage, open, restore, ...).
+    Protection,
+}
+
 /// The outcome of one queued frame, reported back with its token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxStatus {
@@ -45,10 +62,10 @@ pub trait Radio: ErrorType {
     /// [`TxStatus`]. Fails with `WouldBlock` when the transmit queue is full and `Invalid` when the frame is
     /// longer than [`Radio::max_frame_len`].
     fn transmit(&mut self, dst: LinkAddr, token: u32, frame: &[u8]) -> Result<(), Self::Error>;
-    /// Queues `frame` as protection traffic: ahead of every queued frame that is not itself urgent (but
-    /// behind the frame the MAC is already sending), and, if the queue is full, in place of the newest
-    /// non-urgent frame. A radio without priority queues treats it as [`Radio::transmit`].
-    fn transmit_urgent(&mut self, dst: LinkAddr, token: u32, frame: &[u8]) -> Result<(), Self::Error> {
+    /// Queues `frame` in traffic class `class` (see [`TxClass`]). A radio without priority queues treats it
+    /// as [`Radio::transmit`].
+    fn transmit_class(&mut self, dst: LinkAddr, token: u32, frame: &[u8], class: TxClass) -> Result<(), Self::Error> {
+        let _ = class;
         self.transmit(dst, token, frame)
     }
     /// Longest network frame the radio can carry in one MAC frame, in bytes.

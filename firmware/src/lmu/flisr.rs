@@ -166,6 +166,13 @@ pub struct DecodeError;
 impl PeerMsg {
     pub const ENCODED_LEN: usize = 4;
     /// Encodes as tag, section (little endian), flag.
+    /// A report that every LMU beyond an event sends about it (a lost phase, a displaced star point, an
+    /// unbalance step, a current drop), of which only the nearest one's decides: the radio sends it behind
+    /// protection commands and answers ([`crate::hal::radio::TxClass::Report`]).
+    pub fn is_report(&self) -> bool {
+        matches!(self, PeerMsg::LossOfVoltage | PeerMsg::NeutralDisplaced | PeerMsg::UnbalanceSeen | PeerMsg::DropSeen)
+    }
+
     pub fn encode(&self) -> [u8; 4] {
         let (tag, section, flag) = match *self {
             PeerMsg::Block => (1u8, 0u16, 0u8),
@@ -1881,6 +1888,10 @@ mod tests {
         for m in all {
             assert_eq!(PeerMsg::decode(&m.encode()), Ok(m));
             assert!(!PeerMsg::NAMES[m.encode()[0] as usize].is_empty());
+            // Reports are the lost-voltage family and the current drop: what every LMU beyond one event sends.
+            let name = PeerMsg::NAMES[m.encode()[0] as usize];
+            let family = ["loss_of_voltage", "drop_seen", "unbalance_seen", "neutral_displaced"];
+            assert_eq!(m.is_report(), family.contains(&name), "{name}");
         }
         assert!(PeerMsg::decode(&[15, 0, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[1, 0, 0]).is_err());

@@ -32,7 +32,7 @@ use super::frame::{Frame, MAX_SOURCE_ROUTE, UpKind, route_bytes, route_from_byte
 /// Most relay routes to peers one node holds (a LMU has a handful of FLISR peers).
 pub const MAX_PEER_ROUTES: usize = 64;
 use crate::hal::Error as _;
-use crate::hal::radio::{BROADCAST, LinkAddr, Radio, TxStatus};
+use crate::hal::radio::{BROADCAST, LinkAddr, Radio, TxClass, TxStatus};
 use crate::time::{Duration, Instant};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -614,18 +614,22 @@ impl Router {
     }
 
     fn send_unicast<R: Radio>(&mut self, to: u16, frame: &[u8], radio: &mut R) -> Result<(), SendError> {
-        self.send_unicast_with(to, frame, false, radio)
+        self.send_unicast_with(to, frame, TxClass::Normal, radio)
     }
 
     fn send_unicast_with<R: Radio>(
         &mut self,
         to: u16,
         frame: &[u8],
-        urgent: bool,
+        class: TxClass,
         radio: &mut R,
     ) -> Result<(), SendError> {
         let token = self.token();
-        let queued = if urgent { radio.transmit_urgent(to, token, frame) } else { radio.transmit(to, token, frame) };
+        let queued = if class == TxClass::Normal {
+            radio.transmit(to, token, frame)
+        } else {
+            radio.transmit_class(to, token, frame, class)
+        };
         match queued {
             Ok(()) => {
                 if self.inflight.len() >= MAX_INFLIGHT {
@@ -718,12 +722,14 @@ impl Router {
         Ok(self.deadline_after(now))
     }
 
-    /// Sends `payload` to the neighbour `dst`: one hop, or over its relay route if commissioning set one.
+    /// Sends `payload` to the neighbour `dst` in traffic class `class`: one hop, or over its relay route if
+    /// commissioning set one (relays forward it as [`TxClass::Protection`]: the route carries no class).
     pub fn send_neighbor<R: Radio>(
         &mut self,
         now: Instant,
         dst: u16,
         payload: &[u8],
+        class: TxClass,
         radio: &mut R,
     ) -> Result<Instant, SendError> {
         if let Ok(k) = self.peer_routes.binary_search_by_key(&dst, |r| r.0) {
@@ -735,7 +741,7 @@ impl Router {
             let first = self.peer_routes[k].1[0];
             let seq = self.next_seq();
             let f = Frame::Peer { origin: self.addr, dst, seq, next: 0, hops, payload }.encode();
-            self.send_unicast_with(first, &f, true, radio)?;
+            self.send_unicast_with(first, &f, class, radio)?;
             self.stats.peer_routed += 1;
             return Ok(self.deadline_after(now));
         }
@@ -746,7 +752,7 @@ impl Router {
         let f = Frame::Nbr { src: self.addr, seq, payload }.encode();
         // Neighbour frames carry protection messages, whose deadlines are tens of milliseconds: they go
         // ahead of queued readings and routing frames.
-        self.send_unicast_with(dst, &f, true, radio)?;
+        self.send_unicast_with(dst, &f, class, radio)?;
         Ok(self.deadline_after(now))
     }
 
@@ -922,7 +928,8 @@ impl Router {
             }
             .encode();
             // Protection traffic keeps its priority at every relay.
-            if self.send_unicast_with(nh, &f, peer, radio).is_ok() {
+            let class = if peer { TxClass::Protection } else { TxClass::Normal };
+            if self.send_unicast_with(nh, &f, class, radio).is_ok() {
                 self.stats.forwarded += 1;
                 self.stats.peer_relayed += u32::from(peer);
             }
@@ -1354,7 +1361,7 @@ mod tests {
         assert_eq!(a.set_peer_route(3, &[2, 3]), Ok(()));
         assert_eq!(a.peer_route(3), Some(&[2u16, 3][..]));
         let mut air = Air::default();
-        a.send_neighbor(Instant(0), 3, b"open", &mut air).unwrap();
+        a.send_neighbor(Instant(0), 3, b"open", TxClass::Protection, &mut air).unwrap();
         let (to, _, f) = air.sent.pop().unwrap();
         assert_eq!(to, 2);
         // The relay forwards it to the destination, which takes it as a neighbour message of two hops.
@@ -1371,7 +1378,7 @@ mod tests {
         assert!(a.pop_delivery().is_none() && air.sent.len() == before);
         a.set_peer_route(3, &[3]).unwrap();
         assert_eq!(a.peer_route(3), None);
-        a.send_neighbor(Instant(4), 3, b"open", &mut air).unwrap();
+        a.send_neighbor(Instant(4), 3, b"open", TxClass::Protection, &mut air).unwrap();
         assert!(matches!(Frame::decode(&air.sent.last().unwrap().2), Ok(Frame::Nbr { .. })));
     }
 
@@ -1513,7 +1520,7 @@ mod tests {
         n.on_frame(Instant(0), 7, -60, &[0xEE, 1], &mut air);
         assert_eq!(n.stats().bad_frames, 1);
         air.full = true;
-        assert_eq!(n.send_neighbor(Instant(0), 7, b"x", &mut air), Err(SendError::QueueFull));
+        assert_eq!(n.send_neighbor(Instant(0), 7, b"x", TxClass::Protection, &mut air), Err(SendError::QueueFull));
     }
 
     #[test]
