@@ -223,7 +223,12 @@ fn application_seam_sends_up_down_and_to_neighbours() {
     let cfg = MeshConfig { propagation: no_shadow(3.0), ..MeshConfig::default() };
     let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &nodes, &[]).unwrap();
     let send = |node, to, at_s| {
-        let m = Msg::Mesh(MeshMsg::Send(Box::new(mesh::MeshSend { node, to, payload: b"hello".to_vec() })));
+        let m = Msg::Mesh(MeshMsg::Send(Box::new(mesh::MeshSend {
+            node,
+            to,
+            payload: b"hello".to_vec(),
+            class: mesh::TxClass::Normal,
+        })));
         (SimTime::from_secs(at_s), m)
     };
     for (t, m) in [
