@@ -83,6 +83,14 @@ pub(crate) struct Out {
     class: TxClass,
 }
 
+impl Out {
+    /// Protection traffic (either protection class): shorter backoff, extra channel-access rounds, and
+    /// counted in [`UrgentAir`].
+    fn protection(&self) -> bool {
+        self.class > TxClass::Normal
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Mac {
     queue: VecDeque<Out>,
@@ -347,7 +355,7 @@ mod class_tests {
             let mut p = Port {
                 q: &mut self.q,
                 busy: self.busy,
-                in_backoff: &self.in_backoff,
+                in_backoff: self.in_backoff,
                 preempted: &mut self.preempted,
                 cap,
                 max: 100,
@@ -412,6 +420,23 @@ mod class_tests {
         // Nothing below a report is left but the head: a report is refused.
         assert_eq!(q.push(6, TxClass::Report, 3), Err(ErrorKind::WouldBlock));
         assert_eq!(q.drops, 2 + 1);
+        // In backoff, a full queue whose only lower-class frame is the head gives that one up, and the MAC
+        // is told its head changed.
+        let mut q = Q::new(true, true);
+        q.push(1, TxClass::Report, 2).unwrap();
+        q.push(2, TxClass::Protection, 2).unwrap();
+        q.preempted = false;
+        // (the head is now the protection frame; the report behind it makes room, the head stays)
+        q.push(3, TxClass::Protection, 2).unwrap();
+        assert_eq!(q.tokens(), [2, 3]);
+        assert!(!q.preempted);
+        let mut q = Q::new(true, true);
+        q.push(1, TxClass::Normal, 2).unwrap();
+        q.push(2, TxClass::Report, 2).unwrap();
+        q.preempted = false;
+        q.push(3, TxClass::Protection, 2).unwrap();
+        assert_eq!(q.tokens(), [3, 2]);
+        assert!(q.preempted);
     }
 }
 
@@ -454,7 +479,7 @@ struct Port<'a> {
     /// The MAC is sending the queue's first frame.
     busy: bool,
     /// ... and holds it in backoff.
-    in_backoff: &'a bool,
+    in_backoff: bool,
     /// Set when a frame takes the place of the one in backoff.
     preempted: &'a mut bool,
     cap: usize,
@@ -474,7 +499,8 @@ impl Port<'_> {
         }
         // The frame the MAC is working on stays first while it is on the air or awaits its ack; in backoff it
         // yields to a frame of a higher class (a question's answer must not wait out the retries of a report).
-        let preempt = self.busy && *self.in_backoff && self.q.front().is_some_and(|o| o.class < class);
+        let preempt = self.busy && self.in_backoff && self.q.front().is_some_and(|o| o.class < class);
+        let head = self.q.front().map(|o| o.token);
         let first = if preempt { 0 } else { usize::from(self.busy).min(self.q.len()) };
         if self.q.len() >= self.cap {
             // A frame takes the place of the newest one of a lower class; anything else is refused.
@@ -510,10 +536,11 @@ impl Port<'_> {
         };
         let out = Out { dst, token, app, frame, sec_bytes, class };
         let at = (first..self.q.len()).find(|&k| self.q[k].class < class).unwrap_or(self.q.len());
-        if at == 0 && preempt {
+        self.q.insert(at, out);
+        // The head changed (taken over, or given up to make room): the MAC starts the new head's attempts.
+        if preempt && self.q.front().map(|o| o.token) != head {
             *self.preempted = true;
         }
-        self.q.insert(at, out);
         Ok(())
     }
 }
@@ -538,7 +565,7 @@ macro_rules! port {
             Port {
                 busy: n.mac.busy,
                 q: &mut n.mac.queue,
-                in_backoff: &n.mac.in_backoff,
+                in_backoff: n.mac.in_backoff,
                 preempted: &mut n.mac.preempted,
                 cap: $self.queue_cap,
                 max: $self.router_max,
@@ -1264,7 +1291,7 @@ impl MeshAgent {
     /// decides (the nearest LMU's) is sent first by its stagger, and a wider window would let the later ones
     /// overtake it.
     fn start_be(&self, i: usize) -> u8 {
-        let urgent = self.nodes[i].mac.queue.front().is_some_and(|o| o.class > TxClass::Normal);
+        let urgent = self.nodes[i].mac.queue.front().is_some_and(Out::protection);
         if urgent { self.radio.mac.min_be.saturating_sub(1) } else { self.radio.mac.min_be }
     }
 
@@ -1367,7 +1394,7 @@ impl MeshAgent {
                 // otherwise drops the decisive one where readings would merely be late).
                 let be = self.start_be(i);
                 let n = &mut self.nodes[i];
-                let urgent = n.mac.queue.front().is_some_and(|o| o.class > TxClass::Normal);
+                let urgent = n.mac.queue.front().is_some_and(Out::protection);
                 if urgent && n.mac.cca_rounds < self.radio.mac.max_retries {
                     n.mac.cca_rounds += 1;
                     n.mac.nb = 0;
@@ -1386,7 +1413,7 @@ impl MeshAgent {
         self.nodes[i].mac.in_backoff = false;
         let Some(out) = self.nodes[i].mac.queue.front() else { return };
         let psdu = self.radio.data_psdu_bytes(out.frame.len());
-        let (dst, app, sec_bytes, urgent) = (out.dst, out.app, out.sec_bytes, out.class > TxClass::Normal);
+        let (dst, app, sec_bytes, urgent) = (out.dst, out.app, out.sec_bytes, out.protection());
         let start = now + self.turn_ns;
         let end = start + self.radio.airtime_ns(psdu);
         let sec_ns =
@@ -1613,7 +1640,7 @@ impl MeshAgent {
             if self.jam.is_some() {
                 self.jam_frame_start(d, ack_start, now);
             }
-            let urgent = self.nodes[i].mac.queue.front().is_some_and(|o| o.class > TxClass::Normal);
+            let urgent = self.nodes[i].mac.queue.front().is_some_and(Out::protection);
             self.urgent_air.count(ack_start, ack_end, urgent);
             let dn = &mut self.nodes[d];
             dn.mac.ack_busy_until = ack_end;

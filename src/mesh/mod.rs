@@ -46,7 +46,8 @@ pub struct MeshSend {
     pub node: u32,
     pub to: MeshDest,
     pub payload: Vec<u8>,
-    /// Traffic class in the node's queue and channel access.
+    /// Traffic class of a neighbour frame in the node's queue and channel access (frames up to the
+    /// coordinator and down from it are `Normal`, whatever this says).
     pub class: TxClass,
 }
 

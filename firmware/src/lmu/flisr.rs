@@ -165,7 +165,6 @@ pub struct DecodeError;
 
 impl PeerMsg {
     pub const ENCODED_LEN: usize = 4;
-    /// Encodes as tag, section (little endian), flag.
     /// A report that every LMU beyond an event sends about it (a lost phase, a displaced star point, an
     /// unbalance step, a current drop), of which only the nearest one's decides: the radio sends it behind
     /// protection commands and answers ([`crate::hal::radio::TxClass::Report`]).
@@ -173,6 +172,7 @@ impl PeerMsg {
         matches!(self, PeerMsg::LossOfVoltage | PeerMsg::NeutralDisplaced | PeerMsg::UnbalanceSeen | PeerMsg::DropSeen)
     }
 
+    /// Encodes as tag, section (little endian), flag.
     pub fn encode(&self) -> [u8; 4] {
         let (tag, section, flag) = match *self {
             PeerMsg::Block => (1u8, 0u16, 0u8),

@@ -625,12 +625,7 @@ impl Router {
         radio: &mut R,
     ) -> Result<(), SendError> {
         let token = self.token();
-        let queued = if class == TxClass::Normal {
-            radio.transmit(to, token, frame)
-        } else {
-            radio.transmit_class(to, token, frame, class)
-        };
-        match queued {
+        match radio.transmit_class(to, token, frame, class) {
             Ok(()) => {
                 if self.inflight.len() >= MAX_INFLIGHT {
                     self.inflight.pop_front();
@@ -750,8 +745,8 @@ impl Router {
         }
         let seq = self.next_seq();
         let f = Frame::Nbr { src: self.addr, seq, payload }.encode();
-        // Neighbour frames carry protection messages, whose deadlines are tens of milliseconds: they go
-        // ahead of queued readings and routing frames.
+        // Neighbour frames carry protection messages, whose deadlines are tens of milliseconds: their class
+        // puts them ahead of queued readings and routing frames.
         self.send_unicast_with(dst, &f, class, radio)?;
         Ok(self.deadline_after(now))
     }
