@@ -10,7 +10,7 @@ use super::agent::{LmuAgent, Placement, Uplink};
 use super::contactor::{ContactorFailure, ContactorModel, ContactorTwin, DeviceKind};
 use super::feeder_head::{FeederDeviceModel, FeederHead, FeederHeadAgent, FeederOperation};
 use super::link::{LinkModel, LossyLink};
-use super::metrics::{Coordination, FaultEvent, FaultsReport, HeadCoordination, LmuCompliance};
+use super::metrics::{Coordination, FaultEvent, FaultsReport, HeadCoordination, HealthyThreshold, LmuCompliance};
 use super::placement::{Commissioned, Feeder, PlacementRule, commission, farthest_below, section_of_line};
 use super::scenario::{FaultPlan, FaultType, TieRule};
 use super::sensor::{Fidelity, SensorModel, SensorTwin};
@@ -267,6 +267,47 @@ fn prospective_at_buses(c: &Commissioning) -> Vec<f64> {
     }
 }
 
+/// Margin below the lowest normal phase voltage at an LMU's bus that still counts as healthy supply, p.u.
+pub const HEALTHY_MARGIN_PU: f64 = 0.05;
+
+/// The lowest phase voltage at each bus in normal operation at its heaviest: the network's loads at their set
+/// points, no generation, ties open (p.u. of the phase base, by bus position; NaN where the solve fails or
+/// the bus is not energised). What commissioning sets the LMUs' healthy-voltage threshold from.
+fn normal_min_pu_at_buses(c: &Commissioning) -> Vec<f64> {
+    let mut net = c.network.clone();
+    for t in &c.ties {
+        if let Some(l) = net.lines.get_mut(t.0) {
+            l.in_service = false;
+        }
+    }
+    for g in &mut net.sgens {
+        g.in_service = false;
+    }
+    let nb = net.buses.len();
+    let mut model = crate::grid::model::GridModel::new(net);
+    match model.solve() {
+        Ok(snap) => (0..nb)
+            .map(|b| match (snap.energised.get(b), snap.v_pu.get(b)) {
+                (Some(true), Some(v)) => v.iter().map(|x| x.norm()).fold(f64::INFINITY, f64::min),
+                _ => f64::NAN,
+            })
+            .collect(),
+        Err(_) => vec![f64::NAN; nb],
+    }
+}
+
+/// The healthy-voltage threshold commissioning gives an LMU whose bus runs at `normal_min_pu` at its heaviest
+/// normal load: the file's `healthy_pu`, lowered to [`HEALTHY_MARGIN_PU`] below that voltage where the bus
+/// normally runs lower (a long, weak feeder's far end), and never below `loss_pu + 0.05` (the settings'
+/// own bound). Without it such an LMU never has "healthy" supply, so it can neither detect a lost phase (the
+/// other two phases must be healthy) nor bound a break from upstream.
+pub fn commissioned_healthy_pu(file_healthy_pu: f64, loss_pu: f64, normal_min_pu: f64) -> f64 {
+    if !normal_min_pu.is_finite() {
+        return file_healthy_pu;
+    }
+    file_healthy_pu.min(normal_min_pu - HEALTHY_MARGIN_PU).max(loss_pu + 0.05).min(file_healthy_pu)
+}
+
 /// Longest time LMU `k` takes to clear a fault in its own section with no message arriving (ms): its graded
 /// time, the logic delay, one cycle to measure, the release time and the arc up to the last current zero.
 fn lmu_clear_ms(hw: &LmuHardware, height: u8) -> f64 {
@@ -327,6 +368,7 @@ fn coordinate(
         lmus_beyond_capacity: c.lmus.iter().zip(&lmu_a).filter(|(_, a)| **a > cap).map(|(l, _)| l.peer).collect(),
         lmu_clear_ms_max: clear_ms.iter().copied().fold(0.0, f64::max),
         heads: Vec::new(),
+        healthy_pu_lowered: Vec::new(),
     };
     let (Some(model), Some(f)) = (&hw.feeder_head, tree) else { return out };
     let head_of = head_of_lmus(c, f, heads);
@@ -457,11 +499,20 @@ pub fn attach(
     let depths = depths(&c.lmus);
     let der = converters_below(&c.lmus, g.model.network());
     let prospective_a = prospective_at_buses(&c);
-    let coordination = coordinate(&c, o.hw, tree.as_ref(), &mut heads, &prospective_a, &heights);
+    let normal_min_pu = normal_min_pu_at_buses(&c);
+    let mut coordination = coordinate(&c, o.hw, tree.as_ref(), &mut heads, &prospective_a, &heights);
+    let mut lowered = Vec::new();
     for (k, l) in c.lmus.iter().enumerate() {
         let u_nom = c.network.buses[l.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
         let mut settings = lmu_settings(l, &c.lmus, o.hw, u_nom, (heights[k], depths[k], der[k]));
         settings.flisr.prospective_max_a = prospective_a.get(l.bus_pos).copied().unwrap_or(0.0);
+        let normal_min = normal_min_pu.get(l.bus_pos).copied().unwrap_or(f64::NAN);
+        let p = &mut settings.protection;
+        let healthy_pu = commissioned_healthy_pu(p.healthy_pu, p.loss_pu, normal_min);
+        if healthy_pu < p.healthy_pu {
+            lowered.push(HealthyThreshold { lmu: l.peer, normal_min_pu: normal_min, healthy_pu });
+        }
+        p.healthy_pu = healthy_pu;
         let fw = Lmu::new(settings).map_err(|(part, e)| format!("LMU {}: {part}.{e}", l.peer))?;
         let key = l.peer as u64;
         let sensor = SensorTwin::new(
@@ -507,6 +558,7 @@ pub fn attach(
             sim.schedule(a, a, SimTime::ZERO + onset, class::GRID, msg).map_err(|e| e.to_string())?;
         }
     }
+    coordination.healthy_pu_lowered = lowered;
     Ok(LmuBuild {
         commissioning: c,
         agents: ids,
@@ -750,5 +802,22 @@ fn score_one(
         healthy_customers_not_restored: not_restored,
         customer_minutes_lost: minutes,
         energy_not_supplied_kwh: ens_kwh,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HEALTHY_MARGIN_PU, commissioned_healthy_pu};
+
+    /// The file's threshold where the bus normally runs well above it; a margin below the normal minimum where
+    /// it does not; never below `loss_pu + 0.05`; the file's when the commissioning solve gave nothing.
+    #[test]
+    fn the_healthy_threshold_follows_the_bus_normal_minimum_within_bounds() {
+        assert_eq!(commissioned_healthy_pu(0.8, 0.6, 0.97), 0.8);
+        assert_eq!(commissioned_healthy_pu(0.8, 0.6, 0.8 + HEALTHY_MARGIN_PU), 0.8);
+        let h = commissioned_healthy_pu(0.8, 0.6, 0.78);
+        assert!((h - (0.78 - HEALTHY_MARGIN_PU)).abs() < 1e-12, "{h}");
+        assert_eq!(commissioned_healthy_pu(0.8, 0.6, 0.5), 0.65);
+        assert_eq!(commissioned_healthy_pu(0.8, 0.6, f64::NAN), 0.8);
     }
 }

@@ -178,6 +178,19 @@ pub struct Coordination {
     /// time, logic delay, one cycle to measure, release, the arc to the last current zero).
     pub lmu_clear_ms_max: f64,
     pub heads: Vec<HeadCoordination>,
+    /// LMUs whose bus normally runs so low that commissioning lowered their healthy-voltage threshold below
+    /// the settings file's (see `twin::build::commissioned_healthy_pu`); empty on most feeders.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub healthy_pu_lowered: Vec<HealthyThreshold>,
+}
+
+/// One LMU's healthy-voltage threshold as commissioning set it (p.u. of the phase base).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct HealthyThreshold {
+    pub lmu: u16,
+    /// Lowest phase voltage at its bus at the heaviest normal load (set-point loads, no generation).
+    pub normal_min_pu: f64,
+    pub healthy_pu: f64,
 }
 
 /// One feeder-head device's coordination with the first LMUs of its feeder.

@@ -973,6 +973,36 @@ mod world {
         assert!(e["restore_s"].as_f64().is_some_and(|t| t < 60.0), "{e}");
     }
 
+    /// A break at the end of a weak branch (Dickert's long overhead line, section 6, no PV): at full load the
+    /// branch's LMUs run at 0.78-0.85 p.u. before any fault, below the settings file's `healthy_pu` (0.8).
+    /// Commissioning lowers those LMUs' threshold to 0.05 p.u. below their bus's lowest normal voltage (the
+    /// summary lists them); before, the LMU beyond the break never saw two healthy phases and the LMU above
+    /// never had healthy supply to bound the break with, so the fault stayed undetected at every resistance.
+    #[test]
+    fn a_break_on_a_branch_that_normally_runs_low_is_located_with_thresholds_set_at_commissioning() {
+        let s = case(&[
+            ("grid.network", "File(\"networks/dickert_long_cohl_multiple_bad.json\")"),
+            ("lmus.at", "Spaced(max_m: 500.0)"),
+            ("faults[0].section", "6"),
+            ("faults[0].kind", "OpenConductor"),
+            ("faults[0].r_ohm", "0.0"),
+            ("grid.rooftop_pv_pct", "0.0"),
+        ]);
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], "S6", "{e}");
+        assert_eq!(e["healthy_trips"], 0, "{e}");
+        assert!(e["trip_ms"].as_f64().is_some_and(|t| t < 400.0), "{e}");
+        let lowered = s["faults"]["coordination"]["healthy_pu_lowered"].as_array().expect("thresholds lowered");
+        assert!(!lowered.is_empty());
+        for t in lowered {
+            let (min, h) = (t["normal_min_pu"].as_f64().unwrap(), t["healthy_pu"].as_f64().unwrap());
+            assert!(h < 0.8 && (h - (min - 0.05)).abs() < 1e-12 || h == 0.65, "{t}");
+        }
+        // A feeder that runs within the band keeps the file's threshold everywhere.
+        let s = case(&[]);
+        assert!(s["faults"]["coordination"].get("healthy_pu_lowered").is_none(), "{}", s["faults"]["coordination"]);
+    }
+
     /// `Spaced(max_m)` puts an LMU at every junction and keeps at most `max_m` of line between an LMU and the
     /// next one down; a distance that is not positive is refused.
     #[test]
