@@ -23,6 +23,7 @@ use crate::grid::model::{Fault, FaultKind, FaultLocation, GridSnapshot, Phase};
 use crate::grid::network::Network;
 use gridtwin_firmware::lmu::flisr::Role;
 use gridtwin_firmware::lmu::pq::PqSettings;
+use gridtwin_firmware::lmu::protection::HEALTHY_ABOVE_LOSS_MIN_PU;
 use gridtwin_firmware::lmu::{Lmu, LmuSettings};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -298,14 +299,15 @@ fn normal_min_pu_at_buses(c: &Commissioning) -> Vec<f64> {
 
 /// The healthy-voltage threshold commissioning gives an LMU whose bus runs at `normal_min_pu` at its heaviest
 /// normal load: the file's `healthy_pu`, lowered to [`HEALTHY_MARGIN_PU`] below that voltage where the bus
-/// normally runs lower (a long, weak feeder's far end), and never below `loss_pu + 0.05` (the settings'
-/// own bound). Without it such an LMU never has "healthy" supply, so it can neither detect a lost phase (the
-/// other two phases must be healthy) nor bound a break from upstream.
+/// normally runs lower (a long, weak feeder's far end), and never below `loss_pu` +
+/// [`HEALTHY_ABOVE_LOSS_MIN_PU`] (the settings' own bound). Without it such an LMU never has "healthy"
+/// supply, so it can neither detect a lost phase (the other two phases must be healthy) nor bound a break
+/// from upstream.
 pub fn commissioned_healthy_pu(file_healthy_pu: f64, loss_pu: f64, normal_min_pu: f64) -> f64 {
     if !normal_min_pu.is_finite() {
         return file_healthy_pu;
     }
-    file_healthy_pu.min(normal_min_pu - HEALTHY_MARGIN_PU).max(loss_pu + 0.05).min(file_healthy_pu)
+    file_healthy_pu.min(normal_min_pu - HEALTHY_MARGIN_PU).max(loss_pu + HEALTHY_ABOVE_LOSS_MIN_PU).min(file_healthy_pu)
 }
 
 /// Longest time LMU `k` takes to clear a fault in its own section with no message arriving (ms): its graded

@@ -109,6 +109,9 @@ impl OvercurrentStage {
     }
 }
 
+/// Least gap between `healthy_pu` and `loss_pu` (p.u.): a phase between the two is neither lost nor healthy.
+pub const HEALTHY_ABOVE_LOSS_MIN_PU: f64 = 0.05;
+
 /// All protection settings of one LMU.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ProtectionSettings {
@@ -216,7 +219,7 @@ impl ProtectionSettings {
         if !in_range(self.loss_pu, 0.05, 0.9) {
             return Err(SettingsError::new("loss_pu", "must be within 0.05..=0.9"));
         }
-        if !in_range(self.healthy_pu, self.loss_pu + 0.05, 1.0) {
+        if !in_range(self.healthy_pu, self.loss_pu + HEALTHY_ABOVE_LOSS_MIN_PU, 1.0) {
             return Err(SettingsError::new("healthy_pu", "must be within loss_pu + 0.05..=1.0"));
         }
         if !in_range(self.neutral_shift_pu, 0.03, 0.5) {
