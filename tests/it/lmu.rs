@@ -829,10 +829,6 @@ mod world {
         assert!(link["mesh"].get("protection").is_none(), "{}", link["mesh"]);
     }
 
-    /// Known limit (docs/benchmarks.md, "Found later"): with PV equal to every load nothing flows through
-    /// these breaks either; they are located here on the voltage that the open-conductor fault state gives the
-    /// islanded phase where PV cancels load, which is a solver artefact. Corrected (branch `island-physics`),
-    /// they wait for the inverters' 2 s loss-of-mains trip like section 12.
     #[test]
     fn open_conductor_under_full_pv_backfeed_is_located() {
         for section in ["2", "6", "13"] {
