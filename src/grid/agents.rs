@@ -52,6 +52,9 @@ const TAG_LOM: u64 = 3;
 pub struct Lom {
     trip: SimDuration,
     reconnect: SimDuration,
+    /// The fast over-voltage stage U>>: threshold (p.u.) and time.
+    ov_pu: f64,
+    ov: SimDuration,
     /// By generator position.
     units: Vec<LomUnit>,
     /// Disconnections so far.
@@ -66,6 +69,8 @@ struct LomUnit {
     bus: Option<usize>,
     /// Since when its bus has been islanded on a phase (while connected).
     islanded_since: Option<SimTime>,
+    /// Since when a phase of its bus has been above the U>> threshold (while connected).
+    over_since: Option<SimTime>,
     /// While disconnected: the set point it resumes (MW, Mvar), kept current by later set-point changes.
     tripped: Option<(f64, f64)>,
     /// While disconnected: since when its bus has had its full supply back.
@@ -77,6 +82,7 @@ impl LomUnit {
     fn disconnect(&mut self, resume: (f64, f64)) {
         self.tripped = Some(resume);
         self.islanded_since = None;
+        self.over_since = None;
         self.back_since = None;
     }
 }
@@ -133,7 +139,15 @@ impl GridAgent {
         self.lom = a.enabled.then(|| {
             let s = |x: f64| SimDuration::from_nanos((x * 1e9).round() as u64);
             let units = self.model.sgen_buses().into_iter().map(|bus| LomUnit { bus, ..LomUnit::default() }).collect();
-            Lom { trip: s(a.trip_s), reconnect: s(a.reconnect_s), units, trips: 0, reconnections: 0 }
+            Lom {
+                trip: s(a.trip_s),
+                reconnect: s(a.reconnect_s),
+                ov_pu: a.overvoltage_pu,
+                ov: s(a.overvoltage_s),
+                units,
+                trips: 0,
+                reconnections: 0,
+            }
         });
     }
 
@@ -216,6 +230,20 @@ impl GridAgent {
                 continue;
             }
             let islanded = half.binary_search(&b).is_ok();
+            // U>> is watched where the generators themselves set the voltage (a half-islanded phase, which a
+            // current-controlled inverter drives as high as the load there lets it). A shunt fault's swell on
+            // the healthy phases, which the grid bounds and the fault's clearing ends, is not modelled as
+            // tripping generators.
+            let over = islanded && snap.v_pu.get(b).is_some_and(|v| v.iter().any(|x| x.norm() > lom.ov_pu));
+            match (u.tripped.is_some(), over) {
+                (false, true) if u.over_since.is_none() => {
+                    u.over_since = Some(now);
+                    let at = now.saturating_add(lom.ov);
+                    wake = Some(wake.map_or(at, |w| w.min(at)));
+                }
+                (_, false) => u.over_since = None,
+                _ => {}
+            }
             let supplied = !islanded
                 && snap.energised.get(b).copied().unwrap_or(false)
                 && snap.v_pu.get(b).is_some_and(|v| v.iter().all(|x| x.norm() >= LOM_BACK_PU));
@@ -247,7 +275,9 @@ impl GridAgent {
         let now = ctx.now();
         let mut changed = Vec::new();
         for (k, u) in lom.units.iter_mut().enumerate() {
-            if u.tripped.is_none() && u.islanded_since.is_some_and(|t| now >= t.saturating_add(lom.trip)) {
+            let lost_mains = u.islanded_since.is_some_and(|t| now >= t.saturating_add(lom.trip));
+            let over = u.over_since.is_some_and(|t| now >= t.saturating_add(lom.ov));
+            if u.tripped.is_none() && (lost_mains || over) {
                 u.disconnect(self.model.sgen_set_point(k).unwrap_or((0.0, 0.0)));
                 lom.trips += 1;
                 changed.push((k, (0.0, 0.0)));

@@ -119,6 +119,23 @@ pub struct AntiIslanding {
     /// Reconnection delay once the supply is back, s (EN 50549-1's default observation time, 60 s).
     #[serde(default = "default_lom_reconnect_s")]
     pub reconnect_s: f64,
+    /// The interface protection's fast over-voltage stage U>>: a generator disconnects once a phase of its bus
+    /// has been above `overvoltage_pu` for `overvoltage_s` (VDE-AR-N 4105:2018's setting, 1.25 Un for 0.1 s,
+    /// as NA-protection relays such as ABB's CM-UFD.M31 ship it). What ends a half-islanded phase whose
+    /// generation far exceeds its load: a current-controlled inverter would otherwise push it to any voltage.
+    /// Watched on half-islanded buses only (a shunt fault's swell elsewhere does not trip generators here).
+    #[serde(default = "default_ov_pu")]
+    pub overvoltage_pu: f64,
+    /// The U>> stage's time, s (see `overvoltage_pu`).
+    #[serde(default = "default_ov_s")]
+    pub overvoltage_s: f64,
+}
+
+fn default_ov_pu() -> f64 {
+    1.25
+}
+fn default_ov_s() -> f64 {
+    0.1
 }
 
 fn yes() -> bool {
@@ -133,7 +150,13 @@ fn default_lom_reconnect_s() -> f64 {
 
 impl Default for AntiIslanding {
     fn default() -> Self {
-        AntiIslanding { enabled: true, trip_s: default_lom_trip_s(), reconnect_s: default_lom_reconnect_s() }
+        AntiIslanding {
+            enabled: true,
+            trip_s: default_lom_trip_s(),
+            reconnect_s: default_lom_reconnect_s(),
+            overvoltage_pu: default_ov_pu(),
+            overvoltage_s: default_ov_s(),
+        }
     }
 }
 
@@ -176,6 +199,12 @@ impl GridConfig {
         }
         if !(a.reconnect_s.is_finite() && (0.0..=3600.0).contains(&a.reconnect_s)) {
             return Err(format!("grid.anti_islanding.reconnect_s = {} must be within 0..=3600 s", a.reconnect_s));
+        }
+        if !(a.overvoltage_pu.is_finite() && (1.0..=2.0).contains(&a.overvoltage_pu)) {
+            return Err(format!("grid.anti_islanding.overvoltage_pu = {} must be within 1..=2", a.overvoltage_pu));
+        }
+        if !(a.overvoltage_s.is_finite() && (0.0..=60.0).contains(&a.overvoltage_s)) {
+            return Err(format!("grid.anti_islanding.overvoltage_s = {} must be within 0..=60 s", a.overvoltage_s));
         }
         if !(self.rooftop_pv_pct.is_finite() && (0.0..=1000.0).contains(&self.rooftop_pv_pct)) {
             return Err(format!("grid.rooftop_pv_pct = {} must be within 0..=1000", self.rooftop_pv_pct));

@@ -8,7 +8,7 @@
 
 use super::fourwire::{FourWire, NeutralFaults};
 use super::network::{Line, Network, Sgen};
-use super::powerflow::{Converters, NodeLoad, PfError, Port, PowerFlow, phase_to_seq, seq_to_phase};
+use super::powerflow::{Converters, K_FRT, NodeLoad, PfError, Port, PowerFlow, phase_to_seq, seq_to_phase};
 use super::topology::{Element, Purpose, S_BASE_MVA, Topology};
 use num_complex::Complex64 as C64;
 use std::collections::BTreeSet;
@@ -636,6 +636,7 @@ impl GridModel {
                 c.s_pu += C64::new(p, q) / S_BASE_MVA;
                 c.in_pu += in_pu;
                 c.imax_pu += in_pu * g.k_factor();
+                c.frt_gain = if self.state == FaultState::Shunt { K_FRT } else { 0.0 };
                 continue;
             }
             loads[n].s_p -= C64::new(p, q) / S_BASE_MVA;
@@ -841,9 +842,14 @@ impl GridModel {
             let pf = self.pf.as_ref().expect("built");
             let work = self.work.as_ref().expect("built");
             (
-                // Converters act as current sources while a short circuit is on (an open conductor alone
-                // draws no fault current: they stay the admittances all loads become in a fault state).
-                self.node_loads(&pf.topo, &work.net, self.state == FaultState::Shunt),
+                // Converters act as current sources in every fault state. Behind an open conductor this is
+                // what decides the half-islanded phase's voltage: as negative admittances, a generator that
+                // matches its bus's load would cancel it and leave the phase floating, solved to an
+                // arbitrary voltage (steps of several percent where physically nothing changes); as current
+                // sources at their pre-fault current into the loads' pre-fault admittances, the phase keeps
+                // its pre-fault voltage where generation matches load (the non-detection zone that
+                // loss-of-mains protection covers) and sags or swells in proportion to the mismatch.
+                self.node_loads(&pf.topo, &work.net, self.state != FaultState::Healthy),
                 if self.state == FaultState::Healthy {
                     vec![None; self.faults.len()]
                 } else {

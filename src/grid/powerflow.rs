@@ -77,6 +77,11 @@ pub struct Converters {
     /// Rated current and the limit `k` x rated, p.u.
     pub in_pu: f64,
     pub imax_pu: f64,
+    /// Extra reactive current per unit of voltage dip, in rated currents: [`K_FRT`] while a short circuit is
+    /// on; 0 behind an open conductor, where there is no fault to ride through and the converters simply keep
+    /// their pre-fault current (a dip there is a mismatch of the half-islanded phase, which their loss-of-mains
+    /// protection ends).
+    pub frt_gain: f64,
 }
 
 impl Converters {
@@ -89,7 +94,7 @@ impl Converters {
         let v0 = self.v0_pu.max(1e-6);
         let dip = (1.0 - v1.norm() / v0).clamp(0.0, 1.0);
         let i_p = self.s_pu.re / v0;
-        let i_q = (self.s_pu.im / v0 + K_FRT * dip * self.in_pu).clamp(-self.imax_pu, self.imax_pu);
+        let i_q = (self.s_pu.im / v0 + self.frt_gain * dip * self.in_pu).clamp(-self.imax_pu, self.imax_pu);
         // Reactive current has priority; the active part takes what the limit leaves.
         let room = (self.imax_pu * self.imax_pu - i_q * i_q).max(0.0).sqrt();
         let i_p = i_p.clamp(-room, room);

@@ -223,7 +223,9 @@ pub fn run_flisr_case(input: &CaseInput) -> Result<CaseResult, String> {
     let end = SimTime::ZERO + fault.onset + input.observe;
     // Constant loads: one profile step longer than the run.
     let step = end.as_nanos().saturating_add(1);
-    let agent = GridAgent::new(model, gens, None, SimDuration::from_nanos(step), cfg.day_of_year);
+    let mut agent = GridAgent::new(model, gens, None, SimDuration::from_nanos(step), cfg.day_of_year);
+    // The generators' interface protection, as in a world run (`world::grid`).
+    agent.plan_anti_islanding(&cfg);
     let mut sim: Simulation<Msg> = Simulation::new(input.seed);
     let grid = sim.add_agent(Box::new(agent)).map_err(|e| e.to_string())?;
     let o = AttachOptions { hw: &hw, faults: &[fault], contactor_faults: &[], seed: input.seed, uplink: None };

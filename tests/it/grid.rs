@@ -1292,3 +1292,49 @@ mod fourwire_run {
         assert!(kinds.iter().all(|(_, k)| matches!(k, FaultKind::BrokenNeutral | FaultKind::Unknown)), "{kinds:?}");
     }
 }
+
+/// Behind an open conductor, the half-islanded phase is held only by the generators beyond the break. Where
+/// they match the load there (rooftop PV equal to each resistive load), no current crossed the break before and
+/// none does after, so the phase keeps its pre-fault voltage to rounding: the non-detection zone that the
+/// generators' loss-of-mains protection covers, not a step that protection could see. With generation at half
+/// the load, the phase sags in proportion to the mismatch.
+#[test]
+fn a_half_islanded_phase_keeps_its_voltage_where_generation_matches_load_and_sags_where_it_does_not() {
+    for pv in [1.0, 0.5] {
+        for pos in [3usize, 10, 11, 12] {
+            let net = kerber();
+            let line = net.lines[pos].clone();
+            let mut m = GridModel::new(net.clone());
+            m.unbalanced = true;
+            for (id, bus) in m.load_ids() {
+                let p = m.load_base(id).unwrap().0 * pv;
+                m.add_sgen_rated(bus, p, 0.0, "pv", Some(p)).unwrap();
+            }
+            let pre = m.solve().unwrap();
+            let fault = Fault {
+                location: FaultLocation::Line { line: line.index, fraction: 0.5 },
+                kind: FaultKind::OpenConductor(Phase::A),
+                r_ohm: 0.0,
+            };
+            m.add_fault(fault).unwrap();
+            let post = m.solve().unwrap();
+            let beyond = net.bus(line.to_bus).unwrap();
+            for b in 0..pre.v_pu.len() {
+                let (v0, v1) = (pre.v_pu[b][0].norm(), post.v_pu[b][0].norm());
+                // The feeder is a chain: the buses past the broken line's to-end are the island.
+                let islanded = b >= beyond;
+                if pv == 1.0 {
+                    for ph in 0..3 {
+                        let dv = (post.v_pu[b][ph] - pre.v_pu[b][ph]).norm();
+                        assert!(dv < 1e-9, "line {pos} bus {b} phase {ph}: moved {dv} p.u.");
+                    }
+                } else if islanded {
+                    assert!((0.4..0.8).contains(&(v1 / v0)), "pv {pv} line {pos} bus {b}: {v0} -> {v1}");
+                } else {
+                    // The supplied part only loses the island's share of the load.
+                    assert!((v1 - v0).abs() < 0.02, "pv {pv} line {pos} bus {b}: {v0} -> {v1}");
+                }
+            }
+        }
+    }
+}

@@ -829,8 +829,12 @@ mod world {
         assert!(link["mesh"].get("protection").is_none(), "{}", link["mesh"]);
     }
 
+    /// PV equal to every (resistive) load leaves the whole feeder without current, so a break in any section
+    /// changes nothing measurable: the half-islanded phase keeps its voltage until the inverters beyond
+    /// disconnect on loss of mains (2 s), and then the break is located like any other, with no healthy trip
+    /// from their going (a two-phase step of load onto the feeder).
     #[test]
-    fn open_conductor_under_full_pv_backfeed_is_located() {
+    fn open_conductor_under_full_pv_backfeed_is_located_once_the_pv_loses_mains() {
         for section in ["2", "6", "13"] {
             let s = case(&[
                 LINK[0],
@@ -841,7 +845,8 @@ mod world {
             ]);
             let e = &s["faults"]["events"][0];
             assert_eq!(e["located_section"], e["true_section"], "{e}");
-            assert!(e["detection_ms"].as_f64().unwrap() <= 1000.0, "{e}");
+            let detected = e["detection_ms"].as_f64().unwrap();
+            assert!((2000.0..2600.0).contains(&detected), "{e}");
             assert_eq!(e["healthy_trips"], 0, "{e}");
         }
     }

@@ -566,18 +566,22 @@ impl Protection {
         } else if earth_pick && d_res.abs() >= 0.5 * worst_mag {
             // (A residual small beside the phase currents is the load's share under a phase-to-phase fault:
             // the phase element judges that one.)
-            // Earth fault: polarise the residual with the pre-fault voltage of the faulted phase, the one whose
-            // superimposed current lies most along the residual (balanced load changes cancel in the residual).
-            let mut fp = 0;
-            let mut best = f64::NEG_INFINITY;
+            // Earth fault: polarise the residual with the pre-fault voltage of the phases that carry it, each
+            // weighted by how much of its superimposed current lies along the residual (balanced load changes
+            // cancel in the residual). One faulted phase: its own voltage. A step shared by two phases (load
+            // or generation on them, as when a three-phase inverter leaves a bus with one phase islanded) has
+            // its residual between their voltages: polarised with either one alone it sits 60 degrees off,
+            // and the characteristic angle tips it either way.
+            let (mut v_pol, mut dv_pol, mut w_sum) = (Phasor::ZERO, Phasor::ZERO, 0.0);
             for (p, dp) in d.iter().enumerate() {
-                let proj = (*dp * d_res.conj()).re;
-                if proj > best {
-                    best = proj;
-                    fp = p;
-                }
+                let w = (*dp * d_res.conj()).re.max(0.0);
+                v_pol = v_pol + pre.v[p].scale(w);
+                dv_pol = dv_pol + (m.v[p] - pre.v[p]).scale(w);
+                w_sum += w;
             }
-            torque(d_res, pre.v[fp]) > 0.0 && power_ok && behind(fp, d_res)
+            let behind_pol =
+                w_sum <= 0.0 || dv_pol.abs() < 0.01 * self.s.u_nominal_v * w_sum || (-dv_pol * d_res.conj()).re > 0.0;
+            w_sum > 0.0 && torque(d_res, v_pol) > 0.0 && power_ok && behind_pol
         } else {
             torque(d[worst], pre.v[worst]) > 0.0 && power_ok && behind(worst, d[worst])
         };
