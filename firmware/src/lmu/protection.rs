@@ -284,6 +284,9 @@ pub struct ProtectionStatus {
     pub loss_of_phase: bool,
     /// The present (or last) loss-of-phase condition is the negative-sequence step alone (voltages healthy).
     pub unbalance_step: bool,
+    /// One phase turned with its magnitude healthy and the others still (see [`VECTOR_SHIFT_MIN_DEG`]): it is
+    /// islanded beyond a break; counts as a lost phase.
+    pub vector_shift: bool,
     /// The star point is displaced: zero-sequence voltage above `neutral_shift_pu` with the line-to-line
     /// voltages above `healthy_pu` and within [`LL_SPREAD_MAX`] of each other (a broken neutral upstream;
     /// a shunt fault sags the faulted phases' line-to-line voltages instead).
@@ -323,6 +326,8 @@ pub struct Protection {
     ub_first: Option<Phasor>,
     /// Last measurement whose negative-sequence step reached half the setting.
     ub_seen_at: Option<u64>,
+    /// Pre-event phase voltages of the vector-shift element, latched while the shift lasts.
+    vs_ref: Option<[Phasor; 3]>,
     /// Delay of the present loss-of-phase condition (ns).
     loss_delay_ns: u64,
     /// Last measurement with a pickup or an unhealthy voltage: the unbalance step is not judged for
@@ -340,6 +345,12 @@ pub struct Protection {
 const MEMORY_AGE_NS: u64 = 40_000_000;
 /// Quiet time after a disturbance before the unbalance-step element judges again.
 const QUIET_NS: u64 = 1_000_000_000;
+/// Vector shift of one phase (against the pre-event memory) that marks it as islanded: the loss-of-mains
+/// relays' vector-shift element is set at 6-12 degrees; the upper end keeps load steps out.
+const VECTOR_SHIFT_MIN_DEG: f64 = 10.0;
+/// ... while the other two phases stay within this of their pre-event angle (a supplied phase does not turn;
+/// all three turning together is a frequency change or the whole feeder's reference, not a break).
+const VECTOR_SHIFT_OTHERS_MAX_DEG: f64 = 2.0;
 /// A pickup longer than this re-baselines the memory (a persistent load change is not a fault).
 const MAX_PICKUP_NS: u64 = 5_000_000_000;
 /// Largest spread of the three line-to-line voltages (max - min, share of their mean) that still counts as
@@ -373,6 +384,7 @@ impl Protection {
             ub_ref: None,
             ub_first: None,
             ub_seen_at: None,
+            vs_ref: None,
             loss_delay_ns: 0,
             disturbed_at: None,
             forward_at: None,
@@ -635,17 +647,22 @@ impl Protection {
         let displaced = self.neutral_displaced(m);
         self.status.neutral_displaced = displaced;
         let step = self.unbalance_step(m, min);
+        // One phase turned while its magnitude stayed healthy and the others held still: the phase is held up
+        // by generators beyond a break (an island whose loads draw reactive power that the inverters do not
+        // give keeps its magnitude but turns by their power-factor angle). Its supply is lost.
+        let jumped = self.vector_shift(m, min);
+        self.status.vector_shift = jumped;
         self.status.unbalance_seen_here = self.ub_seen_at.is_some_and(|s| t < s + QUIET_NS);
-        self.status.unbalance_step = step && !lost && !shifted && !displaced;
+        self.status.unbalance_step = step && !lost && !shifted && !displaced && !jumped;
         let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
         // An open conductor looks like lost load from upstream (a reverse pickup): only a forward fault masks it.
-        if (lost || shifted || displaced || step) && !(self.status.pickup && self.status.forward) {
+        if (lost || shifted || displaced || step || jumped) && !(self.status.pickup && self.status.forward) {
             let since = *self.loss_since.get_or_insert(t);
             // The step alone waits twice as long: a shunt fault elsewhere is cleared (even by backup) first.
             // So does a loss on two phases with one healthy: one open conductor leaves two phases healthy,
             // while a phase-to-phase fault upstream sags both faulted phases here until it is cleared.
             let one_phase = lost && mid > self.s.healthy_pu;
-            self.loss_delay_ns = if one_phase || shifted || displaced { delay } else { 2 * delay };
+            self.loss_delay_ns = if one_phase || shifted || displaced || jumped { delay } else { 2 * delay };
             self.status.loss_of_phase = t.saturating_sub(since) >= self.loss_delay_ns;
         } else {
             self.loss_since = None;
@@ -653,7 +670,7 @@ impl Protection {
         }
         // Sudden loss of one phase current with healthy voltages (open conductor further downstream). A
         // displaced star point is no healthy supply (a phase may be far above nominal).
-        let healthy_v = min > self.s.healthy_pu && !displaced;
+        let healthy_v = min > self.s.healthy_pu && !displaced && !jumped;
         self.status.voltage_healthy = healthy_v;
         match self.drop_since {
             Some((since, p, pre_a)) => {
@@ -703,6 +720,30 @@ impl Protection {
     /// The negative-sequence voltage step of a series fault (see [`ProtectionSettings::unbalance_step_pu`]),
     /// against the pre-event memory, latched while it lasts. Needs healthy voltages now and before, and no
     /// superimposed current: a dip or a dead interval re-baselines it.
+    /// The vector-shift element: exactly one phase turned by [`VECTOR_SHIFT_MIN_DEG`] or more against the
+    /// pre-event memory, the others within [`VECTOR_SHIFT_OTHERS_MAX_DEG`], every magnitude healthy, not in the
+    /// quiet time after a forward pickup; latched while it lasts.
+    fn vector_shift(&mut self, m: &CycleMeasurement, min_pu: f64) -> bool {
+        let u = self.s.u_nominal_v;
+        // Not within the quiet time after a forward pickup (a fault ahead and its clearing turn phases). A
+        // pickup that is not forward does not hold it off: the island's own currents rearrange at the break.
+        let quiet = self.forward_at.is_none_or(|f| self.last_ns >= f + QUIET_NS);
+        if !(min_pu > self.s.healthy_pu && quiet) {
+            self.vs_ref = None;
+            return false;
+        }
+        let reference = self
+            .vs_ref
+            .or_else(|| self.memory.map(|pre| pre.v).filter(|v| v.iter().all(|x| x.abs() / u > self.s.healthy_pu)));
+        let Some(r) = reference else { return false };
+        let turn_deg = |p: usize| libm::fabs((m.v[p] * r[p].conj()).arg()).to_degrees();
+        let turned = (0..3).filter(|&p| turn_deg(p) >= VECTOR_SHIFT_MIN_DEG).count();
+        let still = (0..3).filter(|&p| turn_deg(p) <= VECTOR_SHIFT_OTHERS_MAX_DEG).count();
+        let jumped = turned == 1 && still == 2;
+        self.vs_ref = if jumped { Some(r) } else { None };
+        jumped
+    }
+
     fn unbalance_step(&mut self, m: &CycleMeasurement, min_pu: f64) -> bool {
         let u = self.s.u_nominal_v;
         let ratio_of = |v: &[Phasor; 3]| -> Option<(Phasor, f64)> {
