@@ -997,6 +997,39 @@ mod tests {
         m
     }
 
+    /// A phase held up beyond a break by inverters that give no reactive power turns by the loads' power-factor
+    /// angle with its magnitude nearly kept: a lost phase after the open-conductor delay, and no current drop
+    /// of its own to locate on. Three phases turning together (the reference or the frequency moved) and a
+    /// small turn of one phase are nothing.
+    #[test]
+    fn one_phase_turned_with_its_magnitude_healthy_is_islanded() {
+        let run = |turn_deg: [f64; 3], mag: f64| {
+            let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+            for k in 0..4 {
+                p.on_cycle(Instant(k * 20_000_000), &meas(230.0, [20.0; 3]));
+            }
+            let mut m = meas(230.0, [20.0; 3]);
+            m.i[0] = Phasor::polar(1.0, 0.0);
+            for (ph, d) in turn_deg.iter().enumerate() {
+                let v = m.v[ph] * Phasor::polar(1.0, d.to_radians());
+                m.v[ph] = if ph == 0 { v.scale(mag) } else { v };
+            }
+            for k in 0..20 {
+                p.on_cycle(Instant(100_000_000 + k * 20_000_000), &m);
+            }
+            p.status()
+        };
+        let s = run([18.0, 0.0, 0.0], 0.95);
+        assert!(s.vector_shift && s.loss_of_phase && !s.voltage_healthy && !s.current_drop, "{s:?}");
+        assert!(!s.unbalance_step, "{s:?}");
+        let s = run([-12.0, 0.0, 0.0], 1.0);
+        assert!(s.vector_shift && s.loss_of_phase, "{s:?}");
+        let s = run([18.0, 18.0, 18.0], 1.0);
+        assert!(!s.vector_shift, "{s:?}");
+        let s = run([5.0, 0.0, 0.0], 1.0);
+        assert!(!s.vector_shift, "{s:?}");
+    }
+
     #[test]
     fn a_displaced_star_point_is_a_broken_neutral_and_a_sagged_phase_is_not() {
         let mut p = Protection::new(ProtectionSettings::default()).unwrap();
