@@ -87,6 +87,16 @@ impl LomUnit {
     }
 }
 
+/// Starts a generator protection timer that is not running yet (`since` = now) and keeps `wake` at the
+/// earliest instant a running timer expires.
+fn arm(since: &mut Option<SimTime>, now: SimTime, after: SimDuration, wake: &mut Option<SimTime>) {
+    if since.is_none() {
+        *since = Some(now);
+        let at = now.saturating_add(after);
+        *wake = Some(wake.map_or(at, |w| w.min(at)));
+    }
+}
+
 /// Supply voltage a disconnected generator waits for before it counts the reconnection delay (p.u.,
 /// EN 50549-1's reconnection range starts at 85 % of nominal).
 const LOM_BACK_PU: f64 = 0.85;
@@ -236,31 +246,18 @@ impl GridAgent {
             // tripping generators.
             let over = islanded && snap.v_pu.get(b).is_some_and(|v| v.iter().any(|x| x.norm() > lom.ov_pu));
             match (u.tripped.is_some(), over) {
-                (false, true) if u.over_since.is_none() => {
-                    u.over_since = Some(now);
-                    let at = now.saturating_add(lom.ov);
-                    wake = Some(wake.map_or(at, |w| w.min(at)));
-                }
+                (false, true) => arm(&mut u.over_since, now, lom.ov, &mut wake),
                 (_, false) => u.over_since = None,
-                _ => {}
+                (true, true) => {}
             }
             let supplied = !islanded
                 && snap.energised.get(b).copied().unwrap_or(false)
                 && snap.v_pu.get(b).is_some_and(|v| v.iter().all(|x| x.norm() >= LOM_BACK_PU));
             match (u.tripped.is_some(), islanded) {
-                (false, true) if u.islanded_since.is_none() => {
-                    u.islanded_since = Some(now);
-                    let at = now.saturating_add(lom.trip);
-                    wake = Some(wake.map_or(at, |w| w.min(at)));
-                }
+                (false, true) => arm(&mut u.islanded_since, now, lom.trip, &mut wake),
                 (false, false) => u.islanded_since = None,
-                (true, _) if supplied && u.back_since.is_none() => {
-                    u.back_since = Some(now);
-                    let at = now.saturating_add(lom.reconnect);
-                    wake = Some(wake.map_or(at, |w| w.min(at)));
-                }
-                (true, _) if !supplied => u.back_since = None,
-                _ => {}
+                (true, _) if supplied => arm(&mut u.back_since, now, lom.reconnect, &mut wake),
+                (true, _) => u.back_since = None,
             }
         }
         if let Some(at) = wake {

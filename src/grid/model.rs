@@ -581,10 +581,10 @@ impl GridModel {
         Work { net, line_parts, fault_bus }
     }
 
-    /// Loads per node. With `fault_state`, static generators are not negative loads but current-controlled
+    /// Loads per node. In a fault state, static generators are not negative loads but current-controlled
     /// full-converter sources ([`Converters`]): their pre-fault current plus reactive support in proportion to
     /// the voltage dip, limited to `k` x rated current (IEC 60909-0:2016), referred to the pre-fault voltage.
-    fn node_loads(&self, topo: &Topology, net: &Network, fault_state: bool) -> Vec<NodeLoad> {
+    fn node_loads(&self, topo: &Topology, net: &Network, state: FaultState) -> Vec<NodeLoad> {
         let mut loads = vec![NodeLoad::default(); topo.n_nodes];
         let node_of = |bus: i64| net.bus(bus).and_then(|b| topo.bus_node[b]);
         for (k, l) in net.loads.iter().enumerate() {
@@ -622,7 +622,7 @@ impl GridModel {
             }
             let Some(n) = node_of(g.bus) else { continue };
             let (p, q) = self.sgen_set[k];
-            if fault_state {
+            if state != FaultState::Healthy {
                 let in_pu = g.rating_mva() / S_BASE_MVA;
                 let v1 = net
                     .bus(g.bus)
@@ -636,7 +636,7 @@ impl GridModel {
                 c.s_pu += C64::new(p, q) / S_BASE_MVA;
                 c.in_pu += in_pu;
                 c.imax_pu += in_pu * g.k_factor();
-                c.frt_gain = if self.state == FaultState::Shunt { K_FRT } else { 0.0 };
+                c.frt_gain = if state == FaultState::Shunt { K_FRT } else { 0.0 };
                 continue;
             }
             loads[n].s_p -= C64::new(p, q) / S_BASE_MVA;
@@ -849,7 +849,7 @@ impl GridModel {
                 // sources at their pre-fault current into the loads' pre-fault admittances, the phase keeps
                 // its pre-fault voltage where generation matches load (the non-detection zone that
                 // loss-of-mains protection covers) and sags or swells in proportion to the mismatch.
-                self.node_loads(&pf.topo, &work.net, self.state != FaultState::Healthy),
+                self.node_loads(&pf.topo, &work.net, self.state),
                 if self.state == FaultState::Healthy {
                     vec![None; self.faults.len()]
                 } else {
