@@ -319,6 +319,9 @@ pub struct Protection {
     status: ProtectionStatus,
     elements: [Timed; 3],
     loss_since: Option<u64>,
+    /// Pre-event phase voltages of a loss that came with its healthy phases swung (see [`SHUNT_SWING_PU`]),
+    /// kept while the swing lasts.
+    swing_ref: Option<[Phasor; 3]>,
     drop_since: Option<(u64, usize, f64)>,
     /// Pre-event reference of the unbalance-step element: (U2/U1, |U1|), latched while the step lasts.
     ub_ref: Option<(Phasor, f64)>,
@@ -351,6 +354,19 @@ const VECTOR_SHIFT_MIN_DEG: f64 = 10.0;
 /// ... while the other two phases stay within this of their pre-event angle (a supplied phase does not turn;
 /// all three turning together is a frequency change or the whole feeder's reference, not a break).
 const VECTOR_SHIFT_OTHERS_MAX_DEG: f64 = 2.0;
+/// A lost phase whose healthy phases moved by more than this against the pre-event memory (the largest change
+/// of a healthy phase's voltage phasor, p.u. of nominal) is a shunt fault's sag, not a break: the fault
+/// current drags the healthy phases through the feeder's zero-sequence impedance, while beyond a break they
+/// keep their voltage. Measured at the LMUs that lose a phase (sections 1, 3, 5 and 7 of the five feeders of the
+/// FLISR studies, and Kabel 2's section 16; PV 0 and 50 %): open conductors 0.002-0.038 p.u., bolted
+/// line-to-earth faults 0.001-0.44 p.u. (small only near the transformer, whose stiffness holds the healthy
+/// phases, and there the reports stay as before). Such a loss waits [`SWING_HOLD_NS`] more
+/// before it counts, or until the swing ends with a phase still lost (a single-phase fuse that cleared the
+/// fault leaves a lost phase behind): the LMUs beyond a shunt fault then keep their reports, which its
+/// handling does not use, off the channel that handling needs.
+const SHUNT_SWING_PU: f64 = 0.08;
+/// See [`SHUNT_SWING_PU`] (ns): longer than the graded clearing of a shunt fault on the shipped feeders.
+const SWING_HOLD_NS: u64 = 1_000_000_000;
 /// A pickup longer than this re-baselines the memory (a persistent load change is not a fault).
 const MAX_PICKUP_NS: u64 = 5_000_000_000;
 /// Largest spread of the three line-to-line voltages (max - min, share of their mean) that still counts as
@@ -380,6 +396,7 @@ impl Protection {
             status: ProtectionStatus::default(),
             elements: [Timed::default(); 3],
             loss_since: None,
+            swing_ref: None,
             drop_since: None,
             ub_ref: None,
             ub_first: None,
@@ -657,15 +674,33 @@ impl Protection {
         let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
         // An open conductor looks like lost load from upstream (a reverse pickup): only a forward fault masks it.
         if (lost || shifted || displaced || step || jumped) && !(self.status.pickup && self.status.forward) {
-            let since = *self.loss_since.get_or_insert(t);
+            if self.loss_since.is_none() {
+                self.loss_since = Some(t);
+                // A shunt fault's swell on the healthy phases can look shifted; a displaced star point (its
+                // line-to-line voltages kept) and an islanded phase are no shunt fault.
+                let plain_loss = (lost || shifted || step) && !displaced && !jumped;
+                self.swing_ref = self
+                    .memory
+                    .map(|pre| pre.v)
+                    .filter(|pre| plain_loss && self.healthy_swing_pu(&m.v, pre) > SHUNT_SWING_PU);
+            } else if let Some(pre) = self.swing_ref
+                && self.healthy_swing_pu(&m.v, &pre) <= 0.5 * SHUNT_SWING_PU
+            {
+                // The sag's cause is gone and a phase is still lost: from here on, a lost phase.
+                self.swing_ref = None;
+                self.loss_since = Some(t);
+            }
+            let since = self.loss_since.unwrap_or(t);
             // The step alone waits twice as long: a shunt fault elsewhere is cleared (even by backup) first.
             // So does a loss on two phases with one healthy: one open conductor leaves two phases healthy,
             // while a phase-to-phase fault upstream sags both faulted phases here until it is cleared.
             let one_phase = lost && mid > self.s.healthy_pu;
-            self.loss_delay_ns = if one_phase || shifted || displaced || jumped { delay } else { 2 * delay };
+            let base = if one_phase || shifted || displaced || jumped { delay } else { 2 * delay };
+            self.loss_delay_ns = if self.swing_ref.is_some() { base + SWING_HOLD_NS } else { base };
             self.status.loss_of_phase = t.saturating_sub(since) >= self.loss_delay_ns;
         } else {
             self.loss_since = None;
+            self.swing_ref = None;
             self.status.loss_of_phase = false;
         }
         // Sudden loss of one phase current with healthy voltages (open conductor further downstream). A
@@ -700,6 +735,28 @@ impl Protection {
                     }
                 }
             }
+        }
+    }
+
+    /// How far the phases that should have kept their voltage moved against `pre` (p.u. of nominal): the
+    /// largest change of a phase phasor among those healthy now, leaving out the one that moved most when all
+    /// three are healthy (an unbalance step moves one phase beyond a break). 0 with none left.
+    fn healthy_swing_pu(&self, v: &[Phasor; 3], pre: &[Phasor; 3]) -> f64 {
+        let u = self.s.u_nominal_v;
+        let mut d = [0.0f64; 3];
+        let mut n = 0;
+        for p in 0..3 {
+            if v[p].abs() / u > self.s.healthy_pu {
+                d[n] = (v[p] - pre[p]).abs() / u;
+                n += 1;
+            }
+        }
+        let d = &mut d[..n];
+        d.sort_by(f64::total_cmp);
+        match n {
+            3 => d[1],
+            0 => 0.0,
+            _ => d[n - 1],
         }
     }
 
@@ -1028,6 +1085,52 @@ mod tests {
         assert!(!s.vector_shift, "{s:?}");
         let s = run([5.0, 0.0, 0.0], 1.0);
         assert!(!s.vector_shift, "{s:?}");
+    }
+
+    /// A phase lost with the others kept is a break beyond this LMU and counts after the open-conductor delay;
+    /// lost while the others swung (a shunt fault elsewhere drags them) it waits until the swing ends, or at
+    /// most `SWING_HOLD_NS`; a phase still lost once the swing is over (a single-phase fuse cleared the fault)
+    /// counts from then.
+    #[test]
+    fn a_phase_lost_while_the_others_swung_is_a_shunt_faults_sag_and_waits_for_it_to_end() {
+        let delay = ProtectionSettings::default().open_conductor_delay_ms as u64 * 1_000_000;
+        let start = || {
+            let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+            for k in 0..4 {
+                p.on_cycle(Instant(k * 20_000_000), &meas(230.0, [20.0; 3]));
+            }
+            p
+        };
+        let lost = |swing: Phasor| {
+            let mut m = meas(230.0, [20.0; 3]);
+            m.v[0] = m.v[0].scale(0.05);
+            m.i[0] = m.i[0].scale(0.05);
+            m.v[1] = m.v[1] * swing;
+            m.v[2] = m.v[2] * swing;
+            m
+        };
+        let t0 = 100_000_000;
+        // Beyond a break: the healthy phases keep their voltage.
+        let mut p = start();
+        p.on_cycle(Instant(t0), &lost(Phasor::polar(1.01, 0.01)));
+        p.tick(Instant(t0 + delay));
+        assert!(p.status().loss_of_phase, "{:?}", p.status());
+        // Beside a shunt fault: the others swing by 0.2 p.u. (10 % up, 10 degrees).
+        let mut p = start();
+        p.on_cycle(Instant(t0), &lost(Phasor::polar(1.1, 10f64.to_radians())));
+        p.tick(Instant(t0 + delay));
+        assert!(!p.status().loss_of_phase, "{:?}", p.status());
+        p.tick(Instant(t0 + delay + SWING_HOLD_NS));
+        assert!(p.status().loss_of_phase, "held at most SWING_HOLD_NS");
+        // The fault cleared with the phase still lost: counts from the end of the swing.
+        let mut p = start();
+        p.on_cycle(Instant(t0), &lost(Phasor::polar(1.1, 10f64.to_radians())));
+        let t1 = t0 + 200_000_000;
+        p.on_cycle(Instant(t1), &lost(Phasor::polar(1.0, 0.0)));
+        p.tick(Instant(t1 + delay - 1));
+        assert!(!p.status().loss_of_phase);
+        p.tick(Instant(t1 + delay));
+        assert!(p.status().loss_of_phase, "{:?}", p.status());
     }
 
     #[test]
