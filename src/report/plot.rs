@@ -12,7 +12,8 @@
 //! gateways), `fault-timeline` (`faults.csv`: onset, detection, trip, isolation, restoration per fault),
 //! `mesh-distributions` (`mesh_nodes.csv`: per-node delivery ratio and latency histograms), `accounting`
 //! (`summary.json` `accounting` object: generated, stored, dropped by reason, as a waterfall) and `sweep`
-//! (the sweep CSV: a heatmap per KPI over the first two axes, and a Pareto front when the plan names one).
+//! (the sweep CSV: a heatmap per KPI over two axes, the first pair that fills its grid, and a Pareto front
+//! when the plan names one).
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -1272,6 +1273,8 @@ fn draw_waterfall<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context
 
 /// A heatmap of one KPI over two axes (mean over replications).
 pub struct Heatmap {
+    /// The plan has more axes than the two shown: each cell is the mean over them too.
+    pub others: bool,
     pub x_name: String,
     pub y_name: String,
     pub kpi: String,
@@ -1291,7 +1294,6 @@ fn sweep_heatmaps(csv: &Csv, axes: &[String]) -> Vec<Heatmap> {
     if axis_cols.len() < 2 {
         return Vec::new();
     }
-    let (cx, cy) = (axis_cols[0], axis_cols[1]);
     let uniq = |c: usize| {
         let mut v: Vec<String> = Vec::new();
         for r in &csv.rows {
@@ -1301,7 +1303,9 @@ fn sweep_heatmaps(csv: &Csv, axes: &[String]) -> Vec<Heatmap> {
         }
         v
     };
+    let (cx, cy) = heatmap_axes(csv, &axis_cols);
     let (xs, ys) = (uniq(cx), uniq(cy));
+    let others = axis_cols.len() > 2;
     let skip = ["point", "replication", "seed", "digest"];
     let mut out = Vec::new();
     for k in 0..csv.header.len() {
@@ -1327,6 +1331,7 @@ fn sweep_heatmaps(csv: &Csv, axes: &[String]) -> Vec<Heatmap> {
             .map(|row| row.iter().map(|&(s, n)| if n > 0 { s / n as f64 } else { f64::NAN }).collect())
             .collect();
         out.push(Heatmap {
+            others,
             x_name: csv.header[cx].clone(),
             y_name: csv.header[cy].clone(),
             kpi: csv.header[k].clone(),
@@ -1339,6 +1344,40 @@ fn sweep_heatmaps(csv: &Csv, axes: &[String]) -> Vec<Heatmap> {
         }
     }
     out
+}
+
+/// The two axes a sweep's heatmaps show (CSV columns, from `axis_cols` in plan order): the first pair of axes
+/// that both vary and fill their grid (every combination is a point), so no cell is empty; else the pair that
+/// fills the largest share of its grid. Plans whose axes each name their own block (a feeder and the placement
+/// made for it) would otherwise show a diagonal of values in a grid of empty cells.
+fn heatmap_axes(csv: &Csv, axis_cols: &[usize]) -> (usize, usize) {
+    let distinct = |cols: &[usize]| -> usize {
+        let mut seen: Vec<Vec<&str>> = Vec::new();
+        for r in &csv.rows {
+            let key: Vec<&str> = cols.iter().map(|&c| r[c].as_str()).collect();
+            if !seen.contains(&key) {
+                seen.push(key);
+            }
+        }
+        seen.len()
+    };
+    let counts: Vec<usize> = axis_cols.iter().map(|&c| distinct(&[c])).collect();
+    let mut best: Option<(f64, usize, usize)> = None;
+    for a in 0..axis_cols.len() {
+        for b in a + 1..axis_cols.len() {
+            if counts[a] < 2 || counts[b] < 2 {
+                continue;
+            }
+            let fill = distinct(&[axis_cols[a], axis_cols[b]]) as f64 / (counts[a] * counts[b]) as f64;
+            if fill >= 1.0 {
+                return (axis_cols[a], axis_cols[b]);
+            }
+            if best.is_none_or(|(f, _, _)| fill > f) {
+                best = Some((fill, axis_cols[a], axis_cols[b]));
+            }
+        }
+    }
+    best.map_or((axis_cols[0], axis_cols[1]), |(_, x, y)| (x, y))
 }
 
 fn heat_colour(t: f64) -> RGBColor {
@@ -1355,15 +1394,18 @@ fn heat_colour(t: f64) -> RGBColor {
 fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, Heatmap)) -> R {
     let (ctx, h) = d;
     let (q, u) = describe(&h.kpi);
-    let (area, legend) = layout(&root, &ctx.title(&format!("Sweep: {q} ({u}), mean over replications")), 1)?;
+    let over = if h.others { "mean over the other axes and replications" } else { "mean over replications" };
+    let (area, legend) = layout(&root, &ctx.title(&format!("Sweep: {q} ({u}), {over}")), 1)?;
     let (nx, ny) = (h.xs.len(), h.ys.len());
+    // Room for the longest value label of the y axis (about 8 px a character at the label size).
+    let y_label_px = h.ys.iter().map(|y| y.chars().count()).max().unwrap_or(0) as u32 * 8 + 40;
     let (lo, hi) = finite_range(h.values.iter().flatten().copied()).unwrap_or((0.0, 1.0));
     let xs = h.xs.clone();
     let ys = h.ys.clone();
     let mut chart = ChartBuilder::on(&area)
         .margin(12)
         .x_label_area_size(45)
-        .y_label_area_size(90)
+        .y_label_area_size(y_label_px.clamp(90, 320))
         .build_cartesian_2d(-0.5f64..(nx as f64 - 0.5), -0.5f64..(ny as f64 - 0.5))
         .map_err(pe)?;
     chart
@@ -1419,7 +1461,7 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
             }
         }
     }
-    let entries: Vec<Entry> = (0..5)
+    let mut entries: Vec<Entry> = (0..5)
         .map(|k| {
             let t = k as f64 / 4.0;
             Entry {
@@ -1430,6 +1472,9 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
             }
         })
         .collect();
+    if h.values.iter().flatten().any(|v| !v.is_finite()) {
+        entries.push(Entry { label: "no point".into(), colour: RGBColor(220, 220, 220), line: false, dashed: false });
+    }
     draw_legend(&legend, &entries)?;
     root.present().map_err(pe)
 }
@@ -1515,6 +1560,36 @@ fn draw_pareto<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Axes that each name their own block (a feeder and its placement) leave most of their grid empty; the
+    /// heatmaps take the first pair that fills its grid, and the first two axes when none does.
+    #[test]
+    fn heatmaps_take_the_first_pair_of_axes_that_fills_its_grid() {
+        let header: Vec<String> =
+            ["point", "replication", "seed", "feeder", "placement", "kind", "pv", "trip_ms"].map(String::from).into();
+        let mut rows = Vec::new();
+        for (f, pl) in [("a", "every"), ("b", "junctions")] {
+            for kind in ["open", "3ph"] {
+                for pv in ["0", "100"] {
+                    let t = if kind == "open" { 300.0 } else { 100.0 } + if f == "b" { 10.0 } else { 0.0 };
+                    rows.push(
+                        [&rows.len().to_string(), "0", "1", f, pl, kind, pv, &t.to_string()].map(String::from).into(),
+                    );
+                }
+            }
+        }
+        let csv = Csv { header, rows };
+        let axes: Vec<String> = ["feeder", "placement", "kind", "pv"].map(String::from).into();
+        let h = sweep_heatmaps(&csv, &axes);
+        assert_eq!((h[0].x_name.as_str(), h[0].y_name.as_str()), ("feeder", "kind"));
+        assert!(h[0].others && h[0].values.iter().flatten().all(|v| v.is_finite()));
+        assert_eq!(h[0].values, vec![vec![300.0, 310.0], vec![100.0, 110.0]]);
+        // Two axes only, block-diagonal: shown as they are, empty cells and all.
+        let two: Vec<String> = ["feeder", "placement"].map(String::from).into();
+        let h = sweep_heatmaps(&csv, &two);
+        assert_eq!((h[0].x_name.as_str(), h[0].y_name.as_str(), h[0].others), ("feeder", "placement", false));
+        assert!(h[0].values[0][1].is_nan());
+    }
 
     #[test]
     fn clipping_keeps_lines_inside_the_box() {
