@@ -978,6 +978,30 @@ mod world {
         assert!(e["restore_s"].as_f64().is_some_and(|t| t < 60.0), "{e}");
     }
 
+    /// A bolted line-to-earth fault on Kabel 2 (42 LMUs within about two radio ranges) sags the faulted phase
+    /// at most of them below the lost-phase threshold, and drags the other two by 0.15-0.38 p.u.: a shunt
+    /// fault's sag, not a break, so the LMUs keep their lost-phase reports off the channel (they sent 20 before
+    /// and the handling of the fault uses none of them). A break there still reports and is located.
+    #[test]
+    fn lmus_beside_a_bolted_earth_fault_keep_their_lost_phase_reports_off_the_channel() {
+        let kabel2 = [
+            ("grid.network", "File(\"networks/kerber_landnetz_kabel_2.json\")"),
+            ("faults[0].section", "16"),
+            ("faults[0].r_ohm", "0.0"),
+            ("grid.rooftop_pv_pct", "0.0"),
+        ];
+        let s = case_seeded(&[&kabel2[..], &[("faults[0].kind", "LineToEarth")]].concat(), 10317952764954214189);
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], "S16", "{e}");
+        assert_eq!(e["healthy_trips"], 0, "{e}");
+        let frames = &s["lmus"]["flisr_frames_by_kind"];
+        assert_eq!(frames.get("loss_of_voltage").and_then(Value::as_u64).unwrap_or(0), 0, "{frames}");
+        let s = case(&[&kabel2[..], &[("faults[0].kind", "OpenConductor")]].concat());
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], "S16", "{e}");
+        assert!(s["lmus"]["flisr_frames_by_kind"]["loss_of_voltage"].as_u64().is_some_and(|n| n > 0), "{s}");
+    }
+
     /// A break at the end of a weak branch (Dickert's long overhead line, section 6, no PV): at full load the
     /// branch's LMUs run at 0.78-0.85 p.u. before any fault, below the settings file's `healthy_pu` (0.8).
     /// Commissioning lowers those LMUs' threshold to 0.05 p.u. below their bus's lowest normal voltage (the
