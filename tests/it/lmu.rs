@@ -978,7 +978,7 @@ mod world {
         assert!(e["restore_s"].as_f64().is_some_and(|t| t < 60.0), "{e}");
     }
 
-    /// A bolted line-to-earth fault on Kabel 2 (42 LMUs within about two radio ranges) sags the faulted phase
+    /// A bolted line-to-earth fault on Kabel 2 (42 LMUs within 380 m of each other) sags the faulted phase
     /// at most of them below the lost-phase threshold, and drags the other two by 0.15-0.38 p.u.: a shunt
     /// fault's sag, not a break, so the LMUs keep their lost-phase reports off the channel (they sent 20 before
     /// and the handling of the fault uses none of them). A break there still reports and is located.
