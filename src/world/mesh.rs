@@ -29,7 +29,9 @@ pub fn add(
     radio.validate().map_err(|e| InputError::file(&resolved.file, e, None))?;
     let handle = crate::mesh::build(sim, cfg, &radio, nodes, peers).map_err(|e| loaded.error_in("mesh", e))?;
     for w in &handle.warnings {
-        tracing::warn!("{}: mesh: {w}", loaded.file);
+        // The builder's warnings mostly name their field (`mesh.radio ...`) or section (`mesh: ...`) already.
+        let section = if w.starts_with("mesh") { "" } else { "mesh: " };
+        tracing::warn!("{}: {section}{w}", loaded.file);
     }
     Ok(MeshPart { handle })
 }

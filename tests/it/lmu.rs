@@ -978,6 +978,30 @@ mod world {
         assert!(e["restore_s"].as_f64().is_some_and(|t| t < 60.0), "{e}");
     }
 
+    /// A bolted line-to-earth fault at the end of the long Dickert cable, 100 % PV: on another branch it turns
+    /// the faulted phase by 12 degrees and sags it to 0.83 of its voltage, and its clearing turns it back. The
+    /// return once read as a second vector shift against a memory taken during the sag, so an LMU there
+    /// reported a lost phase for good and the healthy LMU above it opened its own section (3 healthy trips,
+    /// customers not restored). Now: located, isolated, every healthy customer restored.
+    #[test]
+    fn a_fault_elsewhere_that_turns_a_phase_and_turns_it_back_trips_no_healthy_section() {
+        let s = case_seeded(
+            &[
+                ("grid.network", "File(\"networks/dickert_long_cable_multiple_bad.json\")"),
+                ("lmus.at", "Spaced(max_m: 500.0)"),
+                ("faults[0].section", "11"),
+                ("faults[0].kind", "LineToEarth"),
+                ("faults[0].r_ohm", "0.0"),
+                ("grid.rooftop_pv_pct", "100.0"),
+            ],
+            1144024013295567471,
+        );
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], "S11", "{e}");
+        assert_eq!(e["healthy_trips"], 0, "{e}");
+        assert!(e["restore_s"].as_f64().is_some_and(|t| t < 60.0), "{e}");
+    }
+
     /// A bolted line-to-earth fault on Kabel 2 (42 LMUs within 380 m of each other) sags the faulted phase
     /// at most of them below the lost-phase threshold, and drags the other two by 0.15-0.38 p.u.: a shunt
     /// fault's sag, not a break, so the LMUs keep their lost-phase reports off the channel (they sent 20 before

@@ -331,6 +331,8 @@ pub struct Protection {
     ub_seen_at: Option<u64>,
     /// Pre-event phase voltages of the vector-shift element, latched while the shift lasts.
     vs_ref: Option<[Phasor; 3]>,
+    /// When the last vector shift ended (the phase turned back): the element waits [`QUIET_NS`] after it.
+    vs_ended_at: Option<u64>,
     /// Delay of the present loss-of-phase condition (ns).
     loss_delay_ns: u64,
     /// Last measurement with a pickup or an unhealthy voltage: the unbalance step is not judged for
@@ -354,18 +356,19 @@ const VECTOR_SHIFT_MIN_DEG: f64 = 10.0;
 /// ... while the other two phases stay within this of their pre-event angle (a supplied phase does not turn;
 /// all three turning together is a frequency change or the whole feeder's reference, not a break).
 const VECTOR_SHIFT_OTHERS_MAX_DEG: f64 = 2.0;
-/// A lost phase whose healthy phases moved by more than this against the pre-event memory (the largest change
-/// of a healthy phase's voltage phasor, p.u. of nominal) is a shunt fault's sag, not a break: the fault
-/// current drags the healthy phases through the feeder's zero-sequence impedance, while beyond a break they
+/// A lost phase whose healthy phases moved by more than this against the pre-event memory (the change of their
+/// voltage phasors, p.u. of nominal: see `Protection::healthy_swing_pu`) is a shunt fault's sag, not a break: the
+/// fault current drags the healthy phases through the feeder's zero-sequence impedance, while beyond a break they
 /// keep their voltage. Measured at the LMUs that lose a phase (sections 1, 3, 5 and 7 of the five feeders of the
 /// FLISR studies, and Kabel 2's section 16; PV 0 and 50 %): open conductors 0.002-0.038 p.u., bolted
 /// line-to-earth faults 0.001-0.44 p.u. (small only near the transformer, whose stiffness holds the healthy
-/// phases, and there the reports stay as before). Such a loss waits [`SWING_HOLD_NS`] more
-/// before it counts, or until the swing ends with a phase still lost (a single-phase fuse that cleared the
-/// fault leaves a lost phase behind): the LMUs beyond a shunt fault then keep their reports, which its
-/// handling does not use, off the channel that handling needs.
+/// phases, and there the reports stay as before). Such a loss waits [`SWING_HOLD_NS`] more before it counts, or
+/// until the swing ends with a phase still lost (a single-phase fuse that cleared the fault leaves a lost phase
+/// behind): the LMUs beyond a shunt fault then keep their reports, which its handling does not use, off the
+/// channel that handling needs.
 const SHUNT_SWING_PU: f64 = 0.08;
-/// See [`SHUNT_SWING_PU`] (ns): longer than the graded clearing of a shunt fault on the shipped feeders.
+/// See [`SHUNT_SWING_PU`] (ns): longer than every shunt trip of the shipped FLISR studies (at most 811 ms, next
+/// to a dead radio), short enough that a break taken for a sag is still located within about a second more.
 const SWING_HOLD_NS: u64 = 1_000_000_000;
 /// A pickup longer than this re-baselines the memory (a persistent load change is not a fault).
 const MAX_PICKUP_NS: u64 = 5_000_000_000;
@@ -402,6 +405,7 @@ impl Protection {
             ub_first: None,
             ub_seen_at: None,
             vs_ref: None,
+            vs_ended_at: None,
             loss_delay_ns: 0,
             disturbed_at: None,
             forward_at: None,
@@ -745,9 +749,9 @@ impl Protection {
         let u = self.s.u_nominal_v;
         let mut d = [0.0f64; 3];
         let mut n = 0;
-        for p in 0..3 {
-            if v[p].abs() / u > self.s.healthy_pu {
-                d[n] = (v[p] - pre[p]).abs() / u;
+        for (&now, &before) in v.iter().zip(pre) {
+            if now.abs() / u > self.s.healthy_pu {
+                d[n] = (now - before).abs() / u;
                 n += 1;
             }
         }
@@ -784,9 +788,15 @@ impl Protection {
         let u = self.s.u_nominal_v;
         // Not within the quiet time after a forward pickup (a fault ahead and its clearing turn phases). A
         // pickup that is not forward does not hold it off: the island's own currents rearrange at the break.
-        let quiet = self.forward_at.is_none_or(|f| self.last_ns >= f + QUIET_NS);
+        // Nor within it after a shift that ended: a phase that turned and turned back was a passing disturbance
+        // (a shunt fault on another branch turns the faulted phase here too, and its clearing turns it back),
+        // and the memory is then still of the disturbed state, against which the return reads as a new shift.
+        let quiet = self.forward_at.is_none_or(|f| self.last_ns >= f + QUIET_NS)
+            && self.vs_ended_at.is_none_or(|e| self.last_ns >= e + QUIET_NS);
         if !(min_pu > self.s.healthy_pu && quiet) {
-            self.vs_ref = None;
+            if self.vs_ref.take().is_some() {
+                self.vs_ended_at = Some(self.last_ns);
+            }
             return false;
         }
         let reference = self
@@ -797,6 +807,9 @@ impl Protection {
         let turned = (0..3).filter(|&p| turn_deg(p) >= VECTOR_SHIFT_MIN_DEG).count();
         let still = (0..3).filter(|&p| turn_deg(p) <= VECTOR_SHIFT_OTHERS_MAX_DEG).count();
         let jumped = turned == 1 && still == 2;
+        if !jumped && self.vs_ref.is_some() {
+            self.vs_ended_at = Some(self.last_ns);
+        }
         self.vs_ref = if jumped { Some(r) } else { None };
         jumped
     }
@@ -1085,6 +1098,44 @@ mod tests {
         assert!(!s.vector_shift, "{s:?}");
         let s = run([5.0, 0.0, 0.0], 1.0);
         assert!(!s.vector_shift, "{s:?}");
+    }
+
+    /// A shunt fault on another branch turns and sags the faulted phase here, and its clearing turns it back:
+    /// the memory taken during the sag must not make the return read as a second shift (it once located a
+    /// break in a healthy section on the long Dickert cable). A shift that ended holds the element off for
+    /// `QUIET_NS`; after that, a real one counts again.
+    #[test]
+    fn a_phase_that_turned_and_turned_back_is_no_island() {
+        let mut p = Protection::new(ProtectionSettings { healthy_pu: 0.7, ..ProtectionSettings::default() }).unwrap();
+        let base = meas(230.0, [20.0; 3]);
+        for k in 0..4 {
+            p.on_cycle(Instant(k * 20_000_000), &base);
+        }
+        let turned = |deg: f64, mag: f64| {
+            let mut m = base;
+            m.v[0] = m.v[0].scale(mag) * Phasor::polar(1.0, deg.to_radians());
+            m
+        };
+        // The fault: phase a sagged to 0.83 and turned by 12 degrees, held for 140 ms (memory follows it).
+        let mut t = 100_000_000;
+        for _ in 0..8 {
+            p.on_cycle(Instant(t), &turned(-12.0, 0.83));
+            t += 20_000_000;
+        }
+        // Cleared: back to the pre-fault phasor, for longer than the memory's age.
+        for _ in 0..10 {
+            p.on_cycle(Instant(t), &base);
+            assert!(!p.status().vector_shift, "the return is no shift at {t} ns: {:?}", p.status());
+            t += 20_000_000;
+        }
+        // A second and real island after the quiet time is seen again.
+        t += QUIET_NS;
+        for _ in 0..4 {
+            p.on_cycle(Instant(t), &base);
+            t += 20_000_000;
+        }
+        p.on_cycle(Instant(t), &turned(18.0, 0.97));
+        assert!(p.status().vector_shift, "{:?}", p.status());
     }
 
     /// A phase lost with the others kept is a break beyond this LMU and counts after the open-conductor delay;
