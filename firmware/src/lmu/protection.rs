@@ -365,7 +365,10 @@ const VECTOR_SHIFT_OTHERS_MAX_DEG: f64 = 2.0;
 /// phases, and there the reports stay as before). Such a loss waits [`SWING_HOLD_NS`] more before it counts, or
 /// until the swing ends with a phase still lost (a single-phase fuse that cleared the fault leaves a lost phase
 /// behind): the LMUs beyond a shunt fault then keep their reports, which its handling does not use, off the
-/// channel that handling needs.
+/// channel that handling needs. Not among the sampled: on the long Dickert overhead line (0.78-0.85 p.u. at full
+/// load) a break at 0 % PV moves the other phases by more than this, so such breaks wait out the hold (about 0.6
+/// s slower there; docs/benchmarks.md, "FLISR on long feeders"). A threshold per LMU from commissioning would
+/// serve both.
 const SHUNT_SWING_PU: f64 = 0.08;
 /// See [`SHUNT_SWING_PU`] (ns): longer than every shunt trip of the shipped FLISR studies (at most 811 ms, next
 /// to a dead radio), short enough that a break taken for a sag is still located within about a second more.
