@@ -1352,14 +1352,9 @@ fn sweep_heatmaps(csv: &Csv, axes: &[String]) -> Vec<Heatmap> {
 /// made for it) would otherwise show a diagonal of values in a grid of empty cells.
 fn heatmap_axes(csv: &Csv, axis_cols: &[usize]) -> (usize, usize) {
     let distinct = |cols: &[usize]| -> usize {
-        let mut seen: Vec<Vec<&str>> = Vec::new();
-        for r in &csv.rows {
-            let key: Vec<&str> = cols.iter().map(|&c| r[c].as_str()).collect();
-            if !seen.contains(&key) {
-                seen.push(key);
-            }
-        }
-        seen.len()
+        let keys: std::collections::BTreeSet<Vec<&str>> =
+            csv.rows.iter().map(|r| cols.iter().map(|&c| r.get(c).map_or("", String::as_str)).collect()).collect();
+        keys.len()
     };
     let counts: Vec<usize> = axis_cols.iter().map(|&c| distinct(&[c])).collect();
     let mut best: Option<(f64, usize, usize)> = None;
