@@ -10,7 +10,9 @@ use super::agent::{LmuAgent, Placement, Uplink};
 use super::contactor::{ContactorFailure, ContactorModel, ContactorTwin, DeviceKind};
 use super::feeder_head::{FeederDeviceModel, FeederHead, FeederHeadAgent, FeederOperation};
 use super::link::{LinkModel, LossyLink};
-use super::metrics::{Coordination, FaultEvent, FaultsReport, HeadCoordination, HealthyThreshold, LmuCompliance};
+use super::metrics::{
+    Coordination, FaultEvent, FaultsReport, HeadCoordination, HealthyThreshold, LmuCompliance, SagThreshold,
+};
 use super::placement::{Commissioned, Feeder, PlacementRule, commission, farthest_below, section_of_line};
 use super::scenario::{FaultPlan, FaultType, TieRule};
 use super::sensor::{Fidelity, SensorModel, SensorTwin};
@@ -23,8 +25,9 @@ use crate::grid::model::{Fault, FaultKind, FaultLocation, GridSnapshot, Phase};
 use crate::grid::network::Network;
 use gridtwin_firmware::lmu::flisr::Role;
 use gridtwin_firmware::lmu::pq::PqSettings;
-use gridtwin_firmware::lmu::protection::HEALTHY_ABOVE_LOSS_MIN_PU;
+use gridtwin_firmware::lmu::protection::{HEALTHY_ABOVE_LOSS_MIN_PU, SAG_SWING_MAX_PU};
 use gridtwin_firmware::lmu::{Lmu, LmuSettings};
+use num_complex::Complex64 as C64;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The hardware and settings every LMU of a feeder gets.
@@ -274,7 +277,22 @@ pub const HEALTHY_MARGIN_PU: f64 = 0.05;
 /// The lowest phase voltage at each bus in normal operation at its heaviest: the network's loads at their set
 /// points, no generation, ties open (p.u. of the phase base, by bus position; NaN where the solve fails or
 /// the bus is not energised). What commissioning sets the LMUs' healthy-voltage threshold from.
-fn normal_min_pu_at_buses(c: &Commissioning) -> Vec<f64> {
+fn normal_min_pu_at_buses(c: &Commissioning, normal: Option<&GridSnapshot>) -> Vec<f64> {
+    let nb = c.network.buses.len();
+    match normal {
+        Some(snap) => (0..nb)
+            .map(|b| match (snap.energised.get(b), snap.v_pu.get(b)) {
+                (Some(true), Some(v)) => v.iter().map(|x| x.norm()).fold(f64::INFINITY, f64::min),
+                _ => f64::NAN,
+            })
+            .collect(),
+        None => vec![f64::NAN; nb],
+    }
+}
+
+/// The feeder in normal operation at its heaviest: the network's loads at their set points, no generation,
+/// ties open. `None` where it does not solve.
+pub fn normal_state(c: &Commissioning) -> Option<std::sync::Arc<GridSnapshot>> {
     let mut net = c.network.clone();
     for t in &c.ties {
         if let Some(l) = net.lines.get_mut(t.0) {
@@ -284,17 +302,7 @@ fn normal_min_pu_at_buses(c: &Commissioning) -> Vec<f64> {
     for g in &mut net.sgens {
         g.in_service = false;
     }
-    let nb = net.buses.len();
-    let mut model = crate::grid::model::GridModel::new(net);
-    match model.solve() {
-        Ok(snap) => (0..nb)
-            .map(|b| match (snap.energised.get(b), snap.v_pu.get(b)) {
-                (Some(true), Some(v)) => v.iter().map(|x| x.norm()).fold(f64::INFINITY, f64::min),
-                _ => f64::NAN,
-            })
-            .collect(),
-        Err(_) => vec![f64::NAN; nb],
-    }
+    crate::grid::model::GridModel::new(net).solve().ok()
 }
 
 /// The healthy-voltage threshold commissioning gives an LMU whose bus runs at `normal_min_pu` at its heaviest
@@ -308,6 +316,89 @@ pub fn commissioned_healthy_pu(file_healthy_pu: f64, loss_pu: f64, normal_min_pu
         return file_healthy_pu;
     }
     file_healthy_pu.min(normal_min_pu - HEALTHY_MARGIN_PU).max(loss_pu + HEALTHY_ABOVE_LOSS_MIN_PU).min(file_healthy_pu)
+}
+
+/// How far above the estimated largest swing a break gives an LMU its sag threshold goes: load above the set
+/// points (profiles peak over them) and generation exporting through the break move the other phases
+/// further. The estimate itself lies 15-51 % above the fault-state solves on the shipped feeders.
+pub const SAG_SWING_MARGIN: f64 = 1.25;
+
+/// The sag threshold commissioning gives an LMU whose healthy phases swing by at most `break_swing_pu` when a
+/// break upstream takes one of its phases: the file's `sag_swing_pu`, raised to [`SAG_SWING_MARGIN`] times
+/// that swing where that is higher (a weak line's breaks move the other phases as a stiff cable's shunt
+/// faults do), and never above the settings' bound. Without it such breaks are taken for sags and wait out
+/// the hold before they are reported.
+pub fn commissioned_sag_swing_pu(file_sag_swing_pu: f64, break_swing_pu: f64) -> f64 {
+    if !break_swing_pu.is_finite() {
+        return file_sag_swing_pu;
+    }
+    file_sag_swing_pu.max(SAG_SWING_MARGIN * break_swing_pu).min(SAG_SWING_MAX_PU)
+}
+
+/// The largest swing of the healthy phases at each LMU (by commissioning order, p.u. of the phase base) over
+/// the breaks upstream of it, on any line and any phase, at the heaviest normal load (`normal`: the intact
+/// network solved with its loads at their set points, no generation, ties open), by superposition: a break
+/// of phase `p` in line `s` takes away phase `p`'s current in `s` and in every line below it, and through
+/// each line's coupling between phases, (Z0 - Z1) / 3 in the sequence model, that moves the other phases at
+/// an LMU beyond the break by the sum, over the lines from the source to the LMU, of the coupling times the
+/// current each line loses (the broken line's current on the lines above the break, each line's own current
+/// below it). Left out: the loads' response to the swing and the transformer's coupling (a Dyn
+/// transformer's Z0 is close to its Z1). Against full fault-state solves (a break halfway along the first
+/// line of every section, each phase) the estimate lies above at every LMU, by 15-25 % on stiff feeders and up
+/// to 51 % at the far end of a weak branch running at 0.78 p.u. (Kerber overhead line and Kabel 2, Dickert's
+/// long cable and overhead line; test `the_break_swing_estimate_lies_above_the_fault_state_solve`): one
+/// power-flow solve instead of three per line, which on a long feeder took 10 s per commissioning. 0 at LMUs
+/// that no break reaches or on lines without zero-sequence data.
+pub fn break_swing_pu_at_lmus(c: &Commissioning, normal: &GridSnapshot) -> Vec<f64> {
+    let tie_lines: BTreeSet<usize> = c.ties.iter().map(|t| t.0).collect();
+    let Ok(tree) = Feeder::new(&c.network, &tie_lines) else { return vec![0.0; c.lmus.len()] };
+    let net = &c.network;
+    c.lmus
+        .iter()
+        .map(|l| {
+            // The path from the LMU's bus up to the source: (mutual impedance, the three phase currents
+            // flowing down the line, A), nearest the LMU first.
+            let mut path: Vec<(C64, [C64; 3])> = Vec::new();
+            let mut b = l.bus_pos;
+            let mut guard = net.buses.len();
+            while let Some(Some((line, up))) = tree.parent.get(b).copied() {
+                guard = match guard.checked_sub(1) {
+                    Some(g) => g,
+                    None => break,
+                };
+                let ln = &net.lines[line];
+                let zm = match (ln.r0_ohm_per_km, ln.x0_ohm_per_km) {
+                    (Some(r0), Some(x0)) => {
+                        C64::new(r0 - ln.r_ohm_per_km, x0 - ln.x_ohm_per_km) * ln.length_km / ln.parallel / 3.0
+                    }
+                    _ => C64::new(0.0, 0.0),
+                };
+                let down_end = if net.bus(ln.from_bus) == Some(up) { 0 } else { 1 };
+                let i_ka = normal.line_i_ka.get(line).map_or([C64::new(0.0, 0.0); 3], |i| i[down_end]);
+                path.push((zm, i_ka.map(|i| i * 1000.0)));
+                b = up;
+            }
+            if path.is_empty() || normal.energised.get(l.bus_pos) != Some(&true) {
+                return 0.0;
+            }
+            let u_phase_v = net.buses[l.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
+            let mut worst = 0.0f64;
+            for p in 0..3 {
+                // From the LMU up: `below` sums the coupling times the own current of the lines between the
+                // break and the LMU; `zm_above` the coupling of the lines from the source to the break.
+                let zm_total: C64 = path.iter().map(|e| e.0).sum();
+                let mut zm_above = zm_total;
+                let mut below = C64::new(0.0, 0.0);
+                for &(zm, i) in &path {
+                    let swing_v = (zm_above * i[p] + below).norm();
+                    worst = worst.max(swing_v / u_phase_v);
+                    zm_above -= zm;
+                    below += zm * i[p];
+                }
+            }
+            worst
+        })
+        .collect()
 }
 
 /// Longest time LMU `k` takes to clear a fault in its own section with no message arriving (ms): its graded
@@ -371,6 +462,7 @@ fn coordinate(
         lmu_clear_ms_max: clear_ms.iter().copied().fold(0.0, f64::max),
         heads: Vec::new(),
         healthy_pu_lowered: Vec::new(),
+        sag_swing_raised: Vec::new(),
     };
     let (Some(model), Some(f)) = (&hw.feeder_head, tree) else { return out };
     let head_of = head_of_lmus(c, f, heads);
@@ -501,20 +593,39 @@ pub fn attach(
     let depths = depths(&c.lmus);
     let der = converters_below(&c.lmus, g.model.network());
     let prospective_a = prospective_at_buses(&c);
-    let normal_min_pu = normal_min_pu_at_buses(&c);
+    let normal = normal_state(&c);
+    let normal_min_pu = normal_min_pu_at_buses(&c, normal.as_deref());
     let mut coordination = coordinate(&c, o.hw, tree.as_ref(), &mut heads, &prospective_a, &heights);
-    let mut lowered = Vec::new();
+    let file = &o.hw.protection;
+    let healthy_by_lmu: Vec<f64> = c
+        .lmus
+        .iter()
+        .map(|l| {
+            let normal_min = normal_min_pu.get(l.bus_pos).copied().unwrap_or(f64::NAN);
+            commissioned_healthy_pu(file.healthy_pu, file.loss_pu, normal_min)
+        })
+        .collect();
+    let break_swing = match (&normal, file.open_conductor) {
+        (Some(n), true) => break_swing_pu_at_lmus(&c, n),
+        _ => vec![f64::NAN; c.lmus.len()],
+    };
+    let (mut lowered, mut raised) = (Vec::new(), Vec::new());
     for (k, l) in c.lmus.iter().enumerate() {
         let u_nom = c.network.buses[l.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
         let mut settings = lmu_settings(l, &c.lmus, o.hw, u_nom, (heights[k], depths[k], der[k]));
         settings.flisr.prospective_max_a = prospective_a.get(l.bus_pos).copied().unwrap_or(0.0);
         let normal_min = normal_min_pu.get(l.bus_pos).copied().unwrap_or(f64::NAN);
         let p = &mut settings.protection;
-        let healthy_pu = commissioned_healthy_pu(p.healthy_pu, p.loss_pu, normal_min);
+        let healthy_pu = healthy_by_lmu[k];
         if healthy_pu < p.healthy_pu {
             lowered.push(HealthyThreshold { lmu: l.peer, normal_min_pu: normal_min, healthy_pu });
         }
         p.healthy_pu = healthy_pu;
+        let sag_swing_pu = commissioned_sag_swing_pu(p.sag_swing_pu, break_swing[k]);
+        if sag_swing_pu > p.sag_swing_pu {
+            raised.push(SagThreshold { lmu: l.peer, break_swing_pu: break_swing[k], sag_swing_pu });
+        }
+        p.sag_swing_pu = sag_swing_pu;
         let fw = Lmu::new(settings).map_err(|(part, e)| format!("LMU {}: {part}.{e}", l.peer))?;
         let key = l.peer as u64;
         let sensor = SensorTwin::new(
@@ -561,6 +672,7 @@ pub fn attach(
         }
     }
     coordination.healthy_pu_lowered = lowered;
+    coordination.sag_swing_raised = raised;
     Ok(LmuBuild {
         commissioning: c,
         agents: ids,
@@ -809,7 +921,71 @@ fn score_one(
 
 #[cfg(test)]
 mod tests {
-    use super::{HEALTHY_MARGIN_PU, commissioned_healthy_pu};
+    use super::{
+        Commissioning, HEALTHY_MARGIN_PU, SAG_SWING_MARGIN, break_swing_pu_at_lmus, commissioned_healthy_pu,
+        commissioned_sag_swing_pu, normal_state,
+    };
+    use crate::grid::model::{Fault, FaultKind, FaultLocation, GridModel, Phase};
+
+    /// The superposition estimate of a break's swing at the LMUs beyond it against the fault-state solve it
+    /// stands in for, on the Kerber overhead line: a break halfway along the feeder's first line on each
+    /// phase (the worst break for every LMU), loads at their set points, no generation. The estimate must lie
+    /// above the solve (the threshold is raised from it) and not far above (it would give away the sag rule).
+    #[test]
+    fn the_break_swing_estimate_lies_above_the_fault_state_solve() {
+        let net = crate::grid::network::Network::from_json_file(std::path::Path::new(
+            "scenarios/networks/kerber_landnetz_freileitung_1.json",
+        ))
+        .unwrap();
+        let c =
+            Commissioning::new(&net, &crate::twin::placement::PlacementRule::EveryLine, &Default::default()).unwrap();
+        let normal = normal_state(&c).expect("solves");
+        let est = break_swing_pu_at_lmus(&c, &normal);
+        let mut intact_net = c.network.clone();
+        for g in &mut intact_net.sgens {
+            g.in_service = false;
+        }
+        let mut model = GridModel::new(intact_net);
+        let intact = model.solve().unwrap();
+        let first = c.lmus.iter().find(|l| l.peer == 1).unwrap();
+        let line = c.network.lines[first.section_lines[0]].index;
+        let mut solved = vec![0.0f64; c.lmus.len()];
+        for ph in [Phase::A, Phase::B, Phase::C] {
+            let f = Fault {
+                location: FaultLocation::Line { line, fraction: 0.5 },
+                kind: FaultKind::OpenConductor(ph),
+                r_ohm: 0.0,
+            };
+            model.add_fault(f).unwrap();
+            let snap = model.solve().unwrap();
+            for (k, l) in c.lmus.iter().enumerate() {
+                let (v, pre) = (snap.v_pu[l.bus_pos], intact.v_pu[l.bus_pos]);
+                let lost = v.iter().position(|x| x.norm() < 0.6);
+                if let Some(p) = lost {
+                    let d = (0..3).filter(|&q| q != p).map(|q| (v[q] - pre[q]).norm()).fold(0.0, f64::max);
+                    solved[k] = solved[k].max(d);
+                }
+            }
+            model.clear_fault(&f);
+        }
+        let beyond = solved.iter().filter(|&&x| x > 0.0).count();
+        assert!(beyond >= c.lmus.len() - 1, "every LMU below the first lost a phase: {solved:?}");
+        for (k, l) in c.lmus.iter().enumerate() {
+            if solved[k] > 0.005 {
+                let r = est[k] / solved[k];
+                assert!((1.0..1.6).contains(&r), "LMU {}: estimate {} solve {}", l.peer, est[k], solved[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn the_sag_threshold_rises_above_what_breaks_give_and_stays_within_its_bounds() {
+        assert_eq!(commissioned_sag_swing_pu(0.08, 0.0), 0.08);
+        assert_eq!(commissioned_sag_swing_pu(0.08, 0.038), 0.08);
+        assert_eq!(commissioned_sag_swing_pu(0.08, 0.1), SAG_SWING_MARGIN * 0.1);
+        assert_eq!(commissioned_sag_swing_pu(0.08, 0.9), 0.5);
+        assert_eq!(commissioned_sag_swing_pu(0.08, f64::NAN), 0.08);
+    }
 
     /// The file's threshold where the bus normally runs well above it; a margin below the normal minimum where
     /// it does not; never below `loss_pu + 0.05`; the file's when the commissioning solve gave nothing.

@@ -182,6 +182,21 @@ pub struct Coordination {
     /// the settings file's (see `twin::build::commissioned_healthy_pu`); empty on most feeders.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub healthy_pu_lowered: Vec<HealthyThreshold>,
+    /// LMUs whose sag threshold commissioning raised above the settings file's, because a break upstream
+    /// moves their other phases by that much (see `twin::build::commissioned_sag_swing_pu`); empty on most
+    /// feeders.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sag_swing_raised: Vec<SagThreshold>,
+}
+
+/// One LMU's shunt-sag threshold as commissioning set it (p.u. of the phase base).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct SagThreshold {
+    pub lmu: u16,
+    /// Largest swing of its healthy phases over the breaks upstream that take one of its phases (heaviest
+    /// normal load, no generation).
+    pub break_swing_pu: f64,
+    pub sag_swing_pu: f64,
 }
 
 /// One LMU's healthy-voltage threshold as commissioning set it (p.u. of the phase base).

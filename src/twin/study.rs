@@ -81,6 +81,10 @@ pub struct ProtectionFile {
     pub current_drop_min_a: f64,
     /// Negative-sequence voltage step of a series fault held up by DER (per unit), see the firmware.
     pub unbalance_step_pu: f64,
+    /// Least swing of a lost phase's healthy phases (p.u.) that marks a shunt fault's sag rather than a break;
+    /// commissioning raises it per LMU above what a break upstream gives (see the firmware's `sag_swing_pu`).
+    #[serde(default = "default_sag_swing_pu")]
+    pub sag_swing_pu: f64,
     pub logic_delay_ms: u32,
     pub backup_delay_ms: u32,
     pub block_repeat_ms: u32,
@@ -94,6 +98,10 @@ pub struct ProtectionFile {
     /// firmware's `FlisrSettings::grading_ms`).
     #[serde(default)]
     pub grading_ms: u32,
+}
+
+fn default_sag_swing_pu() -> f64 {
+    gridtwin_firmware::lmu::protection::SHUNT_SWING_PU
 }
 
 impl ProtectionFile {
@@ -117,6 +125,7 @@ impl ProtectionFile {
             current_drop_ratio: self.current_drop_ratio,
             current_drop_min_a: self.current_drop_min_a,
             unbalance_step_pu: self.unbalance_step_pu,
+            sag_swing_pu: self.sag_swing_pu,
         }
     }
 

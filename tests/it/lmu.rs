@@ -1056,6 +1056,36 @@ mod world {
         assert!(s["faults"]["coordination"].get("healthy_pu_lowered").is_none(), "{}", s["faults"]["coordination"]);
     }
 
+    /// A break on Dickert's long overhead line (section 4, bolted, no PV) moves the LMUs' other phases by up
+    /// to 0.12 p.u. at full load: on a stiff cable only a shunt fault's sag does that, so with the fixed
+    /// threshold (0.08 p.u.) the LMUs beyond took the break for a sag and held their reports for a second
+    /// (trip at 931 ms). Commissioning now estimates the swing a break on any line and phase upstream gives
+    /// each LMU and raises its threshold to 1.25 times the largest (the summary lists them); the break is
+    /// tripped as on a stiff feeder. A feeder whose breaks stay below the file's threshold keeps it everywhere.
+    #[test]
+    fn a_break_on_a_weak_line_is_not_taken_for_a_shunt_faults_sag() {
+        let s = case(&[
+            ("grid.network", "File(\"networks/dickert_long_cohl_multiple_bad.json\")"),
+            ("lmus.at", "Spaced(max_m: 500.0)"),
+            ("faults[0].section", "4"),
+            ("faults[0].kind", "OpenConductor"),
+            ("faults[0].r_ohm", "0.0"),
+            ("grid.rooftop_pv_pct", "0.0"),
+        ]);
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], "S4", "{e}");
+        assert_eq!(e["healthy_trips"], 0, "{e}");
+        assert!(e["trip_ms"].as_f64().is_some_and(|t| t < 400.0), "{e}");
+        let raised = s["faults"]["coordination"]["sag_swing_raised"].as_array().expect("thresholds raised");
+        assert!(!raised.is_empty());
+        for t in raised {
+            let (b, h) = (t["break_swing_pu"].as_f64().unwrap(), t["sag_swing_pu"].as_f64().unwrap());
+            assert!(h > 0.08 && (h - 1.25 * b).abs() < 1e-12, "{t}");
+        }
+        let s = case(&[]);
+        assert!(s["faults"]["coordination"].get("sag_swing_raised").is_none(), "{}", s["faults"]["coordination"]);
+    }
+
     /// `Spaced(max_m)` puts an LMU at every junction and keeps at most `max_m` of line between an LMU and the
     /// next one down; a distance that is not positive is refused.
     #[test]

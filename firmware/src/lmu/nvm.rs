@@ -11,7 +11,7 @@ use crate::lmu::protection::{Curve, OvercurrentStage, ProtectionSettings};
 use alloc::vec::Vec;
 
 const MAGIC: u32 = 0x4C4D_5531; // "LMU1"
-const VERSION: u16 = 2;
+const VERSION: u16 = 3;
 /// Bytes reserved for the settings record.
 pub const SETTINGS_LEN: u32 = 256;
 /// Size of one event-log record.
@@ -111,7 +111,7 @@ pub fn encode_settings(s: &ProtectionSettings) -> Vec<u8> {
         p.extend_from_slice(&x.to_le_bytes());
     }
     p.extend_from_slice(&s.open_conductor_delay_ms.to_le_bytes());
-    for x in [s.current_drop_ratio, s.current_drop_min_a, s.unbalance_step_pu] {
+    for x in [s.current_drop_ratio, s.current_drop_min_a, s.unbalance_step_pu, s.sag_swing_pu] {
         p.extend_from_slice(&x.to_le_bytes());
     }
     let mut out = Vec::with_capacity(p.len() + 12);
@@ -158,6 +158,7 @@ pub fn decode_settings(b: &[u8]) -> Result<ProtectionSettings, Option<SettingsEr
             current_drop_ratio: r.f64()?,
             current_drop_min_a: r.f64()?,
             unbalance_step_pu: r.f64()?,
+            sag_swing_pu: r.f64()?,
         })
     })()
     .ok_or(None)?;

@@ -156,6 +156,11 @@ pub struct ProtectionSettings {
     /// faults elsewhere are cleared by then). Location stays with FLISR: the upstream neighbour that sees
     /// neither the step nor fault current bounds the break.
     pub unbalance_step_pu: f64,
+    /// A lost phase whose healthy phases moved by more than this against the pre-event memory (p.u. of
+    /// `u_nominal_v`) is a shunt fault's sag, not a break (see [`SHUNT_SWING_PU`], the default). Commissioning
+    /// raises it per LMU above the largest swing a break upstream gives that LMU (a weak line's breaks move
+    /// the other phases too).
+    pub sag_swing_pu: f64,
 }
 
 impl Default for ProtectionSettings {
@@ -190,6 +195,7 @@ impl Default for ProtectionSettings {
             current_drop_ratio: 0.1,
             current_drop_min_a: 3.0,
             unbalance_step_pu: 0.01,
+            sag_swing_pu: SHUNT_SWING_PU,
         }
     }
 }
@@ -236,6 +242,9 @@ impl ProtectionSettings {
         }
         if !in_range(self.unbalance_step_pu, 0.002, 0.2) {
             return Err(SettingsError::new("unbalance_step_pu", "must be within 0.002..=0.2"));
+        }
+        if !in_range(self.sag_swing_pu, SAG_SWING_MIN_PU, SAG_SWING_MAX_PU) {
+            return Err(SettingsError::new("sag_swing_pu", "must be within 0.02..=0.5"));
         }
         Ok(())
     }
@@ -365,11 +374,15 @@ const VECTOR_SHIFT_OTHERS_MAX_DEG: f64 = 2.0;
 /// phases, and there the reports stay as before). Such a loss waits [`SWING_HOLD_NS`] more before it counts, or
 /// until the swing ends with a phase still lost (a single-phase fuse that cleared the fault leaves a lost phase
 /// behind): the LMUs beyond a shunt fault then keep their reports, which its handling does not use, off the
-/// channel that handling needs. Not among the sampled: on the long Dickert overhead line (0.78-0.85 p.u. at full
-/// load) a break at 0 % PV moves the other phases by more than this, so such breaks wait out the hold (about 0.6
-/// s slower there; docs/benchmarks.md, "FLISR on long feeders"). A threshold per LMU from commissioning would
-/// serve both.
-const SHUNT_SWING_PU: f64 = 0.08;
+/// channel that handling needs. This is the default of `ProtectionSettings::sag_swing_pu`; not among the sampled,
+/// on the long Dickert overhead line (0.78-0.85 p.u. at full load), a break at 0 % PV moves the other phases by
+/// more than this, so commissioning raises the threshold of each LMU above the largest swing that a break
+/// upstream gives it (`twin::build::commissioned_sag_swing_pu`).
+pub const SHUNT_SWING_PU: f64 = 0.08;
+/// Bounds of `ProtectionSettings::sag_swing_pu` (p.u.): below the lower one, measurement noise and load steps
+/// would hold real breaks back; above the upper one, no shunt fault's sag is told from a break.
+pub const SAG_SWING_MIN_PU: f64 = 0.02;
+pub const SAG_SWING_MAX_PU: f64 = 0.5;
 /// See [`SHUNT_SWING_PU`] (ns): longer than every shunt trip of the shipped FLISR studies (at most 811 ms, next
 /// to a dead radio), short enough that a break taken for a sag is still located within about a second more.
 const SWING_HOLD_NS: u64 = 1_000_000_000;
@@ -689,9 +702,9 @@ impl Protection {
                 self.swing_ref = self
                     .memory
                     .map(|pre| pre.v)
-                    .filter(|pre| plain_loss && self.healthy_swing_pu(&m.v, pre) > SHUNT_SWING_PU);
+                    .filter(|pre| plain_loss && self.healthy_swing_pu(&m.v, pre) > self.s.sag_swing_pu);
             } else if let Some(pre) = self.swing_ref
-                && self.healthy_swing_pu(&m.v, &pre) <= 0.5 * SHUNT_SWING_PU
+                && self.healthy_swing_pu(&m.v, &pre) <= 0.5 * self.s.sag_swing_pu
             {
                 // The sag's cause is gone and a phase is still lost: from here on, a lost phase.
                 self.swing_ref = None;
@@ -1354,5 +1367,9 @@ mod tests {
         let mut s = ProtectionSettings::default();
         s.phase.tms = 5.0;
         assert_eq!(s.validate().unwrap_err().field, "phase");
+        for bad in [0.01, 0.6, f64::NAN] {
+            let s = ProtectionSettings { sag_swing_pu: bad, ..Default::default() };
+            assert_eq!(s.validate().unwrap_err().field, "sag_swing_pu");
+        }
     }
 }
