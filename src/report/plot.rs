@@ -1397,10 +1397,17 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
     let (lo, hi) = finite_range(h.values.iter().flatten().copied()).unwrap_or((0.0, 1.0));
     let xs = h.xs.clone();
     let ys = h.ys.clone();
+    let y_area_px = y_label_px.clamp(90, 320);
+    // Labels wider than their cell (about 8 px a character) would run into each other: set them vertically,
+    // with room below for the longest one.
+    let x_label_px = h.xs.iter().map(|x| x.chars().count()).max().unwrap_or(0) as u32 * 8;
+    let vertical = x_labels_turned(&h.xs, area.dim_in_pixel().0.saturating_sub(y_area_px + 24));
+    // Turned, a label takes about 7 px a character (the estimate above is generous for the horizontal check).
+    let x_area_px = if vertical { (x_label_px * 7 / 8 + 20).clamp(45, 300) } else { 45 };
     let mut chart = ChartBuilder::on(&area)
         .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(y_label_px.clamp(90, 320))
+        .x_label_area_size(x_area_px)
+        .y_label_area_size(y_area_px)
         .build_cartesian_2d(-0.5f64..(nx as f64 - 0.5), -0.5f64..(ny as f64 - 0.5))
         .map_err(pe)?;
     chart
@@ -1413,7 +1420,7 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
         .y_labels(ny)
         .x_label_formatter(&move |v: &f64| {
             let k = v.round();
-            if (v - k).abs() < 1e-6 && k >= 0.0 {
+            if !vertical && (v - k).abs() < 1e-6 && k >= 0.0 {
                 xs.get(k as usize).cloned().unwrap_or_default()
             } else {
                 String::new()
@@ -1430,6 +1437,15 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
         .disable_mesh()
         .draw()
         .map_err(pe)?;
+    if vertical {
+        // Drawn by hand: the mesh centres its labels on the ticks, which puts half of a turned label inside
+        // the plot. Each starts just below its cell and runs down.
+        let style = TextStyle::from((FONT_NAME, 14).into_font().transform(FontTransform::Rotate90));
+        for (i, x) in h.xs.iter().enumerate() {
+            let (px, py) = chart.backend_coord(&(i as f64, -0.5));
+            root.draw(&Text::new(x.clone(), (px + 7, py + 8), style.clone())).map_err(pe)?;
+        }
+    }
     for j in 0..ny {
         for i in 0..nx {
             let v = h.values[j][i];
@@ -1472,6 +1488,13 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
     }
     draw_legend(&legend, &entries)?;
     root.present().map_err(pe)
+}
+
+/// Whether a heatmap's x labels are set vertically: the longest (about 8 px a character) is wider than its
+/// cell, with `plot_px` pixels shared by the cells.
+fn x_labels_turned(labels: &[String], plot_px: u32) -> bool {
+    let longest_px = labels.iter().map(|x| x.chars().count()).max().unwrap_or(0) as u32 * 8;
+    longest_px + 8 > plot_px / (labels.len().max(1) as u32)
 }
 
 fn sig(v: f64) -> String {
@@ -1558,6 +1581,16 @@ mod tests {
 
     /// Axes that each name their own block (a feeder and its placement) leave most of their grid empty; the
     /// heatmaps take the first pair that fills its grid, and the first two axes when none does.
+    #[test]
+    fn heatmap_x_labels_turn_only_when_wider_than_their_cells() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(!x_labels_turned(&names(&["3ph", "2ph", "1ph-e", "open"]), 800));
+        assert!(!x_labels_turned(&names(&["kerber_landnetz_freileitung_1", "ieee_european_lv_on_peak_566"]), 800));
+        let five = names(&["kerber_vorstadtnetz_kabel_1", "dickert_middle_cohl_multiple_bad", "a", "b", "c"]);
+        assert!(x_labels_turned(&five, 800));
+        assert!(!x_labels_turned(&[], 800));
+    }
+
     #[test]
     fn heatmaps_take_the_first_pair_of_axes_that_fills_its_grid() {
         let header: Vec<String> =
