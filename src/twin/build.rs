@@ -360,12 +360,9 @@ pub fn break_swing_pu_at_lmus(c: &Commissioning, normal: &GridSnapshot) -> Vec<f
             // flowing down the line, A), nearest the LMU first.
             let mut path: Vec<(C64, [C64; 3])> = Vec::new();
             let mut b = l.bus_pos;
-            let mut guard = net.buses.len();
-            while let Some(Some((line, up))) = tree.parent.get(b).copied() {
-                guard = match guard.checked_sub(1) {
-                    Some(g) => g,
-                    None => break,
-                };
+            // A tree path has fewer lines than the network has buses.
+            for _ in 0..net.buses.len() {
+                let Some(Some((line, up))) = tree.parent.get(b).copied() else { break };
                 let ln = &net.lines[line];
                 let zm = match (ln.r0_ohm_per_km, ln.x0_ohm_per_km) {
                     (Some(r0), Some(x0)) => {
@@ -382,11 +379,11 @@ pub fn break_swing_pu_at_lmus(c: &Commissioning, normal: &GridSnapshot) -> Vec<f
                 return 0.0;
             }
             let u_phase_v = net.buses[l.bus_pos].vn_kv * 1000.0 / 3f64.sqrt();
+            let zm_total: C64 = path.iter().map(|e| e.0).sum();
             let mut worst = 0.0f64;
             for p in 0..3 {
                 // From the LMU up: `below` sums the coupling times the own current of the lines between the
                 // break and the LMU; `zm_above` the coupling of the lines from the source to the break.
-                let zm_total: C64 = path.iter().map(|e| e.0).sum();
                 let mut zm_above = zm_total;
                 let mut below = C64::new(0.0, 0.0);
                 for &(zm, i) in &path {
@@ -596,16 +593,7 @@ pub fn attach(
     let normal = normal_state(&c);
     let normal_min_pu = normal_min_pu_at_buses(&c, normal.as_deref());
     let mut coordination = coordinate(&c, o.hw, tree.as_ref(), &mut heads, &prospective_a, &heights);
-    let file = &o.hw.protection;
-    let healthy_by_lmu: Vec<f64> = c
-        .lmus
-        .iter()
-        .map(|l| {
-            let normal_min = normal_min_pu.get(l.bus_pos).copied().unwrap_or(f64::NAN);
-            commissioned_healthy_pu(file.healthy_pu, file.loss_pu, normal_min)
-        })
-        .collect();
-    let break_swing = match (&normal, file.open_conductor) {
+    let break_swing = match (&normal, o.hw.protection.open_conductor) {
         (Some(n), true) => break_swing_pu_at_lmus(&c, n),
         _ => vec![f64::NAN; c.lmus.len()],
     };
@@ -616,7 +604,7 @@ pub fn attach(
         settings.flisr.prospective_max_a = prospective_a.get(l.bus_pos).copied().unwrap_or(0.0);
         let normal_min = normal_min_pu.get(l.bus_pos).copied().unwrap_or(f64::NAN);
         let p = &mut settings.protection;
-        let healthy_pu = healthy_by_lmu[k];
+        let healthy_pu = commissioned_healthy_pu(p.healthy_pu, p.loss_pu, normal_min);
         if healthy_pu < p.healthy_pu {
             lowered.push(HealthyThreshold { lmu: l.peer, normal_min_pu: normal_min, healthy_pu });
         }

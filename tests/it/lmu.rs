@@ -1026,6 +1026,25 @@ mod world {
         assert!(s["lmus"]["flisr_frames_by_kind"]["loss_of_voltage"].as_u64().is_some_and(|n| n > 0), "{s}");
     }
 
+    /// A bolted break in `section` of Dickert's long overhead line with no PV (the branch runs at 0.78-0.85 p.u.
+    /// at full load): located, no healthy trip, tripped within 400 ms. Returns the run's summary.
+    fn bolted_break_on_the_long_overhead_line_is_tripped_fast(section: u16) -> Value {
+        let section = section.to_string();
+        let s = case(&[
+            ("grid.network", "File(\"networks/dickert_long_cohl_multiple_bad.json\")"),
+            ("lmus.at", "Spaced(max_m: 500.0)"),
+            ("faults[0].section", &section),
+            ("faults[0].kind", "OpenConductor"),
+            ("faults[0].r_ohm", "0.0"),
+            ("grid.rooftop_pv_pct", "0.0"),
+        ]);
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], format!("S{section}"), "{e}");
+        assert_eq!(e["healthy_trips"], 0, "{e}");
+        assert!(e["trip_ms"].as_f64().is_some_and(|t| t < 400.0), "{e}");
+        s
+    }
+
     /// A break at the end of a weak branch (Dickert's long overhead line, section 6, no PV): at full load the
     /// branch's LMUs run at 0.78-0.85 p.u. before any fault, below the settings file's `healthy_pu` (0.8).
     /// Commissioning lowers those LMUs' threshold to 0.05 p.u. below their bus's lowest normal voltage (the
@@ -1033,18 +1052,7 @@ mod world {
     /// never had healthy supply to bound the break with, so the fault stayed undetected at every resistance.
     #[test]
     fn a_break_on_a_branch_that_normally_runs_low_is_located_with_thresholds_set_at_commissioning() {
-        let s = case(&[
-            ("grid.network", "File(\"networks/dickert_long_cohl_multiple_bad.json\")"),
-            ("lmus.at", "Spaced(max_m: 500.0)"),
-            ("faults[0].section", "6"),
-            ("faults[0].kind", "OpenConductor"),
-            ("faults[0].r_ohm", "0.0"),
-            ("grid.rooftop_pv_pct", "0.0"),
-        ]);
-        let e = &s["faults"]["events"][0];
-        assert_eq!(e["located_section"], "S6", "{e}");
-        assert_eq!(e["healthy_trips"], 0, "{e}");
-        assert!(e["trip_ms"].as_f64().is_some_and(|t| t < 400.0), "{e}");
+        let s = bolted_break_on_the_long_overhead_line_is_tripped_fast(6);
         let lowered = s["faults"]["coordination"]["healthy_pu_lowered"].as_array().expect("thresholds lowered");
         assert!(!lowered.is_empty());
         for t in lowered {
@@ -1064,18 +1072,7 @@ mod world {
     /// tripped as on a stiff feeder. A feeder whose breaks stay below the file's threshold keeps it everywhere.
     #[test]
     fn a_break_on_a_weak_line_is_not_taken_for_a_shunt_faults_sag() {
-        let s = case(&[
-            ("grid.network", "File(\"networks/dickert_long_cohl_multiple_bad.json\")"),
-            ("lmus.at", "Spaced(max_m: 500.0)"),
-            ("faults[0].section", "4"),
-            ("faults[0].kind", "OpenConductor"),
-            ("faults[0].r_ohm", "0.0"),
-            ("grid.rooftop_pv_pct", "0.0"),
-        ]);
-        let e = &s["faults"]["events"][0];
-        assert_eq!(e["located_section"], "S4", "{e}");
-        assert_eq!(e["healthy_trips"], 0, "{e}");
-        assert!(e["trip_ms"].as_f64().is_some_and(|t| t < 400.0), "{e}");
+        let s = bolted_break_on_the_long_overhead_line_is_tripped_fast(4);
         let raised = s["faults"]["coordination"]["sag_swing_raised"].as_array().expect("thresholds raised");
         assert!(!raised.is_empty());
         for t in raised {
