@@ -1236,6 +1236,13 @@ impl Flisr {
             && let Some(since) = since
             && self.s.grading_ms > 0
         {
+            if p.explained_by_interruption && p.interrupted_below.is_some_and(|s| s.as_nanos() >= since) {
+                // A device below interrupted the fault, and what still holds the pickup is what it took away
+                // (an export beyond it): nothing is left for this LMU to clear, whether or not that device's
+                // `Cleared` has arrived yet. A fault left over after the step keeps the current above the
+                // state after it, and the decision goes on as before.
+                return;
+            }
             let bf = self.breaker_failure_at.is_some_and(|b| b + 1_000_000_000 >= t);
             let decide_at = since + ms(self.s.logic_delay_ms);
             let graded_at = decide_at + ms(self.s.grading_ms) * self.s.height as u64;
@@ -2189,6 +2196,24 @@ mod tests {
         f.on_peer(at(20), 2, PeerMsg::Passage { seen: true });
         assert_eq!(graded_trip(&mut f, 1, 1000), Some(580));
         assert_eq!(f.reports().last().map(|r| r.role), Some(Role::Backup));
+        // A device below interrupted the fault at 100 ms and what holds the pickup is the export it took
+        // away: no trip, neither at the graded time nor as backup; a fault left after the step trips as before.
+        let explained = ProtectionStatus {
+            interrupted_below: Some(at(100)),
+            explained_by_interruption: true,
+            ..fwd(0)
+        };
+        let before = fwd(0);
+        let status = |t: u64, after: &ProtectionStatus| if t < 100 { before } else { *after };
+        let mut f = graded_lmu(3);
+        assert_eq!((0..=2000).find(|&t| !f.poll(at(t), &status(t, &explained), Some(true), 20.0).coil_closed), None);
+        let mut f = graded_lmu(3);
+        f.poll(at(0), &fwd(0), Some(true), 400.0);
+        f.on_peer(at(20), 2, PeerMsg::Passage { seen: true });
+        assert_eq!((1..=2000).find(|&t| !f.poll(at(t), &status(t, &explained), Some(true), 20.0).coil_closed), None);
+        let left = ProtectionStatus { explained_by_interruption: false, ..explained };
+        let mut f = graded_lmu(3);
+        assert_eq!((0..=2000).find(|&t| !f.poll(at(t), &status(t, &left), Some(true), 20.0).coil_closed), Some(330));
         // Answering the upstream neighbour: "seen" at once while flagged, "not seen" after watching 30 ms.
         let mut f = graded_lmu(0);
         f.poll(at(0), &fwd(0), Some(true), 400.0);

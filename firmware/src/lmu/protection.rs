@@ -308,6 +308,12 @@ pub struct ProtectionStatus {
     /// A phase current dropped to near zero (for the set delay) while voltages stayed healthy: an open
     /// conductor lies downstream.
     pub current_drop: bool,
+    /// When the superimposed current of the present forward pickup last fell in one step with the voltages
+    /// holding (see [`INTERRUPTION_FALL_SHARE`]): a device below interrupted the fault.
+    pub interrupted_below: Option<Instant>,
+    /// ... and, against the measurement after that step, no superimposed current above the dropout remains:
+    /// what still holds the pickup is the load or export that the interruption took away, not a fault.
+    pub explained_by_interruption: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -352,6 +358,12 @@ pub struct Protection {
     forward_at: Option<u64>,
     /// Largest current the converters below this LMU can feed into a fault (A RMS, commissioning).
     der_downstream_a: f64,
+    /// The previous measurement's superimposed phase currents and phase voltage magnitudes (V) while a forward
+    /// pickup lasts, to see the step of an interruption below.
+    sup_prev: Option<([Phasor; 3], [f64; 3])>,
+    /// The measurement after the last interruption step of the present pickup (see
+    /// [`ProtectionStatus::interrupted_below`]).
+    step_ref: Option<CycleMeasurement>,
     last_ns: u64,
 }
 
@@ -386,6 +398,19 @@ pub const SAG_SWING_MAX_PU: f64 = 0.5;
 /// See [`SHUNT_SWING_PU`] (ns): longer than every shunt trip of the shipped FLISR studies (at most 811 ms, next
 /// to a dead radio), short enough that a break taken for a sag is still located within about a second more.
 const SWING_HOLD_NS: u64 = 1_000_000_000;
+/// A forward pickup's superimposed phase current that falls within one measurement by more than
+/// `delta_phase_a` and by more than this share of its size, with no phase voltage falling by more than
+/// [`INTERRUPTION_V_FALL_PU`], is a device below interrupting the fault. The pickup may hold on after it: the
+/// section beyond that device exported (PV) before the fault, and from here a lost export and a fault of the
+/// same size are the same superimposed current. Without this, a graded LMU above would wait for the `Cleared`
+/// of the device below over a busy channel and, when it is late, trip a healthy section.
+pub const INTERRUPTION_FALL_SHARE: f64 = 1.0 / 3.0;
+/// See [`INTERRUPTION_FALL_SHARE`] (p.u. of nominal): a phase gone dead or sagging further (a fuse upstream
+/// clearing one phase of a fault, a fault evolving) is no interruption below.
+const INTERRUPTION_V_FALL_PU: f64 = 0.05;
+/// For this long after an interruption step the reference follows the measurements, so a measurement window
+/// that straddled the interruption is not taken as the state after it (ns; one and a half cycles).
+const INTERRUPTION_SETTLE_NS: u64 = 30_000_000;
 /// A pickup longer than this re-baselines the memory (a persistent load change is not a fault).
 const MAX_PICKUP_NS: u64 = 5_000_000_000;
 /// Largest spread of the three line-to-line voltages (max - min, share of their mean) that still counts as
@@ -426,6 +451,8 @@ impl Protection {
             disturbed_at: None,
             forward_at: None,
             der_downstream_a: 0.0,
+            sup_prev: None,
+            step_ref: None,
             last_ns: 0,
         })
     }
@@ -544,6 +571,10 @@ impl Protection {
         self.status.kind = None;
         self.status.fault_current_a = 0.0;
         self.status.loop_impedance = None;
+        self.status.interrupted_below = None;
+        self.status.explained_by_interruption = false;
+        self.sup_prev = None;
+        self.step_ref = None;
     }
 
     fn detect_fault(&mut self, t: u64, m: &CycleMeasurement) {
@@ -660,14 +691,62 @@ impl Protection {
             }
             _ => div(m.v[worst], m.i[worst]),
         };
+        let held = self.status.pickup;
         if !self.status.pickup {
             self.status.pickup = true;
             self.status.pickup_since = Some(Instant(t));
         }
+        self.watch_interruption(t, m, &d, held, forward);
         self.status.forward = forward;
         self.status.kind = Some(kind);
         self.status.fault_current_a = worst_mag.max(self.status.fault_current_a);
         self.status.loop_impedance = z;
+    }
+
+    /// Sees a device below interrupt the fault this forward pickup saw (see [`INTERRUPTION_FALL_SHARE`]) and
+    /// judges what is left against the state after it. `d`: this measurement's superimposed phase currents.
+    /// `held`: the pickup was on before this measurement; `forward`: this measurement looks ahead.
+    fn watch_interruption(&mut self, t: u64, m: &CycleMeasurement, d: &[Phasor; 3], held: bool, forward: bool) {
+        let v_mag = m.v.map(|v| v.abs());
+        let old_enough =
+            self.status.pickup_since.is_some_and(|s| t.saturating_sub(s.as_nanos()) >= MEMORY_AGE_NS);
+        if !(held && forward && old_enough) {
+            // Only a pickup that has lasted (the onset's own windows ramp up and down) and looks ahead.
+            self.sup_prev = if forward { Some((*d, v_mag)) } else { None };
+            return;
+        }
+        let u = self.s.u_nominal_v;
+        if let Some((d_prev, v_prev)) = self.sup_prev {
+            let fell = (0..3).any(|p| {
+                let change = (d[p] - d_prev[p]).abs();
+                d[p].abs() < d_prev[p].abs()
+                    && change > self.s.delta_phase_a
+                    && change > INTERRUPTION_FALL_SHARE * d_prev[p].abs()
+            });
+            let v_held = (0..3).all(|p| v_mag[p] >= v_prev[p] - INTERRUPTION_V_FALL_PU * u);
+            let settling = self
+                .status
+                .interrupted_below
+                .is_some_and(|s| t.saturating_sub(s.as_nanos()) <= INTERRUPTION_SETTLE_NS);
+            if fell && v_held {
+                self.status.interrupted_below = Some(Instant(t));
+                self.step_ref = Some(*m);
+            } else if settling {
+                self.step_ref = Some(*m);
+            }
+        }
+        self.sup_prev = Some((*d, v_mag));
+        self.status.explained_by_interruption = match self.step_ref {
+            None => false,
+            Some(r) => {
+                let dead_v = 0.2 * u;
+                let left = (0..3)
+                    .map(|p| if v_mag[p] < dead_v { 0.0 } else { (m.i[p] - r.i[p]).abs() })
+                    .fold(0.0, f64::max);
+                let left_res = (m.i[0] + m.i[1] + m.i[2] + m.i_n - (r.i[0] + r.i[1] + r.i[2] + r.i_n)).abs();
+                left <= 0.7 * self.s.delta_phase_a && left_res <= 0.7 * self.s.delta_earth_a
+            }
+        };
     }
 
     fn detect_open_conductor(&mut self, t: u64, m: &CycleMeasurement) {
@@ -1047,6 +1126,49 @@ mod tests {
             let s = p.status();
             assert!(!s.pickup && !s.current_drop, "cycle {k}: {s:?}");
         }
+    }
+
+    /// An LMU above a section that exports 12 A per phase (PV beyond a device below it), a 24 A resistive
+    /// three-phase fault beyond that device, and then `after` (phase currents, A; voltage, V) from 120 ms on.
+    fn export_fault_then(after: CycleMeasurement) -> Protection {
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        for k in 0..4 {
+            p.on_cycle(Instant(k * 20_000_000), &meas(230.0, [-12.0; 3]));
+        }
+        let mut f = meas(228.0, [-12.0; 3]);
+        for (q, ang) in [0.0, -2.0 * core::f64::consts::PI / 3.0, 2.0 * core::f64::consts::PI / 3.0].iter().enumerate() {
+            f.i[q] = f.i[q] + Phasor::polar(24.0, *ang);
+        }
+        p.on_cycle(Instant(80_000_000), &f);
+        p.on_cycle(Instant(100_000_000), &f);
+        assert!(p.status().pickup && p.status().forward && p.status().interrupted_below.is_none());
+        for k in 0..5 {
+            p.on_cycle(Instant(120_000_000 + k * 20_000_000), &after);
+        }
+        p
+    }
+
+    #[test]
+    fn an_interruption_below_that_leaves_a_lost_export_behind_is_told_from_a_fault_that_persists() {
+        // The device below opens: its section's export is gone with the fault. Against the pre-fault memory
+        // that is still 12 A ahead (the pickup holds), but against the state after the step nothing is left.
+        let p = export_fault_then(meas(229.0, [0.0; 3]));
+        let s = p.status();
+        assert!(s.pickup && s.forward, "{s:?}");
+        assert_eq!(s.interrupted_below, Some(Instant(120_000_000)), "{s:?}");
+        assert!(s.explained_by_interruption, "{s:?}");
+        // The fault persists: no step, nothing explained.
+        let mut f = meas(228.0, [-12.0; 3]);
+        for (q, ang) in [0.0, -2.0 * core::f64::consts::PI / 3.0, 2.0 * core::f64::consts::PI / 3.0].iter().enumerate() {
+            f.i[q] = f.i[q] + Phasor::polar(24.0, *ang);
+        }
+        let s = export_fault_then(f).status();
+        assert!(s.pickup && s.forward && s.interrupted_below.is_none() && !s.explained_by_interruption, "{s:?}");
+        // A phase gone dead at the step (a fuse upstream clearing it) is no interruption below.
+        let mut dead = meas(229.0, [0.0; 3]);
+        dead.v[0] = Phasor::ZERO;
+        let s = export_fault_then(dead).status();
+        assert!(s.interrupted_below.is_none() && !s.explained_by_interruption, "{s:?}");
     }
 
     #[test]
