@@ -1373,7 +1373,10 @@ impl Flisr {
             // (DER held the load), bounds the break at once; a current drop waits for `DropSeen` from further
             // down.
             // Graded scheme: the downstream neighbours report one stagger step after this LMU would.
-            let slot = if self.s.grading_ms > 0 { OC_STAGGER_NS * (self.s.depth as u64 + 1) } else { 0 };
+            // A leaf LMU (no downstream neighbour) has no one to wait for: nobody below can report a drop or
+            // a lost phase, so the break lies in its own section.
+            let leaf = self.s.downstream.is_empty();
+            let slot = if self.s.grading_ms > 0 && !leaf { OC_STAGGER_NS * (self.s.depth as u64 + 1) } else { 0 };
             // Graded scheme: a lost voltage reported from downstream while this LMU is healthy is positive
             // evidence that the break lies between them, so it decides at once, current drop or not (a
             // `DropSeen` from that side still says the break is further down).
@@ -1382,8 +1385,11 @@ impl Flisr {
             // (`DropSeen`); over the mesh that veto can take a few hundred milliseconds (retries on a long
             // hop), and a break with a neighbour beyond it is located by that neighbour's positive report
             // long before, so the graded scheme waits `DROP_ONLY_WAIT_NS` more.
-            let extra =
-                if self.s.grading_ms > 0 { DROP_ONLY_WAIT_NS + DROP_HEIGHT_NS * self.s.height as u64 } else { 0 };
+            let extra = if self.s.grading_ms > 0 && !leaf {
+                DROP_ONLY_WAIT_NS + DROP_HEIGHT_NS * self.s.height as u64
+            } else {
+                0
+            };
             let decide_at = if positive { oc } else { oc + ms(self.s.open_conductor_logic_ms) + slot + extra };
             // Graded scheme: on a drop alone, an LMU below that opens meanwhile takes a further share of the
             // current here; the break is then that LMU's (located there on its own drop), not this one's. (A
@@ -2146,6 +2152,12 @@ mod tests {
         f.poll(at(0), &drop_here(), Some(true), 20.0);
         f.on_peer(at(40), 2, PeerMsg::UnbalanceSeen);
         assert_eq!(opened(&mut f, &drop_here(), 40, 2000), Some(830));
+        // A leaf LMU (no downstream neighbour, nobody to veto or to decide first) locates a break on its own
+        // drop after the logic delay alone.
+        let mut s = graded_lmu(0).settings().clone();
+        s.downstream = alloc::vec![];
+        let mut f = Flisr::new(s).unwrap();
+        assert_eq!(opened(&mut f, &drop_here(), 0, 2000), Some(150));
         // Waiting on the drop alone, it sees an LMU below open (a further fifth of its current goes): the break
         // is that LMU's, located there on its own drop; this one stands down.
         let mut f = graded_lmu(3);
