@@ -795,7 +795,13 @@ impl Protection {
             // while a phase-to-phase fault upstream sags both faulted phases here until it is cleared.
             let one_phase = lost && mid > self.s.healthy_pu;
             let base = if one_phase || shifted || displaced || jumped { delay } else { 2 * delay };
-            self.loss_delay_ns = if self.swing_ref.is_some() { base + SWING_HOLD_NS } else { base };
+            // Two phases lost is a phase-to-phase (or three-phase) fault's sag far more often than two broken
+            // conductors, and such a sag shows no swing on the healthy phase to hold it by (no zero-sequence
+            // current): it waits out the same hold, so the LMUs beside a graded fault, which all see it, keep
+            // their reports off the channel while the fault's own queries and answers need it.
+            let two_phases = lost && mid <= self.s.healthy_pu;
+            self.loss_delay_ns =
+                if self.swing_ref.is_some() || two_phases { base + SWING_HOLD_NS } else { base };
             self.status.loss_of_phase = t.saturating_sub(since) >= self.loss_delay_ns;
         } else {
             self.loss_since = None;
@@ -1468,18 +1474,27 @@ mod tests {
         p.tick(Instant(400_000_000));
         assert!(p.status().loss_of_phase);
         // Two phases sagged with one healthy (a phase-to-phase fault upstream, not one open conductor): twice
-        // the delay, so the fault is cleared before every LMU beyond it reports a lost phase.
+        // the delay and the sag hold, so the fault is cleared before every LMU beside or beyond it reports a
+        // lost phase (a graded fault deep on a feeder takes half a second and more).
         let mut p = Protection::new(ProtectionSettings::default()).unwrap();
         p.on_cycle(Instant(0), &meas(230.0, [0.0; 3]));
         let mut m = meas(230.0, [0.0; 3]);
         m.v[1] = Phasor::polar(230.0 * 0.45, m.v[1].arg());
         m.v[2] = Phasor::polar(230.0 * 0.5, m.v[2].arg());
         p.on_cycle(Instant(100_000_000), &m);
-        assert_eq!(p.poll(Instant(100_000_000)), Some(Instant(700_000_000)));
-        p.tick(Instant(400_000_000));
+        let due = 100_000_000 + 600_000_000 + SWING_HOLD_NS;
+        assert_eq!(p.poll(Instant(100_000_000)), Some(Instant(due)));
+        p.tick(Instant(due - 1));
         assert!(!p.status().loss_of_phase);
-        p.tick(Instant(700_000_000));
+        p.tick(Instant(due));
         assert!(p.status().loss_of_phase);
+        // The fault cleared: the phases come back and nothing is reported.
+        let mut p = Protection::new(ProtectionSettings::default()).unwrap();
+        p.on_cycle(Instant(0), &meas(230.0, [0.0; 3]));
+        p.on_cycle(Instant(100_000_000), &m);
+        p.on_cycle(Instant(600_000_000), &meas(230.0, [0.0; 3]));
+        p.tick(Instant(due));
+        assert!(!p.status().loss_of_phase);
     }
 
     #[test]
