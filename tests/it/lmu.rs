@@ -726,6 +726,51 @@ mod world {
         }
     }
 
+    /// Cases of `scenarios/flisr-study-more.ron` and `-feeders.ron` traced for a change, with their study rows'
+    /// seeds:
+    /// - SimBench rural 3, section 1, three-phase through 10 ohm, 100 % PV: after LMU 1 cleared the fault,
+    ///   LMU 14 above it stayed picked up on the export the section beyond no longer sent, its graded time ran
+    ///   out before the late answers came, and it opened a healthy section (3 healthy trips). It now sees the
+    ///   interruption below and what it left behind.
+    /// - SimBench rural 3, section 11, and urban 6, section 10, breaks at 0 % PV: their LMUs have no LMU below
+    ///   and waited 300 ms more for a veto nobody could send (669 and 690 ms).
+    /// - Kerber Kabel 2, section 18, two-phase, bolted, 0 % PV: 23 LMUs beside the fault reported lost phases
+    ///   while it waited for its graded trip; they now hold them.
+    #[test]
+    fn flisr_over_the_mesh_mends_the_cases_the_five_more_feeders_exposed() {
+        let grid = |name: &str| format!("File(\"../tests/data/grid/{name}/network.json\")");
+        let (rural3, urban6) = (grid("1_LV_rural3__0_sw"), grid("1_LV_urban6__0_sw"));
+        let junctions = "MainJunctions(min_loads: 3)";
+        let run = |net: &str, at: &str, section: &str, kind: &str, r_ohm: &str, pv: &str, seed: u64| {
+            let s = case_seeded(
+                &[
+                    ("grid.network", net),
+                    ("lmus.at", at),
+                    ("faults[0].section", section),
+                    ("faults[0].kind", kind),
+                    ("faults[0].r_ohm", r_ohm),
+                    ("grid.rooftop_pv_pct", pv),
+                ],
+                seed,
+            );
+            let e = s["faults"]["events"][0].clone();
+            assert_eq!(e["located_section"], e["true_section"], "{net} {e}");
+            assert_eq!(e["healthy_trips"], 0, "{net} {e}");
+            (s, e)
+        };
+        let (_, e) = run(&rural3, junctions, "1", "ThreePhase", "10.0", "100.0", 14360580619335441518);
+        assert_eq!(e["healthy_customers_not_restored"], 0, "{e}");
+        for (net, section, seed) in [(&rural3, "11", 5551950820278339103), (&urban6, "10", 9872625875120870403)] {
+            let (_, e) = run(net, junctions, section, "OpenConductor", "0.0", "0.0", seed);
+            assert!(e["trip_ms"].as_f64().is_some_and(|t| t < 400.0), "{net} {e}");
+        }
+        let kabel2 = "File(\"networks/kerber_landnetz_kabel_2.json\")";
+        let (s, e) = run(kabel2, "EveryLine", "18", "TwoPhase", "0.0", "0.0", 14666373667021315315);
+        assert!(e["isolation_s"].as_f64().is_some_and(|t| t < 0.7), "{e}");
+        let frames = &s["lmus"]["flisr_frames_by_kind"];
+        assert_eq!(frames.get("loss_of_voltage").and_then(Value::as_u64).unwrap_or(0), 0, "{frames}");
+    }
+
     /// `flisr-case.ron` with its FLISR frames on the fixed-latency stand-in link and the blocking scheme,
     /// as `flisr-study-link.ron` runs it.
     const LINK: [(&str, &str); 2] = [("lmus.peer_frames", "Link"), ("lmus.protection", "\"protection-default\"")];

@@ -2210,11 +2210,8 @@ mod tests {
         assert_eq!(f.reports().last().map(|r| r.role), Some(Role::Backup));
         // A device below interrupted the fault at 100 ms and what holds the pickup is the export it took
         // away: no trip, neither at the graded time nor as backup; a fault left after the step trips as before.
-        let explained = ProtectionStatus {
-            interrupted_below: Some(at(100)),
-            explained_by_interruption: true,
-            ..fwd(0)
-        };
+        let explained =
+            ProtectionStatus { interrupted_below: Some(at(100)), explained_by_interruption: true, ..fwd(0) };
         let before = fwd(0);
         let status = |t: u64, after: &ProtectionStatus| if t < 100 { before } else { *after };
         let mut f = graded_lmu(3);

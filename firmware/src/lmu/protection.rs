@@ -708,8 +708,7 @@ impl Protection {
     /// `held`: the pickup was on before this measurement; `forward`: this measurement looks ahead.
     fn watch_interruption(&mut self, t: u64, m: &CycleMeasurement, d: &[Phasor; 3], held: bool, forward: bool) {
         let v_mag = m.v.map(|v| v.abs());
-        let old_enough =
-            self.status.pickup_since.is_some_and(|s| t.saturating_sub(s.as_nanos()) >= MEMORY_AGE_NS);
+        let old_enough = self.status.pickup_since.is_some_and(|s| t.saturating_sub(s.as_nanos()) >= MEMORY_AGE_NS);
         if !(held && forward && old_enough) {
             // Only a pickup that has lasted (the onset's own windows ramp up and down) and looks ahead.
             self.sup_prev = if forward { Some((*d, v_mag)) } else { None };
@@ -724,10 +723,8 @@ impl Protection {
                     && change > INTERRUPTION_FALL_SHARE * d_prev[p].abs()
             });
             let v_held = (0..3).all(|p| v_mag[p] >= v_prev[p] - INTERRUPTION_V_FALL_PU * u);
-            let settling = self
-                .status
-                .interrupted_below
-                .is_some_and(|s| t.saturating_sub(s.as_nanos()) <= INTERRUPTION_SETTLE_NS);
+            let settling =
+                self.status.interrupted_below.is_some_and(|s| t.saturating_sub(s.as_nanos()) <= INTERRUPTION_SETTLE_NS);
             if fell && v_held {
                 self.status.interrupted_below = Some(Instant(t));
                 self.step_ref = Some(*m);
@@ -740,9 +737,8 @@ impl Protection {
             None => false,
             Some(r) => {
                 let dead_v = 0.2 * u;
-                let left = (0..3)
-                    .map(|p| if v_mag[p] < dead_v { 0.0 } else { (m.i[p] - r.i[p]).abs() })
-                    .fold(0.0, f64::max);
+                let left =
+                    (0..3).map(|p| if v_mag[p] < dead_v { 0.0 } else { (m.i[p] - r.i[p]).abs() }).fold(0.0, f64::max);
                 let left_res = (m.i[0] + m.i[1] + m.i[2] + m.i_n - (r.i[0] + r.i[1] + r.i[2] + r.i_n)).abs();
                 left <= 0.7 * self.s.delta_phase_a && left_res <= 0.7 * self.s.delta_earth_a
             }
@@ -800,8 +796,7 @@ impl Protection {
             // current): it waits out the same hold, so the LMUs beside a graded fault, which all see it, keep
             // their reports off the channel while the fault's own queries and answers need it.
             let two_phases = lost && mid <= self.s.healthy_pu;
-            self.loss_delay_ns =
-                if self.swing_ref.is_some() || two_phases { base + SWING_HOLD_NS } else { base };
+            self.loss_delay_ns = if self.swing_ref.is_some() || two_phases { base + SWING_HOLD_NS } else { base };
             self.status.loss_of_phase = t.saturating_sub(since) >= self.loss_delay_ns;
         } else {
             self.loss_since = None;
@@ -1142,7 +1137,8 @@ mod tests {
             p.on_cycle(Instant(k * 20_000_000), &meas(230.0, [-12.0; 3]));
         }
         let mut f = meas(228.0, [-12.0; 3]);
-        for (q, ang) in [0.0, -2.0 * core::f64::consts::PI / 3.0, 2.0 * core::f64::consts::PI / 3.0].iter().enumerate() {
+        for (q, ang) in [0.0, -2.0 * core::f64::consts::PI / 3.0, 2.0 * core::f64::consts::PI / 3.0].iter().enumerate()
+        {
             f.i[q] = f.i[q] + Phasor::polar(24.0, *ang);
         }
         p.on_cycle(Instant(80_000_000), &f);
@@ -1165,7 +1161,8 @@ mod tests {
         assert!(s.explained_by_interruption, "{s:?}");
         // The fault persists: no step, nothing explained.
         let mut f = meas(228.0, [-12.0; 3]);
-        for (q, ang) in [0.0, -2.0 * core::f64::consts::PI / 3.0, 2.0 * core::f64::consts::PI / 3.0].iter().enumerate() {
+        for (q, ang) in [0.0, -2.0 * core::f64::consts::PI / 3.0, 2.0 * core::f64::consts::PI / 3.0].iter().enumerate()
+        {
             f.i[q] = f.i[q] + Phasor::polar(24.0, *ang);
         }
         let s = export_fault_then(f).status();
