@@ -411,6 +411,8 @@ const INTERRUPTION_V_FALL_PU: f64 = 0.05;
 /// For this long after an interruption step the reference follows the measurements, so a measurement window
 /// that straddled the interruption is not taken as the state after it (ns; one and a half cycles).
 const INTERRUPTION_SETTLE_NS: u64 = 30_000_000;
+/// A pickup drops out below this share of its thresholds (hysteresis).
+const DROPOUT_SHARE: f64 = 0.7;
 /// A pickup longer than this re-baselines the memory (a persistent load change is not a fault).
 const MAX_PICKUP_NS: u64 = 5_000_000_000;
 /// Largest spread of the three line-to-line voltages (max - min, share of their mean) that still counts as
@@ -594,8 +596,7 @@ impl Protection {
                 worst_mag = mg;
             }
         }
-        // Dropout at 70 % of the pickup thresholds (hysteresis).
-        let k = if self.status.pickup { 0.7 } else { 1.0 };
+        let k = if self.status.pickup { DROPOUT_SHARE } else { 1.0 };
         let phase_pick = worst_mag > k * self.s.delta_phase_a;
         let earth_pick = d_res.abs() > k * self.s.delta_earth_a;
         let absolute = self.s.phase.enabled && m.i.iter().any(|i| i.abs() > self.s.phase.pickup_a);
@@ -740,7 +741,7 @@ impl Protection {
                 let left =
                     (0..3).map(|p| if v_mag[p] < dead_v { 0.0 } else { (m.i[p] - r.i[p]).abs() }).fold(0.0, f64::max);
                 let left_res = (m.i[0] + m.i[1] + m.i[2] + m.i_n - (r.i[0] + r.i[1] + r.i[2] + r.i_n)).abs();
-                left <= 0.7 * self.s.delta_phase_a && left_res <= 0.7 * self.s.delta_earth_a
+                left <= DROPOUT_SHARE * self.s.delta_phase_a && left_res <= DROPOUT_SHARE * self.s.delta_earth_a
             }
         };
     }
@@ -1130,7 +1131,7 @@ mod tests {
     }
 
     /// An LMU above a section that exports 12 A per phase (PV beyond a device below it), a 24 A resistive
-    /// three-phase fault beyond that device, and then `after` (phase currents, A; voltage, V) from 120 ms on.
+    /// three-phase fault beyond that device, and then the measurement `after` from 120 ms on.
     fn export_fault_then(after: CycleMeasurement) -> Protection {
         let mut p = Protection::new(ProtectionSettings::default()).unwrap();
         for k in 0..4 {
