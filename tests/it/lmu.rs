@@ -649,6 +649,22 @@ mod world {
         gridtwin::sweep::run_one(&l, seed).unwrap()
     }
 
+    /// One row of a FLISR study: `flisr-case.ron` on `net` with LMUs `at`, a fault of `kind` through `r_ohm`
+    /// in `section`, rooftop PV at `pv` percent, run with the row's `seed`.
+    fn study_row(net: &str, at: &str, section: &str, kind: &str, r_ohm: &str, pv: &str, seed: u64) -> Value {
+        case_seeded(
+            &[
+                ("grid.network", net),
+                ("lmus.at", at),
+                ("faults[0].section", section),
+                ("faults[0].kind", kind),
+                ("faults[0].r_ohm", r_ohm),
+                ("grid.rooftop_pv_pct", pv),
+            ],
+            seed,
+        )
+    }
+
     /// The shipped study (`scenarios/flisr-study.ron`: FLISR frames over the mesh, graded scheme) reduced to
     /// three sections' 48 cases each (every fault kind, resistance and PV share): Kerber's first section (the
     /// LMU with the most below it, so the longest graded time and the most LMUs contending), Kerber's eighth,
@@ -672,14 +688,7 @@ mod world {
         let bad: Vec<String> = cases
             .par_iter()
             .filter_map(|[net, at, section, kind, r_ohm, pv]| {
-                let s = case(&[
-                    ("grid.network", net),
-                    ("lmus.at", at),
-                    ("faults[0].section", section),
-                    ("faults[0].kind", kind),
-                    ("faults[0].r_ohm", r_ohm),
-                    ("grid.rooftop_pv_pct", pv),
-                ]);
+                let s = study_row(net, at, section, kind, r_ohm, pv, 7);
                 let e = &s["faults"]["events"][0];
                 let ok = e["located_section"] == e["true_section"] && e["healthy_trips"] == 0;
                 (!ok).then(|| format!("{net} {kind} {r_ohm} ohm {pv} % PV: {e}"))
@@ -710,16 +719,7 @@ mod world {
             (kabel2, "18", "TwoPhase", "0.0", "100.0", 8410707304282997807),
         ];
         for (net, section, kind, r_ohm, pv, seed) in cases {
-            let s = case_seeded(
-                &[
-                    ("grid.network", net),
-                    ("faults[0].section", section),
-                    ("faults[0].kind", kind),
-                    ("faults[0].r_ohm", r_ohm),
-                    ("grid.rooftop_pv_pct", pv),
-                ],
-                seed,
-            );
+            let s = study_row(net, "EveryLine", section, kind, r_ohm, pv, seed);
             let e = &s["faults"]["events"][0];
             assert_eq!(e["located_section"], e["true_section"], "{net} {e}");
             assert_eq!(e["healthy_trips"], 0, "{net} {e}");
@@ -742,17 +742,7 @@ mod world {
         let (rural3, urban6) = (grid("1_LV_rural3__0_sw"), grid("1_LV_urban6__0_sw"));
         let junctions = "MainJunctions(min_loads: 3)";
         let run = |net: &str, at: &str, section: &str, kind: &str, r_ohm: &str, pv: &str, seed: u64| {
-            let s = case_seeded(
-                &[
-                    ("grid.network", net),
-                    ("lmus.at", at),
-                    ("faults[0].section", section),
-                    ("faults[0].kind", kind),
-                    ("faults[0].r_ohm", r_ohm),
-                    ("grid.rooftop_pv_pct", pv),
-                ],
-                seed,
-            );
+            let s = study_row(net, at, section, kind, r_ohm, pv, seed);
             let e = s["faults"]["events"][0].clone();
             assert_eq!(e["located_section"], e["true_section"], "{net} {e}");
             assert_eq!(e["healthy_trips"], 0, "{net} {e}");
