@@ -352,6 +352,8 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
     let reach = cfg.propagation.range_for_loss_m(offset - thr + shadow_margin, f).max(1.0);
     let interference_reach = cfg.propagation.range_for_loss_m(offset - interference + shadow_margin, f).max(reach);
     agent.xy = agent.nodes.iter().map(|nd| (nd.x_m, nd.y_m)).collect();
+    agent.live = agent.nodes.iter().map(|nd| nd.alive).collect();
+    agent.rx = vec![Default::default(); agent.nodes.len()];
     agent.audible_reach_m = reach;
     agent.reach2 = interference_reach * interference_reach;
     agent.interference_dbm = interference;
@@ -704,7 +706,7 @@ impl MeshHandle {
         let mut rt = [0u64; 11];
         for (i, n) in m.nodes.iter().enumerate() {
             let alive_ns = m.alive_ns(i, now);
-            let s = n.stats;
+            let s = m.node_stats(i);
             let listen_ns = alive_ns.saturating_sub(s.tx_ns + s.rx_ns);
             let energy_j = r.supply_v
                 * 1e-3

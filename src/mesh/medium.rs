@@ -70,6 +70,16 @@ pub struct NodeStats {
     pub alive_ns: u64,
 }
 
+/// A node's receiver counters, kept apart from [`Node`] (see [`MeshAgent::rx`]) and folded into its
+/// [`NodeStats`] by [`MeshAgent::node_stats`].
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RxCounters {
+    /// Time spent receiving frames above sensitivity, ns.
+    pub rx_ns: u64,
+    /// Receptions lost to interference or a half-duplex overlap.
+    pub collisions: u32,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Out {
     dst: u16,
@@ -698,6 +708,14 @@ pub struct MeshAgent {
     pub(crate) started_ns: u64,
     /// Node positions by index, m (a compact copy for the link computations of the channel).
     pub(crate) xy: Vec<(f64, f64)>,
+    /// Whether each node is powered, by index (a dense copy of [`Node::alive`], which power on and off keep
+    /// equal): a broadcast's receivers are weighed against it without touching their node state.
+    pub(crate) live: Vec<bool>,
+    /// Each node's receiver counters by index ([`RxCounters`]): written for every reception above
+    /// sensitivity, so they live apart from the node state that only a decoded frame touches.
+    pub(crate) rx: Vec<RxCounters>,
+    /// The receivers that decoded the broadcast being delivered, with their power (dBm): scratch.
+    scratch_rx: Vec<(u32, f64)>,
     /// Square of the distance beyond which no transmission reaches the interference threshold, m^2.
     pub(crate) reach2: f64,
     /// Mean received power below which a transmission is ignored at a receiver (interference, CCA), dBm.
@@ -790,6 +808,9 @@ impl MeshAgent {
             link_extra_db: Vec::new(),
             started_ns: 0,
             xy: Vec::new(),
+            live: Vec::new(),
+            rx: Vec::new(),
+            scratch_rx: Vec::new(),
             reach2: f64::INFINITY,
             interference_dbm: radio.noise_floor_dbm(),
             audible_reach_m: f64::INFINITY,
@@ -957,7 +978,12 @@ impl MeshAgent {
 
     /// Counters of the node at index `i` (build order).
     pub fn node_stats(&self, i: usize) -> NodeStats {
-        self.nodes[i].stats
+        let mut s = self.nodes[i].stats;
+        if let Some(c) = self.rx.get(i) {
+            s.rx_ns += c.rx_ns;
+            s.collisions += c.collisions;
+        }
+        s
     }
 
     /// Frame security of the node at index `i` (`None` when the mesh is not secured).
@@ -1110,6 +1136,7 @@ impl MeshAgent {
             return;
         }
         n.alive = true;
+        self.live[i] = true;
         n.alive_since = now;
         n.epoch = n.epoch.wrapping_add(1);
         n.router = Router::new(n.addr, n.coordinator, self.router_cfg.clone(), seed);
@@ -1148,6 +1175,7 @@ impl MeshAgent {
             return;
         }
         n.alive = false;
+        self.live[i] = false;
         n.stats.alive_ns += now - n.alive_since;
         n.epoch = n.epoch.wrapping_add(1);
         n.mac = Mac::default();
@@ -1476,7 +1504,7 @@ impl MeshAgent {
         }
         self.flows.receptions += 1;
         self.flows.interferers += ints.len() as u64;
-        self.nodes[r].stats.rx_ns += f.end - f.start;
+        self.rx[r].rx_ns += f.end - f.start;
         // Jammers: the frame's success with and without them, judged by one draw.
         let mut p_clear = None;
         if !lost && self.jam.is_some() {
@@ -1520,7 +1548,7 @@ impl MeshAgent {
                 j.stats.rx_lost += 1;
             }
         } else if !ok && (lost || !ints.is_empty()) {
-            self.nodes[r].stats.collisions += 1;
+            self.rx[r].collisions += 1;
         }
         self.scratch = ints;
         ok.then_some(p_dbm)
@@ -1569,31 +1597,42 @@ impl MeshAgent {
         let mut ov = std::mem::take(&mut self.scratch_air);
         self.overlaps_of(&f, &mut ov);
         if f.dst == BROADCAST {
-            // Software prefetch in safe code: a first pass reads a word from each cache line every receiver's
-            // reception will touch. These loads do not depend on each other, so the core keeps many misses in
-            // flight; in a city-sized mesh the receivers' states are far apart in memory, and taking those
-            // misses one receiver at a time was most of a broadcast's cost. The values are discarded.
-            for &(r, _) in &self.nodes[i].nbrs {
-                let n = &self.nodes[r as usize];
-                std::hint::black_box(n.stats.rx_ns ^ n.mac.ack_busy_until ^ n.router.touch_hot());
-            }
+            // Two passes. The first weighs the frame at every neighbour (fading, capture, interference) from
+            // the sender's neighbour list, the dense liveness and the receiver counters alone; most
+            // neighbours of a city-sized mesh end below sensitivity or lose the frame there, and their node
+            // state is never touched. The second hands the frame to the receivers that decoded it, in the
+            // same order. Nothing a delivery does (queueing, timers, later backoffs) changes what the first
+            // pass weighs, and the PHY draws come in the same order as one pass would take them.
+            let mut got = std::mem::take(&mut self.scratch_rx);
+            got.clear();
             for k in 0..self.nodes[i].nbrs.len() {
                 let (r, p) = self.nodes[i].nbrs[k];
-                let r = r as usize;
-                if !self.nodes[r].alive {
+                if !self.live[r as usize] {
                     continue;
                 }
-                if let Some(rssi) = self.receive(f, r, p as f64, &ov) {
-                    self.deliver_frame(r, i, BROADCAST, rssi, &bytes, ctx);
+                if let Some(rssi) = self.receive(f, r as usize, p as f64, &ov) {
+                    got.push((r, rssi));
                 }
             }
+            // Software prefetch in safe code: a pass reads a word from each cache line every decoding
+            // receiver's delivery will touch. These loads do not depend on each other, so the core keeps many
+            // misses in flight; in a city-sized mesh the receivers' states are far apart in memory. The
+            // values are discarded.
+            for &(r, _) in &got {
+                let n = &self.nodes[r as usize];
+                std::hint::black_box(n.mac.ack_busy_until ^ n.router.touch_hot());
+            }
+            for &(r, rssi) in &got {
+                self.deliver_frame(r as usize, i, BROADCAST, rssi, &bytes, ctx);
+            }
+            self.scratch_rx = got;
             self.scratch_air = ov;
             self.finish(i, TxStatus::Sent, ctx);
             return;
         }
         let d = self.idx_of(self.nodes[i].pan, f.dst).unwrap_or(usize::MAX);
         let mut got = None;
-        if d < self.nodes.len() && d != i && self.nodes[d].alive {
+        if d < self.nodes.len() && d != i && self.live[d] {
             let mean = self.mean_rx_dbm(i, d);
             got = self.receive(f, d, mean, &ov);
             if got.is_some()
