@@ -130,8 +130,13 @@ impl Coordinator {
             match &self.route {
                 CommandRoute::None => continue,
                 CommandRoute::Mesh { mesh, node } => {
-                    let send =
-                        MeshSend { node: *node, to: MeshDest::Node(c.lmu_id), payload: frame, class: TxClass::Normal };
+                    let send = MeshSend {
+                        node: *node,
+                        to: MeshDest::Node(c.lmu_id),
+                        payload: frame,
+                        class: TxClass::Normal,
+                        replaces: None,
+                    };
                     ctx.send(*mesh, SimDuration::ZERO, Msg::Mesh(MeshMsg::Send(Box::new(send))));
                 }
                 CommandRoute::Direct(map) => {

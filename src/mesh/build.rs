@@ -594,6 +594,9 @@ pub struct ProtectionAir {
     pub busiest_second_occupancy: f64,
     /// Share of that second taken by protection frames and their acknowledgements.
     pub busiest_second_protection_share: f64,
+    /// Latest-value frames (a repeated question, its answer) that a newer one to the same peer replaced in a
+    /// node's queue before they were sent.
+    pub frames_replaced: u64,
 }
 
 /// The mesh results: the `mesh` object of `summary.json`; node, bin and flow rows go to CSV files.
@@ -863,6 +866,7 @@ impl MeshHandle {
             busiest_second_s: at_s,
             busiest_second_occupancy: occupancy,
             busiest_second_protection_share: share,
+            frames_replaced: m.nodes.iter().map(|n| n.stats.replaced as u64).sum(),
         });
         let starters: Vec<&NodeRow> =
             rows.iter().zip(&m.nodes).filter(|(_, n)| n.join_at.is_none() && !n.coordinator).map(|(r, _)| r).collect();

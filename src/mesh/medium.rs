@@ -67,6 +67,9 @@ pub struct NodeStats {
     pub tx_psdu_bytes: u64,
     /// Frames the router queued that frame security could not seal (no key, counter exhausted).
     pub seal_failures: u32,
+    /// Latest-value frames (see [`super::MeshSend::replaces`]) a later one of the same kind to the same
+    /// destination replaced before they were sent.
+    pub replaced: u32,
     pub alive_ns: u64,
 }
 
@@ -91,6 +94,9 @@ pub(crate) struct Out {
     sec_bytes: u16,
     /// Traffic class (queued ahead of lower classes; protection classes get a shorter backoff).
     class: TxClass,
+    /// Latest-value key ([`MeshSend::replaces`] with the final destination): a later frame of the same key
+    /// takes this one's place while it waits in the queue.
+    replace: Option<u32>,
 }
 
 impl Out {
@@ -356,12 +362,16 @@ mod class_tests {
         preempted: bool,
         drops: u32,
         seal_failures: u32,
+        replaced: u32,
     }
     impl Q {
         fn new(busy: bool, in_backoff: bool) -> Q {
-            Q { q: VecDeque::new(), busy, in_backoff, preempted: false, drops: 0, seal_failures: 0 }
+            Q { q: VecDeque::new(), busy, in_backoff, preempted: false, drops: 0, seal_failures: 0, replaced: 0 }
         }
         fn push(&mut self, token: u32, class: TxClass, cap: usize) -> Result<(), ErrorKind> {
+            self.push_keyed(token, class, cap, None)
+        }
+        fn push_keyed(&mut self, token: u32, class: TxClass, cap: usize, key: Option<u32>) -> Result<(), ErrorKind> {
             let mut p = Port {
                 q: &mut self.q,
                 busy: self.busy,
@@ -373,6 +383,8 @@ mod class_tests {
                 sec: None,
                 seal_failures: &mut self.seal_failures,
                 now: Instant(0),
+                replace: key,
+                replaced: &mut self.replaced,
             };
             p.transmit_class(1, token, &[4, 0, 0, 0], class)
         }
@@ -414,6 +426,38 @@ mod class_tests {
         q.push(2, TxClass::Protection, 16).unwrap();
         assert_eq!(q.tokens(), [1, 2]);
         assert!(!q.preempted);
+    }
+
+    #[test]
+    fn a_latest_value_frame_takes_the_place_of_its_unsent_predecessor_only() {
+        const QUERY_TO_2: Option<u32> = Some(12 << 16 | 2);
+        const QUERY_TO_3: Option<u32> = Some(12 << 16 | 3);
+        // Idle MAC: the newer query replaces the older one in its place; other keys and unkeyed frames stay.
+        let mut q = Q::new(false, false);
+        q.push_keyed(1, TxClass::Protection, 16, QUERY_TO_2).unwrap();
+        q.push_keyed(2, TxClass::Protection, 16, QUERY_TO_3).unwrap();
+        q.push(3, TxClass::Protection, 16).unwrap();
+        q.push_keyed(4, TxClass::Protection, 16, QUERY_TO_2).unwrap();
+        assert_eq!(q.tokens(), [4, 2, 3]);
+        assert_eq!(q.replaced, 1);
+        // The MAC's current frame (on the air, awaiting its ack or in backoff) is never replaced: the newer
+        // one queues behind it.
+        for in_backoff in [false, true] {
+            let mut q = Q::new(true, in_backoff);
+            q.push_keyed(1, TxClass::Protection, 16, QUERY_TO_2).unwrap();
+            q.push_keyed(2, TxClass::Protection, 16, QUERY_TO_2).unwrap();
+            assert_eq!(q.tokens(), [1, 2]);
+            q.push_keyed(3, TxClass::Protection, 16, QUERY_TO_2).unwrap();
+            assert_eq!(q.tokens(), [1, 3]);
+            assert_eq!(q.replaced, 1);
+            assert!(!q.preempted);
+        }
+        // A full queue: the replacement makes its own room, nothing is dropped.
+        let mut q = Q::new(false, false);
+        q.push_keyed(1, TxClass::Protection, 2, QUERY_TO_2).unwrap();
+        q.push(2, TxClass::Protection, 2).unwrap();
+        q.push_keyed(3, TxClass::Protection, 2, QUERY_TO_2).unwrap();
+        assert_eq!((q.tokens(), q.drops, q.replaced), (vec![3, 2], 0, 1));
     }
 
     #[test]
@@ -498,6 +542,10 @@ struct Port<'a> {
     sec: Option<&'a mut FrameSecurity>,
     seal_failures: &'a mut u32,
     now: Instant,
+    /// Latest-value key of the frame being queued (see [`Out::replace`]); `None` for every other frame.
+    replace: Option<u32>,
+    /// Frames a later one of the same key replaced.
+    replaced: &'a mut u32,
 }
 impl ErrorType for Port<'_> {
     type Error = ErrorKind;
@@ -509,6 +557,18 @@ impl Port<'_> {
         }
         // The frame the MAC is working on stays first while it is on the air or awaits its ack; in backoff it
         // yields to a frame of a higher class (a question's answer must not wait out the retries of a report).
+        // A latest-value frame replaces a queued one of the same key that is not the MAC's current frame (an
+        // older question or answer not yet sent is stale: sending both only loads the channel when it is
+        // busiest). It takes the old one's place in the queue.
+        let mut slot = None;
+        if let Some(key) = self.replace {
+            let first = usize::from(self.busy).min(self.q.len());
+            if let Some(k) = (first..self.q.len()).find(|&k| self.q[k].replace == Some(key)) {
+                self.q.remove(k);
+                *self.replaced += 1;
+                slot = Some(k);
+            }
+        }
         let preempt = self.busy && self.in_backoff && self.q.front().is_some_and(|o| o.class < class);
         let head = self.q.front().map(|o| o.token);
         let first = if preempt { 0 } else { usize::from(self.busy).min(self.q.len()) };
@@ -544,8 +604,10 @@ impl Port<'_> {
                 }
             },
         };
-        let out = Out { dst, token, app, frame, sec_bytes, class };
-        let at = (first..self.q.len()).find(|&k| self.q[k].class < class).unwrap_or(self.q.len());
+        let out = Out { dst, token, app, frame, sec_bytes, class, replace: self.replace };
+        let at = slot
+            .filter(|_| !preempt)
+            .unwrap_or_else(|| (first..self.q.len()).find(|&k| self.q[k].class < class).unwrap_or(self.q.len()));
         self.q.insert(at, out);
         // The head changed (taken over, or given up to make room): the MAC starts the new head's attempts.
         if preempt && self.q.front().map(|o| o.token) != head {
@@ -583,6 +645,8 @@ macro_rules! port {
                 sec: n.sec.as_deref_mut(),
                 seal_failures: &mut n.stats.seal_failures,
                 now: Instant($now),
+                replace: None,
+                replaced: &mut n.stats.replaced,
             },
         )
     }};
@@ -1893,6 +1957,7 @@ impl MeshAgent {
                 n.serial = n.serial.wrapping_add(1);
                 let payload = Self::meta(now, n.serial, &s.payload);
                 let (r, mut port) = port!(self, i, now);
+                port.replace = s.replaces.map(|k| (k as u32) << 16 | d_addr as u32);
                 let res = if down {
                     r.send_down(Instant(now), d_addr, &payload, &mut port)
                 } else {

@@ -49,6 +49,10 @@ pub struct MeshSend {
     /// Traffic class of a neighbour frame in the node's queue and channel access (frames up to the
     /// coordinator and down from it are `Normal`, whatever this says).
     pub class: TxClass,
+    /// Latest-value kind (neighbour frames): while a frame of the same kind to the same destination still
+    /// waits in the node's queue (not yet on the air), this one takes its place instead of queueing behind it.
+    /// For messages whose newest copy makes older ones moot (a repeated question, its answer).
+    pub replaces: Option<u8>,
 }
 
 /// A payload delivered to a node's application agent.

@@ -225,6 +225,7 @@ impl LmuAgent {
                     to: MeshDest::Coordinator,
                     payload,
                     class: TxClass::Normal,
+                    replaces: None,
                 }))),
             ),
         };
@@ -354,7 +355,9 @@ impl LmuAgent {
         }
         if let Some(mesh) = self.peer_mesh {
             let class = if msg.is_report() { TxClass::Report } else { TxClass::Protection };
-            let send = MeshSend { node: self.peer as u32, to: MeshDest::Neighbor(to as u32), payload: bytes, class };
+            let replaces = msg.latest_value().then_some(plain[0]);
+            let send =
+                MeshSend { node: self.peer as u32, to: MeshDest::Neighbor(to as u32), payload: bytes, class, replaces };
             ctx.send(mesh, SimDuration::ZERO, Msg::Mesh(MeshMsg::Send(Box::new(send))));
             return;
         }

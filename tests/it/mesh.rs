@@ -228,6 +228,7 @@ fn application_seam_sends_up_down_and_to_neighbours() {
             to,
             payload: b"hello".to_vec(),
             class: mesh::TxClass::Normal,
+            replaces: None,
         })));
         (SimTime::from_secs(at_s), m)
     };

@@ -172,6 +172,13 @@ impl PeerMsg {
         matches!(self, PeerMsg::LossOfVoltage | PeerMsg::NeutralDisplaced | PeerMsg::UnbalanceSeen | PeerMsg::DropSeen)
     }
 
+    /// A message whose newest copy makes an older one to the same peer moot (a repeated `Query` carries the
+    /// newer age; a `Passage` answer the newer state): a radio that still holds the older one unsent may send
+    /// this one in its place.
+    pub fn latest_value(&self) -> bool {
+        matches!(self, PeerMsg::Query { .. } | PeerMsg::Passage { .. })
+    }
+
     /// Encodes as tag, section (little endian), flag.
     pub fn encode(&self) -> [u8; 4] {
         let (tag, section, flag) = match *self {
