@@ -761,6 +761,22 @@ mod world {
         assert_eq!(frames.get("loss_of_voltage").and_then(Value::as_u64).unwrap_or(0), 0, "{frames}");
     }
 
+    /// `flisr-study-feeders.ron`, Kerber Kabel 2, section 20, line-to-earth through 10 ohm, 0 % PV (its study
+    /// row's seed): LMU 20's repeated queries, and LMU 22's answers to each, queued behind their unsent
+    /// predecessors while the fault's burst filled the channel (isolation 1.117 s). A newer `Query` or
+    /// `Passage` now takes its predecessor's place in the node's queue.
+    #[test]
+    fn a_repeated_question_or_answer_takes_the_place_of_its_unsent_predecessor() {
+        let kabel2 = "File(\"networks/kerber_landnetz_kabel_2.json\")";
+        let s = study_row(kabel2, "EveryLine", "20", "LineToEarth", "10.0", "0.0", 16055503118087560004);
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], e["true_section"], "{e}");
+        assert_eq!(e["healthy_trips"], 0, "{e}");
+        assert!(e["isolation_s"].as_f64().is_some_and(|t| t < 1.0), "{e}");
+        let replaced = s["mesh"]["protection"]["frames_replaced"].as_u64().unwrap_or(0);
+        assert!(replaced > 0, "{}", s["mesh"]["protection"]);
+    }
+
     /// `flisr-case.ron` with its FLISR frames on the fixed-latency stand-in link and the blocking scheme,
     /// as `flisr-study-link.ron` runs it.
     const LINK: [(&str, &str); 2] = [("lmus.peer_frames", "Link"), ("lmus.protection", "\"protection-default\"")];
