@@ -352,7 +352,7 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
     let reach = cfg.propagation.range_for_loss_m(offset - thr + shadow_margin, f).max(1.0);
     let interference_reach = cfg.propagation.range_for_loss_m(offset - interference + shadow_margin, f).max(reach);
     agent.xy = agent.nodes.iter().map(|nd| (nd.x_m, nd.y_m)).collect();
-    agent.live = agent.nodes.iter().map(|nd| nd.alive).collect();
+    agent.live = vec![false; agent.nodes.len()];
     agent.rx = vec![Default::default(); agent.nodes.len()];
     agent.audible_reach_m = reach;
     agent.reach2 = interference_reach * interference_reach;
@@ -710,6 +710,7 @@ impl MeshHandle {
         for (i, n) in m.nodes.iter().enumerate() {
             let alive_ns = m.alive_ns(i, now);
             let s = m.node_stats(i);
+            let alive = m.live[i];
             let listen_ns = alive_ns.saturating_sub(s.tx_ns + s.rx_ns);
             let energy_j = r.supply_v
                 * 1e-3
@@ -750,20 +751,20 @@ impl MeshHandle {
             {
                 rt[k] += v as u64;
             }
-            let routed = n.alive && !n.coordinator;
+            let routed = alive && !n.coordinator;
             rows.push(NodeRow {
                 id: n.id,
                 pan: n.pan,
                 x_m: n.x_m,
                 y_m: n.y_m,
                 coordinator: n.coordinator,
-                alive: n.alive,
+                alive,
                 parent: if routed {
                     n.router.parent().and_then(|p| m.idx_of(n.pan, p)).map(|k| m.nodes[k].id)
                 } else {
                     None
                 },
-                rank_etx: (n.alive && n.router.rank() != INFINITE_RANK)
+                rank_etx: (alive && n.router.rank() != INFINITE_RANK)
                     .then(|| n.router.rank() as f64 / ETX_ONE as f64),
                 parent_link_etx: if routed {
                     n.router.parent_link_etx().map(|e| e as f64 / ETX_ONE as f64)

@@ -133,8 +133,7 @@ pub(crate) struct Mac {
 /// (here the first, the MAC's, and the router's hot head) bound its cost more than its instructions do.
 #[repr(C)]
 pub(crate) struct Node {
-    // ----- hot: every reception -----
-    pub alive: bool,
+    // ----- hot: every reception (whether the node is powered is `MeshAgent::live`) -----
     pub coordinator: bool,
     /// The PAN the node belongs to (its frames carry this PAN id; frames of other PANs are heard, occupy the
     /// receiver and interfere, but are not accepted).
@@ -190,7 +189,6 @@ impl Node {
             coordinator,
             app,
             join_at,
-            alive: false,
             alive_since: 0,
             epoch: 0,
             router: Router::new(0, coordinator, RouterConfig::default(), 0),
@@ -772,8 +770,8 @@ pub struct MeshAgent {
     pub(crate) started_ns: u64,
     /// Node positions by index, m (a compact copy for the link computations of the channel).
     pub(crate) xy: Vec<(f64, f64)>,
-    /// Whether each node is powered, by index (a dense copy of [`Node::alive`], which power on and off keep
-    /// equal): a broadcast's receivers are weighed against it without touching their node state.
+    /// Whether each node is powered, by index (power on and off set it): kept apart from the node state so
+    /// a broadcast's receivers are weighed against it without touching theirs.
     pub(crate) live: Vec<bool>,
     /// Each node's receiver counters by index ([`RxCounters`]): written for every reception above
     /// sensitivity, so they live apart from the node state that only a decoded frame touches.
@@ -1195,12 +1193,11 @@ impl MeshAgent {
     fn power_on(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>, first_report_base: u64) {
         let now = ctx.now().0;
         let seed = crate::engine::derive_seed(self.seed, &[0x524F_5554_4552, i as u64, self.nodes[i].epoch as u64]);
-        let n = &mut self.nodes[i];
-        if n.alive {
+        if self.live[i] {
             return;
         }
-        n.alive = true;
         self.live[i] = true;
+        let n = &mut self.nodes[i];
         n.alive_since = now;
         n.epoch = n.epoch.wrapping_add(1);
         n.router = Router::new(n.addr, n.coordinator, self.router_cfg.clone(), seed);
@@ -1234,12 +1231,11 @@ impl MeshAgent {
     }
 
     fn power_off(&mut self, i: usize, now: u64) {
-        let n = &mut self.nodes[i];
-        if !n.alive {
+        if !self.live[i] {
             return;
         }
-        n.alive = false;
         self.live[i] = false;
+        let n = &mut self.nodes[i];
         n.stats.alive_ns += now - n.alive_since;
         n.epoch = n.epoch.wrapping_add(1);
         n.mac = Mac::default();
@@ -1261,7 +1257,7 @@ impl MeshAgent {
         }
         if let Some(f) = n.watch_repair
             && let Some(p) = n.router.parent()
-            && member(&self.pan_members, n.pan, p).is_some_and(|k| self.nodes[k].alive)
+            && member(&self.pan_members, n.pan, p).is_some_and(|k| self.live[k])
         {
             self.nodes[i].watch_repair = None;
             let rec = &mut self.failures[f as usize];
@@ -1363,7 +1359,7 @@ impl MeshAgent {
 
     fn mac_kick(&mut self, i: usize, ctx: &mut Ctx<'_, Msg>) {
         let n = &mut self.nodes[i];
-        if !n.alive || n.mac.busy || n.mac.queue.is_empty() {
+        if !self.live[i] || n.mac.busy || n.mac.queue.is_empty() {
             return;
         }
         n.mac.busy = true;
@@ -1830,8 +1826,9 @@ impl MeshAgent {
         }
         let mut affected = 0;
         let pans = &self.pan_members;
+        let live = &self.live;
         for (k, n) in self.nodes.iter_mut().enumerate() {
-            if n.alive
+            if live[k]
                 && !dead[k]
                 && let Some(p) = n.router.parent()
                 && member(pans, n.pan, p).is_some_and(|q| dead[q])
@@ -1857,14 +1854,14 @@ impl MeshAgent {
         match c {
             MeshControl::Fail(i) => {
                 let i = i as usize;
-                if self.nodes[i].alive {
+                if self.live[i] {
                     self.fail_nodes(vec![i], now);
                 }
             }
             MeshControl::Recover(i) | MeshControl::Join(i) => self.power_on(i as usize, ctx, 0),
             MeshControl::FailRelays(ppm) => {
                 let mut is_relay = vec![false; self.nodes.len()];
-                for n in self.nodes.iter().filter(|n| n.alive) {
+                for n in self.nodes.iter().zip(&self.live).filter(|(_, l)| **l).map(|(n, _)| n) {
                     if let Some(p) = n.router.parent()
                         && let Some(q) = member(&self.pan_members, n.pan, p)
                     {
@@ -1872,7 +1869,7 @@ impl MeshAgent {
                     }
                 }
                 let mut relays: Vec<usize> = (0..self.nodes.len())
-                    .filter(|&k| is_relay[k] && self.nodes[k].alive && !self.nodes[k].coordinator)
+                    .filter(|&k| is_relay[k] && self.live[k] && !self.nodes[k].coordinator)
                     .collect();
                 let k = ((relays.len() as u64 * ppm as u64 + 500_000) / 1_000_000) as usize;
                 for j in 0..k.min(relays.len()) {
@@ -1885,7 +1882,7 @@ impl MeshAgent {
             }
             MeshControl::GlobalRepair => {
                 for i in 0..self.nodes.len() {
-                    if self.nodes[i].alive && self.nodes[i].coordinator {
+                    if self.live[i] && self.nodes[i].coordinator {
                         let (r, mut port) = port!(self, i, now);
                         r.global_repair(Instant(now), &mut port);
                         self.after_router(i, ctx);
@@ -1898,7 +1895,7 @@ impl MeshAgent {
             MeshControl::RandomFail(i) => {
                 let i = i as usize;
                 if let Some((_, mttr)) = self.random_failures {
-                    if self.nodes[i].alive {
+                    if self.live[i] {
                         self.fail_nodes(vec![i], now);
                     }
                     let t = now + exp_draw(&mut self.rng_fail, mttr);
@@ -1930,7 +1927,7 @@ impl MeshAgent {
             tracing::warn!(node = s.node, "mesh send from unknown node id");
             return;
         };
-        if !self.nodes[i].alive {
+        if !self.live[i] {
             self.flows.dropped_dead += 1;
             return;
         }
@@ -2007,7 +2004,7 @@ impl MeshAgent {
     /// Node-seconds alive up to `now` (for duty cycle and energy).
     pub(crate) fn alive_ns(&self, i: usize, now: u64) -> u64 {
         let n = &self.nodes[i];
-        n.stats.alive_ns + if n.alive { now - n.alive_since } else { 0 }
+        n.stats.alive_ns + if self.live[i] { now - n.alive_since } else { 0 }
     }
 }
 
@@ -2050,7 +2047,7 @@ impl Agent<Msg> for MeshAgent {
         match m {
             MeshMsg::Timer(t) => {
                 let i = t.node as usize;
-                if i >= self.nodes.len() || self.nodes[i].epoch != t.epoch || !self.nodes[i].alive {
+                if i >= self.nodes.len() || self.nodes[i].epoch != t.epoch || !self.live[i] {
                     return; // the node failed or rebooted since
                 }
                 match t.kind {
