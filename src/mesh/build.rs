@@ -100,7 +100,7 @@ pub fn build(
     };
     agent.set_pans(&pans);
     neighbour_lists(&mut agent, cfg, radio, &mut warnings);
-    peer_routes(&mut agent, peers, radio.sensitivity_dbm, cfg.routing.peer_relay_margin_db, &mut warnings)?;
+    peer_routes(&mut agent, peers, radio.sensitivity_dbm, &cfg.routing, &mut warnings)?;
 
     // Scheduled events (by id -> index).
     let mut controls: Vec<(u64, MeshControl)> = Vec::new();
@@ -148,9 +148,10 @@ fn peer_routes(
     agent: &mut MeshAgent,
     peers: &[(u32, u32)],
     sens_dbm: f64,
-    margin_db: f64,
+    routing: &crate::mesh::config::Routing,
     warnings: &mut Vec<String>,
 ) -> Result<(), String> {
+    let margin_db = routing.peer_relay_margin_db;
     let mut weak = Vec::new();
     let mut full = Vec::new();
     for &(a_id, b_id) in peers {
@@ -169,7 +170,7 @@ fn peer_routes(
         let mut found = None;
         let mut m = margin_db;
         while found.is_none() && m >= 0.0 && sens_dbm + m > direct {
-            found = relay_path(agent, a, b, sens_dbm + m);
+            found = relay_path(agent, a, b, sens_dbm + m, &[]);
             m -= 2.0;
         }
         let Some(path) = found else {
@@ -188,6 +189,30 @@ fn peer_routes(
         gridtwin_firmware::mesh::Router::new(agent.nodes[a].addr, false, Default::default(), 0)
             .set_peer_route(dst, &hops)
             .map_err(|e| format!("mesh: peer link {a_id} -> {b_id} over {} relays: {e}", hops.len() - 1))?;
+        if routing.peer_alternate_routes {
+            // The second route: the same margins asked, through none of the first route's relays; else the
+            // direct link, if it is heard at all (weak, but it fails for other reasons than a relay does).
+            let avoid = &path[..path.len() - 1];
+            let mut alt = None;
+            let mut m = margin_db;
+            while alt.is_none() && m >= 0.0 && sens_dbm + m > direct {
+                alt = relay_path(agent, a, b, sens_dbm + m, avoid);
+                m -= 2.0;
+            }
+            let alt: Option<Vec<u16>> = match alt {
+                Some(p) => Some(p.iter().map(|&k| agent.nodes[k].addr).collect()),
+                None => (direct >= sens_dbm).then(|| vec![dst]),
+            };
+            if let Some(alt) = alt {
+                let mut check = gridtwin_firmware::mesh::Router::new(agent.nodes[a].addr, false, Default::default(), 0);
+                check.set_peer_route(dst, &hops).map_err(|e| format!("mesh: peer link {a_id} -> {b_id}: {e}"))?;
+                check
+                    .set_peer_alternate(dst, &alt)
+                    .map_err(|e| format!("mesh: peer link {a_id} -> {b_id}, second route: {e}"))?;
+                agent.nodes[a].peer_alternates.push((dst, alt));
+                agent.peer_alternate_routes += 1;
+            }
+        }
         agent.nodes[a].peer_routes.push((dst, hops));
         agent.peer_relay_routes += 1;
     }
@@ -221,7 +246,7 @@ fn link_dbm(agent: &MeshAgent, a: usize, b: usize) -> Option<f64> {
 
 /// The relays from `a` to `b` (node indices, ending at `b`) of least expected transmissions over links of
 /// at least `floor_dbm`, or `None` (none, or longer than a PEER frame's route may be).
-fn relay_path(agent: &MeshAgent, a: usize, b: usize, floor_dbm: f64) -> Option<Vec<usize>> {
+fn relay_path(agent: &MeshAgent, a: usize, b: usize, floor_dbm: f64, avoid: &[usize]) -> Option<Vec<usize>> {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
     // Expected transmissions of a hop from its margin over the floor, x 128 (as routers seed their estimates).
@@ -249,7 +274,7 @@ fn relay_path(agent: &MeshAgent, a: usize, b: usize, floor_dbm: f64) -> Option<V
         }
         for &(v, _) in &agent.nodes[u].nbrs {
             let v = v as usize;
-            if agent.nodes[v].pan != pan {
+            if agent.nodes[v].pan != pan || avoid.contains(&v) {
                 continue;
             }
             let Some(p) = link_dbm(agent, u, v).filter(|&p| p >= floor_dbm) else { continue };
@@ -623,6 +648,11 @@ pub struct MeshReport {
     /// Peer links commissioning routed over relays (too weak for one hop), and the PEER frames relays forwarded.
     pub peer_relay_routes: u32,
     pub peer_frames_relayed: u64,
+    /// Of those links, the ones with a second route ([`crate::mesh::config::Routing::peer_alternate_routes`]),
+    /// the messages also sent over it, and the copies their destinations dropped as duplicates.
+    pub peer_alternate_routes: u32,
+    pub peer_frames_duplicated: u64,
+    pub peer_duplicates_dropped: u64,
     /// Time until every node present at the start had joined, s (`None` if some never did).
     pub convergence_s: Option<f64>,
     pub unjoined: usize,
@@ -695,6 +725,21 @@ impl MeshHandle {
         sim.agent::<MeshAgent>(self.agent)
     }
 
+    /// The relay routes commissioning gave the peer link `from` -> `to` (node ids, each route ending at `to`):
+    /// the first, and the second if it has one; `None` for a link that goes one hop (or unknown ids).
+    pub fn peer_routes(&self, sim: &Simulation<Msg>, from: u32, to: u32) -> Option<(Vec<u32>, Option<Vec<u32>>)> {
+        let m = self.mesh(sim)?;
+        let (a, b) = (m.index_of(from)?, m.index_of(to)?);
+        let dst = m.nodes[b].addr;
+        let pan = m.nodes[a].pan;
+        let ids = |hops: &[u16]| -> Option<Vec<u32>> {
+            hops.iter().map(|&h| m.idx_of(pan, h).map(|k| m.nodes[k].id)).collect()
+        };
+        let find = |v: &[(u16, Vec<u16>)]| v.iter().find(|r| r.0 == dst).and_then(|r| ids(&r.1));
+        let first = find(&m.nodes[a].peer_routes)?;
+        Some((first, find(&m.nodes[a].peer_alternates)))
+    }
+
     /// The results so far.
     pub fn report(&self, sim: &Simulation<Msg>) -> MeshReport {
         let Some(m) = self.mesh(sim) else {
@@ -764,8 +809,7 @@ impl MeshHandle {
                 } else {
                     None
                 },
-                rank_etx: (alive && n.router.rank() != INFINITE_RANK)
-                    .then(|| n.router.rank() as f64 / ETX_ONE as f64),
+                rank_etx: (alive && n.router.rank() != INFINITE_RANK).then(|| n.router.rank() as f64 / ETX_ONE as f64),
                 parent_link_etx: if routed {
                     n.router.parent_link_etx().map(|e| e as f64 / ETX_ONE as f64)
                 } else {
@@ -924,6 +968,9 @@ impl MeshHandle {
             neighbour_delivered: fl.nbr_delivered,
             peer_relay_routes: m.peer_relay_routes,
             peer_frames_relayed: m.nodes.iter().map(|n| n.router.stats().peer_relayed as u64).sum(),
+            peer_alternate_routes: m.peer_alternate_routes,
+            peer_frames_duplicated: m.nodes.iter().map(|n| n.router.stats().peer_duplicated as u64).sum(),
+            peer_duplicates_dropped: m.nodes.iter().map(|n| n.router.stats().peer_duplicates_dropped as u64).sum(),
             convergence_s,
             unjoined,
             repair_s,

@@ -134,6 +134,10 @@ pub struct Routing {
     /// transmissions whose every hop has at least this margin (where none has, the margin asked is lowered
     /// 2 dB at a time while it stays above the direct link's). Links at or above it go one hop.
     pub peer_relay_margin_db: f64,
+    /// A peer link routed over relays also gets a second route through none of the first one's relays (the
+    /// direct link where no such relay path exists and the direct link is heard at all); every message goes
+    /// over both, and the destination keeps the first copy. One failed relay then costs nothing.
+    pub peer_alternate_routes: bool,
 }
 
 /// Default of [`Routing::peer_relay_margin_db`], dB.
@@ -157,6 +161,7 @@ impl Default for Routing {
             dis_interval: format!("{}ms", d.dis_interval_ms),
             global_repair_every: None,
             peer_relay_margin_db: PEER_RELAY_MARGIN_DB,
+            peer_alternate_routes: true,
         }
     }
 }

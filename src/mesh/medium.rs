@@ -169,6 +169,8 @@ pub(crate) struct Node {
     delivered_serials: [u32; 8],
     /// Relay routes to peers set at commissioning (kept in non-volatile memory: a rebooted node has them).
     pub(crate) peer_routes: Vec<(u16, Vec<u16>)>,
+    /// Second routes to some of those peers (see [`crate::mesh::config::Routing::peer_alternate_routes`]).
+    pub(crate) peer_alternates: Vec<(u16, Vec<u16>)>,
 }
 
 impl Node {
@@ -205,6 +207,7 @@ impl Node {
             delivered_i: 0,
             watch_repair: None,
             peer_routes: Vec::new(),
+            peer_alternates: Vec::new(),
         }
     }
 }
@@ -757,6 +760,7 @@ pub struct MeshAgent {
     pub(crate) urgent_air: UrgentAir,
     /// Peer pairs commissioning gave a relay route (out of each other's reliable range).
     pub(crate) peer_relay_routes: u32,
+    pub(crate) peer_alternate_routes: u32,
     pub(crate) failures: Vec<FailureRecord>,
     pub(crate) flows: Flows,
     random_failures: Option<(u64, u64)>,
@@ -861,6 +865,7 @@ impl MeshAgent {
             nbr_lat_us: Vec::new(),
             urgent_air: UrgentAir::default(),
             peer_relay_routes: 0,
+            peer_alternate_routes: 0,
             failures: Vec::new(),
             flows: Flows::default(),
             random_failures,
@@ -1204,6 +1209,10 @@ impl MeshAgent {
         for (dst, hops) in &n.peer_routes {
             // Checked by a router of the same address at commissioning.
             let set = n.router.set_peer_route(*dst, hops);
+            debug_assert!(set.is_ok(), "{set:?}");
+        }
+        for (dst, hops) in &n.peer_alternates {
+            let set = n.router.set_peer_alternate(*dst, hops);
             debug_assert!(set.is_ok(), "{set:?}");
         }
         n.mac = Mac::default();

@@ -209,6 +209,55 @@ fn peer_links_out_of_range_get_relay_routes_within_the_routers_table() {
     assert!(e.contains("999"), "{e}");
 }
 
+/// A peer link out of range on a 5 x 5 grid of nodes 400 m apart (node 1 to node 25, the far corner) gets a
+/// second relay route through none of the first one's relays. With the first route's relay dead, a message
+/// still arrives, once, over the second; without second routes it is lost. With both routes up, the
+/// destination drops the later copy.
+#[test]
+fn a_peer_message_survives_a_dead_relay_over_the_second_route() {
+    let run = |alternate: bool, kill_first_relay: bool| {
+        let mut sim = Simulation::new(4);
+        let sink = sim.add_agent(Box::new(Sink::default())).unwrap();
+        let mut nodes = vec![NodeSpec::coordinator(1000, -400.0, 0.0)];
+        for y in 0..5u32 {
+            for x in 0..5u32 {
+                let id = 1 + 5 * y + x;
+                let app = (id == 25).then_some(sink);
+                nodes.push(NodeSpec { app, ..NodeSpec::lmu(id, x as f64 * 400.0, y as f64 * 400.0) });
+            }
+        }
+        let mut cfg = MeshConfig { propagation: no_shadow(3.0), ..MeshConfig::default() };
+        cfg.routing.peer_alternate_routes = alternate;
+        // Build once to learn the routes, then again with the first route's first relay failing at 100 s.
+        let mut probe_sim = Simulation::new(4);
+        let probe = mesh::build(&mut probe_sim, &cfg, &radio("sun-fsk-868"), &nodes, &[(1, 25)]).unwrap();
+        let (first, second) = probe.peer_routes(&probe_sim, 1, 25).expect("a relay route");
+        if kill_first_relay {
+            cfg.events = vec![MeshEvent::Fail { node: first[0], at: "100s".into() }];
+        }
+        let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &nodes, &[(1, 25)]).unwrap();
+        let m = Msg::Mesh(MeshMsg::Send(Box::new(mesh::MeshSend {
+            node: 1,
+            to: mesh::MeshDest::Neighbor(25),
+            payload: b"open".to_vec(),
+            class: mesh::TxClass::Protection,
+            replaces: None,
+        })));
+        sim.schedule(sink, h.agent(), SimTime::from_secs(200), gridtwin::engine::class::DEFAULT, m).unwrap();
+        sim.run(Stop::at(SimTime::from_secs(300))).unwrap();
+        (sim.agent::<Sink>(sink).unwrap().got, h.report(&sim), first, second)
+    };
+    let (got, r, first, second) = run(true, false);
+    let second = second.expect("a second route");
+    assert!(first.len() >= 2 && second.len() >= 2, "{first:?} {second:?}");
+    assert!(!second[..second.len() - 1].iter().any(|n| first.contains(n)), "{first:?} {second:?}");
+    assert_eq!((got, r.peer_alternate_routes, r.peer_frames_duplicated, r.peer_duplicates_dropped), (1, 1, 1, 1));
+    let (got, r, ..) = run(true, true);
+    assert_eq!((got, r.peer_duplicates_dropped), (1, 0), "{r:?}");
+    let (got, r, _, second) = run(false, true);
+    assert_eq!((got, r.peer_alternate_routes, second), (0, 0, None), "{r:?}");
+}
+
 #[test]
 fn application_seam_sends_up_down_and_to_neighbours() {
     let mut sim = Simulation::new(3);

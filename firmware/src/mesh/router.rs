@@ -23,7 +23,11 @@
 //!
 //! Downward traffic is source-routed from the root, which learns every node's parent from DAOs. Neighbour
 //! messages go one hop, or, to a peer out of radio range, along a relay route set at commissioning
-//! ([`Router::set_peer_route`]); relays forward them ahead of other traffic, as the origin sends them.
+//! ([`Router::set_peer_route`]); relays forward them ahead of other traffic, as the origin sends them. Where
+//! commissioning also set a second route through other relays ([`Router::set_peer_alternate`]), the origin
+//! sends every such message over both at once and the destination delivers the first copy and drops the
+//! other (by origin and sequence number), so one failed relay costs no message and no wait (the duplicate
+//! discard of IEC 62439-3 PRP, over two relay paths of one mesh).
 //! Time is whatever [`Instant`] the caller passes; every input returns the next deadline at which
 //! [`Router::poll`] must be called.
 
@@ -31,6 +35,8 @@ use super::frame::{Frame, MAX_SOURCE_ROUTE, UpKind, route_bytes, route_from_byte
 
 /// Most relay routes to peers one node holds (a LMU has a handful of FLISR peers).
 pub const MAX_PEER_ROUTES: usize = 64;
+/// PEER frames (origin, sequence) remembered at their destination to drop the copy that came the other way.
+pub const RECENT_PEER: usize = 16;
 use crate::hal::Error as _;
 use crate::hal::radio::{BROADCAST, LinkAddr, Radio, TxClass, TxStatus};
 use crate::time::{Duration, Instant};
@@ -203,6 +209,9 @@ pub struct RouterStats {
     /// Neighbour messages sent over a relay route, and PEER frames this node relayed.
     pub peer_routed: u32,
     pub peer_relayed: u32,
+    /// Neighbour messages also sent over their alternate route, and copies dropped here as duplicates.
+    pub peer_duplicated: u32,
+    pub peer_duplicates_dropped: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -291,6 +300,12 @@ pub struct Router {
     routes: BTreeMap<u16, u16>,
     /// Relay routes to peers out of radio range, by destination (sorted); each ends at its destination.
     peer_routes: Vec<(u16, Vec<u16>)>,
+    /// Second routes to some of those peers, through none of the first route's relays (sorted).
+    peer_alternates: Vec<(u16, Vec<u16>)>,
+    /// (origin, sequence) of the last PEER frames delivered here, a ring.
+    recent_peer: [(u16, u16); RECENT_PEER],
+    recent_peer_len: u8,
+    recent_peer_at: u8,
     inflight: VecDeque<Inflight>,
     stats: RouterStats,
 }
@@ -336,6 +351,10 @@ impl Router {
             rng: seed ^ 0x5DEE_CE66_D1CE_B00C,
             routes: BTreeMap::new(),
             peer_routes: Vec::new(),
+            peer_alternates: Vec::new(),
+            recent_peer: [(0, 0); RECENT_PEER],
+            recent_peer_len: 0,
+            recent_peer_at: 0,
             inflight: VecDeque::new(),
             pending: VecDeque::new(),
             deliveries: VecDeque::new(),
@@ -388,6 +407,45 @@ impl Router {
     /// one hop removes any relay route). Refused: an empty or too long route, one through this node, one that
     /// visits a node twice or does not end at `dst`, or more than [`MAX_PEER_ROUTES`] routes.
     pub fn set_peer_route(&mut self, dst: u16, hops: &[u16]) -> Result<(), &'static str> {
+        self.check_peer_route(dst, hops)?;
+        let at = self.peer_routes.binary_search_by_key(&dst, |r| r.0);
+        match (at, hops.len()) {
+            (Ok(k), 1) => {
+                self.peer_routes.remove(k);
+                if let Ok(j) = self.peer_alternates.binary_search_by_key(&dst, |r| r.0) {
+                    self.peer_alternates.remove(j);
+                }
+            }
+            (Err(_), 1) => {}
+            (Ok(k), _) => self.peer_routes[k].1 = hops.to_vec(),
+            (Err(k), _) => {
+                if self.peer_routes.len() >= MAX_PEER_ROUTES {
+                    return Err("too many peer routes");
+                }
+                self.peer_routes.insert(k, (dst, hops.to_vec()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Commissioning: neighbour messages to `dst`, which has a relay route, also go over `hops` (the direct
+    /// link if that is `[dst]`). Refused as [`Router::set_peer_route`] refuses a route, and a route that shares
+    /// a relay with the first one or is the same direct link, or a destination without a relay route.
+    pub fn set_peer_alternate(&mut self, dst: u16, hops: &[u16]) -> Result<(), &'static str> {
+        self.check_peer_route(dst, hops)?;
+        let first = self.peer_route(dst).ok_or("an alternate peer route needs a relay route first")?;
+        let relays = &first[..first.len() - 1];
+        if hops[..hops.len() - 1].iter().any(|h| relays.contains(h)) {
+            return Err("an alternate peer route must not share a relay with the first route");
+        }
+        match self.peer_alternates.binary_search_by_key(&dst, |r| r.0) {
+            Ok(k) => self.peer_alternates[k].1 = hops.to_vec(),
+            Err(k) => self.peer_alternates.insert(k, (dst, hops.to_vec())),
+        }
+        Ok(())
+    }
+
+    fn check_peer_route(&self, dst: u16, hops: &[u16]) -> Result<(), &'static str> {
         if hops.is_empty() || hops.len() > MAX_SOURCE_ROUTE {
             return Err("a peer route has 1 to 24 hops");
         }
@@ -400,21 +458,13 @@ impl Router {
         if hops.iter().enumerate().any(|(k, h)| hops[..k].contains(h)) {
             return Err("a peer route must not visit a node twice");
         }
-        let at = self.peer_routes.binary_search_by_key(&dst, |r| r.0);
-        match (at, hops.len()) {
-            (Ok(k), 1) => {
-                self.peer_routes.remove(k);
-            }
-            (Err(_), 1) => {}
-            (Ok(k), _) => self.peer_routes[k].1 = hops.to_vec(),
-            (Err(k), _) => {
-                if self.peer_routes.len() >= MAX_PEER_ROUTES {
-                    return Err("too many peer routes");
-                }
-                self.peer_routes.insert(k, (dst, hops.to_vec()));
-            }
-        }
         Ok(())
+    }
+
+    /// The alternate route to the peer `dst`, if it has one.
+    pub fn peer_alternate(&self, dst: u16) -> Option<&[u16]> {
+        let k = self.peer_alternates.binary_search_by_key(&dst, |r| r.0).ok()?;
+        Some(&self.peer_alternates[k].1)
     }
 
     /// The relay route to the peer `dst`, if it has one.
@@ -738,6 +788,20 @@ impl Router {
             let f = Frame::Peer { origin: self.addr, dst, seq, next: 0, hops, payload }.encode();
             self.send_unicast_with(first, &f, class, radio)?;
             self.stats.peer_routed += 1;
+            // The same frame (same sequence number) over the alternate route, if any: the destination keeps
+            // whichever copy comes first.
+            if let Ok(j) = self.peer_alternates.binary_search_by_key(&dst, |r| r.0) {
+                let rb = route_bytes(&self.peer_alternates[j].1);
+                if let Some(hops) = route_from_bytes(&rb)
+                    && payload.len() + 9 + rb.len() <= radio.max_frame_len()
+                {
+                    let first = self.peer_alternates[j].1[0];
+                    let f = Frame::Peer { origin: self.addr, dst, seq, next: 0, hops, payload }.encode();
+                    if self.send_unicast_with(first, &f, class, radio).is_ok() {
+                        self.stats.peer_duplicated += 1;
+                    }
+                }
+            }
             return Ok(self.deadline_after(now));
         }
         if payload.len() + 5 > radio.max_frame_len() {
@@ -912,6 +976,10 @@ impl Router {
             return;
         }
         if dst == self.addr {
+            if peer && !self.first_peer_copy(origin, seq) {
+                self.stats.peer_duplicates_dropped += 1;
+                return;
+            }
             let kind = if peer { DeliveryKind::Neighbor } else { DeliveryKind::Down };
             self.deliver(Delivery { kind, origin, seq, hops: next + 1, payload: payload.to_vec() });
         } else if let Some(nh) = hops.get(next as usize + 1) {
@@ -929,6 +997,19 @@ impl Router {
                 self.stats.peer_relayed += u32::from(peer);
             }
         }
+    }
+
+    /// Whether the PEER frame (origin, seq) is new here (and remembers it): its copy over the other route
+    /// came first otherwise.
+    fn first_peer_copy(&mut self, origin: u16, seq: u16) -> bool {
+        let n = self.recent_peer_len as usize;
+        if self.recent_peer[..n].contains(&(origin, seq)) {
+            return false;
+        }
+        self.recent_peer[self.recent_peer_at as usize] = (origin, seq);
+        self.recent_peer_at = ((self.recent_peer_at as usize + 1) % RECENT_PEER) as u8;
+        self.recent_peer_len = (n + 1).min(RECENT_PEER) as u8;
+        true
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1375,6 +1456,48 @@ mod tests {
         assert_eq!(a.peer_route(3), None);
         a.send_neighbor(Instant(4), 3, b"open", TxClass::Protection, &mut air).unwrap();
         assert!(matches!(Frame::decode(&air.sent.last().unwrap().2), Ok(Frame::Nbr { .. })));
+    }
+
+    #[test]
+    fn a_peer_message_goes_over_both_routes_and_is_delivered_once() {
+        let cfg = RouterConfig::default();
+        let mut r: Vec<Router> = (1..=4).map(|a| Router::new(a, false, cfg.clone(), a as u64)).collect();
+        assert_eq!(r[0].set_peer_alternate(4, &[3, 4]), Err("an alternate peer route needs a relay route first"));
+        r[0].set_peer_route(4, &[2, 4]).unwrap();
+        assert_eq!(
+            r[0].set_peer_alternate(4, &[2, 3, 4]),
+            Err("an alternate peer route must not share a relay with the first route")
+        );
+        assert_eq!(r[0].set_peer_alternate(4, &[3, 1, 4]), Err("a peer route must not pass through its origin"));
+        r[0].set_peer_alternate(4, &[3, 4]).unwrap();
+        assert_eq!(r[0].peer_alternate(4), Some(&[3u16, 4][..]));
+        let mut air = Air::default();
+        r[0].send_neighbor(Instant(0), 4, b"open", TxClass::Protection, &mut air).unwrap();
+        assert_eq!(air.sent.iter().map(|s| s.0).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!((r[0].stats().peer_routed, r[0].stats().peer_duplicated), (1, 1));
+        let copies: Vec<_> = air.sent.drain(..).collect();
+        // Both relays forward their copy; the destination delivers the first and drops the second.
+        for (relay, (_, _, f)) in [(1usize, &copies[0]), (2, &copies[1])] {
+            r[relay].on_frame(Instant(1), 1, -70, f, &mut air);
+            let (to, _, g) = air.sent.pop().unwrap();
+            assert_eq!(to, 4);
+            r[3].on_frame(Instant(2), relay as u16 + 1, -70, &g, &mut air);
+        }
+        let d = r[3].pop_delivery().unwrap();
+        assert_eq!((d.origin, d.payload.as_slice()), (1, &b"open"[..]));
+        assert!(r[3].pop_delivery().is_none());
+        assert_eq!(r[3].stats().peer_duplicates_dropped, 1);
+        // With relay 2 dead, the copy over relay 3 alone gets through; a later message is new again.
+        r[0].send_neighbor(Instant(3), 4, b"shut", TxClass::Protection, &mut air).unwrap();
+        let (_, _, f) = air.sent.pop().unwrap();
+        air.sent.clear();
+        r[2].on_frame(Instant(4), 1, -70, &f, &mut air);
+        let (_, _, g) = air.sent.pop().unwrap();
+        r[3].on_frame(Instant(5), 3, -70, &g, &mut air);
+        assert_eq!(r[3].pop_delivery().unwrap().payload.as_slice(), &b"shut"[..]);
+        // Removing the relay route removes its alternate too.
+        r[0].set_peer_route(4, &[4]).unwrap();
+        assert_eq!((r[0].peer_route(4), r[0].peer_alternate(4)), (None, None));
     }
 
     #[test]
