@@ -213,6 +213,13 @@ fn peer_routes(
                 agent.peer_alternate_routes += 1;
             }
         }
+        tracing::debug!(
+            from = a_id,
+            to = b_id,
+            relays = ?path[..path.len() - 1].iter().map(|&k| agent.nodes[k].id).collect::<Vec<_>>(),
+            second = ?agent.nodes[a].peer_alternates.last().filter(|r| r.0 == dst).map(|r| r.1.len()),
+            "peer link over relays"
+        );
         agent.nodes[a].peer_routes.push((dst, hops));
         agent.peer_relay_routes += 1;
     }
