@@ -124,9 +124,7 @@ pub fn build(
             MeshEvent::Join { .. } => {}
         }
     }
-    for w in &warnings {
-        tracing::warn!("{w}");
-    }
+    // The warnings go back with the handle; the world prints them with the scenario's name.
     let id = sim.add_agent(Box::new(agent)).map_err(|e| format!("mesh: {e}"))?;
     debug_assert_eq!(id, me);
     for (at, c) in controls {
@@ -154,6 +152,7 @@ fn peer_routes(
     let margin_db = routing.peer_relay_margin_db;
     let mut weak = Vec::new();
     let mut full = Vec::new();
+    let mut single = Vec::new();
     for &(a_id, b_id) in peers {
         let (Some(a), Some(b)) = (agent.index_of(a_id), agent.index_of(b_id)) else {
             return Err(format!("mesh: peer link {a_id} -> {b_id} names a node that is not in the mesh"));
@@ -211,6 +210,8 @@ fn peer_routes(
                     .map_err(|e| format!("mesh: peer link {a_id} -> {b_id}, second route: {e}"))?;
                 agent.nodes[a].peer_alternates.push((dst, alt));
                 agent.peer_alternate_routes += 1;
+            } else {
+                single.push(format!("{a_id} -> {b_id}"));
             }
         }
         tracing::debug!(
@@ -229,6 +230,14 @@ fn peer_routes(
             full.len(),
             gridtwin_firmware::mesh::router::MAX_PEER_ROUTES,
             full.iter().take(QUOTE).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if !single.is_empty() {
+        warnings.push(format!(
+            "mesh: {} relayed peer link(s) have no second route (every path shares a relay with the first, and \
+             the direct link is not heard): one relay failure breaks them: {}",
+            single.len(),
+            single.iter().take(QUOTE).cloned().collect::<Vec<_>>().join(", ")
         ));
     }
     if !weak.is_empty() {
