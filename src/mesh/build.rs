@@ -164,15 +164,8 @@ fn peer_routes(
         if direct >= sens_dbm + margin_db {
             continue;
         }
-        // Margins asked of every hop: the configured one, then 2 dB less each time, never below 0 dB nor
-        // below what the direct link already has.
-        let mut found = None;
-        let mut m = margin_db;
-        while found.is_none() && m >= 0.0 && sens_dbm + m > direct {
-            found = relay_path(agent, a, b, sens_dbm + m, &[]);
-            m -= 2.0;
-        }
-        let Some(path) = found else {
+        let ladder = |avoid: &[usize]| relay_path_within_margins(agent, (a, b), sens_dbm, margin_db, direct, avoid);
+        let Some(path) = ladder(&[]) else {
             weak.push(format!("{a_id} -> {b_id}"));
             continue;
         };
@@ -184,43 +177,39 @@ fn peer_routes(
         }
         let hops: Vec<u16> = path.iter().map(|&k| agent.nodes[k].addr).collect();
         let dst = agent.nodes[b].addr;
-        // The route as the node's router will take it at power-on (the table's size is checked above).
-        gridtwin_firmware::mesh::Router::new(agent.nodes[a].addr, false, Default::default(), 0)
+        // The routes as the node's router will take them at power-on (the table's size is checked above).
+        let mut check = gridtwin_firmware::mesh::Router::new(agent.nodes[a].addr, false, Default::default(), 0);
+        check
             .set_peer_route(dst, &hops)
             .map_err(|e| format!("mesh: peer link {a_id} -> {b_id} over {} relays: {e}", hops.len() - 1))?;
-        if routing.peer_alternate_routes {
-            // The second route: the same margins asked, through none of the first route's relays; else the
-            // direct link, if it is heard at all (weak, but it fails for other reasons than a relay does).
-            let avoid = &path[..path.len() - 1];
-            let mut alt = None;
-            let mut m = margin_db;
-            while alt.is_none() && m >= 0.0 && sens_dbm + m > direct {
-                alt = relay_path(agent, a, b, sens_dbm + m, avoid);
-                m -= 2.0;
-            }
-            let alt: Option<Vec<u16>> = match alt {
+        // The second route: the same margins asked, through none of the first route's relays; else the direct
+        // link, if it is heard at all (weak, but it fails for other reasons than a relay does).
+        let alt: Option<Vec<u16>> = if routing.peer_alternate_routes {
+            match ladder(&path[..path.len() - 1]) {
                 Some(p) => Some(p.iter().map(|&k| agent.nodes[k].addr).collect()),
                 None => (direct >= sens_dbm).then(|| vec![dst]),
-            };
-            if let Some(alt) = alt {
-                let mut check = gridtwin_firmware::mesh::Router::new(agent.nodes[a].addr, false, Default::default(), 0);
-                check.set_peer_route(dst, &hops).map_err(|e| format!("mesh: peer link {a_id} -> {b_id}: {e}"))?;
+            }
+        } else {
+            None
+        };
+        tracing::debug!(
+            from = a_id,
+            to = b_id,
+            relays = ?path[..path.len() - 1].iter().map(|&k| agent.nodes[k].id).collect::<Vec<_>>(),
+            second_hops = ?alt.as_ref().map(Vec::len),
+            "peer link over relays"
+        );
+        match alt {
+            Some(alt) => {
                 check
                     .set_peer_alternate(dst, &alt)
                     .map_err(|e| format!("mesh: peer link {a_id} -> {b_id}, second route: {e}"))?;
                 agent.nodes[a].peer_alternates.push((dst, alt));
                 agent.peer_alternate_routes += 1;
-            } else {
-                single.push(format!("{a_id} -> {b_id}"));
             }
+            None if routing.peer_alternate_routes => single.push(format!("{a_id} -> {b_id}")),
+            None => {}
         }
-        tracing::debug!(
-            from = a_id,
-            to = b_id,
-            relays = ?path[..path.len() - 1].iter().map(|&k| agent.nodes[k].id).collect::<Vec<_>>(),
-            second = ?agent.nodes[a].peer_alternates.last().filter(|r| r.0 == dst).map(|r| r.1.len()),
-            "peer link over relays"
-        );
         agent.nodes[a].peer_routes.push((dst, hops));
         agent.peer_relay_routes += 1;
     }
@@ -258,6 +247,26 @@ fn link_dbm(agent: &MeshAgent, a: usize, b: usize) -> Option<f64> {
         l.binary_search_by_key(&(to as u32), |e| e.0).ok().map(|k| l[k].1 as f64)
     };
     Some(rx(a, b)?.min(rx(b, a)?))
+}
+
+/// [`relay_path`] asking each hop for `margin_db` above the sensitivity, then 2 dB less each time, never below
+/// 0 dB nor below the margin the direct link (`direct_dbm`) already has; the first path found, avoiding `avoid`.
+fn relay_path_within_margins(
+    agent: &MeshAgent,
+    (a, b): (usize, usize),
+    sens_dbm: f64,
+    margin_db: f64,
+    direct_dbm: f64,
+    avoid: &[usize],
+) -> Option<Vec<usize>> {
+    let mut m = margin_db;
+    while m >= 0.0 && sens_dbm + m > direct_dbm {
+        if let Some(p) = relay_path(agent, a, b, sens_dbm + m, avoid) {
+            return Some(p);
+        }
+        m -= 2.0;
+    }
+    None
 }
 
 /// The relays from `a` to `b` (node indices, ending at `b`) of least expected transmissions over links of
