@@ -275,7 +275,7 @@ fn attach_power_quality(
 impl Part for LmuPart {
     fn report(&self, sim: &Simulation<Msg>, r: &mut Report) {
         let f = score(sim, &self.build, sim.now());
-        let (mut frames, mut readings) = (0u64, 0u64);
+        let (mut frames, mut readings, mut orphan_opens) = (0u64, 0u64, 0u64);
         let mut by_kind = [0u64; gridtwin_firmware::lmu::flisr::PeerMsg::NAMES.len()];
         for &(a, _, _) in &self.lmus {
             if let Some(l) = sim.agent::<LmuAgent>(a) {
@@ -284,6 +284,7 @@ impl Part for LmuPart {
                     by_kind[k] += n;
                 }
                 readings += l.readings_sent as u64;
+                orphan_opens += l.firmware().flisr().orphan_opens;
             }
         }
         let c = &self.build.commissioning;
@@ -300,6 +301,11 @@ impl Part for LmuPart {
                 .collect::<serde_json::Map<_, _>>(),
             "readings_sent": readings,
         });
+        // LMUs that opened as the far end of a section whose upstream end stayed silent (its radio dead), on
+        // their own evidence: listed only when there are any.
+        if orphan_opens > 0 {
+            lmus["orphan_opens"] = json!(orphan_opens);
+        }
         // LMUs whose firmware reported a lost phase or a displaced neutral (open conductor, broken neutral):
         // listed only when there are any.
         let lost: Vec<serde_json::Value> = self

@@ -980,6 +980,38 @@ mod world {
         }
     }
 
+    /// Dickert's long cable feeder with LMU 5's radio dead (the relay study's block) and faults in sections 4
+    /// and 5: LMU 4 trips on section 4 (LMU 5 on its own section, at its graded time), and every radio path
+    /// to LMU 6, the far end to open, runs through LMU 5, so no `Open` and no stand-in reaches it. LMU 6, dead
+    /// since the fault's dip, probes LMU 5 (silent) and its tie (which answers), opens on its own evidence and
+    /// has the tie restore the rest (before: never isolated, never restored), with no healthy trip.
+    #[test]
+    fn the_far_end_behind_a_silent_lmu_opens_on_its_own_evidence_and_the_rest_is_restored() {
+        for (section, kind, seed) in
+            [("4", "ThreePhase", 14107578322451822374u64), ("5", "ThreePhase", 6078440268438697056)]
+        {
+            let s = case_seeded(
+                &[
+                    ("grid.network", "File(\"networks/dickert_long_cable_multiple_bad.json\")"),
+                    ("lmus.at", "Spaced(max_m: 500.0)"),
+                    ("mesh.events", "[Fail(node: 5, at: \"0.9s\")]"),
+                    ("faults[0].kind", kind),
+                    ("faults[0].r_ohm", "10.0"),
+                    ("faults[0].section", section),
+                    ("grid.rooftop_pv_pct", "0.0"),
+                ],
+                seed,
+            );
+            let e = &s["faults"]["events"][0];
+            assert_eq!(e["located_section"], format!("S{section}"), "{e}");
+            assert_eq!(e["healthy_trips"], 0, "{e}");
+            assert_eq!(s["lmus"]["orphan_opens"], 1, "{}", s["lmus"]);
+            let iso = e["isolation_s"].as_f64().expect("isolated");
+            let restore = e["restore_s"].as_f64().expect("restored");
+            assert!(iso < 10.0 && restore >= iso && restore < 12.0, "{e}");
+        }
+    }
+
     /// The Kerber feeder's LMU 7 with its radio dead and a bolted fault in section 6 above it (the stress
     /// study's block): LMU 6 trips and asks LMU 7 to open, which never hears it; after the last retry the
     /// request goes to LMU 8, one section further, which opens, confirms and has the tie restore the rest.

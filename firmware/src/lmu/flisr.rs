@@ -34,7 +34,10 @@
 //! - **Isolation**: the locating LMU opens and sends `Open` to its downstream neighbours, which open and
 //!   confirm with their auxiliary contacts (`Opened`); an LMU whose contactor fails passes `Open` further down,
 //!   and an `Open` a downstream neighbour never answers (its radio dead) goes, after the last retry, to that
-//!   neighbour's downstream neighbours (`downstream_next`): the isolated zone grows by one section.
+//!   neighbour's downstream neighbours (`downstream_next`): the isolated zone grows by one section. Where
+//!   every radio path to them runs through the silent neighbour, an LMU with a tie that lost its supply after a
+//!   fault's dip and was told nothing probes its upstream neighbour and its tie, and opens on its own evidence
+//!   when only the tie answers (`Flisr::isolate_orphaned_part`).
 //! - **Restoration**: upstream of the tripping LMU supply never stops; each downstream boundary, once its
 //!   opening is confirmed, asks its tie to close (`Restore`). A tie closes only on a request from a configured
 //!   requester whose opening is confirmed, never while it sees fault current, and opens again and locks out if
@@ -114,6 +117,23 @@ pub const LOV_ESCALATE_NS: u64 = 3_000_000_000;
 /// burst of reports from every LMU beyond the break).
 pub const LOV_REPEAT_NS: u64 = 800_000_000;
 
+/// Graded scheme: how long an LMU with a tie must have been without supply (dead, or a phase lost) after a
+/// fault's dip, told nothing (no `Open`), before it asks its upstream neighbour whether it is there, ns.
+/// Longer than an isolation that goes as planned, including an `Open` retried to a silent neighbour and then
+/// sent one LMU further (about 1.5 s), and than a tie's restoration of this part (up to about 4.5 s when a
+/// radio on the way is dead), so that an LMU whose supply is coming back does not ask.
+pub const ORPHAN_WAIT_NS: u64 = 6_000_000_000;
+/// Graded scheme: probes of the upstream neighbour per loss of supply (each retried by the MAC), and the time
+/// between them, ns. An LMU that gets no `Here` to any of them, [`ORPHAN_PROBE_GAP_NS`] after the last, opens
+/// as the far end of its upstream neighbour's section and asks its tie to restore (see
+/// `Flisr::isolate_orphaned_part`).
+pub const ORPHAN_PROBES: u8 = 3;
+/// See [`ORPHAN_PROBES`].
+pub const ORPHAN_PROBE_GAP_NS: u64 = 500_000_000;
+/// A voltage disturbance this long at most before the loss of supply makes it a fault's dip (ns): a section
+/// cleared by a protective device goes dead at the end of the fault it saw, within the slowest graded time.
+pub const ORPHAN_DIP_NS: u64 = 2_000_000_000;
+
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
 
@@ -157,6 +177,11 @@ pub enum PeerMsg {
     /// neighbour, which then knows it is not the last flagged LMU without asking (the graded scheme), and
     /// takes it like `Passage { seen: true }`.
     Beyond,
+    /// "Are you there?": asked of the upstream neighbour by an LMU left without supply after a fault and
+    /// told nothing (see [`ORPHAN_WAIT_NS`]).
+    Probe,
+    /// Answer to `Probe`: the upstream neighbour's radio and controller work.
+    Here,
 }
 
 /// A frame that is not a FLISR message.
@@ -196,12 +221,14 @@ impl PeerMsg {
             PeerMsg::Query { age_ms } => (12, age_ms, 0),
             PeerMsg::Passage { seen } => (13, 0, seen as u8),
             PeerMsg::Beyond => (14, 0, 0),
+            PeerMsg::Probe => (15, 0, 0),
+            PeerMsg::Here => (16, 0, 0),
         };
         let s = section.to_le_bytes();
         [tag, s[0], s[1], flag]
     }
     /// Names of the messages by tag (index = tag; 0 is unused).
-    pub const NAMES: [&'static str; 15] = [
+    pub const NAMES: [&'static str; 17] = [
         "",
         "block",
         "loss_of_voltage",
@@ -217,6 +244,8 @@ impl PeerMsg {
         "query",
         "passage",
         "beyond",
+        "probe",
+        "here",
     ];
 
     pub fn decode(b: &[u8]) -> Result<PeerMsg, DecodeError> {
@@ -240,6 +269,8 @@ impl PeerMsg {
             12 => PeerMsg::Query { age_ms: section },
             13 => PeerMsg::Passage { seen: ok },
             14 => PeerMsg::Beyond,
+            15 => PeerMsg::Probe,
+            16 => PeerMsg::Here,
             _ => return Err(DecodeError),
         })
     }
@@ -605,6 +636,22 @@ pub struct Flisr {
     pub opens_obeyed: u64,
     /// `Open`s this LMU sent in place of a silent downstream neighbour.
     pub opens_stood_in: u64,
+    /// Openings of this LMU as the far end of a section whose upstream end is silent (see
+    /// `Flisr::isolate_orphaned_part`).
+    pub orphan_opens: u64,
+    /// When this LMU lost its supply (dead, or a phase lost) after having it, and whether a fault's dip came
+    /// first (the last poll with a disturbed voltage while the line was live).
+    unsupplied_since: Option<u64>,
+    live_dip_ns: Option<u64>,
+    /// Probes of the upstream neighbour in the present loss of supply: how many went, when the last did, and
+    /// whether it answered.
+    orphan_probes: u8,
+    orphan_probe_ns: u64,
+    upstream_here: bool,
+    /// The tie answered a probe in the present loss of supply: this LMU's own radio works.
+    tie_here: bool,
+    /// The section this LMU isolated as the far end of a silent upstream neighbour's section.
+    orphan_section: Option<PeerId>,
     /// Graded scheme: when an LMU below took the rest of a dropped current here (it opened on a break), in
     /// the current or last open-conductor episode; see `Flisr::stand_in_for_silent_opener`.
     oc_opened_below_ns: Option<u64>,
@@ -674,6 +721,14 @@ impl Flisr {
             episode_ns: None,
             stood_in_for: None,
             opens_stood_in: 0,
+            orphan_opens: 0,
+            unsupplied_since: None,
+            live_dip_ns: None,
+            orphan_probes: 0,
+            orphan_probe_ns: 0,
+            upstream_here: false,
+            tie_here: false,
+            orphan_section: None,
             oc_opened_below_ns: None,
             oc_stood_in_for: None,
             drop_seen_ns: None,
@@ -983,6 +1038,11 @@ impl Flisr {
                     r.restored = Some(now);
                 }
             }
+            PeerMsg::Probe if downstream || (self.s.is_tie && self.s.tie_requesters.contains(&from)) => {
+                self.send(from, PeerMsg::Here)
+            }
+            PeerMsg::Here if self.s.upstream == Some(from) => self.upstream_here = true,
+            PeerMsg::Here if self.s.tie == Some(from) => self.tie_here = true,
             _ => {}
         }
     }
@@ -1076,6 +1136,21 @@ impl Flisr {
         self.i_max_a = i_max_a;
         self.healthy_now = p.voltage_healthy;
         self.step_here = p.unbalance_step || p.unbalance_seen_here;
+        // No supply: dead, or a phase lost with the voltage out of the healthy band (not a mere unbalance
+        // step, which a healthy bus sees when a single-phase load elsewhere is switched away). A low voltage
+        // alone is supply (a part back-fed over a long weak feeder may stay below the healthy band).
+        let unsupplied = self.dead || (p.loss_of_phase && !p.voltage_healthy && !p.unbalance_step);
+        if !unsupplied {
+            self.unsupplied_since = None;
+            self.orphan_probes = 0;
+            self.upstream_here = false;
+            self.tie_here = false;
+        } else if self.unsupplied_since.is_none() {
+            self.unsupplied_since = Some(t);
+        }
+        if !self.dead && (p.pickup || !p.voltage_healthy) && self.unsupplied_since.is_none() {
+            self.live_dip_ns = Some(t);
+        }
         if !p.voltage_healthy {
             self.lov_at = None;
         }
@@ -1226,6 +1301,7 @@ impl Flisr {
         self.extend_unanswered_isolation(t, &mut next);
         self.stand_in_for_silent_neighbours(t, forward, &mut next);
         self.stand_in_for_silent_opener(t, &mut next);
+        self.isolate_orphaned_part(t, &mut next);
         // A deadline that is not in the future would spin the caller: drop it (every condition above is
         // re-evaluated at the next poll anyway).
         FlisrOutput { coil_closed: self.coil_closed, next_deadline: next.filter(|&n| n > t).map(Instant) }
@@ -1785,6 +1861,70 @@ impl Flisr {
         }
     }
 
+    /// Graded scheme: this LMU has a tie and has been without supply since a fault's dip for
+    /// [`ORPHAN_WAIT_NS`], and no neighbour asked it to open. Where the upstream neighbour tripped on the fault
+    /// in its own section (or on one beyond it that it could not be told about) with its radio dead, its
+    /// `Open`s never left, and where the only radio path from the LMU above it to this one runs through that
+    /// radio, no stand-in reaches this LMU either: nothing would ever isolate the section or restore the part
+    /// below it. So this LMU asks its upstream neighbour whether it is there ([`ORPHAN_PROBES`] `Probe`s);
+    /// any `Here` ends the matter (the neighbour talks: isolation and restoration are its LMUs' to decide). If
+    /// none comes, it opens as the far end of that neighbour's section, the evidence being its own (a dip, then
+    /// no supply), and asks its tie to restore the part below. A section isolated this way may hold one
+    /// section more than the fault's (the upstream neighbour's, where the fault lay above it), never a
+    /// supplied one: with supply back this LMU asks nothing.
+    fn isolate_orphaned_part(&mut self, t: u64, next: &mut Option<u64>) {
+        let want = |x: u64, next: &mut Option<u64>| *next = Some(next.map_or(x, |n: u64| n.min(x)));
+        let (Some(up), Some(tie), Some(since)) = (self.s.upstream, self.s.tie, self.unsupplied_since) else {
+            return;
+        };
+        if self.s.grading_ms == 0
+            || self.s.is_tie
+            || self.mode != Mode::Normal
+            || !self.coil_closed
+            || self.isolating.is_some()
+            || self.upstream_here
+            || !self.live_dip_ns.is_some_and(|d| d <= since && since - d <= ORPHAN_DIP_NS)
+        {
+            return;
+        }
+        let due = since + ORPHAN_WAIT_NS;
+        if t < due {
+            want(due, next);
+            return;
+        }
+        if self.orphan_probes == u8::MAX {
+            return;
+        }
+        if self.orphan_probes < ORPHAN_PROBES {
+            if self.orphan_probes == 0 || t >= self.orphan_probe_ns + ORPHAN_PROBE_GAP_NS {
+                self.send(up, PeerMsg::Probe);
+                if !self.tie_here {
+                    self.send(tie, PeerMsg::Probe);
+                }
+                self.orphan_probes += 1;
+                self.orphan_probe_ns = t;
+            }
+            want(self.orphan_probe_ns + ORPHAN_PROBE_GAP_NS, next);
+            return;
+        }
+        let decide = self.orphan_probe_ns + ORPHAN_PROBE_GAP_NS;
+        if t < decide {
+            want(decide, next);
+            return;
+        }
+        if !self.tie_here {
+            // Nobody answered, not even the tie: this LMU's own radio is the likelier to be dead, and then it
+            // could not ask the tie to restore anything either.
+            self.orphan_probes = u8::MAX;
+            return;
+        }
+        self.orphan_opens += 1;
+        self.orphan_section = Some(up);
+        self.isolating = Some((up, None));
+        self.report(FlisrReport::new(Role::Boundary, Some(up), FaultKind::Unknown, None));
+        self.command(t, false);
+    }
+
     fn on_confirmed(&mut self, t: u64) {
         if self.s.is_tie {
             if let Some((to, section)) = self.tie_requester {
@@ -1805,7 +1945,7 @@ impl Flisr {
         }
         if let Some((section, reply_to)) = self.isolating {
             // A downstream boundary asks its tie to back-feed the healthy part beyond it.
-            if reply_to.is_some()
+            if (reply_to.is_some() || self.orphan_section == Some(section))
                 && let Some(tie) = self.s.tie
             {
                 self.send_reliable(t, tie, PeerMsg::Restore { section });
@@ -1904,6 +2044,8 @@ mod tests {
             PeerMsg::Passage { seen: true },
             PeerMsg::Passage { seen: false },
             PeerMsg::Beyond,
+            PeerMsg::Probe,
+            PeerMsg::Here,
         ];
         for m in all {
             assert_eq!(PeerMsg::decode(&m.encode()), Ok(m));
@@ -1913,7 +2055,7 @@ mod tests {
             let family = ["loss_of_voltage", "drop_seen", "unbalance_seen", "neutral_displaced"];
             assert_eq!(m.is_report(), family.contains(&name), "{name}");
         }
-        assert!(PeerMsg::decode(&[15, 0, 0, 0]).is_err());
+        assert!(PeerMsg::decode(&[17, 0, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[1, 0, 0]).is_err());
         assert!(PeerMsg::decode(&[6, 0, 0, 2]).is_err());
     }
@@ -2111,6 +2253,79 @@ mod tests {
         far.set_line_state(false, true);
         far.on_peer(at(20), 8, PeerMsg::Open { section: 9 });
         assert!(!far.poll(at(21), &ProtectionStatus::default(), Some(true), 0.0).coil_closed, "dead: obeyed");
+    }
+
+    #[test]
+    fn an_lmu_left_dead_after_a_dip_opens_only_when_its_upstream_neighbour_is_silent_and_its_tie_answers() {
+        // LMU 1 (upstream 9, tie 30) sees a fault's dip for 200 ms, then goes dead at 200 ms, and nobody asks
+        // it to open. 6 s later it probes 9 and its tie, 500 ms apart, three times; 500 ms after the last,
+        // with `Here` from the tie only, it opens as the far end of section 9 and asks the tie to restore.
+        // Any `Here` from 9, no answer at all (its own radio may be dead), or supply back: nothing.
+        let run = |here_from: &[PeerId], supply_back_ms: u64| {
+            let mut s = graded_lmu(3).settings().clone();
+            s.tie = Some(30);
+            let mut f = Flisr::new(s).unwrap();
+            let dip = ProtectionStatus { pickup: true, ..ProtectionStatus::default() };
+            let quiet = ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() };
+            let mut sent = Vec::new();
+            let mut opened_at = None;
+            for t in (0..=9_000).step_by(5) {
+                let dead = (200..supply_back_ms).contains(&t);
+                f.set_line_state(false, dead);
+                let p = if t < 200 {
+                    &dip
+                } else if dead {
+                    &ProtectionStatus::default()
+                } else {
+                    &quiet
+                };
+                let out = f.poll(at(t), p, Some(opened_at.is_none()), 0.0);
+                if !out.coil_closed && opened_at.is_none() {
+                    opened_at = Some(t);
+                }
+                let out: Vec<_> = core::iter::from_fn(|| f.pop_outgoing()).collect();
+                for m in out {
+                    if m.1 == PeerMsg::Probe && here_from.contains(&m.0) {
+                        f.on_peer(at(t), m.0, PeerMsg::Here);
+                    }
+                    sent.push((t, m));
+                }
+            }
+            (opened_at, sent, f.orphan_opens)
+        };
+        let (opened_at, sent, n) = run(&[30], u64::MAX);
+        let probes: Vec<_> = sent.iter().filter(|(_, m)| m.1 == PeerMsg::Probe).cloned().collect();
+        assert_eq!(
+            probes,
+            alloc::vec![
+                (6_200, (9, PeerMsg::Probe)),
+                (6_200, (30, PeerMsg::Probe)),
+                (6_700, (9, PeerMsg::Probe)),
+                (7_200, (9, PeerMsg::Probe)),
+            ]
+        );
+        assert_eq!((opened_at, n), (Some(7_700), 1));
+        assert!(sent.iter().any(|m| m.1 == (30, PeerMsg::Restore { section: 9 })), "{sent:?}");
+        assert_eq!(run(&[9, 30], u64::MAX).0, None, "the upstream neighbour answers");
+        assert_eq!(run(&[], u64::MAX).0, None, "nobody answers: this radio is the likelier dead");
+        let (opened_at, sent, _) = run(&[30], 3_000);
+        assert_eq!(opened_at, None, "supply back");
+        assert!(!sent.iter().any(|m| m.1.1 == PeerMsg::Probe));
+        // Dead without a dip first (an outage, not a fault): nothing either.
+        let mut s = graded_lmu(3).settings().clone();
+        s.tie = Some(30);
+        let mut f = Flisr::new(s).unwrap();
+        for t in (0..=9_000).step_by(5) {
+            f.set_line_state(false, true);
+            assert!(f.poll(at(t), &ProtectionStatus::default(), Some(true), 0.0).coil_closed);
+            assert!(!core::iter::from_fn(|| f.pop_outgoing()).any(|m| m.1 == PeerMsg::Probe));
+        }
+        // The upstream neighbour answers a probe from below; a tie answers its requesters'.
+        let mut up = graded_lmu(3);
+        up.on_peer(at(0), 2, PeerMsg::Probe);
+        assert_eq!(up.pop_outgoing(), Some((2, PeerMsg::Here)));
+        up.on_peer(at(0), 7, PeerMsg::Probe);
+        assert_eq!(up.pop_outgoing(), None, "a stranger's probe");
     }
 
     #[test]
