@@ -124,9 +124,9 @@ pub const LOV_REPEAT_NS: u64 = 800_000_000;
 /// radio on the way is dead), so that an LMU whose supply is coming back does not ask.
 pub const ORPHAN_WAIT_NS: u64 = 6_000_000_000;
 /// Graded scheme: probes of the upstream neighbour per loss of supply (each retried by the MAC), and the time
-/// between them, ns. An LMU that gets no `Here` to any of them, [`ORPHAN_PROBE_GAP_NS`] after the last, opens
-/// as the far end of its upstream neighbour's section and asks its tie to restore (see
-/// `Flisr::isolate_orphaned_part`).
+/// between them, ns. An LMU that gets no `Here` from the upstream neighbour to any of them but one from its tie,
+/// [`ORPHAN_PROBE_GAP_NS`] after the last, opens as the far end of its upstream neighbour's section and asks
+/// its tie to restore (see `Flisr::isolate_orphaned_part`).
 pub const ORPHAN_PROBES: u8 = 3;
 /// See [`ORPHAN_PROBES`].
 pub const ORPHAN_PROBE_GAP_NS: u64 = 500_000_000;
@@ -650,6 +650,8 @@ pub struct Flisr {
     upstream_here: bool,
     /// The tie answered a probe in the present loss of supply: this LMU's own radio works.
     tie_here: bool,
+    /// Nobody answered the probes of the present loss of supply: this LMU asks no more.
+    orphan_gave_up: bool,
     /// The section this LMU isolated as the far end of a silent upstream neighbour's section.
     orphan_section: Option<PeerId>,
     /// Graded scheme: when an LMU below took the rest of a dropped current here (it opened on a break), in
@@ -728,6 +730,7 @@ impl Flisr {
             orphan_probe_ns: 0,
             upstream_here: false,
             tie_here: false,
+            orphan_gave_up: false,
             orphan_section: None,
             oc_opened_below_ns: None,
             oc_stood_in_for: None,
@@ -1145,6 +1148,7 @@ impl Flisr {
             self.orphan_probes = 0;
             self.upstream_here = false;
             self.tie_here = false;
+            self.orphan_gave_up = false;
         } else if self.unsupplied_since.is_none() {
             self.unsupplied_since = Some(t);
         }
@@ -1883,6 +1887,7 @@ impl Flisr {
             || !self.coil_closed
             || self.isolating.is_some()
             || self.upstream_here
+            || self.orphan_gave_up
             || !self.live_dip_ns.is_some_and(|d| d <= since && since - d <= ORPHAN_DIP_NS)
         {
             return;
@@ -1890,9 +1895,6 @@ impl Flisr {
         let due = since + ORPHAN_WAIT_NS;
         if t < due {
             want(due, next);
-            return;
-        }
-        if self.orphan_probes == u8::MAX {
             return;
         }
         if self.orphan_probes < ORPHAN_PROBES {
@@ -1915,7 +1917,7 @@ impl Flisr {
         if !self.tie_here {
             // Nobody answered, not even the tie: this LMU's own radio is the likelier to be dead, and then it
             // could not ask the tie to restore anything either.
-            self.orphan_probes = u8::MAX;
+            self.orphan_gave_up = true;
             return;
         }
         self.orphan_opens += 1;
