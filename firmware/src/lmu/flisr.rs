@@ -137,6 +137,20 @@ pub const ORPHAN_DIP_NS: u64 = 2_000_000_000;
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
 
+/// The probes of an LMU left without supply after a fault (see `Flisr::isolate_orphaned_part`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct OrphanProbes {
+    /// Probes sent (at most [`ORPHAN_PROBES`]) and when the last went (ns).
+    sent: u8,
+    last_ns: u64,
+    /// The upstream neighbour answered `Here`.
+    upstream_here: bool,
+    /// The tie answered `Here`: this LMU's own radio works.
+    tie_here: bool,
+    /// Nobody answered any probe: this LMU asks no more until its supply is back.
+    gave_up: bool,
+}
+
 /// A FLISR message between neighbouring LMUs (4 bytes on the air, see [`PeerMsg::encode`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerMsg {
@@ -643,15 +657,8 @@ pub struct Flisr {
     /// first (the last poll with a disturbed voltage while the line was live).
     unsupplied_since: Option<u64>,
     live_dip_ns: Option<u64>,
-    /// Probes of the upstream neighbour in the present loss of supply: how many went, when the last did, and
-    /// whether it answered.
-    orphan_probes: u8,
-    orphan_probe_ns: u64,
-    upstream_here: bool,
-    /// The tie answered a probe in the present loss of supply: this LMU's own radio works.
-    tie_here: bool,
-    /// Nobody answered the probes of the present loss of supply: this LMU asks no more.
-    orphan_gave_up: bool,
+    /// Probes of the upstream neighbour and the tie in the present loss of supply.
+    orphan: OrphanProbes,
     /// The section this LMU isolated as the far end of a silent upstream neighbour's section.
     orphan_section: Option<PeerId>,
     /// Graded scheme: when an LMU below took the rest of a dropped current here (it opened on a break), in
@@ -726,11 +733,7 @@ impl Flisr {
             orphan_opens: 0,
             unsupplied_since: None,
             live_dip_ns: None,
-            orphan_probes: 0,
-            orphan_probe_ns: 0,
-            upstream_here: false,
-            tie_here: false,
-            orphan_gave_up: false,
+            orphan: OrphanProbes::default(),
             orphan_section: None,
             oc_opened_below_ns: None,
             oc_stood_in_for: None,
@@ -1044,8 +1047,8 @@ impl Flisr {
             PeerMsg::Probe if downstream || (self.s.is_tie && self.s.tie_requesters.contains(&from)) => {
                 self.send(from, PeerMsg::Here)
             }
-            PeerMsg::Here if self.s.upstream == Some(from) => self.upstream_here = true,
-            PeerMsg::Here if self.s.tie == Some(from) => self.tie_here = true,
+            PeerMsg::Here if self.s.upstream == Some(from) => self.orphan.upstream_here = true,
+            PeerMsg::Here if self.s.tie == Some(from) => self.orphan.tie_here = true,
             _ => {}
         }
     }
@@ -1145,10 +1148,7 @@ impl Flisr {
         let unsupplied = self.dead || (p.loss_of_phase && !p.voltage_healthy && !p.unbalance_step);
         if !unsupplied {
             self.unsupplied_since = None;
-            self.orphan_probes = 0;
-            self.upstream_here = false;
-            self.tie_here = false;
-            self.orphan_gave_up = false;
+            self.orphan = OrphanProbes::default();
         } else if self.unsupplied_since.is_none() {
             self.unsupplied_since = Some(t);
         }
@@ -1886,8 +1886,8 @@ impl Flisr {
             || self.mode != Mode::Normal
             || !self.coil_closed
             || self.isolating.is_some()
-            || self.upstream_here
-            || self.orphan_gave_up
+            || self.orphan.upstream_here
+            || self.orphan.gave_up
             || !self.live_dip_ns.is_some_and(|d| d <= since && since - d <= ORPHAN_DIP_NS)
         {
             return;
@@ -1897,27 +1897,29 @@ impl Flisr {
             want(due, next);
             return;
         }
-        if self.orphan_probes < ORPHAN_PROBES {
-            if self.orphan_probes == 0 || t >= self.orphan_probe_ns + ORPHAN_PROBE_GAP_NS {
+        let o = &mut self.orphan;
+        if o.sent < ORPHAN_PROBES {
+            if o.sent == 0 || t >= o.last_ns + ORPHAN_PROBE_GAP_NS {
+                o.sent += 1;
+                o.last_ns = t;
+                let to_tie = !o.tie_here;
                 self.send(up, PeerMsg::Probe);
-                if !self.tie_here {
+                if to_tie {
                     self.send(tie, PeerMsg::Probe);
                 }
-                self.orphan_probes += 1;
-                self.orphan_probe_ns = t;
             }
-            want(self.orphan_probe_ns + ORPHAN_PROBE_GAP_NS, next);
+            want(self.orphan.last_ns + ORPHAN_PROBE_GAP_NS, next);
             return;
         }
-        let decide = self.orphan_probe_ns + ORPHAN_PROBE_GAP_NS;
+        let decide = o.last_ns + ORPHAN_PROBE_GAP_NS;
         if t < decide {
             want(decide, next);
             return;
         }
-        if !self.tie_here {
+        if !self.orphan.tie_here {
             // Nobody answered, not even the tie: this LMU's own radio is the likelier to be dead, and then it
             // could not ask the tie to restore anything either.
-            self.orphan_gave_up = true;
+            self.orphan.gave_up = true;
             return;
         }
         self.orphan_opens += 1;
