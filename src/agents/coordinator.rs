@@ -148,6 +148,7 @@ impl Coordinator {
                         payload: frame,
                         sent_at: ctx.now(),
                         hops: 0,
+                        broadcast: false,
                     };
                     ctx.send(lmu, SimDuration::ZERO, Msg::Mesh(MeshMsg::Deliver(Box::new(d))));
                 }

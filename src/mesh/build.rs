@@ -668,8 +668,13 @@ pub struct MeshReport {
     pub down_sent: u64,
     pub down_delivered: u64,
     pub down_no_route: u64,
+    /// FLISR frames the LMUs handed to the mesh (unicast and broadcast), and the unicast ones delivered.
     pub neighbour_sent: u64,
     pub neighbour_delivered: u64,
+    /// Of `neighbour_sent`, the frames broadcast to every node in range (questions and `Beyond`s that the
+    /// LMUs above overhear), and their receptions (one per node that decoded one).
+    pub neighbour_broadcasts: u64,
+    pub neighbour_broadcast_receptions: u64,
     /// Peer links commissioning routed over relays (too weak for one hop), and the PEER frames relays forwarded.
     pub peer_relay_routes: u32,
     pub peer_frames_relayed: u64,
@@ -967,9 +972,11 @@ impl MeshHandle {
             },
             FlowRow {
                 flow: "neighbour",
-                sent: fl.nbr_sent,
+                // Unicast frames only: a broadcast has no one destination to be delivered to.
+                sent: fl.nbr_sent - fl.nbr_broadcasts,
                 delivered: fl.nbr_delivered,
-                pdr: (fl.nbr_sent > 0).then(|| fl.nbr_delivered as f64 / fl.nbr_sent as f64),
+                pdr: (fl.nbr_sent > fl.nbr_broadcasts)
+                    .then(|| fl.nbr_delivered as f64 / (fl.nbr_sent - fl.nbr_broadcasts) as f64),
                 latency_ms_p50: pct(&nlat, 0.5),
                 latency_ms_p90: pct(&nlat, 0.9),
                 latency_ms_p99: pct(&nlat, 0.99),
@@ -991,6 +998,8 @@ impl MeshHandle {
             down_no_route: fl.down_no_route,
             neighbour_sent: fl.nbr_sent,
             neighbour_delivered: fl.nbr_delivered,
+            neighbour_broadcasts: fl.nbr_broadcasts,
+            neighbour_broadcast_receptions: fl.nbr_broadcast_receptions,
             peer_relay_routes: m.peer_relay_routes,
             peer_frames_relayed: m.nodes.iter().map(|n| n.router.stats().peer_relayed as u64).sum(),
             peer_alternate_routes: m.peer_alternate_routes,

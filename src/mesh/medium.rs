@@ -41,6 +41,9 @@ use std::collections::VecDeque;
 /// Bytes the twin prepends to every application payload: generation time (ns) and a per-node serial, so
 /// deliveries can be matched and timed (a real report carries its timestamp too).
 pub const META_BYTES: usize = 12;
+/// Top bit of a frame's serial (in its meta header): the frame was broadcast ([`MeshDest::Broadcast`]). Serials
+/// count in the low 31 bits.
+pub const BROADCAST_SERIAL: u32 = 1 << 31;
 
 /// Counters of one node. Laid out in declaration order, those every reception writes first (see [`Node`]).
 #[derive(Clone, Copy, Debug, Default)]
@@ -268,6 +271,10 @@ pub struct Flows {
     pub down_no_route: u64,
     pub nbr_sent: u64,
     pub nbr_delivered: u64,
+    /// Of `nbr_sent`, the frames broadcast to every node in range ([`MeshDest::Broadcast`]), and their
+    /// receptions (each node that decoded one; not in `nbr_delivered`).
+    pub nbr_broadcasts: u64,
+    pub nbr_broadcast_receptions: u64,
     pub dropped_dead: u64,
     /// The physical layer's work: frames a receiver weighed (its mean power at or above sensitivity), and the
     /// overlapping transmissions above the noise floor that entered those receptions' interference sums.
@@ -1073,6 +1080,16 @@ impl MeshAgent {
         self.by_id.binary_search_by_key(&id, |p| p.0).ok().map(|k| self.by_id[k].1 as usize)
     }
 
+    /// The ids of the peers the node `id` reaches only over relays (its commissioned relay routes), ascending.
+    pub fn relayed_peers(&self, id: u32) -> Vec<u32> {
+        let Some(i) = self.index_of(id) else { return Vec::new() };
+        let pan = self.nodes[i].pan;
+        let mut ids: Vec<u32> =
+            self.nodes[i].router.relayed_peers().filter_map(|a| self.idx_of(pan, a)).map(|k| self.nodes[k].id).collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Mean received power at `to` of a transmission from `from`, dBm (shadowing included, no fading).
     pub fn mean_rx_dbm(&self, from: usize, to: usize) -> f64 {
         let (a, b) = (self.xy[from], self.xy[to]);
@@ -1296,7 +1313,7 @@ impl MeshAgent {
     fn send_up(&mut self, i: usize, app: &[u8], ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now().0;
         let n = &mut self.nodes[i];
-        n.serial = n.serial.wrapping_add(1);
+        n.serial = n.serial.wrapping_add(1) & !BROADCAST_SERIAL;
         n.stats.generated += 1;
         let payload = Self::meta(now, n.serial, app);
         self.flows.up_sent += 1;
@@ -1345,6 +1362,7 @@ impl MeshAgent {
                 self.flows.down_delivered += 1;
                 self.down_lat_us.push(lat);
             }
+            DeliveryKind::Neighbor if serial & BROADCAST_SERIAL != 0 => self.flows.nbr_broadcast_receptions += 1,
             DeliveryKind::Neighbor => {
                 self.flows.nbr_delivered += 1;
                 self.nbr_lat_us.push(lat);
@@ -1359,6 +1377,7 @@ impl MeshAgent {
                 payload: d.payload[META_BYTES..].to_vec(),
                 sent_at: SimTime(gen_ns),
                 hops: d.hops,
+                broadcast: d.kind == DeliveryKind::Neighbor && serial & BROADCAST_SERIAL != 0,
             };
             ctx.send(app, crate::engine::SimDuration::ZERO, Msg::Mesh(MeshMsg::Deliver(Box::new(msg))));
         }
@@ -1942,6 +1961,17 @@ impl MeshAgent {
         }
         match s.to {
             MeshDest::Coordinator => self.send_up(i, &s.payload, ctx),
+            MeshDest::Broadcast => {
+                let n = &mut self.nodes[i];
+                n.serial = n.serial.wrapping_add(1) & !BROADCAST_SERIAL;
+                // The serial's top bit marks a broadcast for its receivers (the frame has no link destination).
+                let payload = Self::meta(now, n.serial | BROADCAST_SERIAL, &s.payload);
+                let (r, mut port) = port!(self, i, now);
+                let _ = r.send_neighbor(Instant(now), gridtwin_firmware::hal::radio::BROADCAST, &payload, s.class, &mut port);
+                self.flows.nbr_sent += 1;
+                self.flows.nbr_broadcasts += 1;
+                self.after_router(i, ctx);
+            }
             MeshDest::Neighbor(id) | MeshDest::Node(id) => {
                 let Some(d) = self.index_of(id) else {
                     tracing::warn!(node = s.node, dst = id, "mesh send to unknown node id");
@@ -1960,7 +1990,7 @@ impl MeshAgent {
                 }
                 let d_addr = self.nodes[d].addr;
                 let n = &mut self.nodes[i];
-                n.serial = n.serial.wrapping_add(1);
+                n.serial = n.serial.wrapping_add(1) & !BROADCAST_SERIAL;
                 let payload = Self::meta(now, n.serial, &s.payload);
                 let (r, mut port) = port!(self, i, now);
                 port.replace = s.replaces.map(|k| (k as u32) << 16 | d_addr as u32);
@@ -1995,7 +2025,7 @@ impl MeshAgent {
         let k = self.rng_traffic.random_range(0..count);
         let Some((dst, _)) = self.nodes[i].router.routes().nth(k) else { return };
         let n = &mut self.nodes[i];
-        n.serial = n.serial.wrapping_add(1);
+        n.serial = n.serial.wrapping_add(1) & !BROADCAST_SERIAL;
         let payload = Self::meta(now, n.serial, &[0u8; 8]);
         self.flows.down_sent += 1;
         let (r, mut port) = port!(self, i, now);

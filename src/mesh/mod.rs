@@ -35,6 +35,9 @@ pub enum MeshDest {
     Coordinator,
     /// One hop to the neighbour with this id (FLISR messages).
     Neighbor(u32),
+    /// One unacknowledged frame to every node in radio range (FLISR messages that every LMU above the sender
+    /// may overhear).
+    Broadcast,
     /// From a coordinator, source-routed down to the node with this id (commands).
     Node(u32),
 }
@@ -67,6 +70,8 @@ pub struct MeshDelivery {
     /// When the origin handed it to the mesh.
     pub sent_at: SimTime,
     pub hops: u8,
+    /// A neighbour frame sent to every node in range ([`MeshDest::Broadcast`]), not to this one alone.
+    pub broadcast: bool,
 }
 
 /// What a mesh-internal timer is for.

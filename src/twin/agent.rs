@@ -19,7 +19,7 @@ use crate::mesh::{MeshDest, MeshMsg, MeshSend, TxClass};
 use gridtwin_firmware::Instant;
 use gridtwin_firmware::gateway::signed::CommandVerifier;
 use gridtwin_firmware::lmu::Lmu;
-use gridtwin_firmware::lmu::flisr::{PeerId, PeerMsg};
+use gridtwin_firmware::lmu::flisr::{BROADCAST_PEER, PeerId, PeerMsg};
 use gridtwin_firmware::lmu::phasor::{Phasor, sequence};
 use gridtwin_firmware::sec::FrameSecurity;
 use rand::RngExt;
@@ -234,8 +234,13 @@ impl LmuAgent {
 
     /// Sends peer (FLISR) frames through the radio mesh agent `mesh`, as neighbour frames from the node with
     /// this LMU's id, instead of over the [`PeerLink`].
-    pub fn carry_peer_frames_on_mesh(&mut self, mesh: AgentId) {
+    /// `relayed`: the peers this LMU's radio reaches only over relays (they cannot overhear its broadcasts).
+    /// The graded scheme then asks and tells by broadcast where the peers share the channel
+    /// ([`gridtwin_firmware::lmu::flisr::FlisrSettings::overhearing`]).
+    pub fn carry_peer_frames_on_mesh(&mut self, mesh: AgentId, relayed: &[u32]) {
         self.peer_mesh = Some(mesh);
+        let relayed: Vec<PeerId> = relayed.iter().filter_map(|&p| PeerId::try_from(p).ok()).collect();
+        self.firmware.flisr_mut().set_shared_channel(relayed);
     }
 
     /// The LMUs this one sends peer frames to.
@@ -335,7 +340,12 @@ impl LmuAgent {
     fn transmit(&mut self, to: PeerId, msg: PeerMsg, ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now();
         self.frames_sent += 1;
-        let Some(&dst) = self.peers.get(&to) else { return };
+        let broadcast = to == BROADCAST_PEER;
+        let dst = match self.peers.get(&to) {
+            Some(&dst) => Some(dst),
+            None if broadcast && self.peer_mesh.is_some() => None,
+            None => return,
+        };
         let plain = msg.encode();
         if let Some(c) = self.frames_by_kind.get_mut(plain[0] as usize) {
             *c += 1;
@@ -356,11 +366,12 @@ impl LmuAgent {
         if let Some(mesh) = self.peer_mesh {
             let class = if msg.is_report() { TxClass::Report } else { TxClass::Protection };
             let replaces = msg.latest_value().then_some(plain[0]);
-            let send =
-                MeshSend { node: self.peer as u32, to: MeshDest::Neighbor(to as u32), payload: bytes, class, replaces };
+            let dest = if broadcast { MeshDest::Broadcast } else { MeshDest::Neighbor(to as u32) };
+            let send = MeshSend { node: self.peer as u32, to: dest, payload: bytes, class, replaces };
             ctx.send(mesh, SimDuration::ZERO, Msg::Mesh(MeshMsg::Send(Box::new(send))));
             return;
         }
+        let Some(dst) = dst else { return };
         let mut delivery = self.link.transmit(self.peer, to, bytes.len());
         if let Some(j) = &mut self.jam {
             if delivery.is_some() && !j.survives(now.as_nanos(), self.peer, to, bytes.len()) {
@@ -375,14 +386,18 @@ impl LmuAgent {
 
     /// A peer frame from `from` (`genuine`: it came from that LMU, as the scoring of attacks knows): opened
     /// by frame security when secured, then handed to the firmware.
-    fn on_peer_frame(&mut self, from: PeerId, bytes: Vec<u8>, genuine: bool, ctx: &mut Ctx<'_, Msg>) {
+    fn on_peer_frame(&mut self, from: PeerId, bytes: Vec<u8>, genuine: bool, broadcast: bool, ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now();
         let fw_now = Instant(now.as_nanos());
         self.frames_received += 1;
         let word = bytes.iter().take(4).enumerate().fold(0u32, |a, (k, &b)| a | (b as u32) << (8 * k));
         ctx.digest(((from as u64) << 32) | word as u64);
         let plain = match &mut self.security {
-            Some(s) => match s.open_at(fw_now, from, &bytes) {
+            Some(s) => match if broadcast {
+                s.open_to(fw_now, from, gridtwin_firmware::sec::BROADCAST_ADDR, &bytes)
+            } else {
+                s.open_at(fw_now, from, &bytes)
+            } {
                 Ok((_, p)) => p,
                 Err(_) => {
                     self.frames_refused += 1;
@@ -443,7 +458,7 @@ impl Agent<Msg> for LmuAgent {
             }
             Msg::Lmu(LmuMsg::Frame { from, bytes }) => {
                 let genuine = self.peers.get(&from) == Some(&ev.src);
-                self.on_peer_frame(from, bytes, genuine, ctx);
+                self.on_peer_frame(from, bytes, genuine, false, ctx);
             }
             Msg::Timer(TAG_INSIDER) => {
                 let Some(x) = self.insider.as_mut().filter(|x| x.active(now)) else { return };
@@ -470,7 +485,7 @@ impl Agent<Msg> for LmuAgent {
                 if self.peer_mesh.is_none() || !self.peers.contains_key(&from) {
                     return;
                 }
-                self.on_peer_frame(from, d.payload, true, ctx);
+                self.on_peer_frame(from, d.payload, true, d.broadcast, ctx);
             }
             Msg::Mesh(MeshMsg::Deliver(d)) => {
                 use gridtwin_firmware::gateway::command::{Action, Command};

@@ -523,6 +523,30 @@ fn lmu_settings(
         .flat_map(|d| d.downstream.iter().map(move |&n| (d.peer, n)))
         .filter(|&(_, n)| by_peer(n).is_some_and(|l| !l.is_tie))
         .collect();
+    // Every LMU below, nearest first (breadth first, bounded), with the downstream neighbour on the way.
+    let mut below: Vec<(u16, u16)> = Vec::new();
+    let mut frontier: Vec<(u16, u16)> = c.downstream.iter().map(|&d| (d, d)).collect();
+    while !frontier.is_empty() && below.len() < gridtwin_firmware::lmu::flisr::MAX_DESCENDANTS {
+        let mut next = Vec::new();
+        for (n, via) in frontier {
+            let Some(l) = by_peer(n).filter(|l| !l.is_tie) else { continue };
+            if n == c.peer || below.iter().any(|b| b.0 == n) {
+                continue;
+            }
+            if below.len() < gridtwin_firmware::lmu::flisr::MAX_DESCENDANTS {
+                below.push((n, via));
+            }
+            next.extend(l.downstream.iter().map(|&m| (m, via)));
+        }
+        frontier = next;
+    }
+    below.sort_unstable();
+    f.descendants = below;
+    f.sibling_index = c
+        .upstream
+        .and_then(by_peer)
+        .and_then(|u| u.downstream.iter().position(|&d| d == c.peer))
+        .map_or(0, |k| k.min(u8::MAX as usize) as u8);
     f.breaking_capacity_a = hw.contactor.ultimate_breaking_a();
     f.measuring_range_a = hw.sensor.current_range_a_rms();
     f.x_loop_ohm_per_km = c.x_ohm_per_km;

@@ -53,11 +53,17 @@ impl LmuPart {
     /// to the coordinator, and, with `peer_frames: Mesh`, their FLISR frames as neighbour frames over the
     /// same mesh instead of the `lmus.link` stand-in.
     pub fn use_mesh(&self, sim: &mut Simulation<Msg>, mesh: AgentId, peer_frames: crate::twin::scenario::PeerFrames) {
-        for &(agent, _, _) in &self.lmus {
+        // Each LMU's peers that its radio reaches only over relays (commissioned with the mesh).
+        let relayed: std::collections::BTreeMap<u32, Vec<u32>> = sim
+            .agent::<crate::mesh::medium::MeshAgent>(mesh)
+            .map(|m| self.lmus.iter().map(|&(_, id, _)| (id, m.relayed_peers(id))).collect())
+            .unwrap_or_default();
+        for &(agent, id, _) in &self.lmus {
             if let Some(a) = sim.agent_mut::<LmuAgent>(agent) {
                 a.reroute_uplink(Uplink::Mesh(mesh));
                 if peer_frames == crate::twin::scenario::PeerFrames::Mesh {
-                    a.carry_peer_frames_on_mesh(mesh);
+                    let relayed = relayed.get(&id).cloned().unwrap_or_default();
+                    a.carry_peer_frames_on_mesh(mesh, &relayed);
                 }
             }
         }

@@ -8,6 +8,13 @@
 //!   expires trips: the fault lies between it (the last flagged LMU) and its downstream neighbours (the first
 //!   unflagged ones). Blocked LMUs are graded backup: they trip after the backup delay if the fault persists,
 //!   or at once when a downstream neighbour reports that its contactor failed (`BreakerFailure`).
+//! - **Graded scheme** ([`FlisrSettings::grading_ms`]): without blocks, a flagged LMU trips at a time graded by
+//!   the LMUs below it, or at once when every downstream neighbour answers its `Query` "not seen". The LMUs
+//!   above the last flagged one must learn that they are not last without loading the channel that the
+//!   decisive question needs: a flagged LMU tells its upstream neighbour `Beyond`, or, where the peers share
+//!   one radio channel ([`FlisrSettings::overhearing`]), asks its downstream neighbours with one broadcast
+//!   `Query` that every LMU above it overhears (a leaf broadcasts `Beyond`). The LMU nearest the fault has the
+//!   earliest slot, so its one frame silences the whole path above it.
 //! - **Clearing**: an LMU that interrupted fault current or isolated a break (primary, backup or standalone,
 //!   confirmed open) stops blocking and sends `Cleared` upstream; each LMU on the fault current's path re-baselines its
 //!   superimposed-quantity memory and passes it on, so the flows after the clearing (lost load and DER,
@@ -56,6 +63,11 @@ pub type PeerId = u16;
 
 /// Most neighbours one LMU may have.
 pub const MAX_NEIGHBOURS: usize = 16;
+/// The peer address of a broadcast: every LMU in radio range hears it (see [`FlisrSettings::overhearing`]).
+pub const BROADCAST_PEER: PeerId = 0xFFFF;
+/// Most LMUs below one LMU that it tells apart in overheard messages ([`FlisrSettings::descendants`]) and
+/// most peers reached only over relays ([`FlisrSettings::relayed`]).
+pub const MAX_DESCENDANTS: usize = 256;
 /// Most LMUs that may ask one tie to close (every LMU on the path from the source to the tie).
 pub const MAX_TIE_REQUESTERS: usize = 256;
 /// Bound of the outgoing queue; the oldest message is dropped beyond it.
@@ -100,6 +112,10 @@ pub const DOWNSTREAM_OPEN_MIN_A: f64 = 10.0;
 /// with the smallest height, so it asks first and the others follow one frame exchange apart instead of all
 /// contending for the channel at once.
 pub const QUERY_STAGGER_NS: u64 = 10_000_000;
+/// Graded scheme over a shared channel: the query slot per LMU below ([`QUERY_STAGGER_NS`] otherwise), ns. The
+/// LMU one level up must have overheard the broadcast question of the one below before its own slot comes:
+/// one broadcast with its channel access, about 11 ms at 50 kb/s.
+pub const BROADCAST_QUERY_STAGGER_NS: u64 = 10_000_000;
 /// Graded scheme: how long after fault current stopped passing an LMU waits for a `Cleared` from below
 /// before standing in for a silent downstream neighbour (see `Flisr::stand_in_for_silent_neighbours`).
 pub const STAND_IN_WAIT_NS: u64 = 1_000_000_000;
@@ -133,6 +149,16 @@ pub const ORPHAN_PROBE_GAP_NS: u64 = 500_000_000;
 /// A voltage disturbance this long at most before the loss of supply makes it a fault's dip (ns): a section
 /// cleared by a protective device goes dead at the end of the fault it saw, within the slowest graded time.
 pub const ORPHAN_DIP_NS: u64 = 2_000_000_000;
+
+/// Graded scheme over a shared channel: a broadcast `Query` that has not been answered this long is asked
+/// again by unicast (ns). A neighbour that heard it answers at once once the querier's logic delay has passed
+/// (one frame exchange, about 12 ms, more when the channel is busy); a broadcast lost in a collision is not
+/// retried by the MAC.
+pub const BROADCAST_QUERY_REPEAT_NS: u64 = 100_000_000;
+
+/// Graded scheme over a shared channel: the answer to a `Query` waits this long per place among the querier's
+/// downstream neighbours ([`FlisrSettings::sibling_index`]), ns: one frame exchange with its acknowledgement.
+pub const ANSWER_STAGGER_NS: u64 = 12_000_000;
 
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
@@ -365,6 +391,24 @@ pub struct FlisrSettings {
     /// and on a current drop alone waits for its downstream neighbours' `DropSeen` slot before it locates a
     /// break in its own section.
     pub depth: u8,
+    /// Graded scheme: the peers share one radio channel, so a message broadcast to [`BROADCAST_PEER`] reaches
+    /// every LMU in range at the cost of one frame. A flagged LMU then asks its downstream neighbours with one
+    /// broadcast `Query` (a leaf, with nobody to ask, broadcasts `Beyond`) at its query slot, and every LMU
+    /// above it that overhears either knows it is not the last flagged one: one frame from the LMU nearest
+    /// the fault silences all of them, instead of a `Beyond` from every LMU on the fault current's path at
+    /// once. `Beyond` then goes only to an upstream neighbour reached over relays ([`Self::relayed`]).
+    pub overhearing: bool,
+    /// Peers this LMU reaches only over relays (commissioning of the mesh; sorted): they cannot overhear its
+    /// broadcasts, and are asked and told by unicast.
+    pub relayed: Vec<PeerId>,
+    /// The LMUs below this one (commissioning; ties excluded), each with the downstream neighbour on the way
+    /// to it, sorted by the former: a `Query` or `Beyond` overheard from one of them means fault current
+    /// passes it, so this LMU is not the last flagged one, as if that neighbour had said `Beyond`.
+    pub descendants: Vec<(PeerId, PeerId)>,
+    /// This LMU's place among its upstream neighbour's downstream neighbours (commissioning; 0 for the first).
+    /// Over a shared channel they all hear a broadcast `Query` at the same instant, so each answers
+    /// [`ANSWER_STAGGER_NS`] per place later than the one before it instead of colliding with it.
+    pub sibling_index: u8,
 }
 
 impl FlisrSettings {
@@ -397,6 +441,10 @@ impl FlisrSettings {
             grading_ms: 0,
             height: 0,
             depth: 0,
+            overhearing: false,
+            relayed: Vec::new(),
+            descendants: Vec::new(),
+            sibling_index: 0,
         }
     }
 
@@ -415,6 +463,15 @@ impl FlisrSettings {
         }
         if self.downstream_next.iter().any(|&(_, n)| n == self.me) {
             return Err(SettingsError::new("downstream_next", "an LMU cannot be its own second neighbour"));
+        }
+        if self.descendants.len() > MAX_DESCENDANTS || self.relayed.len() > MAX_DESCENDANTS {
+            return Err(SettingsError::new("descendants", "more than 256 descendants or relayed peers"));
+        }
+        if !self.descendants.windows(2).all(|w| w[0].0 < w[1].0) || !self.relayed.windows(2).all(|w| w[0] < w[1]) {
+            return Err(SettingsError::new("descendants", "descendants and relayed peers must be sorted and unique"));
+        }
+        if self.descendants.iter().any(|&(d, via)| d == self.me || !self.downstream.contains(&via)) {
+            return Err(SettingsError::new("descendants", "names itself or a way that is not a downstream neighbour"));
         }
         if self.tie_requesters.len() > MAX_TIE_REQUESTERS {
             return Err(SettingsError::new("tie_requesters", "more than 256 requesters"));
@@ -635,6 +692,10 @@ pub struct Flisr {
     queries_sent: u8,
     /// Graded scheme: this episode's unsolicited "seen" went to the upstream neighbour.
     seen_pushed: bool,
+    /// Graded scheme over a shared channel: this episode's broadcast `Beyond` (a leaf) went out.
+    broadcast_beyond: bool,
+    /// Messages overheard from LMUs further below that told this LMU it is not the last flagged one.
+    pub overheard: u32,
     last_query_ns: u64,
     /// Graded scheme: queries from the upstream neighbour awaiting a "not seen" answer (peer, answer due).
     to_answer: Vec<(PeerId, u64)>,
@@ -724,6 +785,8 @@ impl Flisr {
             answers: Vec::new(),
             queries_sent: 0,
             seen_pushed: false,
+            broadcast_beyond: false,
+            overheard: 0,
             last_query_ns: 0,
             to_answer: Vec::new(),
             last_forward_ns: None,
@@ -760,6 +823,16 @@ impl Flisr {
     /// Sets [`FlisrSettings::open_evidence_ms`] (provisioning; values above 60 s are capped).
     pub fn set_open_evidence_ms(&mut self, ms: u32) {
         self.s.open_evidence_ms = ms.min(60_000);
+    }
+
+    /// The peer frames go over one shared radio channel (see [`FlisrSettings::overhearing`]); `relayed` are
+    /// the peers reached only over relays (at most [`MAX_DESCENDANTS`] kept).
+    pub fn set_shared_channel(&mut self, mut relayed: Vec<PeerId>) {
+        relayed.sort_unstable();
+        relayed.dedup();
+        relayed.truncate(MAX_DESCENDANTS);
+        self.s.overhearing = true;
+        self.s.relayed = relayed;
     }
 
     pub fn settings(&self) -> &FlisrSettings {
@@ -912,20 +985,21 @@ impl Flisr {
                     // here may lag it. The querier picked up at least `age_ms` before this arrival (the
                     // frame's time on the way only adds to that), so a late question is answered at once.
                     let watched = ms(u32::from(age_ms).min(self.s.logic_delay_ms));
-                    self.to_answer.push((from, t + ms(self.s.logic_delay_ms) - watched));
+                    let place = if self.s.overhearing { ANSWER_STAGGER_NS * u64::from(self.s.sibling_index) } else { 0 };
+                    self.to_answer.push((from, t + (ms(self.s.logic_delay_ms) - watched).max(place)));
                 }
             }
             PeerMsg::Passage { .. } | PeerMsg::Beyond if downstream => {
                 let seen = matches!(msg, PeerMsg::Passage { seen: true } | PeerMsg::Beyond);
-                if seen {
-                    // Like a block: the fault lies beyond that neighbour.
-                    self.blocked_until = t + ms(self.s.block_hold_ms);
-                }
-                if let Some(k) = self.answers.iter().position(|a| a.0 == from) {
-                    self.answers[k].1 |= seen;
-                    self.answers[k].2 = t;
-                } else if self.answers.len() < MAX_NEIGHBOURS {
-                    self.answers.push((from, seen, t));
+                self.record_answer(t, from, seen);
+            }
+            // Overheard from an LMU further below (a broadcast): fault current passes it, so it passes the
+            // downstream neighbour on the way to it too.
+            PeerMsg::Query { .. } | PeerMsg::Beyond if self.s.overhearing && self.s.grading_ms > 0 => {
+                if let Ok(k) = self.s.descendants.binary_search_by_key(&from, |d| d.0) {
+                    let via = self.s.descendants[k].1;
+                    self.overheard += 1;
+                    self.record_answer(t, via, true);
                 }
             }
             PeerMsg::DropSeen if downstream => {
@@ -1071,6 +1145,28 @@ impl Flisr {
     }
 
     /// Graded scheme: a downstream neighbour saw the fault current in this episode.
+    /// Graded scheme: how long after a round of queries the next one goes to the neighbours that have not
+    /// answered. After the first round over a shared channel, a broadcast that no MAC retries, only
+    /// [`BROADCAST_QUERY_REPEAT_NS`]; otherwise `block_repeat_ms`.
+    fn query_repeat_ns(&self) -> u64 {
+        if self.s.overhearing && self.queries_sent == 1 { BROADCAST_QUERY_REPEAT_NS } else { ms(self.s.block_repeat_ms) }
+    }
+
+    /// Graded scheme: the downstream neighbour `from` saw the fault current (`seen`) or not, as it answered,
+    /// said unasked, or as an LMU beyond it was overheard saying.
+    fn record_answer(&mut self, t: u64, from: PeerId, seen: bool) {
+        if seen {
+            // Like a block: the fault lies beyond that neighbour.
+            self.blocked_until = t + ms(self.s.block_hold_ms);
+        }
+        if let Some(k) = self.answers.iter().position(|a| a.0 == from) {
+            self.answers[k].1 |= seen;
+            self.answers[k].2 = t;
+        } else if self.answers.len() < MAX_NEIGHBOURS {
+            self.answers.push((from, seen, t));
+        }
+    }
+
     fn any_seen_downstream(&self) -> bool {
         self.answers.iter().any(|a| a.1)
     }
@@ -1175,6 +1271,7 @@ impl Flisr {
                 self.answers.retain(|a| a.1 && t.saturating_sub(a.2) <= ms(self.s.block_hold_ms));
                 self.queries_sent = 0;
                 self.seen_pushed = false;
+                self.broadcast_beyond = false;
                 self.episode_ns = Some(t);
             }
             self.fwd_since = Some(self.fwd_since.unwrap_or(t).max(ps));
@@ -1529,8 +1626,11 @@ impl Flisr {
             // Say "seen" upstream unasked, once per episode: the upstream neighbour then knows it is not the
             // last flagged LMU without asking, so only the last one's question and its answer cross the
             // channel, instead of a query and an answer for every LMU on the fault current's path.
+            // Over a shared channel the LMUs above overhear this LMU's broadcast at its query slot instead;
+            // only an upstream neighbour reached over relays is told at once.
+            let relayed_up = self.s.upstream.filter(|u| !self.s.overhearing || self.s.relayed.binary_search(u).is_ok());
             if !self.seen_pushed
-                && let Some(up) = self.s.upstream
+                && let Some(up) = relayed_up
             {
                 self.seen_pushed = true;
                 self.send(up, PeerMsg::Beyond);
@@ -1538,15 +1638,36 @@ impl Flisr {
             // Once one neighbour has seen the fault current, this LMU is not the last: no more queries.
             let missing = !self.any_seen_downstream()
                 && self.s.downstream.iter().any(|d| !self.answers.iter().any(|a| a.0 == *d));
-            let first_due = self.fwd_since.unwrap_or(t) + QUERY_STAGGER_NS * self.s.height as u64;
+            let stagger = if self.s.overhearing { BROADCAST_QUERY_STAGGER_NS } else { QUERY_STAGGER_NS };
+            let first_due = self.fwd_since.unwrap_or(t) + stagger * self.s.height as u64;
+            if self.s.overhearing && self.s.downstream.is_empty() && !self.broadcast_beyond {
+                // A leaf has nobody to ask: it tells the LMUs above in one broadcast.
+                self.broadcast_beyond = true;
+                if self.s.upstream.is_some_and(|u| self.s.relayed.binary_search(&u).is_err()) {
+                    self.send(BROADCAST_PEER, PeerMsg::Beyond);
+                }
+            }
             if missing && self.queries_sent == 0 && t < first_due {
                 want(first_due, next);
             } else if missing && self.queries_sent < QUERIES_MAX {
-                if self.queries_sent == 0 || t >= self.last_query_ns + ms(self.s.block_repeat_ms) {
+                if self.queries_sent == 0 || t >= self.last_query_ns + self.query_repeat_ns() {
+                    let age_ms = (t.saturating_sub(self.fwd_since.unwrap_or(t)) / 1_000_000).min(u16::MAX as u64);
+                    // The first question: one broadcast for the neighbours in radio range (which the LMUs above
+                    // overhear), unicast to those reached over relays. Repeats go by unicast (acknowledged) to
+                    // whoever has not answered.
+                    let broadcast = self.s.overhearing && self.queries_sent == 0;
+                    if broadcast
+                        && self.s.downstream.iter().any(|d| {
+                            !self.answers.iter().any(|a| a.0 == *d) && self.s.relayed.binary_search(d).is_err()
+                        })
+                    {
+                        self.send(BROADCAST_PEER, PeerMsg::Query { age_ms: age_ms as u16 });
+                    }
                     for d in self.s.downstream.clone() {
+                        if broadcast && self.s.relayed.binary_search(&d).is_err() {
+                            continue;
+                        }
                         if !self.answers.iter().any(|a| a.0 == d) {
-                            let age_ms =
-                                (t.saturating_sub(self.fwd_since.unwrap_or(t)) / 1_000_000).min(u16::MAX as u64);
                             self.send(d, PeerMsg::Query { age_ms: age_ms as u16 });
                         }
                     }
@@ -1554,7 +1675,7 @@ impl Flisr {
                     self.last_query_ns = t;
                 }
                 if self.queries_sent < QUERIES_MAX {
-                    want(self.last_query_ns + ms(self.s.block_repeat_ms), next);
+                    want(self.last_query_ns + self.query_repeat_ns(), next);
                 }
             }
         }
@@ -2171,6 +2292,115 @@ mod tests {
         }
         assert_eq!(queries, 0);
         assert_eq!(tripped, None, "graded at 430 ms, backup only after 680 ms");
+    }
+
+    /// A graded LMU (1) on a shared channel: upstream 9, downstream 2 and 3 (3 reached over relays), and
+    /// below them 4 (via 2) and 5 (via 3).
+    fn shared_lmu(height: u8, relayed: &[PeerId]) -> Flisr {
+        let mut s = FlisrSettings::new(1);
+        s.upstream = Some(9);
+        s.downstream = alloc::vec![2, 3];
+        s.descendants = alloc::vec![(2, 2), (3, 3), (4, 2), (5, 3)];
+        s.grading_ms = 100;
+        s.block_repeat_ms = 100;
+        s.block_hold_ms = 150;
+        s.height = height;
+        let mut f = Flisr::new(s).unwrap();
+        f.set_shared_channel(relayed.to_vec());
+        f
+    }
+
+    fn drain(f: &mut Flisr, t: u64, sent: &mut Vec<(u64, PeerId, PeerMsg)>) {
+        while let Some((to, m)) = f.pop_outgoing() {
+            sent.push((t, to, m));
+        }
+    }
+
+    #[test]
+    fn on_a_shared_channel_the_last_flagged_lmu_asks_by_one_broadcast_that_silences_the_lmus_above() {
+        // Flagged, height 3: no `Beyond` to a neighbour in radio range; at its slot (30 ms) one broadcast
+        // question for 2 and a unicast one for 3, which is reached over relays; repeats by unicast.
+        let mut f = shared_lmu(3, &[3]);
+        let mut sent = Vec::new();
+        for t in 0..=140 {
+            f.poll(at(t), &fwd(0), Some(true), 400.0);
+            drain(&mut f, t, &mut sent);
+        }
+        assert_eq!(
+            sent,
+            alloc::vec![
+                (30, BROADCAST_PEER, PeerMsg::Query { age_ms: 30 }),
+                (30, 3, PeerMsg::Query { age_ms: 30 }),
+                (130, 2, PeerMsg::Query { age_ms: 130 }),
+                (130, 3, PeerMsg::Query { age_ms: 130 }),
+            ]
+        );
+        // With the upstream neighbour reached over relays it is told at once, as without a shared channel.
+        let mut f = shared_lmu(3, &[9]);
+        f.poll(at(0), &fwd(0), Some(true), 400.0);
+        assert_eq!(f.pop_outgoing(), Some((9, PeerMsg::Beyond)));
+        // An LMU above that overhears the question of one of its descendants (4, below 2) before its own slot
+        // asks nothing and is graded backup: no trip at its graded time (430 ms), only after the backup margin.
+        let mut up = shared_lmu(4, &[]);
+        up.poll(at(0), &fwd(0), Some(true), 400.0);
+        up.on_peer(at(20), 4, PeerMsg::Query { age_ms: 20 });
+        let mut sent = Vec::new();
+        let mut tripped = None;
+        for t in 1..=700 {
+            if !up.poll(at(t), &fwd(0), Some(true), 400.0).coil_closed && tripped.is_none() {
+                tripped = Some(t);
+            }
+            drain(&mut up, t, &mut sent);
+        }
+        assert!(sent.iter().all(|(_, _, m)| !matches!(m, PeerMsg::Query { .. })), "{sent:?}");
+        assert_eq!(tripped, Some(680));
+        assert_eq!(up.overheard, 1);
+        // A leaf broadcasts `Beyond` at its pickup (it has nobody to ask); a broadcast `Beyond` from a
+        // descendant silences like the question.
+        let mut s = FlisrSettings::new(4);
+        s.upstream = Some(2);
+        s.grading_ms = 100;
+        let mut leaf = Flisr::new(s).unwrap();
+        leaf.set_shared_channel(Vec::new());
+        leaf.poll(at(0), &fwd(0), Some(true), 400.0);
+        assert_eq!(leaf.pop_outgoing(), Some((BROADCAST_PEER, PeerMsg::Beyond)));
+        assert_eq!(leaf.pop_outgoing(), None);
+        let mut up = shared_lmu(4, &[]);
+        up.poll(at(0), &fwd(0), Some(true), 400.0);
+        up.on_peer(at(2), 4, PeerMsg::Beyond);
+        assert_eq!(graded_trip(&mut up, 3, 600), None);
+        // Overheard from a stranger (not below): ignored, the LMU asks at its slot and trips at once on
+        // "not seen" from both.
+        let mut f = shared_lmu(3, &[]);
+        f.poll(at(0), &fwd(0), Some(true), 400.0);
+        f.on_peer(at(5), 7, PeerMsg::Query { age_ms: 5 });
+        assert_eq!(f.overheard, 0);
+        f.poll(at(30), &fwd(0), Some(true), 400.0);
+        assert_eq!(f.pop_outgoing(), Some((BROADCAST_PEER, PeerMsg::Query { age_ms: 30 })));
+        f.on_peer(at(40), 2, PeerMsg::Passage { seen: false });
+        f.on_peer(at(50), 3, PeerMsg::Passage { seen: false });
+        assert_eq!(graded_trip(&mut f, 50, 400), Some(50));
+    }
+
+    #[test]
+    fn on_a_shared_channel_siblings_answer_a_question_one_frame_exchange_apart() {
+        let quiet = ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() };
+        for (place, answer_at) in [(0u8, 5u64), (1, 17), (2, 29)] {
+            let mut s = FlisrSettings::new(2);
+            s.upstream = Some(1);
+            s.grading_ms = 100;
+            s.sibling_index = place;
+            let mut f = Flisr::new(s).unwrap();
+            f.set_shared_channel(Vec::new());
+            f.poll(at(0), &quiet, Some(true), 50.0);
+            f.on_peer(at(5), 1, PeerMsg::Query { age_ms: 40 });
+            let mut sent = Vec::new();
+            for t in 5..=60 {
+                f.poll(at(t), &quiet, Some(true), 50.0);
+                drain(&mut f, t, &mut sent);
+            }
+            assert_eq!(sent, alloc::vec![(answer_at, 1, PeerMsg::Passage { seen: false })], "place {place}");
+        }
     }
 
     #[test]

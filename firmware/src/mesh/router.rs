@@ -467,6 +467,11 @@ impl Router {
         Some(&self.peer_alternates[k].1)
     }
 
+    /// The peers reached over relay routes (their addresses, ascending).
+    pub fn relayed_peers(&self) -> impl Iterator<Item = u16> + '_ {
+        self.peer_routes.iter().map(|r| r.0)
+    }
+
     /// The relay route to the peer `dst`, if it has one.
     pub fn peer_route(&self, dst: u16) -> Option<&[u16]> {
         let k = self.peer_routes.binary_search_by_key(&dst, |r| r.0).ok()?;
