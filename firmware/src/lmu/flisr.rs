@@ -160,6 +160,10 @@ pub const BROADCAST_QUERY_REPEAT_NS: u64 = 100_000_000;
 /// downstream neighbours ([`FlisrSettings::sibling_index`]), ns: one frame exchange with its acknowledgement.
 pub const ANSWER_STAGGER_NS: u64 = 12_000_000;
 
+/// Graded scheme over a shared channel: the lost-voltage and current-drop reports of siblings wait this long
+/// per place among their upstream neighbour's downstream neighbours ([`FlisrSettings::sibling_index`]), ns.
+pub const REPORT_SIBLING_STAGGER_NS: u64 = 12_000_000;
+
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
 
@@ -1705,7 +1709,10 @@ impl Flisr {
         // waits for before locating a break on its own current drop, and a copy whose MAC gave up is gone.
         let (copies, drop_copies): (u8, u8) = if self.s.grading_ms > 0 { (1, 2) } else { (3, 3) };
         let (lov_stagger, stagger) = if self.s.grading_ms > 0 {
-            (LOV_STAGGER_NS * self.s.depth as u64, OC_STAGGER_NS * self.s.depth as u64)
+            // Siblings (one depth) detect the same event at once: over a shared channel their reports would
+            // start together and collide, so each waits its place among them as well.
+            let place = if self.s.overhearing { REPORT_SIBLING_STAGGER_NS * u64::from(self.s.sibling_index) } else { 0 };
+            (LOV_STAGGER_NS * self.s.depth as u64 + place, OC_STAGGER_NS * self.s.depth as u64 + place)
         } else {
             (0, 0)
         };
@@ -2383,7 +2390,7 @@ mod tests {
     }
 
     #[test]
-    fn on_a_shared_channel_siblings_answer_a_question_one_frame_exchange_apart() {
+    fn on_a_shared_channel_siblings_answer_and_report_one_frame_exchange_apart() {
         let quiet = ProtectionStatus { voltage_healthy: true, ..ProtectionStatus::default() };
         for (place, answer_at) in [(0u8, 5u64), (1, 17), (2, 29)] {
             let mut s = FlisrSettings::new(2);
@@ -2400,6 +2407,23 @@ mod tests {
                 drain(&mut f, t, &mut sent);
             }
             assert_eq!(sent, alloc::vec![(answer_at, 1, PeerMsg::Passage { seen: false })], "place {place}");
+        }
+        // Their lost-voltage reports of one event too: 5 ms per level of depth (2 here), then 12 ms per place.
+        let lost = ProtectionStatus { loss_of_phase: true, ..ProtectionStatus::default() };
+        for (place, report_at) in [(0u8, 10u64), (1, 22), (2, 34)] {
+            let mut s = FlisrSettings::new(2);
+            s.upstream = Some(1);
+            s.grading_ms = 100;
+            s.depth = 2;
+            s.sibling_index = place;
+            let mut f = Flisr::new(s).unwrap();
+            f.set_shared_channel(Vec::new());
+            let mut sent = Vec::new();
+            for t in 0..=60 {
+                f.poll(at(t), &lost, Some(true), 0.0);
+                drain(&mut f, t, &mut sent);
+            }
+            assert_eq!(sent, alloc::vec![(report_at, 1, PeerMsg::LossOfVoltage)], "place {place}");
         }
     }
 
