@@ -112,10 +112,6 @@ pub const DOWNSTREAM_OPEN_MIN_A: f64 = 10.0;
 /// with the smallest height, so it asks first and the others follow one frame exchange apart instead of all
 /// contending for the channel at once.
 pub const QUERY_STAGGER_NS: u64 = 10_000_000;
-/// Graded scheme over a shared channel: the query slot per LMU below ([`QUERY_STAGGER_NS`] otherwise), ns. The
-/// LMU one level up must have overheard the broadcast question of the one below before its own slot comes:
-/// one broadcast with its channel access, about 11 ms at 50 kb/s.
-pub const BROADCAST_QUERY_STAGGER_NS: u64 = 10_000_000;
 /// Graded scheme: how long after fault current stopped passing an LMU waits for a `Cleared` from below
 /// before standing in for a silent downstream neighbour (see `Flisr::stand_in_for_silent_neighbours`).
 pub const STAND_IN_WAIT_NS: u64 = 1_000_000_000;
@@ -150,11 +146,6 @@ pub const ORPHAN_PROBE_GAP_NS: u64 = 500_000_000;
 /// cleared by a protective device goes dead at the end of the fault it saw, within the slowest graded time.
 pub const ORPHAN_DIP_NS: u64 = 2_000_000_000;
 
-/// Graded scheme over a shared channel: a broadcast `Query` that has not been answered this long is asked
-/// again by unicast (ns). A neighbour that heard it answers at once once the querier's logic delay has passed
-/// (one frame exchange, about 12 ms, more when the channel is busy); a broadcast lost in a collision is not
-/// retried by the MAC.
-pub const BROADCAST_QUERY_REPEAT_NS: u64 = 100_000_000;
 
 /// Graded scheme over a shared channel: the answer to a `Query` waits this long per place among the querier's
 /// downstream neighbours ([`FlisrSettings::sibling_index`]), ns: one frame exchange with its acknowledgement.
@@ -1149,13 +1140,6 @@ impl Flisr {
     }
 
     /// Graded scheme: a downstream neighbour saw the fault current in this episode.
-    /// Graded scheme: how long after a round of queries the next one goes to the neighbours that have not
-    /// answered. After the first round over a shared channel, a broadcast that no MAC retries, only
-    /// [`BROADCAST_QUERY_REPEAT_NS`]; otherwise `block_repeat_ms`.
-    fn query_repeat_ns(&self) -> u64 {
-        if self.s.overhearing && self.queries_sent == 1 { BROADCAST_QUERY_REPEAT_NS } else { ms(self.s.block_repeat_ms) }
-    }
-
     /// Graded scheme: the downstream neighbour `from` saw the fault current (`seen`) or not, as it answered,
     /// said unasked, or as an LMU beyond it was overheard saying.
     fn record_answer(&mut self, t: u64, from: PeerId, seen: bool) {
@@ -1642,8 +1626,7 @@ impl Flisr {
             // Once one neighbour has seen the fault current, this LMU is not the last: no more queries.
             let missing = !self.any_seen_downstream()
                 && self.s.downstream.iter().any(|d| !self.answers.iter().any(|a| a.0 == *d));
-            let stagger = if self.s.overhearing { BROADCAST_QUERY_STAGGER_NS } else { QUERY_STAGGER_NS };
-            let first_due = self.fwd_since.unwrap_or(t) + stagger * self.s.height as u64;
+            let first_due = self.fwd_since.unwrap_or(t) + QUERY_STAGGER_NS * self.s.height as u64;
             if self.s.overhearing && self.s.downstream.is_empty() && !self.broadcast_beyond {
                 // A leaf has nobody to ask: it tells the LMUs above in one broadcast.
                 self.broadcast_beyond = true;
@@ -1654,7 +1637,7 @@ impl Flisr {
             if missing && self.queries_sent == 0 && t < first_due {
                 want(first_due, next);
             } else if missing && self.queries_sent < QUERIES_MAX {
-                if self.queries_sent == 0 || t >= self.last_query_ns + self.query_repeat_ns() {
+                if self.queries_sent == 0 || t >= self.last_query_ns + ms(self.s.block_repeat_ms) {
                     let age_ms = (t.saturating_sub(self.fwd_since.unwrap_or(t)) / 1_000_000).min(u16::MAX as u64);
                     // The first question: one broadcast for the neighbours in radio range (which the LMUs above
                     // overhear), unicast to those reached over relays. Repeats go by unicast (acknowledged) to
@@ -1679,7 +1662,7 @@ impl Flisr {
                     self.last_query_ns = t;
                 }
                 if self.queries_sent < QUERIES_MAX {
-                    want(self.last_query_ns + self.query_repeat_ns(), next);
+                    want(self.last_query_ns + ms(self.s.block_repeat_ms), next);
                 }
             }
         }
