@@ -1084,8 +1084,12 @@ impl MeshAgent {
     pub fn relayed_peers(&self, id: u32) -> Vec<u32> {
         let Some(i) = self.index_of(id) else { return Vec::new() };
         let pan = self.nodes[i].pan;
-        let mut ids: Vec<u32> =
-            self.nodes[i].router.relayed_peers().filter_map(|a| self.idx_of(pan, a)).map(|k| self.nodes[k].id).collect();
+        let mut ids: Vec<u32> = self.nodes[i]
+            .router
+            .relayed_peers()
+            .filter_map(|a| self.idx_of(pan, a))
+            .map(|k| self.nodes[k].id)
+            .collect();
         ids.sort_unstable();
         ids
     }
@@ -1967,7 +1971,13 @@ impl MeshAgent {
                 // The serial's top bit marks a broadcast for its receivers (the frame has no link destination).
                 let payload = Self::meta(now, n.serial | BROADCAST_SERIAL, &s.payload);
                 let (r, mut port) = port!(self, i, now);
-                let _ = r.send_neighbor(Instant(now), gridtwin_firmware::hal::radio::BROADCAST, &payload, s.class, &mut port);
+                let _ = r.send_neighbor(
+                    Instant(now),
+                    gridtwin_firmware::hal::radio::BROADCAST,
+                    &payload,
+                    s.class,
+                    &mut port,
+                );
                 self.flows.nbr_sent += 1;
                 self.flows.nbr_broadcasts += 1;
                 self.after_router(i, ctx);

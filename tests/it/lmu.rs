@@ -988,10 +988,9 @@ mod world {
     /// has the tie restore the rest (before: never isolated, never restored), with no healthy trip.
     #[test]
     fn the_far_end_behind_a_silent_lmu_opens_on_its_own_evidence_and_the_rest_is_restored() {
-        for (section, kind, r_ohm, seed) in [
-            ("4", "TwoPhase", "10.0", 12920864598240102700u64),
-            ("5", "ThreePhase", "0.0", 11728919165097875496),
-        ] {
+        for (section, kind, r_ohm, seed) in
+            [("4", "TwoPhase", "10.0", 12920864598240102700u64), ("5", "ThreePhase", "0.0", 11728919165097875496)]
+        {
             let s = case_seeded(
                 &[
                     ("grid.network", "File(\"networks/dickert_long_cable_multiple_bad.json\")"),

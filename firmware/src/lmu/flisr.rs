@@ -146,7 +146,6 @@ pub const ORPHAN_PROBE_GAP_NS: u64 = 500_000_000;
 /// cleared by a protective device goes dead at the end of the fault it saw, within the slowest graded time.
 pub const ORPHAN_DIP_NS: u64 = 2_000_000_000;
 
-
 /// Graded scheme over a shared channel: the answer to a `Query` waits this long per place among the querier's
 /// downstream neighbours ([`FlisrSettings::sibling_index`]), ns: one frame exchange with its acknowledgement.
 pub const ANSWER_STAGGER_NS: u64 = 12_000_000;
@@ -980,7 +979,8 @@ impl Flisr {
                     // here may lag it. The querier picked up at least `age_ms` before this arrival (the
                     // frame's time on the way only adds to that), so a late question is answered at once.
                     let watched = ms(u32::from(age_ms).min(self.s.logic_delay_ms));
-                    let place = if self.s.overhearing { ANSWER_STAGGER_NS * u64::from(self.s.sibling_index) } else { 0 };
+                    let place =
+                        if self.s.overhearing { ANSWER_STAGGER_NS * u64::from(self.s.sibling_index) } else { 0 };
                     self.to_answer.push((from, t + (ms(self.s.logic_delay_ms) - watched).max(place)));
                 }
             }
@@ -1694,7 +1694,8 @@ impl Flisr {
         let (lov_stagger, stagger) = if self.s.grading_ms > 0 {
             // Siblings (one depth) detect the same event at once: over a shared channel their reports would
             // start together and collide, so each waits its place among them as well.
-            let place = if self.s.overhearing { REPORT_SIBLING_STAGGER_NS * u64::from(self.s.sibling_index) } else { 0 };
+            let place =
+                if self.s.overhearing { REPORT_SIBLING_STAGGER_NS * u64::from(self.s.sibling_index) } else { 0 };
             (LOV_STAGGER_NS * self.s.depth as u64 + place, OC_STAGGER_NS * self.s.depth as u64 + place)
         } else {
             (0, 0)
