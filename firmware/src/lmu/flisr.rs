@@ -44,7 +44,8 @@
 //!   neighbour's downstream neighbours (`downstream_next`): the isolated zone grows by one section. Where
 //!   every radio path to them runs through the silent neighbour, an LMU with a tie that lost its supply after a
 //!   fault's dip and was told nothing probes its upstream neighbour and its tie, and opens on its own evidence
-//!   when only the tie answers (`Flisr::isolate_orphaned_part`).
+//!   when only the tie answers (`Flisr::isolate_orphaned_part`). An upstream neighbour that answers such a probe
+//!   sends along any `Open` it asked of the prober and never saw confirmed (every copy lost on the way).
 //! - **Restoration**: upstream of the tripping LMU supply never stops; each downstream boundary, once its
 //!   opening is confirmed, asks its tie to close (`Restore`). A tie closes only on a request from a configured
 //!   requester whose opening is confirmed, never while it sees fault current, and opens again and locks out if
@@ -1114,7 +1115,19 @@ impl Flisr {
                 }
             }
             PeerMsg::Probe if downstream || (self.s.is_tie && self.s.tie_requesters.contains(&from)) => {
-                self.send(from, PeerMsg::Here)
+                self.send(from, PeerMsg::Here);
+                // The prober, left without supply and told nothing, is reachable now: an `Open` asked of it
+                // that it never confirmed (every copy lost on the way) goes once more, so it opens as the far
+                // end it is instead of waiting on a neighbour that answers.
+                let unconfirmed: Vec<PeerMsg> = self
+                    .pending
+                    .iter()
+                    .filter(|q| q.peer == from && !q.done && matches!(q.msg, PeerMsg::Open { .. }))
+                    .map(|q| q.msg)
+                    .collect();
+                for m in unconfirmed {
+                    self.send(from, m);
+                }
             }
             PeerMsg::Here if self.s.upstream == Some(from) => self.orphan.upstream_here = true,
             PeerMsg::Here if self.s.tie == Some(from) => self.orphan.tie_here = true,
@@ -2495,6 +2508,35 @@ mod tests {
         far.set_line_state(false, true);
         far.on_peer(at(20), 8, PeerMsg::Open { section: 9 });
         assert!(!far.poll(at(21), &ProtectionStatus::default(), Some(true), 0.0).coil_closed, "dead: obeyed");
+    }
+
+    #[test]
+    fn a_probe_from_a_far_end_that_never_confirmed_its_opening_gets_the_open_once_more() {
+        // LMU 1 locates the fault in its section (its downstream neighbour 2 answers "not seen"), opens and
+        // asks 2 to open; no copy arrives, every retry is spent. Seconds later 2, dead and told nothing,
+        // probes it: the answer is `Here` and the `Open` once more.
+        let mut f = graded_lmu(3);
+        f.poll(at(0), &fwd(0), Some(true), 400.0);
+        f.poll(at(30), &fwd(0), Some(true), 400.0);
+        f.on_peer(at(45), 2, PeerMsg::Passage { seen: false });
+        assert_eq!(graded_trip(&mut f, 45, 100), Some(45));
+        let dead = ProtectionStatus::default();
+        let mut opens = 0;
+        for t in (46..=5_000).step_by(5) {
+            f.poll(at(t), &dead, Some(false), 0.0);
+            while let Some((to, m)) = f.pop_outgoing() {
+                opens += usize::from(to == 2 && m == PeerMsg::Open { section: 1 });
+            }
+        }
+        assert_eq!(opens, 5, "the request and its four retries");
+        f.on_peer(at(6_000), 2, PeerMsg::Probe);
+        let out: Vec<_> = core::iter::from_fn(|| f.pop_outgoing()).collect();
+        assert_eq!(out, alloc::vec![(2, PeerMsg::Here), (2, PeerMsg::Open { section: 1 })]);
+        // Once 2 confirmed, a probe gets `Here` alone.
+        f.on_peer(at(6_100), 2, PeerMsg::Opened { section: 1, ok: true });
+        f.on_peer(at(6_200), 2, PeerMsg::Probe);
+        let out: Vec<_> = core::iter::from_fn(|| f.pop_outgoing()).collect();
+        assert_eq!(out, alloc::vec![(2, PeerMsg::Here)]);
     }
 
     #[test]
