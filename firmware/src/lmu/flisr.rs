@@ -155,6 +155,23 @@ pub const ANSWER_STAGGER_NS: u64 = 12_000_000;
 /// per place among their upstream neighbour's downstream neighbours ([`FlisrSettings::sibling_index`]), ns.
 pub const REPORT_SIBLING_STAGGER_NS: u64 = 12_000_000;
 
+/// Over a shared channel, retries of unanswered requests (`Open`, `Restore`, ...) come `retry_ms` plus up to
+/// seven times this much later, the extra part drawn from the LMU's identity and the retries left (ns). Two
+/// LMUs that sent their first requests a few milliseconds apart (siblings, opened by one `Open`) would
+/// otherwise retry in lockstep, and a pair of frames that collided once (a request and the other's answer)
+/// would collide at every retry.
+pub const RETRY_SPREAD_NS: u64 = 10_000_000;
+
+/// The wait before the retry of an unanswered request with `left` retries left (see [`RETRY_SPREAD_NS`]).
+fn retry_gap_ns(s: &FlisrSettings, left: u8) -> u64 {
+    let spread = if s.overhearing {
+        RETRY_SPREAD_NS * ((u64::from(s.me).wrapping_mul(7) + u64::from(left).wrapping_mul(3)) % 8)
+    } else {
+        0
+    };
+    ms(s.retry_ms) + spread
+}
+
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
 pub const QUERIES_MAX: u8 = 3;
 
@@ -903,13 +920,17 @@ impl Flisr {
         self.outbox.push_back((to, msg));
     }
 
+    fn retry_gap_ns(&self, left: u8) -> u64 {
+        retry_gap_ns(&self.s, left)
+    }
+
     fn send_reliable(&mut self, now: u64, to: PeerId, msg: PeerMsg) {
         self.send(to, msg);
         if self.pending.len() < 2 * MAX_NEIGHBOURS {
             self.pending.push(Pending {
                 peer: to,
                 msg,
-                next_ns: now + ms(self.s.retry_ms),
+                next_ns: now + self.retry_gap_ns(self.s.retries),
                 left: self.s.retries,
                 done: false,
             });
@@ -1387,10 +1408,11 @@ impl Flisr {
 
         // Retries of unanswered requests (bounded).
         let mut resend: Vec<(PeerId, PeerMsg)> = Vec::new();
+        let gap = |left: u8| retry_gap_ns(&self.s, left);
         for q in &mut self.pending {
             if !q.done && q.left > 0 && t >= q.next_ns {
                 q.left -= 1;
-                q.next_ns = t + ms(self.s.retry_ms);
+                q.next_ns = t + gap(q.left);
                 resend.push((q.peer, q.msg));
             }
             if !q.done && q.left > 0 {
@@ -2508,6 +2530,29 @@ mod tests {
         far.set_line_state(false, true);
         far.on_peer(at(20), 8, PeerMsg::Open { section: 9 });
         assert!(!far.poll(at(21), &ProtectionStatus::default(), Some(true), 0.0).coil_closed, "dead: obeyed");
+    }
+
+    #[test]
+    fn on_a_shared_channel_siblings_retry_out_of_step() {
+        let gaps = |me: PeerId, shared: bool| -> Vec<u64> {
+            let mut s = FlisrSettings::new(me);
+            s.overhearing = shared;
+            (0..4u8).rev().map(|left| retry_gap_ns(&s, left) / 1_000_000).collect()
+        };
+        assert_eq!(gaps(13, false), alloc::vec![300, 300, 300, 300]);
+        let (a, b) = (gaps(13, true), gaps(14, true));
+        assert!(a.iter().chain(&b).all(|g| (300..=370).contains(g)), "{a:?} {b:?}");
+        // Their retry times drift apart instead of keeping the offset of their first requests.
+        let at = |g: &[u64]| {
+            g.iter()
+                .scan(0, |t, x| {
+                    *t += x;
+                    Some(*t)
+                })
+                .collect::<Vec<u64>>()
+        };
+        let offsets: Vec<i64> = at(&a).iter().zip(at(&b)).map(|(x, y)| *x as i64 - y as i64).collect();
+        assert!(offsets.windows(2).any(|w| w[0] != w[1]), "{offsets:?}");
     }
 
     #[test]
