@@ -81,6 +81,21 @@ impl JamField {
         self.radio.link_budget_offset_dbm() - self.loss_db(k, x_m, y_m, tx) >= self.radio.sensitivity_dbm
     }
 
+    /// Energy of the continuous jammers on air at `t_ns` at a receiver at (`x_m`, `y_m`) whose links draw
+    /// shadowing as `rx`, dBm (`None` when none is on): what the receiver's energy detection reads on an
+    /// otherwise idle channel. Reactive jammers are silent until a frame starts, so an idle channel shows none
+    /// of them.
+    pub fn idle_energy_dbm(&self, t_ns: u64, x_m: f64, y_m: f64, rx: u32) -> Option<f64> {
+        let mw: f64 = (0..self.jammers.len())
+            .filter(|&k| {
+                let j = &self.jammers[k];
+                j.mode == JamMode::Continuous && j.start_ns <= t_ns && t_ns < j.stop_ns
+            })
+            .map(|k| dbm_to_mw(self.rx_dbm(k, x_m, y_m, rx)))
+            .sum();
+        (mw > 0.0).then(|| 10.0 * mw.log10())
+    }
+
     /// Whether `t_ns` lies in some jammer's period.
     pub fn in_period(&self, t_ns: u64) -> bool {
         self.jammers.iter().any(|j| j.start_ns <= t_ns && t_ns < j.stop_ns)

@@ -108,7 +108,7 @@ impl RogueRadio {
         self.tick += 1;
         // Open is taken from any neighbour; Block only from a downstream one.
         let (claim, msg) = match (tick % 2, t.downstream.first(), t.upstream) {
-            (1, Some(&d), _) => (d, PeerMsg::Block),
+            (1, Some(&d), _) => (d, PeerMsg::Block { graded: false }),
             (_, _, Some(u)) => (u, PeerMsg::Open { section: t.peer }),
             (_, Some(&d), None) => (d, PeerMsg::Open { section: t.peer }),
             _ => return,

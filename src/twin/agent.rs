@@ -132,7 +132,7 @@ pub fn peer_frame_type(m: &PeerMsg) -> u8 {
         | PeerMsg::Opened { .. }
         | PeerMsg::Restore { .. }
         | PeerMsg::Restored { .. }
-        | PeerMsg::Block
+        | PeerMsg::Block { .. }
         | PeerMsg::BreakerFailure
         | PeerMsg::Query { .. }
         | PeerMsg::Passage { .. }
@@ -293,13 +293,17 @@ impl LmuAgent {
         let now = ctx.now();
         self.contactor.set_now(now.as_nanos());
         self.contactor.set_phase_currents(self.phase_currents);
+        if let Some(j) = &self.jam {
+            let jammed = j.jammed(now.as_nanos(), self.peer);
+            self.firmware.flisr_mut().set_channel_jammed(jammed);
+        }
         let next = self.firmware.poll(Instant(now.as_nanos()), &mut self.contactor);
         if tracing::enabled!(tracing::Level::TRACE) {
             let f = self.firmware.flisr();
             tracing::trace!(t_ns = now.as_nanos(), lmu = self.peer, status = ?self.firmware.protection().status(), report = ?f.reports().last(), "lmu state");
         }
         while let Some((to, msg)) = self.firmware.pop_outgoing() {
-            if matches!(msg, PeerMsg::Block | PeerMsg::Passage { seen: true } | PeerMsg::Beyond)
+            if matches!(msg, PeerMsg::Block { .. } | PeerMsg::Passage { seen: true } | PeerMsg::Beyond)
                 && let Some(x) = self.insider.as_mut().filter(|x| x.suppress_block && x.active(now))
             {
                 x.blocks_suppressed += 1;
@@ -410,6 +414,7 @@ impl LmuAgent {
             None => bytes.clone(),
         };
         if PeerMsg::decode(&plain).is_ok() && !genuine {
+            tracing::debug!(t_ns = now.as_nanos(), from, to = self.peer, msg = ?PeerMsg::decode(&plain), "impostor frame accepted");
             if self.impostor_accepted.len() < IMPOSTOR_LOG_MAX {
                 self.impostor_accepted.push((now, bytes));
             } else {

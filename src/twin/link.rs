@@ -118,6 +118,13 @@ impl JamLink {
         ok
     }
 
+    /// Whether LMU `me`'s radio finds its channel jammed at `now_ns`: the continuous jammers' energy at its
+    /// pole reaches the radio's clear-channel threshold (the energy detection of 802.15.4 CCA mode 1).
+    pub fn jammed(&self, now_ns: u64, me: PeerId) -> bool {
+        let Some(&(x, y)) = self.poles.get(&me) else { return false };
+        self.field.idle_energy_dbm(now_ns, x, y, me as u32).is_some_and(|e| e >= self.field.radio.cca_threshold_dbm)
+    }
+
     /// Counts a frame handed to the link at `now_ns` and whether it was delivered.
     pub fn count(&mut self, now_ns: u64, delivered: bool) {
         if self.field.in_period(now_ns) {

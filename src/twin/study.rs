@@ -98,6 +98,14 @@ pub struct ProtectionFile {
     /// firmware's `FlisrSettings::grading_ms`).
     #[serde(default)]
     pub grading_ms: u32,
+    /// Blocking scheme: time grading step (ms) of the episodes an LMU decides by time because its channel is
+    /// jammed (see the firmware's `FlisrSettings::jam_grading_ms`); 0 turns that fallback off.
+    #[serde(default = "default_jam_grading_ms")]
+    pub jam_grading_ms: u32,
+}
+
+fn default_jam_grading_ms() -> u32 {
+    100
 }
 
 fn default_sag_swing_pu() -> f64 {
@@ -142,6 +150,7 @@ impl ProtectionFile {
         f.retries = self.retries;
         f.sotf_current_a = self.sotf_current_a;
         f.grading_ms = self.grading_ms;
+        f.jam_grading_ms = self.jam_grading_ms;
         f
     }
 

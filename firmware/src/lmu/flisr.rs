@@ -155,21 +155,63 @@ pub const ANSWER_STAGGER_NS: u64 = 12_000_000;
 /// per place among their upstream neighbour's downstream neighbours ([`FlisrSettings::sibling_index`]), ns.
 pub const REPORT_SIBLING_STAGGER_NS: u64 = 12_000_000;
 
-/// Over a shared channel, retries of unanswered requests (`Open`, `Restore`, ...) come `retry_ms` plus up to
-/// seven times this much later, the extra part drawn from the LMU's identity and the retries left (ns). Two
-/// LMUs that sent their first requests a few milliseconds apart (siblings, opened by one `Open`) would
-/// otherwise retry in lockstep, and a pair of frames that collided once (a request and the other's answer)
-/// would collide at every retry.
-pub const RETRY_SPREAD_NS: u64 = 10_000_000;
+/// Over a shared channel, the waits of an unanswered request (`Open`, `Restore`, ...) before each retry and
+/// after the last are `retry_ms` plus or minus whole steps of this much (ns), in an order drawn from the
+/// LMU's identity. Two LMUs that sent their first requests a few milliseconds apart (siblings, opened by one
+/// `Open`) would otherwise retry in lockstep, and a pair of frames that collided once (a request and the
+/// other's answer) would collide at every retry. The steps of one request sum to zero, so the last retry
+/// and the moment an unanswered request is given up (and an isolation extended past a silent far end) come
+/// exactly when they would without the spread: the timings other timers are set against stay as they were.
+pub const RETRY_SPREAD_NS: u64 = 20_000_000;
 
-/// The wait before the retry of an unanswered request with `left` retries left (see [`RETRY_SPREAD_NS`]).
+/// The wait before the retry of an unanswered request with `left` retries left, and (`left` = 0) after its
+/// last retry (see [`RETRY_SPREAD_NS`]). The `retries + 1` waits of one request take the steps
+/// `p(left) - retries / 2` with `p(l) = (a l + b) mod (retries + 1)`, a permutation (`a` coprime with
+/// `retries + 1`), so they sum to zero; `a` and `b` come from the LMU's identity. A step is at most a
+/// `(retries + 1)`th of `retry_ms`, so every wait stays above half of it.
 fn retry_gap_ns(s: &FlisrSettings, left: u8) -> u64 {
-    let spread = if s.overhearing {
-        RETRY_SPREAD_NS * ((u64::from(s.me).wrapping_mul(7) + u64::from(left).wrapping_mul(3)) % 8)
-    } else {
-        0
-    };
-    ms(s.retry_ms) + spread
+    let base = ms(s.retry_ms);
+    let m = u64::from(s.retries) + 1;
+    if !s.overhearing || m < 2 {
+        return base;
+    }
+    let me = u64::from(s.me);
+    // In half steps, so that an even count of waits is centred too: 2 p - (m - 1) sums to zero over p.
+    let half = (RETRY_SPREAD_NS / 2).min(base / (2 * m));
+    let mut a = 1 + me.wrapping_mul(3) % (m - 1);
+    // Bounded: 1 is coprime with everything, and `a` reaches it within m - 1 steps.
+    for _ in 0..m {
+        if gcd(a, m) == 1 {
+            break;
+        }
+        a = a % (m - 1) + 1;
+    }
+    let b = me.wrapping_mul(7) % m;
+    let p = (a * (u64::from(left) % m) + b) % m;
+    let half_steps = 2 * p as i64 - (m as i64 - 1);
+    base.saturating_add_signed(half_steps * half as i64)
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Retries a request may take beyond [`FlisrSettings::retries`] while this LMU finds its channel jammed
+/// ([`Flisr::set_channel_jammed`]). Silence on a jammed channel says nothing of the far end (its answers are
+/// what the jammer drowns here), so a request is not given up on it, and an isolation is not extended past a
+/// far end that may well have opened; once the channel clears, the remaining retries count again. The waits
+/// between such retries double up to [`JAMMED_BACKOFF_MAX`] times the usual one: about two minutes of them at
+/// the default `retry_ms` of 300 ms.
+pub const JAMMED_RETRIES_MAX: u16 = 50;
+/// See [`JAMMED_RETRIES_MAX`].
+pub const JAMMED_BACKOFF_MAX: u64 = 8;
+
+/// The wait after the `n`th retry sent on a jammed channel (`n` from 1), given the usual wait `gap_ns`.
+fn jammed_gap_ns(gap_ns: u64, n: u16) -> u64 {
+    gap_ns.saturating_mul((1u64 << n.min(8)).min(JAMMED_BACKOFF_MAX))
 }
 
 /// Graded scheme: queries sent per episode at most (the MAC retries each one as well).
@@ -192,8 +234,10 @@ struct OrphanProbes {
 /// A FLISR message between neighbouring LMUs (4 bytes on the air, see [`PeerMsg::encode`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerMsg {
-    /// "I see forward fault current": sent to the upstream neighbour.
-    Block,
+    /// "I see forward fault current": sent to the upstream neighbour. `graded`: this episode is decided by
+    /// time grading on the sender's path (its channel, or one below it, is jammed; see
+    /// [`FlisrSettings::jam_grading_ms`]), so the receiver grades its own decision too.
+    Block { graded: bool },
     /// "I lost a phase voltage": sent to the upstream neighbour.
     LossOfVoltage,
     /// "My star point is displaced (a broken neutral upstream)": sent to the upstream neighbour.
@@ -259,7 +303,7 @@ impl PeerMsg {
     /// Encodes as tag, section (little endian), flag.
     pub fn encode(&self) -> [u8; 4] {
         let (tag, section, flag) = match *self {
-            PeerMsg::Block => (1u8, 0u16, 0u8),
+            PeerMsg::Block { graded } => (1u8, 0u16, graded as u8),
             PeerMsg::LossOfVoltage => (2, 0, 0),
             PeerMsg::DropSeen => (3, 0, 0),
             PeerMsg::BreakerFailure => (4, 0, 0),
@@ -307,7 +351,7 @@ impl PeerMsg {
         let section = u16::from_le_bytes([b[1], b[2]]);
         let ok = b[3] == 1;
         Ok(match b[0] {
-            1 => PeerMsg::Block,
+            1 => PeerMsg::Block { graded: ok },
             2 => PeerMsg::LossOfVoltage,
             3 => PeerMsg::DropSeen,
             4 => PeerMsg::BreakerFailure,
@@ -354,6 +398,14 @@ pub struct FlisrSettings {
     pub block_repeat_ms: u32,
     /// A received block holds for this long (ms).
     pub block_hold_ms: u32,
+    /// Blocking scheme on a jammed channel: time grading step (ms) of the episodes this LMU decides by time
+    /// because its channel is jammed ([`Flisr::set_channel_jammed`]) or a downstream neighbour's `Block`
+    /// says its own is. A missing `Block` then proves nothing, so the LMU does not trip at `logic_delay_ms`:
+    /// it trips at `logic_delay_ms + jam_grading_ms * height` unless the fault clears first (the LMU nearest
+    /// the fault, the smallest height on its path, first), and as backup `backup_delay_ms` later if a
+    /// downstream neighbour blocked it; its own `Block`s say so, and the LMUs above grade alike. 0 turns the
+    /// fallback off (a jammed LMU that misses its neighbour's `Block` trips as if it were the last).
+    pub jam_grading_ms: u32,
     /// The auxiliary contact must confirm an operation within this time (ms).
     pub contactor_confirm_ms: u32,
     /// Wait for `DropSeen` from downstream before locating an open conductor (ms).
@@ -451,6 +503,7 @@ impl FlisrSettings {
             section_length_m: 0.0,
             open_evidence_ms: 0,
             grading_ms: 0,
+            jam_grading_ms: 100,
             height: 0,
             depth: 0,
             overhearing: false,
@@ -544,6 +597,9 @@ impl FlisrSettings {
         if self.grading_ms != 0 && !(20..=1000).contains(&self.grading_ms) {
             return Err(SettingsError::new("grading_ms", "must be 0 (blocking scheme) or within 20..=1000 ms"));
         }
+        if self.jam_grading_ms != 0 && !(20..=1000).contains(&self.jam_grading_ms) {
+            return Err(SettingsError::new("jam_grading_ms", "must be 0 (no fallback) or within 20..=1000 ms"));
+        }
         if self.open_evidence_ms > 60_000 {
             return Err(SettingsError::new("open_evidence_ms", "must be <= 60000 ms"));
         }
@@ -625,6 +681,8 @@ struct Pending {
     next_ns: u64,
     left: u8,
     done: bool,
+    /// Retries sent while the channel was jammed (not counted in `left`; at most [`JAMMED_RETRIES_MAX`]).
+    jammed_retries: u16,
 }
 
 /// Output of one [`Flisr::poll`].
@@ -657,6 +715,19 @@ pub struct Flisr {
     /// Section this LMU is isolating (as primary or boundary), and who to answer `Opened` to.
     isolating: Option<(PeerId, Option<PeerId>)>,
     pending: Vec<Pending>,
+    /// The LMU's radio finds its channel jammed (see [`Flisr::set_channel_jammed`]).
+    jammed: bool,
+    /// Pickup instant of the episode this LMU decides by time grading (see [`FlisrSettings::jam_grading_ms`]).
+    graded_since: Option<u64>,
+    /// When this LMU began to grade that episode.
+    graded_from_ns: u64,
+    /// Last `Block` from a downstream neighbour, and the last one that said `graded`.
+    block_rx_ns: Option<u64>,
+    graded_block_ns: Option<u64>,
+    /// Episodes decided by time grading because of jamming (blocking scheme).
+    pub jam_graded_episodes: u64,
+    /// Retries sent on a jammed channel beyond the settings' count (see [`JAMMED_RETRIES_MAX`]).
+    pub jammed_retries: u64,
     tie_close_at: Option<u64>,
     tie_requester: Option<(PeerId, PeerId)>,
     /// A tie's restore request received while a disturbance was recent (requester, section): served when
@@ -781,6 +852,13 @@ impl Flisr {
             breaker_failure_at: None,
             isolating: None,
             pending: Vec::new(),
+            jammed: false,
+            graded_since: None,
+            graded_from_ns: 0,
+            block_rx_ns: None,
+            graded_block_ns: None,
+            jam_graded_episodes: 0,
+            jammed_retries: 0,
             tie_close_at: None,
             tie_requester: None,
             tie_deferred: None,
@@ -891,6 +969,9 @@ impl Flisr {
         self.oc_opened_below_ns = None;
         self.drop_seen_ns = None;
         self.cleared_heard_ns = None;
+        self.graded_since = None;
+        self.block_rx_ns = None;
+        self.graded_block_ns = None;
     }
 
     /// The state of the line before a [`Flisr::poll`]: the current reading is at or beyond the sensor's full
@@ -899,6 +980,15 @@ impl Flisr {
     pub fn set_line_state(&mut self, full_scale: bool, dead: bool) {
         self.full_scale = full_scale;
         self.dead = dead;
+    }
+
+    /// Whether the LMU's radio finds its channel jammed before a [`Flisr::poll`]: the energy it measures on
+    /// the idle channel is at or above its clear-channel threshold (802.15.4 CCA mode 1) with no frame of
+    /// its own neighbours to explain it. While it is, unanswered requests keep their retries (at most
+    /// [`JAMMED_RETRIES_MAX`] more) instead of running out, and an unconfirmed isolation is not extended past
+    /// its far end.
+    pub fn set_channel_jammed(&mut self, jammed: bool) {
+        self.jammed = jammed;
     }
 
     /// Whether the switch may interrupt the present current: the reading is within the breaking capacity and
@@ -933,6 +1023,7 @@ impl Flisr {
                 next_ns: now + self.retry_gap_ns(self.s.retries),
                 left: self.s.retries,
                 done: false,
+                jammed_retries: 0,
             });
         }
     }
@@ -973,7 +1064,13 @@ impl Flisr {
         // The downstream neighbour between this LMU and `from` when `from` is two below it.
         let via = self.s.downstream_next.iter().find(|&&(_, n)| n == from).map(|&(d, _)| d);
         match msg {
-            PeerMsg::Block if downstream => self.blocked_until = t + ms(self.s.block_hold_ms),
+            PeerMsg::Block { graded } if downstream => {
+                self.blocked_until = t + ms(self.s.block_hold_ms);
+                self.block_rx_ns = Some(t);
+                if graded {
+                    self.graded_block_ns = Some(t);
+                }
+            }
             // A lost phase escalated by an LMU two below (`Flisr::escalate_lost_phase`): its report to the
             // neighbour between us came to nothing for seconds, so that neighbour's radio is likely dead. This
             // LMU, healthy, stands in for it and asks the reporter to open as the far end of that neighbour's
@@ -1246,6 +1343,7 @@ impl Flisr {
                 next_ns: 0,
                 left: 0,
                 done: true,
+                jammed_retries: 0,
             });
         }
     }
@@ -1331,15 +1429,23 @@ impl Flisr {
 
         // Fault-passage flag: keep blocking the upstream neighbour while flagged (bounded in time).
         // An LMU whose contactor is commanded open no longer passes the fault current: it stops blocking.
+        // Graded by jamming, the LMUs above need one `Block` to grade alike (it holds for the episode) and
+        // their grading, not further blocks, keeps them from tripping first: a few copies over one hold time
+        // suffice, and a jammed channel is spared the rest.
         if forward
             && self.coil_closed
             && self.s.grading_ms == 0
             && let (Some(up), Some(since)) = (self.s.upstream, since)
-            && t <= since + ms(self.s.backup_delay_ms) + ms(100)
+            && t <= if self.jam_graded(t, since) {
+                self.graded_from_ns + ms(self.s.block_hold_ms)
+            } else {
+                since + ms(self.s.backup_delay_ms) + ms(100)
+            }
         {
             let due = self.last_block_sent.is_none_or(|l| t >= l + ms(self.s.block_repeat_ms) || l < since);
             if due {
-                self.send(up, PeerMsg::Block);
+                let graded = self.graded_since == Some(since);
+                self.send(up, PeerMsg::Block { graded });
                 self.last_block_sent = Some(t);
             }
             want(self.last_block_sent.unwrap_or(t) + ms(self.s.block_repeat_ms), &mut next);
@@ -1409,10 +1515,18 @@ impl Flisr {
         // Retries of unanswered requests (bounded).
         let mut resend: Vec<(PeerId, PeerMsg)> = Vec::new();
         let gap = |left: u8| retry_gap_ns(&self.s, left);
+        let jammed = self.jammed;
         for q in &mut self.pending {
             if !q.done && q.left > 0 && t >= q.next_ns {
-                q.left -= 1;
-                q.next_ns = t + gap(q.left);
+                if jammed && q.jammed_retries < JAMMED_RETRIES_MAX {
+                    // Not counted: the silence is the jammer's (see `JAMMED_RETRIES_MAX`).
+                    q.jammed_retries += 1;
+                    self.jammed_retries += 1;
+                    q.next_ns = t + jammed_gap_ns(gap(q.left), q.jammed_retries);
+                } else {
+                    q.left -= 1;
+                    q.next_ns = t + gap(q.left);
+                }
                 resend.push((q.peer, q.msg));
             }
             if !q.done && q.left > 0 {
@@ -1483,6 +1597,32 @@ impl Flisr {
                 },
                 next,
             );
+            return;
+        }
+        if forward
+            && let Some(since) = since
+            && self.jam_graded(t, since)
+        {
+            let bf = self.breaker_failure_at.is_some_and(|b| b + 1_000_000_000 >= t);
+            let graded_at = since + ms(self.s.logic_delay_ms) + ms(self.s.jam_grading_ms) * self.s.height as u64;
+            // Blocked in this episode: a fault beyond a downstream neighbour, which grades faster.
+            let blocked = self.block_rx_ns.is_some_and(|b| b + ms(self.s.block_hold_ms) >= since);
+            let kind = p.kind.unwrap_or(FaultKind::Unknown);
+            let backup_at = graded_at + ms(self.s.backup_delay_ms);
+            if !blocked && t >= graded_at {
+                // Graded time ran out and the fault persists: it is in this section.
+                let mut r = FlisrReport::new(Role::Primary, Some(self.s.me), kind, Some(Instant(since)));
+                r.distance_m = self.distance(p);
+                self.report(r);
+                self.isolate_own_section(t);
+                return;
+            }
+            if bf || t >= backup_at {
+                self.report(FlisrReport::new(Role::Backup, None, kind, Some(Instant(since))));
+                self.command(t, false);
+                return;
+            }
+            want(if blocked { backup_at } else { graded_at }, next);
             return;
         }
         if forward && let Some(since) = since {
@@ -1879,15 +2019,42 @@ impl Flisr {
     /// radio dead, its controller down: an LMU whose contactor merely failed answers after extending the
     /// isolation itself) goes to that neighbour's downstream neighbours, once: the isolated zone grows by its
     /// section, and the boundaries beyond confirm and ask their ties to restore the rest.
+    /// Blocking scheme: whether the episode that picked up at `since` is decided by time grading (see
+    /// [`FlisrSettings::jam_grading_ms`]): this LMU's channel is jammed, or a downstream neighbour's `Block`
+    /// in the episode said its path is. Once so, it stays so until the episode ends.
+    fn jam_graded(&mut self, t: u64, since: u64) -> bool {
+        if self.s.grading_ms > 0 || self.s.jam_grading_ms == 0 {
+            return false;
+        }
+        let told = self.graded_block_ns.is_some_and(|g| g + ms(self.s.block_hold_ms) >= since);
+        if self.graded_since != Some(since) && (self.jammed || told) {
+            self.graded_since = Some(since);
+            self.graded_from_ns = t;
+            self.jam_graded_episodes += 1;
+        }
+        self.graded_since == Some(since)
+    }
+
     fn extend_unanswered_isolation(&mut self, t: u64, next: &mut Option<u64>) {
         let Some((section, _)) = self.isolating else { return };
         let mut given_up: Vec<PeerId> = Vec::new();
+        let mut again: Vec<PeerId> = Vec::new();
         for q in &mut self.pending {
             if q.done
                 || q.left > 0
                 || q.next_ns == u64::MAX
                 || !matches!(q.msg, PeerMsg::Open { section: s } if s == section)
             {
+                continue;
+            }
+            if t >= q.next_ns && self.jammed && q.jammed_retries < JAMMED_RETRIES_MAX {
+                // The far end's `Opened` may be what the jammer drowns here: ask it again rather than open
+                // a healthy section beyond it.
+                q.jammed_retries += 1;
+                self.jammed_retries += 1;
+                q.next_ns = t + jammed_gap_ns(retry_gap_ns(&self.s, 0), q.jammed_retries);
+                again.push(q.peer);
+                *next = Some(next.map_or(q.next_ns, |n: u64| n.min(q.next_ns)));
                 continue;
             }
             if t >= q.next_ns {
@@ -1902,6 +2069,9 @@ impl Flisr {
             } else {
                 *next = Some(next.map_or(q.next_ns, |n: u64| n.min(q.next_ns)));
             }
+        }
+        for to in again {
+            self.send(to, PeerMsg::Open { section });
         }
         if given_up.is_empty() {
             return;
@@ -2179,7 +2349,8 @@ mod tests {
     #[test]
     fn messages_round_trip_and_garbage_is_rejected() {
         let all = [
-            PeerMsg::Block,
+            PeerMsg::Block { graded: false },
+            PeerMsg::Block { graded: true },
             PeerMsg::LossOfVoltage,
             PeerMsg::DropSeen,
             PeerMsg::BreakerFailure,
@@ -2537,11 +2708,11 @@ mod tests {
         let gaps = |me: PeerId, shared: bool| -> Vec<u64> {
             let mut s = FlisrSettings::new(me);
             s.overhearing = shared;
-            (0..4u8).rev().map(|left| retry_gap_ns(&s, left) / 1_000_000).collect()
+            (0..=s.retries).rev().map(|left| retry_gap_ns(&s, left) / 1_000_000).collect()
         };
-        assert_eq!(gaps(13, false), alloc::vec![300, 300, 300, 300]);
+        assert_eq!(gaps(13, false), alloc::vec![300; 5]);
         let (a, b) = (gaps(13, true), gaps(14, true));
-        assert!(a.iter().chain(&b).all(|g| (300..=370).contains(g)), "{a:?} {b:?}");
+        assert!(a.iter().chain(&b).all(|g| (260..=340).contains(g)), "{a:?} {b:?}");
         // Their retry times drift apart instead of keeping the offset of their first requests.
         let at = |g: &[u64]| {
             g.iter()
@@ -2553,6 +2724,23 @@ mod tests {
         };
         let offsets: Vec<i64> = at(&a).iter().zip(at(&b)).map(|(x, y)| *x as i64 - y as i64).collect();
         assert!(offsets.windows(2).any(|w| w[0] != w[1]), "{offsets:?}");
+        // Whatever the identity and the retry count, the waits of one request add up to those without the
+        // spread (the last retry and the give-up keep their times), each stays above half of `retry_ms`, and
+        // they are spread at all where there is more than one.
+        for retries in 0..=12u8 {
+            for retry_ms in [10u32, 37, 300, 1000] {
+                for me in 0..40 {
+                    let mut s = FlisrSettings::new(me);
+                    (s.overhearing, s.retries, s.retry_ms) = (true, retries, retry_ms);
+                    let w: Vec<u64> = (0..=retries).map(|left| retry_gap_ns(&s, left)).collect();
+                    assert_eq!(w.iter().sum::<u64>(), (u64::from(retries) + 1) * ms(retry_ms), "{me} {retries} {w:?}");
+                    assert!(w.iter().all(|&g| 2 * g > ms(retry_ms)), "{me} {retries} {retry_ms} {w:?}");
+                    if retries > 0 && retry_ms >= 300 {
+                        assert!(w.iter().any(|&g| g != ms(retry_ms)), "{me} {retries} {w:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -2897,6 +3085,112 @@ mod tests {
         assert!(bad.validate().is_err());
     }
 
+    /// An LMU of the blocking scheme with upstream neighbour 9, one downstream neighbour (2) and `height`
+    /// LMUs below it.
+    fn blocking_lmu(height: u8) -> Flisr {
+        let mut s = FlisrSettings::new(1);
+        s.upstream = Some(9);
+        s.downstream = alloc::vec![2];
+        s.height = height;
+        Flisr::new(s).unwrap()
+    }
+
+    /// Polls a flagged LMU every millisecond from `from` to `to` (ms, 400 A through it), collecting what it
+    /// sends; the time of the coil opening, if any.
+    fn trip_with_outbox(f: &mut Flisr, from: u64, to: u64, out: &mut Vec<(PeerId, PeerMsg)>) -> Option<u64> {
+        for t in from..=to {
+            let open = !f.poll(at(t), &fwd(0), Some(true), 400.0).coil_closed;
+            while let Some(m) = f.pop_outgoing() {
+                out.push(m);
+            }
+            if open {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn on_a_jammed_channel_the_blocking_scheme_grades_by_height_and_tells_the_lmus_above() {
+        // Not jammed, unblocked: the last flagged LMU trips after the logic delay, and its blocks say so.
+        let mut f = blocking_lmu(3);
+        let mut out = Vec::new();
+        assert_eq!(trip_with_outbox(&mut f, 0, 1000, &mut out), Some(30));
+        assert!(out.contains(&(9, PeerMsg::Block { graded: false })), "{out:?}");
+        assert!(!out.iter().any(|m| m.1 == PeerMsg::Block { graded: true }));
+        // Jammed: a missing block proves nothing, so it trips at its graded time, 30 + 100 x 3 ms; its few
+        // blocks (one hold time of them) tell the LMU above to grade too.
+        let mut f = blocking_lmu(3);
+        f.set_channel_jammed(true);
+        let mut out = Vec::new();
+        assert_eq!(trip_with_outbox(&mut f, 0, 1000, &mut out), Some(330));
+        let graded = out.iter().filter(|m| m.1 == PeerMsg::Block { graded: true }).count();
+        assert!((1..=9).contains(&graded) && out.iter().all(|m| m.1 != PeerMsg::Block { graded: false }), "{out:?}");
+        assert_eq!(f.jam_graded_episodes, 1);
+        // The LMU above (height 4, not jammed) told by one graded block: blocked, it waits for its graded
+        // time plus the backup delay (30 + 400 + 250 ms) instead of the flat 250 ms.
+        let mut up = blocking_lmu(4);
+        up.poll(at(0), &fwd(0), Some(true), 400.0);
+        up.on_peer(at(6), 2, PeerMsg::Block { graded: true });
+        let mut out = Vec::new();
+        assert_eq!(trip_with_outbox(&mut up, 6, 2000, &mut out), Some(680));
+        assert!(out.iter().any(|m| m.1 == PeerMsg::Block { graded: true }), "it passes the grading up");
+        // A fault cleared below in the meantime resets it, as in the graded scheme.
+        let mut up = blocking_lmu(4);
+        up.poll(at(0), &fwd(0), Some(true), 400.0);
+        up.on_peer(at(6), 2, PeerMsg::Block { graded: true });
+        for t in 6..=340 {
+            assert!(up.poll(at(t), &fwd(0), Some(true), 400.0).coil_closed, "{t}");
+        }
+        for t in 341..=2000 {
+            assert!(up.poll(at(t), &ProtectionStatus::default(), Some(true), 20.0).coil_closed, "{t}");
+        }
+        // Off (`jam_grading_ms: 0`): a jammed LMU trips after the logic delay as before.
+        let mut s = blocking_lmu(3).settings().clone();
+        s.jam_grading_ms = 0;
+        let mut f = Flisr::new(s).unwrap();
+        f.set_channel_jammed(true);
+        assert_eq!(trip_with_outbox(&mut f, 0, 1000, &mut Vec::new()), Some(30));
+    }
+
+    #[test]
+    fn on_a_jammed_channel_a_request_is_not_given_up_and_an_isolation_not_extended() {
+        // LMU 1 trips for a fault in its own section and asks 2 to open; 2 never answers. Unjammed, the
+        // retries run out and the `Open` goes past 2 to 3; jammed, it goes on asking 2 (backing off) and goes
+        // past 2 only once its channel has been clear for the usual retries.
+        let setup = || {
+            let mut s = blocking_lmu(3).settings().clone();
+            s.downstream_next = alloc::vec![(2, 3)];
+            let mut f = Flisr::new(s).unwrap();
+            assert_eq!(trip_with_outbox(&mut f, 0, 100, &mut Vec::new()), Some(30));
+            f
+        };
+        let run = |f: &mut Flisr, from: u64, to: u64, jammed_until: u64| {
+            let mut sent = Vec::new();
+            for t in from..=to {
+                f.set_channel_jammed(t < jammed_until);
+                f.poll(at(t), &ProtectionStatus::default(), Some(false), 0.0);
+                while let Some((to, m)) = f.pop_outgoing() {
+                    sent.push((t, to, m));
+                }
+            }
+            sent
+        };
+        let past = |sent: &[(u64, PeerId, PeerMsg)]| sent.iter().find(|m| m.1 == 3).map(|m| m.0);
+        let mut clear = setup();
+        let sent = run(&mut clear, 31, 20_000, 0);
+        assert_eq!(past(&sent), Some(30 + 5 * 300), "{sent:?}");
+        let mut jammed = setup();
+        let sent = run(&mut jammed, 31, 40_000, 15_000);
+        let to_2: Vec<u64> = sent.iter().filter(|m| m.1 == 2).map(|m| m.0).collect();
+        let gaps: Vec<u64> = to_2.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.iter().take(4).zip([600, 1200, 2400, 2400]).all(|(g, want)| *g == want), "{to_2:?}");
+        assert!(to_2.iter().filter(|&&t| t < 15_000).count() >= 7, "{to_2:?}");
+        let p = past(&sent).expect("extended once the channel cleared");
+        assert!(p > 15_000 && p <= 15_000 + 2400 + 5 * 300, "{p} {to_2:?}");
+        assert!(jammed.jammed_retries >= 7);
+    }
+
     fn head_lmu() -> Flisr {
         let mut s = FlisrSettings::new(1);
         s.downstream = alloc::vec![2];
@@ -2982,7 +3276,7 @@ mod tests {
         // Blocked by the downstream neighbour (the fault is beyond it): not located here.
         let mut f = head_lmu();
         f.poll(at(0), &fwd(0), Some(true), 9000.0);
-        f.on_peer(at(5), 2, PeerMsg::Block);
+        f.on_peer(at(5), 2, PeerMsg::Block { graded: false });
         f.set_line_state(false, true);
         let out = f.poll(at(20), &ProtectionStatus::default(), Some(true), 0.0);
         assert!(out.coil_closed && f.reports().next().is_none());

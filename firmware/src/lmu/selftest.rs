@@ -118,7 +118,7 @@ pub fn run() -> Result<u32, &'static str> {
     for _ in 0..64 {
         let next = lmu.poll(now, &mut coil);
         while let Some((to, m)) = lmu.pop_outgoing() {
-            if to == 1 && m == PeerMsg::Block {
+            if to == 1 && matches!(m, PeerMsg::Block { .. }) {
                 blocks += 1;
             }
         }
