@@ -285,3 +285,26 @@ fn the_attack_scenario_keeps_its_fault_located_isolated_and_restored_on_seeds_th
         assert!(sec["jamming"]["flisr"]["frames_lost"].as_u64().unwrap() > 0, "seed {seed}");
     }
 }
+
+#[test]
+fn over_the_radio_mesh_the_attack_is_refused_and_the_jammed_fault_still_isolated_once_the_jammer_stops() {
+    let s = run("scenarios/attack-mesh.ron", &[]);
+    assert!(s["mesh"]["neighbour_sent"].as_u64().unwrap() > 0, "{}", s["mesh"]);
+    let sec = &s["security"];
+    for k in ["forged_accepted", "replayed_accepted", "contactor_ops_by_attacker", "customers_interrupted_by_attack"] {
+        assert_eq!(sec[k], 0, "{k} in {sec}");
+    }
+    assert!(sec["mesh"]["frames_sealed"].as_u64().unwrap() > 0, "{sec}");
+    // The jammer holds LMU 6's clear-channel assessment busy: it cannot send while the jammer is on.
+    assert!(sec["jamming"]["mesh"]["cca_busy"].as_u64().unwrap() > 100, "{sec}");
+    let e = &s["faults"]["events"][0];
+    assert_eq!(e["located_section"], "S6", "{e}");
+    assert_eq!(e["healthy_trips"], 0, "{e}");
+    // Cleared by time grading alone, isolated and restored once the jammer stops (150 s, 30 s after it).
+    assert!((730.0..900.0).contains(&e["trip_ms"].as_f64().unwrap()), "{e}");
+    let (iso, rest) = (e["isolation_s"].as_f64().unwrap(), e["restore_s"].as_f64().unwrap());
+    assert!((30.0..35.0).contains(&iso) && rest >= iso && rest < 35.0, "{e}");
+    assert_eq!(e["healthy_customers_not_restored"], 0, "{e}");
+    let off = run("scenarios/attack-mesh.ron", &[("security.enabled", "false")]);
+    assert!(off["security"]["contactor_ops_by_attacker"].as_u64().unwrap() > 0, "{}", off["security"]);
+}
