@@ -109,6 +109,8 @@ pub struct LmuAgent {
     pub frames_refused: u64,
     /// Jammers acting on the peer link (`None` without jammers).
     pub jam: Option<JamLink>,
+    /// Last frame a jammer corrupted at this LMU's receiver (see [`LmuMsg::Corrupted`]).
+    corrupted_rx: Option<SimTime>,
     /// The operator's key provisioned at commissioning: operator commands must carry its signature (`None`:
     /// commands are taken as they come, plain or signed).
     pub verifier: Option<CommandVerifier>,
@@ -186,6 +188,7 @@ impl LmuAgent {
             impostor_overflow: 0,
             frames_refused: 0,
             jam: None,
+            corrupted_rx: None,
             verifier: None,
             insider: None,
             compromised_peers: std::collections::BTreeSet::new(),
@@ -294,7 +297,12 @@ impl LmuAgent {
         self.contactor.set_now(now.as_nanos());
         self.contactor.set_phase_currents(self.phase_currents);
         if let Some(j) = &self.jam {
-            let jammed = j.jammed(now.as_nanos(), self.peer);
+            // Energy on the idle channel (a continuous jammer), or a frame lately corrupted at a strong signal
+            // (a reactive one).
+            let corrupted = self.corrupted_rx.is_some_and(|c| {
+                now.as_nanos().saturating_sub(c.as_nanos()) <= crate::twin::link::CORRUPTED_EVIDENCE_NS
+            });
+            let jammed = corrupted || j.jammed(now.as_nanos(), self.peer);
             self.firmware.flisr_mut().set_channel_jammed(jammed);
         }
         let next = self.firmware.poll(Instant(now.as_nanos()), &mut self.contactor);
@@ -377,14 +385,17 @@ impl LmuAgent {
         }
         let Some(dst) = dst else { return };
         let mut delivery = self.link.transmit(self.peer, to, bytes.len());
+        let mut corrupted = None;
         if let Some(j) = &mut self.jam {
             if delivery.is_some() && !j.survives(now.as_nanos(), self.peer, to, bytes.len()) {
-                delivery = None;
+                corrupted = delivery.take();
             }
             j.count(now.as_nanos(), delivery.is_some());
         }
         if let Some(delay) = delivery {
             ctx.send(dst, delay, Msg::Lmu(LmuMsg::Frame { from: self.peer, bytes }));
+        } else if let Some(delay) = corrupted {
+            ctx.send(dst, delay, Msg::Lmu(LmuMsg::Corrupted { from: self.peer }));
         }
     }
 
@@ -464,6 +475,10 @@ impl Agent<Msg> for LmuAgent {
             Msg::Lmu(LmuMsg::Frame { from, bytes }) => {
                 let genuine = self.peers.get(&from) == Some(&ev.src);
                 self.on_peer_frame(from, bytes, genuine, false, ctx);
+            }
+            Msg::Lmu(LmuMsg::Corrupted { .. }) => {
+                self.corrupted_rx = Some(now);
+                return;
             }
             Msg::Timer(TAG_INSIDER) => {
                 let Some(x) = self.insider.as_mut().filter(|x| x.active(now)) else { return };

@@ -78,6 +78,14 @@ impl PeerLink for LossyLink {
     }
 }
 
+/// How long a frame corrupted by a jammer at this LMU's receiver (see [`crate::twin::LmuMsg::Corrupted`])
+/// counts as evidence that its channel is jammed, ns. A frame that fails its check at a strong signal is what
+/// a reactive jammer, silent on an idle channel, leaves behind (a low delivery ratio at a high signal
+/// strength: the consistency check of jamming detection). Longer than the longest wait between retries on a
+/// jammed channel (8 x `retry_ms`, see the firmware's `JAMMED_BACKOFF_MAX`), so an LMU whose every retry
+/// draws a corrupted answer stays jammed between them.
+pub const CORRUPTED_EVIDENCE_NS: u64 = 5_000_000_000;
+
 /// Jamming on one LMU's peer link: the jammers, the poles of this LMU and its neighbours, a random stream
 /// for the survival draws, and delivery counts inside and outside the jamming periods.
 pub struct JamLink {

@@ -308,3 +308,24 @@ fn over_the_radio_mesh_the_attack_is_refused_and_the_jammed_fault_still_isolated
     let off = run("scenarios/attack-mesh.ron", &[("security.enabled", "false")]);
     assert!(off["security"]["contactor_ops_by_attacker"].as_u64().unwrap() > 0, "{}", off["security"]);
 }
+
+/// A reactive jammer (a 2 ms burst after every frame start it senses) leaves an idle channel quiet, so no LMU
+/// senses its energy; the frames it corrupts at a strong signal are the evidence instead. Seeds of
+/// `attack.ron` with that jammer on which, before, the fault was located one section up (the first three) or
+/// a healthy section beyond the far end was opened (the other two).
+#[test]
+fn a_reactive_jammer_is_sensed_by_the_frames_it_corrupts_and_the_fault_stays_selective() {
+    for seed in
+        [15570816459285843912u64, 4466195961715251753, 13392946579461809341, 9292265775313335780, 14846000579670975586]
+    {
+        let l = load("scenarios/attack.ron", &[("security.attackers[1].mode", "Reactive(burst: \"2ms\")")]);
+        let s = gridtwin::sweep::run_one(&l, seed).unwrap();
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], "S6", "seed {seed}: {e}");
+        assert_eq!(e["healthy_trips"], 0, "seed {seed}: {e}");
+        let sec = &s["security"];
+        for k in ["forged_accepted", "replayed_accepted", "contactor_ops_by_attacker"] {
+            assert_eq!(sec[k], 0, "seed {seed}: {k} in {sec}");
+        }
+    }
+}

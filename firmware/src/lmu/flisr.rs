@@ -984,7 +984,8 @@ impl Flisr {
 
     /// Whether the LMU's radio finds its channel jammed before a [`Flisr::poll`]: the energy it measures on
     /// the idle channel is at or above its clear-channel threshold (802.15.4 CCA mode 1) with no frame of
-    /// its own neighbours to explain it. While it is, unanswered requests keep their retries (at most
+    /// its own neighbours to explain it, or frames it began to receive lately failed at a strong signal (what
+    /// a reactive jammer leaves). While it is, unanswered requests keep their retries (at most
     /// [`JAMMED_RETRIES_MAX`] more) instead of running out, and an unconfirmed isolation is not extended past
     /// its far end.
     pub fn set_channel_jammed(&mut self, jammed: bool) {
