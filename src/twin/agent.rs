@@ -109,8 +109,6 @@ pub struct LmuAgent {
     pub frames_refused: u64,
     /// Jammers acting on the peer link (`None` without jammers).
     pub jam: Option<JamLink>,
-    /// Last frame a jammer corrupted at this LMU's receiver (see [`LmuMsg::Corrupted`]).
-    corrupted_rx: Option<SimTime>,
     /// The operator's key provisioned at commissioning: operator commands must carry its signature (`None`:
     /// commands are taken as they come, plain or signed).
     pub verifier: Option<CommandVerifier>,
@@ -188,7 +186,6 @@ impl LmuAgent {
             impostor_overflow: 0,
             frames_refused: 0,
             jam: None,
-            corrupted_rx: None,
             verifier: None,
             insider: None,
             compromised_peers: std::collections::BTreeSet::new(),
@@ -297,12 +294,7 @@ impl LmuAgent {
         self.contactor.set_now(now.as_nanos());
         self.contactor.set_phase_currents(self.phase_currents);
         if let Some(j) = &self.jam {
-            // Energy on the idle channel (a continuous jammer), or a frame lately corrupted at a strong signal
-            // (a reactive one).
-            let corrupted = self.corrupted_rx.is_some_and(|c| {
-                now.as_nanos().saturating_sub(c.as_nanos()) <= crate::twin::link::CORRUPTED_EVIDENCE_NS
-            });
-            let jammed = corrupted || j.jammed(now.as_nanos(), self.peer);
+            let jammed = j.jammed(now.as_nanos(), self.peer);
             self.firmware.flisr_mut().set_channel_jammed(jammed);
         }
         let next = self.firmware.poll(Instant(now.as_nanos()), &mut self.contactor);
@@ -395,7 +387,7 @@ impl LmuAgent {
         if let Some(delay) = delivery {
             ctx.send(dst, delay, Msg::Lmu(LmuMsg::Frame { from: self.peer, bytes }));
         } else if let Some(delay) = corrupted {
-            ctx.send(dst, delay, Msg::Lmu(LmuMsg::Corrupted { from: self.peer }));
+            ctx.send(dst, delay, Msg::Lmu(LmuMsg::Corrupted));
         }
     }
 
@@ -476,8 +468,10 @@ impl Agent<Msg> for LmuAgent {
                 let genuine = self.peers.get(&from) == Some(&ev.src);
                 self.on_peer_frame(from, bytes, genuine, false, ctx);
             }
-            Msg::Lmu(LmuMsg::Corrupted { .. }) => {
-                self.corrupted_rx = Some(now);
+            Msg::Lmu(LmuMsg::Corrupted) => {
+                if let Some(j) = &mut self.jam {
+                    j.note_corrupted(now.as_nanos());
+                }
                 return;
             }
             Msg::Timer(TAG_INSIDER) => {

@@ -101,11 +101,23 @@ pub struct JamLink {
     /// The same outside the jamming periods.
     pub sent_out: u64,
     pub delivered_out: u64,
+    /// Last frame a jammer corrupted at this LMU's receiver, ns (see [`crate::twin::LmuMsg::Corrupted`]).
+    corrupted_rx_ns: Option<u64>,
 }
 
 impl JamLink {
     pub fn new(field: Arc<JamField>, poles: BTreeMap<PeerId, (f64, f64)>, rng: SimRng) -> JamLink {
-        JamLink { field, poles, rng, lost: 0, sent_in: 0, delivered_in: 0, sent_out: 0, delivered_out: 0 }
+        JamLink {
+            field,
+            poles,
+            rng,
+            lost: 0,
+            sent_in: 0,
+            delivered_in: 0,
+            sent_out: 0,
+            delivered_out: 0,
+            corrupted_rx_ns: None,
+        }
     }
 
     /// Whether a frame of `frame_len` bytes from `from` to `to` sent at `now_ns` survives the jammers (it
@@ -126,9 +138,18 @@ impl JamLink {
         ok
     }
 
+    /// A frame a jammer corrupted arrived at this LMU's receiver at `now_ns`.
+    pub fn note_corrupted(&mut self, now_ns: u64) {
+        self.corrupted_rx_ns = Some(now_ns);
+    }
+
     /// Whether LMU `me`'s radio finds its channel jammed at `now_ns`: the continuous jammers' energy at its
-    /// pole reaches the radio's clear-channel threshold (the energy detection of 802.15.4 CCA mode 1).
+    /// pole reaches the radio's clear-channel threshold (the energy detection of 802.15.4 CCA mode 1), or a
+    /// frame was corrupted at its receiver within [`CORRUPTED_EVIDENCE_NS`] (what a reactive jammer leaves).
     pub fn jammed(&self, now_ns: u64, me: PeerId) -> bool {
+        if self.corrupted_rx_ns.is_some_and(|c| now_ns.saturating_sub(c) <= CORRUPTED_EVIDENCE_NS) {
+            return true;
+        }
         let Some(&(x, y)) = self.poles.get(&me) else { return false };
         self.field.idle_energy_dbm(now_ns, x, y, me as u32).is_some_and(|e| e >= self.field.radio.cca_threshold_dbm)
     }

@@ -27,10 +27,10 @@ pub enum LmuMsg {
     Snapshot(Arc<GridSnapshot>),
     /// A FLISR frame from neighbour `from` (4 bytes in clear, or sealed: see [`gridtwin_firmware::sec`]).
     Frame { from: u16, bytes: Vec<u8> },
-    /// A FLISR frame from `from` that this LMU's radio began to receive (its synchronisation header caught)
-    /// but a jammer corrupted (it would have been received without the jammer): what the radio reports as a
-    /// frame failing its check at a strong signal, the evidence of jamming a reactive jammer leaves.
-    Corrupted { from: u16 },
+    /// A FLISR frame this LMU's radio began to receive (its synchronisation header caught) but a jammer
+    /// corrupted (it would have been received without the jammer): what the radio reports as a frame failing
+    /// its check at a strong signal, the evidence of jamming a reactive jammer leaves.
+    Corrupted,
     /// A copy of a FLISR frame from `from` to `to`, as a radio in range hears it (eavesdroppers).
     Overheard { from: u16, to: u16, bytes: Vec<u8> },
     /// An LMU's contactor changed state: the grid opens or closes switch `switch`.

@@ -105,7 +105,7 @@ pub struct ProtectionFile {
 }
 
 fn default_jam_grading_ms() -> u32 {
-    100
+    FlisrSettings::new(0).jam_grading_ms
 }
 
 fn default_sag_swing_pu() -> f64 {

@@ -685,6 +685,20 @@ struct Pending {
     jammed_retries: u16,
 }
 
+impl Pending {
+    /// On a jammed channel, the retry due at `t` is not counted in `left` (see [`JAMMED_RETRIES_MAX`]): the
+    /// next comes after `gap_ns`, backed off. Whether this retry was such a one (false once the allowance is
+    /// spent).
+    fn retry_while_jammed(&mut self, t: u64, gap_ns: u64) -> bool {
+        if self.jammed_retries >= JAMMED_RETRIES_MAX {
+            return false;
+        }
+        self.jammed_retries += 1;
+        self.next_ns = t + jammed_gap_ns(gap_ns, self.jammed_retries);
+        true
+    }
+}
+
 /// Output of one [`Flisr::poll`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlisrOutput {
@@ -1011,17 +1025,13 @@ impl Flisr {
         self.outbox.push_back((to, msg));
     }
 
-    fn retry_gap_ns(&self, left: u8) -> u64 {
-        retry_gap_ns(&self.s, left)
-    }
-
     fn send_reliable(&mut self, now: u64, to: PeerId, msg: PeerMsg) {
         self.send(to, msg);
         if self.pending.len() < 2 * MAX_NEIGHBOURS {
             self.pending.push(Pending {
                 peer: to,
                 msg,
-                next_ns: now + self.retry_gap_ns(self.s.retries),
+                next_ns: now + retry_gap_ns(&self.s, self.s.retries),
                 left: self.s.retries,
                 done: false,
                 jammed_retries: 0,
@@ -1519,11 +1529,9 @@ impl Flisr {
         let jammed = self.jammed;
         for q in &mut self.pending {
             if !q.done && q.left > 0 && t >= q.next_ns {
-                if jammed && q.jammed_retries < JAMMED_RETRIES_MAX {
-                    // Not counted: the silence is the jammer's (see `JAMMED_RETRIES_MAX`).
-                    q.jammed_retries += 1;
+                // On a jammed channel not counted: the silence is the jammer's.
+                if jammed && q.retry_while_jammed(t, gap(q.left)) {
                     self.jammed_retries += 1;
-                    q.next_ns = t + jammed_gap_ns(gap(q.left), q.jammed_retries);
                 } else {
                     q.left -= 1;
                     q.next_ns = t + gap(q.left);
@@ -2016,10 +2024,6 @@ impl Flisr {
         }
     }
 
-    /// An `Open` of our own isolation that a downstream neighbour left unanswered through every retry (its
-    /// radio dead, its controller down: an LMU whose contactor merely failed answers after extending the
-    /// isolation itself) goes to that neighbour's downstream neighbours, once: the isolated zone grows by its
-    /// section, and the boundaries beyond confirm and ask their ties to restore the rest.
     /// Blocking scheme: whether the episode that picked up at `since` is decided by time grading (see
     /// [`FlisrSettings::jam_grading_ms`]): this LMU's channel is jammed, or a downstream neighbour's `Block`
     /// in the episode said its path is. Once so, it stays so until the episode ends.
@@ -2036,6 +2040,10 @@ impl Flisr {
         self.graded_since == Some(since)
     }
 
+    /// An `Open` of our own isolation that a downstream neighbour left unanswered through every retry (its
+    /// radio dead, its controller down: an LMU whose contactor merely failed answers after extending the
+    /// isolation itself) goes to that neighbour's downstream neighbours, once: the isolated zone grows by its
+    /// section, and the boundaries beyond confirm and ask their ties to restore the rest.
     fn extend_unanswered_isolation(&mut self, t: u64, next: &mut Option<u64>) {
         let Some((section, _)) = self.isolating else { return };
         let mut given_up: Vec<PeerId> = Vec::new();
@@ -2048,12 +2056,10 @@ impl Flisr {
             {
                 continue;
             }
-            if t >= q.next_ns && self.jammed && q.jammed_retries < JAMMED_RETRIES_MAX {
+            if t >= q.next_ns && self.jammed && q.retry_while_jammed(t, retry_gap_ns(&self.s, 0)) {
                 // The far end's `Opened` may be what the jammer drowns here: ask it again rather than open
                 // a healthy section beyond it.
-                q.jammed_retries += 1;
                 self.jammed_retries += 1;
-                q.next_ns = t + jammed_gap_ns(retry_gap_ns(&self.s, 0), q.jammed_retries);
                 again.push(q.peer);
                 *next = Some(next.map_or(q.next_ns, |n: u64| n.min(q.next_ns)));
                 continue;
