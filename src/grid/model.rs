@@ -102,6 +102,9 @@ pub struct GridSnapshot {
     /// Neutral-to-earth voltage of each bus (p.u. of the phase base): the 4-wire model's neutral-point shift
     /// ([`GridModel::four_wire`]); zero in the sequence model, whose neutral is ideal.
     pub v_n_pu: Vec<C64>,
+    /// Per bus, the phases an open conductor leaves islanded ([`GridModel::islanded_phases`]); empty when no
+    /// open conductor is applied.
+    pub islanded: Vec<[bool; 3]>,
     /// Neutral current into each line at its from and to end (kA); zero in the sequence model.
     pub line_in_ka: Vec<[C64; 2]>,
 }
@@ -116,6 +119,10 @@ impl GridSnapshot {
         let base = self.bus_vn_kv[bus] * 1000.0 / 3f64.sqrt();
         let v = self.v_pu[bus];
         [v[0].norm() * base, v[1].norm() * base, v[2].norm() * base]
+    }
+    /// The phases of a bus that an open conductor leaves islanded (none where no open conductor is applied).
+    pub fn islanded_phases(&self, bus: usize) -> [bool; 3] {
+        self.islanded.get(bus).copied().unwrap_or([false; 3])
     }
 }
 
@@ -479,29 +486,59 @@ impl GridModel {
     /// phase islanded, which their loss-of-mains protection detects (EN 50549-1); a bus cut off entirely is
     /// de-energised by the solver.
     pub fn half_islanded_buses(&self) -> Vec<usize> {
-        let open: BTreeSet<i64> = self
-            .faults
-            .iter()
-            .filter_map(|f| match (f.kind, f.location) {
-                (FaultKind::OpenConductor(_), FaultLocation::Line { line, .. }) => Some(line),
-                _ => None,
-            })
-            .collect();
+        let open = self.open_lines(None);
         if open.is_empty() {
             return Vec::new();
         }
-        let nb = self.base.buses.len();
-        let energised = |lines_in_service: &[bool]| -> Vec<bool> {
-            match Topology::build(&self.base, &self.closed, lines_in_service, Purpose::PowerFlow) {
-                Ok(t) => (0..nb).map(|b| t.bus_node[b].is_some_and(|n| t.energised[n])).collect(),
-                Err(_) => vec![false; nb],
+        let all = self.energised_without(&BTreeSet::new());
+        let full = self.energised_without(&open);
+        (0..all.len()).filter(|&b| all[b] && !full[b]).collect()
+    }
+
+    /// Per bus (positions in `network().buses`), the phases an open conductor cuts from every source while the
+    /// bus stays energised over its other phases: what generators alone hold up, and what a signal injected
+    /// at the source on each phase conductor no longer reaches. Empty when no open conductor is applied.
+    pub fn islanded_phases(&self) -> Vec<[bool; 3]> {
+        if self.open_lines(None).is_empty() {
+            return Vec::new();
+        }
+        let all = self.energised_without(&BTreeSet::new());
+        let mut out = vec![[false; 3]; all.len()];
+        for ph in [Phase::A, Phase::B, Phase::C] {
+            let open = self.open_lines(Some(ph));
+            if open.is_empty() {
+                continue;
             }
-        };
-        let all = energised(&self.line_in_service);
-        let without_open: Vec<bool> =
+            let reached = self.energised_without(&open);
+            for (b, o) in out.iter_mut().enumerate() {
+                o[ph.idx()] = all[b] && !reached[b];
+            }
+        }
+        out
+    }
+
+    /// File indices of the lines with an open conductor (on `phase`, or on any).
+    fn open_lines(&self, phase: Option<Phase>) -> BTreeSet<i64> {
+        self.faults
+            .iter()
+            .filter_map(|f| match (f.kind, f.location) {
+                (FaultKind::OpenConductor(p), FaultLocation::Line { line, .. }) if phase.is_none_or(|x| x == p) => {
+                    Some(line)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Which buses the closed, in-service network energises with the lines in `open` (file indices) out.
+    fn energised_without(&self, open: &BTreeSet<i64>) -> Vec<bool> {
+        let nb = self.base.buses.len();
+        let in_service: Vec<bool> =
             self.base.lines.iter().zip(&self.line_in_service).map(|(l, &on)| on && !open.contains(&l.index)).collect();
-        let full = energised(&without_open);
-        (0..nb).filter(|&b| all[b] && !full[b]).collect()
+        match Topology::build(&self.base, &self.closed, &in_service, Purpose::PowerFlow) {
+            Ok(t) => (0..nb).map(|b| t.bus_node[b].is_some_and(|n| t.energised[n])).collect(),
+            Err(_) => vec![false; nb],
+        }
     }
 
     /// A generator's set point (MW, Mvar; generation positive), by position.
@@ -1054,6 +1091,7 @@ impl GridModel {
             iterations,
             unbalanced,
             v_n_pu: vec![zero; nb],
+            islanded: self.islanded_phases(),
             line_in_ka: vec![[zero; 2]; self.base.lines.len()],
         }
     }

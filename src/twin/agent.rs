@@ -31,6 +31,7 @@ const TAG_SAMPLE: u64 = 3;
 const TAG_MEASURE: u64 = 4;
 const TAG_REPORT: u64 = 5;
 const TAG_INSIDER: u64 = 6;
+const TAG_CONTINUITY: u64 = 7;
 
 /// Where an LMU's periodic readings (48-byte report frames) go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +96,8 @@ pub struct LmuAgent {
     pub commands: Vec<(SimTime, gridtwin_firmware::gateway::command::Command)>,
     /// Frame security of the peer (FLISR) frames; `None`: frames go in clear.
     pub security: Option<FrameSecurity>,
+    /// The continuity-signal receiver, where the protection scheme uses one.
+    pub continuity: Option<ContinuityReceiver>,
     /// Peer-frame bytes handed to the link: as encoded, and as sent (sealed).
     pub peer_bytes_plain: u64,
     pub peer_bytes_sent: u64,
@@ -179,6 +182,7 @@ impl LmuAgent {
             neutral_displaced_at: None,
             commands: Vec::new(),
             security: None,
+            continuity: None,
             peer_bytes_plain: 0,
             peer_bytes_sent: 0,
             eavesdroppers: Vec::new(),
@@ -459,6 +463,9 @@ impl Agent<Msg> for LmuAgent {
         match ev.msg {
             Msg::Lmu(LmuMsg::Snapshot(snap)) | Msg::Grid(GridMsg::Solved(snap)) => {
                 self.observe(now, &snap);
+                if let Some(rx) = &mut self.continuity {
+                    rx.hear(snap.islanded_phases(self.placement.bus), now, ctx);
+                }
                 if self.sensor.fidelity() == Fidelity::Phasor {
                     ctx.schedule_at(now.saturating_add(self.measure_delay), class::SENSE, Msg::Timer(TAG_MEASURE));
                 }
@@ -574,6 +581,15 @@ impl Agent<Msg> for LmuAgent {
             Msg::Timer(TAG_MEASURE) => {
                 let _ = self.firmware.read_phasors(fw_now, &mut self.sensor);
             }
+            Msg::Timer(TAG_CONTINUITY) => {
+                let Some(lost) = self.continuity.as_mut().and_then(|rx| rx.decoded()) else { return };
+                self.firmware.set_continuity_lost(lost);
+                if self.sensor.fidelity() == Fidelity::Phasor {
+                    // The protection judges the new flags with the next cycle measurement.
+                    self.sensor.remeasure();
+                    let _ = self.firmware.read_phasors(fw_now, &mut self.sensor);
+                }
+            }
             Msg::Timer(TAG_REPORT) => {
                 self.send_reading(ctx);
                 if let Some((_, every, _)) = self.uplink {
@@ -612,5 +628,48 @@ impl Agent<Msg> for LmuAgent {
 
     fn kind(&self) -> &'static str {
         "lmu"
+    }
+}
+
+/// An LMU's receiver of the continuity signal that the secondary substation injects on every phase conductor
+/// (power-line signalling for loss-of-mains detection): the signal reaches a phase only along closed
+/// conductors from a source, and generators do not reproduce it. The receiver reports a change once it has
+/// decoded it (`decode`: the signal's symbols it needs, lost or found again); the firmware takes a missing
+/// signal on a phase that keeps its voltage for an island held up by generators.
+#[derive(Clone, Debug)]
+pub struct ContinuityReceiver {
+    decode: SimDuration,
+    /// Per phase, what the firmware was last told (true: signal missing).
+    given: [bool; 3],
+    /// A change on the line not yet decoded: the new flags and the timer that reports them.
+    pending: Option<([bool; 3], EventId)>,
+}
+
+impl ContinuityReceiver {
+    pub fn new(decode: SimDuration) -> Self {
+        ContinuityReceiver { decode, given: [false; 3], pending: None }
+    }
+
+    /// The signal as the grid's state now carries it to this LMU's bus (true: missing on the phase).
+    fn hear(&mut self, lost: [bool; 3], now: SimTime, ctx: &mut Ctx<'_, Msg>) {
+        match self.pending {
+            Some((target, _)) if target == lost => return,
+            Some((_, id)) => {
+                ctx.cancel(id);
+                self.pending = None;
+            }
+            None => {}
+        }
+        if lost != self.given {
+            let id = ctx.schedule_at(now.saturating_add(self.decode), class::SENSE, Msg::Timer(TAG_CONTINUITY));
+            self.pending = Some((lost, id));
+        }
+    }
+
+    /// The change that its timer reports, now decoded.
+    fn decoded(&mut self) -> Option<[bool; 3]> {
+        let (lost, _) = self.pending.take()?;
+        self.given = lost;
+        Some(lost)
     }
 }

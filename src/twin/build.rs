@@ -6,7 +6,7 @@
 //! grid agent, and score the run with [`score`]. Units: s and ms as named, MW in the model, kWh in reports.
 
 use super::LmuMsg;
-use super::agent::{LmuAgent, Placement, Uplink};
+use super::agent::{ContinuityReceiver, LmuAgent, Placement, Uplink};
 use super::contactor::{ContactorFailure, ContactorModel, ContactorTwin, DeviceKind};
 use super::feeder_head::{FeederDeviceModel, FeederHead, FeederHeadAgent, FeederOperation};
 use super::link::{LinkModel, LossyLink};
@@ -651,6 +651,9 @@ pub fn attach(
         let pl = Placement { bus: l.bus_pos, line: l.line_pos, end: l.end, switch: switches[k] };
         let mut a = LmuAgent::new(l.peer, pl, fw, sensor, contactor, grid, peers.clone(), link);
         a.grid_agent_protocol = true;
+        if let Some(c) = o.hw.protection.continuity_signal {
+            a.continuity = Some(ContinuityReceiver::new(SimDuration::from_millis(c.decode_ms as u64)));
+        }
         if let Some((to, every, spread)) = o.uplink {
             a.set_uplink(Uplink::Direct(to), every, spread);
         }

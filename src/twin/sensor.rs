@@ -570,6 +570,12 @@ impl SensorTwin {
         self.dirty_block = true;
     }
 
+    /// Phasor fidelity: delivers a fresh cycle measurement of the unchanged state at the next read (the metering
+    /// IC refreshes every half cycle; the twin otherwise delivers one per change).
+    pub fn remeasure(&mut self) {
+        self.dirty_cycle = true;
+    }
+
     /// Waveform fidelity, at a state change whose first sample is `n`: a phase current that rises keeps its
     /// instantaneous value across the switching instant through a DC component decaying with the X/R
     /// seen from the new voltage-current angle; a current that falls after it saturated its core leaves

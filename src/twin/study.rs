@@ -102,7 +102,25 @@ pub struct ProtectionFile {
     /// jammed (see the firmware's `FlisrSettings::jam_grading_ms`); 0 turns that fallback off.
     #[serde(default = "default_jam_grading_ms")]
     pub jam_grading_ms: u32,
+    /// Loss-of-mains detection by power-line signalling: the secondary substation injects a continuity
+    /// signal on every phase conductor and every LMU has a receiver (see the twin's `ContinuityReceiver`);
+    /// `None` (the default): neither is fitted.
+    #[serde(default)]
+    pub continuity_signal: Option<ContinuitySignal>,
 }
+
+/// The continuity signal of [`ProtectionFile::continuity_signal`].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContinuitySignal {
+    /// Time the receiver takes to decode a change (the signal lost, or found again), ms: the symbols it must
+    /// miss or see, one per few mains cycles.
+    pub decode_ms: u32,
+}
+
+/// Bounds of [`ContinuitySignal::decode_ms`]: at least one mains cycle, at most the 2 s within which the
+/// generators' own loss-of-mains protection acts anyway.
+pub const CONTINUITY_DECODE_MS: core::ops::RangeInclusive<u32> = 20..=2000;
 
 fn default_jam_grading_ms() -> u32 {
     FlisrSettings::new(0).jam_grading_ms
@@ -159,7 +177,18 @@ impl ProtectionFile {
         self.protection(230.0).validate().map_err(|e| format!("{}: {}", e.field, e.reason))?;
         let mut f = self.flisr(1);
         f.upstream = Some(2);
-        f.validate().map_err(|e| format!("{}: {}", e.field, e.reason))
+        f.validate().map_err(|e| format!("{}: {}", e.field, e.reason))?;
+        if let Some(c) = self.continuity_signal
+            && !CONTINUITY_DECODE_MS.contains(&c.decode_ms)
+        {
+            return Err(format!(
+                "continuity_signal.decode_ms: {} must be within {}..={} ms",
+                c.decode_ms,
+                CONTINUITY_DECODE_MS.start(),
+                CONTINUITY_DECODE_MS.end()
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -468,6 +468,52 @@ fn open_conductor_interrupts_one_phase() {
     assert!(i[1].norm() > 0.05 && i[2].norm() > 0.05);
 }
 
+/// The phases an open conductor cuts from the source, per bus: only the opened phase, only beyond the break,
+/// and what the snapshot carries to the LMUs (their continuity receivers). A second break on another phase
+/// further out adds that phase there; nothing is islanded without a break.
+#[test]
+fn an_open_conductor_islands_its_phase_beyond_the_break_only() {
+    let net = kerber();
+    let mut m = GridModel::new(net.clone());
+    assert!(m.islanded_phases().is_empty());
+    let line = net.lines[2].clone();
+    m.add_fault(Fault {
+        location: FaultLocation::Line { line: line.index, fraction: 0.5 },
+        kind: FaultKind::OpenConductor(Phase::B),
+        r_ohm: 0.0,
+    })
+    .unwrap();
+    let snap = m.solve().unwrap();
+    let isl = m.islanded_phases();
+    assert_eq!(snap.islanded, isl);
+    let beyond: Vec<usize> = (0..isl.len()).filter(|&b| isl[b].iter().any(|&x| x)).collect();
+    assert_eq!(beyond, m.half_islanded_buses());
+    assert!(!beyond.is_empty());
+    for &b in &beyond {
+        assert_eq!(isl[b], [false, true, false], "bus {b}");
+        assert!(snap.energised[b]);
+    }
+    let from = net.bus(line.from_bus).unwrap();
+    let to = net.bus(line.to_bus).unwrap();
+    assert_eq!(snap.islanded_phases(from), [false; 3]);
+    assert_eq!(snap.islanded_phases(to), [false, true, false]);
+    // A second break, on phase A, further out (a line starting at a bus beyond the first).
+    let further =
+        net.lines.iter().find(|l| l.index != line.index && net.bus(l.from_bus).is_some_and(|b| beyond.contains(&b)));
+    let further = further.expect("a line beyond the break").clone();
+    m.add_fault(Fault {
+        location: FaultLocation::Line { line: further.index, fraction: 0.5 },
+        kind: FaultKind::OpenConductor(Phase::A),
+        r_ohm: 0.0,
+    })
+    .unwrap();
+    m.solve().unwrap();
+    let isl2 = m.islanded_phases();
+    let far = net.bus(further.to_bus).unwrap();
+    assert_eq!(isl2[far], [true, true, false]);
+    assert_eq!(isl2[to], [false, true, false]);
+}
+
 /// Once switching isolates a fault from every source, what stays energised is solved as the healthy power flow
 /// of that topology (loads at their power, converters at their set points, the ideal source), not as a fault
 /// state: the LMUs of healthy branches must see the pre-fault flows again, not the fault state's

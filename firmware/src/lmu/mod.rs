@@ -174,6 +174,12 @@ impl Lmu {
         }
     }
 
+    /// What the continuity receiver decodes, per phase: `true` where the feeder-head signal is missing (see
+    /// [`Protection::set_continuity_lost`]). Used from the next cycle measurement on.
+    pub fn set_continuity_lost(&mut self, lost: [bool; 3]) {
+        self.protection.set_continuity_lost(lost);
+    }
+
     /// The newest valid cycle measurement.
     pub fn last_measurement(&self) -> Option<&CycleMeasurement> {
         self.last.as_ref()

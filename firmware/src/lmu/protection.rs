@@ -296,6 +296,10 @@ pub struct ProtectionStatus {
     /// One phase turned with its magnitude healthy and the others still (see [`VECTOR_SHIFT_MIN_DEG`]): it is
     /// islanded beyond a break; counts as a lost phase.
     pub vector_shift: bool,
+    /// A phase whose voltage is healthy has lost the feeder-head continuity signal (see
+    /// [`Protection::set_continuity_lost`]): it is islanded beyond a break, held up by generators; counts as a
+    /// lost phase.
+    pub continuity_lost: bool,
     /// The star point is displaced: zero-sequence voltage above `neutral_shift_pu` with the line-to-line
     /// voltages above `healthy_pu` and within [`LL_SPREAD_MAX`] of each other (a broken neutral upstream;
     /// a shunt fault sags the faulted phases' line-to-line voltages instead).
@@ -350,6 +354,9 @@ pub struct Protection {
     vs_ended_at: Option<u64>,
     /// Delay of the present loss-of-phase condition (ns).
     loss_delay_ns: u64,
+    /// Per phase, whether the continuity receiver misses the feeder-head signal (see
+    /// [`Protection::set_continuity_lost`]).
+    continuity_lost: [bool; 3],
     /// Last measurement with a pickup or an unhealthy voltage: the unbalance step is not judged for
     /// [`QUIET_NS`] after it (switching after a fault reshapes the unbalance; that is no open conductor).
     disturbed_at: Option<u64>,
@@ -450,6 +457,7 @@ impl Protection {
             vs_ref: None,
             vs_ended_at: None,
             loss_delay_ns: 0,
+            continuity_lost: [false; 3],
             disturbed_at: None,
             forward_at: None,
             der_downstream_a: 0.0,
@@ -466,6 +474,17 @@ impl Protection {
     /// forward fault under such a dip must draw more than they and the pre-fault current could give.
     pub fn set_downstream_converters_a(&mut self, a: f64) {
         self.der_downstream_a = if a.is_finite() { a.max(0.0) } else { 0.0 };
+    }
+
+    /// Per phase, whether the LMU's continuity receiver misses the signal that the secondary substation
+    /// injects on every phase conductor (power-line signalling for loss-of-mains detection: the signal
+    /// travels only along closed conductors from the source, and generators do not reproduce it). A phase
+    /// that keeps a healthy voltage without the signal is islanded beyond a break, held up by generators,
+    /// however well they match its load: the case no passive measurement can tell from a healthy supply. It
+    /// counts as a lost phase at the next measurement (after the open-conductor delay, as any other).
+    /// All false where no receiver is fitted (the default).
+    pub fn set_continuity_lost(&mut self, lost: [bool; 3]) {
+        self.continuity_lost = lost;
     }
 
     pub fn settings(&self) -> &ProtectionSettings {
@@ -763,8 +782,15 @@ impl Protection {
         // One phase turned while its magnitude stayed healthy and the others held still: the phase is held up
         // by generators beyond a break (an island whose loads draw reactive power that the inverters do not
         // give keeps its magnitude but turns by their power-factor angle). Its supply is lost.
-        let jumped = self.vector_shift(m, min);
-        self.status.vector_shift = jumped;
+        let shifted_phase = self.vector_shift(m, min);
+        self.status.vector_shift = shifted_phase;
+        // A phase held up without the continuity signal is islanded as surely as one that turned, and so is one
+        // that generators hold between `loss_pu` and `healthy_pu`, a band no voltage element judges (a shunt
+        // fault's sag keeps the signal: its conductors still reach the source). Below `loss_pu` the phase is
+        // lost on its voltage alone.
+        let no_signal = (0..3).any(|p| self.continuity_lost[p] && pu[p] >= self.s.loss_pu);
+        self.status.continuity_lost = no_signal;
+        let jumped = shifted_phase || no_signal;
         self.status.unbalance_seen_here = self.ub_seen_at.is_some_and(|s| t < s + QUIET_NS);
         self.status.unbalance_step = step && !lost && !shifted && !displaced && !jumped;
         let delay = self.s.open_conductor_delay_ms as u64 * 1_000_000;
@@ -1240,6 +1266,64 @@ mod tests {
         assert!(!s.vector_shift, "{s:?}");
         let s = run([5.0, 0.0, 0.0], 1.0);
         assert!(!s.vector_shift, "{s:?}");
+    }
+
+    /// A phase held up beyond a break by generators that match its load exactly: no measured value moves, so
+    /// only the missing continuity signal tells. It counts as a lost phase after the open-conductor delay (not
+    /// before), is no healthy supply, and ends with the signal. A phase without the signal whose voltage is
+    /// gone is the plain lost phase it always was; with no receiver (the flags never set), nothing happens.
+    #[test]
+    fn a_phase_with_healthy_voltage_but_no_continuity_signal_is_islanded() {
+        let s = ProtectionSettings::default();
+        let delay_ns = s.open_conductor_delay_ms as u64 * 1_000_000;
+        let mut p = Protection::new(s).unwrap();
+        let m = meas(230.0, [20.0; 3]);
+        let mut t = 0;
+        for _ in 0..10 {
+            p.on_cycle(Instant(t), &m);
+            t += 20_000_000;
+        }
+        assert!(p.status().voltage_healthy && !p.status().loss_of_phase);
+        p.set_continuity_lost([false, true, false]);
+        let lost_at = t;
+        p.on_cycle(Instant(t), &m);
+        assert!(p.status().continuity_lost && !p.status().voltage_healthy, "{:?}", p.status());
+        assert!(!p.status().loss_of_phase, "not before the open-conductor delay");
+        p.tick(Instant(lost_at + delay_ns - 1));
+        assert!(!p.status().loss_of_phase);
+        // Nothing else arrives (the state does not change): the delay runs out on the clock alone.
+        p.tick(Instant(lost_at + delay_ns));
+        assert!(p.status().loss_of_phase && !p.status().current_drop, "{:?}", p.status());
+        // Found again: the phase is supplied.
+        p.set_continuity_lost([false; 3]);
+        p.on_cycle(Instant(lost_at + delay_ns + 20_000_000), &m);
+        assert!(!p.status().continuity_lost && !p.status().loss_of_phase && p.status().voltage_healthy);
+        // Held by generators at 0.7 p.u., between `loss_pu` and `healthy_pu`, where no voltage element judges:
+        // without the signal it is islanded; with it (a shunt fault's sag) it is nothing of the kind.
+        let mut band = m;
+        band.v[1] = band.v[1].scale(0.7);
+        let mut r = Protection::new(ProtectionSettings::default()).unwrap();
+        for k in 0..10 {
+            r.on_cycle(Instant(k * 20_000_000), &m);
+        }
+        r.on_cycle(Instant(200_000_000), &band);
+        assert!(!r.status().continuity_lost, "{:?}", r.status());
+        r.set_continuity_lost([false, true, false]);
+        r.on_cycle(Instant(220_000_000), &band);
+        assert!(r.status().continuity_lost, "{:?}", r.status());
+        // A dead phase without the signal: lost on its voltage, the flag adds nothing.
+        let mut dead = m;
+        dead.v[1] = Phasor::ZERO;
+        dead.i[1] = Phasor::ZERO;
+        p.set_continuity_lost([false, true, false]);
+        p.on_cycle(Instant(lost_at + 2 * delay_ns), &dead);
+        assert!(!p.status().continuity_lost, "{:?}", p.status());
+        // No receiver: the same healthy measurements never count as a loss.
+        let mut q = Protection::new(ProtectionSettings::default()).unwrap();
+        for k in 0..40 {
+            q.on_cycle(Instant(k * 20_000_000), &m);
+        }
+        assert!(!q.status().loss_of_phase && !q.status().continuity_lost);
     }
 
     /// A shunt fault on another branch turns and sags the faulted phase here, and its clearing turns it back:
