@@ -153,6 +153,7 @@ fn peer_routes(
     let mut weak = Vec::new();
     let mut full = Vec::new();
     let mut single = Vec::new();
+    let mut partial = Vec::new();
     for &(a_id, b_id) in peers {
         let (Some(a), Some(b)) = (agent.index_of(a_id), agent.index_of(b_id)) else {
             return Err(format!("mesh: peer link {a_id} -> {b_id} names a node that is not in the mesh"));
@@ -183,15 +184,26 @@ fn peer_routes(
             .set_peer_route(dst, &hops)
             .map_err(|e| format!("mesh: peer link {a_id} -> {b_id} over {} relays: {e}", hops.len() - 1))?;
         // The second route: the same margins asked, through none of the first route's relays; else the direct
-        // link, if it is heard at all (weak, but it fails for other reasons than a relay does).
+        // link, if it is heard at all (weak, but it fails for other reasons than a relay does); else through as
+        // few of them as the radio graph allows.
+        let mut shares = 0;
         let alt: Option<Vec<u16>> = if routing.peer_alternate_routes {
-            match ladder(&path[..path.len() - 1]) {
-                Some(p) => Some(p.iter().map(|&k| agent.nodes[k].addr).collect()),
-                None => (direct >= sens_dbm).then(|| vec![dst]),
-            }
+            let relays = &path[..path.len() - 1];
+            let second = match ladder(relays) {
+                Some(p) => Some(p),
+                None if direct >= sens_dbm => Some(vec![b]),
+                None => fewest_shared_relays(relays, ladder).map(|(p, shared)| {
+                    shares = shared;
+                    p
+                }),
+            };
+            second.map(|p| p.iter().map(|&k| agent.nodes[k].addr).collect())
         } else {
             None
         };
+        if shares > 0 {
+            partial.push(format!("{a_id} -> {b_id}"));
+        }
         tracing::debug!(
             from = a_id,
             to = b_id,
@@ -221,10 +233,18 @@ fn peer_routes(
             full.iter().take(QUOTE).cloned().collect::<Vec<_>>().join(", ")
         ));
     }
+    if !partial.is_empty() {
+        warnings.push(format!(
+            "mesh: {} relayed peer link(s) have a second route that shares some of the first one's relays (no \
+             path avoids them all): a failure of a shared relay breaks them: {}",
+            partial.len(),
+            partial.iter().take(QUOTE).cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
     if !single.is_empty() {
         warnings.push(format!(
-            "mesh: {} relayed peer link(s) have no second route (every path shares a relay with the first, and \
-             the direct link is not heard): one relay failure breaks them: {}",
+            "mesh: {} relayed peer link(s) have no second route (every path runs through all of the first one's \
+             relays, and the direct link is not heard): one relay failure breaks them: {}",
             single.len(),
             single.iter().take(QUOTE).cloned().collect::<Vec<_>>().join(", ")
         ));
@@ -251,6 +271,44 @@ fn link_dbm(agent: &MeshAgent, a: usize, b: usize) -> Option<f64> {
 
 /// [`relay_path`] asking each hop for `margin_db` above the sensitivity, then 2 dB less each time, never below
 /// 0 dB nor below the margin the direct link (`direct_dbm`) already has; the first path found, avoiding `avoid`.
+/// Most searches for a second route that shares relays with the first (see [`fewest_shared_relays`]).
+const SHARED_ROUTE_SEARCHES_MAX: usize = 256;
+
+/// A second route for a peer link whose first route runs over `relays` (node indices, in order) where no
+/// path avoids them all: the one through the fewest of them, found by `search` (a route avoiding the nodes
+/// it is given) over the sets of relays to avoid, largest first and in route order within a size, at most
+/// [`SHARED_ROUTE_SEARCHES_MAX`] searches. Returns the route and how many of the relays it shares; `None`
+/// where every path runs through all of them (nothing to gain over the first route).
+fn fewest_shared_relays(
+    relays: &[usize],
+    search: impl Fn(&[usize]) -> Option<Vec<usize>>,
+) -> Option<(Vec<usize>, usize)> {
+    let k = relays.len();
+    let mut searches = 0;
+    // Avoid `size` of the k relays: every combination, as index vectors in lexicographic order.
+    for size in (1..k).rev() {
+        let mut pick: Vec<usize> = (0..size).collect();
+        loop {
+            if searches == SHARED_ROUTE_SEARCHES_MAX {
+                return None;
+            }
+            searches += 1;
+            let avoid: Vec<usize> = pick.iter().map(|&i| relays[i]).collect();
+            if let Some(p) = search(&avoid) {
+                let shared = p.iter().filter(|n| relays.contains(n)).count();
+                return Some((p, shared));
+            }
+            // Next combination: the rightmost index that can move right moves, the ones after it follow.
+            let Some(i) = (0..size).rev().find(|&i| pick[i] < k - size + i) else { break };
+            pick[i] += 1;
+            for j in i + 1..size {
+                pick[j] = pick[j - 1] + 1;
+            }
+        }
+    }
+    None
+}
+
 fn relay_path_within_margins(
     agent: &MeshAgent,
     (a, b): (usize, usize),
@@ -1131,5 +1189,41 @@ mod bound_tests {
             assert!(audible > 0, "no audible link");
             assert!(shadowing_db == 0.0 || skipped > audible, "{audible} audible, {skipped} skipped by the bound");
         }
+    }
+}
+
+#[cfg(test)]
+mod second_route_tests {
+    use super::{SHARED_ROUTE_SEARCHES_MAX, fewest_shared_relays};
+    use std::cell::Cell;
+
+    /// A chain 0 - 1 - 2 - 3 - 9 with a bypass 0 - 7 - 2 around relay 1 only: avoiding every relay (1, 2, 3)
+    /// finds nothing, and neither does avoiding any two of them; avoiding 1 alone finds the bypass, which
+    /// shares 2 and 3. Searches come largest set first, in route order.
+    #[test]
+    fn a_second_route_shares_as_few_of_the_first_routes_relays_as_the_graph_allows() {
+        let tried = std::cell::RefCell::new(Vec::new());
+        let search = |avoid: &[usize]| {
+            tried.borrow_mut().push(avoid.to_vec());
+            (!avoid.contains(&2) && !avoid.contains(&3)).then(|| vec![7, 2, 3, 9])
+        };
+        let (route, shared) = fewest_shared_relays(&[1, 2, 3], search).unwrap();
+        assert_eq!((route, shared), (vec![7, 2, 3, 9], 2));
+        assert_eq!(*tried.borrow(), vec![vec![1, 2], vec![1, 3], vec![2, 3], vec![1]]);
+        // Every path runs through all the relays: nothing to gain.
+        assert!(fewest_shared_relays(&[1, 2, 3], |_| None).is_none());
+        // A single relay has no proper subset to avoid.
+        assert!(fewest_shared_relays(&[4], |_| Some(vec![4, 9])).is_none());
+        // The searches are bounded however long the route.
+        let n = Cell::new(0);
+        let relays: Vec<usize> = (0..20).collect();
+        assert!(
+            fewest_shared_relays(&relays, |_| {
+                n.set(n.get() + 1);
+                None
+            })
+            .is_none()
+        );
+        assert_eq!(n.get(), SHARED_ROUTE_SEARCHES_MAX);
     }
 }

@@ -135,8 +135,10 @@ pub struct Routing {
     /// 2 dB at a time while it stays above the direct link's). Links at or above it go one hop.
     pub peer_relay_margin_db: f64,
     /// A peer link routed over relays also gets a second route through none of the first one's relays (the
-    /// direct link where no such relay path exists and the direct link is heard at all); every message goes
-    /// over both, and the destination keeps the first copy. One failed relay then costs nothing.
+    /// direct link where no such relay path exists and the direct link is heard at all; else the path through
+    /// the fewest of them, so a failure of any relay it avoids still leaves a path); every message goes over
+    /// both, and the destination keeps the first copy. One failed relay then costs nothing, unless the
+    /// radio graph has no path around it.
     pub peer_alternate_routes: bool,
 }
 

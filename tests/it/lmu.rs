@@ -1050,6 +1050,34 @@ mod world {
         }
     }
 
+    /// The relay study's one row that kept a healthy trip with second routes on (section 1, two-phase, 10 ohm,
+    /// 0 % PV): LMU 4 isolates the fault from below and asks tie 17 to restore, over relays 24, 5 and 6. No
+    /// path avoids all three, so that link had no second route and every copy died at LMU 5's dead radio;
+    /// LMU 6, dead and told nothing, then opened on its own evidence (a healthy trip) and section 5 stayed
+    /// out. The second route now goes around as many of the first one's relays as the radio graph allows
+    /// (around LMU 5, through LMU 6): restored, no healthy trip, no orphan opening.
+    #[test]
+    fn a_second_route_around_the_dead_relay_alone_restores_what_no_disjoint_route_could() {
+        let s = case_seeded(
+            &[
+                ("grid.network", "File(\"networks/dickert_long_cable_multiple_bad.json\")"),
+                ("lmus.at", "Spaced(max_m: 500.0)"),
+                ("mesh.events", "[Fail(node: 5, at: \"0.9s\")]"),
+                ("faults[0].kind", "TwoPhase"),
+                ("faults[0].r_ohm", "10.0"),
+                ("faults[0].section", "1"),
+                ("grid.rooftop_pv_pct", "0.0"),
+            ],
+            10088167190958058542,
+        );
+        let e = &s["faults"]["events"][0];
+        assert_eq!(e["located_section"], "S1", "{e}");
+        assert_eq!(e["healthy_trips"], 0, "{e}");
+        assert_eq!(e["healthy_customers_not_restored"], 0, "{e}");
+        assert!(e["restore_s"].as_f64().expect("restored") < 2.0, "{e}");
+        assert!(s["lmus"].get("orphan_opens").is_none_or(|n| n == 0), "{}", s["lmus"]);
+    }
+
     /// The Kerber feeder's LMU 7 with its radio dead and a bolted fault in section 6 above it (the stress
     /// study's block): LMU 6 trips and asks LMU 7 to open, which never hears it; after the last retry the
     /// request goes to LMU 8, one section further, which opens, confirms and has the tie restore the rest.

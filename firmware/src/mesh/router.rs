@@ -24,7 +24,7 @@
 //! Downward traffic is source-routed from the root, which learns every node's parent from DAOs. Neighbour
 //! messages go one hop, or, to a peer out of radio range, along a relay route set at commissioning
 //! ([`Router::set_peer_route`]); relays forward them ahead of other traffic, as the origin sends them. Where
-//! commissioning also set a second route through other relays ([`Router::set_peer_alternate`]), the origin
+//! commissioning also set a second route around the first one's relays ([`Router::set_peer_alternate`]), the origin
 //! sends every such message over both at once and the destination delivers the first copy and drops the
 //! other (by origin and sequence number), so one failed relay costs no message and no wait (the duplicate
 //! discard of IEC 62439-3 PRP, over two relay paths of one mesh).
@@ -429,14 +429,16 @@ impl Router {
     }
 
     /// Commissioning: neighbour messages to `dst`, which has a relay route, also go over `hops` (the direct
-    /// link if that is `[dst]`). Refused as [`Router::set_peer_route`] refuses a route, and a route that shares
-    /// a relay with the first one or is the same direct link, or a destination without a relay route.
+    /// link if that is `[dst]`). Refused as [`Router::set_peer_route`] refuses a route, and a route that runs
+    /// through every relay of the first one (it would fail with any of them), or a destination without a relay
+    /// route. Commissioning gives one through none of them where the radio graph has it; a relay both routes
+    /// share forwards both copies (only the destination drops duplicates).
     pub fn set_peer_alternate(&mut self, dst: u16, hops: &[u16]) -> Result<(), &'static str> {
         self.check_peer_route(dst, hops)?;
         let first = self.peer_route(dst).ok_or("an alternate peer route needs a relay route first")?;
         let relays = &first[..first.len() - 1];
-        if hops[..hops.len() - 1].iter().any(|h| relays.contains(h)) {
-            return Err("an alternate peer route must not share a relay with the first route");
+        if relays.iter().all(|r| hops[..hops.len() - 1].contains(r)) {
+            return Err("an alternate peer route must avoid a relay of the first route");
         }
         match self.peer_alternates.binary_search_by_key(&dst, |r| r.0) {
             Ok(k) => self.peer_alternates[k].1 = hops.to_vec(),
@@ -1470,8 +1472,8 @@ mod tests {
         assert_eq!(r[0].set_peer_alternate(4, &[3, 4]), Err("an alternate peer route needs a relay route first"));
         r[0].set_peer_route(4, &[2, 4]).unwrap();
         assert_eq!(
-            r[0].set_peer_alternate(4, &[2, 3, 4]),
-            Err("an alternate peer route must not share a relay with the first route")
+            r[0].set_peer_alternate(4, &[3, 2, 4]),
+            Err("an alternate peer route must avoid a relay of the first route")
         );
         assert_eq!(r[0].set_peer_alternate(4, &[3, 1, 4]), Err("a peer route must not pass through its origin"));
         r[0].set_peer_alternate(4, &[3, 4]).unwrap();
