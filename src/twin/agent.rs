@@ -635,7 +635,9 @@ impl Agent<Msg> for LmuAgent {
 /// (power-line signalling for loss-of-mains detection): the signal reaches a phase only along closed
 /// conductors from a source, and generators do not reproduce it. The receiver reports a change once it has
 /// decoded it (`decode`: the signal's symbols it needs, lost or found again); the firmware takes a missing
-/// signal on a phase that keeps its voltage for an island held up by generators.
+/// signal on a phase that keeps its voltage for an island held up by generators. A de-energised bus reports
+/// nothing missing: with no voltage the firmware has no use for the flag, and a section re-energised by a tie
+/// then has no stale "missing" to outlive while the receiver decodes the signal's return.
 #[derive(Clone, Debug)]
 pub struct ContinuityReceiver {
     decode: SimDuration,
