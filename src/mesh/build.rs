@@ -276,24 +276,27 @@ const SHARED_ROUTE_SEARCHES_MAX: usize = 256;
 
 /// A second route for a peer link whose first route runs over `relays` (node indices, in order) where no
 /// path avoids them all: the one through the fewest of them, found by `search` (a route avoiding the nodes
-/// it is given) over the sets of relays to avoid, largest first and in route order within a size, at most
-/// [`SHARED_ROUTE_SEARCHES_MAX`] searches. Returns the route and how many of the relays it shares; `None`
-/// where every path runs through all of them (nothing to gain over the first route).
+/// it is given). Every set tried holds the first relay, so the two copies leave by different first hops;
+/// the rest are tried largest first, in route order within a size, at most [`SHARED_ROUTE_SEARCHES_MAX`]
+/// searches. Returns the route and how many of the relays it shares; `None` where every path runs through
+/// all of them but the first (nothing to gain over the first route).
 fn fewest_shared_relays(
     relays: &[usize],
     search: impl Fn(&[usize]) -> Option<Vec<usize>>,
 ) -> Option<(Vec<usize>, usize)> {
-    let k = relays.len();
+    let (&first, rest) = relays.split_first()?;
+    let k = rest.len();
     let mut searches = 0;
-    // Avoid `size` of the k relays: every combination, as index vectors in lexicographic order.
-    for size in (1..k).rev() {
+    // Avoid the first relay and `size` of the others: every combination, as index vectors in lexicographic
+    // order.
+    for size in (0..k).rev() {
         let mut pick: Vec<usize> = (0..size).collect();
         loop {
             if searches == SHARED_ROUTE_SEARCHES_MAX {
                 return None;
             }
             searches += 1;
-            let avoid: Vec<usize> = pick.iter().map(|&i| relays[i]).collect();
+            let avoid: Vec<usize> = core::iter::once(first).chain(pick.iter().map(|&i| rest[i])).collect();
             if let Some(p) = search(&avoid) {
                 let shared = p.iter().filter(|n| relays.contains(n)).count();
                 return Some((p, shared));
@@ -1198,7 +1201,7 @@ mod second_route_tests {
     use std::cell::Cell;
 
     /// A chain 0 - 1 - 2 - 3 - 9 with a bypass 0 - 7 - 2 around relay 1 only: avoiding every relay (1, 2, 3)
-    /// finds nothing, and neither does avoiding any two of them; avoiding 1 alone finds the bypass, which
+    /// finds nothing, and neither does avoiding 1 with 2 or with 3; avoiding 1 alone finds the bypass, which
     /// shares 2 and 3. Searches come largest set first, in route order.
     #[test]
     fn a_second_route_shares_as_few_of_the_first_routes_relays_as_the_graph_allows() {
@@ -1209,11 +1212,20 @@ mod second_route_tests {
         };
         let (route, shared) = fewest_shared_relays(&[1, 2, 3], search).unwrap();
         assert_eq!((route, shared), (vec![7, 2, 3, 9], 2));
-        assert_eq!(*tried.borrow(), vec![vec![1, 2], vec![1, 3], vec![2, 3], vec![1]]);
-        // Every path runs through all the relays: nothing to gain.
+        // Every set holds the first relay, so the copies leave by different first hops.
+        assert_eq!(*tried.borrow(), vec![vec![1, 2], vec![1, 3], vec![1]]);
+        // Every path runs through all the relays but the first: nothing to gain.
         assert!(fewest_shared_relays(&[1, 2, 3], |_| None).is_none());
-        // A single relay has no proper subset to avoid.
-        assert!(fewest_shared_relays(&[4], |_| Some(vec![4, 9])).is_none());
+        // A single relay: the only set would be itself, which the disjoint search already tried.
+        let n = Cell::new(0);
+        assert!(
+            fewest_shared_relays(&[4], |_| {
+                n.set(n.get() + 1);
+                Some(vec![9])
+            })
+            .is_none()
+        );
+        assert_eq!(n.get(), 0);
         // The searches are bounded however long the route.
         let n = Cell::new(0);
         let relays: Vec<usize> = (0..20).collect();

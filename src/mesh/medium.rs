@@ -567,11 +567,12 @@ impl Port<'_> {
         // yields to a frame of a higher class (a question's answer must not wait out the retries of a report).
         // A latest-value frame replaces a queued one of the same key that is not the MAC's current frame (an
         // older question or answer not yet sent is stale: sending both only loads the channel when it is
-        // busiest). It takes the old one's place in the queue.
+        // busiest). It takes the old one's place in the queue. Only one to the same next hop: the copy of a
+        // peer message over its second route (another first hop, same key) is no older value of it.
         let mut slot = None;
         if let Some(key) = self.replace {
             let first = usize::from(self.busy).min(self.q.len());
-            if let Some(k) = (first..self.q.len()).find(|&k| self.q[k].replace == Some(key)) {
+            if let Some(k) = (first..self.q.len()).find(|&k| self.q[k].replace == Some(key) && self.q[k].dst == dst) {
                 self.q.remove(k);
                 *self.replaced += 1;
                 slot = Some(k);

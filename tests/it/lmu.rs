@@ -1018,35 +1018,44 @@ mod world {
     }
 
     /// Dickert's long cable feeder with LMU 5's radio dead (the relay study's block) and faults in sections 4
-    /// and 5 (two rows of the study, with their seeds, whose radio layouts leave LMU 6 reachable only through
-    /// LMU 5): LMU 4 trips on section 4 (LMU 5 on its own section, at its graded time), and no `Open` and no
-    /// stand-in reaches LMU 6, the far end to open. LMU 6, dead
-    /// since the fault's dip, probes LMU 5 (silent) and its tie (which answers), opens on its own evidence and
-    /// has the tie restore the rest (before: never isolated, never restored), with no healthy trip.
+    /// and 5 (two rows of the study, with their seeds), without second routes, so LMU 6 is reachable only
+    /// through LMU 5: LMU 4 trips on section 4 (LMU 5 on its own section, at its graded time), and no `Open`
+    /// and no stand-in reaches LMU 6, the far end to open. LMU 6, dead since the fault's dip, probes LMU 5
+    /// (silent) and its tie (which answers), opens on its own evidence and has the tie restore the rest
+    /// (before: never isolated, never restored), with no healthy trip. With second routes (the default) the
+    /// stand-in reaches LMU 6 around LMU 5 and the same rows are isolated within 2 s, no orphan opening.
     #[test]
     fn the_far_end_behind_a_silent_lmu_opens_on_its_own_evidence_and_the_rest_is_restored() {
         for (section, kind, r_ohm, seed) in
             [("4", "TwoPhase", "10.0", 12920864598240102700u64), ("5", "ThreePhase", "0.0", 11728919165097875496)]
         {
-            let s = case_seeded(
-                &[
-                    ("grid.network", "File(\"networks/dickert_long_cable_multiple_bad.json\")"),
-                    ("lmus.at", "Spaced(max_m: 500.0)"),
-                    ("mesh.events", "[Fail(node: 5, at: \"0.9s\")]"),
-                    ("faults[0].kind", kind),
-                    ("faults[0].r_ohm", r_ohm),
-                    ("faults[0].section", section),
-                    ("grid.rooftop_pv_pct", "0.0"),
-                ],
-                seed,
-            );
-            let e = &s["faults"]["events"][0];
-            assert_eq!(e["located_section"], format!("S{section}"), "{e}");
-            assert_eq!(e["healthy_trips"], 0, "{e}");
-            assert_eq!(s["lmus"]["orphan_opens"], 1, "{}", s["lmus"]);
-            let iso = e["isolation_s"].as_f64().expect("isolated");
-            let restore = e["restore_s"].as_f64().expect("restored");
-            assert!(iso < 10.0 && restore >= iso && restore < 12.0, "{e}");
+            for second_routes in ["false", "true"] {
+                let s = case_seeded(
+                    &[
+                        ("grid.network", "File(\"networks/dickert_long_cable_multiple_bad.json\")"),
+                        ("lmus.at", "Spaced(max_m: 500.0)"),
+                        ("mesh.events", "[Fail(node: 5, at: \"0.9s\")]"),
+                        ("mesh.routing.peer_alternate_routes", second_routes),
+                        ("faults[0].kind", kind),
+                        ("faults[0].r_ohm", r_ohm),
+                        ("faults[0].section", section),
+                        ("grid.rooftop_pv_pct", "0.0"),
+                    ],
+                    seed,
+                );
+                let e = &s["faults"]["events"][0];
+                assert_eq!(e["located_section"], format!("S{section}"), "{e}");
+                assert_eq!(e["healthy_trips"], 0, "{e}");
+                let iso = e["isolation_s"].as_f64().expect("isolated");
+                let restore = e["restore_s"].as_f64().expect("restored");
+                if second_routes == "false" {
+                    assert_eq!(s["lmus"]["orphan_opens"], 1, "{}", s["lmus"]);
+                    assert!(iso < 10.0 && restore >= iso && restore < 12.0, "{e}");
+                } else {
+                    assert!(s["lmus"].get("orphan_opens").is_none_or(|n| n == 0), "{}", s["lmus"]);
+                    assert!(iso < 2.0 && restore >= iso && restore < 2.5, "{e}");
+                }
+            }
         }
     }
 
