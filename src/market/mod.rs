@@ -6,6 +6,7 @@
 //!   integer dual certificate checked in linear time; greedy and continuous-double-auction baselines).
 //! - [`orders`]: the JSON order-book format of `gridtwin market clear`.
 //! - [`certs`]: certificate ranges (Wh) and wallets: mint, transfer, split, merge, claim.
+//! - [`private`]: private readings: Pedersen commitments, sealed openings per recipient, claim range proofs.
 //!
 //! Units everywhere in state: energy in integer Wh, money in integer milli-cents, prices in milli-cents per
 //! kWh, time in integer nanoseconds (slots are numbered from the run's start).
@@ -16,6 +17,7 @@ pub mod clearing;
 pub mod codec;
 pub mod contracts;
 pub mod orders;
+pub mod private;
 pub mod sim;
 pub mod trace;
 pub mod world;
