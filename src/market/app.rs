@@ -25,6 +25,7 @@
 use super::certs::{CertError, Range, Registry};
 use super::clearing::{self, Ask, Bid, Book, Clearing, Duals, FORBIDDEN, Match, Tech};
 use super::codec::{Dec, DecResult, Enc};
+use super::private::{self, BOX_LEN, Sealed, SealedBox};
 use gridtwin_firmware::app::{Application, BlockInfo, Envelope, Hash, Refusal, TxOutcome};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,6 +45,8 @@ pub enum Role {
     FlexMeter(u32),
     /// A plant's production meter.
     PlantMeter(u32),
+    /// An auditor: sends nothing, reads every sealed reading (until revoked).
+    Auditor,
 }
 
 impl Role {
@@ -55,6 +58,7 @@ impl Role {
             Role::Meter(w) => e.u8(3).u32(w),
             Role::FlexMeter(w) => e.u8(4).u32(w),
             Role::PlantMeter(p) => e.u8(5).u32(p),
+            Role::Auditor => e.u8(6).u32(0),
         };
     }
     fn decode(d: &mut Dec) -> DecResult<Role> {
@@ -66,6 +70,7 @@ impl Role {
             3 => Role::Meter(x),
             4 => Role::FlexMeter(x),
             5 => Role::PlantMeter(x),
+            6 => Role::Auditor,
             _ => return Err("unknown role"),
         })
     }
@@ -140,6 +145,25 @@ pub struct Genesis {
     pub trader_cap_wh: u64,
     /// Supplier's retail price of grid import per kWh.
     pub retail: i64,
+    /// Private readings (None: readings, claims and imports are in clear).
+    pub privacy: Option<Privacy>,
+}
+
+/// A ledger whose consumption readings are sealed: see [`super::private`].
+///
+/// Consumption (main and flexible-load meters) goes on the ledger only as commitments with openings sealed for
+/// the entitled parties; claims are sealed with a range proof and retire every certificate the wallet holds for
+/// the slot (the split between consumed and spilled is private); the grid import is the claim's remainder and
+/// is not minted in clear. So that nothing public depends on the readings, bids and the self-consumption a plant
+/// keeps back are checked against each customer's declared consumption instead of the metered one, and demand
+/// response (paid on metered reduction) is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Privacy {
+    /// X25519 public keys of the parties that may read: (participant index, key), ascending and unique. Only
+    /// owners, operators and auditors with a key here receive boxes.
+    pub box_keys: Vec<(u32, [u8; 32])>,
+    /// Per wallet: declared consumption (Wh) per slot of the day, repeating (empty: none declared).
+    pub declared_wh: Vec<Vec<u32>>,
 }
 
 impl Genesis {
@@ -184,6 +208,21 @@ impl Genesis {
             e.u32(w);
         }
         e.i64(self.fee_base).i64(self.fee_per_km).u64(self.trader_cap_wh).i64(self.retail);
+        // The private section is appended only when present, so a clear ledger's genesis is unchanged.
+        if let Some(p) = &self.privacy {
+            e.u8(1).u32(p.box_keys.len() as u32);
+            for (who, k) in &p.box_keys {
+                e.u32(*who);
+                e.0.extend_from_slice(k);
+            }
+            e.u32(p.declared_wh.len() as u32);
+            for d in &p.declared_wh {
+                e.u32(d.len() as u32);
+                for &x in d {
+                    e.u32(x);
+                }
+            }
+        }
         e.0
     }
 
@@ -255,6 +294,29 @@ impl Genesis {
         let operator_wallet = d.u32()?;
         let channel_wallets = [d.u32()?, d.u32()?, d.u32()?];
         let (fee_base, fee_per_km, trader_cap_wh, retail) = (d.i64()?, d.i64()?, d.u64()?, d.i64()?);
+        let privacy = if d.at_end() {
+            None
+        } else {
+            if d.u8()? != 1 {
+                return Err("unknown genesis section");
+            }
+            let n = d.len(36)?;
+            let mut box_keys = Vec::with_capacity(n);
+            for _ in 0..n {
+                box_keys.push((d.u32()?, d.key()?));
+            }
+            let n = d.len(4)?;
+            let mut declared_wh = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = d.len(4)?;
+                let mut v = Vec::with_capacity(k);
+                for _ in 0..k {
+                    v.push(d.u32()?);
+                }
+                declared_wh.push(v);
+            }
+            Some(Privacy { box_keys, declared_wh })
+        };
         d.finish()?;
         let g = Genesis {
             domain,
@@ -269,6 +331,7 @@ impl Genesis {
             fee_per_km,
             trader_cap_wh,
             retail,
+            privacy,
         };
         g.check()?;
         Ok(g)
@@ -296,7 +359,26 @@ impl Genesis {
         if self.slot_ns == 0 {
             return Err("zero slot");
         }
+        if let Some(p) = &self.privacy {
+            if p.box_keys.windows(2).any(|w| w[0].0 >= w[1].0)
+                || p.box_keys.iter().any(|&(who, _)| who as usize >= self.participants.len())
+            {
+                return Err("box keys must name participants, ascending and once each");
+            }
+            if p.declared_wh.len() > self.wallets.len() {
+                return Err("declared consumption for more wallets than there are");
+            }
+        }
         Ok(())
+    }
+
+    /// The declared consumption of `wallet` in `slot` (Wh; 0 when none is declared).
+    pub fn declared_wh(&self, wallet: u32, slot: u32) -> u64 {
+        let Some(p) = &self.privacy else { return 0 };
+        match p.declared_wh.get(wallet as usize) {
+            Some(d) if !d.is_empty() => d[slot as usize % d.len()] as u64,
+            _ => 0,
+        }
     }
 
     /// Distance in whole metres between a wallet's connection and a plant.
@@ -374,6 +456,40 @@ pub enum Tx {
     DrEvent { id: u32, first_slot: u32, last_slot: u32, reward: i64 },
     DrBaseline { event: u32, baseline_wh: Vec<i64> },
     DrSettle { event: u32 },
+    /// A consumption (or flexible-load) reading as a commitment, its opening sealed for the entitled parties.
+    SealedReading { slot: u32, commitment: [u8; 32], sealed: Sealed },
+    /// A claim against the slot's sealed reading: its commitment, the range proof and the sealed opening. It
+    /// retires every certificate the wallet holds for the slot.
+    SealedClaim { slot: u32, commitment: [u8; 32], proof: Vec<u8>, sealed: Sealed },
+    /// An auditor reads no sealed transaction of `from_slot` or later.
+    Revoke { participant: u32, from_slot: u32 },
+}
+
+fn enc_sealed(e: &mut Enc, s: &Sealed) {
+    e.0.extend_from_slice(&s.ephemeral);
+    e.u32(s.boxes.len() as u32);
+    for b in &s.boxes {
+        e.u32(b.recipient).bytes(&b.ciphertext);
+    }
+}
+
+fn dec_sealed(d: &mut Dec) -> DecResult<Sealed> {
+    let ephemeral = d.key()?;
+    let n = d.len(8)?;
+    let mut boxes = Vec::with_capacity(n);
+    for _ in 0..n {
+        boxes.push(SealedBox { recipient: d.u32()?, ciphertext: d.bytes()?.to_vec() });
+    }
+    Ok(Sealed { ephemeral, boxes })
+}
+
+/// The associated data of a sealed transaction's boxes: its kind, slot and commitment.
+pub fn sealed_aad(kind: u8, slot: u32, commitment: &[u8; 32]) -> Vec<u8> {
+    let mut a = Vec::with_capacity(37);
+    a.push(kind);
+    a.extend_from_slice(&slot.to_le_bytes());
+    a.extend_from_slice(commitment);
+    a
 }
 
 impl Tx {
@@ -430,6 +546,20 @@ impl Tx {
             Tx::DrSettle { event } => {
                 e.u8(9).u32(*event);
             }
+            Tx::SealedReading { slot, commitment, sealed } => {
+                e.u8(10).u32(*slot);
+                e.0.extend_from_slice(commitment);
+                enc_sealed(&mut e, sealed);
+            }
+            Tx::SealedClaim { slot, commitment, proof, sealed } => {
+                e.u8(11).u32(*slot);
+                e.0.extend_from_slice(commitment);
+                e.bytes(proof);
+                enc_sealed(&mut e, sealed);
+            }
+            Tx::Revoke { participant, from_slot } => {
+                e.u8(12).u32(*participant).u32(*from_slot);
+            }
         }
         e.0
     }
@@ -482,6 +612,14 @@ impl Tx {
                 Tx::DrBaseline { event, baseline_wh }
             }
             9 => Tx::DrSettle { event: d.u32()? },
+            10 => Tx::SealedReading { slot: d.u32()?, commitment: d.key()?, sealed: dec_sealed(&mut d)? },
+            11 => Tx::SealedClaim {
+                slot: d.u32()?,
+                commitment: d.key()?,
+                proof: d.bytes()?.to_vec(),
+                sealed: dec_sealed(&mut d)?,
+            },
+            12 => Tx::Revoke { participant: d.u32()?, from_slot: d.u32()? },
             _ => return Err("unknown transaction kind"),
         };
         d.finish()?;
@@ -492,11 +630,31 @@ impl Tx {
         matches!(
             (self, role),
             (Tx::Reading { .. }, Role::Meter(_) | Role::FlexMeter(_) | Role::PlantMeter(_))
+                | (Tx::SealedReading { .. }, Role::Meter(_) | Role::FlexMeter(_))
                 | (Tx::Settle(_) | Tx::Offtake { .. }, Role::Market)
-                | (Tx::MintImport { .. } | Tx::DrEvent { .. } | Tx::DrSettle { .. }, Role::Operator)
-                | (Tx::Transfer { .. } | Tx::Claim { .. } | Tx::DrBaseline { .. }, Role::Owner(_))
+                | (
+                    Tx::MintImport { .. } | Tx::DrEvent { .. } | Tx::DrSettle { .. } | Tx::Revoke { .. },
+                    Role::Operator
+                )
+                | (Tx::Transfer { .. } | Tx::Claim { .. } | Tx::DrBaseline { .. } | Tx::SealedClaim { .. }, Role::Owner(_))
         )
     }
+}
+
+/// The parties entitled to read `wallet`'s sealed transactions of `slot` given the revocations `revoked`
+/// (auditor -> first slot it may not read): see [`MarketApp::entitled`].
+pub fn entitled(g: &Genesis, revoked: &BTreeMap<u32, u32>, wallet: u32, slot: u32) -> Vec<(u32, [u8; 32])> {
+    let Some(p) = &g.privacy else { return Vec::new() };
+    p.box_keys
+        .iter()
+        .filter(|&&(who, _)| match g.participants.get(who as usize).map(|p| p.role) {
+            Some(Role::Owner(w)) => w == wallet,
+            Some(Role::Operator) => true,
+            Some(Role::Auditor) => revoked.get(&who).is_none_or(|&from| slot < from),
+            _ => false,
+        })
+        .copied()
+        .collect()
 }
 
 /// Application refusal codes (from [`Refusal::APP_BASE`]).
@@ -509,6 +667,12 @@ pub mod code {
     pub const NOT_OPTIMAL: u16 = 105;
     pub const UNKNOWN_ITEM: u16 = 106;
     pub const TOO_LATE: u16 = 107;
+    /// A sealed transaction on a clear ledger, or a clear one where readings are sealed.
+    pub const PRIVACY: u16 = 108;
+    /// A claim's range proof does not verify.
+    pub const BAD_PROOF: u16 = 109;
+    /// Boxes not addressed to exactly the parties entitled to read.
+    pub const RECIPIENTS: u16 = 110;
 }
 
 fn refuse(code: u16, reason: &'static str) -> Refusal {
@@ -544,6 +708,14 @@ pub struct State {
     pub payouts: BTreeMap<(u32, u32), (u64, i64)>,
     /// (plant, channel) -> (Wh, milli-cents revenue).
     pub sold: BTreeMap<(u32, u8), (u64, i64)>,
+    /// Private ledgers: (wallet, slot) -> commitment of the main meter's consumption.
+    pub sealed: BTreeMap<(u32, u32), [u8; 32]>,
+    /// (wallet, slot) -> commitment of the flexible-load sub-meter's consumption.
+    pub sealed_flex: BTreeMap<(u32, u32), [u8; 32]>,
+    /// (wallet, slot) -> (claim commitment, Wh of certificates it retired).
+    pub sealed_claims: BTreeMap<(u32, u32), ([u8; 32], u64)>,
+    /// Auditor participant -> first slot it may not read.
+    pub revoked: BTreeMap<u32, u32>,
 }
 
 /// How a certificate range moved (the provenance log replayed by `wallet trace`).
@@ -562,6 +734,8 @@ pub enum MoveKind {
         price: i64,
     },
     Claim,
+    /// Retired by a sealed claim: consumed or spilled, in a split only the entitled parties can read.
+    SealedClaim,
 }
 
 /// One movement of a certificate range.
@@ -717,6 +891,26 @@ impl MarketApp {
                 put(&x.to_le_bytes());
             }
         }
+        // Private state only on a private ledger, so a clear ledger's roots are unchanged.
+        if self.genesis.privacy.is_some() {
+            for m in [&s.sealed, &s.sealed_flex] {
+                put(&(m.len() as u64).to_le_bytes());
+                for (&(w, sl), c) in m {
+                    put(&(((w as u64) << 32) | sl as u64).to_le_bytes());
+                    put(c);
+                }
+            }
+            put(&(s.sealed_claims.len() as u64).to_le_bytes());
+            for (&(w, sl), (c, held)) in &s.sealed_claims {
+                put(&(((w as u64) << 32) | sl as u64).to_le_bytes());
+                put(c);
+                put(&held.to_le_bytes());
+            }
+            put(&(s.revoked.len() as u64).to_le_bytes());
+            for (&who, &from) in &s.revoked {
+                put(&(((who as u64) << 32) | from as u64).to_le_bytes());
+            }
+        }
         h.finalize().into()
     }
 
@@ -738,9 +932,20 @@ impl MarketApp {
         *self.state.balances.entry(w).or_insert(0) += mc;
     }
 
-    /// Wh of `slot` consumption `wallet` has not yet covered with certificates (held or claimed).
+    /// The consumption bids and self-consumption are measured against: the metered Wh, or on a private ledger
+    /// the declared Wh (public, so nothing derived from it reveals a reading).
+    fn consumption_basis(&self, wallet: u32, slot: u32) -> u64 {
+        if self.genesis.privacy.is_some() {
+            self.genesis.declared_wh(wallet, slot)
+        } else {
+            self.state.metered.get(&(wallet, slot)).copied().unwrap_or(0)
+        }
+    }
+
+    /// Wh of `slot` consumption `wallet` has not yet covered with certificates (held or claimed); on a private
+    /// ledger, of its declared consumption.
     pub fn uncovered(&self, wallet: u32, slot: u32) -> u64 {
-        let m = self.state.metered.get(&(wallet, slot)).copied().unwrap_or(0);
+        let m = self.consumption_basis(wallet, slot);
         m.saturating_sub(self.state.certs.held_in_slot(wallet, slot) + self.state.certs.claimed_in_slot(wallet, slot))
     }
 
@@ -752,7 +957,7 @@ impl MarketApp {
         if !p.self_consume {
             return held;
         }
-        let m = self.state.metered.get(&(p.owner, slot)).copied().unwrap_or(0);
+        let m = self.consumption_basis(p.owner, slot);
         let other = self.state.certs.held_in_slot(p.owner, slot) - held;
         let need = m.saturating_sub(self.state.certs.claimed_in_slot(p.owner, slot) + other);
         held.saturating_sub(need)
@@ -871,10 +1076,106 @@ impl MarketApp {
         Ok(())
     }
 
+    /// The parties entitled to read `wallet`'s sealed transactions of `slot`, with their X25519 keys: its
+    /// owners, the operators and the auditors not revoked by then, in participant order.
+    pub fn entitled(&self, wallet: u32, slot: u32) -> Vec<(u32, [u8; 32])> {
+        entitled(&self.genesis, &self.state.revoked, wallet, slot)
+    }
+
+    /// Refuses boxes not addressed to exactly the entitled parties (each once, in order, of the sealed size).
+    fn check_recipients(&self, wallet: u32, slot: u32, sealed: &Sealed) -> TxOutcome {
+        let want = self.entitled(wallet, slot);
+        let ok = want.len() == sealed.boxes.len()
+            && want.iter().zip(&sealed.boxes).all(|(w, b)| w.0 == b.recipient && b.ciphertext.len() == BOX_LEN);
+        if ok { Ok(()) } else { Err(refuse(code::RECIPIENTS, "sealed for other parties than those entitled")) }
+    }
+
+    fn sealed_reading(&mut self, role: Role, slot: u32, commitment: &[u8; 32], sealed: &Sealed) -> TxOutcome {
+        let (w, flex) = match role {
+            Role::Meter(w) => (w, false),
+            Role::FlexMeter(w) => (w, true),
+            _ => return Err(Refusal::NOT_PERMITTED),
+        };
+        let map = if flex { &self.state.sealed_flex } else { &self.state.sealed };
+        if map.contains_key(&(w, slot)) {
+            return Err(refuse(code::DUPLICATE, "meter already read for this slot"));
+        }
+        if curve25519_dalek_bp::ristretto::CompressedRistretto(*commitment).decompress().is_none() {
+            return Err(refuse(code::BAD_PAYLOAD, "commitment is not a group element"));
+        }
+        self.check_recipients(w, slot, sealed)?;
+        let map = if flex { &mut self.state.sealed_flex } else { &mut self.state.sealed };
+        map.insert((w, slot), *commitment);
+        Ok(())
+    }
+
+    fn sealed_claim(&mut self, w: u32, slot: u32, commitment: &[u8; 32], proof: &[u8], sealed: &Sealed) -> TxOutcome {
+        let Some(reading) = self.state.sealed.get(&(w, slot)).copied() else {
+            return Err(refuse(code::UNKNOWN_ITEM, "no sealed reading of this wallet and slot"));
+        };
+        if self.state.sealed_claims.contains_key(&(w, slot)) {
+            return Err(refuse(code::DUPLICATE, "slot already claimed"));
+        }
+        self.check_recipients(w, slot, sealed)?;
+        let held = self.state.certs.held_in_slot(w, slot);
+        if !private::verify_claim(&self.genesis.domain, w, slot, &reading, commitment, held, proof) {
+            return Err(refuse(code::BAD_PROOF, "claim proof refused"));
+        }
+        if held > 0 {
+            let own: Vec<u32> = (0..self.genesis.plants.len() as u32)
+                .filter(|&p| self.genesis.plants[p as usize].owner == w && self.genesis.plants[p as usize].self_consume)
+                .collect();
+            let retired = self.state.certs.claim(w, slot, held, &own).map_err(cert_refusal)?;
+            self.record(MoveKind::SealedClaim, w, w, &retired);
+        }
+        self.state.sealed_claims.insert((w, slot), (*commitment, held));
+        Ok(())
+    }
+
     fn apply(&mut self, who: u32, tx: &Tx) -> TxOutcome {
         let role = self.genesis.participants[who as usize].role;
         let now_slot = (self.block.time_ns / self.genesis.slot_ns) as u32;
+        let private = self.genesis.privacy.is_some();
         match tx {
+            Tx::SealedReading { .. } | Tx::SealedClaim { .. } | Tx::Revoke { .. } if !private => {
+                return Err(refuse(code::PRIVACY, "this ledger has no private readings"));
+            }
+            Tx::Reading { .. } if private && matches!(role, Role::Meter(_) | Role::FlexMeter(_)) => {
+                return Err(refuse(code::PRIVACY, "consumption readings of this ledger are sealed"));
+            }
+            Tx::Claim { .. } | Tx::MintImport { .. } if private => {
+                return Err(refuse(code::PRIVACY, "claims and imports of this ledger are sealed"));
+            }
+            Tx::DrEvent { .. } | Tx::DrBaseline { .. } | Tx::DrSettle { .. } if private => {
+                return Err(refuse(code::PRIVACY, "demand response pays on sealed readings"));
+            }
+            _ => {}
+        }
+        match tx {
+            Tx::SealedReading { slot, commitment, sealed } => {
+                if *slot >= now_slot {
+                    return Err(refuse(code::TOO_LATE, "reading of a slot not yet over"));
+                }
+                self.sealed_reading(role, *slot, commitment, sealed)
+            }
+            Tx::SealedClaim { slot, commitment, proof, sealed } => {
+                let Role::Owner(w) = role else { return Err(Refusal::NOT_PERMITTED) };
+                self.sealed_claim(w, *slot, commitment, proof, sealed)
+            }
+            Tx::Revoke { participant, from_slot } => {
+                let is_auditor = self.genesis.participants.get(*participant as usize).is_some_and(|p| p.role == Role::Auditor);
+                if !is_auditor {
+                    return Err(refuse(code::UNKNOWN_ITEM, "only an auditor's access is revoked"));
+                }
+                if *from_slot < now_slot {
+                    return Err(refuse(code::TOO_LATE, "revocation from a slot already begun"));
+                }
+                if self.state.revoked.contains_key(participant) {
+                    return Err(refuse(code::DUPLICATE, "already revoked"));
+                }
+                self.state.revoked.insert(*participant, *from_slot);
+                Ok(())
+            }
             Tx::Reading { slot, consumed_wh, produced_wh } => {
                 if *slot >= now_slot {
                     return Err(refuse(code::TOO_LATE, "reading of a slot not yet over"));

@@ -89,6 +89,10 @@ impl<'a> Dec<'a> {
         a.copy_from_slice(self.take(32)?);
         Ok(a)
     }
+    /// Whether every byte was read (an optional trailing section is absent).
+    pub fn at_end(&self) -> bool {
+        self.i == self.b.len()
+    }
     pub fn finish(self) -> DecResult<()> {
         if self.i == self.b.len() { Ok(()) } else { Err("trailing bytes") }
     }

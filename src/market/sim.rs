@@ -16,7 +16,8 @@
 //! operator's full node) re-executes each committed block it is sent, settles a slot once its readings are
 //! committed and tells the customers to claim once the settlement is.
 
-use super::app::{CH_FEED_IN, CH_MARKET, CH_P2P, CH_TRADER, Genesis, MarketApp, Role, Settle, Tx};
+use super::app::{CH_FEED_IN, CH_MARKET, CH_P2P, CH_TRADER, Genesis, MarketApp, Role, Settle, Tx, entitled, sealed_aad};
+use super::private::{Opening, SealRng};
 use super::clearing;
 use super::contracts::{Battery, Ev, HeatPump};
 use crate::agents::Msg;
@@ -36,10 +37,12 @@ pub enum MarketMsg {
     Tx(Arc<Vec<u8>>),
     /// A slot's readings were all submitted (meters -> sequencer): how many.
     SlotClosed { slot: u32, readings: u32 },
-    /// A customer's main-meter reading of a slot (meter -> customer).
-    Metered { slot: u32, wh: u64 },
-    /// The slot's settlement is committed: claim now (sequencer -> customers).
-    Settled { slot: u32 },
+    /// A customer's main-meter reading of a slot (meter -> customer), with its commitment's opening on a
+    /// private ledger (what the meter's home display tells its customer).
+    Metered { slot: u32, wh: u64, opening: Option<Opening> },
+    /// The slot's settlement is committed: claim now (sequencer -> customers), with the Wh of certificates the
+    /// customer's wallet holds for the slot.
+    Settled { slot: u32, held_wh: u64 },
     /// A demand-response offer (grid operator -> customers).
     DrOffer { event: u32, first_slot: u32, last_slot: u32, reward: i64 },
 }
@@ -48,6 +51,28 @@ pub enum MarketMsg {
 pub fn key_for(domain: &str, name: &str) -> Key {
     let seed: [u8; 32] = Sha256::digest(format!("gridtwin/market/key/{domain}/{name}").as_bytes()).into();
     Key::from_bytes(&seed)
+}
+
+/// What the meters and customers of a private ledger seal with: the genesis (domain, parties' keys) and the
+/// revocations the grid operator submits (auditor -> first slot it may not read).
+pub struct SealPlan {
+    pub genesis: Genesis,
+    pub revoked: BTreeMap<u32, u32>,
+}
+
+impl SealPlan {
+    /// The parties `wallet`'s sealed transactions of `slot` are addressed to.
+    pub fn recipients(&self, wallet: u32, slot: u32) -> Vec<(u32, [u8; 32])> {
+        entitled(&self.genesis, &self.revoked, wallet, slot)
+    }
+}
+
+/// The randomness of one sealed transaction: from the signer's public key, the transaction kind and the slot.
+fn seal_rng(key: &Key, kind: u8, slot: u32) -> SealRng {
+    let mut m = key.verifying_key().to_bytes().to_vec();
+    m.push(kind);
+    m.extend_from_slice(&slot.to_le_bytes());
+    SealRng::from_material(&m)
 }
 
 /// A signer with its nonce.
@@ -96,6 +121,7 @@ const TAG_SLOT: u64 = 2;
 const TAG_STEP: u64 = 3;
 const TAG_DR_SETTLE: u64 = 4;
 const TAG_PROGRESS: u64 = 5;
+const TAG_REVOKE: u64 = 6;
 
 /// One committed block of the ledger.
 #[derive(Clone, Debug)]
@@ -212,7 +238,7 @@ impl Sequencer {
                 set.remove(&d);
             }
             if let Ok(env) = gridtwin_firmware::app::Envelope::parse(t)
-                && let Ok(Tx::Reading { slot, .. }) = Tx::decode(env.payload)
+                && let Ok(Tx::Reading { slot, .. } | Tx::SealedReading { slot, .. }) = Tx::decode(env.payload)
             {
                 *self.readings_seen.entry(slot).or_insert(0) += 1;
             }
@@ -256,9 +282,15 @@ impl Sequencer {
             .collect();
         for slot in done {
             self.settling.remove(&slot);
-            for &c in &self.customers {
-                ctx.send(c, SimDuration::ZERO, Msg::Market(MarketMsg::Settled { slot }));
-            }
+            self.notify_settled(slot, ctx);
+        }
+    }
+
+    /// Tells every customer (customer `k` owns wallet `k`) that `slot` is settled, with what its wallet holds.
+    fn notify_settled(&self, slot: u32, ctx: &mut Ctx<'_, Msg>) {
+        for (k, &c) in self.customers.iter().enumerate() {
+            let held_wh = self.app.state.certs.held_in_slot(k as u32, slot);
+            ctx.send(c, SimDuration::ZERO, Msg::Market(MarketMsg::Settled { slot, held_wh }));
         }
     }
 
@@ -297,9 +329,7 @@ impl Sequencer {
         // What this block completed: a settlement -> tell the customers to claim; readings -> propose the
         // settlement on the state just committed.
         for slot in std::mem::take(&mut self.pending_notify) {
-            for &c in &self.customers {
-                ctx.send(c, SimDuration::ZERO, Msg::Market(MarketMsg::Settled { slot }));
-            }
+            self.notify_settled(slot, ctx);
         }
         for slot in std::mem::take(&mut self.to_settle) {
             for (signer, tx) in self.propose(slot) {
@@ -435,6 +465,8 @@ pub struct Meter {
     pub signer: Signer,
     /// Customer agent that receives the connection's readings.
     pub customer: Option<AgentId>,
+    /// The wallet whose consumption it measures (a connection's or flexible-load meter).
+    pub wallet: Option<u32>,
     /// Cumulative energy (Wh, exact float integral): consumed and produced.
     cum_in_wh: f64,
     cum_out_wh: f64,
@@ -444,8 +476,8 @@ pub struct Meter {
 }
 
 impl Meter {
-    pub fn new(measures: Measures, signer: Signer, customer: Option<AgentId>) -> Meter {
-        Meter { measures, signer, customer, cum_in_wh: 0.0, cum_out_wh: 0.0, read_in_wh: 0, read_out_wh: 0 }
+    pub fn new(measures: Measures, signer: Signer, customer: Option<AgentId>, wallet: Option<u32>) -> Meter {
+        Meter { measures, signer, customer, wallet, cum_in_wh: 0.0, cum_out_wh: 0.0, read_in_wh: 0, read_out_wh: 0 }
     }
 
     /// Consumed and produced power (kW) in a snapshot.
@@ -476,6 +508,8 @@ pub struct Metering {
     slack_cum_wh: f64,
     slack_read_wh: f64,
     exact_read_wh: f64,
+    /// A private ledger: consumption readings are sealed.
+    pub seal: Option<Arc<SealPlan>>,
 }
 
 /// Energy of one slot across all meters.
@@ -505,6 +539,7 @@ impl Metering {
             slack_cum_wh: 0.0,
             slack_read_wh: 0.0,
             exact_read_wh: 0.0,
+            seal: None,
         }
     }
 
@@ -544,10 +579,25 @@ impl Metering {
                 Measures::Connection { .. } => (din, 0),
                 _ => (din, dout),
             };
-            let tx = Tx::Reading { slot, consumed_wh, produced_wh };
+            let mut opening = None;
+            let tx = match (&self.seal, m.measures, m.wallet) {
+                // Sealed: the connection's consumption (all its clear reading has), and the flexible load's
+                // consumption (a private ledger keeps no discharge figure: nothing on it pays for one).
+                (Some(plan), Measures::Connection { .. } | Measures::Flex { .. }, Some(w)) => {
+                    let kind = if matches!(m.measures, Measures::Flex { .. }) { 1 } else { 0 };
+                    let mut rng = seal_rng(&m.signer.key, kind, slot);
+                    let o = Opening { wh: consumed_wh, blinding: rng.blinding() };
+                    let commitment = o.commit();
+                    let aad = sealed_aad(10, slot, &commitment);
+                    let sealed = super::private::seal(&o, &plan.recipients(w, slot), &aad, &mut rng);
+                    opening = Some(o);
+                    Tx::SealedReading { slot, commitment, sealed }
+                }
+                _ => Tx::Reading { slot, consumed_wh, produced_wh },
+            };
             self.orderer.submit(ctx, m.signer.sign(&tx));
             if let Some(c) = m.customer {
-                ctx.send(c, SimDuration::ZERO, Msg::Market(MarketMsg::Metered { slot, wh: din }));
+                ctx.send(c, SimDuration::ZERO, Msg::Market(MarketMsg::Metered { slot, wh: din, opening }));
             }
         }
         e.exact_net_wh = exact - self.exact_read_wh;
@@ -687,7 +737,9 @@ pub struct Customer {
     dr: Option<DrWindow>,
     outdoor: (f64, f64),
     slot: SimDuration,
-    metered: BTreeMap<u32, u64>,
+    metered: BTreeMap<u32, (u64, Option<Opening>)>,
+    /// A private ledger: claims are sealed.
+    seal: Option<Arc<SealPlan>>,
     base_kw: f64,
     pv_kw: f64,
     rng: Option<SimRng>,
@@ -709,6 +761,7 @@ pub struct CustomerSpec {
     pub dr_terms: Option<(i64, bool)>,
     pub outdoor: (f64, f64),
     pub slot: SimDuration,
+    pub seal: Option<Arc<SealPlan>>,
 }
 
 impl Customer {
@@ -728,6 +781,7 @@ impl Customer {
             outdoor: s.outdoor,
             slot: s.slot,
             metered: BTreeMap::new(),
+            seal: s.seal,
             base_kw: 0.0,
             pv_kw: 0.0,
             rng: None,
@@ -796,18 +850,36 @@ impl Agent<Msg> for Customer {
                 self.base_kw = s.load_p_mw.get(self.load).copied().unwrap_or(0.0) * 1000.0;
                 self.pv_kw = self.pv_sgens.iter().map(|&k| s.sgen_p_mw.get(k).copied().unwrap_or(0.0) * 1000.0).sum();
             }
-            Msg::Market(MarketMsg::Metered { slot, wh }) => {
-                self.metered.insert(slot, wh);
+            Msg::Market(MarketMsg::Metered { slot, wh, opening }) => {
+                self.metered.insert(slot, (wh, opening));
             }
-            Msg::Market(MarketMsg::Settled { slot }) => {
-                if let Some(wh) = self.metered.remove(&slot)
-                    && wh > 0
-                {
+            Msg::Market(MarketMsg::Settled { slot, held_wh }) => match (self.metered.remove(&slot), &self.seal) {
+                // Sealed: every slot is claimed, even with nothing consumed or held, so that whether a claim
+                // comes tells nothing either.
+                (Some((_, Some(reading))), Some(plan)) => {
+                    let mut rng = seal_rng(&self.owner.key, 2, slot);
+                    let claim = Opening { wh: reading.wh.min(held_wh), blinding: rng.blinding() };
+                    let domain = &plan.genesis.domain;
+                    let Ok(proof) =
+                        super::private::prove_claim(domain, self.wallet, slot, &reading, &claim, held_wh, &mut rng)
+                    else {
+                        tracing::warn!("customer {}: slot {slot} reading out of the proof's range", self.id);
+                        return;
+                    };
+                    let commitment = claim.commit();
+                    let aad = sealed_aad(11, slot, &commitment);
+                    let sealed = super::private::seal(&claim, &plan.recipients(self.wallet, slot), &aad, &mut rng);
+                    let tx = self.owner.sign(&Tx::SealedClaim { slot, commitment, proof, sealed });
+                    self.sequencer.submit(ctx, tx);
+                    self.claims += 1;
+                }
+                (Some((wh, _)), _) if wh > 0 => {
                     let tx = self.owner.sign(&Tx::Claim { slot, wh });
                     self.sequencer.submit(ctx, tx);
                     self.claims += 1;
                 }
-            }
+                _ => {}
+            },
             Msg::Market(MarketMsg::DrOffer { event, first_slot, last_slot, reward }) => {
                 let Some((min_reward, declared)) = self.dr_terms else { return };
                 if reward < min_reward || self.dr.is_some_and(|w| ctx.now() < w.restore) {
@@ -856,6 +928,8 @@ pub struct GridOperator {
     pub peak_kw: f64,
     pub peak_at: SimTime,
     busy_until: SimTime,
+    /// Revocations to submit on a private ledger: (auditor participant, first slot it may not read).
+    pub revocations: Vec<(u32, u32)>,
 }
 
 impl GridOperator {
@@ -877,13 +951,29 @@ impl GridOperator {
             peak_kw: f64::NEG_INFINITY,
             peak_at: SimTime::ZERO,
             busy_until: SimTime::ZERO,
+            revocations: Vec::new(),
         }
     }
 }
 
 impl Agent<Msg> for GridOperator {
+    fn start(&mut self, ctx: &mut Ctx<'_, Msg>) {
+        // Half a slot before the first slot it covers: committed long before any sealed transaction of that slot
+        // (a slot's readings are sealed when it ends).
+        for (k, &(_, from)) in self.revocations.iter().enumerate() {
+            let at = (from as u64 * self.slot.as_nanos()).saturating_sub(self.slot.as_nanos() / 2);
+            ctx.schedule_at(SimTime(at), class::DEFAULT, Msg::Timer(TAG_REVOKE + ((k as u64) << 8)));
+        }
+    }
+
     fn handle(&mut self, e: Event<Msg>, ctx: &mut Ctx<'_, Msg>) {
         match e.msg {
+            Msg::Timer(t) if t & 0xff == TAG_REVOKE => {
+                if let Some(&(participant, from_slot)) = self.revocations.get((t >> 8) as usize) {
+                    let tx = self.signer.sign(&Tx::Revoke { participant, from_slot });
+                    self.sequencer.submit(ctx, tx);
+                }
+            }
             Msg::Grid(GridMsg::Solved(s)) => {
                 let p_kw = s.slack_s_mva.re * 1000.0;
                 let slot = (ctx.now().as_nanos() / self.slot.as_nanos()) as u32;

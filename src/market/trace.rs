@@ -109,6 +109,7 @@ fn describe(app: &MarketApp, m: &Movement) -> String {
             m.height
         ),
         MoveKind::Claim => format!("claimed by {} (block {})", w(m.to), m.height),
+        MoveKind::SealedClaim => format!("retired by {}'s sealed claim (block {})", w(m.to), m.height),
     }
 }
 

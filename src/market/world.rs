@@ -6,15 +6,16 @@
 //! `dr` program removed, so every other random draw is the same) in the same process when it reports.
 
 use super::app::{
-    CH_FEED_IN, CH_MARKET, CH_P2P, CH_SELF, CH_TRADER, Genesis, MarketApp, MoveKind, Participant, PlantInfo, Role,
-    WalletInfo,
+    CH_FEED_IN, CH_MARKET, CH_P2P, CH_SELF, CH_TRADER, Genesis, MarketApp, MoveKind, Participant, PlantInfo, Privacy,
+    Role, WalletInfo,
 };
 use super::clearing::{ACCEPT_ANY, Tech};
 use super::contracts::{Baseline, Channel, Fallback, LoadedContracts};
 use super::sim::{
     Customer, CustomerSpec, DeviceState, DrProgram, GridOperator, Measures, Meter, Metering, OfftakePrices, Orderer,
-    Sequencer, Signer, key_for,
+    SealPlan, Sequencer, Signer, key_for,
 };
+use super::private;
 use crate::agents::Msg;
 use crate::engine::{AgentId, SimDuration, Simulation};
 use crate::grid::GridAgent;
@@ -27,6 +28,7 @@ use crate::world::Part;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 fn default_slot() -> Dur {
     Dur(SimDuration::from_mins(15))
@@ -61,6 +63,30 @@ pub struct MarketConfig {
     /// The grid operator's demand-response program (none: the operator only watches).
     #[serde(default)]
     pub dr: Option<DrConfig>,
+    /// Private readings: consumption goes on the ledger sealed for its owner, the grid operator and the
+    /// auditors; bids are checked against the customers' declared consumption (none: everything in clear).
+    #[serde(default)]
+    pub privacy: Option<PrivacyConfig>,
+}
+
+/// The `market.privacy` section: who besides the owner and the grid operator may read the sealed readings.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Auditors entitled to read every customer's sealed readings, by name; each becomes a ledger participant.
+    #[serde(default)]
+    pub auditors: Vec<String>,
+    /// Auditors whose access ends: nothing sealed for slots from `from` on is sealed for them.
+    #[serde(default)]
+    pub revoke: Vec<RevokeConfig>,
+}
+
+/// One revocation: the auditor, and the time (a whole number of slots into the run) its access ends.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeConfig {
+    pub auditor: String,
+    pub from: Dur,
 }
 
 /// Demand-response program: trigger on transformer loading (kW), window length in slots, reward per kWh
@@ -102,6 +128,37 @@ impl MarketConfig {
                 && d.max_events <= 96)
         {
             return Err("market.dr: trigger_kw > 0, window_slots within 1..=96, reward >= 0, max_events <= 96".into());
+        }
+        if let Some(p) = &self.privacy {
+            if self.dr.is_some() {
+                return Err("market.privacy: demand response pays on metered reduction, which a private ledger \
+                            seals; remove market.dr"
+                    .into());
+            }
+            for (k, a) in p.auditors.iter().enumerate() {
+                if a.is_empty() || a.len() > 64 || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                    return Err(format!(
+                        "market.privacy.auditors[{k}]: \"{a}\" must be 1 to 64 letters, digits, '-' or '_'"
+                    ));
+                }
+                if p.auditors[..k].contains(a) {
+                    return Err(format!("market.privacy.auditors[{k}]: \"{a}\" is listed twice"));
+                }
+            }
+            for (k, r) in p.revoke.iter().enumerate() {
+                if !p.auditors.contains(&r.auditor) {
+                    return Err(format!(
+                        "market.privacy.revoke[{k}].auditor: \"{}\" is not one of market.privacy.auditors",
+                        r.auditor
+                    ));
+                }
+                if !r.from.0.as_nanos().is_multiple_of(slot) {
+                    return Err(format!("market.privacy.revoke[{k}].from: must be a whole number of market slots"));
+                }
+                if p.revoke[..k].iter().any(|x| x.auditor == r.auditor) {
+                    return Err(format!("market.privacy.revoke[{k}]: \"{}\" is revoked twice", r.auditor));
+                }
+            }
         }
         Ok(())
     }
@@ -177,6 +234,43 @@ pub struct MarketPart {
     slot_ns: u64,
     /// The chain that orders and executes the market (None: the trusted sequencer does).
     pub chain: Option<crate::chain::ChainPart>,
+}
+
+fn sim_participant(g: &Genesis, name: &str) -> Option<u32> {
+    g.participants.iter().position(|p| p.name == name).map(|k| k as u32)
+}
+
+/// A customer's declared consumption per slot of the day (Wh): BDEW H0 at the grid's `annual_kwh` and day of the
+/// year without the households' jitter, or the load's power in the network file; what a private ledger checks
+/// bids and self-consumption against, so that nothing public derives from a reading.
+fn declared_profile(loaded: &Loaded, net: &Network, load: usize, slot_ns: u64) -> Vec<u32> {
+    let slots = (86_400 * crate::engine::NS_PER_S / slot_ns).max(1) as usize;
+    let slot_s = slot_ns as f64 / crate::engine::NS_PER_S as f64;
+    let grid = loaded.scenario.grid.as_ref();
+    let h0 = grid.and_then(|g| match g.loads {
+        crate::grid::config::LoadConfig::H0 { annual_kwh, .. } => Some((annual_kwh, g.day_of_year)),
+        _ => None,
+    });
+    let nominal_kw = match net.loads.get(load) {
+        Some(l) => l.p_mw * 1000.0,
+        None => net.asym_loads.get(load - net.loads.len()).map_or(0.0, |l| (l.p_a_mw + l.p_b_mw + l.p_c_mw) * 1000.0),
+    };
+    (0..slots)
+        .map(|k| {
+            let wh = match h0 {
+                // The slot's mean over one-minute samples.
+                Some((annual, day)) => {
+                    let n = (slot_s / 60.0).round().max(1.0) as usize;
+                    let sum: f64 = (0..n)
+                        .map(|i| crate::grid::profiles::h0_kw(annual, day, k as f64 * slot_s + (i as f64 + 0.5) * 60.0))
+                        .sum();
+                    sum / n as f64 * slot_s / 3.6
+                }
+                None => nominal_kw * slot_s / 3.6,
+            };
+            wh.round().clamp(0.0, u32::MAX as f64) as u32
+        })
+        .collect()
 }
 
 /// Name of the market application in a chain's genesis.
@@ -318,6 +412,28 @@ pub fn add(
     add_p("market-operator".into(), Role::Market);
     add_p("grid-operator-supply".into(), Role::Operator);
     add_p("grid-operator-dr".into(), Role::Operator);
+    if let Some(p) = &cfg.privacy {
+        for a in &p.auditors {
+            add_p(format!("auditor/{a}"), Role::Auditor);
+        }
+    }
+    let privacy = cfg.privacy.as_ref().map(|_| {
+        // Boxes go to the owners, the grid operator's supply desk (which bills the imports) and the auditors.
+        let box_keys = participants
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                matches!(p.role, Role::Owner(_) | Role::Auditor) || p.name == "grid-operator-supply"
+            })
+            .map(|(k, p)| (k as u32, private::box_public(&domain, &p.name)))
+            .collect();
+        let declared_wh = c
+            .customers
+            .iter()
+            .map(|cu| declared_profile(loaded, net, cu.load, cfg.slot.0.as_nanos()))
+            .collect();
+        Privacy { box_keys, declared_wh }
+    });
     let genesis = Genesis {
         domain: domain.clone(),
         slot_ns: cfg.slot.0.as_nanos(),
@@ -331,6 +447,7 @@ pub fn add(
         fee_per_km: c.prices.fee_per_km,
         trader_cap_wh: c.prices.trader_cap_wh,
         retail: c.prices.retail,
+        privacy,
     };
     genesis.check().map_err(|e| loaded.error_at("market", format!("inconsistent genesis: {e}"), None))?;
     // Flexible devices: one static generator per customer with devices (negative = consumption).
@@ -370,6 +487,20 @@ pub fn add(
         app: Box::new(MarketApp::new(genesis.clone())),
         subscriber: sequencer,
     });
+    // What the meters, customers and grid operator of a private ledger seal with.
+    let revocations: Vec<(u32, u32)> = cfg.privacy.as_ref().map_or(Vec::new(), |p| {
+        p.revoke
+            .iter()
+            .filter_map(|r| {
+                let who = sim_participant(&genesis, &format!("auditor/{}", r.auditor))?;
+                Some((who, (r.from.0.as_nanos() / cfg.slot.0.as_nanos()) as u32))
+            })
+            .collect()
+    });
+    let seal_plan = genesis
+        .privacy
+        .as_ref()
+        .map(|_| Arc::new(SealPlan { genesis: genesis.clone(), revoked: revocations.iter().copied().collect() }));
     let app = MarketApp::new(genesis);
     let mut seq = Sequencer::new(app, cfg.block_every.0, prices, customers.clone());
     if chain_cfg.is_some() {
@@ -378,18 +509,20 @@ pub fn add(
     let mut meters = Vec::new();
     for (k, cu) in c.customers.iter().enumerate() {
         let m = Measures::Connection { load: cu.load, flex_sgen: flex_sgens[k] };
-        meters.push(Meter::new(m, Signer::new(key_for(&domain, &format!("meter/{}", cu.id))), Some(customers[k])));
+        let w = Some(k as u32);
+        meters.push(Meter::new(m, Signer::new(key_for(&domain, &format!("meter/{}", cu.id))), Some(customers[k]), w));
         if let Some(s) = flex_sgens[k] {
             meters.push(Meter::new(
                 Measures::Flex { sgen: s },
                 Signer::new(key_for(&domain, &format!("flex/{}", cu.id))),
                 None,
+                w,
             ));
         }
     }
     for p in &c.plants {
         let m = Measures::Plant { sgen: sgen_base + p.generator };
-        meters.push(Meter::new(m, Signer::new(key_for(&domain, &format!("meter/{}", p.id))), None));
+        meters.push(Meter::new(m, Signer::new(key_for(&domain, &format!("meter/{}", p.id))), None, None));
     }
     let program = cfg.dr.as_ref().map(|d| DrProgram {
         trigger_kw: d.trigger_kw,
@@ -400,9 +533,13 @@ pub fn add(
     let offered: Vec<AgentId> =
         c.customers.iter().zip(&customers).filter(|(cu, _)| cu.dr.is_some()).map(|(_, &a)| a).collect();
     sim.add_agent(Box::new(seq)).map_err(engine)?;
-    sim.add_agent(Box::new(Metering::new(meters, orderer, sequencer, cfg.slot.0))).map_err(engine)?;
+    let mut metering_agent = Metering::new(meters, orderer, sequencer, cfg.slot.0);
+    metering_agent.seal = seal_plan.clone();
+    sim.add_agent(Box::new(metering_agent)).map_err(engine)?;
     let op_signer = Signer::new(key_for(&domain, "grid-operator-dr"));
-    sim.add_agent(Box::new(GridOperator::new(program, op_signer, orderer, offered, cfg.slot.0))).map_err(engine)?;
+    let mut grid_operator = GridOperator::new(program, op_signer, orderer, offered, cfg.slot.0);
+    grid_operator.revocations = revocations;
+    sim.add_agent(Box::new(grid_operator)).map_err(engine)?;
     for (k, cu) in c.customers.iter().enumerate() {
         let d = &cu.devices;
         let devices = DeviceState {
@@ -432,6 +569,7 @@ pub fn add(
             dr_terms: cu.dr.as_ref().map(|o| (o.min_reward, o.baseline == Baseline::Declared)),
             outdoor: (cfg.outdoor_min_c, cfg.outdoor_max_c),
             slot: cfg.slot.0,
+            seal: seal_plan.clone(),
         };
         sim.add_agent(Box::new(Customer::new(spec))).map_err(engine)?;
     }
