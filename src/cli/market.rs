@@ -34,6 +34,10 @@ pub struct TraceArgs {
     /// Only this kWh: `{domain}-{plant}-{slot}-{serial}`.
     #[arg(long)]
     pub kwh: Option<String>,
+    /// On a private ledger: the participant whose key opens the sealed readings and claims (default the
+    /// wallet's owner, `owner/ID`; the grid operator's is `grid-operator-supply`, an auditor's `auditor/NAME`).
+    #[arg(long = "as", value_name = "PARTICIPANT")]
+    pub reader: Option<String>,
 }
 
 /// Runs `gridtwin market ...`.
@@ -58,7 +62,7 @@ pub fn market(cmd: &MarketCmd) -> Result<(), CliError> {
 pub fn wallet(cmd: &WalletCmd) -> Result<(), CliError> {
     match cmd {
         WalletCmd::Trace(a) => {
-            let text = crate::market::trace::trace(&a.out_dir, &a.wallet, a.kwh.as_deref())?;
+            let text = crate::market::trace::trace(&a.out_dir, &a.wallet, a.kwh.as_deref(), a.reader.as_deref())?;
             error::print(&text)
         }
     }

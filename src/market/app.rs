@@ -372,6 +372,34 @@ impl Genesis {
         Ok(())
     }
 
+    /// `wh` of grid import split over the supplier's mix (only its renewable part for a customer with a green
+    /// fallback) by largest remainder: (plant, Wh) per share; empty when no share fits.
+    pub fn import_shares(&self, wi: &WalletInfo, wh: u64) -> Vec<(u32, u64)> {
+        let shares: Vec<(u32, u64)> = self
+            .mix
+            .iter()
+            .filter(|&&(p, _)| !wi.renewable_only || self.plants[p as usize].tech.renewable())
+            .map(|&(p, pct)| (p, pct as u64))
+            .collect();
+        let total: u64 = shares.iter().map(|s| s.1).sum();
+        if total == 0 {
+            return Vec::new();
+        }
+        let mut parts: Vec<(u32, u64, u64)> =
+            shares.iter().map(|&(p, s)| (p, wh * s / total, (wh * s) % total)).collect();
+        let mut left = wh - parts.iter().map(|x| x.1).sum::<u64>();
+        let mut order: Vec<usize> = (0..parts.len()).collect();
+        order.sort_by_key(|&k| (std::cmp::Reverse(parts[k].2), k));
+        for k in order {
+            if left == 0 {
+                break;
+            }
+            parts[k].1 += 1;
+            left -= 1;
+        }
+        parts.into_iter().map(|(p, q, _)| (p, q)).collect()
+    }
+
     /// The declared consumption of `wallet` in `slot` (Wh; 0 when none is declared).
     pub fn declared_wh(&self, wallet: u32, slot: u32) -> u64 {
         let Some(p) = &self.privacy else { return 0 };
@@ -1245,34 +1273,14 @@ impl MarketApp {
                 if *wh == 0 || *wh > self.uncovered(*wallet, *slot) {
                     return Err(refuse(code::ABOVE_METERED, "import above the uncovered metered consumption"));
                 }
-                // Shares of the mix (only its renewable part for a green fallback), largest remainder.
-                let shares: Vec<(u32, u64)> = self
-                    .genesis
-                    .mix
-                    .iter()
-                    .filter(|&&(p, _)| !wi.renewable_only || self.genesis.plants[p as usize].tech.renewable())
-                    .map(|&(p, pct)| (p, pct as u64))
-                    .collect();
-                let total: u64 = shares.iter().map(|s| s.1).sum();
-                if total == 0 {
+                let parts = self.genesis.import_shares(wi, *wh);
+                if parts.is_empty() {
                     return Err(refuse(code::CONTRACT, "no mix share fits the customer's fallback"));
-                }
-                let mut parts: Vec<(u32, u64, u64)> =
-                    shares.iter().map(|&(p, s)| (p, wh * s / total, (wh * s) % total)).collect();
-                let mut left = wh - parts.iter().map(|x| x.1).sum::<u64>();
-                let mut order: Vec<usize> = (0..parts.len()).collect();
-                order.sort_by_key(|&k| (std::cmp::Reverse(parts[k].2), k));
-                for k in order {
-                    if left == 0 {
-                        break;
-                    }
-                    parts[k].1 += 1;
-                    left -= 1;
                 }
                 let bill = mul_div(self.genesis.retail, *wh);
                 self.credit(*wallet, -bill);
                 self.credit(self.genesis.operator_wallet, bill);
-                for (p, q, _) in parts {
+                for (p, q) in parts {
                     if q > 0 {
                         let r = self.state.certs.mint(p, *slot, *wallet, q).map_err(cert_refusal)?;
                         self.record(MoveKind::Import, u32::MAX, *wallet, &[r]);

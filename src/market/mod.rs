@@ -7,6 +7,7 @@
 //! - [`orders`]: the JSON order-book format of `gridtwin market clear`.
 //! - [`certs`]: certificate ranges (Wh) and wallets: mint, transfer, split, merge, claim.
 //! - [`private`]: private readings: Pedersen commitments, sealed openings per recipient, claim range proofs.
+//! - [`view`]: what one party (owner, grid operator, auditor) reads from a private ledger with its key.
 //!
 //! Units everywhere in state: energy in integer Wh, money in integer milli-cents, prices in milli-cents per
 //! kWh, time in integer nanoseconds (slots are numbered from the run's start).
@@ -20,4 +21,5 @@ pub mod orders;
 pub mod private;
 pub mod sim;
 pub mod trace;
+pub mod view;
 pub mod world;

@@ -2,8 +2,14 @@
 //! ordered transaction) from genesis, checks every block's state root against `market_blocks.csv`, and prints
 //! where each kWh a wallet claimed came from: plant, technology, location, slot, and every movement (mint,
 //! P2P trade with its price and fee, transfer, grid import) it passed through before the claim.
+//!
+//! On a private ledger the claims are sealed: the trace opens them with the key of the reader (by default the
+//! wallet's owner), takes the consumed part of what each claim retired, and adds the grid import (the reading
+//! less the claim) split over the supplier's mix. A reader with no box for the wallet gets an error, not a
+//! trace.
 
 use super::app::{CHANNEL_NAMES, Genesis, MarketApp, MoveKind, Movement};
+use super::view;
 use super::certs::Range;
 use gridtwin_firmware::app::{Application, BlockInfo};
 use std::collections::BTreeMap;
@@ -23,6 +29,11 @@ fn hex(b: &[u8]) -> String {
 
 /// Replays the ledger of `out_dir`; returns the application after the last block.
 pub fn replay(out_dir: &Path) -> Result<MarketApp, String> {
+    replay_with_txs(out_dir).map(|x| x.0)
+}
+
+/// [`replay`], with the transactions the ledger accepted, in order.
+pub fn replay_with_txs(out_dir: &Path) -> Result<(MarketApp, Vec<Vec<u8>>), String> {
     let lp = out_dir.join("market_ledger.csv");
     let bp = out_dir.join("market_blocks.csv");
     let mut lr = csv::Reader::from_path(&lp)
@@ -38,6 +49,7 @@ pub fn replay(out_dir: &Path) -> Result<MarketApp, String> {
         roots.insert(h, (t, rec.get(4).unwrap_or("").to_string()));
     }
     let mut app: Option<MarketApp> = None;
+    let mut accepted: Vec<Vec<u8>> = Vec::new();
     let mut block: Vec<Vec<u8>> = Vec::new();
     let mut height = 0u64;
     let finish = |app: &mut MarketApp, height: u64, block: &mut Vec<Vec<u8>>| -> Result<(), String> {
@@ -76,13 +88,16 @@ pub fn replay(out_dir: &Path) -> Result<MarketApp, String> {
             }
             height = h;
         }
+        if rec.get(3) == Some("0") {
+            accepted.push(bytes.clone());
+        }
         block.push(bytes);
     }
     let mut a = app.ok_or(format!("{}: no genesis row", lp.display()))?;
     if height > 0 {
         finish(&mut a, height, &mut block)?;
     }
-    Ok(a)
+    Ok((a, accepted))
 }
 
 fn describe(app: &MarketApp, m: &Movement) -> String {
@@ -109,7 +124,7 @@ fn describe(app: &MarketApp, m: &Movement) -> String {
             m.height
         ),
         MoveKind::Claim => format!("claimed by {} (block {})", w(m.to), m.height),
-        MoveKind::SealedClaim => format!("retired by {}'s sealed claim (block {})", w(m.to), m.height),
+        MoveKind::SealedClaim => format!("consumed by {} under its sealed claim (block {})", w(m.to), m.height),
     }
 }
 
@@ -134,14 +149,56 @@ fn parse_code(app: &MarketApp, code: &str) -> Result<(u32, u32, u64, u64), Strin
     Ok((plant, slot, serial * 1000, serial * 1000 + 1000))
 }
 
-/// The trace of `wallet` (optionally one kWh) as text.
-pub fn trace(out_dir: &Path, wallet: &str, kwh: Option<&str>) -> Result<String, String> {
-    let app = replay(out_dir)?;
+/// The trace of `wallet` (optionally one kWh) as text; on a private ledger as `reader` reads it (a participant
+/// name; default the wallet's owner).
+pub fn trace(out_dir: &Path, wallet: &str, kwh: Option<&str>, reader: Option<&str>) -> Result<String, String> {
+    let (app, txs) = replay_with_txs(out_dir)?;
     let g = &app.genesis;
     let w = g.wallets.iter().position(|x| x.id == wallet).ok_or_else(|| {
         let known: Vec<&str> = g.wallets.iter().map(|w| w.id.as_str()).collect();
         format!("no wallet \"{wallet}\" in this ledger (known: {})", known.join(", "))
     })? as u32;
+    // A private ledger: what the reader can open of this wallet.
+    let sealed = match &g.privacy {
+        None => None,
+        Some(_) => {
+            let name = reader.map_or_else(|| format!("owner/{wallet}"), str::to_string);
+            let v = view::open_as(g, txs.iter().map(|t| t.as_slice()), &name).ok_or_else(|| {
+                format!("\"{name}\" is not a participant of this ledger, so it holds no key to its sealed readings")
+            })?;
+            let mine = |m: &BTreeMap<(u32, u32), u64>| m.keys().filter(|k| k.0 == w).count();
+            let sealed_here = app.state.sealed.keys().filter(|k| k.0 == w).count();
+            if sealed_here > 0 && mine(&v.consumed_wh) == 0 {
+                return Err(format!(
+                    "wallet {wallet}'s readings are sealed and \"{name}\" opens none of them ({} sealed transactions \
+                     not addressed to it{})",
+                    v.not_addressed,
+                    if v.unreadable > 0 { format!(", {} that do not open with its key", v.unreadable) } else { String::new() }
+                ));
+            }
+            Some((name, v))
+        }
+    };
+    if reader.is_some() && sealed.is_none() {
+        return Err("--as reads a private ledger; this ledger's readings are in clear".into());
+    }
+    // The consumed part of each sealed claim, as claim movements (private ledgers).
+    let consumed: Vec<Movement> = sealed.as_ref().map_or(Vec::new(), |(_, v)| {
+        v.claimed_wh
+            .iter()
+            .filter(|(k, _)| k.0 == w)
+            .flat_map(|(&(_, slot), &k)| {
+                let height = app
+                    .log
+                    .iter()
+                    .find(|m| m.kind == MoveKind::SealedClaim && m.to == w && m.range.slot == slot)
+                    .map_or(0, |m| m.height);
+                view::consumed_ranges(&app, w, slot, k)
+                    .into_iter()
+                    .map(move |range| Movement { height, kind: MoveKind::SealedClaim, from: w, to: w, range })
+            })
+            .collect()
+    });
     let filter = kwh.map(|c| parse_code(&app, c)).transpose()?;
     // Movements per (plant, slot), in ledger order.
     let mut by_ps: BTreeMap<(u32, u32), Vec<usize>> = BTreeMap::new();
@@ -152,10 +209,23 @@ pub fn trace(out_dir: &Path, wallet: &str, kwh: Option<&str>) -> Result<String, 
     let mut total = 0u64;
     let mut by_tech: BTreeMap<&str, u64> = BTreeMap::new();
     let mut lines = 0usize;
-    for (i, c) in app.log.iter().enumerate() {
-        if c.kind != MoveKind::Claim || c.to != w {
-            continue;
-        }
+    let claims: Vec<(usize, &Movement)> = if sealed.is_some() {
+        // History of a consumed piece: every movement before its retirement.
+        consumed
+            .iter()
+            .map(|c| {
+                let at = app
+                    .log
+                    .iter()
+                    .position(|m| m.kind == MoveKind::SealedClaim && m.to == w && m.range.slot == c.range.slot)
+                    .unwrap_or(app.log.len());
+                (at, c)
+            })
+            .collect()
+    } else {
+        app.log.iter().enumerate().filter(|(_, c)| c.kind == MoveKind::Claim && c.to == w).collect()
+    };
+    for (i, c) in claims {
         let mut r = c.range;
         if let Some((p, s, a, b)) = filter {
             if r.plant != p || r.slot != s || r.end() <= a || r.start >= b {
@@ -211,14 +281,56 @@ pub fn trace(out_dir: &Path, wallet: &str, kwh: Option<&str>) -> Result<String, 
             lines += 1;
         }
     }
-    let metered: u64 = app.state.metered.iter().filter(|((x, _), _)| *x == w).map(|(_, v)| v).sum();
+    // Grid import of a private ledger: the reading less the claim, over the supplier's mix.
+    let mut imported = 0u64;
+    if let Some((_, v)) = &sealed
+        && filter.is_none()
+    {
+        let wi = &g.wallets[w as usize];
+        for (&(_, slot), _) in v.claimed_wh.iter().filter(|(k, _)| k.0 == w) {
+            let Some(u) = v.import_wh(w, slot).filter(|&u| u > 0) else { continue };
+            imported += u;
+            let parts: Vec<String> = g
+                .import_shares(wi, u)
+                .into_iter()
+                .filter(|&(_, q)| q > 0)
+                .map(|(p, q)| {
+                    *by_tech.entry(g.plants[p as usize].tech.name()).or_insert(0) += q;
+                    format!("{} {q} Wh", g.plants[p as usize].id)
+                })
+                .collect();
+            let slot_min = slot as u64 * g.slot_ns / 60_000_000_000;
+            let _ = writeln!(
+                out,
+                "grid import {u} Wh, slot {slot} ({:02}:{:02}): supplier mix {} (sealed: the reading less the claim)",
+                (slot_min / 60) % 24,
+                slot_min % 60,
+                parts.join(", ")
+            );
+            lines += 1;
+        }
+    }
+    total += imported;
+    let metered: u64 = match &sealed {
+        None => app.state.metered.iter().filter(|((x, _), _)| *x == w).map(|(_, v)| v).sum(),
+        Some((_, v)) => v.consumed_wh.iter().filter(|((x, _), _)| *x == w).map(|(_, v)| v).sum(),
+    };
     let mut head = String::new();
     let _ = writeln!(head, "wallet {wallet}: {total} Wh traced in {lines} pieces");
+    if let Some((name, v)) = &sealed {
+        let _ = writeln!(
+            head,
+            "private ledger: {} sealed readings and {} sealed claims of this wallet opened with {name}'s key",
+            v.consumed_wh.keys().filter(|k| k.0 == w).count(),
+            v.claimed_wh.keys().filter(|k| k.0 == w).count(),
+        );
+    }
     if filter.is_none() {
         let _ = writeln!(
             head,
-            "metered consumption {metered} Wh, claimed {} Wh ({})",
+            "metered consumption {metered} Wh, claimed {} Wh{} ({})",
             total,
+            if sealed.is_some() { format!(" ({} from certificates, {imported} grid import)", total - imported) } else { String::new() },
             if total == metered {
                 "every consumed Wh has an origin".to_string()
             } else {

@@ -7,7 +7,7 @@
 
 use super::app::{
     CH_FEED_IN, CH_MARKET, CH_P2P, CH_SELF, CH_TRADER, Genesis, MarketApp, MoveKind, Participant, PlantInfo, Privacy,
-    Role, WalletInfo,
+    Role, Tx, WalletInfo,
 };
 use super::clearing::{ACCEPT_ANY, Tech};
 use super::contracts::{Baseline, Channel, Fallback, LoadedContracts};
@@ -15,7 +15,9 @@ use super::sim::{
     Customer, CustomerSpec, DeviceState, DrProgram, GridOperator, Measures, Meter, Metering, OfftakePrices, Orderer,
     SealPlan, Sequencer, Signer, key_for,
 };
+use super::certs::Range;
 use super::private;
+use super::view;
 use crate::agents::Msg;
 use crate::engine::{AgentId, SimDuration, Simulation};
 use crate::grid::GridAgent;
@@ -633,16 +635,50 @@ impl Part for MarketPart {
         let g = &app.genesis;
         let certs = &app.state.certs;
         let audit = certs.audit();
+        // On a private ledger the report reads what the grid operator's supply desk can open: consumption,
+        // claims and imports per wallet and slot.
+        let view = g.privacy.as_ref().and_then(|_| {
+            let accepted = seq
+                .blocks
+                .iter()
+                .flat_map(|b| b.txs.iter().zip(&b.outcomes).filter(|(_, o)| **o == 0).map(|(t, _)| t.as_slice()));
+            view::open_as(g, accepted, "grid-operator-supply")
+        });
+        // What each wallet consumed from certificates: claimed ranges, or the consumed part of sealed claims.
+        let claims: Vec<(u32, Range)> = match &view {
+            None => app.log.iter().filter(|m| m.kind == MoveKind::Claim).map(|m| (m.to, m.range)).collect(),
+            Some(v) => v
+                .claimed_wh
+                .iter()
+                .flat_map(|(&(w, slot), &k)| view::consumed_ranges(app, w, slot, k).into_iter().map(move |r| (w, r)))
+                .collect(),
+        };
         // Slots with claims in: every consumed Wh of theirs has an origin.
         let claimed_slots: Vec<u32> = {
-            let mut v: Vec<u32> =
-                app.log.iter().filter(|m| matches!(m.kind, MoveKind::Claim)).map(|m| m.range.slot).collect();
+            let mut v: Vec<u32> = match &view {
+                None => claims.iter().map(|c| c.1.slot).collect(),
+                Some(_) => app.state.sealed_claims.keys().map(|k| k.1).collect(),
+            };
             v.sort_unstable();
             v.dedup();
             v
         };
-        let uncovered: Vec<u32> =
-            claimed_slots.iter().copied().filter(|&s| app.uncovered_after_claims(s).is_some()).collect();
+        let uncovered: Vec<u32> = match &view {
+            None => claimed_slots.iter().copied().filter(|&s| app.uncovered_after_claims(s).is_some()).collect(),
+            // A sealed claim covers its reading by construction (claim plus import); a reading without a claim
+            // does not.
+            Some(_) => {
+                let mut v: Vec<u32> = app
+                    .state
+                    .sealed
+                    .keys()
+                    .filter(|k| claimed_slots.contains(&k.1) && !app.state.sealed_claims.contains_key(k))
+                    .map(|k| k.1)
+                    .collect();
+                v.dedup();
+                v
+            }
+        };
         // Claims by wallet and technology; local solar and preference shares.
         let n_customers = self.customers.len();
         let mut by_wallet_tech: BTreeMap<(u32, Tech), u64> = BTreeMap::new();
@@ -653,27 +689,24 @@ impl Part for MarketPart {
         let days = (sim.now().as_nanos() / 86_400_000_000_000 + 1) as usize;
         let mut cum_tech: Vec<BTreeMap<Tech, Vec<f64>>> = vec![BTreeMap::new(); n_customers];
         let total_slots = nslots * days;
-        for m in &app.log {
-            if m.kind != MoveKind::Claim {
-                continue;
-            }
-            let p = &g.plants[m.range.plant as usize];
-            *by_wallet_tech.entry((m.to, p.tech)).or_insert(0) += m.range.len;
-            all_claims += m.range.len;
+        for &(to, range) in &claims {
+            let p = &g.plants[range.plant as usize];
+            *by_wallet_tech.entry((to, p.tech)).or_insert(0) += range.len;
+            all_claims += range.len;
             if p.tech == Tech::Solar && !p.supplier {
-                local_solar += m.range.len;
+                local_solar += range.len;
             }
-            if let Some(wi) = g.wallets.get(m.to as usize)
-                && (m.to as usize) < n_customers
+            if let Some(wi) = g.wallets.get(to as usize)
+                && (to as usize) < n_customers
             {
-                claimed_by[m.to as usize] += m.range.len;
-                let named_ok = wi.plants.is_empty() || wi.plants.contains(&m.range.plant);
+                claimed_by[to as usize] += range.len;
+                let named_ok = wi.plants.is_empty() || wi.plants.contains(&range.plant);
                 if wi.accept & p.tech.bit() != 0 && named_ok {
-                    pref_wh[m.to as usize] += m.range.len;
+                    pref_wh[to as usize] += range.len;
                 }
-                let col = cum_tech[m.to as usize].entry(p.tech).or_insert_with(|| vec![0.0; total_slots]);
-                if (m.range.slot as usize) < total_slots {
-                    col[m.range.slot as usize] += m.range.len as f64 / 1000.0;
+                let col = cum_tech[to as usize].entry(p.tech).or_insert_with(|| vec![0.0; total_slots]);
+                if (range.slot as usize) < total_slots {
+                    col[range.slot as usize] += range.len as f64 / 1000.0;
                 }
             }
         }
@@ -683,7 +716,10 @@ impl Part for MarketPart {
             .iter()
             .fold((0, 0, 0), |a, s| (a.0 + s.welfare, a.1 + s.greedy_welfare, a.2 + s.cda_welfare));
         let p2p_wh: u64 = app.settlements.iter().map(|s| s.volume_wh).sum();
-        let import_wh: u64 = app.log.iter().filter(|m| m.kind == MoveKind::Import).map(|m| m.range.len).sum();
+        let import_wh: u64 = match &view {
+            None => app.log.iter().filter(|m| m.kind == MoveKind::Import).map(|m| m.range.len).sum(),
+            Some(v) => v.claimed_wh.keys().filter_map(|&(w, sl)| v.import_wh(w, sl)).sum(),
+        };
         // Demand response against the no-DR twin.
         let (twin_peak, twin_slots) = match &self.twin {
             Some(t) => match run_twin(t, self.operator) {
@@ -754,6 +790,7 @@ impl Part for MarketPart {
         let refusals: serde_json::Map<String, serde_json::Value> =
             app.refusals.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
         let pref_share: Vec<f64> = (0..n_customers).map(|w| pct(pref_wh[w], claimed_by[w])).collect();
+        let privacy = view.as_ref().map_or(serde_json::Value::Null, |v| privacy_summary(app, seq, v));
         r.summary.insert(
             "market".into(),
             json!({
@@ -790,21 +827,35 @@ impl Part for MarketPart {
                 "metering_max_slot_error_wh": max_err,
                 "losses_wh": losses_wh,
                 "channels": channels,
+                "privacy": privacy,
             }),
         );
+        let peak = match twin_peak {
+            Some(p) => format!("DR peak {:.1} kW vs {p:.1} kW without (-{reduction:.1} %)", op.peak_kw),
+            None => format!("peak {:.1} kW", op.peak_kw),
+        };
         r.human.push(format!(
-            "market: {} blocks, {} txs ({} refused); minted {} Wh = claimed {} + held {}; P2P {} kWh; DR peak {:.1} kW vs {} kW without (-{:.1} %)",
+            "market: {} blocks, {} txs ({} refused); minted {} Wh = {} {} + held {}; P2P {} kWh; {peak}",
             seq.blocks.len(),
             txs,
             refused,
             certs.minted_wh,
+            if g.privacy.is_some() { "retired" } else { "claimed" },
             certs.claimed_wh,
             certs.held_wh,
             p2p_wh / 1000,
-            op.peak_kw,
-            twin_peak.map_or("?".into(), |p| format!("{p:.1}")),
-            reduction
         ));
+        if let Some(v) = &view {
+            r.human.push(format!(
+                "private ledger: {} readings and {} claims sealed (claims range-proved); the grid operator reads \
+                 {} Wh consumed = {} Wh from certificates + {} Wh grid import",
+                app.state.sealed.len() + app.state.sealed_flex.len(),
+                app.state.sealed_claims.len(),
+                v.consumed_wh.iter().filter(|(k, _)| app.state.sealed_claims.contains_key(k)).map(|(_, x)| x).sum::<u64>(),
+                v.claimed_wh.values().sum::<u64>(),
+                import_wh,
+            ));
+        }
         r.tables.push(("market_channels".into(), ct));
         // Wallets.
         let mut wt = Table::new(&[
@@ -824,7 +875,10 @@ impl Part for MarketPart {
         ]);
         for (w, wi) in g.wallets.iter().enumerate() {
             let w = w as u32;
-            let consumed: u64 = app.state.metered.iter().filter(|((x, _), _)| *x == w).map(|(_, v)| v).sum();
+            let consumed: u64 = match &view {
+                None => app.state.metered.iter().filter(|((x, _), _)| *x == w).map(|(_, v)| v).sum(),
+                Some(v) => v.consumed_wh.iter().filter(|((x, _), _)| *x == w).map(|(_, v)| v).sum(),
+            };
             let claimed: u64 = by_wallet_tech.iter().filter(|((x, _), _)| *x == w).map(|(_, v)| v).sum();
             let tech = |t: Tech| by_wallet_tech.get(&(w, t)).copied().unwrap_or(0).to_string();
             let (drw, drm) =
@@ -881,8 +935,19 @@ impl Part for MarketPart {
             match m.kind {
                 MoveKind::Mint => minted[k] += m.range.len as f64 / 1000.0,
                 MoveKind::Import => imported[k] += m.range.len as f64 / 1000.0,
-                MoveKind::Claim => claimed[k] += m.range.len as f64 / 1000.0,
                 _ => {}
+            }
+        }
+        for (_, r) in &claims {
+            if let Some(x) = claimed.get_mut(r.slot as usize) {
+                *x += r.len as f64 / 1000.0;
+            }
+        }
+        if let Some(v) = &view {
+            for &(w, sl) in v.claimed_wh.keys() {
+                if let (Some(x), Some(u)) = (imported.get_mut(sl as usize), v.import_wh(w, sl)) {
+                    *x += u as f64 / 1000.0;
+                }
             }
         }
         let mut p2p = vec![0.0; nseries];
@@ -963,6 +1028,56 @@ impl Part for MarketPart {
             });
         }
     }
+}
+
+/// The `market.privacy` object of a private ledger: what is sealed, what it costs on the ledger, and what the grid
+/// operator's supply desk reads from it.
+fn privacy_summary(app: &MarketApp, seq: &Sequencer, v: &view::SealedView) -> serde_json::Value {
+    let g = &app.genesis;
+    let (mut n, mut bytes) = ([0u64; 2], [0u64; 2]);
+    for b in &seq.blocks {
+        for (t, &o) in b.txs.iter().zip(&b.outcomes) {
+            let Ok(env) = gridtwin_firmware::app::Envelope::parse(t) else { continue };
+            let k = match Tx::decode(env.payload) {
+                Ok(Tx::SealedReading { .. }) => 0,
+                Ok(Tx::SealedClaim { .. }) => 1,
+                _ => continue,
+            };
+            if o == 0 {
+                n[k] += 1;
+                bytes[k] += t.len() as u64;
+            }
+        }
+    }
+    let mean = |k: usize| if n[k] > 0 { bytes[k] as f64 / n[k] as f64 } else { 0.0 };
+    let consumed: u64 = v.consumed_wh.values().sum();
+    let claimed: u64 = v.claimed_wh.values().sum();
+    let import: u64 = v.claimed_wh.keys().filter_map(|&(w, s)| v.import_wh(w, s)).sum();
+    let spilled: u64 = app
+        .state
+        .sealed_claims
+        .iter()
+        .map(|(k, &(_, held))| held.saturating_sub(v.claimed_wh.get(k).copied().unwrap_or(0)))
+        .sum();
+    let name = |who: u32| g.participants.get(who as usize).map_or("?".to_string(), |p| p.name.clone());
+    let auditors: Vec<String> =
+        g.participants.iter().filter(|p| p.role == Role::Auditor).map(|p| p.name.clone()).collect();
+    let revoked: serde_json::Map<String, serde_json::Value> =
+        app.state.revoked.iter().map(|(&who, &from)| (name(who), json!(from))).collect();
+    json!({
+        "sealed_readings": app.state.sealed.len() + app.state.sealed_flex.len(),
+        "sealed_claims": app.state.sealed_claims.len(),
+        "reading_tx_bytes_mean": mean(0),
+        "claim_tx_bytes_mean": mean(1),
+        "auditors": auditors,
+        "revoked_from_slot": revoked,
+        "grid_operator_opened": v.consumed_wh.len() + v.flex_wh.len() + v.claimed_wh.len(),
+        "grid_operator_unreadable": v.unreadable,
+        "consumption_wh": consumed,
+        "claimed_wh": claimed,
+        "import_wh": import,
+        "spilled_wh": spilled,
+    })
 }
 
 fn welfare_num(w: i128) -> serde_json::Value {

@@ -541,7 +541,7 @@ fn market_day_balances_its_certificates_cuts_the_peak_and_every_wallet_traces() 
     // Every customer's trace accounts for all of its metered consumption.
     for k in 1..=13 {
         let w = format!("h{k:02}");
-        let t = gridtwin::market::trace::trace(&out, &w, None).unwrap();
+        let t = gridtwin::market::trace::trace(&out, &w, None, None).unwrap();
         assert!(
             t.contains("every consumed Wh has an origin"),
             "{w}: {}",
@@ -556,7 +556,7 @@ fn market_day_balances_its_certificates_cuts_the_peak_and_every_wallet_traces() 
     let at = bytes.len() - 70;
     bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
     std::fs::write(&lp, text.replace(&line, &String::from_utf8(bytes).unwrap())).unwrap();
-    let e = gridtwin::market::trace::trace(&out, "h01", None).unwrap_err();
+    let e = gridtwin::market::trace::trace(&out, "h01", None, None).unwrap_err();
     assert!(e.contains("state root"), "{e}");
 }
 
