@@ -475,22 +475,66 @@ pub struct Settle {
 /// A market transaction (the payload of an envelope).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tx {
-    Reading { slot: u32, consumed_wh: u64, produced_wh: u64 },
+    Reading {
+        slot: u32,
+        consumed_wh: u64,
+        produced_wh: u64,
+    },
     Settle(Settle),
-    Transfer { to: u32, slot: u32, plant: u32, wh: u64 },
-    Claim { slot: u32, wh: u64 },
-    MintImport { wallet: u32, slot: u32, wh: u64 },
-    Offtake { plant: u32, slot: u32, channel: u8, wh: u64, price: i64 },
-    DrEvent { id: u32, first_slot: u32, last_slot: u32, reward: i64 },
-    DrBaseline { event: u32, baseline_wh: Vec<i64> },
-    DrSettle { event: u32 },
+    Transfer {
+        to: u32,
+        slot: u32,
+        plant: u32,
+        wh: u64,
+    },
+    Claim {
+        slot: u32,
+        wh: u64,
+    },
+    MintImport {
+        wallet: u32,
+        slot: u32,
+        wh: u64,
+    },
+    Offtake {
+        plant: u32,
+        slot: u32,
+        channel: u8,
+        wh: u64,
+        price: i64,
+    },
+    DrEvent {
+        id: u32,
+        first_slot: u32,
+        last_slot: u32,
+        reward: i64,
+    },
+    DrBaseline {
+        event: u32,
+        baseline_wh: Vec<i64>,
+    },
+    DrSettle {
+        event: u32,
+    },
     /// A consumption (or flexible-load) reading as a commitment, its opening sealed for the entitled parties.
-    SealedReading { slot: u32, commitment: [u8; 32], sealed: Sealed },
+    SealedReading {
+        slot: u32,
+        commitment: [u8; 32],
+        sealed: Sealed,
+    },
     /// A claim against the slot's sealed reading: its commitment, the range proof and the sealed opening. It
     /// retires every certificate the wallet holds for the slot.
-    SealedClaim { slot: u32, commitment: [u8; 32], proof: Vec<u8>, sealed: Sealed },
+    SealedClaim {
+        slot: u32,
+        commitment: [u8; 32],
+        proof: Vec<u8>,
+        sealed: Sealed,
+    },
     /// An auditor reads no sealed transaction of `from_slot` or later.
-    Revoke { participant: u32, from_slot: u32 },
+    Revoke {
+        participant: u32,
+        from_slot: u32,
+    },
 }
 
 fn enc_sealed(e: &mut Enc, s: &Sealed) {
@@ -664,7 +708,10 @@ impl Tx {
                     Tx::MintImport { .. } | Tx::DrEvent { .. } | Tx::DrSettle { .. } | Tx::Revoke { .. },
                     Role::Operator
                 )
-                | (Tx::Transfer { .. } | Tx::Claim { .. } | Tx::DrBaseline { .. } | Tx::SealedClaim { .. }, Role::Owner(_))
+                | (
+                    Tx::Transfer { .. } | Tx::Claim { .. } | Tx::DrBaseline { .. } | Tx::SealedClaim { .. },
+                    Role::Owner(_)
+                )
         )
     }
 }
@@ -1191,7 +1238,8 @@ impl MarketApp {
                 self.sealed_claim(w, *slot, commitment, proof, sealed)
             }
             Tx::Revoke { participant, from_slot } => {
-                let is_auditor = self.genesis.participants.get(*participant as usize).is_some_and(|p| p.role == Role::Auditor);
+                let is_auditor =
+                    self.genesis.participants.get(*participant as usize).is_some_and(|p| p.role == Role::Auditor);
                 if !is_auditor {
                     return Err(refuse(code::UNKNOWN_ITEM, "only an auditor's access is revoked"));
                 }

@@ -144,9 +144,7 @@ pub fn seal(opening: &Opening, recipients: &[(u32, [u8; 32])], aad: &[u8], rng: 
             let key = box_key(shared.as_bytes(), &ephemeral, &pk);
             let cipher = ChaCha20Poly1305::new(&key.into());
             // One key per (ephemeral, recipient), used once: a zero nonce is safe.
-            let ciphertext = cipher
-                .encrypt(&Nonce::default(), Payload { msg: &plain, aad })
-                .unwrap_or_default();
+            let ciphertext = cipher.encrypt(&Nonce::default(), Payload { msg: &plain, aad }).unwrap_or_default();
             SealedBox { recipient, ciphertext }
         })
         .collect();
@@ -207,8 +205,7 @@ pub fn prove_claim(
         return Err(ProveError::OutOfRange);
     }
     let values = [c, k, c - k, held_wh - k];
-    let blindings =
-        [reading.blinding, claim.blinding, reading.blinding - claim.blinding, -claim.blinding];
+    let blindings = [reading.blinding, claim.blinding, reading.blinding - claim.blinding, -claim.blinding];
     let g = gens();
     let mut t = claim_transcript(domain, wallet, slot);
     let (proof, _) =

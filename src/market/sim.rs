@@ -16,10 +16,12 @@
 //! operator's full node) re-executes each committed block it is sent, settles a slot once its readings are
 //! committed and tells the customers to claim once the settlement is.
 
-use super::app::{CH_FEED_IN, CH_MARKET, CH_P2P, CH_TRADER, Genesis, MarketApp, Role, Settle, Tx, entitled, sealed_aad};
-use super::private::{Opening, SealRng};
+use super::app::{
+    CH_FEED_IN, CH_MARKET, CH_P2P, CH_TRADER, Genesis, MarketApp, Role, Settle, Tx, entitled, sealed_aad,
+};
 use super::clearing;
 use super::contracts::{Battery, Ev, HeatPump};
+use super::private::{Opening, SealRng};
 use crate::agents::Msg;
 use crate::chain::{ChainMsg, CommittedBlock};
 use crate::engine::{Agent, AgentId, Ctx, Event, NS_PER_S, SimDuration, SimRng, SimTime, class};

@@ -9,8 +9,8 @@
 //! trace.
 
 use super::app::{CHANNEL_NAMES, Genesis, MarketApp, MoveKind, Movement};
-use super::view;
 use super::certs::Range;
+use super::view;
 use gridtwin_firmware::app::{Application, BlockInfo};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -173,7 +173,11 @@ pub fn trace(out_dir: &Path, wallet: &str, kwh: Option<&str>, reader: Option<&st
                     "wallet {wallet}'s readings are sealed and \"{name}\" opens none of them ({} sealed transactions \
                      not addressed to it{})",
                     v.not_addressed,
-                    if v.unreadable > 0 { format!(", {} that do not open with its key", v.unreadable) } else { String::new() }
+                    if v.unreadable > 0 {
+                        format!(", {} that do not open with its key", v.unreadable)
+                    } else {
+                        String::new()
+                    }
                 ));
             }
             Some((name, v))
@@ -193,9 +197,13 @@ pub fn trace(out_dir: &Path, wallet: &str, kwh: Option<&str>, reader: Option<&st
                     .iter()
                     .find(|m| m.kind == MoveKind::SealedClaim && m.to == w && m.range.slot == slot)
                     .map_or(0, |m| m.height);
-                view::consumed_ranges(&app, w, slot, k)
-                    .into_iter()
-                    .map(move |range| Movement { height, kind: MoveKind::SealedClaim, from: w, to: w, range })
+                view::consumed_ranges(&app, w, slot, k).into_iter().map(move |range| Movement {
+                    height,
+                    kind: MoveKind::SealedClaim,
+                    from: w,
+                    to: w,
+                    range,
+                })
             })
             .collect()
     });
@@ -330,7 +338,11 @@ pub fn trace(out_dir: &Path, wallet: &str, kwh: Option<&str>, reader: Option<&st
             head,
             "metered consumption {metered} Wh, claimed {} Wh{} ({})",
             total,
-            if sealed.is_some() { format!(" ({} from certificates, {imported} grid import)", total - imported) } else { String::new() },
+            if sealed.is_some() {
+                format!(" ({} from certificates, {imported} grid import)", total - imported)
+            } else {
+                String::new()
+            },
             if total == metered {
                 "every consumed Wh has an origin".to_string()
             } else {

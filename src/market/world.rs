@@ -9,14 +9,14 @@ use super::app::{
     CH_FEED_IN, CH_MARKET, CH_P2P, CH_SELF, CH_TRADER, Genesis, MarketApp, MoveKind, Participant, PlantInfo, Privacy,
     Role, Tx, WalletInfo,
 };
+use super::certs::Range;
 use super::clearing::{ACCEPT_ANY, Tech};
 use super::contracts::{Baseline, Channel, Fallback, LoadedContracts};
+use super::private;
 use super::sim::{
     Customer, CustomerSpec, DeviceState, DrProgram, GridOperator, Measures, Meter, Metering, OfftakePrices, Orderer,
     SealPlan, Sequencer, Signer, key_for,
 };
-use super::certs::Range;
-use super::private;
 use super::view;
 use crate::agents::Msg;
 use crate::engine::{AgentId, SimDuration, Simulation};
@@ -70,6 +70,9 @@ pub struct MarketConfig {
     #[serde(default)]
     pub privacy: Option<PrivacyConfig>,
 }
+
+/// Most auditors of a private ledger: each adds a 64-byte box to every sealed reading and claim.
+pub const MAX_AUDITORS: usize = 64;
 
 /// The `market.privacy` section: who besides the owner and the grid operator may read the sealed readings.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -137,8 +140,14 @@ impl MarketConfig {
                             seals; remove market.dr"
                     .into());
             }
+            if p.auditors.len() > MAX_AUDITORS {
+                return Err(format!(
+                    "market.privacy.auditors: at most {MAX_AUDITORS} (one sealed box each per reading)"
+                ));
+            }
             for (k, a) in p.auditors.iter().enumerate() {
-                if a.is_empty() || a.len() > 64 || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                if a.is_empty() || a.len() > 64 || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
                     return Err(format!(
                         "market.privacy.auditors[{k}]: \"{a}\" must be 1 to 64 letters, digits, '-' or '_'"
                     ));
@@ -424,16 +433,11 @@ pub fn add(
         let box_keys = participants
             .iter()
             .enumerate()
-            .filter(|(_, p)| {
-                matches!(p.role, Role::Owner(_) | Role::Auditor) || p.name == "grid-operator-supply"
-            })
+            .filter(|(_, p)| matches!(p.role, Role::Owner(_) | Role::Auditor) || p.name == "grid-operator-supply")
             .map(|(k, p)| (k as u32, private::box_public(&domain, &p.name)))
             .collect();
-        let declared_wh = c
-            .customers
-            .iter()
-            .map(|cu| declared_profile(loaded, net, cu.load, cfg.slot.0.as_nanos()))
-            .collect();
+        let declared_wh =
+            c.customers.iter().map(|cu| declared_profile(loaded, net, cu.load, cfg.slot.0.as_nanos())).collect();
         Privacy { box_keys, declared_wh }
     });
     let genesis = Genesis {
@@ -851,7 +855,11 @@ impl Part for MarketPart {
                  {} Wh consumed = {} Wh from certificates + {} Wh grid import",
                 app.state.sealed.len() + app.state.sealed_flex.len(),
                 app.state.sealed_claims.len(),
-                v.consumed_wh.iter().filter(|(k, _)| app.state.sealed_claims.contains_key(k)).map(|(_, x)| x).sum::<u64>(),
+                v.consumed_wh
+                    .iter()
+                    .filter(|(k, _)| app.state.sealed_claims.contains_key(k))
+                    .map(|(_, x)| x)
+                    .sum::<u64>(),
                 v.claimed_wh.values().sum::<u64>(),
                 import_wh,
             ));

@@ -12,6 +12,7 @@ mod market;
 mod mesh;
 mod plan;
 mod plots;
+mod privacy;
 mod security;
 mod sweeps;
 

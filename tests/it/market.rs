@@ -350,6 +350,7 @@ fn genesis(nc: usize, owners: &[Option<usize>], techs: &[Tech], prefs: &[u8]) ->
         fee_per_km: 4000,
         trader_cap_wh: 2000,
         retail: 30_000,
+        privacy: None,
     }
 }
 
