@@ -1,7 +1,9 @@
 //! Criterion benchmarks of the market: clearing one feeder's call market of 500 bids and 500 asks (random
 //! prices, technology preferences on 60 % of the bids and a distance-based grid fee on every pair), with the
 //! linear-time certificate check and the greedy baseline beside it; and certificate operations (mint, transfer, split, claim) on the
-//! registry, in operations per second.
+//! registry, in operations per second; and the cost of a private ledger per customer and slot: sealing a reading
+//! for four recipients, proving a claim (one aggregated 4 x 32-bit Bulletproofs range proof), and what each
+//! validator pays to verify it.
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gridtwin::market::certs::Registry;
 use gridtwin::market::clearing::{ACCEPT_ANY, Ask, Bid, Book, Tech, clear, greedy, verify};
@@ -79,5 +81,23 @@ fn certificates(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, clearing, certificates);
+fn private_ledger(c: &mut Criterion) {
+    use gridtwin::market::private::{Opening, SealRng, box_public, prove_claim, seal, verify_claim};
+    let mut rng = SealRng::from_material(b"bench");
+    let reading = Opening { wh: 900, blinding: rng.blinding() };
+    let claim = Opening { wh: 450, blinding: rng.blinding() };
+    let (rc, kc) = (reading.commit(), claim.commit());
+    let to: Vec<(u32, [u8; 32])> = (0..4).map(|k| (k, box_public("bench", &format!("p{k}")))).collect();
+    let mut g = c.benchmark_group("private_ledger");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("seal_reading_4_recipients", |b| b.iter(|| seal(&reading, &to, &rc, &mut rng)));
+    g.bench_function("prove_claim", |b| {
+        b.iter(|| prove_claim("bench", 1, 2, &reading, &claim, 700, &mut rng).expect("provable"))
+    });
+    let proof = prove_claim("bench", 1, 2, &reading, &claim, 700, &mut rng).expect("provable");
+    g.bench_function("verify_claim", |b| b.iter(|| assert!(verify_claim("bench", 1, 2, &rc, &kc, 700, &proof))));
+    g.finish();
+}
+
+criterion_group!(benches, clearing, certificates, private_ledger);
 criterion_main!(benches);

@@ -174,15 +174,18 @@ fn a_private_market_with_demand_response_or_an_unknown_auditor_is_refused_by_nam
     let mut l = private_market(1, 1);
     l.scenario.market.as_mut().unwrap().dr =
         Some(gridtwin::market::world::DrConfig { trigger_kw: 40.0, window_slots: 4, reward: 100, max_events: 1 });
-    let e = run_to_dir(&g, &l, None).err().expect("refused").to_string();
+    let Err(e) = run_to_dir(&g, &l, None) else { panic!("not refused") };
+    let e = e.to_string();
     assert!(e.contains("market.privacy") && e.contains("market.dr"), "{e}");
     let mut l = private_market(1, 1);
     l.scenario.market.as_mut().unwrap().privacy.as_mut().unwrap().revoke[0].auditor = "nobody".into();
-    let e = run_to_dir(&g, &l, None).err().expect("refused").to_string();
+    let Err(e) = run_to_dir(&g, &l, None) else { panic!("not refused") };
+    let e = e.to_string();
     assert!(e.contains("market.privacy.revoke[0].auditor") && e.contains("nobody"), "{e}");
     let mut l = private_market(1, 1);
     l.scenario.market.as_mut().unwrap().privacy.as_mut().unwrap().revoke[0].from = Dur(SimDuration::from_mins(20));
-    let e = run_to_dir(&g, &l, None).err().expect("refused").to_string();
+    let Err(e) = run_to_dir(&g, &l, None) else { panic!("not refused") };
+    let e = e.to_string();
     assert!(e.contains("market.privacy.revoke[0].from"), "{e}");
     assert!(!tmp.path().join("x").exists(), "nothing written");
 }
