@@ -90,7 +90,10 @@ pub struct PrivacyConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeConfig {
+    /// One of `auditors`.
     pub auditor: String,
+    /// From this time on (a whole number of slots) nothing is sealed for the auditor; what it could read before
+    /// stays readable to it.
     pub from: Dur,
 }
 
