@@ -1201,6 +1201,13 @@ impl MarketApp {
                 .filter(|&p| self.genesis.plants[p as usize].owner == w && self.genesis.plants[p as usize].self_consume)
                 .collect();
             let retired = self.state.certs.claim(w, slot, held, &own).map_err(cert_refusal)?;
+            // Own certificates kept back and retired count as self-consumption, as a clear claim's do (on a
+            // private ledger, consumed or spilled).
+            for r in &retired {
+                if self.genesis.plants[r.plant as usize].owner == w {
+                    self.state.sold.entry((r.plant, CH_SELF)).or_insert((0, 0)).0 += r.len;
+                }
+            }
             self.record(MoveKind::SealedClaim, w, w, &retired);
         }
         self.state.sealed_claims.insert((w, slot), (*commitment, held));

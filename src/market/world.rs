@@ -15,7 +15,7 @@ use super::contracts::{Baseline, Channel, Fallback, LoadedContracts};
 use super::private;
 use super::sim::{
     Customer, CustomerSpec, DeviceState, DrProgram, GridOperator, Measures, Meter, Metering, OfftakePrices, Orderer,
-    SealPlan, Sequencer, Signer, key_for,
+    SealPlan, Sequencer, Signer, key_for, outdoor_c, step_devices,
 };
 use super::view;
 use crate::agents::Msg;
@@ -254,10 +254,14 @@ fn sim_participant(g: &Genesis, name: &str) -> Option<u32> {
     g.participants.iter().position(|p| p.name == name).map(|k| k as u32)
 }
 
-/// A customer's declared consumption per slot of the day (Wh): BDEW H0 at the grid's `annual_kwh` and day of the
-/// year without the households' jitter, or the load's power in the network file; what a private ledger checks
-/// bids and self-consumption against, so that nothing public derives from a reading.
-fn declared_profile(loaded: &Loaded, net: &Network, load: usize, slot_ns: u64) -> Vec<u32> {
+/// A customer's declared consumption per slot of the day (Wh): what a private ledger checks bids and
+/// self-consumption against, so that nothing public derives from a reading. It is the forecast the customer can
+/// make from its contract alone: BDEW H0 at the grid's `annual_kwh` and day of the year without the households'
+/// jitter (or the load's power in the network file), plus its heat pump and EV run without demand response from
+/// their nominal start (set point, mean arrival) over the scenario's outdoor temperature. Home batteries only
+/// shift solar surplus, so they add nothing.
+fn declared_profile(loaded: &Loaded, net: &Network, cu: &super::contracts::Customer, cfg: &MarketConfig) -> Vec<u32> {
+    let slot_ns = cfg.slot.0.as_nanos();
     let slots = (86_400 * crate::engine::NS_PER_S / slot_ns).max(1) as usize;
     let slot_s = slot_ns as f64 / crate::engine::NS_PER_S as f64;
     let grid = loaded.scenario.grid.as_ref();
@@ -265,26 +269,39 @@ fn declared_profile(loaded: &Loaded, net: &Network, load: usize, slot_ns: u64) -
         crate::grid::config::LoadConfig::H0 { annual_kwh, .. } => Some((annual_kwh, g.day_of_year)),
         _ => None,
     });
+    let load = cu.load;
     let nominal_kw = match net.loads.get(load) {
         Some(l) => l.p_mw * 1000.0,
         None => net.asym_loads.get(load - net.loads.len()).map_or(0.0, |l| (l.p_a_mw + l.p_b_mw + l.p_c_mw) * 1000.0),
     };
-    (0..slots)
-        .map(|k| {
-            let wh = match h0 {
-                // The slot's mean over one-minute samples.
-                Some((annual, day)) => {
-                    let n = (slot_s / 60.0).round().max(1.0) as usize;
-                    let sum: f64 = (0..n)
-                        .map(|i| crate::grid::profiles::h0_kw(annual, day, k as f64 * slot_s + (i as f64 + 0.5) * 60.0))
-                        .sum();
-                    sum / n as f64 * slot_s / 3.6
-                }
-                None => nominal_kw * slot_s / 3.6,
-            };
-            wh.round().clamp(0.0, u32::MAX as f64) as u32
-        })
-        .collect()
+    let d = &cu.devices;
+    let mut devices = DeviceState {
+        hp: d.heat_pump.clone().map(|h| {
+            let sp = h.setpoint_c;
+            (h, sp, false)
+        }),
+        ev: d.ev.clone().map(|e| {
+            let (arrive, left) = (e.arrive_h, (e.target_soc - e.arrive_soc).max(0.0) * e.battery_kwh);
+            (e, arrive, left)
+        }),
+        battery: None,
+    };
+    let mut wh = vec![0.0f64; slots];
+    for minute in 0..24 * 60u64 {
+        let h = minute as f64 / 60.0;
+        let now = crate::engine::SimTime(minute * 60 * crate::engine::NS_PER_S);
+        let base_kw = match h0 {
+            Some((annual, day)) => crate::grid::profiles::h0_kw(annual, day, minute as f64 * 60.0 + 30.0),
+            None => nominal_kw,
+        };
+        let t_out = outdoor_c(cfg.outdoor_min_c, cfg.outdoor_max_c, h);
+        let (hp, ev, b) = step_devices(&mut devices, now, 1.0 / 60.0, h, t_out, None, base_kw, 0.0);
+        let k = ((minute * 60) as f64 / slot_s) as usize;
+        if let Some(x) = wh.get_mut(k) {
+            *x += (base_kw + hp + ev + b) * 1000.0 / 60.0;
+        }
+    }
+    wh.iter().map(|x| x.round().clamp(0.0, u32::MAX as f64) as u32).collect()
 }
 
 /// Name of the market application in a chain's genesis.
@@ -439,8 +456,7 @@ pub fn add(
             .filter(|(_, p)| matches!(p.role, Role::Owner(_) | Role::Auditor) || p.name == "grid-operator-supply")
             .map(|(k, p)| (k as u32, private::box_public(&domain, &p.name)))
             .collect();
-        let declared_wh =
-            c.customers.iter().map(|cu| declared_profile(loaded, net, cu.load, cfg.slot.0.as_nanos())).collect();
+        let declared_wh = c.customers.iter().map(|cu| declared_profile(loaded, net, cu, cfg)).collect();
         Privacy { box_keys, declared_wh }
     });
     let genesis = Genesis {
@@ -654,10 +670,21 @@ impl Part for MarketPart {
         // What each wallet consumed from certificates: claimed ranges, or the consumed part of sealed claims.
         let claims: Vec<(u32, Range)> = match &view {
             None => app.log.iter().filter(|m| m.kind == MoveKind::Claim).map(|m| (m.to, m.range)).collect(),
+            // The consumed part of each sealed claim, and the import over the supplier's mix as it would have
+            // been minted (no codes: it is not on the ledger in clear).
             Some(v) => v
                 .claimed_wh
                 .iter()
-                .flat_map(|(&(w, slot), &k)| view::consumed_ranges(app, w, slot, k).into_iter().map(move |r| (w, r)))
+                .flat_map(|(&(w, slot), &k)| {
+                    let import = match (g.wallets.get(w as usize), v.import_wh(w, slot)) {
+                        (Some(wi), Some(u)) if u > 0 => g.import_shares(wi, u),
+                        _ => Vec::new(),
+                    };
+                    view::consumed_ranges(app, w, slot, k)
+                        .into_iter()
+                        .chain(import.into_iter().map(move |(plant, len)| Range { plant, slot, start: 0, len }))
+                        .map(move |r| (w, r))
+                })
                 .collect(),
         };
         // Slots with claims in: every consumed Wh of theirs has an origin.
