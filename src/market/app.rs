@@ -103,6 +103,25 @@ pub struct WalletInfo {
     pub dr: Option<(u32, u64)>,
 }
 
+impl WalletInfo {
+    /// A wallet with no connection and no preferences: an independent producer's, the operator's, a channel's.
+    pub fn blank(id: &str) -> WalletInfo {
+        WalletInfo {
+            id: id.to_string(),
+            x_m: 0,
+            y_m: 0,
+            feeder: u32::MAX,
+            accept: super::clearing::ACCEPT_ANY,
+            max_distance_m: None,
+            same_feeder: false,
+            plants: Vec::new(),
+            price_cap: 0,
+            renewable_only: false,
+            dr: None,
+        }
+    }
+}
+
 /// A plant: technology, owner, location and sell policy (channel codes: 1 P2P, 2 trader, 3 market, 4 feed-in).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlantInfo {

@@ -363,19 +363,7 @@ pub fn add(
             }),
         });
     }
-    let blank = |id: &str| WalletInfo {
-        id: id.to_string(),
-        x_m: 0,
-        y_m: 0,
-        feeder: u32::MAX,
-        accept: ACCEPT_ANY,
-        max_distance_m: None,
-        same_feeder: false,
-        plants: Vec::new(),
-        price_cap: 0,
-        renewable_only: false,
-        dr: None,
-    };
+    let blank = WalletInfo::blank;
     let mut plant_owner = Vec::new();
     for p in &c.plants {
         let w = match &p.owner {

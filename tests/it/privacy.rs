@@ -208,25 +208,12 @@ fn tiny() -> (Genesis, BTreeMap<&'static str, gridtwin_firmware::app::Key>) {
         participants.push(Participant { name: n.into(), key: k.verifying_key().to_bytes(), role });
         keys.insert(n, k);
     }
-    let wallet = |id: &str| WalletInfo {
-        id: id.into(),
-        x_m: 0,
-        y_m: 0,
-        feeder: 0,
-        accept: 0xff,
-        max_distance_m: None,
-        same_feeder: false,
-        plants: Vec::new(),
-        price_cap: 0,
-        renewable_only: false,
-        dr: None,
-    };
     let box_keys = [0u32, 2, 3, 4].iter().map(|&k| (k, box_public("t", names[k as usize].0))).collect();
     let g = Genesis {
         domain: "t".into(),
         slot_ns: 900_000_000_000,
         participants,
-        wallets: ["a", "op", "trader", "exchange", "feed_in"].iter().map(|w| wallet(w)).collect(),
+        wallets: ["a", "op", "trader", "exchange", "feed_in"].iter().map(|w| WalletInfo::blank(w)).collect(),
         plants: Vec::new(),
         mix: Vec::new(),
         operator_wallet: 1,
