@@ -21,6 +21,16 @@
 //!   consumption of the same slot (refused above it).
 //! - `DrEvent`, `DrSettle` (the grid operator) and `DrBaseline` (an enrolled customer, before the window):
 //!   demand response, paid only for metered reduction of the flexible-load sub-meter against the baseline.
+//!
+//! On a private ledger (genesis with [`Privacy`]) consumption is sealed (see [`super::private`]):
+//! - `SealedReading` (a consumption or flexible-load meter): a commitment to the Wh, its opening sealed for the
+//!   parties [`entitled`] to read it; exactly those, or it is refused.
+//! - `SealedClaim` (a wallet's owner): a commitment to the Wh claimed with a range proof that it lies within
+//!   the reading and within the certificates held; it retires all of them. The rest of the reading is import.
+//! - `Revoke` (the grid operator): an auditor is sealed for no more from a slot on.
+//!
+//! and clear consumption readings, clear claims, `MintImport` and demand response are refused, while bids and
+//! self-consumption are checked against the declared consumption in genesis instead of the metered one.
 
 use super::certs::{CertError, Range, Registry};
 use super::clearing::{self, Ask, Bid, Book, Clearing, Duals, FORBIDDEN, Match, Tech};

@@ -11,6 +11,11 @@
 //! supplier desk mints imports (block 2); the customers, told the slot is settled, claim their metered
 //! consumption (block 3).
 //!
+//! On a private ledger ([`SealPlan`]) the meters seal their consumption readings for the entitled parties and
+//! hand each customer its opening; the customers seal a claim of what they consumed from the certificates they
+//! hold, with its range proof, every slot; the supplier desk mints no imports (they are the claims' sealed
+//! remainder), and the grid operator's desk submits the scenario's revocations.
+//!
 //! With the scenario's `chain` section the same three steps run on the chain: every agent submits to the chain
 //! agent ([`Orderer::Chain`]), the validators order and execute the blocks, and the sequencer (now the market
 //! operator's full node) re-executes each committed block it is sent, settles a slot once its readings are
