@@ -1,7 +1,7 @@
 //! Phase-domain power flow of 3-phase 4-wire LV networks: every bus has the nodes a, b, c and n (neutral),
 //! remote earth is the reference, lines carry a full 4x4 series impedance (phases and neutral with their
 //! mutual coupling), single-phase loads sit between a phase and their bus's neutral, and the neutral is
-//! earthed where the network's [`Earthing`] says. What this adds over the sequence model of
+//! earthed where the network's [`Earthing`](super::network::Earthing) says. What this adds over the sequence model of
 //! [`super::powerflow`]: neutral current, the neutral-point shift customers see, and neutral faults (an open
 //! neutral conductor, a neutral-to-earth path at a bus).
 //!

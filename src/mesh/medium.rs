@@ -45,7 +45,7 @@ pub const META_BYTES: usize = 12;
 /// count in the low 31 bits.
 pub const BROADCAST_SERIAL: u32 = 1 << 31;
 
-/// Counters of one node. Laid out in declaration order, those every reception writes first (see [`Node`]).
+/// Counters of one node. Laid out in declaration order, those every reception writes first (see `Node`).
 #[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct NodeStats {

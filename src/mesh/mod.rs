@@ -3,7 +3,7 @@
 //!
 //! Layout: [`radio`] (hardware model), [`propagation`] (path loss, shadowing, fading), [`phy`] (BER/PER,
 //! SINR over changing interference), [`medium`] (the mesh agent: channel, MAC, routers), [`jam`] (jammers on
-//! the channel), [`config`] (the scenario section), [`build`] (wiring into a simulation, validation, reports).
+//! the channel), [`config`] (the scenario section), [`build`](mod@build) (wiring into a simulation, validation, reports).
 //!
 //! The application seam: an agent sends `Msg::Mesh(MeshMsg::Send(..))` to the mesh agent
 //! ([`MeshHandle::agent`]) naming its node; payloads arriving at a node whose [`NodeSpec::app`] is set come

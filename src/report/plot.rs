@@ -1280,7 +1280,7 @@ pub struct Heatmap {
     pub kpi: String,
     pub xs: Vec<String>,
     pub ys: Vec<String>,
-    /// values[y][x], NaN where no point.
+    /// `values[y][x]`, NaN where no point.
     pub values: Vec<Vec<f64>>,
 }
 

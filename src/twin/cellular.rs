@@ -16,7 +16,7 @@
 //!   (`tail_mw` x min(gap, `tail_ms`)) per upload, and `idle_mw` otherwise.
 //! - **Bytes per day** as a carrier bills them: every IP byte both ways.
 //!
-//! [`Usage`] records transfers so that energy and bytes can be computed for the run as simulated and for
+//! `Usage` records transfers so that energy and bytes can be computed for the run as simulated and for
 //! alternatives (TLS on/off, one reading per publish) with the very same functions.
 
 use crate::engine::{SimDuration, SimRng, SimTime};

@@ -1,8 +1,8 @@
 //! LMU firmware: power quality, protection, fault location/isolation/restoration, joined into one device.
 //!
 //! [`Lmu`] owns the state machines and is driven sans-IO: feed it measurements (through a HAL
-//! [`SampleSource`](crate::hal::metering::SampleSource) and the DSP, or a
-//! [`PhasorSource`](crate::hal::metering::PhasorSource)) and peer messages with the current time, call
+//! [`SampleSource`] and the DSP, or a
+//! [`PhasorSource`]) and peer messages with the current time, call
 //! [`Lmu::poll`] with the contactor HAL, send what [`Lmu::pop_outgoing`] yields to the named neighbours, and
 //! call again at the returned deadline. Units: volts, amperes, hertz; time in ns.
 

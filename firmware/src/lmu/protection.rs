@@ -293,7 +293,7 @@ pub struct ProtectionStatus {
     pub loss_of_phase: bool,
     /// The present (or last) loss-of-phase condition is the negative-sequence step alone (voltages healthy).
     pub unbalance_step: bool,
-    /// One phase turned with its magnitude healthy and the others still (see [`VECTOR_SHIFT_MIN_DEG`]): it is
+    /// One phase turned with its magnitude healthy and the others still (see `VECTOR_SHIFT_MIN_DEG`): it is
     /// islanded beyond a break; counts as a lost phase.
     pub vector_shift: bool,
     /// A phase whose voltage is healthy has lost the feeder-head continuity signal (see
@@ -390,7 +390,7 @@ const VECTOR_SHIFT_OTHERS_MAX_DEG: f64 = 2.0;
 /// keep their voltage. Measured at the LMUs that lose a phase (sections 1, 3, 5 and 7 of the five feeders of the
 /// FLISR studies, and Kabel 2's section 16; PV 0 and 50 %): open conductors 0.002-0.038 p.u., bolted
 /// line-to-earth faults 0.001-0.44 p.u. (small only near the transformer, whose stiffness holds the healthy
-/// phases, and there the reports stay as before). Such a loss waits [`SWING_HOLD_NS`] more before it counts, or
+/// phases, and there the reports stay as before). Such a loss waits `SWING_HOLD_NS` more before it counts, or
 /// until the swing ends with a phase still lost (a single-phase fuse that cleared the fault leaves a lost phase
 /// behind): the LMUs beyond a shunt fault then keep their reports, which its handling does not use, off the
 /// channel that handling needs. This is the default of `ProtectionSettings::sag_swing_pu`; not among the sampled,
@@ -407,7 +407,7 @@ pub const SAG_SWING_MAX_PU: f64 = 0.5;
 const SWING_HOLD_NS: u64 = 1_000_000_000;
 /// A forward pickup's superimposed phase current that falls within one measurement by more than
 /// `delta_phase_a` and by more than this share of its size, with no phase voltage falling by more than
-/// [`INTERRUPTION_V_FALL_PU`], is a device below interrupting the fault. The pickup may hold on after it: the
+/// `INTERRUPTION_V_FALL_PU`, is a device below interrupting the fault. The pickup may hold on after it: the
 /// section beyond that device exported (PV) before the fault, and from here a lost export and a fault of the
 /// same size are the same superimposed current. Without this, a graded LMU above would wait for the `Cleared`
 /// of the device below over a busy channel and, when it is late, trip a healthy section.
@@ -551,7 +551,7 @@ impl Protection {
 
     /// Forgets the pre-fault memory and any pickup: the fault current was interrupted elsewhere and the
     /// flows that follow (lost load and DER, re-routed supply) are the new normal. Detection resumes once
-    /// the new memory is [`MEMORY_AGE_NS`] old.
+    /// the new memory is `MEMORY_AGE_NS` old.
     pub fn rebaseline(&mut self) {
         if self.status.pickup {
             self.clear_pickup();
