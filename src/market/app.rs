@@ -1226,20 +1226,26 @@ impl MarketApp {
             return Err(refuse(code::BAD_PROOF, "claim proof refused"));
         }
         if held > 0 {
-            let own: Vec<u32> = (0..self.genesis.plants.len() as u32)
-                .filter(|&p| self.genesis.plants[p as usize].owner == w && self.genesis.plants[p as usize].self_consume)
-                .collect();
-            let retired = self.state.certs.claim(w, slot, held, &own).map_err(cert_refusal)?;
-            // Own certificates kept back and retired count as self-consumption, as a clear claim's do (on a
-            // private ledger, consumed or spilled).
-            for r in &retired {
-                if self.genesis.plants[r.plant as usize].owner == w {
-                    self.state.sold.entry((r.plant, CH_SELF)).or_insert((0, 0)).0 += r.len;
-                }
-            }
-            self.record(MoveKind::SealedClaim, w, w, &retired);
+            self.retire(w, slot, held, MoveKind::SealedClaim)?;
         }
         self.state.sealed_claims.insert((w, slot), (*commitment, held));
+        Ok(())
+    }
+
+    /// Retires `wh` of `w`'s certificates of `slot` (its own self-consumed plants' first) and logs them as
+    /// `kind`. Its own plants' certificates count as self-consumption (on a private ledger, consumed or
+    /// spilled).
+    fn retire(&mut self, w: u32, slot: u32, wh: u64, kind: MoveKind) -> TxOutcome {
+        let own: Vec<u32> = (0..self.genesis.plants.len() as u32)
+            .filter(|&p| self.genesis.plants[p as usize].owner == w && self.genesis.plants[p as usize].self_consume)
+            .collect();
+        let retired = self.state.certs.claim(w, slot, wh, &own).map_err(cert_refusal)?;
+        for r in &retired {
+            if self.genesis.plants[r.plant as usize].owner == w {
+                self.state.sold.entry((r.plant, CH_SELF)).or_insert((0, 0)).0 += r.len;
+            }
+        }
+        self.record(kind, w, w, &retired);
         Ok(())
     }
 
@@ -1336,19 +1342,7 @@ impl MarketApp {
                 if self.state.certs.claimed_in_slot(w, *slot) + wh > metered {
                     return Err(refuse(code::ABOVE_METERED, "claim above the metered consumption"));
                 }
-                let own: Vec<u32> = (0..self.genesis.plants.len() as u32)
-                    .filter(|&p| {
-                        self.genesis.plants[p as usize].owner == w && self.genesis.plants[p as usize].self_consume
-                    })
-                    .collect();
-                let claimed = self.state.certs.claim(w, *slot, *wh, &own).map_err(cert_refusal)?;
-                for r in &claimed {
-                    if self.genesis.plants[r.plant as usize].owner == w {
-                        self.state.sold.entry((r.plant, CH_SELF)).or_insert((0, 0)).0 += r.len;
-                    }
-                }
-                self.record(MoveKind::Claim, w, w, &claimed);
-                Ok(())
+                self.retire(w, *slot, *wh, MoveKind::Claim)
             }
             Tx::MintImport { wallet, slot, wh } => {
                 let Some(wi) = self.genesis.wallets.get(*wallet as usize) else {

@@ -186,24 +186,22 @@ pub fn trace(out_dir: &Path, wallet: &str, kwh: Option<&str>, reader: Option<&st
     if reader.is_some() && sealed.is_none() {
         return Err("--as reads a private ledger; this ledger's readings are in clear".into());
     }
-    // The consumed part of each sealed claim, as claim movements (private ledgers).
-    let consumed: Vec<Movement> = sealed.as_ref().map_or(Vec::new(), |(_, v)| {
+    // The consumed part of each sealed claim as claim movements, each with the log position of its retirement
+    // (its history is every movement before that), on a private ledger.
+    let consumed: Vec<(usize, Movement)> = sealed.as_ref().map_or(Vec::new(), |(_, v)| {
         v.claimed_wh
             .iter()
             .filter(|(k, _)| k.0 == w)
             .flat_map(|(&(_, slot), &k)| {
-                let height = app
+                let at = app
                     .log
                     .iter()
-                    .find(|m| m.kind == MoveKind::SealedClaim && m.to == w && m.range.slot == slot)
-                    .map_or(0, |m| m.height);
-                view::consumed_ranges(&app, w, slot, k).into_iter().map(move |range| Movement {
-                    height,
-                    kind: MoveKind::SealedClaim,
-                    from: w,
-                    to: w,
-                    range,
-                })
+                    .position(|m| m.kind == MoveKind::SealedClaim && m.to == w && m.range.slot == slot)
+                    .unwrap_or(app.log.len());
+                let height = app.log.get(at).map_or(0, |m| m.height);
+                view::consumed_ranges(&app, w, slot, k)
+                    .into_iter()
+                    .map(move |range| (at, Movement { height, kind: MoveKind::SealedClaim, from: w, to: w, range }))
             })
             .collect()
     });
@@ -218,18 +216,7 @@ pub fn trace(out_dir: &Path, wallet: &str, kwh: Option<&str>, reader: Option<&st
     let mut by_tech: BTreeMap<&str, u64> = BTreeMap::new();
     let mut lines = 0usize;
     let claims: Vec<(usize, &Movement)> = if sealed.is_some() {
-        // History of a consumed piece: every movement before its retirement.
-        consumed
-            .iter()
-            .map(|c| {
-                let at = app
-                    .log
-                    .iter()
-                    .position(|m| m.kind == MoveKind::SealedClaim && m.to == w && m.range.slot == c.range.slot)
-                    .unwrap_or(app.log.len());
-                (at, c)
-            })
-            .collect()
+        consumed.iter().map(|(at, c)| (*at, c)).collect()
     } else {
         app.log.iter().enumerate().filter(|(_, c)| c.kind == MoveKind::Claim && c.to == w).collect()
     };

@@ -24,6 +24,9 @@ pub struct SealedView {
     pub unreadable: u64,
     /// Sealed transactions without a box for the reader.
     pub not_addressed: u64,
+    /// Sealed readings and sealed claims read, and their bytes (signed envelopes), whoever they address.
+    pub sealed_txs: [u64; 2],
+    pub sealed_bytes: [u64; 2],
 }
 
 impl SealedView {
@@ -49,6 +52,9 @@ pub fn open_as<'a>(g: &Genesis, txs: impl IntoIterator<Item = &'a [u8]>, reader:
             Tx::SealedClaim { slot, commitment, sealed, .. } => (11, *slot, commitment, sealed),
             _ => continue,
         };
+        let k = (kind == 11) as usize;
+        v.sealed_txs[k] += 1;
+        v.sealed_bytes[k] += t.len() as u64;
         if !sealed.boxes.iter().any(|b| b.recipient == me) {
             v.not_addressed += 1;
             continue;

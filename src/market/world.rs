@@ -7,7 +7,7 @@
 
 use super::app::{
     CH_FEED_IN, CH_MARKET, CH_P2P, CH_SELF, CH_TRADER, Genesis, MarketApp, MoveKind, Participant, PlantInfo, Privacy,
-    Role, Tx, WalletInfo,
+    Role, WalletInfo,
 };
 use super::certs::Range;
 use super::clearing::{ACCEPT_ANY, Tech};
@@ -697,6 +697,7 @@ impl Part for MarketPart {
                     .filter(|k| claimed_slots.contains(&k.1) && !app.state.sealed_claims.contains_key(k))
                     .map(|k| k.1)
                     .collect();
+                v.sort_unstable();
                 v.dedup();
                 v
             }
@@ -812,7 +813,7 @@ impl Part for MarketPart {
         let refusals: serde_json::Map<String, serde_json::Value> =
             app.refusals.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
         let pref_share: Vec<f64> = (0..n_customers).map(|w| pct(pref_wh[w], claimed_by[w])).collect();
-        let privacy = view.as_ref().map_or(serde_json::Value::Null, |v| privacy_summary(app, seq, v));
+        let privacy = view.as_ref().map_or(serde_json::Value::Null, |v| privacy_summary(app, v));
         r.summary.insert(
             "market".into(),
             json!({
@@ -1058,24 +1059,9 @@ impl Part for MarketPart {
 
 /// The `market.privacy` object of a private ledger: what is sealed, what it costs on the ledger, and what the grid
 /// operator's supply desk reads from it.
-fn privacy_summary(app: &MarketApp, seq: &Sequencer, v: &view::SealedView) -> serde_json::Value {
+fn privacy_summary(app: &MarketApp, v: &view::SealedView) -> serde_json::Value {
     let g = &app.genesis;
-    let (mut n, mut bytes) = ([0u64; 2], [0u64; 2]);
-    for b in &seq.blocks {
-        for (t, &o) in b.txs.iter().zip(&b.outcomes) {
-            let Ok(env) = gridtwin_firmware::app::Envelope::parse(t) else { continue };
-            let k = match Tx::decode(env.payload) {
-                Ok(Tx::SealedReading { .. }) => 0,
-                Ok(Tx::SealedClaim { .. }) => 1,
-                _ => continue,
-            };
-            if o == 0 {
-                n[k] += 1;
-                bytes[k] += t.len() as u64;
-            }
-        }
-    }
-    let mean = |k: usize| if n[k] > 0 { bytes[k] as f64 / n[k] as f64 } else { 0.0 };
+    let mean = |k: usize| if v.sealed_txs[k] > 0 { v.sealed_bytes[k] as f64 / v.sealed_txs[k] as f64 } else { 0.0 };
     let consumed: u64 = v.consumed_wh.values().sum();
     let claimed: u64 = v.claimed_wh.values().sum();
     let import: u64 = v.claimed_wh.keys().filter_map(|&(w, s)| v.import_wh(w, s)).sum();

@@ -684,17 +684,27 @@ mod world {
     /// One row of a FLISR study: `flisr-case.ron` on `net` with LMUs `at`, a fault of `kind` through `r_ohm`
     /// in `section`, rooftop PV at `pv` percent, run with the row's `seed`.
     fn study_row(net: &str, at: &str, section: &str, kind: &str, r_ohm: &str, pv: &str, seed: u64) -> Value {
-        case_seeded(
-            &[
-                ("grid.network", net),
-                ("lmus.at", at),
-                ("faults[0].section", section),
-                ("faults[0].kind", kind),
-                ("faults[0].r_ohm", r_ohm),
-                ("grid.rooftop_pv_pct", pv),
-            ],
-            seed,
-        )
+        row_with(net, at, (section, kind, r_ohm), pv, seed, &[])
+    }
+
+    /// [`study_row`] with the fault as (section, kind, r_ohm) and `extra` edits on top (a dead radio, a
+    /// routing option).
+    fn row_with(net: &str, at: &str, fault: (&str, &str, &str), pv: &str, seed: u64, extra: &[(&str, &str)]) -> Value {
+        let mut edits = vec![
+            ("grid.network", net),
+            ("lmus.at", at),
+            ("faults[0].section", fault.0),
+            ("faults[0].kind", fault.1),
+            ("faults[0].r_ohm", fault.2),
+            ("grid.rooftop_pv_pct", pv),
+        ];
+        edits.extend_from_slice(extra);
+        case_seeded(&edits, seed)
+    }
+
+    /// The mesh event that kills LMU `n`'s radio just before the fault.
+    fn dead_radio(n: u32) -> String {
+        format!("[Fail(node: {n}, at: \"0.9s\")]")
     }
 
     /// The shipped study (`scenarios/flisr-study.ron`: FLISR frames over the mesh, graded scheme) reduced to
@@ -999,17 +1009,14 @@ mod world {
     #[test]
     fn a_break_below_a_dead_radio_is_located_there_and_the_lmu_above_stands_down() {
         for pv in ["0.0", "50.0"] {
-            let s = case_seeded(
-                &[
-                    ("grid.network", "File(\"networks/ieee_european_lv_on_peak_566.json\")"),
-                    ("lmus.at", "MainJunctions(min_loads: 3)"),
-                    ("mesh.events", "[Fail(node: 5, at: \"0.9s\")]"),
-                    ("faults[0].kind", "OpenConductor"),
-                    ("faults[0].r_ohm", "0.0"),
-                    ("faults[0].section", "5"),
-                    ("grid.rooftop_pv_pct", pv),
-                ],
+            let dead = dead_radio(5);
+            let s = row_with(
+                "File(\"networks/ieee_european_lv_on_peak_566.json\")",
+                "MainJunctions(min_loads: 3)",
+                ("5", "OpenConductor", "0.0"),
+                pv,
                 13054919615667841462,
+                &[("mesh.events", dead.as_str())],
             );
             let e = &s["faults"]["events"][0];
             assert_eq!(e["located_section"], "S5", "{e}");
@@ -1030,18 +1037,14 @@ mod world {
             [("4", "TwoPhase", "10.0", 12920864598240102700u64), ("5", "ThreePhase", "0.0", 11728919165097875496)]
         {
             for second_routes in ["false", "true"] {
-                let s = case_seeded(
-                    &[
-                        ("grid.network", "File(\"networks/dickert_long_cable_multiple_bad.json\")"),
-                        ("lmus.at", "Spaced(max_m: 500.0)"),
-                        ("mesh.events", "[Fail(node: 5, at: \"0.9s\")]"),
-                        ("mesh.routing.peer_alternate_routes", second_routes),
-                        ("faults[0].kind", kind),
-                        ("faults[0].r_ohm", r_ohm),
-                        ("faults[0].section", section),
-                        ("grid.rooftop_pv_pct", "0.0"),
-                    ],
+                let dead = dead_radio(5);
+                let s = row_with(
+                    "File(\"networks/dickert_long_cable_multiple_bad.json\")",
+                    "Spaced(max_m: 500.0)",
+                    (section, kind, r_ohm),
+                    "0.0",
                     seed,
+                    &[("mesh.events", dead.as_str()), ("mesh.routing.peer_alternate_routes", second_routes)],
                 );
                 let e = &s["faults"]["events"][0];
                 assert_eq!(e["located_section"], format!("S{section}"), "{e}");
@@ -1067,17 +1070,14 @@ mod world {
     /// (around LMU 5, through LMU 6): restored, no healthy trip, no orphan opening.
     #[test]
     fn a_second_route_around_the_dead_relay_alone_restores_what_no_disjoint_route_could() {
-        let s = case_seeded(
-            &[
-                ("grid.network", "File(\"networks/dickert_long_cable_multiple_bad.json\")"),
-                ("lmus.at", "Spaced(max_m: 500.0)"),
-                ("mesh.events", "[Fail(node: 5, at: \"0.9s\")]"),
-                ("faults[0].kind", "TwoPhase"),
-                ("faults[0].r_ohm", "10.0"),
-                ("faults[0].section", "1"),
-                ("grid.rooftop_pv_pct", "0.0"),
-            ],
+        let dead = dead_radio(5);
+        let s = row_with(
+            "File(\"networks/dickert_long_cable_multiple_bad.json\")",
+            "Spaced(max_m: 500.0)",
+            ("1", "TwoPhase", "10.0"),
+            "0.0",
             10088167190958058542,
+            &[("mesh.events", dead.as_str())],
         );
         let e = &s["faults"]["events"][0];
         assert_eq!(e["located_section"], "S1", "{e}");
@@ -1093,17 +1093,14 @@ mod world {
     /// Section 7's customers stay out with the faulted section's (before: never isolated, never restored).
     #[test]
     fn an_isolation_past_a_dead_radio_extends_one_section_and_the_rest_is_restored() {
-        let s = case_seeded(
-            &[
-                ("grid.network", "File(\"networks/kerber_landnetz_freileitung_1.json\")"),
-                ("lmus.at", "EveryLine"),
-                ("mesh.events", "[Fail(node: 7, at: \"0.9s\")]"),
-                ("faults[0].kind", "ThreePhase"),
-                ("faults[0].r_ohm", "0.0"),
-                ("faults[0].section", "6"),
-                ("grid.rooftop_pv_pct", "0.0"),
-            ],
+        let dead = dead_radio(7);
+        let s = row_with(
+            "File(\"networks/kerber_landnetz_freileitung_1.json\")",
+            "EveryLine",
+            ("6", "ThreePhase", "0.0"),
+            "0.0",
             13054919615667841462,
+            &[("mesh.events", dead.as_str())],
         );
         let e = &s["faults"]["events"][0];
         assert_eq!(e["located_section"], "S6", "{e}");
@@ -1274,15 +1271,15 @@ mod world {
     #[test]
     fn the_lmu_above_a_dead_radio_stands_in_for_its_isolation() {
         for kind in ["ThreePhase", "LineToEarth"] {
-            let s = case(&[
-                ("grid.network", "File(\"networks/kerber_landnetz_freileitung_1.json\")"),
-                ("lmus.at", "EveryLine"),
-                ("mesh.events", "[Fail(node: 7, at: \"0.9s\")]"),
-                ("faults[0].kind", kind),
-                ("faults[0].r_ohm", "0.0"),
-                ("faults[0].section", "7"),
-                ("grid.rooftop_pv_pct", "0.0"),
-            ]);
+            let dead = dead_radio(7);
+            let s = row_with(
+                "File(\"networks/kerber_landnetz_freileitung_1.json\")",
+                "EveryLine",
+                ("7", kind, "0.0"),
+                "0.0",
+                7,
+                &[("mesh.events", dead.as_str())],
+            );
             let e = &s["faults"]["events"][0];
             assert_eq!(e["located_section"], "S7", "{e}");
             assert_eq!(e["healthy_trips"], 0, "{e}");
@@ -1298,15 +1295,15 @@ mod world {
         // their lost phase to it alone: the one below escalates to LMU 6, which asks it to open. 0 and 100 %
         // PV (with 100 % nothing flows through the break until the PV disconnects).
         for pv in ["0.0", "100.0"] {
-            let s = case(&[
-                ("grid.network", "File(\"networks/kerber_landnetz_freileitung_1.json\")"),
-                ("lmus.at", "EveryLine"),
-                ("mesh.events", "[Fail(node: 7, at: \"0.9s\")]"),
-                ("faults[0].kind", "OpenConductor"),
-                ("faults[0].r_ohm", "0.0"),
-                ("faults[0].section", "7"),
-                ("grid.rooftop_pv_pct", pv),
-            ]);
+            let dead = dead_radio(7);
+            let s = row_with(
+                "File(\"networks/kerber_landnetz_freileitung_1.json\")",
+                "EveryLine",
+                ("7", "OpenConductor", "0.0"),
+                pv,
+                7,
+                &[("mesh.events", dead.as_str())],
+            );
             let e = &s["faults"]["events"][0];
             assert_eq!(e["located_section"], "S7", "{e}");
             assert_eq!(e["healthy_trips"], 0, "{e}");
