@@ -104,7 +104,7 @@ fn run(days: u64) -> Result<Outcome, String> {
     let until = SimDuration::from_secs(days * DAY_S);
     let mut world = gridtwin::world::build(&loaded, 7, Some(until)).map_err(|e| e.to_string())?;
     let id = world.sim.add_agent(Box::new(StreetLights::default())).map_err(|e| e.to_string())?;
-    world.run(1, |_| {})?;
+    world.run(1, |_, _| {})?;
     let lights: &StreetLights = world.sim.agent(id).ok_or("street lights agent missing")?;
     let end = SimTime::ZERO + until;
     Ok((lights.switchings, lights.lit_hours(end), lights.log.clone(), world.sim.digest().hex()))

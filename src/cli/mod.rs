@@ -448,6 +448,9 @@ pub fn run_to_dir(g: &Global, loaded: &Loaded, until: Option<&str>) -> Result<(R
     run_for(g, loaded, until)
 }
 
+/// Steps of simulated time a run is cut into for its progress bar and the slices of `timing.json`.
+const TIMING_SLICES: u32 = 200;
+
 fn run_for(g: &Global, loaded: &Loaded, until: Option<SimDuration>) -> Result<(Report, PathBuf, f64), CliError> {
     let t0 = Instant::now();
     let seed = g.seed.unwrap_or(loaded.scenario.seed);
@@ -458,7 +461,14 @@ fn run_for(g: &Global, loaded: &Loaded, until: Option<SimDuration>) -> Result<(R
     tracing::info!(scenario = %loaded.scenario.name, seed, agents = world.sim.agent_count(), "built");
     let pb = progress_bar(1000, g.quiet, &loaded.scenario.name);
     let t1 = Instant::now();
-    world.run(200, |f| pb.set_position((f * 1000.0) as u64))?;
+    // Wall time and events at each 1/TIMING_SLICES of the simulated time, for `timing.json`: where a run's time
+    // goes (a mesh's formation against its steady state, a fault's burst) from one run.
+    let end_s = world.until.as_secs_f64();
+    let mut slices = Vec::with_capacity(TIMING_SLICES as usize);
+    world.run(TIMING_SLICES, |f, events| {
+        pb.set_position((f * 1000.0) as u64);
+        slices.push(json!({"sim_s": f * end_s, "wall_s": t1.elapsed().as_secs_f64(), "events": events}));
+    })?;
     pb.finish_and_clear();
     let run_s = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
@@ -470,6 +480,7 @@ fn run_for(g: &Global, loaded: &Loaded, until: Option<SimDuration>) -> Result<(R
         "run_s": run_s,
         "report_s": t2.elapsed().as_secs_f64(),
         "events_per_s": if run_s > 0.0 { events as f64 / run_s } else { 0.0 },
+        "slices": slices,
     });
     write_output_dir(&out, &report, &timing, loaded.scenario.outputs.plots)?;
     Ok((report, out, run_s))

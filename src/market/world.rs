@@ -625,7 +625,7 @@ fn hex(b: &[u8]) -> String {
 fn run_twin(twin: &(Loaded, u64, Option<SimDuration>), operator: AgentId) -> Result<(f64, BTreeMap<u32, f64>), String> {
     let (l, seed, until) = twin;
     let mut w = crate::world::build(l, *seed, *until).map_err(|e| e.to_string())?;
-    w.run(1, |_| {})?;
+    w.run(1, |_, _| {})?;
     let op = w.sim.agent::<GridOperator>(operator).ok_or("twin has no grid operator")?;
     Ok((op.peak_kw, op.peak_by_slot.clone()))
 }

@@ -457,6 +457,6 @@ pub fn run(exp: &Expanded, progress: &(dyn Fn() + Sync)) -> Result<Table, String
 /// Builds, runs and summarises one scenario (no files written).
 pub fn run_one(loaded: &Loaded, seed: u64) -> Result<Value, String> {
     let mut world = crate::world::build(loaded, seed, None).map_err(|e| e.to_string())?;
-    world.run(1, |_| {})?;
+    world.run(1, |_, _| {})?;
     Ok(Value::Object(world.report().summary))
 }

@@ -176,15 +176,16 @@ pub struct Timing {
 }
 
 impl World {
-    /// Runs to the end time in `chunks` equal steps of simulated time, calling `progress(fraction)` after each.
+    /// Runs to the end time in `chunks` equal steps of simulated time, calling `progress(fraction, events)` after
+    /// each (`events`: delivered so far).
     /// Chunking never changes the result: events at a chunk's end are delivered before the next chunk starts.
-    pub fn run(&mut self, chunks: u32, mut progress: impl FnMut(f64)) -> Result<(), String> {
+    pub fn run(&mut self, chunks: u32, mut progress: impl FnMut(f64, u64)) -> Result<(), String> {
         let chunks = chunks.max(1) as u64;
         let end = self.until.0;
         for k in 1..=chunks {
             let t = SimTime(((end as u128 * k as u128) / chunks as u128) as u64);
             self.sim.run(Stop::at(t)).map_err(|e| format!("simulation stopped at {}: {e}", self.sim.now()))?;
-            progress(k as f64 / chunks as f64);
+            progress(k as f64 / chunks as f64, self.sim.stats().delivered);
         }
         Ok(())
     }

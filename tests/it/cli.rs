@@ -357,3 +357,29 @@ fn grid_solve_four_wire_prints_phase_and_neutral_voltages() {
     let err = text(&o.stderr);
     assert!(err.contains("neutral 99") && err.contains("13 lines"), "{err}");
 }
+
+/// `timing.json` splits the run's wall time by simulated time: 200 slices from the first step to the end, the
+/// simulated time, wall time and delivered events never decreasing, the last slice at the run's end with all
+/// its events (the summary's count).
+#[test]
+fn timing_json_splits_the_run_by_simulated_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("o");
+    let o = run_in(tmp.path(), &["run", "--until", "10min", "--out", out.to_str().unwrap()]);
+    assert_eq!(code(&o), EXIT_OK, "{}", text(&o.stderr));
+    let read = |f: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(out.join(f)).unwrap()).unwrap() };
+    let (timing, summary) = (read("timing.json"), read("summary.json"));
+    let slices = timing["slices"].as_array().unwrap();
+    assert_eq!(slices.len(), 200);
+    let field = |s: &serde_json::Value, k: &str| s[k].as_f64().unwrap();
+    assert!((field(&slices[0], "sim_s") - 3.0).abs() < 1e-9, "{}", slices[0]);
+    for w in slices.windows(2) {
+        for k in ["sim_s", "wall_s", "events"] {
+            assert!(field(&w[1], k) >= field(&w[0], k), "{k} decreased: {} then {}", w[0], w[1]);
+        }
+    }
+    let last = slices.last().unwrap();
+    assert!((field(last, "sim_s") - 600.0).abs() < 1e-9, "{last}");
+    assert_eq!(last["events"], summary["events"]);
+    assert!(field(last, "wall_s") <= field(&timing, "run_s") + 1e-9);
+}

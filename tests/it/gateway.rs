@@ -442,7 +442,7 @@ fn scenario(gateway: &str, mesh: &str) -> Loaded {
 fn run(l: &Loaded, until: &str) -> serde_json::Value {
     let until = gridtwin::engine::parse_duration(until).unwrap();
     let mut w = gridtwin::world::build(l, l.scenario.seed, Some(until)).unwrap_or_else(|e| panic!("{e}"));
-    w.run(1, |_| {}).unwrap();
+    w.run(1, |_, _| {}).unwrap();
     serde_json::Value::Object(w.report().summary)
 }
 

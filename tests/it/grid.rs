@@ -1257,7 +1257,7 @@ mod fourwire_run {
     fn run(name: &str, text: String, dir: PathBuf) -> (serde_json::Map<String, Value>, Vec<(u16, FaultKind)>) {
         let l = Loaded::from_text(name.into(), text, Some(dir)).unwrap();
         let mut w = gridtwin::world::build(&l, 7, None).unwrap();
-        w.run(1, |_| {}).unwrap();
+        w.run(1, |_, _| {}).unwrap();
         let mut kinds = Vec::new();
         for a in 0..w.sim.agent_count() {
             if let Some(l) = w.sim.agent::<LmuAgent>(AgentId(a as u32)) {

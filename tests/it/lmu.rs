@@ -1351,7 +1351,7 @@ mod debug_case {
         let ms: u64 = std::env::var("CASE_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
         let seed: u64 = std::env::var("CASE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
         let mut w = gridtwin::world::build(&l, seed, Some(SimDuration::from_millis(ms))).unwrap();
-        w.run(1, |_| {}).unwrap();
+        w.run(1, |_, _| {}).unwrap();
         let ids: Vec<_> = w.sim.agents().filter(|(_, a)| a.kind() == "lmu").map(|(id, _)| id).collect();
         for id in ids {
             let a = w.sim.agent::<LmuAgent>(id).unwrap();
@@ -1420,7 +1420,7 @@ mod power_quality {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/power-quality.ron");
         let l = Loaded::from_text(path.display().to_string(), text, path.parent().map(Path::to_path_buf)).unwrap();
         let mut w = gridtwin::world::build(&l, l.scenario.seed, None).unwrap_or_else(|e| panic!("{e}"));
-        w.run(1, |_| {}).unwrap();
+        w.run(1, |_, _| {}).unwrap();
         let r = w.report();
         (serde_json::Value::Object(r.summary.clone()), r.human.clone())
     }
