@@ -167,14 +167,6 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
 /// Mesh node id of the coordinator when the world supplies the nodes (LMU ids stay below it).
 pub const COORDINATOR_NODE_ID: u32 = 1_000_000;
 
-/// Wall-clock figures of a run (kept apart from everything deterministic).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Timing {
-    pub build_s: f64,
-    pub run_s: f64,
-    pub report_s: f64,
-}
-
 impl World {
     /// Runs to the end time in `chunks` equal steps of simulated time, calling `progress(fraction, events)` after
     /// each (`events`: delivered so far).
