@@ -51,6 +51,8 @@ pub(crate) struct Channel {
     max_air_ns: u64,
     /// Scratch offsets of [`Channel::near`] (kept to avoid an allocation per scan).
     scratch: Vec<u32>,
+    /// Scratch bitmap of [`Channel::near`] (offsets put in id order without a sort).
+    scratch_bits: Vec<u64>,
     /// The last pushed frame's start, ns (starts never decrease along the ids; see [`Channel::live`]).
     last_start_ns: u64,
 }
@@ -85,6 +87,7 @@ impl Channel {
             longest_ns: 0,
             max_air_ns,
             scratch: Vec::new(),
+            scratch_bits: Vec::new(),
             last_start_ns: 0,
         }
     }
@@ -146,25 +149,68 @@ impl Channel {
         out: &mut Vec<OnAir>,
         mut keep: impl FnMut(&OnAir) -> bool,
     ) {
-        // Offsets into `frames` (ids minus `first_id`), sorted once at the end: cheaper than sorting frames.
+        // Offsets into `frames` (ids minus `first_id`), put in id order once at the end: cheaper than sorting
+        // frames. Each frame sits in exactly one cell, so the offsets are distinct.
         let mut hits = std::mem::take(&mut self.scratch);
         hits.clear();
         let mut cells = 0usize;
+        let (mut lo, mut hi) = (u32::MAX, 0u32);
         let by_cell = self.cells_near(x_m, y_m, radius_m, |c| {
-            hits.extend(self.live(c, ends_after_ns).filter(|g| keep(g)).map(|g| (g.id - self.first_id) as u32));
+            for g in self.live(c, ends_after_ns) {
+                if keep(g) {
+                    let k = (g.id - self.first_id) as u32;
+                    (lo, hi) = (lo.min(k), hi.max(k));
+                    hits.push(k);
+                }
+            }
             cells += 1;
             true
         });
         match by_cell {
             None => out.extend(self.all_live(ends_after_ns).filter(|g| keep(g))),
-            Some(_) => {
-                if cells > 1 {
+            Some(_) if cells > 1 && hits.len() > 1 => {
+                if self.bitmap_cheaper(hits.len(), lo, hi) {
+                    self.extend_by_bitmap(&hits, lo, hi, out);
+                } else {
                     hits.sort_unstable();
+                    out.extend(hits.iter().map(|&k| self.frames[k as usize]));
                 }
-                out.extend(hits.iter().map(|&k| self.frames[k as usize]));
             }
+            Some(_) => out.extend(hits.iter().map(|&k| self.frames[k as usize])),
         }
         self.scratch = hits;
+    }
+
+    /// Whether putting `n` distinct offsets spanning `lo..=hi` in order through a bitmap costs less than
+    /// sorting them: a bitmap costs one word per 64 offsets of the span, a sort about `log2 n` comparisons per
+    /// offset (and mispredicted branches). In a busy city an overlap scan finds a hundred or more frames out of
+    /// a few thousand kept, so the bitmap is a few dozen words.
+    fn bitmap_cheaper(&self, n: usize, lo: u32, hi: u32) -> bool {
+        let words = (hi - lo) as usize / 64 + 1;
+        n >= 16 && words <= 2 * n
+    }
+
+    /// Appends the frames at the distinct offsets `hits` (all within `lo..=hi`) to `out` in id order, by
+    /// setting their bits in a bitmap over the span and reading the set bits back in ascending order.
+    fn extend_by_bitmap(&mut self, hits: &[u32], lo: u32, hi: u32, out: &mut Vec<OnAir>) {
+        let mut bits = std::mem::take(&mut self.scratch_bits);
+        bits.clear();
+        bits.resize((hi - lo) as usize / 64 + 1, 0u64);
+        for &k in hits {
+            let b = (k - lo) as usize;
+            bits[b / 64] |= 1 << (b % 64);
+        }
+        out.reserve(hits.len());
+        for (w, &word) in bits.iter().enumerate() {
+            let mut m = word;
+            while m != 0 {
+                let k = lo as usize + w * 64 + m.trailing_zeros() as usize;
+                out.push(self.frames[k]);
+                m &= m - 1;
+            }
+        }
+        debug_assert_eq!(bits.iter().map(|w| w.count_ones() as usize).sum::<usize>(), hits.len(), "distinct offsets");
+        self.scratch_bits = bits;
     }
 
     /// Calls `visit` on every kept frame whose transmitter lies within `radius_m` of `(x_m, y_m)` (by cell;
@@ -191,15 +237,18 @@ impl Channel {
 
     /// Cell `c`'s kept frames that may still be on air after `ends_after_ns`, in id order.
     ///
-    /// Why the bound is a binary search: every frame is pushed at the time it is scheduled with a start one
-    /// turnaround later, and pushes happen in time order, so starts never decrease along the ids, in a cell
-    /// as in the whole channel. The frames kept for the overlap scans of frames ending now (up to twice the
-    /// longest transmission back) are skipped by a carrier sense, which asks only about the frames on air now.
+    /// Why a suffix: every frame is pushed at the time it is scheduled with a start one turnaround later, and
+    /// pushes happen in time order, so starts never decrease along the ids, in a cell as in the whole channel.
+    /// The frames a scan wants are therefore the cell's last ones, found by walking back from its end: a scan
+    /// reads the frames it returns and one more, where a binary search over the cell's older frames (kept for
+    /// the overlap scans of frames ending now, and stale ones not yet pruned) would take a mispredicted branch
+    /// per step.
     fn live(&self, c: usize, ends_after_ns: u64) -> impl Iterator<Item = &OnAir> + '_ {
         let cell = &self.cells[c];
         let start_min = self.start_min(ends_after_ns);
-        let from = cell.partition_point(|g| g.id < self.first_id || g.start < start_min);
-        cell.range(from..)
+        let first = self.first_id;
+        let n = cell.iter().rev().take_while(|g| g.id >= first && g.start >= start_min).count();
+        cell.range(cell.len() - n..)
     }
 
     /// Every kept frame that may still be on air after `ends_after_ns`, in id order.
