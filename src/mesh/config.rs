@@ -365,8 +365,8 @@ impl MeshConfig {
                     }
                 }
                 Layout::Sites(ref sites) => {
-                    if sites.is_empty() || sites.len() > 60_000 {
-                        return Err("mesh.layout.Sites must list 1 ..= 60000 sites".into());
+                    if sites.is_empty() || sites.len() > super::build::MAX_NODES {
+                        return Err(format!("mesh.layout.Sites must list 1 ..= {} sites", super::build::MAX_NODES));
                     }
                     if !sites.iter().any(|s| s.coordinator) {
                         return Err("mesh.layout.Sites needs at least one site with `coordinator: true`".into());
@@ -464,5 +464,26 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("fixed_per"));
         let bad = MeshConfig { events: vec![MeshEvent::Fail { node: 3, at: "soon".into() }], ..MeshConfig::default() };
         assert!(bad.validate().unwrap_err().contains("events[0].at"));
+    }
+
+    /// Explicit sites reach the same node count as the generated layouts: a city's pole list (more than one
+    /// PAN's 65,534 short addresses) is accepted, and only a list beyond the mesh's node limit is refused.
+    #[test]
+    fn explicit_sites_reach_a_city_and_stop_at_the_node_limit() {
+        let sites = |n: usize| {
+            let spec = |k: usize| SiteSpec {
+                id: k as u32 + 1,
+                x_m: (k % 1000) as f64 * 100.0,
+                y_m: (k / 1000) as f64 * 100.0,
+                coordinator: k % 625 == 0,
+            };
+            MeshConfig { layout: Some(Layout::Sites((0..n).map(spec).collect())), ..MeshConfig::default() }
+        };
+        let city = sites(100_160);
+        city.validate().unwrap();
+        assert_eq!(city.layout.as_ref().unwrap().nodes(1).len(), 100_160);
+        let err = sites(super::super::build::MAX_NODES + 1).validate().unwrap_err();
+        assert!(err.contains("Sites must list 1 ..= 1000000 sites"), "{err}");
+        assert!(sites(0).validate().unwrap_err().contains("Sites must list"));
     }
 }
