@@ -475,7 +475,7 @@ mod tests {
                 id: k as u32 + 1,
                 x_m: (k % 1000) as f64 * 100.0,
                 y_m: (k / 1000) as f64 * 100.0,
-                coordinator: k % 625 == 0,
+                coordinator: k.is_multiple_of(625),
             };
             MeshConfig { layout: Some(Layout::Sites((0..n).map(spec).collect())), ..MeshConfig::default() }
         };
