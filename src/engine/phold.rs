@@ -37,6 +37,10 @@ impl PholdConfig {
     pub const B: PholdConfig = PholdConfig { end_ns: 2_000_000_000_000, ..PholdConfig::A };
     /// Config C: 16 LPs with 1024 initial events each, up to 200 s.
     pub const C: PholdConfig = PholdConfig { lps: 16, events_per_lp: 1024, ..PholdConfig::A };
+    /// Not in the reference table: 20,000 LPs with 16 initial events each, up to 10 s, so 320,000 events
+    /// are pending at any time, as many as a city-sized mesh run keeps. The benchmarks check it against
+    /// [`run_reference`].
+    pub const CITY_PENDING: PholdConfig = PholdConfig { lps: 20_000, end_ns: 10_000_000_000, ..PholdConfig::A };
 }
 
 /// The reference table (name, configuration, expected result) every correct engine reproduces exactly.
@@ -208,6 +212,15 @@ mod tests {
         }
         assert_eq!(run_reference(&PholdConfig::A_SHORT), expected("A-short").1, "the oracle itself");
         assert_eq!(expected("A-short").1.checksum_hex(), "000b8472532a84d5");
+    }
+
+    /// 320,000 events pending, spread over seconds: the queue's far tier splits its buckets many times over.
+    #[test]
+    fn city_pending_matches_the_reference_loop() {
+        let cfg = PholdConfig { end_ns: 1_500_000_000, ..PholdConfig::CITY_PENDING };
+        let want = run_reference(&cfg);
+        assert!(want.events > 300_000, "{} events", want.events);
+        assert_eq!(run_engine(&cfg).unwrap(), want);
     }
 
     /// Random configurations, including edge cases (one LP, no initial events, zero lookahead, zero mean,

@@ -118,24 +118,53 @@ struct Entry<M> {
     msg: M,
 }
 
-/// The pending events: a 4-ary min-heap on (time, order) with a deferred pop, and a slab for the messages.
+/// A pending event outside the current window: its time and the rest of its key.
+#[derive(Clone, Copy)]
+struct Far {
+    time: u64,
+    side: Side,
+}
+
+/// log2 of the window's width in ns (2^20 ns, about 1 ms): the near heap holds the events of one window.
+const WINDOW_SHIFT: u32 = 20;
+/// Buckets of the far tier: one per bit a window number can differ in.
+const FAR_BUCKETS: usize = (64 - WINDOW_SHIFT) as usize;
+
+/// The pending events in two tiers, delivered in (time, order) order; a slab holds the messages.
 ///
-/// Layout: the heap is two parallel arrays, `times` (8 bytes per event) and `sides` (order, destination,
-/// message slot: 16 bytes). A node's four children's times fill half a cache line, so picking the earliest
-/// child reads one line; `sides` is read only on equal times (rare) and for the one entry that moves per level.
-/// Messages live in a slab, written once and read once, so the heap moves small `Copy` values whatever `M` is.
+/// **Near tier**: the events of the current window (times `window << WINDOW_SHIFT` up to the next window), in a
+/// 4-ary min-heap on (time, order) with a deferred pop. The heap is two parallel arrays, `times` (8 bytes per
+/// event) and `sides` (order, destination, message slot: 16 bytes). A node's four children's times fill half a
+/// cache line, so picking the earliest child reads one line; `sides` is read only on equal times (rare) and for
+/// the one entry that moves per level. Why 4-ary: half the depth of a binary heap for about the same number of
+/// lines touched per level. Why the deferred pop: a run mostly pops one event and pushes one or more from its
+/// handler. `pop` moves the last entry to the root but leaves it unsifted (`root_dirty`); if a push comes first,
+/// the new entry takes the root and the moved one goes straight back to the slot it came from, so one sift-down
+/// serves both the pop and the push. Otherwise the next look at the top finishes the pop.
 ///
-/// Why 4-ary: half the depth of a binary heap for about the same number of lines touched per level. Why the
-/// deferred pop: a run mostly pops one event and pushes one or more from its handler. `pop` moves the last entry
-/// to the root but leaves it unsifted (`root_dirty`); if a push comes first, the new entry takes the root and
-/// the moved one goes straight back to the slot it came from, so one sift-down serves both the pop and the push.
-/// Otherwise the next look at the top finishes the pop. (time, order) is unique ((source, sequence) is), so
-/// delivery follows that order whatever the heap's shape.
+/// **Far tier**: every later event, in a radix heap over window numbers. Bucket `b` holds the events whose
+/// window number differs from the current one first in bit `b`; a push appends to its bucket, and when the near
+/// heap runs dry, the lowest non-empty bucket is split: its earliest window becomes the current one, its events
+/// of that window go to the near heap and the others to lower buckets. Each event moves down at most
+/// `FAR_BUCKETS` times, by sequential reads and appends.
+///
+/// Why two tiers: a city-sized run keeps 300,000 events pending, most of them timers minutes or hours ahead.
+/// In one heap every pop and push walks nine levels whose lower ones lie far apart in memory; here the heap
+/// holds about a millisecond of events and stays in cache, and the far events are touched in order.
+///
+/// Messages live in a slab, written once and read once, so the tiers move small `Copy` values whatever `M`
+/// is. (time, order) is unique ((source, sequence) is), so delivery follows that order whatever the layout.
 struct Queue<M> {
     times: Vec<u64>,
     sides: Vec<Side>,
     /// Index 0 holds an entry moved there by `pop` and not yet sifted down.
     root_dirty: bool,
+    /// The current window's number (time >> `WINDOW_SHIFT`); no pending event is in an earlier one.
+    window: u64,
+    far: [Vec<Far>; FAR_BUCKETS],
+    /// Bit `b` set when `far[b]` is not empty.
+    far_mask: u64,
+    far_len: usize,
     msgs: Vec<Option<M>>,
     /// Free slots of `msgs`, reused last-freed first (the slot a pop frees is usually the next push's, still
     /// in cache).
@@ -146,17 +175,25 @@ impl<M> Queue<M> {
     const ARITY: usize = 4;
 
     fn new() -> Self {
-        Queue { times: Vec::new(), sides: Vec::new(), root_dirty: false, msgs: Vec::new(), free: Vec::new() }
+        Queue {
+            times: Vec::new(),
+            sides: Vec::new(),
+            root_dirty: false,
+            window: 0,
+            far: std::array::from_fn(|_| Vec::new()),
+            far_mask: 0,
+            far_len: 0,
+            msgs: Vec::new(),
+            free: Vec::new(),
+        }
     }
 
     #[inline(always)]
     fn len(&self) -> usize {
-        self.times.len()
+        self.times.len() + self.far_len
     }
 
     fn reserve(&mut self, n: usize) {
-        self.times.reserve(n);
-        self.sides.reserve(n);
         self.msgs.reserve(n);
     }
 
@@ -167,13 +204,71 @@ impl<M> Queue<M> {
         if ta != tb { ta < tb } else { self.sides[a].order < self.sides[b].order }
     }
 
-    /// Finishes a deferred pop, so index 0 is the earliest entry.
+    /// Finishes a deferred pop, so index 0 is the earliest entry; refills the near heap from the far tier when
+    /// it ran dry.
     #[inline(always)]
     fn settle(&mut self) {
         if self.root_dirty {
             self.root_dirty = false;
             self.sift_down(0);
         }
+        if self.times.is_empty() && self.far_len > 0 {
+            self.refill();
+        }
+    }
+
+    /// Splits the lowest non-empty far bucket: its earliest window becomes the current one.
+    #[cold]
+    fn refill(&mut self) {
+        debug_assert!(self.times.is_empty() && !self.root_dirty && self.far_mask != 0);
+        let b = self.far_mask.trailing_zeros() as usize;
+        let mut bucket = std::mem::take(&mut self.far[b]);
+        self.far_mask &= !(1u64 << b);
+        self.far_len -= bucket.len();
+        let window = bucket.iter().map(|e| e.time >> WINDOW_SHIFT).min().unwrap_or(self.window);
+        debug_assert!(window > self.window || bucket.is_empty());
+        // Every bucket above `b` keeps its meaning: the new window agrees with the old one above bit `b`.
+        self.window = window;
+        for e in bucket.drain(..) {
+            let w = e.time >> WINDOW_SHIFT;
+            if w == window {
+                self.times.push(e.time);
+                self.sides.push(e.side);
+                self.sift_up(self.times.len() - 1);
+            } else {
+                self.put_far(w, e);
+            }
+        }
+        self.far[b] = bucket; // keeps its capacity
+    }
+
+    /// Makes an earlier window than the current one current, every pending event going back to the far tier.
+    /// O(pending); only a push from outside the run can need it.
+    #[cold]
+    fn rewind(&mut self, window: u64) {
+        debug_assert!(window < self.window);
+        let mut all: Vec<Far> = Vec::with_capacity(self.len());
+        all.extend(self.times.drain(..).zip(self.sides.drain(..)).map(|(time, side)| Far { time, side }));
+        for bucket in &mut self.far {
+            all.append(bucket);
+        }
+        self.root_dirty = false;
+        self.far_mask = 0;
+        self.far_len = 0;
+        self.window = window;
+        for e in all {
+            self.put_far(e.time >> WINDOW_SHIFT, e); // all later than `window`
+        }
+    }
+
+    /// Appends an event of a later window than the current one to its far bucket.
+    #[inline(always)]
+    fn put_far(&mut self, window: u64, e: Far) {
+        debug_assert!(window > self.window);
+        let b = 63 - (window ^ self.window).leading_zeros() as usize;
+        self.far[b].push(e);
+        self.far_mask |= 1u64 << b;
+        self.far_len += 1;
     }
 
     /// The earliest entry's time.
@@ -211,6 +306,16 @@ impl<M> Queue<M> {
             }
         };
         let side = Side { order, dst, slot };
+        let window = time >> WINDOW_SHIFT;
+        if window != self.window {
+            if window < self.window {
+                // Only from outside a handler, between runs: a look at the top moved the window past `now`.
+                self.rewind(window);
+            } else {
+                self.put_far(window, Far { time, side });
+                return;
+            }
+        }
         if self.root_dirty {
             self.root_dirty = false;
             // The unsifted root came from the last slot; put it back there and sift the new entry down from the
@@ -693,6 +798,83 @@ mod tests {
                 assert_eq!(q.pop().map(|e| ((e.time, e.order), e.msg)), Some(want));
             }
             assert!(q.pop().is_none());
+        }
+    }
+
+    /// A look at the top with nothing left in the current window moves the window to the next event, hours
+    /// ahead; an event then scheduled from outside at `now` still comes first.
+    #[test]
+    fn queue_takes_an_earlier_event_after_a_look_moved_the_window_ahead() {
+        let mut q: Queue<u32> = Queue::new();
+        let hours = 3_600_000_000_000 * 5;
+        q.push(10, 1, 0, 1);
+        q.push(hours, 2, 0, 2);
+        assert_eq!(q.pop().map(|e| e.msg), Some(1));
+        assert_eq!(q.peek_time(), Some(hours));
+        assert_eq!(q.window, hours >> WINDOW_SHIFT);
+        q.push(10, 3, 0, 3);
+        q.push(hours - 1, 4, 0, 4);
+        assert_eq!(q.peek_time(), Some(10));
+        let order: Vec<u32> = std::iter::from_fn(|| q.pop().map(|e| e.msg)).collect();
+        assert_eq!(order, [3, 4, 2]);
+    }
+
+    /// The two tiers against a sorted oracle: delays from 0 ns to hours (so events land in every far bucket and
+    /// move down through them), bursts at equal times, and pushes from outside a run after a look at the top
+    /// moved the window ahead (`rewind`).
+    #[test]
+    fn queue_matches_oracle_across_windows_and_rewinds() {
+        let mut x = 0x0ddc_0ffe_e15e_a5e5u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _round in 0..10 {
+            let mut q: Queue<u64> = Queue::new();
+            let mut oracle = std::collections::BTreeMap::new();
+            let mut now = 0u64;
+            let mut seq = 0u64;
+            for _ in 0..5_000 {
+                let pushes = [0, 1, 1, 2, 5][(next() % 5) as usize];
+                for _ in 0..pushes {
+                    let delay = match next() % 4 {
+                        0 => 0,
+                        1 => next() % (1 << WINDOW_SHIFT),
+                        _ => next() % (1u64 << (next() % 44)),
+                    };
+                    let order = ((next() % 3) << 56) | ((next() % 5) << 32) | seq;
+                    seq += 1;
+                    q.push(now + delay, order, 0, seq);
+                    oracle.insert((now + delay, order), seq);
+                }
+                match next() % 10 {
+                    0 => {
+                        // Between runs: look at the top (it may move the window ahead), then schedule at `now`.
+                        assert_eq!(q.peek_time(), oracle.first_key_value().map(|((t, _), _)| *t));
+                        let order = (3 << 56) | seq;
+                        seq += 1;
+                        q.push(now, order, 0, seq);
+                        oracle.insert((now, order), seq);
+                    }
+                    1..=6 => {
+                        let want = oracle.pop_first();
+                        assert_eq!(q.peek_time(), want.map(|((t, _), _)| t));
+                        let got = q.pop().map(|e| ((e.time, e.order), e.msg));
+                        assert_eq!(got, want);
+                        if let Some(((t, _), _)) = got {
+                            now = t;
+                        }
+                    }
+                    _ => {}
+                }
+                assert_eq!(q.len(), oracle.len());
+            }
+            while let Some(want) = oracle.pop_first() {
+                assert_eq!(q.pop().map(|e| ((e.time, e.order), e.msg)), Some(want));
+            }
+            assert!(q.pop().is_none() && q.len() == 0 && q.far_mask == 0);
         }
     }
 
