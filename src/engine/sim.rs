@@ -129,6 +129,8 @@ struct Far {
 const WINDOW_SHIFT: u32 = 20;
 /// Buckets of the far tier: one per bit a window number can differ in.
 const FAR_BUCKETS: usize = (64 - WINDOW_SHIFT) as usize;
+/// Capacity (events) a far bucket keeps when a split empties it.
+const FAR_KEEP: usize = 4096;
 
 /// The pending events in two tiers, delivered in (time, order) order; a slab holds the messages.
 ///
@@ -239,7 +241,11 @@ impl<M> Queue<M> {
                 self.put_far(w, e);
             }
         }
-        self.far[b] = bucket; // keeps its capacity
+        // An empty bucket keeps room for a few thousand events (the low buckets are split over and over and
+        // refill at once); beyond that it gives its memory back, or every bucket would keep the most it ever
+        // held, together several times the pending events.
+        bucket.shrink_to(FAR_KEEP);
+        self.far[b] = bucket;
     }
 
     /// Makes an earlier window than the current one current, every pending event going back to the far tier.
