@@ -760,17 +760,31 @@ mod tests {
         assert!(matches!(sim.run(Stop::never()), Err(EngineError::QueueFull(_))));
     }
 
-    /// The queue against a sorted oracle: random pushes and pops (hold-like runs, bursts, drains), with many
-    /// equal times so the class/source/sequence tie-breaks and every partial child group are exercised.
-    #[test]
-    fn queue_pops_in_key_order_under_random_pushes_and_pops() {
-        let mut x = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
+    /// A xorshift64 stream for the queue tests.
+    fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+        move || {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x
-        };
+        }
+    }
+
+    /// Pops the queue and the sorted oracle once and asserts they agree (the top's time, then the entry);
+    /// returns the popped time.
+    fn pop_as_oracle(q: &mut Queue<u64>, oracle: &mut std::collections::BTreeMap<(u64, u64), u64>) -> Option<u64> {
+        let want = oracle.pop_first();
+        assert_eq!(q.peek_time(), want.map(|((t, _), _)| t));
+        let got = q.pop().map(|e| ((e.time, e.order), e.msg));
+        assert_eq!(got, want);
+        got.map(|((t, _), _)| t)
+    }
+
+    /// The queue against a sorted oracle: random pushes and pops (hold-like runs, bursts, drains), with many
+    /// equal times so the class/source/sequence tie-breaks and every partial child group are exercised.
+    #[test]
+    fn queue_pops_in_key_order_under_random_pushes_and_pops() {
+        let mut next = xorshift(0x1234_5678_9abc_def1);
         for round in 0..20 {
             let mut q: Queue<u64> = Queue::new();
             let mut oracle = std::collections::BTreeMap::new();
@@ -789,20 +803,12 @@ mod tests {
                     q.push(time, order, (seq % 7) as u32, seq);
                     oracle.insert((time, order), seq);
                 }
-                if next() % 3 != 0 {
-                    let want = oracle.pop_first();
-                    assert_eq!(q.peek_time(), want.map(|((t, _), _)| t));
-                    let got = q.pop().map(|e| ((e.time, e.order), e.msg));
-                    assert_eq!(got, want);
-                    if let Some(((t, _), _)) = got {
-                        now = t;
-                    }
+                if !next().is_multiple_of(3) {
+                    now = pop_as_oracle(&mut q, &mut oracle).unwrap_or(now);
                 }
                 assert_eq!(q.len(), oracle.len());
             }
-            while let Some(want) = oracle.pop_first() {
-                assert_eq!(q.pop().map(|e| ((e.time, e.order), e.msg)), Some(want));
-            }
+            while pop_as_oracle(&mut q, &mut oracle).is_some() {}
             assert!(q.pop().is_none());
         }
     }
@@ -830,13 +836,7 @@ mod tests {
     /// moved the window ahead (`rewind`).
     #[test]
     fn queue_matches_oracle_across_windows_and_rewinds() {
-        let mut x = 0x0ddc_0ffe_e15e_a5e5u64;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = xorshift(0x0ddc_0ffe_e15e_a5e5);
         for _round in 0..10 {
             let mut q: Queue<u64> = Queue::new();
             let mut oracle = std::collections::BTreeMap::new();
@@ -864,22 +864,12 @@ mod tests {
                         q.push(now, order, 0, seq);
                         oracle.insert((now, order), seq);
                     }
-                    1..=6 => {
-                        let want = oracle.pop_first();
-                        assert_eq!(q.peek_time(), want.map(|((t, _), _)| t));
-                        let got = q.pop().map(|e| ((e.time, e.order), e.msg));
-                        assert_eq!(got, want);
-                        if let Some(((t, _), _)) = got {
-                            now = t;
-                        }
-                    }
+                    1..=6 => now = pop_as_oracle(&mut q, &mut oracle).unwrap_or(now),
                     _ => {}
                 }
                 assert_eq!(q.len(), oracle.len());
             }
-            while let Some(want) = oracle.pop_first() {
-                assert_eq!(q.pop().map(|e| ((e.time, e.order), e.msg)), Some(want));
-            }
+            while pop_as_oracle(&mut q, &mut oracle).is_some() {}
             assert!(q.pop().is_none() && q.len() == 0 && q.far_mask == 0);
         }
     }
