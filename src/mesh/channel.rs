@@ -53,7 +53,7 @@ pub(crate) struct Channel {
     scratch: Vec<u32>,
     /// Scratch bitmap of [`Channel::near`] (offsets put in id order without a sort).
     scratch_bits: Vec<u64>,
-    /// The last pushed frame's start, ns (starts never decrease along the ids; see [`Channel::live`]).
+    /// The last pushed frame's start, ns (starts never decrease along the ids; see [`Channel::live_newest_first`]).
     last_start_ns: u64,
 }
 
@@ -139,7 +139,7 @@ impl Channel {
 
     /// Appends to `out`, in id order, every kept frame whose transmitter lies within `radius_m` of
     /// `(x_m, y_m)` (by cell; callers apply the exact distance), that may still be on air after
-    /// `ends_after_ns` (see [`Channel::live`]), and that `keep` accepts.
+    /// `ends_after_ns` (see [`Channel::live_newest_first`]), and that `keep` accepts.
     pub(crate) fn near(
         &mut self,
         x_m: f64,
@@ -155,8 +155,10 @@ impl Channel {
         hits.clear();
         let mut cells = 0usize;
         let (mut lo, mut hi) = (u32::MAX, 0u32);
+        // Each cell's live frames newest first (one pass, no search for the first live one): the offsets are
+        // put in id order below anyway.
         let by_cell = self.cells_near(x_m, y_m, radius_m, |c| {
-            for g in self.live(c, ends_after_ns) {
+            for g in self.live_newest_first(c, ends_after_ns) {
                 if keep(g) {
                     let k = (g.id - self.first_id) as u32;
                     (lo, hi) = (lo.min(k), hi.max(k));
@@ -176,7 +178,8 @@ impl Channel {
                     out.extend(hits.iter().map(|&k| self.frames[k as usize]));
                 }
             }
-            Some(_) => out.extend(hits.iter().map(|&k| self.frames[k as usize])),
+            // One cell, newest first: reversed, its ids ascend.
+            Some(_) => out.extend(hits.iter().rev().map(|&k| self.frames[k as usize])),
         }
         self.scratch = hits;
     }
@@ -225,7 +228,7 @@ impl Channel {
         ends_after_ns: u64,
         mut visit: impl FnMut(&OnAir) -> bool,
     ) -> bool {
-        let by_cell = self.cells_near(x_m, y_m, radius_m, |c| self.live(c, ends_after_ns).all(&mut visit));
+        let by_cell = self.cells_near(x_m, y_m, radius_m, |c| self.live_newest_first(c, ends_after_ns).all(&mut visit));
         by_cell.unwrap_or_else(|| self.all_live(ends_after_ns).all(visit))
     }
 
@@ -235,20 +238,20 @@ impl Channel {
         ends_after_ns.saturating_sub(self.longest_ns)
     }
 
-    /// Cell `c`'s kept frames that may still be on air after `ends_after_ns`, in id order.
+    /// Cell `c`'s kept frames that may still be on air after `ends_after_ns`, newest first (every scan either
+    /// does not care about order or puts its hits in id order itself).
     ///
     /// Why a suffix: every frame is pushed at the time it is scheduled with a start one turnaround later, and
     /// pushes happen in time order, so starts never decrease along the ids, in a cell as in the whole channel.
     /// The frames a scan wants are therefore the cell's last ones, found by walking back from its end: a scan
     /// reads the frames it returns and one more, where a binary search over the cell's older frames (kept for
     /// the overlap scans of frames ending now, and stale ones not yet pruned) would take a mispredicted branch
-    /// per step.
-    fn live(&self, c: usize, ends_after_ns: u64) -> impl Iterator<Item = &OnAir> + '_ {
-        let cell = &self.cells[c];
+    /// per step. The walk stops at the first frame that is stale or started too early, so each frame is read
+    /// once.
+    fn live_newest_first(&self, c: usize, ends_after_ns: u64) -> impl Iterator<Item = &OnAir> + '_ {
         let start_min = self.start_min(ends_after_ns);
         let first = self.first_id;
-        let n = cell.iter().rev().take_while(|g| g.id >= first && g.start >= start_min).count();
-        cell.range(cell.len() - n..)
+        self.cells[c].iter().rev().take_while(move |g| g.id >= first && g.start >= start_min)
     }
 
     /// Every kept frame that may still be on air after `ends_after_ns`, in id order.
@@ -312,7 +315,7 @@ impl Channel {
     /// Whether any kept frame transmitted from `(x_m, y_m)` satisfies `pred` (the frames of one node).
     pub(crate) fn any_from(&self, x_m: f64, y_m: f64, pred: impl FnMut(&OnAir) -> bool) -> bool {
         let (cx, cy) = self.cell_of(x_m, y_m);
-        self.live(cy * self.nx + cx, 0).any(pred)
+        self.live_newest_first(cy * self.nx + cx, 0).any(pred)
     }
 }
 

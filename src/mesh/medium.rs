@@ -1726,6 +1726,16 @@ impl MeshAgent {
         let d = self.idx_of(self.nodes[i].pan, f.dst).unwrap_or(usize::MAX);
         let mut got = None;
         if d < self.nodes.len() && d != i && self.live[d] {
+            // Software prefetch in safe code, as for a broadcast's receivers above: the lines the ack and the
+            // delivery will touch are read now, so their misses overlap the weighing of the frame.
+            let n = &self.nodes[d];
+            std::hint::black_box(
+                n.mac.ack_busy_until
+                    ^ n.mac.queue.len() as u64
+                    ^ n.stats.tx_ns
+                    ^ n.recent_rx[0].0 as u64
+                    ^ n.router.touch_relay(),
+            );
             let mean = self.mean_rx_dbm(i, d);
             got = self.receive(f, d, mean, &ov);
             if got.is_some()
@@ -2034,7 +2044,7 @@ impl MeshAgent {
             return;
         }
         let k = self.rng_traffic.random_range(0..count);
-        let Some((dst, _)) = self.nodes[i].router.routes().nth(k) else { return };
+        let Some((dst, _)) = self.nodes[i].router.route_at(k) else { return };
         let n = &mut self.nodes[i];
         n.serial = n.serial.wrapping_add(1) & !BROADCAST_SERIAL;
         let payload = Self::meta(now, n.serial, &[0u8; 8]);

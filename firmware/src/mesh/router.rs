@@ -40,7 +40,7 @@ pub const RECENT_PEER: usize = 16;
 use crate::hal::Error as _;
 use crate::hal::radio::{BROADCAST, LinkAddr, Radio, TxClass, TxStatus};
 use crate::time::{Duration, Instant};
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 
 /// Rank of a node with no route (poison).
@@ -297,7 +297,10 @@ pub struct Router {
     seq: u16,
     next_token: u32,
     rng: u64,
-    routes: BTreeMap<u16, u16>,
+    /// Root only: (node, parent) learnt from DAOs, sorted by node address. A sorted vector, not a tree: a
+    /// root's table is a few hundred to a few thousand pairs that change rarely (a join, a parent change), and
+    /// a command picks the `k`-th route, which a vector indexes where a tree walks `k` scattered nodes.
+    routes: Vec<(u16, u16)>,
     /// Relay routes to peers out of radio range, by destination (sorted); each ends at its destination.
     peer_routes: Vec<(u16, Vec<u16>)>,
     /// Second routes to some of those peers, through none of the first route's relays (sorted).
@@ -349,7 +352,7 @@ impl Router {
             seq: 0,
             next_token: 0,
             rng: seed ^ 0x5DEE_CE66_D1CE_B00C,
-            routes: BTreeMap::new(),
+            routes: Vec::new(),
             peer_routes: Vec::new(),
             peer_alternates: Vec::new(),
             recent_peer: [(0, 0); RECENT_PEER],
@@ -400,8 +403,16 @@ impl Router {
         self.routes.len()
     }
     /// Root only: the (node, parent) pairs learnt from DAOs, by node address.
-    pub fn routes(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
-        self.routes.iter().map(|(&n, &p)| (n, p))
+    pub fn routes(&self) -> impl ExactSizeIterator<Item = (u16, u16)> + '_ {
+        self.routes.iter().copied()
+    }
+    /// Root only: the `k`-th (node, parent) pair of [`Router::routes`], without walking the ones before it.
+    pub fn route_at(&self, k: usize) -> Option<(u16, u16)> {
+        self.routes.get(k).copied()
+    }
+    /// Root only: the parent learnt from `node`'s DAO.
+    fn route_parent(&self, node: u16) -> Option<u16> {
+        self.routes.binary_search_by_key(&node, |&(n, _)| n).ok().map(|k| self.routes[k].1)
     }
     /// Commissioning: neighbour messages to `dst` go over the relays `hops` (the last one is `dst`; a route of
     /// one hop removes any relay route). Refused: an empty or too long route, one through this node, one that
@@ -756,9 +767,9 @@ impl Router {
                 return Err(SendError::NoRoute);
             }
             path.push(cur);
-            match self.routes.get(&cur) {
-                Some(&p) if p == self.addr => break,
-                Some(&p) => cur = p,
+            match self.route_parent(cur) {
+                Some(p) if p == self.addr => break,
+                Some(p) => cur = p,
                 None => return Err(SendError::NoRoute),
             }
         }
@@ -880,11 +891,11 @@ impl Router {
                                 payload: payload.to_vec(),
                             });
                         }
-                        UpKind::Dao { parent } => {
-                            if self.routes.len() < u16::MAX as usize || self.routes.contains_key(&origin) {
-                                self.routes.insert(origin, parent);
-                            }
-                        }
+                        UpKind::Dao { parent } => match self.routes.binary_search_by_key(&origin, |&(n, _)| n) {
+                            Ok(k) => self.routes[k].1 = parent,
+                            Err(k) if self.routes.len() < u16::MAX as usize => self.routes.insert(k, (origin, parent)),
+                            Err(_) => {}
+                        },
                     }
                     return self.deadline();
                 }
@@ -1136,6 +1147,18 @@ impl Router {
         h ^= (self.pending.len() as u64) << 8 ^ (self.deliveries.len() as u64) << 16;
         h ^= self.joined_at.map_or(0, |t| t.0) ^ self.is_root as u64 ^ self.cfg.neighbors_max as u64;
         h ^ self.nbr_addrs.first().copied().unwrap_or(0) as u64
+    }
+
+    /// [`Router::touch_hot`] and, beyond it, a word of each line a unicast reception touches further on when the
+    /// frame is to be relayed or answered: the loop check's recent frames, the token counter, the in-flight
+    /// list's head, the neighbour table (the parent's link) and the counters. A host calls it for a frame's
+    /// receiver before it weighs the frame, so these misses overlap that arithmetic instead of following one
+    /// another during the delivery.
+    #[inline]
+    pub fn touch_relay(&self) -> u64 {
+        let mut h = self.touch_hot() ^ self.recent_fwd[0].0 as u64 ^ self.next_token as u64;
+        h ^= (self.inflight.len() as u64) << 24 ^ self.stats.forwarded as u64;
+        h ^ self.nbrs.first().map_or(0, |n| n.link_etx as u64)
     }
 
     /// The index of `addr` in the neighbour table: the filter answers most misses, the address list the rest.
