@@ -133,8 +133,9 @@ pub(crate) struct Mac {
 ///
 /// Laid out in declaration order (`repr(C)`), the state a reception touches first: each broadcast reaches
 /// ~200 receivers whose states lie far apart in a city-sized run, so the cache lines a reception touches
-/// (here the first, the MAC's, and the router's hot head) bound its cost more than its instructions do.
-#[repr(C)]
+/// (here the first, with the MAC's, and the router's hot head) bound its cost more than its instructions do.
+/// Aligned to a cache line, so the hot head starts one and spans as few as it can.
+#[repr(C, align(64))]
 pub(crate) struct Node {
     // ----- hot: every reception (whether the node is powered is `MeshAgent::live`) -----
     pub coordinator: bool,
@@ -145,6 +146,9 @@ pub(crate) struct Node {
     pub addr: u16,
     recent_i: u8,
     delivered_i: u8,
+    /// `stats.joined_ns` is set (it is set once, at the first join; kept here so a reception's check does not
+    /// read the cold counters).
+    joined_noted: bool,
     epoch: u32,
     watch_repair: Option<u32>,
     timer_at: u64,
@@ -152,10 +156,12 @@ pub(crate) struct Node {
     /// counter live in non-volatile memory, so a rebooted node does not reuse counters. Boxed: it is large
     /// and absent from unsecured runs.
     pub sec: Option<Box<FrameSecurity>>,
-    pub stats: NodeStats,
     mac: Mac,
     pub router: Router,
     // ----- cold -----
+    /// Counters; a reception's own ones are in [`RxCounters`], so these are written by the node's own
+    /// transmissions, whose state is warm anyway.
+    pub stats: NodeStats,
     pub id: u32,
     pub x_m: f64,
     pub y_m: f64,
@@ -205,6 +211,7 @@ impl Node {
             lat_us: Vec::new(),
             recent_rx: [(u16::MAX, 0); 8],
             recent_i: 0,
+            joined_noted: false,
             serial: 0,
             delivered_serials: [u32::MAX; 8],
             delivered_i: 0,
@@ -1281,10 +1288,11 @@ impl MeshAgent {
             self.on_delivery(i, d, ctx);
         }
         let n = &mut self.nodes[i];
-        if n.stats.joined_ns.is_none()
+        if !n.joined_noted
             && let Some(t) = n.router.joined_at()
         {
             n.stats.joined_ns = Some(t.0);
+            n.joined_noted = true;
         }
         if let Some(f) = n.watch_repair
             && let Some(p) = n.router.parent()
@@ -1711,9 +1719,10 @@ impl MeshAgent {
             // receiver's delivery will touch. These loads do not depend on each other, so the core keeps many
             // misses in flight; in a city-sized mesh the receivers' states are far apart in memory. The
             // values are discarded.
+            let src_addr = self.nodes[i].addr;
             for &(r, _) in &got {
                 let n = &self.nodes[r as usize];
-                std::hint::black_box(n.mac.ack_busy_until ^ n.router.touch_hot());
+                std::hint::black_box(n.timer_at ^ n.mac.ack_busy_until ^ n.router.touch_hot_from(src_addr));
             }
             for &(r, rssi) in &got {
                 self.deliver_frame(r as usize, i, BROADCAST, rssi, &bytes, ctx);
@@ -1730,8 +1739,9 @@ impl MeshAgent {
             // delivery will touch are read now, so their misses overlap the weighing of the frame.
             let n = &self.nodes[d];
             std::hint::black_box(
-                n.mac.ack_busy_until
-                    ^ n.mac.queue.len() as u64
+                n.timer_at
+                    ^ n.mac.ack_busy_until
+                    ^ n.mac.queue.back().map_or(0, |o| o.token as u64)
                     ^ n.stats.tx_ns
                     ^ n.recent_rx[0].0 as u64
                     ^ n.router.touch_relay(),

@@ -49,48 +49,52 @@ pub const INFINITE_RANK: u16 = 0xFFFF;
 pub const ETX_ONE: u16 = 128;
 
 /// Tunables of the routing state machine (RFC names in parentheses).
+///
+/// Laid out in declaration order (`repr(C)`): first the few that every DIO reception reads (the router keeps
+/// its configuration at the end of its hot part, so only these share its last hot cache line), then by size.
 #[derive(Clone, Debug, PartialEq)]
+#[repr(C)]
 pub struct RouterConfig {
-    /// Smallest Trickle interval (Imin), ms.
-    pub trickle_imin_ms: u32,
-    /// Trickle doublings (Imax = Imin * 2^doublings).
-    pub trickle_doublings: u8,
-    /// Trickle redundancy constant k.
-    pub trickle_k: u8,
-    /// Hysteresis before switching parent, ETX x 128 (PARENT_SWITCH_THRESHOLD).
-    pub parent_switch_threshold: u16,
+    /// Receiver sensitivity used to seed link ETX from signal strength, dBm.
+    pub sensitivity_dbm: i16,
     /// Links estimated worse than this ETX x 128 are not used as parents.
     pub max_link_etx: u16,
     /// Neighbour table size.
     pub neighbors_max: u8,
-    /// Delay before a DAO after a parent change, ms (jittered up to twice that).
-    pub dao_delay_ms: u32,
-    /// DAO refresh period, s.
-    pub dao_refresh_s: u32,
-    /// Unacknowledged frames in a row after which a parent is dropped.
-    pub max_fail_streak: u8,
+    /// Trickle redundancy constant k.
+    pub trickle_k: u8,
     /// Initial hop limit of upward frames.
     pub hop_limit: u8,
-    /// Application frames held while the node has no parent.
-    pub pending_max: u8,
-    /// Receiver sensitivity used to seed link ETX from signal strength, dBm.
-    pub sensitivity_dbm: i16,
-    /// How long a neighbour that forwarded upward traffic through us is excluded as parent, s.
-    pub child_hold_s: u32,
-    /// Root only: bump the DODAG version this often (global repair), s; 0 = never.
-    pub global_repair_s: u32,
-    /// Times an upward frame may be rerouted to another parent after its link failed.
-    pub max_reroutes: u8,
-    /// A node without a parent solicits DIOs (DIS) this often, ms.
-    pub dis_interval_ms: u32,
+    /// Unacknowledged frames in a row after which a parent is dropped.
+    pub max_fail_streak: u8,
+    /// Hysteresis before switching parent, ETX x 128 (PARENT_SWITCH_THRESHOLD).
+    pub parent_switch_threshold: u16,
     /// ETX sample of a frame the MAC gave up on, in units of its transmission attempts, ETX x 128 per attempt
     /// (128 = the attempts it took, as if the next one would have worked).
     pub noack_etx_per_attempt: u16,
     /// How far our rank may rise above the lowest rank we advertised while we keep the current parent, ETX x 128
     /// (DAGMaxRankIncrease, RFC 6550 8.2.2.4); beyond it the parent is given up.
     pub max_rank_increase: u16,
+    /// Trickle doublings (Imax = Imin * 2^doublings).
+    pub trickle_doublings: u8,
+    /// Application frames held while the node has no parent.
+    pub pending_max: u8,
+    /// Smallest Trickle interval (Imin), ms.
+    pub trickle_imin_ms: u32,
+    /// Delay before a DAO after a parent change, ms (jittered up to twice that).
+    pub dao_delay_ms: u32,
+    /// DAO refresh period, s.
+    pub dao_refresh_s: u32,
+    /// How long a neighbour that forwarded upward traffic through us is excluded as parent, s.
+    pub child_hold_s: u32,
+    /// Root only: bump the DODAG version this often (global repair), s; 0 = never.
+    pub global_repair_s: u32,
+    /// A node without a parent solicits DIOs (DIS) this often, ms.
+    pub dis_interval_ms: u32,
     /// Least time between two DIOs sent because the data path met an inconsistency, s.
     pub inconsistency_holdoff_s: u32,
+    /// Times an upward frame may be rerouted to another parent after its link failed.
+    pub max_reroutes: u8,
 }
 
 impl Default for RouterConfig {
@@ -247,8 +251,9 @@ struct Trickle {
 ///
 /// Laid out in declaration order (`repr(C)`), the fields every received frame reads or writes first: a dense
 /// mesh delivers each broadcast to ~200 receivers, and in a city-sized run their states are far apart in
-/// memory, so what a reception touches decides how many cache lines it misses. The hot part (the first four
-/// lines) serves the common DIO reception and the deadline; the rest is read on rarer paths.
+/// memory, so what a reception touches decides how many cache lines it misses. The hot part (about four
+/// lines, ending with the configuration, whose first fields are the ones a DIO reads) serves the common DIO
+/// reception and the deadline; the rest is read on rarer paths.
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct Router {
@@ -271,7 +276,6 @@ pub struct Router {
     worst_nbr: Option<(u64, usize)>,
     pending: VecDeque<Vec<u8>>,
     deliveries: VecDeque<Delivery>,
-    joined_at: Option<Instant>,
     addr: u16,
     root: u16,
     rank: u16,
@@ -289,6 +293,8 @@ pub struct Router {
     recent_fwd_i: u8,
     cfg: RouterConfig,
     // ----- cold -----
+    /// When the node first joined a DODAG (set once; the host reads it until it has noted it).
+    joined_at: Option<Instant>,
     /// (origin, seq, hop limit) of the last upward frames forwarded: a frame coming back is a loop.
     recent_fwd: [(u16, u16, u8); RECENT_FWD],
     /// When the data path last made us advertise (see `inconsistency_holdoff_s`).
@@ -1145,19 +1151,36 @@ impl Router {
     pub fn touch_hot(&self) -> u64 {
         let mut h = self.nbr_filter[0] ^ self.dio_at.0 ^ self.trickle.end.0;
         h ^= (self.pending.len() as u64) << 8 ^ (self.deliveries.len() as u64) << 16;
-        h ^= self.joined_at.map_or(0, |t| t.0) ^ self.is_root as u64 ^ self.cfg.neighbors_max as u64;
+        h ^= self.is_root as u64 ^ self.cfg.neighbors_max as u64;
         h ^ self.nbr_addrs.first().copied().unwrap_or(0) as u64
+    }
+
+    /// [`Router::touch_hot`] and the part of the neighbour table a DIO from `src` will read: its entry when it
+    /// is in the table, or every line of the table when it is not, the table is full and the worst entry must
+    /// be found again (see `worst_neighbor`). For the receivers of a broadcast from `src`.
+    #[inline]
+    pub fn touch_hot_from(&self, src: u16) -> u64 {
+        let h = self.touch_hot();
+        let found = if self.maybe_neighbor(src) { self.nbr_addrs.iter().position(|&a| a == src) } else { None };
+        match found {
+            Some(k) => h ^ self.nbrs.get(k).map_or(0, |n| n.rank as u64),
+            None if !self.worst_ok && self.nbrs.len() >= self.cfg.neighbors_max as usize => {
+                // One entry per cache line (four entries of 16 bytes share one).
+                h ^ self.nbrs.iter().step_by(4).fold(0, |a, n| a ^ n.rank as u64)
+            }
+            None => h,
+        }
     }
 
     /// [`Router::touch_hot`] and, beyond it, a word of each line a unicast reception touches further on when the
     /// frame is to be relayed or answered: the loop check's recent frames, the token counter, the in-flight
-    /// list's head, the neighbour table (the parent's link) and the counters. A host calls it for a frame's
-    /// receiver before it weighs the frame, so these misses overlap that arithmetic instead of following one
-    /// another during the delivery.
+    /// list's newest entry (a new one goes beside it), the neighbour table (the parent's link) and the
+    /// counters. A host calls it for a frame's receiver before it weighs the frame, so these misses overlap that
+    /// arithmetic instead of following one another during the delivery.
     #[inline]
     pub fn touch_relay(&self) -> u64 {
         let mut h = self.touch_hot() ^ self.recent_fwd[0].0 as u64 ^ self.next_token as u64;
-        h ^= (self.inflight.len() as u64) << 24 ^ self.stats.forwarded as u64;
+        h ^= self.inflight.back().map_or(0, |f| f.token as u64) << 24 ^ self.stats.forwarded as u64;
         h ^ self.nbrs.first().map_or(0, |n| n.link_etx as u64)
     }
 
