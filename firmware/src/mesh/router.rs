@@ -1333,7 +1333,11 @@ impl Router {
 
     /// Flushes application frames held while detached (called after joining).
     fn flush_pending<R: Radio>(&mut self, radio: &mut R) {
-        while let (Some(p), Some(payload)) = (self.parent, self.pending.pop_front()) {
+        // The parent first: without one, the held payloads stay held (a pattern over both would take one off
+        // the hold and drop it on every call made before the node joins).
+        while let Some(p) = self.parent
+            && let Some(payload) = self.pending.pop_front()
+        {
             let seq = self.next_seq();
             let f = Frame::Up {
                 kind: UpKind::Data,
@@ -1551,6 +1555,31 @@ mod tests {
         // Removing the relay route removes its alternate too.
         r[0].set_peer_route(4, &[4]).unwrap();
         assert_eq!((r[0].peer_route(4), r[0].peer_alternate(4)), (None, None));
+    }
+
+    /// A report sent while the node has no parent is held, and frames heard before it joins (here a poisoned
+    /// DIO, which gives no parent) must not take it off the hold: it goes up once a parent is chosen.
+    #[test]
+    fn a_held_report_survives_frames_heard_before_the_node_joins() {
+        let mut air = Air::default();
+        let mut n = Router::new(5, false, RouterConfig::default(), 9);
+        n.send_up(Instant(0), b"held", &mut air).unwrap();
+        assert!(air.sent.is_empty());
+        n.on_frame(Instant(1), 7, -60, &dio(1, 0, INFINITE_RANK), &mut air);
+        n.on_frame(Instant(2), 8, -60, &dio(1, 0, INFINITE_RANK), &mut air);
+        assert_eq!(n.parent(), None);
+        n.on_frame(Instant(3), 2, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
+        assert_eq!(n.parent(), Some(2));
+        let ups: Vec<_> = air
+            .sent
+            .iter()
+            .filter_map(|(to, _, f)| match Frame::decode(f) {
+                Ok(Frame::Up { kind: UpKind::Data, payload, .. }) => Some((*to, payload.to_vec())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ups, [(2, b"held".to_vec())]);
+        assert_eq!(n.stats().drop_no_route, 0);
     }
 
     #[test]
