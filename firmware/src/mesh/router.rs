@@ -50,8 +50,9 @@ pub const ETX_ONE: u16 = 128;
 
 /// Tunables of the routing state machine (RFC names in parentheses).
 ///
-/// Laid out in declaration order (`repr(C)`): first the few that every DIO reception reads (the router keeps
-/// its configuration at the end of its hot part, so only these share its last hot cache line), then by size.
+/// Laid out in declaration order (`repr(C)`): first the three that a DIO reception reads (sensitivity, link
+/// limit, table size: the router keeps its configuration at the end of its hot part, so only the first fields
+/// share its last hot cache line), then by size.
 #[derive(Clone, Debug, PartialEq)]
 #[repr(C)]
 pub struct RouterConfig {
@@ -416,9 +417,13 @@ impl Router {
     pub fn route_at(&self, k: usize) -> Option<(u16, u16)> {
         self.routes.get(k).copied()
     }
+    /// Root only: where `node`'s pair is in `routes` (`Err`: where it would go).
+    fn route_index(&self, node: u16) -> Result<usize, usize> {
+        self.routes.binary_search_by_key(&node, |&(n, _)| n)
+    }
     /// Root only: the parent learnt from `node`'s DAO.
     fn route_parent(&self, node: u16) -> Option<u16> {
-        self.routes.binary_search_by_key(&node, |&(n, _)| n).ok().map(|k| self.routes[k].1)
+        self.route_index(node).ok().map(|k| self.routes[k].1)
     }
     /// Commissioning: neighbour messages to `dst` go over the relays `hops` (the last one is `dst`; a route of
     /// one hop removes any relay route). Refused: an empty or too long route, one through this node, one that
@@ -897,7 +902,7 @@ impl Router {
                                 payload: payload.to_vec(),
                             });
                         }
-                        UpKind::Dao { parent } => match self.routes.binary_search_by_key(&origin, |&(n, _)| n) {
+                        UpKind::Dao { parent } => match self.route_index(origin) {
                             Ok(k) => self.routes[k].1 = parent,
                             Err(k) if self.routes.len() < u16::MAX as usize => self.routes.insert(k, (origin, parent)),
                             Err(_) => {}
@@ -1161,8 +1166,7 @@ impl Router {
     #[inline]
     pub fn touch_hot_from(&self, src: u16) -> u64 {
         let h = self.touch_hot();
-        let found = if self.maybe_neighbor(src) { self.nbr_addrs.iter().position(|&a| a == src) } else { None };
-        match found {
+        match self.nbr_index(src) {
             Some(k) => h ^ self.nbrs.get(k).map_or(0, |n| n.rank as u64),
             None if !self.worst_ok && self.nbrs.len() >= self.cfg.neighbors_max as usize => {
                 // One entry per cache line (four entries of 16 bytes share one).
