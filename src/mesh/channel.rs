@@ -261,7 +261,7 @@ impl Channel {
         self.frames.range(from..)
     }
 
-    /// Calls `cell` with the index of every cell within `radius_m` of `(x_m, y_m)`, row by row, until it
+    /// Calls `cell` with the index of every cell within `radius_m` of `(x_m, y_m)`, ring by ring outward, until it
     /// returns `false`, and returns whether it ran to the end; `None` (no cell visited) when one pass over all
     /// frames is cheaper ([`Channel::one_pass_cheaper`]) or the radius is infinite.
     fn cells_near(&self, x_m: f64, y_m: f64, radius_m: f64, mut cell: impl FnMut(usize) -> bool) -> Option<bool> {
@@ -281,14 +281,27 @@ impl Channel {
             return None;
         }
         let r2 = radius_m * radius_m;
-        for gy in gy0..=gy1 {
-            // Distance from the point to the cell's rectangle, per axis (0 inside); border cells extend to
-            // infinity outward because positions outside the box are clamped into them.
-            let dy = self.axis_gap(y_m, self.y0_m, gy, self.ny);
-            for gx in gx0..=gx1 {
-                let dx = self.axis_gap(x_m, self.x0_m, gx, self.nx);
-                if dx * dx + dy * dy <= r2 && !cell(gy * self.nx + gx) {
-                    return Some(false);
+        // Ring by ring outward from the point's cell: a carrier sense that finds the channel busy stops at the
+        // first frames strong enough, and those are most often the nearest.
+        for k in 0..=ring {
+            let (ry0, ry1) = (cy.saturating_sub(k).max(gy0), (cy + k).min(gy1));
+            for gy in ry0..=ry1 {
+                // Distance from the point to the cell's rectangle, per axis (0 inside); border cells extend to
+                // infinity outward because positions outside the box are clamped into them.
+                let dy = self.axis_gap(y_m, self.y0_m, gy, self.ny);
+                // On the ring's top and bottom rows every cell, on the rows between only its two ends.
+                let edge_row = gy.abs_diff(cy) == k;
+                let step = if edge_row || k == 0 { 1 } else { 2 * k };
+                let mut gx = cx as isize - k as isize;
+                while gx <= (cx + k) as isize {
+                    if gx >= gx0 as isize && gx <= gx1 as isize {
+                        let gxu = gx as usize;
+                        let dx = self.axis_gap(x_m, self.x0_m, gxu, self.nx);
+                        if dx * dx + dy * dy <= r2 && !cell(gy * self.nx + gxu) {
+                            return Some(false);
+                        }
+                    }
+                    gx += step as isize;
                 }
             }
         }
@@ -385,6 +398,53 @@ mod tests {
                 }
             }
             assert_eq!(ch.get(id).map(|g| g.id), Some(id));
+        }
+    }
+
+    /// Cells are visited once each, the point's cell first and then ring by ring outward, and they are the
+    /// cells within the radius, wherever the point lies (corners and edges of the grid included).
+    #[test]
+    fn cells_are_visited_once_ring_by_ring() {
+        let xy: Vec<(f64, f64)> = (0..400).map(|k| ((k % 20) as f64 * 100.0, (k / 20) as f64 * 100.0)).collect();
+        let mut ch = Channel::new(&xy, 100.0, 1_000);
+        // Enough frames that the cells are visited one by one rather than in one pass over all frames.
+        for id in 0..20_000u64 {
+            ch.push(frame(id, 0.0, 0.0, id, id + 1), id, 1 << 40);
+        }
+        for &(px, py) in &[(0.0, 0.0), (950.0, 1_020.0), (1_900.0, 0.0), (1_900.0, 1_900.0), (400.0, 1_850.0)] {
+            for radius in [0.0, 160.0, 330.0, 450.0] {
+                let (cx, cy) = ch.cell_of(px, py);
+                let mut seen = Vec::new();
+                assert_eq!(
+                    ch.cells_near(px, py, radius, |c| {
+                        seen.push(c);
+                        true
+                    }),
+                    Some(true)
+                );
+                let ring = |c: &usize| (c % ch.nx).abs_diff(cx).max((c / ch.nx).abs_diff(cy));
+                assert_eq!(seen.first(), Some(&(cy * ch.nx + cx)), "the point's cell first");
+                assert!(seen.windows(2).all(|w| ring(&w[0]) <= ring(&w[1])), "ring by ring at {px},{py} r {radius}");
+                let mut sorted = seen.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                assert_eq!(sorted.len(), seen.len(), "each cell once");
+                // Every cell reaching strictly inside the radius is visited, and none farther than the radius
+                // (a cell merely touching it from a boundary the point lies on may go either way: a frame there
+                // belongs to the point's cell).
+                let gap2 = |c: usize| {
+                    let dx = ch.axis_gap(px, ch.x0_m, c % ch.nx, ch.nx);
+                    let dy = ch.axis_gap(py, ch.y0_m, c / ch.nx, ch.ny);
+                    dx * dx + dy * dy
+                };
+                let r2 = radius * radius;
+                for c in 0..ch.nx * ch.ny {
+                    if gap2(c) < r2 {
+                        assert!(sorted.binary_search(&c).is_ok(), "cell {c} within {radius} m of {px},{py}");
+                    }
+                }
+                assert!(sorted.iter().all(|&c| gap2(c) <= r2), "a cell beyond {radius} m of {px},{py}");
+            }
         }
     }
 

@@ -1655,17 +1655,40 @@ impl MeshAgent {
         ok.then_some(p_dbm)
     }
 
-    /// Transmissions overlapping `f` in time (computed once per frame, shared by all its receivers).
-    /// Fills `out` (the agent's scratch buffer, taken by the caller) with them.
+    /// Transmissions overlapping `f` in time that may disturb any of its receivers (computed once per
+    /// broadcast, shared by all its receivers), in id order. Fills `out` (the agent's scratch buffer, taken by
+    /// the caller) with them.
     fn overlaps_of(&mut self, f: &OnAir, out: &mut Vec<OnAir>) {
         // A transmitter farther from `f`'s source than the decoding reach plus the interference reach cannot
         // disturb any receiver of `f`.
-        let (fx, fy) = self.xy[f.src as usize];
         let r = self.audible_reach_m + self.reach2.sqrt();
-        let r2 = r.powi(2);
+        self.overlaps_within(f, self.xy[f.src as usize], r, r.powi(2), out);
+    }
+
+    /// Transmissions overlapping `f` in time that may disturb its one receiver `r` (a unicast frame or an
+    /// acknowledgement), in id order.
+    ///
+    /// Why centred on the receiver: [`MeshAgent::receive`] skips every transmitter beyond the interference reach
+    /// of `r` (no power at the noise floor, [`MeshAgent::link_dbm_at`]), and a frame of `r`'s own lies at
+    /// distance 0, so this subset of [`MeshAgent::overlaps_of`]' frames decides the reception exactly as the
+    /// whole set does, in the same order. Its disc has the interference reach for radius instead of that plus
+    /// the decoding reach: half the area or less, in the bulk of a city where the disc is not cut by the
+    /// mesh's edge.
+    fn overlaps_at(&mut self, f: &OnAir, r: usize, out: &mut Vec<OnAir>) {
+        // The cells' radius a hair wider than the reach, so rounding in its square root cannot leave out a cell;
+        // the frames are then kept by the same squared distance `link_dbm_at` compares.
+        let (xy, r2) = (self.xy[r], self.reach2);
+        self.overlaps_within(f, xy, r2.sqrt() * (1.0 + 1e-12), r2, out);
+    }
+
+    /// Fills `out` with the transmissions other than `f` overlapping it in time from the cells within
+    /// `radius_m` of `(x_m, y_m)` and at squared distance `r2` (m^2) or less, in id order.
+    fn overlaps_within(&mut self, f: &OnAir, (x_m, y_m): (f64, f64), radius_m: f64, r2: f64, out: &mut Vec<OnAir>) {
         out.clear();
-        self.channel.near(fx, fy, r, f.start, out, |g| {
-            g.id != f.id && g.start < f.end && g.end > f.start && { (g.x_m - fx).powi(2) + (g.y_m - fy).powi(2) <= r2 }
+        self.channel.near(x_m, y_m, radius_m, f.start, out, |g| {
+            g.id != f.id && g.start < f.end && g.end > f.start && {
+                (g.x_m - x_m).powi(2) + (g.y_m - y_m).powi(2) <= r2
+            }
         });
     }
 
@@ -1696,8 +1719,8 @@ impl MeshAgent {
         // The frame's bytes leave the queue for the deliveries and go back for a possible retry.
         let Some(bytes) = self.nodes[i].mac.queue.front_mut().map(|o| std::mem::take(&mut o.frame)) else { return };
         let mut ov = std::mem::take(&mut self.scratch_air);
-        self.overlaps_of(&f, &mut ov);
         if f.dst == BROADCAST {
+            self.overlaps_of(&f, &mut ov);
             // Two passes. The first weighs the frame at every neighbour (fading, capture, interference) from
             // the sender's neighbour list, the dense liveness and the receiver counters alone; most
             // neighbours of a city-sized mesh end below sensitivity or lose the frame there, and their node
@@ -1747,6 +1770,7 @@ impl MeshAgent {
                     ^ n.router.touch_relay(),
             );
             let mean = self.mean_rx_dbm(i, d);
+            self.overlaps_at(&f, d, &mut ov);
             got = self.receive(f, d, mean, &ov);
             if got.is_some()
                 && let Some(p) = self.fixed_per
@@ -1825,7 +1849,7 @@ impl MeshAgent {
         debug_assert!(a.ack);
         let mean = self.mean_rx_dbm(a.src as usize, i);
         let mut ov = std::mem::take(&mut self.scratch_air);
-        self.overlaps_of(&a, &mut ov);
+        self.overlaps_at(&a, i, &mut ov);
         let got = self.receive(a, i, mean, &ov);
         self.scratch_air = ov;
         if got.is_some() {
