@@ -601,7 +601,13 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
             radio.name, radio.range_m, median
         ));
     }
-    for (nd, l) in agent.nodes.iter_mut().zip(lists) {
+    let xy = &agent.xy;
+    for (i, (nd, l)) in agent.nodes.iter_mut().zip(lists).enumerate() {
+        let (a, far_m) = (xy[i], 0.0f64);
+        nd.nbrs_reach_m = l.iter().fold(far_m, |m, &(j, _)| {
+            let b = xy[j as usize];
+            m.max(((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt())
+        });
         nd.nbrs = l;
     }
 }

@@ -171,6 +171,8 @@ pub(crate) struct Node {
     /// Nodes that may decode this node's transmissions (mean power at or above sensitivity, less the fading
     /// margin), with that mean power (dBm), by index.
     pub nbrs: Vec<(u32, f32)>,
+    /// The farthest of `nbrs` from this node, m (bounds where a broadcast's interferers can matter).
+    pub nbrs_reach_m: f64,
     /// Latencies of this node's delivered reports, µs.
     pub lat_us: Vec<u32>,
     recent_rx: [(u16, u8); 8],
@@ -206,6 +208,7 @@ impl Node {
             mac: Mac::default(),
             timer_at: u64::MAX,
             nbrs: Vec::new(),
+            nbrs_reach_m: 0.0,
             stats: NodeStats::default(),
             sec: None,
             lat_us: Vec::new(),
@@ -1659,9 +1662,12 @@ impl MeshAgent {
     /// broadcast, shared by all its receivers), in id order. Fills `out` (the agent's scratch buffer, taken by
     /// the caller) with them.
     fn overlaps_of(&mut self, f: &OnAir, out: &mut Vec<OnAir>) {
-        // A transmitter farther from `f`'s source than the decoding reach plus the interference reach cannot
-        // disturb any receiver of `f`.
-        let r = self.audible_reach_m + self.reach2.sqrt();
+        // A transmitter farther from `f`'s source than its farthest possible receiver plus the interference
+        // reach cannot disturb any receiver of `f` (the triangle inequality; the hair of margin covers the
+        // rounding of the three distances). The farthest receiver in its list, not the decoding reach, which
+        // assumes the strongest shadowing anywhere: every receiver's interferers lie in the smaller disc.
+        let receivers_m = self.nodes[f.src as usize].nbrs_reach_m.min(self.audible_reach_m);
+        let r = (receivers_m + self.reach2.sqrt()) * (1.0 + 1e-9);
         self.overlaps_within(f, self.xy[f.src as usize], r, r.powi(2), out);
     }
 
