@@ -524,6 +524,8 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
         })
         .collect();
     let (dmin, dmax) = lists.iter().fold((f64::MAX, 0.0f64), |(lo, hi), l| (lo.min(l.1), hi.max(l.2)));
+    // Each node's farthest listed receiver, m (0 for an empty list; see `Node::nbrs_reach_m`).
+    let reach_m: Vec<f64> = lists.iter().map(|l| l.2).collect();
     let lists: Vec<Vec<(u32, f32)>> = lists.into_iter().map(|l| l.0).collect();
     // Isolated nodes: nobody hears them (with symmetric links, they hear nobody either).
     let mut heard = vec![false; n];
@@ -601,14 +603,9 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
             radio.name, radio.range_m, median
         ));
     }
-    let xy = &agent.xy;
-    for (i, (nd, l)) in agent.nodes.iter_mut().zip(lists).enumerate() {
-        let (a, far_m) = (xy[i], 0.0f64);
-        nd.nbrs_reach_m = l.iter().fold(far_m, |m, &(j, _)| {
-            let b = xy[j as usize];
-            m.max(((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt())
-        });
+    for ((nd, l), far_m) in agent.nodes.iter_mut().zip(lists).zip(reach_m) {
         nd.nbrs = l;
+        nd.nbrs_reach_m = far_m;
     }
 }
 

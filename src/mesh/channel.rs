@@ -290,8 +290,7 @@ impl Channel {
                 // infinity outward because positions outside the box are clamped into them.
                 let dy = self.axis_gap(y_m, self.y0_m, gy, self.ny);
                 // On the ring's top and bottom rows every cell, on the rows between only its two ends.
-                let edge_row = gy.abs_diff(cy) == k;
-                let step = if edge_row || k == 0 { 1 } else { 2 * k };
+                let step = if gy.abs_diff(cy) == k { 1 } else { 2 * k };
                 let mut gx = cx as isize - k as isize;
                 while gx <= (cx + k) as isize {
                     if gx >= gx0 as isize && gx <= gx1 as isize {

@@ -1677,9 +1677,8 @@ impl MeshAgent {
     /// Why centred on the receiver: [`MeshAgent::receive`] skips every transmitter beyond the interference reach
     /// of `r` (no power at the noise floor, [`MeshAgent::link_dbm_at`]), and a frame of `r`'s own lies at
     /// distance 0, so this subset of [`MeshAgent::overlaps_of`]' frames decides the reception exactly as the
-    /// whole set does, in the same order. Its disc has the interference reach for radius instead of that plus
-    /// the decoding reach: half the area or less, in the bulk of a city where the disc is not cut by the
-    /// mesh's edge.
+    /// whole set does, in the same order, from a disc of the interference reach alone instead of that plus the
+    /// farthest receiver's distance.
     fn overlaps_at(&mut self, f: &OnAir, r: usize, out: &mut Vec<OnAir>) {
         // The cells' radius a hair wider than the reach, so rounding in its square root cannot leave out a cell;
         // the frames are then kept by the same squared distance `link_dbm_at` compares.
