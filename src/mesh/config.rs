@@ -70,7 +70,8 @@ impl Default for MeshConfig {
 #[serde(deny_unknown_fields)]
 pub enum Layout {
     /// `nodes` LMUs on a square grid of pitch `spacing_m`, each moved by up to `jitter_m` in x and y, with
-    /// `coordinators` coordinators placed at the centres of a near-square grid of equal cells.
+    /// `coordinators` coordinators in the rows of a near-square grid, spread evenly along each row (rows
+    /// differ by at most one coordinator when the count does not fill the grid).
     Grid { nodes: u32, spacing_m: f64, jitter_m: f64, coordinators: u32 },
     /// `nodes` in a straight line `spacing_m` apart; node 0 is the coordinator.
     Line { nodes: u32, spacing_m: f64 },
@@ -413,18 +414,26 @@ impl Layout {
                 let width = side as f64 * spacing_m;
                 let rows = (nodes as f64 / side as f64).ceil() as u32;
                 let height = rows as f64 * spacing_m;
-                // Coordinators on a near-square grid of equal cells.
+                // Coordinators in `cy` rows of a near-square grid, each row spread evenly over the width. A count
+                // that does not fill the grid leaves rows one coordinator short, spread over the height: a partly
+                // filled last row would leave a strip along one edge two rows from any coordinator (in a city of
+                // 160, a 20 km strip whose LMUs took 9 to 11 hops where the rest take 2 to 6).
                 let cx = (coordinators as f64).sqrt().ceil() as u32;
                 let cy = coordinators.div_ceil(cx);
                 let mut out = Vec::with_capacity((nodes + coordinators) as usize);
-                for c in 0..coordinators {
-                    let (i, j) = (c % cx, c / cx);
-                    out.push(NodeSpec::coordinator(
-                        c + 1,
-                        (i as f64 + 0.5) * width / cx as f64,
-                        (j as f64 + 0.5) * height / cy as f64,
-                    ));
+                let mut c = 0;
+                for j in 0..cy {
+                    let in_row = coordinator_row_len(coordinators, cy, j);
+                    for i in 0..in_row {
+                        c += 1;
+                        out.push(NodeSpec::coordinator(
+                            c,
+                            (i as f64 + 0.5) * width / in_row as f64,
+                            (j as f64 + 0.5) * height / cy as f64,
+                        ));
+                    }
                 }
+                debug_assert_eq!(c, coordinators, "every coordinator placed once");
                 let u = |k: u32, axis: u64| {
                     let h = derive_seed(seed, &[0x4C41_594F_5554, k as u64, axis]);
                     (h >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
@@ -443,9 +452,50 @@ impl Layout {
     }
 }
 
+/// Coordinators in row `j` of `rows` when `count` of them are spread over the rows: `count / rows` each, and
+/// one more in `count % rows` rows spaced evenly over the height (every row the same when they divide).
+fn coordinator_row_len(count: u32, rows: u32, j: u32) -> u32 {
+    let (each, extra) = (count / rows, count % rows);
+    let more = |k: u32| (k as u64 * extra as u64 / rows as u64) as u32;
+    each + (more(j + 1) - more(j))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A coordinator count that does not fill its grid leaves rows one short, spread over the height, and
+    /// every row spread over the width: no edge strip is left two rows from a coordinator. A count that fills
+    /// the grid (the district's 16) keeps the cells' centres.
+    #[test]
+    fn grid_coordinators_cover_every_row_evenly() {
+        for (count, rows) in [(160u32, 13u32), (48, 7), (3, 2), (16, 4), (2, 1), (1, 1), (7, 3)] {
+            let lens: Vec<u32> = (0..rows).map(|j| coordinator_row_len(count, rows, j)).collect();
+            assert_eq!(lens.iter().sum::<u32>(), count, "{count} in {rows} rows: {lens:?}");
+            let (lo, hi) = (*lens.iter().min().unwrap(), *lens.iter().max().unwrap());
+            assert!(hi - lo <= 1 && lo >= 1, "{count} in {rows} rows: {lens:?}");
+        }
+        let layout = |nodes, coordinators| Layout::Grid { nodes, spacing_m: 100.0, jitter_m: 30.0, coordinators };
+        let district = layout(10_000, 16).nodes(42);
+        let c: Vec<(f64, f64)> = district.iter().filter(|n| n.coordinator).map(|n| (n.x_m, n.y_m)).collect();
+        assert_eq!(c.len(), 16);
+        assert_eq!((c[0], c[5], c[15]), ((1250.0, 1250.0), (3750.0, 3750.0), (8750.0, 8750.0)));
+        // 160 over 13 rows: the top row is as full as the others, and the farthest LMU from its nearest
+        // coordinator is within about one cell's half-diagonal.
+        let city = layout(100_000, 160).nodes(42);
+        let c: Vec<(f64, f64)> = city.iter().filter(|n| n.coordinator).map(|n| (n.x_m, n.y_m)).collect();
+        assert_eq!(c.len(), 160);
+        let top = c.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+        assert!(c.iter().filter(|p| p.1 == top).count() >= 12);
+        let worst = city
+            .iter()
+            .filter(|n| !n.coordinator)
+            .map(|n| c.iter().map(|p| (p.0 - n.x_m).hypot(p.1 - n.y_m)).fold(f64::MAX, f64::min))
+            .fold(0.0, f64::max);
+        // 317 columns by 316 rows of LMUs, 100 m apart.
+        let (w, h) = (31_700.0f64, 31_600.0f64);
+        assert!(worst < 0.8 * (w / 12.0).hypot(h / 13.0), "farthest LMU {worst} m from a coordinator");
+    }
 
     #[test]
     fn parses_a_section_and_rejects_unknown_fields() {

@@ -16,6 +16,7 @@
 //! when the plan names one).
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -612,11 +613,7 @@ fn lmu_series(ctx: &Context, csv: &Csv, chosen: &[u32]) -> Result<Vec<(u32, Seri
 /// Draws a polyline clipped to the chart, dropping points that land on the same pixel as the one before
 /// (the bitmap backend's thick-line code turns a zero-length segment into a stroke across the whole image).
 fn draw_line<DB: DrawingBackend>(
-    chart: &mut ChartContext<
-        '_,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     pts: &[(f64, f64)],
     x: (f64, f64),
     y: (f64, f64),
@@ -689,6 +686,7 @@ fn draw_series<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &SeriesFig) 
             .map_err(pe)?;
         let mut mesh = chart.configure_mesh();
         mesh.y_desc(if stacked { g.0.clone() } else { format!("{} ({})", g.1, g.0) })
+            .y_label_formatter(&tick)
             .axis_desc_style((FONT_NAME, 15))
             .label_style((FONT_NAME, 13))
             // Fewer labels on shorter panels so that they never overlap.
@@ -699,7 +697,7 @@ fn draw_series<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &SeriesFig) 
             })
             .light_line_style(RGBColor(235, 235, 235));
         if last {
-            mesh.x_desc("time since start (h)");
+            mesh.x_desc("time since start (h)").x_label_formatter(&tick);
         } else {
             mesh.x_label_formatter(&|_| String::new());
         }
@@ -748,6 +746,8 @@ fn draw_voltage_profile<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(C
         .configure_mesh()
         .x_desc("distance from the transformer along the lines (km)")
         .y_desc("bus voltage (p.u.)")
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .axis_desc_style((FONT_NAME, 16))
         .label_style((FONT_NAME, 14))
         .light_line_style(RGBColor(235, 235, 235))
@@ -798,6 +798,11 @@ pub struct MeshMap {
     pub title: String,
     /// (x_m, y_m, kind): 0 LMU/site, 1 gateway/coordinator, 2 failed, 3 relay (planned).
     pub nodes: Vec<(f64, f64, u8)>,
+    /// Hops to the gateway or coordinator per node, in the order of `nodes` (NaN: unknown or none). A map of
+    /// more than [`BIG_MAP_NODES`] nodes shows them by area instead of drawing every route.
+    pub hops: Vec<f64>,
+    /// The title of the map drawn by area (above [`BIG_MAP_NODES`] nodes).
+    pub area_title: String,
     /// Route or link segments with a quality class: 0 good, 1 fair, 2 poor.
     pub links: Vec<Segment>,
     /// What the links are ("route to the gateway" or "radio link").
@@ -817,10 +822,12 @@ impl MeshMap {
         let alive = csv.text(ca);
         let parent = csv.nums(cp);
         let etx = ce.map(|c| csv.nums(c)).unwrap_or_default();
+        // Mean hops of the node's delivered reports (the last report's when the mean is absent).
+        let hops = csv.col("hops_mean").or_else(|| csv.col("hops_last")).map(|c| csv.nums(c)).unwrap_or_default();
         let mut by_id: Vec<(u64, usize)> = ids.iter().enumerate().map(|(i, v)| (*v as u64, i)).collect();
         by_id.sort_unstable();
         let find = |id: f64| by_id.binary_search_by_key(&(id as u64), |e| e.0).ok().map(|k| by_id[k].1);
-        let nodes = (0..ids.len())
+        let nodes: Vec<(f64, f64, u8)> = (0..ids.len())
             .map(|i| {
                 (
                     xs[i],
@@ -854,7 +861,12 @@ impl MeshMap {
         }
         Some(MeshMap {
             title: ctx.title("Mesh map: routes at the end of the run"),
+            area_title: ctx.title(&format!(
+                "Mesh map: hops of delivered reports, mean per {} m square",
+                hop_cell_m(&nodes).round()
+            )),
             nodes,
+            hops,
             links,
             link_kind: "route",
             quality_names: ["route, ETX ≤ 1.5", "route, ETX 1.5-3", "route, ETX > 3"],
@@ -895,6 +907,8 @@ impl MeshMap {
         {
             nodes.extend(r.nums(rx).into_iter().zip(r.nums(ry)).map(|(x, y)| (x, y, 3)));
         }
+        let mut hops = hops;
+        hops.resize(nodes.len(), f64::NAN);
         let (la, lb, ld) = (links.col("a")?, links.col("b")?, links.col("distance_m")?);
         let d = links.nums(ld);
         let mut segs = Vec::new();
@@ -912,7 +926,12 @@ impl MeshMap {
         }
         Some(MeshMap {
             title: ctx.title("Planned mesh: sites, radio links and proposed relays"),
+            area_title: ctx.title(&format!(
+                "Planned mesh: hops to the gateway, mean per {} m square, and proposed relays",
+                hop_cell_m(&nodes).round()
+            )),
             nodes,
+            hops,
             links: segs,
             link_kind: "link",
             quality_names: ["link ≤ half range", "link ≤ 0.8 range", "link > 0.8 range (weak)"],
@@ -921,7 +940,8 @@ impl MeshMap {
 }
 
 fn draw_mesh_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &MeshMap) -> R {
-    let (area, legend) = layout(&root, &m.title, 2)?;
+    let by_area = m.nodes.len() > BIG_MAP_NODES;
+    let (area, legend) = layout(&root, if by_area { &m.area_title } else { &m.title }, 2)?;
     let xr = finite_range(m.nodes.iter().map(|n| n.0)).unwrap_or((0.0, 1.0));
     let yr = finite_range(m.nodes.iter().map(|n| n.1)).unwrap_or((0.0, 1.0));
     // Equal scale on both axes: widen the narrower range to the chart's aspect ratio.
@@ -949,11 +969,18 @@ fn draw_mesh_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &MeshMap) 
         .configure_mesh()
         .x_desc(format!("east ({unit})"))
         .y_desc(format!("north ({unit})"))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .axis_desc_style((FONT_NAME, 16))
         .label_style((FONT_NAME, 14))
         .disable_mesh()
         .draw()
         .map_err(pe)?;
+    if by_area {
+        let entries = draw_hop_cells(&mut chart, m, xr, yr, s)?;
+        draw_legend(&legend, &entries)?;
+        return root.present().map_err(pe);
+    }
     let qc = [RGBColor(44, 160, 44), RGBColor(230, 160, 20), RGBColor(214, 39, 40)];
     let big = m.nodes.len() > 2000;
     for q in 0..3u8 {
@@ -1021,6 +1048,171 @@ fn draw_mesh_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &MeshMap) 
     }
     draw_legend(&legend, &entries)?;
     root.present().map_err(pe)
+}
+
+/// Above this many nodes a map shows hops by area instead of every node and route: a city's 100,000 routes
+/// and markers would cover the chart in one blot (a 30 km square is about 400 px wide, four LMUs a pixel).
+pub const BIG_MAP_NODES: usize = 5_000;
+
+/// Cells across the longer side of a big map: about 3 px each on the default chart, a few LMUs each at
+/// street-light spacing.
+const HOP_CELLS_ACROSS: usize = 120;
+
+/// The side of a big map's cells for these nodes, m: [`HOP_CELLS_ACROSS`] to the longer side, but no
+/// smaller than twice the nodes' mean spacing, so that a cell holds about four of them and a district's map
+/// is not a checkerboard of empty cells.
+fn hop_cell_m(nodes: &[(f64, f64, u8)]) -> f64 {
+    let xr = finite_range(nodes.iter().map(|n| n.0)).unwrap_or((0.0, 1.0));
+    let yr = finite_range(nodes.iter().map(|n| n.1)).unwrap_or((0.0, 1.0));
+    let (w, h) = ((xr.1 - xr.0).max(0.0), (yr.1 - yr.0).max(0.0));
+    let spacing = (w.max(1e-9) * h.max(w / HOP_CELLS_ACROSS as f64).max(1e-9) / nodes.len().max(1) as f64).sqrt();
+    (w.max(h).max(1e-9) / HOP_CELLS_ACROSS as f64).max(2.0 * spacing)
+}
+
+/// A big map's nodes binned into square cells: the mean hops of the nodes with a known count, per cell.
+#[derive(Debug, PartialEq)]
+pub struct HopCells {
+    pub x0_m: f64,
+    pub y0_m: f64,
+    pub cell_m: f64,
+    pub nx: usize,
+    pub ny: usize,
+    /// Row-major (`y * nx + x`): mean hops, NaN for a cell whose LMUs or sites have no hop count.
+    pub mean_hops: Vec<f64>,
+    /// Row-major: LMUs or sites (kind 0) in the cell, with or without a hop count.
+    pub nodes: Vec<u32>,
+}
+
+impl HopCells {
+    /// Bins the LMUs or sites (kind 0) of `nodes` over the box `x` x `y` (m) in square cells of `cell_m`
+    /// (at most [`HOP_CELLS_ACROSS`] to a side). Nodes outside the box or without a finite position are left out.
+    pub fn bin(nodes: &[(f64, f64, u8)], hops: &[f64], x: (f64, f64), y: (f64, f64), cell_m: f64) -> HopCells {
+        let span = (x.1 - x.0).max(y.1 - y.0).max(1e-9);
+        let cell_m = cell_m.max(span / HOP_CELLS_ACROSS as f64);
+        let nx = (((x.1 - x.0) / cell_m).ceil() as usize).clamp(1, HOP_CELLS_ACROSS);
+        let ny = (((y.1 - y.0) / cell_m).ceil() as usize).clamp(1, HOP_CELLS_ACROSS);
+        let mut sum = vec![0.0f64; nx * ny];
+        let mut known = vec![0u32; nx * ny];
+        let mut count = vec![0u32; nx * ny];
+        for (k, n) in nodes.iter().enumerate() {
+            if n.2 != 0 || !(n.0.is_finite() && n.1.is_finite()) {
+                continue;
+            }
+            if n.0 < x.0 || n.0 > x.1 || n.1 < y.0 || n.1 > y.1 {
+                continue;
+            }
+            let (fx, fy) = ((n.0 - x.0) / cell_m, (n.1 - y.0) / cell_m);
+            let c = (fy as usize).min(ny - 1) * nx + (fx as usize).min(nx - 1);
+            count[c] += 1;
+            if let Some(&h) = hops.get(k)
+                && h.is_finite()
+            {
+                sum[c] += h;
+                known[c] += 1;
+            }
+        }
+        let mean_hops = sum.iter().zip(&known).map(|(s, &k)| if k > 0 { s / k as f64 } else { f64::NAN }).collect();
+        HopCells { x0_m: x.0, y0_m: y.0, cell_m, nx, ny, mean_hops, nodes: count }
+    }
+}
+
+/// Ticks of the hop scale from 1 to at least `hi`: every whole hop up to seven, else five evenly spaced whole
+/// numbers (the scale then ends at the last).
+fn hop_ticks(hi: f64) -> Vec<f64> {
+    let top = hi.ceil().max(2.0);
+    if top <= 7.0 {
+        (1..=top as u32).map(f64::from).collect()
+    } else {
+        let step = ((top - 1.0) / 4.0).ceil();
+        (0..5).map(|k| 1.0 + step * k as f64).collect()
+    }
+}
+
+/// Draws a big map: cells coloured by mean hops, nodes without a hop count grey, failed nodes as small red
+/// crosses, coordinators (or gateways) and proposed relays on top. Returns the legend's entries.
+fn draw_hop_cells<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    m: &MeshMap,
+    xr: (f64, f64),
+    yr: (f64, f64),
+    s: f64,
+) -> Result<Vec<Entry>, String> {
+    let cells = HopCells::bin(&m.nodes, &m.hops, xr, yr, hop_cell_m(&m.nodes));
+    let hi = finite_range(cells.mean_hops.iter().copied()).map_or(2.0, |r| r.1);
+    let ticks = hop_ticks(hi);
+    let top = ticks.last().copied().unwrap_or(2.0);
+    let colour = |h: f64| heat_colour((h - 1.0) / (top - 1.0).max(1e-9));
+    let no_hops = RGBColor(200, 200, 200);
+    let mut any_unknown = false;
+    let mut rects = Vec::new();
+    for cy in 0..cells.ny {
+        for cx in 0..cells.nx {
+            let c = cy * cells.nx + cx;
+            if cells.nodes[c] == 0 {
+                continue;
+            }
+            let h = cells.mean_hops[c];
+            any_unknown |= !h.is_finite();
+            let fill = if h.is_finite() { colour(h) } else { no_hops };
+            let (x0, y0) = (cells.x0_m + cx as f64 * cells.cell_m, cells.y0_m + cy as f64 * cells.cell_m);
+            rects.push(Rectangle::new(
+                [(x0 * s, y0 * s), ((x0 + cells.cell_m) * s, (y0 + cells.cell_m) * s)],
+                fill.filled(),
+            ));
+        }
+    }
+    chart.draw_series(rects).map_err(pe)?;
+    let failed = RGBColor(214, 39, 40);
+    chart
+        .draw_series(
+            m.nodes.iter().filter(|n| n.2 == 2).map(|n| Cross::new((n.0 * s, n.1 * s), 2, failed.stroke_width(1))),
+        )
+        .map_err(pe)?;
+    chart
+        .draw_series(
+            m.nodes
+                .iter()
+                .filter(|n| n.2 == 3)
+                .map(|n| TriangleMarker::new((n.0 * s, n.1 * s), 4, COLOURS[4].filled())),
+        )
+        .map_err(pe)?;
+    for (r, c) in [(4, BLACK), (2, WHITE)] {
+        chart
+            .draw_series(m.nodes.iter().filter(|n| n.2 == 1).map(|n| Circle::new((n.0 * s, n.1 * s), r, c.filled())))
+            .map_err(pe)?;
+    }
+    let what = if m.link_kind == "route" { "mean hops of delivered reports" } else { "hops to the gateway" };
+    let mut entries: Vec<Entry> = ticks
+        .iter()
+        .enumerate()
+        .map(|(k, &t)| Entry {
+            label: if k == 0 { format!("{what}: {}", tick(&t)) } else { tick(&t) },
+            colour: colour(t),
+            line: false,
+            dashed: false,
+        })
+        .collect();
+    if any_unknown {
+        let label = if m.link_kind == "route" { "no report delivered" } else { "unreachable" };
+        entries.push(Entry { label: label.into(), colour: no_hops, line: false, dashed: false });
+    }
+    let gw = if m.link_kind == "route" { "coordinator (○)" } else { "gateway (○)" };
+    entries.push(Entry { label: gw.into(), colour: BLACK, line: false, dashed: false });
+    if m.nodes.iter().any(|n| n.2 == 2) {
+        let label = if m.link_kind == "route" { "failed node (×)" } else { "unreachable site (×)" };
+        entries.push(Entry { label: label.into(), colour: failed, line: false, dashed: false });
+    }
+    if m.nodes.iter().any(|n| n.2 == 3) {
+        entries.push(Entry { label: "proposed relay (▲)".into(), colour: COLOURS[4], line: false, dashed: false });
+    }
+    Ok(entries)
+}
+
+/// An axis label: the value with no trailing zeros (`6000`, `0.85`, `-2.5`), where plotters would print `6000.0`.
+fn tick(v: &f64) -> String {
+    let t = format!("{v:.6}");
+    let t = if t.contains('.') { t.trim_end_matches('0').trim_end_matches('.') } else { &t };
+    if t == "-0" { "0".into() } else { t.into() }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1138,17 +1330,35 @@ fn histogram<DB: DrawingBackend>(
         let b = (((x - lo) / w) as usize).min(bins - 1);
         count[b] += 1;
     }
-    let top = count.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT_NAME, 16))
-        .margin(10)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(lo..hi, 0f64..top)
-        .map_err(pe)?;
+    let top = count.iter().copied().max().unwrap_or(1).max(1) as f64;
+    let mut builder = ChartBuilder::on(area);
+    builder.caption(caption, (FONT_NAME, 16)).margin(10).x_label_area_size(45).y_label_area_size(60);
+    let bar = |b: usize, y0: f64| {
+        let x0 = lo + b as f64 * w;
+        Rectangle::new([(x0, y0), (x0 + w, count[b] as f64)], colour.filled())
+    };
+    if log_counts(&count) {
+        // One bin holds most nodes: on a linear axis the others would be invisible slivers.
+        let mut chart = builder.build_cartesian_2d(lo..hi, (0.8f64..top * 2.0).log_scale()).map_err(pe)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .x_label_formatter(&tick)
+            .y_desc("nodes (count, log scale)")
+            .y_label_formatter(&|v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() })
+            .axis_desc_style((FONT_NAME, 15))
+            .label_style((FONT_NAME, 13))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(pe)?;
+        chart.draw_series((0..bins).filter(|&b| count[b] > 0).map(|b| bar(b, 0.8))).map_err(pe)?;
+        return Ok(());
+    }
+    let mut chart = builder.build_cartesian_2d(lo..hi, 0f64..top * 1.1).map_err(pe)?;
     chart
         .configure_mesh()
         .x_desc(x_desc)
+        .x_label_formatter(&tick)
         .y_desc("nodes (count)")
         .y_label_formatter(&|v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() })
         .axis_desc_style((FONT_NAME, 15))
@@ -1156,13 +1366,17 @@ fn histogram<DB: DrawingBackend>(
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(pe)?;
-    chart
-        .draw_series((0..bins).map(|b| {
-            let x0 = lo + b as f64 * w;
-            Rectangle::new([(x0, 0.0), (x0 + w, count[b] as f64)], colour.filled())
-        }))
-        .map_err(pe)?;
+    chart.draw_series((0..bins).map(|b| bar(b, 0.0))).map_err(pe)?;
     Ok(())
+}
+
+/// Whether a histogram's counts read better on a log axis: one bin holds more than half of at least 100
+/// values and another bin is non-empty but under a twentieth of it (a city whose LMUs nearly all deliver
+/// every report, and a few hundred that do not).
+fn log_counts(count: &[u32]) -> bool {
+    let total: u64 = count.iter().map(|&c| c as u64).sum();
+    let top = count.iter().copied().max().unwrap_or(0);
+    total >= 100 && 2 * top as u64 > total && count.iter().any(|&c| c > 0 && 20 * c < top)
 }
 
 fn draw_mesh_distributions<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, Csv)) -> R {
@@ -1552,6 +1766,8 @@ fn draw_pareto<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, P
         .configure_mesh()
         .x_desc(format!("{qc} ({uc}), lower is better"))
         .y_desc(format!("{qr} ({ur}), higher is better"))
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
         .axis_desc_style((FONT_NAME, 16))
         .label_style((FONT_NAME, 14))
         .light_line_style(RGBColor(235, 235, 235))
@@ -1578,6 +1794,89 @@ fn draw_pareto<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Above [`BIG_MAP_NODES`] nodes the map is drawn by area: titled so, a hop scale in the legend, no route
+    /// lines, and a file that stays small however many nodes there are.
+    #[test]
+    fn a_big_map_is_drawn_by_area_with_a_hop_scale() {
+        register_font();
+        let side = 80;
+        let mut nodes: Vec<(f64, f64, u8)> =
+            (0..side * side).map(|k| ((k % side) as f64 * 100.0, (k / side) as f64 * 100.0, 0u8)).collect();
+        nodes[0].2 = 1;
+        nodes[1].2 = 2;
+        let hops: Vec<f64> = nodes.iter().map(|n| 1.0 + ((n.0 + n.1) / 1000.0).floor()).collect();
+        let links = vec![((0.0, 0.0), (100.0, 0.0), 0u8); nodes.len()];
+        let ctx = Context { scenario: "big".into(), seed: Some(1), summary: Value::Null };
+        let map = MeshMap {
+            title: ctx.title("Mesh map: routes at the end of the run"),
+            area_title: ctx.title(&format!("Mesh map: hops, mean per {} m square", hop_cell_m(&nodes).round())),
+            nodes,
+            hops,
+            links,
+            link_kind: "route",
+            quality_names: ["a", "b", "c"],
+        };
+        let mut svg = String::new();
+        draw_mesh_map(SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(), &map).unwrap();
+        assert!(svg.contains("Mesh map: hops, mean per 198 m square"), "title");
+        assert!(svg.contains("mean hops of delivered reports: 1") && svg.contains("coordinator (○)"));
+        assert!(svg.contains("failed node (×)"));
+        // Axes, ticks and the failed node's cross are lines; 6,400 routes would be as many more.
+        assert!(svg.matches("<polyline").count() < 100, "no route lines");
+        assert!(svg.len() < 2_000_000, "{} bytes", svg.len());
+    }
+
+    #[test]
+    fn tick_labels_drop_trailing_zeros() {
+        let t = |v: f64| tick(&v);
+        assert_eq!(
+            [t(6000.0), t(0.85), t(-2.5), t(-0.0), t(0.1 + 0.2), t(1e-7)],
+            ["6000", "0.85", "-2.5", "0", "0.3", "0"]
+        );
+    }
+
+    #[test]
+    fn counts_go_on_a_log_axis_only_when_one_bin_dwarfs_a_visible_other() {
+        assert!(log_counts(&[3, 0, 1, 980]));
+        assert!(!log_counts(&[3, 0, 1, 80]), "too few values");
+        assert!(!log_counts(&[300, 250, 200, 250]), "no bin holds most");
+        assert!(!log_counts(&[0, 0, 0, 1000]), "nothing else to see");
+    }
+
+    /// Big maps bin LMUs (kind 0) into square cells and average the hop counts they know; coordinators,
+    /// failed nodes and nodes outside the box do not count, and a cell whose LMUs know no count is NaN.
+    #[test]
+    fn hop_cells_average_the_known_counts_of_each_cells_lmus() {
+        let nodes = [
+            (10.0, 10.0, 0u8),
+            (20.0, 30.0, 0),
+            (90.0, 10.0, 0),
+            (95.0, 95.0, 0),
+            (5.0, 5.0, 1),
+            (50.0, 50.0, 2),
+            (500.0, 5.0, 0),
+        ];
+        let hops = [2.0, 4.0, f64::NAN, 7.0, 0.0, 9.0, 1.0];
+        let c = HopCells::bin(&nodes, &hops, (0.0, 100.0), (0.0, 100.0), 50.0);
+        assert_eq!((c.nx, c.ny, c.cell_m), (2, 2, 50.0));
+        assert_eq!(c.nodes, [2, 1, 0, 1]);
+        assert_eq!(c.mean_hops[0], 3.0);
+        assert!(c.mean_hops[1].is_nan() && c.mean_hops[2].is_nan());
+        assert_eq!(c.mean_hops[3], 7.0);
+        // A flat box (every node on one line) still gets one row of cells.
+        let line = HopCells::bin(&nodes[..3], &hops[..3], (0.0, 100.0), (10.0, 10.0), 25.0);
+        assert_eq!((line.nx, line.ny, line.nodes.iter().sum::<u32>()), (4, 1, 2));
+        // Cells no finer than the longest side allows, and never empty for a regular grid of nodes.
+        let grid: Vec<(f64, f64, u8)> =
+            (0..10_000).map(|k| ((k % 100) as f64 * 100.0, (k / 100) as f64 * 100.0, 0)).collect();
+        assert!((190.0..=200.0).contains(&hop_cell_m(&grid)), "{}", hop_cell_m(&grid));
+        let g = HopCells::bin(&grid, &[], (0.0, 9900.0), (0.0, 9900.0), hop_cell_m(&grid));
+        assert!(g.nodes.iter().all(|&n| n >= 1), "an empty cell in a regular grid");
+        assert_eq!(hop_ticks(4.2), [1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(hop_ticks(10.6), [1.0, 4.0, 7.0, 10.0, 13.0]);
+        assert_eq!(hop_ticks(6.5).len(), 7);
+    }
 
     /// Axes that each name their own block (a feeder and its placement) leave most of their grid empty; the
     /// heatmaps take the first pair that fills its grid, and the first two axes when none does.
