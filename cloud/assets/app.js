@@ -276,29 +276,75 @@ function ctx2d(c) {
   return [g, c._w, c._h];
 }
 const COL = { ok: '#3fb950', open: '#f85149', stale: '#6e7681', nosupply: '#d29922', coord: '#e3b341', a: '#58a6ff', b: '#f0883e', c: '#bc8cff', grid: '#30363d', text: '#8b97a3' };
+// A finished run's mesh (mesh_nodes.csv), north up. Up to BIG_MESH nodes: parent links coloured by delivery
+// ratio and a dot per node; above it (a city), squares of CELL_PX coloured by their LMUs' mean delivery ratio,
+// failed nodes and coordinators on top: a route and a label per node would cover the canvas. Squares of one
+// colour share one path, so a city costs a few fills.
+const BIG_MESH = 3000, CELL_PX = 4, LABELS_MAX = 200;
+function drawRunMesh(g, w, h, byId, newest) {
+  const m = S.mesh, N = m.length;
+  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  for (const n of m) {
+    if (!isFinite(n.x_m) || !isFinite(n.y_m)) continue;
+    x0 = Math.min(x0, n.x_m); x1 = Math.max(x1, n.x_m); y0 = Math.min(y0, n.y_m); y1 = Math.max(y1, n.y_m);
+  }
+  if (!(x1 >= x0)) { x0 = x1 = y0 = y1 = 0; }
+  const s = Math.min((w - 40) / Math.max(1, x1 - x0), (h - 40) / Math.max(1, y1 - y0));
+  const ox = (w - (x1 - x0) * s) / 2, oy = (h - (y1 - y0) * s) / 2;
+  const P = n => [ox + (n.x_m - x0) * s, h - oy - (n.y_m - y0) * s];
+  const pdrCol = q => q >= 0.99 ? COL.ok : q >= 0.9 ? COL.nosupply : COL.open;
+  const dots = (list, r, colour) => {
+    const p = new Path2D();
+    for (const [x, y] of list) { p.moveTo(x + r, y); p.arc(x, y, r, 0, 2 * Math.PI); }
+    g.fillStyle = colour; g.fill(p);
+  };
+  const coords = [], failed = [];
+  for (const n of m) {
+    if (!isFinite(n.x_m) || !isFinite(n.y_m)) continue;
+    if (n.coordinator === true) coords.push(P(n)); else if (n.alive === false) failed.push(P(n));
+  }
+  if (N > BIG_MESH) {
+    $('mesh-note').textContent = N + ' nodes by area: each square by its LMUs\' mean delivery ratio (green ≥ 99 %, amber ≥ 90 %, red below); grey dots failed, yellow coordinators';
+    const nx = Math.ceil(w / CELL_PX), ny = Math.ceil(h / CELL_PX);
+    const sum = new Float64Array(nx * ny), cnt = new Uint32Array(nx * ny);
+    for (const n of m) {
+      if (n.coordinator === true || n.alive === false || typeof n.pdr !== 'number' || !isFinite(n.x_m)) continue;
+      const [x, y] = P(n);
+      const c = Math.min(ny - 1, Math.max(0, Math.floor(y / CELL_PX))) * nx + Math.min(nx - 1, Math.max(0, Math.floor(x / CELL_PX)));
+      sum[c] += n.pdr; cnt[c]++;
+    }
+    // One path per colour: tens of thousands of squares cost three fills.
+    const paths = new Map();
+    for (let c = 0; c < nx * ny; c++) {
+      if (!cnt[c]) continue;
+      const col = pdrCol(sum[c] / cnt[c]);
+      let p = paths.get(col); if (!p) { p = new Path2D(); paths.set(col, p); }
+      p.rect((c % nx) * CELL_PX, Math.floor(c / nx) * CELL_PX, CELL_PX, CELL_PX);
+    }
+    for (const [col, p] of paths) { g.fillStyle = col; g.fill(p); }
+    dots(failed, 1.5, COL.stale);
+    dots(coords, 3, COL.coord);
+    return;
+  }
+  $('mesh-note').textContent = 'positions and parent links from the run; link colour = delivery ratio';
+  const ids = new Map(m.map(n => [n.id, n]));
+  g.lineWidth = N > LABELS_MAX ? 1 : 2;
+  for (const n of m) {
+    const p = ids.get(n.parent); if (!p) continue;
+    g.strokeStyle = pdrCol(n.pdr == null ? 1 : n.pdr);
+    const [a, b] = [P(n), P(p)]; g.beginPath(); g.moveTo(a[0], a[1]); g.lineTo(b[0], b[1]); g.stroke();
+  }
+  const r = N > LABELS_MAX ? 3 : 6;
+  for (const n of m) {
+    const v = byId.get(n.id); const st = n.coordinator ? 'coord' : !n.alive ? 'stale' : v ? lmuState(v, newest) : 'ok';
+    const [x, y] = P(n); g.fillStyle = COL[st === 'closed' ? 'ok' : st]; g.beginPath(); g.arc(x, y, r, 0, 7); g.fill();
+    if (N <= LABELS_MAX) { g.fillStyle = COL.text; g.font = '10px sans-serif'; g.fillText(n.coordinator ? 'coord' : String(n.id), x - 6, y - 9); }
+  }
+}
 function drawMesh(all, newest) {
   const c = $('mesh'), [g, w, h] = ctx2d(c);
   const byId = new Map(all.map(v => [v.lmu, v]));
-  if (S.mesh && S.mesh.length) {
-    $('mesh-note').textContent = 'positions and parent links from the run; link colour = delivery ratio';
-    const xs = S.mesh.map(n => n.x_m), ys = S.mesh.map(n => n.y_m);
-    const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-    const sx = (w - 40) / Math.max(1, x1 - x0), sy = (h - 40) / Math.max(1, y1 - y0), s = Math.min(sx, sy || sx);
-    const P = n => [20 + (n.x_m - x0) * s, h / 2 + ((n.y_m - (y0 + y1) / 2) * s)];
-    const ids = new Map(S.mesh.map(n => [n.id, n]));
-    for (const n of S.mesh) {
-      const p = ids.get(n.parent); if (!p) continue;
-      const q = n.pdr == null ? 1 : n.pdr;
-      g.strokeStyle = q >= 0.99 ? COL.ok : q >= 0.9 ? '#d29922' : COL.open; g.lineWidth = 2;
-      const [a, b] = [P(n), P(p)]; g.beginPath(); g.moveTo(a[0], a[1]); g.lineTo(b[0], b[1]); g.stroke();
-    }
-    for (const n of S.mesh) {
-      const v = byId.get(n.id); const st = n.coordinator ? 'coord' : !n.alive ? 'stale' : v ? lmuState(v, newest) : 'ok';
-      const [x, y] = P(n); g.fillStyle = COL[st === 'closed' ? 'ok' : st]; g.beginPath(); g.arc(x, y, 6, 0, 7); g.fill();
-      g.fillStyle = COL.text; g.font = '10px sans-serif'; g.fillText(n.coordinator ? 'coord' : String(n.id), x - 6, y - 9);
-    }
-    return;
-  }
+  if (S.mesh && S.mesh.length) { drawRunMesh(g, w, h, byId, newest); return; }
   $('mesh-note').textContent = all.length ? 'LMUs in id order (no positions in a live feed); colour = state' : 'waiting for readings';
   const n = all.length, cols = Math.max(1, Math.ceil(Math.sqrt(n * w / h))), cw = w / cols, rows = Math.ceil(n / cols), ch = h / Math.max(1, rows);
   const r = Math.max(1.5, Math.min(cw, ch) * 0.35);

@@ -546,6 +546,51 @@ fn chromium(url: &str, profile: &Path) -> (Kill, Devtools) {
     (Kill(c), dt)
 }
 
+/// A finished city-sized run in the dashboard: above 3,000 nodes the mesh map is drawn by area (squares
+/// coloured by their LMUs' delivery ratio, failed nodes and coordinators on top) instead of a route and a label
+/// per node, which covered the canvas in one grey blot. Headless Chromium opens `serve` over 20,000 nodes whose
+/// east half delivers 95 % of its reports: the note says so, and the canvas holds both green and amber squares.
+#[test]
+fn a_city_mesh_is_drawn_by_area_in_the_dashboard() {
+    if !found("chromium") {
+        eprintln!("NOTICE: chromium not on PATH: skipping the city mesh dashboard test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("city");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("summary.json"), r#"{"scenario": "city", "seed": 1}"#).unwrap();
+    let mut csv = String::from("id,pan,x_m,y_m,coordinator,alive,parent,pdr\n");
+    for k in 0..20_000u32 {
+        let (x, y) = ((k % 200) as f64 * 100.0, (k / 200) as f64 * 100.0);
+        let coordinator = k % 2_500 == 1_000;
+        let pdr = if x < 10_000.0 { 1.0 } else { 0.95 };
+        csv += &format!("{},0,{x},{y},{coordinator},{},{},{pdr}\n", k + 1, k % 97 != 3, if k == 0 { 2 } else { k });
+    }
+    std::fs::write(out.join("mesh_nodes.csv"), csv).unwrap();
+    let hp = free_port();
+    let _s = serve(&out, hp);
+    let op = login(hp, "op", "op-pass");
+    let profile = tempfile::tempdir().unwrap();
+    let (_chromium, mut dt) = chromium(&format!("http://127.0.0.1:{hp}/#token={op}"), profile.path());
+    let note = dt.wait(
+        "document.getElementById('mesh-note').textContent.includes('by area') && document.getElementById('mesh-note').textContent",
+        60,
+        "the mesh map drawn by area",
+    );
+    assert!(note.as_str().unwrap().starts_with("20000 nodes by area"), "{note}");
+    // Pixels by colour: the dashboard's green (#3fb950) and amber (#d29922).
+    let counts = dt.eval(
+        "(() => { const c = document.getElementById('mesh'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; \
+         let green = 0, amber = 0; for (let i = 0; i < d.length; i += 4) { \
+         if (d[i] === 0x3f && d[i + 1] === 0xb9 && d[i + 2] === 0x50) green++; \
+         if (d[i] === 0xd2 && d[i + 1] === 0x99 && d[i + 2] === 0x22) amber++; } return [green, amber, c.width * c.height]; })()",
+    );
+    let (green, amber, all) = (counts[0].as_f64().unwrap(), counts[1].as_f64().unwrap(), counts[2].as_f64().unwrap());
+    assert!(green > 0.05 * all && amber > 0.05 * all, "green {green}, amber {amber} of {all} pixels");
+    assert!((green / amber - 1.0).abs() < 0.3, "the two halves drawn alike: green {green}, amber {amber}");
+}
+
 /// Headless Chromium loads the dashboard as an operator while the bridge runs paced (a day in 24 s): the DOM
 /// holds the LMU table and one-line and counts live updates pushed by the server; a real mouse click on LMU 3's
 /// Open button travels API -> broker -> bridge -> the twin's LMU, whose next report shows the contactor open in
