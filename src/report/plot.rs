@@ -927,8 +927,9 @@ impl MeshMap {
         Some(MeshMap {
             title: ctx.title("Planned mesh: sites, radio links and proposed relays"),
             area_title: ctx.title(&format!(
-                "Planned mesh: hops to the gateway, mean per {} m square, and proposed relays",
-                hop_cell_m(&nodes).round()
+                "Planned mesh: hops to the gateway, mean per {} m square{}",
+                hop_cell_m(&nodes).round(),
+                if nodes.iter().any(|n| n.2 == 3) { ", and proposed relays" } else { "" }
             )),
             nodes,
             hops,
