@@ -417,6 +417,18 @@ struct Entry {
     colour: RGBColor,
     line: bool,
     dashed: bool,
+    /// The marker of an entry that is not a line (as drawn on the chart).
+    marker: Marker,
+}
+
+/// A legend marker.
+#[derive(Clone, Copy, PartialEq)]
+enum Marker {
+    Dot,
+    Cross,
+    /// A white dot ringed in the entry's colour (coordinators on a map drawn by area).
+    Ring,
+    Triangle,
 }
 
 /// Draws legend entries left to right (wrapping) in their own strip.
@@ -444,7 +456,16 @@ fn draw_legend<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, entries: &[Ent
                     .map_err(pe)?;
             }
         } else {
-            area.draw(&Circle::new((x + 12, y + 8), 5, e.colour.filled())).map_err(pe)?;
+            let c = (x + 12, y + 8);
+            match e.marker {
+                Marker::Dot => area.draw(&Circle::new(c, 5, e.colour.filled())).map_err(pe)?,
+                Marker::Cross => area.draw(&Cross::new(c, 4, e.colour.stroke_width(2))).map_err(pe)?,
+                Marker::Ring => {
+                    area.draw(&Circle::new(c, 5, e.colour.filled())).map_err(pe)?;
+                    area.draw(&Circle::new(c, 3, WHITE.filled())).map_err(pe)?;
+                }
+                Marker::Triangle => area.draw(&TriangleMarker::new(c, 6, e.colour.filled())).map_err(pe)?,
+            }
         }
         area.draw(&Text::new(e.label.clone(), (x + 30, y), font.clone())).map_err(pe)?;
         x += 30 + tw + 24;
@@ -660,7 +681,13 @@ fn draw_series<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &SeriesFig) 
     let panels = area.split_evenly((groups.len().max(1), 1));
     let mut entries = Vec::new();
     if s.en50160 {
-        entries.push(Entry { label: "EN 50160 limits (±10 %)".into(), colour: LIMIT, line: true, dashed: true });
+        entries.push(Entry {
+            label: "EN 50160 limits (±10 %)".into(),
+            colour: LIMIT,
+            line: true,
+            dashed: true,
+            marker: Marker::Dot,
+        });
     }
     let mut k = 0usize;
     for (gi, (g, panel)) in groups.iter().zip(panels.iter()).enumerate() {
@@ -712,7 +739,7 @@ fn draw_series<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &SeriesFig) 
             k += 1;
             let pts: Vec<(f64, f64)> = s.t_h.iter().copied().zip(vals.iter().copied()).collect();
             draw_line(&mut chart, &pts, (t0, t1), y, colour.stroke_width(2))?;
-            entries.push(Entry { label: label.clone(), colour, line: true, dashed: false });
+            entries.push(Entry { label: label.clone(), colour, line: true, dashed: false, marker: Marker::Dot });
         }
     }
     if n_entries > 1 {
@@ -782,9 +809,27 @@ fn draw_voltage_profile<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(C
     draw_legend(
         &legend,
         &[
-            Entry { label: "lowest voltage over the run".into(), colour: COLOURS[0], line: false, dashed: false },
-            Entry { label: "highest voltage over the run".into(), colour: COLOURS[1], line: false, dashed: false },
-            Entry { label: "EN 50160 limits (±10 %)".into(), colour: LIMIT, line: true, dashed: true },
+            Entry {
+                label: "lowest voltage over the run".into(),
+                colour: COLOURS[0],
+                line: false,
+                dashed: false,
+                marker: Marker::Dot,
+            },
+            Entry {
+                label: "highest voltage over the run".into(),
+                colour: COLOURS[1],
+                line: false,
+                dashed: false,
+                marker: Marker::Dot,
+            },
+            Entry {
+                label: "EN 50160 limits (±10 %)".into(),
+                colour: LIMIT,
+                line: true,
+                dashed: true,
+                marker: Marker::Dot,
+            },
         ],
     )?;
     root.present().map_err(pe)
@@ -1030,22 +1075,30 @@ fn draw_mesh_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &MeshMap) 
             colour: COLOURS[0],
             line: false,
             dashed: false,
+            marker: Marker::Dot,
         },
-        Entry { label: "gateway / coordinator".into(), colour: BLACK, line: false, dashed: false },
+        Entry { label: "gateway / coordinator".into(), colour: BLACK, line: false, dashed: false, marker: Marker::Dot },
     ];
     if m.nodes.iter().any(|n| n.2 == 2) {
         entries.push(Entry {
             label: if m.link_kind == "route" { "failed node (×)".into() } else { "unreachable site (×)".into() },
-            colour: RGBColor(60, 60, 60),
+            colour: BLACK,
             line: false,
             dashed: false,
+            marker: Marker::Cross,
         });
     }
     if m.nodes.iter().any(|n| n.2 == 3) {
-        entries.push(Entry { label: "proposed relay (▲)".into(), colour: COLOURS[4], line: false, dashed: false });
+        entries.push(Entry {
+            label: "proposed relay (▲)".into(),
+            colour: COLOURS[4],
+            line: false,
+            dashed: false,
+            marker: Marker::Triangle,
+        });
     }
     for (name, colour) in m.quality_names.iter().zip(qc) {
-        entries.push(Entry { label: (*name).into(), colour, line: true, dashed: false });
+        entries.push(Entry { label: (*name).into(), colour, line: true, dashed: false, marker: Marker::Dot });
     }
     draw_legend(&legend, &entries)?;
     root.present().map_err(pe)
@@ -1191,20 +1244,27 @@ fn draw_hop_cells<DB: DrawingBackend>(
             colour: colour(t),
             line: false,
             dashed: false,
+            marker: Marker::Dot,
         })
         .collect();
     if any_unknown {
         let label = if m.link_kind == "route" { "no report delivered" } else { "unreachable" };
-        entries.push(Entry { label: label.into(), colour: no_hops, line: false, dashed: false });
+        entries.push(Entry { label: label.into(), colour: no_hops, line: false, dashed: false, marker: Marker::Dot });
     }
     let gw = if m.link_kind == "route" { "coordinator (○)" } else { "gateway (○)" };
-    entries.push(Entry { label: gw.into(), colour: BLACK, line: false, dashed: false });
+    entries.push(Entry { label: gw.into(), colour: BLACK, line: false, dashed: false, marker: Marker::Ring });
     if m.nodes.iter().any(|n| n.2 == 2) {
         let label = if m.link_kind == "route" { "failed node (×)" } else { "unreachable site (×)" };
-        entries.push(Entry { label: label.into(), colour: failed, line: false, dashed: false });
+        entries.push(Entry { label: label.into(), colour: failed, line: false, dashed: false, marker: Marker::Cross });
     }
     if m.nodes.iter().any(|n| n.2 == 3) {
-        entries.push(Entry { label: "proposed relay (▲)".into(), colour: COLOURS[4], line: false, dashed: false });
+        entries.push(Entry {
+            label: "proposed relay (▲)".into(),
+            colour: COLOURS[4],
+            line: false,
+            dashed: false,
+            marker: Marker::Triangle,
+        });
     }
     Ok(entries)
 }
@@ -1294,7 +1354,7 @@ fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Co
                 )))
                 .map_err(pe)?;
         }
-        entries.push(Entry { label: (*name).to_string(), colour, line: false, dashed: false });
+        entries.push(Entry { label: (*name).to_string(), colour, line: false, dashed: false, marker: Marker::Dot });
     }
     let never: Vec<&str> = steps.iter().filter(|s| s.1.iter().any(|v| v.is_infinite())).map(|s| s.0).collect();
     if !never.is_empty() {
@@ -1303,6 +1363,7 @@ fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Co
             colour: GREY,
             line: true,
             dashed: true,
+            marker: Marker::Dot,
         });
     }
     draw_legend(&legend, &entries)?;
@@ -1695,11 +1756,18 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
                 colour: heat_colour(t),
                 line: false,
                 dashed: false,
+                marker: Marker::Dot,
             }
         })
         .collect();
     if h.values.iter().flatten().any(|v| !v.is_finite()) {
-        entries.push(Entry { label: "no point".into(), colour: RGBColor(220, 220, 220), line: false, dashed: false });
+        entries.push(Entry {
+            label: "no point".into(),
+            colour: RGBColor(220, 220, 220),
+            line: false,
+            dashed: false,
+            marker: Marker::Dot,
+        });
     }
     draw_legend(&legend, &entries)?;
     root.present().map_err(pe)
@@ -1780,12 +1848,13 @@ fn draw_pareto<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, P
     draw_legend(
         &legend,
         &[
-            Entry { label: "sweep point".into(), colour: COLOURS[0], line: false, dashed: false },
+            Entry { label: "sweep point".into(), colour: COLOURS[0], line: false, dashed: false, marker: Marker::Dot },
             Entry {
                 label: "Pareto front (no point is cheaper and more reliable)".into(),
                 colour: COLOURS[3],
                 line: true,
                 dashed: false,
+                marker: Marker::Dot,
             },
         ],
     )?;
