@@ -1401,34 +1401,33 @@ fn histogram<DB: DrawingBackend>(
     };
     if log_counts(&count) {
         // One bin holds most nodes: on a linear axis the others would be invisible slivers.
-        let mut chart = builder.build_cartesian_2d(lo..hi, (0.8f64..top * 2.0).log_scale()).map_err(pe)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .x_label_formatter(&tick)
-            .y_desc("nodes (count, log scale)")
-            .y_label_formatter(&|v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() })
-            .axis_desc_style((FONT_NAME, 15))
-            .label_style((FONT_NAME, 13))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(pe)?;
-        chart.draw_series((0..bins).filter(|&b| count[b] > 0).map(|b| bar(b, 0.8))).map_err(pe)?;
-        return Ok(());
+        let chart = builder.build_cartesian_2d(lo..hi, (0.8f64..top * 2.0).log_scale()).map_err(pe)?;
+        let bars = (0..bins).filter(|&b| count[b] > 0).map(|b| bar(b, 0.8));
+        return draw_bars(chart, x_desc, "nodes (count, log scale)", bars);
     }
-    let mut chart = builder.build_cartesian_2d(lo..hi, 0f64..top * 1.1).map_err(pe)?;
+    let chart = builder.build_cartesian_2d(lo..hi, 0f64..top * 1.1).map_err(pe)?;
+    draw_bars(chart, x_desc, "nodes (count)", (0..bins).map(|b| bar(b, 0.0)))
+}
+
+/// A histogram's axes (whole counts on the y axis, linear or log) and its bars.
+fn draw_bars<DB: DrawingBackend, Y: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>>(
+    mut chart: ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+    bars: impl Iterator<Item = Rectangle<(f64, f64)>>,
+) -> R {
     chart
         .configure_mesh()
         .x_desc(x_desc)
         .x_label_formatter(&tick)
-        .y_desc("nodes (count)")
+        .y_desc(y_desc)
         .y_label_formatter(&|v: &f64| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() })
         .axis_desc_style((FONT_NAME, 15))
         .label_style((FONT_NAME, 13))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(pe)?;
-    chart.draw_series((0..bins).map(|b| bar(b, 0.0))).map_err(pe)?;
+    chart.draw_series(bars).map_err(pe)?;
     Ok(())
 }
 
