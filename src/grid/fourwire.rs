@@ -541,8 +541,9 @@ impl FourWire {
     }
 
     /// The network's own loads, asymmetric loads and static generators (in service, scaled) as injections:
-    /// balanced loads and generators as a third per phase, wye to the bus's neutral; asymmetric wye loads per
-    /// phase to the neutral; delta ones between phases (a-b, b-c, c-a).
+    /// balanced loads and generators as a third per phase, to the bus's neutral (wye, or no `type`) or across
+    /// the phase pairs a-b, b-c, c-a (delta); asymmetric wye loads per phase to the neutral, delta ones between
+    /// phases.
     pub fn network_injections(&self, net: &Network) -> Vec<Injection> {
         self.injections(net, &net.load_set_points(), &net.asym_set_points(), &net.sgen_set_points())
     }
@@ -567,7 +568,8 @@ impl FourWire {
             let (s_z, s_i) = (part(zp, zq), part(ip, iq));
             let s_p = s - s_z - s_i;
             for p in 0..3u8 {
-                out.push(Injection { bus: b, from: p, to: 3, s_p, s_i, s_z, v_nom: base(b) });
+                let (to, v_nom) = if l.is_delta() { ((p + 1) % 3, base(b) * 3f64.sqrt()) } else { (3, base(b)) };
+                out.push(Injection { bus: b, from: p, to, s_p, s_i, s_z, v_nom });
             }
         }
         for (l, set) in net.asym_loads.iter().zip(asym).filter(|(l, _)| l.in_service) {
@@ -586,8 +588,10 @@ impl FourWire {
         for (g, &(p, q)) in net.sgens.iter().zip(sgens).filter(|(g, _)| g.in_service) {
             let Some(b) = net.bus(g.bus) else { continue };
             let s = -C64::new(p, q) * 1e6 / 3.0;
+            let delta = g.kind.as_deref() == Some("delta");
             for ph in 0..3u8 {
-                out.push(Injection { bus: b, from: ph, to: 3, s_p: s, s_i: ZERO, s_z: ZERO, v_nom: base(b) });
+                let (to, v_nom) = if delta { ((ph + 1) % 3, base(b) * 3f64.sqrt()) } else { (3, base(b)) };
+                out.push(Injection { bus: b, from: ph, to, s_p: s, s_i: ZERO, s_z: ZERO, v_nom });
             }
         }
         out

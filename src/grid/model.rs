@@ -633,7 +633,13 @@ impl GridModel {
             let (zp, ip, zq, iq) = l.zip_percent();
             let (zp, ip, zq, iq) = (zp / 100.0, ip / 100.0, zq / 100.0, iq / 100.0);
             let nl = &mut loads[n];
-            nl.s_p += C64::new(p * (1.0 - zp - ip), q * (1.0 - zq - iq)) / S_BASE_MVA;
+            let s_p = C64::new(p * (1.0 - zp - ip), q * (1.0 - zq - iq)) / S_BASE_MVA;
+            if l.is_delta() {
+                // A third across each phase pair, on the per-phase base (3 x pair MVA / S_BASE): `s_p` each.
+                nl.delta.iter_mut().for_each(|d| *d += s_p);
+            } else {
+                nl.s_p += s_p;
+            }
             nl.s_i += C64::new(p * ip, q * iq) / S_BASE_MVA;
             nl.s_z += C64::new(p * zp, q * zq) / S_BASE_MVA;
         }
@@ -676,7 +682,12 @@ impl GridModel {
                 c.frt_gain = if state == FaultState::Shunt { K_FRT } else { 0.0 };
                 continue;
             }
-            loads[n].s_p -= C64::new(p, q) / S_BASE_MVA;
+            let s = C64::new(p, q) / S_BASE_MVA;
+            if g.kind.as_deref() == Some("delta") {
+                loads[n].delta.iter_mut().for_each(|d| *d -= s);
+            } else {
+                loads[n].s_p -= s;
+            }
         }
         loads
     }

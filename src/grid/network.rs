@@ -249,6 +249,13 @@ pub struct Load {
     pub scaling: f64,
     #[serde(default = "default_true")]
     pub in_service: bool,
+    /// How the three-phase load is connected: "wye" (phase to neutral; also when absent, as SimBench leaves
+    /// it) or "delta" (a third of the power across each pair of phases). The balanced flow cannot tell them
+    /// apart; the unbalanced flow draws a delta load's constant-power share across the phase pairs. Its
+    /// constant-current and constant-impedance shares stay per phase to neutral (exact while the voltages
+    /// are balanced).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
 }
 
 /// A per-phase load: wye (phase to neutral) or delta (a-b, b-c, c-a for phases a, b, c).
@@ -300,6 +307,9 @@ pub struct Sgen {
     pub scaling: f64,
     #[serde(default = "default_true")]
     pub in_service: bool,
+    /// pandapower's `type`: the technology ("PV", "WP", ...) in most data, the connection in three-phase
+    /// studies. "delta" puts a third of the power across each phase pair in the unbalanced flows; anything
+    /// else is wye (pandapower's `runpp_3ph` leaves out generators whose type is neither "wye" nor "delta").
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
 }
@@ -833,6 +843,9 @@ impl Network {
             if zp + ip > 100.0 || zq + iq > 100.0 {
                 return Err(format!("{w}: constant-impedance plus constant-current share exceeds 100 %"));
             }
+            if let Some(t) = l.kind.as_deref().filter(|t| !matches!(*t, "" | "wye" | "delta")) {
+                warnings.push(format!("{w}: type = '{t}' is not a connection ('wye' or 'delta'); taken as wye"));
+            }
         }
         for (k, l) in self.asym_loads.iter().enumerate() {
             let w = element("asymmetric_loads", k, l.index, &l.name);
@@ -956,6 +969,11 @@ fn validate_neutral_data(w: &str, l: &Line) -> Result<(), String> {
 }
 
 impl Load {
+    /// Whether the load is connected in delta (its `type`).
+    pub fn is_delta(&self) -> bool {
+        self.kind.as_deref() == Some("delta")
+    }
+
     /// (const_z_p, const_i_p, const_z_q, const_i_q) in percent, falling back to the older shared fields.
     pub fn zip_percent(&self) -> (f64, f64, f64, f64) {
         let zp =

@@ -94,13 +94,15 @@ fn every_reference_network_matches_pandapower() {
         if !(dv <= 1e-6 && da <= 1e-4) {
             failures.push(format!("{name}: balanced max |dV| {dv:e} p.u., max |d angle| {da:e} deg"));
         }
-        // Unbalanced power flow where the network has per-phase loads.
+        // Unbalanced power flow where the network has per-phase loads: against pandapower run to convergence
+        // where the folder has that (see `pandapowers_three_phase_flow_stops_short_of_its_fixed_point`).
         let mut du = f64::NAN;
         if dir.join("ref_pf3ph_bus.csv").exists() {
             let mut m = GridModel::new(net.clone());
             m.unbalanced = true;
             let snap = m.solve().unwrap_or_else(|e| panic!("{name}: {e}"));
-            let r = table(&dir.join("ref_pf3ph_bus.csv"));
+            let converged = dir.join("ref_pf3ph_bus_converged.csv");
+            let r = table(&if converged.exists() { converged } else { dir.join("ref_pf3ph_bus.csv") });
             du = 0.0;
             for (b, bus) in net.buses.iter().enumerate() {
                 let row = &r[&bus.index];
@@ -142,6 +144,50 @@ fn every_reference_network_matches_pandapower() {
     eprintln!("{}", lines.join("\n"));
     assert!(lines.len() >= 40, "only {} reference networks", lines.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Largest per-phase magnitude difference (p.u.) between two `vm_{a,b,c}_pu` tables over the buses of `net`.
+fn max_phase_gap(net: &Network, a: &dyn Fn(usize, usize) -> f64, b: &BTreeMap<i64, BTreeMap<String, String>>) -> f64 {
+    let mut gap = 0.0f64;
+    for (k, bus) in net.buses.iter().enumerate() {
+        for (p, ph) in ["a", "b", "c"].iter().enumerate() {
+            gap = gap.max(diff(a(k, p), f(&b[&bus.index], &format!("vm_{ph}_pu")), false).unwrap_or(0.0));
+        }
+    }
+    gap
+}
+
+/// pandapower's `runpp_3ph` ends its outer loop at a fixed positive-sequence power mismatch (3e-8 p.u.), not at
+/// the `tolerance_mva` it is given. On feeders with heavy single-phase loads and PV its exported voltages then
+/// stop up to 1e-4 p.u. short of its own fixed point. Folders with `ref_pf3ph_bus_converged.csv` carry the
+/// same solve run to convergence (`random_variants.py`): gridtwin agrees with that to 1e-8 p.u., and at least
+/// one of them shows the default reference off by more than the 1e-5 contract, so the gap is pandapower's stop.
+#[test]
+fn pandapowers_three_phase_flow_stops_short_of_its_fixed_point() {
+    let mut widest_default_gap = 0.0f64;
+    let mut folders = 0;
+    for dir in reference_networks() {
+        let converged = dir.join("ref_pf3ph_bus_converged.csv");
+        if !converged.exists() {
+            continue;
+        }
+        folders += 1;
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let net = Network::from_json_file(&dir.join("network.json")).unwrap();
+        let mut m = GridModel::new(net.clone());
+        m.unbalanced = true;
+        let snap = m.solve().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = |b: usize, p: usize| if snap.energised[b] { snap.v_pu[b][p].norm() } else { f64::NAN };
+        let ours = max_phase_gap(&net, &got, &table(&converged));
+        assert!(ours <= 1e-8, "{name}: gridtwin {ours:e} p.u. from pandapower run to convergence");
+        let conv = table(&converged);
+        let conv_v = |b: usize, p: usize| f(&conv[&net.buses[b].index], &format!("vm_{}_pu", ["a", "b", "c"][p]));
+        let default_gap = max_phase_gap(&net, &conv_v, &table(&dir.join("ref_pf3ph_bus.csv")));
+        eprintln!("{name}: gridtwin {ours:.1e} p.u. from converged; pandapower's default stop {default_gap:.1e}");
+        widest_default_gap = widest_default_gap.max(default_gap);
+    }
+    assert!(folders >= 2, "only {folders} folders with a converged three-phase reference");
+    assert!(widest_default_gap > 1e-5, "no folder shows the default stop's gap ({widest_default_gap:e} p.u.)");
 }
 
 /// The slack power of each reference network equals pandapower's (T model).
@@ -230,6 +276,10 @@ fn odd_but_real_data_is_accepted_with_warnings_naming_the_element() {
     j["trafos"][0]["pfe_kw"] = 0.45.into();
     j["trafos"][0]["i0_percent"] = 0.25.into();
     j["loads"].as_array_mut().unwrap().iter_mut().for_each(|l| l["p_mw"] = 0.004.into());
+    // A load type that is a category, not a connection; a generator's technology as its type (no warning).
+    j["loads"][1]["type"] = "household".into();
+    j["sgens"] = serde_json::json!([{"index": 0, "name": "roof", "bus": j["loads"][2]["bus"], "p_mw": 0.005,
+        "sn_mva": 0.006, "k": 1.2, "type": "PV"}]);
     let buses = j["buses"].as_array_mut().unwrap();
     buses.push(serde_json::json!({"index": 97, "name": "unused busbar", "vn_kv": 0.4}));
     buses.push(serde_json::json!({"index": 98, "name": "far", "vn_kv": 0.4}));
@@ -241,12 +291,16 @@ fn odd_but_real_data_is_accepted_with_warnings_naming_the_element() {
     j["lines"].as_array_mut().unwrap().push(l);
     let net = Network::from_json_str(&j.to_string()).unwrap();
     let all = net.warnings.join("\n");
-    for expect in
-        ["trafos[0] (index 0 ('0.1 MVA 10/0.4 kV')): pfe_kw = 0.45", "bus 97 ('unused busbar')", "bus 98 ('far')"]
-    {
+    for expect in [
+        "trafos[0] (index 0 ('0.1 MVA 10/0.4 kV')): pfe_kw = 0.45",
+        "bus 97 ('unused busbar')",
+        "bus 98 ('far')",
+        "loads[1] (index 1",
+        "type = 'household' is not a connection ('wye' or 'delta'); taken as wye",
+    ] {
         assert!(all.contains(expect), "warnings should name '{expect}':\n{all}");
     }
-    assert_eq!(net.warnings.len(), 3, "{all}");
+    assert_eq!(net.warnings.len(), 4, "{all}");
     let mut m = GridModel::new(net.clone());
     let snap = m.solve().unwrap();
     let b98 = bus_pos(&net, 98);

@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 KEEP = {
     "ref_pf_bus.csv": ["index", "vm_pu_t", "va_degree_t", "vm_pu_pi"],
     "ref_pf3ph_bus.csv": ["index", "vm_a_pu", "vm_b_pu", "vm_c_pu"],
+    "ref_pf3ph_bus_converged.csv": ["index", "vm_a_pu", "vm_b_pu", "vm_c_pu"],
     "ref_sc_bus.csv": ["index", "vn_kv"] + [f"ikss_ka_{f}_{c}" for f in ("3ph", "2ph", "1ph") for c in ("max", "min")],
 }
 
