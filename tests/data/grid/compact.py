@@ -37,6 +37,7 @@ for src in map(Path, sys.argv[1:]):
             w.writerow(cols)
             for r in rows:
                 w.writerow([r.get(c, "") for c in cols])
-    if (src / "ASSUMPTIONS.txt").exists():
-        shutil.copy(src / "ASSUMPTIONS.txt", dst / "ASSUMPTIONS.txt")
+    for note in ("ASSUMPTIONS.txt", "DRAW.txt"):
+        if (src / note).exists():
+            shutil.copy(src / note, dst / note)
     print(src.name, file=sys.stderr)
