@@ -34,7 +34,7 @@
 use super::network::{EarthingSystem, Line, Network};
 use super::powerflow::PfError;
 use super::sparse::{Lu, Slot, Symbolic};
-use super::topology::{Element, Purpose, Topology};
+use super::topology::{Element, Purpose, SWITCH_RX, Topology};
 use num_complex::Complex64 as C64;
 use std::sync::Arc;
 
@@ -397,6 +397,24 @@ impl FourWire {
                     let z = C64::new(tr.vkr_percent, vkx) / 100.0 * zb;
                     add_source(&mut y, &mut j_src, &mut v_flat, lv, e_mag, angle, z);
                     sources.push(lv);
+                }
+                Element::Switch(k) => {
+                    // A four-pole switch: each conductor, the neutral too, through the switch's impedance.
+                    let (f, t) = (local[br.f], local[br.t]);
+                    if f == usize::MAX || t == usize::MAX {
+                        continue;
+                    }
+                    let sw = &net.switches[k];
+                    let z = sw.z_ohm.unwrap_or(0.0) / SWITCH_RX.hypot(1.0);
+                    let ys = C64::new(SWITCH_RX * z, z).inv();
+                    for i in 0..4 {
+                        y.push((4 * f + i, 4 * f + i, ys));
+                        y.push((4 * t + i, 4 * t + i, ys));
+                        y.push((4 * f + i, 4 * t + i, -ys));
+                        y.push((4 * t + i, 4 * f + i, -ys));
+                    }
+                    adj[f].push(t);
+                    adj[t].push(f);
                 }
                 Element::Source(_) => {}
             }

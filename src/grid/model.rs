@@ -299,6 +299,7 @@ impl GridModel {
             et: "l".into(),
             closed,
             kind: Some("CB".into()),
+            z_ohm: None,
         });
         self.closed.push(closed);
         self.invalidate();

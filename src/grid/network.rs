@@ -372,6 +372,17 @@ pub struct Switch {
     pub closed: bool,
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+    /// Impedance of a closed bus-bus switch, ohm (at R/X = 2, as pandapower's `switch_rx_ratio`); 0 or absent
+    /// joins the two buses into one node. Ignored on line and transformer switches, as pandapower does.
+    #[serde(default)]
+    pub z_ohm: Option<f64>,
+}
+
+impl Switch {
+    /// A bus-bus switch that is an impedance when closed.
+    pub fn has_impedance(&self) -> bool {
+        self.et == "b" && self.z_ohm.is_some_and(|z| z > 0.0)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
@@ -744,6 +755,11 @@ impl Network {
         for (k, s) in self.switches.iter().enumerate() {
             let w = element("switches", k, s.index, &s.name);
             let b = bus(s.bus, &w)?;
+            if let Some(z) = s.z_ohm
+                && !(z.is_finite() && z >= 0.0)
+            {
+                return Err(format!("{w}: z_ohm = {z} must be >= 0"));
+            }
             match s.et.as_str() {
                 "b" => {
                     let e = bus(s.element, &format!("{w} element"))?;

@@ -43,7 +43,12 @@ pub enum Element {
     /// The source impedance of an external grid (position in `Network::ext_grids`) between its internal
     /// source node and its bus, in fault states ([`Topology::with_source_impedances`]).
     Source(usize),
+    /// A closed bus-bus switch with an impedance (`z_ohm` > 0; position in `Network::switches`).
+    Switch(usize),
 }
+
+/// R/X of a switch's impedance `z_ohm` (pandapower's default `switch_rx_ratio`).
+pub const SWITCH_RX: f64 = 2.0;
 
 /// An in-service external grid as compiled: its slack entry and, where it has a short-circuit power, its
 /// source-impedance shunt.
@@ -123,8 +128,10 @@ impl Topology {
         let full = matches!(purpose, Purpose::PowerFlow | Purpose::FaultState);
         let nb = net.buses.len();
         let mut parent: Vec<usize> = (0..nb).collect();
+        // Closed bus-bus switches join their buses into one node; those with an impedance become branches.
         for (k, s) in net.switches.iter().enumerate() {
             if s.et == "b"
+                && !s.has_impedance()
                 && closed.get(k).copied().unwrap_or(s.closed)
                 && let (Some(a), Some(b)) = (net.bus(s.bus), net.bus(s.element))
                 && net.buses[a].in_service
@@ -216,6 +223,32 @@ impl Topology {
             };
             let ib = S_BASE_MVA / (3f64.sqrt() * vb);
             topo.branches.push(Branch { element: Element::Line(k), f, t, y1, y2: y1, y0, i_base_ka: [ib, ib] });
+        }
+        for (k, s) in net.switches.iter().enumerate() {
+            if !(s.et == "b" && s.has_impedance() && closed.get(k).copied().unwrap_or(s.closed)) {
+                continue;
+            }
+            let (Some(a), Some(b)) = (net.bus(s.bus), net.bus(s.element)) else { continue };
+            let (Some(f), Some(t)) = (topo.bus_node[a], topo.bus_node[b]) else { continue };
+            if f == t {
+                continue; // joined anyway by switches without impedance
+            }
+            // The same impedance in every sequence, at R/X = SWITCH_RX, as pandapower takes it.
+            let vb = net.buses[a].vn_kv;
+            let zb = vb * vb / S_BASE_MVA;
+            let z_pu = s.z_ohm.unwrap_or(0.0) / zb;
+            let y = (C64::new(SWITCH_RX, 1.0) * (z_pu / SWITCH_RX.hypot(1.0))).inv();
+            let prim = [y, -y, -y, y];
+            let ib = S_BASE_MVA / (3f64.sqrt() * vb);
+            topo.branches.push(Branch {
+                element: Element::Switch(k),
+                f,
+                t,
+                y1: prim,
+                y2: prim,
+                y0: prim,
+                i_base_ka: [ib, ib],
+            });
         }
         for (k, tr) in net.trafos.iter().enumerate() {
             if !tr.in_service {

@@ -190,6 +190,36 @@ fn pandapowers_three_phase_flow_stops_short_of_its_fixed_point() {
     assert!(widest_default_gap > 1e-5, "no folder shows the default stop's gap ({widest_default_gap:e} p.u.)");
 }
 
+/// A closed bus-bus switch with `z_ohm` is a branch at R/X 2 (pandapower's balanced flow and IEC 60909 agree to
+/// 1e-12 on `var_*switch*`, in `every_reference_network_matches_pandapower`). The unbalanced flow, with
+/// balanced loads, gives the balanced flow's voltages: pandapower's `runpp_3ph` does not (it takes the
+/// impedance on the per-phase power base, a third of it, and is 1.45e-2 p.u. from its own `runpp` on this
+/// network; docs/validation.md), so the unbalanced flow is held to the balanced one here instead.
+#[test]
+fn a_switch_impedance_is_the_same_in_the_balanced_and_unbalanced_flows() {
+    let net = Network::from_json_file(&data_dir().join("var_dorfnetz_switch_impedance/network.json")).unwrap();
+    assert!(net.switches.iter().any(|s| s.has_impedance()));
+    let solve = |net: &Network, unbalanced: bool| {
+        let mut m = GridModel::new(net.clone());
+        m.unbalanced = unbalanced;
+        m.solve().unwrap()
+    };
+    let (bal, unb) = (solve(&net, false), solve(&net, true));
+    let mut gap = 0.0f64;
+    for b in 0..net.buses.len() {
+        for p in 0..3 {
+            gap = gap.max((unb.v_pu[b][p].norm() - bal.v1_pu(b).norm()).abs());
+        }
+    }
+    assert!(gap < 1e-9, "unbalanced flow {gap:e} p.u. from the balanced one");
+    // The impedance matters: joined buses (z_ohm = 0) move the far end by more than 1e-3 p.u.
+    let mut joined = net.clone();
+    joined.switches.iter_mut().for_each(|s| s.z_ohm = Some(0.0));
+    let j = solve(&joined, false);
+    let moved = (0..net.buses.len()).map(|b| (j.v1_pu(b).norm() - bal.v1_pu(b).norm()).abs()).fold(0.0, f64::max);
+    assert!(moved > 1e-3, "the switch's impedance moved no voltage ({moved:e} p.u.)");
+}
+
 /// The slack power of each reference network equals pandapower's (T model).
 #[test]
 fn slack_power_matches_pandapower() {
@@ -237,6 +267,15 @@ fn bad_input_is_rejected_naming_the_element_and_nothing_is_written() {
         ("volts as kV", Box::new(|j| j["buses"][4]["vn_kv"] = 400.0.into()), "line"),
         ("metres as km", Box::new(|j| j["lines"][0]["length_km"] = 21.0.into()), "lines[0]"),
         ("dangling reference", Box::new(|j| j["loads"][0]["bus"] = 77.into()), "bus 77"),
+        (
+            "negative switch impedance",
+            Box::new(|j| {
+                let b = j["lines"][0]["from_bus"].clone();
+                j["switches"] = serde_json::json!([{"index": 4, "name": "busbar coupler", "bus": b, "element": b,
+                    "et": "b", "closed": true, "z_ohm": -0.01}]);
+            }),
+            "switches[0] (index 4 ('busbar coupler')): z_ohm = -0.01",
+        ),
     ];
     let tmp = tempfile::tempdir().unwrap();
     for (what, mutate, expect) in cases {

@@ -137,6 +137,25 @@ def rural_lv_taps():
     return net
 
 
+def cigre_switch_impedances():
+    """CIGRE LV with impedances on its three bus-bus circuit breakers (0.02, 0.05, 0.1 ohm; pandapower takes them
+    at R/X = 2 instead of joining the buses)."""
+    net = pn.create_cigre_network_lv()
+    net.switch.loc[net.switch.et == "b", "z_ohm"] = [0.02, 0.05, 0.1]
+    return net
+
+
+def dorf_switch_impedance():
+    """Kerber Dorfnetz with its transformer on a terminal bus of its own, joined to the LV busbar by a 0.01 ohm
+    bus-bus switch (about a quarter of the transformer's short-circuit impedance)."""
+    net = dorf()
+    lv = int(net.trafo.lv_bus.iloc[0])
+    nb = pp.create_bus(net, vn_kv=net.bus.vn_kv[lv], name="transformer terminal")
+    net.trafo.loc[net.trafo.index[0], "lv_bus"] = nb
+    pp.create_switch(net, nb, lv, et="b", closed=True, z_ohm=0.01, name="LV main switch")
+    return net
+
+
 def simbench_as_exported(code):
     """A SimBench grid as the neutral format can carry it: storage units (in the future scenarios) become the
     loads they are in a power flow (pandapower's storage is a PQ element, consumption positive, with no
@@ -164,6 +183,8 @@ VARIANTS = {
     "var_simbench_rural1_lv_tap_pv_x2": rural_lv_taps,
     "var_ieee_on_peak_scaled_pv": ieee_scaled_pv_only,
     "var_ieee_on_peak_lv_tap": ieee_lv_tap_only,
+    "var_cigre_lv_switch_impedances": cigre_switch_impedances,
+    "var_dorfnetz_switch_impedance": dorf_switch_impedance,
 }
 # SimBench's other LV variants: the future scenarios 1 and 2 (more PV, storage), and grids without switches.
 for _g in ("rural1", "rural2", "rural3", "semiurb4", "semiurb5", "urban6"):
