@@ -848,6 +848,7 @@ impl Network {
             }
             Ok(())
         };
+        let mut odd_types: Vec<(String, String, usize)> = Vec::new();
         for (k, l) in self.loads.iter().enumerate() {
             let w = element("loads", k, l.index, &l.name);
             let b = bus(l.bus, &w)?;
@@ -868,8 +869,17 @@ impl Network {
                 return Err(format!("{w}: constant-impedance plus constant-current share exceeds 100 %"));
             }
             if let Some(t) = l.kind.as_deref().filter(|t| !matches!(*t, "" | "wye" | "delta")) {
-                warnings.push(format!("{w}: type = '{t}' is not a connection ('wye' or 'delta'); taken as wye"));
+                match odd_types.iter_mut().find(|(k, _, _)| k == t) {
+                    Some((_, _, n)) => *n += 1,
+                    None => odd_types.push((t.to_string(), w.clone(), 0)),
+                }
             }
+        }
+        // One warning per odd type (real data labels thousands of loads "HH"), naming the first load.
+        for (t, first, more) in odd_types {
+            let others = if more > 0 { format!(" and {more} more loads") } else { String::new() };
+            warnings
+                .push(format!("{first}{others}: type = '{t}' is not a connection ('wye' or 'delta'); taken as wye"));
         }
         for (k, l) in self.asym_loads.iter().enumerate() {
             let w = element("asymmetric_loads", k, l.index, &l.name);

@@ -19,7 +19,7 @@
 //! `S_BASE_MVA / 3` per phase (equal to the three-phase total on `S_BASE_MVA`).
 
 use super::sparse::{Lu, Slot, Symbolic};
-use super::topology::{S_BASE_MVA, Topology};
+use super::topology::{NO_ZERO_SEQUENCE, S_BASE_MVA, Topology};
 use num_complex::Complex64 as C64;
 use std::sync::Arc;
 
@@ -245,7 +245,7 @@ impl SeqSys {
             if y.iter().any(|v| !v.re.is_finite()) {
                 if member[b.f] || member[b.t] {
                     return Err(PfError::Model(format!(
-                        "{:?} has no zero-sequence data (r0/x0 or vector group): needed for unbalanced calculations",
+                        "{}: {NO_ZERO_SEQUENCE} (needed for unbalanced calculations)",
                         b.element
                     )));
                 }
@@ -520,10 +520,7 @@ impl PowerFlow {
         for b in &topo.branches {
             if b.y0.iter().any(|v| !v.re.is_finite()) {
                 if topo.energised[b.f] {
-                    return Err(PfError::Model(format!(
-                        "{:?} has no zero-sequence data (r0_ohm_per_km/x0_ohm_per_km or a supported vector group)",
-                        b.element
-                    )));
+                    return Err(PfError::Model(format!("{}: {NO_ZERO_SEQUENCE}", b.element)));
                 }
                 continue;
             }

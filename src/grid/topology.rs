@@ -47,6 +47,22 @@ pub enum Element {
     Switch(usize),
 }
 
+impl std::fmt::Display for Element {
+    /// The element as the network file's tables name it: `lines[3]`, `trafos[0]`, `switches[2]`, `ext_grid[0]`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Element::Line(k) => write!(f, "lines[{k}]"),
+            Element::Trafo(k) => write!(f, "trafos[{k}]"),
+            Element::Source(k) => write!(f, "ext_grid[{k}]"),
+            Element::Switch(k) => write!(f, "switches[{k}]"),
+        }
+    }
+}
+
+/// What an element without a zero-sequence model lacks (for the unbalanced flow's error).
+pub const NO_ZERO_SEQUENCE: &str = "no zero-sequence model: a line needs r0_ohm_per_km and x0_ohm_per_km, a \
+     transformer one of the vector groups Dyn, YNd, YNyn, Yyn, YNy, Yy, Yd, Dy, Dd";
+
 /// R/X of a switch's impedance `z_ohm` (pandapower's default `switch_rx_ratio`).
 pub const SWITCH_RX: f64 = 2.0;
 
@@ -337,10 +353,25 @@ impl Topology {
                     [y / (ratio * ratio), zero, zero, zero]
                 }
                 "ynyn" => {
-                    let ys = z0k.inv();
-                    [ys / (ratio * ratio), -ys / ratio, -ys / ratio, ys]
+                    // Both stars earthed: the T of z1 (HV part), z2 (LV part) and the magnetising z_mag to earth
+                    // at its centre, as its equivalent pi (series yc, shunts yan at HV and ybn at LV), in every
+                    // calculation, as pandapower takes it (it has no other YNyn zero-sequence model).
+                    let t = z1 * z2 + z2 * z_mag + z1 * z_mag;
+                    let (yc, yan, ybn) = (z_mag / t, z2 / t, z1 / t);
+                    [(yc + yan) / (ratio * ratio), -yc / ratio, -yc / ratio, yc + ybn]
                 }
-                "yy" | "yd" | "dy" | "dd" | "yyn" | "yny" => [zero; 4],
+                // One star earthed, the other not: zero-sequence current flows through the earthed winding and
+                // the magnetising path only. IEC 60909 (pandapower's `calc_sc`, pi model): z0k + z_mag; power
+                // flow (T model): that winding's part of z0k + z_mag.
+                "yyn" => {
+                    let z = if purpose == Purpose::PowerFlow { z2 + z_mag } else { z0k + z_mag };
+                    [zero, zero, zero, z.inv()]
+                }
+                "yny" => {
+                    let z = if purpose == Purpose::PowerFlow { z1 + z_mag } else { z0k + z_mag };
+                    [z.inv() / (ratio * ratio), zero, zero, zero]
+                }
+                "yy" | "yd" | "dy" | "dd" => [zero; 4],
                 _ => [nan; 4],
             };
             let ibh = S_BASE_MVA / (3f64.sqrt() * vh);

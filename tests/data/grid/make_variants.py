@@ -156,6 +156,20 @@ def dorf_switch_impedance():
     return net
 
 
+def landnetz_vector_group(vg):
+    """Kerber Landnetz Freileitung 1 with its transformer's vector group changed (shift 0 for the stars): its
+    zero-sequence path, and so the single-phase short circuits, change."""
+    def make():
+        net = pn.create_kerber_landnetz_freileitung_1()
+        for k, v in dict(vk0_percent=net.trafo.vk_percent, vkr0_percent=net.trafo.vkr_percent, mag0_percent=100.0,
+                         mag0_rx=0.0, si0_hv_partial=0.9).items():
+            net.trafo[k] = v
+        net.trafo["vector_group"] = vg
+        net.trafo["shift_degree"] = 0.0
+        return net
+    return make
+
+
 def simbench_as_exported(code):
     """A SimBench grid as the neutral format can carry it: storage units (in the future scenarios) become the
     loads they are in a power flow (pandapower's storage is a PQ element, consumption positive, with no
@@ -185,6 +199,8 @@ VARIANTS = {
     "var_ieee_on_peak_lv_tap": ieee_lv_tap_only,
     "var_cigre_lv_switch_impedances": cigre_switch_impedances,
     "var_dorfnetz_switch_impedance": dorf_switch_impedance,
+    "var_landnetz_freileitung_1_ynyn": landnetz_vector_group("YNyn"),
+    "var_landnetz_freileitung_1_yyn": landnetz_vector_group("Yyn"),
 }
 # SimBench's other LV variants: the future scenarios 1 and 2 (more PV, storage), and grids without switches.
 for _g in ("rural1", "rural2", "rural3", "semiurb4", "semiurb5", "urban6"):

@@ -13,7 +13,7 @@ hand. Each variant takes one network that `pandapower-export --list` knows and d
 - on a balanced network, sometimes single-phase loads at half its load buses and a third of its three-phase
   loads in delta (the three-phase flow is then compared too).
 
-    venv/bin/python random_variants.py OUTDIR --export-with .../pandapower-export SEED COUNT
+    venv/bin/python random_variants.py OUTDIR --export-with .../pandapower-export SEED COUNT [--more]
 
 writes OUTDIR/rand_SEED_K (neutral format + pandapower's results) for K in 0..COUNT-1 and prints what each
 drew (also in the folder's DRAW.txt). A variant pandapower cannot solve is redrawn. Then `../shared/checks/grid-reference OUTDIR/rand_*`
@@ -57,6 +57,43 @@ def make_base(exporter, name):
         import make_variants  # noqa: E402  (the storage-to-load and tap-changer fix SimBench grids need)
         return make_variants.simbench_as_exported(name[3:])()
     return exporter.LIBRARY[name]()
+
+
+def draw_more(net, rng, log):
+    """With --more: parallel lines, a line out of service, voltage-dependent (ZIP) loads, reactive generators,
+    an angled source, YNyn transformers."""
+    unbalanced = len(net.asymmetric_load) > 0
+    if rng.random() < 0.4 and len(net.line):
+        par = rng.choice(net.line.index, max(1, len(net.line) // 5), replace=False)
+        net.line.loc[par, "parallel"] = 2
+        log.append(f"{len(par)} lines doubled")
+    if rng.random() < 0.3 and len(net.line) > 2:
+        off = int(rng.choice(net.line.index))
+        net.line.loc[off, "in_service"] = False
+        log.append(f"line {off} out of service")
+    if not unbalanced and rng.random() < 0.5 and len(net.load):
+        # runpp_3ph takes every load at constant power, so only where no three-phase flow is compared; and only
+        # at buses without generators: pandapower applies a bus's mean ZIP shares to everything at the bus,
+        # its generators' output included, where gridtwin keeps them per load.
+        zp, iq = float(rng.uniform(0, 60)), float(rng.uniform(0, 40))
+        zip_loads = ~net.load.bus.isin(set(net.sgen.bus))
+        net.load.loc[zip_loads, "const_z_p_percent"] = zp
+        net.load.loc[zip_loads, "const_i_q_percent"] = iq
+        log.append(f"{int(zip_loads.sum())} loads {zp:.0f} % constant-Z (P), {iq:.0f} % constant-I (Q)")
+    if len(net.sgen) and rng.random() < 0.5:
+        net.sgen["q_mvar"] = net.sgen.p_mw * rng.uniform(-0.4, 0.4, len(net.sgen))
+        log.append("generators with reactive power")
+    if rng.random() < 0.3:
+        va = float(rng.uniform(-10, 10))
+        net.ext_grid["va_degree"] = va
+        log.append(f"source angle {va:.1f} deg")
+    if not unbalanced and rng.random() < 0.3 and len(net.trafo):
+        # (not where the three-phase flow is compared: pandapower's MV slack bus voltages there disagree with its
+        # own LV results; docs/validation.md)
+        net.trafo["vector_group"] = "YNyn"
+        net.trafo["shift_degree"] = 0.0
+        log.append("transformers YNyn")
+    return net
 
 
 def draw(net, rng, log):
@@ -169,9 +206,9 @@ def write_converged_3ph(net, folder, runners):
     return None
 
 
-def build(exporter, seed, k):
+def build(exporter, seed, k, more=False):
     """Variant K of SEED: (pandapower network, solved once, before the exporter's assumptions; what it drew),
-    or None when five draws in a row do not solve."""
+    or None when five draws in a row do not solve. `more`: also `draw_more`."""
     names = base_names(exporter)
     rng = np.random.default_rng([seed, k])
     # pandapower's Kerber generators pick branch cables with Python's global `random`: seeded, a variant is
@@ -181,6 +218,8 @@ def build(exporter, seed, k):
         base = str(rng.choice(names))
         log = [base]
         net = draw(make_base(exporter, base), rng, log)
+        if more:
+            net = draw_more(net, rng, log)
         try:
             pp.runpp(net)
             return net, log
@@ -191,18 +230,20 @@ def build(exporter, seed, k):
 
 def main():
     args = sys.argv[1:]
+    more = "--more" in args
+    args = [a for a in args if a != "--more"]
     if len(args) != 5 or args[1] != "--export-with":
         sys.exit(__doc__)
     out, exporter, seed, count = Path(args[0]), load_exporter(args[2]), int(args[3]), int(args[4])
     out.mkdir(parents=True, exist_ok=True)
     runners = [converged_runpp_3ph(b) for b in BOUNDS]
     for k in range(count):
-        built = build(exporter, seed, k)
+        built = build(exporter, seed, k, more)
         if built is None:
             continue
         net, log = built
         net, added = exporter.with_sc_assumptions(net)
-        name = f"rand_{seed}_{k}"
+        name = f"rand_{seed}_{k}" + ("_more" if more else "")
         try:
             exporter.export(net, name, out, added)
         except Exception as e:  # pandapower's own flows (its three-phase one above all) may not converge
