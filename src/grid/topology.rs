@@ -204,7 +204,14 @@ impl Topology {
                 continue;
             }
             let (fb, tb) = (net.bus(l.from_bus).unwrap_or(0), net.bus(l.to_bus).unwrap_or(0));
-            let (Some(mut f), Some(mut t)) = (topo.bus_node[fb], topo.bus_node[tb]) else { continue };
+            // A line at an out-of-service bus stays connected at its other end, open at this one (its
+            // capacitance still loads the live end), as pandapower takes it; between two, it is out.
+            let (mut f, mut t) = match (topo.bus_node[fb], topo.bus_node[tb]) {
+                (Some(f), Some(t)) => (f, t),
+                (Some(f), None) => (f, aux(&mut topo, tb)),
+                (None, Some(t)) => (aux(&mut topo, fb), t),
+                (None, None) => continue,
+            };
             if open_terminal("l", l.index, l.from_bus) {
                 f = aux(&mut topo, fb);
             }

@@ -156,6 +156,14 @@ def dorf_switch_impedance():
     return net
 
 
+def dorf_bus_out():
+    """Kerber Dorfnetz with the far end of its last feeder out of service: the cable to it stays connected at its
+    other end, open at this one (pandapower's auxiliary bus), its capacitance still loading the feeder."""
+    net = dorf()
+    net.bus.loc[lv_load_buses(net)[-1], "in_service"] = False
+    return net
+
+
 def landnetz_vector_group(vg):
     """Kerber Landnetz Freileitung 1 with its transformer's vector group changed (shift 0 for the stars): its
     zero-sequence path, and so the single-phase short circuits, change."""
@@ -199,6 +207,7 @@ VARIANTS = {
     "var_ieee_on_peak_lv_tap": ieee_lv_tap_only,
     "var_cigre_lv_switch_impedances": cigre_switch_impedances,
     "var_dorfnetz_switch_impedance": dorf_switch_impedance,
+    "var_dorfnetz_bus_out": dorf_bus_out,
     "var_landnetz_freileitung_1_ynyn": landnetz_vector_group("YNyn"),
     "var_landnetz_freileitung_1_yyn": landnetz_vector_group("Yyn"),
 }
