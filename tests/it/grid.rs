@@ -236,6 +236,44 @@ fn a_vector_group_without_a_zero_sequence_model_is_named() {
     assert!(err.contains("trafos[0]: no zero-sequence model") && err.contains("Yyn"), "{err}");
 }
 
+/// With balanced loads the unbalanced flow is the balanced one: on every reference network without per-phase
+/// loads, each phase's voltage equals the positive-sequence voltage of the balanced flow to 1e-9 p.u. (a
+/// sequence model that is wrong only in the negative or zero sequence, or a per-phase load split that is not a
+/// third, would show here; pandapower's own three-phase flow fails this on a switch impedance).
+#[test]
+fn the_unbalanced_flow_with_balanced_loads_is_the_balanced_flow() {
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for dir in reference_networks() {
+        if dir.join("ref_pf3ph_bus.csv").exists() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let net = Network::from_json_file(&dir.join("network.json")).unwrap();
+        if !net.asym_loads.is_empty() {
+            continue;
+        }
+        let solve = |unbalanced: bool| {
+            let mut m = GridModel::new(net.clone());
+            m.unbalanced = unbalanced;
+            m.solve().unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+        let (bal, unb) = (solve(false), solve(true));
+        let mut gap = 0.0f64;
+        for b in (0..net.buses.len()).filter(|&b| bal.energised[b]) {
+            for p in 0..3 {
+                gap = gap.max((unb.v_pu[b][p].norm() - bal.v1_pu(b).norm()).abs());
+            }
+        }
+        if !(gap <= 1e-9) {
+            failures.push(format!("{name}: {gap:e} p.u."));
+        }
+        checked += 1;
+    }
+    assert!(checked >= 50, "only {checked} networks");
+    assert!(failures.is_empty(), "unbalanced flow off the balanced one:\n{}", failures.join("\n"));
+}
+
 /// The slack power of each reference network equals pandapower's (T model).
 #[test]
 fn slack_power_matches_pandapower() {
