@@ -265,7 +265,7 @@ fn the_unbalanced_flow_with_balanced_loads_is_the_balanced_flow() {
                 gap = gap.max((unb.v_pu[b][p].norm() - bal.v1_pu(b).norm()).abs());
             }
         }
-        if !(gap <= 1e-9) {
+        if !within(gap, 1e-9) {
             failures.push(format!("{name}: {gap:e} p.u."));
         }
         checked += 1;
