@@ -34,7 +34,7 @@
 use super::network::{EarthingSystem, Line, Network};
 use super::powerflow::PfError;
 use super::sparse::{Lu, Slot, Symbolic};
-use super::topology::{Element, Purpose, SWITCH_RX, Topology};
+use super::topology::{Element, Purpose, Topology};
 use num_complex::Complex64 as C64;
 use std::sync::Arc;
 
@@ -404,9 +404,7 @@ impl FourWire {
                     if f == usize::MAX || t == usize::MAX {
                         continue;
                     }
-                    let sw = &net.switches[k];
-                    let z = sw.z_ohm.unwrap_or(0.0) / SWITCH_RX.hypot(1.0);
-                    let ys = C64::new(SWITCH_RX * z, z).inv();
+                    let ys = net.switches[k].impedance_ohm().inv();
                     for i in 0..4 {
                         y.push((4 * f + i, 4 * f + i, ys));
                         y.push((4 * t + i, 4 * t + i, ys));
@@ -578,6 +576,9 @@ impl FourWire {
     ) -> Vec<Injection> {
         let mut out = Vec::new();
         let base = |b: usize| net.buses[b].vn_kv * 1000.0 / 3f64.sqrt();
+        // Where phase `p`'s share goes and its rated voltage: to the neutral (3), or across to the next phase.
+        let terminal =
+            |delta: bool, p: u8, b: usize| if delta { ((p + 1) % 3, base(b) * 3f64.sqrt()) } else { (3, base(b)) };
         for (l, &(p, q)) in net.loads.iter().zip(loads).filter(|(l, _)| l.in_service) {
             let Some(b) = net.bus(l.bus) else { continue };
             let s = C64::new(p, q) * 1e6 / 3.0;
@@ -586,7 +587,7 @@ impl FourWire {
             let (s_z, s_i) = (part(zp, zq), part(ip, iq));
             let s_p = s - s_z - s_i;
             for p in 0..3u8 {
-                let (to, v_nom) = if l.is_delta() { ((p + 1) % 3, base(b) * 3f64.sqrt()) } else { (3, base(b)) };
+                let (to, v_nom) = terminal(l.is_delta(), p, b);
                 out.push(Injection { bus: b, from: p, to, s_p, s_i, s_z, v_nom });
             }
         }
@@ -599,16 +600,15 @@ impl FourWire {
                 if sp == ZERO {
                     continue;
                 }
-                let (to, v_nom) = if delta { ((p + 1) % 3, base(b) * 3f64.sqrt()) } else { (3, base(b)) };
+                let (to, v_nom) = terminal(delta, p, b);
                 out.push(Injection { bus: b, from: p, to, s_p: sp, s_i: ZERO, s_z: ZERO, v_nom });
             }
         }
         for (g, &(p, q)) in net.sgens.iter().zip(sgens).filter(|(g, _)| g.in_service) {
             let Some(b) = net.bus(g.bus) else { continue };
             let s = -C64::new(p, q) * 1e6 / 3.0;
-            let delta = g.kind.as_deref() == Some("delta");
             for ph in 0..3u8 {
-                let (to, v_nom) = if delta { ((ph + 1) % 3, base(b) * 3f64.sqrt()) } else { (3, base(b)) };
+                let (to, v_nom) = terminal(g.is_delta(), ph, b);
                 out.push(Injection { bus: b, from: ph, to, s_p: s, s_i: ZERO, s_z: ZERO, v_nom });
             }
         }

@@ -684,7 +684,7 @@ impl GridModel {
                 continue;
             }
             let s = C64::new(p, q) / S_BASE_MVA;
-            if g.kind.as_deref() == Some("delta") {
+            if g.is_delta() {
                 loads[n].delta.iter_mut().for_each(|d| *d -= s);
             } else {
                 loads[n].s_p -= s;

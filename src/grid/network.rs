@@ -378,10 +378,26 @@ pub struct Switch {
     pub z_ohm: Option<f64>,
 }
 
+/// R/X of a switch's impedance `z_ohm` (pandapower's default `switch_rx_ratio`).
+pub const SWITCH_RX: f64 = 2.0;
+
 impl Switch {
     /// A bus-bus switch that is an impedance when closed.
     pub fn has_impedance(&self) -> bool {
         self.et == "b" && self.z_ohm.is_some_and(|z| z > 0.0)
+    }
+
+    /// Its series impedance per conductor, ohm: `z_ohm` at R/X = [`SWITCH_RX`] (zero without one).
+    pub fn impedance_ohm(&self) -> num_complex::Complex64 {
+        let z = self.z_ohm.unwrap_or(0.0) / SWITCH_RX.hypot(1.0);
+        num_complex::Complex64::new(SWITCH_RX * z, z)
+    }
+}
+
+impl Sgen {
+    /// Whether the generator is connected in delta (its `type`; any other type is wye).
+    pub fn is_delta(&self) -> bool {
+        self.kind.as_deref() == Some("delta")
     }
 }
 

@@ -63,9 +63,6 @@ impl std::fmt::Display for Element {
 pub const NO_ZERO_SEQUENCE: &str = "no zero-sequence model: a line needs r0_ohm_per_km and x0_ohm_per_km, a \
      transformer one of the vector groups Dyn, YNd, YNyn, Yyn, YNy, Yy, Yd, Dy, Dd";
 
-/// R/X of a switch's impedance `z_ohm` (pandapower's default `switch_rx_ratio`).
-pub const SWITCH_RX: f64 = 2.0;
-
 /// An in-service external grid as compiled: its slack entry and, where it has a short-circuit power, its
 /// source-impedance shunt.
 #[derive(Clone, Copy, Debug)]
@@ -248,7 +245,7 @@ impl Topology {
             topo.branches.push(Branch { element: Element::Line(k), f, t, y1, y2: y1, y0, i_base_ka: [ib, ib] });
         }
         for (k, s) in net.switches.iter().enumerate() {
-            if !(s.et == "b" && s.has_impedance() && closed.get(k).copied().unwrap_or(s.closed)) {
+            if !(s.has_impedance() && closed.get(k).copied().unwrap_or(s.closed)) {
                 continue;
             }
             let (Some(a), Some(b)) = (net.bus(s.bus), net.bus(s.element)) else { continue };
@@ -256,11 +253,10 @@ impl Topology {
             if f == t {
                 continue; // joined anyway by switches without impedance
             }
-            // The same impedance in every sequence, at R/X = SWITCH_RX, as pandapower takes it.
+            // The same impedance in every sequence, as pandapower takes it.
             let vb = net.buses[a].vn_kv;
             let zb = vb * vb / S_BASE_MVA;
-            let z_pu = s.z_ohm.unwrap_or(0.0) / zb;
-            let y = (C64::new(SWITCH_RX, 1.0) * (z_pu / SWITCH_RX.hypot(1.0))).inv();
+            let y = (s.impedance_ohm() / zb).inv();
             let prim = [y, -y, -y, y];
             let ib = S_BASE_MVA / (3f64.sqrt() * vb);
             topo.branches.push(Branch {

@@ -1088,15 +1088,7 @@ fn draw_mesh_map<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, m: &MeshMap) 
             marker: Marker::Cross,
         });
     }
-    if m.nodes.iter().any(|n| n.2 == 3) {
-        entries.push(Entry {
-            label: "proposed relay (▲)".into(),
-            colour: COLOURS[4],
-            line: false,
-            dashed: false,
-            marker: Marker::Triangle,
-        });
-    }
+    entries.extend(relay_entry(m));
     for (name, colour) in m.quality_names.iter().zip(qc) {
         entries.push(Entry { label: (*name).into(), colour, line: true, dashed: false, marker: Marker::Dot });
     }
@@ -1257,15 +1249,7 @@ fn draw_hop_cells<DB: DrawingBackend>(
         let label = if m.link_kind == "route" { "failed node (×)" } else { "unreachable site (×)" };
         entries.push(Entry { label: label.into(), colour: failed, line: false, dashed: false, marker: Marker::Cross });
     }
-    if m.nodes.iter().any(|n| n.2 == 3) {
-        entries.push(Entry {
-            label: "proposed relay (▲)".into(),
-            colour: COLOURS[4],
-            line: false,
-            dashed: false,
-            marker: Marker::Triangle,
-        });
-    }
+    entries.extend(relay_entry(m));
     Ok(entries)
 }
 
@@ -1858,6 +1842,17 @@ fn draw_pareto<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, P
         ],
     )?;
     root.present().map_err(pe)
+}
+
+/// The legend entry of proposed relays, where the map has any.
+fn relay_entry(m: &MeshMap) -> Option<Entry> {
+    m.nodes.iter().any(|n| n.2 == 3).then(|| Entry {
+        label: "proposed relay (▲)".into(),
+        colour: COLOURS[4],
+        line: false,
+        dashed: false,
+        marker: Marker::Triangle,
+    })
 }
 
 #[cfg(test)]
