@@ -61,7 +61,11 @@ impl std::fmt::Display for Element {
 
 /// What an element without a zero-sequence model lacks (for the unbalanced flow's error).
 pub const NO_ZERO_SEQUENCE: &str = "no zero-sequence model: a line needs r0_ohm_per_km and x0_ohm_per_km, a \
-     transformer one of the vector groups Dyn, YNd, YNyn, Yyn, YNy, Yy, Yd, Dy, Dd";
+     transformer one of the vector groups Dyn, YNd, YNyn, Yyn, YNy, Yzn, Yy, Yd, Dy, Dd";
+
+/// pandapower's factor on a Yzn transformer's zero-sequence shunt (its `1.1547`, not exactly 2/sqrt(3)):
+/// kept as written so the two agree to rounding.
+const YZN_FACTOR: f64 = 1.1547;
 
 /// An in-service external grid as compiled: its slack entry and, where it has a short-circuit power, its
 /// source-impedance shunt.
@@ -373,6 +377,16 @@ impl Topology {
                 "yny" => {
                     let z = if purpose == Purpose::PowerFlow { z1 + z_mag } else { z0k + z_mag };
                     [z.inv() / (ratio * ratio), zero, zero, zero]
+                }
+                // A zigzag LV winding: its zero sequence is a shunt to earth at the LV side, the HV side
+                // decoupled. pandapower's model (pd2ppc_zero, in every calculation): the T above seen from LV
+                // with the HV terminal earthed, y = 1 / (zc + za) + 1 / zb, times 1.1547 (about 2/sqrt(3), its
+                // constant as written). pandapower also multiplies it by the network's base power, which is 1 MVA
+                // in gridtwin's per unit and in every pandapower network it ships.
+                "yzn" => {
+                    let t = z1 * z2 + z2 * z_mag + z1 * z_mag;
+                    let y = z_mag * z2 / (t * (z2 + z_mag)) + z1 / t;
+                    [zero, zero, zero, y * YZN_FACTOR]
                 }
                 "yy" | "yd" | "dy" | "dd" => [zero; 4],
                 _ => [nan; 4],

@@ -12,6 +12,7 @@ Export directly rather than through `file:`: pandapower's JSON round trip change
 short-circuit results on SimBench grids (1-LV-rural1--0-no_sw: 2.93 kA before `to_json`/`from_json`, 2.75 kA
 after, with identical tables), so references computed on the reloaded network do not belong to the data.
 """
+import random
 import sys
 from pathlib import Path
 
@@ -178,6 +179,29 @@ def landnetz_vector_group(vg):
     return make
 
 
+def yzn_single_phase():
+    """Kerber Dorfnetz with pandapower's Yzn5 standard transformer (0.25 MVA 20/0.4 kV, HV at 20 kV) and a
+    single-phase household load (1-6 kW, phases in turn) at every other load bus: the zigzag winding's
+    zero-sequence shunt in the three-phase flow and in single-phase short circuits. (The Kerber generator picks
+    cables with Python's global `random`, seeded here so the variant is the same network on every run.)"""
+    random.seed(14)
+    net = dorf()
+    hv, lv = int(net.trafo.hv_bus.iloc[0]), int(net.trafo.lv_bus.iloc[0])
+    net.bus.loc[hv, "vn_kv"] = 20.0
+    net.trafo.drop(net.trafo.index, inplace=True)
+    pp.create_transformer(net, hv, lv, std_type="0.25 MVA 20/0.4 kV", name="yzn")
+    for k, v in dict(vk0_percent=net.trafo.vk_percent, vkr0_percent=net.trafo.vkr_percent, mag0_percent=100.0,
+                     mag0_rx=0.0, si0_hv_partial=0.9).items():
+        net.trafo[k] = v
+    for n, b in enumerate(lv_load_buses(net)[::2]):
+        p = [0.0, 0.0, 0.0]
+        p[n % 3] = (1.0 + (n * 7 % 11) / 2.0) / 1000
+        pp.create_asymmetric_load(net, b, p_a_mw=p[0], p_b_mw=p[1], p_c_mw=p[2], q_a_mvar=0.3 * p[0],
+                                  q_b_mvar=0.3 * p[1], q_c_mvar=0.3 * p[2], type="wye")
+    net.load["type"] = "wye"
+    return net
+
+
 def simbench_as_exported(code):
     """A SimBench grid as the neutral format can carry it: storage units (in the future scenarios) become the
     loads they are in a power flow (pandapower's storage is a PQ element, consumption positive, with no
@@ -210,6 +234,8 @@ VARIANTS = {
     "var_dorfnetz_bus_out": dorf_bus_out,
     "var_landnetz_freileitung_1_ynyn": landnetz_vector_group("YNyn"),
     "var_landnetz_freileitung_1_yyn": landnetz_vector_group("Yyn"),
+    "var_landnetz_freileitung_1_yzn": landnetz_vector_group("Yzn"),
+    "var_dorfnetz_yzn_single_phase": yzn_single_phase,
 }
 # SimBench's other LV variants: the future scenarios 1 and 2 (more PV, storage), and grids without switches.
 for _g in ("rural1", "rural2", "rural3", "semiurb4", "semiurb5", "urban6"):
@@ -242,4 +268,10 @@ if __name__ == "__main__":
         else:
             net, added = exporter.with_sc_assumptions(net)
             exporter.export(net, name, out, added)
+            if len(net.asymmetric_load):
+                # pandapower's three-phase flow run to its fixed point (see random_variants.py).
+                import random_variants
+                runners = [random_variants.converged_runpp_3ph(b) for b in random_variants.BOUNDS]
+                got = random_variants.write_converged_3ph(net, out / name, runners)
+                print(name, "converged three-phase reference (bound, exported gap):", got, file=sys.stderr)
         print(name, len(net.bus), "buses", file=sys.stderr)
