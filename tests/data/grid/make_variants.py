@@ -202,6 +202,21 @@ def yzn_single_phase():
     return net
 
 
+def delta_single_phase():
+    """Kerber Dorfnetz (Dyn5) with a two-phase load connected in delta (1-6 kW between one pair of phases, the
+    pairs in turn) at every other load bus, beside wye single-phase loads at the others: pandapower's
+    `asymmetric_load` of type "delta", whose p_a/p_b/p_c are the powers across AB, BC and CA."""
+    random.seed(15)
+    net = dorf()
+    for n, b in enumerate(lv_load_buses(net)):
+        p = [0.0, 0.0, 0.0]
+        p[n % 3] = (1.0 + (n * 7 % 11) / 2.0) / 1000
+        pp.create_asymmetric_load(net, b, p_a_mw=p[0], p_b_mw=p[1], p_c_mw=p[2], q_a_mvar=0.3 * p[0],
+                                  q_b_mvar=0.3 * p[1], q_c_mvar=0.3 * p[2], type="delta" if n % 2 else "wye")
+    net.load["type"] = "wye"
+    return net
+
+
 def simbench_as_exported(code):
     """A SimBench grid as the neutral format can carry it: storage units (in the future scenarios) become the
     loads they are in a power flow (pandapower's storage is a PQ element, consumption positive, with no
@@ -236,6 +251,7 @@ VARIANTS = {
     "var_landnetz_freileitung_1_yyn": landnetz_vector_group("Yyn"),
     "var_landnetz_freileitung_1_yzn": landnetz_vector_group("Yzn"),
     "var_dorfnetz_yzn_single_phase": yzn_single_phase,
+    "var_dorfnetz_delta_single_phase": delta_single_phase,
 }
 # SimBench's other LV variants: the future scenarios 1 and 2 (more PV, storage), and grids without switches.
 for _g in ("rural1", "rural2", "rural3", "semiurb4", "semiurb5", "urban6"):
