@@ -61,7 +61,7 @@ impl std::fmt::Display for Element {
 
 /// What an element without a zero-sequence model lacks (for the unbalanced flow's error).
 pub const NO_ZERO_SEQUENCE: &str = "no zero-sequence model: a line needs r0_ohm_per_km and x0_ohm_per_km, a \
-     transformer one of the vector groups Dyn, YNd, YNyn, Yyn, YNy, Yzn, Yy, Yd, Dy, Dd";
+     transformer one of the vector groups Dyn, YNd, YNyn, Yyn, YNy, Yzn, ZNyn, ZNd, ZNy, Zd, Yy, Yd, Dy, Dd";
 
 /// pandapower's factor on a Yzn transformer's zero-sequence shunt (its `1.1547`, not exactly 2/sqrt(3)):
 /// kept as written so the two agree to rounding.
@@ -387,6 +387,15 @@ impl Topology {
                     let t = z1 * z2 + z2 * z_mag + z1 * z_mag;
                     let y = z_mag * z2 / (t * (z2 + z_mag)) + z1 / t;
                     [zero, zero, zero, y * YZN_FACTOR]
+                }
+                // A zigzag HV winding decouples the two sides' zero sequences: an earthed zigzag is a shunt to
+                // earth at HV through its own part of the leakage, and an earthed LV star (ZNyn) one at LV through
+                // its part and the magnetising path (pandapower's model, from the T above; it has them in IEC
+                // 60909 only, its three-phase flow refuses them). Solidly earthed with no leakage of its own
+                // (`si0_hv_partial` 0) the shunt would be infinite: no model then.
+                "znyn" | "znd" | "zny" | "zd" if z1.norm() > 0.0 => {
+                    let lv = if vg == "znyn" { (z2 + z_mag).inv() } else { zero };
+                    [z1.inv(), zero, zero, lv]
                 }
                 "yy" | "yd" | "dy" | "dd" => [zero; 4],
                 _ => [nan; 4],

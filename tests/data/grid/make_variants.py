@@ -250,6 +250,7 @@ VARIANTS = {
     "var_landnetz_freileitung_1_ynyn": landnetz_vector_group("YNyn"),
     "var_landnetz_freileitung_1_yyn": landnetz_vector_group("Yyn"),
     "var_landnetz_freileitung_1_yzn": landnetz_vector_group("Yzn"),
+    "var_landnetz_freileitung_1_znyn": landnetz_vector_group("ZNyn"),
     "var_dorfnetz_yzn_single_phase": yzn_single_phase,
     "var_dorfnetz_delta_single_phase": delta_single_phase,
 }
