@@ -1532,3 +1532,51 @@ fn a_half_islanded_phase_keeps_its_voltage_where_generation_matches_load_and_sag
         }
     }
 }
+
+/// Every vector group's zero-sequence primitive is reciprocal and passive, in every calculation, on and off the
+/// neutral tap: y_ft = y_tf, and its Hermitian part has no negative eigenvalue (no winding model may create
+/// power). A sign slip in a T-to-pi conversion or a ratio referred the wrong way shows here on all groups at once.
+#[test]
+fn every_vector_groups_zero_sequence_is_reciprocal_and_passive() {
+    use gridtwin::grid::topology::{Element, Purpose, Topology};
+    let purposes = [Purpose::PowerFlow, Purpose::FaultState, Purpose::ScMax, Purpose::ScMin, Purpose::ScPrefault];
+    let groups = ["Dyn", "YNd", "YNyn", "Yyn", "YNy", "Yzn", "ZNyn", "ZNd", "ZNy", "Zd", "Yy", "Yd", "Dy", "Dd"];
+    let mut checked = 0;
+    for vg in groups {
+        for (tap_side, tap_pos) in [(None, None), (Some("hv"), Some(2.0)), (Some("lv"), Some(-3.0))] {
+            let mut j = kerber_json();
+            let t = &mut j["trafos"][0];
+            t["vector_group"] = vg.into();
+            t["vk0_percent"] = 4.0.into();
+            t["vkr0_percent"] = 1.2.into();
+            t["mag0_percent"] = 100.0.into();
+            t["mag0_rx"] = 0.2.into();
+            t["si0_hv_partial"] = 0.9.into();
+            if let (Some(side), Some(pos)) = (tap_side, tap_pos) {
+                t["tap_side"] = side.into();
+                t["tap_neutral"] = 0.0.into();
+                t["tap_pos"] = pos.into();
+                t["tap_step_percent"] = 2.5.into();
+            }
+            let net = Network::from_json_str(&j.to_string()).unwrap();
+            for purpose in purposes {
+                let closed = vec![true; net.switches.len()];
+                let lines = vec![true; net.lines.len()];
+                let topo = Topology::build(&net, &closed, &lines, purpose).unwrap();
+                let br = topo.branches.iter().find(|b| matches!(b.element, Element::Trafo(0))).unwrap();
+                let y = br.y0;
+                let what = format!("{vg}, tap {tap_side:?} {tap_pos:?}, {purpose:?}: {y:?}");
+                assert!(y.iter().all(|c| c.re.is_finite() && c.im.is_finite()), "{what}");
+                assert!((y[1] - y[2]).norm() <= 1e-12 * (1.0 + y[1].norm()), "not reciprocal: {what}");
+                // Hermitian part [[a, b], [conj b, d]] of the 2x2 primitive: a, d >= 0 and a d >= |b|^2.
+                let (a, d) = (y[0].re, y[3].re);
+                let b = (y[1] + y[2].conj()) / 2.0;
+                let scale = 1e-9 * (a.abs() + d.abs()).max(1e-12);
+                assert!(a >= -scale && d >= -scale, "active power created: {what}");
+                assert!(a * d - b.norm_sqr() >= -scale * (a.abs() + d.abs()), "not passive: {what}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, groups.len() * 3 * purposes.len());
+}
