@@ -508,9 +508,20 @@ impl Network {
         Network::from_json_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    /// Parses and validates the neutral JSON format.
+    /// Parses and validates the neutral JSON format. Python's `NaN`, `Infinity` and `-Infinity` outside
+    /// strings, which its `json` module writes and JSON does not allow (pandapower-export puts them in `meta`
+    /// for a network without LV buses), are read as `null`: pandapower's "missing". An error's line and column
+    /// are those of the file as given.
     pub fn from_json_str(text: &str) -> Result<Network, String> {
-        let raw: NetworkData = serde_json::from_str(text).map_err(|e| format!("invalid network JSON: {e}"))?;
+        let raw: NetworkData = match python_words_as_null(text) {
+            None => serde_json::from_str(text).map_err(|e| format!("invalid network JSON: {e}"))?,
+            Some(fixed) => serde_json::from_str(&fixed.text).map_err(|e| {
+                let (line, col) = fixed.original_line_col(text, e.line(), e.column());
+                let msg = e.to_string();
+                let head = msg.rfind(" at line ").map_or(msg.as_str(), |k| &msg[..k]);
+                format!("invalid network JSON: {head} at line {line} column {col}")
+            })?,
+        };
         Network::from_data(raw)
     }
 
@@ -1036,4 +1047,96 @@ impl Load {
             if self.const_i_q_percent != 0.0 { self.const_i_q_percent } else { self.const_i_percent.unwrap_or(0.0) };
         (zp, ip, zq, iq)
     }
+}
+
+/// Parses JSON as Python's `json` writes it: bare `NaN`, `Infinity` and `-Infinity` outside strings read as
+/// `null` (for reading a network file's `meta`, where pandapower-export leaves them).
+pub fn python_json_value(text: &str) -> Result<serde_json::Value, String> {
+    let fixed = python_words_as_null(text);
+    serde_json::from_str(fixed.as_ref().map_or(text, |f| f.text.as_str())).map_err(|e| e.to_string())
+}
+
+/// A JSON text with Python's bare `NaN`, `Infinity` and `-Infinity` replaced by `null`, and where.
+struct PythonWordsAsNull {
+    text: String,
+    /// (offset in the original text, length there, offset in `text`) of each replaced word, in order.
+    replaced: Vec<(usize, usize, usize)>,
+}
+
+impl PythonWordsAsNull {
+    /// The original text's 1-based line and column of the 1-based (`line`, `column`) of `self.text` (as
+    /// serde_json counts them: column in bytes); a position inside a replaced word maps to its start.
+    fn original_line_col(&self, original: &str, line: usize, column: usize) -> (usize, usize) {
+        let line_start = if line <= 1 {
+            0
+        } else {
+            self.text.match_indices('\n').nth(line - 2).map_or(self.text.len(), |(k, _)| k + 1)
+        };
+        let at = (line_start + column.saturating_sub(1)).min(self.text.len());
+        let mut orig = at;
+        for &(o, len, f) in &self.replaced {
+            if f >= at {
+                break;
+            }
+            orig = if at < f + 4 { o } else { at - f - 4 + o + len };
+        }
+        let orig = orig.min(original.len());
+        let before = &original.as_bytes()[..orig];
+        let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+        let col = 1 + orig - before.iter().rposition(|&b| b == b'\n').map_or(0, |k| k + 1);
+        (line, col)
+    }
+}
+
+/// `text` with every `NaN`, `Infinity` and `-Infinity` outside strings replaced by `null`; `None` when it has
+/// none (the common case: the text is parsed as it is).
+fn python_words_as_null(text: &str) -> Option<PythonWordsAsNull> {
+    const WORDS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
+    let b = text.as_bytes();
+    let word_byte = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'+' || c == b'-';
+    let (mut in_string, mut escaped) = (false, false);
+    let mut hits: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'"' {
+            in_string = true;
+            i += 1;
+            continue;
+        }
+        let starts_word = i == 0 || !word_byte(b[i - 1]);
+        if starts_word
+            && let Some(w) = WORDS.iter().find(|w| b[i..].starts_with(w.as_bytes()))
+            && b.get(i + w.len()).is_none_or(|&n| !word_byte(n))
+        {
+            hits.push((i, w.len()));
+            i += w.len();
+            continue;
+        }
+        i += 1;
+    }
+    if hits.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len() + hits.len());
+    let mut replaced = Vec::with_capacity(hits.len());
+    let mut last = 0;
+    for (o, len) in hits {
+        out.push_str(&text[last..o]);
+        replaced.push((o, len, out.len()));
+        out.push_str("null");
+        last = o + len;
+    }
+    out.push_str(&text[last..]);
+    Some(PythonWordsAsNull { text: out, replaced })
 }

@@ -260,6 +260,11 @@ for _g in ("rural1", "rural2", "rural3", "semiurb4", "semiurb5", "urban6"):
         VARIANTS[f"1_LV_{_g}__{_s.replace('-', '_')}"] = simbench_as_exported(f"1-LV-{_g}--{_s}")
 VARIANTS["1_LV_rural1__0_no_sw"] = simbench_as_exported("1-LV-rural1--0-no_sw")
 VARIANTS["1_LV_urban6__2_no_sw"] = simbench_as_exported("1-LV-urban6--2-no_sw")
+# SimBench's MV grids and MV grids with an LV grid below (beyond the LV scope, for the taps off neutral on their
+# HV/MV transformers, which pandapower 3 applies only with `tap_changer_type` set, and for a network without LV
+# buses, whose export's `meta` carries Python's bare NaN).
+for _code in ("1-MV-rural--0-sw", "1-MV-urban--0-sw", "1-MVLV-urban-5.303-0-sw"):
+    VARIANTS[_code.replace("-", "_").replace(".", "_")] = simbench_as_exported(_code)
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])
