@@ -73,10 +73,11 @@ def build_net(name, exporter, variants):
         code = name.replace("__", "--").replace("_", "-")
         net, _ = exporter.make("sb:" + code)
     elif name.startswith("rand_"):
-        # random_variants.py's variant K of SEED: rand_SEED_K, or rand_SEED_K_more (drawn with --more)
+        # random_variants.py's variant K of SEED: rand_SEED_K, rand_SEED_K_more (drawn with --more) or
+        # rand_SEED_K_groups (--groups)
         seed, k = map(int, name.split("_")[1:3])
-        more = name.endswith("_more")
-        net, _ = load_module("random_variants", DATA / "random_variants.py").build(exporter, seed, k, more)
+        more, groups = "_more" in name, name.endswith("_groups")
+        net, _ = load_module("random_variants", DATA / "random_variants.py").build(exporter, seed, k, more, groups)
     else:
         raise KeyError(f"{name}: neither pandapower-export, make_variants.py nor random_variants.py knows how to build it")
     net, _ = exporter.with_sc_assumptions(net)

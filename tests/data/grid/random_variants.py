@@ -13,7 +13,10 @@ hand. Each variant takes one network that `pandapower-export --list` knows and d
 - on a balanced network, sometimes single-phase loads at half its load buses and a third of its three-phase
   loads in delta (the three-phase flow is then compared too).
 
-    venv/bin/python random_variants.py OUTDIR --export-with .../pandapower-export SEED COUNT [--more]
+With `--groups` it also draws the transformers' vector group (Dyn, Yzn, and on balanced networks YNyn, Yyn, YNd,
+ZNyn) and their zero-sequence data (vk0, vkr0, the magnetising share and R/X, the HV winding's share).
+
+    venv/bin/python random_variants.py OUTDIR --export-with .../pandapower-export SEED COUNT [--more] [--groups]
 
 writes OUTDIR/rand_SEED_K (neutral format + pandapower's results) for K in 0..COUNT-1 and prints what each
 drew (also in the folder's DRAW.txt). A variant pandapower cannot solve is redrawn. Then `../shared/checks/grid-reference OUTDIR/rand_*`
@@ -94,6 +97,31 @@ def draw_more(net, rng, log):
         net.trafo["vector_group"] = "YNyn"
         net.trafo["shift_degree"] = 0.0
         log.append("transformers YNyn")
+    return net
+
+
+def draw_groups(net, rng, log):
+    """With --groups: the transformers' vector group and zero-sequence data drawn. Per-phase loads keep to the
+    groups pandapower's three-phase flow models (Dyn, Yzn); a balanced network may get YNyn, Yyn, YNd or ZNyn
+    too (their zero sequence shows in the single-phase short circuits). Yzn only on a 1 MVA base: pandapower
+    scales its Yzn model by the network's base power (docs/validation.md)."""
+    if not len(net.trafo):
+        return net
+    unbalanced = len(net.asymmetric_load) > 0
+    groups = ["Dyn", "Yzn"] if unbalanced else ["Dyn", "Yzn", "YNyn", "Yyn", "YNd", "ZNyn"]
+    if float(net.sn_mva) != 1.0:
+        groups.remove("Yzn")
+    vg = str(rng.choice(groups))
+    net.trafo["vector_group"] = vg
+    # the clock number (a star-star or zigzag-star pair at 0 or 150 degrees, delta-star at 150)
+    net.trafo["shift_degree"] = 150.0 if vg in ("Dyn", "Yzn", "YNd") else 0.0
+    net.trafo["vk0_percent"] = net.trafo.vk_percent * float(rng.uniform(0.8, 1.2))
+    net.trafo["vkr0_percent"] = net.trafo.vkr_percent * float(rng.uniform(0.8, 1.2))
+    net.trafo["mag0_percent"] = float(rng.uniform(50.0, 400.0))
+    net.trafo["mag0_rx"] = float(rng.uniform(0.0, 0.5))
+    net.trafo["si0_hv_partial"] = float(rng.uniform(0.6, 0.95))
+    log.append(f"transformers {vg}, mag0 {float(net.trafo.mag0_percent.iloc[0]):.0f} %, "
+               f"si0_hv_partial {float(net.trafo.si0_hv_partial.iloc[0]):.2f}")
     return net
 
 
@@ -208,9 +236,9 @@ def write_converged_3ph(net, folder, runners):
     return None
 
 
-def build(exporter, seed, k, more=False):
+def build(exporter, seed, k, more=False, groups=False):
     """Variant K of SEED: (pandapower network, solved once, before the exporter's assumptions; what it drew),
-    or None when five draws in a row do not solve. `more`: also `draw_more`."""
+    or None when five draws in a row do not solve. `more`: also `draw_more`; `groups`: also `draw_groups`."""
     names = base_names(exporter)
     rng = np.random.default_rng([seed, k])
     # pandapower's Kerber generators pick branch cables with Python's global `random`: seeded, a variant is
@@ -222,6 +250,8 @@ def build(exporter, seed, k, more=False):
         net = draw(make_base(exporter, base), rng, log)
         if more:
             net = draw_more(net, rng, log)
+        if groups:
+            net = draw_groups(net, rng, log)
         try:
             pp.runpp(net)
             return net, log
@@ -232,20 +262,20 @@ def build(exporter, seed, k, more=False):
 
 def main():
     args = sys.argv[1:]
-    more = "--more" in args
-    args = [a for a in args if a != "--more"]
+    more, groups = "--more" in args, "--groups" in args
+    args = [a for a in args if a not in ("--more", "--groups")]
     if len(args) != 5 or args[1] != "--export-with":
         sys.exit(__doc__)
     out, exporter, seed, count = Path(args[0]), load_exporter(args[2]), int(args[3]), int(args[4])
     out.mkdir(parents=True, exist_ok=True)
     runners = [converged_runpp_3ph(b) for b in BOUNDS]
     for k in range(count):
-        built = build(exporter, seed, k, more)
+        built = build(exporter, seed, k, more, groups)
         if built is None:
             continue
         net, log = built
         net, added = exporter.with_sc_assumptions(net)
-        name = f"rand_{seed}_{k}" + ("_more" if more else "")
+        name = f"rand_{seed}_{k}" + ("_more" if more else "") + ("_groups" if groups else "")
         try:
             exporter.export(net, name, out, added)
         except Exception as e:  # pandapower's own flows (its three-phase one above all) may not converge
