@@ -367,7 +367,7 @@ impl FourWire {
                     if local[hv] != usize::MAX {
                         return Err(model(format!("{what}: both sides are LV; only MV/LV transformers feed it")));
                     }
-                    let vg = tr.vector_group.to_ascii_lowercase();
+                    let vg = tr.windings();
                     if vg != "dyn" && vg != "ynyn" {
                         return Err(model(format!(
                             "{what}: vector group '{}' has no earthed LV star point with a zero-sequence path \

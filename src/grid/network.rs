@@ -318,6 +318,19 @@ pub struct Sgen {
 pub const DEFAULT_SGEN_K: f64 = 1.2;
 
 impl Trafo {
+    /// The winding connections of `vector_group`, lower case, without an IEC clock number ("Dyn5" and "DYN11"
+    /// are both "dyn"): what the zero-sequence model depends on. The phase shift is `shift_degree`'s.
+    pub fn windings(&self) -> String {
+        self.vector_group.trim().trim_end_matches(|c: char| c.is_ascii_digit()).to_ascii_lowercase()
+    }
+
+    /// The IEC clock number written after the windings ("Dyn5": 5, i.e. 150 degrees lagging), if any.
+    pub fn clock_number(&self) -> Option<u32> {
+        let vg = self.vector_group.trim();
+        let digits = &vg[vg.trim_end_matches(|c: char| c.is_ascii_digit()).len()..];
+        digits.parse().ok()
+    }
+
     /// Tap steps off the neutral position (0 without a tap changer or a usable position).
     pub fn tap_steps(&self) -> f64 {
         match (self.tap_pos, self.tap_neutral) {
@@ -682,6 +695,28 @@ impl Network {
             }
             if !(t.pfe_kw.is_finite() && t.pfe_kw >= 0.0 && t.i0_percent.is_finite() && t.i0_percent >= 0.0) {
                 return Err(format!("{w}: pfe_kw = {} and i0_percent = {} must be >= 0", t.pfe_kw, t.i0_percent));
+            }
+            // A clock number ("Dyn5") is read as documentation: `shift_degree` sets the phase shift, and a
+            // clock number that disagrees with it is named (a shift taken from one and a group from the other
+            // is a classic slip in hand-made data).
+            if let Some(clock) = t.clock_number() {
+                let says = (f64::from(clock) * 30.0).rem_euclid(360.0);
+                let off = (says - t.shift_degree.rem_euclid(360.0)).rem_euclid(360.0);
+                if clock > 11 {
+                    warnings.push(format!(
+                        "{w}: vector_group = '{}' has clock number {clock}, beyond 0..11; the windings '{}' are \
+                         used, and shift_degree = {} sets the phase shift",
+                        t.vector_group,
+                        t.windings(),
+                        t.shift_degree
+                    ));
+                } else if off.min(360.0 - off) > 1e-6 {
+                    warnings.push(format!(
+                        "{w}: vector_group = '{}' says a phase shift of {says} degrees, but shift_degree = {}; \
+                         shift_degree is used",
+                        t.vector_group, t.shift_degree
+                    ));
+                }
             }
             let s0_kva = t.i0_percent / 100.0 * t.sn_mva * 1000.0;
             if t.pfe_kw > 1000.0 * t.sn_mva {

@@ -339,7 +339,7 @@ impl Topology {
             let z_mag = C64::new(xm * tr.mag0_rx, xm) / tr.parallel;
             let z1 = z0k * tr.si0_hv_partial;
             let z2 = z0k * (1.0 - tr.si0_hv_partial);
-            let vg = tr.vector_group.to_ascii_lowercase();
+            let vg = tr.windings();
             let nan = C64::new(f64::NAN, 0.0);
             let y0 = match vg.as_str() {
                 "dyn" => {

@@ -1624,3 +1624,40 @@ fn pythons_nan_and_infinity_read_as_missing_and_errors_keep_their_column() {
     let err = Network::from_json_str(&broken).unwrap_err();
     assert!(err.contains(&format!("at line {line} column {col}")), "{err}");
 }
+
+/// Utilities write vector groups with their IEC clock number ("Dyn5", "YNyn0"). The windings decide the zero
+/// sequence and `shift_degree` the phase shift, so "Dyn5" gives exactly what "Dyn" does; a clock number that
+/// disagrees with `shift_degree` (Dyn11 is 330 degrees, not 150) or lies beyond 11 is named in a warning.
+#[test]
+fn a_vector_groups_clock_number_is_read_and_checked_against_the_shift() {
+    let with = |vg: &str, shift: f64| {
+        let mut j = kerber_json();
+        j["trafos"][0]["vector_group"] = vg.into();
+        j["trafos"][0]["shift_degree"] = shift.into();
+        Network::from_json_str(&j.to_string()).unwrap()
+    };
+    let plain = with("Dyn", 150.0);
+    let lv = plain.buses.iter().position(|b| b.vn_kv < 1.0).unwrap();
+    let sc = |n: &Network| short_circuit(n).unwrap()[lv].ikss_ka_1ph_max;
+    for (vg, shift) in [("Dyn5", 150.0), ("dyn5", 150.0), ("Dyn11", -30.0), ("Dyn11", 330.0)] {
+        let n = with(vg, shift);
+        assert!(n.warnings.is_empty(), "{vg} at {shift}: {:?}", n.warnings);
+        assert_eq!(sc(&n), sc(&with("Dyn", shift)), "{vg}");
+    }
+    assert!(sc(&plain).is_finite() && sc(&plain) > 0.0);
+    let yn = with("YNyn0", 0.0);
+    assert!(yn.warnings.is_empty() && sc(&yn).is_finite() && sc(&yn) != sc(&plain));
+    let wrong = with("Dyn11", 150.0);
+    assert!(
+        wrong.warnings.iter().any(|w| w.contains("trafos[0]") && w.contains("330") && w.contains("shift_degree = 150")),
+        "{:?}",
+        wrong.warnings
+    );
+    assert_eq!(sc(&wrong), sc(&plain), "the clock number is documentation: shift_degree rules");
+    let beyond = with("Dyn13", 150.0);
+    assert!(
+        beyond.warnings.iter().any(|w| w.contains("trafos[0]") && w.contains("beyond 0..11")),
+        "{:?}",
+        beyond.warnings
+    );
+}
