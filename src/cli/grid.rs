@@ -106,6 +106,50 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<(), CliError> {
     }
 }
 
+/// Says on stderr which buses have no short-circuit result and why, so that a `nan` in the table is not taken
+/// for a failure: a bus no source reaches has none at all, and one whose zero sequence has no path to earth
+/// (behind a delta or unearthed star winding) has no single-phase result. Names the first such bus of each.
+fn note_missing_results(path: &Path, res: &[crate::grid::shortcircuit::ScBus]) {
+    let unsupplied: Vec<i64> = res.iter().filter(|r| r.ikss_ka_3ph_max.is_nan()).map(|r| r.index).collect();
+    let no_earth: Vec<i64> =
+        res.iter().filter(|r| r.ikss_ka_3ph_max.is_finite() && r.ikss_ka_1ph_max.is_nan()).map(|r| r.index).collect();
+    if let Some(first) = unsupplied.first() {
+        eprintln!(
+            "note: {}: {} bus(es) reached by no source (bus {first} first): no short-circuit results there",
+            path.display(),
+            unsupplied.len()
+        );
+    }
+    if let Some(first) = no_earth.first() {
+        eprintln!(
+            "note: {}: {} bus(es) without a zero-sequence path to earth (bus {first} first; behind a delta or \
+             unearthed star winding): no single-phase result there",
+            path.display(),
+            no_earth.len()
+        );
+    }
+}
+
+/// Says on stderr how many buses of a power-flow table no slack reaches (their rows read `nan`), naming the first.
+fn note_unsupplied_rows(path: &Path, csv: &str) {
+    let unsupplied: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            let mut cells = row.split(',');
+            let index = cells.next()?;
+            cells.all(|c| c == "nan").then_some(index)
+        })
+        .collect();
+    if let Some(first) = unsupplied.first() {
+        eprintln!(
+            "note: {}: {} bus(es) reached by no slack (bus {first} first): no voltages there",
+            path.display(),
+            unsupplied.len()
+        );
+    }
+}
+
 /// Prints the network's import warnings on stderr, each naming the file and the element.
 fn warn_network(path: &Path, net: &Network) {
     for w in &net.warnings {
@@ -230,6 +274,7 @@ pub fn run(args: &GridArgs) -> Result<(), CliError> {
                 return write_output(out.as_deref(), &csv);
             }
             let (csv, iterations) = solve_csv(&net, *unbalanced)?;
+            note_unsupplied_rows(network, &csv);
             if let Some(k) = repeat {
                 let k = (*k).max(1) as usize;
                 // Full: compile + factorise + flat-start solve. Resolve: reused factorisation, flat start.
@@ -292,6 +337,7 @@ pub fn run(args: &GridArgs) -> Result<(), CliError> {
             let net = load_network(network)?;
             warn_network(network, &net);
             let res = short_circuit(&net)?;
+            note_missing_results(network, &res);
             if let Some(k) = repeat {
                 let mut samples = Vec::new();
                 for _ in 0..(*k).max(1) {

@@ -383,3 +383,39 @@ fn timing_json_splits_the_run_by_simulated_time() {
     assert_eq!(last["events"], summary["events"]);
     assert!(field(last, "wall_s") <= field(&timing, "run_s") + 1e-9);
 }
+
+/// A `nan` in the short-circuit table comes with its reason on stderr: behind a YNd transformer the LV buses have
+/// no zero-sequence path to earth (no single-phase result), and a bus cut off by an open switch has no result at
+/// all; each note names the first such bus.
+#[test]
+fn short_circuit_says_why_a_bus_has_no_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(kerber()).unwrap()).unwrap();
+    j["trafos"][0]["vector_group"] = "YNd5".into();
+    std::fs::write(tmp.path().join("ynd.json"), j.to_string()).unwrap();
+    let o = run_in(tmp.path(), &["grid", "short-circuit", "ynd.json", "--out", "sc.csv"]);
+    let err = text(&o.stderr);
+    assert_eq!(code(&o), 0, "{err}");
+    let csv = std::fs::read_to_string(tmp.path().join("sc.csv")).unwrap();
+    let lv = csv.lines().filter(|l| l.ends_with(",nan,nan")).count();
+    assert!(lv > 0 && err.contains(&format!("{lv} bus(es) without a zero-sequence path to earth")), "{err}\n{csv}");
+    assert!(!err.contains("reached by no source"), "{err}");
+    // A SimBench grid with four switches opened (a random variant): its cut-off buses have no result at all.
+    let cut = root().join("tests/data/grid/rand_10_8_groups/network.json");
+    let o = run_in(tmp.path(), &["grid", "short-circuit", cut.to_str().unwrap(), "--out", "cut.csv"]);
+    let csv = std::fs::read_to_string(tmp.path().join("cut.csv")).unwrap();
+    let cut_off = csv.lines().filter(|l| l.ends_with(",nan,nan,nan,nan,nan,nan")).count();
+    assert!(cut_off > 0, "{csv}");
+    assert!(text(&o.stderr).contains(&format!("{cut_off} bus(es) reached by no source")), "{}", text(&o.stderr));
+    let o = run_in(tmp.path(), &["grid", "solve", cut.to_str().unwrap(), "--out", "cut-pf.csv"]);
+    let csv = std::fs::read_to_string(tmp.path().join("cut-pf.csv")).unwrap();
+    let dark = csv.lines().filter(|l| l.ends_with(",nan,nan")).count();
+    assert!(
+        dark == cut_off && text(&o.stderr).contains(&format!("{dark} bus(es) reached by no slack")),
+        "{}",
+        text(&o.stderr)
+    );
+    // The Dyn original: every bus has every result, and nothing is said.
+    let o = run_in(tmp.path(), &["grid", "short-circuit", &kerber(), "--out", "dyn.csv"]);
+    assert!(!text(&o.stderr).contains("note:"), "{}", text(&o.stderr));
+}
