@@ -1043,6 +1043,31 @@ mod properties {
                 }
             }
         }
+
+        /// Python's bare `NaN`, `Infinity` and `-Infinity` in a network file's `meta`, and a broken value at any
+        /// field of the file, before or after them, on one line or pretty-printed: the error names the broken
+        /// byte's line and column in the file as given, whatever the words' number and lengths.
+        #[test]
+        fn a_broken_value_is_located_in_the_file_as_given_whatever_python_words_it_holds(
+            words in proptest::collection::vec(0usize..3, 0..6),
+            pretty in any::<bool>(),
+            field in 0usize..10_000,
+        ) {
+            let base = kerber_json();
+            let (text, sep) =
+                if pretty { (serde_json::to_string_pretty(&base).unwrap(), "\": ") } else { (base.to_string(), "\":") };
+            let list = words.iter().map(|&k| ["NaN", "Infinity", "-Infinity"][k]).collect::<Vec<_>>().join(", ");
+            let f_hz = format!("\"f_hz{sep}");
+            let text = text.replacen(&f_hz, &format!("\"r{sep}[{list}], {f_hz}"), 1);
+            prop_assert!(Network::from_json_str(&text).is_ok());
+            let values: Vec<usize> = text.match_indices(sep).map(|(k, m)| k + m.len()).collect();
+            let at = values[field % values.len()];
+            let broken = format!("{}@{}", &text[..at], &text[at..]);
+            let line = 1 + text[..at].matches('\n').count();
+            let col = at - text[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
+            let err = Network::from_json_str(&broken).unwrap_err();
+            prop_assert!(err.contains(&format!("at line {line} column {col}")), "{err}");
+        }
     }
 
     #[test]
