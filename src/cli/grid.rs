@@ -106,48 +106,27 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<(), CliError> {
     }
 }
 
-/// Says on stderr which buses have no short-circuit result and why, so that a `nan` in the table is not taken
-/// for a failure: a bus no source reaches has none at all, and one whose zero sequence has no path to earth
-/// (behind a delta or unearthed star winding) has no single-phase result. Names the first such bus of each.
-fn note_missing_results(path: &Path, res: &[crate::grid::shortcircuit::ScBus]) {
-    let unsupplied: Vec<i64> = res.iter().filter(|r| r.ikss_ka_3ph_max.is_nan()).map(|r| r.index).collect();
-    let no_earth: Vec<i64> =
-        res.iter().filter(|r| r.ikss_ka_3ph_max.is_finite() && r.ikss_ka_1ph_max.is_nan()).map(|r| r.index).collect();
-    if let Some(first) = unsupplied.first() {
-        eprintln!(
-            "note: {}: {} bus(es) reached by no source (bus {first} first): no short-circuit results there",
-            path.display(),
-            unsupplied.len()
-        );
-    }
-    if let Some(first) = no_earth.first() {
-        eprintln!(
-            "note: {}: {} bus(es) without a zero-sequence path to earth (bus {first} first; behind a delta or \
-             unearthed star winding): no single-phase result there",
-            path.display(),
-            no_earth.len()
-        );
+/// Says on stderr how many buses a table leaves without results, and why, naming the first (so that a `nan`
+/// there is not taken for a failure).
+fn note_buses(path: &Path, buses: &[i64], why: &str) {
+    if let Some(first) = buses.first() {
+        eprintln!("note: {}: {} bus(es) {why} (bus {first} first)", path.display(), buses.len());
     }
 }
 
-/// Says on stderr how many buses of a power-flow table no slack reaches (their rows read `nan`), naming the first.
-fn note_unsupplied_rows(path: &Path, csv: &str) {
-    let unsupplied: Vec<&str> = csv
-        .lines()
-        .skip(1)
-        .filter_map(|row| {
-            let mut cells = row.split(',');
-            let index = cells.next()?;
-            cells.all(|c| c == "nan").then_some(index)
-        })
-        .collect();
-    if let Some(first) = unsupplied.first() {
-        eprintln!(
-            "note: {}: {} bus(es) reached by no slack (bus {first} first): no voltages there",
-            path.display(),
-            unsupplied.len()
-        );
-    }
+/// The short-circuit table's missing results: a bus no source reaches has none at all, and one whose zero
+/// sequence has no path to earth (behind a delta or unearthed star winding) has no single-phase result.
+fn note_missing_results(path: &Path, res: &[crate::grid::shortcircuit::ScBus]) {
+    let buses = |keep: &dyn Fn(&crate::grid::shortcircuit::ScBus) -> bool| -> Vec<i64> {
+        res.iter().filter(|r| keep(r)).map(|r| r.index).collect()
+    };
+    note_buses(path, &buses(&|r| r.ikss_ka_3ph_max.is_nan()), "reached by no source: no short-circuit results there");
+    note_buses(
+        path,
+        &buses(&|r| r.ikss_ka_3ph_max.is_finite() && r.ikss_ka_1ph_max.is_nan()),
+        "without a zero-sequence path to earth (behind a delta or unearthed star winding): no single-phase \
+         result there",
+    );
 }
 
 /// Prints the network's import warnings on stderr, each naming the file and the element.
@@ -192,11 +171,13 @@ fn emit_timing(path: Option<&Path>, json: &str) -> Result<(), CliError> {
     }
 }
 
-fn solve_csv(net: &Network, unbalanced: bool) -> Result<(String, u64), String> {
+/// The power-flow table as CSV, the solver's iterations, and the buses no slack reaches (their rows read `nan`).
+fn solve_csv(net: &Network, unbalanced: bool) -> Result<(String, u64, Vec<i64>), String> {
     let mut model = GridModel::new(net.clone());
     model.unbalanced = unbalanced;
     let snap = model.solve().map_err(|e| e.to_string())?;
     let mut s = String::new();
+    let mut unsupplied = Vec::new();
     if unbalanced {
         s.push_str("index,vm_a_pu,va_a_degree,vm_b_pu,va_b_degree,vm_c_pu,va_c_degree\n");
     } else {
@@ -204,6 +185,7 @@ fn solve_csv(net: &Network, unbalanced: bool) -> Result<(String, u64), String> {
     }
     for (b, bus) in net.buses.iter().enumerate() {
         if !snap.energised[b] {
+            unsupplied.push(bus.index);
             if unbalanced {
                 s.push_str(&format!("{},nan,nan,nan,nan,nan,nan\n", bus.index));
             } else {
@@ -223,7 +205,7 @@ fn solve_csv(net: &Network, unbalanced: bool) -> Result<(String, u64), String> {
             s.push_str(&format!("{},{},{}\n", bus.index, fmt_f(v1.norm()), fmt_f(v1.arg().to_degrees())));
         }
     }
-    Ok((s, snap.iterations as u64))
+    Ok((s, snap.iterations as u64, unsupplied))
 }
 
 /// `grid solve --four-wire`: the 4-wire power flow's voltages per LV bus as CSV.
@@ -273,8 +255,8 @@ pub fn run(args: &GridArgs) -> Result<(), CliError> {
                 let csv = four_wire_csv(network, &net, broken_neutral)?;
                 return write_output(out.as_deref(), &csv);
             }
-            let (csv, iterations) = solve_csv(&net, *unbalanced)?;
-            note_unsupplied_rows(network, &csv);
+            let (csv, iterations, unsupplied) = solve_csv(&net, *unbalanced)?;
+            note_buses(network, &unsupplied, "reached by no slack: no voltages there");
             if let Some(k) = repeat {
                 let k = (*k).max(1) as usize;
                 // Full: compile + factorise + flat-start solve. Resolve: reused factorisation, flat start.

@@ -339,6 +339,9 @@ impl Topology {
             let z_mag = C64::new(xm * tr.mag0_rx, xm) / tr.parallel;
             let z1 = z0k * tr.si0_hv_partial;
             let z2 = z0k * (1.0 - tr.si0_hv_partial);
+            // The T of z1, z2 and z_mag as a pi: series 1 / zc = z_mag / tz, shunts 1 / za = z2 / tz at HV and
+            // 1 / zb = z1 / tz at LV.
+            let tz = z1 * z2 + z2 * z_mag + z1 * z_mag;
             let vg = tr.windings();
             let nan = C64::new(f64::NAN, 0.0);
             let y0 = match vg.as_str() {
@@ -363,8 +366,7 @@ impl Topology {
                     // Both stars earthed: the T of z1 (HV part), z2 (LV part) and the magnetising z_mag to earth
                     // at its centre, as its equivalent pi (series yc, shunts yan at HV and ybn at LV), in every
                     // calculation, as pandapower takes it (it has no other YNyn zero-sequence model).
-                    let t = z1 * z2 + z2 * z_mag + z1 * z_mag;
-                    let (yc, yan, ybn) = (z_mag / t, z2 / t, z1 / t);
+                    let (yc, yan, ybn) = (z_mag / tz, z2 / tz, z1 / tz);
                     [(yc + yan) / (ratio * ratio), -yc / ratio, -yc / ratio, yc + ybn]
                 }
                 // One star earthed, the other not: zero-sequence current flows through the earthed winding and
@@ -381,11 +383,10 @@ impl Topology {
                 // A zigzag LV winding: its zero sequence is a shunt to earth at the LV side, the HV side
                 // decoupled. pandapower's model (pd2ppc_zero, in every calculation): the T above seen from LV
                 // with the HV terminal earthed, y = 1 / (zc + za) + 1 / zb, times 1.1547 (about 2/sqrt(3), its
-                // constant as written). pandapower also multiplies it by the network's base power, which is 1 MVA
-                // in gridtwin's per unit and in every pandapower network it ships.
+                // constant as written). pandapower also multiplies it by the network's base power (`sn_mva`);
+                // gridtwin follows it at 1 MVA, since a model must not depend on its per-unit base.
                 "yzn" => {
-                    let t = z1 * z2 + z2 * z_mag + z1 * z_mag;
-                    let y = z_mag * z2 / (t * (z2 + z_mag)) + z1 / t;
+                    let y = z_mag * z2 / (tz * (z2 + z_mag)) + z1 / tz;
                     [zero, zero, zero, y * YZN_FACTOR]
                 }
                 // A zigzag HV winding decouples the two sides' zero sequences: an earthed zigzag is a shunt to
