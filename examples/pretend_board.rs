@@ -8,7 +8,7 @@
 use gridtwin_firmware::Instant;
 use gridtwin_firmware::hal::contactor::Contactor;
 use gridtwin_firmware::hal::metering::{RawSample, SampleSource};
-use gridtwin_firmware::hal::storage::Storage;
+use gridtwin_firmware::hal::storage::RamStorage;
 use gridtwin_firmware::hal::{ErrorKind, ErrorType};
 use gridtwin_firmware::lmu::dsp::FrontEndSettings;
 use gridtwin_firmware::lmu::flisr::FlisrSettings;
@@ -91,30 +91,12 @@ impl Contactor for CoilDriver {
     }
 }
 
-/// 8 KiB of FRAM.
-struct Fram([u8; 8192]);
-impl ErrorType for Fram {
-    type Error = ErrorKind;
-}
-impl Storage for Fram {
-    fn capacity(&self) -> u32 {
-        self.0.len() as u32
-    }
-    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), ErrorKind> {
-        let o = offset as usize;
-        buf.copy_from_slice(self.0.get(o..o + buf.len()).ok_or(ErrorKind::Invalid)?);
-        Ok(())
-    }
-    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), ErrorKind> {
-        let o = offset as usize;
-        self.0.get_mut(o..o + data.len()).ok_or(ErrorKind::Invalid)?.copy_from_slice(data);
-        Ok(())
-    }
-}
+/// 8 KiB of FRAM: byte-writable in place, which is how the firmware's RAM-backed storage behaves.
+type Fram = RamStorage<[u8; 8192]>;
 
 fn main() {
     // Commissioning: settings written once, read back at every boot.
-    let mut fram = Fram([0xFF; 8192]);
+    let mut fram: Fram = RamStorage([0xFF; 8192]);
     nvm::store_settings(&mut fram, &ProtectionSettings::default()).expect("FRAM write");
     let protection = nvm::load_settings(&mut fram).expect("valid settings record");
     let mut log = nvm::EventLog::open(&mut fram).expect("event log");

@@ -163,6 +163,12 @@ impl CloudAgent {
         ctx.send(self.gateway, self.core_latency, Msg::Gw(GwMsg::FromBroker { conn: c.id, bytes: b }));
     }
 
+    /// A command message at QoS 1 (`dup` on a retransmission after the client reconnected).
+    fn send_command(&mut self, ctx: &mut Ctx<'_, Msg>, pid: u16, topic: &str, payload: &[u8], dup: bool) {
+        let p = Publish { dup, qos: QoS::AtLeastOnce, retain: false, topic, pid: Some(pid), payload };
+        self.send(ctx, Packet::Publish(p));
+    }
+
     fn close(&mut self, ctx: &mut Ctx<'_, Msg>) {
         if let Some(c) = self.conn.take() {
             ctx.send(self.gateway, self.core_latency, Msg::Gw(GwMsg::Closed(c.id)));
@@ -246,15 +252,7 @@ impl CloudAgent {
                 let resend: Vec<(u16, String, Vec<u8>)> =
                     self.sessions[&id].inflight.iter().map(|(p, (t, b, _))| (*p, t.clone(), b.clone())).collect();
                 for (pid, topic, payload) in resend {
-                    let p = Publish {
-                        dup: true,
-                        qos: QoS::AtLeastOnce,
-                        retain: false,
-                        topic: &topic,
-                        pid: Some(pid),
-                        payload: &payload,
-                    };
-                    self.send(ctx, Packet::Publish(p));
+                    self.send_command(ctx, pid, &topic, &payload, true);
                 }
                 self.drain_queue(&id, ctx);
             }
@@ -399,15 +397,7 @@ impl CloudAgent {
             }
         }
         for (pid, topic, payload) in out {
-            let p = Publish {
-                dup: false,
-                qos: QoS::AtLeastOnce,
-                retain: false,
-                topic: &topic,
-                pid: Some(pid),
-                payload: &payload,
-            };
-            self.send(ctx, Packet::Publish(p));
+            self.send_command(ctx, pid, &topic, &payload, false);
         }
     }
 

@@ -894,13 +894,7 @@ impl MeshMap {
             }
             if let Some(j) = find(parent[i]) {
                 let e = etx.get(i).copied().unwrap_or(f64::NAN);
-                let q = if !(e.is_finite()) || e <= 1.5 {
-                    0
-                } else if e <= 3.0 {
-                    1
-                } else {
-                    2
-                };
+                let q = if e.is_finite() { tier(e, 1.5, 3.0) } else { 0 };
                 links.push(((xs[i], ys[i]), (xs[j], ys[j]), q));
             }
         }
@@ -959,13 +953,7 @@ impl MeshMap {
         let mut segs = Vec::new();
         for (k, row) in links.rows.iter().enumerate() {
             if let (Some(i), Some(j)) = (find(&row[la]), find(&row[lb])) {
-                let q = if d[k] <= 0.5 * range {
-                    0
-                } else if d[k] <= 0.8 * range {
-                    1
-                } else {
-                    2
-                };
+                let q = tier(d[k], 0.5 * range, 0.8 * range);
                 segs.push(((xs[i], ys[i]), (xs[j], ys[j]), q));
             }
         }
@@ -1302,14 +1290,7 @@ fn draw_fault_timeline<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Co
         .label_style((FONT_NAME, 13))
         .y_labels(n.max(1))
         .disable_y_mesh()
-        .y_label_formatter(&move |v: &f64| {
-            let k = v.round();
-            if (v - k).abs() < 1e-6 && k >= 0.0 {
-                lab.get(k as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .y_label_formatter(&move |v: &f64| category_label(&lab, *v))
         .x_label_formatter(&|v: &f64| if *v >= 1.0 { format!("{v:.0}") } else { format!("{v}") })
         .draw()
         .map_err(pe)?;
@@ -1498,14 +1479,7 @@ fn draw_waterfall<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context
         .axis_desc_style((FONT_NAME, 16))
         .label_style((FONT_NAME, 13))
         .x_labels(n)
-        .x_label_formatter(&move |v: &f64| {
-            let k = v.round();
-            if (v - k).abs() < 1e-6 && k >= 0.0 {
-                names.get(k as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&move |v: &f64| category_label(&names, *v))
         .disable_x_mesh()
         .draw()
         .map_err(pe)?;
@@ -1678,21 +1652,9 @@ fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &(Context, 
         .x_labels(nx)
         .y_labels(ny)
         .x_label_formatter(&move |v: &f64| {
-            let k = v.round();
-            if !vertical && (v - k).abs() < 1e-6 && k >= 0.0 {
-                xs.get(k as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
+            if vertical { String::new() } else { category_label(&xs, *v) }
         })
-        .y_label_formatter(&move |v: &f64| {
-            let k = v.round();
-            if (v - k).abs() < 1e-6 && k >= 0.0 {
-                ys.get(k as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .y_label_formatter(&move |v: &f64| category_label(&ys, *v))
         .disable_mesh()
         .draw()
         .map_err(pe)?;
@@ -1853,6 +1815,24 @@ fn relay_entry(m: &MeshMap) -> Option<Entry> {
         dashed: false,
         marker: Marker::Triangle,
     })
+}
+
+/// 0 up to `first`, 1 up to `second`, 2 above (and for NaN).
+fn tier(x: f64, first: f64, second: f64) -> u8 {
+    if x <= first {
+        0
+    } else if x <= second {
+        1
+    } else {
+        2
+    }
+}
+
+/// The label of category `v` on an axis whose categories sit at 0, 1, 2, ...; empty between them, where
+/// the mesh puts intermediate ticks.
+fn category_label(names: &[String], v: f64) -> String {
+    let k = v.round();
+    if (v - k).abs() < 1e-6 && k >= 0.0 { names.get(k as usize).cloned().unwrap_or_default() } else { String::new() }
 }
 
 #[cfg(test)]

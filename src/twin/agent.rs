@@ -293,6 +293,17 @@ impl LmuAgent {
         self.sensor.set_state(0, s);
     }
 
+    /// Changes what the sensor's primary side carries at `now` (harmonics, frequency) and, in the phasor
+    /// model, has the firmware measure it after the usual delay.
+    fn change_sensed(&mut self, now: SimTime, ctx: &mut Ctx<'_, Msg>, change: impl FnOnce(&mut PrimaryState)) {
+        let mut st = self.sensor.state().clone();
+        change(&mut st);
+        self.sensor.set_state(now.as_nanos(), st);
+        if self.sensor.fidelity() == Fidelity::Phasor {
+            ctx.schedule_at(now.saturating_add(self.measure_delay), class::SENSE, Msg::Timer(TAG_MEASURE));
+        }
+    }
+
     fn service(&mut self, ctx: &mut Ctx<'_, Msg>) {
         let now = ctx.now();
         self.contactor.set_now(now.as_nanos());
@@ -545,21 +556,11 @@ impl Agent<Msg> for LmuAgent {
                 }
             }
             Msg::Lmu(LmuMsg::Harmonics(h)) => {
-                let mut st = self.sensor.state().clone();
-                st.v_harmonics = h;
-                self.sensor.set_state(now.as_nanos(), st);
-                if self.sensor.fidelity() == Fidelity::Phasor {
-                    ctx.schedule_at(now.saturating_add(self.measure_delay), class::SENSE, Msg::Timer(TAG_MEASURE));
-                }
+                self.change_sensed(now, ctx, |st| st.v_harmonics = h);
                 return;
             }
             Msg::Lmu(LmuMsg::Frequency(hz)) => {
-                let mut st = self.sensor.state().clone();
-                st.freq_hz = hz;
-                self.sensor.set_state(now.as_nanos(), st);
-                if self.sensor.fidelity() == Fidelity::Phasor {
-                    ctx.schedule_at(now.saturating_add(self.measure_delay), class::SENSE, Msg::Timer(TAG_MEASURE));
-                }
+                self.change_sensed(now, ctx, |st| st.freq_hz = hz);
                 return;
             }
             Msg::Lmu(LmuMsg::Keys(op)) => {

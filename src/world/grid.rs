@@ -13,7 +13,8 @@ use crate::grid::{GridConfig, GridMsg};
 use crate::report::{Report, Series};
 use crate::scenario::{InputError, Loaded};
 use serde_json::json;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// The grid as built: agent ids and the network it runs.
 pub struct GridPart {
@@ -294,48 +295,36 @@ impl Part for GridPart {
 /// Distance of every bus from the nearest external-grid bus along lines (transformers count 0 m), m; NaN
 /// where not connected (Dijkstra over line lengths).
 pub fn distance_from_slack_m(net: &Network) -> Vec<f64> {
-    let nb = net.buses.len();
-    let mut adj: Vec<Vec<(usize, f64)>> = vec![Vec::new(); nb];
-    for l in &net.lines {
-        if let (Some(a), Some(b)) = (net.bus(l.from_bus), net.bus(l.to_bus)) {
-            adj[a].push((b, l.length_km * 1000.0));
-            adj[b].push((a, l.length_km * 1000.0));
-        }
-    }
-    for t in &net.trafos {
-        if let (Some(a), Some(b)) = (net.bus(t.hv_bus), net.bus(t.lv_bus)) {
-            adj[a].push((b, 0.0));
-            adj[b].push((a, 0.0));
-        }
-    }
-    let mut d = vec![f64::INFINITY; nb];
-    let mut done = vec![false; nb];
+    let adj = adjacency_m(net, 0.0);
+    let mut d = vec![f64::INFINITY; adj.len()];
+    // Keys are the distances' bits: for non-negative floats (line lengths are validated positive) their
+    // order is the numeric one, and the bus index breaks ties, so the order of settling is fixed.
+    let mut heap = BinaryHeap::new();
     for e in &net.ext_grids {
         if let Some(s) = net.bus(e.bus) {
             d[s] = 0.0;
+            heap.push(Reverse((0f64.to_bits(), s)));
         }
     }
-    // O(n²) selection: LV feeders have tens to hundreds of buses.
-    for _ in 0..nb {
-        let Some(u) = (0..nb).filter(|&v| !done[v] && d[v].is_finite()).min_by(|&a, &b| d[a].total_cmp(&d[b])) else {
-            break;
-        };
-        done[u] = true;
-        for &(v, w) in &adj[u] {
-            if d[u] + w < d[v] {
-                d[v] = d[u] + w;
+    while let Some(Reverse((bits, u))) = heap.pop() {
+        if f64::from_bits(bits) > d[u] {
+            continue; // settled by a shorter path already
+        }
+        for &(v, w_m) in &adj[u] {
+            let through = d[u] + w_m;
+            if through < d[v] {
+                d[v] = through;
+                heap.push(Reverse((through.to_bits(), v)));
             }
         }
     }
     d.into_iter().map(|x| if x.is_finite() { x } else { f64::NAN }).collect()
 }
 
-/// A drawing of the feeder on the ground (metres): the slack bus at the origin, each line laid out at its
-/// length, children fanned out around their parent's direction. Pole positions for the radio mesh, since the
-/// network files carry no geodata. Buses not reached from a slack sit at the origin.
-pub fn bus_positions(net: &Network) -> Vec<(f64, f64)> {
-    let nb = net.buses.len();
-    let mut adj: Vec<Vec<(usize, f64)>> = vec![Vec::new(); nb];
+/// Who is wired to whom, with the length between them (m): each line both ways at its length, each
+/// transformer both ways at `trafo_m`.
+fn adjacency_m(net: &Network, trafo_m: f64) -> Vec<Vec<(usize, f64)>> {
+    let mut adj: Vec<Vec<(usize, f64)>> = vec![Vec::new(); net.buses.len()];
     for l in &net.lines {
         if let (Some(a), Some(b)) = (net.bus(l.from_bus), net.bus(l.to_bus)) {
             adj[a].push((b, l.length_km * 1000.0));
@@ -344,10 +333,19 @@ pub fn bus_positions(net: &Network) -> Vec<(f64, f64)> {
     }
     for t in &net.trafos {
         if let (Some(a), Some(b)) = (net.bus(t.hv_bus), net.bus(t.lv_bus)) {
-            adj[a].push((b, 10.0));
-            adj[b].push((a, 10.0));
+            adj[a].push((b, trafo_m));
+            adj[b].push((a, trafo_m));
         }
     }
+    adj
+}
+
+/// A drawing of the feeder on the ground (metres): the slack bus at the origin, each line laid out at its
+/// length, children fanned out around their parent's direction. Pole positions for the radio mesh, since the
+/// network files carry no geodata. Buses not reached from a slack sit at the origin.
+pub fn bus_positions(net: &Network) -> Vec<(f64, f64)> {
+    let adj = adjacency_m(net, 10.0);
+    let nb = adj.len();
     let mut pos = vec![(0.0, 0.0); nb];
     let mut dir = vec![0.0f64; nb];
     let mut seen = vec![false; nb];

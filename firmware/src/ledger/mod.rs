@@ -460,13 +460,7 @@ impl Block {
     }
     /// Checks that the roots in the header match the contents.
     pub fn check_roots(&self) -> Result<(), LedgerError> {
-        if merkle_root(&self.txs) != self.header.tx_root {
-            return Err(LedgerError::Mismatch("transaction root"));
-        }
-        if evidence_root(&self.evidence) != self.header.evidence_root {
-            return Err(LedgerError::Mismatch("evidence root"));
-        }
-        Ok(())
+        check_roots(&self.header, &self.txs, &self.evidence)
     }
 }
 
@@ -505,14 +499,19 @@ impl<'a> BlockView<'a> {
     }
     /// Checks the transaction and evidence roots against the header.
     pub fn check_roots(&self) -> Result<(), LedgerError> {
-        if merkle_root(&self.txs) != self.header.tx_root {
-            return Err(LedgerError::Mismatch("transaction root"));
-        }
-        if evidence_root(&self.evidence) != self.header.evidence_root {
-            return Err(LedgerError::Mismatch("evidence root"));
-        }
-        Ok(())
+        check_roots(&self.header, &self.txs, &self.evidence)
     }
+}
+
+/// Checks a block's transaction and evidence roots against its header (owned or borrowed transactions).
+fn check_roots<T: AsRef<[u8]>>(header: &Header, txs: &[T], evidence: &[Evidence]) -> Result<(), LedgerError> {
+    if merkle_root(txs) != header.tx_root {
+        return Err(LedgerError::Mismatch("transaction root"));
+    }
+    if evidence_root(evidence) != header.evidence_root {
+        return Err(LedgerError::Mismatch("evidence root"));
+    }
+    Ok(())
 }
 
 /// Merkle root of a block's evidence.

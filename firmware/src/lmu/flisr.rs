@@ -286,6 +286,19 @@ pub struct DecodeError;
 
 impl PeerMsg {
     pub const ENCODED_LEN: usize = 4;
+
+    /// The report of an LMU that lost its supply, by what its protection saw: a displaced star point (a
+    /// broken neutral), a negative-sequence step with healthy voltages (a break held up by DER), or the
+    /// loss of voltage itself.
+    pub fn lost_supply(p: &ProtectionStatus) -> PeerMsg {
+        if p.neutral_displaced {
+            PeerMsg::NeutralDisplaced
+        } else if p.unbalance_step {
+            PeerMsg::UnbalanceSeen
+        } else {
+            PeerMsg::LossOfVoltage
+        }
+    }
     /// A report that every LMU beyond an event sends about it (a lost phase, a displaced star point, an
     /// unbalance step, a current drop), of which only the nearest one's decides: the radio sends it behind
     /// protection commands and answers ([`crate::hal::radio::TxClass::Report`]).
@@ -1898,14 +1911,7 @@ impl Flisr {
                     && self.lov_sent < copies
                     && (self.lov_sent == 0 || t >= self.last_lov_sent + ms(20))
                 {
-                    let m = if p.neutral_displaced {
-                        PeerMsg::NeutralDisplaced
-                    } else if p.unbalance_step {
-                        PeerMsg::UnbalanceSeen
-                    } else {
-                        PeerMsg::LossOfVoltage
-                    };
-                    self.send(up, m);
+                    self.send(up, PeerMsg::lost_supply(p));
                     self.lov_sent += 1;
                     self.last_lov_sent = t;
                     self.first_lov_sent_ns.get_or_insert(t);
@@ -1975,15 +1981,8 @@ impl Flisr {
             want(due, next);
             return;
         }
-        let m = if p.neutral_displaced {
-            PeerMsg::NeutralDisplaced
-        } else if p.unbalance_step {
-            PeerMsg::UnbalanceSeen
-        } else {
-            PeerMsg::LossOfVoltage
-        };
         self.lov_repeated = true;
-        self.send(up, m);
+        self.send(up, PeerMsg::lost_supply(p));
     }
 
     fn escalate_lost_phase(&mut self, t: u64, p: &ProtectionStatus, next: &mut Option<u64>) {
@@ -2003,15 +2002,8 @@ impl Flisr {
             want(due, next);
             return;
         }
-        let m = if p.neutral_displaced {
-            PeerMsg::NeutralDisplaced
-        } else if p.unbalance_step {
-            PeerMsg::UnbalanceSeen
-        } else {
-            PeerMsg::LossOfVoltage
-        };
         self.lov_escalated = true;
-        self.send(up2, m);
+        self.send(up2, PeerMsg::lost_supply(p));
     }
 
     fn isolate_own_section(&mut self, t: u64) {

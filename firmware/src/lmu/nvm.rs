@@ -281,31 +281,11 @@ impl EventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hal::{ErrorKind, ErrorType};
-
-    struct Ram(Vec<u8>);
-    impl ErrorType for Ram {
-        type Error = ErrorKind;
-    }
-    impl Storage for Ram {
-        fn capacity(&self) -> u32 {
-            self.0.len() as u32
-        }
-        fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), ErrorKind> {
-            let o = offset as usize;
-            buf.copy_from_slice(self.0.get(o..o + buf.len()).ok_or(ErrorKind::Invalid)?);
-            Ok(())
-        }
-        fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), ErrorKind> {
-            let o = offset as usize;
-            self.0.get_mut(o..o + data.len()).ok_or(ErrorKind::Invalid)?.copy_from_slice(data);
-            Ok(())
-        }
-    }
+    use crate::hal::storage::RamStorage;
 
     #[test]
     fn settings_round_trip_and_corruption_is_detected() {
-        let mut st = Ram(alloc::vec![0xFF; 8192]);
+        let mut st = RamStorage(alloc::vec![0xFF; 8192]);
         let s = ProtectionSettings::default();
         store_settings(&mut st, &s).unwrap();
         assert_eq!(load_settings(&mut st).unwrap(), s);
@@ -315,7 +295,7 @@ mod tests {
 
     #[test]
     fn event_log_wraps_and_survives_reopen() {
-        let mut st = Ram(alloc::vec![0xFF; 8192]);
+        let mut st = RamStorage(alloc::vec![0xFF; 8192]);
         let mut log = EventLog::open(&mut st).unwrap();
         for k in 0..200u64 {
             log.append(&mut st, k * 10, 1, 2, k as f32).unwrap();

@@ -6,7 +6,7 @@
 
 use crate::hal::contactor::Contactor;
 use crate::hal::metering::{BlockMeasurement, CycleMeasurement, RawSample, SampleSource};
-use crate::hal::storage::Storage;
+use crate::hal::storage::RamStorage;
 use crate::hal::{ErrorKind, ErrorType};
 use crate::lmu::dsp::FrontEndSettings;
 use crate::lmu::flisr::{FlisrSettings, PeerMsg};
@@ -30,26 +30,6 @@ impl Contactor for Coil {
     }
     fn aux_closed(&mut self) -> Result<bool, ErrorKind> {
         Ok(self.closed)
-    }
-}
-
-struct Ram([u8; 512]);
-impl ErrorType for Ram {
-    type Error = ErrorKind;
-}
-impl Storage for Ram {
-    fn capacity(&self) -> u32 {
-        self.0.len() as u32
-    }
-    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), ErrorKind> {
-        let o = offset as usize;
-        buf.copy_from_slice(self.0.get(o..o + buf.len()).ok_or(ErrorKind::Invalid)?);
-        Ok(())
-    }
-    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), ErrorKind> {
-        let o = offset as usize;
-        self.0.get_mut(o..o + data.len()).ok_or(ErrorKind::Invalid)?.copy_from_slice(data);
-        Ok(())
     }
 }
 
@@ -99,7 +79,7 @@ pub fn run() -> Result<u32, &'static str> {
         protection: ProtectionSettings::default(),
         flisr: f,
     };
-    let mut st = Ram([0xFF; 512]);
+    let mut st = RamStorage([0xFF; 512]);
     nvm::store_settings(&mut st, &settings.protection).map_err(|_| "settings store")?;
     if nvm::load_settings(&mut st).map_err(|_| "settings load")? != settings.protection {
         return Err("settings round trip");

@@ -730,21 +730,7 @@ impl Router {
         }
         self.stats.data_originated += 1;
         match self.parent {
-            Some(p) => {
-                let seq = self.next_seq();
-                let f = Frame::Up {
-                    kind: UpKind::Data,
-                    origin: self.addr,
-                    root: self.root,
-                    seq,
-                    hop_limit: self.cfg.hop_limit,
-                    sender_rank: self.rank,
-                    rank_error: false,
-                    payload,
-                }
-                .encode();
-                self.send_up_frame(p, f, 0, radio);
-            }
+            Some(p) => self.originate_up(p, payload, radio),
             None => {
                 if self.pending.len() >= self.cfg.pending_max as usize {
                     self.pending.pop_front();
@@ -918,21 +904,21 @@ impl Router {
                 // first inconsistency may still be that stale view: flag the frame and forward it. A second one
                 // on the same frame means a loop: drop it.
                 let mut rank_error = rank_error;
-                if Some(src) == self.parent {
+                let inconsistent = if Some(src) == self.parent {
                     // Our parent routes through us: a two-node loop. Leave that parent, re-advertise, and let
                     // the frame take the new parent (flagged) unless it had already met an inconsistency.
                     self.drop_neighbor(src);
                     self.choose_parent(now);
                     self.trickle.interval_ns = 0;
                     self.trickle_reset(now);
-                    if rank_error {
-                        self.stats.loops_detected += 1;
-                        return self.deadline();
-                    }
-                    self.stats.rank_errors += 1;
-                    rank_error = true;
+                    true
                 } else if sender_rank <= self.rank {
                     self.inconsistent(now);
+                    true
+                } else {
+                    false
+                };
+                if inconsistent {
                     if rank_error {
                         self.stats.loops_detected += 1;
                         return self.deadline();
@@ -1342,20 +1328,25 @@ impl Router {
         while let Some(p) = self.parent
             && let Some(payload) = self.pending.pop_front()
         {
-            let seq = self.next_seq();
-            let f = Frame::Up {
-                kind: UpKind::Data,
-                origin: self.addr,
-                root: self.root,
-                seq,
-                hop_limit: self.cfg.hop_limit,
-                sender_rank: self.rank,
-                rank_error: false,
-                payload: &payload,
-            }
-            .encode();
-            self.send_up_frame(p, f, 0, radio);
+            self.originate_up(p, &payload, radio);
         }
+    }
+
+    /// Frames this node's own payload for the root with a fresh sequence number and queues it to parent `p`.
+    fn originate_up<R: Radio>(&mut self, p: u16, payload: &[u8], radio: &mut R) {
+        let seq = self.next_seq();
+        let f = Frame::Up {
+            kind: UpKind::Data,
+            origin: self.addr,
+            root: self.root,
+            seq,
+            hop_limit: self.cfg.hop_limit,
+            sender_rank: self.rank,
+            rank_error: false,
+            payload,
+        }
+        .encode();
+        self.send_up_frame(p, f, 0, radio);
     }
 
     /// Handles the MAC's outcome for the frame queued with `token`.
