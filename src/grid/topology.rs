@@ -61,7 +61,8 @@ impl std::fmt::Display for Element {
 
 /// What an element without a zero-sequence model lacks (for the unbalanced flow's error).
 pub const NO_ZERO_SEQUENCE: &str = "no zero-sequence model: a line needs r0_ohm_per_km and x0_ohm_per_km, a \
-     transformer one of the vector groups Dyn, YNd, YNyn, Yyn, YNy, Yzn, ZNyn, ZNd, ZNy, Zd, Yy, Yd, Dy, Dd";
+     transformer one of the vector groups Dyn, YNd, YNyn, Yyn, YNy, Yzn, Dzn, ZNyn, ZNd, ZNy, Zd, Yy, Yd, Dy, Dd, \
+     Yz, Dz";
 
 /// pandapower's factor on a Yzn transformer's zero-sequence shunt (its `1.1547`, not exactly 2/sqrt(3)):
 /// kept as written so the two agree to rounding.
@@ -385,7 +386,12 @@ impl Topology {
                 // with the HV terminal earthed, y = 1 / (zc + za) + 1 / zb, times 1.1547 (about 2/sqrt(3), its
                 // constant as written). pandapower also multiplies it by the network's base power (`sn_mva`);
                 // gridtwin follows it at 1 MVA, since a model must not depend on its per-unit base.
-                "yzn" => {
+                // Dzn takes the same shunt, which pandapower does not model: each limb of a zigzag carries the
+                // zero-sequence currents of two phases in opposite senses, so they set up no zero-sequence flux
+                // and the HV winding, star or delta, carries none. What the LV terminals see is the zigzag's own
+                // leakage, which the data's vk0 gives for either group (and the T with its HV terminal earthed,
+                // pandapower's reading of it, is exactly what a delta presents to a zero sequence).
+                "yzn" | "dzn" => {
                     let y = z_mag * z2 / (tz * (z2 + z_mag)) + z1 / tz;
                     [zero, zero, zero, y * YZN_FACTOR]
                 }
@@ -398,7 +404,8 @@ impl Topology {
                     let lv = if vg == "znyn" { (z2 + z_mag).inv() } else { zero };
                     [z1.inv(), zero, zero, lv]
                 }
-                "yy" | "yd" | "dy" | "dd" => [zero; 4],
+                // No earthed star point on either side: no zero-sequence current through the transformer.
+                "yy" | "yd" | "dy" | "dd" | "yz" | "dz" => [zero; 4],
                 _ => [nan; 4],
             };
             let ibh = S_BASE_MVA / (3f64.sqrt() * vh);

@@ -220,13 +220,13 @@ fn a_switch_impedance_is_the_same_in_the_balanced_and_unbalanced_flows() {
     assert!(moved > 1e-3, "the switch's impedance moved no voltage ({moved:e} p.u.)");
 }
 
-/// A transformer without a zero-sequence model (Dzn: a zigzag LV winding behind a delta, which pandapower does
-/// not model either) leaves the single-phase short circuits at LV without a result and stops the unbalanced flow
+/// A transformer without a zero-sequence model (YNzn: an earthed HV star against a zigzag LV winding, which
+/// pandapower does not model either) leaves the single-phase short circuits at LV without a result and stops the unbalanced flow
 /// with an error naming it, never a silent zero.
 #[test]
 fn a_vector_group_without_a_zero_sequence_model_is_named() {
     let mut j = kerber_json();
-    j["trafos"][0]["vector_group"] = "Dzn".into();
+    j["trafos"][0]["vector_group"] = "YNzn".into();
     let net = Network::from_json_str(&j.to_string()).unwrap();
     let sc = short_circuit(&net).unwrap();
     let lv = net.buses.iter().position(|b| b.vn_kv < 1.0).unwrap();
@@ -1567,6 +1567,54 @@ fn a_half_islanded_phase_keeps_its_voltage_where_generation_matches_load_and_sag
     }
 }
 
+/// A zigzag LV winding's zero sequence does not reach its HV winding (each limb carries two phases' zero-sequence
+/// currents in opposite senses), so Dzn takes Yzn's model: on the Dorfnetz with single-phase loads behind
+/// pandapower's Yzn5 standard type, the same transformer written Dzn5 gives the same unbalanced flow and the same
+/// IEC 60909 currents at every bus, and unearthed (Dz5) it gives no single-phase result at LV.
+#[test]
+fn a_zigzag_lv_windings_zero_sequence_does_not_depend_on_its_hv_connection() {
+    let path = data_dir().join("var_dorfnetz_yzn_single_phase/network.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let yzn = Network::from_json_str(&text).unwrap();
+    assert_eq!(yzn.trafos[0].windings(), "yzn");
+    let with_group = |vg: &str| {
+        let mut j: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for t in j["trafos"].as_array_mut().unwrap() {
+            t["vector_group"] = vg.into();
+        }
+        Network::from_json_str(&j.to_string()).unwrap()
+    };
+    let unbalanced = |net: &Network| {
+        let mut m = GridModel::new(net.clone());
+        m.unbalanced = true;
+        m.solve().unwrap()
+    };
+    let (a, b) = (unbalanced(&yzn), unbalanced(&with_group("Dzn5")));
+    let mut worst_dv = 0.0f64;
+    for k in 0..yzn.buses.len() {
+        for p in 0..3 {
+            worst_dv = worst_dv.max((a.v_pu[k][p] - b.v_pu[k][p]).norm());
+        }
+    }
+    assert!(worst_dv <= 1e-12, "Dzn5 and Yzn5 flows differ by {worst_dv:e} p.u.");
+    let asym = yzn.asym_loads.iter().filter(|l| l.in_service).count();
+    assert!(asym > 0, "the network has no single-phase loads to draw a zero sequence");
+    let (sa, sb) = (short_circuit(&yzn).unwrap(), short_circuit(&with_group("Dzn5")).unwrap());
+    let lv: Vec<usize> = (0..yzn.buses.len()).filter(|&k| yzn.buses[k].vn_kv < 1.0).collect();
+    for k in 0..yzn.buses.len() {
+        for (x, y) in [
+            (sa[k].ikss_ka_3ph_max, sb[k].ikss_ka_3ph_max),
+            (sa[k].ikss_ka_1ph_max, sb[k].ikss_ka_1ph_max),
+            (sa[k].ikss_ka_1ph_min, sb[k].ikss_ka_1ph_min),
+        ] {
+            assert!((x.is_nan() && y.is_nan()) || (x - y).abs() <= 1e-12 * x.abs(), "bus {k}: {x} against {y}");
+        }
+    }
+    assert!(lv.iter().all(|&k| sa[k].ikss_ka_1ph_max > 0.0), "Yzn gives every LV bus a single-phase current");
+    let dz = short_circuit(&with_group("Dz5")).unwrap();
+    assert!(lv.iter().all(|&k| dz[k].ikss_ka_1ph_max.is_nan() && dz[k].ikss_ka_3ph_max > 0.0));
+}
+
 /// Every vector group's zero-sequence primitive is reciprocal and passive, in every calculation, on and off the
 /// neutral tap: y_ft = y_tf, and its Hermitian part has no negative eigenvalue (no winding model may create
 /// power). A sign slip in a T-to-pi conversion or a ratio referred the wrong way shows here on all groups at once.
@@ -1574,7 +1622,10 @@ fn a_half_islanded_phase_keeps_its_voltage_where_generation_matches_load_and_sag
 fn every_vector_groups_zero_sequence_is_reciprocal_and_passive() {
     use gridtwin::grid::topology::{Element, Purpose, Topology};
     let purposes = [Purpose::PowerFlow, Purpose::FaultState, Purpose::ScMax, Purpose::ScMin, Purpose::ScPrefault];
-    let groups = ["Dyn", "YNd", "YNyn", "Yyn", "YNy", "Yzn", "ZNyn", "ZNd", "ZNy", "Zd", "Yy", "Yd", "Dy", "Dd"];
+    let groups = [
+        "Dyn", "YNd", "YNyn", "Yyn", "YNy", "Yzn", "Dzn", "ZNyn", "ZNd", "ZNy", "Zd", "Yy", "Yd", "Dy", "Dd", "Yz",
+        "Dz",
+    ];
     let mut checked = 0;
     for vg in groups {
         for (tap_side, tap_pos) in [(None, None), (Some("hv"), Some(2.0)), (Some("lv"), Some(-3.0))] {
