@@ -188,6 +188,17 @@ fn db_totals(db: &str) -> Totals {
     s.totals().unwrap()
 }
 
+/// `gridtwin bridge` on the default scenario to the test broker as gateway `gw-test`, at `speed`, writing to `out`.
+fn bridge_default(broker_port: u16, speed: &str, out: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["--quiet", "bridge"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.ron"))
+        .args(["--broker", &format!("mqtt://127.0.0.1:{broker_port}"), "--username", "gw-test", "--password", "s3cret"])
+        .args(["--speed", speed, "--out"])
+        .arg(out);
+    c
+}
+
 /// mosquitto + bridge + cloud, the cloud killed and restarted mid-run, a command from the API to the contactor.
 fn end_to_end(db: &str, tag: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -201,25 +212,8 @@ fn end_to_end(db: &str, tag: &str) {
     let seen = d.join("witness.txt");
     let w = witness(b.port, &seen);
     std::thread::sleep(Duration::from_millis(300));
-    let mut bridge = Kill(
-        Command::new(BIN)
-            .args(["--quiet", "bridge"])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.ron"))
-            .args([
-                "--broker",
-                &format!("mqtt://127.0.0.1:{}", b.port),
-                "--username",
-                "gw-test",
-                "--password",
-                "s3cret",
-            ])
-            .args(["--speed", "max", "--out"])
-            .arg(&out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut bridge =
+        Kill(bridge_default(b.port, "max", &out).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
     // Wait for the first readings, then command LMU 3 open from the API (the operator's button does this).
     let t0 = Instant::now();
     let gateway = loop {
@@ -614,25 +608,8 @@ fn dashboard_in_headless_chromium() {
     let (_chromium, mut dt) = chromium(&format!("http://127.0.0.1:{hp}/#token={op}"), profile.path());
     dt.wait("document.getElementById('who').textContent", 30, "the operator view opened");
     let out = d.join("br");
-    let mut bridge = Kill(
-        Command::new(BIN)
-            .args(["--quiet", "bridge"])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.ron"))
-            .args([
-                "--broker",
-                &format!("mqtt://127.0.0.1:{}", b.port),
-                "--username",
-                "gw-test",
-                "--password",
-                "s3cret",
-            ])
-            .args(["--speed", "3600", "--out"])
-            .arg(&out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut bridge =
+        Kill(bridge_default(b.port, "3600", &out).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
     // Live elements: the update counter grows and LMU 3's row shows a closed contactor.
     let first = dt.wait("Number(document.body.dataset.updates || 0)", 30, "no live update reached the page");
     dt.wait(&format!("Number(document.body.dataset.updates || 0) > {first}"), 30, "the page stopped updating");

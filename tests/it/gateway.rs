@@ -619,33 +619,9 @@ fn bridge_against_mosquitto() {
             .unwrap(),
     );
     std::thread::sleep(std::time::Duration::from_millis(500));
-    // A command waits on the broker for the gateway's persistent session: publish it retained on a topic the
-    // gateway subscribes to, so it arrives when the gateway subscribes.
-    assert!(
-        Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &p,
-                "-u",
-                "watcher",
-                "-P",
-                "w4tch",
-                "-q",
-                "1",
-                "-r",
-                "-t",
-                "grid/gw-000001/cmd/3",
-                "-m",
-                "open 3 id=77"
-            ])
-            .status()
-            .unwrap()
-            .success()
-    );
-    // A malformed command and one for an LMU that does not exist: refused and counted by the gateway.
-    for (topic, msg) in [("grid/gw-000001/cmd/bad", "explode 3"), ("grid/gw-000001/cmd/999", "open 999")] {
+    // Commands wait on the broker for the gateway's persistent session: each is published retained on a topic
+    // the gateway subscribes to, so it arrives when the gateway subscribes.
+    let publish_retained = |topic: &str, msg: &str| {
         let st = Command::new("mosquitto_pub")
             .args([
                 "-h",
@@ -666,7 +642,12 @@ fn bridge_against_mosquitto() {
             ])
             .status()
             .unwrap();
-        assert!(st.success());
+        assert!(st.success(), "mosquitto_pub {topic}");
+    };
+    publish_retained("grid/gw-000001/cmd/3", "open 3 id=77");
+    // A malformed command and one for an LMU that does not exist: refused and counted by the gateway.
+    for (topic, msg) in [("grid/gw-000001/cmd/bad", "explode 3"), ("grid/gw-000001/cmd/999", "open 999")] {
+        publish_retained(topic, msg);
     }
     let bin = env!("CARGO_BIN_EXE_gridtwin");
     let scen = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.ron");
