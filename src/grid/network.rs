@@ -529,9 +529,16 @@ impl Network {
         let raw: NetworkData = match python_words_as_null(text) {
             None => serde_json::from_str(text).map_err(|e| format!("invalid network JSON: {e}"))?,
             Some(fixed) => serde_json::from_str(&fixed.text).map_err(|e| {
-                let (line, col) = fixed.original_line_col(text, e.line(), e.column());
+                let (line, col, word) = fixed.original_line_col(text, e.line(), e.column());
                 let msg = e.to_string();
                 let head = msg.rfind(" at line ").map_or(msg.as_str(), |k| &msg[..k]);
+                // The parser saw the `null` a word became; name the word the file has.
+                let head = match word {
+                    Some(w) if head.starts_with("invalid type: null") => {
+                        head.replacen("null", &format!("{w} (a missing value)"), 1)
+                    }
+                    _ => head.to_string(),
+                };
                 format!("invalid network JSON: {head} at line {line} column {col}")
             })?,
         };
@@ -1100,8 +1107,9 @@ struct PythonWordsAsNull {
 
 impl PythonWordsAsNull {
     /// The original text's 1-based line and column of the 1-based (`line`, `column`) of `self.text` (as
-    /// serde_json counts them: column in bytes); a position inside a replaced word maps to its start.
-    fn original_line_col(&self, original: &str, line: usize, column: usize) -> (usize, usize) {
+    /// serde_json counts them: column in bytes); a position inside a replaced word maps to its start. The third
+    /// value is the word, when the position is one.
+    fn original_line_col(&self, original: &str, line: usize, column: usize) -> (usize, usize, Option<&'static str>) {
         let line_start = if line <= 1 {
             0
         } else {
@@ -1119,14 +1127,19 @@ impl PythonWordsAsNull {
         let before = &original.as_bytes()[..orig];
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
         let col = 1 + orig - before.iter().rposition(|&b| b == b'\n').map_or(0, |k| k + 1);
-        (line, col)
+        let word = self.replaced.iter().find(|r| r.0 == orig).and_then(|r| original.get(orig..orig + r.1));
+        let word = word.and_then(|w| PYTHON_WORDS.iter().copied().find(|&p| p == w));
+        (line, col, word)
     }
 }
+
+/// The words Python's `json` writes for non-finite floats (the longest first, so `-Infinity` is not read as `-`
+/// and `Infinity`).
+const PYTHON_WORDS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
 
 /// `text` with every `NaN`, `Infinity` and `-Infinity` outside strings replaced by `null`; `None` when it has
 /// none (the common case: the text is parsed as it is).
 fn python_words_as_null(text: &str) -> Option<PythonWordsAsNull> {
-    const WORDS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
     let b = text.as_bytes();
     let word_byte = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'+' || c == b'-';
     let (mut in_string, mut escaped) = (false, false);
@@ -1151,7 +1164,7 @@ fn python_words_as_null(text: &str) -> Option<PythonWordsAsNull> {
         }
         let starts_word = i == 0 || !word_byte(b[i - 1]);
         if starts_word
-            && let Some(w) = WORDS.iter().find(|w| b[i..].starts_with(w.as_bytes()))
+            && let Some(w) = PYTHON_WORDS.iter().find(|w| b[i..].starts_with(w.as_bytes()))
             && b.get(i + w.len()).is_none_or(|&n| !word_byte(n))
         {
             hits.push((i, w.len()));

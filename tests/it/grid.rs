@@ -1699,6 +1699,21 @@ fn pythons_nan_and_infinity_read_as_missing_and_errors_keep_their_column() {
     let col = k - pretty[..k].rfind('\n').map_or(0, |n| n + 1) + 1;
     let err = Network::from_json_str(&broken).unwrap_err();
     assert!(err.contains(&format!("at line {line} column {col}")), "{err}");
+    // A word where a number is required is named as the file has it, at its own position.
+    for word in ["NaN", "-Infinity"] {
+        let field = "\"vk_percent\": ";
+        let k = pretty.find(field).unwrap() + field.len();
+        let end = k + pretty[k..].find(',').unwrap();
+        let missing = format!("{}{word}{}", &pretty[..k], &pretty[end..]);
+        let err = Network::from_json_str(&missing).unwrap_err();
+        let line = 1 + missing[..k].matches('\n').count();
+        let col = k - missing[..k].rfind('\n').map_or(0, |n| n + 1) + 1;
+        assert!(
+            err.contains(&format!("invalid type: {word} (a missing value)"))
+                && err.contains(&format!("at line {line} column {col}")),
+            "{word}: {err}"
+        );
+    }
 }
 
 /// Utilities write vector groups with their IEC clock number ("Dyn5", "YNyn0"). The windings decide the zero
