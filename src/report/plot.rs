@@ -542,8 +542,34 @@ fn series_from_csv(ctx: &Context, stem: &str, csv: &Csv) -> SeriesFig {
             };
         }
     }
+    // Counts of reports are per time bin: say which (the mesh's `metrics_bin`, by generation time).
+    if let Some(bin) = uniform_step_s(&csv.nums(0)) {
+        for g in &mut groups {
+            if g.0 == "count" && g.2.iter().all(|c| c.0.starts_with("reports ")) {
+                g.1 = format!("reports per {}, by the time they were generated", bin_words(bin));
+            }
+        }
+    }
     let en50160 = groups.iter().any(|g| g.0 == "p.u." && g.2.iter().any(|c| c.0.contains("voltage")));
     SeriesFig { title: ctx.title(&file_title(stem)), t_h, groups, en50160 }
+}
+
+/// The spacing of a time column (s) when every step is the same and positive.
+fn uniform_step_s(t: &[f64]) -> Option<f64> {
+    let step = t.get(1)? - t.first()?;
+    let same = t.windows(2).all(|w| ((w[1] - w[0]) - step).abs() <= 1e-9 * step.abs().max(1.0));
+    (step > 0.0 && step.is_finite() && same).then_some(step)
+}
+
+/// A bin width in words: "minute", "15 min", "30 s", "hour", "2 h".
+fn bin_words(s: f64) -> String {
+    match s {
+        60.0 => "minute".into(),
+        3600.0 => "hour".into(),
+        s if s >= 3600.0 && (s / 3600.0).fract() == 0.0 => format!("{} h", s / 3600.0),
+        s if s >= 60.0 && (s / 60.0).fract() == 0.0 => format!("{} min", s / 60.0),
+        s => format!("{} s", tick(&s)),
+    }
 }
 
 /// The LMUs worth a look when none are chosen, at most [`AUTO_LMUS`]: the one that saw the lowest phase
@@ -1980,6 +2006,13 @@ mod tests {
 
     #[test]
     fn units_come_from_column_names() {
+        assert_eq!(bin_words(60.0), "minute");
+        assert_eq!(bin_words(900.0), "15 min");
+        assert_eq!(bin_words(7200.0), "2 h");
+        assert_eq!(bin_words(30.0), "30 s");
+        assert_eq!(uniform_step_s(&[0.0, 60.0, 120.0]), Some(60.0));
+        assert_eq!(uniform_step_s(&[0.0, 60.0, 150.0]), None);
+        assert_eq!(uniform_step_s(&[0.0]), None);
         assert_eq!(describe("p_slack_kw").1, "kW");
         assert_eq!(describe("trip_ms"), ("trip".into(), "ms".into()));
         assert_eq!(describe("v_a_mean_v").1, "V");
