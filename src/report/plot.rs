@@ -517,11 +517,16 @@ pub struct SeriesFig {
 }
 
 fn series_from_csv(ctx: &Context, stem: &str, csv: &Csv) -> SeriesFig {
-    let t_h: Vec<f64> = csv.nums(0).iter().map(|t| t / 3600.0).collect();
+    let mut t_s = csv.nums(0);
+    let mut cols: Vec<(String, Vec<f64>)> =
+        (1..csv.header.len()).map(|c| (csv.header[c].clone(), csv.nums(c))).collect();
+    if let Some((t, c)) = coarser_delivery_bins(&t_s, &cols) {
+        (t_s, cols) = (t, c);
+    }
+    let t_h: Vec<f64> = t_s.iter().map(|t| t / 3600.0).collect();
     let mut groups: Vec<Group> = Vec::new();
-    for c in 1..csv.header.len() {
-        let (q, u) = describe(&csv.header[c]);
-        let vals = csv.nums(c);
+    for (name, vals) in cols {
+        let (q, u) = describe(&name);
         match groups.iter_mut().find(|g| g.0 == u) {
             Some(g) => {
                 g.2.push((q, vals));
@@ -543,7 +548,7 @@ fn series_from_csv(ctx: &Context, stem: &str, csv: &Csv) -> SeriesFig {
         }
     }
     // Counts of reports are per time bin: say which (the mesh's `metrics_bin`, by generation time).
-    if let Some(bin) = uniform_step_s(&csv.nums(0)) {
+    if let Some(bin) = uniform_step_s(&t_s) {
         for g in &mut groups {
             if g.0 == "count" && g.2.iter().all(|c| c.0.starts_with("reports ")) {
                 g.1 = format!("reports per {}, by the time they were generated", bin_words(bin));
@@ -552,6 +557,43 @@ fn series_from_csv(ctx: &Context, stem: &str, csv: &Csv) -> SeriesFig {
     }
     let en50160 = groups.iter().any(|g| g.0 == "p.u." && g.2.iter().any(|c| c.0.contains("voltage")));
     SeriesFig { title: ctx.title(&file_title(stem)), t_h, groups, en50160 }
+}
+
+/// A table's value columns: (header, values).
+type Columns = Vec<(String, Vec<f64>)>;
+
+/// Delivery counts (`sent`, `delivered`, `pdr`) in bins wide enough that most of them hold a report: a few LMUs
+/// that report every 15 minutes leave 14 of 15 one-minute bins empty, which draws as spikes and leaves the
+/// delivery ratio as isolated points. Bins are merged by the least of 1, 2, 5, 10, 15, 30, 60, ... whose
+/// merged bins are nine in ten non-empty, and the ratio recomputed from the merged counts. `None` when
+/// the table has no such columns or needs no merging.
+fn coarser_delivery_bins(t_s: &[f64], cols: &Columns) -> Option<(Vec<f64>, Columns)> {
+    let col = |name: &str| cols.iter().position(|c| c.0 == name);
+    let (cs, cd, cp) = (col("sent")?, col("delivered")?, col("pdr")?);
+    uniform_step_s(t_s)?;
+    let (sent, delivered) = (&cols[cs].1, &cols[cd].1);
+    let busy_share = |k: usize| {
+        let chunks = sent.chunks(k);
+        let n = chunks.len().max(1);
+        chunks.filter(|c| c.iter().any(|&x| x > 0.0)).count() as f64 / n as f64
+    };
+    const FACTORS: [usize; 10] = [1, 2, 5, 10, 15, 30, 60, 120, 240, 1440];
+    let k = FACTORS.into_iter().take_while(|&k| k <= sent.len().max(1)).find(|&k| busy_share(k) >= 0.9)?;
+    if k == 1 {
+        return None;
+    }
+    let sum = |v: &[f64]| v.chunks(k).map(|c| c.iter().filter(|x| x.is_finite()).sum::<f64>()).collect::<Vec<_>>();
+    let (s, d) = (sum(sent), sum(delivered));
+    let pdr: Vec<f64> = s.iter().zip(&d).map(|(&s, &d)| if s > 0.0 { d / s } else { f64::NAN }).collect();
+    let t: Vec<f64> = t_s.chunks(k).map(|c| c[0]).collect();
+    let mut out = cols.clone();
+    (out[cs].1, out[cd].1, out[cp].1) = (s, d, pdr);
+    for (j, c) in out.iter_mut().enumerate() {
+        if j != cs && j != cd && j != cp {
+            c.1 = c.1.chunks(k).map(|v| v[0]).collect();
+        }
+    }
+    Some((t, out))
 }
 
 /// The spacing of a time column (s) when every step is the same and positive.
@@ -722,6 +764,10 @@ fn draw_series<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &SeriesFig) 
         let lim = s.en50160 && g.0 == "p.u.";
         if lim {
             r = (r.0.min(0.88), r.1.max(1.12));
+        }
+        // A ratio that never passes 1 (delivery) reads against its ceiling, with at least 5 % below it.
+        if g.0 == "ratio" && r.1 <= 1.0 {
+            r = (r.0.min(0.95), 1.0);
         }
         let y = padded(r);
         // Stacked panels: the quantity as the panel's caption, the unit on its axis (long axis titles would
@@ -2006,6 +2052,21 @@ mod tests {
 
     #[test]
     fn units_come_from_column_names() {
+        // 14 LMUs reporting every 15 one-minute bins, one report lost: merged into 15-minute bins, every one
+        // holding the 14 reports, and the ratio recomputed from the merged counts.
+        let t: Vec<f64> = (0..90).map(|k| 60.0 * k as f64).collect();
+        let sent: Vec<f64> = (0..90).map(|k| if k % 15 == 3 { 14.0 } else { 0.0 }).collect();
+        let mut delivered = sent.clone();
+        delivered[33] = 13.0;
+        let pdr: Vec<f64> = sent.iter().zip(&delivered).map(|(s, d)| if *s > 0.0 { d / s } else { f64::NAN }).collect();
+        let cols = vec![("sent".to_string(), sent), ("delivered".to_string(), delivered), ("pdr".to_string(), pdr)];
+        let (t2, c2) = coarser_delivery_bins(&t, &cols).expect("sparse bins are merged");
+        assert_eq!(t2, vec![0.0, 900.0, 1800.0, 2700.0, 3600.0, 4500.0]);
+        assert_eq!(c2[0].1, vec![14.0; 6]);
+        assert_eq!(c2[2].1[2], 13.0 / 14.0);
+        assert!(c2[2].1.iter().enumerate().all(|(k, p)| k == 2 || *p == 1.0));
+        let busy = vec![("sent".to_string(), vec![5.0; 90]), cols[1].clone(), cols[2].clone()];
+        assert!(coarser_delivery_bins(&t, &busy).is_none(), "bins that hold reports stay as they are");
         assert_eq!(bin_words(60.0), "minute");
         assert_eq!(bin_words(900.0), "15 min");
         assert_eq!(bin_words(7200.0), "2 h");
