@@ -600,19 +600,7 @@ impl Router {
         if now >= self.dao_at {
             self.dao_at = Instant::MAX;
             if let Some(p) = self.parent {
-                let seq = self.next_seq();
-                let f = Frame::Up {
-                    kind: UpKind::Dao { parent: p },
-                    origin: self.addr,
-                    root: self.root,
-                    seq,
-                    hop_limit: self.cfg.hop_limit,
-                    sender_rank: self.rank,
-                    rank_error: false,
-                    payload: &[],
-                }
-                .encode();
-                if self.send_up_frame(p, f, 0, radio) {
+                if self.originate_up(p, UpKind::Dao { parent: p }, &[], radio) {
                     self.stats.dao_sent += 1;
                 }
                 self.dao_last = now;
@@ -730,7 +718,9 @@ impl Router {
         }
         self.stats.data_originated += 1;
         match self.parent {
-            Some(p) => self.originate_up(p, payload, radio),
+            Some(p) => {
+                self.originate_up(p, UpKind::Data, payload, radio);
+            }
             None => {
                 if self.pending.len() >= self.cfg.pending_max as usize {
                     self.pending.pop_front();
@@ -1328,15 +1318,16 @@ impl Router {
         while let Some(p) = self.parent
             && let Some(payload) = self.pending.pop_front()
         {
-            self.originate_up(p, &payload, radio);
+            self.originate_up(p, UpKind::Data, &payload, radio);
         }
     }
 
-    /// Frames this node's own payload for the root with a fresh sequence number and queues it to parent `p`.
-    fn originate_up<R: Radio>(&mut self, p: u16, payload: &[u8], radio: &mut R) {
+    /// Frames this node's own upward message (data or DAO) with a fresh sequence number and queues it to parent
+    /// `p`; whether it was queued.
+    fn originate_up<R: Radio>(&mut self, p: u16, kind: UpKind, payload: &[u8], radio: &mut R) -> bool {
         let seq = self.next_seq();
         let f = Frame::Up {
-            kind: UpKind::Data,
+            kind,
             origin: self.addr,
             root: self.root,
             seq,
@@ -1346,7 +1337,7 @@ impl Router {
             payload,
         }
         .encode();
-        self.send_up_frame(p, f, 0, radio);
+        self.send_up_frame(p, f, 0, radio)
     }
 
     /// Handles the MAC's outcome for the frame queued with `token`.
