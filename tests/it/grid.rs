@@ -416,6 +416,30 @@ fn odd_but_real_data_is_accepted_with_warnings_naming_the_element() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("warning") && err.contains("trafos[0] (index 0 ('0.1 MVA 10/0.4 kV'))"), "stderr: {err}");
     assert!(tmp.path().join("pf.csv").exists());
+    // A scenario on the same network runs, and its summary and stderr carry the warnings, naming the element.
+    let scenario = tmp.path().join("odd.ron");
+    let ron = format!(
+        "Scenario(name: \"odd-transformer\", seed: 1, duration: \"1h\", grid: (network: File({:?}), \
+         loads: H0(annual_kwh: 4000.0, jitter: 0.15), profile_step: \"15min\"))",
+        path.display().to_string()
+    );
+    std::fs::write(&scenario, ron).unwrap();
+    let run_dir = tmp.path().join("run");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let element = "trafos[0] (index 0 ('0.1 MVA 10/0.4 kV'))";
+    assert!(err.contains(element) && err.contains("pfe_kw"), "stderr: {err}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("summary.json")).unwrap()).unwrap();
+    let warnings = summary["grid"]["warnings"].as_array().expect("grid.warnings in summary.json");
+    assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains(element) && w.contains("pfe_kw"))));
 }
 
 #[test]
