@@ -292,15 +292,17 @@ impl Part for GridPart {
     }
 }
 
-/// Distance of every bus from the nearest external-grid bus along lines (transformers count 0 m), m; NaN
-/// where not connected (Dijkstra over line lengths).
+/// Distance of every bus from the nearest external-grid bus along the lines as switched (transformers and closed
+/// bus-bus switches count 0 m), m; NaN where no such path leads (Dijkstra over line lengths). Out-of-service
+/// elements and lines or transformers with an open switch at either end carry no path, so a bus behind an
+/// open tie is as far as its supplied route, not the tie's.
 pub fn distance_from_slack_m(net: &Network) -> Vec<f64> {
-    let adj = adjacency_m(net, 0.0);
+    let adj = adjacency_m(net, 0.0, true);
     let mut d = vec![f64::INFINITY; adj.len()];
     // Keys are the distances' bits: for non-negative floats (line lengths are validated positive) their
     // order is the numeric one, and the bus index breaks ties, so the order of settling is fixed.
     let mut heap = BinaryHeap::new();
-    for e in &net.ext_grids {
+    for e in net.ext_grids.iter().filter(|e| e.in_service) {
         if let Some(s) = net.bus(e.bus) {
             d[s] = 0.0;
             heap.push(Reverse((0f64.to_bits(), s)));
@@ -322,19 +324,37 @@ pub fn distance_from_slack_m(net: &Network) -> Vec<f64> {
 }
 
 /// Who is wired to whom, with the length between them (m): each line both ways at its length, each
-/// transformer both ways at `trafo_m`.
-fn adjacency_m(net: &Network, trafo_m: f64) -> Vec<Vec<(usize, f64)>> {
+/// transformer both ways at `trafo_m`. `as_switched`: only what is in service and not behind an open switch,
+/// with closed bus-bus switches at 0 m; otherwise every line and transformer as built (a drawing's poles).
+fn adjacency_m(net: &Network, trafo_m: f64, as_switched: bool) -> Vec<Vec<(usize, f64)>> {
     let mut adj: Vec<Vec<(usize, f64)>> = vec![Vec::new(); net.buses.len()];
+    let open_at = |et: &str, element: i64| net.switches.iter().any(|s| s.et == et && s.element == element && !s.closed);
+    let live = |a: usize, b: usize| net.buses[a].in_service && net.buses[b].in_service;
+    let mut join = |a: usize, b: usize, m: f64| {
+        adj[a].push((b, m));
+        adj[b].push((a, m));
+    };
     for l in &net.lines {
-        if let (Some(a), Some(b)) = (net.bus(l.from_bus), net.bus(l.to_bus)) {
-            adj[a].push((b, l.length_km * 1000.0));
-            adj[b].push((a, l.length_km * 1000.0));
+        if let (Some(a), Some(b)) = (net.bus(l.from_bus), net.bus(l.to_bus))
+            && (!as_switched || (l.in_service && live(a, b) && !open_at("l", l.index)))
+        {
+            join(a, b, l.length_km * 1000.0);
         }
     }
     for t in &net.trafos {
-        if let (Some(a), Some(b)) = (net.bus(t.hv_bus), net.bus(t.lv_bus)) {
-            adj[a].push((b, trafo_m));
-            adj[b].push((a, trafo_m));
+        if let (Some(a), Some(b)) = (net.bus(t.hv_bus), net.bus(t.lv_bus))
+            && (!as_switched || (t.in_service && live(a, b) && !open_at("t", t.index)))
+        {
+            join(a, b, trafo_m);
+        }
+    }
+    if as_switched {
+        for s in net.switches.iter().filter(|s| s.et == "b" && s.closed) {
+            if let (Some(a), Some(b)) = (net.bus(s.bus), net.bus(s.element))
+                && live(a, b)
+            {
+                join(a, b, 0.0);
+            }
         }
     }
     adj
@@ -344,7 +364,7 @@ fn adjacency_m(net: &Network, trafo_m: f64) -> Vec<Vec<(usize, f64)>> {
 /// length, children fanned out around their parent's direction. Pole positions for the radio mesh, since the
 /// network files carry no geodata. Buses not reached from a slack sit at the origin.
 pub fn bus_positions(net: &Network) -> Vec<(f64, f64)> {
-    let adj = adjacency_m(net, 10.0);
+    let adj = adjacency_m(net, 10.0, false);
     let nb = adj.len();
     let mut pos = vec![(0.0, 0.0); nb];
     let mut dir = vec![0.0f64; nb];

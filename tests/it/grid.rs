@@ -442,6 +442,49 @@ fn odd_but_real_data_is_accepted_with_warnings_naming_the_element() {
     assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains(element) && w.contains("pfe_kw"))));
 }
 
+/// The voltage profile's distances follow the lines as switched: a tie behind an open switch is no shortcut, a
+/// closed one is, and a line out of service cuts off what lies behind it.
+#[test]
+fn distances_from_the_slack_follow_the_lines_as_switched() {
+    use gridtwin::world::grid::distance_from_slack_m;
+    let j = kerber_json();
+    let net = Network::from_json_str(&j.to_string()).unwrap();
+    let d = distance_from_slack_m(&net);
+    let (far, far_m) =
+        d.iter().copied().enumerate().filter(|x| x.1.is_finite()).max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+    let lv = net.buses.iter().position(|b| b.vn_kv < 1.0).unwrap();
+    assert!(far_m > 100.0 && d[lv] == 0.0, "far bus {far} at {far_m} m, LV busbar at {} m", d[lv]);
+    // A 10 m tie from the LV busbar to the far bus, with a switch at its busbar end.
+    let with_tie = |closed: bool| {
+        let mut j = j.clone();
+        let mut tie = j["lines"][0].clone();
+        let index = 1 + net.lines.iter().map(|l| l.index).max().unwrap();
+        tie["index"] = index.into();
+        tie["from_bus"] = net.buses[lv].index.into();
+        tie["to_bus"] = net.buses[far].index.into();
+        tie["length_km"] = 0.01.into();
+        for k in ["r_ohm", "x_ohm", "c_nf"] {
+            if let Some(o) = tie.as_object_mut() {
+                o.remove(k);
+            }
+        }
+        j["lines"].as_array_mut().unwrap().push(tie);
+        let switch = serde_json::json!({"bus": net.buses[lv].index, "element": index, "et": "l", "closed": closed});
+        match j["switches"].as_array_mut() {
+            Some(s) => s.push(switch),
+            None => j["switches"] = serde_json::json!([switch]),
+        }
+        distance_from_slack_m(&Network::from_json_str(&j.to_string()).unwrap())
+    };
+    assert_eq!(with_tie(false), d, "an open tie changes no distance");
+    assert!((with_tie(true)[far] - 10.0).abs() < 1e-9, "a closed tie is the shortest path");
+    // The far bus's own line out of service: it and nothing beyond it has a path.
+    let mut cut = j.clone();
+    let k = net.lines.iter().position(|l| net.bus(l.to_bus) == Some(far) || net.bus(l.from_bus) == Some(far)).unwrap();
+    cut["lines"][k]["in_service"] = false.into();
+    assert!(distance_from_slack_m(&Network::from_json_str(&cut.to_string()).unwrap())[far].is_nan());
+}
+
 #[test]
 fn cli_writes_the_contract_columns() {
     let tmp = tempfile::tempdir().unwrap();
