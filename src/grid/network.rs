@@ -1101,8 +1101,8 @@ pub fn python_json_value(text: &str) -> Result<serde_json::Value, String> {
 /// A JSON text with Python's bare `NaN`, `Infinity` and `-Infinity` replaced by `null`, and where.
 struct PythonWordsAsNull {
     text: String,
-    /// (offset in the original text, length there, offset in `text`) of each replaced word, in order.
-    replaced: Vec<(usize, usize, usize)>,
+    /// (offset in the original text, the word there, offset in `text`) of each replaced word, in order.
+    replaced: Vec<(usize, &'static str, usize)>,
 }
 
 impl PythonWordsAsNull {
@@ -1117,19 +1117,17 @@ impl PythonWordsAsNull {
         };
         let at = (line_start + column.saturating_sub(1)).min(self.text.len());
         let mut orig = at;
-        for &(o, len, f) in &self.replaced {
+        for &(o, word, f) in &self.replaced {
             if f >= at {
                 break;
             }
-            orig = if at < f + 4 { o } else { at - f - 4 + o + len };
+            orig = if at < f + 4 { o } else { at - f - 4 + o + word.len() };
         }
         let orig = orig.min(original.len());
         let before = &original.as_bytes()[..orig];
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
         let col = 1 + orig - before.iter().rposition(|&b| b == b'\n').map_or(0, |k| k + 1);
-        let word = self.replaced.iter().find(|r| r.0 == orig).and_then(|r| original.get(orig..orig + r.1));
-        let word = word.and_then(|w| PYTHON_WORDS.iter().copied().find(|&p| p == w));
-        (line, col, word)
+        (line, col, self.replaced.iter().find(|r| r.0 == orig).map(|r| r.1))
     }
 }
 
@@ -1143,7 +1141,7 @@ fn python_words_as_null(text: &str) -> Option<PythonWordsAsNull> {
     let b = text.as_bytes();
     let word_byte = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'+' || c == b'-';
     let (mut in_string, mut escaped) = (false, false);
-    let mut hits: Vec<(usize, usize)> = Vec::new();
+    let mut hits: Vec<(usize, &'static str)> = Vec::new();
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -1164,10 +1162,10 @@ fn python_words_as_null(text: &str) -> Option<PythonWordsAsNull> {
         }
         let starts_word = i == 0 || !word_byte(b[i - 1]);
         if starts_word
-            && let Some(w) = PYTHON_WORDS.iter().find(|w| b[i..].starts_with(w.as_bytes()))
+            && let Some(w) = PYTHON_WORDS.iter().copied().find(|w| b[i..].starts_with(w.as_bytes()))
             && b.get(i + w.len()).is_none_or(|&n| !word_byte(n))
         {
-            hits.push((i, w.len()));
+            hits.push((i, w));
             i += w.len();
             continue;
         }
@@ -1179,11 +1177,11 @@ fn python_words_as_null(text: &str) -> Option<PythonWordsAsNull> {
     let mut out = String::with_capacity(text.len() + hits.len());
     let mut replaced = Vec::with_capacity(hits.len());
     let mut last = 0;
-    for (o, len) in hits {
+    for (o, word) in hits {
         out.push_str(&text[last..o]);
-        replaced.push((o, len, out.len()));
+        replaced.push((o, word, out.len()));
         out.push_str("null");
-        last = o + len;
+        last = o + word.len();
     }
     out.push_str(&text[last..]);
     Some(PythonWordsAsNull { text: out, replaced })

@@ -2050,10 +2050,10 @@ mod tests {
         );
     }
 
+    /// 14 LMUs reporting every 15 one-minute bins, one report lost: merged into 15-minute bins, every one
+    /// holding the 14 reports, and the ratio recomputed from the merged counts; full bins stay as they are.
     #[test]
-    fn units_come_from_column_names() {
-        // 14 LMUs reporting every 15 one-minute bins, one report lost: merged into 15-minute bins, every one
-        // holding the 14 reports, and the ratio recomputed from the merged counts.
+    fn sparse_delivery_bins_are_merged_and_named_by_their_width() {
         let t: Vec<f64> = (0..90).map(|k| 60.0 * k as f64).collect();
         let sent: Vec<f64> = (0..90).map(|k| if k % 15 == 3 { 14.0 } else { 0.0 }).collect();
         let mut delivered = sent.clone();
@@ -2074,6 +2074,10 @@ mod tests {
         assert_eq!(uniform_step_s(&[0.0, 60.0, 120.0]), Some(60.0));
         assert_eq!(uniform_step_s(&[0.0, 60.0, 150.0]), None);
         assert_eq!(uniform_step_s(&[0.0]), None);
+    }
+
+    #[test]
+    fn units_come_from_column_names() {
         assert_eq!(describe("p_slack_kw").1, "kW");
         assert_eq!(describe("trip_ms"), ("trip".into(), "ms".into()));
         assert_eq!(describe("v_a_mean_v").1, "V");

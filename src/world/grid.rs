@@ -328,7 +328,10 @@ pub fn distance_from_slack_m(net: &Network) -> Vec<f64> {
 /// with closed bus-bus switches at 0 m; otherwise every line and transformer as built (a drawing's poles).
 fn adjacency_m(net: &Network, trafo_m: f64, as_switched: bool) -> Vec<Vec<(usize, f64)>> {
     let mut adj: Vec<Vec<(usize, f64)>> = vec![Vec::new(); net.buses.len()];
-    let open_at = |et: &str, element: i64| net.switches.iter().any(|s| s.et == et && s.element == element && !s.closed);
+    // (element type, element index) of every open switch, looked up once per line and transformer.
+    let open: std::collections::BTreeSet<(&str, i64)> =
+        net.switches.iter().filter(|s| !s.closed).map(|s| (s.et.as_str(), s.element)).collect();
+    let open_at = |et: &str, element: i64| open.contains(&(et, element));
     let live = |a: usize, b: usize| net.buses[a].in_service && net.buses[b].in_service;
     let mut join = |a: usize, b: usize, m: f64| {
         adj[a].push((b, m));
