@@ -316,6 +316,11 @@ pub struct Router {
     recent_peer: [(u16, u16); RECENT_PEER],
     recent_peer_len: u8,
     recent_peer_at: u8,
+    /// The newest version heard of each DODAG, as (root, version): `dodags_len` entries, replaced in turn
+    /// from `dodags_next` when full (never our own DODAG's). See `newest_version`.
+    dodags: [(u16, u8); MAX_DODAGS],
+    dodags_len: u8,
+    dodags_next: u8,
     inflight: VecDeque<Inflight>,
     stats: RouterStats,
 }
@@ -325,6 +330,8 @@ fn newer(a: u8, b: u8) -> bool {
 }
 
 const MAX_INFLIGHT: usize = 64;
+/// DODAGs whose newest version a node remembers (a node hears the few coordinators around it).
+const MAX_DODAGS: usize = 8;
 const RECENT_FWD: usize = 16;
 const MAX_DELIVERIES: usize = 256;
 
@@ -365,6 +372,9 @@ impl Router {
             recent_peer: [(0, 0); RECENT_PEER],
             recent_peer_len: 0,
             recent_peer_at: 0,
+            dodags: [(BROADCAST, 0); MAX_DODAGS],
+            dodags_len: 0,
+            dodags_next: 0,
             inflight: VecDeque::new(),
             pending: VecDeque::new(),
             deliveries: VecDeque::new(),
@@ -1034,6 +1044,10 @@ impl Router {
             }
             return self.deadline();
         }
+        // A newer version of another DODAG: its neighbours still on the old one are no longer candidates.
+        if self.note_version(root, version) && root != self.root {
+            self.reselect = true;
+        }
         // Global repair: a newer version of our own DODAG invalidates every parent choice made under the old one.
         if root == self.root && newer(version, self.version) {
             self.version = version;
@@ -1209,6 +1223,42 @@ impl Router {
         self.worst_nbr
     }
 
+    /// The newest version heard of DODAG `root`, if it is remembered.
+    ///
+    /// A neighbour is a candidate parent only on the newest version of its own DODAG (RFC 6550 8.2.2.2: a
+    /// node does not go back to an older version), whichever DODAG this node is in. Judged against our own
+    /// DODAG's version instead, joining another DODAG would make the first one's stale neighbours candidates
+    /// again, and parent choice would change its own inputs: run twice, it could choose twice.
+    fn newest_version(&self, root: u16) -> Option<u8> {
+        self.dodags[..self.dodags_len as usize].iter().find(|d| d.0 == root).map(|d| d.1)
+    }
+
+    /// Notes that DODAG `root` has version `version`; whether candidates may have changed: the version is newer
+    /// than the newest remembered, or the DODAG was not remembered.
+    fn note_version(&mut self, root: u16, version: u8) -> bool {
+        let len = self.dodags_len as usize;
+        if let Some(d) = self.dodags[..len].iter_mut().find(|d| d.0 == root) {
+            let raised = newer(version, d.1);
+            if raised {
+                d.1 = version;
+            }
+            return raised;
+        }
+        if len < MAX_DODAGS {
+            self.dodags[len] = (root, version);
+            self.dodags_len += 1;
+        } else {
+            // Full: replace in turn, never our own DODAG's entry (two in a row cannot both be it).
+            let mut k = self.dodags_next as usize % MAX_DODAGS;
+            if self.dodags[k].0 == self.root {
+                k = (k + 1) % MAX_DODAGS;
+            }
+            self.dodags[k] = (root, version);
+            self.dodags_next = ((k + 1) % MAX_DODAGS) as u8;
+        }
+        true
+    }
+
     fn usable(&self, n: &Nbr, now: Instant) -> bool {
         // Loop avoidance (RFC 6550 8.2.2.4): every descendant of ours took its rank from one of our DIOs plus
         // at least one ETX per hop, so it is ranked at least `lowest_adv + ETX_ONE`; a candidate ranked below
@@ -1224,7 +1274,7 @@ impl Router {
             && n.rank != INFINITE_RANK
             && n.link_etx <= self.cfg.max_link_etx
             && n.child_until <= now
-            && !(n.root == self.root && n.version != self.version)
+            && self.newest_version(n.root).is_none_or(|v| v == n.version)
             && (n.rank as u32 + n.link_etx as u32) < INFINITE_RANK as u32
     }
 
@@ -1278,6 +1328,7 @@ impl Router {
                 }
                 self.root = root;
                 self.version = version;
+                self.note_version(root, version);
                 self.rank = cost.min(INFINITE_RANK as u32 - 1) as u16;
                 if was_detached {
                     self.dis_at = Instant::MAX;
@@ -1463,6 +1514,91 @@ mod tests {
             t = n.poll(t, air);
         }
         (n, t)
+    }
+
+    /// A node that moved to another DODAG because its own started a new version does not go back to the old
+    /// version of its first DODAG when a neighbour still on it advertises again (RFC 6550 8.2.2.2).
+    #[test]
+    fn a_node_that_left_for_another_dodag_does_not_return_to_an_old_version() {
+        let mut air = Air::default();
+        let mut n = Router::new(50, false, RouterConfig::default(), 3);
+        n.on_frame(Instant(0), 10, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
+        n.on_frame(Instant(1), 20, -60, &dio(2, 0, 4 * ETX_ONE), &mut air);
+        assert_eq!((n.parent(), n.dodag_root(), n.version()), (Some(10), 1, 0));
+        // DODAG 1 starts version 1; the first to say so has no route in it yet, and 10 has not heard it.
+        n.on_frame(Instant(2), 11, -60, &dio(1, 1, INFINITE_RANK), &mut air);
+        assert_eq!((n.parent(), n.dodag_root(), n.version()), (Some(20), 2, 0));
+        // 10 advertises its old version again: no longer a candidate, though it is far better than 20.
+        n.on_frame(Instant(3), 10, -60, &dio(1, 0, 2 * ETX_ONE), &mut air);
+        assert_eq!((n.parent(), n.dodag_root(), n.version()), (Some(20), 2, 0));
+        // Once on the new version it is.
+        n.on_frame(Instant(4), 10, -60, &dio(1, 1, 2 * ETX_ONE), &mut air);
+        assert_eq!((n.parent(), n.dodag_root(), n.version()), (Some(10), 1, 1));
+    }
+
+    /// Parent choice never changes its own inputs: wherever a DIO leaves it skipped (`on_dio` asserts in debug
+    /// builds that running it would change nothing), running it gives the current parent and rank. Random
+    /// streams of DIOs from two DODAGs that both start new versions, heard early and late, with poison,
+    /// upward frames from children and the node's own timers.
+    #[test]
+    fn parent_choice_is_settled_across_dodags_and_versions() {
+        let cfg = RouterConfig { neighbors_max: 6, child_hold_s: 20, ..RouterConfig::default() };
+        for seed in 1..=40u64 {
+            let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut rnd = move |n: u64| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x % n
+            };
+            let mut n = Router::new(50, false, cfg.clone(), seed);
+            let mut air = Air::default();
+            let mut ranks = [0u16; 32];
+            for r in ranks.iter_mut() {
+                *r = ETX_ONE + rnd(12 * ETX_ONE as u64) as u16;
+            }
+            let mut t = 0u64;
+            for _ in 0..4000 {
+                t += rnd(400_000_000);
+                let now = Instant(t);
+                if !n.reselect && now < n.hold_expiry {
+                    let settled = n.selection(now).map(|c| (c.0, c.1.min(INFINITE_RANK as u32 - 1) as u16));
+                    assert_eq!(settled, n.parent.map(|p| (p, n.rank)), "seed {seed} at {t}");
+                }
+                if now >= n.deadline() {
+                    n.poll(now, &mut air);
+                    continue;
+                }
+                let src = 1 + rnd(30) as u16;
+                let rssi = -100 + rnd(70) as i16;
+                if rnd(10) == 0 {
+                    let f = Frame::Up {
+                        kind: UpKind::Data,
+                        origin: 100 + src,
+                        root: 1,
+                        seq: rnd(1000) as u16,
+                        hop_limit: 30,
+                        sender_rank: 40 * ETX_ONE,
+                        rank_error: false,
+                        payload: b"r",
+                    }
+                    .encode();
+                    n.on_frame(now, src, rssi, &f, &mut air);
+                    continue;
+                }
+                if rnd(50) == 0 {
+                    ranks[src as usize] = ETX_ONE + rnd(12 * ETX_ONE as u64) as u16;
+                }
+                // Nodes 1-10 are in DODAG 2, the rest in DODAG 1; each DODAG moves to a new version every 100 s
+                // (DODAG 2 half a period later), and a DIO now and then still carries the version before.
+                let root = if src <= 10 { 2 } else { 1 };
+                let period = (t + if root == 2 { 50_000_000_000 } else { 0 }) / 100_000_000_000;
+                let version = (period as u8).wrapping_sub((rnd(8) == 0) as u8);
+                let rank = if rnd(30) == 0 { INFINITE_RANK } else { ranks[src as usize] };
+                n.on_frame(now, src, rssi, &dio(root, version, rank), &mut air);
+            }
+            assert!(n.stats().parent_changes > 5, "seed {seed}: {:?}", n.stats());
+        }
     }
 
     #[test]
