@@ -153,6 +153,35 @@ fn mesh_heals_after_ten_percent_of_relays_fail_and_a_new_node_joins() {
     assert!(new.joined_s.is_some() && new.delivered > 0, "{new:?}");
 }
 
+/// A global repair in PANs of several coordinators: every coordinator starts a new DODAG version at once, and
+/// a node between two of them may hear one DODAG's new version before the other's, leave for the other DODAG,
+/// and then hear its first DODAG's old version again from a neighbour that has not heard the repair. Parent
+/// choice must not go back to that old version, and must stay settled: the router asserts, in the debug builds
+/// tests run in, that whenever a DIO does not run parent choice, running it would change nothing (this mesh
+/// broke that assertion when a candidate's version was judged against the node's own DODAG only). Every node
+/// rejoins after both repairs and reports get through.
+#[test]
+fn global_repairs_among_several_coordinators_keep_parent_choice_settled() {
+    let mut sim = Simulation::new(7);
+    let cfg = MeshConfig {
+        layout: Some(Layout::Grid { nodes: 900, spacing_m: 100.0, jitter_m: 30.0, coordinators: 4 }),
+        traffic: Traffic {
+            report_every: Some("15min".into()),
+            report_bytes: 40,
+            start: "1min".into(),
+            command_every: None,
+        },
+        events: vec![MeshEvent::GlobalRepair { at: "1h".into() }, MeshEvent::GlobalRepair { at: "2h".into() }],
+        ..MeshConfig::default()
+    };
+    let h = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &[], &[]).unwrap();
+    sim.run(Stop::at(SimTime::from_secs(3 * 3600))).unwrap();
+    let r = h.report(&sim);
+    assert_eq!(r.unjoined, 0);
+    assert!(r.parent_changes > 1000, "the repairs moved parents: {}", r.parent_changes);
+    assert!(r.pdr.unwrap() >= 0.99, "pdr {:?}", r.pdr);
+}
+
 #[test]
 fn bad_input_is_named() {
     let r = radio("sun-fsk-868");

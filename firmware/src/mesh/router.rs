@@ -9,7 +9,8 @@
 //! Repair: after `max_fail_streak` unacknowledged frames to its parent a node drops that parent and picks the
 //! best remaining candidate (local repair), rerouting the frame that failed; a node with no candidate left
 //! detaches and poisons its rank so its children move away; a root can bump the DODAG version (global repair),
-//! which makes every node choose its parents afresh. Loops are avoided by never choosing a parent ranked at or
+//! which makes every node choose its parents afresh. A neighbour is a candidate only on the newest version heard
+//! of its own DODAG, whichever DODAG the node is in, so a node never goes back to an abandoned version. Loops are avoided by never choosing a parent ranked at or
 //! above our lowest advertised rank plus one ETX (no descendant can be ranked that low, RFC 6550 8.2.2.4) nor a
 //! neighbour that recently forwarded upward traffic through us, and by giving up the current parent once it would
 //! put us more than `max_rank_increase` above that lowest rank (DAGMaxRankIncrease). Loops that form anyway (a
