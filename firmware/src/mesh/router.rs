@@ -1537,6 +1537,28 @@ mod tests {
         assert_eq!((n.parent(), n.dodag_root(), n.version()), (Some(10), 1, 1));
     }
 
+    /// The DODAGs whose newest version a node remembers are bounded: beyond `MAX_DODAGS` the oldest noted give
+    /// way in turn, never the node's own, whose newest version stays the one it is in.
+    #[test]
+    fn the_remembered_dodags_are_bounded_and_keep_our_own() {
+        let mut air = Air::default();
+        let mut n = Router::new(50, false, RouterConfig::default(), 3);
+        n.on_frame(Instant(0), 10, -60, &dio(1, 4, 2 * ETX_ONE), &mut air);
+        assert_eq!((n.parent(), n.dodag_root(), n.version()), (Some(10), 1, 4));
+        for k in 0..3 * MAX_DODAGS as u16 {
+            n.on_frame(Instant(1 + k as u64), 100 + k, -90, &dio(2 + k, 0, 9 * ETX_ONE), &mut air);
+            assert!(n.dodags_len as usize <= MAX_DODAGS);
+            assert_eq!(n.newest_version(1), Some(4), "after root {}", 2 + k);
+            assert_eq!(n.newest_version(2 + k), Some(0));
+        }
+        assert_eq!(n.dodags_len as usize, MAX_DODAGS);
+        assert_eq!((n.parent(), n.dodag_root(), n.version()), (Some(10), 1, 4));
+        // A root given way is noted again when heard, and a newer version of ours still repairs.
+        assert_eq!(n.newest_version(2), None);
+        n.on_frame(Instant(100), 11, -60, &dio(1, 5, 2 * ETX_ONE), &mut air);
+        assert_eq!((n.parent(), n.dodag_root(), n.version(), n.newest_version(1)), (Some(11), 1, 5, Some(5)));
+    }
+
     /// Parent choice never changes its own inputs: wherever a DIO leaves it skipped (`on_dio` asserts in debug
     /// builds that running it would change nothing), running it gives the current parent and rank. Random
     /// streams of DIOs from two DODAGs that both start new versions, heard early and late, with poison,
