@@ -181,7 +181,9 @@ pub enum MeshEvent {
     FailRelays { fraction: f64, at: String },
     /// A new node with id `node` at (`x_m`, `y_m`) powers on and joins.
     Join { node: u32, x_m: f64, y_m: f64, at: String },
-    /// Every coordinator starts a new DODAG version.
+    /// Every coordinator starts a new DODAG version. Every node then chooses its parent afresh, among neighbours
+    /// on the newest version heard of their own DODAG: a node that hears one coordinator's new version before
+    /// another's may change DODAG, but never goes back to an abandoned version.
     GlobalRepair { at: String },
     /// The link between nodes `a` and `b` (ids) loses `loss_db` more than its path loss and shadowing say, both
     /// ways (a new building, foliage, a damaged antenna); `loss_db: 0.0` restores it. Lasts until changed.
