@@ -10,10 +10,11 @@
 //! best remaining candidate (local repair), rerouting the frame that failed; a node with no candidate left
 //! detaches and poisons its rank so its children move away; a root can bump the DODAG version (global repair),
 //! which makes every node choose its parents afresh. A neighbour is a candidate only on the newest version heard
-//! of its own DODAG, whichever DODAG the node is in, so a node never goes back to an abandoned version. Loops are avoided by never choosing a parent ranked at or
-//! above our lowest advertised rank plus one ETX (no descendant can be ranked that low, RFC 6550 8.2.2.4) nor a
-//! neighbour that recently forwarded upward traffic through us, and by giving up the current parent once it would
-//! put us more than `max_rank_increase` above that lowest rank (DAGMaxRankIncrease). Loops that form anyway (a
+//! of its own DODAG, whichever DODAG the node is in, so a node never goes back to an abandoned version. Loops
+//! are avoided by never choosing a parent ranked at or above our lowest advertised rank plus one ETX (no
+//! descendant can be ranked that low, RFC 6550 8.2.2.4) nor a neighbour that recently forwarded upward traffic
+//! through us, and by giving up the current parent once it would put us more than `max_rank_increase` above that
+//! lowest rank (DAGMaxRankIncrease). Loops that form anyway (a
 //! node whose DIOs Trickle suppressed in a dense neighbourhood keeps an old, low rank in its neighbours' tables)
 //! are found on the data path (RFC 6550 11.2.2.2): a frame from a sender not ranked above us makes us advertise
 //! our rank outside Trickle (at most once per `inconsistency_holdoff_s`, so the ETX churn of a forming, congested
