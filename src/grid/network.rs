@@ -703,6 +703,15 @@ impl Network {
             if !(t.pfe_kw.is_finite() && t.pfe_kw >= 0.0 && t.i0_percent.is_finite() && t.i0_percent >= 0.0) {
                 return Err(format!("{w}: pfe_kw = {} and i0_percent = {} must be >= 0", t.pfe_kw, t.i0_percent));
             }
+            // Distribution transformers draw 0.1 to 3 % of their rated current at no load; tens of percent is
+            // most often a per-unit value or a current in A typed as a percentage.
+            if t.i0_percent > 10.0 {
+                warnings.push(format!(
+                    "{w}: i0_percent = {} is unusually high for a distribution transformer (per-unit or amperes \
+                     typed as percent?); used as given",
+                    t.i0_percent
+                ));
+            }
             // A clock number ("Dyn5") is read as documentation: `shift_degree` sets the phase shift, and a
             // clock number that disagrees with it is named (a shift taken from one and a group from the other
             // is a classic slip in hand-made data).

@@ -442,6 +442,69 @@ fn odd_but_real_data_is_accepted_with_warnings_naming_the_element() {
     assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains(element) && w.contains("pfe_kw"))));
 }
 
+/// An impossible transformer in a minified (one-line) network file, as pandapower's exporter writes them: the
+/// error names the file, line and column and the element, and shows the 120 bytes around the error, not the
+/// whole file on one line.
+#[test]
+fn an_error_in_a_one_line_network_file_shows_a_window_of_the_line() {
+    let mut j = kerber_json();
+    j["trafos"][0]["sn_mva"] = 0.0.into();
+    let text = j.to_string();
+    assert!(!text.contains('\n') && text.len() > 5_000, "a one-line file of {} bytes", text.len());
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("net.json");
+    std::fs::write(&path, &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin"))
+        .args(["grid", "solve"])
+        .arg(&path)
+        .arg("--out")
+        .arg(tmp.path().join("pf.csv"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!tmp.path().join("pf.csv").exists(), "no output after an error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The column of the value, 1-based.
+    let col = text.find("\"sn_mva\":0").map(|k| k + "\"sn_mva\":".len() + 1);
+    let at = format!("net.json:1:{}", col.unwrap());
+    assert!(err.contains(&at), "the location {at} in: {err}");
+    // miette wraps the message to the terminal's width.
+    assert!(err.contains("trafos[0]") && err.contains("sn_mva =") && err.contains("must be positive"), "{err}");
+    assert!(err.contains("\"sn_mva\":0") && err.contains("..."), "a window around the error: {err}");
+    let widest = err.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(err.len() < 2_000 && widest < 200, "{} bytes, widest line {widest}: {err}", err.len());
+    // The same network written one field per line shows its lines whole, with their numbers.
+    std::fs::write(&path, serde_json::to_string_pretty(&j).unwrap()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin"))
+        .args(["grid", "solve"])
+        .arg(&path)
+        .arg("--out")
+        .arg(tmp.path().join("pf.csv"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let pretty = serde_json::to_string_pretty(&j).unwrap();
+    let line = 1 + pretty[..pretty.find("\"sn_mva\": 0").unwrap()].matches('\n').count();
+    assert!(err.contains(&format!("net.json:{line}:")) && err.contains(&format!("{line} |")), "{err}");
+    assert!(!err.contains("..."), "short lines are not cut: {err}");
+}
+
+/// A no-load current of tens of percent (a per-unit value typed as a percentage) is solved as given, with a
+/// warning naming the transformer.
+#[test]
+fn an_implausible_no_load_current_is_a_warning_naming_the_transformer() {
+    let mut j = kerber_json();
+    j["trafos"][0]["i0_percent"] = 150.0.into();
+    let net = Network::from_json_str(&j.to_string()).unwrap();
+    assert!(
+        net.warnings.iter().any(|w| w.contains("trafos[0] (index 0") && w.contains("i0_percent = 150")),
+        "{:?}",
+        net.warnings
+    );
+    j["trafos"][0]["i0_percent"] = 2.5.into();
+    assert!(Network::from_json_str(&j.to_string()).unwrap().warnings.iter().all(|w| !w.contains("i0_percent")));
+}
+
 /// The voltage profile's distances follow the lines as switched: a tie behind an open switch is no shortcut, a
 /// closed one is, and a line out of service cuts off what lies behind it.
 #[test]
