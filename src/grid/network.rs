@@ -526,7 +526,8 @@ impl Network {
     /// for a network without LV buses), are read as `null`: pandapower's "missing". An error's line and column
     /// are those of the file as given.
     pub fn from_json_str(text: &str) -> Result<Network, String> {
-        let raw: NetworkData = match python_words_as_null(text) {
+        let fixed = python_words_as_null(text);
+        let raw: NetworkData = match &fixed {
             None => serde_json::from_str(text).map_err(|e| format!("invalid network JSON: {e}"))?,
             Some(fixed) => serde_json::from_str(&fixed.text).map_err(|e| {
                 let (line, col, word) = fixed.original_line_col(text, e.line(), e.column());
@@ -542,7 +543,9 @@ impl Network {
                 format!("invalid network JSON: {head} at line {line} column {col}")
             })?,
         };
-        Network::from_data(raw)
+        let mut net = Network::from_data(raw)?;
+        net.warnings.extend(unread_tables(fixed.as_ref().map_or(text, |f| f.text.as_str())));
+        Ok(net)
     }
 
     /// Validates network data (e.g. an inline network of a scenario).
@@ -1146,6 +1149,33 @@ const PYTHON_WORDS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
 
 /// `text` with every `NaN`, `Infinity` and `-Infinity` outside strings replaced by `null`; `None` when it has
 /// none (the common case: the text is parsed as it is).
+/// The top-level keys of the neutral format that gridtwin reads.
+const TABLES_READ: [&str; 10] =
+    ["meta", "buses", "lines", "trafos", "ext_grid", "loads", "asymmetric_loads", "sgens", "switches", "earthing"];
+
+/// A warning for every top-level key of a network file that gridtwin does not read (a `shunts` or `storage`
+/// table from another tool, say): its data is left out of every calculation, so it is named rather than
+/// dropped without a word. `text` has already parsed as the neutral format.
+fn unread_tables(text: &str) -> Vec<String> {
+    let Ok(doc) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) else {
+        return Vec::new();
+    };
+    doc.iter()
+        .filter(|(k, _)| !TABLES_READ.contains(&k.as_str()))
+        .map(|(k, v)| {
+            let what = match v {
+                serde_json::Value::Array(a) => format!("a table of {} element(s)", a.len()),
+                serde_json::Value::Object(_) => "an object".to_string(),
+                _ => "a value".to_string(),
+            };
+            format!(
+                "'{k}' ({what}) is not part of the network format gridtwin reads ({}); ignored",
+                TABLES_READ.join(", ")
+            )
+        })
+        .collect()
+}
+
 fn python_words_as_null(text: &str) -> Option<PythonWordsAsNull> {
     let b = text.as_bytes();
     let word_byte = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'+' || c == b'-';

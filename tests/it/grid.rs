@@ -442,9 +442,9 @@ fn odd_but_real_data_is_accepted_with_warnings_naming_the_element() {
     assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains(element) && w.contains("pfe_kw"))));
 }
 
-/// An impossible transformer in a minified (one-line) network file, as pandapower's exporter writes them: the
-/// error names the file, line and column and the element, and shows the 120 bytes around the error, not the
-/// whole file on one line.
+/// An impossible transformer in a minified (one-line) network file, as `tests/data/grid/compact.py` writes
+/// them: the error names the file, line and column and the element, and shows the 120 bytes around the error,
+/// not the whole file on one line.
 #[test]
 fn an_error_in_a_one_line_network_file_shows_a_window_of_the_line() {
     let mut j = kerber_json();
@@ -487,6 +487,20 @@ fn an_error_in_a_one_line_network_file_shows_a_window_of_the_line() {
     let line = 1 + pretty[..pretty.find("\"sn_mva\": 0").unwrap()].matches('\n').count();
     assert!(err.contains(&format!("net.json:{line}:")) && err.contains(&format!("{line} |")), "{err}");
     assert!(!err.contains("..."), "short lines are not cut: {err}");
+}
+
+/// A table the format does not have (a shunt, a storage unit from another tool) is named in a warning, not
+/// dropped without a word; the network is solved without it.
+#[test]
+fn a_table_gridtwin_does_not_read_is_named_in_a_warning() {
+    let mut j = kerber_json();
+    j["shunts"] = serde_json::json!([{"index": 0, "bus": 3, "p_mw": 0.0, "q_mvar": 0.01}]);
+    j["version"] = "2.13".into();
+    let net = Network::from_json_str(&j.to_string()).unwrap();
+    let all = net.warnings.join("\n");
+    assert!(all.contains("'shunts' (a table of 1 element(s)) is not part of the network format"), "{all}");
+    assert!(all.contains("'version' (a value)") && all.contains("ignored"), "{all}");
+    assert!(Network::from_json_str(&kerber_json().to_string()).unwrap().warnings.is_empty());
 }
 
 /// A no-load current of tens of percent (a per-unit value typed as a percentage) is solved as given, with a
