@@ -58,8 +58,17 @@ pub fn build(
         }
         nodes.to_vec()
     };
-    for e in &cfg.events {
+    let (id_min, id_max) = specs.iter().fold((u32::MAX, 0), |(lo, hi), s| (lo.min(s.id), hi.max(s.id)));
+    for (k, e) in cfg.events.iter().enumerate() {
         if let MeshEvent::Join { node, x_m, y_m, at } = e {
+            // Named here, at the event, rather than as a duplicate among all the nodes below: a layout scaled up
+            // (a city from a district) grows its ids into a joiner's.
+            if specs.iter().any(|s| s.id == *node) {
+                return Err(format!(
+                    "mesh.events[{k}].node: the joining node's id {node} is already taken (the mesh's other nodes \
+                     have ids {id_min} to {id_max}); give it an id no other node has"
+                ));
+            }
             let t = dur("events.Join.at", at)?;
             specs.push(NodeSpec { join_at: Some(SimTime(t.0)), ..NodeSpec::lmu(*node, *x_m, *y_m) });
         }

@@ -417,3 +417,21 @@ fn a_mesh_beyond_one_pan_is_split_into_pans_that_each_deliver() {
     let e = mesh::build(&mut sim, &cfg, &radio("sun-fsk-868"), &[], &[]).unwrap_err();
     assert!(e.contains("PANs") && e.contains("coordinators"), "{e}");
 }
+
+/// The city scaled up fourfold: its layout's ids grow into the joining LMU's. `gridtwin check` names the Join
+/// event at its `node` field, with the ids taken, instead of a duplicate among 400,000 nodes at `mesh`.
+#[test]
+fn a_joining_id_taken_by_the_layout_is_named_at_its_event() {
+    let city = std::fs::read_to_string("scenarios/city-100k.ron").unwrap();
+    let big = city.replace("nodes: 100000", "nodes: 400000").replace("coordinators: 160", "coordinators: 640");
+    assert_ne!(big, city, "the city's layout line changed");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("city-400k.ron");
+    std::fs::write(&path, &big).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin")).arg("check").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = 1 + big[..big.find("Join(node: 200001").unwrap()].matches('\n').count();
+    assert!(err.contains(&format!("city-400k.ron:{line}:")), "located at the Join: {err}");
+    assert!(err.contains("mesh.events[1].node") && err.contains("200001") && err.contains("400640"), "{err}");
+}
