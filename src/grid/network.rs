@@ -1147,8 +1147,6 @@ impl PythonWordsAsNull {
 /// and `Infinity`).
 const PYTHON_WORDS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
 
-/// `text` with every `NaN`, `Infinity` and `-Infinity` outside strings replaced by `null`; `None` when it has
-/// none (the common case: the text is parsed as it is).
 /// The top-level keys of the neutral format that gridtwin reads.
 const TABLES_READ: [&str; 10] =
     ["meta", "buses", "lines", "trafos", "ext_grid", "loads", "asymmetric_loads", "sgens", "switches", "earthing"];
@@ -1176,6 +1174,8 @@ fn unread_tables(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// `text` with every `NaN`, `Infinity` and `-Infinity` outside strings replaced by `null`; `None` when it has
+/// none (the common case: the text is parsed as it is).
 fn python_words_as_null(text: &str) -> Option<PythonWordsAsNull> {
     let b = text.as_bytes();
     let word_byte = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'+' || c == b'-';

@@ -65,8 +65,8 @@ pub fn build(
             // (a city from a district) grows its ids into a joiner's.
             if specs.iter().any(|s| s.id == *node) {
                 return Err(format!(
-                    "mesh.events[{k}].node: the joining node's id {node} is already taken (the mesh's other nodes \
-                     have ids {id_min} to {id_max}); give it an id no other node has"
+                    "mesh.events[{k}].node: the joining node's id {node} is already taken (the nodes before the \
+                     joins have ids {id_min} to {id_max}); give it an id no other node has"
                 ));
             }
             let t = dur("events.Join.at", at)?;

@@ -166,7 +166,7 @@ impl Excerpt {
                 name: file.to_string(),
                 text: text[from..to].to_string(),
                 base: from,
-                line: at.1 - lines_before.min(at.1),
+                line: at.1.saturating_sub(lines_before),
                 col: 0,
                 line_count: text[from..to].matches('\n').count() + 1,
                 at,

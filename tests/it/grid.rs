@@ -300,6 +300,17 @@ fn kerber() -> Network {
     Network::from_json_file(&data_dir().join("kerber_landnetz_freileitung_1/network.json")).unwrap()
 }
 
+/// `gridtwin grid solve NETWORK --out OUT`, its output captured.
+fn grid_solve_cli(network: &std::path::Path, out: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin"))
+        .args(["grid", "solve"])
+        .arg(network)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 fn kerber_json() -> serde_json::Value {
     serde_json::from_str(
         &std::fs::read_to_string(data_dir().join("kerber_landnetz_freileitung_1/network.json")).unwrap(),
@@ -405,13 +416,7 @@ fn odd_but_real_data_is_accepted_with_warnings_naming_the_element() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("net.json");
     std::fs::write(&path, j.to_string()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin"))
-        .args(["grid", "solve"])
-        .arg(&path)
-        .arg("--out")
-        .arg(tmp.path().join("pf.csv"))
-        .output()
-        .unwrap();
+    let out = grid_solve_cli(&path, &tmp.path().join("pf.csv"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("warning") && err.contains("trafos[0] (index 0 ('0.1 MVA 10/0.4 kV'))"), "stderr: {err}");
@@ -454,13 +459,7 @@ fn an_error_in_a_one_line_network_file_shows_a_window_of_the_line() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("net.json");
     std::fs::write(&path, &text).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin"))
-        .args(["grid", "solve"])
-        .arg(&path)
-        .arg("--out")
-        .arg(tmp.path().join("pf.csv"))
-        .output()
-        .unwrap();
+    let out = grid_solve_cli(&path, &tmp.path().join("pf.csv"));
     assert_eq!(out.status.code(), Some(2));
     assert!(!tmp.path().join("pf.csv").exists(), "no output after an error");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -475,13 +474,7 @@ fn an_error_in_a_one_line_network_file_shows_a_window_of_the_line() {
     assert!(err.len() < 2_000 && widest < 200, "{} bytes, widest line {widest}: {err}", err.len());
     // The same network written one field per line shows its lines whole, with their numbers.
     std::fs::write(&path, serde_json::to_string_pretty(&j).unwrap()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gridtwin"))
-        .args(["grid", "solve"])
-        .arg(&path)
-        .arg("--out")
-        .arg(tmp.path().join("pf.csv"))
-        .output()
-        .unwrap();
+    let out = grid_solve_cli(&path, &tmp.path().join("pf.csv"));
     let err = String::from_utf8_lossy(&out.stderr);
     let pretty = serde_json::to_string_pretty(&j).unwrap();
     let line = 1 + pretty[..pretty.find("\"sn_mva\": 0").unwrap()].matches('\n').count();
