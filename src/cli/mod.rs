@@ -37,7 +37,7 @@ pub struct Cli {
     /// Options of the default run (no command given); also accepted before `run` and `sweep`.
     #[command(flatten)]
     pub run: RunArgs,
-    /// Worker threads for sweeps (default: all cores). Never changes a result. Only for `sweep`.
+    /// Worker threads (default: all cores). Never changes a result. For `run` and `sweep`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
     #[command(subcommand)]
@@ -95,7 +95,7 @@ pub struct Global {
     pub verbose: u8,
     /// Only errors on stderr, no progress.
     pub quiet: bool,
-    /// Worker threads for sweeps.
+    /// Threads a run or a sweep may use (default: all cores).
     pub threads: Option<usize>,
 }
 
@@ -112,6 +112,10 @@ pub enum Command {
         scenario: Option<PathBuf>,
         #[command(flatten)]
         opts: RunArgs,
+        /// Threads the run may use (default: all cores); with two or more, a mesh of 2,000 nodes or more
+        /// weighs its broadcasts on a second thread. Never changes a result.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
         /// Compare the summary's KPIs with this file (RON) and fail (exit 1) on a regression.
         #[arg(long, value_name = "FILE")]
         expect: Option<PathBuf>,
@@ -307,7 +311,7 @@ fn merge(top: &RunArgs, threads: Option<u16>, cmd: &Command, name: &str) -> Resu
     .flatten()
     .collect();
     let allowed: &[&str] = match cmd {
-        Command::Run { .. } => &["--seed", "--out", "--until"],
+        Command::Run { .. } => &["--seed", "--out", "--until", "--threads"],
         Command::Sweep { .. } => &["--seed", "--out", "--threads"],
         _ => &[],
     };
@@ -336,20 +340,19 @@ fn dispatch(cli: Cli, name: &str) -> Result<(), CliError> {
         threads: None,
     };
     let Some(cmd) = cli.command else {
-        if cli.threads.is_some() {
-            return Err(CliError::usage("`--threads` is an option of `sweep`"));
-        }
-        return cmd_run(&global(&cli.run), None, cli.run.until, None, None);
+        let g = Global { threads: cli.threads.map(usize::from), ..global(&cli.run) };
+        return cmd_run(&g, None, cli.run.until, None, None);
     };
     merge(&cli.run, cli.threads, &cmd, name)?;
     match cmd {
-        Command::Run { scenario, opts, expect, write_expect } => {
+        Command::Run { scenario, opts, threads, expect, write_expect } => {
             let r = RunArgs {
                 seed: either(&cli.run.seed, &opts.seed, "--seed")?,
                 out: either(&cli.run.out, &opts.out, "--out")?,
                 until: either(&cli.run.until, &opts.until, "--until")?,
             };
-            cmd_run(&global(&r), scenario.as_deref(), r.until, expect.as_deref(), write_expect.as_deref())
+            let g = Global { threads: either(&cli.threads, &threads, "--threads")?.map(usize::from), ..global(&r) };
+            cmd_run(&g, scenario.as_deref(), r.until, expect.as_deref(), write_expect.as_deref())
         }
         Command::Check { scenarios } => cmd_check(&scenarios),
         Command::Sweep { plan, opts, scale } => {
@@ -457,6 +460,7 @@ fn run_for(g: &Global, loaded: &Loaded, until: Option<SimDuration>) -> Result<(R
     let out = g.out.clone().unwrap_or_else(|| PathBuf::from("out").join(sanitize(&loaded.scenario.name)));
     check_out_dir(&out).map_err(CliError::usage)?;
     let mut world = crate::world::build(loaded, seed, until)?;
+    world.use_cores(g.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)));
     let build_s = t0.elapsed().as_secs_f64();
     tracing::info!(scenario = %loaded.scenario.name, seed, agents = world.sim.agent_count(), "built");
     let pb = progress_bar(1000, g.quiet, &loaded.scenario.name);

@@ -471,13 +471,14 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
     let f = radio.frequency_mhz;
     let reach = cfg.propagation.range_for_loss_m(offset - thr + shadow_margin, f).max(1.0);
     let interference_reach = cfg.propagation.range_for_loss_m(offset - interference + shadow_margin, f).max(reach);
-    agent.xy = agent.nodes.iter().map(|nd| (nd.x_m, nd.y_m)).collect();
+    let links = std::sync::Arc::make_mut(&mut agent.links);
+    links.xy = agent.nodes.iter().map(|nd| (nd.x_m, nd.y_m)).collect();
+    links.reach2 = interference_reach * interference_reach;
+    links.interference_dbm = interference;
+    links.bound_links();
     agent.live = vec![false; agent.nodes.len()];
     agent.rx = vec![Default::default(); agent.nodes.len()];
     agent.audible_reach_m = reach;
-    agent.reach2 = interference_reach * interference_reach;
-    agent.interference_dbm = interference;
-    agent.bound_links();
     agent.index_channel();
     let (mut x0, mut y0, mut x1, mut y1) = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
     for nd in &agent.nodes {
@@ -514,7 +515,7 @@ fn neighbour_lists(agent: &mut MeshAgent, cfg: &MeshConfig, radio: &RadioModel, 
                     let mut j = heads[gy * nx + gx];
                     while j != u32::MAX {
                         let ju = j as usize;
-                        let (a, b) = (agent.xy[i], agent.xy[ju]);
+                        let (a, b) = (agent.links.xy[i], agent.links.xy[ju]);
                         let d = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
                         if ju != i && d <= reach && agent.nodes[ju].pan == agent.nodes[i].pan {
                             let p = agent.mean_rx_dbm(i, ju);
@@ -1161,7 +1162,7 @@ mod bound_tests {
     use super::*;
     use crate::mesh::config::{Layout, MeshConfig};
 
-    /// The bound on links' powers (`MeshAgent::bound_links`) only ever skips links the full computation finds
+    /// The bound on links' powers (`LinkModel::bound_links`) only ever skips links the full computation finds
     /// below the interference threshold: every pair of a jittered grid, with and without the bound, at two
     /// shadowing spreads.
     #[test]
@@ -1183,17 +1184,17 @@ mod bound_tests {
             };
             let h = build(&mut sim, &cfg, &radio, &[], &[]).unwrap();
             let m = h.mesh(&sim).unwrap();
-            assert!(!m.below_floor_d2.is_empty());
+            assert!(!m.links.below_floor_d2.is_empty());
             let (mut audible, mut skipped) = (0, 0);
-            for from in 0..m.xy.len() {
-                for to in 0..m.xy.len() {
-                    let (a, b) = (m.xy[from], m.xy[to]);
+            for from in 0..m.links.xy.len() {
+                for to in 0..m.links.xy.len() {
+                    let (a, b) = (m.links.xy[from], m.links.xy[to]);
                     let d2 = (a.0 - b.0).powi(2) + (a.1 - b.1).powi(2);
-                    if from == to || d2 > m.reach2 {
+                    if from == to || d2 > m.links.reach2 {
                         continue;
                     }
-                    let exact = m.link_dbm_exact(d2, from, to);
-                    if m.bounded_out(d2, from, to) {
+                    let exact = m.links.link_dbm_exact(d2, from, to);
+                    if m.links.bounded_out(d2, from, to) {
                         assert_eq!(exact, None, "link {from} -> {to} at {} m bounded out", d2.sqrt());
                         skipped += 1;
                     }

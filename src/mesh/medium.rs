@@ -22,9 +22,11 @@
 
 use super::channel::{Channel, OnAir};
 use super::config::{MeshConfig, Traffic, dur};
+use super::helper::Helper;
 use super::jam::{Bursts, JamField, JamMode};
-use super::phy::{Interferer, dbm_to_mw, success_probability};
-use super::propagation::{Fading, Propagation};
+use super::links::{LinkModel, Weighed};
+use super::phy::{Interferer, dbm_to_mw};
+use super::propagation::Fading;
 use super::radio::{ACK_PSDU_BYTES, RadioModel};
 use super::{MeshControl, MeshDelivery, MeshDest, MeshMsg, MeshSend, MeshTimer, TimerKind};
 use crate::agents::Msg;
@@ -37,6 +39,7 @@ use gridtwin_firmware::mesh::{Delivery, DeliveryKind, Router, RouterConfig, Send
 use gridtwin_firmware::sec::{FrameSecurity, Key, Policy, SecError, SecurityLevel};
 use rand::RngExt;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Bytes the twin prepends to every application payload: generation time (ns) and a per-node serial, so
 /// deliveries can be matched and timed (a real report carries its timestamp too).
@@ -737,20 +740,19 @@ impl MeshSecurity {
 /// The mesh agent.
 pub struct MeshAgent {
     pub(crate) radio: RadioModel,
-    prop: Propagation,
     fading: Fading,
     seed: u64,
-    /// `Propagation::shadow_key(seed)`: the seed's part of every link's shadowing hash, computed once.
-    shadow_key: u64,
     pub(crate) nodes: Vec<Node>,
+    /// Positions, propagation and the radio: what a frame's weighing at a receiver reads (see [`LinkModel`]).
+    pub(crate) links: Arc<LinkModel>,
+    /// The thread that weighs part of a broadcast's receivers, when the run has a core to spare for it.
+    pub(crate) helper: Option<Helper>,
     /// Every transmission still relevant, indexed by position (see [`Channel`]).
     pub(crate) channel: Channel,
     rng_mac: SimRng,
     rng_phy: SimRng,
     rng_traffic: SimRng,
     rng_fail: SimRng,
-    noise_mw: f64,
-    offset_dbm: f64,
     cca_mw: f64,
     queue_cap: usize,
     max_payload: usize,
@@ -786,12 +788,7 @@ pub struct MeshAgent {
     pub(crate) by_id: Vec<(u32, u32)>,
     scratch: Vec<Interferer>,
     scratch_air: Vec<OnAir>,
-    /// Extra loss of degraded links, dB, by (lower index << 32 | higher index), sorted; empty in most runs, so
-    /// the hot path pays one length check.
-    link_extra_db: Vec<(u64, f64)>,
     pub(crate) started_ns: u64,
-    /// Node positions by index, m (a compact copy for the link computations of the channel).
-    pub(crate) xy: Vec<(f64, f64)>,
     /// Whether each node is powered, by index (power on and off set it): kept apart from the node state so
     /// a broadcast's receivers are weighed against it without touching theirs.
     pub(crate) live: Vec<bool>,
@@ -800,26 +797,20 @@ pub struct MeshAgent {
     pub(crate) rx: Vec<RxCounters>,
     /// The receivers that decoded the broadcast being delivered, with their power (dBm): scratch.
     scratch_rx: Vec<(u32, f64)>,
-    /// Square of the distance beyond which no transmission reaches the interference threshold, m^2.
-    pub(crate) reach2: f64,
-    /// Mean received power below which a transmission is ignored at a receiver (interference, CCA), dBm.
-    pub(crate) interference_dbm: f64,
+    /// A broadcast's live receivers with their mean power (dBm), and their weighings: scratch of the helper.
+    scratch_todo: Vec<(u32, f64)>,
+    scratch_weighed: Vec<(u32, Weighed)>,
     /// Longest distance at which a node may decode another (neighbour lists), m.
     pub(crate) audible_reach_m: f64,
-    /// Log-distance propagation: reference distance (m), loss there (dB) and dB per decade.
-    log_distance: Option<(f64, f64, f64)>,
     /// Node index of every short address, per PAN.
     pub(crate) pan_members: Vec<Vec<u32>>,
     /// Jammers on the channel (none in most runs).
     pub(crate) jam: Option<Box<MeshJam>>,
     scratch_jam: Vec<Interferer>,
-    /// Per shadowing bin, the squared distance beyond which a link is surely below `interference_dbm`, m^2
-    /// (log-distance propagation; empty otherwise). See [`MeshAgent::bound_links`].
-    pub(crate) below_floor_d2: Vec<f64>,
 }
 
-/// Shadowing bins of [`MeshAgent::bound_links`]: the top bits of a link's shadowing hash.
-const SHADOW_BIN_BITS: u32 = 12;
+/// Neighbours from which a broadcast's receivers are weighed with the helper's help (fewer are quicker alone).
+pub(crate) const HELPED: usize = 3 * super::helper::CHUNK;
 
 /// Index of the node with short address `addr` in PAN `pan`.
 #[inline]
@@ -847,8 +838,6 @@ impl MeshAgent {
         by_id.sort_unstable();
         let a = me.0 as u64;
         Ok(MeshAgent {
-            noise_mw: dbm_to_mw(radio.noise_floor_dbm()),
-            offset_dbm: radio.link_budget_offset_dbm(),
             cca_mw: dbm_to_mw(radio.cca_threshold_dbm),
             queue_cap: radio.mac.queue_frames as usize,
             max_payload: radio.max_payload_bytes(),
@@ -860,11 +849,11 @@ impl MeshAgent {
             cca_ns: radio.cca_us as u64 * 1000,
             turn_ns: radio.turnaround_us as u64 * 1000,
             radio: radio.clone(),
-            prop: cfg.propagation.clone(),
             fading: cfg.fading,
             seed,
-            shadow_key: Propagation::shadow_key(seed),
             nodes,
+            links: Arc::new(LinkModel::new(radio, &cfg.propagation, seed)),
+            helper: None,
             channel: Channel::new(&[], f64::INFINITY, radio.airtime_ns(radio.max_psdu_bytes)),
             rng_mac: stream(seed, a, "mesh-mac"),
             rng_phy: stream(seed, a, "mesh-phy"),
@@ -890,65 +879,24 @@ impl MeshAgent {
             by_id,
             scratch: Vec::new(),
             scratch_air: Vec::new(),
-            link_extra_db: Vec::new(),
             started_ns: 0,
-            xy: Vec::new(),
             live: Vec::new(),
             rx: Vec::new(),
             scratch_rx: Vec::new(),
-            reach2: f64::INFINITY,
-            interference_dbm: radio.noise_floor_dbm(),
+            scratch_todo: Vec::new(),
+            scratch_weighed: Vec::new(),
             audible_reach_m: f64::INFINITY,
-            log_distance: match cfg.propagation {
-                Propagation::LogDistance { exponent, ref_distance_m, .. } => Some((
-                    ref_distance_m,
-                    super::propagation::fspl_db(ref_distance_m, radio.frequency_mhz),
-                    10.0 * exponent,
-                )),
-                _ => None,
-            },
             pan_members: Vec::new(),
             jam: None,
             scratch_jam: Vec::new(),
-            below_floor_d2: Vec::new(),
         })
-    }
-
-    /// Bounds the links' powers before their shadowing is computed, so that most links far from a receiver are
-    /// ruled out by a hash and a comparison instead of a logarithm and a normal quantile. Call once
-    /// `interference_dbm` is set.
-    ///
-    /// Why it is exact: a link's shadowing is `sigma * z(u)` with `u` read from the top bits of its hash and `z`
-    /// the (increasing) normal quantile, so within a bin of those bits it is at least the quantile of the
-    /// bin's smallest `u`. With that shadowing, the median loss that already puts the link below the threshold
-    /// gives a distance; a link farther than it (with a margin of 1e-6 dB and 1e-9 relative for rounding) is
-    /// below the threshold whatever its exact shadowing, and `link_dbm_at` returns `None` for it, as the full
-    /// computation would. Only log-distance propagation with a positive exponent is bounded.
-    pub(crate) fn bound_links(&mut self) {
-        self.below_floor_d2.clear();
-        let Some((d0, l0, slope)) = self.log_distance else { return };
-        let sigma = self.prop.shadowing_db();
-        if !(slope > 0.0 && sigma >= 0.0 && d0 > 0.0) {
-            return;
-        }
-        let shift = 53 - SHADOW_BIN_BITS;
-        let d_min = d0.max(super::propagation::MIN_DISTANCE_M);
-        for k in 0..(1u64 << SHADOW_BIN_BITS) {
-            // The bin's smallest variate, as `std_normal` forms it.
-            let u = ((k << shift) as f64 + 0.5) / (1u64 << 53) as f64;
-            let z = super::propagation::inverse_normal_cdf(u);
-            let shadow_min_db = sigma * (z - 1e-9 * (1.0 + z.abs()));
-            let median_max_db = self.offset_dbm - self.interference_dbm + 1e-6 - l0 - shadow_min_db;
-            let d = d0 * 10f64.powf(median_max_db / slope);
-            self.below_floor_d2.push(d.max(d_min).powi(2) * (1.0 + 1e-9));
-        }
     }
 
     /// Rebuilds the channel's spatial index over the nodes' positions, with cells half as wide as the
     /// interference reach (call after `xy` and `reach2` are set; the channel must be empty).
     pub(crate) fn index_channel(&mut self) {
         assert_eq!(self.channel.next_id(), 0, "the channel is indexed before anything is sent");
-        self.channel = Channel::new(&self.xy, self.reach2.sqrt() / 2.0, self.max_air_ns);
+        self.channel = Channel::new(&self.links.xy, self.links.reach2.sqrt() / 2.0, self.max_air_ns);
     }
 
     /// Provisions frame security on every node (commissioning): a [`FrameSecurity`] per node with the group
@@ -989,10 +937,10 @@ impl MeshAgent {
         let mut rx_mw = Vec::with_capacity(n);
         let mut senses = Vec::with_capacity(n);
         for k in 0..n {
-            let (mut p, mut s) = (Vec::with_capacity(self.xy.len()), Vec::with_capacity(self.xy.len()));
-            for (i, &(x, y)) in self.xy.iter().enumerate() {
+            let (mut p, mut s) = (Vec::with_capacity(self.links.xy.len()), Vec::with_capacity(self.links.xy.len()));
+            for (i, &(x, y)) in self.links.xy.iter().enumerate() {
                 let dbm = field.rx_dbm(k, x, y, i as u32);
-                p.push(if dbm >= self.interference_dbm { dbm_to_mw(dbm) } else { 0.0 });
+                p.push(if dbm >= self.links.interference_dbm { dbm_to_mw(dbm) } else { 0.0 });
                 s.push(field.senses(k, x, y, i as u32));
             }
             rx_mw.push(p);
@@ -1107,32 +1055,12 @@ impl MeshAgent {
 
     /// Mean received power at `to` of a transmission from `from`, dBm (shadowing included, no fading).
     pub fn mean_rx_dbm(&self, from: usize, to: usize) -> f64 {
-        let (a, b) = (self.xy[from], self.xy[to]);
-        let d = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
-        self.offset_dbm - self.loss_db(from, to, d) - self.extra_db(from, to)
-    }
-
-    /// Extra loss a `DegradeLink` event put on the link between `a` and `b`, dB.
-    #[inline]
-    fn extra_db(&self, a: usize, b: usize) -> f64 {
-        if self.link_extra_db.is_empty() {
-            return 0.0;
-        }
-        let key = ((a.min(b) as u64) << 32) | a.max(b) as u64;
-        self.link_extra_db.binary_search_by_key(&key, |e| e.0).map_or(0.0, |k| self.link_extra_db[k].1)
+        self.links.mean_rx_dbm(from, to)
     }
 
     /// Sets the extra loss of the link between `a` and `b` and refreshes the cached powers of both directions.
     fn degrade_link(&mut self, a: usize, b: usize, loss_db: f64) {
-        let key = ((a.min(b) as u64) << 32) | a.max(b) as u64;
-        match self.link_extra_db.binary_search_by_key(&key, |e| e.0) {
-            Ok(k) if loss_db == 0.0 => {
-                self.link_extra_db.remove(k);
-            }
-            Ok(k) => self.link_extra_db[k].1 = loss_db,
-            Err(_) if loss_db == 0.0 => {}
-            Err(k) => self.link_extra_db.insert(k, (key, loss_db)),
-        }
+        Arc::make_mut(&mut self.links).set_extra_db(a, b, loss_db);
         for (from, to) in [(a, b), (b, a)] {
             let p = self.mean_rx_dbm(from, to) as f32;
             if let Some(e) = self.nodes[from].nbrs.iter_mut().find(|e| e.0 as usize == to) {
@@ -1141,76 +1069,10 @@ impl MeshAgent {
         }
     }
 
-    /// Path loss of a link, dB (the propagation model's, with the log-distance reference loss computed once).
-    #[inline]
-    fn loss_db(&self, from: usize, to: usize, d: f64) -> f64 {
-        self.loss_db_hashed(from, to, d, self.link_hash(from, to))
-    }
-
-    /// [`MeshAgent::loss_db`] with the link's shadowing hash ([`MeshAgent::link_hash`]) already drawn.
-    #[inline]
-    fn loss_db_hashed(&self, from: usize, to: usize, d: f64, h: u64) -> f64 {
-        match self.log_distance {
-            Some((d0, l0, slope)) if d > d0 && d >= super::propagation::MIN_DISTANCE_M => {
-                l0 + slope * (d / d0).log10() + self.prop.shadow_db_from_hash(h)
-            }
-            _ => self.prop.loss_db(self.seed, from as u32, to as u32, d, self.radio.frequency_mhz),
-        }
-    }
-
-    /// The hash that draws the link `from -> to`'s shadowing (see [`Propagation::shadow_hash_keyed`]).
-    #[inline]
-    fn link_hash(&self, from: usize, to: usize) -> u64 {
-        self.prop.shadow_hash_keyed(self.shadow_key, from as u32, to as u32)
-    }
-
-    /// Mean power at `to` of `from`'s transmissions, dBm; `None` below the interference threshold (the noise
-    /// floor) or beyond the distance where shadowing could lift it there. Computed from the link's path loss
-    /// and static shadowing on demand: no per-link table, and the same value every time. The transmitter's
-    /// position `a` is given (an [`OnAir`] carries it), so scans of the channel do not touch the node table.
+    /// Mean power at `to` of `from`'s transmissions from position `a`, dBm ([`LinkModel::link_dbm_at`]).
     #[inline]
     fn link_dbm_at(&self, a: (f64, f64), from: usize, to: usize) -> Option<f64> {
-        let b = self.xy[to];
-        let d2 = (a.0 - b.0).powi(2) + (a.1 - b.1).powi(2);
-        if d2 > self.reach2 {
-            return None;
-        }
-        // The link's hash is drawn once and serves both the bound and the shadowing.
-        let h = self.link_hash(from, to);
-        if self.bounded_out_hashed(d2, h) {
-            return None;
-        }
-        self.link_dbm_exact_hashed(d2, from, to, h)
-    }
-
-    /// Whether [`MeshAgent::bound_links`]' bound puts the link `from -> to` at squared distance `d2` (m^2)
-    /// below the interference threshold, without computing its shadowing.
-    #[cfg(test)]
-    pub(crate) fn bounded_out(&self, d2: f64, from: usize, to: usize) -> bool {
-        self.bounded_out_hashed(d2, self.link_hash(from, to))
-    }
-
-    /// Whether [`MeshAgent::bound_links`]' bound puts a link at squared distance `d2` (m^2) with shadowing hash `h`
-    /// below the interference threshold.
-    #[inline]
-    fn bounded_out_hashed(&self, d2: f64, h: u64) -> bool {
-        if self.below_floor_d2.is_empty() || !self.link_extra_db.is_empty() {
-            return false;
-        }
-        d2 > self.below_floor_d2[(h >> (64 - SHADOW_BIN_BITS)) as usize]
-    }
-
-    /// [`MeshAgent::link_dbm_at`] computed in full, for a link at squared distance `d2` (m^2).
-    #[cfg(test)]
-    pub(crate) fn link_dbm_exact(&self, d2: f64, from: usize, to: usize) -> Option<f64> {
-        self.link_dbm_exact_hashed(d2, from, to, self.link_hash(from, to))
-    }
-
-    /// [`MeshAgent::link_dbm_at`] computed in full, for a link whose shadowing hash `h` is already drawn.
-    #[inline]
-    fn link_dbm_exact_hashed(&self, d2: f64, from: usize, to: usize, h: u64) -> Option<f64> {
-        let p = self.offset_dbm - self.loss_db_hashed(from, to, d2.sqrt(), h) - self.extra_db(from, to);
-        (p >= self.interference_dbm).then_some(p)
+        self.links.link_dbm_at(a, from, to)
     }
 
     fn timer(&self, i: usize, kind: TimerKind, air: u64) -> Msg {
@@ -1443,11 +1305,11 @@ impl MeshAgent {
         // margin of 1e-9 is far above the relative rounding of any sum the channel can hold (n * 2^-53), and
         // a sum inside the margin is redone in id order below. With jammers, the exact sum is needed anyway.
         if self.jam.is_none() {
-            let (x, y) = self.xy[i];
+            let (x, y) = self.links.xy[i];
             let (hi, lo) = (self.cca_mw * (1.0 + 1e-9), self.cca_mw * (1.0 - 1e-9));
             let mut mw = 0.0;
             let mut n = 0usize;
-            let complete = self.channel.visit_near(x, y, self.reach2.sqrt(), now, |g| {
+            let complete = self.channel.visit_near(x, y, self.links.reach2.sqrt(), now, |g| {
                 if g.src as usize != i
                     && g.start <= now
                     && now < g.end
@@ -1468,9 +1330,10 @@ impl MeshAgent {
         }
         let mut near = std::mem::take(&mut self.scratch_air);
         near.clear();
-        let (x, y) = self.xy[i];
-        self.channel
-            .near(x, y, self.reach2.sqrt(), now, &mut near, |g| g.src as usize != i && g.start <= now && now < g.end);
+        let (x, y) = self.links.xy[i];
+        self.channel.near(x, y, self.links.reach2.sqrt(), now, &mut near, |g| {
+            g.src as usize != i && g.start <= now && now < g.end
+        });
         let mut mw = 0.0;
         for g in &near {
             if let Some(p) = self.link_dbm_at((g.x_m, g.y_m), g.src as usize, i) {
@@ -1551,7 +1414,7 @@ impl MeshAgent {
         let sec_ns =
             if sec_bytes == 0 { 0 } else { self.radio.airtime_ns(psdu) - self.radio.airtime_ns(psdu - sec_bytes) };
         let id = self.channel.next_id();
-        let (x_m, y_m) = self.xy[i];
+        let (x_m, y_m) = self.links.xy[i];
         let n = &mut self.nodes[i];
         let f = OnAir { id, src: i as u32, x_m, y_m, dst, start, end, psdu, seq: n.mac.seq, ack: false };
         self.channel.push(f, now, self.ack_wait_ns);
@@ -1577,85 +1440,76 @@ impl MeshAgent {
 
     /// Whether node `r` decodes transmission `f` whose mean power at `r` is `mean_dbm`; returns the power.
     fn receive(&mut self, f: OnAir, r: usize, mean_dbm: f64, overlaps: &[OnAir]) -> Option<f64> {
-        let sens = self.radio.sensitivity_dbm;
-        let mut p_dbm = mean_dbm;
+        let p_dbm = self.faded(mean_dbm);
+        let mut ints = std::mem::take(&mut self.scratch);
+        let w = self.links.weigh(&f, r, p_dbm, overlaps, &mut ints);
+        let got = self.settle(&f, r, w, &mut ints);
+        self.scratch = ints;
+        got
+    }
+
+    /// The power of one frame at one receiver, dBm: its mean power `mean_dbm`, with this reception's fading.
+    #[inline]
+    fn faded(&mut self, mean_dbm: f64) -> f64 {
         if self.fading == Fading::Rayleigh {
             let u: f64 = self.rng_phy.random::<f64>().max(1e-300);
-            p_dbm += 10.0 * (-u.ln()).log10();
+            mean_dbm + 10.0 * (-u.ln()).log10()
+        } else {
+            mean_dbm
         }
-        if p_dbm < sens {
-            return None;
-        }
-        let cap = self.radio.capture_threshold_db;
-        let mut ints = std::mem::take(&mut self.scratch);
-        ints.clear();
-        let mut lost = false;
-        for &g in overlaps {
-            if g.src as usize == r {
-                lost = true; // half duplex: it was transmitting
-                break;
-            }
-            let Some(pg) = self.link_dbm_at((g.x_m, g.y_m), g.src as usize, r) else { continue };
-            if pg >= sens {
-                let locked_elsewhere = g.start <= f.start && p_dbm < pg + cap;
-                let captured_away = g.start > f.start && pg >= p_dbm + cap;
-                if locked_elsewhere || captured_away {
-                    lost = true;
-                    break;
-                }
-            }
-            ints.push(Interferer { start: g.start, end: g.end, mw: dbm_to_mw(pg) });
-        }
+    }
+
+    /// Applies frame `f`'s weighing `w` at receiver `r`: the counters, the jammers' share and the reception's
+    /// random draw; returns the power where the frame is decoded. `ints` holds the interferers the weighing met
+    /// (read only with jammers on the channel, which are never weighed by the helper).
+    fn settle(&mut self, f: &OnAir, r: usize, w: Weighed, ints: &mut Vec<Interferer>) -> Option<f64> {
+        let (mut p, p_dbm, met, lost) = match w {
+            Weighed::Below => return None,
+            Weighed::Lost { interferers } => (0.0, 0.0, interferers as usize, true),
+            Weighed::Chance { p, p_dbm, interferers } => (p, p_dbm, interferers as usize, false),
+        };
         self.flows.receptions += 1;
-        self.flows.interferers += ints.len() as u64;
+        self.flows.interferers += met as u64;
         self.rx[r].rx_ns += f.end - f.start;
         // Jammers: the frame's success with and without them, judged by one draw.
         let mut p_clear = None;
+        let mut jammed = 0;
         if !lost && self.jam.is_some() {
+            debug_assert_eq!(ints.len(), met, "the weighing's interferers");
             let mut jam = std::mem::take(&mut self.scratch_jam);
             jam.clear();
             self.jam_interferers(r, f.start, f.end, &mut jam);
             if !jam.is_empty() {
-                let bits = 8.0 * f.psdu as f64;
-                p_clear = Some(success_probability(
-                    &self.radio,
-                    f.start,
-                    f.end,
-                    dbm_to_mw(p_dbm),
-                    self.noise_mw,
-                    bits,
-                    &ints,
-                ));
+                p_clear = Some(p);
                 ints.extend_from_slice(&jam);
+                jammed = jam.len();
+                p = self.links.success(f, p_dbm, ints);
             }
             self.scratch_jam = jam;
         }
         let mut jam_lost = false;
-        let ok = !lost && {
-            let p = success_probability(
-                &self.radio,
-                f.start,
-                f.end,
-                dbm_to_mw(p_dbm),
-                self.noise_mw,
-                8.0 * f.psdu as f64,
-                &ints,
-            );
-            p >= 1.0 || {
+        let ok = !lost
+            && (p >= 1.0 || {
                 let u = self.rng_phy.random::<f64>();
                 jam_lost = u >= p && p_clear.is_some_and(|c| c >= 1.0 || u < c);
                 u < p
-            }
-        };
+            });
         if jam_lost {
             if let Some(j) = self.jam.as_deref_mut() {
                 j.stats.rx_lost += 1;
             }
-        } else if !ok && (lost || !ints.is_empty()) {
+        } else if !ok && (lost || met + jammed > 0) {
             self.rx[r].collisions += 1;
         }
-        self.scratch = ints;
         ok.then_some(p_dbm)
+    }
+
+    /// Starts a helper thread that weighs part of every broadcast's receivers ([`Helper`]); every output stays
+    /// the same. Without a spare core it only slows the run down, so the run decides ([`crate::world::World`]).
+    pub fn start_helper(&mut self) {
+        if self.helper.is_none() {
+            self.helper = Helper::start();
+        }
     }
 
     /// Transmissions overlapping `f` in time that may disturb any of its receivers (computed once per
@@ -1667,8 +1521,8 @@ impl MeshAgent {
         // rounding of the three distances). The farthest receiver in its list, not the decoding reach, which
         // assumes the strongest shadowing anywhere: every receiver's interferers lie in the smaller disc.
         let receivers_m = self.nodes[f.src as usize].nbrs_reach_m.min(self.audible_reach_m);
-        let r = (receivers_m + self.reach2.sqrt()) * (1.0 + 1e-9);
-        self.overlaps_within(f, self.xy[f.src as usize], r, r.powi(2), out);
+        let r = (receivers_m + self.links.reach2.sqrt()) * (1.0 + 1e-9);
+        self.overlaps_within(f, self.links.xy[f.src as usize], r, r.powi(2), out);
     }
 
     /// Transmissions overlapping `f` in time that may disturb its one receiver `r` (a unicast frame or an
@@ -1682,7 +1536,7 @@ impl MeshAgent {
     fn overlaps_at(&mut self, f: &OnAir, r: usize, out: &mut Vec<OnAir>) {
         // The cells' radius a hair wider than the reach, so rounding in its square root cannot leave out a cell;
         // the frames are then kept by the same squared distance `link_dbm_at` compares.
-        let (xy, r2) = (self.xy[r], self.reach2);
+        let (xy, r2) = (self.links.xy[r], self.links.reach2);
         self.overlaps_within(f, xy, r2.sqrt() * (1.0 + 1e-12), r2, out);
     }
 
@@ -1734,13 +1588,37 @@ impl MeshAgent {
             // pass weighs, and the PHY draws come in the same order as one pass would take them.
             let mut got = std::mem::take(&mut self.scratch_rx);
             got.clear();
-            for k in 0..self.nodes[i].nbrs.len() {
-                let (r, p) = self.nodes[i].nbrs[k];
-                if !self.live[r as usize] {
-                    continue;
+            match self.helper.as_mut() {
+                // With a helper, the receivers (with their fading, drawn in order) are weighed on both
+                // threads, then settled here in order: the same draws and counters as one by one.
+                Some(h) if self.jam.is_none() && self.fading == Fading::None && self.nodes[i].nbrs.len() >= HELPED => {
+                    let mut todo = std::mem::take(&mut self.scratch_todo);
+                    todo.clear();
+                    todo.extend(
+                        self.nodes[i].nbrs.iter().filter(|&&(r, _)| self.live[r as usize]).map(|&(r, p)| (r, p as f64)),
+                    );
+                    let mut outcomes = std::mem::take(&mut self.scratch_weighed);
+                    outcomes.clear();
+                    h.weigh(&self.links, f, &mut ov, &mut todo, |r, w| outcomes.push((r, w)));
+                    let mut none = Vec::new();
+                    for &(r, w) in &outcomes {
+                        if let Some(rssi) = self.settle(&f, r as usize, w, &mut none) {
+                            got.push((r, rssi));
+                        }
+                    }
+                    self.scratch_todo = todo;
+                    self.scratch_weighed = outcomes;
                 }
-                if let Some(rssi) = self.receive(f, r as usize, p as f64, &ov) {
-                    got.push((r, rssi));
+                _ => {
+                    for k in 0..self.nodes[i].nbrs.len() {
+                        let (r, p) = self.nodes[i].nbrs[k];
+                        if !self.live[r as usize] {
+                            continue;
+                        }
+                        if let Some(rssi) = self.receive(f, r as usize, p as f64, &ov) {
+                            got.push((r, rssi));
+                        }
+                    }
                 }
             }
             // Software prefetch in safe code: a pass reads a word from each cache line every decoding
@@ -1794,14 +1672,14 @@ impl MeshAgent {
         // The receiver acknowledges after its turnaround, unless its own transmission is in the way.
         let ack_start = now + self.turn_ns;
         let ack_end = ack_start + self.ack_air_ns;
-        let (dx, dy) = self.xy[d];
+        let (dx, dy) = self.links.xy[d];
         let blocked = self.channel.any_from(dx, dy, |g| g.src as usize == d && g.start < ack_end && g.end > ack_start);
         if blocked {
             let m = self.timer(i, TimerKind::AckTimeout, 0);
             ctx.schedule_at(SimTime(now + self.ack_wait_ns), class::DEFAULT, m);
         } else {
             let id = self.channel.next_id();
-            let (x_m, y_m) = self.xy[d];
+            let (x_m, y_m) = self.links.xy[d];
             self.channel.push(
                 OnAir {
                     id,

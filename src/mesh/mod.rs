@@ -12,7 +12,9 @@
 pub mod build;
 pub(crate) mod channel;
 pub mod config;
+mod helper;
 pub mod jam;
+mod links;
 pub mod medium;
 pub mod phy;
 pub mod propagation;

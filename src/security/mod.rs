@@ -1236,7 +1236,7 @@ fn add_jammers(
                 let lmu = lmus.and_then(|lp| lp.lmus.iter().find(|l| l.1 == p as u32).map(|l| l.2));
                 let node = || {
                     let m = mesh.and_then(|a| sim.agent::<crate::mesh::MeshAgent>(a))?;
-                    m.index_of(p as u32).map(|i| m.xy[i])
+                    m.index_of(p as u32).map(|i| m.links.xy[i])
                 };
                 lmu.or_else(node).ok_or_else(|| {
                     loaded.error_at(&format!("security.attackers[{k}].at"), format!("no LMU or mesh node {p}"), None)

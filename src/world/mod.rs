@@ -28,6 +28,8 @@ pub struct World {
     pub name: String,
     /// The gateway agent, if the scenario has a `gateway` section (the live bridge drives it).
     pub gateway: Option<AgentId>,
+    /// The mesh agent, if the scenario has a `mesh` section.
+    mesh: Option<AgentId>,
     parts: Vec<Box<dyn Part>>,
 }
 
@@ -161,13 +163,30 @@ pub fn build_with(loaded: &Loaded, seed: u64, until: Option<SimDuration>, extern
         parts.push(Box::new(crate::chain::add(&mut sim, loaded, c, seed)?));
     }
     let until = SimTime::ZERO + until.unwrap_or(s.duration.0);
-    Ok(World { sim, until, seed, name: s.name.clone(), gateway, parts })
+    Ok(World { sim, until, seed, name: s.name.clone(), gateway, mesh: mesh_agent, parts })
 }
 
 /// Mesh node id of the coordinator when the world supplies the nodes (LMU ids stay below it).
 pub const COORDINATOR_NODE_ID: u32 = 1_000_000;
 
+/// Mesh nodes from which a run with a spare core gives the mesh a helper thread ([`World::use_cores`]): a
+/// smaller mesh's broadcasts reach too few receivers to share.
+pub const HELPER_MIN_NODES: usize = 2_000;
+
 impl World {
+    /// Lets the run use `cores` cores: with two or more and a mesh of [`HELPER_MIN_NODES`] or more, the mesh
+    /// weighs its broadcasts' receivers on a second thread. Every result stays the same, bit for bit.
+    pub fn use_cores(&mut self, cores: usize) {
+        if cores < 2 {
+            return;
+        }
+        if let Some(m) = self.mesh.and_then(|id| self.sim.agent_mut::<crate::mesh::MeshAgent>(id))
+            && m.nodes.len() >= HELPER_MIN_NODES
+        {
+            m.start_helper();
+        }
+    }
+
     /// Runs to the end time in `chunks` equal steps of simulated time, calling `progress(fraction, events)` after
     /// each (`events`: delivered so far).
     /// Chunking never changes the result: events at a chunk's end are delivered before the next chunk starts.
