@@ -66,7 +66,10 @@ fn exit_codes_follow_the_documented_table() {
         (vec!["sweep", &default], EXIT_BAD_INPUT, ""),
         (vec!["bench", "phold", "--lps", "0"], EXIT_BAD_INPUT, "--lps"),
         (vec!["frobnicate"], EXIT_BAD_INPUT, "unrecognized subcommand"),
-        (vec!["run", "--threads", "2"], EXIT_BAD_INPUT, "--threads"),
+        (vec!["run", "--threads", "0"], EXIT_BAD_INPUT, "--threads"),
+        (vec!["--threads", "2", "grid", "solve", &net], EXIT_BAD_INPUT, "`--threads` is not an option of `grid`"),
+        (vec!["--threads", "2", "run", "--threads", "1"], EXIT_BAD_INPUT, "`--threads` is given twice"),
+        (vec!["check", "--threads", "2", &default], EXIT_BAD_INPUT, "unexpected argument '--threads'"),
         (vec!["grid", "solve", &net, "--out", "pf.csv"], EXIT_OK, ""),
     ];
     for (args, want, says) in cases {
