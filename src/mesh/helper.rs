@@ -28,8 +28,9 @@ use std::thread::JoinHandle;
 /// small beside it, and a broadcast to a few hundred neighbours still splits evenly.
 pub(crate) const CHUNK: usize = 16;
 
-/// Spin rounds without work after which the helper parks (about 50 to 100 µs): broadcasts in a busy mesh
-/// come closer than that, and an idle mesh does not keep a core busy.
+/// Spin rounds without work after which the helper parks (a millisecond or so, as long as the processor's
+/// pause instruction takes): broadcasts in a busy mesh come closer than that, and an idle mesh does not keep
+/// a core busy.
 const SPIN_LIMIT: u32 = 1 << 16;
 
 /// One broadcast to weigh: the frame, the frames overlapping it (in id order) and its receivers (node index,
@@ -151,8 +152,8 @@ impl Helper {
     }
 
     /// Weighs `frame` at `receivers` (node index, power at it, dBm) against `overlaps` with the helper's help,
-    /// and calls `apply` with each receiver's outcome in the receivers' order. The buffers come back empty
-    /// for reuse.
+    /// and calls `apply` with each receiver's outcome in the receivers' order. The buffers come back holding
+    /// an earlier job's contents, for reuse: callers clear them before filling them.
     pub(crate) fn weigh(
         &mut self,
         links: &Arc<LinkModel>,
