@@ -152,7 +152,8 @@ impl Helper {
     }
 
     /// Weighs `frame` at `receivers` (node index, power at it, dBm) against `overlaps` with the helper's help,
-    /// and calls `apply` with each receiver's outcome in the receivers' order. The buffers come back holding
+    /// runs `meanwhile` on the receivers once the helper can start, and calls `apply` with each receiver's
+    /// outcome in the receivers' order. The buffers come back holding
     /// an earlier job's contents, for reuse: callers clear them before filling them.
     pub(crate) fn weigh(
         &mut self,
@@ -160,6 +161,7 @@ impl Helper {
         frame: OnAir,
         overlaps: &mut Vec<OnAir>,
         receivers: &mut Vec<(u32, f64)>,
+        meanwhile: impl FnOnce(&[(u32, f64)]),
         mut apply: impl FnMut(u32, Weighed),
     ) {
         // Generations count 1 to 2^32 - 1 and wrap (0 is the helper's "none seen yet").
@@ -202,6 +204,8 @@ impl Helper {
         {
             t.thread().unpark();
         }
+        // Work of the caller's that needs no outcome, done while the helper starts on the first chunks.
+        meanwhile(&job.receivers);
         // Our share: every chunk the helper has not claimed first.
         self.mine.clear();
         self.mine.resize(job.receivers.len(), Weighed::Below);

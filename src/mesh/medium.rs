@@ -1588,6 +1588,7 @@ impl MeshAgent {
             // pass weighs, and the PHY draws come in the same order as one pass would take them.
             let mut got = std::mem::take(&mut self.scratch_rx);
             got.clear();
+            let mut touched = false;
             match self.helper.as_mut() {
                 // With a helper, the receivers (with their fading, drawn in order) are weighed on both
                 // threads, then settled here in order: the same draws and counters as one by one.
@@ -1599,7 +1600,18 @@ impl MeshAgent {
                     );
                     let mut outcomes = std::mem::take(&mut self.scratch_weighed);
                     outcomes.clear();
-                    h.weigh(&self.links, f, &mut ov, &mut todo, |r, w| outcomes.push((r, w)));
+                    // While the helper starts on the first chunks, this thread reads ahead the lines the
+                    // receivers' deliveries will touch (the pass below does it for the decoders only, when
+                    // weighing alone): the misses then overlap the helper's arithmetic.
+                    let (nodes, src_addr) = (&self.nodes, self.nodes[i].addr);
+                    let touch = |receivers: &[(u32, f64)]| {
+                        for &(r, _) in receivers {
+                            let n = &nodes[r as usize];
+                            std::hint::black_box(n.timer_at ^ n.mac.ack_busy_until ^ n.router.touch_hot_from(src_addr));
+                        }
+                    };
+                    h.weigh(&self.links, f, &mut ov, &mut todo, touch, |r, w| outcomes.push((r, w)));
+                    touched = true;
                     let mut none = Vec::new();
                     for &(r, w) in &outcomes {
                         if let Some(rssi) = self.settle(&f, r as usize, w, &mut none) {
@@ -1626,7 +1638,7 @@ impl MeshAgent {
             // misses in flight; in a city-sized mesh the receivers' states are far apart in memory. The
             // values are discarded.
             let src_addr = self.nodes[i].addr;
-            for &(r, _) in &got {
+            for &(r, _) in got.iter().filter(|_| !touched) {
                 let n = &self.nodes[r as usize];
                 std::hint::black_box(n.timer_at ^ n.mac.ack_busy_until ^ n.router.touch_hot_from(src_addr));
             }
