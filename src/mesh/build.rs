@@ -1158,30 +1158,41 @@ mod pan_tests {
 }
 
 #[cfg(test)]
-mod bound_tests {
+pub(crate) mod bound_tests {
     use super::*;
     use crate::mesh::config::{Layout, MeshConfig};
 
     /// The bound on links' powers (`LinkModel::bound_links`) only ever skips links the full computation finds
     /// below the interference threshold: every pair of a jittered grid, with and without the bound, at two
     /// shadowing spreads.
-    #[test]
-    fn bounded_link_powers_equal_the_full_computation() {
+    /// The shipped 868 MHz SUN-FSK radio model.
+    pub(crate) fn sun_fsk_radio() -> RadioModel {
         let text =
             std::fs::read_to_string(format!("{}/models/radio-sun-fsk-868.ron", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let radio: RadioModel = ron::from_str(&text).unwrap();
+        ron::from_str(&text).unwrap()
+    }
+
+    /// A jittered grid of `nodes` nodes `spacing_m` apart with two coordinators, log-distance propagation
+    /// (exponent 3) with `shadowing_db` of shadowing.
+    pub(crate) fn grid_mesh(nodes: u32, spacing_m: f64, shadowing_db: f64) -> MeshConfig {
+        MeshConfig {
+            layout: Some(Layout::Grid { nodes, spacing_m, jitter_m: 40.0, coordinators: 2 }),
+            propagation: crate::mesh::Propagation::LogDistance {
+                exponent: 3.0,
+                ref_distance_m: 1.0,
+                shadowing_db,
+                asymmetric: false,
+            },
+            ..MeshConfig::default()
+        }
+    }
+
+    #[test]
+    fn bounded_link_powers_equal_the_full_computation() {
+        let radio = sun_fsk_radio();
         for (seed, shadowing_db) in [(3u64, 4.0), (4, 8.0), (5, 0.0)] {
             let mut sim = Simulation::new(seed);
-            let cfg = MeshConfig {
-                layout: Some(Layout::Grid { nodes: 900, spacing_m: 150.0, jitter_m: 40.0, coordinators: 2 }),
-                propagation: crate::mesh::Propagation::LogDistance {
-                    exponent: 3.0,
-                    ref_distance_m: 1.0,
-                    shadowing_db,
-                    asymmetric: false,
-                },
-                ..MeshConfig::default()
-            };
+            let cfg = grid_mesh(900, 150.0, shadowing_db);
             let h = build(&mut sim, &cfg, &radio, &[], &[]).unwrap();
             let m = h.mesh(&sim).unwrap();
             assert!(!m.links.below_floor_d2.is_empty());

@@ -332,55 +332,53 @@ impl Drop for Helper {
 mod tests {
     use super::*;
     use crate::engine::{SimTime, Simulation, Stop};
-    use crate::mesh::config::{Layout, MeshConfig, Traffic};
-    use crate::mesh::{MeshAgent, RadioModel, build};
+    use crate::mesh::build::bound_tests::{grid_mesh, sun_fsk_radio};
+    use crate::mesh::config::{MeshConfig, Traffic};
+    use crate::mesh::{MeshAgent, build};
+
+    /// What one run gives: the engine's digest, the flows and every node's receiver counters; and how many
+    /// broadcasts the helper shared and how many of its chunks the agent took over.
+    struct Run {
+        outputs: (String, String, String),
+        broadcasts: u64,
+        taken_over: u64,
+    }
 
     /// One run of a dense mesh (every node hears about 80 others, so every broadcast is weighed in chunks)
-    /// through its formation, with or without the helper: the engine's digest, the flows and every node's
-    /// receiver counters.
-    fn run(seed: u64, helper: Option<u32>, shadowing_db: f64) -> (String, String, String, u64, u64) {
-        let text =
-            std::fs::read_to_string(format!("{}/models/radio-sun-fsk-868.ron", env!("CARGO_MANIFEST_DIR"))).unwrap();
-        let radio: RadioModel = ron::from_str(&text).unwrap();
+    /// through its formation, without the helper (`late_us` `None`) or with one that sleeps `late_us` µs before
+    /// handing in each chunk.
+    fn run(seed: u64, late_us: Option<u32>, shadowing_db: f64) -> Run {
+        let radio = sun_fsk_radio();
         let mut sim = Simulation::new(seed);
         let cfg = MeshConfig {
-            layout: Some(Layout::Grid { nodes: 400, spacing_m: 120.0, jitter_m: 40.0, coordinators: 2 }),
-            propagation: crate::mesh::Propagation::LogDistance {
-                exponent: 3.0,
-                ref_distance_m: 1.0,
-                shadowing_db,
-                asymmetric: false,
-            },
             traffic: Traffic { report_every: Some("2min".into()), ..Traffic::default() },
-            ..MeshConfig::default()
+            ..grid_mesh(400, 120.0, shadowing_db)
         };
         let h = build(&mut sim, &cfg, &radio, &[], &[]).unwrap();
         let m = sim.agent_mut::<MeshAgent>(h.agent()).unwrap();
         let dense = m.nodes.iter().filter(|n| n.nbrs.len() >= crate::mesh::medium::HELPED).count();
         assert!(dense > 300, "{dense} nodes with enough neighbours for the helper");
-        if let Some(late_us) = helper {
+        if let Some(late_us) = late_us {
             m.start_helper();
             let h = m.helper.as_ref().expect("the helper thread started");
             h.shared.late_us.store(late_us, Ordering::Relaxed);
         }
         sim.run(Stop::at(SimTime::from_secs(600))).unwrap();
         let m = h.mesh(&sim).unwrap();
-        let (used, taken_over) = m.helper.as_ref().map_or((0, 0), |h| (h.generation, h.taken_over));
-        (sim.digest().hex(), format!("{:?}", m.flows), format!("{:?}", m.rx), used, taken_over)
+        let (broadcasts, taken_over) = m.helper.as_ref().map_or((0, 0), |h| (h.generation, h.taken_over));
+        Run { outputs: (sim.digest().hex(), format!("{:?}", m.flows), format!("{:?}", m.rx)), broadcasts, taken_over }
     }
 
-    /// The helper changes nothing: the same events, flows and counters as the agent weighing alone, at two
-    /// seeds and with and without shadowing.
+    /// The helper changes nothing: the same events, flows and counters as the agent weighing alone, at three
+    /// seeds and shadowing spreads.
     #[test]
     fn a_helped_run_is_bit_identical_to_one_without() {
         for (seed, shadowing_db) in [(1u64, 4.0), (2, 8.0), (3, 0.0)] {
             let alone = run(seed, None, shadowing_db);
             let helped = run(seed, Some(0), shadowing_db);
-            assert_eq!(alone.3, 0);
-            assert!(helped.3 > 100, "seed {seed}: {} broadcasts weighed with the helper", helped.3);
-            assert_eq!(alone.0, helped.0, "seed {seed}: digest");
-            assert_eq!(alone.1, helped.1, "seed {seed}: flows");
-            assert_eq!(alone.2, helped.2, "seed {seed}: receiver counters");
+            assert_eq!(alone.broadcasts, 0);
+            assert!(helped.broadcasts > 100, "seed {seed}: {} broadcasts weighed with the helper", helped.broadcasts);
+            assert_eq!(alone.outputs, helped.outputs, "seed {seed}: digest, flows, receiver counters");
         }
     }
 
@@ -390,10 +388,8 @@ mod tests {
     fn chunks_a_late_helper_claimed_are_taken_over_and_the_run_is_the_same() {
         let alone = run(4, None, 4.0);
         let late = run(4, Some(2_000), 4.0);
-        assert!(late.4 > 10, "{} chunks taken over", late.4);
-        assert_eq!(alone.0, late.0, "digest");
-        assert_eq!(alone.1, late.1, "flows");
-        assert_eq!(alone.2, late.2, "receiver counters");
+        assert!(late.taken_over > 10, "{} chunks taken over", late.taken_over);
+        assert_eq!(alone.outputs, late.outputs, "digest, flows, receiver counters");
     }
 
     /// Claims carry the job's generation: a claim for another generation, or past the last chunk, fails.
